@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// env carries what every subcommand may use: the process environment and
+// its output streams. It is built once in run and passed explicitly.
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// command is one staffctl subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e env, args []string) error
+}
+
+// commands is the routes table of staffctl: every subcommand, in one place.
+func commands() []command {
+	return []command{
+		{name: "migrate", summary: "apply or roll back database migrations (up, down, status)", run: runMigrate},
+		{name: "org", summary: "manage organisations (create, list)", run: runOrg},
+		{name: "user", summary: "manage dashboard users (create)", run: runUser},
+		{name: "gateway", summary: "register gateways and issue provisioning tokens (register)", run: runGateway},
+		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
+	}
+}
+
+// usageError marks an error caused by bad command-line input (exit code 2).
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, a ...any) error { return usageError{msg: fmt.Sprintf(format, a...)} }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stdout, cmds)
+		if len(args) == 0 {
+			return usagef("a command is required")
+		}
+		return nil
+	}
+	for _, c := range cmds {
+		if c.name == args[0] {
+			err := c.run(ctx, e, args[1:])
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+	}
+	printUsage(stderr, cmds)
+	return usagef("unknown command %q", args[0])
+}
+
+func printUsage(w io.Writer, cmds []command) {
+	var b strings.Builder
+	b.WriteString("usage: staffctl <command> [arguments]\n\ncommands:\n")
+	for _, c := range cmds {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'staffctl <command> --help' for a command's flags.\n")
+	fmt.Fprint(w, b.String())
+}
