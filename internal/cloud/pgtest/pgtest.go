@@ -1,0 +1,246 @@
+// Package pgtest gives every test its own migrated PostgreSQL database.
+//
+// Once per test binary, Main starts a throwaway cluster from the local
+// PostgreSQL binaries on a free loopback port (or uses TEST_DATABASE_URL, a
+// user allowed to create roles and databases, when set), bootstraps the
+// roles and migrates a template database. NewDatabase then copies the
+// template for one test and drops the copy when the test ends. Clusters and
+// databases left behind by a test binary that died are removed at the next
+// start.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+)
+
+// EnvURL names the environment variable holding an administrator's URL of
+// an existing server to use instead of a throwaway cluster.
+const EnvURL = "TEST_DATABASE_URL"
+
+// EnvRolePassword names the environment variable with the password the
+// runtime roles log in with on a TEST_DATABASE_URL server (empty: none).
+const EnvRolePassword = "TEST_ROLE_PASSWORD"
+
+// Server is the PostgreSQL server a test binary uses.
+type Server struct {
+	adminURL     string
+	cluster      *pgcluster.Cluster
+	template     string
+	prefix       string
+	rolePassword string
+	seq          atomic.Int64
+}
+
+// Main starts the server, stores it in *srv, runs the tests and cleans up.
+// Call it from TestMain.
+func Main(m *testing.M, srv **Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	s, err := Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		os.Exit(1)
+	}
+	*srv = s
+	code := m.Run()
+	s.Close()
+	os.Exit(code)
+}
+
+// Start brings up the server and the migrated template database.
+func Start(ctx context.Context) (*Server, error) {
+	s := &Server{prefix: fmt.Sprintf("sctest_%d_", os.Getpid()), rolePassword: os.Getenv(EnvRolePassword)}
+	if u := os.Getenv(EnvURL); u != "" {
+		s.adminURL = u
+		if err := s.dropStale(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		pgcluster.Sweep()
+		c, err := pgcluster.Start(ctx, pgcluster.Options{})
+		if err != nil {
+			return nil, err
+		}
+		s.cluster = c
+		s.adminURL = c.URL("postgres")
+	}
+	s.template = s.prefix + "template"
+	if err := s.exec(ctx, fmt.Sprintf("CREATE DATABASE %s", pgx.Identifier{s.template}.Sanitize())); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("create template database: %w", err)
+	}
+	tmplURL, _ := postgres.WithDatabase(s.adminURL, s.template)
+	if _, err := postgres.MigrateUp(ctx, tmplURL, nil); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate template database: %w", err)
+	}
+	if s.rolePassword != "" {
+		for _, r := range []string{postgres.RoleDashboard, postgres.RoleIngest} {
+			q := fmt.Sprintf("ALTER ROLE %s PASSWORD %s", pgx.Identifier{r}.Sanitize(), quoteLiteral(s.rolePassword))
+			if err := s.exec(ctx, q); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// AdminURL is the administrator's URL on the server's "postgres" database.
+func (s *Server) AdminURL() string { return s.adminURL }
+
+// Cluster is the throwaway cluster, or nil when TEST_DATABASE_URL is used.
+func (s *Server) Cluster() *pgcluster.Cluster { return s.cluster }
+
+// Close drops the template and stops the throwaway cluster.
+func (s *Server) Close() {
+	if s.cluster != nil {
+		_ = s.cluster.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = s.dropStaleOwn(ctx)
+}
+
+// Database is one test's own migrated database.
+type Database struct {
+	// Name is the database name.
+	Name string
+	// AdminURL connects as the server's administrator (a superuser in the
+	// throwaway cluster): use it only to arrange fixtures.
+	AdminURL string
+	// OwnerURL connects as the administrator assuming the owner role, as
+	// migrations do.
+	OwnerURL string
+	// DashboardURL connects as the dashboard runtime role.
+	DashboardURL string
+	// IngestURL connects as the ingest runtime role.
+	IngestURL string
+}
+
+// NewDatabase creates a database from the migrated template for t and drops
+// it when t ends.
+func (s *Server) NewDatabase(t testing.TB) *Database {
+	t.Helper()
+	return s.newDatabase(t, fmt.Sprintf("TEMPLATE %s STRATEGY FILE_COPY", pgx.Identifier{s.template}.Sanitize()))
+}
+
+// NewEmptyDatabase creates an empty, unmigrated database for t and drops it
+// when t ends.
+func (s *Server) NewEmptyDatabase(t testing.TB) *Database {
+	t.Helper()
+	return s.newDatabase(t, "")
+}
+
+func (s *Server) newDatabase(t testing.TB, clause string) *Database {
+	t.Helper()
+	name := fmt.Sprintf("%s%d", s.prefix, s.seq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q := fmt.Sprintf("CREATE DATABASE %s %s", pgx.Identifier{name}.Sanitize(), clause)
+	if err := s.exec(ctx, q); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{name}.Sanitize())); err != nil {
+			t.Errorf("pgtest: drop database: %v", err)
+		}
+	})
+	admin, _ := postgres.WithDatabase(s.adminURL, name)
+	dash, _ := postgres.WithUser(admin, postgres.RoleDashboard, s.rolePassword)
+	ingest, _ := postgres.WithUser(admin, postgres.RoleIngest, s.rolePassword)
+	return &Database{Name: name, AdminURL: admin, OwnerURL: withRole(admin, postgres.RoleOwner), DashboardURL: dash, IngestURL: ingest}
+}
+
+func withRole(dsn, role string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	q.Set("options", "-c role="+role)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func (s *Server) exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, s.adminURL)
+	if err != nil {
+		return fmt.Errorf("pgtest: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("pgtest: %s: %w", sql, err)
+	}
+	return nil
+}
+
+// dropStale drops databases created by test binaries that no longer run.
+func (s *Server) dropStale(ctx context.Context) error {
+	return s.dropMatching(ctx, func(pid int) bool { return pid != os.Getpid() && !processAlive(pid) })
+}
+
+func (s *Server) dropStaleOwn(ctx context.Context) error {
+	return s.dropMatching(ctx, func(pid int) bool { return pid == os.Getpid() })
+}
+
+func (s *Server) dropMatching(ctx context.Context, match func(pid int) bool) error {
+	conn, err := pgx.Connect(ctx, s.adminURL)
+	if err != nil {
+		return fmt.Errorf("pgtest: connect to %s: %w", EnvURL, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'sctest\\_%'")
+	if err != nil {
+		return fmt.Errorf("pgtest: list databases: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("pgtest: list databases: %w", err)
+	}
+	for _, n := range names {
+		pidStr, _, ok := strings.Cut(strings.TrimPrefix(n, "sctest_"), "_")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil {
+			continue
+		}
+		if match(pid) {
+			_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{n}.Sanitize()))
+		}
+	}
+	return nil
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func quoteLiteral(s string) string {
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, '\'')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '\''))
+}

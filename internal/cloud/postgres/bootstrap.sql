@@ -1,0 +1,26 @@
+-- Cluster-level set-up that numbered migrations cannot do: the three roles
+-- of DESIGN.md §3 and the owner's right to create schemas in this database.
+-- Idempotent; run by `staffctl migrate up` before the migrations, as a user
+-- allowed to create roles (the cluster's superuser in development). Where a
+-- DBA has created the roles already, every step is skipped.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'staff_owner') THEN
+        CREATE ROLE staff_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'staff_dashboard') THEN
+        CREATE ROLE staff_dashboard LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'staff_ingest') THEN
+        CREATE ROLE staff_ingest LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT;
+    END IF;
+    IF NOT has_database_privilege('staff_owner', current_database(), 'CREATE') THEN
+        EXECUTE format('GRANT CREATE ON DATABASE %I TO staff_owner', current_database());
+    END IF;
+    IF NOT has_schema_privilege('staff_owner', 'public', 'CREATE') THEN
+        GRANT USAGE, CREATE ON SCHEMA public TO staff_owner;
+    END IF;
+    IF NOT pg_has_role(current_user, 'staff_owner', 'MEMBER') THEN
+        EXECUTE format('GRANT staff_owner TO %I', current_user);
+    END IF;
+END $$;
