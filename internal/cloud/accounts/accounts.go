@@ -1,0 +1,313 @@
+// Package accounts manages who exists on the platform: organisations,
+// dashboard users and the registration of gateways (with their one-time
+// provisioning tokens). Every operation runs through postgres.InTenant on
+// behalf of an Actor, so row-level security applies, and leaves an
+// audit_log row.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+)
+
+// FieldError is bad input, naming the field at fault. HTTP handlers answer
+// it with a 4xx; staffctl prints it.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ErrNotFound means the row does not exist or is not visible to the actor;
+// the two are deliberately indistinguishable.
+var ErrNotFound = errors.New("not found")
+
+// Actor is who performs an operation: a name for the audit log and the
+// tenant context the operation runs in.
+type Actor struct {
+	Name   string
+	UserID int64
+	Tenant postgres.Tenant
+}
+
+// Service performs account operations against PostgreSQL.
+type Service struct {
+	db  *pgxpool.Pool
+	now func() time.Time
+}
+
+// New returns a Service using db. now is the clock (time.Now in production).
+func New(db *pgxpool.Pool, now func() time.Time) *Service {
+	return &Service{db: db, now: now}
+}
+
+// Organization is a customer organisation.
+type Organization struct {
+	ID        int64
+	Name      string
+	Slug      string
+	CreatedAt time.Time
+}
+
+// validSlug checks the shape of an organisation slug (also checked in SQL):
+// 1-63 lower-case letters, digits or hyphens, not starting with a hyphen.
+func validSlug(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Slugify derives a slug from a name: lower case ASCII letters and digits,
+// runs of anything else turned into one hyphen.
+func Slugify(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	s := strings.TrimRight(b.String(), "-")
+	if len(s) > 63 {
+		s = strings.TrimRight(s[:63], "-")
+	}
+	return s
+}
+
+// CreateOrganization creates an organisation. An empty slug is derived
+// from the name.
+func (s *Service) CreateOrganization(ctx context.Context, actor Actor, name, slug string) (Organization, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return Organization{}, &FieldError{"name", "is required"}
+	}
+	if utf8.RuneCountInString(name) > 255 {
+		return Organization{}, &FieldError{"name", "must be at most 255 characters"}
+	}
+	if slug == "" {
+		slug = Slugify(name)
+	}
+	if !validSlug(slug) {
+		return Organization{}, &FieldError{"slug", "must be 1-63 lower-case letters, digits or hyphens, starting with a letter or digit"}
+	}
+	var o Organization
+	err := postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at`,
+			name, slug).Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
+		if isUniqueViolation(err) {
+			return &FieldError{"slug", fmt.Sprintf("an organisation with slug %q exists already", slug)}
+		}
+		if err != nil {
+			return fmt.Errorf("insert organisation: %w", err)
+		}
+		return audit(ctx, tx, actor, o.ID, "create", "organization", fmt.Sprint(o.ID), map[string]any{"name": name, "slug": slug})
+	})
+	return o, err
+}
+
+// OrganizationBySlug finds an organisation visible to the actor.
+func (s *Service) OrganizationBySlug(ctx context.Context, actor Actor, slug string) (Organization, error) {
+	var o Organization
+	err := postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT id, name, slug, created_at FROM organizations WHERE slug = $1`, slug).
+			Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+	return o, err
+}
+
+// ListOrganizations lists the organisations visible to the actor.
+func (s *Service) ListOrganizations(ctx context.Context, actor Actor) ([]Organization, error) {
+	var out []Organization
+	err := postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, name, slug, created_at FROM organizations ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Organization, error) {
+			var o Organization
+			err := r.Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
+			return o, err
+		})
+		return err
+	})
+	return out, err
+}
+
+// User is a dashboard user.
+type User struct {
+	ID             int64
+	OrganizationID int64 // 0 for a platform ADMIN
+	Email          string
+	Role           postgres.AppRole
+}
+
+// NewUser is the input of CreateUser.
+type NewUser struct {
+	OrganizationID int64
+	Email          string
+	Role           string
+	Password       string
+}
+
+// CreateUser creates a dashboard user. A platform ADMIN has no
+// organisation; every other role needs one.
+func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User, error) {
+	email := strings.ToLower(strings.TrimSpace(in.Email))
+	if email == "" {
+		return User{}, &FieldError{"email", "is required"}
+	}
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 255 {
+		return User{}, &FieldError{"email", fmt.Sprintf("%q is not a valid e-mail address", in.Email)}
+	}
+	role, err := postgres.ParseAppRole(in.Role)
+	if err != nil {
+		return User{}, &FieldError{"role", err.Error()}
+	}
+	switch {
+	case role == postgres.AppAdmin && in.OrganizationID != 0:
+		return User{}, &FieldError{"organization", "a platform ADMIN belongs to no organisation; leave it out"}
+	case role != postgres.AppAdmin && in.OrganizationID == 0:
+		return User{}, &FieldError{"organization", "is required for role " + string(role)}
+	}
+	hash, err := auth.HashPassword(in.Password)
+	if err != nil {
+		return User{}, &FieldError{"password", err.Error()}
+	}
+	u := User{OrganizationID: in.OrganizationID, Email: email, Role: role}
+	err = postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+		if in.OrganizationID != 0 {
+			if err := orgVisible(ctx, tx, in.OrganizationID); err != nil {
+				return err
+			}
+		}
+		var org *int64
+		if in.OrganizationID != 0 {
+			org = &in.OrganizationID
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO users (organization_id, email, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING id`,
+			org, email, hash, string(role)).Scan(&u.ID)
+		if isUniqueViolation(err) {
+			return &FieldError{"email", fmt.Sprintf("a user with e-mail %q exists already", email)}
+		}
+		if err != nil {
+			return fmt.Errorf("insert user: %w", err)
+		}
+		return audit(ctx, tx, actor, in.OrganizationID, "create", "user", fmt.Sprint(u.ID), map[string]any{"email": email, "role": role})
+	})
+	return u, err
+}
+
+// Registration is a gateway registered and waiting for its first start.
+type Registration struct {
+	GatewayID         uuid.UUID
+	OrganizationID    int64
+	Serial            string
+	ProvisioningToken string // shown once; only its hash is stored
+	ExpiresAt         time.Time
+}
+
+// RegisterGateway creates a gateway record in state "provisioning" and a
+// one-time provisioning token valid for ttl, which the gateway exchanges for
+// its API key on first start.
+func (s *Service) RegisterGateway(ctx context.Context, actor Actor, orgID int64, serial, name string, ttl time.Duration) (Registration, error) {
+	serial = strings.TrimSpace(serial)
+	switch {
+	case orgID <= 0:
+		return Registration{}, &FieldError{"organization", "is required"}
+	case serial == "":
+		return Registration{}, &FieldError{"serial", "is required"}
+	case len(serial) > 255:
+		return Registration{}, &FieldError{"serial", "must be at most 255 characters"}
+	case len(name) > 255:
+		return Registration{}, &FieldError{"name", "must be at most 255 characters"}
+	case ttl < time.Minute || ttl > 30*24*time.Hour:
+		return Registration{}, &FieldError{"ttl", "must be between 1m and 720h"}
+	}
+	token, hash, err := auth.NewSecret(auth.PrefixProvisioningToken)
+	if err != nil {
+		return Registration{}, err
+	}
+	r := Registration{OrganizationID: orgID, Serial: serial, ProvisioningToken: token, ExpiresAt: s.now().Add(ttl).UTC().Truncate(time.Second)}
+	err = postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+		if err := orgVisible(ctx, tx, orgID); err != nil {
+			return err
+		}
+		var nameArg *string
+		if name != "" {
+			nameArg = &name
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO gateway_instances (organization_id, serial, name) VALUES ($1, $2, $3) RETURNING id`,
+			orgID, serial, nameArg).Scan(&r.GatewayID)
+		if isUniqueViolation(err) {
+			return &FieldError{"serial", fmt.Sprintf("a gateway with serial %q is registered already in this organisation", serial)}
+		}
+		if err != nil {
+			return fmt.Errorf("insert gateway: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO provisioning_tokens (organization_id, gateway_id, token_hash, expires_at, created_by)
+			VALUES ($1, $2, $3, $4, $5)`, orgID, r.GatewayID, hash, r.ExpiresAt, actor.Name); err != nil {
+			return fmt.Errorf("insert provisioning token: %w", err)
+		}
+		return audit(ctx, tx, actor, orgID, "register", "gateway", r.GatewayID.String(), map[string]any{"serial": serial, "expires_at": r.ExpiresAt})
+	})
+	return r, err
+}
+
+func orgVisible(ctx context.Context, tx pgx.Tx, orgID int64) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)`, orgID).Scan(&exists); err != nil {
+		return fmt.Errorf("look up organisation: %w", err)
+	}
+	if !exists {
+		return &FieldError{"organization", fmt.Sprintf("organisation %d does not exist", orgID)}
+	}
+	return nil
+}
+
+func audit(ctx context.Context, tx pgx.Tx, actor Actor, orgID int64, action, resource, id string, details map[string]any) error {
+	var org, user *int64
+	if orgID != 0 {
+		org = &orgID
+	}
+	if actor.UserID != 0 {
+		user = &actor.UserID
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, user, actor.Name, action, resource, id, details); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

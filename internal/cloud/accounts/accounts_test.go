@@ -1,0 +1,147 @@
+package accounts_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+)
+
+var admin = accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
+
+func newService(t *testing.T) (*accounts.Service, string) {
+	t.Helper()
+	db := pg.NewDatabase(t)
+	pool, err := postgres.Connect(context.Background(), db.DashboardURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return accounts.New(pool, time.Now), db.AdminURL
+}
+
+func TestCreateOrganizationValidation(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	ctx := context.Background()
+	tests := []struct {
+		name, orgName, slug, field string
+	}{
+		{"empty name", "  ", "", "name"},
+		{"long name", strings.Repeat("n", 256), "", "name"},
+		{"bad slug", "Acme", "Acme Corp", "slug"},
+		{"slug from symbols only", "!!!", "", "slug"},
+	}
+	for _, tt := range tests {
+		_, err := svc.CreateOrganization(ctx, admin, tt.orgName, tt.slug)
+		var fe *accounts.FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field {
+			t.Errorf("%s: err = %v, want a FieldError on %q", tt.name, err, tt.field)
+		}
+	}
+	o, err := svc.CreateOrganization(ctx, admin, "Acme Corp, Ltd.", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Slug != "acme-corp-ltd" || o.ID == 0 {
+		t.Fatalf("created %+v", o)
+	}
+	_, err = svc.CreateOrganization(ctx, admin, "Acme again", "acme-corp-ltd")
+	var fe *accounts.FieldError
+	if !errors.As(err, &fe) || fe.Field != "slug" {
+		t.Fatalf("duplicate slug: err = %v", err)
+	}
+}
+
+func TestCreateUserAndRegisterGateway(t *testing.T) {
+	t.Parallel()
+	svc, adminURL := newService(t)
+	ctx := context.Background()
+	a, err := svc.CreateOrganization(ctx, admin, "Alpha", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.CreateOrganization(ctx, admin, "Beta", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bad := []struct {
+		name  string
+		in    accounts.NewUser
+		field string
+	}{
+		{"no email", accounts.NewUser{OrganizationID: a.ID, Role: "HR", Password: "long enough pw"}, "email"},
+		{"bad email", accounts.NewUser{OrganizationID: a.ID, Email: "not-an-email", Role: "HR", Password: "long enough pw"}, "email"},
+		{"bad role", accounts.NewUser{OrganizationID: a.ID, Email: "x@a.test", Role: "BOSS", Password: "long enough pw"}, "role"},
+		{"admin with org", accounts.NewUser{OrganizationID: a.ID, Email: "x@a.test", Role: "ADMIN", Password: "long enough pw"}, "organization"},
+		{"hr without org", accounts.NewUser{Email: "x@a.test", Role: "HR", Password: "long enough pw"}, "organization"},
+		{"unknown org", accounts.NewUser{OrganizationID: 999999, Email: "x@a.test", Role: "HR", Password: "long enough pw"}, "organization"},
+		{"short password", accounts.NewUser{OrganizationID: a.ID, Email: "x@a.test", Role: "HR", Password: "short"}, "password"},
+	}
+	for _, tt := range bad {
+		_, err := svc.CreateUser(ctx, admin, tt.in)
+		var fe *accounts.FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field {
+			t.Errorf("%s: err = %v, want a FieldError on %q", tt.name, err, tt.field)
+		}
+	}
+	u, err := svc.CreateUser(ctx, admin, accounts.NewUser{OrganizationID: a.ID, Email: "HR@Alpha.test", Role: "HR", Password: "long enough pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Email != "hr@alpha.test" {
+		t.Fatalf("email not normalised: %q", u.Email)
+	}
+
+	// An organisation's admin cannot register a gateway in another
+	// organisation: the other organisation is invisible to it.
+	orgAdmin := accounts.Actor{Name: "alpha-admin", Tenant: postgres.Tenant{OrganizationID: a.ID, Role: postgres.AppOrgAdmin}}
+	_, err = svc.RegisterGateway(ctx, orgAdmin, b.ID, "GW-X", "", time.Hour)
+	var fe *accounts.FieldError
+	if !errors.As(err, &fe) || fe.Field != "organization" {
+		t.Fatalf("cross-organisation registration: err = %v, want organization field error", err)
+	}
+
+	reg, err := svc.RegisterGateway(ctx, admin, a.ID, "GW-1", "Head office", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(reg.ProvisioningToken, auth.PrefixProvisioningToken) {
+		t.Fatalf("token %q", reg.ProvisioningToken)
+	}
+	if _, err := svc.RegisterGateway(ctx, admin, a.ID, "GW-1", "", time.Hour); !errors.As(err, &fe) || fe.Field != "serial" {
+		t.Fatalf("duplicate serial: err = %v", err)
+	}
+	// Only the hash is stored, and every operation left an audit row.
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var stored int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM provisioning_tokens WHERE token_hash = $1 AND gateway_id = $2 AND used_at IS NULL`,
+		auth.HashSecret(reg.ProvisioningToken), reg.GatewayID).Scan(&stored); err != nil || stored != 1 {
+		t.Fatalf("stored token rows = %d, err %v", stored, err)
+	}
+	var plain int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM provisioning_tokens WHERE encode(token_hash, 'escape') LIKE '%' || $1 || '%'`,
+		reg.ProvisioningToken[len(auth.PrefixProvisioningToken):]).Scan(&plain); err != nil || plain != 0 {
+		t.Fatalf("token stored in clear: %d, %v", plain, err)
+	}
+	var audits int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE organization_id = $1`, a.ID).Scan(&audits); err != nil || audits != 3 {
+		t.Fatalf("audit rows for org A = %d (err %v), want 3 (create org, create user, register gateway)", audits, err)
+	}
+	// The audit log is append-only, even for its owner.
+	if _, err := conn.Exec(ctx, `UPDATE audit_log SET action = 'x'`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Fatalf("update of audit_log: err = %v, want append-only refusal", err)
+	}
+}
