@@ -1,0 +1,347 @@
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// StoredEvent is one buffered event as the uplink sends it.
+type StoredEvent struct {
+	EventID string
+	Seq     int64
+	// Payload is the event's JSON without seq.
+	Payload   []byte
+	Size      int64
+	FileSize  int64
+	CreatedAt time.Time
+}
+
+// Batch is a set of rows claimed for one upload, under one idempotency token
+// that is committed with the claim.
+type Batch struct {
+	Token     string
+	Stream    Stream
+	Events    []StoredEvent
+	Drops     []protocol.Drop
+	Bytes     int64
+	Attempts  int
+	CreatedAt time.Time
+}
+
+func scanEvents(rows *sql.Rows) ([]StoredEvent, []int64, error) {
+	defer rows.Close()
+	var out []StoredEvent
+	var ids []int64
+	for rows.Next() {
+		var e StoredEvent
+		var id, created int64
+		var payload string
+		if err := rows.Scan(&id, &e.EventID, &e.Seq, &payload, &e.Size, &e.FileSize, &created); err != nil {
+			return nil, nil, err
+		}
+		e.Payload = []byte(payload)
+		e.CreatedAt = time.UnixMilli(created)
+		out = append(out, e)
+		ids = append(ids, id)
+	}
+	return out, ids, rows.Err()
+}
+
+// PendingBatch returns the oldest batch of stream that was claimed but not
+// acknowledged (e.g. before a crash), with its rows, or nil.
+func (b *Buffer) PendingBatch(ctx context.Context, s Stream) (*Batch, error) {
+	var bt Batch
+	var drops string
+	var created int64
+	err := b.rdb.QueryRowContext(ctx, b.q["select_pending_batch"], string(s)).
+		Scan(&bt.Token, new(int64), &bt.Bytes, &drops, &bt.Attempts, &created)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("buffer: read pending %s batch: %w", s, err)
+	}
+	bt.Stream = s
+	bt.CreatedAt = time.UnixMilli(created)
+	if err := json.Unmarshal([]byte(drops), &bt.Drops); err != nil {
+		return nil, fmt.Errorf("buffer: decode drops of batch %s: %w", bt.Token, err)
+	}
+	rows, err := b.rdb.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.Token)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
+	}
+	bt.Events, _, err = scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
+	}
+	return &bt, nil
+}
+
+// Claim forms a new batch of stream from the oldest unclaimed rows, bounded
+// by maxEvents and maxBytes (at least one event), and, when withDrops, moves
+// the pending drop report into it. The token, the claim and the report are
+// committed together. It returns nil when there is nothing to send.
+func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes int64, withDrops bool) (*Batch, error) {
+	if maxEvents < 1 {
+		maxEvents = 1
+	}
+	bt := &Batch{Token: newToken(), Stream: s, CreatedAt: b.now()}
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_"+s.table()], s.class(), maxEvents)
+		if err != nil {
+			return fmt.Errorf("select rows: %w", err)
+		}
+		events, ids, err := scanEvents(rows)
+		if err != nil {
+			return fmt.Errorf("select rows: %w", err)
+		}
+		var total int64
+		for i, e := range events {
+			if i > 0 && total+e.Size > maxBytes {
+				events, ids = events[:i], ids[:i]
+				break
+			}
+			total += e.Size
+		}
+		bt.Events, bt.Bytes = events, total
+		if withDrops {
+			bt.Drops, err = pendingDrops(ctx, tx, b.q["select_pending_drops"])
+			if err != nil {
+				return err
+			}
+			if len(bt.Drops) > 0 {
+				if _, err := tx.ExecContext(ctx, b.q["clear_pending_drops"]); err != nil {
+					return fmt.Errorf("clear pending drops: %w", err)
+				}
+			}
+		}
+		if len(bt.Events) == 0 && len(bt.Drops) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), len(bt.Events), bt.Bytes,
+			encodeDrops(bt.Drops), bt.CreatedAt.UnixMilli()); err != nil {
+			return fmt.Errorf("insert batch: %w", err)
+		}
+		if len(ids) > 0 {
+			if _, err := tx.ExecContext(ctx, b.q["claim_"+s.table()], bt.Token, s.class(), ids[len(ids)-1]); err != nil {
+				return fmt.Errorf("claim rows: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("buffer: claim %s batch: %w", s, err)
+	}
+	if len(bt.Events) == 0 && len(bt.Drops) == 0 {
+		return nil, nil
+	}
+	b.mu.Lock()
+	c := b.counters[s.class()]
+	c.claimedRows += int64(len(bt.Events))
+	c.claimedBytes += bt.Bytes
+	b.mu.Unlock()
+	return bt, nil
+}
+
+func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Drop, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("select pending drops: %w", err)
+	}
+	defer rows.Close()
+	var out []protocol.Drop
+	for rows.Next() {
+		var d protocol.Drop
+		var first, last int64
+		if err := rows.Scan(&d.Reason, &d.Class, &d.Count, &first, &last); err != nil {
+			return nil, fmt.Errorf("select pending drops: %w", err)
+		}
+		d.FirstAt = time.UnixMilli(first).UTC()
+		d.LastAt = time.UnixMilli(last).UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Ack deletes a batch and its rows after the cloud answered 2xx, then
+// removes screenshot files of its events.
+func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.Token); err != nil {
+			return fmt.Errorf("delete rows: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, b.q["delete_batch"], bt.Token); err != nil {
+			return fmt.Errorf("delete batch: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("buffer: ack batch %s: %w", bt.Token, err)
+	}
+	b.forget(bt, true)
+	return nil
+}
+
+// forget updates counters after a batch's rows were deleted (deleted) or
+// released, and removes screenshot files of deleted rows.
+func (b *Buffer) forget(bt *Batch, deleted bool) {
+	b.mu.Lock()
+	c := b.counters[bt.Stream.class()]
+	c.claimedRows -= int64(len(bt.Events))
+	c.claimedBytes -= bt.Bytes
+	if deleted {
+		c.rows -= int64(len(bt.Events))
+		c.bytes -= bt.Bytes
+	}
+	b.mu.Unlock()
+	if deleted && bt.Stream == StreamScreenshots {
+		for _, e := range bt.Events {
+			_ = os.Remove(b.ScreenshotPath(e.EventID))
+		}
+	}
+	if deleted {
+		b.evaluate()
+	} else {
+		b.signal(bt.Stream)
+	}
+}
+
+// Release gives a batch's rows back for re-batching under a new token (after
+// 413 or 422) and returns its drop report to the pending report.
+func (b *Buffer) Release(ctx context.Context, bt *Batch) error {
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, b.q["release_"+bt.Stream.table()], bt.Token); err != nil {
+			return fmt.Errorf("release rows: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, b.q["delete_batch"], bt.Token); err != nil {
+			return fmt.Errorf("delete batch: %w", err)
+		}
+		return b.restoreDrops(ctx, tx, bt.Drops)
+	})
+	if err != nil {
+		return fmt.Errorf("buffer: release batch %s: %w", bt.Token, err)
+	}
+	b.forget(bt, false)
+	return nil
+}
+
+func (b *Buffer) restoreDrops(ctx context.Context, tx *sql.Tx, drops []protocol.Drop) error {
+	for _, d := range drops {
+		if _, err := tx.ExecContext(ctx, b.q["add_drops"], d.Reason, d.Class, d.Count, 0,
+			d.FirstAt.UnixMilli(), d.LastAt.UnixMilli()); err != nil {
+			return fmt.Errorf("restore drops: %w", err)
+		}
+	}
+	return nil
+}
+
+// RecordFailure counts a failed attempt on the batch and its rows.
+func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) error {
+	if len(cause) > 500 {
+		cause = cause[:500]
+	}
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, b.q["batch_failed"], cause, bt.Token); err != nil {
+			return fmt.Errorf("count attempt: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, b.q["retry_"+bt.Stream.table()], bt.Token); err != nil {
+			return fmt.Errorf("count row retries: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("buffer: record failure of batch %s: %w", bt.Token, err)
+	}
+	bt.Attempts++
+	return nil
+}
+
+// Reject drops a batch's rows that the cloud refused permanently, counting
+// them under reason, and returns the batch's drop report to pending.
+func (b *Buffer) Reject(ctx context.Context, bt *Batch, reason string) error {
+	now := b.now().UnixMilli()
+	class := bt.Stream.class()
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.Token); err != nil {
+			return fmt.Errorf("delete rows: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, b.q["delete_batch"], bt.Token); err != nil {
+			return fmt.Errorf("delete batch: %w", err)
+		}
+		if len(bt.Events) > 0 {
+			if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, class, len(bt.Events), len(bt.Events), now, now); err != nil {
+				return fmt.Errorf("count drops: %w", err)
+			}
+		}
+		return b.restoreDrops(ctx, tx, bt.Drops)
+	})
+	if err != nil {
+		return fmt.Errorf("buffer: reject batch %s: %w", bt.Token, err)
+	}
+	if len(bt.Events) > 0 {
+		b.m.dropped.WithLabelValues(reason, class).Add(float64(len(bt.Events)))
+		b.log.Error("events dropped", "reason", reason, "class", class, "count", len(bt.Events), "batch", bt.Token)
+	}
+	b.forget(bt, true)
+	return nil
+}
+
+// Unclaimed returns the number and accounted bytes of rows of stream not yet
+// in a batch.
+func (b *Buffer) Unclaimed(s Stream) (rows, bytes int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.counters[s.class()]
+	return c.rows - c.claimedRows, c.bytes - c.claimedBytes
+}
+
+// HasPendingDrops reports whether a drop report waits to be sent.
+func (b *Buffer) HasPendingDrops(ctx context.Context) (bool, error) {
+	var n int64
+	err := b.rdb.QueryRowContext(ctx, "SELECT count(*) FROM drop_counters WHERE pending > 0").Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("buffer: count pending drops: %w", err)
+	}
+	return n > 0, nil
+}
+
+// OldestUnclaimed returns the creation time of the oldest row of stream not
+// yet in a batch.
+func (b *Buffer) OldestUnclaimed(ctx context.Context, s Stream) (time.Time, bool, error) {
+	var ms int64
+	err := b.rdb.QueryRowContext(ctx, b.q["oldest_unclaimed_"+s.table()], s.class()).Scan(&ms)
+	if err == sql.ErrNoRows {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("buffer: oldest unclaimed %s: %w", s, err)
+	}
+	return time.UnixMilli(ms), true, nil
+}
+
+// OldestUnsent returns the creation time of the oldest buffered row.
+func (b *Buffer) OldestUnsent(ctx context.Context) (time.Time, bool, error) {
+	var oldest time.Time
+	found := false
+	for _, name := range []string{"oldest_agent", "oldest_device"} {
+		var ms int64
+		err := b.rdb.QueryRowContext(ctx, b.q[name]).Scan(&ms)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("buffer: %s: %w", name, err)
+		}
+		t := time.UnixMilli(ms)
+		if !found || t.Before(oldest) {
+			oldest, found = t, true
+		}
+	}
+	return oldest, found, nil
+}

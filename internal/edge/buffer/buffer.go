@@ -1,0 +1,775 @@
+// Package buffer is the gateway's store-and-forward buffer: a SQLite file in
+// WAL mode holding every event from the moment the collector acknowledges it
+// until the cloud answered 2xx for the batch that carried it.
+//
+// Durability promise: with synchronous=FULL (the default) an acknowledged
+// event survives a process crash and a power loss or kernel crash of the
+// gateway host (the commit is fsynced before the agent is answered, and
+// screenshot image files are fsynced before their row commits). With
+// synchronous=NORMAL the promise shrinks to process crashes only.
+//
+// All writes go through one connection. Appends from concurrent requests are
+// group-committed by a single writer goroutine fed by a bounded queue; a
+// caller learns that its events are durable only when Append returns.
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+//go:embed schema.sql queries.sql
+var sqlFiles embed.FS
+
+// Errors returned by Append.
+var (
+	// ErrFull means the buffer is at or above the critical level (95 %) or
+	// the events would push it past its maximum size: refuse with 503.
+	ErrFull = errors.New("buffer: full")
+	// ErrShedding means screenshots are refused at the warning level (80 %).
+	ErrShedding = errors.New("buffer: shedding screenshots")
+	// ErrClosed means the buffer is closed.
+	ErrClosed = errors.New("buffer: closed")
+)
+
+// Stream names an upload stream: which rows travel to which cloud endpoint.
+type Stream string
+
+// The three upload streams.
+const (
+	StreamLogs        Stream = "logs"
+	StreamScreenshots Stream = "screenshots"
+	StreamDevice      Stream = "device-events"
+)
+
+// Streams lists every stream in upload priority order.
+var Streams = []Stream{StreamLogs, StreamScreenshots, StreamDevice}
+
+func (s Stream) class() string {
+	switch s {
+	case StreamScreenshots:
+		return protocol.ClassScreenshot
+	case StreamDevice:
+		return protocol.ClassDevice
+	default:
+		return protocol.ClassLog
+	}
+}
+
+func (s Stream) table() string {
+	if s == StreamDevice {
+		return "device"
+	}
+	return "agent"
+}
+
+// StreamForClass maps a data class to its upload stream.
+func StreamForClass(class string) Stream {
+	switch class {
+	case protocol.ClassScreenshot:
+		return StreamScreenshots
+	case protocol.ClassDevice:
+		return StreamDevice
+	default:
+		return StreamLogs
+	}
+}
+
+// rowOverhead is added to each row's accounted size for indexes and row
+// headers, so that the byte budget reflects what SQLite really stores.
+const rowOverhead = 160
+
+// Level is the back-pressure level of the buffer.
+type Level int32
+
+// Back-pressure levels.
+const (
+	LevelNormal   Level = 0
+	LevelWarning  Level = 1
+	LevelCritical Level = 2
+)
+
+// String returns normal, warning or critical.
+func (l Level) String() string {
+	switch l {
+	case LevelWarning:
+		return "warning"
+	case LevelCritical:
+		return "critical"
+	default:
+		return "normal"
+	}
+}
+
+// Thresholds with hysteresis: a level is entered at Enter and left below Exit.
+const (
+	WarningEnter  = 0.80
+	WarningExit   = 0.75
+	CriticalEnter = 0.95
+	CriticalExit  = 0.90
+)
+
+// Options configures Open. Path and MaxBytes are required.
+type Options struct {
+	// Path of the SQLite file; its directory also holds screenshot files.
+	Path string
+	// MaxBytes is the buffer's size limit (buffer.max_size).
+	MaxBytes int64
+	// Retention drops unsent rows older than this (buffer.retention_days).
+	Retention time.Duration
+	// Synchronous is FULL (power-loss durable, default) or NORMAL.
+	Synchronous string
+	// Logger receives JSON logs; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the buffer's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+	// FSUsage reports how full the filesystem holding dir is (0..1); nil
+	// uses statfs.
+	FSUsage func(dir string) (float64, error)
+	// MaintenanceInterval is how often usage, shedding, retention and WAL
+	// checkpoints run; zero means one second.
+	MaintenanceInterval time.Duration
+	// MaxGroupEvents bounds one group commit; zero means 4096.
+	MaxGroupEvents int
+}
+
+// Record is one event to append.
+type Record struct {
+	// Class is log, screenshot or device.
+	Class string
+	// Type is the event type (active_window, …, or the device event kind).
+	Type string
+	// EventID is the canonical UUID of the event.
+	EventID string
+	// Payload is the event as JSON without seq (the uplink adds it).
+	Payload []byte
+	// FileSize is the size of a screenshot's image file, already in place.
+	FileSize int64
+	// DeviceSerial and AdapterType are set for device events.
+	DeviceSerial string
+	AdapterType  string
+}
+
+// Appended is the outcome of one Record.
+type Appended struct {
+	// Seq is the sequence number assigned; 0 for a duplicate.
+	Seq int64
+	// Duplicate is true when the event id was already buffered.
+	Duplicate bool
+}
+
+type appendReq struct {
+	recs []Record
+	res  chan appendRes
+}
+
+type appendRes struct {
+	out []Appended
+	err error
+}
+
+type classCounters struct {
+	rows, bytes               int64
+	claimedRows, claimedBytes int64
+}
+
+// Buffer is an open buffer. Its methods are safe for concurrent use.
+type Buffer struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	dir     string
+	shotDir string
+	wdb     *sql.DB // one connection: every write
+	rdb     *sql.DB // readers and checkpoints
+	q       map[string]string
+	stmts   map[string]*sql.Stmt // prepared on wdb
+
+	appendCh chan *appendReq
+	closing  chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.Once
+
+	mu       sync.Mutex
+	counters map[string]*classCounters
+	nextSeq  int64 // owned by the writer goroutine after Open
+
+	level     atomic.Int32
+	usage     atomic.Uint64 // float64 bits
+	fsUsage   atomic.Uint64 // float64 bits
+	notify    map[Stream]chan struct{}
+	wakeMaint chan struct{}
+
+	m *metrics
+}
+
+// Open opens (creating if needed) the buffer at opts.Path, recovers its
+// counters, removes orphaned screenshot files and starts the writer and the
+// maintenance loop. Close stops them.
+func Open(ctx context.Context, opts Options) (*Buffer, error) {
+	if opts.Path == "" {
+		return nil, errors.New("buffer: path is required")
+	}
+	if opts.MaxBytes <= 0 {
+		return nil, errors.New("buffer: max size must be positive")
+	}
+	if opts.Synchronous == "" {
+		opts.Synchronous = "FULL"
+	}
+	opts.Synchronous = strings.ToUpper(opts.Synchronous)
+	if opts.Synchronous != "FULL" && opts.Synchronous != "NORMAL" && opts.Synchronous != "EXTRA" {
+		return nil, fmt.Errorf("buffer: synchronous must be FULL, EXTRA or NORMAL, not %q", opts.Synchronous)
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.MaintenanceInterval <= 0 {
+		opts.MaintenanceInterval = time.Second
+	}
+	if opts.MaxGroupEvents <= 0 {
+		opts.MaxGroupEvents = 4096
+	}
+	b := &Buffer{
+		opts:      opts,
+		log:       opts.Logger,
+		now:       opts.Now,
+		dir:       filepath.Dir(opts.Path),
+		appendCh:  make(chan *appendReq, 256),
+		closing:   make(chan struct{}),
+		counters:  map[string]*classCounters{},
+		notify:    map[Stream]chan struct{}{},
+		wakeMaint: make(chan struct{}, 1),
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.opts.FSUsage == nil {
+		b.opts.FSUsage = filesystemUsage
+	}
+	for _, s := range Streams {
+		b.notify[s] = make(chan struct{}, 1)
+	}
+	for _, c := range []string{protocol.ClassLog, protocol.ClassScreenshot, protocol.ClassDevice} {
+		b.counters[c] = &classCounters{}
+	}
+	b.shotDir = filepath.Join(b.dir, "screenshots")
+	if err := os.MkdirAll(b.shotDir, 0o750); err != nil {
+		return nil, fmt.Errorf("buffer: create screenshot directory: %w", err)
+	}
+	q, err := parseQueries()
+	if err != nil {
+		return nil, err
+	}
+	b.q = q
+	if err := b.openDB(ctx); err != nil {
+		return nil, err
+	}
+	b.m = newMetrics(opts.Registerer, b)
+	if err := b.prepare(ctx); err != nil {
+		b.wdb.Close()
+		b.rdb.Close()
+		return nil, err
+	}
+	if err := b.recover(ctx); err != nil {
+		b.wdb.Close()
+		b.rdb.Close()
+		return nil, err
+	}
+	b.evaluate()
+	b.wg.Add(2)
+	go b.writerLoop()
+	go b.maintenanceLoop()
+	return b, nil
+}
+
+func parseQueries() (map[string]string, error) {
+	data, err := sqlFiles.ReadFile("queries.sql")
+	if err != nil {
+		return nil, fmt.Errorf("buffer: read queries: %w", err)
+	}
+	out := map[string]string{}
+	name := ""
+	var cur strings.Builder
+	flush := func() {
+		if name != "" {
+			out[name] = strings.TrimSpace(cur.String())
+		}
+		cur.Reset()
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if n, ok := strings.CutPrefix(line, "-- name: "); ok {
+			flush()
+			name = strings.TrimSpace(n)
+			continue
+		}
+		if strings.HasPrefix(line, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+	}
+	flush()
+	return out, nil
+}
+
+func (b *Buffer) dsn() string {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(10000)")
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "synchronous("+b.opts.Synchronous+")")
+	v.Add("_pragma", "foreign_keys(ON)")
+	v.Set("_txlock", "immediate")
+	return "file:" + b.opts.Path + "?" + v.Encode()
+}
+
+func (b *Buffer) openDB(ctx context.Context) error {
+	wdb, err := sql.Open("sqlite", b.dsn())
+	if err != nil {
+		return fmt.Errorf("buffer: open %s: %w", b.opts.Path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	schema, err := sqlFiles.ReadFile("schema.sql")
+	if err != nil {
+		wdb.Close()
+		return fmt.Errorf("buffer: read schema: %w", err)
+	}
+	if _, err := wdb.ExecContext(ctx, string(schema)); err != nil {
+		wdb.Close()
+		return fmt.Errorf("buffer: apply schema to %s: %w", b.opts.Path, err)
+	}
+	// Checkpoints run in the maintenance loop on a reader connection, never
+	// inside a commit, so they do not stall acknowledgements.
+	if _, err := wdb.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+		wdb.Close()
+		return fmt.Errorf("buffer: disable autocheckpoint: %w", err)
+	}
+	rdb, err := sql.Open("sqlite", b.dsn())
+	if err != nil {
+		wdb.Close()
+		return fmt.Errorf("buffer: open reader %s: %w", b.opts.Path, err)
+	}
+	rdb.SetMaxOpenConns(4)
+	rdb.SetMaxIdleConns(4)
+	b.wdb, b.rdb = wdb, rdb
+	return nil
+}
+
+// recover loads the sequence and counters and removes orphan files.
+func (b *Buffer) recover(ctx context.Context) error {
+	var next, maxSeq int64
+	if err := b.wdb.QueryRowContext(ctx, b.q["get_next_seq"]).Scan(&next); err != nil {
+		return fmt.Errorf("buffer: read next sequence: %w", err)
+	}
+	if err := b.wdb.QueryRowContext(ctx, b.q["max_seq"]).Scan(&maxSeq); err != nil {
+		return fmt.Errorf("buffer: read max sequence: %w", err)
+	}
+	if maxSeq >= next {
+		next = maxSeq + 1
+	}
+	b.nextSeq = next
+	for _, name := range []string{"class_stats_agent", "class_stats_device"} {
+		rows, err := b.wdb.QueryContext(ctx, b.q[name])
+		if err != nil {
+			return fmt.Errorf("buffer: %s: %w", name, err)
+		}
+		for rows.Next() {
+			var class string
+			var c classCounters
+			if err := rows.Scan(&class, &c.rows, &c.bytes, &c.claimedRows, &c.claimedBytes); err != nil {
+				rows.Close()
+				return fmt.Errorf("buffer: %s: %w", name, err)
+			}
+			b.counters[class] = &c
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("buffer: %s: %w", name, err)
+		}
+	}
+	return b.removeOrphanFiles(ctx)
+}
+
+func (b *Buffer) removeOrphanFiles(ctx context.Context) error {
+	entries, err := os.ReadDir(b.shotDir)
+	if err != nil {
+		return fmt.Errorf("buffer: list screenshots: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	known := map[string]bool{}
+	rows, err := b.wdb.QueryContext(ctx, b.q["screenshot_ids"])
+	if err != nil {
+		return fmt.Errorf("buffer: list screenshot rows: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("buffer: list screenshot rows: %w", err)
+		}
+		known[id] = true
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("buffer: list screenshot rows: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if !known[e.Name()] {
+			if err := os.Remove(filepath.Join(b.shotDir, e.Name())); err == nil {
+				removed++
+			}
+		}
+	}
+	if removed > 0 {
+		b.log.Info("removed orphaned screenshot files", "count", removed)
+	}
+	return nil
+}
+
+// Close stops the writer and maintenance loops and closes the database.
+// Appends waiting in the queue are answered with ErrClosed.
+func (b *Buffer) Close() error {
+	var err error
+	b.closeMu.Do(func() {
+		close(b.closing)
+		b.wg.Wait()
+		if _, cerr := b.rdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil {
+			b.log.Warn("final checkpoint failed", "err", cerr)
+		}
+		for _, s := range b.stmts {
+			s.Close()
+		}
+		err = errors.Join(b.rdb.Close(), b.wdb.Close())
+	})
+	return err
+}
+
+// Dir is the directory holding the buffer file (the gateway keeps its API
+// key file there too).
+func (b *Buffer) Dir() string { return b.dir }
+
+// Notify returns a channel that receives a value after rows of stream were
+// added or released (capacity one: signals coalesce).
+func (b *Buffer) Notify(s Stream) <-chan struct{} { return b.notify[s] }
+
+func (b *Buffer) signal(s Stream) {
+	select {
+	case b.notify[s] <- struct{}{}:
+	default:
+	}
+}
+
+// Append commits recs in one group commit and returns each record's outcome.
+// It returns only after the commit is durable (per the synchronous setting).
+// It refuses all records with ErrFull at the critical level or when they
+// would exceed the size limit, and screenshots with ErrShedding at the
+// warning level. Nothing is written when an error is returned.
+func (b *Buffer) Append(ctx context.Context, recs []Record) ([]Appended, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	req := &appendReq{recs: recs, res: make(chan appendRes, 1)}
+	select {
+	case b.appendCh <- req:
+	case <-b.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-req.res:
+		return r.out, r.err
+	case <-ctx.Done():
+		// The writer may still commit the events; the caller does not ack.
+		return nil, ctx.Err()
+	}
+}
+
+func (b *Buffer) writerLoop() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.closing:
+			for {
+				select {
+				case req := <-b.appendCh:
+					req.res <- appendRes{err: ErrClosed}
+				default:
+					return
+				}
+			}
+		case req := <-b.appendCh:
+			reqs := []*appendReq{req}
+			n := len(req.recs)
+		gather:
+			for n < b.opts.MaxGroupEvents {
+				select {
+				case r := <-b.appendCh:
+					reqs = append(reqs, r)
+					n += len(r.recs)
+				default:
+					break gather
+				}
+			}
+			b.commitGroup(reqs)
+		}
+	}
+}
+
+func recSize(r *Record) int64 { return int64(len(r.Payload)) + r.FileSize + rowOverhead }
+
+// admit decides, in order, which requests of a group may be written.
+func (b *Buffer) admit(reqs []*appendReq) []bool {
+	ok := make([]bool, len(reqs))
+	level := Level(b.level.Load())
+	b.mu.Lock()
+	total := b.totalBytesLocked()
+	b.mu.Unlock()
+	for i, req := range reqs {
+		var add int64
+		shots := false
+		for j := range req.recs {
+			add += recSize(&req.recs[j])
+			if req.recs[j].Class == protocol.ClassScreenshot {
+				shots = true
+			}
+		}
+		switch {
+		case level >= LevelCritical || total+add > b.opts.MaxBytes:
+			req.res <- appendRes{err: ErrFull}
+			b.m.rejected.WithLabelValues("buffer_full").Add(float64(len(req.recs)))
+		case shots && level >= LevelWarning:
+			req.res <- appendRes{err: ErrShedding}
+			b.m.rejected.WithLabelValues("shedding").Add(float64(len(req.recs)))
+		default:
+			ok[i] = true
+			total += add
+		}
+	}
+	return ok
+}
+
+func (b *Buffer) commitGroup(reqs []*appendReq) {
+	start := time.Now()
+	ok := b.admit(reqs)
+	outs := make([][]Appended, len(reqs))
+	delta := map[string]*classCounters{}
+	seq := b.nextSeq
+	nowMS := b.now().UnixMilli()
+	err := b.withTx(context.Background(), func(tx *sql.Tx) error {
+		ins := tx.Stmt(b.stmts["insert_agent"])
+		defer ins.Close()
+		insDev := tx.Stmt(b.stmts["insert_device"])
+		defer insDev.Close()
+		for i, req := range reqs {
+			if !ok[i] {
+				continue
+			}
+			out := make([]Appended, len(req.recs))
+			for j := range req.recs {
+				r := &req.recs[j]
+				size := recSize(r)
+				var res sql.Result
+				var err error
+				if r.Class == protocol.ClassDevice {
+					res, err = insDev.Exec(r.EventID, seq, r.DeviceSerial, r.AdapterType, r.Payload, size, nowMS)
+				} else {
+					res, err = ins.Exec(r.EventID, seq, r.Type, r.Class, r.Payload, size, r.FileSize, nowMS)
+				}
+				if err != nil {
+					return fmt.Errorf("insert event %s: %w", r.EventID, err)
+				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("insert event %s: %w", r.EventID, err)
+				}
+				if n == 0 {
+					out[j] = Appended{Duplicate: true}
+					continue
+				}
+				out[j] = Appended{Seq: seq}
+				seq++
+				d := delta[r.Class]
+				if d == nil {
+					d = &classCounters{}
+					delta[r.Class] = d
+				}
+				d.rows++
+				d.bytes += size
+			}
+			outs[i] = out
+		}
+		if seq != b.nextSeq {
+			if _, err := tx.Exec(b.q["set_next_seq"], seq); err != nil {
+				return fmt.Errorf("store next sequence: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("buffer: commit: %w", err)
+		b.log.Error("group commit failed", "err", err, "requests", len(reqs))
+		for i, req := range reqs {
+			if ok[i] {
+				req.res <- appendRes{err: err}
+			}
+		}
+		return
+	}
+	b.nextSeq = seq
+	b.mu.Lock()
+	for class, d := range delta {
+		c := b.counters[class]
+		c.rows += d.rows
+		c.bytes += d.bytes
+	}
+	b.mu.Unlock()
+	b.m.commitSeconds.Observe(time.Since(start).Seconds())
+	for i, req := range reqs {
+		if ok[i] {
+			req.res <- appendRes{out: outs[i]}
+		}
+	}
+	for class := range delta {
+		b.signal(StreamForClass(class))
+	}
+	b.evaluate()
+}
+
+func (b *Buffer) prepare(ctx context.Context) error {
+	b.stmts = map[string]*sql.Stmt{}
+	for _, name := range []string{"insert_agent", "insert_device"} {
+		s, err := b.wdb.PrepareContext(ctx, b.q[name])
+		if err != nil {
+			return fmt.Errorf("buffer: prepare %s: %w", name, err)
+		}
+		b.stmts[name] = s
+	}
+	return nil
+}
+
+func (b *Buffer) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := b.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (b *Buffer) totalBytesLocked() int64 {
+	var t int64
+	for _, c := range b.counters {
+		t += c.bytes
+	}
+	return t
+}
+
+func loadFloat(a *atomic.Uint64) float64 { return float64frombits(a.Load()) }
+
+// evaluate recomputes usage and the back-pressure level with hysteresis.
+func (b *Buffer) evaluate() {
+	b.mu.Lock()
+	total := b.totalBytesLocked()
+	b.mu.Unlock()
+	u := float64(total) / float64(b.opts.MaxBytes)
+	if fs := loadFloat(&b.fsUsage); fs > u {
+		u = fs
+	}
+	b.usage.Store(float64bits(u))
+	old := Level(b.level.Load())
+	next := old
+	switch old {
+	case LevelNormal:
+		if u >= CriticalEnter {
+			next = LevelCritical
+		} else if u >= WarningEnter {
+			next = LevelWarning
+		}
+	case LevelWarning:
+		if u >= CriticalEnter {
+			next = LevelCritical
+		} else if u < WarningExit {
+			next = LevelNormal
+		}
+	case LevelCritical:
+		if u < WarningExit {
+			next = LevelNormal
+		} else if u < CriticalExit {
+			next = LevelWarning
+		}
+	}
+	if next == old {
+		return
+	}
+	if !b.level.CompareAndSwap(int32(old), int32(next)) {
+		return
+	}
+	b.m.level.Set(float64(next))
+	if next > old {
+		b.m.overflow.WithLabelValues(next.String()).Inc()
+		lvl := slog.LevelWarn
+		if next == LevelCritical {
+			lvl = slog.LevelError
+		}
+		b.log.Log(context.Background(), lvl, "buffer usage rose to a back-pressure level",
+			"level", next.String(), "usage", u, "bytes", total, "max_bytes", b.opts.MaxBytes)
+		select {
+		case b.wakeMaint <- struct{}{}:
+		default:
+		}
+	} else {
+		b.log.Info("buffer usage fell", "level", next.String(), "usage", u)
+	}
+}
+
+// Level returns the current back-pressure level.
+func (b *Buffer) Level() Level { return Level(b.level.Load()) }
+
+// Usage returns the usage ratio: the larger of accounted bytes ÷ max size
+// and filesystem fullness.
+func (b *Buffer) Usage() float64 { return loadFloat(&b.usage) }
+
+// newToken returns a new batch idempotency token.
+func newToken() string { return uuid.Must(uuid.NewV7()).String() }
+
+// encodeDrops marshals a drop list (never null).
+func encodeDrops(d []protocol.Drop) string {
+	if len(d) == 0 {
+		return "[]"
+	}
+	out, _ := json.Marshal(d)
+	return string(out)
+}

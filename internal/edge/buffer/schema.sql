@@ -1,0 +1,73 @@
+-- Agent Gateway buffer schema (SQLite, WAL). Applied at every start; every
+-- statement is idempotent. Tables follow the seed's agent_data_buffer and
+-- device_data_buffer, plus event id, sequence, batch token and size columns.
+-- created_at holds Unix milliseconds. uploaded_at stays NULL: a row is deleted
+-- once the cloud answered 2xx for its batch (deleting beats marking).
+
+CREATE TABLE IF NOT EXISTS agent_data_buffer (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    type        TEXT    NOT NULL, -- active_window, visited_site, user_session, screenshot
+    class       TEXT    NOT NULL, -- log or screenshot: the upload stream
+    payload     TEXT    NOT NULL, -- the event as JSON, without seq
+    size        INTEGER NOT NULL, -- accounted bytes: payload + image file + row overhead
+    file_size   INTEGER NOT NULL DEFAULT 0,
+    batch_token TEXT    NULL,     -- idempotency token of the batch that claimed the row
+    created_at  DATETIME NOT NULL,
+    uploaded_at DATETIME NULL,
+    retry_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS agent_data_buffer_event_id ON agent_data_buffer (event_id);
+CREATE INDEX IF NOT EXISTS agent_data_buffer_unclaimed ON agent_data_buffer (class, id) WHERE batch_token IS NULL;
+CREATE INDEX IF NOT EXISTS agent_data_buffer_batch ON agent_data_buffer (batch_token) WHERE batch_token IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS device_data_buffer (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT    NOT NULL,
+    seq          INTEGER NOT NULL,
+    device_id    TEXT    NOT NULL,
+    adapter_type TEXT    NOT NULL,
+    class        TEXT    NOT NULL DEFAULT 'device',
+    payload      TEXT    NOT NULL,
+    size         INTEGER NOT NULL,
+    batch_token  TEXT    NULL,
+    created_at   DATETIME NOT NULL,
+    uploaded_at  DATETIME NULL,
+    retry_count  INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS device_data_buffer_event_id ON device_data_buffer (event_id);
+CREATE INDEX IF NOT EXISTS device_data_buffer_unclaimed ON device_data_buffer (class, id) WHERE batch_token IS NULL;
+CREATE INDEX IF NOT EXISTS device_data_buffer_batch ON device_data_buffer (batch_token) WHERE batch_token IS NOT NULL;
+
+-- A batch claimed for upload. The token is the Idempotency-Key; it is
+-- committed together with the rows it claims, so a retry after a crash sends
+-- the same rows under the same token.
+CREATE TABLE IF NOT EXISTS upload_batches (
+    token       TEXT    PRIMARY KEY,
+    stream      TEXT    NOT NULL, -- logs, screenshots, device-events
+    event_count INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL,
+    drops       TEXT    NOT NULL DEFAULT '[]', -- drop report carried by this batch (JSON)
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT    NULL,
+    created_at  INTEGER NOT NULL
+);
+
+-- Drops not yet reported to the cloud (pending) and since the buffer was
+-- created (total), by reason and class.
+CREATE TABLE IF NOT EXISTS drop_counters (
+    reason   TEXT    NOT NULL,
+    class    TEXT    NOT NULL,
+    pending  INTEGER NOT NULL DEFAULT 0,
+    total    INTEGER NOT NULL DEFAULT 0,
+    first_at INTEGER NULL,
+    last_at  INTEGER NULL,
+    PRIMARY KEY (reason, class)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS gateway_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO gateway_state (key, value) VALUES ('next_seq', '1') ON CONFLICT (key) DO NOTHING;
