@@ -51,8 +51,12 @@ type Migrator struct {
 	provider *goose.Provider
 }
 
-// NewMigrator prepares a migrator for the database at dsn.
-func NewMigrator(dsn string, logger *slog.Logger) (*Migrator, error) {
+// NewMigrator prepares a migrator for the database at dsn, bootstrapping
+// the roles first (see Bootstrap).
+func NewMigrator(ctx context.Context, dsn string, logger *slog.Logger) (*Migrator, error) {
+	if err := Bootstrap(ctx, dsn); err != nil {
+		return nil, err
+	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
@@ -165,10 +169,7 @@ func baseName(p string) string {
 // MigrateUp bootstraps the roles and applies all migrations: what services
 // do at start when configured to, and what `staffctl migrate up` does.
 func MigrateUp(ctx context.Context, dsn string, logger *slog.Logger) ([]Step, error) {
-	if err := Bootstrap(ctx, dsn); err != nil {
-		return nil, err
-	}
-	m, err := NewMigrator(dsn, logger)
+	m, err := NewMigrator(ctx, dsn, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func TestMigrateUpDownUpOnEmptyDatabase(t *testing.T) {
 	}
 	latest := steps[len(steps)-1].Version
 
-	m, err := postgres.NewMigrator(db.AdminURL, nil)
+	m, err := postgres.NewMigrator(ctx, db.AdminURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

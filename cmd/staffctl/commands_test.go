@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMigrateUpDownUpThroughStaffctl(t *testing.T) {
+	t.Parallel()
+	db := pg.NewEmptyDatabase(t)
+	env := map[string]string{"DATABASE_URL": db.AdminURL}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "status"}, "00001 00001_relational.sql"},
+		{[]string{"migrate", "up"}, "applied 00002 00002_monitoring.sql"},
+		{[]string{"migrate", "up"}, "nothing to apply"},
+		{[]string{"migrate", "down"}, "rolled back 00002"},
+		{[]string{"migrate", "status"}, "00002_monitoring.sql                     pending"},
+		{[]string{"migrate", "up"}, "applied 00002 00002_monitoring.sql"},
+		{[]string{"migrate", "status"}, "00002_monitoring.sql                     applied"},
+	}
+	for _, s := range steps {
+		out, errOut, err := staffctl(t, env, s.args...)
+		if err != nil {
+			t.Fatalf("%v: %v (%s)", s.args, err, errOut)
+		}
+		if !strings.Contains(out, s.want) {
+			t.Fatalf("%v printed %q, want it to contain %q", s.args, out, s.want)
+		}
+	}
+}
+
+func TestAdminCommands(t *testing.T) {
+	t.Parallel()
+	db := pg.NewDatabase(t)
+	env := map[string]string{"DATABASE_URL": db.AdminURL}
+
+	out, _, err := staffctl(t, env, "org", "create", "--name", "Acme Corp")
+	if err != nil || !strings.Contains(out, "slug acme-corp") {
+		t.Fatalf("org create: %q, %v", out, err)
+	}
+	out, _, err = staffctl(t, env, "user", "create", "--org", "acme-corp", "--email", "hr@acme.test", "--role", "hr")
+	if err != nil || !strings.Contains(out, "hr@acme.test (HR)") || !strings.Contains(out, "password (shown once): ") {
+		t.Fatalf("user create: %q, %v", out, err)
+	}
+	out, _, err = staffctl(t, env, "gateway", "register", "--org", "acme-corp", "--serial", "GW-7", "--ttl", "2h")
+	if err != nil || !regexp.MustCompile(`provisioning_token: scpt_[A-Za-z0-9_-]{43}`).MatchString(out) {
+		t.Fatalf("gateway register: %q, %v", out, err)
+	}
+	out, _, err = staffctl(t, env, "org", "list")
+	if err != nil || !strings.Contains(out, "acme-corp") {
+		t.Fatalf("org list: %q, %v", out, err)
+	}
+
+	// Bad input: a usage error (exit 2) or an error naming the field.
+	bad := []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"org", "create"}, "--name is required", 2},
+		{[]string{"org", "create", "--name", "Acme Corp"}, "slug: an organisation with slug \"acme-corp\" exists already", 1},
+		{[]string{"org", "create", "--name", "X", "--slug", "Not OK"}, "slug: must be", 1},
+		{[]string{"org", "frobnicate"}, "unknown subcommand", 2},
+		{[]string{"user", "create", "--email", "x@acme.test"}, "--role is required", 2},
+		{[]string{"user", "create", "--org", "acme-corp", "--email", "nope", "--role", "HR"}, "email: \"nope\" is not a valid e-mail address", 1},
+		{[]string{"user", "create", "--org", "acme-corp", "--email", "a@acme.test", "--role", "BOSS"}, "role: unknown role", 1},
+		{[]string{"user", "create", "--email", "a@acme.test", "--role", "HR"}, "organization: is required for role HR", 1},
+		{[]string{"user", "create", "--org", "no-such-org", "--email", "a@acme.test", "--role", "HR"}, "org: no organisation with slug", 1},
+		{[]string{"gateway", "register", "--org", "acme-corp"}, "--serial is required", 2},
+		{[]string{"gateway", "register", "--org", "99999", "--serial", "S"}, "organization: organisation 99999 does not exist", 1},
+		{[]string{"gateway", "register", "--org", "acme-corp", "--serial", "GW-7"}, "serial: a gateway with serial \"GW-7\" is registered already", 1},
+		{[]string{"gateway", "register", "--org", "acme-corp", "--serial", "GW-8", "--ttl", "1s"}, "ttl: must be between", 1},
+		{[]string{"gateway", "register", "--bogus"}, "flag provided but not defined: -bogus", 2},
+		{[]string{"nope"}, "unknown command \"nope\"", 2},
+	}
+	for _, b := range bad {
+		_, _, err := staffctl(t, env, b.args...)
+		if err == nil || !strings.Contains(err.Error(), b.want) || exitCode(err) != b.code {
+			t.Errorf("%v: err = %v (exit %d), want %q with exit %d", b.args, err, exitCode(err), b.want, b.code)
+		}
+	}
+	// No database configured.
+	if _, _, err := staffctl(t, nil, "org", "list"); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Errorf("without a database: err = %v, want it to name DATABASE_URL", err)
+	}
+	// --help succeeds.
+	for _, args := range [][]string{{"--help"}, {"org", "create", "--help"}, {"migrate", "--help"}, {"up", "--help"}} {
+		if _, _, err := staffctl(t, env, args...); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// TestUpRunsTheSystemAndStopsCleanly runs the README's main command with no
+// environment: a throwaway cluster, both APIs, the demo organisation; then
+// it cancels, as Ctrl-C does.
+func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &lockedBuffer{}
+	var errOut lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"up", "--agent-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0"},
+			func(string) string { return "" }, out, &errOut)
+	}()
+	re := regexp.MustCompile(`(Agent|Dashboard) API\s+http://(\S+)`)
+	deadline := time.Now().Add(90 * time.Second)
+	var urls []string
+	for time.Now().Before(deadline) {
+		if m := re.FindAllStringSubmatch(out.String(), -1); len(m) == 2 {
+			urls = []string{m[0][2], m[1][2]}
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("up exited early: %v\nstdout: %s\nstderr: %s", err, out.String(), errOut.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if urls == nil {
+		t.Fatalf("up did not print both APIs:\n%s\n%s", out.String(), errOut.String())
+	}
+	for _, u := range urls {
+		body, code := httpGet(t, "http://"+u+"/health/ready")
+		if code != 200 || !strings.Contains(body, "ready") {
+			t.Errorf("%s/health/ready = %d %q", u, code, body)
+		}
+	}
+	if !strings.Contains(out.String(), `Demo organisation 1 (slug "demo")`) || !strings.Contains(out.String(), "provisioning token scpt_") {
+		t.Errorf("demo organisation not reported:\n%s", out.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("up returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("up did not stop within 30 s of Ctrl-C")
+	}
+	if !strings.Contains(out.String(), "stopped cleanly") {
+		t.Errorf("no clean stop reported:\n%s", out.String())
+	}
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+)
+
+func runGateway(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(e.stdout, "usage: staffctl gateway register --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h]\n")
+		if len(args) == 0 {
+			return usagef("gateway: a subcommand is required (register)")
+		}
+		return nil
+	}
+	if args[0] != "register" {
+		return usagef("gateway: unknown subcommand %q (want register)", args[0])
+	}
+	fs, dbURL := newFlags(e, "gateway register", "gateway register --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h] [--database-url URL]\n\n"+
+		"Registers a gateway and prints a one-time provisioning token for its gateway.yml.")
+	org := fs.String("org", "", "organisation id or slug (required)")
+	serial := fs.String("serial", "", "the gateway's serial, unique in the organisation (required)")
+	name := fs.String("name", "", "a human-friendly name, e.g. the site")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the provisioning token stays valid (1m to 720h)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *org == "" {
+		return usagef("gateway register: --org is required")
+	}
+	if *serial == "" {
+		return usagef("gateway register: --serial is required")
+	}
+	dsn, err := databaseURL(e, *dbURL)
+	if err != nil {
+		return err
+	}
+	return withAccounts(ctx, dsn, func(svc *accounts.Service) error {
+		orgID, err := resolveOrg(ctx, svc, *org)
+		if err != nil {
+			return err
+		}
+		r, err := svc.RegisterGateway(ctx, adminActor(), orgID, *serial, *name, *ttl)
+		if err != nil {
+			return err
+		}
+		printRegistration(e, r)
+		return nil
+	})
+}
+
+func printRegistration(e env, r accounts.Registration) {
+	fmt.Fprintf(e.stdout, "gateway %s registered (serial %s, organisation %d)\n", r.GatewayID, r.Serial, r.OrganizationID)
+	fmt.Fprintf(e.stdout, "provisioning token (one-time, shown once, expires %s):\n  %s\n", r.ExpiresAt.Format(time.RFC3339), r.ProvisioningToken)
+	fmt.Fprintf(e.stdout, "put it in gateway.yml:\n  organization:\n    id: %d\n    provisioning_token: %s\n", r.OrganizationID, r.ProvisioningToken)
+}

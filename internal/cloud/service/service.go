@@ -1,0 +1,146 @@
+// Package service provides what every cloud HTTP service shares: the
+// health, readiness and Prometheus endpoints, the runtime-role safety check,
+// and serving with a graceful shutdown.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+)
+
+// Check is one readiness dependency.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// PingCheck is a readiness check that the database answers.
+func PingCheck(name string, db *pgxpool.Pool) Check {
+	return Check{Name: name, Run: db.Ping}
+}
+
+// NewRegistry returns a Prometheus registry with the Go runtime and process
+// collectors. Each service owns its registry; nothing uses the global one.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// HealthRoutes adds GET /health (the process is alive), GET /health/ready
+// (every check passes within 2 s; 503 with the failures otherwise) and
+// GET /metrics to mux.
+func HealthRoutes(mux *http.ServeMux, reg *prometheus.Registry, checks ...Check) {
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		failures := map[string]string{}
+		for _, c := range checks {
+			if err := c.Run(ctx); err != nil {
+				failures[c.Name] = err.Error()
+			}
+		}
+		if len(failures) > 0 {
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failures": failures})
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+}
+
+// WriteJSON writes v as a JSON response with status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// CheckRuntimeRole refuses a database connection whose role would bypass
+// row-level security (a superuser or a BYPASSRLS role): a service running
+// so would silently serve every organisation's rows. envKey names the
+// configuration key for the error message.
+func CheckRuntimeRole(ctx context.Context, db *pgxpool.Pool, envKey string) error {
+	var user string
+	var bypass bool
+	if err := db.QueryRow(ctx, `SELECT current_user, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&user, &bypass); err != nil {
+		return fmt.Errorf("%s: check role: %w", envKey, err)
+	}
+	if bypass {
+		return fmt.Errorf("%s connects as %q, a superuser or BYPASSRLS role: row-level security would not apply; connect as the service's runtime role", envKey, user)
+	}
+	return nil
+}
+
+// Listen opens a TCP listener, naming the configuration key on failure.
+func Listen(addr, key string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%s: %w", key, addr, err)
+	}
+	return l, nil
+}
+
+// Serve serves h on l until ctx ends, then shuts down gracefully, giving
+// in-flight requests up to 10 s.
+func Serve(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown %s: %w", l.Addr(), err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// OpenDatabase prepares a service's database: it applies migrations first
+// when cfg.MigrateURL is set, connects to cfg.DatabaseURL and refuses a role
+// that bypasses row-level security.
+func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (*pgxpool.Pool, error) {
+	if cfg.MigrateURL != "" {
+		if _, err := postgres.MigrateUp(ctx, cfg.MigrateURL, logger); err != nil {
+			return nil, fmt.Errorf("%s: %w", KeyMigrateURL, err)
+		}
+	}
+	db, err := postgres.Connect(ctx, cfg.DatabaseURL, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", KeyDatabaseURL, err)
+	}
+	if err := CheckRuntimeRole(ctx, db, KeyDatabaseURL); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}

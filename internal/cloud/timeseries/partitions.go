@@ -1,0 +1,92 @@
+// Package timeseries maintains the storage of the monitoring time series.
+// Without TimescaleDB, the series are native daily partitions that must
+// exist before an event for that day arrives and be dropped once older than
+// the table's retention; Maintainer does both, through SECURITY DEFINER
+// functions owned by the schema owner so that the ingest role never owns or
+// addresses a partition. Under TimescaleDB the same calls are no-ops (chunks
+// and retention policies are the extension's work).
+package timeseries
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Maintainer creates daily partitions ahead of time and drops expired ones.
+type Maintainer struct {
+	db      *pgxpool.Pool
+	logger  *slog.Logger
+	behind  int // days before today to cover (late events from buffering gateways)
+	ahead   int // days after today to cover
+	created prometheus.Counter
+	dropped prometheus.Counter
+	errors  prometheus.Counter
+}
+
+// NewMaintainer returns a Maintainer using db (the ingest role). It covers
+// behind days before today (the gateway buffers 7 days) and ahead days
+// after, and registers its metrics with reg.
+func NewMaintainer(db *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registerer, behind, ahead int) *Maintainer {
+	m := &Maintainer{
+		db: db, logger: logger, behind: behind, ahead: ahead,
+		created: prometheus.NewCounter(prometheus.CounterOpts{Name: "timeseries_partitions_created_total", Help: "Daily time-series partitions created ahead of time."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "timeseries_partitions_dropped_total", Help: "Daily time-series partitions dropped by retention."}),
+		errors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "timeseries_maintenance_errors_total", Help: "Failed partition maintenance runs."}),
+	}
+	reg.MustRegister(m.created, m.dropped, m.errors)
+	return m
+}
+
+// Result is what one maintenance run did.
+type Result struct {
+	Created int
+	Dropped []string
+}
+
+// RunOnce ensures the partitions around now exist and drops expired ones.
+func (m *Maintainer) RunOnce(ctx context.Context, now time.Time) (Result, error) {
+	var res Result
+	day := now.UTC().Truncate(24 * time.Hour)
+	from, to := day.AddDate(0, 0, -m.behind), day.AddDate(0, 0, m.ahead)
+	if err := m.db.QueryRow(ctx, `SELECT monitoring.ensure_partitions($1::date, $2::date)`, from, to).Scan(&res.Created); err != nil {
+		m.errors.Inc()
+		return res, fmt.Errorf("timeseries: ensure partitions %s..%s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), err)
+	}
+	rows, err := m.db.Query(ctx, `SELECT monitoring.drop_expired_partitions($1)`, now)
+	if err == nil {
+		res.Dropped, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		m.errors.Inc()
+		return res, fmt.Errorf("timeseries: drop expired partitions: %w", err)
+	}
+	m.created.Add(float64(res.Created))
+	m.dropped.Add(float64(len(res.Dropped)))
+	if res.Created > 0 || len(res.Dropped) > 0 {
+		m.logger.InfoContext(ctx, "partition maintenance", "created", res.Created, "dropped", len(res.Dropped))
+	}
+	return res, nil
+}
+
+// Run calls RunOnce now and then every interval until ctx ends. Failures
+// are logged and counted; the next run retries.
+func (m *Maintainer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := m.RunOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			m.logger.ErrorContext(ctx, "partition maintenance failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
