@@ -1,0 +1,641 @@
+// Package uplink uploads the gateway's buffer to the cloud Agent API: one
+// loop per stream (logs, screenshots, device events) forms batches bounded by
+// count, bytes and time, sends them gzip-compressed (screenshots as
+// multipart) with the API key and the batch's persisted idempotency token,
+// and deletes the rows only after a 2xx. Failures retry forever with capped
+// exponential backoff and jitter; Retry-After is honoured; 413 halves the
+// batch; 401/403 pause uploads and raise an alert.
+package uplink
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// Options configures an Uplink. ServerURL and APIKey are required.
+type Options struct {
+	// ServerURL is the Agent API base URL (server.url).
+	ServerURL string
+	// APIKey authenticates the gateway.
+	APIKey string
+	// GatewayID is sent in every batch.
+	GatewayID string
+	// Client sends requests; nil builds one with a 60 s timeout.
+	Client *http.Client
+	// MaxEvents and MaxBytes bound a logs or device-events batch.
+	MaxEvents int
+	MaxBytes  int64
+	// MaxScreenshots and MaxScreenshotBytes bound a screenshot batch.
+	MaxScreenshots     int
+	MaxScreenshotBytes int64
+	// FlushInterval is the longest an event waits for a batch to fill.
+	FlushInterval time.Duration
+	// BackoffInitial and BackoffMax bound the retry delay (1 s, 16 s).
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// AuthRetryInterval is how long uploads pause after 401/403.
+	AuthRetryInterval time.Duration
+	// RetryAfterMax caps a server's Retry-After.
+	RetryAfterMax time.Duration
+	// Logger and Registerer may be nil.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultMaxEvents          = 1000
+	DefaultMaxBytes           = 4 << 20
+	DefaultMaxScreenshots     = 16
+	DefaultMaxScreenshotBytes = 16 << 20
+	DefaultFlushInterval      = 30 * time.Second
+	DefaultBackoffInitial     = time.Second
+	DefaultBackoffMax         = 16 * time.Second
+	DefaultAuthRetryInterval  = time.Minute
+	DefaultRetryAfterMax      = 5 * time.Minute
+)
+
+// TLSFiles names the PEM files of optional mutual TLS.
+type TLSFiles struct {
+	CAFile   string
+	CertFile string
+	KeyFile  string
+}
+
+// NewHTTPClient builds the uplink's HTTP client: TLS 1.2+, an optional CA
+// bundle, an optional client certificate (mTLS) and a request timeout.
+func NewHTTPClient(files TLSFiles, timeout time.Duration) (*http.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if files.CAFile != "" {
+		pem, err := os.ReadFile(files.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("uplink: read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("uplink: CA file %s holds no PEM certificate", files.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	if files.CertFile != "" || files.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("uplink: load client certificate: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{cert}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tr.MaxIdleConnsPerHost = 8
+	tr.ResponseHeaderTimeout = timeout
+	return &http.Client{Transport: tr, Timeout: timeout}, nil
+}
+
+// Status is the uplink's state for /health/details.
+type Status struct {
+	// RateEventsPerSecond is the acknowledged-event rate over the last 10 s.
+	RateEventsPerSecond float64 `json:"rate_events_per_second"`
+	// UploadedEvents counts events acknowledged since start.
+	UploadedEvents int64     `json:"uploaded_events"`
+	LastSuccessAt  time.Time `json:"last_success_at,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	// Paused is "unauthorized" while uploads pause after 401/403.
+	Paused string `json:"paused,omitempty"`
+	// Backoff is the current retry delay of each stream in seconds.
+	Backoff map[string]float64 `json:"backoff_seconds"`
+}
+
+type ackSample struct {
+	at time.Time
+	n  int
+}
+
+// Uplink uploads a buffer. Run it once.
+type Uplink struct {
+	buf  *buffer.Buffer
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	gz sync.Pool
+
+	mu        sync.Mutex
+	samples   []ackSample
+	uploaded  int64
+	lastOK    time.Time
+	lastErr   string
+	lastErrAt time.Time
+	backoff   map[string]float64
+	paused    atomic.Bool
+}
+
+// New returns an Uplink for buf.
+func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
+	if opts.ServerURL == "" {
+		return nil, errors.New("uplink: server URL is required")
+	}
+	opts.ServerURL = strings.TrimRight(opts.ServerURL, "/")
+	if opts.APIKey == "" {
+		return nil, errors.New("uplink: API key is required")
+	}
+	if opts.Client == nil {
+		c, err := NewHTTPClient(TLSFiles{}, 60*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		opts.Client = c
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def64 := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&opts.MaxEvents, DefaultMaxEvents)
+	def64(&opts.MaxBytes, DefaultMaxBytes)
+	def(&opts.MaxScreenshots, DefaultMaxScreenshots)
+	def64(&opts.MaxScreenshotBytes, DefaultMaxScreenshotBytes)
+	defD(&opts.FlushInterval, DefaultFlushInterval)
+	defD(&opts.BackoffInitial, DefaultBackoffInitial)
+	defD(&opts.BackoffMax, DefaultBackoffMax)
+	defD(&opts.AuthRetryInterval, DefaultAuthRetryInterval)
+	defD(&opts.RetryAfterMax, DefaultRetryAfterMax)
+	u := &Uplink{buf: buf, opts: opts, log: opts.Logger, backoff: map[string]float64{}}
+	if u.log == nil {
+		u.log = slog.New(slog.DiscardHandler)
+	}
+	u.gz.New = func() any {
+		w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+		return w
+	}
+	u.m = newMetrics(opts.Registerer, u)
+	return u, nil
+}
+
+// Run uploads until ctx is done. A batch in flight when ctx ends stays
+// claimed and is resent, under the same token, by the next Run.
+func (u *Uplink) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range buffer.Streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.runStream(ctx, s)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (u *Uplink) limits(s buffer.Stream) (int, int64) {
+	if s == buffer.StreamScreenshots {
+		return u.opts.MaxScreenshots, u.opts.MaxScreenshotBytes
+	}
+	return u.opts.MaxEvents, u.opts.MaxBytes
+}
+
+// outcome of one send.
+type outcome int
+
+const (
+	outOK outcome = iota
+	outRetry
+	outTooLarge
+	outReform  // 422: resend the rows under a new token
+	outInvalid // 400: the cloud refuses the content
+	outUnauthorized
+)
+
+func (u *Uplink) runStream(ctx context.Context, s buffer.Stream) {
+	maxEvents, maxBytes := u.limits(s)
+	limit := maxEvents
+	attempt := 0
+	backlog := false
+	for ctx.Err() == nil {
+		bt, err := u.buf.PendingBatch(ctx, s)
+		if err != nil {
+			u.fail(s, err)
+			u.sleep(ctx, u.delay(&attempt, 0))
+			continue
+		}
+		if bt == nil {
+			ready, wait := u.ready(ctx, s, limit, maxBytes, backlog)
+			if !ready {
+				u.wait(ctx, s, wait)
+				continue
+			}
+			bt, err = u.buf.Claim(ctx, s, limit, maxBytes, s == buffer.StreamLogs)
+			if err != nil {
+				u.fail(s, err)
+				u.sleep(ctx, u.delay(&attempt, 0))
+				continue
+			}
+			if bt == nil {
+				backlog = false
+				continue
+			}
+		}
+		out, retryAfter, err := u.send(ctx, bt)
+		if ctx.Err() != nil {
+			return
+		}
+		switch out {
+		case outOK:
+			if err := u.buf.Ack(ctx, bt); err != nil {
+				// The rows stay claimed; the batch is resent under its token
+				// and the server answers from its idempotency store.
+				u.fail(s, err)
+				u.sleep(ctx, u.delay(&attempt, 0))
+				continue
+			}
+			u.succeeded(s, bt)
+			attempt = 0
+			u.setBackoff(s, 0)
+			backlog = len(bt.Events) >= limit
+			if limit < maxEvents {
+				limit = min(maxEvents, limit*2)
+			}
+		case outTooLarge, outInvalid:
+			if len(bt.Events) <= 1 {
+				reason := protocol.DropRejected
+				if errors.Is(err, os.ErrNotExist) {
+					reason = protocol.DropMissingFile
+				}
+				u.log.Error("cannot deliver a single event; dropping it", "stream", s, "batch", bt.Token, "reason", reason, "err", err)
+				if rerr := u.buf.Reject(ctx, bt, reason); rerr != nil {
+					u.fail(s, rerr)
+				}
+				continue
+			}
+			limit = max(1, len(bt.Events)/2)
+			u.m.retries.WithLabelValues(string(s), "split").Inc()
+			u.log.Warn("cloud refused a batch; halving", "stream", s, "events", len(bt.Events), "next_limit", limit, "err", err)
+			if rerr := u.buf.Release(ctx, bt); rerr != nil {
+				u.fail(s, rerr)
+				u.sleep(ctx, u.delay(&attempt, 0))
+			}
+		case outReform:
+			u.m.retries.WithLabelValues(string(s), "reform").Inc()
+			u.log.Warn("idempotency key mismatch; re-forming the batch", "stream", s, "batch", bt.Token)
+			if rerr := u.buf.Release(ctx, bt); rerr != nil {
+				u.fail(s, rerr)
+				u.sleep(ctx, u.delay(&attempt, 0))
+			}
+		case outUnauthorized:
+			u.fail(s, err)
+			if !u.paused.Swap(true) {
+				u.m.paused.Set(1)
+				u.log.Error("ALERT: the cloud rejected the gateway's API key; uploads paused",
+					"stream", s, "retry_in", u.opts.AuthRetryInterval.String(), "err", err)
+			}
+			_ = u.buf.RecordFailure(ctx, bt, err.Error())
+			u.sleep(ctx, u.opts.AuthRetryInterval)
+		default:
+			u.fail(s, err)
+			u.m.retries.WithLabelValues(string(s), "error").Inc()
+			if rerr := u.buf.RecordFailure(ctx, bt, err.Error()); rerr != nil {
+				u.log.Error("record failure", "err", rerr)
+			}
+			d := u.delay(&attempt, retryAfter)
+			u.setBackoff(s, d)
+			u.log.Warn("upload failed; retrying", "stream", s, "batch", bt.Token, "attempt", bt.Attempts,
+				"retry_in", d.String(), "err", err)
+			u.sleep(ctx, d)
+		}
+	}
+}
+
+// ready reports whether a new batch should be claimed now, else how long to
+// wait at most before checking again.
+func (u *Uplink) ready(ctx context.Context, s buffer.Stream, limit int, maxBytes int64, backlog bool) (bool, time.Duration) {
+	rows, bytes := u.buf.Unclaimed(s)
+	if rows >= int64(limit) || bytes >= maxBytes || (backlog && rows > 0) {
+		return true, 0
+	}
+	if rows == 0 {
+		if s == buffer.StreamLogs {
+			if pend, err := u.buf.HasPendingDrops(ctx); err == nil && pend {
+				return true, 0
+			}
+		}
+		return false, u.opts.FlushInterval
+	}
+	oldest, ok, err := u.buf.OldestUnclaimed(ctx, s)
+	if err != nil || !ok {
+		return false, u.opts.FlushInterval
+	}
+	age := time.Since(oldest)
+	if age >= u.opts.FlushInterval {
+		return true, 0
+	}
+	return false, u.opts.FlushInterval - age
+}
+
+func (u *Uplink) wait(ctx context.Context, s buffer.Stream, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-u.buf.Notify(s):
+	}
+}
+
+func (u *Uplink) sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// delay returns the next backoff: initial·2^attempt capped at max, with
+// ±20 % jitter; a server's Retry-After wins when longer.
+func (u *Uplink) delay(attempt *int, retryAfter time.Duration) time.Duration {
+	d := u.opts.BackoffInitial << min(*attempt, 16)
+	if d > u.opts.BackoffMax || d <= 0 {
+		d = u.opts.BackoffMax
+	}
+	*attempt++
+	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	if retryAfter > d {
+		d = min(retryAfter, u.opts.RetryAfterMax)
+	}
+	return d
+}
+
+func (u *Uplink) fail(s buffer.Stream, err error) {
+	u.mu.Lock()
+	u.lastErr = fmt.Sprintf("%s: %v", s, err)
+	u.lastErrAt = time.Now()
+	u.mu.Unlock()
+}
+
+func (u *Uplink) setBackoff(s buffer.Stream, d time.Duration) {
+	u.mu.Lock()
+	u.backoff[string(s)] = d.Seconds()
+	u.mu.Unlock()
+}
+
+func (u *Uplink) succeeded(s buffer.Stream, bt *buffer.Batch) {
+	now := time.Now()
+	if u.paused.Swap(false) {
+		u.m.paused.Set(0)
+		u.log.Info("the cloud accepted the API key again; uploads resumed")
+	}
+	u.mu.Lock()
+	u.lastOK = now
+	u.uploaded += int64(len(bt.Events))
+	u.samples = append(u.samples, ackSample{at: now, n: len(bt.Events)})
+	cut := 0
+	for cut < len(u.samples) && now.Sub(u.samples[cut].at) > 10*time.Second {
+		cut++
+	}
+	if cut > 0 || len(u.samples) > 4096 {
+		cut = max(cut, len(u.samples)-4096)
+		u.samples = append(u.samples[:0], u.samples[cut:]...)
+	}
+	u.mu.Unlock()
+	u.m.events.WithLabelValues(string(s)).Add(float64(len(bt.Events)))
+}
+
+// Status returns the uplink's state.
+func (u *Uplink) Status() Status {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := time.Now()
+	n := 0
+	for _, sm := range u.samples {
+		if now.Sub(sm.at) <= 10*time.Second {
+			n += sm.n
+		}
+	}
+	st := Status{RateEventsPerSecond: float64(n) / 10, UploadedEvents: u.uploaded, LastSuccessAt: u.lastOK,
+		LastError: u.lastErr, LastErrorAt: u.lastErrAt, Backoff: map[string]float64{}}
+	for k, v := range u.backoff {
+		st.Backoff[k] = v
+	}
+	if u.paused.Load() {
+		st.Paused = "unauthorized"
+	}
+	return st
+}
+
+// send uploads one batch and classifies the answer.
+func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Duration, error) {
+	var body []byte
+	var ctype, encoding, path string
+	var err error
+	switch bt.Stream {
+	case buffer.StreamScreenshots:
+		path = protocol.PathIngestScreenshots
+		body, ctype, err = u.screenshotBody(bt)
+		if err != nil {
+			return outInvalid, 0, err
+		}
+	default:
+		path = protocol.PathIngestLogs
+		if bt.Stream == buffer.StreamDevice {
+			path = protocol.PathIngestDeviceEvents
+		}
+		body, err = u.gzipJSON(bt)
+		if err != nil {
+			return outRetry, 0, err
+		}
+		ctype, encoding = "application/json", "gzip"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.opts.ServerURL+path, bytes.NewReader(body))
+	if err != nil {
+		return outRetry, 0, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	req.Header.Set(protocol.HeaderAPIKey, u.opts.APIKey)
+	req.Header.Set(protocol.HeaderIdempotencyKey, bt.Token)
+	if u.opts.GatewayID != "" {
+		req.Header.Set(protocol.HeaderGatewayID, u.opts.GatewayID)
+	}
+	start := time.Now()
+	resp, err := u.opts.Client.Do(req)
+	stream := string(bt.Stream)
+	if err != nil {
+		u.m.batches.WithLabelValues(stream, "network_error").Inc()
+		return outRetry, 0, fmt.Errorf("POST %s: %w", path, err)
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	u.m.latency.WithLabelValues(stream).Observe(time.Since(start).Seconds())
+	u.m.batches.WithLabelValues(stream, strconv.Itoa(resp.StatusCode)).Inc()
+	if resp.StatusCode/100 == 2 {
+		u.m.bytes.WithLabelValues(stream).Add(float64(len(body)))
+		var ir protocol.IngestResponse
+		_ = json.Unmarshal(msg, &ir)
+		return outOK, 0, nil
+	}
+	err = fmt.Errorf("POST %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+	switch resp.StatusCode {
+	case http.StatusRequestEntityTooLarge:
+		return outTooLarge, 0, err
+	case http.StatusUnprocessableEntity:
+		return outReform, 0, err
+	case http.StatusBadRequest:
+		return outInvalid, 0, err
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return outUnauthorized, 0, err
+	default:
+		return outRetry, parseRetryAfter(resp.Header.Get(protocol.HeaderRetryAfter)), err
+	}
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+// writeEvents writes the JSON array of a batch's events, inserting each
+// event's seq into its stored payload.
+func writeEvents(w *bytes.Buffer, bt *buffer.Batch) {
+	w.WriteByte('[')
+	for i, e := range bt.Events {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		w.WriteString(`{"seq":`)
+		w.WriteString(strconv.FormatInt(e.Seq, 10))
+		p := e.Payload
+		if len(p) > 2 {
+			w.WriteByte(',')
+			w.Write(p[1:])
+		} else {
+			w.WriteByte('}')
+		}
+	}
+	w.WriteByte(']')
+}
+
+func (u *Uplink) batchJSON(bt *buffer.Batch) []byte {
+	var w bytes.Buffer
+	w.Grow(int(bt.Bytes) + 256)
+	w.WriteString(`{"gateway_id":`)
+	gid, _ := json.Marshal(u.opts.GatewayID)
+	w.Write(gid)
+	w.WriteString(`,"events":`)
+	writeEvents(&w, bt)
+	w.WriteString(`,"drops":`)
+	drops := bt.Drops
+	if drops == nil {
+		drops = []protocol.Drop{}
+	}
+	d, _ := json.Marshal(drops)
+	w.Write(d)
+	w.WriteByte('}')
+	return w.Bytes()
+}
+
+func (u *Uplink) gzipJSON(bt *buffer.Batch) ([]byte, error) {
+	raw := u.batchJSON(bt)
+	var out bytes.Buffer
+	out.Grow(len(raw) / 4)
+	zw := u.gz.Get().(*gzip.Writer)
+	defer u.gz.Put(zw)
+	zw.Reset(&out)
+	if _, err := zw.Write(raw); err != nil {
+		return nil, fmt.Errorf("gzip batch: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip batch: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// screenshotBody builds the multipart body: the batch JSON, then one part
+// per image named by event id. The boundary derives from the token so that
+// a retry sends identical bytes.
+func (u *Uplink) screenshotBody(bt *buffer.Batch) ([]byte, string, error) {
+	var out bytes.Buffer
+	mw := multipart.NewWriter(&out)
+	if err := mw.SetBoundary("staffcontrol-" + strings.ReplaceAll(bt.Token, "-", "")); err != nil {
+		return nil, "", fmt.Errorf("multipart boundary: %w", err)
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="`+protocol.ScreenshotBatchPart+`"`)
+	h.Set("Content-Type", "application/json")
+	pw, err := mw.CreatePart(h)
+	if err != nil {
+		return nil, "", fmt.Errorf("multipart: %w", err)
+	}
+	pw.Write(u.batchJSON(bt))
+	for _, e := range bt.Events {
+		var meta struct {
+			Screenshot *protocol.Screenshot `json:"screenshot"`
+		}
+		_ = json.Unmarshal(e.Payload, &meta)
+		ct := "application/octet-stream"
+		if meta.Screenshot != nil {
+			ct = meta.Screenshot.ContentType
+		}
+		data, err := os.ReadFile(u.buf.ScreenshotPath(e.EventID))
+		if err != nil {
+			return nil, "", fmt.Errorf("read screenshot %s: %w", e.EventID, err)
+		}
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", `form-data; name="`+e.EventID+`"; filename="`+e.EventID+`"`)
+		h.Set("Content-Type", ct)
+		pw, err := mw.CreatePart(h)
+		if err != nil {
+			return nil, "", fmt.Errorf("multipart: %w", err)
+		}
+		pw.Write(data)
+	}
+	if err := mw.Close(); err != nil {
+		return nil, "", fmt.Errorf("multipart: %w", err)
+	}
+	return out.Bytes(), mw.FormDataContentType(), nil
+}
