@@ -345,3 +345,16 @@ func (b *Buffer) OldestUnsent(ctx context.Context) (time.Time, bool, error) {
 	}
 	return oldest, found, nil
 }
+
+// HasEvent reports whether an agent event with this id is buffered.
+func (b *Buffer) HasEvent(ctx context.Context, eventID string) (bool, error) {
+	var one int
+	err := b.rdb.QueryRowContext(ctx, b.q["event_exists"], eventID).Scan(&one)
+	if err == sql.ErrNoRows {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("buffer: look up event %s: %w", eventID, err)
+	}
+	return true, nil
+}

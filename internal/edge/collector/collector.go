@@ -1,0 +1,229 @@
+// Package collector receives data from desktop agents over HTTP JSON (and
+// gRPC, see grpc.go): event batches, screenshot uploads, registration and
+// heartbeats. It validates every request as a whole (a 4xx names the field;
+// nothing of a refused request is written), assigns missing event ids
+// (UUIDv7), and answers 2xx only after the events are committed to the
+// buffer. Under back-pressure it answers 503 with Retry-After.
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// Options configures a Collector. Zero fields take the defaults below.
+type Options struct {
+	// MaxBodyBytes bounds an events request body (after gzip decoding).
+	MaxBodyBytes int64
+	// MaxBatchEvents bounds the events of one request.
+	MaxBatchEvents int
+	// MaxScreenshotBytes bounds one screenshot image.
+	MaxScreenshotBytes int64
+	// RetryAfter is sent with 503 answers.
+	RetryAfter time.Duration
+	// HeartbeatInterval is told to agents; an agent silent for three
+	// intervals no longer counts as connected.
+	HeartbeatInterval time.Duration
+	// MaxAgents bounds the registry of known agents.
+	MaxAgents int
+	// GatewayID is told to agents at registration.
+	GatewayID string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultMaxBodyBytes       = 8 << 20
+	DefaultMaxBatchEvents     = 1000
+	DefaultMaxScreenshotBytes = 10 << 20
+	DefaultRetryAfter         = 5 * time.Second
+	DefaultHeartbeatInterval  = 30 * time.Second
+	DefaultMaxAgents          = 100_000
+)
+
+// Collector turns agent requests into buffered events.
+type Collector struct {
+	buf    *buffer.Buffer
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	agents *Agents
+	m      *metrics
+}
+
+// New returns a Collector writing to buf.
+func New(buf *buffer.Buffer, opts Options) *Collector {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxBatchEvents <= 0 {
+		opts.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if opts.MaxScreenshotBytes <= 0 {
+		opts.MaxScreenshotBytes = DefaultMaxScreenshotBytes
+	}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = DefaultRetryAfter
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if opts.MaxAgents <= 0 {
+		opts.MaxAgents = DefaultMaxAgents
+	}
+	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.agents = newAgents(opts.MaxAgents, 3*opts.HeartbeatInterval, c.now)
+	c.m = newMetrics(opts.Registerer, c)
+	return c
+}
+
+// Agents returns the registry of agents seen by this collector.
+func (c *Collector) Agents() *Agents { return c.agents }
+
+// RequestError is a refusal with an HTTP status, an error code and the
+// offending field. Both transports map it to their own status.
+type RequestError struct {
+	Status int
+	Code   string
+	Field  string
+	Msg    string
+	// RetryAfter is set for 503 answers.
+	RetryAfter time.Duration
+}
+
+// Error implements error.
+func (e *RequestError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%d %s: %s: %s", e.Status, e.Code, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Msg)
+}
+
+func (c *Collector) reject(reason string, n int, e *RequestError) *RequestError {
+	c.buf.Rejected(reason, max(n, 1))
+	return e
+}
+
+// pressureError maps buffer refusals to 503s.
+func (c *Collector) pressureError(err error, n int) error {
+	ra := c.opts.RetryAfter
+	switch {
+	case errors.Is(err, buffer.ErrFull):
+		return &RequestError{Status: 503, Code: protocol.ErrCodeBufferFull, Msg: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra}
+	case errors.Is(err, buffer.ErrShedding):
+		return &RequestError{Status: 503, Code: protocol.ErrCodeShedding, Msg: "the gateway is shedding screenshots; retry later", RetryAfter: ra}
+	case errors.Is(err, buffer.ErrClosed):
+		return &RequestError{Status: 503, Code: protocol.ErrCodeUnavailable, Msg: "the gateway is shutting down", RetryAfter: ra}
+	}
+	return err
+}
+
+// checkLevel refuses early, before reading a body, under back-pressure.
+func (c *Collector) checkLevel(screenshot bool) error {
+	switch lvl := c.buf.Level(); {
+	case lvl >= buffer.LevelCritical:
+		c.buf.Rejected("buffer_full", 1)
+		return c.pressureError(buffer.ErrFull, 0)
+	case screenshot && lvl >= buffer.LevelWarning:
+		c.buf.Rejected("shedding", 1)
+		return c.pressureError(buffer.ErrShedding, 0)
+	}
+	return nil
+}
+
+// AcceptEvents validates a batch as a whole, commits it and returns the
+// acknowledgement. It returns *RequestError for refusals.
+func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
+	n := len(batch.Events)
+	if n == 0 {
+		return nil, c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "events", Msg: "at least one event is required"})
+	}
+	if n > c.opts.MaxBatchEvents {
+		return nil, c.reject("too_large", n, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: "events",
+			Msg: fmt.Sprintf("%d events, at most %d per request", n, c.opts.MaxBatchEvents)})
+	}
+	now := c.now()
+	received := now.UTC()
+	recs := make([]buffer.Record, n)
+	for i := range batch.Events {
+		e := &batch.Events[i]
+		if e.AgentUID == "" {
+			e.AgentUID = batch.AgentUID
+		}
+		if e.ComputerName == "" {
+			e.ComputerName = batch.ComputerName
+		}
+		if err := protocol.ValidateAgentEvent(e, "events["+strconv.Itoa(i)+"]", now, false); err != nil {
+			var fe *protocol.FieldError
+			errors.As(err, &fe)
+			return nil, c.reject("validation", n, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: fe.Field, Msg: fe.Message})
+		}
+	}
+	for i := range batch.Events {
+		e := &batch.Events[i]
+		if e.EventID == "" {
+			e.EventID = uuid.Must(uuid.NewV7()).String()
+		}
+		e.ReceivedAt = &received
+		p, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("collector: encode event: %w", err)
+		}
+		recs[i] = buffer.Record{Class: protocol.ClassLog, Type: e.Type, EventID: e.EventID, Payload: p}
+	}
+	out, err := c.buf.Append(ctx, recs)
+	if err != nil {
+		return nil, c.pressureError(err, n)
+	}
+	resp := &protocol.EventBatchResponse{Events: make([]protocol.EventAck, n)}
+	for i, o := range out {
+		resp.Events[i] = protocol.EventAck{EventID: batch.Events[i].EventID, Seq: o.Seq, Duplicate: o.Duplicate}
+		if o.Duplicate {
+			resp.Duplicates++
+		} else {
+			resp.Accepted++
+			c.m.accepted.WithLabelValues(batch.Events[i].Type).Inc()
+		}
+	}
+	if batch.AgentUID != "" {
+		c.agents.Seen(protocol.AgentRegistration{AgentUID: batch.AgentUID, ComputerName: batch.ComputerName}, false)
+	} else {
+		c.agents.Seen(protocol.AgentRegistration{AgentUID: batch.Events[0].AgentUID, ComputerName: batch.Events[0].ComputerName}, false)
+	}
+	return resp, nil
+}
+
+// Register records an agent's registration or heartbeat.
+func (c *Collector) Register(reg protocol.AgentRegistration, full bool) (*protocol.AgentRegistrationResponse, error) {
+	for _, f := range []struct{ name, v string }{{"agent_uid", reg.AgentUID}, {"computer_name", reg.ComputerName}} {
+		if f.v == "" {
+			return nil, c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: f.name, Msg: "is required"})
+		}
+		if len(f.v) > protocol.MaxShortField {
+			return nil, c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: f.name, Msg: "is too long"})
+		}
+	}
+	c.agents.Seen(reg, full)
+	return &protocol.AgentRegistrationResponse{GatewayID: c.opts.GatewayID,
+		HeartbeatIntervalSeconds: int(c.opts.HeartbeatInterval / time.Second), BufferLevel: c.buf.Level().String()}, nil
+}
