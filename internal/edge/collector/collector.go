@@ -38,7 +38,7 @@ type Options struct {
 	// MaxAgents bounds the registry of known agents.
 	MaxAgents int
 	// GatewayID is told to agents at registration.
-	GatewayID string
+	GatewayID  string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now is the clock; nil uses time.Now.
