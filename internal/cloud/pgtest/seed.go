@@ -71,6 +71,10 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 		VALUES ($1, $2, $3, 'hikvision', 'open_door', '{}')`, org, s.DeviceID, s.GatewayID)
 	one(nil, `INSERT INTO retention_policies (organization_id, resource_type, retention_days) VALUES ($1, 'screenshot', 30)`, org)
 	one(nil, `INSERT INTO audit_log (organization_id, actor, action, resource_type) VALUES ($1, 'seed', 'create', 'organization')`, org)
+	one(nil, `INSERT INTO ingest_batches (organization_id, gateway_id, idempotency_key, endpoint, request_hash, status, locked_until, response_status, response_body)
+		VALUES ($1, $2, $3, 'logs', sha256('x'), 'done', now(), 200, '{}')`, org, s.GatewayID, uuid.Must(uuid.NewV7()))
+	one(nil, `INSERT INTO gateway_ingest_stats (organization_id, gateway_id, max_seq, events_accepted) VALUES ($1, $2, 5, 5)`, org, s.GatewayID)
+	one(nil, `INSERT INTO gateway_drop_reports (organization_id, gateway_id, reason, class, count) VALUES ($1, $2, 'retention', 'log', 1)`, org, s.GatewayID)
 	common := []any{org, s.GatewayID, "agent-1", "PC-1", "S-1-5-21-1", now}
 	one(nil, `INSERT INTO monitoring.active_windows (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, datetime, duration_seconds)
 		VALUES ($7, $1, $2, 1, $3, $4, $5, 'Editor', 'code.exe', $6, 30)`, append(common, uuid.Must(uuid.NewV7()))...)
