@@ -1,0 +1,483 @@
+// Package config loads the gateway's configuration: the YAML file written by
+// the install script (server, organization, buffer, adapters, logging, plus
+// gateway, uplink, collector and health sections), then environment
+// overrides (STAFF_GATEWAY_<KEY> with dots as underscores, e.g.
+// STAFF_GATEWAY_BUFFER_MAX_SIZE). One table of keys drives the file, the
+// environment, the defaults and the documentation, so every error names the
+// key at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the gateway's configuration.
+type Config struct {
+	Server       Server
+	Organization Organization
+	Gateway      Gateway
+	Buffer       Buffer
+	Uplink       Uplink
+	Collector    Collector
+	Health       Health
+	Logging      Logging
+	// Adapters holds adapters.<name>.* settings; device adapters read them.
+	Adapters map[string]Adapter
+}
+
+// Server is the cloud Agent API.
+type Server struct {
+	URL        string
+	ControlURL string
+	Timeout    time.Duration
+	CAFile     string
+	CertFile   string
+	KeyFile    string
+}
+
+// Organization identifies the tenant and how the gateway authenticates.
+type Organization struct {
+	ID                int64
+	ProvisioningToken string
+	APIKey            string
+}
+
+// Gateway is the gateway's own identity and listeners.
+type Gateway struct {
+	Serial     string
+	Listen     string
+	GRPCListen string
+}
+
+// Buffer is the SQLite buffer.
+type Buffer struct {
+	Path          string
+	MaxSize       int64
+	RetentionDays int
+	Synchronous   string
+}
+
+// Uplink bounds batches and retries.
+type Uplink struct {
+	BatchMaxEvents           int
+	BatchMaxBytes            int64
+	ScreenshotBatchMaxEvents int
+	ScreenshotBatchMaxBytes  int64
+	FlushInterval            time.Duration
+	BackoffInitial           time.Duration
+	BackoffMax               time.Duration
+	AuthRetryInterval        time.Duration
+}
+
+// Collector bounds agent requests.
+type Collector struct {
+	MaxBodyBytes       int64
+	MaxBatchEvents     int
+	MaxScreenshotBytes int64
+	RetryAfter         time.Duration
+	HeartbeatInterval  time.Duration
+}
+
+// Health sets readiness thresholds.
+type Health struct {
+	MaxUnsentAge time.Duration
+}
+
+// Logging sets the log level and an optional file (stderr otherwise).
+type Logging struct {
+	Level string
+	File  string
+}
+
+// Adapter is one device adapter's settings.
+type Adapter struct {
+	Enabled  bool
+	Settings map[string]string
+}
+
+// EnvPrefix starts every environment override.
+const EnvPrefix = "STAFF_GATEWAY_"
+
+// Key describes one configuration key.
+type Key struct {
+	// Name is the dotted YAML path, e.g. buffer.max_size.
+	Name string
+	// Default is the value used when neither file nor environment sets it.
+	Default string
+	// Doc explains the key.
+	Doc string
+	set func(c *Config, v string) error
+}
+
+// Env is the environment variable that overrides the key.
+func (k Key) Env() string {
+	return EnvPrefix + strings.ToUpper(strings.NewReplacer(".", "_").Replace(k.Name))
+}
+
+// envAliases are the seed's docker-compose variables.
+var envAliases = map[string]string{"AGENT_API_URL": "server.url", "BUFFER_PATH": "buffer.path"}
+
+func str(f func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = strings.TrimSpace(v); return nil }
+}
+
+func integer(f func(c *Config) *int, min int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("must be an integer, not %q", v)
+		}
+		if n < min {
+			return fmt.Errorf("must be at least %d", min)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func duration(f func(c *Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("must be a positive duration such as 30s or 5m, not %q", v)
+		}
+		*f(c) = d
+		return nil
+	}
+}
+
+func bytesize(f func(c *Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+// ParseSize parses a size such as 1GB, 512MB, 64KiB or 1048576. KB, MB and
+// GB are binary multiples (1 GB = 1024³ bytes), as are KiB, MiB and GiB.
+func ParseSize(v string) (int64, error) {
+	s := strings.ToUpper(strings.TrimSpace(v))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("must be a positive size such as 1GB or 512MB, not %q", v)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+// Keys returns every configuration key in documentation order.
+func Keys() []Key {
+	return []Key{
+		{"server.url", "", "Agent API base URL (https://…); required.", str(func(c *Config) *string { return &c.Server.URL })},
+		{"server.control_url", "", "WebSocket control channel URL (wss://…/v2/gateway/socket).", str(func(c *Config) *string { return &c.Server.ControlURL })},
+		{"server.timeout", "60s", "Timeout of one request to the cloud.", duration(func(c *Config) *time.Duration { return &c.Server.Timeout })},
+		{"server.tls.ca_file", "", "PEM CA bundle to verify the cloud (system roots when empty).", str(func(c *Config) *string { return &c.Server.CAFile })},
+		{"server.tls.cert_file", "", "PEM client certificate for mutual TLS (with key_file).", str(func(c *Config) *string { return &c.Server.CertFile })},
+		{"server.tls.key_file", "", "PEM private key of the client certificate.", str(func(c *Config) *string { return &c.Server.KeyFile })},
+		{"organization.id", "", "Organisation id (integer) the gateway belongs to; needed to provision.", func(c *Config, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("must be a positive integer, not %q", v)
+			}
+			c.Organization.ID = n
+			return nil
+		}},
+		{"organization.provisioning_token", "", "One-time token exchanged for an API key at first start.", str(func(c *Config) *string { return &c.Organization.ProvisioningToken })},
+		{"organization.api_key", "", "API key, when issued out of band (skips provisioning).", str(func(c *Config) *string { return &c.Organization.APIKey })},
+		{"gateway.serial", "(host name)", "Serial the gateway registers under.", str(func(c *Config) *string { return &c.Gateway.Serial })},
+		{"gateway.listen", ":3000", "Address of the agent HTTP API, /health and /metrics.", str(func(c *Config) *string { return &c.Gateway.Listen })},
+		{"gateway.grpc_listen", ":3002", "Address of the agent gRPC API; \"off\" disables it.", str(func(c *Config) *string { return &c.Gateway.GRPCListen })},
+		{"buffer.path", "/var/lib/staff-gateway/buffer.sqlite", "SQLite buffer file; screenshots and the API key file live beside it.", str(func(c *Config) *string { return &c.Buffer.Path })},
+		{"buffer.max_size", "1GB", "Buffer size limit: warn and shed screenshots at 80 %, refuse data at 95 %.", bytesize(func(c *Config) *int64 { return &c.Buffer.MaxSize })},
+		{"buffer.retention_days", "7", "Unsent data older than this is dropped (counted and reported).", integer(func(c *Config) *int { return &c.Buffer.RetentionDays }, 1)},
+		{"buffer.synchronous", "full", "full: acknowledged events survive power loss; normal: process crashes only.", func(c *Config, v string) error {
+			v = strings.ToLower(strings.TrimSpace(v))
+			if v != "full" && v != "normal" && v != "extra" {
+				return fmt.Errorf("must be full, extra or normal, not %q", v)
+			}
+			c.Buffer.Synchronous = v
+			return nil
+		}},
+		{"uplink.batch_max_events", "1000", "Most events in one logs or device-events batch.", integer(func(c *Config) *int { return &c.Uplink.BatchMaxEvents }, 1)},
+		{"uplink.batch_max_bytes", "4MB", "Most bytes in one logs or device-events batch (before gzip).", bytesize(func(c *Config) *int64 { return &c.Uplink.BatchMaxBytes })},
+		{"uplink.screenshot_batch_max_events", "16", "Most screenshots in one batch.", integer(func(c *Config) *int { return &c.Uplink.ScreenshotBatchMaxEvents }, 1)},
+		{"uplink.screenshot_batch_max_bytes", "16MB", "Most bytes in one screenshot batch.", bytesize(func(c *Config) *int64 { return &c.Uplink.ScreenshotBatchMaxBytes })},
+		{"uplink.flush_interval", "30s", "Longest wait for a batch to fill (a backlog drains continuously).", duration(func(c *Config) *time.Duration { return &c.Uplink.FlushInterval })},
+		{"uplink.backoff_initial", "1s", "First retry delay; doubles per failure.", duration(func(c *Config) *time.Duration { return &c.Uplink.BackoffInitial })},
+		{"uplink.backoff_max", "16s", "Retry delay cap (±20 % jitter); retries never stop.", duration(func(c *Config) *time.Duration { return &c.Uplink.BackoffMax })},
+		{"uplink.auth_retry_interval", "1m", "Pause after the cloud rejects the API key (401/403).", duration(func(c *Config) *time.Duration { return &c.Uplink.AuthRetryInterval })},
+		{"collector.max_body_bytes", "8MB", "Largest events request (413 above).", bytesize(func(c *Config) *int64 { return &c.Collector.MaxBodyBytes })},
+		{"collector.max_batch_events", "1000", "Most events in one request (413 above).", integer(func(c *Config) *int { return &c.Collector.MaxBatchEvents }, 1)},
+		{"collector.max_screenshot_bytes", "10MB", "Largest screenshot image (413 above).", bytesize(func(c *Config) *int64 { return &c.Collector.MaxScreenshotBytes })},
+		{"collector.retry_after", "5s", "Retry-After sent with 503 under back-pressure.", duration(func(c *Config) *time.Duration { return &c.Collector.RetryAfter })},
+		{"collector.heartbeat_interval", "30s", "Agent heartbeat interval; silent for 3 intervals = disconnected.", duration(func(c *Config) *time.Duration { return &c.Collector.HeartbeatInterval })},
+		{"health.max_unsent_age", "5m", "/health/ready fails when the oldest unsent event is older.", duration(func(c *Config) *time.Duration { return &c.Health.MaxUnsentAge })},
+		{"logging.level", "info", "debug, info, warn or error.", func(c *Config, v string) error {
+			v = strings.ToLower(strings.TrimSpace(v))
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.Logging.Level = v
+				return nil
+			}
+			return fmt.Errorf("must be debug, info, warn or error, not %q", v)
+		}},
+		{"logging.file", "", "Append JSON logs to this file instead of stderr.", str(func(c *Config) *string { return &c.Logging.File })},
+	}
+}
+
+// Error is a configuration error naming the key.
+type Error struct {
+	Key    string
+	Source string // file:line or environment variable
+	Msg    string
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Source != "" {
+		return fmt.Sprintf("config: %s (%s): %s", e.Key, e.Source, e.Msg)
+	}
+	return fmt.Sprintf("config: %s: %s", e.Key, e.Msg)
+}
+
+// Load builds the configuration: defaults, then the YAML file at path (if
+// path is not empty), then environment overrides read through getenv, then
+// validation. Every error is an *Error naming the key.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	keys := Keys()
+	byName := map[string]Key{}
+	c := &Config{Adapters: map[string]Adapter{}}
+	for _, k := range keys {
+		byName[k.Name] = k
+		if k.Default != "" && !strings.HasPrefix(k.Default, "(") {
+			if err := k.set(c, k.Default); err != nil {
+				return nil, &Error{Key: k.Name, Msg: "bad default: " + err.Error()}
+			}
+		}
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, &Error{Key: "--config", Msg: err.Error()}
+		}
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			return nil, &Error{Key: "(file)", Source: path, Msg: "invalid YAML: " + err.Error()}
+		}
+		if len(root.Content) > 0 {
+			if err := walk(c, byName, root.Content[0], "", path); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if getenv != nil {
+		for alias, key := range envAliases {
+			if v := getenv(alias); v != "" {
+				if err := byName[key].set(c, v); err != nil {
+					return nil, &Error{Key: key, Source: alias, Msg: err.Error()}
+				}
+			}
+		}
+		for _, k := range keys {
+			if v := getenv(k.Env()); v != "" {
+				if err := k.set(c, v); err != nil {
+					return nil, &Error{Key: k.Name, Source: k.Env(), Msg: err.Error()}
+				}
+			}
+		}
+	}
+	if c.Gateway.Serial == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, &Error{Key: "gateway.serial", Msg: "not set and the host name is unknown: " + err.Error()}
+		}
+		c.Gateway.Serial = h
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func walk(c *Config, keys map[string]Key, n *yaml.Node, prefix, file string) error {
+	if n.Kind != yaml.MappingNode {
+		name := strings.TrimSuffix(prefix, ".")
+		if name == "" {
+			name = "(file)"
+		}
+		return &Error{Key: name, Source: fmt.Sprintf("%s:%d", file, n.Line), Msg: "must be a mapping of keys"}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		name := prefix + kn.Value
+		src := fmt.Sprintf("%s:%d", file, kn.Line)
+		if strings.HasPrefix(name, "adapters.") {
+			if err := adapter(c, kn.Value, name, vn, src, prefix); err != nil {
+				return err
+			}
+			continue
+		}
+		if name == "adapters" {
+			if vn.Kind == yaml.ScalarNode && (vn.Value == "" || vn.Tag == "!!null") {
+				continue
+			}
+			if err := walk(c, keys, vn, name+".", file); err != nil {
+				return err
+			}
+			continue
+		}
+		if k, ok := keys[name]; ok {
+			if vn.Kind != yaml.ScalarNode {
+				return &Error{Key: name, Source: src, Msg: "must be a single value"}
+			}
+			if vn.Tag == "!!null" {
+				continue
+			}
+			if err := k.set(c, vn.Value); err != nil {
+				return &Error{Key: name, Source: src, Msg: err.Error()}
+			}
+			continue
+		}
+		if isSection(keys, name) {
+			if vn.Kind == yaml.ScalarNode && vn.Tag == "!!null" {
+				continue
+			}
+			if err := walk(c, keys, vn, name+".", file); err != nil {
+				return err
+			}
+			continue
+		}
+		return &Error{Key: name, Source: src, Msg: "unknown key" + suggest(keys, name)}
+	}
+	return nil
+}
+
+// adapter handles adapters.<name> → mapping of scalar settings.
+func adapter(c *Config, _ string, name string, vn *yaml.Node, src, prefix string) error {
+	if prefix != "adapters." {
+		return &Error{Key: name, Source: src, Msg: "adapter settings must be scalars"}
+	}
+	adapterName := strings.TrimPrefix(name, "adapters.")
+	if vn.Kind != yaml.MappingNode {
+		return &Error{Key: name, Source: src, Msg: "must be a mapping (e.g. enabled: true)"}
+	}
+	a := Adapter{Settings: map[string]string{}}
+	for i := 0; i+1 < len(vn.Content); i += 2 {
+		k, v := vn.Content[i], vn.Content[i+1]
+		key := name + "." + k.Value
+		if v.Kind != yaml.ScalarNode {
+			return &Error{Key: key, Source: fmt.Sprintf("%s:%d", src[:strings.LastIndex(src, ":")], k.Line), Msg: "must be a single value"}
+		}
+		if k.Value == "enabled" {
+			b, err := strconv.ParseBool(v.Value)
+			if err != nil {
+				return &Error{Key: key, Source: fmt.Sprintf("%s:%d", src[:strings.LastIndex(src, ":")], k.Line), Msg: "must be true or false"}
+			}
+			a.Enabled = b
+			continue
+		}
+		a.Settings[k.Value] = v.Value
+	}
+	c.Adapters[adapterName] = a
+	return nil
+}
+
+func isSection(keys map[string]Key, name string) bool {
+	for k := range keys {
+		if strings.HasPrefix(k, name+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func suggest(keys map[string]Key, name string) string {
+	var names []string
+	section := name[:strings.LastIndex(name, ".")+1]
+	for k := range keys {
+		if section != "" && strings.HasPrefix(k, section) && !strings.Contains(k[len(section):], ".") {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return " (known: " + strings.Join(names, ", ") + ")"
+}
+
+func (c *Config) validate() error {
+	if c.Server.URL == "" {
+		return &Error{Key: "server.url", Msg: "is required"}
+	}
+	u, err := url.Parse(c.Server.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &Error{Key: "server.url", Msg: fmt.Sprintf("must be an http(s) URL, not %q", c.Server.URL)}
+	}
+	if c.Server.ControlURL != "" {
+		u, err := url.Parse(c.Server.ControlURL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return &Error{Key: "server.control_url", Msg: fmt.Sprintf("must be a ws(s) URL, not %q", c.Server.ControlURL)}
+		}
+	}
+	if (c.Server.CertFile == "") != (c.Server.KeyFile == "") {
+		key := "server.tls.key_file"
+		if c.Server.CertFile == "" {
+			key = "server.tls.cert_file"
+		}
+		return &Error{Key: key, Msg: "cert_file and key_file must be set together"}
+	}
+	for _, f := range []struct{ key, path string }{{"server.tls.ca_file", c.Server.CAFile}, {"server.tls.cert_file", c.Server.CertFile}, {"server.tls.key_file", c.Server.KeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				return &Error{Key: f.key, Msg: err.Error()}
+			}
+		}
+	}
+	if c.Buffer.Path == "" {
+		return &Error{Key: "buffer.path", Msg: "is required"}
+	}
+	if st, err := os.Stat(filepath.Dir(c.Buffer.Path)); err == nil && !st.IsDir() {
+		return &Error{Key: "buffer.path", Msg: "its parent is not a directory"}
+	}
+	if c.Buffer.MaxSize < 64<<10 {
+		return &Error{Key: "buffer.max_size", Msg: "must be at least 64KB"}
+	}
+	if c.Gateway.Listen == "" {
+		return &Error{Key: "gateway.listen", Msg: "is required"}
+	}
+	if c.Uplink.BackoffMax < c.Uplink.BackoffInitial {
+		return &Error{Key: "uplink.backoff_max", Msg: "must not be below uplink.backoff_initial"}
+	}
+	if c.Organization.ProvisioningToken != "" && c.Organization.ID == 0 {
+		return &Error{Key: "organization.id", Msg: "is required with organization.provisioning_token"}
+	}
+	return nil
+}
+
+// ErrNoCredentials means the gateway has neither a key file, an API key nor
+// a provisioning token.
+var ErrNoCredentials = errors.New("config: organization.provisioning_token: is required to provision this gateway (no API key file yet and organization.api_key is empty)")
