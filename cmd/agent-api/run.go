@@ -20,6 +20,7 @@ Runs the Agent API. Configuration (environment):
   AGENT_API_ADDR        listen address (default :3001)
   DATABASE_URL          PostgreSQL URL as the ingest role (required)
   MIGRATE_DATABASE_URL  administrator URL; when set, migrate at start
+  STORAGE_BASE_PATH     directory for screenshot files (required)
   LOG_LEVEL             debug, info, warn or error (default info)
 `)
 	}
@@ -37,5 +38,5 @@ Runs the Agent API. Configuration (environment):
 		return err
 	}
 	logger := service.NewLogger(stderr, cfg.LogLevel, "agent-api")
-	return agentapi.Run(ctx, cfg, logger, nil)
+	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH")}, logger, nil)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -116,7 +117,18 @@ func runUp(ctx context.Context, e env, args []string) error {
 			}
 		}()
 	}
-	start("agent-api", agentapi.Run, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, LogLevel: level})
+	files := e.getenv("STORAGE_BASE_PATH")
+	if files == "" {
+		dir, err := os.MkdirTemp("", "staffcontrol-files-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		files = dir
+	}
+	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
+		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files}, l, ready)
+	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, LogLevel: level})
 	start("dashboard-api", dashboard.Run, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, LogLevel: level})
 
 	addrs := map[string]string{}

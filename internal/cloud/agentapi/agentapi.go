@@ -5,6 +5,9 @@ package agentapi
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,30 +17,105 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
+
+// Config is the Agent API's configuration.
+type Config struct {
+	service.Config
+	// StoragePath is the directory of the local file store
+	// (STORAGE_BASE_PATH).
+	StoragePath string
+}
 
 // Deps are the Agent API's dependencies.
 type Deps struct {
 	DB       *pgxpool.Pool // as the ingest role
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	Gateways *auth.Gateways
+	Ingest   *ingest.Service
 }
 
-// NewServer returns the Agent API's HTTP handler.
+// NewServer returns the Agent API's HTTP handler: its routes table.
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	service.HealthRoutes(mux, d.Registry, service.PingCheck("postgres", d.DB))
+	gw := func(h http.HandlerFunc) http.Handler { return auth.RequireGateway(d.Gateways, d.Logger, h) }
+	mux.Handle("POST "+protocol.PathGatewayProvision, provisionHandler(d))
+	mux.Handle("GET "+protocol.PathGatewayPing, gw(ping))
+	mux.Handle("POST "+protocol.PathIngestLogs, gw(d.Ingest.HandleLogs))
+	mux.Handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
+	mux.Handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
 	return mux
+}
+
+func writeError(w http.ResponseWriter, code int, e protocol.ErrorResponse) {
+	service.WriteJSON(w, code, e)
+}
+
+// provisionHandler exchanges a one-time provisioning token for an API key.
+func provisionHandler(d Deps) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req protocol.ProvisionRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err := dec.Decode(&req); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: te.Field, Message: "has the wrong type"})
+				return
+			}
+			writeError(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeMalformed, Message: "body is not valid JSON"})
+			return
+		}
+		for _, f := range []struct {
+			name string
+			bad  bool
+		}{{"organization_id", req.OrganizationID <= 0}, {"provisioning_token", req.ProvisioningToken == ""}, {"serial", req.Serial == "" || len(req.Serial) > 255}} {
+			if f.bad {
+				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: f.name, Message: "is required"})
+				return
+			}
+		}
+		gw, key, err := d.Gateways.Provision(r.Context(), req.OrganizationID, req.Serial, req.ProvisioningToken)
+		if errors.Is(err, auth.ErrUnauthorized) {
+			writeError(w, http.StatusUnauthorized, protocol.ErrorResponse{Error: protocol.ErrCodeUnauthorized, Field: "provisioning_token",
+				Message: "unknown, expired or already used provisioning token, or it does not match this organisation and serial"})
+			return
+		}
+		if err != nil {
+			d.Logger.ErrorContext(r.Context(), "provisioning failed", "err", err)
+			writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable; retry"})
+			return
+		}
+		d.Logger.InfoContext(r.Context(), "gateway provisioned", "gateway", gw.ID, "organization", gw.OrganizationID)
+		service.WriteJSON(w, http.StatusCreated, protocol.ProvisionResponse{GatewayID: gw.ID.String(), OrganizationID: gw.OrganizationID, APIKey: key})
+	}
+}
+
+func ping(w http.ResponseWriter, r *http.Request) {
+	gw, _ := auth.GatewayFrom(r.Context())
+	service.WriteJSON(w, http.StatusOK, protocol.PingResponse{GatewayID: gw.ID.String(), OrganizationID: gw.OrganizationID, ServerTime: time.Now().UTC()})
 }
 
 // Run starts the Agent API with cfg and serves until ctx ends: it migrates
 // when configured to, connects as the ingest role (refusing a role that
 // bypasses row-level security), keeps the time-series partitions ahead of
 // time, and calls listening with the bound address once it accepts.
-func Run(ctx context.Context, cfg service.Config, logger *slog.Logger, listening func(net.Addr)) error {
-	db, err := service.OpenDatabase(ctx, cfg, logger)
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(net.Addr)) error {
+	if cfg.StoragePath == "" {
+		return errors.New("STORAGE_BASE_PATH is required: the directory where screenshots are stored")
+	}
+	files, err := storage.NewLocal(cfg.StoragePath)
+	if err != nil {
+		return fmt.Errorf("STORAGE_BASE_PATH: %w", err)
+	}
+	db, err := service.OpenDatabase(ctx, cfg.Config, logger)
 	if err != nil {
 		return err
 	}
@@ -45,6 +123,10 @@ func Run(ctx context.Context, cfg service.Config, logger *slog.Logger, listening
 	reg := service.NewRegistry()
 	maint := timeseries.NewMaintainer(db, logger, reg, 8, 3)
 	if _, err := maint.RunOnce(ctx, time.Now()); err != nil {
+		return err
+	}
+	ing, err := ingest.New(ingest.Deps{DB: db, Files: files, Logger: logger, Registry: reg})
+	if err != nil {
 		return err
 	}
 	l, err := service.Listen(cfg.Addr, "AGENT_API_ADDR")
@@ -59,5 +141,5 @@ func Run(ctx context.Context, cfg service.Config, logger *slog.Logger, listening
 		listening(l.Addr())
 	}
 	logger.InfoContext(ctx, "agent api listening", "addr", l.Addr().String())
-	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg}), logger)
+	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing}), logger)
 }

@@ -24,7 +24,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 func TestRunRefusesARoleThatBypassesRLS(t *testing.T) {
 	t.Parallel()
 	db := pg.NewDatabase(t)
-	err := agentapi.Run(context.Background(), service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.AdminURL}, discard(), nil)
+	err := agentapi.Run(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.AdminURL}, StoragePath: t.TempDir()}, discard(), nil)
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") || !strings.Contains(err.Error(), "superuser or BYPASSRLS") {
 		t.Fatalf("err = %v, want a refusal naming DATABASE_URL", err)
 	}
@@ -37,7 +37,7 @@ func TestRunServesHealthAndStops(t *testing.T) {
 	addrs := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- agentapi.Run(ctx, service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL}, discard(), func(a net.Addr) { addrs <- a })
+		done <- agentapi.Run(ctx, agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL}, StoragePath: t.TempDir()}, discard(), func(a net.Addr) { addrs <- a })
 	}()
 	var addr net.Addr
 	select {

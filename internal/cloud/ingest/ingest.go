@@ -1,0 +1,149 @@
+// Package ingest is the Agent API's exactly-once batch ingest: gateways
+// upload batches of events under an Idempotency-Key; the key makes a retried
+// batch return the stored answer, and per-event dedupe on the event id makes
+// a batch re-formed under a new key after a gateway crash add no row. The
+// organisation of every row comes from the authenticated gateway.
+package ingest
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+)
+
+//go:embed sql/*.sql
+var sqlFiles embed.FS
+
+// Limits bound what one request may carry.
+type Limits struct {
+	// MaxBodyBytes bounds the body as sent (compressed).
+	MaxBodyBytes int64
+	// MaxDecodedBytes bounds the body after gzip decompression (gzip bombs).
+	MaxDecodedBytes int64
+	// MaxEvents bounds the events of one batch.
+	MaxEvents int
+	// MaxImageBytes bounds one screenshot image.
+	MaxImageBytes int64
+}
+
+// DefaultLimits are generous for 1,000-event batches and 8 MiB screenshots.
+func DefaultLimits() Limits {
+	return Limits{MaxBodyBytes: 16 << 20, MaxDecodedBytes: 64 << 20, MaxEvents: 5000, MaxImageBytes: 8 << 20}
+}
+
+// queries are the embedded SQL statements, loaded once.
+type queries struct {
+	insertActiveWindows, insertVisitedSites, insertUserSessions, insertScreenshots, insertDeviceEvents string
+	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices  string
+}
+
+func loadQueries() (queries, error) {
+	read := func(name string) (string, error) {
+		b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
+		return string(b), err
+	}
+	var q queries
+	var err error
+	for _, f := range []struct {
+		dst  *string
+		name string
+	}{
+		{&q.insertActiveWindows, "insert_active_windows"}, {&q.insertVisitedSites, "insert_visited_sites"},
+		{&q.insertUserSessions, "insert_user_sessions"}, {&q.insertScreenshots, "insert_screenshots"},
+		{&q.insertDeviceEvents, "insert_device_events"}, {&q.claimBatch, "claim_batch"}, {&q.lookupBatch, "lookup_batch"},
+		{&q.completeBatch, "complete_batch"}, {&q.releaseBatch, "release_batch"}, {&q.accountSequence, "account_sequence"},
+		{&q.insertDropReport, "insert_drop_report"}, {&q.knownDevices, "known_devices"},
+	} {
+		if *f.dst, err = read(f.name); err != nil {
+			return q, fmt.Errorf("ingest: load %s.sql: %w", f.name, err)
+		}
+	}
+	return q, nil
+}
+
+// Service ingests batches into PostgreSQL.
+type Service struct {
+	db      *pgxpool.Pool // as the ingest role
+	files   storage.Store
+	logger  *slog.Logger
+	limits  Limits
+	now     func() time.Time
+	q       queries
+	metrics *metrics
+
+	mu       sync.Mutex
+	knownDay map[string]bool // days whose partitions exist
+}
+
+// Deps are a Service's dependencies.
+type Deps struct {
+	DB       *pgxpool.Pool
+	Files    storage.Store
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Limits   Limits
+	Now      func() time.Time
+}
+
+// New returns a Service.
+func New(d Deps) (*Service, error) {
+	q, err := loadQueries()
+	if err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Limits == (Limits{}) {
+		d.Limits = DefaultLimits()
+	}
+	return &Service{db: d.DB, files: d.Files, logger: d.Logger, limits: d.Limits, now: d.Now, q: q,
+		metrics: newMetrics(d.Registry), knownDay: map[string]bool{}}, nil
+}
+
+// ensureDays makes sure the daily partitions for the given UTC days exist,
+// remembering days already ensured.
+func (s *Service) ensureDays(ctx context.Context, days map[string]time.Time) error {
+	s.mu.Lock()
+	var lo, hi time.Time
+	for k, d := range days {
+		if s.knownDay[k] {
+			continue
+		}
+		if lo.IsZero() || d.Before(lo) {
+			lo = d
+		}
+		if hi.IsZero() || d.After(hi) {
+			hi = d
+		}
+	}
+	s.mu.Unlock()
+	if lo.IsZero() {
+		return nil
+	}
+	if _, err := s.db.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $2::date)`, lo, hi); err != nil {
+		return fmt.Errorf("ingest: ensure partitions %s..%s: %w", lo.Format(time.DateOnly), hi.Format(time.DateOnly), err)
+	}
+	s.mu.Lock()
+	for k := range days {
+		s.knownDay[k] = true
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func dayKey(t time.Time) (string, time.Time) {
+	d := t.UTC().Truncate(24 * time.Hour)
+	return d.Format("20060102"), d
+}
+
+// orgLabel is the organisation as a metric label.
+func orgLabel(org int64) string { return fmt.Sprint(org) }

@@ -1,0 +1,1 @@
+SELECT id FROM devices WHERE id = ANY($1::bigint[])
