@@ -26,7 +26,9 @@ type httpError struct {
 	msg    string
 }
 
-func (e *httpError) Error() string { return fmt.Sprintf("%d %s %s: %s", e.status, e.code, e.field, e.msg) }
+func (e *httpError) Error() string {
+	return fmt.Sprintf("%d %s %s: %s", e.status, e.code, e.field, e.msg)
+}
 
 func reject(status int, code, field, format string, a ...any) *httpError {
 	return &httpError{status: status, code: code, field: field, msg: fmt.Sprintf(format, a...)}

@@ -41,8 +41,8 @@ func DefaultLimits() Limits {
 
 // queries are the embedded SQL statements, loaded once.
 type queries struct {
-	insertActiveWindows, insertVisitedSites, insertUserSessions, insertScreenshots, insertDeviceEvents string
-	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices  string
+	insertActiveWindows, insertVisitedSites, insertUserSessions, insertScreenshots, insertDeviceEvents    string
+	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices string
 }
 
 func loadQueries() (queries, error) {
