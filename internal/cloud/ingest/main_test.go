@@ -34,13 +34,14 @@ func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 // env is one test's Agent API on loopback with two organisations, each with
 // a provisioned gateway.
 type env struct {
-	t        *testing.T
-	srv      *httptest.Server
-	admin    *pgx.Conn
-	files    string
-	registry *prometheus.Registry
-	acc      *accounts.Service
-	a, b     gatewayCreds
+	t         testing.TB
+	ingestURL string
+	srv       *httptest.Server
+	admin     *pgx.Conn
+	files     string
+	registry  *prometheus.Registry
+	acc       *accounts.Service
+	a, b      gatewayCreds
 }
 
 type gatewayCreds struct {
@@ -50,7 +51,7 @@ type gatewayCreds struct {
 	serial string
 }
 
-func newEnv(t *testing.T, limits ingest.Limits) *env {
+func newEnv(t testing.TB, limits ingest.Limits) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
@@ -77,7 +78,7 @@ func newEnv(t *testing.T, limits ingest.Limits) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close(context.Background()) })
-	e := &env{t: t, srv: srv, admin: admin, files: files, registry: reg}
+	e := &env{t: t, ingestURL: db.IngestURL, srv: srv, admin: admin, files: files, registry: reg}
 	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
 	if err != nil {
 		t.Fatal(err)
