@@ -172,20 +172,38 @@ func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Dro
 // Ack deletes a batch and its rows after the cloud answered 2xx, then
 // removes screenshot files of its events.
 func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
+	found := false
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.Token); err != nil {
 			return fmt.Errorf("delete rows: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_batch"], bt.Token); err != nil {
-			return fmt.Errorf("delete batch: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("buffer: ack batch %s: %w", bt.Token, err)
 	}
-	b.forget(bt, true)
+	if found {
+		b.forget(bt, true)
+	}
 	return nil
+}
+
+// deleteBatch deletes a batch record and reports whether it still existed
+// (shedding may have dropped it while it was in flight).
+func deleteBatch(ctx context.Context, tx *sql.Tx, query, token string) (bool, error) {
+	res, err := tx.ExecContext(ctx, query, token)
+	if err != nil {
+		return false, fmt.Errorf("delete batch: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("delete batch: %w", err)
+	}
+	return n > 0, nil
 }
 
 // forget updates counters after a batch's rows were deleted (deleted) or
@@ -215,19 +233,23 @@ func (b *Buffer) forget(bt *Batch, deleted bool) {
 // Release gives a batch's rows back for re-batching under a new token (after
 // 413 or 422) and returns its drop report to the pending report.
 func (b *Buffer) Release(ctx context.Context, bt *Batch) error {
+	found := false
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, b.q["release_"+bt.Stream.table()], bt.Token); err != nil {
 			return fmt.Errorf("release rows: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_batch"], bt.Token); err != nil {
-			return fmt.Errorf("delete batch: %w", err)
 		}
 		return b.restoreDrops(ctx, tx, bt.Drops)
 	})
 	if err != nil {
 		return fmt.Errorf("buffer: release batch %s: %w", bt.Token, err)
 	}
-	b.forget(bt, false)
+	if found {
+		b.forget(bt, false)
+	}
 	return nil
 }
 
@@ -267,12 +289,14 @@ func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) err
 func (b *Buffer) Reject(ctx context.Context, bt *Batch, reason string) error {
 	now := b.now().UnixMilli()
 	class := bt.Stream.class()
+	found := false
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.Token); err != nil {
 			return fmt.Errorf("delete rows: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_batch"], bt.Token); err != nil {
-			return fmt.Errorf("delete batch: %w", err)
 		}
 		if len(bt.Events) > 0 {
 			if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, class, len(bt.Events), len(bt.Events), now, now); err != nil {
@@ -283,6 +307,9 @@ func (b *Buffer) Reject(ctx context.Context, bt *Batch, reason string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("buffer: reject batch %s: %w", bt.Token, err)
+	}
+	if !found {
+		return nil
 	}
 	if len(bt.Events) > 0 {
 		b.m.dropped.WithLabelValues(reason, class).Add(float64(len(bt.Events)))

@@ -89,7 +89,11 @@ func (b *Buffer) shed(ctx context.Context) error {
 			return err
 		}
 		if n == 0 {
-			return nil
+			// Only screenshots already in an upload batch are left (the
+			// cloud is unreachable): shed that batch too.
+			if n, err = b.dropPendingBatch(ctx, StreamScreenshots, protocol.DropDiskPressure); err != nil || n == 0 {
+				return err
+			}
 		}
 		b.evaluate()
 	}
@@ -173,6 +177,21 @@ func (b *Buffer) dropOldest(ctx context.Context, s Stream, limit int, cutoff tim
 	// A drop report waits to be sent; wake the logs stream that carries it.
 	b.signal(StreamLogs)
 	return len(dropped), nil
+}
+
+// dropPendingBatch deletes the pending batch of stream with its rows,
+// counting them as dropped. If the batch is being uploaded at that moment
+// and the cloud accepts it, its events are both delivered and reported as
+// dropped: the report errs on the side of a false alarm, never of silence.
+func (b *Buffer) dropPendingBatch(ctx context.Context, s Stream, reason string) (int, error) {
+	bt, err := b.PendingBatch(ctx, s)
+	if err != nil || bt == nil {
+		return 0, err
+	}
+	if err := b.Reject(ctx, bt, reason); err != nil {
+		return 0, err
+	}
+	return len(bt.Events), nil
 }
 
 // ClassStats describes the rows of one class.

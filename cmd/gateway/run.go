@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+)
+
+// defaultConfigPath is where the install script writes gateway.yml.
+const defaultConfigPath = "/etc/staff-gateway/gateway.yml"
+
+// usageError marks bad command-line input (exit code 2).
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// run is the whole program: flags, configuration, logging, then either the
+// connection test or the gateway until ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (default "+defaultConfigPath+" when it exists; STAFF_GATEWAY_CONFIG also works)")
+	testConn := fs.Bool("test-connection", false, "check the connection to the cloud, print a verdict and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	showKeys := fs.Bool("print-config-keys", false, "print every configuration key with its default and environment variable, and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "staff-control gateway", version())
+		return nil
+	}
+	if *showKeys {
+		for _, k := range config.Keys() {
+			fmt.Fprintf(stdout, "%-36s %-40s default %-10q %s\n", k.Name, k.Env(), k.Default, k.Doc)
+		}
+		return nil
+	}
+	path := *configPath
+	if path == "" {
+		path = getenv("STAFF_GATEWAY_CONFIG")
+	}
+	if path == "" {
+		if _, err := os.Stat(defaultConfigPath); err == nil {
+			path = defaultConfigPath
+		}
+	}
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		return err
+	}
+	if *testConn {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		verdict, err := gateway.TestConnection(ctx, cfg)
+		fmt.Fprintln(stdout, verdict)
+		if err != nil {
+			return errors.New("connection test failed")
+		}
+		return nil
+	}
+	logger, closeLog, err := newLogger(cfg.Logging, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	g := gateway.New(cfg, logger, version())
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g.Shutdown(sctx)
+}
+
+// newLogger builds the JSON logger: to logging.file when set, else stderr.
+func newLogger(c config.Logging, stderr io.Writer) (*slog.Logger, func(), error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, nil, fmt.Errorf("config: logging.level: %w", err)
+	}
+	w, closeFn := stderr, func() {}
+	if c.File != "" {
+		f, err := os.OpenFile(c.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: logging.file: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+}

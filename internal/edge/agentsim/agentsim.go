@@ -1,0 +1,520 @@
+// Package agentsim simulates desktop agents against a gateway: each agent
+// registers, then sends realistic event batches (active windows, visited
+// sites, sessions) and optionally screenshots over HTTP or gRPC, at a
+// bounded rate, for a bounded time or event count. It reports every event
+// id's outcome (acknowledged, indeterminate, rejected) so that tests can
+// check per id that nothing acknowledged was lost or duplicated.
+//
+// Like a real agent, a simulated agent keeps a batch the gateway refused
+// with 503/429 (or could not be reached at all) and retries it after
+// Retry-After. A request whose outcome is unknown (connection lost mid-way)
+// is recorded as indeterminate and not resent.
+package agentsim
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
+)
+
+// Outcome is what became of the events of one request.
+type Outcome int
+
+// Outcomes.
+const (
+	// Acked: the gateway answered 2xx; the events are committed.
+	Acked Outcome = iota
+	// Indeterminate: the connection failed mid-request; the events may or
+	// may not be committed.
+	Indeterminate
+	// Rejected: the gateway answered 4xx; the events are not committed.
+	Rejected
+)
+
+// Options configures Run.
+type Options struct {
+	// GatewayURL is the gateway's HTTP base URL (http://host:port).
+	GatewayURL string
+	// GRPCAddr is the gateway's gRPC address (host:port), for Transport grpc.
+	GRPCAddr string
+	// Transport is "http" (default) or "grpc".
+	Transport string
+	// Agents is the number of simulated agents (default 1).
+	Agents int
+	// Rate is events per second per agent; 0 sends as fast as acks come.
+	Rate float64
+	// BatchSize is events per request (default 100).
+	BatchSize int
+	// ScreenshotEvery uploads a screenshot after every Nth batch (0: none;
+	// HTTP only).
+	ScreenshotEvery int
+	// ScreenshotBytes is the size of a simulated screenshot (default 64 KiB).
+	ScreenshotBytes int
+	// Duration stops the run after this long (0: until ctx ends).
+	Duration time.Duration
+	// MaxEvents stops after this many events were generated (0: no limit).
+	MaxEvents int64
+	// Observe, when set, is called once per request with its event ids and
+	// outcome (from many goroutines).
+	Observe func(ids []string, o Outcome)
+	// Client is the HTTP client (default: 10 s timeout).
+	Client *http.Client
+	// MaxRetryAfter caps the wait after a 503 (default 5 s).
+	MaxRetryAfter time.Duration
+	Logger        *slog.Logger
+}
+
+// Result summarises a run.
+type Result struct {
+	Events        int64         `json:"events"`
+	Acked         int64         `json:"acked"`
+	Duplicates    int64         `json:"duplicates"`
+	Indeterminate int64         `json:"indeterminate"`
+	Rejected      int64         `json:"rejected"`
+	Refusals      int64         `json:"refusals_503"`
+	Screenshots   int64         `json:"screenshots_acked"`
+	Requests      int64         `json:"requests"`
+	Elapsed       time.Duration `json:"elapsed_ns"`
+	// AckRate is acknowledged events per second.
+	AckRate float64 `json:"ack_rate"`
+	// P50 and P99 are acknowledgement latencies of event requests.
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
+}
+
+// String formats a one-line summary.
+func (r Result) String() string {
+	return fmt.Sprintf("events=%d acked=%d duplicates=%d indeterminate=%d rejected=%d refusals=%d screenshots=%d elapsed=%s rate=%.0f/s p50=%s p99=%s",
+		r.Events, r.Acked, r.Duplicates, r.Indeterminate, r.Rejected, r.Refusals, r.Screenshots, r.Elapsed.Round(time.Millisecond),
+		r.AckRate, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
+}
+
+// maxLatencySamples bounds the memory kept for latency percentiles.
+const maxLatencySamples = 1 << 20
+
+type run struct {
+	opts      Options
+	log       *slog.Logger
+	res       Result
+	generated atomic.Int64
+	mu        sync.Mutex
+	lat       []time.Duration
+	latSeen   int64
+	rng       *rand.Rand
+}
+
+// Run simulates the agents until Duration, MaxEvents or ctx ends.
+func Run(ctx context.Context, opts Options) (Result, error) {
+	if opts.Agents <= 0 {
+		opts.Agents = 1
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 100
+	}
+	if opts.ScreenshotBytes <= 0 {
+		opts.ScreenshotBytes = 64 << 10
+	}
+	if opts.MaxRetryAfter <= 0 {
+		opts.MaxRetryAfter = 5 * time.Second
+	}
+	if opts.Client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = opts.Agents
+		opts.Client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	switch opts.Transport {
+	case "", "http":
+		opts.Transport = "http"
+		if opts.GatewayURL == "" {
+			return Result{}, errors.New("agentsim: gateway URL is required")
+		}
+		opts.GatewayURL = strings.TrimRight(opts.GatewayURL, "/")
+	case "grpc":
+		if opts.GRPCAddr == "" {
+			return Result{}, errors.New("agentsim: gRPC address is required")
+		}
+	default:
+		return Result{}, fmt.Errorf("agentsim: transport must be http or grpc, not %q", opts.Transport)
+	}
+	r := &run{opts: opts, log: opts.Logger}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
+		defer cancel()
+	}
+	var conn *grpc.ClientConn
+	if opts.Transport == "grpc" {
+		c, err := grpc.NewClient(opts.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return Result{}, fmt.Errorf("agentsim: grpc client: %w", err)
+		}
+		conn = c
+		defer conn.Close()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range opts.Agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := newAgent(i, r, conn)
+			a.loop(ctx)
+		}()
+	}
+	wg.Wait()
+	r.res.Elapsed = time.Since(start)
+	r.res.Events = r.generated.Load()
+	if s := r.res.Elapsed.Seconds(); s > 0 {
+		r.res.AckRate = float64(r.res.Acked) / s
+	}
+	r.res.P50, r.res.P99 = r.percentile(0.50), r.percentile(0.99)
+	return r.res, nil
+}
+
+func (r *run) record(ids []string, o Outcome, latency time.Duration, dups int, screenshot bool) {
+	r.mu.Lock()
+	switch o {
+	case Acked:
+		r.res.Acked += int64(len(ids))
+		r.res.Duplicates += int64(dups)
+		if screenshot {
+			r.res.Screenshots++
+		} else {
+			r.latSeen++
+			if len(r.lat) < maxLatencySamples {
+				r.lat = append(r.lat, latency)
+			} else if j := rand.Int64N(r.latSeen); j < maxLatencySamples {
+				r.lat[j] = latency
+			}
+		}
+	case Indeterminate:
+		r.res.Indeterminate += int64(len(ids))
+	case Rejected:
+		r.res.Rejected += int64(len(ids))
+	}
+	r.mu.Unlock()
+	if r.opts.Observe != nil {
+		r.opts.Observe(ids, o)
+	}
+}
+
+func (r *run) percentile(p float64) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lat) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), r.lat...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+type agent struct {
+	r        *run
+	uid      string
+	computer string
+	sid      string
+	rng      *rand.Rand
+	grpc     agentpb.CollectorClient
+	batches  int
+}
+
+func newAgent(i int, r *run, conn *grpc.ClientConn) *agent {
+	a := &agent{r: r, uid: fmt.Sprintf("sim-agent-%04d", i), computer: fmt.Sprintf("SIM-PC-%04d", i),
+		sid: fmt.Sprintf("S-1-5-21-1004336348-1177238915-682003330-%d", 1000+i),
+		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano())))}
+	if conn != nil {
+		a.grpc = agentpb.NewCollectorClient(conn)
+	}
+	return a
+}
+
+// reserve takes up to n events from the MaxEvents budget.
+func (r *run) reserve(n int) int {
+	if r.opts.MaxEvents <= 0 {
+		r.generated.Add(int64(n))
+		return n
+	}
+	for {
+		cur := r.generated.Load()
+		left := r.opts.MaxEvents - cur
+		if left <= 0 {
+			return 0
+		}
+		take := min(int64(n), left)
+		if r.generated.CompareAndSwap(cur, cur+take) {
+			return int(take)
+		}
+	}
+}
+
+func (a *agent) loop(ctx context.Context) {
+	a.register(ctx)
+	var interval time.Duration
+	if a.r.opts.Rate > 0 {
+		interval = time.Duration(float64(a.r.opts.BatchSize) / a.r.opts.Rate * float64(time.Second))
+	}
+	next := time.Now()
+	for ctx.Err() == nil {
+		n := a.r.reserve(a.r.opts.BatchSize)
+		if n == 0 {
+			return
+		}
+		events := a.events(n)
+		a.deliver(ctx, events)
+		a.batches++
+		if a.r.opts.ScreenshotEvery > 0 && a.batches%a.r.opts.ScreenshotEvery == 0 && a.r.opts.Transport == "http" && ctx.Err() == nil {
+			a.screenshot(ctx)
+		}
+		if interval > 0 {
+			next = next.Add(interval)
+			if d := time.Until(next); d > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			} else {
+				next = time.Now()
+			}
+		}
+	}
+}
+
+var (
+	processes = []string{"chrome.exe", "EXCEL.EXE", "WINWORD.EXE", "OUTLOOK.EXE", "Teams.exe", "devenv.exe", "explorer.exe", "1cv8.exe"}
+	titles    = []string{"Quarterly report.xlsx - Excel", "Inbox - Outlook", "Sprint planning | Microsoft Teams", "Contract draft.docx - Word", "Solution1 - Visual Studio", "Documents"}
+	sites     = []string{"https://mail.example.org/inbox", "https://docs.example.com/d/42", "https://news.example.net/", "https://crm.example.org/leads/7", "https://www.youtube.com/watch?v=abc"}
+	sessions  = []string{protocol.SessionLogin, protocol.SessionLock, protocol.SessionUnlock, protocol.SessionLogout}
+)
+
+func (a *agent) events(n int) []protocol.Event {
+	now := time.Now().UTC()
+	out := make([]protocol.Event, n)
+	for i := range out {
+		d := int64(1 + a.rng.IntN(300))
+		e := protocol.Event{EventID: uuid.Must(uuid.NewV7()).String(), UserSID: a.sid, AgentUID: a.uid, ComputerName: a.computer,
+			Datetime: now.Add(-time.Duration(a.rng.IntN(60_000)) * time.Millisecond)}
+		switch p := a.rng.IntN(10); {
+		case p < 6:
+			e.Type, e.ProcessName, e.WindowTitle, e.DurationSeconds = protocol.TypeActiveWindow, processes[a.rng.IntN(len(processes))], titles[a.rng.IntN(len(titles))], &d
+		case p < 9:
+			e.Type, e.URL, e.Title, e.DurationSeconds = protocol.TypeVisitedSite, sites[a.rng.IntN(len(sites))], "Page title", &d
+		default:
+			e.Type, e.SessionType = protocol.TypeUserSession, sessions[a.rng.IntN(len(sessions))]
+		}
+		out[i] = e
+	}
+	return out
+}
+
+func ids(events []protocol.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.EventID
+	}
+	return out
+}
+
+func (a *agent) register(ctx context.Context) {
+	reg := protocol.AgentRegistration{AgentUID: a.uid, ComputerName: a.computer, UserSID: a.sid, AgentVersion: "sim-2.0", OSVersion: "Windows 11"}
+	if a.grpc != nil {
+		_, _ = a.grpc.Register(ctx, &agentpb.AgentRegistration{AgentUid: reg.AgentUID, ComputerName: reg.ComputerName, UserSid: reg.UserSID, AgentVersion: reg.AgentVersion})
+		return
+	}
+	body, _ := json.Marshal(reg)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.r.opts.GatewayURL+protocol.PathAgentRegister, bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := a.r.opts.Client.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// deliver sends one batch until it is acknowledged, rejected, or its outcome
+// becomes unknown; refusals and unreachable gateways are retried.
+func (a *agent) deliver(ctx context.Context, events []protocol.Event) {
+	list := ids(events)
+	var body []byte
+	if a.grpc == nil {
+		body, _ = json.Marshal(protocol.EventBatch{AgentUID: a.uid, ComputerName: a.computer, Events: events})
+	}
+	for ctx.Err() == nil {
+		a.r.mu.Lock()
+		a.r.res.Requests++
+		a.r.mu.Unlock()
+		start := time.Now()
+		var o Outcome
+		var retry time.Duration
+		var dups int
+		if a.grpc != nil {
+			o, retry, dups = a.sendGRPC(ctx, events)
+		} else {
+			o, retry, dups = a.sendHTTP(ctx, protocol.PathAgentEvents, "application/json", body)
+		}
+		if retry > 0 {
+			a.r.mu.Lock()
+			a.r.res.Refusals++
+			a.r.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(retry, a.r.opts.MaxRetryAfter)):
+			}
+			continue
+		}
+		if ctx.Err() != nil && o == Indeterminate {
+			// Cancelled by the run's own deadline: still unknown.
+			a.r.record(list, Indeterminate, 0, 0, false)
+			return
+		}
+		a.r.record(list, o, time.Since(start), dups, false)
+		return
+	}
+	// Never sent successfully and the run ended: the agent still holds them.
+}
+
+// sendHTTP posts one body. retry > 0 means "not accepted, try again".
+func (a *agent) sendHTTP(ctx context.Context, path, ctype string, body []byte) (Outcome, time.Duration, int) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.r.opts.GatewayURL+path, bytes.NewReader(body))
+	if err != nil {
+		return Rejected, 0, 0
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := a.r.opts.Client.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) && ctx.Err() == nil {
+			// Never reached the gateway: keep the batch and retry.
+			return Indeterminate, 100 * time.Millisecond, 0
+		}
+		return Indeterminate, 0, 0
+	}
+	raw, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests:
+		ra, _ := strconv.Atoi(resp.Header.Get(protocol.HeaderRetryAfter))
+		return Rejected, max(time.Duration(ra)*time.Second, 50*time.Millisecond), 0
+	case resp.StatusCode/100 == 2:
+		if rerr != nil {
+			return Indeterminate, 0, 0
+		}
+		var ack protocol.EventBatchResponse
+		if err := json.Unmarshal(raw, &ack); err != nil {
+			return Indeterminate, 0, 0
+		}
+		return Acked, 0, ack.Duplicates
+	case resp.StatusCode/100 == 4:
+		a.r.log.Warn("gateway rejected a request", "status", resp.StatusCode, "body", strings.TrimSpace(string(raw)))
+		return Rejected, 0, 0
+	default:
+		return Indeterminate, 0, 0
+	}
+}
+
+func (a *agent) sendGRPC(ctx context.Context, events []protocol.Event) (Outcome, time.Duration, int) {
+	msg := &agentpb.EventBatch{AgentUid: a.uid, ComputerName: a.computer, Events: make([]*agentpb.Event, len(events))}
+	for i, e := range events {
+		p := &agentpb.Event{EventId: e.EventID, Type: e.Type, AgentUid: e.AgentUID, ComputerName: e.ComputerName, UserSid: e.UserSID,
+			Datetime: timestamppb.New(e.Datetime), DurationSeconds: e.DurationSeconds, WindowTitle: e.WindowTitle,
+			ProcessName: e.ProcessName, Url: e.URL, Title: e.Title, SessionType: e.SessionType}
+		msg.Events[i] = p
+	}
+	stream, err := a.grpc.StreamEvents(ctx)
+	if err != nil {
+		return Indeterminate, 0, 0
+	}
+	if err := stream.Send(msg); err != nil && err != io.EOF {
+		return Indeterminate, 0, 0
+	}
+	resp, err := stream.CloseAndRecv()
+	if err == nil {
+		return Acked, 0, int(resp.GetDuplicates())
+	}
+	st := status.Convert(err)
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return Rejected, max(ri.GetRetryDelay().AsDuration(), 50*time.Millisecond), 0
+		}
+	}
+	switch st.Code() {
+	case codes.InvalidArgument, codes.ResourceExhausted:
+		a.r.log.Warn("gateway rejected a stream", "err", err)
+		return Rejected, 0, 0
+	}
+	return Indeterminate, 0, 0
+}
+
+// screenshot uploads one simulated PNG, retrying refusals like events.
+func (a *agent) screenshot(ctx context.Context) {
+	img := make([]byte, a.r.opts.ScreenshotBytes)
+	copy(img, "\x89PNG\r\n\x1a\n")
+	for i := 8; i < len(img); i++ {
+		img[i] = byte(a.rng.IntN(256))
+	}
+	sum := sha256.Sum256(img)
+	id := uuid.Must(uuid.NewV7()).String()
+	if a.r.reserve(1) == 0 {
+		return
+	}
+	meta := protocol.Event{EventID: id, Type: protocol.TypeScreenshot, AgentUID: a.uid, ComputerName: a.computer, UserSID: a.sid,
+		Datetime: time.Now().UTC(), Screenshot: &protocol.Screenshot{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(img)), ContentType: "image/png", Width: 1920, Height: 1080}}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="`+protocol.CollectorMetadataPart+`"`)
+	h.Set("Content-Type", "application/json")
+	pw, _ := mw.CreatePart(h)
+	json.NewEncoder(pw).Encode(meta)
+	fw, _ := mw.CreateFormFile(protocol.CollectorImagePart, id+".png")
+	fw.Write(img)
+	mw.Close()
+	for ctx.Err() == nil {
+		start := time.Now()
+		o, retry, _ := a.sendHTTP(ctx, protocol.PathAgentScreenshot, mw.FormDataContentType(), body.Bytes())
+		if retry > 0 {
+			a.r.mu.Lock()
+			a.r.res.Refusals++
+			a.r.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(retry, a.r.opts.MaxRetryAfter)):
+			}
+			continue
+		}
+		a.r.record([]string{id}, o, time.Since(start), 0, true)
+		return
+	}
+}

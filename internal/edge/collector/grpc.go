@@ -1,0 +1,141 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
+)
+
+// grpcService implements agentpb.CollectorServer on top of the Collector.
+type grpcService struct {
+	agentpb.UnimplementedCollectorServer
+	c *Collector
+}
+
+// GRPCServer returns a gRPC server with the Collector service registered;
+// one message is bounded like one HTTP request body.
+func (c *Collector) GRPCServer() *grpc.Server {
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(c.opts.MaxBodyBytes)), grpc.MaxConcurrentStreams(1024))
+	agentpb.RegisterCollectorServer(s, &grpcService{c: c})
+	return s
+}
+
+// grpcError maps a collector refusal to a gRPC status with details: the
+// offending field (BadRequest) and the retry delay (RetryInfo).
+func grpcError(err error) error {
+	var re *RequestError
+	if !errors.As(err, &re) {
+		if errors.Is(err, context.Canceled) {
+			return status.Error(codes.Canceled, "canceled")
+		}
+		return status.Error(codes.Internal, "internal error")
+	}
+	code := codes.InvalidArgument
+	switch re.Status {
+	case http.StatusRequestEntityTooLarge:
+		code = codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		code = codes.Unavailable
+	case http.StatusUnsupportedMediaType:
+		code = codes.InvalidArgument
+	}
+	msg := re.Code + ": " + re.Msg
+	if re.Field != "" {
+		msg = re.Code + ": " + re.Field + ": " + re.Msg
+	}
+	st := status.New(code, msg)
+	if re.Field != "" {
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: re.Field, Description: re.Msg}}}); derr == nil {
+			st = d
+		}
+	}
+	if re.RetryAfter > 0 {
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(re.RetryAfter)}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
+
+// EventFromProto converts a protobuf event to the JSON contract's form.
+func EventFromProto(p *agentpb.Event) protocol.Event {
+	e := protocol.Event{EventID: p.GetEventId(), Type: p.GetType(), AgentUID: p.GetAgentUid(), ComputerName: p.GetComputerName(),
+		UserSID: p.GetUserSid(), WindowTitle: p.GetWindowTitle(), ProcessName: p.GetProcessName(), URL: p.GetUrl(),
+		Title: p.GetTitle(), SessionType: p.GetSessionType()}
+	if p.Datetime != nil {
+		e.Datetime = p.Datetime.AsTime()
+	}
+	if p.DurationSeconds != nil {
+		d := p.GetDurationSeconds()
+		e.DurationSeconds = &d
+	}
+	return e
+}
+
+func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.EventBatch, agentpb.StreamEventsResponse]) error {
+	start := time.Now()
+	resp := &agentpb.StreamEventsResponse{}
+	code := "200"
+	defer func() {
+		s.c.m.requests.WithLabelValues("grpc_events", code).Inc()
+		s.c.m.latency.WithLabelValues("grpc_events").Observe(time.Since(start).Seconds())
+	}()
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(resp)
+		}
+		if err != nil {
+			code = "stream_error"
+			return err
+		}
+		if err := s.c.checkLevel(false); err != nil {
+			code = "503"
+			return grpcError(err)
+		}
+		batch := protocol.EventBatch{AgentUID: msg.GetAgentUid(), ComputerName: msg.GetComputerName(),
+			Events: make([]protocol.Event, len(msg.GetEvents()))}
+		for i, e := range msg.GetEvents() {
+			batch.Events[i] = EventFromProto(e)
+		}
+		ack, err := s.c.AcceptEvents(stream.Context(), &batch)
+		if err != nil {
+			code = "error"
+			return grpcError(err)
+		}
+		resp.Accepted += int32(ack.Accepted)
+		resp.Duplicates += int32(ack.Duplicates)
+		for _, a := range ack.Events {
+			resp.Events = append(resp.Events, &agentpb.EventAck{EventId: a.EventID, Seq: a.Seq, Duplicate: a.Duplicate})
+		}
+	}
+}
+
+func (s *grpcService) register(r *agentpb.AgentRegistration, full bool) (*agentpb.AgentRegistrationResponse, error) {
+	resp, err := s.c.Register(protocol.AgentRegistration{AgentUID: r.GetAgentUid(), ComputerName: r.GetComputerName(),
+		UserSID: r.GetUserSid(), AgentVersion: r.GetAgentVersion(), OSVersion: r.GetOsVersion(), PolicyVersion: r.GetPolicyVersion()}, full)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &agentpb.AgentRegistrationResponse{GatewayId: resp.GatewayID,
+		HeartbeatIntervalSeconds: int32(resp.HeartbeatIntervalSeconds), BufferLevel: resp.BufferLevel}, nil
+}
+
+func (s *grpcService) Register(_ context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
+	return s.register(r, true)
+}
+
+func (s *grpcService) Heartbeat(_ context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
+	return s.register(r, false)
+}

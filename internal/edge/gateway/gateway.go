@@ -1,0 +1,346 @@
+// Package gateway wires the Agent Gateway together: buffer, collector (HTTP
+// and gRPC), enrolment, uplink and health, with a Start/Shutdown lifecycle.
+// Shutdown stops intake first, then the uplink, then closes the buffer, so
+// no acknowledged event and no upload result is left half-recorded.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
+	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
+	"github.com/staffcontrol/staffcontrol/internal/edge/health"
+	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// Gateway is one gateway process's data path.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	version string
+	reg     *prometheus.Registry
+
+	buf     *buffer.Buffer
+	col     *collector.Collector
+	client  *http.Client
+	httpSrv *http.Server
+	httpLn  net.Listener
+	grpcSrv *grpc.Server
+	grpcLn  net.Listener
+
+	up     atomic.Pointer[uplink.Uplink]
+	idMu   sync.Mutex
+	gwID   string
+	idStat string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns an unstarted gateway.
+func New(cfg *config.Config, log *slog.Logger, version string) *Gateway {
+	return &Gateway{cfg: cfg, log: log, version: version, reg: prometheus.NewRegistry(), idStat: "pending"}
+}
+
+// Registry returns the gateway's Prometheus registry.
+func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
+
+// Addr is the HTTP listener's address once started.
+func (g *Gateway) Addr() string { return g.httpLn.Addr().String() }
+
+// GRPCAddr is the gRPC listener's address, or "" when disabled.
+func (g *Gateway) GRPCAddr() string {
+	if g.grpcLn == nil {
+		return ""
+	}
+	return g.grpcLn.Addr().String()
+}
+
+func (g *Gateway) setIdentity(id, state string) {
+	g.idMu.Lock()
+	g.gwID, g.idStat = id, state
+	g.idMu.Unlock()
+}
+
+func (g *Gateway) identity() (string, string) {
+	g.idMu.Lock()
+	defer g.idMu.Unlock()
+	return g.gwID, g.idStat
+}
+
+// KeyFilePath is where the API key is kept: beside the buffer file.
+func KeyFilePath(cfg *config.Config) string {
+	return filepath.Join(filepath.Dir(cfg.Buffer.Path), enroll.FileName)
+}
+
+// credentials returns stored or configured credentials, or nil when the
+// gateway must provision; an error when it cannot.
+func credentials(cfg *config.Config) (*enroll.Credentials, error) {
+	creds, err := enroll.Load(KeyFilePath(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if creds != nil {
+		return creds, nil
+	}
+	if cfg.Organization.APIKey != "" {
+		return &enroll.Credentials{APIKey: cfg.Organization.APIKey, OrganizationID: cfg.Organization.ID, ServerURL: cfg.Server.URL}, nil
+	}
+	if cfg.Organization.ProvisioningToken == "" {
+		return nil, config.ErrNoCredentials
+	}
+	return nil, nil
+}
+
+// Start opens the buffer, starts the listeners and, in the background,
+// enrolment and the uplink. It returns once agents can be served.
+func (g *Gateway) Start(ctx context.Context) error {
+	cfg := g.cfg
+	if _, err := credentials(cfg); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Buffer.Path), 0o750); err != nil {
+		return fmt.Errorf("gateway: create buffer directory (buffer.path): %w", err)
+	}
+	client, err := uplink.NewHTTPClient(uplink.TLSFiles{CAFile: cfg.Server.CAFile, CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile}, cfg.Server.Timeout)
+	if err != nil {
+		return fmt.Errorf("gateway: server.tls: %w", err)
+	}
+	g.client = client
+	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buf, err := buffer.Open(ctx, buffer.Options{
+		Path:        cfg.Buffer.Path,
+		MaxBytes:    cfg.Buffer.MaxSize,
+		Retention:   time.Duration(cfg.Buffer.RetentionDays) * 24 * time.Hour,
+		Synchronous: cfg.Buffer.Synchronous,
+		Logger:      g.log.With("component", "buffer"),
+		Registerer:  g.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.buf = buf
+	g.col = collector.New(buf, collector.Options{
+		MaxBodyBytes:       cfg.Collector.MaxBodyBytes,
+		MaxBatchEvents:     cfg.Collector.MaxBatchEvents,
+		MaxScreenshotBytes: cfg.Collector.MaxScreenshotBytes,
+		RetryAfter:         cfg.Collector.RetryAfter,
+		HeartbeatInterval:  cfg.Collector.HeartbeatInterval,
+		Logger:             g.log.With("component", "collector"),
+		Registerer:         g.reg,
+	})
+	mux := http.NewServeMux()
+	g.col.Routes(mux)
+	health.Routes(mux, health.Options{
+		Buffer:       buf,
+		Agents:       g.col.Agents(),
+		Gatherer:     g.reg,
+		Uplink:       func() *uplink.Uplink { return g.up.Load() },
+		Identity:     g.identity,
+		MaxUnsentAge: cfg.Health.MaxUnsentAge,
+		Version:      g.version,
+		Started:      time.Now(),
+	})
+	g.httpLn, err = net.Listen("tcp", cfg.Gateway.Listen)
+	if err != nil {
+		buf.Close()
+		return fmt.Errorf("gateway: gateway.listen %s: %w", cfg.Gateway.Listen, err)
+	}
+	if cfg.Gateway.GRPCListen != "" && cfg.Gateway.GRPCListen != "off" {
+		g.grpcLn, err = net.Listen("tcp", cfg.Gateway.GRPCListen)
+		if err != nil {
+			g.httpLn.Close()
+			buf.Close()
+			return fmt.Errorf("gateway: gateway.grpc_listen %s: %w", cfg.Gateway.GRPCListen, err)
+		}
+		g.grpcSrv = g.col.GRPCServer()
+	}
+	g.httpSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := g.httpSrv.Serve(g.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("http server stopped", "err", err)
+		}
+	}()
+	if g.grpcSrv != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.grpcSrv.Serve(g.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				g.log.Error("grpc server stopped", "err", err)
+			}
+		}()
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.enrollAndUpload(bg)
+	}()
+	g.log.Info("gateway started", "http", g.Addr(), "grpc", g.GRPCAddr(), "buffer", cfg.Buffer.Path,
+		"synchronous", cfg.Buffer.Synchronous, "max_size", cfg.Buffer.MaxSize, "version", g.version)
+	return nil
+}
+
+// enrollAndUpload obtains credentials (provisioning if needed, retrying
+// forever with backoff) and then runs the uplink until ctx ends. Agents are
+// served meanwhile: data waits in the buffer.
+func (g *Gateway) enrollAndUpload(ctx context.Context) {
+	cfg := g.cfg
+	creds, err := credentials(cfg)
+	if err != nil {
+		g.setIdentity("", "failed: "+err.Error())
+		g.log.Error("ALERT: gateway credentials unusable; uploads disabled", "err", err)
+		return
+	}
+	delay := cfg.Uplink.BackoffInitial
+	for creds == nil && ctx.Err() == nil {
+		host, _ := os.Hostname()
+		c, err := enroll.Provision(ctx, g.client, cfg.Server.URL, protocol.ProvisionRequest{
+			OrganizationID: cfg.Organization.ID, ProvisioningToken: cfg.Organization.ProvisioningToken,
+			Serial: cfg.Gateway.Serial, Hostname: host, Version: g.version})
+		if err == nil {
+			if err = enroll.Save(KeyFilePath(cfg), c); err == nil {
+				creds = c
+				g.log.Info("gateway provisioned", "gateway_id", c.GatewayID, "organization_id", c.OrganizationID, "key_file", KeyFilePath(cfg))
+				break
+			}
+		}
+		var se *enroll.StatusError
+		wait := delay
+		if errors.As(err, &se) && se.Permanent() {
+			wait = cfg.Uplink.AuthRetryInterval
+			g.log.Error("ALERT: provisioning refused; check organization.id and organization.provisioning_token", "err", err, "retry_in", wait.String())
+		} else {
+			g.log.Warn("provisioning failed; retrying", "err", err, "retry_in", wait.String())
+		}
+		g.setIdentity("", "pending: "+err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, cfg.Uplink.BackoffMax)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	g.setIdentity(creds.GatewayID, "ok")
+	up, err := uplink.New(g.buf, uplink.Options{
+		ServerURL:          cfg.Server.URL,
+		APIKey:             creds.APIKey,
+		GatewayID:          creds.GatewayID,
+		Client:             g.client,
+		MaxEvents:          cfg.Uplink.BatchMaxEvents,
+		MaxBytes:           cfg.Uplink.BatchMaxBytes,
+		MaxScreenshots:     cfg.Uplink.ScreenshotBatchMaxEvents,
+		MaxScreenshotBytes: cfg.Uplink.ScreenshotBatchMaxBytes,
+		FlushInterval:      cfg.Uplink.FlushInterval,
+		BackoffInitial:     cfg.Uplink.BackoffInitial,
+		BackoffMax:         cfg.Uplink.BackoffMax,
+		AuthRetryInterval:  cfg.Uplink.AuthRetryInterval,
+		Logger:             g.log.With("component", "uplink"),
+		Registerer:         g.reg,
+	})
+	if err != nil {
+		g.setIdentity(creds.GatewayID, "failed: "+err.Error())
+		g.log.Error("ALERT: uplink not started", "err", err)
+		return
+	}
+	g.up.Store(up)
+	_ = up.Run(ctx)
+}
+
+// Shutdown stops intake (waiting for in-flight requests, whose events are
+// committed before they are answered), stops the uplink and closes the
+// buffer. A batch in flight stays claimed and is resent after restart.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var errs []error
+	if g.httpSrv != nil {
+		if err := g.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: http shutdown: %w", err))
+		}
+	}
+	if g.grpcSrv != nil {
+		done := make(chan struct{})
+		go func() { g.grpcSrv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			g.grpcSrv.Stop()
+		}
+	}
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+	if g.buf != nil {
+		if err := g.buf.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: close buffer: %w", err))
+		}
+	}
+	g.log.Info("gateway stopped")
+	return errors.Join(errs...)
+}
+
+// TestConnection checks the cloud with the gateway's key (or, before
+// provisioning, checks reachability) and returns a one-line verdict. The
+// error is nil when the verdict is OK.
+func TestConnection(ctx context.Context, cfg *config.Config) (string, error) {
+	client, err := uplink.NewHTTPClient(uplink.TLSFiles{CAFile: cfg.Server.CAFile, CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile}, 15*time.Second)
+	if err != nil {
+		return "FAIL: " + err.Error(), err
+	}
+	creds, err := credentials(cfg)
+	if err != nil {
+		return "FAIL: " + err.Error(), err
+	}
+	key := ""
+	if creds != nil {
+		key = creds.APIKey
+	}
+	start := time.Now()
+	ping, err := enroll.Ping(ctx, client, cfg.Server.URL, key)
+	rtt := time.Since(start).Round(time.Millisecond)
+	var se *enroll.StatusError
+	switch {
+	case err == nil:
+		return fmt.Sprintf("OK: connected to %s as gateway %s (organisation %d) in %s", cfg.Server.URL, ping.GatewayID, ping.OrganizationID, rtt), nil
+	case key == "" && errors.As(err, &se) && se.Status == http.StatusUnauthorized:
+		return fmt.Sprintf("OK: %s is reachable (%s); this gateway is not provisioned yet and will provision for organisation %d at first start",
+			cfg.Server.URL, rtt, cfg.Organization.ID), nil
+	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
+		return fmt.Sprintf("FAIL: %s rejected this gateway's API key (%d); re-provision the gateway", cfg.Server.URL, se.Status), err
+	case errors.As(err, &se):
+		return fmt.Sprintf("FAIL: %s answered %d: %s", cfg.Server.URL, se.Status, se.Body.Message), err
+	default:
+		return fmt.Sprintf("FAIL: cannot reach %s: %v", cfg.Server.URL, err), err
+	}
+}

@@ -1,0 +1,138 @@
+// Package health serves the gateway's operational endpoints: /health
+// (liveness), /health/ready (making progress: the oldest unsent event is
+// younger than a threshold and the buffer is below the critical level),
+// /health/details (JSON for operators) and /metrics (Prometheus).
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
+	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
+)
+
+// Options are the sources the endpoints read. Buffer, Agents and Gatherer
+// are required.
+type Options struct {
+	Buffer   *buffer.Buffer
+	Agents   *collector.Agents
+	Gatherer prometheus.Gatherer
+	// Uplink returns the running uplink, or nil before provisioning.
+	Uplink func() *uplink.Uplink
+	// Identity returns the gateway id and the provisioning state.
+	Identity func() (gatewayID, provisioning string)
+	// MaxUnsentAge is the readiness threshold for the oldest unsent event.
+	MaxUnsentAge time.Duration
+	Version      string
+	Started      time.Time
+}
+
+// Routes registers the endpoints on mux.
+func Routes(mux *http.ServeMux, o Options) {
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
+		ready, reasons, _ := o.readiness(r.Context())
+		code := http.StatusOK
+		if !ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{"ready": ready, "reasons": reasons})
+	})
+	mux.HandleFunc("GET /health/details", func(w http.ResponseWriter, r *http.Request) {
+		d, err := o.Details(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+}
+
+func (o Options) readiness(ctx context.Context) (bool, []string, float64) {
+	reasons := []string{}
+	age := 0.0
+	oldest, ok, err := o.Buffer.OldestUnsent(ctx)
+	if err != nil {
+		reasons = append(reasons, "buffer unreadable: "+err.Error())
+	} else if ok {
+		age = time.Since(oldest).Seconds()
+		if o.MaxUnsentAge > 0 && age > o.MaxUnsentAge.Seconds() {
+			reasons = append(reasons, "oldest unsent event is older than "+o.MaxUnsentAge.String())
+		}
+	}
+	if o.Buffer.Level() >= buffer.LevelCritical {
+		reasons = append(reasons, "buffer at or above 95 %: refusing new data")
+	}
+	return len(reasons) == 0, reasons, age
+}
+
+// Details is the body of /health/details.
+type Details struct {
+	Status        string   `json:"status"`
+	Ready         bool     `json:"ready"`
+	Reasons       []string `json:"reasons"`
+	Version       string   `json:"version"`
+	GatewayID     string   `json:"gateway_id,omitempty"`
+	Provisioning  string   `json:"provisioning"`
+	UptimeSeconds float64  `json:"uptime_seconds"`
+	Buffer        struct {
+		buffer.Stats
+		OldestUnsentAgeSeconds float64 `json:"oldest_unsent_age_seconds"`
+	} `json:"buffer"`
+	Uplink *uplink.Status `json:"uplink"`
+	Agents struct {
+		Connected int                   `json:"connected"`
+		Recent    []collector.AgentInfo `json:"recent"`
+	} `json:"agents"`
+}
+
+// Details gathers the operator view.
+func (o Options) Details(ctx context.Context) (*Details, error) {
+	var d Details
+	st, err := o.Buffer.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.Buffer.Stats = st
+	d.Ready, d.Reasons, d.Buffer.OldestUnsentAgeSeconds = o.readiness(ctx)
+	d.Status = "ok"
+	if !d.Ready || st.Level != buffer.LevelNormal.String() {
+		d.Status = "degraded"
+	}
+	d.Version = o.Version
+	d.UptimeSeconds = time.Since(o.Started).Seconds()
+	if o.Identity != nil {
+		d.GatewayID, d.Provisioning = o.Identity()
+	}
+	if o.Uplink != nil {
+		if u := o.Uplink(); u != nil {
+			s := u.Status()
+			d.Uplink = &s
+			if s.Paused != "" {
+				d.Status = "degraded"
+			}
+		}
+	}
+	d.Agents.Connected = o.Agents.Connected()
+	d.Agents.Recent = o.Agents.List(50)
+	return &d, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
