@@ -33,6 +33,7 @@ func commands() []command {
 		{name: "user", summary: "manage dashboard users (create)", run: runUser},
 		{name: "gateway", summary: "register gateways and issue provisioning tokens (register)", run: runGateway},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
+		{name: "simulate", summary: "load simulators (agents)", run: runSimulate},
 	}
 }
 

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
+)
+
+// runSimulate runs load simulators: "simulate agents" drives desktop agents
+// against a gateway and writes the acknowledged event ids to a file.
+func runSimulate(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 || args[0] != "agents" {
+		return usagef("usage: staffctl simulate agents --count N --rate R --gateway URL [flags]")
+	}
+	fs := flag.NewFlagSet("simulate agents", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	count := fs.Int("count", 10, "number of simulated agents")
+	rate := fs.Float64("rate", 10, "events per second per agent (0: as fast as acknowledgements come)")
+	gateway := fs.String("gateway", "http://127.0.0.1:3000", "gateway HTTP base URL")
+	grpcAddr := fs.String("grpc", "", "gateway gRPC address host:port (with --transport grpc)")
+	transport := fs.String("transport", "http", "http or grpc")
+	batch := fs.Int("batch", 100, "events per request")
+	shotEvery := fs.Int("screenshot-every", 0, "upload a screenshot after every Nth batch (0: none; HTTP only)")
+	shotBytes := fs.Int("screenshot-bytes", 64<<10, "size of a simulated screenshot")
+	duration := fs.Duration("duration", 30*time.Second, "how long to run (0: until interrupted)")
+	maxEvents := fs.Int64("events", 0, "stop after this many events (0: no limit)")
+	acks := fs.String("acks", "", "write every acknowledged event id to this file, one per line")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return usagef("--count must be at least 1")
+	}
+	if *rate < 0 {
+		return usagef("--rate must not be negative")
+	}
+	opts := agentsim.Options{GatewayURL: *gateway, GRPCAddr: *grpcAddr, Transport: *transport, Agents: *count, Rate: *rate,
+		BatchSize: *batch, ScreenshotEvery: *shotEvery, ScreenshotBytes: *shotBytes, Duration: *duration, MaxEvents: *maxEvents}
+	var flush func() error
+	if *acks != "" {
+		f, err := os.Create(*acks)
+		if err != nil {
+			return fmt.Errorf("simulate: --acks: %w", err)
+		}
+		defer f.Close()
+		w := bufio.NewWriter(f)
+		var mu sync.Mutex
+		opts.Observe = func(ids []string, o agentsim.Outcome) {
+			if o != agentsim.Acked {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range ids {
+				w.WriteString(id)
+				w.WriteByte('\n')
+			}
+		}
+		flush = func() error { mu.Lock(); defer mu.Unlock(); return w.Flush() }
+	}
+	res, err := agentsim.Run(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if flush != nil {
+		if err := flush(); err != nil {
+			return fmt.Errorf("simulate: write acks: %w", err)
+		}
+	}
+	fmt.Fprintln(e.stdout, res.String())
+	return nil
+}
