@@ -59,12 +59,14 @@ func TestMaintainerCreatesAheadAndDropsByRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 12 new days (later-8 .. later+3) for each of the 5 tables.
-	if res.Created != 60 {
-		t.Errorf("created %d partitions, want 60", res.Created)
+	// 12 new days (later-8 .. later+3) for each of the 5 tables, in both
+	// the time-series and the fallback schema.
+	if res.Created != 120 {
+		t.Errorf("created %d partitions, want 120", res.Created)
 	}
 	dropped := strings.Join(res.Dropped, ",")
-	for _, want := range []string{"active_windows" + today, "visited_sites" + today, "screenshots" + today} {
+	for _, want := range []string{"monitoring.active_windows" + today, "monitoring.visited_sites" + today, "monitoring.screenshots" + today,
+		"monitoring_fallback.active_windows" + today, "monitoring_fallback.screenshots" + today} {
 		if !strings.Contains(dropped, want) {
 			t.Errorf("%s not dropped (dropped: %s)", want, dropped)
 		}
