@@ -121,6 +121,7 @@ func (r Result) String() string {
 const maxLatencySamples = 1 << 20
 
 type run struct {
+	id        string // distinguishes agents of concurrent runs
 	opts      Options
 	log       *slog.Logger
 	res       Result
@@ -164,7 +165,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("agentsim: transport must be http or grpc, not %q", opts.Transport)
 	}
-	r := &run{opts: opts, log: opts.Logger}
+	r := &run{id: uuid.NewString()[:8], opts: opts, log: opts.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -251,7 +252,7 @@ type agent struct {
 }
 
 func newAgent(i int, r *run, conn *grpc.ClientConn) *agent {
-	a := &agent{r: r, uid: fmt.Sprintf("sim-agent-%04d", i), computer: fmt.Sprintf("SIM-PC-%04d", i),
+	a := &agent{r: r, uid: fmt.Sprintf("sim-%s-%04d", r.id, i), computer: fmt.Sprintf("SIM-PC-%s-%04d", r.id, i),
 		sid: fmt.Sprintf("S-1-5-21-1004336348-1177238915-682003330-%d", 1000+i),
 		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano())))}
 	if conn != nil {
