@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -21,6 +22,8 @@ Runs the Agent API. Configuration (environment):
   DATABASE_URL          PostgreSQL URL as the ingest role (required)
   MIGRATE_DATABASE_URL  administrator URL; when set, migrate at start
   STORAGE_BASE_PATH     directory for screenshot files (required)
+  TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
+  TIMESCALE_PROBE_INTERVAL  recovery probe period in fallback (default 60s)
   LOG_LEVEL             debug, info, warn or error (default info)
 `)
 	}
@@ -38,5 +41,12 @@ Runs the Agent API. Configuration (environment):
 		return err
 	}
 	logger := service.NewLogger(stderr, cfg.LogLevel, "agent-api")
-	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH")}, logger, nil)
+	probe := time.Minute
+	if v := getenv("TIMESCALE_PROBE_INTERVAL"); v != "" {
+		if probe, err = time.ParseDuration(v); err != nil || probe <= 0 {
+			return fmt.Errorf("TIMESCALE_PROBE_INTERVAL=%q: want a positive duration such as 60s", v)
+		}
+	}
+	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
+		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe}, logger, nil)
 }

@@ -31,6 +31,12 @@ type Config struct {
 	// StoragePath is the directory of the local file store
 	// (STORAGE_BASE_PATH).
 	StoragePath string
+	// TimescaleURL, when set, is a separate time-series database (as the
+	// ingest role) with fallback to the main database (TIMESCALE_URL).
+	TimescaleURL string
+	// ProbeInterval is how often a fallen-back store is probed
+	// (TIMESCALE_PROBE_INTERVAL, default 60 s).
+	ProbeInterval time.Duration
 }
 
 // Deps are the Agent API's dependencies.
@@ -125,7 +131,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	if _, err := maint.RunOnce(ctx, time.Now()); err != nil {
 		return err
 	}
-	ing, err := ingest.New(ingest.Deps{DB: db, Files: files, Logger: logger, Registry: reg})
+	tsPool := db
+	if cfg.TimescaleURL != "" {
+		// Not pinged: the Agent API starts while the store is down, and
+		// writes fall back after three failures.
+		if tsPool, err = pgxpool.New(ctx, cfg.TimescaleURL); err != nil {
+			return fmt.Errorf("TIMESCALE_URL: %w", err)
+		}
+		defer tsPool.Close()
+	}
+	store := timeseries.NewStore(timeseries.StoreConfig{Main: db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: reg})
+	ing, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})
 	if err != nil {
 		return err
 	}
@@ -134,8 +150,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); maint.Run(ctx, time.Hour) }()
+	go func() { defer wg.Done(); store.Run(ctx) }()
 	defer wg.Wait()
 	if listening != nil {
 		listening(l.Addr())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -56,9 +57,13 @@ type prepared struct {
 	// before runs after the key is claimed and before the transaction (file
 	// uploads); may be nil.
 	before func(ctx context.Context) error
-	// write inserts the events inside the tenant transaction and returns
-	// how many rows were new and how many were duplicates, by type.
-	write func(ctx context.Context, tx pgx.Tx) (accepted, duplicates map[string]int, err error)
+	// check runs in a tenant transaction of the main database before the
+	// write (references to relational rows); may be nil.
+	check func(ctx context.Context, tx pgx.Tx) error
+	// write inserts the events with the given statements (store or
+	// fallback) and returns how many rows were new and how many were
+	// duplicates, by type.
+	write func(ctx context.Context, tx pgx.Tx, ins *inserts) (accepted, duplicates map[string]int, err error)
 }
 
 // serve runs one batch request through the idempotency protocol:
@@ -160,31 +165,68 @@ type storedAnswer struct {
 	body     []byte
 }
 
-// store writes a claimed batch and its answer in one transaction.
+// store writes a claimed batch: the events where the time-series Store
+// routes them, and the batch's accounting and answer in the main database.
+// With one database, or in fallback, that is one transaction; with a
+// separate time-series store, the events commit there first (idempotently,
+// so a crash before the answer commits only makes the retry find
+// duplicates).
 func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, endpoint string, p *prepared) (protocol.IngestResponse, error) {
-	if err := s.ensureDays(ctx, p.days); err != nil {
-		return protocol.IngestResponse{}, err
-	}
+	tenant := postgres.Tenant{OrganizationID: gw.OrganizationID}
 	if p.before != nil {
 		if err := p.before(ctx); err != nil {
 			return protocol.IngestResponse{}, err
 		}
 	}
-	start := time.Now()
-	var resp protocol.IngestResponse
-	var accepted, dups map[string]int
-	var gap int64
-	err := postgres.InTenant(ctx, s.db, postgres.Tenant{OrganizationID: gw.OrganizationID}, func(tx pgx.Tx) error {
-		var err error
-		accepted, dups, err = p.write(ctx, tx)
-		if err != nil {
-			return err
+	if p.check != nil {
+		if err := postgres.InTenant(ctx, s.db, tenant, func(tx pgx.Tx) error { return p.check(ctx, tx) }); err != nil {
+			return protocol.IngestResponse{}, err
 		}
-		resp = protocol.IngestResponse{Store: "timeseries"}
-		for _, n := range accepted {
+	}
+	start := time.Now()
+	defer func() { s.metrics.writeSecs.WithLabelValues(endpoint).Observe(time.Since(start).Seconds()) }()
+
+	var acc, dup map[string]int
+	var ins *inserts
+	storeName := "timeseries"
+	switch {
+	case !s.ts.Separate():
+		ins = &s.q.store
+	case s.ts.Mode() == timeseries.ModeFallback:
+		ins, storeName = &s.q.fallback, "fallback"
+	default:
+		err := s.writeStore(ctx, p, func(tx pgx.Tx) (err error) {
+			acc, dup, err = p.write(ctx, tx, &s.q.store)
+			return err
+		})
+		switch {
+		case err == nil:
+			s.ts.Succeeded()
+		case timeseries.IsStoreFailure(err) && s.ts.Failed(ctx, err):
+			ins, storeName = &s.q.fallback, "fallback"
+		default:
+			return protocol.IngestResponse{}, err
+		}
+	}
+	if ins != nil {
+		if err := s.ensureDays(ctx, s.db, p.days); err != nil {
+			return protocol.IngestResponse{}, err
+		}
+	}
+	var resp protocol.IngestResponse
+	var gap int64
+	err := postgres.InTenant(ctx, s.db, tenant, func(tx pgx.Tx) error {
+		if ins != nil {
+			var err error
+			if acc, dup, err = p.write(ctx, tx, ins); err != nil {
+				return err
+			}
+		}
+		resp = protocol.IngestResponse{Store: storeName}
+		for _, n := range acc {
 			resp.Accepted += n
 		}
-		for _, n := range dups {
+		for _, n := range dup {
 			resp.Duplicates += n
 		}
 		var dropped int64
@@ -212,14 +254,13 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 		}
 		return nil
 	})
-	s.metrics.writeSecs.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return resp, err
 	}
-	for t, n := range accepted {
+	for t, n := range acc {
 		s.metrics.events.WithLabelValues(t, orgLabel(gw.OrganizationID)).Add(float64(n))
 	}
-	for t, n := range dups {
+	for t, n := range dup {
 		s.metrics.duplicates.WithLabelValues(t).Add(float64(n))
 	}
 	for _, d := range p.drops {
@@ -227,6 +268,17 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 	}
 	s.metrics.seqGap.WithLabelValues(gw.ID.String()).Set(float64(gap))
 	return resp, nil
+}
+
+// writeStore runs fn in a transaction of the separate time-series store,
+// within a bounded time, after making sure the batch's partitions exist.
+func (s *Service) writeStore(ctx context.Context, p *prepared, fn func(pgx.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.ensureDays(ctx, s.ts.TS(), p.days); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.ts.TS(), fn)
 }
 
 // unavailable logs a server-side failure and returns a retryable 503.

@@ -177,7 +177,7 @@ func (s *Service) prepareLogs(r *http.Request, gw auth.Gateway) (*prepared, erro
 			us = append(us, e)
 		}
 	}
-	p.write = func(ctx context.Context, tx pgx.Tx) (map[string]int, map[string]int, error) {
+	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
 		acc, dup := map[string]int{}, map[string]int{}
 		run := func(typ, sql string, n int, args ...any) error {
 			if n == 0 {
@@ -190,13 +190,13 @@ func (s *Service) prepareLogs(r *http.Request, gw auth.Gateway) (*prepared, erro
 			acc[typ], dup[typ] = int(tag.RowsAffected()), n-int(tag.RowsAffected())
 			return nil
 		}
-		if err := run(protocol.TypeActiveWindow, s.q.insertActiveWindows, len(aw), activeWindowColumns(aw)...); err != nil {
+		if err := run(protocol.TypeActiveWindow, ins.activeWindows, len(aw), activeWindowColumns(aw)...); err != nil {
 			return nil, nil, err
 		}
-		if err := run(protocol.TypeVisitedSite, s.q.insertVisitedSites, len(vs), visitedSiteColumns(vs)...); err != nil {
+		if err := run(protocol.TypeVisitedSite, ins.visitedSites, len(vs), visitedSiteColumns(vs)...); err != nil {
 			return nil, nil, err
 		}
-		if err := run(protocol.TypeUserSession, s.q.insertUserSessions, len(us), userSessionColumns(us)...); err != nil {
+		if err := run(protocol.TypeUserSession, ins.userSessions, len(us), userSessionColumns(us)...); err != nil {
 			return nil, nil, err
 		}
 		return acc, dup, nil
@@ -256,17 +256,17 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		}
 		p.note(e.Seq, e.Datetime)
 	}
-	p.write = func(ctx context.Context, tx pgx.Tx) (map[string]int, map[string]int, error) {
+	p.check = func(ctx context.Context, tx pgx.Tx) error {
 		if len(deviceIDs) > 0 {
 			// Row-level security hides other organisations' devices, so an
 			// id of theirs is as unknown as one that does not exist.
 			rows, err := tx.Query(ctx, s.q.knownDevices, deviceIDs)
 			if err != nil {
-				return nil, nil, fmt.Errorf("look up devices: %w", err)
+				return fmt.Errorf("look up devices: %w", err)
 			}
 			known, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 			if err != nil {
-				return nil, nil, fmt.Errorf("look up devices: %w", err)
+				return fmt.Errorf("look up devices: %w", err)
 			}
 			have := map[int64]bool{}
 			for _, id := range known {
@@ -275,11 +275,14 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 			sort.Slice(deviceIDs, func(i, j int) bool { return devicePath[deviceIDs[i]] < devicePath[deviceIDs[j]] })
 			for _, id := range deviceIDs {
 				if !have[id] {
-					return nil, nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, devicePath[id], "device %d is not a device of this organisation", id)
+					return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, devicePath[id], "device %d is not a device of this organisation", id)
 				}
 			}
 		}
-		tag, err := tx.Exec(ctx, s.q.insertDeviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(b.Events)...)...)
+		return nil
+	}
+	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
+		tag, err := tx.Exec(ctx, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(b.Events)...)...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("insert device events: %w", err)
 		}
@@ -391,8 +394,8 @@ func (s *Service) prepareScreenshots(r *http.Request, gw auth.Gateway) (*prepare
 		}
 		return nil
 	}
-	p.write = func(ctx context.Context, tx pgx.Tx) (map[string]int, map[string]int, error) {
-		tag, err := tx.Exec(ctx, s.q.insertScreenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(b.Events, paths)...)...)
+	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
+		tag, err := tx.Exec(ctx, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(b.Events, paths)...)...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("insert screenshots: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"embed"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 )
 
 //go:embed sql/*.sql
@@ -39,9 +41,15 @@ func DefaultLimits() Limits {
 	return Limits{MaxBodyBytes: 16 << 20, MaxDecodedBytes: 64 << 20, MaxEvents: 5000, MaxImageBytes: 8 << 20}
 }
 
+// inserts are the insert statements of the five time series into one
+// schema: the store's (monitoring) or the fallback's (monitoring_fallback).
+type inserts struct {
+	activeWindows, visitedSites, userSessions, screenshots, deviceEvents string
+}
+
 // queries are the embedded SQL statements, loaded once.
 type queries struct {
-	insertActiveWindows, insertVisitedSites, insertUserSessions, insertScreenshots, insertDeviceEvents    string
+	store, fallback                                                                                       inserts
 	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices string
 }
 
@@ -56,9 +64,9 @@ func loadQueries() (queries, error) {
 		dst  *string
 		name string
 	}{
-		{&q.insertActiveWindows, "insert_active_windows"}, {&q.insertVisitedSites, "insert_visited_sites"},
-		{&q.insertUserSessions, "insert_user_sessions"}, {&q.insertScreenshots, "insert_screenshots"},
-		{&q.insertDeviceEvents, "insert_device_events"}, {&q.claimBatch, "claim_batch"}, {&q.lookupBatch, "lookup_batch"},
+		{&q.store.activeWindows, "insert_active_windows"}, {&q.store.visitedSites, "insert_visited_sites"},
+		{&q.store.userSessions, "insert_user_sessions"}, {&q.store.screenshots, "insert_screenshots"},
+		{&q.store.deviceEvents, "insert_device_events"}, {&q.claimBatch, "claim_batch"}, {&q.lookupBatch, "lookup_batch"},
 		{&q.completeBatch, "complete_batch"}, {&q.releaseBatch, "release_batch"}, {&q.accountSequence, "account_sequence"},
 		{&q.insertDropReport, "insert_drop_report"}, {&q.knownDevices, "known_devices"},
 	} {
@@ -66,12 +74,18 @@ func loadQueries() (queries, error) {
 			return q, fmt.Errorf("ingest: load %s.sql: %w", f.name, err)
 		}
 	}
+	// The fallback tables have the same columns in schema monitoring_fallback.
+	fb := func(sql string) string {
+		return strings.ReplaceAll(sql, "INTO monitoring.", "INTO monitoring_fallback.")
+	}
+	q.fallback = inserts{fb(q.store.activeWindows), fb(q.store.visitedSites), fb(q.store.userSessions), fb(q.store.screenshots), fb(q.store.deviceEvents)}
 	return q, nil
 }
 
 // Service ingests batches into PostgreSQL.
 type Service struct {
-	db      *pgxpool.Pool // as the ingest role
+	db      *pgxpool.Pool // the main database, as the ingest role
+	ts      *timeseries.Store
 	files   storage.Store
 	logger  *slog.Logger
 	limits  Limits
@@ -80,12 +94,13 @@ type Service struct {
 	metrics *metrics
 
 	mu       sync.Mutex
-	knownDay map[string]bool // days whose partitions exist
+	knownDay map[*pgxpool.Pool]map[string]bool // per database, days whose partitions exist
 }
 
 // Deps are a Service's dependencies.
 type Deps struct {
-	DB       *pgxpool.Pool
+	// Store routes time-series writes (and owns the main database pool).
+	Store    *timeseries.Store
 	Files    storage.Store
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -105,17 +120,22 @@ func New(d Deps) (*Service, error) {
 	if d.Limits == (Limits{}) {
 		d.Limits = DefaultLimits()
 	}
-	return &Service{db: d.DB, files: d.Files, logger: d.Logger, limits: d.Limits, now: d.Now, q: q,
-		metrics: newMetrics(d.Registry), knownDay: map[string]bool{}}, nil
+	return &Service{db: d.Store.Main(), ts: d.Store, files: d.Files, logger: d.Logger, limits: d.Limits, now: d.Now, q: q,
+		metrics: newMetrics(d.Registry), knownDay: map[*pgxpool.Pool]map[string]bool{}}, nil
 }
 
-// ensureDays makes sure the daily partitions for the given UTC days exist,
-// remembering days already ensured.
-func (s *Service) ensureDays(ctx context.Context, days map[string]time.Time) error {
+// ensureDays makes sure the daily partitions for the given UTC days exist
+// in db, remembering days already ensured.
+func (s *Service) ensureDays(ctx context.Context, db *pgxpool.Pool, days map[string]time.Time) error {
 	s.mu.Lock()
+	known := s.knownDay[db]
+	if known == nil {
+		known = map[string]bool{}
+		s.knownDay[db] = known
+	}
 	var lo, hi time.Time
 	for k, d := range days {
-		if s.knownDay[k] {
+		if known[k] {
 			continue
 		}
 		if lo.IsZero() || d.Before(lo) {
@@ -129,12 +149,12 @@ func (s *Service) ensureDays(ctx context.Context, days map[string]time.Time) err
 	if lo.IsZero() {
 		return nil
 	}
-	if _, err := s.db.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $2::date)`, lo, hi); err != nil {
+	if _, err := db.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $2::date)`, lo, hi); err != nil {
 		return fmt.Errorf("ingest: ensure partitions %s..%s: %w", lo.Format(time.DateOnly), hi.Format(time.DateOnly), err)
 	}
 	s.mu.Lock()
 	for k := range days {
-		s.knownDay[k] = true
+		known[k] = true
 	}
 	s.mu.Unlock()
 	return nil

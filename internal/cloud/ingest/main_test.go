@@ -24,6 +24,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -67,7 +68,8 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := service.NewRegistry()
-	svc, err := ingest.New(ingest.Deps{DB: pool, Files: store, Logger: logger, Registry: reg, Limits: limits})
+	ts := timeseries.NewStore(timeseries.StoreConfig{Main: pool, Logger: logger, Registry: reg})
+	svc, err := ingest.New(ingest.Deps{Store: ts, Files: store, Logger: logger, Registry: reg, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
