@@ -1,0 +1,258 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// TestFailoverToFallbackAndResync runs the Agent API against a separate
+// time-series cluster, stops that cluster, and checks: the first two
+// failures answer 503; the third switches to the fallback partitions (the
+// batch is stored, X-Fallback-Mode: true); reads see both stores; once the
+// cluster is back, the probe re-syncs and every event is in the store
+// exactly once with the fallback empty.
+func TestFailoverToFallbackAndResync(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := newEnv(t, ingest.DefaultLimits()) // main database, organisations, gateways
+
+	// The separate time-series store: its own cluster, migrated.
+	tsCluster, err := pgcluster.Start(ctx, pgcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tsCluster.Close() })
+	if _, err := postgres.MigrateUp(ctx, tsCluster.URL("postgres"), nil); err != nil {
+		t.Fatal(err)
+	}
+	tsIngestURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleIngest, "")
+	tsDashURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleDashboard, "")
+	tsPool, err := postgres.Connect(ctx, tsIngestURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tsPool.Close)
+	mainPool, err := postgres.Connect(ctx, base.ingestURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mainPool.Close)
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := service.NewRegistry()
+	store := timeseries.NewStore(timeseries.StoreConfig{Main: mainPool, TS: tsPool, ProbeInterval: 200 * time.Millisecond, ResyncChunk: 40, Logger: logger, Registry: reg})
+	files, _ := storage.NewLocal(t.TempDir())
+	svc, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: mainPool, Logger: logger, Registry: reg, Gateways: auth.NewGateways(mainPool), Ingest: svc}))
+	t.Cleanup(srv.Close)
+	e := *base
+	e.srv = srv
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { store.Run(runCtx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	mode := func() string { return store.Mode().String() }
+	fallbackGauge := func() float64 { return gaugeValue(t, reg, "timeseries_store_mode", "mode", "fallback") }
+
+	send := func(key string, events []protocol.Event) (int, string, protocol.IngestResponse) {
+		t.Helper()
+		var resp protocol.IngestResponse
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+protocol.PathIngestLogs, strings.NewReader(string(mustJSON(protocol.LogBatch{Events: events}))))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(protocol.HeaderAPIKey, e.a.key)
+		req.Header.Set(protocol.HeaderIdempotencyKey, key)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		_ = jsonDecode(r.Body, &resp)
+		return r.StatusCode, r.Header.Get(protocol.HeaderFallbackMode), resp
+	}
+
+	all := makeEvents(700, 1)
+	b1, b2, b3, b4, b5 := all[:100], all[100:200], all[200:300], all[300:400], all[400:700]
+	k := func() string { return uuid.NewString() }
+
+	// 1. Normal: the store takes the batch.
+	if code, fb, r := send(k(), b1); code != 200 || fb != "false" || r.Store != "timeseries" || r.Accepted != 100 {
+		t.Fatalf("normal batch: %d fallback=%s %+v", code, fb, r)
+	}
+	// 2. The store goes down. Two failures: 503, still not in fallback.
+	if err := tsCluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	k2, k3 := k(), k()
+	for i, kk := range []string{k2, k3} {
+		if code, fb, _ := send(kk, [][]protocol.Event{b2, b3}[i]); code != http.StatusServiceUnavailable || fb == "true" {
+			t.Fatalf("failure %d: %d fallback=%s, want 503 without fallback", i+1, code, fb)
+		}
+		if mode() != "normal" || fallbackGauge() != 0 {
+			t.Fatalf("after %d failures the mode is %s (gauge %v), want normal", i+1, mode(), fallbackGauge())
+		}
+	}
+	// 3. The third failure switches to fallback, and this batch is stored there.
+	if code, fb, r := send(k(), b4); code != 200 || fb != "true" || r.Store != "fallback" || r.Accepted != 100 {
+		t.Fatalf("third failure: %d fallback=%s %+v, want 200 stored in fallback", code, fb, r)
+	}
+	if mode() != "fallback" || fallbackGauge() != 1 {
+		t.Fatalf("after the third failure: mode %s, gauge %v; want fallback, 1", mode(), fallbackGauge())
+	}
+	// The gateway retries the two failed batches (same keys) and sends more,
+	// including events the store already holds (re-batched after a crash).
+	for i, kk := range []string{k2, k3} {
+		if code, fb, _ := send(kk, [][]protocol.Event{b2, b3}[i]); code != 200 || fb != "true" {
+			t.Fatalf("retry %d in fallback: %d fallback=%s", i+1, code, fb)
+		}
+	}
+	if code, fb, _ := send(k(), append(append([]protocol.Event{}, b5...), b1[:50]...)); code != 200 || fb != "true" {
+		t.Fatalf("batch 5 in fallback: %d %s", code, fb)
+	}
+	// Reads during fallback see both stores, each event once: the main
+	// database's views (fallback rows) plus the store's (down now, so read
+	// the main alone and add what the store held before the outage).
+	mainDash, err := postgres.Connect(ctx, strings.Replace(base.ingestURL, postgres.RoleIngest, postgres.RoleDashboard, 1), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mainDash.Close)
+	from, to := time.Now().Add(-48*time.Hour), time.Now().Add(time.Hour)
+	var inFallback int
+	for _, table := range []string{"active_windows", "visited_sites", "user_sessions"} {
+		ids, err := timeseries.NewReader(mainDash, nil).EventIDs(ctx, postgres.Tenant{OrganizationID: e.a.org}, table, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inFallback += len(ids)
+	}
+	if inFallback != 650 {
+		t.Fatalf("main database reads %d fallback events, want 650 (batches 2-5 and the re-sent half of batch 1)", inFallback)
+	}
+
+	// 4. The store comes back: the probe notices, re-syncs, ends fallback.
+	if err := tsCluster.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for mode() != "normal" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if mode() != "normal" {
+		t.Fatalf("mode %s 60 s after recovery, want normal", mode())
+	}
+	if code, fb, _ := send(k(), makeEvents(10, 701)); code != 200 || fb != "false" {
+		t.Fatalf("after recovery: %d fallback=%s", code, fb)
+	}
+
+	// Every event in the store exactly once, the fallback empty, and the
+	// dashboard's reads across both stores see each event once.
+	ts, err := pgx.Connect(ctx, tsCluster.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close(ctx)
+	counts := map[string]int{}
+	rows, err := ts.Query(ctx, `SELECT id::text FROM monitoring.active_windows UNION ALL SELECT id::text FROM monitoring.visited_sites UNION ALL SELECT id::text FROM monitoring.user_sessions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		counts[id]++
+	}
+	rows.Close()
+	for _, ev := range all {
+		if counts[ev.EventID] != 1 {
+			t.Errorf("event %s is in the store %d times, want 1", ev.EventID, counts[ev.EventID])
+		}
+	}
+	if len(counts) != 710 {
+		t.Errorf("store holds %d events, want 710", len(counts))
+	}
+	left := base.count(`SELECT ((SELECT count(*) FROM monitoring_fallback.active_windows) + (SELECT count(*) FROM monitoring_fallback.visited_sites) + (SELECT count(*) FROM monitoring_fallback.user_sessions))::int`)
+	if left != 0 {
+		t.Errorf("%d rows left in the fallback partitions", left)
+	}
+	tsDash, err := postgres.Connect(ctx, tsDashURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tsDash.Close()
+	var seen int
+	for _, table := range []string{"active_windows", "visited_sites", "user_sessions"} {
+		ids, err := timeseries.NewReader(tsDash, mainDash).EventIDs(ctx, postgres.Tenant{OrganizationID: e.a.org}, table, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += len(ids)
+	}
+	if seen != 710 {
+		t.Errorf("dashboard reads %d events across both stores, want 710", seen)
+	}
+	if v := fallbackGauge(); v != 0 {
+		t.Errorf("fallback gauge = %v after recovery", v)
+	}
+	if v := gaugeValue(t, reg, "timeseries_resync_rows_total", "", ""); v < 650 {
+		t.Errorf("re-sync copied %v rows, want at least 650", v)
+	}
+}
+
+// gaugeValue reads one sample from reg: the metric name with label=value
+// (or the unlabelled metric when label is empty).
+func gaugeValue(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := label == ""
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					match = true
+				}
+			}
+			if !match {
+				continue
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
+	return 0
+}
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
