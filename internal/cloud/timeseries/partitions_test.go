@@ -3,8 +3,8 @@ package timeseries_test
 import (
 	"context"
 	"io"
-	"os"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
