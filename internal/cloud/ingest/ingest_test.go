@@ -247,7 +247,7 @@ func TestBadInputsAreRejectedAndWriteNothing(t *testing.T) {
 		{"another organisation's device id", protocol.PathIngestDeviceEvents, e.a.key, "application/json", "", mustJSON(protocol.DeviceEventBatch{Events: []protocol.DeviceEvent{{
 			EventID: uuid.NewString(), Seq: 1, AdapterType: "zkteco", DeviceSerial: "X", DeviceID: &devB, Datetime: time.Now(), Door: &door, MajorCode: 5, MinorCode: 75}}}), 422, "events[0].device_id"},
 		{"malformed json", protocol.PathIngestLogs, e.a.key, "application/json", "", []byte(`{"events": [`), 400, ""},
-		{"wrong type", protocol.PathIngestLogs, e.a.key, "application/json", "", []byte(`{"events":[{"event_id":"` + uuid.NewString() + `","seq":"one"}]}`), 422, "seq"},
+		{"wrong type", protocol.PathIngestLogs, e.a.key, "application/json", "", []byte(`{"events":[{"event_id":"` + uuid.NewString() + `","seq":"one"}]}`), 422, "events[0].seq"},
 		{"not json", protocol.PathIngestLogs, e.a.key, "text/plain", "", []byte(`hello`), 415, "Content-Type"},
 		{"bad encoding", protocol.PathIngestLogs, e.a.key, "application/json", "br", []byte(`{}`), 415, "Content-Encoding"},
 		{"broken gzip", protocol.PathIngestLogs, e.a.key, "application/json", "gzip", []byte(`not gzip at all`), 400, "Content-Encoding"},
