@@ -24,6 +24,9 @@ Runs the Agent API. Configuration (environment):
   STORAGE_BASE_PATH     directory for screenshot files (required)
   TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
   TIMESCALE_PROBE_INTERVAL  recovery probe period in fallback (default 60s)
+  TLS_CERT_FILE, TLS_KEY_FILE  serve HTTPS with this certificate
+  TLS_CLIENT_CA_FILE    verify gateways' client certificates (mTLS) against this CA
+  TLS_CLIENT_AUTH       optional (default) or require a client certificate
   LOG_LEVEL             debug, info, warn or error (default info)
 `)
 	}
@@ -47,6 +50,10 @@ Runs the Agent API. Configuration (environment):
 			return fmt.Errorf("TIMESCALE_PROBE_INTERVAL=%q: want a positive duration such as 60s", v)
 		}
 	}
+	tlsCfg, err := service.TLSFromEnv(getenv)
+	if err != nil {
+		return err
+	}
 	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
-		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe}, logger, nil)
+		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg}, logger, nil)
 }

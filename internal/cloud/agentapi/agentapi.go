@@ -5,6 +5,7 @@ package agentapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ type Config struct {
 	// ProbeInterval is how often a fallen-back store is probed
 	// (TIMESCALE_PROBE_INTERVAL, default 60 s).
 	ProbeInterval time.Duration
+	// TLS is the optional (mutual) TLS of the listener.
+	TLS service.TLSConfig
 }
 
 // Deps are the Agent API's dependencies.
@@ -148,6 +151,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	l, err := service.Listen(cfg.Addr, "AGENT_API_ADDR")
 	if err != nil {
 		return err
+	}
+	if cfg.TLS.Enabled() {
+		tc, err := cfg.TLS.Build()
+		if err != nil {
+			l.Close()
+			return err
+		}
+		l = tls.NewListener(l, tc)
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -36,6 +37,16 @@ func RequireGateway(g *Gateways, logger *slog.Logger, next http.Handler) http.Ha
 		if errors.Is(err, ErrUnauthorized) {
 			writeUnauthorized(w, "unknown or revoked API key")
 			return
+		}
+		// With mutual TLS, the client certificate (verified against the
+		// configured CA by the TLS layer) is bound to one gateway: its
+		// Common Name is the gateway id. A key presented with another
+		// gateway's certificate is refused.
+		if err == nil && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			if cn := r.TLS.PeerCertificates[0].Subject.CommonName; !strings.EqualFold(cn, gw.ID.String()) {
+				writeUnauthorized(w, "the client certificate belongs to another gateway")
+				return
+			}
 		}
 		if err != nil {
 			logger.ErrorContext(r.Context(), "gateway authentication failed", "err", err)
