@@ -254,6 +254,27 @@ func TestCatalogAudit(t *testing.T) {
 	t.Run("after new partitions", audit)
 }
 
+// seedTwo gives t a database with two organisations seeded identically,
+// and an administrator's connection to it.
+func seedTwo(ctx context.Context, t *testing.T) (*pgtest.Database, *pgx.Conn, pgtest.Seeded, pgtest.Seeded) {
+	t.Helper()
+	db := pg.NewDatabase(t)
+	admin, err := pgx.Connect(ctx, db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	a, err := pgtest.SeedOrganization(ctx, admin, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pgtest.SeedOrganization(ctx, admin, "beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, admin, a, b
+}
+
 // asRole is a database role together with the pool connected as it.
 type asRole struct {
 	name string
@@ -281,20 +302,7 @@ func connectRoles(ctx context.Context, t *testing.T, db *pgtest.Database) []asRo
 func TestTwoOrganisationsSeeZeroRowsOfEachOther(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := pg.NewDatabase(t)
-	admin, err := pgx.Connect(ctx, db.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	a, err := pgtest.SeedOrganization(ctx, admin, "alpha")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := pgtest.SeedOrganization(ctx, admin, "beta")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, admin, a, b := seedTwo(ctx, t)
 	relations := tenantRelations(ctx, t, admin)
 	roles := connectRoles(ctx, t, db)
 	orgs := []struct {
@@ -394,7 +402,7 @@ func TestTwoOrganisationsSeeZeroRowsOfEachOther(t *testing.T) {
 
 	// Writing a row into another organisation is refused.
 	dash := roles[0].pool
-	err = postgres.InTenant(ctx, dash, postgres.Tenant{OrganizationID: a.OrganizationID, Role: postgres.AppOrgAdmin}, func(tx pgx.Tx) error {
+	err := postgres.InTenant(ctx, dash, postgres.Tenant{OrganizationID: a.OrganizationID, Role: postgres.AppOrgAdmin}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO departments (organization_id, name) VALUES ($1, 'Intruders')`, b.OrganizationID)
 		return err
 	})
@@ -408,20 +416,7 @@ func TestTwoOrganisationsSeeZeroRowsOfEachOther(t *testing.T) {
 func TestOneConnectionPoolNeverCarriesContext(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := pg.NewDatabase(t)
-	admin, err := pgx.Connect(ctx, db.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	a, err := pgtest.SeedOrganization(ctx, admin, "alpha")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := pgtest.SeedOrganization(ctx, admin, "beta")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, _, a, b := seedTwo(ctx, t)
 	pool, err := postgres.Connect(ctx, db.DashboardURL, 1)
 	if err != nil {
 		t.Fatal(err)
