@@ -1,0 +1,365 @@
+// Package dispatch is the gateway command queue in PostgreSQL
+// (gateway_commands): enqueue with priority, expiry and an attempt budget;
+// claim with FOR UPDATE SKIP LOCKED so that several Agent API replicas share
+// the work; two-phase acknowledgement (received, then completed or failed);
+// a sweep that redelivers unacknowledged commands with backoff and expires
+// old ones; and LISTEN/NOTIFY so that the replica holding a gateway's socket
+// wakes when a command for it is enqueued.
+package dispatch
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+)
+
+//go:embed sql/*.sql
+var sqlFiles embed.FS
+
+// Command types.
+const (
+	TypePolicyUpdate  = "policy_update"
+	TypeRestartAgent  = "restart_agent"
+	TypeDeviceCommand = "device_command"
+	TypeRotateAPIKey  = "rotate_api_key"
+)
+
+// Statuses of a command.
+const (
+	StatusPending   = "pending"
+	StatusDelivered = "delivered"
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+	StatusExpired   = "expired"
+	StatusCancelled = "cancelled"
+)
+
+// ErrNotFound means no such command for that gateway (or not visible).
+var ErrNotFound = errors.New("dispatch: command not found")
+
+// Options are a queue's timings.
+type Options struct {
+	// AckTimeout bounds delivery → received (default 30 s).
+	AckTimeout time.Duration
+	// ExecTimeout bounds received → completed (default 10 min).
+	ExecTimeout time.Duration
+	// Backoff is the first redelivery delay; it doubles per attempt, to at
+	// most 5 minutes (default 5 s).
+	Backoff time.Duration
+	// Logger reports lost LISTEN connections.
+	Logger *slog.Logger
+}
+
+// Queue is the command queue.
+type Queue struct {
+	db   *pgxpool.Pool
+	opts Options
+	q    map[string]string
+
+	enqueued *prometheus.CounterVec
+	swept    *prometheus.CounterVec
+	acks     *prometheus.CounterVec
+}
+
+// New returns a Queue over db (any runtime role) and registers its metrics.
+func New(db *pgxpool.Pool, opts Options, reg prometheus.Registerer) (*Queue, error) {
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = 30 * time.Second
+	}
+	if opts.ExecTimeout <= 0 {
+		opts.ExecTimeout = 10 * time.Minute
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 5 * time.Second
+	}
+	q := map[string]string{}
+	for _, name := range []string{"enqueue", "claim", "received", "finish", "get", "cancel"} {
+		b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
+		if err != nil {
+			return nil, fmt.Errorf("dispatch: load %s.sql: %w", name, err)
+		}
+		q[name] = string(b)
+	}
+	d := &Queue{db: db, opts: opts, q: q,
+		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_enqueued_total", Help: "Commands enqueued, by type."}, []string{"type"}),
+		swept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_swept_total",
+			Help: "Commands changed by the sweep: pending (redelivery after a missed acknowledgement), failed (attempts exhausted), expired."}, []string{"status"}),
+		acks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_acks_total", Help: "Acknowledgements by phase (received, completed, failed)."}, []string{"phase"}),
+	}
+	reg.MustRegister(d.enqueued, d.swept, d.acks)
+	return d, nil
+}
+
+// NewCommand is what Enqueue needs.
+type NewCommand struct {
+	GatewayID   uuid.UUID
+	Type        string
+	Payload     json.RawMessage
+	Priority    int
+	MaxAttempts int           // default 3
+	TTL         time.Duration // default 24 h
+	CreatedBy   string
+}
+
+// Command is a queued command.
+type Command struct {
+	ID          uuid.UUID       `json:"id"`
+	GatewayID   uuid.UUID       `json:"gateway_id"`
+	Type        string          `json:"type"`
+	Payload     json.RawMessage `json:"payload"`
+	Priority    int             `json:"priority"`
+	Status      string          `json:"status"`
+	Attempts    int             `json:"attempts"`
+	MaxAttempts int             `json:"max_attempts"`
+	ExpiresAt   time.Time       `json:"expires_at"`
+	CreatedAt   time.Time       `json:"created_at"`
+	DeliveredAt *time.Time      `json:"delivered_at,omitempty"`
+	ReceivedAt  *time.Time      `json:"received_at,omitempty"`
+	CompletedAt *time.Time      `json:"completed_at,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	Error       *string         `json:"error,omitempty"`
+}
+
+// FieldError is bad input to Enqueue, naming the field.
+type FieldError struct{ Field, Message string }
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
+
+// Enqueue adds a command for one gateway of the tenant's organisation. A
+// gateway of another organisation is invisible, and answers ErrNotFound.
+func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (Command, error) {
+	switch c.Type {
+	case TypePolicyUpdate, TypeRestartAgent, TypeDeviceCommand, TypeRotateAPIKey:
+	default:
+		return Command{}, &FieldError{"type", fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key)", c.Type)}
+	}
+	if len(c.Payload) == 0 {
+		c.Payload = json.RawMessage(`{}`)
+	}
+	if !json.Valid(c.Payload) || c.Payload[0] != '{' {
+		return Command{}, &FieldError{"payload", "must be a JSON object"}
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
+		return Command{}, &FieldError{"max_attempts", "must be between 1 and 100"}
+	}
+	if c.TTL == 0 {
+		c.TTL = 24 * time.Hour
+	}
+	if c.TTL < time.Second || c.TTL > 30*24*time.Hour {
+		return Command{}, &FieldError{"ttl", "must be between 1s and 720h"}
+	}
+	out := Command{GatewayID: c.GatewayID, Type: c.Type, Payload: c.Payload, Priority: c.Priority, Status: StatusPending, MaxAttempts: c.MaxAttempts}
+	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
+		var org int64
+		err := tx.QueryRow(ctx, `SELECT organization_id FROM gateway_instances WHERE id = $1 AND revoked_at IS NULL`, c.GatewayID).Scan(&org)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("dispatch: look up gateway: %w", err)
+		}
+		return tx.QueryRow(ctx, d.q["enqueue"], org, c.GatewayID, c.Type, c.Payload, c.Priority, c.MaxAttempts, interval(c.TTL), c.CreatedBy).
+			Scan(&out.ID, &out.CreatedAt, &out.ExpiresAt)
+	})
+	if err != nil {
+		return Command{}, err
+	}
+	d.enqueued.WithLabelValues(c.Type).Inc()
+	return out, nil
+}
+
+// Claim marks up to limit due commands of a gateway delivered and returns
+// them, highest priority first. Concurrent claims never return the same
+// command. t must be the gateway's organisation.
+func (d *Queue) Claim(ctx context.Context, t postgres.Tenant, gateway uuid.UUID, limit int) ([]Command, error) {
+	var out []Command
+	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, d.q["claim"], gateway, limit, interval(d.opts.AckTimeout))
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Command, error) {
+			c := Command{GatewayID: gateway, Status: StatusDelivered}
+			err := r.Scan(&c.ID, &c.Type, &c.Payload, &c.Priority, &c.Attempts, &c.MaxAttempts, &c.ExpiresAt, &c.CreatedAt)
+			return c, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: claim: %w", err)
+	}
+	// The UPDATE … FROM returns rows in no particular order.
+	sortByPriority(out)
+	return out, nil
+}
+
+func sortByPriority(cs []Command) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && less(cs[j], cs[j-1]); j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+func less(a, b Command) bool {
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	return a.CreatedAt.Before(b.CreatedAt)
+}
+
+// Received records phase one of an acknowledgement.
+func (d *Queue) Received(ctx context.Context, t postgres.Tenant, gateway, id uuid.UUID) error {
+	err := d.one(ctx, t, d.q["received"], id, gateway, interval(d.opts.ExecTimeout))
+	if err == nil {
+		d.acks.WithLabelValues("received").Inc()
+	}
+	return err
+}
+
+// Finish records phase two: completed (ok) or failed, with the gateway's
+// result or error. Finishing a finished command is a no-op returning nil
+// (redelivered acknowledgements are normal).
+func (d *Queue) Finish(ctx context.Context, t postgres.Tenant, gateway, id uuid.UUID, ok bool, result json.RawMessage, errMsg string) error {
+	status := StatusCompleted
+	if !ok {
+		status = StatusFailed
+	}
+	var e *string
+	if errMsg != "" {
+		e = &errMsg
+	}
+	if len(result) == 0 {
+		result = nil
+	}
+	err := d.one(ctx, t, d.q["finish"], id, gateway, status, result, e)
+	if errors.Is(err, ErrNotFound) {
+		c, gerr := d.Get(ctx, t, id)
+		if gerr == nil && c.GatewayID == gateway && (c.Status == StatusCompleted || c.Status == StatusFailed) {
+			return nil
+		}
+		return err
+	}
+	if err == nil {
+		d.acks.WithLabelValues(status).Inc()
+	}
+	return err
+}
+
+// Cancel cancels a command not yet finished.
+func (d *Queue) Cancel(ctx context.Context, t postgres.Tenant, id uuid.UUID) error {
+	return d.one(ctx, t, d.q["cancel"], id)
+}
+
+func (d *Queue) one(ctx context.Context, t postgres.Tenant, sql string, args ...any) error {
+	return postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
+		var id uuid.UUID
+		err := tx.QueryRow(ctx, sql, args...).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+}
+
+// Get reads one command visible to the tenant.
+func (d *Queue) Get(ctx context.Context, t postgres.Tenant, id uuid.UUID) (Command, error) {
+	var c Command
+	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, d.q["get"], id).Scan(&c.ID, &c.GatewayID, &c.Type, &c.Payload, &c.Priority, &c.Status, &c.Attempts,
+			&c.MaxAttempts, &c.ExpiresAt, &c.CreatedAt, &c.DeliveredAt, &c.ReceivedAt, &c.CompletedAt, &c.Result, &c.Error)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+	return c, err
+}
+
+// Swept is one command the sweep changed.
+type Swept struct {
+	ID        uuid.UUID
+	GatewayID uuid.UUID
+	Status    string
+}
+
+// Sweep redelivers unacknowledged commands after a backoff, fails those out
+// of attempts and expires those past their expiry, across organisations.
+func (d *Queue) Sweep(ctx context.Context, now time.Time) ([]Swept, error) {
+	rows, err := d.db.Query(ctx, `SELECT id, gateway_id, status FROM gateway_commands_sweep($1, $2::interval)`, now, interval(d.opts.Backoff))
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: sweep: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Swept, error) {
+		var s Swept
+		err := r.Scan(&s.ID, &s.GatewayID, &s.Status)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: sweep: %w", err)
+	}
+	for _, s := range out {
+		d.swept.WithLabelValues(s.Status).Inc()
+	}
+	return out, nil
+}
+
+// Listen delivers the id of every gateway with a new pending command to
+// wake, until ctx ends; it reconnects after a lost connection and then
+// reports uuid.Nil once (meaning "anything may have been missed: check all").
+func (d *Queue) Listen(ctx context.Context, wake func(gateway uuid.UUID)) error {
+	for ctx.Err() == nil {
+		err := d.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if d.opts.Logger != nil {
+			d.opts.Logger.WarnContext(ctx, "command notifications interrupted; reconnecting", "err", err)
+		}
+		wake(uuid.Nil)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (d *Queue) listenOnce(ctx context.Context, wake func(uuid.UUID)) error {
+	conn, err := d.db.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// LISTEN is session state on a connection taken out of the pool for
+	// good: it is hijacked and closed afterwards, never returned to the pool.
+	pc := conn.Hijack()
+	defer pc.Close(context.WithoutCancel(ctx))
+	if _, err := pc.Exec(ctx, "LISTEN gateway_commands"); err != nil {
+		return err
+	}
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if id, err := uuid.Parse(n.Payload); err == nil {
+			wake(id)
+		}
+	}
+}
