@@ -15,6 +15,9 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 )
 
+// gcPercent is the gateway's GOGC unless the environment sets one.
+const gcPercent = 400
+
 // defaultConfigPath is where the install script writes gateway.yml.
 const defaultConfigPath = "/etc/staff-gateway/gateway.yml"
 
@@ -88,6 +91,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New("connection test failed")
 		}
 		return nil
+	}
+	if getenv("GOGC") == "" {
+		// The heap is small and short-lived garbage plentiful (JSON); the
+		// default GOGC=100 collects ~75 times a second at 20k events/s and
+		// shows in the p99 acknowledgement latency. GOGC overrides.
+		debug.SetGCPercent(gcPercent)
 	}
 	logger, closeLog, err := newLogger(cfg.Logging, stderr)
 	if err != nil {

@@ -287,6 +287,15 @@ func (a *agent) loop(ctx context.Context) {
 		interval = time.Duration(float64(a.r.opts.BatchSize) / a.r.opts.Rate * float64(time.Second))
 	}
 	next := time.Now()
+	if interval > 0 {
+		// Agents are not synchronised: start each at a random phase.
+		next = next.Add(time.Duration(a.rng.Int64N(int64(interval))))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+	}
 	for ctx.Err() == nil {
 		n := a.r.reserve(a.r.opts.BatchSize)
 		if n == 0 {

@@ -25,8 +25,11 @@ type StoredEvent struct {
 // Batch is a set of rows claimed for one upload, under one idempotency token
 // that is committed with the claim.
 type Batch struct {
-	Token     string
-	Stream    Stream
+	Token  string
+	Stream Stream
+	// FirstID and LastID bound the row ids of the batch's rows.
+	FirstID   int64
+	LastID    int64
 	Events    []StoredEvent
 	Drops     []protocol.Drop
 	Bytes     int64
@@ -54,33 +57,49 @@ func scanEvents(rows *sql.Rows) ([]StoredEvent, []int64, error) {
 }
 
 // PendingBatch returns the oldest batch of stream that was claimed but not
-// acknowledged (e.g. before a crash), with its rows, or nil.
-func (b *Buffer) PendingBatch(ctx context.Context, s Stream) (*Batch, error) {
-	var bt Batch
+// acknowledged (e.g. before a crash) and whose token is not in skip, with
+// its rows, or nil.
+func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]bool) (*Batch, error) {
+	rows, err := b.rdb.QueryContext(ctx, b.q["select_pending_batch"], string(s))
+	if err != nil {
+		return nil, fmt.Errorf("buffer: read pending %s batches: %w", s, err)
+	}
+	var bt *Batch
 	var drops string
-	var created int64
-	err := b.rdb.QueryRowContext(ctx, b.q["select_pending_batch"], string(s)).
-		Scan(&bt.Token, new(int64), &bt.Bytes, &drops, &bt.Attempts, &created)
-	if err == sql.ErrNoRows {
+	for rows.Next() {
+		var c Batch
+		var created int64
+		var d string
+		if err := rows.Scan(&c.Token, &c.FirstID, &c.LastID, &c.Bytes, &d, &c.Attempts, &created); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("buffer: read pending %s batches: %w", s, err)
+		}
+		if skip[c.Token] {
+			continue
+		}
+		c.Stream = s
+		c.CreatedAt = time.UnixMilli(created)
+		bt, drops = &c, d
+		break
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("buffer: read pending %s batches: %w", s, err)
+	}
+	if bt == nil {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("buffer: read pending %s batch: %w", s, err)
-	}
-	bt.Stream = s
-	bt.CreatedAt = time.UnixMilli(created)
 	if err := json.Unmarshal([]byte(drops), &bt.Drops); err != nil {
 		return nil, fmt.Errorf("buffer: decode drops of batch %s: %w", bt.Token, err)
 	}
-	rows, err := b.rdb.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.Token)
+	evRows, err := b.rdb.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
 	}
-	bt.Events, _, err = scanEvents(rows)
+	bt.Events, _, err = scanEvents(evRows)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
 	}
-	return &bt, nil
+	return bt, nil
 }
 
 // Claim forms a new batch of stream from the oldest unclaimed rows, bounded
@@ -92,24 +111,36 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 		maxEvents = 1
 	}
 	bt := &Batch{Token: newToken(), Stream: s, CreatedAt: b.now()}
+	n := 0
+	// The write transaction reads only ids and sizes; payloads are read
+	// afterwards on a reader connection, so the claim holds the write lock
+	// (and delays acknowledgements to agents) as briefly as possible.
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_"+s.table()], s.class(), maxEvents)
-		if err != nil {
-			return fmt.Errorf("select rows: %w", err)
-		}
-		events, ids, err := scanEvents(rows)
+		rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_sizes_"+s.table()], s.class(), maxEvents)
 		if err != nil {
 			return fmt.Errorf("select rows: %w", err)
 		}
 		var total int64
-		for i, e := range events {
-			if i > 0 && total+e.Size > maxBytes {
-				events, ids = events[:i], ids[:i]
+		for rows.Next() {
+			var id, size int64
+			if err := rows.Scan(&id, &size); err != nil {
+				rows.Close()
+				return fmt.Errorf("select rows: %w", err)
+			}
+			if n > 0 && total+size > maxBytes {
 				break
 			}
-			total += e.Size
+			if n == 0 {
+				bt.FirstID = id
+			}
+			bt.LastID = id
+			total += size
+			n++
 		}
-		bt.Events, bt.Bytes = events, total
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("select rows: %w", err)
+		}
+		bt.Bytes = total
 		if withDrops {
 			bt.Drops, err = pendingDrops(ctx, tx, b.q["select_pending_drops"])
 			if err != nil {
@@ -121,15 +152,15 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 				}
 			}
 		}
-		if len(bt.Events) == 0 && len(bt.Drops) == 0 {
+		if n == 0 && len(bt.Drops) == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), len(bt.Events), bt.Bytes,
-			encodeDrops(bt.Drops), bt.CreatedAt.UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), n, bt.FirstID, bt.LastID,
+			bt.Bytes, encodeDrops(bt.Drops), bt.CreatedAt.UnixMilli()); err != nil {
 			return fmt.Errorf("insert batch: %w", err)
 		}
-		if len(ids) > 0 {
-			if _, err := tx.ExecContext(ctx, b.q["claim_"+s.table()], bt.Token, s.class(), ids[len(ids)-1]); err != nil {
+		if n > 0 {
+			if _, err := tx.ExecContext(ctx, b.q["claim_"+s.table()], bt.Token, s.class(), bt.FirstID, bt.LastID); err != nil {
 				return fmt.Errorf("claim rows: %w", err)
 			}
 		}
@@ -138,14 +169,26 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 	if err != nil {
 		return nil, fmt.Errorf("buffer: claim %s batch: %w", s, err)
 	}
-	if len(bt.Events) == 0 && len(bt.Drops) == 0 {
+	if n == 0 && len(bt.Drops) == 0 {
 		return nil, nil
 	}
 	b.mu.Lock()
 	c := b.counters[s.class()]
-	c.claimedRows += int64(len(bt.Events))
+	c.claimedRows += int64(n)
 	c.claimedBytes += bt.Bytes
 	b.mu.Unlock()
+	if n > 0 {
+		rows, err := b.rdb.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
+		if err != nil {
+			return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
+		}
+		if bt.Events, _, err = scanEvents(rows); err != nil {
+			return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
+		}
+		if len(bt.Events) != n {
+			return nil, fmt.Errorf("buffer: batch %s holds %d rows, claimed %d", bt.Token, len(bt.Events), n)
+		}
+	}
 	return bt, nil
 }
 
@@ -178,7 +221,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
 		return nil
@@ -239,7 +282,7 @@ func (b *Buffer) Release(ctx context.Context, bt *Batch) error {
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, b.q["release_"+bt.Stream.table()], bt.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, b.q["release_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
 			return fmt.Errorf("release rows: %w", err)
 		}
 		return b.restoreDrops(ctx, tx, bt.Drops)
@@ -272,7 +315,7 @@ func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) err
 		if _, err := tx.ExecContext(ctx, b.q["batch_failed"], cause, bt.Token); err != nil {
 			return fmt.Errorf("count attempt: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, b.q["retry_"+bt.Stream.table()], bt.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, b.q["retry_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
 			return fmt.Errorf("count row retries: %w", err)
 		}
 		return nil
@@ -295,7 +338,7 @@ func (b *Buffer) Reject(ctx context.Context, bt *Batch, reason string) error {
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
 		if len(bt.Events) > 0 {

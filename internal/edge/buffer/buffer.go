@@ -151,6 +151,10 @@ type Options struct {
 	MaintenanceInterval time.Duration
 	// MaxGroupEvents bounds one group commit; zero means 4096.
 	MaxGroupEvents int
+	// Driver is the database/sql driver: "sqlite" (modernc.org/sqlite, pure
+	// Go, the default) or "sqlite3" (mattn/go-sqlite3, cgo; linked only in
+	// builds with the sqlite_cgo tag, for the driver comparison benchmark).
+	Driver string
 }
 
 // Record is one event to append.
@@ -249,6 +253,9 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 	if opts.MaxGroupEvents <= 0 {
 		opts.MaxGroupEvents = 4096
 	}
+	if opts.Driver == "" {
+		opts.Driver = "sqlite"
+	}
 	b := &Buffer{
 		opts:      opts,
 		log:       opts.Logger,
@@ -299,9 +306,10 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 		return nil, err
 	}
 	b.evaluate()
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.writerLoop()
 	go b.maintenanceLoop()
+	go b.checkpointLoop()
 	return b, nil
 }
 
@@ -336,17 +344,22 @@ func parseQueries() (map[string]string, error) {
 }
 
 func (b *Buffer) dsn() string {
+	if b.opts.Driver == "sqlite3" {
+		return "file:" + b.opts.Path + "?_journal_mode=WAL&_synchronous=" + b.opts.Synchronous +
+			"&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_journal_size_limit=67108864"
+	}
 	v := url.Values{}
 	v.Add("_pragma", "busy_timeout(10000)")
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous("+b.opts.Synchronous+")")
 	v.Add("_pragma", "foreign_keys(ON)")
+	v.Add("_pragma", "journal_size_limit(67108864)")
 	v.Set("_txlock", "immediate")
 	return "file:" + b.opts.Path + "?" + v.Encode()
 }
 
 func (b *Buffer) openDB(ctx context.Context) error {
-	wdb, err := sql.Open("sqlite", b.dsn())
+	wdb, err := sql.Open(b.opts.Driver, b.dsn())
 	if err != nil {
 		return fmt.Errorf("buffer: open %s: %w", b.opts.Path, err)
 	}
@@ -369,7 +382,7 @@ func (b *Buffer) openDB(ctx context.Context) error {
 		wdb.Close()
 		return fmt.Errorf("buffer: disable autocheckpoint: %w", err)
 	}
-	rdb, err := sql.Open("sqlite", b.dsn())
+	rdb, err := sql.Open(b.opts.Driver, b.dsn())
 	if err != nil {
 		wdb.Close()
 		return fmt.Errorf("buffer: open reader %s: %w", b.opts.Path, err)

@@ -109,7 +109,7 @@ func TestClaimSurvivesReopenWithSameToken(t *testing.T) {
 	}
 	b.Close()
 	b = openTest(t, path, nil)
-	p, err := b.PendingBatch(ctx, StreamLogs)
+	p, err := b.PendingBatch(ctx, StreamLogs, nil)
 	if err != nil || p == nil {
 		t.Fatalf("pending: %v %v", p, err)
 	}
@@ -316,7 +316,7 @@ func TestRetentionDropsOldUnclaimedRows(t *testing.T) {
 	if rows != 1 {
 		t.Fatalf("unclaimed rows after retention = %d, want 1", rows)
 	}
-	if p, _ := b.PendingBatch(ctx, StreamLogs); p == nil || p.Token != claimed.Token {
+	if p, _ := b.PendingBatch(ctx, StreamLogs, nil); p == nil || p.Token != claimed.Token {
 		t.Fatal("claimed batch must survive retention")
 	}
 	// The drop report travels in the next logs batch, then is cleared.

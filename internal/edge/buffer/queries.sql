@@ -37,36 +37,36 @@ SELECT id, event_id, seq, payload, size, 0, created_at FROM device_data_buffer
 WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;
 
 -- name: claim_agent
-UPDATE agent_data_buffer SET batch_token = ? WHERE class = ? AND batch_token IS NULL AND id <= ?;
+UPDATE agent_data_buffer SET batch_token = ? WHERE class = ? AND batch_token IS NULL AND id BETWEEN ? AND ?;
 
 -- name: claim_device
-UPDATE device_data_buffer SET batch_token = ? WHERE class = ? AND batch_token IS NULL AND id <= ?;
+UPDATE device_data_buffer SET batch_token = ? WHERE class = ? AND batch_token IS NULL AND id BETWEEN ? AND ?;
 
 -- name: select_batch_rows_agent
 SELECT id, event_id, seq, payload, size, file_size, created_at FROM agent_data_buffer
-WHERE batch_token = ? ORDER BY id;
+WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id;
 
 -- name: select_batch_rows_device
 SELECT id, event_id, seq, payload, size, 0, created_at FROM device_data_buffer
-WHERE batch_token = ? ORDER BY id;
+WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id;
 
 -- name: release_agent
-UPDATE agent_data_buffer SET batch_token = NULL WHERE batch_token = ?;
+UPDATE agent_data_buffer SET batch_token = NULL WHERE id BETWEEN ? AND ? AND batch_token = ?;
 
 -- name: release_device
-UPDATE device_data_buffer SET batch_token = NULL WHERE batch_token = ?;
+UPDATE device_data_buffer SET batch_token = NULL WHERE id BETWEEN ? AND ? AND batch_token = ?;
 
 -- name: retry_agent
-UPDATE agent_data_buffer SET retry_count = retry_count + 1 WHERE batch_token = ?;
+UPDATE agent_data_buffer SET retry_count = retry_count + 1 WHERE id BETWEEN ? AND ? AND batch_token = ?;
 
 -- name: retry_device
-UPDATE device_data_buffer SET retry_count = retry_count + 1 WHERE batch_token = ?;
+UPDATE device_data_buffer SET retry_count = retry_count + 1 WHERE id BETWEEN ? AND ? AND batch_token = ?;
 
 -- name: delete_batch_rows_agent
-DELETE FROM agent_data_buffer WHERE batch_token = ?;
+DELETE FROM agent_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ?;
 
 -- name: delete_batch_rows_device
-DELETE FROM device_data_buffer WHERE batch_token = ?;
+DELETE FROM device_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ?;
 
 -- name: delete_unclaimed_upto_agent
 DELETE FROM agent_data_buffer WHERE class = ? AND batch_token IS NULL AND id <= ?;
@@ -75,11 +75,11 @@ DELETE FROM agent_data_buffer WHERE class = ? AND batch_token IS NULL AND id <= 
 DELETE FROM device_data_buffer WHERE class = ? AND batch_token IS NULL AND id <= ?;
 
 -- name: insert_batch
-INSERT INTO upload_batches (token, stream, event_count, bytes, drops, created_at) VALUES (?, ?, ?, ?, ?, ?);
+INSERT INTO upload_batches (token, stream, event_count, first_id, last_id, bytes, drops, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: select_pending_batch
-SELECT token, event_count, bytes, drops, attempts, created_at FROM upload_batches
-WHERE stream = ? ORDER BY created_at, rowid LIMIT 1;
+SELECT token, first_id, last_id, bytes, drops, attempts, created_at FROM upload_batches
+WHERE stream = ? ORDER BY created_at, rowid;
 
 -- name: delete_batch
 DELETE FROM upload_batches WHERE token = ?;
@@ -121,3 +121,9 @@ SELECT 1 FROM agent_data_buffer WHERE event_id = ?;
 
 -- name: screenshot_ids
 SELECT event_id FROM agent_data_buffer WHERE class = 'screenshot';
+
+-- name: select_unclaimed_sizes_agent
+SELECT id, size FROM agent_data_buffer WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;
+
+-- name: select_unclaimed_sizes_device
+SELECT id, size FROM device_data_buffer WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;

@@ -14,13 +14,12 @@ CREATE TABLE IF NOT EXISTS agent_data_buffer (
     size        INTEGER NOT NULL, -- accounted bytes: payload + image file + row overhead
     file_size   INTEGER NOT NULL DEFAULT 0,
     batch_token TEXT    NULL,     -- idempotency token of the batch that claimed the row
-    created_at  DATETIME NOT NULL,
-    uploaded_at DATETIME NULL,
+    created_at  INTEGER NOT NULL, -- Unix milliseconds
+    uploaded_at INTEGER NULL,
     retry_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS agent_data_buffer_event_id ON agent_data_buffer (event_id);
 CREATE INDEX IF NOT EXISTS agent_data_buffer_unclaimed ON agent_data_buffer (class, id) WHERE batch_token IS NULL;
-CREATE INDEX IF NOT EXISTS agent_data_buffer_batch ON agent_data_buffer (batch_token) WHERE batch_token IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS device_data_buffer (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -32,21 +31,23 @@ CREATE TABLE IF NOT EXISTS device_data_buffer (
     payload      TEXT    NOT NULL,
     size         INTEGER NOT NULL,
     batch_token  TEXT    NULL,
-    created_at   DATETIME NOT NULL,
-    uploaded_at  DATETIME NULL,
+    created_at   INTEGER NOT NULL, -- Unix milliseconds
+    uploaded_at  INTEGER NULL,
     retry_count  INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS device_data_buffer_event_id ON device_data_buffer (event_id);
 CREATE INDEX IF NOT EXISTS device_data_buffer_unclaimed ON device_data_buffer (class, id) WHERE batch_token IS NULL;
-CREATE INDEX IF NOT EXISTS device_data_buffer_batch ON device_data_buffer (batch_token) WHERE batch_token IS NOT NULL;
 
--- A batch claimed for upload. The token is the Idempotency-Key; it is
+-- A batch claimed for upload (rows carry its token in batch_token; they are
+-- found through the id range, so no index on batch_token is maintained). The token is the Idempotency-Key; it is
 -- committed together with the rows it claims, so a retry after a crash sends
 -- the same rows under the same token.
 CREATE TABLE IF NOT EXISTS upload_batches (
     token       TEXT    PRIMARY KEY,
     stream      TEXT    NOT NULL, -- logs, screenshots, device-events
     event_count INTEGER NOT NULL,
+    first_id    INTEGER NOT NULL DEFAULT 0, -- row id range of the claimed rows: the rows with
+    last_id     INTEGER NOT NULL DEFAULT 0, -- this batch_token are found by primary key
     bytes       INTEGER NOT NULL,
     drops       TEXT    NOT NULL DEFAULT '[]', -- drop report carried by this batch (JSON)
     attempts    INTEGER NOT NULL DEFAULT 0,

@@ -77,6 +77,7 @@ type Uplink struct {
 	BackoffInitial           time.Duration
 	BackoffMax               time.Duration
 	AuthRetryInterval        time.Duration
+	Parallel                 int
 }
 
 // Collector bounds agent requests.
@@ -228,6 +229,7 @@ func Keys() []Key {
 		{"uplink.flush_interval", "30s", "Longest wait for a batch to fill (a backlog drains continuously).", duration(func(c *Config) *time.Duration { return &c.Uplink.FlushInterval })},
 		{"uplink.backoff_initial", "1s", "First retry delay; doubles per failure.", duration(func(c *Config) *time.Duration { return &c.Uplink.BackoffInitial })},
 		{"uplink.backoff_max", "16s", "Retry delay cap (±20 % jitter); retries never stop.", duration(func(c *Config) *time.Duration { return &c.Uplink.BackoffMax })},
+		{"uplink.parallel", "2", "Batches of one stream in flight at once.", integer(func(c *Config) *int { return &c.Uplink.Parallel }, 1)},
 		{"uplink.auth_retry_interval", "1m", "Pause after the cloud rejects the API key (401/403).", duration(func(c *Config) *time.Duration { return &c.Uplink.AuthRetryInterval })},
 		{"collector.max_body_bytes", "8MB", "Largest events request (413 above).", bytesize(func(c *Config) *int64 { return &c.Collector.MaxBodyBytes })},
 		{"collector.max_batch_events", "1000", "Most events in one request (413 above).", integer(func(c *Config) *int { return &c.Collector.MaxBatchEvents }, 1)},

@@ -266,6 +266,7 @@ func (g *Gateway) enrollAndUpload(ctx context.Context) {
 		BackoffInitial:     cfg.Uplink.BackoffInitial,
 		BackoffMax:         cfg.Uplink.BackoffMax,
 		AuthRetryInterval:  cfg.Uplink.AuthRetryInterval,
+		Parallel:           cfg.Uplink.Parallel,
 		Logger:             g.log.With("component", "uplink"),
 		Registerer:         g.reg,
 	})

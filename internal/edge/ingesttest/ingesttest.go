@@ -41,8 +41,9 @@ type Options struct {
 	GatewayID string
 	// MaxBodyBytes bounds a decompressed body; zero means 64 MiB.
 	MaxBodyBytes int64
-	// DecodeOnly skips per-id bookkeeping (for drain benchmarks): bodies are
-	// still decompressed and decoded.
+	// DecodeOnly makes the logs and device-events endpoints a sink for
+	// benchmarks: the body is decompressed and decoded into typed events in
+	// one pass and counted; no idempotency store, no per-id bookkeeping.
 	DecodeOnly bool
 }
 
@@ -326,6 +327,10 @@ func (s *Server) ingest(path string) http.HandlerFunc {
 			return
 		}
 		compressed := int64(len(raw))
+		if s.opts.DecodeOnly && path != protocol.PathIngestScreenshots {
+			s.decodeOnly(w, r, raw)
+			return
+		}
 		batch, files, fp, code, field, msg := s.decode(path, r, raw)
 		if code != 0 {
 			writeErr(w, code, protocol.ErrCodeMalformed, field, msg)
@@ -420,6 +425,29 @@ func (s *Server) ingest(path string) http.HandlerFunc {
 		w.WriteHeader(http.StatusOK)
 		w.Write(body)
 	}
+}
+
+func (s *Server) decodeOnly(w http.ResponseWriter, r *http.Request, raw []byte) {
+	var body io.Reader = bytes.NewReader(raw)
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, protocol.ErrCodeMalformed, "Content-Encoding", err.Error())
+			return
+		}
+		body = zr
+	}
+	var batch protocol.LogBatch
+	if err := json.NewDecoder(body).Decode(&batch); err != nil {
+		writeErr(w, http.StatusBadRequest, protocol.ErrCodeMalformed, "", err.Error())
+		return
+	}
+	s.mu.Lock()
+	s.stats.Batches++
+	s.stats.Events += len(batch.Events)
+	s.stats.Bytes += int64(len(raw))
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, protocol.IngestResponse{Accepted: len(batch.Events), Store: "timeseries"})
 }
 
 // decode returns the batch, the SHA-256 of each file part (screenshots), the

@@ -60,6 +60,10 @@ type Options struct {
 	AuthRetryInterval time.Duration
 	// RetryAfterMax caps a server's Retry-After.
 	RetryAfterMax time.Duration
+	// Parallel is the number of batches of one stream in flight at once
+	// (default 2): one is encoded, sent and acknowledged while the next is
+	// claimed.
+	Parallel int
 	// Logger and Registerer may be nil.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -76,6 +80,7 @@ const (
 	DefaultBackoffMax         = 16 * time.Second
 	DefaultAuthRetryInterval  = time.Minute
 	DefaultRetryAfterMax      = 5 * time.Minute
+	DefaultParallel           = 2
 )
 
 // TLSFiles names the PEM files of optional mutual TLS.
@@ -193,6 +198,7 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 	defD(&opts.BackoffMax, DefaultBackoffMax)
 	defD(&opts.AuthRetryInterval, DefaultAuthRetryInterval)
 	defD(&opts.RetryAfterMax, DefaultRetryAfterMax)
+	def(&opts.Parallel, DefaultParallel)
 	u := &Uplink{buf: buf, opts: opts, log: opts.Logger, backoff: map[string]float64{}}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
@@ -239,102 +245,151 @@ const (
 	outUnauthorized
 )
 
+// streamState is shared by the workers of one stream.
+type streamState struct {
+	mu       sync.Mutex
+	limit    int
+	inflight map[string]bool
+}
+
 func (u *Uplink) runStream(ctx context.Context, s buffer.Stream) {
-	maxEvents, maxBytes := u.limits(s)
-	limit := maxEvents
+	maxEvents, _ := u.limits(s)
+	st := &streamState{limit: maxEvents, inflight: map[string]bool{}}
+	var wg sync.WaitGroup
+	for range u.opts.Parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.worker(ctx, s, st)
+		}()
+	}
+	wg.Wait()
+}
+
+// next returns the batch a worker sends next: the oldest pending batch no
+// other worker is sending, else a new claim when one is due. The returned
+// batch is marked in flight.
+func (u *Uplink) next(ctx context.Context, s buffer.Stream, st *streamState, backlog bool) (*buffer.Batch, time.Duration, error) {
+	_, maxBytes := u.limits(s)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	bt, err := u.buf.PendingBatch(ctx, s, st.inflight)
+	if err != nil {
+		return nil, 0, err
+	}
+	if bt == nil {
+		ready, wait := u.ready(ctx, s, st.limit, maxBytes, backlog)
+		if !ready {
+			return nil, wait, nil
+		}
+		bt, err = u.buf.Claim(ctx, s, st.limit, maxBytes, s == buffer.StreamLogs)
+		if err != nil {
+			return nil, 0, err
+		}
+		if bt == nil {
+			return nil, u.opts.FlushInterval, nil
+		}
+	}
+	st.inflight[bt.Token] = true
+	return bt, 0, nil
+}
+
+func (u *Uplink) worker(ctx context.Context, s buffer.Stream, st *streamState) {
+	maxEvents, _ := u.limits(s)
 	attempt := 0
 	backlog := false
 	for ctx.Err() == nil {
-		bt, err := u.buf.PendingBatch(ctx, s)
+		bt, wait, err := u.next(ctx, s, st, backlog)
 		if err != nil {
 			u.fail(s, err)
 			u.sleep(ctx, u.delay(&attempt, 0))
 			continue
 		}
 		if bt == nil {
-			ready, wait := u.ready(ctx, s, limit, maxBytes, backlog)
-			if !ready {
-				u.wait(ctx, s, wait)
-				continue
-			}
-			bt, err = u.buf.Claim(ctx, s, limit, maxBytes, s == buffer.StreamLogs)
-			if err != nil {
-				u.fail(s, err)
-				u.sleep(ctx, u.delay(&attempt, 0))
-				continue
-			}
-			if bt == nil {
-				backlog = false
-				continue
-			}
+			backlog = false
+			u.wait(ctx, s, wait)
+			continue
 		}
-		out, retryAfter, err := u.send(ctx, bt)
-		if ctx.Err() != nil {
+		u.process(ctx, s, st, bt, maxEvents, &attempt, &backlog)
+		st.mu.Lock()
+		delete(st.inflight, bt.Token)
+		st.mu.Unlock()
+	}
+}
+
+// process sends one batch and acts on the outcome.
+func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, bt *buffer.Batch, maxEvents int, attempt *int, backlog *bool) {
+	out, retryAfter, err := u.send(ctx, bt)
+	if ctx.Err() != nil {
+		return
+	}
+	switch out {
+	case outOK:
+		if err := u.buf.Ack(ctx, bt); err != nil {
+			// The rows stay claimed; the batch is resent under its token
+			// and the server answers from its idempotency store.
+			u.fail(s, err)
+			u.sleep(ctx, u.delay(attempt, 0))
 			return
 		}
-		switch out {
-		case outOK:
-			if err := u.buf.Ack(ctx, bt); err != nil {
-				// The rows stay claimed; the batch is resent under its token
-				// and the server answers from its idempotency store.
-				u.fail(s, err)
-				u.sleep(ctx, u.delay(&attempt, 0))
-				continue
-			}
-			u.succeeded(s, bt)
-			attempt = 0
-			u.setBackoff(s, 0)
-			backlog = len(bt.Events) >= limit
-			if limit < maxEvents {
-				limit = min(maxEvents, limit*2)
-			}
-		case outTooLarge, outInvalid:
-			if len(bt.Events) <= 1 {
-				reason := protocol.DropRejected
-				if errors.Is(err, os.ErrNotExist) {
-					reason = protocol.DropMissingFile
-				}
-				u.log.Error("cannot deliver a single event; dropping it", "stream", s, "batch", bt.Token, "reason", reason, "err", err)
-				if rerr := u.buf.Reject(ctx, bt, reason); rerr != nil {
-					u.fail(s, rerr)
-				}
-				continue
-			}
-			limit = max(1, len(bt.Events)/2)
-			u.m.retries.WithLabelValues(string(s), "split").Inc()
-			u.log.Warn("cloud refused a batch; halving", "stream", s, "events", len(bt.Events), "next_limit", limit, "err", err)
-			if rerr := u.buf.Release(ctx, bt); rerr != nil {
-				u.fail(s, rerr)
-				u.sleep(ctx, u.delay(&attempt, 0))
-			}
-		case outReform:
-			u.m.retries.WithLabelValues(string(s), "reform").Inc()
-			u.log.Warn("idempotency key mismatch; re-forming the batch", "stream", s, "batch", bt.Token)
-			if rerr := u.buf.Release(ctx, bt); rerr != nil {
-				u.fail(s, rerr)
-				u.sleep(ctx, u.delay(&attempt, 0))
-			}
-		case outUnauthorized:
-			u.fail(s, err)
-			if !u.paused.Swap(true) {
-				u.m.paused.Set(1)
-				u.log.Error("ALERT: the cloud rejected the gateway's API key; uploads paused",
-					"stream", s, "retry_in", u.opts.AuthRetryInterval.String(), "err", err)
-			}
-			_ = u.buf.RecordFailure(ctx, bt, err.Error())
-			u.sleep(ctx, u.opts.AuthRetryInterval)
-		default:
-			u.fail(s, err)
-			u.m.retries.WithLabelValues(string(s), "error").Inc()
-			if rerr := u.buf.RecordFailure(ctx, bt, err.Error()); rerr != nil {
-				u.log.Error("record failure", "err", rerr)
-			}
-			d := u.delay(&attempt, retryAfter)
-			u.setBackoff(s, d)
-			u.log.Warn("upload failed; retrying", "stream", s, "batch", bt.Token, "attempt", bt.Attempts,
-				"retry_in", d.String(), "err", err)
-			u.sleep(ctx, d)
+		u.succeeded(s, bt)
+		*attempt = 0
+		u.setBackoff(s, 0)
+		st.mu.Lock()
+		*backlog = len(bt.Events) >= st.limit
+		if st.limit < maxEvents {
+			st.limit = min(maxEvents, st.limit*2)
 		}
+		st.mu.Unlock()
+	case outTooLarge, outInvalid:
+		if len(bt.Events) <= 1 {
+			reason := protocol.DropRejected
+			if errors.Is(err, os.ErrNotExist) {
+				reason = protocol.DropMissingFile
+			}
+			u.log.Error("cannot deliver a single event; dropping it", "stream", s, "batch", bt.Token, "reason", reason, "err", err)
+			if rerr := u.buf.Reject(ctx, bt, reason); rerr != nil {
+				u.fail(s, rerr)
+			}
+			return
+		}
+		st.mu.Lock()
+		st.limit = max(1, len(bt.Events)/2)
+		limit := st.limit
+		st.mu.Unlock()
+		u.m.retries.WithLabelValues(string(s), "split").Inc()
+		u.log.Warn("cloud refused a batch; halving", "stream", s, "events", len(bt.Events), "next_limit", limit, "err", err)
+		if rerr := u.buf.Release(ctx, bt); rerr != nil {
+			u.fail(s, rerr)
+			u.sleep(ctx, u.delay(attempt, 0))
+		}
+	case outReform:
+		u.m.retries.WithLabelValues(string(s), "reform").Inc()
+		u.log.Warn("idempotency key mismatch; re-forming the batch", "stream", s, "batch", bt.Token)
+		if rerr := u.buf.Release(ctx, bt); rerr != nil {
+			u.fail(s, rerr)
+			u.sleep(ctx, u.delay(attempt, 0))
+		}
+	case outUnauthorized:
+		u.fail(s, err)
+		if !u.paused.Swap(true) {
+			u.m.paused.Set(1)
+			u.log.Error("ALERT: the cloud rejected the gateway's API key; uploads paused",
+				"stream", s, "retry_in", u.opts.AuthRetryInterval.String(), "err", err)
+		}
+		_ = u.buf.RecordFailure(ctx, bt, err.Error())
+		u.sleep(ctx, u.opts.AuthRetryInterval)
+	default:
+		u.fail(s, err)
+		u.m.retries.WithLabelValues(string(s), "error").Inc()
+		if rerr := u.buf.RecordFailure(ctx, bt, err.Error()); rerr != nil {
+			u.log.Error("record failure", "err", rerr)
+		}
+		d := u.delay(attempt, retryAfter)
+		u.setBackoff(s, d)
+		u.log.Warn("upload failed; retrying", "stream", s, "batch", bt.Token, "attempt", bt.Attempts,
+			"retry_in", d.String(), "err", err)
+		u.sleep(ctx, d)
 	}
 }
 

@@ -112,7 +112,7 @@ func drained(b *buffer.Buffer) bool {
 		if r, _ := b.Unclaimed(s); r > 0 {
 			return false
 		}
-		if p, _ := b.PendingBatch(context.Background(), s); p != nil {
+		if p, _ := b.PendingBatch(context.Background(), s, nil); p != nil {
 			return false
 		}
 	}
@@ -210,7 +210,7 @@ func TestClaimedBatchResentUnderSameTokenAfterRestart(t *testing.T) {
 	b.Close()
 	b = openBuffer(t, path)
 	defer b.Close()
-	p, err := b.PendingBatch(context.Background(), buffer.StreamLogs)
+	p, err := b.PendingBatch(context.Background(), buffer.StreamLogs, nil)
 	if err != nil || p == nil {
 		t.Fatalf("pending batch after restart: %v %v", p, err)
 	}
