@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
@@ -49,6 +51,7 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Gateways *auth.Gateways
 	Ingest   *ingest.Service
+	Control  *control.Hub
 }
 
 // NewServer returns the Agent API's HTTP handler: its routes table.
@@ -61,6 +64,9 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("POST "+protocol.PathIngestLogs, gw(d.Ingest.HandleLogs))
 	mux.Handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
 	mux.Handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
+	mux.Handle("GET "+protocol.PathGatewaySocket, gw(d.Control.ServeSocket))
+	mux.Handle("GET "+protocol.PathGatewayCommands, gw(d.Control.ServeCommands))
+	mux.Handle("POST "+protocol.PathGatewayCommandAck, gw(d.Control.ServeAck))
 	return mux
 }
 
@@ -148,6 +154,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	if err != nil {
 		return err
 	}
+	queue, err := dispatch.New(db, dispatch.Options{Logger: logger}, reg)
+	if err != nil {
+		return err
+	}
+	hub := control.New(db, auth.NewGateways(db), queue, logger, reg, control.Options{})
 	l, err := service.Listen(cfg.Addr, "AGENT_API_ADDR")
 	if err != nil {
 		return err
@@ -161,13 +172,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		l = tls.NewListener(l, tc)
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); maint.Run(ctx, time.Hour) }()
 	go func() { defer wg.Done(); store.Run(ctx) }()
+	go func() { defer wg.Done(); hub.Run(ctx) }()
 	defer wg.Wait()
 	if listening != nil {
 		listening(l.Addr())
 	}
 	logger.InfoContext(ctx, "agent api listening", "addr", l.Addr().String())
-	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing}), logger)
+	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing, Control: hub}), logger)
 }

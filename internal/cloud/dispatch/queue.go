@@ -321,45 +321,17 @@ func (d *Queue) Sweep(ctx context.Context, now time.Time) ([]Swept, error) {
 }
 
 // Listen delivers the id of every gateway with a new pending command to
-// wake, until ctx ends; it reconnects after a lost connection and then
-// reports uuid.Nil once (meaning "anything may have been missed: check all").
-func (d *Queue) Listen(ctx context.Context, wake func(gateway uuid.UUID)) error {
-	for ctx.Err() == nil {
-		err := d.listenOnce(ctx, wake)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if d.opts.Logger != nil {
-			d.opts.Logger.WarnContext(ctx, "command notifications interrupted; reconnecting", "err", err)
-		}
-		wake(uuid.Nil)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-	return nil
-}
-
-func (d *Queue) listenOnce(ctx context.Context, wake func(uuid.UUID)) error {
-	conn, err := d.db.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	// LISTEN is session state on a connection taken out of the pool for
-	// good: it is hijacked and closed afterwards, never returned to the pool.
-	pc := conn.Hijack()
-	defer pc.Close(context.WithoutCancel(ctx))
-	if _, err := pc.Exec(ctx, "LISTEN gateway_commands"); err != nil {
-		return err
-	}
-	for {
-		n, err := pc.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		if id, err := uuid.Parse(n.Payload); err == nil {
+// wake, until ctx ends; after a lost connection it reports uuid.Nil once
+// (meaning "anything may have been missed: check all").
+func (d *Queue) Listen(ctx context.Context, wake func(gateway uuid.UUID)) {
+	postgres.Listen(ctx, d.db, []string{"gateway_commands"}, func(_, payload string) {
+		if id, err := uuid.Parse(payload); err == nil {
 			wake(id)
 		}
-	}
+	}, func(err error) {
+		if d.opts.Logger != nil {
+			d.opts.Logger.WarnContext(ctx, "command notifications interrupted; reconnected", "err", err)
+		}
+		wake(uuid.Nil)
+	})
 }

@@ -261,7 +261,7 @@ func TestListenWakesOnEnqueue(t *testing.T) {
 	defer cancel()
 	f := newFixture(t, dispatch.Options{})
 	woke := make(chan uuid.UUID, 10)
-	go func() { _ = f.q.Listen(ctx, func(id uuid.UUID) { woke <- id }) }()
+	go f.q.Listen(ctx, func(id uuid.UUID) { woke <- id })
 	time.Sleep(300 * time.Millisecond) // let LISTEN start
 	if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypePolicyUpdate}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,162 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// conn is one gateway's socket. readLoop runs on the HTTP handler's
+// goroutine; writeLoop owns all writes. send is bounded: a gateway that
+// does not read is disconnected, its commands stay in the queue.
+type conn struct {
+	hub    *Hub
+	gw     auth.Gateway
+	apiKey string
+	ws     *websocket.Conn
+	send   chan []byte
+	wakeCh chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+const (
+	writeWait  = 10 * time.Second
+	maxMessage = 1 << 20
+)
+
+func (c *conn) poke() {
+	select {
+	case c.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues a message for the writer; false when the queue is full
+// (the connection is then closed).
+func (c *conn) enqueue(typ string, v any) bool {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	msg, _ := json.Marshal(protocol.Envelope{V: protocol.ControlVersion, Type: typ, Data: data})
+	select {
+	case c.send <- msg:
+		return true
+	case <-c.done:
+		return false
+	default:
+		c.close(websocket.CloseTryAgainLater, "gateway too slow to read")
+		return false
+	}
+}
+
+func (c *conn) close(code int, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		_ = c.ws.Close()
+	})
+}
+
+func (c *conn) readLoop(ctx context.Context) {
+	c.ws.SetReadLimit(maxMessage)
+	deadline := 3*c.hub.opts.HeartbeatInterval + 10*time.Second
+	_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(deadline)) })
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		var env protocol.Envelope
+		if err := json.Unmarshal(data, &env); err != nil {
+			c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeMalformed, Message: "not a JSON envelope"})
+			continue
+		}
+		if env.V != protocol.ControlVersion {
+			c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "unsupported envelope version"})
+			continue
+		}
+		switch env.Type {
+		case protocol.MsgHeartbeat:
+			var hb protocol.Heartbeat
+			if err := json.Unmarshal(env.Data, &hb); err != nil {
+				c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "heartbeat: " + err.Error()})
+				continue
+			}
+			c.hub.heartbeat.Inc()
+			if err := c.hub.touch(ctx, c.gw, &hb); err != nil {
+				c.hub.logger.ErrorContext(ctx, "record heartbeat", "gateway", c.gw.ID, "err", err)
+			}
+		case protocol.MsgCommandAck:
+			var a protocol.CommandAck
+			if err := json.Unmarshal(env.Data, &a); err != nil {
+				c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "command_ack: " + err.Error()})
+				continue
+			}
+			if err := c.hub.ack(ctx, c.gw, a); err != nil {
+				c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "command_ack: " + err.Error()})
+			}
+		default:
+			c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "unknown message type " + env.Type})
+		}
+	}
+}
+
+func (c *conn) writeLoop(ctx context.Context) {
+	ping := time.NewTicker(c.hub.opts.HeartbeatInterval)
+	defer ping.Stop()
+	write := func(msg []byte) bool {
+		_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+		return c.ws.WriteMessage(websocket.TextMessage, msg) == nil
+	}
+	for {
+		select {
+		case <-c.done:
+			return
+		case msg := <-c.send:
+			if !write(msg) {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-c.wakeCh:
+			for {
+				cmds, err := c.hub.claim(ctx, c.gw)
+				if err != nil {
+					c.hub.logger.ErrorContext(ctx, "claim commands", "gateway", c.gw.ID, "err", err)
+					break
+				}
+				for _, cmd := range cmds {
+					if !c.enqueue(protocol.MsgCommand, cmd) {
+						return
+					}
+					c.hub.delivered.WithLabelValues("websocket").Inc()
+				}
+				if len(cmds) < c.hub.opts.ClaimBatch {
+					break
+				}
+				// Drain what is queued before claiming more.
+				for len(c.send) > 0 {
+					if !write(<-c.send) {
+						c.close(websocket.CloseAbnormalClosure, "")
+						return
+					}
+				}
+			}
+		case <-ping.C:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		}
+	}
+}

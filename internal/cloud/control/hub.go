@@ -1,0 +1,326 @@
+// Package control is the Agent API's end of the control channel: one
+// WebSocket per gateway (authenticated by its API key, and its client
+// certificate under mTLS), heartbeats into gateway_status_snapshots and
+// online/offline state, commands from the PostgreSQL queue delivered the
+// moment they are enqueued (LISTEN/NOTIFY wakes the replica holding the
+// socket), two-phase acknowledgements, and a REST long-poll fallback for
+// gateways that cannot hold a WebSocket.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// Options are the hub's timings.
+type Options struct {
+	// HeartbeatInterval is what gateways are told (default 30 s); a gateway
+	// is offline after 3 missed heartbeats.
+	HeartbeatInterval time.Duration
+	// SweepInterval is how often the command sweep and the offline check
+	// run (default 5 s).
+	SweepInterval time.Duration
+	// ClaimBatch bounds the commands claimed per wake (default 32).
+	ClaimBatch int
+}
+
+// Hub holds this replica's gateway sockets.
+type Hub struct {
+	db     *pgxpool.Pool // as the ingest role
+	gws    *auth.Gateways
+	queue  *dispatch.Queue
+	logger *slog.Logger
+	opts   Options
+	up     websocket.Upgrader
+
+	mu      sync.Mutex
+	conns   map[uuid.UUID]*conn
+	waiters map[uuid.UUID][]chan struct{} // REST long-polls
+
+	connected prometheus.Gauge
+	delivered *prometheus.CounterVec
+	heartbeat prometheus.Counter
+	replaced  prometheus.Counter
+	revoked   prometheus.Counter
+	latency   prometheus.Histogram
+}
+
+// New returns a Hub and registers its metrics.
+func New(db *pgxpool.Pool, gws *auth.Gateways, queue *dispatch.Queue, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 30 * time.Second
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = 5 * time.Second
+	}
+	if opts.ClaimBatch <= 0 {
+		opts.ClaimBatch = 32
+	}
+	h := &Hub{db: db, gws: gws, queue: queue, logger: logger, opts: opts,
+		up:      websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
+		conns:   map[uuid.UUID]*conn{},
+		waiters: map[uuid.UUID][]chan struct{}{},
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "control_connected_gateways",
+			Help: "Gateways holding a control socket on this replica."}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "control_commands_delivered_total",
+			Help: "Commands sent to gateways, by channel (websocket, rest)."}, []string{"channel"}),
+		heartbeat: prometheus.NewCounter(prometheus.CounterOpts{Name: "control_heartbeats_total", Help: "Heartbeats received."}),
+		replaced: prometheus.NewCounter(prometheus.CounterOpts{Name: "control_sockets_replaced_total",
+			Help: "Sockets closed because the same gateway connected again."}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{Name: "control_sockets_revoked_total",
+			Help: "Sockets closed because the gateway's key was revoked or replaced."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "control_enqueue_to_send_seconds",
+			Help:    "Time from a command's enqueue to its send on a socket.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
+	}
+	reg.MustRegister(h.connected, h.delivered, h.heartbeat, h.replaced, h.revoked, h.latency)
+	return h
+}
+
+// Run listens for new commands and revocations and sweeps the queue and
+// the offline state, until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		postgres.Listen(ctx, h.db, []string{"gateway_commands", "gateway_revoked"}, func(channel, payload string) {
+			id, err := uuid.Parse(payload)
+			if err != nil {
+				return
+			}
+			if channel == "gateway_revoked" {
+				h.revoke(ctx, id)
+				return
+			}
+			h.wake(id)
+		}, func(err error) {
+			h.logger.WarnContext(ctx, "control notifications interrupted; waking every gateway", "err", err)
+			h.wakeAll()
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(h.opts.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := h.queue.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				h.logger.ErrorContext(ctx, "command sweep failed", "err", err)
+			}
+			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline($1)`, time.Now().Add(-3*h.opts.HeartbeatInterval)); err != nil && ctx.Err() == nil {
+				h.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
+			}
+			h.wakeDue(ctx)
+		}
+	}()
+	<-ctx.Done()
+	h.mu.Lock()
+	for _, c := range h.conns {
+		c.close(websocket.CloseGoingAway, "server shutting down")
+	}
+	h.mu.Unlock()
+	wg.Wait()
+}
+
+// wakeDue wakes the local gateways that have a command due: redeliveries
+// whose backoff has passed, and anything a lost notification missed.
+func (h *Hub) wakeDue(ctx context.Context) {
+	h.mu.Lock()
+	ids := make([]uuid.UUID, 0, len(h.conns)+len(h.waiters))
+	for id := range h.conns {
+		ids = append(ids, id)
+	}
+	for id := range h.waiters {
+		ids = append(ids, id)
+	}
+	h.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	rows, err := h.db.Query(ctx, `SELECT gateway_commands_due($1)`, ids)
+	if err == nil {
+		var due []uuid.UUID
+		due, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		for _, id := range due {
+			h.wake(id)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		h.logger.ErrorContext(ctx, "due-command check failed", "err", err)
+	}
+}
+
+// wake tells the holder of gateway's socket, or its long-polls, to claim.
+func (h *Hub) wake(gateway uuid.UUID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c := h.conns[gateway]; c != nil {
+		c.poke()
+	}
+	for _, w := range h.waiters[gateway] {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *Hub) wakeAll() {
+	h.mu.Lock()
+	ids := make([]uuid.UUID, 0, len(h.conns)+len(h.waiters))
+	for id := range h.conns {
+		ids = append(ids, id)
+	}
+	for id := range h.waiters {
+		ids = append(ids, id)
+	}
+	h.mu.Unlock()
+	for _, id := range ids {
+		h.wake(id)
+	}
+}
+
+// revoke closes the socket of a gateway whose key was revoked or replaced,
+// unless the key it authenticated with is still valid (a rotation's new key).
+func (h *Hub) revoke(ctx context.Context, gateway uuid.UUID) {
+	h.mu.Lock()
+	c := h.conns[gateway]
+	h.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if _, err := h.gws.Authenticate(ctx, c.apiKey); err == nil {
+		return
+	}
+	h.revoked.Inc()
+	c.close(websocket.ClosePolicyViolation, "api key revoked")
+}
+
+// ServeSocket upgrades GET /v2/gateway/socket, after RequireGateway has
+// authenticated the gateway.
+func (h *Hub) ServeSocket(w http.ResponseWriter, r *http.Request) {
+	gw, ok := auth.GatewayFrom(r.Context())
+	if !ok {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	ws, err := h.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered.
+	}
+	c := &conn{hub: h, gw: gw, apiKey: r.Header.Get(protocol.HeaderAPIKey), ws: ws,
+		send: make(chan []byte, 64), wakeCh: make(chan struct{}, 1), done: make(chan struct{})}
+	h.mu.Lock()
+	if old := h.conns[gw.ID]; old != nil {
+		h.replaced.Inc()
+		old.close(websocket.ClosePolicyViolation, "replaced by a newer connection")
+	}
+	h.conns[gw.ID] = c
+	h.connected.Set(float64(len(h.conns)))
+	h.mu.Unlock()
+
+	ctx := context.WithoutCancel(r.Context())
+	if err := h.touch(ctx, gw, nil); err != nil {
+		h.logger.ErrorContext(ctx, "mark gateway online", "gateway", gw.ID, "err", err)
+	}
+	c.enqueue(protocol.MsgWelcome, protocol.Welcome{GatewayID: gw.ID.String(), HeartbeatIntervalSeconds: int(h.opts.HeartbeatInterval / time.Second)})
+	c.poke() // everything pending, at once
+	go c.writeLoop(ctx)
+	c.readLoop(ctx)
+	c.close(websocket.CloseNormalClosure, "")
+	h.mu.Lock()
+	if h.conns[gw.ID] == c {
+		delete(h.conns, gw.ID)
+	}
+	h.connected.Set(float64(len(h.conns)))
+	h.mu.Unlock()
+}
+
+// touch records that a gateway was heard from, with its heartbeat if any.
+func (h *Hub) touch(ctx context.Context, gw auth.Gateway, hb *protocol.Heartbeat) error {
+	return postgres.InTenant(ctx, h.db, postgres.Tenant{OrganizationID: gw.OrganizationID}, func(tx pgx.Tx) error {
+		version := ""
+		if hb != nil {
+			version = hb.Versions["gateway"]
+		}
+		if _, err := tx.Exec(ctx, `UPDATE gateway_instances SET status = 'online', last_seen_at = now(), updated_at = now(),
+			version = coalesce(nullif($2, ''), version) WHERE id = $1`, gw.ID, version); err != nil {
+			return err
+		}
+		if hb == nil {
+			return nil
+		}
+		versions, _ := json.Marshal(hb.Versions)
+		_, err := tx.Exec(ctx, `INSERT INTO gateway_status_snapshots (organization_id, gateway_id, "timestamp", cpu_usage, memory_usage,
+			disk_usage, buffer_usage, queue_depth, connected_agents, versions) VALUES ($1, $2, now(), $3, $4, $5, $6, $7, $8, $9)`,
+			gw.OrganizationID, gw.ID, clampPct(hb.CPUPercent), clampPct(hb.MemoryPercent), clampPct(hb.DiskPercent),
+			clampPct(hb.BufferUsage*100), hb.QueueDepth, hb.ConnectedAgents, versions)
+		return err
+	})
+}
+
+func clampPct(v float64) float64 {
+	if v < 0 {
+		return 0
+	}
+	if v > 100 {
+		return 100
+	}
+	return v
+}
+
+// ack applies a command acknowledgement from a gateway.
+func (h *Hub) ack(ctx context.Context, gw auth.Gateway, a protocol.CommandAck) error {
+	id, err := uuid.Parse(a.CommandID)
+	if err != nil {
+		return fmt.Errorf("command_id: not a UUID")
+	}
+	t := postgres.Tenant{OrganizationID: gw.OrganizationID}
+	switch a.Phase {
+	case protocol.AckReceived:
+		err = h.queue.Received(ctx, t, gw.ID, id)
+		if errors.Is(err, dispatch.ErrNotFound) {
+			return nil // already finished: a late or repeated ack
+		}
+		return err
+	case protocol.AckCompleted, protocol.AckFailed:
+		return h.queue.Finish(ctx, t, gw.ID, id, a.Phase == protocol.AckCompleted, a.Result, a.Error)
+	}
+	return fmt.Errorf("phase: want received, completed or failed")
+}
+
+// claim claims due commands for a gateway and converts them for the wire.
+func (h *Hub) claim(ctx context.Context, gw auth.Gateway) ([]protocol.Command, error) {
+	cmds, err := h.queue.Claim(ctx, postgres.Tenant{OrganizationID: gw.OrganizationID}, gw.ID, h.opts.ClaimBatch)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]protocol.Command, len(cmds))
+	for i, c := range cmds {
+		out[i] = protocol.Command{ID: c.ID.String(), Type: c.Type, Payload: c.Payload, Priority: c.Priority, Attempt: c.Attempts, ExpiresAt: c.ExpiresAt}
+		h.latency.Observe(time.Since(c.CreatedAt).Seconds())
+	}
+	return out, nil
+}

@@ -1,0 +1,124 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// maxWait bounds a long-poll.
+const maxWait = 55 * time.Second
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ServeCommands is the REST fallback: GET /v2/gateway/commands?wait=30s
+// returns the gateway's due commands at once, or waits up to wait for one
+// to be enqueued.
+func (h *Hub) ServeCommands(w http.ResponseWriter, r *http.Request) {
+	gw, _ := auth.GatewayFrom(r.Context())
+	wait := time.Duration(0)
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxWait {
+			writeJSON(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "wait", Message: "must be a duration between 0s and 55s"})
+			return
+		}
+		wait = d
+	}
+	ctx := r.Context()
+	if err := h.touch(context.WithoutCancel(ctx), gw, nil); err != nil {
+		h.logger.ErrorContext(ctx, "mark gateway online", "gateway", gw.ID, "err", err)
+	}
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	h.waiters[gw.ID] = append(h.waiters[gw.ID], ch)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		ws := h.waiters[gw.ID]
+		for i, x := range ws {
+			if x == ch {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(h.waiters, gw.ID)
+		} else {
+			h.waiters[gw.ID] = ws
+		}
+		h.mu.Unlock()
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		cmds, err := h.claim(ctx, gw)
+		if err != nil {
+			h.logger.ErrorContext(ctx, "claim commands", "gateway", gw.ID, "err", err)
+			w.Header().Set(protocol.HeaderRetryAfter, "5")
+			writeJSON(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable"})
+			return
+		}
+		if len(cmds) > 0 || wait == 0 {
+			h.delivered.WithLabelValues("rest").Add(float64(len(cmds)))
+			writeJSON(w, http.StatusOK, protocol.CommandList{Commands: cmds})
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			wait = 0
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ServeAck is the REST fallback acknowledgement:
+// POST /v2/gateway/commands/{id}/ack with a CommandAck body.
+func (h *Hub) ServeAck(w http.ResponseWriter, r *http.Request) {
+	gw, _ := auth.GatewayFrom(r.Context())
+	var a protocol.CommandAck
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&a); err != nil {
+		writeJSON(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeMalformed, Message: "body is not a JSON command_ack"})
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		writeJSON(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "id", Message: "must be a UUID"})
+		return
+	}
+	if a.CommandID != "" && a.CommandID != id {
+		writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "command_id", Message: "does not match the path"})
+		return
+	}
+	a.CommandID = id
+	switch a.Phase {
+	case protocol.AckReceived, protocol.AckCompleted, protocol.AckFailed:
+	default:
+		writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "phase", Message: "must be received, completed or failed"})
+		return
+	}
+	if err := h.ack(r.Context(), gw, a); err != nil {
+		if errors.Is(err, dispatch.ErrNotFound) {
+			writeJSON(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "id", Message: "no such command for this gateway"})
+			return
+		}
+		h.logger.ErrorContext(r.Context(), "acknowledge command", "gateway", gw.ID, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable"})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
