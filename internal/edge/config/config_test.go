@@ -172,3 +172,13 @@ func TestEveryKeyHasAnEnvName(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load("../../../deploy/gateway/gateway.yml", env(map[string]string{"STAFF_GATEWAY_BUFFER_PATH": filepath.Join(t.TempDir(), "b.sqlite")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Uplink.Parallel != 2 || c.Buffer.MaxSize != 1<<30 || c.Gateway.GRPCListen != ":3002" {
+		t.Fatalf("%+v", c)
+	}
+}
