@@ -22,6 +22,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
@@ -64,6 +65,7 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("POST "+protocol.PathIngestLogs, gw(d.Ingest.HandleLogs))
 	mux.Handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
 	mux.Handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
+	mux.Handle("GET "+protocol.PathGatewayPolicy, gw(policyHandler(d.DB)))
 	mux.Handle("GET "+protocol.PathGatewaySocket, gw(d.Control.ServeSocket))
 	mux.Handle("GET "+protocol.PathGatewayCommands, gw(d.Control.ServeCommands))
 	mux.Handle("POST "+protocol.PathGatewayCommandAck, gw(d.Control.ServeAck))
@@ -159,6 +161,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		return err
 	}
 	hub := control.New(db, auth.NewGateways(db), queue, logger, reg, control.Options{})
+	dist := policy.NewDistributor(db, queue)
 	l, err := service.Listen(cfg.Addr, "AGENT_API_ADDR")
 	if err != nil {
 		return err
@@ -172,7 +175,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		l = tls.NewListener(l, tc)
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); advanceDistributions(ctx, dist, logger, 2*time.Second) }()
 	go func() { defer wg.Done(); maint.Run(ctx, time.Hour) }()
 	go func() { defer wg.Done(); store.Run(ctx) }()
 	go func() { defer wg.Done(); hub.Run(ctx) }()
@@ -182,4 +186,21 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	}
 	logger.InfoContext(ctx, "agent api listening", "addr", l.Addr().String())
 	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing, Control: hub}), logger)
+}
+
+// advanceDistributions moves every active policy distribution on, every
+// interval, until ctx ends.
+func advanceDistributions(ctx context.Context, d *policy.Distributor, logger *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := d.AdvanceAll(ctx); err != nil && ctx.Err() == nil {
+			logger.ErrorContext(ctx, "advance policy distributions", "err", err)
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
@@ -521,4 +522,19 @@ func TestRESTFallbackLongPollAndAck(t *testing.T) {
 	if code, _, _ := get(w.a.key, "5m"); code != http.StatusBadRequest {
 		t.Errorf("wait=5m: %d, want 400", code)
 	}
+}
+
+func postgresConnect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return postgres.Connect(ctx, url, 8)
+}
+
+func newRegistry() *prometheus.Registry { return service.NewRegistry() }
+
+func mustQueue(t *testing.T, w *world) *dispatch.Queue {
+	t.Helper()
+	q, err := dispatch.New(w.ingest, dispatch.Options{}, service.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }

@@ -141,6 +141,18 @@ func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.
 // Enqueue adds a command for one gateway of the tenant's organisation. A
 // gateway of another organisation is invisible, and answers ErrNotFound.
 func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (Command, error) {
+	var out Command
+	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
+		var err error
+		out, err = d.EnqueueTx(ctx, tx, c)
+		return err
+	})
+	return out, err
+}
+
+// EnqueueTx is Enqueue inside the caller's tenant transaction, so that a
+// command can be created atomically with what it belongs to.
+func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command, error) {
 	switch c.Type {
 	case TypePolicyUpdate, TypeRestartAgent, TypeDeviceCommand, TypeRotateAPIKey:
 	default:
@@ -165,20 +177,17 @@ func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (C
 		return Command{}, &FieldError{"ttl", "must be between 1s and 720h"}
 	}
 	out := Command{GatewayID: c.GatewayID, Type: c.Type, Payload: c.Payload, Priority: c.Priority, Status: StatusPending, MaxAttempts: c.MaxAttempts}
-	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
-		var org int64
-		err := tx.QueryRow(ctx, `SELECT organization_id FROM gateway_instances WHERE id = $1 AND revoked_at IS NULL`, c.GatewayID).Scan(&org)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("dispatch: look up gateway: %w", err)
-		}
-		return tx.QueryRow(ctx, d.q["enqueue"], org, c.GatewayID, c.Type, c.Payload, c.Priority, c.MaxAttempts, interval(c.TTL), c.CreatedBy).
-			Scan(&out.ID, &out.CreatedAt, &out.ExpiresAt)
-	})
+	var org int64
+	err := tx.QueryRow(ctx, `SELECT organization_id FROM gateway_instances WHERE id = $1 AND revoked_at IS NULL`, c.GatewayID).Scan(&org)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Command{}, ErrNotFound
+	}
 	if err != nil {
-		return Command{}, err
+		return Command{}, fmt.Errorf("dispatch: look up gateway: %w", err)
+	}
+	if err := tx.QueryRow(ctx, d.q["enqueue"], org, c.GatewayID, c.Type, c.Payload, c.Priority, c.MaxAttempts, interval(c.TTL), c.CreatedBy).
+		Scan(&out.ID, &out.CreatedAt, &out.ExpiresAt); err != nil {
+		return Command{}, fmt.Errorf("dispatch: enqueue: %w", err)
 	}
 	d.enqueued.WithLabelValues(c.Type).Inc()
 	return out, nil

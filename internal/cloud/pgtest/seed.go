@@ -75,6 +75,9 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 		VALUES ($1, $2, $3, 'logs', sha256('x'), 'done', now(), 200, '{}')`, org, s.GatewayID, uuid.Must(uuid.NewV7()))
 	one(nil, `INSERT INTO gateway_ingest_stats (organization_id, gateway_id, max_seq, events_accepted) VALUES ($1, $2, 5, 5)`, org, s.GatewayID)
 	one(nil, `INSERT INTO gateway_drop_reports (organization_id, gateway_id, reason, class, count) VALUES ($1, $2, 'retention', 'log', 1)`, org, s.GatewayID)
+	var distID uuid.UUID
+	one(&distID, `INSERT INTO policy_distributions (organization_id, policy_id, version_id, created_by) VALUES ($1, $2, $3, 'seed') RETURNING id`, org, s.PolicyID, versionID)
+	one(nil, `INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id) VALUES ($1, $2, $3)`, distID, org, s.GatewayID)
 	common := []any{org, s.GatewayID, "agent-1", "PC-1", "S-1-5-21-1", now}
 	one(nil, `INSERT INTO monitoring.active_windows (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, datetime, duration_seconds)
 		VALUES ($7, $1, $2, 1, $3, $4, $5, 'Editor', 'code.exe', $6, 30)`, append(common, uuid.Must(uuid.NewV7()))...)

@@ -2,41 +2,22 @@ package policy
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-// Canonical returns the canonical form of JSON content: object keys sorted,
-// no insignificant whitespace, numbers as written. Two contents with the
-// same canonical form are the same policy, whatever their formatting.
-func Canonical(content []byte) ([]byte, error) {
-	v, err := decode(content)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil { // encoding/json sorts map keys
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
+// Canonical returns the canonical form of JSON content (the wire
+// contract's protocol.CanonicalJSON): two contents with the same canonical
+// form are the same policy, whatever their formatting.
+func Canonical(content []byte) ([]byte, error) { return protocol.CanonicalJSON(content) }
 
 // Checksum is the lower-case hex SHA-256 of the canonical form.
-func Checksum(content []byte) (string, error) {
-	c, err := Canonical(content)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(c)
-	return hex.EncodeToString(sum[:]), nil
-}
+func Checksum(content []byte) (string, error) { return protocol.PolicyChecksum(content) }
 
 func decode(content []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(content))

@@ -1,0 +1,53 @@
+package agentapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// policyHandler serves GET /v2/gateway/policies/{id}[?version=X]: a
+// released version of a policy of the gateway's organisation (the latest
+// when no version is named), with its checksum as ETag.
+func policyHandler(db *pgxpool.Pool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		gw, _ := auth.GatewayFrom(r.Context())
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id <= 0 {
+			writeError(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "id", Message: "must be a policy id"})
+			return
+		}
+		version := r.URL.Query().Get("version")
+		var doc protocol.PolicyDocument
+		err = postgres.InTenant(r.Context(), db, postgres.Tenant{OrganizationID: gw.OrganizationID}, func(tx pgx.Tx) error {
+			return tx.QueryRow(r.Context(), `SELECT v.policy_id, v.version, v.checksum, v.requires_restart, v.content
+				FROM policy_versions v JOIN policies p ON p.id = v.policy_id
+				WHERE v.policy_id = $1 AND (v.version = $2 OR ($2 = '' AND v.version = p.current_version))`, id, version).
+				Scan(&doc.PolicyID, &doc.Version, &doc.Checksum, &doc.RequiresRestart, &doc.Content)
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Another organisation's policy is as absent as a missing one.
+			writeError(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "id", Message: "no such policy version"})
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable"})
+			return
+		}
+		etag := `"` + doc.Checksum + `"`
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		service.WriteJSON(w, http.StatusOK, doc)
+	}
+}
