@@ -32,6 +32,8 @@ func commands() []command {
 		{name: "org", summary: "manage organisations (create, list)", run: runOrg},
 		{name: "user", summary: "manage dashboard users (create)", run: runUser},
 		{name: "gateway", summary: "register gateways and issue provisioning tokens (register)", run: runGateway},
+		{name: "policy", summary: "manage policies (create, update, release, rollback, compare, distribute, status)", run: runPolicy},
+		{name: "command", summary: "send and list gateway commands (send, list)", run: runCommand},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
 		{name: "simulate", summary: "load simulators (agents)", run: runSimulate},
 	}

@@ -344,3 +344,32 @@ func (d *Queue) Listen(ctx context.Context, wake func(gateway uuid.UUID)) {
 		wake(uuid.Nil)
 	})
 }
+
+// List returns the tenant's most recent commands, newest first, for one
+// gateway or (gateway = uuid.Nil) all of them.
+func (d *Queue) List(ctx context.Context, t postgres.Tenant, gateway uuid.UUID, limit int) ([]Command, error) {
+	var out []Command
+	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, gateway_id, type, payload, priority, status, attempts, max_attempts, expires_at, created_at,
+			delivered_at, received_at, completed_at, result, error
+			FROM gateway_commands WHERE ($1::uuid IS NULL OR gateway_id = $1) ORDER BY created_at DESC LIMIT $2`, nullUUID(gateway), limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Command, error) {
+			var c Command
+			err := r.Scan(&c.ID, &c.GatewayID, &c.Type, &c.Payload, &c.Priority, &c.Status, &c.Attempts, &c.MaxAttempts,
+				&c.ExpiresAt, &c.CreatedAt, &c.DeliveredAt, &c.ReceivedAt, &c.CompletedAt, &c.Result, &c.Error)
+			return c, err
+		})
+		return err
+	})
+	return out, err
+}
+
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
