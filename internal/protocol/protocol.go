@@ -23,8 +23,8 @@ const (
 	// HeaderGatewayID names the sending gateway (informational; the cloud
 	// authenticates by API key and ignores a mismatching value).
 	HeaderGatewayID = "X-Gateway-Id"
-	// HeaderFallbackMode is set by the cloud on ingest responses to say which
-	// store took the batch ("timeseries" or "fallback").
+	// HeaderFallbackMode is set by the cloud on ingest responses: "true" when
+	// the batch went to the fallback partitions, "false" otherwise.
 	HeaderFallbackMode = "X-Fallback-Mode"
 	// HeaderRetryAfter is the standard Retry-After header (seconds).
 	HeaderRetryAfter = "Retry-After"
