@@ -38,7 +38,7 @@ func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 // world is a database with two organisations, each with a provisioned
 // gateway, and a way to start Agent API replicas on it.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	db      *pgtest.Database
 	ingest  *pgxpool.Pool
 	admin   *pgx.Conn
@@ -53,7 +53,7 @@ type gw struct {
 	tenant postgres.Tenant
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{t: t, db: pg.NewDatabase(t)}
@@ -530,7 +530,7 @@ func postgresConnect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 
 func newRegistry() *prometheus.Registry { return service.NewRegistry() }
 
-func mustQueue(t *testing.T, w *world) *dispatch.Queue {
+func mustQueue(t testing.TB, w *world) *dispatch.Queue {
 	t.Helper()
 	q, err := dispatch.New(w.ingest, dispatch.Options{}, service.NewRegistry())
 	if err != nil {

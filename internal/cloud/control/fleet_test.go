@@ -36,7 +36,7 @@ type simGateway struct {
 	seen    sync.Map
 }
 
-func (g *simGateway) run(ctx context.Context, t *testing.T, wsURL string, ready *sync.WaitGroup) {
+func (g *simGateway) run(ctx context.Context, t testing.TB, wsURL string, ready *sync.WaitGroup) {
 	ws, _, err := websocket.DefaultDialer.DialContext(ctx, wsURL, http.Header{protocol.HeaderAPIKey: {g.key}})
 	ready.Done()
 	if err != nil {
@@ -104,6 +104,82 @@ func (g *simGateway) fetch(ctx context.Context, pl policy.UpdatePayload) (protoc
 	return doc, nil
 }
 
+// bulkGateways provisions n more gateways in organisation A directly in
+// the database (the provisioning exchange is tested elsewhere).
+func (w *world) bulkGateways(t testing.TB, n int) []*simGateway {
+	t.Helper()
+	var gws []*simGateway
+	for lo := 0; lo < n; lo += 1000 {
+		batch := &strings.Builder{}
+		var args []any
+		for i := lo; i < min(lo+1000, n); i++ {
+			key, hash, _ := auth.NewSecret(auth.PrefixAPIKey)
+			g := &simGateway{id: uuid.New(), key: key}
+			gws = append(gws, g)
+			if batch.Len() > 0 {
+				batch.WriteString(",")
+			}
+			k := len(args)
+			fmt.Fprintf(batch, "($%d, $%d, $%d, $%d, 'offline')", k+1, k+2, k+3, k+4)
+			args = append(args, g.id, w.a.org, fmt.Sprintf("FLEET-%05d", i), hash)
+		}
+		if _, err := w.admin.Exec(context.Background(), `INSERT INTO gateway_instances (id, organization_id, serial, api_key_hash, status) VALUES `+batch.String(), args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return gws
+}
+
+// releaseToAll releases a policy in organisation A, distributes it to every
+// gateway with a 10 % canary, advances it as the Agent API does (here every
+// 100 ms) and returns the final progress.
+func (w *world) releaseToAll(t testing.TB, ctx context.Context) (policy.Progress, string) {
+	t.Helper()
+	pool, err := postgresConnect(ctx, w.db.DashboardURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	psvc, err := policy.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := accounts.Actor{Name: "hr", Tenant: w.a.tenant}
+	p, err := psvc.Create(ctx, actor, "Fleet "+uuid.NewString()[:8], []byte(`{"screenshots":{"enabled":true,"interval_seconds":120}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := psvc.Release(ctx, actor, p.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := dispatch.New(pool, dispatch.Options{}, newRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist := policy.NewDistributor(pool, q)
+	id, err := dist.Distribute(ctx, actor, p.ID, v.Version, nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingestDist := policy.NewDistributor(w.ingest, mustQueue(t, w))
+	var prog policy.Progress
+	deadline := time.Now().Add(120 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := ingestDist.AdvanceAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if prog, err = dist.Progress(ctx, w.a.tenant, id); err != nil {
+			t.Fatal(err)
+		}
+		if prog.Stage == policy.StageDone || prog.Stage == policy.StageHalted {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return prog, v.Version
+}
+
 // TestPolicyReachesAThousandGatewaysOnTwoReplicas connects 1,000 simulated
 // gateways, half to each of two Agent API replicas, distributes a policy
 // with a 10 % canary stage, and requires 100 % applied (the seed's floor is
@@ -114,24 +190,7 @@ func TestPolicyReachesAThousandGatewaysOnTwoReplicas(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := newWorld(t)
-	// 999 more gateways in organisation A, provisioned in bulk.
-	gws := []*simGateway{{id: w.a.id, key: w.a.key}}
-	batch := &strings.Builder{}
-	var args []any
-	for i := 1; i < n; i++ {
-		key, hash, _ := auth.NewSecret(auth.PrefixAPIKey)
-		g := &simGateway{id: uuid.New(), key: key}
-		gws = append(gws, g)
-		if batch.Len() > 0 {
-			batch.WriteString(",")
-		}
-		k := len(args)
-		fmt.Fprintf(batch, "($%d, $%d, $%d, $%d, 'offline')", k+1, k+2, k+3, k+4)
-		args = append(args, g.id, w.a.org, fmt.Sprintf("FLEET-%04d", i), hash)
-	}
-	if _, err := w.admin.Exec(ctx, `INSERT INTO gateway_instances (id, organization_id, serial, api_key_hash, status) VALUES `+batch.String(), args...); err != nil {
-		t.Fatal(err)
-	}
+	gws := append([]*simGateway{{id: w.a.id, key: w.a.key}}, w.bulkGateways(t, n-1)...)
 	r1 := w.replica(control.Options{}, dispatch.Options{})
 	r2 := w.replica(control.Options{}, dispatch.Options{})
 	var ready sync.WaitGroup
@@ -145,61 +204,18 @@ func TestPolicyReachesAThousandGatewaysOnTwoReplicas(t *testing.T) {
 		go g.run(ctx, t, "ws"+strings.TrimPrefix(r.srv.URL, "http")+protocol.PathGatewaySocket, &ready)
 	}
 	ready.Wait()
-
-	pool, err := postgresConnect(ctx, w.db.DashboardURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	psvc, err := policy.New(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	actor := accounts.Actor{Name: "hr", Tenant: w.a.tenant}
-	p, err := psvc.Create(ctx, actor, "Fleet", []byte(`{"screenshots":{"enabled":true,"interval_seconds":120}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := psvc.Release(ctx, actor, p.ID, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := dispatch.New(pool, dispatch.Options{}, newRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dist := policy.NewDistributor(pool, q)
 	start := time.Now()
-	id, err := dist.Distribute(ctx, actor, p.ID, v.Version, nil, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The Agent API advances distributions every few seconds; here, often.
-	ingestDist := policy.NewDistributor(w.ingest, mustQueue(t, w))
-	var prog policy.Progress
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := ingestDist.AdvanceAll(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if prog, err = dist.Progress(ctx, w.a.tenant, id); err != nil {
-			t.Fatal(err)
-		}
-		if prog.Stage == policy.StageDone || prog.Stage == policy.StageHalted {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	prog, version := w.releaseToAll(t, ctx)
 	t.Logf("release → 100%% applied on %d gateways (two replicas): %v; stage %s, applied %d, failed %d", n, time.Since(start), prog.Stage, prog.Applied, prog.Failed)
 	if prog.Stage != policy.StageDone || prog.Applied != n || prog.Total != n {
 		t.Fatalf("progress %+v (without per-gateway list), want done with %d applied", summary(prog), n)
 	}
 	for _, g := range gws {
-		if got, _ := g.applied.Load().(string); got != v.Version {
-			t.Fatalf("gateway %s applied %q, want %s", g.id, got, v.Version)
+		if got, _ := g.applied.Load().(string); got != version {
+			t.Fatalf("gateway %s applied %q, want %s", g.id, got, version)
 		}
 	}
-	// Organisation B's gateway, connected meanwhile, got nothing.
+	// Organisation B's gateway got nothing.
 	var forB int
 	if err := w.admin.QueryRow(ctx, `SELECT count(*) FROM gateway_commands WHERE gateway_id = $1`, w.b.id).Scan(&forB); err != nil || forB != 0 {
 		t.Fatalf("organisation B's gateway has %d commands", forB)
