@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestMigrateUpDownUpThroughStaffctl(t *testing.T) {
@@ -111,7 +113,7 @@ func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	var errOut lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"up", "--agent-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0"},
+		done <- run(ctx, []string{"up", "--agent-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--agents", "2", "--agent-rate", "50"},
 			func(string) string { return "" }, out, &errOut)
 	}()
 	re := regexp.MustCompile(`(Agent|Dashboard) API\s+http://(\S+)`)
@@ -139,6 +141,31 @@ func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `Demo organisation 1 (slug "demo")`) || !strings.Contains(out.String(), "provisioning token scpt_") {
 		t.Errorf("demo organisation not reported:\n%s", out.String())
+	}
+	// The gateway is up, and the simulated agents' events reach PostgreSQL
+	// through it and the Agent API.
+	gw := regexp.MustCompile(`Agent Gateway\s+(http://\S+)`).FindStringSubmatch(out.String())
+	if gw == nil {
+		t.Fatalf("no gateway reported:\n%s", out.String())
+	}
+	if body, code := httpGet(t, gw[1]+"/health"); code != 200 {
+		t.Errorf("gateway /health = %d %q", code, body)
+	}
+	pgURL := regexp.MustCompile(`PostgreSQL\s+(postgres://\S+)`).FindStringSubmatch(out.String())
+	if pgURL == nil {
+		t.Fatalf("no PostgreSQL URL reported:\n%s", out.String())
+	}
+	conn, err := pgx.Connect(ctx, pgURL[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var stored int
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && stored == 0; time.Sleep(200 * time.Millisecond) {
+		_ = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM monitoring.active_windows) + (SELECT count(*) FROM monitoring.visited_sites) + (SELECT count(*) FROM monitoring.user_sessions)`).Scan(&stored)
+	}
+	if stored == 0 {
+		t.Errorf("no simulated agent event reached PostgreSQL within 60 s")
 	}
 	cancel()
 	select {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,9 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 )
 
 // demoSlug names the demo organisation `up` creates.
@@ -29,8 +33,9 @@ const demoSlug = "demo"
 
 // runUp brings the whole system up on this machine: PostgreSQL (a
 // throwaway cluster unless DATABASE_URL is set), the migrations, the Agent
-// API and the Dashboard API, and a demo organisation; it prints where
-// everything listens and stops cleanly when ctx ends (Ctrl-C).
+// API and the Dashboard API, a demo organisation, an Agent Gateway
+// provisioned into it and simulated agents feeding the gateway; it prints
+// where everything listens and stops cleanly when ctx ends (Ctrl-C).
 func runUp(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("staffctl up", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
@@ -38,10 +43,14 @@ func runUp(ctx context.Context, e env, args []string) error {
 	dashAddr := fs.String("dashboard-addr", ":3000", "Dashboard API listen address")
 	dbURL := fs.String("database-url", "", "administrator's PostgreSQL URL (default: $DATABASE_URL; empty: a throwaway cluster)")
 	logLevel := fs.String("log-level", "warn", "log level of the services: debug, info, warn or error")
+	gwAddr := fs.String("gateway-addr", ":3003", "Agent Gateway listen address for agents (empty: no gateway)")
+	agents := fs.Int("agents", 3, "simulated desktop agents sending to the gateway (0: none)")
+	agentRate := fs.Float64("agent-rate", 2, "events per second per simulated agent")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: staffctl up [flags]\n\nRuns PostgreSQL (a throwaway cluster unless --database-url/DATABASE_URL is given),\n"+
 			"applies the migrations, starts the Agent API and the Dashboard API, creates a demo organisation,\n"+
-			"prints where everything listens and runs until Ctrl-C.\n\nflags:\n")
+			"runs an Agent Gateway provisioned into it with simulated agents feeding it, prints where\n"+
+			"everything listens and runs until Ctrl-C.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -150,15 +159,30 @@ func runUp(ctx context.Context, e env, args []string) error {
 		}
 	}
 
+	gwLine := ""
+	if *gwAddr != "" {
+		stopGateway, gwURL, err := startDemoGateway(ctx, logger, "http://"+hostPort(addrs["agent-api"]), demo, *gwAddr, *agents, *agentRate)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("gateway: %w", err)
+		}
+		defer stopGateway()
+		gwLine = fmt.Sprintf("  Agent Gateway   %s   (agents: POST /v1/events; GET /health/details, /metrics)\n", gwURL)
+		if *agents > 0 {
+			gwLine += fmt.Sprintf("  Agents          %d simulated agents sending %.1f events/s each\n", *agents, *agentRate)
+		}
+	}
+
 	fmt.Fprintf(e.stdout, `
 Staff Control is up.
   PostgreSQL      %s%s
   Agent API       http://%s   (GET /health, /health/ready, /metrics)
   Dashboard API   http://%s   (GET /health, /health/ready, /metrics)
-  Demo organisation %d (slug %q)
+%s  Demo organisation %d (slug %q)
 %s
 Press Ctrl-C to stop.
-`, redacted(admin), pgNote, hostPort(addrs["agent-api"]), hostPort(addrs["dashboard-api"]), demo.orgID, demoSlug, demo.notes)
+`, redacted(admin), pgNote, hostPort(addrs["agent-api"]), hostPort(addrs["dashboard-api"]), gwLine, demo.orgID, demoSlug, demo.notes)
 
 	<-ctx.Done()
 	fmt.Fprintln(e.stdout, "stopping…")
@@ -173,8 +197,10 @@ Press Ctrl-C to stop.
 }
 
 type demoState struct {
-	orgID int64
-	notes string
+	orgID  int64
+	notes  string
+	serial string // a gateway registered for this run
+	token  string // its one-time provisioning token
 }
 
 // ensureDemo creates the demo organisation, its administrator and a
@@ -210,9 +236,65 @@ func ensureDemo(ctx context.Context, admin string) (demoState, error) {
 			st.notes = "  (demo organisation existed already; its credentials were shown when it was created)\n"
 		}
 		st.orgID = o.ID
+		// A fresh gateway for this run's in-process gateway.
+		st.serial = fmt.Sprintf("DEMO-RUN-%d", time.Now().UnixNano())
+		r, err := svc.RegisterGateway(ctx, adminActor(), o.ID, st.serial, "Demo run", time.Hour)
+		if err != nil {
+			return err
+		}
+		st.token = r.ProvisioningToken
 		return nil
 	})
 	return st, err
+}
+
+// startDemoGateway runs an Agent Gateway in this process, provisioned with
+// the demo token, its buffer in a temporary directory, and simulated agents
+// sending to it. The returned function stops them.
+func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, demo demoState, addr string, agents int, rate float64) (func(), string, error) {
+	dir, err := os.MkdirTemp("", "staffcontrol-gateway-")
+	if err != nil {
+		return nil, "", err
+	}
+	env := map[string]string{
+		"STAFF_GATEWAY_SERVER_URL":                      apiURL,
+		"STAFF_GATEWAY_ORGANIZATION_ID":                 fmt.Sprint(demo.orgID),
+		"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": demo.token,
+		"STAFF_GATEWAY_GATEWAY_SERIAL":                  demo.serial,
+		"STAFF_GATEWAY_GATEWAY_LISTEN":                  addr,
+		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":             "off",
+		"STAFF_GATEWAY_BUFFER_PATH":                     filepath.Join(dir, "buffer.sqlite"),
+		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":           "2s",
+	}
+	cfg, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	g := gateway.New(cfg, logger.With("service", "gateway"), "dev")
+	if err := g.Start(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	url := "http://" + hostPort(g.Addr())
+	simCtx, stopSim := context.WithCancel(ctx)
+	simDone := make(chan struct{})
+	go func() {
+		defer close(simDone)
+		if agents <= 0 {
+			return
+		}
+		_, _ = agentsim.Run(simCtx, agentsim.Options{GatewayURL: url, Agents: agents, Rate: rate, BatchSize: 10,
+			ScreenshotEvery: 30, ScreenshotBytes: 32 << 10, Logger: logger.With("service", "agents")})
+	}()
+	return func() {
+		stopSim()
+		<-simDone
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = g.Shutdown(sctx)
+		os.RemoveAll(dir)
+	}, url, nil
 }
 
 func createDatabase(ctx context.Context, adminURL, name string) error {
