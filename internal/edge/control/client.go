@@ -1,0 +1,282 @@
+// Package control is the gateway's end of the control channel: a WebSocket
+// to the Agent API that reconnects with backoff and jitter, sends heartbeats,
+// receives commands, runs each through the executor and acknowledges it in
+// two phases; and, after repeated WebSocket failures, the REST long-poll
+// fallback. Reconnects are paced with random delays so that a cloud restart
+// does not bring every gateway back in the same second.
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// Options configure a Client.
+type Options struct {
+	// SocketURL is the control channel (wss://host/v2/gateway/socket).
+	SocketURL string
+	// BaseURL is the Agent API for the REST fallback (https://host).
+	BaseURL string
+	// APIKey returns the gateway's current API key.
+	APIKey func() string
+	// TLS is the client TLS configuration (mTLS), or nil.
+	TLS *tls.Config
+	// Heartbeat returns the gateway's state for each heartbeat.
+	Heartbeat func() protocol.Heartbeat
+	// Execute runs a command (at most once per id) and returns its outcome.
+	Execute func(context.Context, protocol.Command) (json.RawMessage, error)
+	// BackoffInitial and BackoffMax bound reconnect delays (1 s, 60 s).
+	BackoffInitial, BackoffMax time.Duration
+	// FallbackAfter is how many WebSocket failures in a row switch to the
+	// REST long-poll for FallbackFor (5, 5 min).
+	FallbackAfter int
+	FallbackFor   time.Duration
+	// HeartbeatInterval applies until the cloud's welcome says otherwise (30 s).
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// Client is the control-channel client.
+type Client struct {
+	opts      Options
+	connected atomic.Bool
+	mode      atomic.Value // "websocket", "rest", "disconnected"
+	commands  atomic.Int64
+}
+
+// New returns a Client.
+func New(opts Options) *Client {
+	if opts.BackoffInitial <= 0 {
+		opts.BackoffInitial = time.Second
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = time.Minute
+	}
+	if opts.FallbackAfter <= 0 {
+		opts.FallbackAfter = 5
+	}
+	if opts.FallbackFor <= 0 {
+		opts.FallbackFor = 5 * time.Minute
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 30 * time.Second
+	}
+	c := &Client{opts: opts}
+	c.mode.Store("disconnected")
+	return c
+}
+
+// Connected reports whether a WebSocket session is up.
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Mode is "websocket", "rest" or "disconnected".
+func (c *Client) Mode() string { return c.mode.Load().(string) }
+
+// Commands is how many commands were handled.
+func (c *Client) Commands() int64 { return c.commands.Load() }
+
+// errAuth is a refusal of the gateway's credentials.
+var errAuth = errors.New("control: the cloud refused this gateway's API key")
+
+// Run keeps the control channel up until ctx ends.
+func (c *Client) Run(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		if failures >= c.opts.FallbackAfter {
+			c.mode.Store("rest")
+			c.opts.Logger.WarnContext(ctx, "control: WebSocket keeps failing; polling over REST", "failures", failures, "for", c.opts.FallbackFor)
+			c.pollREST(ctx, c.opts.FallbackFor)
+			failures = c.opts.FallbackAfter - 1 // one more WebSocket try, then back here
+			continue
+		}
+		started := time.Now()
+		err := c.session(ctx)
+		c.connected.Store(false)
+		c.mode.Store("disconnected")
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			failures = 0 // a session that lasted was a success
+		}
+		failures++
+		// Full jitter: a random delay up to the capped exponential backoff,
+		// so that gateways dropped together come back spread out.
+		d := min(c.opts.BackoffMax, c.opts.BackoffInitial<<min(failures-1, 16))
+		if errors.Is(err, errAuth) {
+			d = c.opts.BackoffMax
+		}
+		wait := time.Duration(rand.Int64N(int64(d)) + 1)
+		c.opts.Logger.InfoContext(ctx, "control: disconnected; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) dialer() *websocket.Dialer {
+	d := *websocket.DefaultDialer
+	d.TLSClientConfig = c.opts.TLS
+	d.HandshakeTimeout = 15 * time.Second
+	return &d
+}
+
+// session runs one WebSocket session until it breaks.
+func (c *Client) session(ctx context.Context) error {
+	ws, resp, err := c.dialer().DialContext(ctx, c.opts.SocketURL, http.Header{protocol.HeaderAPIKey: {c.opts.APIKey()}})
+	if err != nil {
+		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+			return errAuth
+		}
+		return fmt.Errorf("control: dial: %w", err)
+	}
+	defer ws.Close()
+	c.connected.Store(true)
+	c.mode.Store("websocket")
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	out := make(chan protocol.Envelope, 256)
+	send := func(typ string, v any) {
+		data, _ := json.Marshal(v)
+		select {
+		case out <- protocol.Envelope{V: protocol.ControlVersion, Type: typ, Data: data}:
+		case <-sctx.Done():
+		}
+	}
+	writeErr := make(chan error, 1)
+	interval := make(chan time.Duration, 1)
+	go func() {
+		hb := time.NewTicker(c.opts.HeartbeatInterval)
+		defer hb.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case d := <-interval:
+				hb.Reset(d)
+			case env := <-out:
+				_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if err := ws.WriteJSON(env); err != nil {
+					writeErr <- err
+					return
+				}
+			case <-hb.C:
+				data, _ := json.Marshal(c.opts.Heartbeat())
+				_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if err := ws.WriteJSON(protocol.Envelope{V: protocol.ControlVersion, Type: protocol.MsgHeartbeat, Data: data}); err != nil {
+					writeErr <- err
+					return
+				}
+			}
+		}
+	}()
+	// Commands run one at a time, in the order received.
+	work := make(chan protocol.Command, 256)
+	go func() {
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case cmd := <-work:
+				c.handle(sctx, cmd, func(a protocol.CommandAck) { send(protocol.MsgCommandAck, a) })
+			}
+		}
+	}()
+	send(protocol.MsgHeartbeat, c.opts.Heartbeat())
+	go func() { <-sctx.Done(); ws.Close() }()
+	for {
+		var env protocol.Envelope
+		if err := ws.ReadJSON(&env); err != nil {
+			select {
+			case werr := <-writeErr:
+				return fmt.Errorf("control: write: %w", werr)
+			default:
+			}
+			return fmt.Errorf("control: read: %w", err)
+		}
+		switch env.Type {
+		case protocol.MsgWelcome:
+			var w protocol.Welcome
+			if json.Unmarshal(env.Data, &w) == nil && w.HeartbeatIntervalSeconds > 0 {
+				interval <- time.Duration(w.HeartbeatIntervalSeconds) * time.Second
+			}
+		case protocol.MsgCommand:
+			var cmd protocol.Command
+			if err := json.Unmarshal(env.Data, &cmd); err != nil || cmd.ID == "" {
+				continue
+			}
+			send(protocol.MsgCommandAck, protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckReceived})
+			select {
+			case work <- cmd:
+			default:
+				// Full: the command stays unacknowledged-complete and is redelivered.
+			}
+		case protocol.MsgError:
+			c.opts.Logger.WarnContext(ctx, "control: the cloud refused a message", "data", string(env.Data))
+		}
+	}
+}
+
+// handle executes a command and acknowledges its outcome.
+func (c *Client) handle(ctx context.Context, cmd protocol.Command, ack func(protocol.CommandAck)) {
+	res, err := c.opts.Execute(ctx, cmd)
+	if ctx.Err() != nil {
+		return
+	}
+	c.commands.Add(1)
+	if err != nil {
+		ack(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckFailed, Error: err.Error()})
+		return
+	}
+	ack(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckCompleted, Result: res})
+}
+
+// pollREST long-polls for commands for a while.
+func (c *Client) pollREST(ctx context.Context, d time.Duration) {
+	client := &http.Client{Timeout: 70 * time.Second, Transport: &http.Transport{TLSClientConfig: c.opts.TLS}}
+	deadline := time.Now().Add(d)
+	post := func(a protocol.CommandAck) {
+		b, _ := json.Marshal(a)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.BaseURL+strings.Replace(protocol.PathGatewayCommandAck, "{id}", a.CommandID, 1), bytes.NewReader(b))
+		req.Header.Set(protocol.HeaderAPIKey, c.opts.APIKey())
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.opts.BaseURL+protocol.PathGatewayCommands+"?wait=30s", nil)
+		req.Header.Set(protocol.HeaderAPIKey, c.opts.APIKey())
+		resp, err := client.Do(req)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(c.opts.BackoffInitial + time.Duration(rand.Int64N(int64(c.opts.BackoffInitial)))):
+			}
+			continue
+		}
+		var list protocol.CommandList
+		_ = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		for _, cmd := range list.Commands {
+			post(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckReceived})
+			c.handle(ctx, cmd, post)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+// Package executor runs the commands the cloud sends a gateway, each at
+// most once: a durable ledger (SQLite, beside the buffer) records every
+// command id with its outcome before the outcome is acknowledged, so a
+// redelivered command is answered from the ledger without running again.
+//
+// policy_update fetches the version from the Agent API, checks its SHA-256
+// against the command, and persists it atomically as the gateway's current
+// policy, which the collector serves to agents. Types this gateway does not
+// execute fail with a clear error.
+package executor
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver (database/sql name "sqlite")
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// Policy is the gateway's current policy.
+type Policy struct {
+	PolicyID int64           `json:"policy_id"`
+	Version  string          `json:"version"`
+	Checksum string          `json:"checksum"`
+	Content  json.RawMessage `json:"content"`
+}
+
+// Executor executes commands once.
+type Executor struct {
+	db     *sql.DB
+	dir    string
+	base   string
+	apiKey func() string
+	client *http.Client
+
+	mu     sync.Mutex
+	policy *Policy
+}
+
+// Options configure an Executor.
+type Options struct {
+	// Dir holds the ledger (commands.sqlite) and the current policy.
+	Dir string
+	// BaseURL is the Agent API (https://host).
+	BaseURL string
+	// APIKey returns the gateway's current API key.
+	APIKey func() string
+	// Client is the HTTP client towards the cloud (mTLS configured there).
+	Client *http.Client
+}
+
+const ledgerSchema = `CREATE TABLE IF NOT EXISTS executed_commands (
+    id          TEXT PRIMARY KEY,
+    type        TEXT NOT NULL,
+    ok          INTEGER NOT NULL,
+    result      TEXT,
+    error       TEXT,
+    executed_at TEXT NOT NULL
+)`
+
+// Open opens (creating) the ledger and loads the current policy.
+func Open(opts Options) (*Executor, error) {
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(opts.Dir, "commands.sqlite")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, fmt.Errorf("executor: open ledger: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(ledgerSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("executor: ledger schema: %w", err)
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	e := &Executor{db: db, dir: opts.Dir, base: opts.BaseURL, apiKey: opts.APIKey, client: opts.Client}
+	if b, err := os.ReadFile(e.policyPath()); err == nil {
+		var p Policy
+		if json.Unmarshal(b, &p) == nil {
+			e.policy = &p
+		}
+	}
+	return e, nil
+}
+
+// Close closes the ledger.
+func (e *Executor) Close() error { return e.db.Close() }
+
+func (e *Executor) policyPath() string { return filepath.Join(e.dir, "policy.json") }
+
+// CurrentPolicy is the policy last applied, or nil.
+func (e *Executor) CurrentPolicy() *Policy {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.policy
+}
+
+// Execute runs cmd unless the ledger says it ran; either way it returns the
+// outcome to acknowledge: a result, or an error for a failed command.
+func (e *Executor) Execute(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
+	var ok bool
+	var result, errMsg sql.NullString
+	err := e.db.QueryRowContext(ctx, `SELECT ok, result, error FROM executed_commands WHERE id = ?`, cmd.ID).Scan(&ok, &result, &errMsg)
+	if err == nil {
+		if !ok {
+			return nil, errors.New(errMsg.String)
+		}
+		return json.RawMessage(result.String), nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("executor: ledger: %w", err)
+	}
+	res, runErr := e.run(ctx, cmd)
+	if ctx.Err() != nil {
+		// Interrupted (shutdown): not recorded, so a redelivery runs it.
+		return nil, ctx.Err()
+	}
+	rec := sql.NullString{}
+	if runErr != nil {
+		rec = sql.NullString{String: runErr.Error(), Valid: true}
+	}
+	if _, err := e.db.ExecContext(ctx, `INSERT INTO executed_commands (id, type, ok, result, error, executed_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		cmd.ID, cmd.Type, runErr == nil, nullable(res), rec, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return nil, fmt.Errorf("executor: record command: %w", err)
+	}
+	return res, runErr
+}
+
+func nullable(b []byte) sql.NullString {
+	if b == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: string(b), Valid: true}
+}
+
+// Executed reports whether a command id is in the ledger.
+func (e *Executor) Executed(ctx context.Context, id string) (bool, error) {
+	var n int
+	err := e.db.QueryRowContext(ctx, `SELECT count(*) FROM executed_commands WHERE id = ?`, id).Scan(&n)
+	return n > 0, err
+}
+
+func (e *Executor) run(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
+	switch cmd.Type {
+	case "policy_update":
+		return e.policyUpdate(ctx, cmd.Payload)
+	}
+	return nil, fmt.Errorf("command type %q is not supported by this gateway", cmd.Type)
+}
+
+type policyUpdate struct {
+	PolicyID int64  `json:"policy_id"`
+	Version  string `json:"version"`
+	Checksum string `json:"checksum"`
+}
+
+func (e *Executor) policyUpdate(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+	var pu policyUpdate
+	if err := json.Unmarshal(payload, &pu); err != nil || pu.PolicyID <= 0 || pu.Version == "" || len(pu.Checksum) != 64 {
+		return nil, errors.New("policy_update: payload needs policy_id, version and a 64-character checksum")
+	}
+	u := fmt.Sprintf("%s/v2/gateway/policies/%d?version=%s", e.base, pu.PolicyID, url.QueryEscape(pu.Version))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(protocol.HeaderAPIKey, e.apiKey())
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("policy_update: fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("policy_update: fetch: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("policy_update: fetch answered %d", resp.StatusCode)
+	}
+	var doc protocol.PolicyDocument
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("policy_update: bad document: %w", err)
+	}
+	sum, err := protocol.PolicyChecksum(doc.Content)
+	if err != nil || sum != pu.Checksum || doc.Version != pu.Version {
+		return nil, fmt.Errorf("policy_update: version %s failed verification (checksum %s, want %s)", doc.Version, sum, pu.Checksum)
+	}
+	p := Policy{PolicyID: doc.PolicyID, Version: doc.Version, Checksum: sum, Content: doc.Content}
+	if err := writeAtomic(e.policyPath(), p); err != nil {
+		return nil, fmt.Errorf("policy_update: persist: %w", err)
+	}
+	e.mu.Lock()
+	e.policy = &p
+	e.mu.Unlock()
+	return json.Marshal(map[string]string{"applied_version": p.Version})
+}
+
+// writeAtomic writes v as JSON to path through a synced temporary file
+// and a rename, so that a crash leaves the old or the new file, never half.
+func writeAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".policy-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
