@@ -24,6 +24,7 @@ const defaultConfigPath = "/etc/staff-gateway/gateway.yml"
 // usageError marks bad command-line input (exit code 2).
 type usageError struct{ msg string }
 
+// Error implements error.
 func (u usageError) Error() string { return u.msg }
 
 func exitCode(err error) int {

@@ -249,12 +249,13 @@ type agent struct {
 	rng      *rand.Rand
 	grpc     agentpb.CollectorClient
 	batches  int
+	voc      vocabulary
 }
 
 func newAgent(i int, r *run, conn *grpc.ClientConn) *agent {
 	a := &agent{r: r, uid: fmt.Sprintf("sim-%s-%04d", r.id, i), computer: fmt.Sprintf("SIM-PC-%s-%04d", r.id, i),
 		sid: fmt.Sprintf("S-1-5-21-1004336348-1177238915-682003330-%d", 1000+i),
-		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano())))}
+		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))), voc: newVocabulary()}
 	if conn != nil {
 		a.grpc = agentpb.NewCollectorClient(conn)
 	}
@@ -321,12 +322,19 @@ func (a *agent) loop(ctx context.Context) {
 	}
 }
 
-var (
-	processes = []string{"chrome.exe", "EXCEL.EXE", "WINWORD.EXE", "OUTLOOK.EXE", "Teams.exe", "devenv.exe", "explorer.exe", "1cv8.exe"}
-	titles    = []string{"Quarterly report.xlsx - Excel", "Inbox - Outlook", "Sprint planning | Microsoft Teams", "Contract draft.docx - Word", "Solution1 - Visual Studio", "Documents"}
-	sites     = []string{"https://mail.example.org/inbox", "https://docs.example.com/d/42", "https://news.example.net/", "https://crm.example.org/leads/7", "https://www.youtube.com/watch?v=abc"}
-	sessions  = []string{protocol.SessionLogin, protocol.SessionLock, protocol.SessionUnlock, protocol.SessionLogout}
-)
+// vocabulary is what simulated events are made of.
+type vocabulary struct {
+	processes, titles, sites, sessions []string
+}
+
+func newVocabulary() vocabulary {
+	return vocabulary{
+		processes: []string{"chrome.exe", "EXCEL.EXE", "WINWORD.EXE", "OUTLOOK.EXE", "Teams.exe", "devenv.exe", "explorer.exe", "1cv8.exe"},
+		titles:    []string{"Quarterly report.xlsx - Excel", "Inbox - Outlook", "Sprint planning | Microsoft Teams", "Contract draft.docx - Word", "Solution1 - Visual Studio", "Documents"},
+		sites:     []string{"https://mail.example.org/inbox", "https://docs.example.com/d/42", "https://news.example.net/", "https://crm.example.org/leads/7", "https://www.youtube.com/watch?v=abc"},
+		sessions:  []string{protocol.SessionLogin, protocol.SessionLock, protocol.SessionUnlock, protocol.SessionLogout},
+	}
+}
 
 func (a *agent) events(n int) []protocol.Event {
 	now := time.Now().UTC()
@@ -337,11 +345,11 @@ func (a *agent) events(n int) []protocol.Event {
 			Datetime: now.Add(-time.Duration(a.rng.IntN(60_000)) * time.Millisecond)}
 		switch p := a.rng.IntN(10); {
 		case p < 6:
-			e.Type, e.ProcessName, e.WindowTitle, e.DurationSeconds = protocol.TypeActiveWindow, processes[a.rng.IntN(len(processes))], titles[a.rng.IntN(len(titles))], &d
+			e.Type, e.ProcessName, e.WindowTitle, e.DurationSeconds = protocol.TypeActiveWindow, a.voc.processes[a.rng.IntN(len(a.voc.processes))], a.voc.titles[a.rng.IntN(len(a.voc.titles))], &d
 		case p < 9:
-			e.Type, e.URL, e.Title, e.DurationSeconds = protocol.TypeVisitedSite, sites[a.rng.IntN(len(sites))], "Page title", &d
+			e.Type, e.URL, e.Title, e.DurationSeconds = protocol.TypeVisitedSite, a.voc.sites[a.rng.IntN(len(a.voc.sites))], "Page title", &d
 		default:
-			e.Type, e.SessionType = protocol.TypeUserSession, sessions[a.rng.IntN(len(sessions))]
+			e.Type, e.SessionType = protocol.TypeUserSession, a.voc.sessions[a.rng.IntN(len(a.voc.sessions))]
 		}
 		out[i] = e
 	}

@@ -44,11 +44,9 @@ func scanEvents(rows *sql.Rows) ([]StoredEvent, []int64, error) {
 	for rows.Next() {
 		var e StoredEvent
 		var id, created int64
-		var payload string
-		if err := rows.Scan(&id, &e.EventID, &e.Seq, &payload, &e.Size, &e.FileSize, &created); err != nil {
+		if err := rows.Scan(&id, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
 			return nil, nil, err
 		}
-		e.Payload = []byte(payload)
 		e.CreatedAt = time.UnixMilli(created)
 		out = append(out, e)
 		ids = append(ids, id)

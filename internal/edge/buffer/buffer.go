@@ -61,7 +61,7 @@ const (
 )
 
 // Streams lists every stream in upload priority order.
-var Streams = []Stream{StreamLogs, StreamScreenshots, StreamDevice}
+func Streams() []Stream { return []Stream{StreamLogs, StreamScreenshots, StreamDevice} }
 
 func (s Stream) class() string {
 	switch s {
@@ -276,7 +276,7 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 	if b.opts.FSUsage == nil {
 		b.opts.FSUsage = filesystemUsage
 	}
-	for _, s := range Streams {
+	for _, s := range Streams() {
 		b.notify[s] = make(chan struct{}, 1)
 	}
 	for _, c := range []string{protocol.ClassLog, protocol.ClassScreenshot, protocol.ClassDevice} {

@@ -124,7 +124,7 @@ func (b *Buffer) shed(ctx context.Context) error {
 // counting them as dropped (retention). Rows already in a batch are sent.
 func (b *Buffer) EnforceRetention(ctx context.Context) error {
 	cutoff := b.now().Add(-b.opts.Retention)
-	for _, s := range Streams {
+	for _, s := range Streams() {
 		for {
 			n, err := b.dropOldest(ctx, s, 500, cutoff, protocol.DropRetention)
 			if err != nil {

@@ -76,11 +76,13 @@ type classCollector struct {
 	rows, bytes *prometheus.Desc
 }
 
+// Describe implements prometheus.Collector.
 func (c *classCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.rows
 	ch <- c.bytes
 }
 
+// Collect implements prometheus.Collector: rows and bytes per class.
 func (c *classCollector) Collect(ch chan<- prometheus.Metric) {
 	c.b.mu.Lock()
 	defer c.b.mu.Unlock()

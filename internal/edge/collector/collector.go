@@ -7,12 +7,14 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,6 +65,7 @@ type Collector struct {
 	now    func() time.Time
 	agents *Agents
 	m      *metrics
+	bufs   sync.Pool // *bytes.Buffer for request bodies
 }
 
 // New returns a Collector writing to buf.
@@ -86,6 +89,7 @@ func New(buf *buffer.Buffer, opts Options) *Collector {
 		opts.MaxAgents = DefaultMaxAgents
 	}
 	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now}
+	c.bufs.New = func() any { return new(bytes.Buffer) }
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -157,7 +157,7 @@ func TestBadEventRequestsAreRefusedWhole(t *testing.T) {
 			}
 		})
 	}
-	for _, s := range buffer.Streams {
+	for _, s := range buffer.Streams() {
 		if rows, _ := f.buf.Unclaimed(s); rows != 0 {
 			t.Fatalf("%d rows written by refused requests", rows)
 		}

@@ -83,6 +83,7 @@ func EventFromProto(p *agentpb.Event) protocol.Event {
 	return e
 }
 
+// StreamEvents commits each received batch, then acknowledges them all.
 func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.EventBatch, agentpb.StreamEventsResponse]) error {
 	start := time.Now()
 	resp := &agentpb.StreamEventsResponse{}
@@ -132,10 +133,12 @@ func (s *grpcService) register(r *agentpb.AgentRegistration, full bool) (*agentp
 		HeartbeatIntervalSeconds: int32(resp.HeartbeatIntervalSeconds), BufferLevel: resp.BufferLevel}, nil
 }
 
+// Register records an agent registration.
 func (s *grpcService) Register(_ context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
 	return s.register(r, true)
 }
 
+// Heartbeat records an agent heartbeat.
 func (s *grpcService) Heartbeat(_ context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
 	return s.register(r, false)
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -111,6 +112,7 @@ type maxReader struct {
 	err  error
 }
 
+// Read implements io.Reader.
 func (m *maxReader) Read(p []byte) (int, error) {
 	if m.left < 0 {
 		return 0, m.err
@@ -129,11 +131,21 @@ func (m *maxReader) Read(p []byte) (int, error) {
 // decodeJSON decodes one JSON value from r into v, mapping failures to
 // 400 (naming the field for type errors) or 413.
 func (c *Collector) decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	err := dec.Decode(v)
+	// Read the whole (bounded) body into a pooled buffer, then decode it in
+	// one pass: cheaper than a streaming decoder growing its own buffer.
+	buf := c.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			c.bufs.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(r)
 	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("unexpected data after the JSON value")
+		if buf.Len() == 0 {
+			err = io.EOF
+		} else {
+			err = json.Unmarshal(buf.Bytes(), v)
 		}
 	}
 	if err == nil {

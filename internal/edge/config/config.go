@@ -125,8 +125,10 @@ func (k Key) Env() string {
 	return EnvPrefix + strings.ToUpper(strings.NewReplacer(".", "_").Replace(k.Name))
 }
 
-// envAliases are the seed's docker-compose variables.
-var envAliases = map[string]string{"AGENT_API_URL": "server.url", "BUFFER_PATH": "buffer.path"}
+// envAliases returns the seed's docker-compose variables and their keys.
+func envAliases() map[string]string {
+	return map[string]string{"AGENT_API_URL": "server.url", "BUFFER_PATH": "buffer.path"}
+}
 
 func str(f func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = strings.TrimSpace(v); return nil }
@@ -296,7 +298,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		}
 	}
 	if getenv != nil {
-		for alias, key := range envAliases {
+		for alias, key := range envAliases() {
 			if v := getenv(alias); v != "" {
 				if err := byName[key].set(c, v); err != nil {
 					return nil, &Error{Key: key, Source: alias, Msg: err.Error()}

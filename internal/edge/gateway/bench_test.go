@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"testing"
@@ -31,6 +32,7 @@ func BenchmarkAcceptAndForward(b *testing.B) {
 		rate                  float64
 	}{
 		{"load=22k/sync=full/http", "full", "http", 440},
+		{"load=22k/sync=normal/http", "normal", "http", 440},
 		{"load=22k/sync=full/grpc", "full", "grpc", 440},
 		{"load=max/sync=full/http", "full", "http", 0},
 		{"load=max/sync=normal/http", "normal", "http", 0},
@@ -57,7 +59,12 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 		"STAFF_GATEWAY_BUFFER_SYNCHRONOUS":    syncMode,
 		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL": "1s",
 	}
-	cfg, err := config.Load("", func(k string) string { return env[k] })
+	cfg, err := config.Load("", func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return os.Getenv(k) // e.g. STAFF_GATEWAY_UPLINK_PARALLEL for experiments
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

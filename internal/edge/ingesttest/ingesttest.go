@@ -438,7 +438,11 @@ func (s *Server) decodeOnly(w http.ResponseWriter, r *http.Request, raw []byte) 
 		body = zr
 	}
 	var batch protocol.LogBatch
-	if err := json.NewDecoder(body).Decode(&batch); err != nil {
+	data, err := io.ReadAll(body)
+	if err == nil {
+		err = json.Unmarshal(data, &batch)
+	}
+	if err != nil {
 		writeErr(w, http.StatusBadRequest, protocol.ErrCodeMalformed, "", err.Error())
 		return
 	}

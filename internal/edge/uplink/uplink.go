@@ -215,7 +215,7 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 // claimed and is resent, under the same token, by the next Run.
 func (u *Uplink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, s := range buffer.Streams {
+	for _, s := range buffer.Streams() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -108,7 +108,7 @@ func checkExactlyOnce(t *testing.T, srv *ingesttest.Server, ids []string) {
 }
 
 func drained(b *buffer.Buffer) bool {
-	for _, s := range buffer.Streams {
+	for _, s := range buffer.Streams() {
 		if r, _ := b.Unclaimed(s); r > 0 {
 			return false
 		}
