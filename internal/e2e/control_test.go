@@ -227,3 +227,5 @@ func TestGatewayFallsBackToRESTPolling(t *testing.T) {
 		return s == "completed"
 	})
 }
+
+func controlOptionsDefault() control.Options { return control.Options{} }

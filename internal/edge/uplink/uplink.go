@@ -240,7 +240,7 @@ const (
 	outOK outcome = iota
 	outRetry
 	outTooLarge
-	outReform  // 422: resend the rows under a new token
+	outReform  // 422 idempotency_key_reused: resend the rows under a new token
 	outInvalid // 400: the cloud refuses the content
 	outUnauthorized
 )
@@ -571,6 +571,13 @@ func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Dura
 	case http.StatusRequestEntityTooLarge:
 		return outTooLarge, 0, err
 	case http.StatusUnprocessableEntity:
+		// Two different 422s: a reused idempotency key is about the batch
+		// (re-form the rows under a new key); a validation failure is about
+		// an event in it (bisect like a 400, to isolate and drop that one).
+		var er protocol.ErrorResponse
+		if json.Unmarshal(msg, &er) == nil && er.Error == protocol.ErrCodeValidation {
+			return outInvalid, 0, err
+		}
 		return outReform, 0, err
 	case http.StatusBadRequest:
 		return outInvalid, 0, err
