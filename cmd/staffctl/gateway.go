@@ -9,15 +9,9 @@ import (
 )
 
 func runGateway(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(e.stdout, "usage: staffctl gateway register --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h]\n")
-		if len(args) == 0 {
-			return usagef("gateway: a subcommand is required (register)")
-		}
-		return nil
-	}
-	if args[0] != "register" {
-		return usagef("gateway: unknown subcommand %q (want register)", args[0])
+	_, args, err := subcommand(e, args, "usage: staffctl gateway register --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h]\n", "register")
+	if err != nil {
+		return err
 	}
 	fs, dbURL := newFlags(e, "gateway register", "gateway register --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h] [--database-url URL]\n\n"+
 		"Registers a gateway and prints a one-time provisioning token for its gateway.yml.")
@@ -25,7 +19,7 @@ func runGateway(ctx context.Context, e env, args []string) error {
 	serial := fs.String("serial", "", "the gateway's serial, unique in the organisation (required)")
 	name := fs.String("name", "", "a human-friendly name, e.g. the site")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the provisioning token stays valid (1m to 720h)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *org == "" {

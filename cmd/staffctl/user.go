@@ -11,15 +11,9 @@ import (
 )
 
 func runUser(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(e.stdout, "usage: staffctl user create --email EMAIL --role ROLE [--org ID|SLUG] [--password-file FILE]\n")
-		if len(args) == 0 {
-			return usagef("user: a subcommand is required (create)")
-		}
-		return nil
-	}
-	if args[0] != "create" {
-		return usagef("user: unknown subcommand %q (want create)", args[0])
+	_, args, err := subcommand(e, args, "usage: staffctl user create --email EMAIL --role ROLE [--org ID|SLUG] [--password-file FILE]\n", "create")
+	if err != nil {
+		return err
 	}
 	fs, dbURL := newFlags(e, "user create", "user create --email EMAIL --role ROLE [--org ID|SLUG] [--password-file FILE] [--database-url URL]\n\n"+
 		"Roles: ADMIN (platform, no --org), ORG_ADMIN, HR, DEPARTMENT_LEAD, EMPLOYEE (need --org).\n"+
@@ -28,7 +22,7 @@ func runUser(ctx context.Context, e env, args []string) error {
 	role := fs.String("role", "", "ADMIN, ORG_ADMIN, HR, DEPARTMENT_LEAD or EMPLOYEE (required)")
 	org := fs.String("org", "", "organisation id or slug (required unless --role ADMIN)")
 	pwFile := fs.String("password-file", "", "read the password from this file (first line)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *email == "" {
