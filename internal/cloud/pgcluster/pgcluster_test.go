@@ -119,9 +119,8 @@ func TestClusterOfAKilledProcessIsCleanedUp(t *testing.T) {
 		_ = syscall.Kill(postmaster, syscall.SIGKILL)
 		t.Fatalf("postmaster %d outlived its parent", postmaster)
 	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("expected the dead process's directory to remain until swept: %v", err)
-	}
+	// The dead process's directory stays until a sweep removes it (another
+	// test binary starting meanwhile may sweep it first).
 	Sweep()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("Sweep left %s behind", dir)
