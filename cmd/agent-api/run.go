@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -12,10 +11,7 @@ import (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("agent-api", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `usage: agent-api
+	if help, err := service.ParseArgs("agent-api", `usage: agent-api
 
 Runs the Agent API. Configuration (environment):
   AGENT_API_ADDR        listen address (default :3001)
@@ -28,16 +24,8 @@ Runs the Agent API. Configuration (environment):
   TLS_CLIENT_CA_FILE    verify gateways' client certificates (mTLS) against this CA
   TLS_CLIENT_AUTH       optional (default) or require a client certificate
   LOG_LEVEL             debug, info, warn or error (default info)
-`)
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
+`, args, stderr); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := service.ConfigFromEnv(getenv, "AGENT_API_ADDR", ":3001")
 	if err != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
@@ -11,26 +9,15 @@ import (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dashboard-api", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `usage: dashboard-api
+	if help, err := service.ParseArgs("dashboard-api", `usage: dashboard-api
 
 Runs the Dashboard API. Configuration (environment):
   DASHBOARD_ADDR        listen address (default :3000)
   DATABASE_URL          PostgreSQL URL as the dashboard role (required)
   MIGRATE_DATABASE_URL  administrator URL; when set, migrate at start
   LOG_LEVEL             debug, info, warn or error (default info)
-`)
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
+`, args, stderr); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := service.ConfigFromEnv(getenv, "DASHBOARD_ADDR", ":3000")
 	if err != nil {

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -77,4 +79,23 @@ func ParseLevel(s string) (slog.Level, error) {
 // NewLogger returns a JSON logger writing to w.
 func NewLogger(w io.Writer, level slog.Level, service string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", service)
+}
+
+// ParseArgs parses a service binary's command line, which takes no
+// arguments besides -h: it prints usage (the service's configuration keys)
+// on -h and reports help=true, and refuses stray arguments.
+func ParseArgs(name, usage string, args []string, stderr io.Writer) (help bool, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, err
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return false, nil
 }

@@ -37,3 +37,25 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestParseArgs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args     []string
+		help     bool
+		wantErr  string
+		wantText string
+	}{
+		{nil, false, "", ""},
+		{[]string{"-h"}, true, "", "usage: svc"},
+		{[]string{"extra"}, false, `unexpected argument "extra"`, ""},
+		{[]string{"--bogus"}, false, "flag provided but not defined", ""},
+	}
+	for _, tt := range tests {
+		var out strings.Builder
+		help, err := ParseArgs("svc", "usage: svc\n", tt.args, &out)
+		if help != tt.help || (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) || !strings.Contains(out.String(), tt.wantText) {
+			t.Errorf("%v: help=%v err=%v out=%q", tt.args, help, err, out.String())
+		}
+	}
+}
