@@ -44,9 +44,16 @@ type Executor struct {
 	apiKey func() string
 	client *http.Client
 
+	handlers map[string]Handler
+
 	mu     sync.Mutex
 	policy *Policy
 }
+
+// Handler executes one command type and returns its result. It is called
+// at most once per command id (the ledger answers redeliveries); a
+// cancelled context leaves the command unrecorded, so it runs again.
+type Handler func(ctx context.Context, cmd protocol.Command) (json.RawMessage, error)
 
 // Options configure an Executor.
 type Options struct {
@@ -58,6 +65,9 @@ type Options struct {
 	APIKey func() string
 	// Client is the HTTP client towards the cloud (mTLS configured there).
 	Client *http.Client
+	// Handlers add command types (restart_agent, rotate_api_key, ...)
+	// beside the built-in policy_update.
+	Handlers map[string]Handler
 }
 
 const ledgerSchema = `CREATE TABLE IF NOT EXISTS executed_commands (
@@ -86,7 +96,10 @@ func Open(opts Options) (*Executor, error) {
 	if opts.Client == nil {
 		opts.Client = &http.Client{Timeout: 30 * time.Second}
 	}
-	e := &Executor{db: db, dir: opts.Dir, base: opts.BaseURL, apiKey: opts.APIKey, client: opts.Client}
+	e := &Executor{db: db, dir: opts.Dir, base: opts.BaseURL, apiKey: opts.APIKey, client: opts.Client, handlers: map[string]Handler{}}
+	for t, h := range opts.Handlers {
+		e.handlers[t] = h
+	}
 	if b, err := os.ReadFile(e.policyPath()); err == nil {
 		var p Policy
 		if json.Unmarshal(b, &p) == nil {
@@ -154,9 +167,11 @@ func (e *Executor) Executed(ctx context.Context, id string) (bool, error) {
 }
 
 func (e *Executor) run(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
-	switch cmd.Type {
-	case "policy_update":
+	if cmd.Type == "policy_update" {
 		return e.policyUpdate(ctx, cmd.Payload)
+	}
+	if h, ok := e.handlers[cmd.Type]; ok {
+		return h(ctx, cmd)
 	}
 	return nil, fmt.Errorf("command type %q is not supported by this gateway", cmd.Type)
 }

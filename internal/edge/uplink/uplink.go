@@ -41,6 +41,9 @@ type Options struct {
 	ServerURL string
 	// APIKey authenticates the gateway.
 	APIKey string
+	// KeyFunc, when set, returns the current API key for each request and
+	// takes precedence over APIKey (the key can be rotated while running).
+	KeyFunc func() string
 	// GatewayID is sent in every batch.
 	GatewayID string
 	// Client sends requests; nil builds one with a 60 s timeout.
@@ -164,8 +167,12 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 		return nil, errors.New("uplink: server URL is required")
 	}
 	opts.ServerURL = strings.TrimRight(opts.ServerURL, "/")
-	if opts.APIKey == "" {
-		return nil, errors.New("uplink: API key is required")
+	if opts.KeyFunc == nil {
+		if opts.APIKey == "" {
+			return nil, errors.New("uplink: API key is required")
+		}
+		key := opts.APIKey
+		opts.KeyFunc = func() string { return key }
 	}
 	if opts.Client == nil {
 		c, err := NewHTTPClient(TLSFiles{}, 60*time.Second)
@@ -544,7 +551,7 @@ func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Dura
 	if encoding != "" {
 		req.Header.Set("Content-Encoding", encoding)
 	}
-	req.Header.Set(protocol.HeaderAPIKey, u.opts.APIKey)
+	req.Header.Set(protocol.HeaderAPIKey, u.opts.KeyFunc())
 	req.Header.Set(protocol.HeaderIdempotencyKey, bt.Token)
 	if u.opts.GatewayID != "" {
 		req.Header.Set(protocol.HeaderGatewayID, u.opts.GatewayID)
