@@ -102,79 +102,116 @@ func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]boo
 
 // Claim forms a new batch of stream from the oldest unclaimed rows, bounded
 // by maxEvents and maxBytes (at least one event), and, when withDrops, moves
-// the pending drop report into it. The token, the claim and the report are
-// committed together. It returns nil when there is nothing to send.
+// the pending drop report into it. It returns nil when there is nothing to
+// send.
+//
+// The claim is committed in chunks of at most WriteChunkRows rows: the
+// first transaction records the batch (token, drop report, first rows), each
+// further one claims the next rows and extends the batch record. Every
+// commit leaves a consistent batch, and none has been sent before Claim
+// returns, so a crash between chunks only makes the pending batch smaller.
+// Appends from agents are committed between chunks.
 func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes int64, withDrops bool) (*Batch, error) {
 	if maxEvents < 1 {
 		maxEvents = 1
 	}
 	bt := &Batch{Token: newToken(), Stream: s, CreatedAt: b.now()}
 	n := 0
-	// The write transaction reads only ids and sizes; payloads are read
-	// afterwards on a reader connection, so the claim holds the write lock
-	// (and delays acknowledgements to agents) as briefly as possible.
-	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_sizes_"+s.table()], s.class(), maxEvents)
-		if err != nil {
-			return fmt.Errorf("select rows: %w", err)
-		}
-		var total int64
-		for rows.Next() {
-			var id, size int64
-			if err := rows.Scan(&id, &size); err != nil {
-				rows.Close()
+	recorded := false
+	for n < maxEvents {
+		limit := min(maxEvents-n, b.opts.WriteChunkRows)
+		got, full := 0, false
+		var next chunkResult
+		// The write transaction reads only ids and sizes; payloads are read
+		// afterwards on a reader connection.
+		err := b.withTx(ctx, func(tx *sql.Tx) error {
+			got, full, next = 0, false, chunkResult{}
+			rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_sizes_"+s.table()], s.class(), limit)
+			if err != nil {
 				return fmt.Errorf("select rows: %w", err)
 			}
-			if n > 0 && total+size > maxBytes {
-				break
+			var first, last, total int64
+			for rows.Next() {
+				var id, size int64
+				if err := rows.Scan(&id, &size); err != nil {
+					rows.Close()
+					return fmt.Errorf("select rows: %w", err)
+				}
+				if n+got > 0 && bt.Bytes+total+size > maxBytes {
+					full = true
+					break
+				}
+				if got == 0 {
+					first = id
+				}
+				last = id
+				total += size
+				got++
 			}
-			if n == 0 {
-				bt.FirstID = id
+			if err := rows.Close(); err != nil {
+				return fmt.Errorf("select rows: %w", err)
 			}
-			bt.LastID = id
-			total += size
-			n++
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("select rows: %w", err)
-		}
-		bt.Bytes = total
-		if withDrops {
-			bt.Drops, err = pendingDrops(ctx, tx, b.q["select_pending_drops"])
-			if err != nil {
-				return err
-			}
-			if len(bt.Drops) > 0 {
-				if _, err := tx.ExecContext(ctx, b.q["clear_pending_drops"]); err != nil {
-					return fmt.Errorf("clear pending drops: %w", err)
+			var drops []protocol.Drop
+			if !recorded && withDrops {
+				if drops, err = pendingDrops(ctx, tx, b.q["select_pending_drops"]); err != nil {
+					return err
+				}
+				if len(drops) > 0 {
+					if _, err := tx.ExecContext(ctx, b.q["clear_pending_drops"]); err != nil {
+						return fmt.Errorf("clear pending drops: %w", err)
+					}
 				}
 			}
-		}
-		if n == 0 && len(bt.Drops) == 0 {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), n, bt.FirstID, bt.LastID,
-			bt.Bytes, encodeDrops(bt.Drops), bt.CreatedAt.UnixMilli()); err != nil {
-			return fmt.Errorf("insert batch: %w", err)
-		}
-		if n > 0 {
-			if _, err := tx.ExecContext(ctx, b.q["claim_"+s.table()], bt.Token, s.class(), bt.FirstID, bt.LastID); err != nil {
-				return fmt.Errorf("claim rows: %w", err)
+			if got == 0 && (recorded || len(drops) == 0) {
+				return nil
 			}
+			firstID, lastID := bt.FirstID, last
+			if !recorded {
+				firstID = first
+				if got == 0 {
+					lastID = 0
+				}
+				if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), got, firstID, lastID,
+					total, encodeDrops(drops), bt.CreatedAt.UnixMilli()); err != nil {
+					return fmt.Errorf("insert batch: %w", err)
+				}
+			} else if _, err := tx.ExecContext(ctx, b.q["update_batch_extent"], n+got, lastID, bt.Bytes+total, bt.Token); err != nil {
+				return fmt.Errorf("extend batch: %w", err)
+			}
+			if got > 0 {
+				if _, err := tx.ExecContext(ctx, b.q["claim_"+s.table()], bt.Token, s.class(), first, last); err != nil {
+					return fmt.Errorf("claim rows: %w", err)
+				}
+			}
+			next = chunkResult{firstID: firstID, lastID: lastID, bytes: total, drops: drops, ok: true}
+			return nil
+		})
+		if err == nil && next.ok {
+			// Committed: only now does the batch change in memory.
+			bt.FirstID, bt.LastID = next.firstID, next.lastID
+			bt.Bytes += next.bytes
+			if !recorded {
+				bt.Drops = next.drops
+			}
+			recorded = true
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("buffer: claim %s batch: %w", s, err)
+		if err != nil {
+			if recorded {
+				// Earlier chunks are committed: the batch stays pending and
+				// is sent (as it is) by PendingBatch.
+				b.addClaimed(s, n, bt.Bytes)
+			}
+			return nil, fmt.Errorf("buffer: claim %s batch: %w", s, err)
+		}
+		n += got
+		if got < limit || full {
+			break
+		}
 	}
-	if n == 0 && len(bt.Drops) == 0 {
+	if !recorded {
 		return nil, nil
 	}
-	b.mu.Lock()
-	c := b.counters[s.class()]
-	c.claimedRows += int64(n)
-	c.claimedBytes += bt.Bytes
-	b.mu.Unlock()
+	b.addClaimed(s, n, bt.Bytes)
 	if n > 0 {
 		rows, err := b.rdb.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
 		if err != nil {
@@ -188,6 +225,21 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 		}
 	}
 	return bt, nil
+}
+
+// chunkResult is what one committed claim chunk adds to its batch.
+type chunkResult struct {
+	firstID, lastID, bytes int64
+	drops                  []protocol.Drop
+	ok                     bool
+}
+
+func (b *Buffer) addClaimed(s Stream, rows int, bytes int64) {
+	b.mu.Lock()
+	c := b.counters[s.class()]
+	c.claimedRows += int64(rows)
+	c.claimedBytes += bytes
+	b.mu.Unlock()
 }
 
 func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Drop, error) {
@@ -212,14 +264,21 @@ func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Dro
 
 // Ack deletes a batch and its rows after the cloud answered 2xx, then
 // removes screenshot files of its events.
+//
+// The batch record goes first, with the first chunk of rows; the remaining
+// rows follow in chunks of at most WriteChunkRows. Rows whose token has no
+// batch record are therefore acknowledged rows: if a crash interrupts the
+// chunks, Open deletes them (they are never sent again).
 func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	found := false
+	del := b.q["delete_batch_rows_chunk_"+bt.Stream.table()]
+	chunk := b.opts.WriteChunkRows
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, bt.Token, chunk); err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
 		return nil
@@ -227,9 +286,27 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	if err != nil {
 		return fmt.Errorf("buffer: ack batch %s: %w", bt.Token, err)
 	}
-	if found {
-		b.forget(bt, true)
+	if !found {
+		return nil
 	}
+	for deleted := chunk; deleted == chunk; {
+		err := b.withTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, bt.Token, chunk)
+			if err != nil {
+				return fmt.Errorf("delete rows: %w", err)
+			}
+			n, err := res.RowsAffected()
+			deleted = int(n)
+			return err
+		})
+		if err != nil {
+			// The batch is acknowledged (its record is gone); the rows left
+			// are removed at the next Open. Until then they count as in
+			// flight.
+			return fmt.Errorf("buffer: ack batch %s: %w", bt.Token, err)
+		}
+	}
+	b.forget(bt, true)
 	return nil
 }
 

@@ -8,9 +8,13 @@
 // screenshot image files are fsynced before their row commits). With
 // synchronous=NORMAL the promise shrinks to process crashes only.
 //
-// All writes go through one connection. Appends from concurrent requests are
-// group-committed by a single writer goroutine fed by a bounded queue; a
-// caller learns that its events are durable only when Append returns.
+// All writes go through one connection and one writer goroutine. Appends
+// from concurrent requests are group-committed, fed by a bounded queue; a
+// caller learns that its events are durable only when Append returns. The
+// uplink's claims and deletes run on the same goroutine as short jobs of at
+// most WriteChunkRows rows each, and waiting appends always go first, so an
+// agent's acknowledgement never waits behind a whole batch's claim or
+// delete.
 package buffer
 
 import (
@@ -151,6 +155,9 @@ type Options struct {
 	MaintenanceInterval time.Duration
 	// MaxGroupEvents bounds one group commit; zero means 4096.
 	MaxGroupEvents int
+	// WriteChunkRows bounds the rows one claim or delete transaction
+	// touches (a batch takes several); zero means 256.
+	WriteChunkRows int
 	// Driver is the database/sql driver: "sqlite" (modernc.org/sqlite, pure
 	// Go, the default) or "sqlite3" (mattn/go-sqlite3, cgo; linked only in
 	// builds with the sqlite_cgo tag, for the driver comparison benchmark).
@@ -187,6 +194,13 @@ type appendReq struct {
 	res  chan appendRes
 }
 
+// writeJob is a write transaction run by the writer goroutine.
+type writeJob struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
 type appendRes struct {
 	out []Appended
 	err error
@@ -210,9 +224,13 @@ type Buffer struct {
 	stmts   map[string]*sql.Stmt // prepared on wdb
 
 	appendCh chan *appendReq
+	jobCh    chan *writeJob
 	closing  chan struct{}
-	wg       sync.WaitGroup
-	closeMu  sync.Once
+	// writerDone is closed when the writer goroutine has exited: requests
+	// still queued then were never run.
+	writerDone chan struct{}
+	wg         sync.WaitGroup
+	closeMu    sync.Once
 
 	mu       sync.Mutex
 	counters map[string]*classCounters
@@ -253,19 +271,24 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 	if opts.MaxGroupEvents <= 0 {
 		opts.MaxGroupEvents = 4096
 	}
+	if opts.WriteChunkRows <= 0 {
+		opts.WriteChunkRows = 256
+	}
 	if opts.Driver == "" {
 		opts.Driver = "sqlite"
 	}
 	b := &Buffer{
-		opts:      opts,
-		log:       opts.Logger,
-		now:       opts.Now,
-		dir:       filepath.Dir(opts.Path),
-		appendCh:  make(chan *appendReq, 256),
-		closing:   make(chan struct{}),
-		counters:  map[string]*classCounters{},
-		notify:    map[Stream]chan struct{}{},
-		wakeMaint: make(chan struct{}, 1),
+		opts:       opts,
+		log:        opts.Logger,
+		now:        opts.Now,
+		dir:        filepath.Dir(opts.Path),
+		appendCh:   make(chan *appendReq, 256),
+		jobCh:      make(chan *writeJob, 16),
+		writerDone: make(chan struct{}),
+		closing:    make(chan struct{}),
+		counters:   map[string]*classCounters{},
+		notify:     map[Stream]chan struct{}{},
+		wakeMaint:  make(chan struct{}, 1),
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -406,6 +429,15 @@ func (b *Buffer) recover(ctx context.Context) error {
 		next = maxSeq + 1
 	}
 	b.nextSeq = next
+	for _, name := range []string{"delete_acked_orphans_agent", "delete_acked_orphans_device"} {
+		res, err := b.wdb.ExecContext(ctx, b.q[name])
+		if err != nil {
+			return fmt.Errorf("buffer: %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			b.log.Info("removed rows of batches acknowledged before a restart", "rows", n)
+		}
+	}
 	for _, name := range []string{"class_stats_agent", "class_stats_device"} {
 		rows, err := b.wdb.QueryContext(ctx, b.q[name])
 		if err != nil {
@@ -518,14 +550,25 @@ func (b *Buffer) Append(ctx context.Context, recs []Record) ([]Appended, error) 
 	select {
 	case r := <-req.res:
 		return r.out, r.err
+	case <-b.writerDone:
+		select {
+		case r := <-req.res:
+			return r.out, r.err
+		default:
+			return nil, ErrClosed
+		}
 	case <-ctx.Done():
 		// The writer may still commit the events; the caller does not ack.
 		return nil, ctx.Err()
 	}
 }
 
+// writerLoop owns the write connection. Appends waiting in the queue are
+// committed before each job, so a job delays an acknowledgement by at most
+// one job's (chunk-bounded) transaction.
 func (b *Buffer) writerLoop() {
 	defer b.wg.Done()
+	defer close(b.writerDone)
 	for {
 		select {
 		case <-b.closing:
@@ -533,26 +576,39 @@ func (b *Buffer) writerLoop() {
 				select {
 				case req := <-b.appendCh:
 					req.res <- appendRes{err: ErrClosed}
+				case job := <-b.jobCh:
+					job.done <- ErrClosed
 				default:
 					return
 				}
 			}
 		case req := <-b.appendCh:
-			reqs := []*appendReq{req}
-			n := len(req.recs)
-		gather:
-			for n < b.opts.MaxGroupEvents {
-				select {
-				case r := <-b.appendCh:
-					reqs = append(reqs, r)
-					n += len(r.recs)
-				default:
-					break gather
-				}
+			b.commitGroup(b.gather([]*appendReq{req}))
+		case job := <-b.jobCh:
+			if reqs := b.gather(nil); len(reqs) > 0 {
+				b.commitGroup(reqs)
 			}
-			b.commitGroup(reqs)
+			job.done <- b.runTx(job.ctx, job.fn)
 		}
 	}
+}
+
+// gather adds the appends already queued to reqs, up to MaxGroupEvents.
+func (b *Buffer) gather(reqs []*appendReq) []*appendReq {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.recs)
+	}
+	for n < b.opts.MaxGroupEvents {
+		select {
+		case r := <-b.appendCh:
+			reqs = append(reqs, r)
+			n += len(r.recs)
+		default:
+			return reqs
+		}
+	}
+	return reqs
 }
 
 func recSize(r *Record) int64 { return int64(len(r.Payload)) + r.FileSize + rowOverhead }
@@ -595,7 +651,7 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 	delta := map[string]*classCounters{}
 	seq := b.nextSeq
 	nowMS := b.now().UnixMilli()
-	err := b.withTx(context.Background(), func(tx *sql.Tx) error {
+	err := b.runTx(context.Background(), func(tx *sql.Tx) error {
 		ins := tx.Stmt(b.stmts["insert_agent"])
 		defer ins.Close()
 		insDev := tx.Stmt(b.stmts["insert_device"])
@@ -687,7 +743,35 @@ func (b *Buffer) prepare(ctx context.Context) error {
 	return nil
 }
 
+// withTx runs fn in a write transaction on the writer goroutine and
+// returns once it committed or rolled back. Once submitted, the job's
+// outcome is always awaited (a cancelled ctx makes fn fail quickly), so the
+// caller never misses a commit it must account for.
 func (b *Buffer) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	job := &writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case b.jobCh <- job:
+	case <-b.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-job.done:
+		return err
+	case <-b.writerDone:
+		select {
+		case err := <-job.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// runTx runs fn in a transaction on the write connection (writer goroutine
+// only).
+func (b *Buffer) runTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := b.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -127,3 +127,24 @@ SELECT id, size FROM agent_data_buffer WHERE class = ? AND batch_token IS NULL O
 
 -- name: select_unclaimed_sizes_device
 SELECT id, size FROM device_data_buffer WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;
+
+-- name: update_batch_extent
+UPDATE upload_batches SET event_count = ?, last_id = ?, bytes = ? WHERE token = ?;
+
+-- name: delete_batch_rows_chunk_agent
+DELETE FROM agent_data_buffer WHERE id IN (
+    SELECT id FROM agent_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id LIMIT ?);
+
+-- name: delete_batch_rows_chunk_device
+DELETE FROM device_data_buffer WHERE id IN (
+    SELECT id FROM device_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id LIMIT ?);
+
+-- Rows whose batch record is gone were acknowledged by the cloud; an Ack
+-- interrupted between its chunks leaves them (see Buffer.Ack).
+-- name: delete_acked_orphans_agent
+DELETE FROM agent_data_buffer
+WHERE batch_token IS NOT NULL AND batch_token NOT IN (SELECT token FROM upload_batches);
+
+-- name: delete_acked_orphans_device
+DELETE FROM device_data_buffer
+WHERE batch_token IS NOT NULL AND batch_token NOT IN (SELECT token FROM upload_batches);
