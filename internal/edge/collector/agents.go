@@ -91,6 +91,36 @@ func (a *Agents) Connected() int {
 	return n
 }
 
+// Lookup returns what is known of one agent.
+func (a *Agents) Lookup(uid string) (AgentInfo, bool) {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	info, ok := a.agents[uid]
+	if !ok {
+		return AgentInfo{}, false
+	}
+	c := *info
+	c.Connected = now.Sub(info.LastSeenAt) <= a.stale
+	return c, true
+}
+
+// ConnectedUIDs lists the agents heard from within three heartbeat
+// intervals, sorted.
+func (a *Agents) ConnectedUIDs() []string {
+	now := a.now()
+	a.mu.Lock()
+	out := []string{}
+	for uid, info := range a.agents {
+		if now.Sub(info.LastSeenAt) <= a.stale {
+			out = append(out, uid)
+		}
+	}
+	a.mu.Unlock()
+	sort.Strings(out)
+	return out
+}
+
 // List returns up to limit agents, most recently seen first.
 func (a *Agents) List(limit int) []AgentInfo {
 	now := a.now()

@@ -40,9 +40,15 @@ type Options struct {
 	// MaxAgents bounds the registry of known agents.
 	MaxAgents int
 	// GatewayID is told to agents at registration.
-	GatewayID  string
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	GatewayID string
+	// Policy returns the gateway's current policy for GET /v1/agents/policy,
+	// or nil before one was applied (see agentcontrol.go).
+	Policy func() *AgentPolicy
+	// CommandRedeliver is how long a delivered, unacknowledged agent command
+	// waits before it is delivered again (DefaultCommandRedeliver).
+	CommandRedeliver time.Duration
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -64,6 +70,7 @@ type Collector struct {
 	log    *slog.Logger
 	now    func() time.Time
 	agents *Agents
+	cmds   *AgentCommands
 	m      *metrics
 	bufs   sync.Pool // *bytes.Buffer for request bodies
 }
@@ -96,8 +103,14 @@ func New(buf *buffer.Buffer, opts Options) *Collector {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if opts.CommandRedeliver <= 0 {
+		opts.CommandRedeliver = DefaultCommandRedeliver
+	}
+	c.opts = opts
 	c.agents = newAgents(opts.MaxAgents, 3*opts.HeartbeatInterval, c.now)
+	c.cmds = newAgentCommands(c.now, opts.CommandRedeliver)
 	c.m = newMetrics(opts.Registerer, c)
+	c.registerAgentControlMetrics(opts.Registerer)
 	return c
 }
 

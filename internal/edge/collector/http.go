@@ -31,6 +31,7 @@ func (c *Collector) Routes(mux *http.ServeMux) {
 	mux.Handle("POST "+protocol.PathAgentScreenshot, c.timed("screenshots", c.handleScreenshot))
 	mux.Handle("POST "+protocol.PathAgentRegister, c.timed("register", c.handleRegister(true)))
 	mux.Handle("POST "+protocol.PathAgentHeartbeat, c.timed("heartbeat", c.handleRegister(false)))
+	c.agentControlRoutes(mux)
 }
 
 func (c *Collector) timed(route string, h func(http.ResponseWriter, *http.Request) error) http.Handler {

@@ -29,6 +29,7 @@ type Config struct {
 	Buffer       Buffer
 	Uplink       Uplink
 	Collector    Collector
+	Control      Control
 	Health       Health
 	Logging      Logging
 	// Adapters holds adapters.<name>.* settings; device adapters read them.
@@ -87,6 +88,15 @@ type Collector struct {
 	MaxScreenshotBytes int64
 	RetryAfter         time.Duration
 	HeartbeatInterval  time.Duration
+}
+
+// Control paces the control channel and the commands it carries.
+type Control struct {
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	FallbackAfter  int
+	FallbackFor    time.Duration
+	RestartTimeout time.Duration
 }
 
 // Health sets readiness thresholds.
@@ -238,6 +248,11 @@ func Keys() []Key {
 		{"collector.max_screenshot_bytes", "10MB", "Largest screenshot image (413 above).", bytesize(func(c *Config) *int64 { return &c.Collector.MaxScreenshotBytes })},
 		{"collector.retry_after", "5s", "Retry-After sent with 503 under back-pressure.", duration(func(c *Config) *time.Duration { return &c.Collector.RetryAfter })},
 		{"collector.heartbeat_interval", "30s", "Agent heartbeat interval; silent for 3 intervals = disconnected.", duration(func(c *Config) *time.Duration { return &c.Collector.HeartbeatInterval })},
+		{"control.backoff_initial", "1s", "First control-channel reconnect delay; doubles per failure (full jitter).", duration(func(c *Config) *time.Duration { return &c.Control.BackoffInitial })},
+		{"control.backoff_max", "1m", "Control-channel reconnect delay cap.", duration(func(c *Config) *time.Duration { return &c.Control.BackoffMax })},
+		{"control.fallback_after", "5", "WebSocket failures in a row before polling commands over REST.", integer(func(c *Config) *int { return &c.Control.FallbackAfter }, 1)},
+		{"control.fallback_for", "5m", "How long to poll over REST before trying the WebSocket again.", duration(func(c *Config) *time.Duration { return &c.Control.FallbackFor })},
+		{"control.restart_timeout", "2m", "How long restart_agent waits for agents to confirm (the payload's timeout_seconds overrides).", duration(func(c *Config) *time.Duration { return &c.Control.RestartTimeout })},
 		{"health.max_unsent_age", "5m", "/health/ready fails when the oldest unsent event is older.", duration(func(c *Config) *time.Duration { return &c.Health.MaxUnsentAge })},
 		{"logging.level", "info", "debug, info, warn or error.", func(c *Config, v string) error {
 			v = strings.ToLower(strings.TrimSpace(v))
@@ -475,6 +490,9 @@ func (c *Config) validate() error {
 	}
 	if c.Uplink.BackoffMax < c.Uplink.BackoffInitial {
 		return &Error{Key: "uplink.backoff_max", Msg: "must not be below uplink.backoff_initial"}
+	}
+	if c.Control.BackoffMax < c.Control.BackoffInitial {
+		return &Error{Key: "control.backoff_max", Msg: "must not be below control.backoff_initial"}
 	}
 	if c.Organization.ProvisioningToken != "" && c.Organization.ID == 0 {
 		return &Error{Key: "organization.id", Msg: "is required with organization.provisioning_token"}

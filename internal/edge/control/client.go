@@ -271,6 +271,16 @@ func (c *Client) pollREST(ctx context.Context, d time.Duration) {
 			}
 			continue
 		}
+		if resp.StatusCode != http.StatusOK {
+			// Refused or not served here: wait like after a network error
+			// rather than asking again at once.
+			resp.Body.Close()
+			select {
+			case <-ctx.Done():
+			case <-time.After(c.opts.BackoffInitial + time.Duration(rand.Int64N(int64(c.opts.BackoffInitial)))):
+			}
+			continue
+		}
 		var list protocol.CommandList
 		_ = json.NewDecoder(resp.Body).Decode(&list)
 		resp.Body.Close()

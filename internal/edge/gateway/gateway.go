@@ -1,7 +1,9 @@
 // Package gateway wires the Agent Gateway together: buffer, collector (HTTP
-// and gRPC), enrolment, uplink and health, with a Start/Shutdown lifecycle.
-// Shutdown stops intake first, then the uplink, then closes the buffer, so
-// no acknowledged event and no upload result is left half-recorded.
+// and gRPC), enrolment, uplink, the control plane (control client, executor,
+// agent control; see control.go) and health, with a Start/Shutdown
+// lifecycle. Shutdown stops intake first, then the control client, then the
+// uplink, then closes the executor and the buffer, so no acknowledged event,
+// upload result or command outcome is left half-recorded.
 package gateway
 
 import (
@@ -24,7 +26,9 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/control"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
+	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -49,6 +53,17 @@ type Gateway struct {
 	idMu   sync.Mutex
 	gwID   string
 	idStat string
+
+	// ExtraHandlers, when set before Start, adds executor handlers (see
+	// HandlerFactory).
+	ExtraHandlers HandlerFactory
+
+	keyring    atomic.Pointer[enroll.Keyring]
+	exec       atomic.Pointer[executor.Executor]
+	ctl        atomic.Pointer[control.Client]
+	host       hostCPU
+	ctlCancel  context.CancelFunc
+	ctlStopped chan struct{} // closed when the control client has stopped (or never started)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -143,9 +158,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 		MaxScreenshotBytes: cfg.Collector.MaxScreenshotBytes,
 		RetryAfter:         cfg.Collector.RetryAfter,
 		HeartbeatInterval:  cfg.Collector.HeartbeatInterval,
+		Policy:             g.agentPolicy,
 		Logger:             g.log.With("component", "collector"),
 		Registerer:         g.reg,
 	})
+	g.registerControlMetrics()
 	mux := http.NewServeMux()
 	g.col.Routes(mux)
 	health.Routes(mux, health.Options{
@@ -154,6 +171,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		Gatherer:     g.reg,
 		Uplink:       func() *uplink.Uplink { return g.up.Load() },
 		Identity:     g.identity,
+		Control:      g.controlStatus,
 		MaxUnsentAge: cfg.Health.MaxUnsentAge,
 		Version:      g.version,
 		Started:      time.Now(),
@@ -183,6 +201,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
+	// The control plane stops before the uplink: its context is a child.
+	ctl, ctlCancel := context.WithCancel(bg)
+	g.ctlCancel, g.ctlStopped = ctlCancel, make(chan struct{})
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -202,7 +223,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.enrollAndUpload(bg)
+		g.enrollAndUpload(bg, ctl)
 	}()
 	g.log.Info("gateway started", "http", g.Addr(), "grpc", g.GRPCAddr(), "buffer", cfg.Buffer.Path,
 		"synchronous", cfg.Buffer.Synchronous, "max_size", cfg.Buffer.MaxSize, "version", g.version)
@@ -210,9 +231,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 }
 
 // enrollAndUpload obtains credentials (provisioning if needed, retrying
-// forever with backoff) and then runs the uplink until ctx ends. Agents are
-// served meanwhile: data waits in the buffer.
-func (g *Gateway) enrollAndUpload(ctx context.Context) {
+// forever with backoff) and then runs the control plane until ctlCtx ends
+// and the uplink until ctx ends. Agents are served meanwhile: data waits in
+// the buffer.
+func (g *Gateway) enrollAndUpload(ctx, ctlCtx context.Context) {
+	var stopOnce sync.Once
+	controlStopped := func() { stopOnce.Do(func() { close(g.ctlStopped) }) }
+	defer controlStopped()
 	cfg := g.cfg
 	creds, err := credentials(cfg)
 	if err != nil {
@@ -221,7 +246,7 @@ func (g *Gateway) enrollAndUpload(ctx context.Context) {
 		return
 	}
 	delay := cfg.Uplink.BackoffInitial
-	for creds == nil && ctx.Err() == nil {
+	for creds == nil && ctlCtx.Err() == nil {
 		host, _ := os.Hostname()
 		c, err := enroll.Provision(ctx, g.client, cfg.Server.URL, protocol.ProvisionRequest{
 			OrganizationID: cfg.Organization.ID, ProvisioningToken: cfg.Organization.ProvisioningToken,
@@ -243,19 +268,25 @@ func (g *Gateway) enrollAndUpload(ctx context.Context) {
 		}
 		g.setIdentity("", "pending: "+err.Error())
 		select {
-		case <-ctx.Done():
+		case <-ctlCtx.Done():
 			return
 		case <-time.After(wait):
 		}
 		delay = min(delay*2, cfg.Uplink.BackoffMax)
 	}
-	if ctx.Err() != nil {
+	if ctlCtx.Err() != nil {
 		return
 	}
 	g.setIdentity(creds.GatewayID, "ok")
+	client, err := g.openControl(creds)
+	if err != nil {
+		g.setIdentity(creds.GatewayID, "failed: "+err.Error())
+		g.log.Error("ALERT: control plane not started", "err", err)
+		return
+	}
 	up, err := uplink.New(g.buf, uplink.Options{
 		ServerURL:          cfg.Server.URL,
-		APIKey:             creds.APIKey,
+		KeyFunc:            g.keyring.Load().APIKey,
 		GatewayID:          creds.GatewayID,
 		Client:             g.client,
 		MaxEvents:          cfg.Uplink.BatchMaxEvents,
@@ -276,14 +307,26 @@ func (g *Gateway) enrollAndUpload(ctx context.Context) {
 		return
 	}
 	g.up.Store(up)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer controlStopped()
+		client.Run(ctlCtx)
+	}()
 	_ = up.Run(ctx)
+	<-done
 }
 
-// Shutdown stops intake (waiting for in-flight requests, whose events are
-// committed before they are answered), stops the uplink and closes the
-// buffer. A batch in flight stays claimed and is resent after restart.
+// Shutdown stops intake (ending agents' long-polls and waiting for
+// in-flight requests, whose events are committed before they are
+// answered), stops the control client (a command cut short is not in the
+// ledger and is redelivered), stops the uplink and closes the executor and
+// the buffer. A batch in flight stays claimed and is resent after restart.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var errs []error
+	if g.col != nil {
+		g.col.AgentCommands().Close()
+	}
 	if g.httpSrv != nil {
 		if err := g.httpSrv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: http shutdown: %w", err))
@@ -298,10 +341,23 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.grpcSrv.Stop()
 		}
 	}
+	if g.ctlCancel != nil {
+		g.ctlCancel()
+		select {
+		case <-g.ctlStopped:
+		case <-ctx.Done():
+			errs = append(errs, errors.New("gateway: control client did not stop in time"))
+		}
+	}
 	if g.cancel != nil {
 		g.cancel()
 	}
 	g.wg.Wait()
+	if ex := g.exec.Load(); ex != nil {
+		if err := ex.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: close executor: %w", err))
+		}
+	}
 	if g.buf != nil {
 		if err := g.buf.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: close buffer: %w", err))

@@ -28,6 +28,9 @@ type Options struct {
 	Uplink func() *uplink.Uplink
 	// Identity returns the gateway id and the provisioning state.
 	Identity func() (gatewayID, provisioning string)
+	// Control returns the control plane's state, or nil before the gateway
+	// has its credentials.
+	Control func() *ControlStatus
 	// MaxUnsentAge is the readiness threshold for the oldest unsent event.
 	MaxUnsentAge time.Duration
 	Version      string
@@ -76,6 +79,21 @@ func (o Options) readiness(ctx context.Context) (bool, []string, float64) {
 	return len(reasons) == 0, reasons, age
 }
 
+// ControlStatus is the control plane's state in /health/details.
+type ControlStatus struct {
+	// Mode is websocket, rest or disconnected.
+	Mode string `json:"mode"`
+	// CommandsExecuted counts commands handled since start (redelivered
+	// ones answered from the ledger included).
+	CommandsExecuted int64 `json:"commands_executed"`
+	// PolicyVersion and PolicyChecksum describe the current policy ("" when
+	// none was applied yet).
+	PolicyVersion  string `json:"policy_version"`
+	PolicyChecksum string `json:"policy_checksum,omitempty"`
+	// AgentCommandsPending counts commands queued for agents.
+	AgentCommandsPending int `json:"agent_commands_pending"`
+}
+
 // Details is the body of /health/details.
 type Details struct {
 	Status        string   `json:"status"`
@@ -89,8 +107,9 @@ type Details struct {
 		buffer.Stats
 		OldestUnsentAgeSeconds float64 `json:"oldest_unsent_age_seconds"`
 	} `json:"buffer"`
-	Uplink *uplink.Status `json:"uplink"`
-	Agents struct {
+	Uplink  *uplink.Status `json:"uplink"`
+	Control *ControlStatus `json:"control"`
+	Agents  struct {
 		Connected int                   `json:"connected"`
 		Recent    []collector.AgentInfo `json:"recent"`
 	} `json:"agents"`
@@ -122,6 +141,9 @@ func (o Options) Details(ctx context.Context) (*Details, error) {
 				d.Status = "degraded"
 			}
 		}
+	}
+	if o.Control != nil {
+		d.Control = o.Control()
 	}
 	d.Agents.Connected = o.Agents.Connected()
 	d.Agents.Recent = o.Agents.List(50)
