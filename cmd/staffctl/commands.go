@@ -35,7 +35,7 @@ func commands() []command {
 		{name: "policy", summary: "manage policies (create, update, release, rollback, compare, distribute, status)", run: runPolicy},
 		{name: "command", summary: "send and list gateway commands (send, list)", run: runCommand},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
-		{name: "simulate", summary: "load simulators (agents)", run: runSimulate},
+		{name: "simulate", summary: "load simulators (agents, gateways)", run: runSimulate},
 	}
 }
 

@@ -13,10 +13,14 @@ import (
 )
 
 // runSimulate runs load simulators: "simulate agents" drives desktop agents
-// against a gateway and writes the acknowledged event ids to a file.
+// against a gateway and writes the acknowledged event ids to a file;
+// "simulate gateways" holds gateways' control sockets to an Agent API.
 func runSimulate(ctx context.Context, e env, args []string) error {
+	if len(args) > 0 && args[0] == "gateways" {
+		return runSimulateGateways(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "agents" {
-		return usagef("usage: staffctl simulate agents --count N --rate R --gateway URL [flags]")
+		return usagef("usage: staffctl simulate agents --count N --rate R --gateway URL [flags]\n       staffctl simulate gateways --count N --server URL --keys FILE [flags]")
 	}
 	fs := flag.NewFlagSet("simulate agents", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)

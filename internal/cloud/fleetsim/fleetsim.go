@@ -229,7 +229,7 @@ func (f *Fleet) keep(ctx context.Context, g *gateway) {
 			d = f.opts.BackoffMax
 		}
 		wait := time.Duration(rand.Int64N(int64(d)) + 1)
-		if failures > 3 {
+		if failures == 4 { // once per streak of failures
 			f.opts.Logger.WarnContext(ctx, "fleetsim: gateway keeps failing", "gateway", g.ID, "failures", failures, "err", err)
 		}
 		t := time.NewTimer(wait)

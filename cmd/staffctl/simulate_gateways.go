@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/fleetsim"
+)
+
+// runSimulateGateways runs "simulate gateways": a fleet of simulated
+// gateways holding control sockets to an Agent API (internal/cloud/fleetsim).
+// It prints the fleet's counters as JSON when it stops.
+func runSimulateGateways(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("simulate gateways", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	count := fs.Int("count", 0, "number of simulated gateways: the first N of --keys (0: all)")
+	server := fs.String("server", "http://127.0.0.1:8080", "Agent API base URL")
+	keys := fs.String("keys", "", `file of "gateway-id api-key" lines (required)`)
+	ready := fs.String("ready-file", "", "write the counters as JSON to this file once every gateway has been welcomed")
+	duration := fs.Duration("duration", 10*time.Minute, "how long to run (0: until interrupted)")
+	stdin := fs.Bool("stdin", false, "also stop when standard input reaches EOF (for a parent process holding the pipe)")
+	dials := fs.Int("dial-concurrency", 32, "connection attempts in flight at most")
+	fetches := fs.Int("fetch-connections", 64, "HTTP connections for policy fetches at most")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *keys == "" {
+		return usagef("--keys is required")
+	}
+	if *count < 0 || *duration < 0 {
+		return usagef("--count and --duration must not be negative")
+	}
+	kf, err := os.Open(*keys)
+	if err != nil {
+		return fmt.Errorf("simulate gateways: --keys: %w", err)
+	}
+	gws, err := fleetsim.ReadGateways(kf)
+	kf.Close()
+	if err != nil {
+		return err
+	}
+	if *count > len(gws) {
+		return usagef("--count %d: %s holds %d gateways", *count, *keys, len(gws))
+	}
+	if *count > 0 {
+		gws = gws[:*count]
+	}
+	if len(gws) == 0 {
+		return usagef("%s holds no gateway", *keys)
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if *stdin {
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	var f *fleetsim.Fleet
+	readyErr := make(chan error, 1)
+	f, err = fleetsim.New(fleetsim.Options{BaseURL: *server, Gateways: gws, DialConcurrency: *dials, FetchConnections: *fetches, Logger: logger,
+		OnReady: func() {
+			if *ready != "" {
+				readyErr <- writeJSONFile(*ready, f.Stats())
+			}
+		}})
+	if err != nil {
+		return usagef("--server: %v", err)
+	}
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err := <-readyErr:
+				if err != nil {
+					logger.Error("simulate gateways: --ready-file", "err", err)
+					cancel()
+				}
+			case <-t.C:
+				s := f.Stats()
+				logger.Info("simulate gateways", "connected", s.Connected, "welcomed", s.Welcomed, "of", s.Gateways, "applied", s.Applied, "failed", s.Failed)
+			}
+		}
+	}()
+	f.Run(ctx)
+	out, _ := json.Marshal(f.Stats())
+	fmt.Fprintln(e.stdout, string(out))
+	return nil
+}
+
+// writeJSONFile writes v to path atomically (a temporary file renamed).
+func writeJSONFile(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".ready-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
