@@ -62,6 +62,8 @@ func NewServer(d Deps) http.Handler {
 	gw := func(h http.HandlerFunc) http.Handler { return auth.RequireGateway(d.Gateways, d.Logger, h) }
 	mux.Handle("POST "+protocol.PathGatewayProvision, provisionHandler(d))
 	mux.Handle("GET "+protocol.PathGatewayPing, gw(ping))
+	mux.Handle("POST "+protocol.PathGatewayKeyRotate, gw(rotateKeyHandler(d.Gateways, d.Logger)))
+	mux.Handle("POST "+protocol.PathGatewayKeyConfirm, gw(confirmKeyHandler(d.Gateways, d.Logger)))
 	mux.Handle("POST "+protocol.PathIngestLogs, gw(d.Ingest.HandleLogs))
 	mux.Handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
 	mux.Handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
