@@ -32,6 +32,11 @@ func (k *Keyring) APIKey() string {
 	return k.creds.APIKey
 }
 
+// Persistent reports whether Replace writes the key file. A Keyring over a
+// key given in configuration is not: a rotated key would be lost at the
+// next start, so such a gateway must not rotate.
+func (k *Keyring) Persistent() bool { return k.path != "" }
+
 // Credentials returns a copy of the current credentials.
 func (k *Keyring) Credentials() Credentials {
 	k.mu.RLock()
