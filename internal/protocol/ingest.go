@@ -73,6 +73,10 @@ const (
 	DropRejected = "rejected_by_cloud"
 	// DropMissingFile: a screenshot's image file vanished from disk.
 	DropMissingFile = "missing_file"
+	// DropBufferCorrupt: the gateway's buffer file was damaged (e.g. by a
+	// power cut on a disk that lost writes) and moved aside; the count is
+	// the rows that could still be counted in it.
+	DropBufferCorrupt = "buffer_corrupt"
 )
 
 // Data classes used in drop reports and buffer statistics.

@@ -236,6 +236,8 @@ type Buffer struct {
 	counters map[string]*classCounters
 	nextSeq  int64 // owned by the writer goroutine after Open
 
+	quarantined atomic.Int64 // corrupt files moved aside by Open
+
 	level     atomic.Int32
 	usage     atomic.Uint64 // float64 bits
 	fsUsage   atomic.Uint64 // float64 bits
@@ -314,20 +316,10 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 		return nil, err
 	}
 	b.q = q
-	if err := b.openDB(ctx); err != nil {
+	if err := b.openOrQuarantine(ctx); err != nil {
 		return nil, err
 	}
 	b.m = newMetrics(opts.Registerer, b)
-	if err := b.prepare(ctx); err != nil {
-		b.wdb.Close()
-		b.rdb.Close()
-		return nil, err
-	}
-	if err := b.recover(ctx); err != nil {
-		b.wdb.Close()
-		b.rdb.Close()
-		return nil, err
-	}
 	b.evaluate()
 	b.wg.Add(3)
 	go b.writerLoop()
@@ -506,6 +498,9 @@ func (b *Buffer) Close() error {
 		b.wg.Wait()
 		if _, cerr := b.rdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil {
 			b.log.Warn("final checkpoint failed", "err", cerr)
+		}
+		if _, cerr := b.wdb.Exec(b.q["set_state"], "clean_shutdown", "1"); cerr != nil {
+			b.log.Warn("could not mark a clean shutdown; the next start checks the file", "err", cerr)
 		}
 		for _, s := range b.stmts {
 			s.Close()

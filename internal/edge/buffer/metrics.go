@@ -46,6 +46,10 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
 		Name: "gateway_buffer_usage_ratio",
 		Help: "Buffer usage: the larger of accounted bytes / max size and filesystem fullness.",
 	}, b.Usage)
+	quarantined := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gateway_buffer_quarantined_total",
+		Help: "Corrupt buffer files moved aside at start (a fresh buffer replaced each).",
+	}, func() float64 { return float64(b.quarantined.Load()) })
 	oldest := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gateway_buffer_oldest_unsent_age_seconds",
 		Help: "Age of the oldest event not yet acknowledged by the cloud (0 when empty).",
@@ -58,7 +62,7 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
 		}
 		return b.now().Sub(t).Seconds()
 	})
-	reg.MustRegister(m.rejected, m.dropped, m.overflow, m.level, m.commitSeconds, usage, oldest,
+	reg.MustRegister(m.rejected, m.dropped, m.overflow, m.level, m.commitSeconds, usage, oldest, quarantined,
 		&classCollector{b: b,
 			rows:  prometheus.NewDesc("gateway_buffer_rows", "Buffered rows by class.", []string{"class"}, nil),
 			bytes: prometheus.NewDesc("gateway_buffer_bytes", "Accounted buffered bytes by class.", []string{"class"}, nil)})

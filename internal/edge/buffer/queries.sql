@@ -148,3 +148,9 @@ WHERE batch_token IS NOT NULL AND batch_token NOT IN (SELECT token FROM upload_b
 -- name: delete_acked_orphans_device
 DELETE FROM device_data_buffer
 WHERE batch_token IS NOT NULL AND batch_token NOT IN (SELECT token FROM upload_batches);
+
+-- name: get_state
+SELECT value FROM gateway_state WHERE key = ?;
+
+-- name: set_state
+INSERT INTO gateway_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
