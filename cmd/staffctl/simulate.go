@@ -35,6 +35,8 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 	duration := fs.Duration("duration", 30*time.Second, "how long to run (0: until interrupted)")
 	maxEvents := fs.Int64("events", 0, "stop after this many events (0: no limit)")
 	acks := fs.String("acks", "", "write every acknowledged event id to this file, one per line")
+	ctl := fs.Bool("control", false, "agents also fetch the policy, report its version and carry out restart commands")
+	policyEvery := fs.Duration("policy-interval", 30*time.Second, "with --control: how often each agent fetches the policy")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -45,7 +47,8 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 		return usagef("--rate must not be negative")
 	}
 	opts := agentsim.Options{GatewayURL: *gateway, GRPCAddr: *grpcAddr, Transport: *transport, Agents: *count, Rate: *rate,
-		BatchSize: *batch, ScreenshotEvery: *shotEvery, ScreenshotBytes: *shotBytes, Duration: *duration, MaxEvents: *maxEvents}
+		BatchSize: *batch, ScreenshotEvery: *shotEvery, ScreenshotBytes: *shotBytes, Duration: *duration, MaxEvents: *maxEvents,
+		Control: *ctl, PolicyInterval: *policyEvery}
 	var flush func() error
 	if *acks != "" {
 		f, err := os.Create(*acks)
@@ -78,5 +81,10 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 		}
 	}
 	fmt.Fprintln(e.stdout, res.String())
+	if *ctl {
+		c := res.Control
+		fmt.Fprintf(e.stdout, "control: policy_fetches=%d not_modified=%d applied=%d restarts=%d hot_reloads=%d commands_acked=%d\n",
+			c.PolicyFetches, c.NotModified, c.PoliciesApplied, c.Restarts, c.HotReloads, c.CommandsAcked)
+	}
 	return nil
 }

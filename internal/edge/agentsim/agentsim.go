@@ -5,6 +5,10 @@
 // id's outcome (acknowledged, indeterminate, rejected) so that tests can
 // check per id that nothing acknowledged was lost or duplicated.
 //
+// With Options.Control, agents also fetch the gateway's policy, report the
+// version they applied and carry out the commands the gateway queues for
+// them (see control.go).
+//
 // Like a real agent, a simulated agent keeps a batch the gateway refused
 // with 503/429 (or could not be reached at all) and retries it after
 // Retry-After. A request whose outcome is unknown (connection lost mid-way)
@@ -90,6 +94,22 @@ type Options struct {
 	// MaxRetryAfter caps the wait after a 503 (default 5 s).
 	MaxRetryAfter time.Duration
 	Logger        *slog.Logger
+
+	// Control turns on the agents' control side (control.go; HTTP, so
+	// GatewayURL is required). MaxEvents then ends only the events: agents
+	// keep polling until Duration or ctx ends.
+	Control bool
+	// PolicyInterval is how often an agent fetches the policy (30 s).
+	PolicyInterval time.Duration
+	// CommandWait is the command long-poll's wait (25 s).
+	CommandWait time.Duration
+	// HeartbeatInterval is how often an agent sends a heartbeat (30 s).
+	HeartbeatInterval time.Duration
+	// RestartDelay is how long a simulated restart takes (200 ms).
+	RestartDelay time.Duration
+	// ObserveControl, when set, is called for every control event (from
+	// many goroutines).
+	ObserveControl func(ControlEvent)
 }
 
 // Result summarises a run.
@@ -108,6 +128,8 @@ type Result struct {
 	// P50 and P99 are acknowledgement latencies of event requests.
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
+	// Control counts the control side's work (Options.Control).
+	Control ControlResult `json:"control"`
 }
 
 // String formats a one-line summary.
@@ -130,6 +152,7 @@ type run struct {
 	lat       []time.Duration
 	latSeen   int64
 	rng       *rand.Rand
+	ctl       controlCounters
 }
 
 // Run simulates the agents until Duration, MaxEvents or ctx ends.
@@ -165,6 +188,24 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("agentsim: transport must be http or grpc, not %q", opts.Transport)
 	}
+	if opts.Control {
+		if opts.GatewayURL == "" {
+			return Result{}, errors.New("agentsim: the control side needs the gateway URL")
+		}
+		opts.GatewayURL = strings.TrimRight(opts.GatewayURL, "/")
+		if opts.PolicyInterval <= 0 {
+			opts.PolicyInterval = 30 * time.Second
+		}
+		if opts.CommandWait <= 0 {
+			opts.CommandWait = 25 * time.Second
+		}
+		if opts.HeartbeatInterval <= 0 {
+			opts.HeartbeatInterval = 30 * time.Second
+		}
+		if opts.RestartDelay <= 0 {
+			opts.RestartDelay = 200 * time.Millisecond
+		}
+	}
 	r := &run{id: uuid.NewString()[:8], opts: opts, log: opts.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -184,16 +225,29 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		defer conn.Close()
 	}
 	start := time.Now()
+	var ctlClient *http.Client
+	if opts.Control {
+		ctlClient = r.controlClient()
+	}
 	var wg sync.WaitGroup
 	for i := range opts.Agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			a := newAgent(i, r, conn)
+			if opts.Control {
+				a.ctl = newAgentCtl(ctx)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					a.controlLoop(ctx, ctlClient)
+				}()
+			}
 			a.loop(ctx)
 		}()
 	}
 	wg.Wait()
+	r.res.Control = r.ctl.result()
 	r.res.Elapsed = time.Since(start)
 	r.res.Events = r.generated.Load()
 	if s := r.res.Elapsed.Seconds(); s > 0 {
@@ -250,6 +304,7 @@ type agent struct {
 	grpc     agentpb.CollectorClient
 	batches  int
 	voc      vocabulary
+	ctl      *agentCtl // nil without Options.Control
 }
 
 func newAgent(i int, r *run, conn *grpc.ClientConn) *agent {
@@ -366,7 +421,10 @@ func ids(events []protocol.Event) []string {
 
 func (a *agent) register(ctx context.Context) {
 	reg := protocol.AgentRegistration{AgentUID: a.uid, ComputerName: a.computer, UserSID: a.sid, AgentVersion: "sim-2.0", OSVersion: "Windows 11"}
-	if a.grpc != nil {
+	if a.ctl != nil {
+		reg.PolicyVersion = *a.ctl.version.Load()
+	}
+	if a.grpc != nil && a.ctl == nil {
 		_, _ = a.grpc.Register(ctx, &agentpb.AgentRegistration{AgentUid: reg.AgentUID, ComputerName: reg.ComputerName, UserSid: reg.UserSID, AgentVersion: reg.AgentVersion})
 		return
 	}
@@ -379,6 +437,21 @@ func (a *agent) register(ctx context.Context) {
 	if resp, err := a.r.opts.Client.Do(req); err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+}
+
+// begin returns the context of one request (waiting while the agent
+// restarts); end follows the request.
+func (a *agent) begin(ctx context.Context) (context.Context, bool) {
+	if a.ctl == nil {
+		return ctx, ctx.Err() == nil
+	}
+	return a.ctl.begin(ctx)
+}
+
+func (a *agent) end() {
+	if a.ctl != nil {
+		a.ctl.end()
 	}
 }
 
@@ -395,13 +468,23 @@ func (a *agent) deliver(ctx context.Context, events []protocol.Event) {
 		a.r.res.Requests++
 		a.r.mu.Unlock()
 		start := time.Now()
+		reqCtx, ok := a.begin(ctx)
+		if !ok {
+			return
+		}
 		var o Outcome
 		var retry time.Duration
 		var dups int
 		if a.grpc != nil {
-			o, retry, dups = a.sendGRPC(ctx, events)
+			o, retry, dups = a.sendGRPC(reqCtx, events)
 		} else {
-			o, retry, dups = a.sendHTTP(ctx, protocol.PathAgentEvents, "application/json", body)
+			o, retry, dups = a.sendHTTP(reqCtx, protocol.PathAgentEvents, "application/json", body)
+		}
+		a.end()
+		if o == Indeterminate && ctx.Err() == nil && reqCtx.Err() != nil {
+			// Dropped by a forced restart: the agent kept the batch and
+			// resends it, with the same ids, once it is back.
+			continue
 		}
 		if retry > 0 {
 			a.r.mu.Lock()
@@ -521,7 +604,15 @@ func (a *agent) screenshot(ctx context.Context) {
 	mw.Close()
 	for ctx.Err() == nil {
 		start := time.Now()
-		o, retry, _ := a.sendHTTP(ctx, protocol.PathAgentScreenshot, mw.FormDataContentType(), body.Bytes())
+		reqCtx, ok := a.begin(ctx)
+		if !ok {
+			return
+		}
+		o, retry, _ := a.sendHTTP(reqCtx, protocol.PathAgentScreenshot, mw.FormDataContentType(), body.Bytes())
+		a.end()
+		if o == Indeterminate && ctx.Err() == nil && reqCtx.Err() != nil {
+			continue // dropped by a forced restart: resent once back
+		}
 		if retry > 0 {
 			a.r.mu.Lock()
 			a.r.res.Refusals++
