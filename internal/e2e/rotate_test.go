@@ -59,7 +59,9 @@ type socketDial struct {
 	at        time.Time
 }
 
-func newRotateWorld(t *testing.T) *rotateWorld {
+// newRotateWorld starts the world; execTimeout bounds a delivered command's
+// execution before the sweep sends it again.
+func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
@@ -77,8 +79,8 @@ func newRotateWorld(t *testing.T) *rotateWorld {
 	}
 	// Short timings so that redeliveries after a simulated crash come
 	// within seconds: a delivery not acknowledged "received" in 2 s, or
-	// not finished 3 s after it, is sent again.
-	q, err := dispatch.New(ing, dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: 3 * time.Second, Backoff: 100 * time.Millisecond}, w.reg)
+	// not finished execTimeout after it, is sent again.
+	q, err := dispatch.New(ing, dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: execTimeout, Backoff: 100 * time.Millisecond}, w.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +372,7 @@ func (w *rotateWorld) checkRotated(t *testing.T, g *rotGateway, cmd uuid.UUID, n
 // key; a redelivered command issues no second key.
 func TestRotateAPIKeyEndToEnd(t *testing.T) {
 	t.Parallel()
-	w := newRotateWorld(t)
+	w := newRotateWorld(t, 30*time.Second)
 	tr := &faultTransport{}
 	var confirmedAt atomic.Int64
 	tr.after = func(r *http.Request, _ []byte) error {
@@ -437,7 +439,7 @@ func TestRotateAPIKeyEndToEnd(t *testing.T) {
 func TestRotateAPIKeyRunsOnceFromTheLedger(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	w := newRotateWorld(t)
+	w := newRotateWorld(t, 30*time.Second)
 	creds, _ := enroll.Load(w.keyFile())
 	ring, err := enroll.NewKeyring(w.keyFile(), creds)
 	if err != nil {
@@ -496,7 +498,7 @@ func TestRotateAPIKeyRunsOnceFromTheLedger(t *testing.T) {
 // lost one, and the rotation completes.
 func TestRotateAPIKeyCrashBeforeSave(t *testing.T) {
 	t.Parallel()
-	w := newRotateWorld(t)
+	w := newRotateWorld(t, 3*time.Second)
 	var lost protocol.KeyRotateResponse
 	var g *rotGateway
 	tr := &faultTransport{}
@@ -561,7 +563,7 @@ func TestRotateAPIKeyCrashBeforeSave(t *testing.T) {
 // request promotes the key, revokes the old one and completes the command.
 func TestRotateAPIKeyCrashAfterSave(t *testing.T) {
 	t.Parallel()
-	w := newRotateWorld(t)
+	w := newRotateWorld(t, 3*time.Second)
 	var g *rotGateway
 	tr := &faultTransport{}
 	tr.before = func(r *http.Request) error {
@@ -613,7 +615,7 @@ func TestRotateAPIKeyCrashAfterSave(t *testing.T) {
 // clear error.
 func TestRotateAPIKeyExpiredBeforeConfirm(t *testing.T) {
 	t.Parallel()
-	w := newRotateWorld(t)
+	w := newRotateWorld(t, 30*time.Second)
 	tr := &faultTransport{}
 	var oldKey string
 	tr.before = func(r *http.Request) error {
@@ -654,4 +656,41 @@ func TestRotateAPIKeyExpiredBeforeConfirm(t *testing.T) {
 		t.Fatalf("cloud: %s pending=%v", prefix, pending)
 	}
 	eventually(t, "still connected", 15*time.Second, g.client.Connected)
+}
+
+// TestRotateAPIKeyRetriesTransientFailures: the first rotate answer is lost
+// on the way (the cloud issued a key nobody received) and the first
+// confirmation cannot be sent. The handler retries both: the second rotate
+// replaces the lost pending key, and the rotation completes in one run.
+func TestRotateAPIKeyRetriesTransientFailures(t *testing.T) {
+	t.Parallel()
+	w := newRotateWorld(t, 30*time.Second)
+	var lost protocol.KeyRotateResponse
+	var rotateFails, confirmFails atomic.Int64
+	tr := &faultTransport{}
+	tr.after = func(r *http.Request, body []byte) error {
+		if r.URL.Path == protocol.PathGatewayKeyRotate && rotateFails.Add(1) == 1 {
+			_ = json.Unmarshal(body, &lost)
+			return errors.New("connection reset (simulated)")
+		}
+		return nil
+	}
+	tr.before = func(r *http.Request) error {
+		if r.URL.Path == protocol.PathGatewayKeyConfirm && confirmFails.Add(1) == 1 {
+			return errors.New("connection refused (simulated)")
+		}
+		return nil
+	}
+	g := w.startGateway(t, tr)
+	oldKey := g.ring.APIKey()
+	cmd := w.enqueue(t, 1) // one delivery: the handler's own retries must do
+	eventually(t, "rotation completed", 30*time.Second, func() bool { return w.command(t, cmd).Status == dispatch.StatusCompleted })
+	eventually(t, "keyring switched", 10*time.Second, func() bool { return g.ring.APIKey() != oldKey })
+	if lost.APIKey == "" || lost.APIKey == g.ring.APIKey() {
+		t.Fatalf("lost answer %+v", lost)
+	}
+	w.checkRotated(t, g, cmd, g.ring.APIKey(), oldKey, lost.APIKey)
+	if r, c := tr.count(protocol.PathGatewayKeyRotate), tr.count(protocol.PathGatewayKeyConfirm); r != 2 || c != 2 {
+		t.Fatalf("requests: %d rotate, %d confirm; want 2 and 2", r, c)
+	}
 }
