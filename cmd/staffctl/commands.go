@@ -31,7 +31,7 @@ func commands() []command {
 		{name: "migrate", summary: "apply or roll back database migrations (up, down, status)", run: runMigrate},
 		{name: "org", summary: "manage organisations (create, list)", run: runOrg},
 		{name: "user", summary: "manage dashboard users (create)", run: runUser},
-		{name: "gateway", summary: "register gateways and issue provisioning tokens (register)", run: runGateway},
+		{name: "gateway", summary: "register gateways, issue provisioning tokens, rotate API keys (register, rotate-key)", run: runGateway},
 		{name: "policy", summary: "manage policies (create, update, release, rollback, compare, distribute, status)", run: runPolicy},
 		{name: "command", summary: "send and list gateway commands (send, list)", run: runCommand},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},

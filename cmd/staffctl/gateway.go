@@ -8,10 +8,18 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 )
 
+const gatewayUsage = `usage:
+  staffctl gateway register   --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h]
+  staffctl gateway rotate-key --gateway ID [--org ID|SLUG] [--overlap 1h]
+`
+
 func runGateway(ctx context.Context, e env, args []string) error {
-	_, args, err := subcommand(e, args, "usage: staffctl gateway register --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h]\n", "register")
+	sub, args, err := subcommand(e, args, gatewayUsage, "register", "rotate-key")
 	if err != nil {
 		return err
+	}
+	if sub == "rotate-key" {
+		return runGatewayRotateKey(ctx, e, args)
 	}
 	fs, dbURL := newFlags(e, "gateway register", "gateway register --org ID|SLUG --serial SERIAL [--name NAME] [--ttl 24h] [--database-url URL]\n\n"+
 		"Registers a gateway and prints a one-time provisioning token for its gateway.yml.")
