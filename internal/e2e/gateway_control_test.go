@@ -659,7 +659,9 @@ func newGCRelay(t *testing.T, apiURL string) *gcRelay {
 	return r
 }
 
-func (r *gcRelay) url() string { return "ws" + strings.TrimPrefix(r.srv.URL, "http") + protocol.PathGatewaySocket }
+func (r *gcRelay) url() string {
+	return "ws" + strings.TrimPrefix(r.srv.URL, "http") + protocol.PathGatewaySocket
+}
 
 func (r *gcRelay) hold(typ string) { r.mu.Lock(); r.holdType = typ; r.mu.Unlock() }
 
