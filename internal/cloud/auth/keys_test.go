@@ -473,3 +473,48 @@ func TestRotateRefusesFinishedOrForeignCommands(t *testing.T) {
 		t.Fatalf("rotate on a revoked gateway = %v, want ErrUnauthorized", err)
 	}
 }
+
+// BenchmarkAuthenticate measures the gateway lookup every Agent API request
+// makes (one round trip to PostgreSQL), with no rotation and with a key
+// pending (the old key then also checks the pending key's expiry).
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	db := pg.NewDatabase(b)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ing.Close()
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dash.Close()
+	gws := auth.NewGateways(ing)
+	acc := accounts.New(dash, time.Now)
+	admin := accounts.Actor{Name: "bench", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
+	o, err := acc.CreateOrganization(ctx, admin, "Bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := acc.RegisterGateway(ctx, admin, o.ID, "GW", "", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw, key, err := gws.Provision(ctx, o.ID, "GW", r.ProvisioningToken)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B) {
+		for b.Loop() {
+			if _, err := gws.Authenticate(ctx, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("current", run)
+	if _, err := gws.RotateKey(ctx, gw, key, uuid.Nil, 0); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("old-key-while-pending", run)
+}
