@@ -518,3 +518,33 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 	b.Run("old-key-while-pending", run)
 }
+
+// TestReprovisioningVoidsAPendingKey: a key set other than by promotion
+// (here a fresh provisioning token) voids the pending key.
+func TestReprovisioningVoidsAPendingKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newKeyWorld(t)
+	rot, err := w.gws.RotateKey(ctx, w.a.gw, w.a.key, w.enqueueRotate(t, w.a), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, hash, err := auth.NewSecret(auth.PrefixProvisioningToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.admin.Exec(ctx, `INSERT INTO provisioning_tokens (organization_id, gateway_id, token_hash, expires_at, created_by)
+		VALUES ($1, $2, $3, now() + interval '1 hour', 'test')`, w.a.gw.OrganizationID, w.a.gw.ID, hash); err != nil {
+		t.Fatal(err)
+	}
+	_, fresh, err := w.gws.Provision(ctx, w.a.gw.OrganizationID, "GW-1", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, c := w.pending(t, w.a); h != nil || c != nil {
+		t.Fatal("the pending key survived re-provisioning")
+	}
+	w.authRefused(t, "pending key after re-provisioning", rot.APIKey)
+	w.authRefused(t, "key before re-provisioning", w.a.key)
+	w.authOK(t, "re-provisioned key", fresh, w.a)
+}

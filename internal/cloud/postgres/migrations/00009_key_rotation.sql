@@ -32,6 +32,22 @@ ALTER TABLE gateway_instances
     ADD CONSTRAINT gateway_instances_pending_key
         CHECK ((pending_key_hash IS NULL) = (pending_key_expires_at IS NULL));
 
+-- A key set any other way than by promotion (re-provisioning, a key reset
+-- by hand) voids a pending key: it was issued against a key that is gone.
+CREATE FUNCTION gateway_instances_void_pending() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    NEW.pending_key_hash := NULL;
+    NEW.pending_key_prefix := NULL;
+    NEW.pending_key_expires_at := NULL;
+    NEW.pending_command_id := NULL;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER gateway_instances_void_pending BEFORE UPDATE OF api_key_hash ON gateway_instances
+    FOR EACH ROW WHEN (NEW.api_key_hash IS DISTINCT FROM OLD.api_key_hash AND OLD.pending_key_hash IS NOT NULL
+                       AND NEW.pending_key_hash IS NOT DISTINCT FROM OLD.pending_key_hash)
+    EXECUTE FUNCTION gateway_instances_void_pending();
+
 -- The gateway lookup of 00001, now also aware of pending keys: a current
 -- key authenticates (discarding a pending key whose overlap has passed); a
 -- pending key is promoted by its first use, which also completes the
@@ -103,6 +119,8 @@ END $$;
 
 -- +goose Down
 -- +goose StatementBegin
+DROP TRIGGER gateway_instances_void_pending ON gateway_instances;
+DROP FUNCTION gateway_instances_void_pending();
 CREATE OR REPLACE FUNCTION gateway_by_api_key_hash(p_hash bytea)
 RETURNS TABLE (gateway_id uuid, organization_id bigint, status text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
