@@ -551,7 +551,8 @@ func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Dura
 	if encoding != "" {
 		req.Header.Set("Content-Encoding", encoding)
 	}
-	req.Header.Set(protocol.HeaderAPIKey, u.opts.KeyFunc())
+	key := u.opts.KeyFunc()
+	req.Header.Set(protocol.HeaderAPIKey, key)
 	req.Header.Set(protocol.HeaderIdempotencyKey, bt.Token)
 	if u.opts.GatewayID != "" {
 		req.Header.Set(protocol.HeaderGatewayID, u.opts.GatewayID)
@@ -589,6 +590,12 @@ func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Dura
 	case http.StatusBadRequest:
 		return outInvalid, 0, err
 	case http.StatusUnauthorized, http.StatusForbidden:
+		if u.opts.KeyFunc() != key {
+			// The key was rotated while this request was in flight (the
+			// cloud revokes the old key when the new one is first used):
+			// retry with the new key instead of pausing.
+			return outRetry, 0, fmt.Errorf("%w (sent with the previous API key; retrying with the rotated one)", err)
+		}
 		return outUnauthorized, 0, err
 	default:
 		return outRetry, parseRetryAfter(resp.Header.Get(protocol.HeaderRetryAfter)), err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,5 +317,35 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(tc.in); got != tc.want {
 			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestKeyRotatedInFlightRetriesWithoutPause: a 401 answered to a request
+// sent with the previous key, when the key was rotated meanwhile, is
+// retried with the new key at once instead of pausing uploads.
+func TestKeyRotatedInFlightRetriesWithoutPause(t *testing.T) {
+	srv := newServer(t)
+	srv.SetAPIKey("rotated-key")
+	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
+	defer b.Close()
+	opts := testOptions(srv.URL)
+	opts.AuthRetryInterval = time.Hour // a pause would fail the test
+	var calls atomic.Int64
+	opts.KeyFunc = func() string {
+		if calls.Add(1) == 1 {
+			return apiKey // the first request still carries the old key
+		}
+		return "rotated-key"
+	}
+	u, err := New(b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := appendLogs(t, b, 20)
+	run(t, u)
+	waitFor(t, "drain", 10*time.Second, func() bool { return drained(b) })
+	checkExactlyOnce(t, srv, ids)
+	if u.Status().Paused != "" {
+		t.Fatal("paused although the key had been rotated")
 	}
 }
