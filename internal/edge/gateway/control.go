@@ -76,15 +76,10 @@ func (g *Gateway) apiKey() string {
 	return ""
 }
 
-// openControl creates the Keyring, opens the executor and builds the
-// control client; the caller runs the client.
-func (g *Gateway) openControl(creds *enroll.Credentials) (*control.Client, error) {
+// openControl opens the executor and builds the control client over the
+// gateway's keyring; the caller runs the client.
+func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 	cfg := g.cfg
-	k, err := enroll.NewKeyring(keyFileFor(cfg), creds)
-	if err != nil {
-		return nil, err
-	}
-	g.keyring.Store(k)
 	handlers := map[string]executor.Handler{}
 	if g.ExtraHandlers != nil {
 		for t, h := range g.ExtraHandlers(k, g.client) {

@@ -278,15 +278,22 @@ func (g *Gateway) enrollAndUpload(ctx, ctlCtx context.Context) {
 		return
 	}
 	g.setIdentity(creds.GatewayID, "ok")
-	client, err := g.openControl(creds)
+	k, err := enroll.NewKeyring(keyFileFor(cfg), creds)
 	if err != nil {
 		g.setIdentity(creds.GatewayID, "failed: "+err.Error())
-		g.log.Error("ALERT: control plane not started", "err", err)
+		g.log.Error("ALERT: gateway credentials unusable; uploads disabled", "err", err)
 		return
+	}
+	g.keyring.Store(k)
+	// Data up does not depend on the control plane: without it the uplink
+	// still runs.
+	client, err := g.openControl(k)
+	if err != nil {
+		g.log.Error("ALERT: control plane not started; commands and policies will not arrive", "err", err)
 	}
 	up, err := uplink.New(g.buf, uplink.Options{
 		ServerURL:          cfg.Server.URL,
-		KeyFunc:            g.keyring.Load().APIKey,
+		KeyFunc:            k.APIKey,
 		GatewayID:          creds.GatewayID,
 		Client:             g.client,
 		MaxEvents:          cfg.Uplink.BatchMaxEvents,
@@ -311,7 +318,9 @@ func (g *Gateway) enrollAndUpload(ctx, ctlCtx context.Context) {
 	go func() {
 		defer close(done)
 		defer controlStopped()
-		client.Run(ctlCtx)
+		if client != nil {
+			client.Run(ctlCtx)
+		}
 	}()
 	_ = up.Run(ctx)
 	<-done
