@@ -21,7 +21,7 @@ func runSimulateGateways(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("simulate gateways", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	count := fs.Int("count", 0, "number of simulated gateways: the first N of --keys (0: all)")
-	server := fs.String("server", "http://127.0.0.1:8080", "Agent API base URL")
+	server := fs.String("server", "http://127.0.0.1:3001", "Agent API base URL")
 	keys := fs.String("keys", "", `file of "gateway-id api-key" lines (required)`)
 	ready := fs.String("ready-file", "", "write the counters as JSON to this file once every gateway has been welcomed")
 	duration := fs.Duration("duration", 10*time.Minute, "how long to run (0: until interrupted)")

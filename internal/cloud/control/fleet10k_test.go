@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,7 +273,10 @@ func (p *simProcess) exited() (bool, error) {
 	}
 }
 
+// rss is this process's resident set after returning freed memory to the
+// operating system.
 func rss() float64 {
+	debug.FreeOSMemory()
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
