@@ -164,6 +164,11 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 	if !json.Valid(c.Payload) || c.Payload[0] != '{' {
 		return Command{}, &FieldError{"payload", "must be a JSON object"}
 	}
+	if c.Type == TypeRotateAPIKey {
+		if err := checkRotatePayload(c.Payload); err != nil {
+			return Command{}, err
+		}
+	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
 	}
@@ -372,4 +377,25 @@ func nullUUID(id uuid.UUID) *uuid.UUID {
 		return nil
 	}
 	return &id
+}
+
+// checkRotatePayload keeps secrets out of the queue: a rotate_api_key
+// command carries only overlap_seconds; the gateway fetches its new key
+// itself (POST /v2/gateway/keys/rotate), so a key in the payload — which
+// would sit in gateway_commands in plain text — is refused.
+func checkRotatePayload(payload json.RawMessage) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return &FieldError{"payload", "must be a JSON object"}
+	}
+	for k, v := range fields {
+		if k != "overlap_seconds" {
+			return &FieldError{"payload." + k, "is not allowed in rotate_api_key (only overlap_seconds; the gateway fetches its new key itself, so no key travels in a command)"}
+		}
+		var n int64
+		if err := json.Unmarshal(v, &n); err != nil || n < 0 {
+			return &FieldError{"payload.overlap_seconds", "must be a non-negative whole number of seconds"}
+		}
+	}
+	return nil
 }

@@ -150,6 +150,8 @@ func TestAnotherOrganisationsGatewayNeverGetsACommand(t *testing.T) {
 		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, Payload: json.RawMessage(`[1]`)}, "payload"},
 		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, MaxAttempts: -1}, "max_attempts"},
 		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, TTL: time.Millisecond}, "ttl"},
+		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRotateAPIKey, Payload: json.RawMessage(`{"new_key":"sk_live_x"}`)}, "payload.new_key"},
+		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":"1h"}`)}, "payload.overlap_seconds"},
 	}
 	for _, b := range bad {
 		var fe *dispatch.FieldError
