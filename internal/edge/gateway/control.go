@@ -19,6 +19,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
+	"github.com/staffcontrol/staffcontrol/internal/edge/keyrotate"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -32,8 +33,8 @@ import (
 // once the gateway has its credentials. It gets the gateway's Keyring (the
 // current API key; Replace rotates it for every client at once) and the
 // HTTP client towards the cloud (TLS configured). Set Gateway.ExtraHandlers
-// to one before Start, e.g. for rotate_api_key. The built-in policy_update
-// and restart_agent cannot be replaced.
+// to one before Start. The built-in policy_update, restart_agent and
+// rotate_api_key cannot be replaced.
 type HandlerFactory func(k *enroll.Keyring, client *http.Client) map[string]executor.Handler
 
 // ControlDir is where the executor keeps its ledger (commands.sqlite) and
@@ -86,6 +87,8 @@ func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 			handlers[t] = h
 		}
 	}
+	handlers[protocol.CommandRotateAPIKey] = keyrotate.Handler(k, g.client, strings.TrimRight(cfg.Server.URL, "/"),
+		g.log.With("component", "keyrotate"))
 	handlers["restart_agent"] = executor.RestartAgentHandler(executor.RestartOptions{
 		Agents: g.col.Agents(), Commands: g.col.AgentCommands(), Timeout: cfg.Control.RestartTimeout})
 	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: strings.TrimRight(cfg.Server.URL, "/"),
