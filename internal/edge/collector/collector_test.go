@@ -123,7 +123,7 @@ func TestBadEventRequestsAreRefusedWhole(t *testing.T) {
 		{"empty body", "application/json", nil, nil, 400, ""},
 		{"trailing garbage", "application/json", append(mustJSON(batchBody(validEvent())), []byte(`{}`)...), nil, 400, ""},
 		{"events not an array", "application/json", []byte(`{"agent_uid":"a","computer_name":"b","events":{}}`), nil, 400, "events"},
-		{"duration is a string", "application/json", mustJSON(batchBody(validEvent(), with("duration_seconds", "12"))), nil, 400, "events.duration_seconds"},
+		{"duration is a string", "application/json", mustJSON(batchBody(validEvent(), with("duration_seconds", "12"))), nil, 400, "events[1].duration_seconds"},
 		{"agent uid is a number", "application/json", []byte(`{"agent_uid":5,"computer_name":"b","events":[]}`), nil, 400, "agent_uid"},
 		{"bad datetime", "application/json", mustJSON(batchBody(with("datetime", "yesterday"))), nil, 400, ""},
 		{"no events", "application/json", mustJSON(batchBody()), nil, 400, "events"},

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
@@ -146,7 +148,11 @@ func (c *Collector) decodeJSON(r io.Reader, v any) error {
 		if buf.Len() == 0 {
 			err = io.EOF
 		} else {
-			err = json.Unmarshal(buf.Bytes(), v)
+			// JSON v2 (github.com/go-json-experiment/json, as the cloud's
+			// ingest uses): about half the CPU of encoding/json on event
+			// batches, and its errors carry a JSON Pointer to the value.
+			// Names match case-insensitively, as encoding/json did.
+			err = jsonv2.Unmarshal(buf.Bytes(), v, jsonv2.MatchCaseInsensitiveNames(true))
 		}
 	}
 	if err == nil {
@@ -154,22 +160,24 @@ func (c *Collector) decodeJSON(r io.Reader, v any) error {
 	}
 	var re *RequestError
 	var mbe *http.MaxBytesError
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
+	var sem *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &re):
 		return re
 	case errors.As(err, &mbe):
 		return c.tooLarge(mbe.Limit)
-	case errors.As(err, &te):
-		field := te.Field
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "truncated JSON"})
+	case errors.As(err, &syn):
+		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "malformed JSON: " + err.Error()})
+	case errors.As(err, &sem) && sem.GoType != nil && sem.JSONKind != 0 && sem.Err == nil:
+		field := pointerPath(string(sem.JSONPointer))
 		if field == "" {
 			field = "(body)"
 		}
 		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: field,
-			Msg: fmt.Sprintf("must be %s, not JSON %s", jsonKind(te.Type.Kind().String()), te.Value)})
-	case errors.As(err, &se):
-		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "malformed JSON: " + err.Error()})
+			Msg: fmt.Sprintf("must be %s, not JSON %s", jsonKind(sem.GoType.Kind().String()), jsonKindName(sem.JSONKind))})
 	case errors.Is(err, io.EOF):
 		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "empty body"})
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -178,6 +186,44 @@ func (c *Collector) decodeJSON(r io.Reader, v any) error {
 		// time.Time and other UnmarshalJSON errors.
 		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "invalid JSON value: " + err.Error()})
 	}
+}
+
+// jsonKindName names a JSON value kind as encoding/json's errors did.
+func jsonKindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	case '[':
+		return "array"
+	default:
+		return "object"
+	}
+}
+
+// pointerPath turns a JSON Pointer (/events/3/user_sid) into the path
+// notation of the collector's errors (events[3].user_sid).
+func pointerPath(ptr string) string {
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strings.NewReplacer("~1", "/", "~0", "~").Replace(tok))
+	}
+	return b.String()
 }
 
 func jsonKind(k string) string {

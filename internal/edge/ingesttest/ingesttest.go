@@ -440,7 +440,9 @@ func (s *Server) decodeOnly(w http.ResponseWriter, r *http.Request, raw []byte) 
 	var batch protocol.LogBatch
 	data, err := io.ReadAll(body)
 	if err == nil {
-		err = json.Unmarshal(data, &batch)
+		// The decoder the Agent API's ingest uses (JSON v2), so the sink
+		// costs what the cloud's decoding costs.
+		err = jsonv2.Unmarshal(data, &batch)
 	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, protocol.ErrCodeMalformed, "", err.Error())
