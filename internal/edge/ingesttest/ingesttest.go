@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
