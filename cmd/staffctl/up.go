@@ -285,7 +285,7 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, d
 			return
 		}
 		_, _ = agentsim.Run(simCtx, agentsim.Options{GatewayURL: url, Agents: agents, Rate: rate, BatchSize: 10,
-			ScreenshotEvery: 30, ScreenshotBytes: 32 << 10, Logger: logger.With("service", "agents")})
+			ScreenshotEvery: 30, ScreenshotBytes: 32 << 10, Control: true, PolicyInterval: 30 * time.Second, Logger: logger.With("service", "agents")})
 	}()
 	return func() {
 		stopSim()
