@@ -109,25 +109,41 @@ func TestResyncSurvivesKills(t *testing.T) {
 		return n
 	}
 
-	run := func(killAfter time.Duration) error {
+	// run starts a re-sync process. With kill set, it waits (bounded) until
+	// the process has moved at least one chunk — so a slow start on a busy
+	// machine does not make every kill land before any work — then lets it
+	// run a random 0–60 ms more and SIGKILLs it.
+	run := func(kill bool, extra time.Duration) error {
+		start := fallbackRows()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestResyncHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), envHelper+"=1", envMain+"="+mainDB.IngestURL, envTS+"="+tsDB.IngestURL)
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		if killAfter == 0 {
+		if !kill {
 			return cmd.Wait()
 		}
-		time.Sleep(killAfter)
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		deadline := time.Now().Add(60 * time.Second)
+	wait:
+		for fallbackRows() >= start && time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				break wait
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		time.Sleep(extra)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		<-exited
 		return nil
 	}
 	rng := rand.New(rand.NewPCG(7, 11))
 	before := fallbackRows()
 	midway := 0
 	for i := 0; i < 5; i++ {
-		if err := run(time.Duration(150+rng.IntN(250)) * time.Millisecond); err != nil {
+		if err := run(true, time.Duration(rng.IntN(60))*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		left := fallbackRows()
@@ -139,7 +155,7 @@ func TestResyncSurvivesKills(t *testing.T) {
 	if midway < 3 {
 		t.Errorf("only %d of 5 kills landed mid-way through the re-sync; the test does not prove what it claims", midway)
 	}
-	if err := run(0); err != nil {
+	if err := run(false, 0); err != nil {
 		t.Fatalf("final re-sync: %v", err)
 	}
 	if n := fallbackRows(); n != 0 {
