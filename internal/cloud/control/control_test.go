@@ -305,7 +305,7 @@ func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.next(protocol.MsgWelcome, 5*time.Second)
+	first.next(protocol.MsgWelcome, 20*time.Second)
 	second, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -315,11 +315,11 @@ func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 		if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
 			t.Fatalf("first socket ended with %v, want a policy-violation close", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("the first socket stayed open")
 	}
 	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
-	if got, ok := second.command(5 * time.Second); !ok || got.ID != cmd.ID.String() {
+	if got, ok := second.command(20 * time.Second); !ok || got.ID != cmd.ID.String() {
 		t.Fatal("the second socket did not receive the command")
 	}
 }
