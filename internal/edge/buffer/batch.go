@@ -58,7 +58,7 @@ func scanEvents(rows *sql.Rows) ([]StoredEvent, []int64, error) {
 // acknowledged (e.g. before a crash) and whose token is not in skip, with
 // its rows, or nil.
 func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]bool) (*Batch, error) {
-	rows, err := b.rdb.QueryContext(ctx, b.q["select_pending_batch"], string(s))
+	rows, err := b.db.QueryContext(ctx, b.q["select_pending_batch"], string(s))
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read pending %s batches: %w", s, err)
 	}
@@ -89,7 +89,7 @@ func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]boo
 	if err := json.Unmarshal([]byte(drops), &bt.Drops); err != nil {
 		return nil, fmt.Errorf("buffer: decode drops of batch %s: %w", bt.Token, err)
 	}
-	evRows, err := b.rdb.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
+	evRows, err := b.db.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
 	}
@@ -213,7 +213,7 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 	}
 	b.addClaimed(s, n, bt.Bytes)
 	if n > 0 {
-		rows, err := b.rdb.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
+		rows, err := b.db.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
 		if err != nil {
 			return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
 		}
@@ -449,7 +449,7 @@ func (b *Buffer) Unclaimed(s Stream) (rows, bytes int64) {
 // HasPendingDrops reports whether a drop report waits to be sent.
 func (b *Buffer) HasPendingDrops(ctx context.Context) (bool, error) {
 	var n int64
-	err := b.rdb.QueryRowContext(ctx, "SELECT count(*) FROM drop_counters WHERE pending > 0").Scan(&n)
+	err := b.db.QueryRowContext(ctx, "SELECT count(*) FROM drop_counters WHERE pending > 0").Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("buffer: count pending drops: %w", err)
 	}
@@ -460,7 +460,7 @@ func (b *Buffer) HasPendingDrops(ctx context.Context) (bool, error) {
 // yet in a batch.
 func (b *Buffer) OldestUnclaimed(ctx context.Context, s Stream) (time.Time, bool, error) {
 	var ms int64
-	err := b.rdb.QueryRowContext(ctx, b.q["oldest_unclaimed_"+s.table()], s.class()).Scan(&ms)
+	err := b.db.QueryRowContext(ctx, b.q["oldest_unclaimed_"+s.table()], s.class()).Scan(&ms)
 	if err == sql.ErrNoRows {
 		return time.Time{}, false, nil
 	}
@@ -476,7 +476,7 @@ func (b *Buffer) OldestUnsent(ctx context.Context) (time.Time, bool, error) {
 	found := false
 	for _, name := range []string{"oldest_agent", "oldest_device"} {
 		var ms int64
-		err := b.rdb.QueryRowContext(ctx, b.q[name]).Scan(&ms)
+		err := b.db.QueryRowContext(ctx, b.q[name]).Scan(&ms)
 		if err == sql.ErrNoRows {
 			continue
 		}
@@ -494,7 +494,7 @@ func (b *Buffer) OldestUnsent(ctx context.Context) (time.Time, bool, error) {
 // HasEvent reports whether an agent event with this id is buffered.
 func (b *Buffer) HasEvent(ctx context.Context, eventID string) (bool, error) {
 	var one int
-	err := b.rdb.QueryRowContext(ctx, b.q["event_exists"], eventID).Scan(&one)
+	err := b.db.QueryRowContext(ctx, b.q["event_exists"], eventID).Scan(&one)
 	if err == sql.ErrNoRows {
 		return false, nil
 	}

@@ -218,10 +218,15 @@ type Buffer struct {
 	now     func() time.Time
 	dir     string
 	shotDir string
-	wdb     *sql.DB // one connection: every write
-	rdb     *sql.DB // readers and checkpoints
-	q       map[string]string
-	stmts   map[string]*sql.Stmt // prepared on wdb
+	// db has exactly one connection, opened with locking_mode=EXCLUSIVE:
+	// the process holds the file for its lifetime, SQLite keeps the WAL
+	// index in heap memory (no mmap'd -shm file, no file-lock system calls
+	// per transaction), and every read and write shares the connection.
+	// Writes run on the writer goroutine; reads take the connection between
+	// them.
+	db    *sql.DB
+	q     map[string]string
+	stmts map[string]*sql.Stmt // prepared on db
 
 	appendCh chan *appendReq
 	jobCh    chan *writeJob
@@ -361,9 +366,11 @@ func parseQueries() (map[string]string, error) {
 func (b *Buffer) dsn() string {
 	if b.opts.Driver == "sqlite3" {
 		return "file:" + b.opts.Path + "?_journal_mode=WAL&_synchronous=" + b.opts.Synchronous +
-			"&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_journal_size_limit=67108864"
+			"&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_journal_size_limit=67108864&_locking_mode=EXCLUSIVE"
 	}
 	v := url.Values{}
+	// EXCLUSIVE before WAL: the WAL index then lives in heap memory.
+	v.Add("_pragma", "locking_mode(EXCLUSIVE)")
 	v.Add("_pragma", "busy_timeout(10000)")
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous("+b.opts.Synchronous+")")
@@ -374,47 +381,43 @@ func (b *Buffer) dsn() string {
 }
 
 func (b *Buffer) openDB(ctx context.Context) error {
-	wdb, err := sql.Open(b.opts.Driver, b.dsn())
+	db, err := sql.Open(b.opts.Driver, b.dsn())
 	if err != nil {
 		return fmt.Errorf("buffer: open %s: %w", b.opts.Path, err)
 	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
 	schema, err := sqlFiles.ReadFile("schema.sql")
 	if err != nil {
-		wdb.Close()
+		db.Close()
 		return fmt.Errorf("buffer: read schema: %w", err)
 	}
-	if _, err := wdb.ExecContext(ctx, string(schema)); err != nil {
-		wdb.Close()
+	if _, err := db.ExecContext(ctx, string(schema)); err != nil {
+		db.Close()
+		if strings.Contains(err.Error(), "locked") || strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return fmt.Errorf("buffer: %s is in use by another process (one gateway per buffer.path): %w", b.opts.Path, err)
+		}
 		return fmt.Errorf("buffer: apply schema to %s: %w", b.opts.Path, err)
 	}
-	// Checkpoints run in the maintenance loop on a reader connection, never
-	// inside a commit, so they do not stall acknowledgements.
-	if _, err := wdb.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
-		wdb.Close()
+	// Checkpoints run in the maintenance loop between transactions, never
+	// inside a commit.
+	if _, err := db.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+		db.Close()
 		return fmt.Errorf("buffer: disable autocheckpoint: %w", err)
 	}
-	rdb, err := sql.Open(b.opts.Driver, b.dsn())
-	if err != nil {
-		wdb.Close()
-		return fmt.Errorf("buffer: open reader %s: %w", b.opts.Path, err)
-	}
-	rdb.SetMaxOpenConns(4)
-	rdb.SetMaxIdleConns(4)
-	b.wdb, b.rdb = wdb, rdb
+	b.db = db
 	return nil
 }
 
 // recover loads the sequence and counters and removes orphan files.
 func (b *Buffer) recover(ctx context.Context) error {
 	var next, maxSeq int64
-	if err := b.wdb.QueryRowContext(ctx, b.q["get_next_seq"]).Scan(&next); err != nil {
+	if err := b.db.QueryRowContext(ctx, b.q["get_next_seq"]).Scan(&next); err != nil {
 		return fmt.Errorf("buffer: read next sequence: %w", err)
 	}
-	if err := b.wdb.QueryRowContext(ctx, b.q["max_seq"]).Scan(&maxSeq); err != nil {
+	if err := b.db.QueryRowContext(ctx, b.q["max_seq"]).Scan(&maxSeq); err != nil {
 		return fmt.Errorf("buffer: read max sequence: %w", err)
 	}
 	if maxSeq >= next {
@@ -422,7 +425,7 @@ func (b *Buffer) recover(ctx context.Context) error {
 	}
 	b.nextSeq = next
 	for _, name := range []string{"delete_acked_orphans_agent", "delete_acked_orphans_device"} {
-		res, err := b.wdb.ExecContext(ctx, b.q[name])
+		res, err := b.db.ExecContext(ctx, b.q[name])
 		if err != nil {
 			return fmt.Errorf("buffer: %s: %w", name, err)
 		}
@@ -431,7 +434,7 @@ func (b *Buffer) recover(ctx context.Context) error {
 		}
 	}
 	for _, name := range []string{"class_stats_agent", "class_stats_device"} {
-		rows, err := b.wdb.QueryContext(ctx, b.q[name])
+		rows, err := b.db.QueryContext(ctx, b.q[name])
 		if err != nil {
 			return fmt.Errorf("buffer: %s: %w", name, err)
 		}
@@ -460,7 +463,7 @@ func (b *Buffer) removeOrphanFiles(ctx context.Context) error {
 		return nil
 	}
 	known := map[string]bool{}
-	rows, err := b.wdb.QueryContext(ctx, b.q["screenshot_ids"])
+	rows, err := b.db.QueryContext(ctx, b.q["screenshot_ids"])
 	if err != nil {
 		return fmt.Errorf("buffer: list screenshot rows: %w", err)
 	}
@@ -496,16 +499,16 @@ func (b *Buffer) Close() error {
 	b.closeMu.Do(func() {
 		close(b.closing)
 		b.wg.Wait()
-		if _, cerr := b.rdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil {
+		if _, cerr := b.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil {
 			b.log.Warn("final checkpoint failed", "err", cerr)
 		}
-		if _, cerr := b.wdb.Exec(b.q["set_state"], "clean_shutdown", "1"); cerr != nil {
+		if _, cerr := b.db.Exec(b.q["set_state"], "clean_shutdown", "1"); cerr != nil {
 			b.log.Warn("could not mark a clean shutdown; the next start checks the file", "err", cerr)
 		}
 		for _, s := range b.stmts {
 			s.Close()
 		}
-		err = errors.Join(b.rdb.Close(), b.wdb.Close())
+		err = b.db.Close()
 	})
 	return err
 }
@@ -729,7 +732,7 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 func (b *Buffer) prepare(ctx context.Context) error {
 	b.stmts = map[string]*sql.Stmt{}
 	for _, name := range []string{"insert_agent", "insert_device"} {
-		s, err := b.wdb.PrepareContext(ctx, b.q[name])
+		s, err := b.db.PrepareContext(ctx, b.q[name])
 		if err != nil {
 			return fmt.Errorf("buffer: prepare %s: %w", name, err)
 		}
@@ -767,7 +770,7 @@ func (b *Buffer) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // runTx runs fn in a transaction on the write connection (writer goroutine
 // only).
 func (b *Buffer) runTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := b.wdb.BeginTx(ctx, nil)
+	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -91,7 +91,7 @@ func (b *Buffer) sampleFS() {
 // blocking (TRUNCATE/RESTART) checkpoint would stall acknowledgements.
 func (b *Buffer) checkpoint(ctx context.Context) {
 	var busy, logFrames, done int
-	err := b.rdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
+	err := b.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
 	if err != nil && ctx.Err() == nil {
 		b.log.Warn("wal checkpoint failed", "err", err)
 	}
@@ -276,7 +276,7 @@ func (b *Buffer) Stats(ctx context.Context) (Stats, error) {
 			st.FileBytes += fi.Size()
 		}
 	}
-	rows, err := b.rdb.QueryContext(ctx, b.q["select_drop_totals"])
+	rows, err := b.db.QueryContext(ctx, b.q["select_drop_totals"])
 	if err != nil {
 		return st, fmt.Errorf("buffer: drop totals: %w", err)
 	}
@@ -344,7 +344,7 @@ func (b *Buffer) PlaceScreenshot(f *os.File, eventID string) error {
 // ("ok" when the file is sound).
 func (b *Buffer) IntegrityCheck(ctx context.Context) (string, error) {
 	var res string
-	if err := b.rdb.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&res); err != nil {
+	if err := b.db.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&res); err != nil {
 		return "", fmt.Errorf("buffer: integrity check: %w", err)
 	}
 	return res, nil

@@ -49,7 +49,7 @@ func (b *Buffer) load(ctx context.Context) error {
 	}
 	if err == nil {
 		// Until Close marks it clean again, the next Open checks the file.
-		_, err = b.wdb.ExecContext(ctx, b.q["set_state"], "clean_shutdown", "0")
+		_, err = b.db.ExecContext(ctx, b.q["set_state"], "clean_shutdown", "0")
 	}
 	if err != nil {
 		b.closeDB()
@@ -62,11 +62,8 @@ func (b *Buffer) closeDB() {
 		s.Close()
 	}
 	b.stmts = nil
-	if b.rdb != nil {
-		b.rdb.Close()
-	}
-	if b.wdb != nil {
-		b.wdb.Close()
+	if b.db != nil {
+		b.db.Close()
 	}
 }
 
@@ -76,7 +73,7 @@ func (b *Buffer) closeDB() {
 // garbled writes in a power cut.
 func (b *Buffer) checkUnclean(ctx context.Context) error {
 	var clean string
-	err := b.wdb.QueryRowContext(ctx, b.q["get_state"], "clean_shutdown").Scan(&clean)
+	err := b.db.QueryRowContext(ctx, b.q["get_state"], "clean_shutdown").Scan(&clean)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("buffer: read state: %w", err)
 	}
@@ -85,7 +82,7 @@ func (b *Buffer) checkUnclean(ctx context.Context) error {
 	}
 	start := time.Now()
 	var res string
-	if err := b.wdb.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
+	if err := b.db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
 		return fmt.Errorf("buffer: quick_check: %w", err)
 	}
 	if res != "ok" {
@@ -171,7 +168,7 @@ func (b *Buffer) openOrQuarantine(ctx context.Context) error {
 	}
 	if sv.nextSeq > b.nextSeq {
 		b.nextSeq = sv.nextSeq
-		if _, err := b.wdb.ExecContext(ctx, b.q["set_next_seq"], sv.nextSeq); err != nil {
+		if _, err := b.db.ExecContext(ctx, b.q["set_next_seq"], sv.nextSeq); err != nil {
 			return fmt.Errorf("buffer: continue sequence after quarantine: %w", err)
 		}
 	}
@@ -182,7 +179,7 @@ func (b *Buffer) openOrQuarantine(ctx context.Context) error {
 			continue
 		}
 		lost += n
-		if _, err := b.wdb.ExecContext(ctx, b.q["add_drops"], protocol.DropBufferCorrupt, class, n, n, now, now); err != nil {
+		if _, err := b.db.ExecContext(ctx, b.q["add_drops"], protocol.DropBufferCorrupt, class, n, n, now, now); err != nil {
 			return fmt.Errorf("buffer: record drops after quarantine: %w", err)
 		}
 	}
