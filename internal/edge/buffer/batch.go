@@ -122,30 +122,34 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 		limit := min(maxEvents-n, b.opts.WriteChunkRows)
 		got, full := 0, false
 		var next chunkResult
-		// The write transaction reads only ids and sizes; payloads are read
-		// afterwards on a reader connection.
+		// Each chunk reads its rows (payloads included) in the transaction
+		// that claims them: one pass, at most WriteChunkRows rows.
 		err := b.withTx(ctx, func(tx *sql.Tx) error {
 			got, full, next = 0, false, chunkResult{}
-			rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_sizes_"+s.table()], s.class(), limit)
+			rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_"+s.table()], s.class(), limit)
 			if err != nil {
 				return fmt.Errorf("select rows: %w", err)
 			}
 			var first, last, total int64
+			var events []StoredEvent
 			for rows.Next() {
-				var id, size int64
-				if err := rows.Scan(&id, &size); err != nil {
+				var e StoredEvent
+				var id, created int64
+				if err := rows.Scan(&id, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
 					rows.Close()
 					return fmt.Errorf("select rows: %w", err)
 				}
-				if n+got > 0 && bt.Bytes+total+size > maxBytes {
+				if n+got > 0 && bt.Bytes+total+e.Size > maxBytes {
 					full = true
 					break
 				}
+				e.CreatedAt = time.UnixMilli(created)
 				if got == 0 {
 					first = id
 				}
 				last = id
-				total += size
+				total += e.Size
+				events = append(events, e)
 				got++
 			}
 			if err := rows.Close(); err != nil {
@@ -183,13 +187,14 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 					return fmt.Errorf("claim rows: %w", err)
 				}
 			}
-			next = chunkResult{firstID: firstID, lastID: lastID, bytes: total, drops: drops, ok: true}
+			next = chunkResult{firstID: firstID, lastID: lastID, bytes: total, drops: drops, events: events, ok: true}
 			return nil
 		})
 		if err == nil && next.ok {
 			// Committed: only now does the batch change in memory.
 			bt.FirstID, bt.LastID = next.firstID, next.lastID
 			bt.Bytes += next.bytes
+			bt.Events = append(bt.Events, next.events...)
 			if !recorded {
 				bt.Drops = next.drops
 			}
@@ -212,18 +217,6 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 		return nil, nil
 	}
 	b.addClaimed(s, n, bt.Bytes)
-	if n > 0 {
-		rows, err := b.db.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
-		if err != nil {
-			return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
-		}
-		if bt.Events, _, err = scanEvents(rows); err != nil {
-			return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
-		}
-		if len(bt.Events) != n {
-			return nil, fmt.Errorf("buffer: batch %s holds %d rows, claimed %d", bt.Token, len(bt.Events), n)
-		}
-	}
 	return bt, nil
 }
 
@@ -231,6 +224,7 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 type chunkResult struct {
 	firstID, lastID, bytes int64
 	drops                  []protocol.Drop
+	events                 []StoredEvent
 	ok                     bool
 }
 

@@ -122,12 +122,6 @@ SELECT 1 FROM agent_data_buffer WHERE event_id = ?;
 -- name: screenshot_ids
 SELECT event_id FROM agent_data_buffer WHERE class = 'screenshot';
 
--- name: select_unclaimed_sizes_agent
-SELECT id, size FROM agent_data_buffer WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;
-
--- name: select_unclaimed_sizes_device
-SELECT id, size FROM device_data_buffer WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;
-
 -- name: update_batch_extent
 UPDATE upload_batches SET event_count = ?, last_id = ?, bytes = ? WHERE token = ?;
 
