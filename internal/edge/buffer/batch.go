@@ -105,7 +105,7 @@ func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]boo
 // the pending drop report into it. It returns nil when there is nothing to
 // send.
 //
-// The claim is committed in chunks of at most WriteChunkRows rows: the
+// The claim is committed in chunks of at most chunkRows() rows: the
 // first transaction records the batch (token, drop report, first rows), each
 // further one claims the next rows and extends the batch record. Every
 // commit leaves a consistent batch, and none has been sent before Claim
@@ -119,7 +119,7 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 	n := 0
 	recorded := false
 	for n < maxEvents {
-		limit := min(maxEvents-n, b.opts.WriteChunkRows)
+		limit := min(maxEvents-n, b.chunkRows())
 		got, full := 0, false
 		var next chunkResult
 		// Each chunk reads its rows (payloads included) in the transaction
@@ -260,22 +260,26 @@ func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Dro
 // removes screenshot files of its events.
 //
 // The batch record goes first, with the first chunk of rows; the remaining
-// rows follow in chunks of at most WriteChunkRows. Rows whose token has no
+// rows follow in chunks of at most chunkRows(). Rows whose token has no
 // batch record are therefore acknowledged rows: if a crash interrupts the
 // chunks, Open deletes them (they are never sent again).
 func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	found := false
 	del := b.q["delete_batch_rows_chunk_"+bt.Stream.table()]
-	chunk := b.opts.WriteChunkRows
+	chunk := b.chunkRows()
+	deleted := 0
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, bt.Token, chunk); err != nil {
+		res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, bt.Token, chunk)
+		if err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
-		return nil
+		n, err := res.RowsAffected()
+		deleted = int(n)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("buffer: ack batch %s: %w", bt.Token, err)
@@ -283,7 +287,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	if !found {
 		return nil
 	}
-	for deleted := chunk; deleted == chunk; {
+	for deleted == chunk {
 		err := b.withTx(ctx, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, bt.Token, chunk)
 			if err != nil {

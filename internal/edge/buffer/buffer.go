@@ -156,7 +156,9 @@ type Options struct {
 	// MaxGroupEvents bounds one group commit; zero means 4096.
 	MaxGroupEvents int
 	// WriteChunkRows bounds the rows one claim or delete transaction
-	// touches (a batch takes several); zero means 256.
+	// touches while agents are sending (a batch takes several); zero means
+	// 256. With no append for idleAfter (draining a backlog after an
+	// outage, say), chunks are idleChunkFactor times larger.
 	WriteChunkRows int
 	// Driver is the database/sql driver: "sqlite" (modernc.org/sqlite, pure
 	// Go, the default) or "sqlite3" (mattn/go-sqlite3, cgo; linked only in
@@ -242,6 +244,7 @@ type Buffer struct {
 	nextSeq  int64 // owned by the writer goroutine after Open
 
 	quarantined atomic.Int64 // corrupt files moved aside by Open
+	lastAppend  atomic.Int64 // Unix nanoseconds of the last Append
 
 	level     atomic.Int32
 	usage     atomic.Uint64 // float64 bits
@@ -537,6 +540,7 @@ func (b *Buffer) Append(ctx context.Context, recs []Record) ([]Appended, error) 
 	if len(recs) == 0 {
 		return nil, nil
 	}
+	b.lastAppend.Store(time.Now().UnixNano())
 	req := &appendReq{recs: recs, res: make(chan appendRes, 1)}
 	select {
 	case b.appendCh <- req:
@@ -739,6 +743,22 @@ func (b *Buffer) prepare(ctx context.Context) error {
 		b.stmts[name] = s
 	}
 	return nil
+}
+
+// Chunk sizing: while agents send, claims and deletes stay short so that
+// acknowledgements do not wait behind them; with no append for idleAfter,
+// nobody waits, and larger chunks drain a backlog faster.
+const (
+	idleAfter       = 250 * time.Millisecond
+	idleChunkFactor = 4
+)
+
+// chunkRows is the row bound of the next claim or delete transaction.
+func (b *Buffer) chunkRows() int {
+	if time.Since(time.Unix(0, b.lastAppend.Load())) > idleAfter {
+		return b.opts.WriteChunkRows * idleChunkFactor
+	}
+	return b.opts.WriteChunkRows
 }
 
 // withTx runs fn in a write transaction on the writer goroutine and

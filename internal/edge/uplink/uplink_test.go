@@ -93,6 +93,23 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // checkExactlyOnce asserts every id was delivered in exactly one fresh batch.
 func checkExactlyOnce(t *testing.T, srv *ingesttest.Server, ids []string) {
 	t.Helper()
+	// "Drained" is two observations (counters, then pending batches), so
+	// it can be seen between a batch's release and its re-claim; wait
+	// (bounded) for every id before judging. A lost id still fails below.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		got, all := srv.Deliveries(), true
+		for _, id := range ids {
+			if got[id] == 0 {
+				all = false
+				break
+			}
+		}
+		if all {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	got := srv.Deliveries()
 	want := map[string]bool{}
 	for _, id := range ids {
