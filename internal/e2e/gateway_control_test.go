@@ -39,9 +39,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
-	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
-	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 
@@ -383,44 +381,12 @@ func TestGatewayControlPlaneEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newGCWorld(t, dispatch.Options{AckTimeout: 5 * time.Second, ExecTimeout: 60 * time.Second, Backoff: 200 * time.Millisecond}, true)
-	dir := t.TempDir()
-	env := map[string]string{
-		"STAFF_GATEWAY_SERVER_URL":               w.api.URL,
-		"STAFF_GATEWAY_ORGANIZATION_ID":          strconv.FormatInt(w.orgID, 10),
+	_, base := startGCGateway(t, w, map[string]string{
 		"STAFF_GATEWAY_ORGANIZATION_API_KEY":     w.key,
-		"STAFF_GATEWAY_GATEWAY_LISTEN":           "127.0.0.1:0",
-		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":      "off",
-		"STAFF_GATEWAY_BUFFER_PATH":              filepath.Join(dir, "buffer.sqlite"),
-		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":    "100ms",
-		"STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL":   "20ms",
-		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":       "200ms",
-		"STAFF_GATEWAY_CONTROL_BACKOFF_INITIAL":  "100ms",
-		"STAFF_GATEWAY_CONTROL_BACKOFF_MAX":      "1s",
 		"STAFF_GATEWAY_CONTROL_RESTART_TIMEOUT":  "45s",
 		"STAFF_GATEWAY_COLLECTOR_RETRY_AFTER":    "1s",
 		"STAFF_GATEWAY_HEALTH_MAX_UNSENT_AGE":    "5m",
-		"STAFF_GATEWAY_GATEWAY_SERIAL":           "GW-CTL",
 		"STAFF_GATEWAY_COLLECTOR_MAX_BODY_BYTES": "8MB",
-	}
-	cfg, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "e2e-ctl")
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := g.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	base := "http://" + g.Addr()
-	waitUntil(t, "control channel up", 30*time.Second, func() bool {
-		d, err := gcDetails(base)
-		return err == nil && d.Control != nil && d.Control.Mode == "websocket"
 	})
 	const nAgents = 3
 	agents := startGCAgents(t, base, nAgents)

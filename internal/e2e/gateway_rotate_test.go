@@ -31,41 +31,9 @@ func TestGatewayRotatesItsKeyWhileAgentsSend(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newGCWorld(t, dispatch.Options{AckTimeout: 5 * time.Second, ExecTimeout: 60 * time.Second, Backoff: 200 * time.Millisecond}, false)
-	dir := t.TempDir()
-	env := map[string]string{
-		"STAFF_GATEWAY_SERVER_URL":                      w.api.URL,
-		"STAFF_GATEWAY_ORGANIZATION_ID":                 strconv.FormatInt(w.orgID, 10),
+	cfg, base := startGCGateway(t, w, map[string]string{
 		"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": w.token,
-		"STAFF_GATEWAY_GATEWAY_LISTEN":                  "127.0.0.1:0",
-		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":             "off",
-		"STAFF_GATEWAY_GATEWAY_SERIAL":                  "GW-CTL",
-		"STAFF_GATEWAY_BUFFER_PATH":                     filepath.Join(dir, "buffer.sqlite"),
-		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":           "100ms",
-		"STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL":          "20ms",
-		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":              "200ms",
 		"STAFF_GATEWAY_UPLINK_AUTH_RETRY_INTERVAL":      "10m", // a pause would stall the test
-		"STAFF_GATEWAY_CONTROL_BACKOFF_INITIAL":         "100ms",
-		"STAFF_GATEWAY_CONTROL_BACKOFF_MAX":             "1s",
-	}
-	cfg, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "e2e-rotate")
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := g.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	base := "http://" + g.Addr()
-	waitUntil(t, "provisioned and connected", 60*time.Second, func() bool {
-		d, err := gcDetails(base)
-		return err == nil && d.Control != nil && d.Control.Mode == "websocket"
 	})
 	keyFile := gateway.KeyFilePath(cfg)
 	before, err := enroll.Load(keyFile)
@@ -143,4 +111,48 @@ func TestGatewayRotatesItsKeyWhileAgentsSend(t *testing.T) {
 		t.Fatalf("uplink after rotation: %+v", d.Uplink)
 	}
 	t.Logf("rotated %s… → %s…; %d acknowledged events stored once", before.APIKey[:8], after.APIKey[:8], len(acked))
+}
+
+// startGCGateway starts an in-process gateway (the binary's wiring) against
+// w's Agent API with fast test timings and the given extra settings, waits
+// until its control channel is up, and shuts it down when the test ends.
+func startGCGateway(t *testing.T, w *gcWorld, extra map[string]string) (*config.Config, string) {
+	t.Helper()
+	env := map[string]string{
+		"STAFF_GATEWAY_SERVER_URL":              w.api.URL,
+		"STAFF_GATEWAY_ORGANIZATION_ID":         strconv.FormatInt(w.orgID, 10),
+		"STAFF_GATEWAY_GATEWAY_LISTEN":          "127.0.0.1:0",
+		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":     "off",
+		"STAFF_GATEWAY_GATEWAY_SERIAL":          "GW-CTL",
+		"STAFF_GATEWAY_BUFFER_PATH":             filepath.Join(t.TempDir(), "buffer.sqlite"),
+		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":   "100ms",
+		"STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL":  "20ms",
+		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":      "200ms",
+		"STAFF_GATEWAY_CONTROL_BACKOFF_INITIAL": "100ms",
+		"STAFF_GATEWAY_CONTROL_BACKOFF_MAX":     "1s",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	cfg, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "e2e")
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := g.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	base := "http://" + g.Addr()
+	waitUntil(t, "control channel up", 60*time.Second, func() bool {
+		d, err := gcDetails(base)
+		return err == nil && d.Control != nil && d.Control.Mode == "websocket"
+	})
+	return cfg, base
 }
