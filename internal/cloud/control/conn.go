@@ -46,6 +46,9 @@ func (c *conn) enqueue(typ string, v any) bool {
 		return false
 	}
 	msg, _ := json.Marshal(protocol.Envelope{V: protocol.ControlVersion, Type: typ, Data: data})
+	if c.closed() {
+		return false
+	}
 	select {
 	case c.send <- msg:
 		return true
@@ -53,6 +56,18 @@ func (c *conn) enqueue(typ string, v any) bool {
 		return false
 	default:
 		c.close(websocket.CloseTryAgainLater, "gateway too slow to read")
+		return false
+	}
+}
+
+// closed reports whether the connection was closed (replaced, revoked,
+// failed). A select with a ready send and a closed done picks at random;
+// checking first keeps a closed connection from taking commands.
+func (c *conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
 		return false
 	}
 }
@@ -128,6 +143,12 @@ func (c *conn) writeLoop(ctx context.Context) {
 				return
 			}
 		case <-c.wakeCh:
+			if c.closed() {
+				// Replaced or revoked meanwhile: claiming now would mark
+				// commands delivered to a socket nobody reads (they would
+				// wait for the ack deadline); the new connection claims them.
+				return
+			}
 			for {
 				cmds, err := c.hub.claim(ctx, c.gw)
 				if err != nil {
