@@ -210,6 +210,12 @@ func (s *Service) prepareLogs(r *http.Request, gw auth.Gateway) (*prepared, erro
 			us = append(us, e)
 		}
 	}
+	// Insert in event-id order: concurrent batches that share events (a
+	// gateway's retry racing a re-formed batch) then take their row locks
+	// in the same order and cannot deadlock on ON CONFLICT.
+	for _, es := range [][]*protocol.Event{aw, vs, us} {
+		sort.Slice(es, func(i, j int) bool { return es[i].EventID < es[j].EventID })
+	}
 	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
 		acc, dup := map[string]int{}, map[string]int{}
 		run := func(typ, sql string, n int, args ...any) error {
@@ -311,6 +317,8 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		}
 		return nil
 	}
+	// Event-id order, as for logs: no deadlock between overlapping batches.
+	sort.Slice(b.Events, func(i, j int) bool { return b.Events[i].EventID < b.Events[j].EventID })
 	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
 		tag, err := tx.Exec(ctx, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(b.Events)...)...)
 		if err != nil {
