@@ -118,7 +118,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	res, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), Agents: 8, BatchSize: 50, MaxEvents: 4000,
-		ScreenshotEvery: 10, ScreenshotBytes: 8 << 10, Logger: logger,
+		ScreenshotEvery: 3, ScreenshotBytes: 8 << 10, Logger: logger,
 		Observe: func(ids []string, o agentsim.Outcome) {
 			if o == agentsim.Acked {
 				mu.Lock()
