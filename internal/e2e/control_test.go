@@ -16,16 +16,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	edgecontrol "github.com/staffcontrol/staffcontrol/internal/edge/control"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -54,23 +49,15 @@ func newControlWorld(t *testing.T, copts control.Options) *controlWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	reg := service.NewRegistry()
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, _ := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ing, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	q, _ := dispatch.New(ing, dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, reg)
-	gws := auth.NewGateways(ing)
-	hub := control.New(ing, gws, q, logger, reg, copts)
-	hctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { hub.Run(hctx); close(done) }()
-	api := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: ing, Logger: logger, Registry: reg, Gateways: gws, Ingest: svc, Control: hub}))
-	t.Cleanup(func() { stop(); <-done; api.CloseClientConnections(); api.Close() })
+	stack := startAgentAPI(t, ing, service.NewRegistry(), dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, copts)
+	gws := stack.gws
+	api := httptest.NewServer(stack.routes)
+	t.Cleanup(func() { stack.stop(); api.CloseClientConnections(); api.Close() })
 	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,16 +27,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
@@ -75,26 +69,14 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	reg := service.NewRegistry()
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ing, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := dispatch.New(ing, opts, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(ing)
-	hub := control.New(ing, gws, q, logger, reg, control.Options{SweepInterval: 100 * time.Millisecond})
+	stack := startAgentAPI(t, ing, service.NewRegistry(), opts, control.Options{SweepInterval: 100 * time.Millisecond})
+	gws, routes := stack.gws, stack.routes
 	w := &gcWorld{ing: ing, fetches: map[string]int{}, fetchesOK: map[string]int{}, held: make(chan string, 1), unhold: make(chan struct{})}
-	routes := agentapi.NewServer(agentapi.Deps{DB: ing, Logger: logger, Registry: reg, Gateways: gws, Ingest: svc, Control: hub})
 	w.api = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v2/gateway/policies/") {
 			routes.ServeHTTP(rw, r)
@@ -126,11 +108,10 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 		}
 	}))
 	// The Agent API's distribution loop, faster.
-	adv := policy.NewDistributor(ing, q)
+	adv := policy.NewDistributor(ing, stack.queue)
 	hctx, stop := context.WithCancel(ctx)
 	var bg sync.WaitGroup
-	bg.Add(2)
-	go func() { defer bg.Done(); hub.Run(hctx) }()
+	bg.Add(1)
 	go func() {
 		defer bg.Done()
 		for hctx.Err() == nil {
@@ -141,7 +122,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 			}
 		}
 	}()
-	t.Cleanup(func() { stop(); bg.Wait(); w.api.CloseClientConnections(); w.api.Close() })
+	t.Cleanup(func() { stop(); bg.Wait(); stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
 
 	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4)
 	if err != nil {

@@ -22,15 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	edgecontrol "github.com/staffcontrol/staffcontrol/internal/edge/control"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
@@ -65,31 +61,18 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
 	w := &rotateWorld{reg: service.NewRegistry(), dir: t.TempDir()}
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ing, Logger: logger, Registry: w.reg}), Files: files, Logger: logger, Registry: w.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Short timings so that redeliveries after a simulated crash come
 	// within seconds: a delivery not acknowledged "received" in 2 s, or
 	// not finished execTimeout after it, is sent again.
-	q, err := dispatch.New(ing, dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: execTimeout, Backoff: 100 * time.Millisecond}, w.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(ing)
-	hub := control.New(ing, gws, q, logger, w.reg, control.Options{SweepInterval: 100 * time.Millisecond})
-	hctx, stop := context.WithCancel(ctx)
-	hubDone := make(chan struct{})
-	go func() { hub.Run(hctx); close(hubDone) }()
-	routes := agentapi.NewServer(agentapi.Deps{DB: ing, Logger: logger, Registry: w.reg, Gateways: gws, Ingest: svc, Control: hub})
+	stack := startAgentAPI(t, ing, w.reg, dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: execTimeout, Backoff: 100 * time.Millisecond},
+		control.Options{SweepInterval: 100 * time.Millisecond})
+	routes := stack.routes
 	w.api = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == protocol.PathGatewaySocket {
 			w.mu.Lock()
@@ -98,7 +81,7 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 		}
 		routes.ServeHTTP(rw, r)
 	}))
-	t.Cleanup(func() { stop(); <-hubDone; w.api.CloseClientConnections(); w.api.Close() })
+	t.Cleanup(func() { stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
 
 	dash, err := postgres.Connect(ctx, db.DashboardURL, 4)
 	if err != nil {
