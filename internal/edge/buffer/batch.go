@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -13,6 +14,8 @@ import (
 
 // StoredEvent is one buffered event as the uplink sends it.
 type StoredEvent struct {
+	// RowID is the row's id in its buffer table.
+	RowID   int64
 	EventID string
 	Seq     int64
 	// Payload is the event's JSON without seq.
@@ -23,7 +26,8 @@ type StoredEvent struct {
 }
 
 // Batch is a set of rows claimed for one upload, under one idempotency token
-// that is committed with the claim.
+// that is committed with the claim: the rows of the stream's class whose ids
+// lie in [FirstID, LastID].
 type Batch struct {
 	Token  string
 	Stream Stream
@@ -37,21 +41,19 @@ type Batch struct {
 	CreatedAt time.Time
 }
 
-func scanEvents(rows *sql.Rows) ([]StoredEvent, []int64, error) {
+func scanEvents(rows *sql.Rows) ([]StoredEvent, error) {
 	defer rows.Close()
 	var out []StoredEvent
-	var ids []int64
 	for rows.Next() {
 		var e StoredEvent
-		var id, created int64
-		if err := rows.Scan(&id, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
-			return nil, nil, err
+		var created int64
+		if err := rows.Scan(&e.RowID, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
+			return nil, err
 		}
 		e.CreatedAt = time.UnixMilli(created)
 		out = append(out, e)
-		ids = append(ids, id)
 	}
-	return out, ids, rows.Err()
+	return out, rows.Err()
 }
 
 // PendingBatch returns the oldest batch of stream that was claimed but not
@@ -89,11 +91,11 @@ func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]boo
 	if err := json.Unmarshal([]byte(drops), &bt.Drops); err != nil {
 		return nil, fmt.Errorf("buffer: decode drops of batch %s: %w", bt.Token, err)
 	}
-	evRows, err := b.db.QueryContext(ctx, b.q["select_batch_rows_"+s.table()], bt.FirstID, bt.LastID, bt.Token)
+	evRows, err := b.db.QueryContext(ctx, b.sq("batch_rows", s), bt.FirstID, bt.LastID)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
 	}
-	bt.Events, _, err = scanEvents(evRows)
+	bt.Events, err = scanEvents(evRows)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
 	}
@@ -105,127 +107,103 @@ func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]boo
 // the pending drop report into it. It returns nil when there is nothing to
 // send.
 //
-// The claim is committed in chunks of at most chunkRows() rows: the
-// first transaction records the batch (token, drop report, first rows), each
-// further one claims the next rows and extends the batch record. Every
-// commit leaves a consistent batch, and none has been sent before Claim
-// returns, so a crash between chunks only makes the pending batch smaller.
-// Appends from agents are committed between chunks.
+// The rows are read in chunks of at most chunkRows() rows, each a short
+// read on the writer goroutine (appends from agents are committed between
+// them); then one small transaction records the batch (token, id range,
+// drop report) and moves the stream's claim cursor past it. The rows
+// themselves are not written, and nothing is claimed if the process dies
+// before that commit.
 func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes int64, withDrops bool) (*Batch, error) {
 	if maxEvents < 1 {
 		maxEvents = 1
 	}
+	mu := b.claimMu[s]
+	mu.Lock()
+	defer mu.Unlock()
 	bt := &Batch{Token: newToken(), Stream: s, CreatedAt: b.now()}
-	n := 0
-	recorded := false
-	for n < maxEvents {
-		limit := min(maxEvents-n, b.chunkRows())
-		got, full := 0, false
-		var next chunkResult
-		// Each chunk reads its rows (payloads included) in the transaction
-		// that claims them: one pass, at most WriteChunkRows rows.
+	after := b.cursor[s].Load()
+	for full := false; len(bt.Events) < maxEvents && !full; {
+		limit := min(maxEvents-len(bt.Events), b.chunkRows())
+		var chunk []StoredEvent
+		var chunkBytes int64
 		err := b.withTx(ctx, func(tx *sql.Tx) error {
-			got, full, next = 0, false, chunkResult{}
-			rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_"+s.table()], s.class(), limit)
+			chunk, chunkBytes, full = nil, 0, false
+			rows, err := tx.QueryContext(ctx, b.sq("unclaimed_rows", s), after, limit)
 			if err != nil {
 				return fmt.Errorf("select rows: %w", err)
 			}
-			var first, last, total int64
-			var events []StoredEvent
+			defer rows.Close()
 			for rows.Next() {
 				var e StoredEvent
-				var id, created int64
-				if err := rows.Scan(&id, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
-					rows.Close()
+				var created int64
+				if err := rows.Scan(&e.RowID, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
 					return fmt.Errorf("select rows: %w", err)
 				}
-				if n+got > 0 && bt.Bytes+total+e.Size > maxBytes {
+				if len(bt.Events)+len(chunk) > 0 && bt.Bytes+chunkBytes+e.Size > maxBytes {
 					full = true
 					break
 				}
 				e.CreatedAt = time.UnixMilli(created)
-				if got == 0 {
-					first = id
-				}
-				last = id
-				total += e.Size
-				events = append(events, e)
-				got++
+				chunk = append(chunk, e)
+				chunkBytes += e.Size
 			}
-			if err := rows.Close(); err != nil {
-				return fmt.Errorf("select rows: %w", err)
-			}
-			var drops []protocol.Drop
-			if !recorded && withDrops {
-				if drops, err = pendingDrops(ctx, tx, b.q["select_pending_drops"]); err != nil {
-					return err
-				}
-				if len(drops) > 0 {
-					if _, err := tx.ExecContext(ctx, b.q["clear_pending_drops"]); err != nil {
-						return fmt.Errorf("clear pending drops: %w", err)
-					}
-				}
-			}
-			if got == 0 && (recorded || len(drops) == 0) {
-				return nil
-			}
-			firstID, lastID := bt.FirstID, last
-			if !recorded {
-				firstID = first
-				if got == 0 {
-					lastID = 0
-				}
-				if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), got, firstID, lastID,
-					total, encodeDrops(drops), bt.CreatedAt.UnixMilli()); err != nil {
-					return fmt.Errorf("insert batch: %w", err)
-				}
-			} else if _, err := tx.ExecContext(ctx, b.q["update_batch_extent"], n+got, lastID, bt.Bytes+total, bt.Token); err != nil {
-				return fmt.Errorf("extend batch: %w", err)
-			}
-			if got > 0 {
-				if _, err := tx.ExecContext(ctx, b.q["claim_"+s.table()], bt.Token, s.class(), first, last); err != nil {
-					return fmt.Errorf("claim rows: %w", err)
-				}
-			}
-			next = chunkResult{firstID: firstID, lastID: lastID, bytes: total, drops: drops, events: events, ok: true}
-			return nil
+			return rows.Err()
 		})
-		if err == nil && next.ok {
-			// Committed: only now does the batch change in memory.
-			bt.FirstID, bt.LastID = next.firstID, next.lastID
-			bt.Bytes += next.bytes
-			bt.Events = append(bt.Events, next.events...)
-			if !recorded {
-				bt.Drops = next.drops
-			}
-			recorded = true
-		}
 		if err != nil {
-			if recorded {
-				// Earlier chunks are committed: the batch stays pending and
-				// is sent (as it is) by PendingBatch.
-				b.addClaimed(s, n, bt.Bytes)
-			}
 			return nil, fmt.Errorf("buffer: claim %s batch: %w", s, err)
 		}
-		n += got
-		if got < limit || full {
+		bt.Events = append(bt.Events, chunk...)
+		bt.Bytes += chunkBytes
+		if len(chunk) < limit {
 			break
 		}
+		after = chunk[len(chunk)-1].RowID
+	}
+	if n := len(bt.Events); n > 0 {
+		bt.FirstID, bt.LastID = bt.Events[0].RowID, bt.Events[n-1].RowID
+	}
+	recorded := false
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		recorded = false
+		var drops []protocol.Drop
+		if withDrops {
+			var err error
+			if drops, err = pendingDrops(ctx, tx, b.q["select_pending_drops"]); err != nil {
+				return err
+			}
+			if len(drops) > 0 {
+				if _, err := tx.ExecContext(ctx, b.q["clear_pending_drops"]); err != nil {
+					return fmt.Errorf("clear pending drops: %w", err)
+				}
+			}
+		}
+		if len(bt.Events) == 0 && len(drops) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), len(bt.Events), bt.FirstID, bt.LastID,
+			bt.Bytes, encodeDrops(drops), bt.CreatedAt.UnixMilli()); err != nil {
+			return fmt.Errorf("insert batch: %w", err)
+		}
+		if len(bt.Events) > 0 {
+			if _, err := tx.ExecContext(ctx, b.q["set_state"], s.cursorKey(), strconv.FormatInt(bt.LastID, 10)); err != nil {
+				return fmt.Errorf("move claim cursor: %w", err)
+			}
+		}
+		bt.Drops = drops
+		recorded = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("buffer: claim %s batch: %w", s, err)
 	}
 	if !recorded {
 		return nil, nil
 	}
-	b.addClaimed(s, n, bt.Bytes)
+	if len(bt.Events) > 0 {
+		b.cursor[s].Store(bt.LastID)
+	}
+	b.addClaimed(s, len(bt.Events), bt.Bytes)
 	return bt, nil
-}
-
-// chunkResult is what one committed claim chunk adds to its batch.
-type chunkResult struct {
-	firstID, lastID, bytes int64
-	drops                  []protocol.Drop
-	events                 []StoredEvent
-	ok                     bool
 }
 
 func (b *Buffer) addClaimed(s Stream, rows int, bytes int64) {
@@ -260,12 +238,13 @@ func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Dro
 // removes screenshot files of its events.
 //
 // The batch record goes first, with the first chunk of rows; the remaining
-// rows follow in chunks of at most chunkRows(). Rows whose token has no
-// batch record are therefore acknowledged rows: if a crash interrupts the
-// chunks, Open deletes them (they are never sent again).
+// rows follow in chunks of at most chunkRows(). Claimed rows (at or below
+// the stream's cursor) outside every batch's range are therefore
+// acknowledged rows: if a crash interrupts the chunks, Open deletes them
+// (they are never sent again).
 func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	found := false
-	del := b.q["delete_batch_rows_chunk_"+bt.Stream.table()]
+	del := b.sq("delete_rows_chunk", bt.Stream)
 	chunk := b.chunkRows()
 	deleted := 0
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
@@ -273,7 +252,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, bt.Token, chunk)
+		res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
 		if err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
@@ -289,7 +268,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	}
 	for deleted == chunk {
 		err := b.withTx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, bt.Token, chunk)
+			res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
 			if err != nil {
 				return fmt.Errorf("delete rows: %w", err)
 			}
@@ -346,25 +325,39 @@ func (b *Buffer) forget(bt *Batch, deleted bool) {
 	}
 }
 
-// Release gives a batch's rows back for re-batching under a new token (after
-// 413 or 422) and returns its drop report to the pending report.
-func (b *Buffer) Release(ctx context.Context, bt *Batch) error {
+// Reissue replaces a batch that the cloud refused as a whole (413 or 422,
+// or an idempotency key it had seen with other content) by new batches of
+// at most maxEvents rows each, under new tokens, and returns its drop report
+// to the pending report. The new batches keep the batch's place in the
+// queue: PendingBatch returns them next, in row order.
+func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) error {
+	if maxEvents < 1 {
+		maxEvents = 1
+	}
 	found := false
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, b.q["release_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
-			return fmt.Errorf("release rows: %w", err)
+		for i := 0; i < len(bt.Events); i += maxEvents {
+			part := bt.Events[i:min(i+maxEvents, len(bt.Events))]
+			var bytes int64
+			for _, e := range part {
+				bytes += e.Size
+			}
+			if _, err := tx.ExecContext(ctx, b.q["insert_batch"], newToken(), string(bt.Stream), len(part),
+				part[0].RowID, part[len(part)-1].RowID, bytes, "[]", bt.CreatedAt.UnixMilli()); err != nil {
+				return fmt.Errorf("insert batch: %w", err)
+			}
 		}
 		return b.restoreDrops(ctx, tx, bt.Drops)
 	})
 	if err != nil {
-		return fmt.Errorf("buffer: release batch %s: %w", bt.Token, err)
+		return fmt.Errorf("buffer: reissue batch %s: %w", bt.Token, err)
 	}
 	if found {
-		b.forget(bt, false)
+		b.signal(bt.Stream)
 	}
 	return nil
 }
@@ -379,7 +372,7 @@ func (b *Buffer) restoreDrops(ctx context.Context, tx *sql.Tx, drops []protocol.
 	return nil
 }
 
-// RecordFailure counts a failed attempt on the batch and its rows.
+// RecordFailure counts a failed attempt on the batch and on its rows.
 func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) error {
 	if len(cause) > 500 {
 		cause = cause[:500]
@@ -388,7 +381,7 @@ func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) err
 		if _, err := tx.ExecContext(ctx, b.q["batch_failed"], cause, bt.Token); err != nil {
 			return fmt.Errorf("count attempt: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, b.q["retry_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, b.sq("retry_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
 			return fmt.Errorf("count row retries: %w", err)
 		}
 		return nil
@@ -411,7 +404,7 @@ func (b *Buffer) Reject(ctx context.Context, bt *Batch, reason string) error {
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_batch_rows_"+bt.Stream.table()], bt.FirstID, bt.LastID, bt.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, b.sq("delete_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
 		if len(bt.Events) > 0 {
@@ -458,7 +451,7 @@ func (b *Buffer) HasPendingDrops(ctx context.Context) (bool, error) {
 // yet in a batch.
 func (b *Buffer) OldestUnclaimed(ctx context.Context, s Stream) (time.Time, bool, error) {
 	var ms int64
-	err := b.db.QueryRowContext(ctx, b.q["oldest_unclaimed_"+s.table()], s.class()).Scan(&ms)
+	err := b.db.QueryRowContext(ctx, b.sq("oldest_unclaimed", s), b.cursor[s].Load()).Scan(&ms)
 	if err == sql.ErrNoRows {
 		return time.Time{}, false, nil
 	}

@@ -14,7 +14,10 @@
 // uplink's claims and deletes run on the same goroutine as short jobs of at
 // most WriteChunkRows rows each, and waiting appends always go first, so an
 // agent's acknowledgement never waits behind a whole batch's claim or
-// delete.
+// delete. A claim reads its rows and then records the batch once, as a
+// token and a row-id range, moving the stream's claim cursor (see
+// queries.sql): rows are written twice in their life (insert and delete),
+// never rewritten to be claimed.
 package buffer
 
 import (
@@ -28,6 +31,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,12 +82,15 @@ func (s Stream) class() string {
 	}
 }
 
-func (s Stream) table() string {
+func (s Stream) tableName() string {
 	if s == StreamDevice {
-		return "device"
+		return "device_data_buffer"
 	}
-	return "agent"
+	return "agent_data_buffer"
 }
+
+// cursorKey is the gateway_state key of the stream's claim cursor.
+func (s Stream) cursorKey() string { return "claimed_through:" + string(s) }
 
 // StreamForClass maps a data class to its upload stream.
 func StreamForClass(class string) Stream {
@@ -239,6 +246,14 @@ type Buffer struct {
 	wg         sync.WaitGroup
 	closeMu    sync.Once
 
+	// claimMu serialises, per stream, the claims and the drops of unclaimed
+	// rows (shedding, retention): both read rows above the stream's claim
+	// cursor, which only a claim moves.
+	claimMu map[Stream]*sync.Mutex
+	// cursor is each stream's claim cursor (see queries.sql), changed only
+	// under claimMu after the commit that stores it.
+	cursor map[Stream]*atomic.Int64
+
 	mu       sync.Mutex
 	counters map[string]*classCounters
 	nextSeq  int64 // owned by the writer goroutine after Open
@@ -299,6 +314,8 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 		counters:   map[string]*classCounters{},
 		notify:     map[Stream]chan struct{}{},
 		wakeMaint:  make(chan struct{}, 1),
+		claimMu:    map[Stream]*sync.Mutex{},
+		cursor:     map[Stream]*atomic.Int64{},
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -311,6 +328,8 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 	}
 	for _, s := range Streams() {
 		b.notify[s] = make(chan struct{}, 1)
+		b.claimMu[s] = &sync.Mutex{}
+		b.cursor[s] = &atomic.Int64{}
 	}
 	for _, c := range []string{protocol.ClassLog, protocol.ClassScreenshot, protocol.ClassDevice} {
 		b.counters[c] = &classCounters{}
@@ -363,8 +382,26 @@ func parseQueries() (map[string]string, error) {
 		cur.WriteByte('\n')
 	}
 	flush()
+	// Expand the per-stream templates (see queries.sql).
+	for name, text := range out {
+		if !strings.Contains(text, "{table}") && !strings.Contains(text, "{stream}") {
+			continue
+		}
+		delete(out, name)
+		for _, st := range Streams() {
+			fileSize := "file_size"
+			if st == StreamDevice {
+				fileSize = "0"
+			}
+			out[name+":"+string(st)] = strings.NewReplacer("{table}", st.tableName(), "{class}", st.class(),
+				"{stream}", string(st), "{file_size}", fileSize).Replace(text)
+		}
+	}
 	return out, nil
 }
+
+// sq returns the copy of template query name for stream s.
+func (b *Buffer) sq(name string, s Stream) string { return b.q[name+":"+string(s)] }
 
 func (b *Buffer) dsn() string {
 	if b.opts.Driver == "sqlite3" {
@@ -427,32 +464,34 @@ func (b *Buffer) recover(ctx context.Context) error {
 		next = maxSeq + 1
 	}
 	b.nextSeq = next
-	for _, name := range []string{"delete_acked_orphans_agent", "delete_acked_orphans_device"} {
-		res, err := b.db.ExecContext(ctx, b.q[name])
+	if err := b.upgradeFormat(ctx); err != nil {
+		return err
+	}
+	for _, s := range Streams() {
+		var v string
+		err := b.db.QueryRowContext(ctx, b.q["get_state"], s.cursorKey()).Scan(&v)
+		if err != nil && err != sql.ErrNoRows {
+			return fmt.Errorf("buffer: read %s claim cursor: %w", s, err)
+		}
+		var cur int64
+		if v != "" {
+			if cur, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return fmt.Errorf("buffer: %s claim cursor %q: %w", s, v, err)
+			}
+		}
+		b.cursor[s].Store(cur)
+		res, err := b.db.ExecContext(ctx, b.sq("delete_acked_orphans", s), cur)
 		if err != nil {
-			return fmt.Errorf("buffer: %s: %w", name, err)
+			return fmt.Errorf("buffer: remove acknowledged %s rows: %w", s, err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
-			b.log.Info("removed rows of batches acknowledged before a restart", "rows", n)
+			b.log.Info("removed rows of batches acknowledged before a restart", "stream", s, "rows", n)
 		}
-	}
-	for _, name := range []string{"class_stats_agent", "class_stats_device"} {
-		rows, err := b.db.QueryContext(ctx, b.q[name])
-		if err != nil {
-			return fmt.Errorf("buffer: %s: %w", name, err)
+		var c classCounters
+		if err := b.db.QueryRowContext(ctx, b.sq("class_stats", s), cur, cur).Scan(&c.rows, &c.bytes, &c.claimedRows, &c.claimedBytes); err != nil {
+			return fmt.Errorf("buffer: count %s rows: %w", s, err)
 		}
-		for rows.Next() {
-			var class string
-			var c classCounters
-			if err := rows.Scan(&class, &c.rows, &c.bytes, &c.claimedRows, &c.claimedBytes); err != nil {
-				rows.Close()
-				return fmt.Errorf("buffer: %s: %w", name, err)
-			}
-			b.counters[class] = &c
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("buffer: %s: %w", name, err)
-		}
+		b.counters[s.class()] = &c
 	}
 	return b.removeOrphanFiles(ctx)
 }

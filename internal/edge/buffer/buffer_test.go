@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,16 +125,38 @@ func TestClaimSurvivesReopenWithSameToken(t *testing.T) {
 	if rows, _ := b.Unclaimed(StreamLogs); rows != 2 {
 		t.Fatalf("unclaimed after reopen = %d, want 2", rows)
 	}
-	// Release gives rows back; a new claim takes all five under a new token.
-	if err := b.Release(ctx, p); err != nil {
+	// Reissue splits the batch under new tokens; the pieces come next, in
+	// row order, then a new claim takes the two unclaimed rows.
+	if err := b.Reissue(ctx, p, 2); err != nil {
 		t.Fatal(err)
+	}
+	var got []string
+	seen := map[string]bool{p.Token: true}
+	for range 2 {
+		q, err := b.PendingBatch(ctx, StreamLogs, seen)
+		if err != nil || q == nil {
+			t.Fatalf("reissued piece: %v %v", q, err)
+		}
+		seen[q.Token] = true
+		for _, e := range q.Events {
+			got = append(got, e.EventID)
+		}
+	}
+	if q, err := b.PendingBatch(ctx, StreamLogs, seen); err != nil || q != nil {
+		t.Fatalf("a third pending batch: %v %v", q, err)
+	}
+	if strings.Join(got, ",") != strings.Join(ids[:3], ",") {
+		t.Fatalf("reissued pieces carry %v, want %v", got, ids[:3])
+	}
+	if rows, _ := b.Unclaimed(StreamLogs); rows != 2 {
+		t.Fatalf("unclaimed after reissue = %d, want 2", rows)
 	}
 	n, err := b.Claim(ctx, StreamLogs, 10, 1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Token == p.Token || len(n.Events) != 5 {
-		t.Fatalf("reclaim: token reused or %d events", len(n.Events))
+	if len(n.Events) != 2 || n.Events[0].EventID != ids[3] || n.Events[1].EventID != ids[4] {
+		t.Fatalf("reclaim: %d events", len(n.Events))
 	}
 }
 

@@ -85,7 +85,7 @@ func make60(id string) []byte {
 
 // TestAckInterruptedBetweenChunksIsCompletedAtOpen reproduces the state a
 // crash leaves between two delete chunks of an Ack (the batch record and
-// the first chunk gone, later rows still carrying the token): the next Open
+// the first chunk gone, later rows still below the claim cursor): the next Open
 // deletes those rows, so they are neither resent nor counted.
 func TestAckInterruptedBetweenChunksIsCompletedAtOpen(t *testing.T) {
 	ctx := context.Background()
@@ -109,7 +109,7 @@ func TestAckInterruptedBetweenChunksIsCompletedAtOpen(t *testing.T) {
 		if _, err := tx.Exec(b.q["delete_batch"], bt.Token); err != nil {
 			return err
 		}
-		_, err := tx.Exec(b.q["delete_batch_rows_chunk_agent"], bt.FirstID, bt.LastID, bt.Token, 8)
+		_, err := tx.Exec(b.sq("delete_rows_chunk", StreamLogs), bt.FirstID, bt.LastID, 8)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -145,12 +145,17 @@ func (b *Buffer) dropOldest(ctx context.Context, s Stream, limit int, cutoff tim
 	class := s.class()
 	var dropped []StoredEvent
 	now := b.now().UnixMilli()
+	mu := b.claimMu[s]
+	mu.Lock()
+	defer mu.Unlock()
+	cur := b.cursor[s].Load()
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, b.q["select_unclaimed_"+s.table()], class, limit)
+		dropped = nil
+		rows, err := tx.QueryContext(ctx, b.sq("unclaimed_rows", s), cur, limit)
 		if err != nil {
 			return fmt.Errorf("select rows: %w", err)
 		}
-		events, ids, err := scanEvents(rows)
+		events, err := scanEvents(rows)
 		if err != nil {
 			return fmt.Errorf("select rows: %w", err)
 		}
@@ -159,12 +164,12 @@ func (b *Buffer) dropOldest(ctx context.Context, s Stream, limit int, cutoff tim
 			for n < len(events) && events[n].CreatedAt.Before(cutoff) {
 				n++
 			}
-			events, ids = events[:n], ids[:n]
+			events = events[:n]
 		}
 		if len(events) == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, b.q["delete_unclaimed_upto_"+s.table()], class, ids[len(ids)-1]); err != nil {
+		if _, err := tx.ExecContext(ctx, b.sq("delete_unclaimed_upto", s), cur, events[len(events)-1].RowID); err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
 		first := events[0].CreatedAt.UnixMilli()

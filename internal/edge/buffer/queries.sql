@@ -20,59 +20,11 @@ SELECT max(coalesce((SELECT max(seq) FROM agent_data_buffer), 0),
 -- name: set_next_seq
 UPDATE gateway_state SET value = CAST(? AS TEXT) WHERE key = 'next_seq';
 
--- name: class_stats_agent
-SELECT class, count(*), coalesce(sum(size), 0), count(batch_token), coalesce(sum(CASE WHEN batch_token IS NULL THEN 0 ELSE size END), 0)
-FROM agent_data_buffer GROUP BY class;
+-- name: get_state
+SELECT value FROM gateway_state WHERE key = ?;
 
--- name: class_stats_device
-SELECT class, count(*), coalesce(sum(size), 0), count(batch_token), coalesce(sum(CASE WHEN batch_token IS NULL THEN 0 ELSE size END), 0)
-FROM device_data_buffer GROUP BY class;
-
--- name: select_unclaimed_agent
-SELECT id, event_id, seq, payload, size, file_size, created_at FROM agent_data_buffer
-WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;
-
--- name: select_unclaimed_device
-SELECT id, event_id, seq, payload, size, 0, created_at FROM device_data_buffer
-WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT ?;
-
--- name: claim_agent
-UPDATE agent_data_buffer SET batch_token = ? WHERE class = ? AND batch_token IS NULL AND id BETWEEN ? AND ?;
-
--- name: claim_device
-UPDATE device_data_buffer SET batch_token = ? WHERE class = ? AND batch_token IS NULL AND id BETWEEN ? AND ?;
-
--- name: select_batch_rows_agent
-SELECT id, event_id, seq, payload, size, file_size, created_at FROM agent_data_buffer
-WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id;
-
--- name: select_batch_rows_device
-SELECT id, event_id, seq, payload, size, 0, created_at FROM device_data_buffer
-WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id;
-
--- name: release_agent
-UPDATE agent_data_buffer SET batch_token = NULL WHERE id BETWEEN ? AND ? AND batch_token = ?;
-
--- name: release_device
-UPDATE device_data_buffer SET batch_token = NULL WHERE id BETWEEN ? AND ? AND batch_token = ?;
-
--- name: retry_agent
-UPDATE agent_data_buffer SET retry_count = retry_count + 1 WHERE id BETWEEN ? AND ? AND batch_token = ?;
-
--- name: retry_device
-UPDATE device_data_buffer SET retry_count = retry_count + 1 WHERE id BETWEEN ? AND ? AND batch_token = ?;
-
--- name: delete_batch_rows_agent
-DELETE FROM agent_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ?;
-
--- name: delete_batch_rows_device
-DELETE FROM device_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ?;
-
--- name: delete_unclaimed_upto_agent
-DELETE FROM agent_data_buffer WHERE class = ? AND batch_token IS NULL AND id <= ?;
-
--- name: delete_unclaimed_upto_device
-DELETE FROM device_data_buffer WHERE class = ? AND batch_token IS NULL AND id <= ?;
+-- name: set_state
+INSERT INTO gateway_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: insert_batch
 INSERT INTO upload_batches (token, stream, event_count, first_id, last_id, bytes, drops, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
@@ -110,41 +62,87 @@ SELECT created_at FROM agent_data_buffer ORDER BY id LIMIT 1;
 -- name: oldest_device
 SELECT created_at FROM device_data_buffer ORDER BY id LIMIT 1;
 
--- name: oldest_unclaimed_agent
-SELECT created_at FROM agent_data_buffer WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT 1;
-
--- name: oldest_unclaimed_device
-SELECT created_at FROM device_data_buffer WHERE class = ? AND batch_token IS NULL ORDER BY id LIMIT 1;
-
 -- name: event_exists
 SELECT 1 FROM agent_data_buffer WHERE event_id = ?;
 
 -- name: screenshot_ids
 SELECT event_id FROM agent_data_buffer WHERE class = 'screenshot';
 
--- name: update_batch_extent
-UPDATE upload_batches SET event_count = ?, last_id = ?, bytes = ? WHERE token = ?;
+-- Queries below that mention {table}, {class}, {stream} or {file_size} are
+-- templates: Open makes one copy per upload stream, named "<name>:<stream>"
+-- (e.g. "unclaimed_rows:logs"). The class is a literal so that SQLite can
+-- use the screenshots' partial index.
+--
+-- A stream's rows are claimed in id order. Every row of the stream's class
+-- with id <= the stream's claim cursor (gateway_state key
+-- "claimed_through:<stream>") belongs to exactly one batch, whose
+-- [first_id, last_id] range contains it; rows above the cursor are
+-- unclaimed. A claim writes one batch record and moves the cursor; it does
+-- not touch the rows.
 
--- name: delete_batch_rows_chunk_agent
-DELETE FROM agent_data_buffer WHERE id IN (
-    SELECT id FROM agent_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id LIMIT ?);
+-- name: class_stats
+SELECT count(*), coalesce(sum(size), 0),
+       coalesce(sum(CASE WHEN id <= ? THEN 1 ELSE 0 END), 0),
+       coalesce(sum(CASE WHEN id <= ? THEN size ELSE 0 END), 0)
+FROM {table} WHERE class = '{class}';
 
--- name: delete_batch_rows_chunk_device
-DELETE FROM device_data_buffer WHERE id IN (
-    SELECT id FROM device_data_buffer WHERE id BETWEEN ? AND ? AND batch_token = ? ORDER BY id LIMIT ?);
+-- name: unclaimed_rows
+SELECT id, event_id, seq, payload, size, {file_size}, created_at FROM {table}
+WHERE class = '{class}' AND id > ? ORDER BY id LIMIT ?;
 
--- Rows whose batch record is gone were acknowledged by the cloud; an Ack
--- interrupted between its chunks leaves them (see Buffer.Ack).
--- name: delete_acked_orphans_agent
-DELETE FROM agent_data_buffer
-WHERE batch_token IS NOT NULL AND batch_token NOT IN (SELECT token FROM upload_batches);
+-- name: batch_rows
+SELECT id, event_id, seq, payload, size, {file_size}, created_at FROM {table}
+WHERE class = '{class}' AND id BETWEEN ? AND ? ORDER BY id;
 
--- name: delete_acked_orphans_device
-DELETE FROM device_data_buffer
-WHERE batch_token IS NOT NULL AND batch_token NOT IN (SELECT token FROM upload_batches);
+-- name: retry_rows
+UPDATE {table} SET retry_count = retry_count + 1 WHERE class = '{class}' AND id BETWEEN ? AND ?;
 
--- name: get_state
-SELECT value FROM gateway_state WHERE key = ?;
+-- name: delete_rows
+DELETE FROM {table} WHERE class = '{class}' AND id BETWEEN ? AND ?;
 
--- name: set_state
-INSERT INTO gateway_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+-- name: delete_rows_chunk
+DELETE FROM {table} WHERE id IN (
+    SELECT id FROM {table} WHERE class = '{class}' AND id BETWEEN ? AND ? ORDER BY id LIMIT ?);
+
+-- name: delete_unclaimed_upto
+DELETE FROM {table} WHERE class = '{class}' AND id > ? AND id <= ?;
+
+-- name: oldest_unclaimed
+SELECT created_at FROM {table} WHERE class = '{class}' AND id > ? ORDER BY id LIMIT 1;
+
+-- Rows at or below the cursor outside every batch range were acknowledged
+-- by the cloud: an Ack interrupted between its chunks leaves them (see
+-- Buffer.Ack).
+-- name: delete_acked_orphans
+DELETE FROM {table} WHERE class = '{class}' AND id <= ? AND NOT EXISTS (
+    SELECT 1 FROM upload_batches b WHERE b.stream = '{stream}' AND {table}.id BETWEEN b.first_id AND b.last_id);
+
+-- Upgrading a buffer written before claim cursors (format 1, whose claims
+-- set batch_token on every row): see Buffer.upgradeFormat.
+-- name: legacy_acked_orphans
+DELETE FROM {table} WHERE class = '{class}' AND batch_token IS NOT NULL
+    AND batch_token NOT IN (SELECT token FROM upload_batches);
+
+-- name: legacy_batches
+SELECT token FROM upload_batches WHERE stream = '{stream}' ORDER BY created_at, rowid;
+
+-- name: legacy_batch_extent
+SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM {table} WHERE class = '{class}' AND batch_token = ?;
+
+-- name: legacy_move_batch
+UPDATE {table} SET id = id + ? WHERE class = '{class}' AND batch_token = ?;
+
+-- name: legacy_unclaimed_min
+SELECT coalesce(min(id), 0) FROM {table} WHERE class = '{class}' AND batch_token IS NULL;
+
+-- name: legacy_move_unclaimed
+UPDATE {table} SET id = id + ? WHERE class = '{class}' AND batch_token IS NULL;
+
+-- name: legacy_clear_tokens
+UPDATE {table} SET batch_token = NULL WHERE class = '{class}' AND batch_token IS NOT NULL;
+
+-- name: max_id
+SELECT coalesce(max(id), 0) FROM {table};
+
+-- name: set_batch_range
+UPDATE upload_batches SET first_id = ?, last_id = ? WHERE token = ?;

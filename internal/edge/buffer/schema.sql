@@ -3,6 +3,14 @@
 -- device_data_buffer, plus event id, sequence, batch token and size columns.
 -- created_at holds Unix milliseconds. uploaded_at stays NULL: a row is deleted
 -- once the cloud answered 2xx for its batch (deleting beats marking).
+--
+-- Which batch a row travels in is recorded once per batch, not per row: a
+-- stream's rows are claimed in id order, and upload_batches holds each
+-- batch's token with its [first_id, last_id] range (queries.sql explains the
+-- claim cursor). A claim therefore writes one record instead of rewriting
+-- every row; batch_token stays NULL (gateways before this layout, format 1,
+-- set it on each row, and Open upgrades such files). retry_count is
+-- incremented on the rows of a batch whose upload failed.
 
 CREATE TABLE IF NOT EXISTS agent_data_buffer (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -13,13 +21,17 @@ CREATE TABLE IF NOT EXISTS agent_data_buffer (
     payload     TEXT    NOT NULL, -- the event as JSON, without seq
     size        INTEGER NOT NULL, -- accounted bytes: payload + image file + row overhead
     file_size   INTEGER NOT NULL DEFAULT 0,
-    batch_token TEXT    NULL,     -- idempotency token of the batch that claimed the row
+    batch_token TEXT    NULL,     -- format 1 only; see above
     created_at  INTEGER NOT NULL, -- Unix milliseconds
     uploaded_at INTEGER NULL,
     retry_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS agent_data_buffer_event_id ON agent_data_buffer (event_id);
-CREATE INDEX IF NOT EXISTS agent_data_buffer_unclaimed ON agent_data_buffer (class, id) WHERE batch_token IS NULL;
+-- Format 1 kept an index of unclaimed rows; claims now read by id.
+DROP INDEX IF EXISTS agent_data_buffer_unclaimed;
+-- Screenshots are few among many log rows: the screenshots stream finds its
+-- rows through this index, the logs stream by scanning ids.
+CREATE INDEX IF NOT EXISTS agent_data_buffer_screenshots ON agent_data_buffer (id) WHERE class = 'screenshot';
 
 CREATE TABLE IF NOT EXISTS device_data_buffer (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -30,24 +42,24 @@ CREATE TABLE IF NOT EXISTS device_data_buffer (
     class        TEXT    NOT NULL DEFAULT 'device',
     payload      TEXT    NOT NULL,
     size         INTEGER NOT NULL,
-    batch_token  TEXT    NULL,
+    batch_token  TEXT    NULL,    -- format 1 only; see above
     created_at   INTEGER NOT NULL, -- Unix milliseconds
     uploaded_at  INTEGER NULL,
     retry_count  INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS device_data_buffer_event_id ON device_data_buffer (event_id);
-CREATE INDEX IF NOT EXISTS device_data_buffer_unclaimed ON device_data_buffer (class, id) WHERE batch_token IS NULL;
+DROP INDEX IF EXISTS device_data_buffer_unclaimed;
 
--- A batch claimed for upload (rows carry its token in batch_token; they are
--- found through the id range, so no index on batch_token is maintained). The token is the Idempotency-Key; it is
--- committed together with the rows it claims, so a retry after a crash sends
--- the same rows under the same token.
+-- A batch claimed for upload: its rows are those of the stream's class with
+-- ids in [first_id, last_id]. The token is the Idempotency-Key; it is
+-- committed together with the claim, so a retry after a crash sends the same
+-- rows under the same token.
 CREATE TABLE IF NOT EXISTS upload_batches (
     token       TEXT    PRIMARY KEY,
     stream      TEXT    NOT NULL, -- logs, screenshots, device-events
     event_count INTEGER NOT NULL,
-    first_id    INTEGER NOT NULL DEFAULT 0, -- row id range of the claimed rows: the rows with
-    last_id     INTEGER NOT NULL DEFAULT 0, -- this batch_token are found by primary key
+    first_id    INTEGER NOT NULL DEFAULT 0, -- row id range of the claimed rows (0, 0 for a
+    last_id     INTEGER NOT NULL DEFAULT 0, -- batch that carries only a drop report)
     bytes       INTEGER NOT NULL,
     drops       TEXT    NOT NULL DEFAULT '[]', -- drop report carried by this batch (JSON)
     attempts    INTEGER NOT NULL DEFAULT 0,

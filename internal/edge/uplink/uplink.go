@@ -366,14 +366,14 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 		st.mu.Unlock()
 		u.m.retries.WithLabelValues(string(s), "split").Inc()
 		u.log.Warn("cloud refused a batch; halving", "stream", s, "events", len(bt.Events), "next_limit", limit, "err", err)
-		if rerr := u.buf.Release(ctx, bt); rerr != nil {
+		if rerr := u.buf.Reissue(ctx, bt, max(1, len(bt.Events)/2)); rerr != nil {
 			u.fail(s, rerr)
 			u.sleep(ctx, u.delay(attempt, 0))
 		}
 	case outReform:
 		u.m.retries.WithLabelValues(string(s), "reform").Inc()
 		u.log.Warn("idempotency key mismatch; re-forming the batch", "stream", s, "batch", bt.Token)
-		if rerr := u.buf.Release(ctx, bt); rerr != nil {
+		if rerr := u.buf.Reissue(ctx, bt, len(bt.Events)); rerr != nil {
 			u.fail(s, rerr)
 			u.sleep(ctx, u.delay(attempt, 0))
 		}

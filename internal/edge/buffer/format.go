@@ -1,0 +1,131 @@
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+)
+
+// bufferFormat is the layout this code writes: 2 records a batch's rows as
+// an id range and moves a claim cursor per stream (queries.sql). Format 1
+// (gateways before it) wrote each claimed row's batch_token.
+const bufferFormat = "2"
+
+// upgradeFormat converts a format 1 file in place, in one transaction, so
+// that nothing buffered before an upgrade is lost or sent twice:
+//
+//   - rows whose batch was acknowledged (token without a batch record) are
+//     deleted, as format 1 did at start;
+//   - each pending batch keeps its token, and its rows are renumbered into
+//     a fresh id range above every existing row (format 1 batches of one
+//     stream could interleave, which a range cannot express);
+//   - the stream's unclaimed rows are renumbered above those, and the claim
+//     cursor is set between the two.
+//
+// A file already in format 2 (or a new one) is only stamped.
+func (b *Buffer) upgradeFormat(ctx context.Context) error {
+	var v string
+	err := b.db.QueryRowContext(ctx, b.q["get_state"], "buffer_format").Scan(&v)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("buffer: read format: %w", err)
+	}
+	if v == bufferFormat {
+		return nil
+	}
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("buffer: upgrade format: %w", err)
+	}
+	defer tx.Rollback()
+	moved := 0
+	for _, s := range Streams() {
+		n, err := b.upgradeStream(ctx, tx, s)
+		if err != nil {
+			return fmt.Errorf("buffer: upgrade %s rows to format %s: %w", s, bufferFormat, err)
+		}
+		moved += n
+	}
+	if _, err := tx.ExecContext(ctx, b.q["set_state"], "buffer_format", bufferFormat); err != nil {
+		return fmt.Errorf("buffer: stamp format: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("buffer: upgrade format: %w", err)
+	}
+	if moved > 0 {
+		b.log.Info("buffer upgraded to claim cursors", "format", bufferFormat, "pending_batches", moved)
+	}
+	return nil
+}
+
+// upgradeStream converts one stream's rows and batches (see upgradeFormat)
+// and returns how many pending batches it renumbered.
+func (b *Buffer) upgradeStream(ctx context.Context, tx *sql.Tx, s Stream) (int, error) {
+	if _, err := tx.ExecContext(ctx, b.sq("legacy_acked_orphans", s)); err != nil {
+		return 0, fmt.Errorf("remove acknowledged rows: %w", err)
+	}
+	var tokens []string
+	rows, err := tx.QueryContext(ctx, b.sq("legacy_batches", s))
+	if err != nil {
+		return 0, fmt.Errorf("list batches: %w", err)
+	}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("list batches: %w", err)
+		}
+		tokens = append(tokens, t)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("list batches: %w", err)
+	}
+	var next int64
+	if err := tx.QueryRowContext(ctx, b.sq("max_id", s)).Scan(&next); err != nil {
+		return 0, fmt.Errorf("max id: %w", err)
+	}
+	next++
+	moved := 0
+	for _, t := range tokens {
+		var lo, hi int64
+		if err := tx.QueryRowContext(ctx, b.sq("legacy_batch_extent", s), t).Scan(&lo, &hi); err != nil {
+			return 0, fmt.Errorf("batch %s extent: %w", t, err)
+		}
+		if lo == 0 {
+			// A batch with only a drop report: an empty range.
+			if _, err := tx.ExecContext(ctx, b.q["set_batch_range"], 0, 0, t); err != nil {
+				return 0, fmt.Errorf("batch %s range: %w", t, err)
+			}
+			continue
+		}
+		off := next - lo
+		if _, err := tx.ExecContext(ctx, b.sq("legacy_move_batch", s), off, t); err != nil {
+			return 0, fmt.Errorf("renumber batch %s: %w", t, err)
+		}
+		if _, err := tx.ExecContext(ctx, b.q["set_batch_range"], lo+off, hi+off, t); err != nil {
+			return 0, fmt.Errorf("batch %s range: %w", t, err)
+		}
+		next = hi + off + 1
+		moved++
+	}
+	cursor := int64(0)
+	if moved > 0 {
+		cursor = next - 1
+		var lo int64
+		if err := tx.QueryRowContext(ctx, b.sq("legacy_unclaimed_min", s)).Scan(&lo); err != nil {
+			return 0, fmt.Errorf("unclaimed rows: %w", err)
+		}
+		if lo > 0 {
+			if _, err := tx.ExecContext(ctx, b.sq("legacy_move_unclaimed", s), next-lo); err != nil {
+				return 0, fmt.Errorf("renumber unclaimed rows: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, b.sq("legacy_clear_tokens", s)); err != nil {
+		return 0, fmt.Errorf("clear tokens: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, b.q["set_state"], s.cursorKey(), strconv.FormatInt(cursor, 10)); err != nil {
+		return 0, fmt.Errorf("set claim cursor: %w", err)
+	}
+	return moved, nil
+}

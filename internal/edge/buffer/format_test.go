@@ -1,0 +1,198 @@
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestUpgradeFromRowTokens builds the state a format 1 gateway leaves (each
+// claimed row carries its batch's token; two pending batches whose rows
+// interleave, rows of an acknowledged batch whose Ack was interrupted, a
+// batch with only a drop report, unclaimed rows) and checks that after
+// Open every pending batch keeps its token and exactly its rows, the
+// acknowledged rows are gone, and the unclaimed rows are claimed next.
+func TestUpgradeFromRowTokens(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "b.sqlite")
+	b := openTest(t, path, nil)
+	ids := make([]string, 13) // ids[i] is the event in row i (1-based)
+	for i := 1; i <= 12; i++ {
+		ids[i] = newID()
+		if _, err := b.Append(ctx, []Record{logRec(ids[i])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowsOf := map[string][]int{"A": {1, 2, 5, 6}, "B": {3, 4, 7}, "acked": {11, 12}}
+	for _, stmt := range []string{
+		"DELETE FROM gateway_state WHERE key = 'buffer_format' OR key LIKE 'claimed_through:%'",
+		"UPDATE agent_data_buffer SET batch_token = 'A' WHERE id IN (1, 2, 5, 6)",
+		"UPDATE agent_data_buffer SET batch_token = 'B' WHERE id IN (3, 4, 7)",
+		"UPDATE agent_data_buffer SET batch_token = 'acked' WHERE id IN (11, 12)",
+		"INSERT INTO upload_batches (token, stream, event_count, first_id, last_id, bytes, created_at) VALUES ('A', 'logs', 4, 1, 6, 1, 100)",
+		"INSERT INTO upload_batches (token, stream, event_count, first_id, last_id, bytes, created_at) VALUES ('B', 'logs', 3, 3, 7, 1, 200)",
+		`INSERT INTO upload_batches (token, stream, event_count, first_id, last_id, bytes, drops, created_at)
+		 VALUES ('D', 'logs', 0, 0, 0, 0, '[{"reason":"retention","class":"log","count":3}]', 300)`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
+
+	b = openTest(t, path, nil)
+	skip := map[string]bool{}
+	for _, want := range []string{"A", "B", "D"} {
+		p, err := b.PendingBatch(ctx, StreamLogs, skip)
+		if err != nil || p == nil {
+			t.Fatalf("pending batch %s: %v %v", want, p, err)
+		}
+		if p.Token != want {
+			t.Fatalf("pending batch %s, want %s", p.Token, want)
+		}
+		var got, exp []string
+		for _, e := range p.Events {
+			got = append(got, e.EventID)
+		}
+		for _, r := range rowsOf[want] {
+			exp = append(exp, ids[r])
+		}
+		if !slices.Equal(got, exp) {
+			t.Fatalf("batch %s carries %v, want %v", want, got, exp)
+		}
+		if want == "D" && (len(p.Drops) != 1 || p.Drops[0].Count != 3) {
+			t.Fatalf("batch D lost its drop report: %+v", p.Drops)
+		}
+		skip[p.Token] = true
+	}
+	if p, err := b.PendingBatch(ctx, StreamLogs, skip); err != nil || p != nil {
+		t.Fatalf("unexpected pending batch %+v %v", p, err)
+	}
+	for _, r := range rowsOf["acked"] {
+		if has, _ := b.HasEvent(ctx, ids[r]); has {
+			t.Fatalf("acknowledged row %d survived the upgrade", r)
+		}
+	}
+	if n, _ := b.Unclaimed(StreamLogs); n != 3 {
+		t.Fatalf("unclaimed = %d, want 3 (rows 8-10)", n)
+	}
+	c, err := b.Claim(ctx, StreamLogs, 100, 1<<30, false)
+	if err != nil || c == nil {
+		t.Fatalf("claim: %v %v", c, err)
+	}
+	var got []string
+	for _, e := range c.Events {
+		got = append(got, e.EventID)
+	}
+	if !slices.Equal(got, []string{ids[8], ids[9], ids[10]}) {
+		t.Fatalf("claimed %v, want rows 8-10", got)
+	}
+	// Acknowledging A removes exactly its rows; B is untouched.
+	a, _ := b.PendingBatch(ctx, StreamLogs, nil)
+	if err := b.Ack(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := b.PendingBatch(ctx, StreamLogs, nil)
+	if bb == nil || bb.Token != "B" || len(bb.Events) != 3 {
+		t.Fatalf("after acking A: %+v", bb)
+	}
+	// The upgrade runs once: reopening changes nothing.
+	b.Close()
+	b = openTest(t, path, nil)
+	if p, _ := b.PendingBatch(ctx, StreamLogs, nil); p == nil || p.Token != "B" || len(p.Events) != 3 {
+		t.Fatalf("after reopen: %+v", p)
+	}
+	if n, _ := b.Unclaimed(StreamLogs); n != 0 {
+		t.Fatalf("unclaimed after reopen = %d, want 0", n)
+	}
+}
+
+// TestClaimCursorSurvivesReopen: rows claimed before a restart stay in
+// their batch, and later appends are claimed after them, never into them.
+func TestClaimCursorSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "b.sqlite")
+	b := openTest(t, path, nil)
+	var first []string
+	for range 4 {
+		id := newID()
+		first = append(first, id)
+		if _, err := b.Append(ctx, []Record{logRec(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bt, err := b.Claim(ctx, StreamLogs, 10, 1<<30, false)
+	if err != nil || len(bt.Events) != 4 {
+		t.Fatalf("claim: %v %v", bt, err)
+	}
+	b.Close()
+	b = openTest(t, path, nil)
+	later := newID()
+	if _, err := b.Append(ctx, []Record{logRec(later)}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.PendingBatch(ctx, StreamLogs, nil)
+	if err != nil || p == nil || p.Token != bt.Token || len(p.Events) != 4 {
+		t.Fatalf("pending after reopen: %+v %v", p, err)
+	}
+	c, err := b.Claim(ctx, StreamLogs, 10, 1<<30, false)
+	if err != nil || c == nil || len(c.Events) != 1 || c.Events[0].EventID != later {
+		t.Fatalf("claim after reopen: %+v %v", c, err)
+	}
+	if c.FirstID <= p.LastID {
+		t.Fatalf("new batch [%d, %d] overlaps the pending one [%d, %d]", c.FirstID, c.LastID, p.FirstID, p.LastID)
+	}
+}
+
+// TestEveryNamedQueryExists: a query name the code uses but queries.sql
+// lacks would run as an empty statement and silently do nothing.
+func TestEveryNamedQueryExists(t *testing.T) {
+	q, err := parseQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := regexp.MustCompile(`b\.q\["([a-z_]+)"\]`)
+	perStream := regexp.MustCompile(`b\.sq\("([a-z_]+)"`)
+	used := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range plain.FindAllSubmatch(src, -1) {
+			used++
+			if _, ok := q[string(m[1])]; !ok {
+				t.Errorf("%s uses query %q, which queries.sql does not define", f, m[1])
+			}
+		}
+		for _, m := range perStream.FindAllSubmatch(src, -1) {
+			used++
+			for _, s := range Streams() {
+				if _, ok := q[string(m[1])+":"+string(s)]; !ok {
+					t.Errorf("%s uses per-stream query %q, which has no copy for %s", f, m[1], s)
+				}
+			}
+		}
+	}
+	if used < 20 {
+		t.Fatalf("found only %d query uses: the pattern no longer matches the code", used)
+	}
+}
