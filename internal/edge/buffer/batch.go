@@ -241,13 +241,15 @@ func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Dro
 // rows follow in chunks of at most chunkRows(). Claimed rows (at or below
 // the stream's cursor) outside every batch's range are therefore
 // acknowledged rows: if a crash interrupts the chunks, Open deletes them
-// (they are never sent again).
+// (they are never sent again). Ack's transactions commit without an fsync
+// of their own (see withLazyTx): a power cut can only undo them, and then
+// the batch is resent under its token.
 func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	found := false
 	del := b.sq("delete_rows_chunk", bt.Stream)
 	chunk := b.chunkRows()
 	deleted := 0
-	err := b.withTx(ctx, func(tx *sql.Tx) error {
+	err := b.withLazyTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
@@ -267,7 +269,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 		return nil
 	}
 	for deleted == chunk {
-		err := b.withTx(ctx, func(tx *sql.Tx) error {
+		err := b.withLazyTx(ctx, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
 			if err != nil {
 				return fmt.Errorf("delete rows: %w", err)

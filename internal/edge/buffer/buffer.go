@@ -23,6 +23,7 @@ package buffer
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -205,8 +206,10 @@ type appendReq struct {
 
 // writeJob is a write transaction run by the writer goroutine.
 type writeJob struct {
-	ctx  context.Context
-	fn   func(tx *sql.Tx) error
+	ctx context.Context
+	fn  func(tx *sql.Tx) error
+	// lazy commits without its own fsync (see withLazyTx).
+	lazy bool
 	done chan error
 }
 
@@ -629,7 +632,11 @@ func (b *Buffer) writerLoop() {
 			if reqs := b.gather(nil); len(reqs) > 0 {
 				b.commitGroup(reqs)
 			}
-			job.done <- b.runTx(job.ctx, job.fn)
+			if job.lazy {
+				job.done <- b.runLazyTx(job.ctx, job.fn)
+			} else {
+				job.done <- b.runTx(job.ctx, job.fn)
+			}
 		}
 	}
 }
@@ -805,7 +812,22 @@ func (b *Buffer) chunkRows() int {
 // outcome is always awaited (a cancelled ctx makes fn fail quickly), so the
 // caller never misses a commit it must account for.
 func (b *Buffer) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	job := &writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return b.submit(&writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// withLazyTx is withTx for a transaction whose loss to a power cut is
+// harmless: it commits with synchronous=OFF, so it costs no fsync of its
+// own. The WAL is written in order, so the next durable commit (every
+// append's) or checkpoint makes it durable too; until then a power cut can
+// only undo it, whole (WAL frames are checksummed). Acknowledgements use
+// it: an undone Ack resends its batch under the same token, which the
+// cloud answers from its idempotency store.
+func (b *Buffer) withLazyTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return b.submit(&writeJob{ctx: ctx, fn: fn, lazy: true, done: make(chan error, 1)})
+}
+
+func (b *Buffer) submit(job *writeJob) error {
+	ctx := job.ctx
 	select {
 	case b.jobCh <- job:
 	case <-b.closing:
@@ -824,6 +846,44 @@ func (b *Buffer) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			return ErrClosed
 		}
 	}
+}
+
+// runLazyTx runs fn like runTx, with synchronous=OFF for its commit only.
+// It holds the connection from the first PRAGMA to the last, so that no
+// other statement (a checkpoint, say) runs with the lowered setting; if the
+// setting cannot be restored, the connection is discarded (the pool opens a
+// new one with the DSN's setting).
+func (b *Buffer) runLazyTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if b.opts.Synchronous == "NORMAL" {
+		return b.runTx(ctx, fn)
+	}
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connection: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=OFF"); err != nil {
+		return fmt.Errorf("lower synchronous: %w", err)
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.Background(), "PRAGMA synchronous="+b.opts.Synchronous); rerr != nil {
+			b.log.Error("cannot restore synchronous; reopening the connection", "err", rerr)
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			err = errors.Join(err, fmt.Errorf("restore synchronous: %w", rerr))
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // runTx runs fn in a transaction on the write connection (writer goroutine

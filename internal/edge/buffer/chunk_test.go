@@ -207,3 +207,43 @@ func TestAppendsInterleaveWithChunkedJobs(t *testing.T) {
 		t.Fatalf("rows left: %+v", c)
 	}
 }
+
+// TestLazyAckRestoresSynchronous: Ack commits with synchronous=OFF on the
+// one connection; afterwards the connection must be back at the configured
+// level, or every later append would be acknowledged without an fsync.
+func TestLazyAckRestoresSynchronous(t *testing.T) {
+	for _, tc := range []struct {
+		sync string
+		want int
+	}{{"FULL", 2}, {"EXTRA", 3}, {"NORMAL", 1}} {
+		t.Run(tc.sync, func(t *testing.T) {
+			ctx := context.Background()
+			b := openTest(t, filepath.Join(t.TempDir(), "b.sqlite"), func(o *Options) {
+				o.Synchronous = tc.sync
+				o.WriteChunkRows = 4
+			})
+			for range 10 {
+				if _, err := b.Append(ctx, []Record{logRec(newID())}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bt, err := b.Claim(ctx, StreamLogs, 10, 1<<20, false)
+			if err != nil || bt == nil {
+				t.Fatalf("claim: %v %v", bt, err)
+			}
+			if err := b.Ack(ctx, bt); err != nil {
+				t.Fatal(err)
+			}
+			var level int
+			if err := b.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+				t.Fatal(err)
+			}
+			if level != tc.want {
+				t.Fatalf("synchronous after Ack = %d, want %d", level, tc.want)
+			}
+			if r, _ := b.Stats(ctx); r.Tables["agent_data_buffer"]["log"].Rows != 0 {
+				t.Fatalf("rows left after Ack: %+v", r.Tables)
+			}
+		})
+	}
+}
