@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -16,6 +18,12 @@ import (
 
 // maxRunPages bounds one pwrite of contiguous cached pages at a sync.
 const maxRunPages = 256
+
+// powerOffError fails an fsync that was in flight when the power went off.
+type powerOffError struct{}
+
+// Error implements error.
+func (powerOffError) Error() string { return "lazyfs: the power went off" }
 
 // fileData is the cache of one underlying inode, shared by all its handles.
 //
@@ -26,9 +34,10 @@ const maxRunPages = 256
 type fileData struct {
 	ino uint64
 
-	// handles and orphan are guarded by FS.mu.
-	handles int  // open handles
-	orphan  bool // the file's last name is gone
+	// handles, orphan and name are guarded by FS.mu.
+	handles int    // open handles
+	orphan  bool   // the file's last name is gone
+	name    string // path relative to the mount when last opened
 
 	mu    sync.Mutex
 	dirty bool                      // unsynced data (pages or size)
@@ -194,13 +203,20 @@ func (d *fileData) truncateLocked(size int64) {
 }
 
 // sync writes the cached pages and size to the underlying file, fsyncs it
-// and returns the bytes written (whole pages). On error the data stays
-// cached.
-func (d *fileData) sync() (int64, error) {
+// and returns the bytes written (whole pages). When there is something to
+// write it waits delay first, and then fails with EIO if the power went off
+// meanwhile. On error the data stays cached.
+func (d *fileData) sync(delay time.Duration, off *atomic.Bool) (int64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.dirty {
 		return 0, nil
+	}
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if off.Load() {
+		return 0, powerOffError{}
 	}
 	idxs := make([]int64, 0, len(d.pages))
 	for idx := range d.pages {
@@ -273,6 +289,9 @@ func toErrno(err error) syscall.Errno {
 
 // Read implements fs.FileReader.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if errno := h.lfs.powered(); errno != 0 {
+		return nil, errno
+	}
 	n, err := h.d.read(h.fd, dest, off)
 	if err != nil {
 		return nil, toErrno(err)
@@ -282,6 +301,9 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 
 // Write implements fs.FileWriter: the data is cached, not written.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := h.lfs.powered(); errno != 0 {
+		return 0, errno
+	}
 	if err := h.d.write(h.fd, data, off); err != nil {
 		h.lfs.logError(ctx, "lazyfs: write", "ino", h.d.ino, "off", off, "err", err)
 		return 0, toErrno(err)
@@ -305,7 +327,13 @@ func (h *handle) Writev(ctx context.Context, data [][]byte, off int64) (uint32, 
 // Fsync implements fs.FileFsyncer: the cached data of the file is written
 // to the underlying file, which is then fsynced.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	n, err := h.d.sync()
+	if errno := h.lfs.powered(); errno != 0 {
+		return errno
+	}
+	n, err := h.d.sync(h.lfs.syncDelay, &h.lfs.off)
+	if errors.As(err, new(powerOffError)) {
+		return syscall.EIO
+	}
 	if err != nil {
 		h.lfs.logError(ctx, "lazyfs: write-back at fsync failed; the data stays cached", "ino", h.d.ino, "err", err)
 		return toErrno(err)

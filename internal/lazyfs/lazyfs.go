@@ -4,9 +4,10 @@
 // the spirit of LazyFS (github.com/dsrhaslab/lazyfs): it mirrors an
 // underlying directory, but file data written through it is held in memory
 // until the file is fsynced or fdatasynced. Only then is it written to the
-// underlying file, and the underlying file fsynced. Crash discards every
-// write that was not synced, so that the underlying directory is then
-// exactly what a power cut would have left behind.
+// underlying file, and the underlying file fsynced. Crash (or PowerOff, at
+// an instant while processes still run, then PowerOn) discards every write
+// that was not synced, so that the underlying directory is then exactly
+// what a power cut would have left behind.
 //
 // The model:
 //
@@ -32,9 +33,21 @@
 //     by inode number), and must not be changed behind the mount's back
 //     while data is cached.
 //
-// Kernel caches are kept out of the way: files are opened with direct I/O
-// (no page cache, so a crash cannot leave stale pages behind, and shared
-// writable mmap is refused), and entry and attribute timeouts are zero.
+// Kernel caches: entry and attribute timeouts are zero, and the page cache
+// is write-through (go-fuse does not ask for the kernel's writeback
+// cache), so every write(2) reaches the filesystem before it returns.
+// PowerOn (and so Crash) invalidates the kernel's cached pages of every
+// file it knows, and opening a file drops them too, so that nothing read
+// after a crash comes from before it. Shared writable mmap works (SQLite's
+// -shm index): the kernel writes its dirty pages to the filesystem at the
+// latest when the file is closed, which happens before a killed process is
+// reaped; like any write they are lost at a crash unless fsynced.
+//
+// The instant of a power cut: Crash and PowerOff wait for a sync that is
+// already writing its data back (that data is then durable), and a sync
+// that has not begun writing back yet (it is waiting out
+// Options.SyncDelay) fails with EIO and keeps nothing.
+//
 // POSIX advisory locks (fcntl, used by SQLite) and flock are left to the
 // kernel, which handles them locally for a FUSE mount that does not
 // implement locking: they work between processes of this host, which is
@@ -52,6 +65,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,7 +77,7 @@ import (
 const pageSize = 4096
 
 // unmountWait bounds how long Unmount waits for the server to finish after
-// a lazy (detached) unmount.
+// a forced unmount.
 const unmountWait = 10 * time.Second
 
 // Options configures Mount. The zero value is usable.
@@ -73,6 +87,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Debug logs every FUSE request (very verbose) to Logger.
 	Debug bool
+	// SyncDelay is added to every fsync of a file with cached data, before
+	// the data is written back, like a slow disk. It widens the window in
+	// which a crash finds data written but not yet synced.
+	SyncDelay time.Duration
 }
 
 // Stats are the filesystem's counters, for test assertions.
@@ -87,13 +105,22 @@ type Stats struct {
 	// BytesSynced is the data written to underlying files by syncs, in
 	// whole pages.
 	BytesSynced int64
-	// Crashes counts Crash calls.
+	// Crashes counts power cuts (PowerOff and Crash calls).
 	Crashes int
-	// LastCrashDropped is the data Crash discarded the last time, in whole
+	// LastCrashDropped is the data the last power cut discarded, in whole
 	// pages.
 	LastCrashDropped int64
 	// TotalDropped is the data discarded by all crashes, in whole pages.
 	TotalDropped int64
+}
+
+// CrashReport says what a power cut (Crash, PowerOff) discarded.
+type CrashReport struct {
+	// Bytes is the unsynced data discarded, in whole pages.
+	Bytes int64
+	// Files maps each file that lost data (its path relative to the mount
+	// when it was last opened) to the bytes it lost.
+	Files map[string]int64
 }
 
 // FS is a mounted lazy filesystem. Its methods are safe for concurrent use;
@@ -104,7 +131,10 @@ type FS struct {
 	underlying string
 	log        *slog.Logger
 	server     *fuse.Server
+	root       *node
+	syncDelay  time.Duration
 
+	off   atomic.Bool // between PowerOff and PowerOn
 	mu    sync.Mutex
 	files map[uint64]*fileData // by underlying inode number
 	stats Stats
@@ -136,7 +166,7 @@ func Mount(dir, underlying string, opts Options) (*FS, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("lazyfs: underlying %s is not a directory", absUnder)
 	}
-	f := &FS{dir: absDir, underlying: absUnder, log: log, files: map[uint64]*fileData{}}
+	f := &FS{dir: absDir, underlying: absUnder, log: log, syncDelay: opts.SyncDelay, files: map[uint64]*fileData{}}
 	lroot, err := fs.NewLoopbackRoot(absUnder)
 	if err != nil {
 		return nil, fmt.Errorf("lazyfs: loopback root %s: %w", absUnder, err)
@@ -166,6 +196,7 @@ func Mount(dir, underlying string, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("lazyfs: mount %s on %s: %w", absUnder, absDir, err)
 	}
 	f.server = server
+	f.root = root
 	log.Debug("lazyfs mounted", "dir", absDir, "underlying", absUnder)
 	return f, nil
 }
@@ -177,25 +208,32 @@ func (f *FS) Dir() string { return f.dir }
 // cut would have left.
 func (f *FS) Underlying() string { return f.underlying }
 
-// Unmount unmounts the filesystem and stops serving it. If files are still
-// open on the mount it detaches the mount point lazily and waits (bounded)
-// for the server to finish. Unsynced data is discarded, as by Crash. Calling
-// it again returns the first call's result.
+// Unmount unmounts the filesystem and stops serving it. If the mount is
+// busy (files still open on it), it aborts the FUSE connection (a forced
+// unmount: pending and later operations on the mount fail, so no process
+// stays blocked on it), detaches the mount point and waits (bounded) for
+// the server to finish. Unsynced data is discarded, as by Crash. Calling it
+// again returns the first call's result.
 func (f *FS) Unmount() error {
 	f.unmountOnce.Do(func() {
 		err := f.server.Unmount()
 		if err != nil {
-			f.log.Warn("lazyfs: unmount failed; detaching lazily", "dir", f.dir, "err", err)
-			if derr := syscall.Unmount(f.dir, syscall.MNT_DETACH); derr != nil {
-				f.unmountErr = fmt.Errorf("lazyfs: unmount %s: %w (lazy unmount: %w)", f.dir, err, derr)
-				return
+			f.log.Warn("lazyfs: unmount failed; forcing it", "dir", f.dir, "err", err)
+			// MNT_FORCE aborts a FUSE connection even when the unmount
+			// itself still fails; MNT_DETACH then frees the mount point.
+			ferr := syscall.Unmount(f.dir, syscall.MNT_FORCE)
+			if ferr != nil {
+				if derr := syscall.Unmount(f.dir, syscall.MNT_DETACH); derr != nil {
+					f.unmountErr = fmt.Errorf("lazyfs: unmount %s: %w (forced: %w; lazy: %w)", f.dir, err, ferr, derr)
+					return
+				}
 			}
 			done := make(chan struct{})
 			go func() { f.server.Wait(); close(done) }()
 			select {
 			case <-done:
 			case <-time.After(unmountWait):
-				f.unmountErr = fmt.Errorf("lazyfs: %s detached, but files are still open on it after %s: %w", f.dir, unmountWait, err)
+				f.unmountErr = fmt.Errorf("lazyfs: %s unmounted by force, but the server still runs after %s: %w", f.dir, unmountWait, err)
 			}
 		}
 		f.mu.Lock()
@@ -210,28 +248,75 @@ func (f *FS) Unmount() error {
 	return f.unmountErr
 }
 
-// Crash simulates a power cut: every write not yet synced is discarded, and
-// the underlying directory is left as a power cut would have left it. It
-// returns the number of bytes discarded (in whole pages). Processes using
-// the mount should be gone (killed) before; handles still open remain
-// usable and see the underlying files as they are.
-func (f *FS) Crash() int64 {
+// PowerOff cuts the power at this instant: every write not yet synced is
+// discarded, and the underlying directory is left as a power cut would
+// have left it. Until PowerOn, every operation that reads or changes data
+// or the directory fails with EIO and reaches nothing: a process still
+// running (to be killed next) cannot make anything durable any more, not
+// even by an fsync that was in flight at the cut (it waits out SyncDelay,
+// then fails).
+func (f *FS) PowerOff() CrashReport {
+	f.off.Store(true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var dropped int64
+	rep := CrashReport{Files: map[string]int64{}}
 	for ino, d := range f.files {
 		d.mu.Lock()
-		dropped += d.discardLocked()
+		if n := d.discardLocked(); n > 0 {
+			rep.Bytes += n
+			rep.Files[d.name] += n
+		}
 		d.mu.Unlock()
 		if d.handles == 0 {
 			delete(f.files, ino)
 		}
 	}
 	f.stats.Crashes++
-	f.stats.LastCrashDropped = dropped
-	f.stats.TotalDropped += dropped
-	f.log.Debug("lazyfs: crash", "dropped_bytes", dropped)
-	return dropped
+	f.stats.LastCrashDropped = rep.Bytes
+	f.stats.TotalDropped += rep.Bytes
+	f.log.Debug("lazyfs: power off", "dropped_bytes", rep.Bytes, "files", len(rep.Files))
+	return rep
+}
+
+// PowerOn ends a PowerOff: the filesystem serves the underlying directory
+// again, as the cut left it, and the kernel's cached pages of every file
+// are invalidated. Processes that used the mount should be gone (killed and
+// reaped) before; handles still open remain usable.
+func (f *FS) PowerOn() {
+	f.invalidate(f.root.EmbeddedInode())
+	f.off.Store(false)
+}
+
+// Crash is a power cut with nothing running on the mount: PowerOff, then
+// PowerOn. It returns what was discarded.
+func (f *FS) Crash() CrashReport {
+	rep := f.PowerOff()
+	f.PowerOn()
+	return rep
+}
+
+// powered reports whether the filesystem serves; EIO otherwise.
+func (f *FS) powered() syscall.Errno {
+	if f.off.Load() {
+		return syscall.EIO
+	}
+	return 0
+}
+
+// invalidate drops the kernel's cached pages and attributes of the regular
+// files under dir that the kernel knows.
+func (f *FS) invalidate(dir *fs.Inode) {
+	for _, ch := range dir.Children() {
+		switch {
+		case ch.IsDir():
+			f.invalidate(ch)
+		case ch.Mode()&syscall.S_IFMT == syscall.S_IFREG:
+			// ENOENT: the kernel has forgotten the inode meanwhile.
+			if errno := ch.NotifyContent(0, 0); errno != 0 && errno != syscall.ENOENT {
+				f.log.Warn("lazyfs: invalidate the kernel's cache", "ino", ch.StableAttr().Ino, "err", errno)
+			}
+		}
+	}
 }
 
 // Stats returns the counters.
@@ -250,9 +335,26 @@ func (f *FS) Stats() Stats {
 	return st
 }
 
-// acquire returns the file data of inode ino, creating it, and counts one
-// more handle on it.
-func (f *FS) acquire(ino uint64) *fileData {
+// Unsynced returns the files with data not yet synced (paths relative to
+// the mount, as last opened) and how much each holds, in whole pages: what
+// a power cut now would discard.
+func (f *FS) Unsynced() map[string]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int64{}
+	for _, d := range f.files {
+		d.mu.Lock()
+		if d.dirty && len(d.pages) > 0 {
+			out[d.name] += int64(len(d.pages)) * pageSize
+		}
+		d.mu.Unlock()
+	}
+	return out
+}
+
+// acquire returns the file data of inode ino, opened as name, creating it,
+// and counts one more handle on it.
+func (f *FS) acquire(ino uint64, name string) *fileData {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := f.files[ino]
@@ -261,6 +363,7 @@ func (f *FS) acquire(ino uint64) *fileData {
 		f.files[ino] = d
 	}
 	d.handles++
+	d.name = name
 	return d
 }
 

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	_ "modernc.org/sqlite"
 )
@@ -24,8 +25,11 @@ import (
 const helperEnv = "LAZYFS_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "lock" {
+	switch os.Getenv(helperEnv) {
+	case "lock":
 		os.Exit(tryLock(os.Args[len(os.Args)-1]))
+	case "mmap", "mmap+fsync":
+		os.Exit(mmapWrite(os.Args[len(os.Args)-1], os.Getenv(helperEnv) == "mmap+fsync"))
 	}
 	os.Exit(m.Run())
 }
@@ -51,6 +55,49 @@ func tryLock(path string) int {
 	}
 }
 
+// mmapSize is the size of the file mmapWrite maps.
+const mmapSize = 4 * pageSize
+
+// mmapWrite is the helper that writes a file through a shared writable
+// mapping, as SQLite does with its -shm index: it sizes the file, fills the
+// mapping with pattern(mmapSize, 5), optionally msyncs and fsyncs, and
+// exits (which writes the dirty pages back). It runs in its own process:
+// this one serves the mount, and a page fault waiting for our own server
+// could deadlock.
+func mmapWrite(path string, sync bool) int {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer f.Close()
+	if err := f.Truncate(mmapSize); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, mmapSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mmap:", err)
+		return 1
+	}
+	copy(m, pattern(mmapSize, 5))
+	if sync {
+		if _, _, errno := syscall.Syscall(syscall.SYS_MSYNC, uintptr(unsafe.Pointer(&m[0])), mmapSize, syscall.MS_SYNC); errno != 0 {
+			fmt.Fprintln(os.Stderr, "msync:", errno)
+			return 1
+		}
+		if err := f.Sync(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if err := syscall.Munmap(m); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
 type env struct {
 	fs    *FS
 	mnt   string
@@ -61,12 +108,19 @@ type env struct {
 // skipping when FUSE is unavailable.
 func mountT(t *testing.T) *env {
 	t.Helper()
+	return mountOpts(t, Options{})
+}
+
+// mountOpts is mountT with options (the logger is the test's).
+func mountOpts(t *testing.T, opts Options) *env {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("FUSE unavailable: %v", err)
 	}
 	under, mnt := t.TempDir(), t.TempDir()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	f, err := Mount(mnt, under, Options{Logger: log})
+	opts.Logger = log
+	f, err := Mount(mnt, under, opts)
 	if err != nil {
 		if os.Geteuid() != 0 {
 			t.Skipf("FUSE unavailable: not root, and mounting failed: %v", err)
@@ -307,6 +361,13 @@ func TestCrashKeepsExactlyTheSyncedData(t *testing.T) {
 			equal(t, "through the open handle", got[:n], tc.mount)
 			e.fs.Crash()
 			equal(t, "underlying after the crash", read(t, e.u("f")), tc.crash)
+			// The handle read the file before; the kernel's cached pages
+			// of it are gone too.
+			n, err = f.ReadAt(got, 0)
+			if err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			equal(t, "through the open handle after the crash", got[:n], tc.crash)
 			equal(t, "through the mount after the crash", read(t, e.m("f")), tc.crash)
 			if got := size(t, e.m("f")); got != int64(len(tc.crash)) {
 				t.Fatalf("stat size after the crash %d, want %d", got, len(tc.crash))
@@ -323,10 +384,17 @@ func TestNewFileWithoutSyncIsEmptyAfterCrash(t *testing.T) {
 	if st := e.fs.Stats(); st.BytesCached < int64(len(data)) || st.FilesCached != 1 {
 		t.Fatalf("stats %+v: the data should be cached", st)
 	}
+	if u := e.fs.Unsynced(); len(u) != 1 || u["new"] < int64(len(data)) {
+		t.Fatalf("unsynced %v, want new with %d bytes", u, len(data))
+	}
 	if n := size(t, e.u("new")); n != 0 {
 		t.Fatalf("underlying file has %d bytes before any sync", n)
 	}
-	dropped := e.fs.Crash()
+	rep := e.fs.Crash()
+	dropped := rep.Bytes
+	if rep.Files["new"] != dropped || len(rep.Files) != 1 {
+		t.Fatalf("crash report %+v: only %q lost data", rep, "new")
+	}
 	if dropped < int64(len(data)) {
 		t.Fatalf("crash dropped %d bytes, want at least %d", dropped, len(data))
 	}
@@ -352,8 +420,8 @@ func TestSyncedFileSurvives(t *testing.T) {
 	if st.Fsyncs != 1 || st.BytesSynced < int64(len(data)) || st.BytesCached != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if dropped := e.fs.Crash(); dropped != 0 {
-		t.Fatalf("crash dropped %d bytes of a synced file", dropped)
+	if rep := e.fs.Crash(); rep.Bytes != 0 || len(rep.Files) != 0 {
+		t.Fatalf("crash dropped data of a synced file: %+v", rep)
 	}
 	equal(t, "after the crash", read(t, e.u("synced")), data)
 }
@@ -462,8 +530,8 @@ func TestUnlink(t *testing.T) {
 			t.Fatalf("new file reads %q", got)
 		}
 	}
-	if dropped := e.fs.Crash(); dropped != 0 {
-		t.Fatalf("crash dropped %d bytes of a deleted file", dropped)
+	if rep := e.fs.Crash(); rep.Bytes != 0 {
+		t.Fatalf("crash dropped data of a deleted file: %+v", rep)
 	}
 }
 
@@ -525,20 +593,7 @@ func TestDirectoryFsync(t *testing.T) {
 func TestPOSIXLocksAcrossProcesses(t *testing.T) {
 	e := mountT(t)
 	must(t, os.WriteFile(e.m("locked"), []byte("x"), 0o644))
-	helper := func() int {
-		cmd := exec.Command(os.Args[0], "-test.run=^$", e.m("locked"))
-		cmd.Env = append(os.Environ(), helperEnv+"=lock")
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			if ee.ExitCode() == 1 {
-				t.Fatalf("helper: %s", out)
-			}
-			return ee.ExitCode()
-		}
-		must(t, err)
-		return 0
-	}
+	helper := func() int { return runHelper(t, "lock", e.m("locked")) }
 	f, err := os.OpenFile(e.m("locked"), os.O_RDWR, 0)
 	must(t, err)
 	defer f.Close()
@@ -551,6 +606,46 @@ func TestPOSIXLocksAcrossProcesses(t *testing.T) {
 	must(t, syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk))
 	if code := helper(); code != 0 {
 		t.Fatalf("another process could not lock an unlocked file (exit %d)", code)
+	}
+}
+
+// runHelper runs this test binary as a helper process in mode on path and
+// returns its exit code (1, its own failure, fails the test).
+func runHelper(t *testing.T, mode, path string) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", path)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ee.ExitCode() == 1 {
+			t.Fatalf("helper %s: %s", mode, out)
+		}
+		return ee.ExitCode()
+	}
+	must(t, err)
+	return 0
+}
+
+// TestSharedMmap writes a file through a shared writable mapping in another
+// process (SQLite's -shm works so): the data is visible through the mount,
+// and lost at a crash unless msynced and fsynced.
+func TestSharedMmap(t *testing.T) {
+	for _, mode := range []string{"mmap", "mmap+fsync"} {
+		t.Run(mode, func(t *testing.T) {
+			e := mountT(t)
+			must(t, os.WriteFile(e.m("shm"), nil, 0o644))
+			if code := runHelper(t, mode, e.m("shm")); code != 0 {
+				t.Fatalf("helper exit %d", code)
+			}
+			equal(t, "written through the mapping", read(t, e.m("shm")), pattern(mmapSize, 5))
+			e.fs.Crash()
+			want := make([]byte, mmapSize) // the size is metadata, the data is not
+			if mode == "mmap+fsync" {
+				want = pattern(mmapSize, 5)
+			}
+			equal(t, "after the crash", read(t, e.m("shm")), want)
+		})
 	}
 }
 
@@ -598,7 +693,7 @@ func TestSQLiteWAL(t *testing.T) {
 				t.Errorf("a second connection read %d rows despite the exclusive lock", n)
 			}
 			other.Close()
-			dropped := e.fs.Crash()
+			dropped := e.fs.Crash().Bytes
 			cp := copyDB(t, e.under, "db.sqlite")
 			after, err := sql.Open("sqlite", "file:"+cp)
 			must(t, err)
@@ -623,4 +718,96 @@ func TestSQLiteWAL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUnmountWhileBusy unmounts with a file still open on the mount: the
+// connection is aborted instead of waiting, and the mount point is free.
+func TestUnmountWhileBusy(t *testing.T) {
+	e := mountT(t)
+	f, err := os.Create(e.m("busy"))
+	must(t, err)
+	defer f.Close()
+	writeAt(t, f, "x", 0)
+	done := make(chan error, 1)
+	go func() { done <- e.fs.Unmount() }()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Unmount of a busy mount did not return")
+	}
+	if _, err := f.WriteAt([]byte("y"), 0); err == nil {
+		t.Fatal("a write to the aborted mount succeeded")
+	}
+	var st, parent syscall.Stat_t
+	must(t, syscall.Stat(e.mnt, &st))
+	must(t, syscall.Stat(filepath.Dir(e.mnt), &parent))
+	if st.Dev != parent.Dev {
+		t.Fatalf("%s is still a mount point", e.mnt)
+	}
+}
+
+// TestPowerOff cuts the power while a file is open: everything that would
+// change the directory fails until PowerOn, and nothing of it reaches the
+// underlying directory.
+func TestPowerOff(t *testing.T) {
+	e := mountT(t)
+	must(t, os.WriteFile(e.u("keep"), []byte("durable"), 0o644))
+	must(t, os.Mkdir(e.u("dir"), 0o755))
+	f, err := os.OpenFile(e.m("keep"), os.O_RDWR, 0)
+	must(t, err)
+	defer f.Close()
+	writeAt(t, f, "DURABLE", 0)
+	rep := e.fs.PowerOff()
+	if rep.Bytes == 0 || rep.Files["keep"] == 0 {
+		t.Fatalf("power off dropped %+v", rep)
+	}
+	attempts := map[string]error{
+		"write":  func() error { _, err := f.WriteAt([]byte("late"), 0); return err }(),
+		"fsync":  f.Sync(),
+		"create": os.WriteFile(e.m("new"), []byte("x"), 0o644),
+		"rename": os.Rename(e.m("keep"), e.m("moved")),
+		"unlink": os.Remove(e.m("keep")),
+		"mkdir":  os.Mkdir(e.m("newdir"), 0o755),
+		"rmdir":  os.Remove(e.m("dir")),
+		"trunc":  f.Truncate(0),
+	}
+	for op, err := range attempts {
+		if err == nil {
+			t.Errorf("%s succeeded while the power was off", op)
+		}
+	}
+	e.fs.PowerOn()
+	equal(t, "after power on", read(t, e.m("keep")), []byte("durable"))
+	ents, err := os.ReadDir(e.under)
+	must(t, err)
+	if len(ents) != 2 {
+		t.Fatalf("the underlying directory changed while the power was off: %v", ents)
+	}
+	writeAt(t, f, "again", 0)
+	must(t, f.Sync())
+	equal(t, "written after power on", read(t, e.u("keep")), []byte("againle"))
+}
+
+// TestFsyncInFlightAtPowerOffIsLost cuts the power while an fsync waits
+// out SyncDelay: the fsync fails and its data is lost, as on a disk that
+// lost power before the flush completed.
+func TestFsyncInFlightAtPowerOffIsLost(t *testing.T) {
+	e := mountOpts(t, Options{SyncDelay: 300 * time.Millisecond})
+	f, err := os.Create(e.m("slow"))
+	must(t, err)
+	defer f.Close()
+	writeAt(t, f, "in flight", 0)
+	synced := make(chan error, 1)
+	go func() { synced <- f.Sync() }()
+	time.Sleep(100 * time.Millisecond) // the fsync is waiting
+	rep := e.fs.PowerOff()
+	if err := <-synced; err == nil {
+		t.Fatal("an fsync in flight at the power cut succeeded")
+	}
+	e.fs.PowerOn()
+	if rep.Files["slow"] == 0 {
+		t.Fatalf("power off dropped %+v", rep)
+	}
+	equal(t, "after the cut", read(t, e.u("slow")), []byte{})
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // node is a loopback node whose files cache their data (see handle); the
-// other operations are go-fuse's loopback ones, applied at once.
+// other operations are go-fuse's loopback ones, applied at once. While the
+// power is off, every operation that changes something fails with EIO.
 type node struct {
 	*fs.LoopbackNode
 	lfs *FS
@@ -30,6 +31,10 @@ var (
 	_ = (fs.NodeRenamer)((*node)(nil))
 	_ = (fs.NodeLinker)((*node)(nil))
 	_ = (fs.NodeTmpfiler)((*node)(nil))
+	_ = (fs.NodeMkdirer)((*node)(nil))
+	_ = (fs.NodeRmdirer)((*node)(nil))
+	_ = (fs.NodeMknoder)((*node)(nil))
+	_ = (fs.NodeSymlinker)((*node)(nil))
 )
 
 // WrapChild implements fs.NodeWrapChilder: every node of the tree is a
@@ -66,8 +71,9 @@ func underlyingFlags(flags uint32) uint32 {
 	return f
 }
 
-// newHandle wraps an opened loopback file into a lazy handle.
-func (n *node) newHandle(fh fs.FileHandle, flags uint32) (*handle, syscall.Errno) {
+// newHandle wraps an opened loopback file, named name (relative to the
+// mount), into a lazy handle.
+func (n *node) newHandle(fh fs.FileHandle, name string, flags uint32) (*handle, syscall.Errno) {
 	lf, ok := fh.(*fs.LoopbackFile)
 	if !ok {
 		return nil, syscall.EIO
@@ -82,7 +88,7 @@ func (n *node) newHandle(fh fs.FileHandle, flags uint32) (*handle, syscall.Errno
 		lf.Release(context.Background())
 		return nil, toErrno(err)
 	}
-	h := &handle{lfs: n.lfs, lf: lf, fd: fd, d: n.lfs.acquire(st.Ino),
+	h := &handle{lfs: n.lfs, lf: lf, fd: fd, d: n.lfs.acquire(st.Ino, name),
 		syncWrites: flags&(syscall.O_SYNC|syscall.O_DSYNC) != 0}
 	if flags&syscall.O_TRUNC != 0 {
 		h.d.mu.Lock()
@@ -104,20 +110,27 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 // Create implements fs.NodeCreater: the file is created at once, its data
 // cached.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if errno := n.lfs.powered(); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	ch, fh, _, errno := n.LoopbackNode.Create(ctx, name, underlyingFlags(flags), mode, out)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	h, errno := n.newHandle(fh, flags)
+	// The new child is linked to n only after Create returns.
+	h, errno := n.newHandle(fh, filepath.Join(n.Path(n.Root()), name), flags)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
 	n.overlaySize(&out.Attr)
-	return ch, h, fuse.FOPEN_DIRECT_IO, 0
+	return ch, h, 0, 0
 }
 
 // Open implements fs.NodeOpener.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if errno := n.lfs.powered(); errno != 0 {
+		return nil, 0, errno
+	}
 	uflags := underlyingFlags(flags)
 	fh, _, errno := n.LoopbackNode.Open(ctx, uflags)
 	if (errno == syscall.EACCES || errno == syscall.EPERM || errno == syscall.EROFS) && uflags&syscall.O_ACCMODE != flags&syscall.O_ACCMODE {
@@ -127,11 +140,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	h, errno := n.newHandle(fh, flags)
+	h, errno := n.newHandle(fh, n.Path(n.Root()), flags)
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	return h, fuse.FOPEN_DIRECT_IO, 0
+	return h, 0, 0
 }
 
 // loopbackFile returns the loopback file of a lazy handle as a
@@ -167,6 +180,9 @@ func (n *node) Statx(ctx context.Context, f fs.FileHandle, flags uint32, mask ui
 // Setattr implements fs.NodeSetattrer. A size change (truncate, ftruncate)
 // applies to the underlying file at once and to the cache.
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if errno := n.lfs.powered(); errno != 0 {
+		return errno
+	}
 	if size, ok := in.GetSize(); ok {
 		if errno := n.truncate(f, int64(size)); errno != 0 {
 			return errno
@@ -229,6 +245,9 @@ func lastLink(path string) (uint64, bool) {
 // Unlink implements fs.NodeUnlinker; unsynced data of the file dies with
 // its last name.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if errno := n.lfs.powered(); errno != 0 {
+		return errno
+	}
 	ino, last := lastLink(filepath.Join(n.underlyingPath(), name))
 	errno := n.LoopbackNode.Unlink(ctx, name)
 	if errno == 0 && last {
@@ -240,6 +259,9 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 // Rename implements fs.NodeRenamer; a file replaced by the rename loses
 // its unsynced data like an unlinked one.
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if errno := n.lfs.powered(); errno != 0 {
+		return errno
+	}
 	var victim uint64
 	replaced := false
 	if np, ok := newParent.(*node); ok && flags&fs.RENAME_EXCHANGE == 0 {
@@ -256,6 +278,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 
 // Link implements fs.NodeLinker, with the cached size.
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := n.lfs.powered(); errno != 0 {
+		return nil, errno
+	}
 	if t, ok := target.(*node); ok {
 		target = t.LoopbackNode
 	}
@@ -269,4 +294,36 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 // Tmpfile implements fs.NodeTmpfiler: O_TMPFILE is not supported.
 func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	return nil, nil, 0, syscall.EOPNOTSUPP
+}
+
+// Mkdir implements fs.NodeMkdirer.
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := n.lfs.powered(); errno != 0 {
+		return nil, errno
+	}
+	return n.LoopbackNode.Mkdir(ctx, name, mode, out)
+}
+
+// Rmdir implements fs.NodeRmdirer.
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if errno := n.lfs.powered(); errno != 0 {
+		return errno
+	}
+	return n.LoopbackNode.Rmdir(ctx, name)
+}
+
+// Mknod implements fs.NodeMknoder.
+func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := n.lfs.powered(); errno != 0 {
+		return nil, errno
+	}
+	return n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+}
+
+// Symlink implements fs.NodeSymlinker.
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := n.lfs.powered(); errno != 0 {
+		return nil, errno
+	}
+	return n.LoopbackNode.Symlink(ctx, target, name, out)
 }
