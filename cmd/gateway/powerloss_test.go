@@ -43,6 +43,11 @@ const (
 // syncDelay is lazyfs's added fsync latency.
 const syncDelay = 3 * time.Millisecond
 
+// cloudLatency delays every answer of the test cloud, so that acknowledged
+// events wait in the buffer (at risk) for a while before the cloud has
+// them: each cut then finds some.
+const cloudLatency = 100 * time.Millisecond
+
 // exitWait bounds the wait for a killed gateway to exit. A process blocked
 // on a hung FUSE request cannot exit even on SIGKILL; the mount is then
 // aborted, which fails the request.
@@ -102,6 +107,8 @@ func mountLazy(t *testing.T) *lazyfs.FS {
 type cut struct {
 	up      time.Duration // how long the gateway ran before it
 	dropped int64         // bytes lazyfs discarded
+	atRisk  int           // acknowledged events only the buffer held at the cut (first time)
+	lost    int           // of which the cut left no trace
 	data    int64         // of which of the buffer's data: file, WAL, screenshots
 	files   string        // what lost how much
 	acked   int           // events acknowledged so far
@@ -155,25 +162,39 @@ func summarize(rep lazyfs.CrashReport) (data int64, files string) {
 
 // powerLoss is the outcome of one run.
 type powerLoss struct {
-	h         *harness
-	l         *ledger
-	fs        *lazyfs.FS
-	shots     map[string]bool // acknowledged screenshot ids
-	cuts      []cut
-	unclean   int             // restarts that checked the buffer after an unclean stop
-	alerts    int             // restarts that quarantined the buffer
-	alertLogs map[string]bool // every ALERT line seen in the gateway's log
-	sim       agentsim.Result
-	drainedIn time.Duration
+	h          *harness
+	l          *ledger
+	fs         *lazyfs.FS
+	shots      map[string]bool // acknowledged screenshot ids
+	cuts       []cut
+	unclean    int             // restarts that checked the buffer after an unclean stop
+	alerts     int             // restarts that quarantined the buffer
+	alertLogs  map[string]bool // every ALERT line seen in the gateway's log
+	sim        agentsim.Result
+	drainedIn  time.Duration
+	lostAtCuts int             // acknowledged events that cuts left neither in the buffer nor in the cloud
+	lostIDs    map[string]bool // those events
+	riskIDs    map[string]bool // acknowledged events a cut found only in the buffer
+}
+
+// plConfig configures runPowerLoss.
+type plConfig struct {
+	// synchronous is buffer.synchronous: full or normal.
+	synchronous string
+	// minCuts power cuts at least; more, up to maxCuts, until one of them
+	// lost an acknowledged event.
+	minCuts, maxCuts int
+	// durable: every acknowledged event must survive every cut and reach
+	// the cloud (synchronous=full); otherwise losses are only counted.
+	durable bool
 }
 
 // runPowerLoss runs agents against a gateway whose buffer is on lazyfs,
-// cuts the power n times at random instants, then lets everything drain
-// and stops the gateway cleanly. wantDelivered makes it fail when an
-// acknowledged event does not reach the cloud (synchronous=full); without
-// it losses are only counted.
-func runPowerLoss(t *testing.T, synchronous string, n int, wantDelivered bool) *powerLoss {
+// cuts the power at random instants, then lets everything drain and stops
+// the gateway cleanly.
+func runPowerLoss(t *testing.T, c plConfig) *powerLoss {
 	t.Helper()
+	synchronous := c.synchronous
 	h := newHarness(t, "")
 	fsys := mountLazy(t)
 	// The buffer, and beside it the key file and the screenshots, on the
@@ -202,8 +223,10 @@ func runPowerLoss(t *testing.T, synchronous string, n int, wantDelivered bool) *
 		}
 	})
 	cur, alive = h.start(), true
+	h.srv.SetLatency(cloudLatency)
 
-	pl := &powerLoss{h: h, l: newLedger(), fs: fsys, shots: map[string]bool{}, alertLogs: map[string]bool{}}
+	pl := &powerLoss{h: h, l: newLedger(), fs: fsys, shots: map[string]bool{}, alertLogs: map[string]bool{},
+		lostIDs: map[string]bool{}, riskIDs: map[string]bool{}}
 	var shotsMu sync.Mutex
 	observe := func(ids []string, o agentsim.Outcome) {
 		pl.l.observe(ids, o)
@@ -226,8 +249,8 @@ func runPowerLoss(t *testing.T, synchronous string, n int, wantDelivered bool) *
 
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
-	t.Logf("synchronous=%s, %d power cuts, seed %d", synchronous, n, seed)
-	for i := range n {
+	t.Logf("synchronous=%s, %d to %d power cuts, seed %d", synchronous, c.minCuts, c.maxCuts, seed)
+	for i := 0; i < c.maxCuts && (i < c.minCuts || pl.lostAtCuts == 0); i++ {
 		up := 150*time.Millisecond + time.Duration(rng.Int64N(int64(700*time.Millisecond)))
 		time.Sleep(up)
 		// Two kinds of cut, alternately. Either the process dies first
@@ -250,8 +273,17 @@ func runPowerLoss(t *testing.T, synchronous string, n int, wantDelivered bool) *
 			rep = fsys.Crash()
 		}
 		alive = false
-		if res := integrityOfCopy(t, fsys.Underlying()); res != "ok" {
-			t.Fatalf("cut %d: integrity_check of what the power cut left: %s", i+1, res)
+		// Batches the cloud was still answering (cloudLatency) land now.
+		time.Sleep(cloudLatency + 50*time.Millisecond)
+		check, survivors := checkCopy(t, fsys.Underlying())
+		if check != "ok" {
+			t.Fatalf("cut %d: integrity_check of what the power cut left: %s", i+1, check)
+		}
+		atRisk, lost := pl.exposure(survivors)
+		pl.lostAtCuts += len(lost)
+		if c.durable && len(lost) > 0 {
+			t.Errorf("cut %d (%s) lost %d acknowledged events: neither the cloud nor the buffer left by the cut has them, e.g. %v",
+				i+1, kind, len(lost), lost[:min(3, len(lost))])
 		}
 		logBefore := h.logBuf.String()
 		cur, alive = h.start(), true
@@ -270,16 +302,16 @@ func runPowerLoss(t *testing.T, synchronous string, n int, wantDelivered bool) *
 		acked := len(pl.l.acked)
 		pl.l.mu.Unlock()
 		data, files := summarize(rep)
-		pl.cuts = append(pl.cuts, cut{up: up, dropped: rep.Bytes, data: data, files: files, acked: acked})
-		t.Logf("cut %2d (%s) after %3dms up, %6d events acknowledged so far: lazyfs dropped %7d unsynced bytes (%s)",
-			i+1, kind, up.Milliseconds(), acked, rep.Bytes, files)
+		pl.cuts = append(pl.cuts, cut{up: up, dropped: rep.Bytes, data: data, files: files, acked: acked, atRisk: atRisk, lost: len(lost)})
+		t.Logf("cut %2d (%s) after %3dms up: %4d more acknowledged events only in the buffer, %4d lost (%6d acknowledged so far); lazyfs dropped %7d unsynced bytes (%s)",
+			i+1, kind, up.Milliseconds(), atRisk, len(lost), acked, rep.Bytes, files)
 	}
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	pl.sim = <-simDone
 	t.Logf("simulator: %s", pl.sim)
 	start := time.Now()
-	if wantDelivered {
+	if c.durable {
 		h.waitDelivered(t, pl.l, 60*time.Second)
 	}
 	waitEmpty(t, h, 60*time.Second)
@@ -289,10 +321,34 @@ func runPowerLoss(t *testing.T, synchronous string, n int, wantDelivered bool) *
 	for _, line := range linesWith(h.logBuf.String(), logAlert) {
 		pl.alertLogs[line] = true
 	}
-	if res := integrityOfCopy(t, fsys.Underlying()); res != "ok" {
-		t.Fatalf("integrity_check after the clean stop: %s", res)
+	if check, _ := checkCopy(t, fsys.Underlying()); check != "ok" {
+		t.Fatalf("integrity_check after the clean stop: %s", check)
 	}
 	return pl
+}
+
+// exposure looks at the acknowledged events the cloud does not have: only
+// the buffer held them at the cut (atRisk), and those of them that are not
+// among the survivors (event ids in what the cut left) are lost. Both count
+// events not counted at an earlier cut only.
+func (pl *powerLoss) exposure(survivors map[string]bool) (atRisk int, lost []string) {
+	got := pl.h.srv.Deliveries()
+	pl.l.mu.Lock()
+	defer pl.l.mu.Unlock()
+	for id := range pl.l.acked {
+		if got[id] > 0 || pl.lostIDs[id] {
+			continue
+		}
+		if !pl.riskIDs[id] {
+			pl.riskIDs[id] = true
+			atRisk++
+		}
+		if !survivors[id] {
+			pl.lostIDs[id] = true
+			lost = append(lost, id)
+		}
+	}
+	return atRisk, lost
 }
 
 // logSince returns what was logged after before (the log buffer may have
@@ -321,13 +377,13 @@ func linesWith(s, sub string) []string {
 	return out
 }
 
-// integrityOfCopy runs PRAGMA integrity_check on a copy of the buffer file
-// and its WAL taken from dir (the mount's underlying directory: what the
-// power cut left). A copy, because opening the file replays and
-// checkpoints its WAL, which would change the state the gateway restarts
-// on; and not through the mount, because SQLite would map the WAL index
-// (-shm) of a file served by this very process.
-func integrityOfCopy(t *testing.T, dir string) string {
+// checkCopy runs PRAGMA integrity_check on a copy of the buffer file and
+// its WAL taken from dir (the mount's underlying directory: what the power
+// cut left), and returns the event ids the copy holds. A copy, because
+// opening the file replays and checkpoints its WAL, which would change the
+// state the gateway restarts on; and not through the mount, because SQLite
+// would map the WAL index (-shm) of a file served by this very process.
+func checkCopy(t *testing.T, dir string) (string, map[string]bool) {
 	t.Helper()
 	dst, err := os.MkdirTemp("", "powerloss-check-")
 	if err != nil {
@@ -353,9 +409,37 @@ func integrityOfCopy(t *testing.T, dir string) string {
 	defer db.Close()
 	var res string
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil {
-		return err.Error()
+		return err.Error(), nil
 	}
-	return res
+	ids := map[string]bool{}
+	for _, table := range []string{"agent_data_buffer", "device_data_buffer"} {
+		if err := eventIDs(db, table, ids); err != nil {
+			return fmt.Sprintf("list events of %s: %v", table, err), nil
+		}
+	}
+	return res, ids
+}
+
+// eventIDs adds the event ids of table to ids; a table that does not exist
+// (a cut lost the schema's first commit) holds none.
+func eventIDs(db *sql.DB, table string, ids map[string]bool) error {
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", table).Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	rows, err := db.Query("SELECT event_id FROM " + table)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids[id] = true
+	}
+	return rows.Err()
 }
 
 // tally is the per-id verdict without failing: like check, but counted.
@@ -398,16 +482,17 @@ func quarantinedFiles(t *testing.T, dir string) []string {
 }
 
 // droppedSummary adds up the buffer data (file, WAL, screenshots) the cuts
-// dropped.
-func (pl *powerLoss) droppedSummary() (total int64, cutsWithDrops int, perCut []string) {
+// dropped, and the acknowledged events they found only in the buffer.
+func (pl *powerLoss) droppedSummary() (total int64, cutsWithDrops int, perCut []string, atRisk int) {
 	for _, c := range pl.cuts {
 		total += c.data
 		if c.data > 0 {
 			cutsWithDrops++
 		}
 		perCut = append(perCut, fmt.Sprint(c.data))
+		atRisk += c.atRisk
 	}
-	return total, cutsWithDrops, perCut
+	return total, cutsWithDrops, perCut, atRisk
 }
 
 // TestPowerLossLosesNoAcknowledgedEvent is the durability promise of
@@ -422,15 +507,19 @@ func TestPowerLossLosesNoAcknowledgedEvent(t *testing.T) {
 		cuts = 6
 	}
 	start := time.Now()
-	pl := runPowerLoss(t, "full", cuts, true)
+	pl := runPowerLoss(t, plConfig{synchronous: "full", minCuts: cuts, maxCuts: cuts, durable: true})
 	h := pl.h
 	h.check(t, pl.l) // fails on any lost or duplicated acknowledged event
 
-	total, withDrops, perCut := pl.droppedSummary()
+	total, withDrops, perCut, atRisk := pl.droppedSummary()
 	t.Logf("lazyfs dropped %d unsynced bytes of buffer data (file, WAL, screenshots) over %d cuts (%d cuts dropped some; per cut: %s); %d fsyncs served",
 		total, len(pl.cuts), withDrops, strings.Join(perCut, " "), pl.fs.Stats().Fsyncs)
+	t.Logf("the cuts found %d acknowledged events only in the buffer; all survived and reached the cloud", atRisk)
 	if total == 0 {
 		t.Fatal("no cut dropped any unsynced buffer data: the test exercised nothing")
+	}
+	if atRisk == 0 {
+		t.Fatal("no cut found an acknowledged event that only the buffer held: the test exercised nothing")
 	}
 	if pl.unclean != len(pl.cuts) {
 		t.Errorf("%d of %d restarts checked the buffer after the unclean stop", pl.unclean, len(pl.cuts))
@@ -471,21 +560,27 @@ func TestPowerLossLosesNoAcknowledgedEvent(t *testing.T) {
 // TestPowerLossDetectsLossWithSynchronousNormal is the negative control:
 // with buffer.synchronous=normal a commit is not fsynced, so the same
 // procedure must find acknowledged events that never reached the cloud.
-// It proves that the power-loss test can fail.
+// It proves that the power-loss test can fail. A cut loses acknowledged
+// events only if it comes after them and before the next checkpoint has
+// synced the WAL (200 ms), so it cuts until one did (at most 12 times).
 func TestPowerLossDetectsLossWithSynchronousNormal(t *testing.T) {
-	cuts := 6
+	cuts := 4
 	if testing.Short() {
-		cuts = 3
+		cuts = 2
 	}
 	start := time.Now()
-	pl := runPowerLoss(t, "normal", cuts, false)
+	pl := runPowerLoss(t, plConfig{synchronous: "normal", minCuts: cuts, maxCuts: 12})
 	v := pl.h.tally(pl.l)
-	total, withDrops, perCut := pl.droppedSummary()
-	t.Logf("synchronous=normal: %d cuts, lazyfs dropped %d bytes of buffer data (%d cuts dropped some; per cut: %s)",
-		len(pl.cuts), total, withDrops, strings.Join(perCut, " "))
+	total, withDrops, perCut, atRisk := pl.droppedSummary()
+	t.Logf("synchronous=normal: %d cuts found %d acknowledged events only in the buffer; lazyfs dropped %d bytes of buffer data (%d cuts dropped some; per cut: %s)",
+		len(pl.cuts), atRisk, total, withDrops, strings.Join(perCut, " "))
 	t.Logf("acked=%d lost=%d duplicated=%d seq_reused=%d indeterminate=%d quarantines=%d drops=%v; %s in all",
 		v.acked, v.lost, v.duplicated, v.seqReused, v.indeterminate, pl.alerts, pl.h.srv.Drops(), time.Since(start).Round(time.Millisecond))
-	if v.lost == 0 {
-		t.Fatalf("with synchronous=normal no acknowledged event was lost in %d power cuts: the harness cannot detect loss", len(pl.cuts))
+	if pl.lostAtCuts == 0 || v.lost == 0 {
+		t.Fatalf("with synchronous=normal %d power cuts lost no acknowledged event (%d seen lost at the cuts): the harness cannot detect loss",
+			len(pl.cuts), pl.lostAtCuts)
+	}
+	if v.lost < pl.lostAtCuts {
+		t.Errorf("%d acknowledged events were gone after the cuts, but only %d missing in the cloud at the end", pl.lostAtCuts, v.lost)
 	}
 }
