@@ -432,7 +432,7 @@ func (f *FS) synced(n int64) {
 	f.mu.Unlock()
 }
 
-// ctxLogger is a helper for write-back errors.
+// logError logs a failed write or write-back.
 func (f *FS) logError(ctx context.Context, msg string, args ...any) {
 	f.log.ErrorContext(ctx, msg, args...)
 }
