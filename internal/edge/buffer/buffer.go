@@ -412,10 +412,14 @@ func (b *Buffer) dsn() string {
 			"&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_journal_size_limit=67108864&_locking_mode=EXCLUSIVE"
 	}
 	v := url.Values{}
-	// EXCLUSIVE before WAL: the WAL index then lives in heap memory.
+	// EXCLUSIVE before WAL: the WAL index then lives in heap memory. The
+	// driver runs the _pragma list sorted by name (busy_timeout first), so
+	// journal_mode(WAL) there would run before locking_mode and, on a file
+	// already in WAL mode, map a -shm index; _journal_mode runs after the
+	// list.
 	v.Add("_pragma", "locking_mode(EXCLUSIVE)")
 	v.Add("_pragma", "busy_timeout(10000)")
-	v.Add("_pragma", "journal_mode(WAL)")
+	v.Set("_journal_mode", "WAL")
 	v.Add("_pragma", "synchronous("+b.opts.Synchronous+")")
 	v.Add("_pragma", "foreign_keys(ON)")
 	v.Add("_pragma", "journal_size_limit(67108864)")

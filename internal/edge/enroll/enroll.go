@@ -51,7 +51,8 @@ func Load(path string) (*Credentials, error) {
 	return &c, nil
 }
 
-// Save writes a key file atomically with mode 0600.
+// Save writes a key file atomically with mode 0600, durably: the file and
+// its directory are synced.
 func Save(path string, c *Credentials) error {
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -79,6 +80,16 @@ func Save(path string, c *Credentials) error {
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("enroll: place key file: %w", err)
+	}
+	// The rename survives a power cut only once the directory is synced:
+	// before, the previous key file (or none) may come back.
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("enroll: sync key file directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("enroll: sync key file directory: %w", err)
 	}
 	return nil
 }
