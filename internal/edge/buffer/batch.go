@@ -241,15 +241,23 @@ func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Dro
 // rows follow in chunks of at most chunkRows(). Claimed rows (at or below
 // the stream's cursor) outside every batch's range are therefore
 // acknowledged rows: if a crash interrupts the chunks, Open deletes them
-// (they are never sent again). Ack's transactions commit without an fsync
-// of their own (see withLazyTx): a power cut can only undo them, and then
-// the batch is resent under its token.
+// (they are never sent again).
+//
+// Ack's transactions commit without an fsync of their own (see
+// withLazyTx): a power cut can only undo them, and then the batch is resent
+// under its token. Except the first one of a screenshot batch: the image
+// files are removed right after, so the batch must not come back after a
+// power cut (it would be resent without its images).
 func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	found := false
 	del := b.sq("delete_rows_chunk", bt.Stream)
 	chunk := b.chunkRows()
 	deleted := 0
-	err := b.withLazyTx(ctx, func(tx *sql.Tx) error {
+	first := b.withLazyTx
+	if bt.Stream == StreamScreenshots {
+		first = b.withTx
+	}
+	err := first(ctx, func(tx *sql.Tx) error {
 		var err error
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
