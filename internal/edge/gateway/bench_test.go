@@ -27,7 +27,10 @@ import (
 // Reported: acknowledged events/s; events/s the sink received while the
 // agents were sending (accepted and forwarded at once); the time the uplink
 // needed afterwards to forward the rest (tail-ms, at most one flush interval
-// of 1 s under load=22k); p50/p99 acknowledgement latency seen by agents.
+// of 1 s under load=22k); p50/p99 acknowledgement latency seen by agents;
+// and, from a probe beside the run, the machine's worst wake-up delay and
+// its fdatasync p99 and maximum (stallProbe), which tell a run slowed by
+// the shared VM from one slowed by the gateway.
 func BenchmarkAcceptAndForward(b *testing.B) {
 	for _, tc := range []struct {
 		name, sync, transport string
@@ -75,6 +78,10 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 		b.Fatal(err)
 	}
 	defer g.Shutdown(context.Background())
+	probe, err := startStallProbe(probeFile(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	res, err := agentsim.Run(context.Background(), agentsim.Options{GatewayURL: "http://" + g.Addr(), GRPCAddr: g.GRPCAddr(),
@@ -84,6 +91,7 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 	}
 	accepted := time.Since(start)
 	during := sink.Stats().Events
+	wakeMax, syncP99, syncMax := probe.stop()
 	for sink.Stats().Events < b.N {
 		if time.Since(start) > 5*time.Minute {
 			b.Fatalf("forwarded %d of %d", sink.Stats().Events, b.N)
@@ -98,4 +106,8 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 	b.ReportMetric(float64(tail.Milliseconds()), "tail-ms")
 	b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+	// The machine while the agents sent (see stallProbe).
+	b.ReportMetric(wakeMax, "probe-wake-max-ms")
+	b.ReportMetric(syncP99, "probe-fsync-p99-ms")
+	b.ReportMetric(syncMax, "probe-fsync-max-ms")
 }
