@@ -43,4 +43,12 @@ func TestFileHeldExclusively(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v", st, err)
 	}
 	t.Logf("reopened in %s", time.Since(start))
+	// A file already in WAL mode must also take the exclusive lock before
+	// WAL is entered, or the reopened buffer maps a -shm index.
+	if _, err := b.Append(ctx, []Record{logRec(newID())}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-shm"); !os.IsNotExist(err) {
+		t.Fatalf("a -shm file exists after reopening (%v): the WAL index is not in heap memory", err)
+	}
 }
