@@ -41,16 +41,26 @@ type Batch struct {
 	CreatedAt time.Time
 }
 
+// scanEvent reads the current row of a query selecting a stored event
+// (unclaimed_rows, batch_rows).
+func scanEvent(rows *sql.Rows) (StoredEvent, error) {
+	var e StoredEvent
+	var created int64
+	if err := rows.Scan(&e.RowID, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
+		return StoredEvent{}, err
+	}
+	e.CreatedAt = time.UnixMilli(created)
+	return e, nil
+}
+
 func scanEvents(rows *sql.Rows) ([]StoredEvent, error) {
 	defer rows.Close()
 	var out []StoredEvent
 	for rows.Next() {
-		var e StoredEvent
-		var created int64
-		if err := rows.Scan(&e.RowID, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.CreatedAt = time.UnixMilli(created)
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -134,16 +144,14 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 			}
 			defer rows.Close()
 			for rows.Next() {
-				var e StoredEvent
-				var created int64
-				if err := rows.Scan(&e.RowID, &e.EventID, &e.Seq, &e.Payload, &e.Size, &e.FileSize, &created); err != nil {
+				e, err := scanEvent(rows)
+				if err != nil {
 					return fmt.Errorf("select rows: %w", err)
 				}
 				if len(bt.Events)+len(chunk) > 0 && bt.Bytes+chunkBytes+e.Size > maxBytes {
 					full = true
 					break
 				}
-				e.CreatedAt = time.UnixMilli(created)
 				chunk = append(chunk, e)
 				chunkBytes += e.Size
 			}
