@@ -33,6 +33,9 @@ const (
 	TypeRestartAgent  = "restart_agent"
 	TypeDeviceCommand = "device_command"
 	TypeRotateAPIKey  = "rotate_api_key"
+	// TypeReplayDeadLetters moves a gateway's dead letters back into their
+	// upload streams (payload {"event_ids": [...]}, optional).
+	TypeReplayDeadLetters = "replay_dead_letters"
 )
 
 // Statuses of a command.
@@ -154,9 +157,9 @@ func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (C
 // command can be created atomically with what it belongs to.
 func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command, error) {
 	switch c.Type {
-	case TypePolicyUpdate, TypeRestartAgent, TypeDeviceCommand, TypeRotateAPIKey:
+	case TypePolicyUpdate, TypeRestartAgent, TypeDeviceCommand, TypeRotateAPIKey, TypeReplayDeadLetters:
 	default:
-		return Command{}, &FieldError{"type", fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key)", c.Type)}
+		return Command{}, &FieldError{"type", fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters)", c.Type)}
 	}
 	if len(c.Payload) == 0 {
 		c.Payload = json.RawMessage(`{}`)

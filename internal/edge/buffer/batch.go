@@ -347,13 +347,16 @@ func (b *Buffer) forget(bt *Batch, deleted bool) {
 // or an idempotency key it had seen with other content) by new batches of
 // at most maxEvents rows each, under new tokens, and returns its drop report
 // to the pending report. The new batches keep the batch's place in the
-// queue: PendingBatch returns them next, in row order.
-func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) error {
+// queue: PendingBatch returns them next, in row order. It returns the new
+// tokens (none when the batch no longer existed).
+func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) ([]string, error) {
 	if maxEvents < 1 {
 		maxEvents = 1
 	}
 	found := false
+	var tokens []string
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		tokens = nil
 		var err error
 		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
 			return err
@@ -364,20 +367,23 @@ func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) error {
 			for _, e := range part {
 				bytes += e.Size
 			}
-			if _, err := tx.ExecContext(ctx, b.q["insert_batch"], newToken(), string(bt.Stream), len(part),
+			token := newToken()
+			if _, err := tx.ExecContext(ctx, b.q["insert_batch"], token, string(bt.Stream), len(part),
 				part[0].RowID, part[len(part)-1].RowID, bytes, "[]", bt.CreatedAt.UnixMilli()); err != nil {
 				return fmt.Errorf("insert batch: %w", err)
 			}
+			tokens = append(tokens, token)
 		}
 		return b.restoreDrops(ctx, tx, bt.Drops)
 	})
 	if err != nil {
-		return fmt.Errorf("buffer: reissue batch %s: %w", bt.Token, err)
+		return nil, fmt.Errorf("buffer: reissue batch %s: %w", bt.Token, err)
 	}
-	if found {
-		b.signal(bt.Stream)
+	if !found {
+		return nil, nil
 	}
-	return nil
+	b.signal(bt.Stream)
+	return tokens, nil
 }
 
 func (b *Buffer) restoreDrops(ctx context.Context, tx *sql.Tx, drops []protocol.Drop) error {

@@ -172,6 +172,12 @@ type Options struct {
 	// Go, the default) or "sqlite3" (mattn/go-sqlite3, cgo; linked only in
 	// builds with the sqlite_cgo tag, for the driver comparison benchmark).
 	Driver string
+	// DeadLetterMaxEvents and DeadLetterMaxBytes bound the dead letters
+	// (buffer.dead_letter_max_events, buffer.dead_letter_max_bytes): over
+	// either, the oldest are purged. Zero means 10,000 events and a tenth
+	// of MaxBytes.
+	DeadLetterMaxEvents int
+	DeadLetterMaxBytes  int64
 }
 
 // Record is one event to append.
@@ -259,6 +265,10 @@ type Buffer struct {
 
 	mu       sync.Mutex
 	counters map[string]*classCounters
+	// deadRows and deadBytes describe the dead letters (under mu); their
+	// bytes count in the buffer's usage.
+	deadRows, deadBytes int64
+	deadDir             string
 	nextSeq  int64 // owned by the writer goroutine after Open
 
 	quarantined atomic.Int64 // corrupt files moved aside by Open
@@ -305,6 +315,12 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 	if opts.Driver == "" {
 		opts.Driver = "sqlite"
 	}
+	if opts.DeadLetterMaxEvents <= 0 {
+		opts.DeadLetterMaxEvents = DefaultDeadLetterMaxEvents
+	}
+	if opts.DeadLetterMaxBytes <= 0 {
+		opts.DeadLetterMaxBytes = opts.MaxBytes / 10
+	}
 	b := &Buffer{
 		opts:       opts,
 		log:        opts.Logger,
@@ -340,6 +356,10 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 	b.shotDir = filepath.Join(b.dir, "screenshots")
 	if err := os.MkdirAll(b.shotDir, 0o750); err != nil {
 		return nil, fmt.Errorf("buffer: create screenshot directory: %w", err)
+	}
+	b.deadDir = filepath.Join(b.dir, "dead-letters")
+	if err := os.MkdirAll(b.deadDir, 0o750); err != nil {
+		return nil, fmt.Errorf("buffer: create dead-letter directory: %w", err)
 	}
 	q, err := parseQueries()
 	if err != nil {
@@ -392,12 +412,13 @@ func parseQueries() (map[string]string, error) {
 		}
 		delete(out, name)
 		for _, st := range Streams() {
-			fileSize := "file_size"
+			fileSize, typ, deviceID, adapter := "file_size", "type", "''", "''"
 			if st == StreamDevice {
-				fileSize = "0"
+				fileSize, typ, deviceID, adapter = "0", "adapter_type", "device_id", "adapter_type"
 			}
 			out[name+":"+string(st)] = strings.NewReplacer("{table}", st.tableName(), "{class}", st.class(),
-				"{stream}", string(st), "{file_size}", fileSize).Replace(text)
+				"{stream}", string(st), "{file_size}", fileSize, "{type}", typ, "{device_id}", deviceID,
+				"{adapter_type}", adapter).Replace(text)
 		}
 	}
 	return out, nil
@@ -499,6 +520,9 @@ func (b *Buffer) recover(ctx context.Context) error {
 			return fmt.Errorf("buffer: count %s rows: %w", s, err)
 		}
 		b.counters[s.class()] = &c
+	}
+	if err := b.recoverDeadLetters(ctx); err != nil {
+		return err
 	}
 	return b.removeOrphanFiles(ctx)
 }
@@ -908,7 +932,7 @@ func (b *Buffer) runTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (b *Buffer) totalBytesLocked() int64 {
-	var t int64
+	t := b.deadBytes
 	for _, c := range b.counters {
 		t += c.bytes
 	}
@@ -963,13 +987,13 @@ func (b *Buffer) evaluate() {
 			lvl = slog.LevelError
 		}
 		b.log.Log(context.Background(), lvl, "buffer usage rose to a back-pressure level",
-			"level", next.String(), "usage", u, "bytes", total, "max_bytes", b.opts.MaxBytes)
+			"buffer_level", next.String(), "usage", u, "bytes", total, "max_bytes", b.opts.MaxBytes)
 		select {
 		case b.wakeMaint <- struct{}{}:
 		default:
 		}
 	} else {
-		b.log.Info("buffer usage fell", "level", next.String(), "usage", u)
+		b.log.Info("buffer usage fell", "buffer_level", next.String(), "usage", u)
 	}
 }
 

@@ -127,7 +127,7 @@ func TestClaimSurvivesReopenWithSameToken(t *testing.T) {
 	}
 	// Reissue splits the batch under new tokens; the pieces come next, in
 	// row order, then a new claim takes the two unclaimed rows.
-	if err := b.Reissue(ctx, p, 2); err != nil {
+	if _, err := b.Reissue(ctx, p, 2); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

@@ -40,6 +40,9 @@ func (b *Buffer) maintenanceLoop() {
 			if err := b.EnforceRetention(ctx); err != nil && ctx.Err() == nil {
 				b.log.Error("retention failed", "err", err)
 			}
+			if _, err := b.purgeDeadLetters(ctx); err != nil && ctx.Err() == nil {
+				b.log.Error("purging dead letters failed", "err", err)
+			}
 			lastRetention = time.Now()
 		}
 		select {

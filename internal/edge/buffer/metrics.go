@@ -13,6 +13,9 @@ type metrics struct {
 	overflow      *prometheus.CounterVec
 	level         prometheus.Gauge
 	commitSeconds prometheus.Histogram
+	deadMoved     *prometheus.CounterVec
+	deadReplayed  prometheus.Counter
+	deadPurged    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
@@ -23,7 +26,7 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
 		}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_events_dropped_total",
-			Help: "Buffered events discarded unsent, by reason (retention, disk_pressure, rejected_by_cloud) and class.",
+			Help: "Buffered events discarded unsent, by reason (retention, disk_pressure, rejected_by_cloud, persistent_failure, ...) and class.",
 		}, []string{"reason", "class"}),
 		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "buffer_overflow_total",
@@ -38,6 +41,18 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
 			Help:    "Duration of one group commit of appended events.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1},
 		}),
+		deadMoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_dead_letters_moved_total",
+			Help: "Events moved from their stream to the dead letters, by reason (rejected_by_cloud, persistent_failure).",
+		}, []string{"reason"}),
+		deadReplayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_dead_letters_replayed_total",
+			Help: "Dead letters moved back into their stream by replay_dead_letters.",
+		}),
+		deadPurged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_dead_letters_purged_total",
+			Help: "Dead letters deleted unreplayed, by cause (expired: older than the retention; bound: over the count or byte bound).",
+		}, []string{"cause"}),
 	}
 	if reg == nil {
 		return m
@@ -62,7 +77,16 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
 		}
 		return b.now().Sub(t).Seconds()
 	})
+	deadRows := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gateway_dead_letters",
+		Help: "Dead letters held (events set aside, replayable with replay_dead_letters).",
+	}, func() float64 { b.mu.Lock(); defer b.mu.Unlock(); return float64(b.deadRows) })
+	deadBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gateway_dead_letters_bytes",
+		Help: "Accounted bytes of the dead letters (counted in the buffer's usage).",
+	}, func() float64 { b.mu.Lock(); defer b.mu.Unlock(); return float64(b.deadBytes) })
 	reg.MustRegister(m.rejected, m.dropped, m.overflow, m.level, m.commitSeconds, usage, oldest, quarantined,
+		m.deadMoved, m.deadReplayed, m.deadPurged, deadRows, deadBytes,
 		&classCollector{b: b,
 			rows:  prometheus.NewDesc("gateway_buffer_rows", "Buffered rows by class.", []string{"class"}, nil),
 			bytes: prometheus.NewDesc("gateway_buffer_bytes", "Accounted buffered bytes by class.", []string{"class"}, nil)})

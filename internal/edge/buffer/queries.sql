@@ -146,3 +146,43 @@ SELECT coalesce(max(id), 0) FROM {table};
 
 -- name: set_batch_range
 UPDATE upload_batches SET first_id = ?, last_id = ? WHERE token = ?;
+
+-- Dead letters (see schema.sql). The move is a template: one copy per stream.
+-- name: dead_letter_rows
+INSERT INTO dead_letters (event_id, stream, class, type, seq, payload, size, file_size, device_id, adapter_type,
+                          reason, last_error, attempts, created_at, dead_at)
+SELECT event_id, '{stream}', class, {type}, seq, payload, size, {file_size}, {device_id}, {adapter_type}, ?, ?, ?, created_at, ?
+FROM {table} WHERE class = '{class}' AND id BETWEEN ? AND ?
+ON CONFLICT (event_id) DO UPDATE SET
+    stream = excluded.stream, class = excluded.class, type = excluded.type, seq = excluded.seq,
+    payload = excluded.payload, size = excluded.size, file_size = excluded.file_size,
+    device_id = excluded.device_id, adapter_type = excluded.adapter_type, reason = excluded.reason,
+    last_error = excluded.last_error, attempts = excluded.attempts, created_at = excluded.created_at,
+    dead_at = excluded.dead_at;
+
+-- name: dead_letter_totals
+SELECT count(*), coalesce(sum(size), 0) FROM dead_letters;
+
+-- name: dead_letter_by_reason
+SELECT reason, count(*), coalesce(sum(size), 0), min(dead_at) FROM dead_letters GROUP BY reason ORDER BY reason;
+
+-- name: dead_letter_recent
+SELECT event_id, stream, type, seq, reason, last_error, attempts, created_at, dead_at FROM dead_letters
+ORDER BY id DESC LIMIT ?;
+
+-- name: dead_letter_sizes
+SELECT id, event_id, class, size, dead_at FROM dead_letters ORDER BY id;
+
+-- name: dead_letter_screenshot_ids
+SELECT event_id FROM dead_letters WHERE class = 'screenshot';
+
+-- name: dead_letter_select_all
+SELECT id, event_id, stream, class, type, payload, size, file_size, device_id, adapter_type FROM dead_letters
+WHERE id > ? ORDER BY id LIMIT ?;
+
+-- name: dead_letter_select_one
+SELECT id, event_id, stream, class, type, payload, size, file_size, device_id, adapter_type FROM dead_letters
+WHERE event_id = ?;
+
+-- name: dead_letter_delete
+DELETE FROM dead_letters WHERE id = ?;

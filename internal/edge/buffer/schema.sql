@@ -84,3 +84,31 @@ CREATE TABLE IF NOT EXISTS gateway_state (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO gateway_state (key, value) VALUES ('next_seq', '1') ON CONFLICT (key) DO NOTHING;
+
+-- Dead letters: single events the cloud refused permanently (a 4xx after
+-- bisection) or that kept failing with a server error while the cloud was
+-- otherwise healthy. Each was MOVED here from its stream in one transaction
+-- (and counted as a drop with its reason), so it no longer blocks the stream
+-- and can be inspected and replayed (Buffer.ReplayDeadLetters gives it a new
+-- seq). A screenshot's image file is kept in the dead-letters directory beside
+-- screenshots/. Bounded by count and bytes (oldest purged first); expires
+-- retention after dead_at.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT    NOT NULL,
+    stream       TEXT    NOT NULL, -- logs, screenshots, device-events
+    class        TEXT    NOT NULL,
+    type         TEXT    NOT NULL, -- event type; the adapter type for device events
+    seq          INTEGER NOT NULL, -- the seq it was sent (and reported dropped) under
+    payload      TEXT    NOT NULL, -- the event as JSON, without seq
+    size         INTEGER NOT NULL, -- accounted bytes, as in its stream
+    file_size    INTEGER NOT NULL DEFAULT 0,
+    device_id    TEXT    NOT NULL DEFAULT '',
+    adapter_type TEXT    NOT NULL DEFAULT '',
+    reason       TEXT    NOT NULL, -- drop reason: rejected_by_cloud, persistent_failure
+    last_error   TEXT    NOT NULL, -- the cloud's last answer (at most 1000 bytes)
+    attempts     INTEGER NOT NULL, -- upload attempts of its last batch
+    created_at   INTEGER NOT NULL, -- when the gateway buffered it (Unix ms)
+    dead_at      INTEGER NOT NULL  -- when it was set aside (Unix ms)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_event_id ON dead_letters (event_id);

@@ -66,6 +66,9 @@ type Buffer struct {
 	MaxSize       int64
 	RetentionDays int
 	Synchronous   string
+	// DeadLetterMaxEvents and DeadLetterMaxBytes bound the dead letters.
+	DeadLetterMaxEvents int
+	DeadLetterMaxBytes  int64
 }
 
 // Uplink bounds batches and retries.
@@ -79,6 +82,9 @@ type Uplink struct {
 	BackoffMax               time.Duration
 	AuthRetryInterval        time.Duration
 	Parallel                 int
+	// IsolateAfterFailures is how many consecutive server errors of one
+	// batch start isolating it (split, then a dead letter).
+	IsolateAfterFailures int
 }
 
 // Collector bounds agent requests.
@@ -225,6 +231,8 @@ func Keys() []Key {
 		{"gateway.grpc_listen", ":3002", "Address of the agent gRPC API; \"off\" disables it.", str(func(c *Config) *string { return &c.Gateway.GRPCListen })},
 		{"buffer.path", "/var/lib/staff-gateway/buffer.sqlite", "SQLite buffer file; screenshots and the API key file live beside it.", str(func(c *Config) *string { return &c.Buffer.Path })},
 		{"buffer.max_size", "1GB", "Buffer size limit: warn and shed screenshots at 80 %, refuse data at 95 %.", bytesize(func(c *Config) *int64 { return &c.Buffer.MaxSize })},
+		{"buffer.dead_letter_max_events", "10000", "Most dead letters kept (events the cloud refused for good or that kept failing alone); the oldest are purged beyond.", integer(func(c *Config) *int { return &c.Buffer.DeadLetterMaxEvents }, 1)},
+		{"buffer.dead_letter_max_bytes", "100MB", "Most bytes of dead letters kept (counted in buffer usage); the oldest are purged beyond.", bytesize(func(c *Config) *int64 { return &c.Buffer.DeadLetterMaxBytes })},
 		{"buffer.retention_days", "7", "Unsent data older than this is dropped (counted and reported).", integer(func(c *Config) *int { return &c.Buffer.RetentionDays }, 1)},
 		{"buffer.synchronous", "full", "full: acknowledged events survive power loss; normal: process crashes only.", func(c *Config, v string) error {
 			v = strings.ToLower(strings.TrimSpace(v))
@@ -242,6 +250,7 @@ func Keys() []Key {
 		{"uplink.backoff_initial", "1s", "First retry delay; doubles per failure.", duration(func(c *Config) *time.Duration { return &c.Uplink.BackoffInitial })},
 		{"uplink.backoff_max", "16s", "Retry delay cap (±20 % jitter); retries never stop.", duration(func(c *Config) *time.Duration { return &c.Uplink.BackoffMax })},
 		{"uplink.parallel", "2", "Batches of one stream in flight at once.", integer(func(c *Config) *int { return &c.Uplink.Parallel }, 1)},
+		{"uplink.isolate_after_failures", "5", "Consecutive 5xx answers to one batch after which, if the cloud is otherwise healthy (another upload succeeded or the ping answers 200), the batch is split and a single event still failing is set aside as a dead letter.", integer(func(c *Config) *int { return &c.Uplink.IsolateAfterFailures }, 1)},
 		{"uplink.auth_retry_interval", "1m", "Pause after the cloud rejects the API key (401/403).", duration(func(c *Config) *time.Duration { return &c.Uplink.AuthRetryInterval })},
 		{"collector.max_body_bytes", "8MB", "Largest events request (413 above).", bytesize(func(c *Config) *int64 { return &c.Collector.MaxBodyBytes })},
 		{"collector.max_batch_events", "1000", "Most events in one request (413 above).", integer(func(c *Config) *int { return &c.Collector.MaxBatchEvents }, 1)},

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,6 +93,7 @@ func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 		g.log.With("component", "keyrotate"))
 	handlers["restart_agent"] = executor.RestartAgentHandler(executor.RestartOptions{
 		Agents: g.col.Agents(), Commands: g.col.AgentCommands(), Timeout: cfg.Control.RestartTimeout})
+	handlers[protocol.CommandReplayDeadLetters] = replayDeadLettersHandler(g.buf)
 	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: strings.TrimRight(cfg.Server.URL, "/"),
 		APIKey: k.APIKey, Client: g.client, Handlers: handlers})
 	if err != nil {
@@ -116,6 +119,32 @@ func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 	})
 	g.ctl.Store(c)
 	return c, nil
+}
+
+// replayDeadLettersHandler moves the dead letters named by the payload's
+// event_ids (all when none) back into their streams with new sequence
+// numbers; the result is {"replayed": n}.
+func replayDeadLettersHandler(buf *buffer.Buffer) executor.Handler {
+	return func(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
+		var p protocol.ReplayDeadLettersPayload
+		if len(cmd.Payload) > 0 && string(cmd.Payload) != "null" {
+			if err := json.Unmarshal(cmd.Payload, &p); err != nil {
+				return nil, fmt.Errorf("replay_dead_letters: payload: event_ids must be a list of event ids: %w", err)
+			}
+		}
+		for i, id := range p.EventIDs {
+			c, ok := protocol.CanonicalEventID(id)
+			if !ok {
+				return nil, fmt.Errorf("replay_dead_letters: payload: event_ids[%d] %q is not a UUID", i, id)
+			}
+			p.EventIDs[i] = c
+		}
+		n, err := buf.ReplayDeadLetters(ctx, p.EventIDs)
+		if err != nil {
+			return nil, fmt.Errorf("replay_dead_letters: %w", err)
+		}
+		return json.Marshal(protocol.ReplayDeadLettersResult{Replayed: n})
+	}
 }
 
 // agentPolicy is the collector's view of the executor's current policy.

@@ -147,6 +147,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 		Synchronous: cfg.Buffer.Synchronous,
 		Logger:      g.log.With("component", "buffer"),
 		Registerer:  g.reg,
+		// Dead letters: events set aside by the uplink (see uplink.isolate).
+		DeadLetterMaxEvents: cfg.Buffer.DeadLetterMaxEvents,
+		DeadLetterMaxBytes:  cfg.Buffer.DeadLetterMaxBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -305,6 +308,7 @@ func (g *Gateway) enrollAndUpload(ctx, ctlCtx context.Context) {
 		BackoffMax:         cfg.Uplink.BackoffMax,
 		AuthRetryInterval:  cfg.Uplink.AuthRetryInterval,
 		Parallel:           cfg.Uplink.Parallel,
+		IsolateAfter:       cfg.Uplink.IsolateAfterFailures,
 		Logger:             g.log.With("component", "uplink"),
 		Registerer:         g.reg,
 	})

@@ -1,7 +1,9 @@
 // Package health serves the gateway's operational endpoints: /health
 // (liveness), /health/ready (making progress: the oldest unsent event is
 // younger than a threshold and the buffer is below the critical level),
-// /health/details (JSON for operators) and /metrics (Prometheus).
+// /health/details (JSON for operators, dead letters included) and /metrics
+// (Prometheus). Dead letters do not make the gateway unready: they block
+// nothing, and the oldest-unsent check does not see them.
 package health
 
 import (
@@ -107,7 +109,10 @@ type Details struct {
 		buffer.Stats
 		OldestUnsentAgeSeconds float64 `json:"oldest_unsent_age_seconds"`
 	} `json:"buffer"`
-	Uplink  *uplink.Status `json:"uplink"`
+	// DeadLetters are events set aside (they block nothing; readiness
+	// ignores them): inspect and replay with replay_dead_letters.
+	DeadLetters buffer.DeadLetterStats `json:"dead_letters"`
+	Uplink      *uplink.Status         `json:"uplink"`
 	Control *ControlStatus `json:"control"`
 	Agents  struct {
 		Connected int                   `json:"connected"`
@@ -123,6 +128,9 @@ func (o Options) Details(ctx context.Context) (*Details, error) {
 		return nil, err
 	}
 	d.Buffer.Stats = st
+	if d.DeadLetters, err = o.Buffer.DeadLetters(ctx); err != nil {
+		return nil, err
+	}
 	d.Ready, d.Reasons, d.Buffer.OldestUnsentAgeSeconds = o.readiness(ctx)
 	d.Status = "ok"
 	if !d.Ready || st.Level != buffer.LevelNormal.String() {

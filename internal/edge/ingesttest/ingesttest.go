@@ -5,8 +5,10 @@
 // → stored answer; different body → 422; in flight → 409) and per-event
 // dedupe. It counts every event id it receives in a fresh (non-replayed)
 // batch, so tests can check "nothing lost, nothing duplicated" per id, and it
-// injects faults: unreachable, fixed status codes, a batch-size limit (413)
-// and lost responses.
+// injects faults: unreachable, fixed status codes (a whole-cloud outage),
+// a batch-size limit (413), lost responses and poison events (a batch
+// holding an event a predicate picks is answered with a chosen status, e.g.
+// 503 forever or 422 naming the event).
 package ingesttest
 
 import (
@@ -72,6 +74,22 @@ type Stats struct {
 	Requests int
 	// Bytes counts compressed request bytes of fresh batches.
 	Bytes int64
+	// Poisoned counts batches refused because they held a poison event.
+	Poisoned int
+}
+
+// Poison decides, per event of a batch, whether the batch is refused: a
+// zero Code lets the event pass; otherwise the batch is answered with Code
+// (a 4xx as validation_failed naming events[i].Field; a 5xx as
+// unavailable) and RetryAfter, if set.
+type Poison func(eventID string, event json.RawMessage) PoisonAnswer
+
+// PoisonAnswer is a Poison's verdict on one event.
+type PoisonAnswer struct {
+	Code       int
+	RetryAfter string
+	// Field names the refused field (4xx), e.g. "window_title".
+	Field string
 }
 
 type idemEntry struct {
@@ -105,6 +123,7 @@ type Server struct {
 	maxEvents   int
 	dropReplies int
 	latency     time.Duration
+	poison      Poison
 }
 
 // New starts a server on 127.0.0.1:0. Close stops it.
@@ -147,13 +166,18 @@ func (s *Server) Close() error { return s.srv.Close() }
 // without an answer.
 func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
 
-// SetStatus answers every ingest request with code (and Retry-After when not
-// empty) before looking at it; 0 restores normal service.
+// SetStatus answers every ingest request and the ping with code (and
+// Retry-After when not empty) before looking at them, like a cloud that is
+// down as a whole; 0 restores normal service.
 func (s *Server) SetStatus(code int, retryAfter string) {
 	s.mu.Lock()
 	s.status, s.retryAfter = code, retryAfter
 	s.mu.Unlock()
 }
+
+// SetPoison installs p (nil removes it): every fresh batch is checked
+// against it before it is stored.
+func (s *Server) SetPoison(p Poison) { s.mu.Lock(); s.poison = p; s.mu.Unlock() }
 
 // SetMaxEvents answers 413 to batches with more than n events (0: no limit).
 func (s *Server) SetMaxEvents(n int) { s.mu.Lock(); s.maxEvents = n; s.mu.Unlock() }
@@ -273,6 +297,16 @@ func (s *Server) authorised(r *http.Request) bool {
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	status, retryAfter := s.status, s.retryAfter
+	s.mu.Unlock()
+	if status != 0 {
+		if retryAfter != "" {
+			w.Header().Set(protocol.HeaderRetryAfter, retryAfter)
+		}
+		writeErr(w, status, protocol.ErrCodeUnavailable, "", "injected status")
+		return
+	}
 	if !s.authorised(r) {
 		writeErr(w, http.StatusUnauthorized, protocol.ErrCodeUnauthorized, protocol.HeaderAPIKey, "missing or invalid API key")
 		return
@@ -300,7 +334,7 @@ func (s *Server) ingest(path string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.stats.Requests++
-		status, retryAfter, maxEvents := s.status, s.retryAfter, s.maxEvents
+		status, retryAfter, maxEvents, poison := s.status, s.retryAfter, s.maxEvents, s.poison
 		s.mu.Unlock()
 		if status != 0 {
 			if retryAfter != "" {
@@ -361,6 +395,26 @@ func (s *Server) ingest(path string) http.HandlerFunc {
 					writeErr(w, http.StatusBadRequest, protocol.ErrCodeValidation, fmt.Sprintf("events[%d].screenshot.sha256", i), "image part missing or SHA-256 mismatch")
 					return
 				}
+			}
+		}
+		if poison != nil {
+			for i, ev := range events {
+				a := poison(ev.EventID, batch.Events[i])
+				if a.Code == 0 {
+					continue
+				}
+				s.mu.Lock()
+				s.stats.Poisoned++
+				s.mu.Unlock()
+				if a.RetryAfter != "" {
+					w.Header().Set(protocol.HeaderRetryAfter, a.RetryAfter)
+				}
+				if a.Code < 500 {
+					writeErr(w, a.Code, protocol.ErrCodeValidation, fmt.Sprintf("events[%d].%s", i, a.Field), "event "+ev.EventID+" refused")
+				} else {
+					writeErr(w, a.Code, protocol.ErrCodeUnavailable, "", "event "+ev.EventID+": injected server error")
+				}
+				return
 			}
 		}
 		s.mu.Lock()

@@ -5,6 +5,16 @@
 // and deletes the rows only after a 2xx. Failures retry forever with capped
 // exponential backoff and jitter; Retry-After is honoured; 413 halves the
 // batch; 401/403 pause uploads and raise an alert.
+//
+// No batch blocks a stream forever. A batch the cloud refuses as a whole
+// (400, 413, 422 validation) is bisected; a single event it still refuses is
+// set aside as a dead letter in the buffer (rejected_by_cloud). A batch that
+// keeps failing with a server error (5xx) IsolateAfter times in a row while
+// the cloud is otherwise healthy (another upload succeeded since its first
+// failure, or the authenticated ping answers 200) is split the same way, and
+// a single event that still fails IsolateAfter times is set aside
+// (persistent_failure). During a whole-cloud outage the health check fails
+// and batches are only retried, as before.
 package uplink
 
 import (
@@ -67,6 +77,11 @@ type Options struct {
 	// (default 2): one is encoded, sent and acknowledged while the next is
 	// claimed.
 	Parallel int
+	// IsolateAfter is how many consecutive server errors (5xx) of one batch
+	// start its isolation (default 5; uplink.isolate_after_failures): when
+	// the cloud is otherwise healthy, the batch is split and a single event
+	// that fails this many times is set aside as a dead letter.
+	IsolateAfter int
 	// Logger and Registerer may be nil.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -84,6 +99,7 @@ const (
 	DefaultAuthRetryInterval  = time.Minute
 	DefaultRetryAfterMax      = 5 * time.Minute
 	DefaultParallel           = 2
+	DefaultIsolateAfter       = 5
 )
 
 // TLSFiles names the PEM files of optional mutual TLS.
@@ -159,6 +175,17 @@ type Uplink struct {
 	lastErrAt time.Time
 	backoff   map[string]float64
 	paused    atomic.Bool
+	// fails tracks the consecutive server errors of each failing batch;
+	// suspects maps a batch split off a persistently failing one to the
+	// time its family first failed (see isolate).
+	fails    map[string]*failTrack
+	suspects map[string]time.Time
+}
+
+// failTrack is the server-error history of one batch.
+type failTrack struct {
+	n     int
+	first time.Time
 }
 
 // New returns an Uplink for buf.
@@ -206,7 +233,9 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 	defD(&opts.AuthRetryInterval, DefaultAuthRetryInterval)
 	defD(&opts.RetryAfterMax, DefaultRetryAfterMax)
 	def(&opts.Parallel, DefaultParallel)
-	u := &Uplink{buf: buf, opts: opts, log: opts.Logger, backoff: map[string]float64{}}
+	def(&opts.IsolateAfter, DefaultIsolateAfter)
+	u := &Uplink{buf: buf, opts: opts, log: opts.Logger, backoff: map[string]float64{},
+		fails: map[string]*failTrack{}, suspects: map[string]time.Time{}}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
@@ -246,6 +275,7 @@ type outcome int
 const (
 	outOK outcome = iota
 	outRetry
+	outServerError // 5xx: retried; isolated when it persists while the cloud is healthy
 	outTooLarge
 	outReform  // 422 idempotency_key_reused: resend the rows under a new token
 	outInvalid // 400: the cloud refuses the content
@@ -331,6 +361,10 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 		return
 	}
 	switch out {
+	case outOK, outTooLarge, outInvalid, outReform:
+		u.forgetTrack(bt.Token)
+	}
+	switch out {
 	case outOK:
 		if err := u.buf.Ack(ctx, bt); err != nil {
 			// The rows stay claimed; the batch is resent under its token
@@ -350,13 +384,19 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 		st.mu.Unlock()
 	case outTooLarge, outInvalid:
 		if len(bt.Events) <= 1 {
-			reason := protocol.DropRejected
 			if errors.Is(err, os.ErrNotExist) {
-				reason = protocol.DropMissingFile
+				// A screenshot whose image vanished: nothing to replay.
+				u.log.Error("cannot deliver a single event; dropping it", "stream", s, "batch", bt.Token,
+					"reason", protocol.DropMissingFile, "err", err)
+				if rerr := u.buf.Reject(ctx, bt, protocol.DropMissingFile); rerr != nil {
+					u.fail(s, rerr)
+				}
+				return
 			}
-			u.log.Error("cannot deliver a single event; dropping it", "stream", s, "batch", bt.Token, "reason", reason, "err", err)
-			if rerr := u.buf.Reject(ctx, bt, reason); rerr != nil {
+			// The cloud refuses this event for good: set it aside.
+			if rerr := u.buf.DeadLetter(ctx, bt, protocol.DropRejected, err.Error()); rerr != nil {
 				u.fail(s, rerr)
+				u.sleep(ctx, u.delay(attempt, 0))
 			}
 			return
 		}
@@ -366,14 +406,14 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 		st.mu.Unlock()
 		u.m.retries.WithLabelValues(string(s), "split").Inc()
 		u.log.Warn("cloud refused a batch; halving", "stream", s, "events", len(bt.Events), "next_limit", limit, "err", err)
-		if rerr := u.buf.Reissue(ctx, bt, max(1, len(bt.Events)/2)); rerr != nil {
+		if _, rerr := u.buf.Reissue(ctx, bt, max(1, len(bt.Events)/2)); rerr != nil {
 			u.fail(s, rerr)
 			u.sleep(ctx, u.delay(attempt, 0))
 		}
 	case outReform:
 		u.m.retries.WithLabelValues(string(s), "reform").Inc()
 		u.log.Warn("idempotency key mismatch; re-forming the batch", "stream", s, "batch", bt.Token)
-		if rerr := u.buf.Reissue(ctx, bt, len(bt.Events)); rerr != nil {
+		if _, rerr := u.buf.Reissue(ctx, bt, len(bt.Events)); rerr != nil {
 			u.fail(s, rerr)
 			u.sleep(ctx, u.delay(attempt, 0))
 		}
@@ -386,18 +426,134 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 		}
 		_ = u.buf.RecordFailure(ctx, bt, err.Error())
 		u.sleep(ctx, u.opts.AuthRetryInterval)
-	default:
-		u.fail(s, err)
-		u.m.retries.WithLabelValues(string(s), "error").Inc()
-		if rerr := u.buf.RecordFailure(ctx, bt, err.Error()); rerr != nil {
-			u.log.Error("record failure", "err", rerr)
+	case outServerError:
+		if u.isolate(ctx, s, bt, err) {
+			return
 		}
-		d := u.delay(attempt, retryAfter)
-		u.setBackoff(s, d)
-		u.log.Warn("upload failed; retrying", "stream", s, "batch", bt.Token, "attempt", bt.Attempts,
-			"retry_in", d.String(), "err", err)
-		u.sleep(ctx, d)
+		u.retryLater(ctx, s, bt, err, retryAfter, attempt)
+	default:
+		u.retryLater(ctx, s, bt, err, retryAfter, attempt)
 	}
+}
+
+// retryLater counts a failed attempt and sleeps the backoff.
+func (u *Uplink) retryLater(ctx context.Context, s buffer.Stream, bt *buffer.Batch, err error, retryAfter time.Duration, attempt *int) {
+	u.fail(s, err)
+	u.m.retries.WithLabelValues(string(s), "error").Inc()
+	if rerr := u.buf.RecordFailure(ctx, bt, err.Error()); rerr != nil {
+		u.log.Error("record failure", "err", rerr)
+	}
+	d := u.delay(attempt, retryAfter)
+	u.setBackoff(s, d)
+	u.log.Warn("upload failed; retrying", "stream", s, "batch", bt.Token, "attempt", bt.Attempts,
+		"retry_in", d.String(), "err", err)
+	u.sleep(ctx, d)
+}
+
+// maxTracked bounds the failure history kept in memory (a batch's history
+// is forgotten when it is acknowledged, split or set aside).
+const maxTracked = 4096
+
+// isolate acts on a server error of bt and reports whether it split the
+// batch or set its event aside (else the caller retries as usual).
+//
+// A batch is due for isolation after IsolateAfter consecutive server
+// errors; a batch split off a persistently failing one already at its first
+// error when another upload succeeded since its family's first failure (its
+// sibling, typically), so a bisection costs one attempt per level. A single
+// event always needs IsolateAfter errors of its own. Isolation then needs
+// proof that the cloud is otherwise healthy: an upload that succeeded since
+// the family's first failure, or else the authenticated ping answering 200.
+// Without proof (a whole-cloud outage) nothing is split or set aside.
+func (u *Uplink) isolate(ctx context.Context, s buffer.Stream, bt *buffer.Batch, cause error) bool {
+	if len(bt.Events) == 0 {
+		return false // a drop report alone: nothing to set aside
+	}
+	u.mu.Lock()
+	tr := u.fails[bt.Token]
+	if tr == nil {
+		if len(u.fails) >= maxTracked {
+			clear(u.fails)
+		}
+		tr = &failTrack{first: time.Now()}
+		if f, ok := u.suspects[bt.Token]; ok {
+			tr.first = f
+		}
+		u.fails[bt.Token] = tr
+	}
+	tr.n++
+	n, first := tr.n, tr.first
+	_, suspect := u.suspects[bt.Token]
+	healthy := u.lastOK.After(first)
+	u.mu.Unlock()
+	single := len(bt.Events) == 1
+	if n < u.opts.IsolateAfter && (single || !suspect || !healthy) {
+		return false
+	}
+	proof := "upload_succeeded"
+	if !healthy {
+		if err := u.ping(ctx); err != nil {
+			u.log.Warn("a batch keeps failing with a server error and the cloud's health is not proven; retrying",
+				"stream", s, "batch", bt.Token, "failures", n, "ping_err", err)
+			return false
+		}
+		proof = "ping"
+	}
+	u.forgetTrack(bt.Token)
+	if single {
+		if err := u.buf.DeadLetter(ctx, bt, protocol.DropPersistentFailure, cause.Error()); err != nil {
+			u.fail(s, err)
+			return false
+		}
+		u.m.retries.WithLabelValues(string(s), "dead_letter").Inc()
+		return true
+	}
+	tokens, err := u.buf.Reissue(ctx, bt, (len(bt.Events)+1)/2)
+	if err != nil {
+		u.fail(s, err)
+		return false
+	}
+	u.mu.Lock()
+	for _, t := range tokens {
+		u.suspects[t] = first
+	}
+	u.mu.Unlock()
+	u.m.retries.WithLabelValues(string(s), "isolate").Inc()
+	u.log.Warn("a batch keeps failing with a server error while the cloud is healthy; splitting it to isolate the cause",
+		"stream", s, "batch", bt.Token, "events", len(bt.Events), "failures", n, "proof", proof, "err", cause)
+	return true
+}
+
+// forgetTrack drops a batch's failure history.
+func (u *Uplink) forgetTrack(token string) {
+	u.mu.Lock()
+	delete(u.fails, token)
+	delete(u.suspects, token)
+	u.mu.Unlock()
+}
+
+// ping asks the cloud's authenticated ping endpoint whether it is healthy.
+func (u *Uplink) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.opts.ServerURL+protocol.PathGatewayPing, nil)
+	if err != nil {
+		return fmt.Errorf("build ping: %w", err)
+	}
+	req.Header.Set(protocol.HeaderAPIKey, u.opts.KeyFunc())
+	if u.opts.GatewayID != "" {
+		req.Header.Set(protocol.HeaderGatewayID, u.opts.GatewayID)
+	}
+	resp, err := u.opts.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", protocol.PathGatewayPing, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", protocol.PathGatewayPing, resp.Status)
+	}
+	return nil
 }
 
 // ready reports whether a new batch should be claimed now, else how long to
@@ -598,7 +754,11 @@ func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Dura
 		}
 		return outUnauthorized, 0, err
 	default:
-		return outRetry, parseRetryAfter(resp.Header.Get(protocol.HeaderRetryAfter)), err
+		out := outRetry
+		if resp.StatusCode >= 500 {
+			out = outServerError
+		}
+		return out, parseRetryAfter(resp.Header.Get(protocol.HeaderRetryAfter)), err
 	}
 }
 

@@ -1,0 +1,498 @@
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DefaultDeadLetterMaxEvents is the default bound on the number of dead
+// letters (buffer.dead_letter_max_events).
+const DefaultDeadLetterMaxEvents = 10000
+
+// maxDeadLetterError bounds the stored text of the cloud's last answer.
+const maxDeadLetterError = 1000
+
+// deadLetterRecent is how many of the newest dead letters Stats lists.
+const deadLetterRecent = 20
+
+// replayChunk bounds the dead letters one replay transaction moves.
+const replayChunk = 256
+
+// DeadLetterPath is where the image of a screenshot dead letter is kept.
+func (b *Buffer) DeadLetterPath(eventID string) string { return filepath.Join(b.deadDir, eventID) }
+
+// DeadLetter moves the rows of a batch that cannot be delivered (in practice
+// one event: the uplink isolates it first) out of its stream into the
+// dead-letter table, in one transaction that also deletes the batch, counts
+// the rows as dropped under reason (pending for the next drop report) and
+// returns the batch's own drop report to pending. cause is the cloud's last
+// answer (truncated to 1000 bytes). A screenshot's image file moves to the
+// dead-letter directory. The dead letters are then held to their bounds.
+func (b *Buffer) DeadLetter(ctx context.Context, bt *Batch, reason, cause string) error {
+	if len(cause) > maxDeadLetterError {
+		cause = cause[:maxDeadLetterError]
+	}
+	now := b.now().UnixMilli()
+	class := bt.Stream.class()
+	found := false
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, b.sq("dead_letter_rows", bt.Stream), reason, cause, bt.Attempts+1, now,
+			bt.FirstID, bt.LastID); err != nil {
+			return fmt.Errorf("move rows to dead letters: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, b.sq("delete_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
+			return fmt.Errorf("delete rows: %w", err)
+		}
+		if len(bt.Events) > 0 {
+			if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, class, len(bt.Events), len(bt.Events), now, now); err != nil {
+				return fmt.Errorf("count drops: %w", err)
+			}
+		}
+		return b.restoreDrops(ctx, tx, bt.Drops)
+	})
+	if err != nil {
+		return fmt.Errorf("buffer: dead-letter batch %s: %w", bt.Token, err)
+	}
+	if !found {
+		return nil
+	}
+	b.mu.Lock()
+	c := b.counters[class]
+	c.claimedRows -= int64(len(bt.Events))
+	c.claimedBytes -= bt.Bytes
+	c.rows -= int64(len(bt.Events))
+	c.bytes -= bt.Bytes
+	b.deadRows += int64(len(bt.Events))
+	b.deadBytes += bt.Bytes
+	b.mu.Unlock()
+	for _, e := range bt.Events {
+		if bt.Stream == StreamScreenshots {
+			if err := os.Rename(b.ScreenshotPath(e.EventID), b.DeadLetterPath(e.EventID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				b.log.Warn("cannot move a dead letter's image aside; the next start retries", "event_id", e.EventID, "err", err)
+			}
+		}
+		b.log.Error("event set aside as a dead letter", "event_id", e.EventID, "seq", e.Seq, "stream", string(bt.Stream),
+			"reason", reason, "attempts", bt.Attempts+1, "err", cause)
+	}
+	if n := len(bt.Events); n > 0 {
+		b.m.dropped.WithLabelValues(reason, class).Add(float64(n))
+		b.m.deadMoved.WithLabelValues(reason).Add(float64(n))
+	}
+	// The upsert may have replaced an older dead letter of the same id.
+	if err := b.refreshDeadTotals(ctx); err != nil {
+		b.log.Warn("cannot count dead letters", "err", err)
+	}
+	if _, err := b.purgeDeadLetters(ctx); err != nil && ctx.Err() == nil {
+		b.log.Error("purging dead letters failed", "err", err)
+	}
+	b.evaluate()
+	// A drop report waits to be sent; wake the logs stream that carries it.
+	b.signal(StreamLogs)
+	return nil
+}
+
+type deadItem struct {
+	id                          int64
+	eventID, stream, class, typ string
+	payload                     []byte
+	size, fileSize              int64
+	deviceID, adapterType       string
+}
+
+func scanDeadItem(sc interface{ Scan(...any) error }) (deadItem, error) {
+	var it deadItem
+	err := sc.Scan(&it.id, &it.eventID, &it.stream, &it.class, &it.typ, &it.payload, &it.size, &it.fileSize,
+		&it.deviceID, &it.adapterType)
+	return it, err
+}
+
+// ReplayDeadLetters moves dead letters back into their streams with new
+// sequence numbers (their old ones were reported as dropped), after every
+// row already buffered: the ones named by eventIDs, or all when eventIDs is
+// empty. Unknown ids are skipped. A dead letter whose event is buffered
+// again meanwhile (an agent resent it) is removed without a second row. It
+// returns how many dead letters left the table.
+func (b *Buffer) ReplayDeadLetters(ctx context.Context, eventIDs []string) (int, error) {
+	total := 0
+	if len(eventIDs) > 0 {
+		for i := 0; i < len(eventIDs); i += replayChunk {
+			var items []deadItem
+			for _, id := range eventIDs[i:min(i+replayChunk, len(eventIDs))] {
+				it, err := scanDeadItem(b.db.QueryRowContext(ctx, b.q["dead_letter_select_one"], id))
+				if errors.Is(err, sql.ErrNoRows) {
+					continue
+				}
+				if err != nil {
+					return total, fmt.Errorf("buffer: read dead letter %s: %w", id, err)
+				}
+				items = append(items, it)
+			}
+			n, err := b.replay(ctx, items)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		return total, nil
+	}
+	after := int64(0)
+	for {
+		rows, err := b.db.QueryContext(ctx, b.q["dead_letter_select_all"], after, replayChunk)
+		if err != nil {
+			return total, fmt.Errorf("buffer: read dead letters: %w", err)
+		}
+		var items []deadItem
+		for rows.Next() {
+			it, err := scanDeadItem(rows)
+			if err != nil {
+				rows.Close()
+				return total, fmt.Errorf("buffer: read dead letters: %w", err)
+			}
+			items = append(items, it)
+		}
+		if err := rows.Close(); err != nil {
+			return total, fmt.Errorf("buffer: read dead letters: %w", err)
+		}
+		if len(items) == 0 {
+			return total, nil
+		}
+		after = items[len(items)-1].id
+		n, err := b.replay(ctx, items)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// replay moves items back in one transaction. A screenshot's image returns
+// to screenshots/ first: if the process dies before the commit, Open moves
+// it back to the dead-letter directory.
+func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	for _, it := range items {
+		if it.stream == string(StreamScreenshots) {
+			if _, err := os.Stat(b.ScreenshotPath(it.eventID)); errors.Is(err, os.ErrNotExist) {
+				_ = os.Rename(b.DeadLetterPath(it.eventID), b.ScreenshotPath(it.eventID))
+			}
+		}
+	}
+	nowMS := b.now().UnixMilli()
+	delta := map[string]*classCounters{}
+	moved := 0
+	// fn runs on the writer goroutine, which owns nextSeq.
+	err := b.withTx(ctx, func(tx *sql.Tx) error {
+		clear(delta)
+		moved = 0
+		seq := b.nextSeq
+		for _, it := range items {
+			var res sql.Result
+			var err error
+			if it.stream == string(StreamDevice) {
+				res, err = tx.ExecContext(ctx, b.q["insert_device"], it.eventID, seq, it.deviceID, it.adapterType, it.payload, it.size, nowMS)
+			} else {
+				res, err = tx.ExecContext(ctx, b.q["insert_agent"], it.eventID, seq, it.typ, it.class, it.payload, it.size, it.fileSize, nowMS)
+			}
+			if err != nil {
+				return fmt.Errorf("insert event %s: %w", it.eventID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("insert event %s: %w", it.eventID, err)
+			}
+			if n > 0 {
+				seq++
+				d := delta[it.class]
+				if d == nil {
+					d = &classCounters{}
+					delta[it.class] = d
+				}
+				d.rows++
+				d.bytes += it.size
+			}
+			if _, err := tx.ExecContext(ctx, b.q["dead_letter_delete"], it.id); err != nil {
+				return fmt.Errorf("delete dead letter %s: %w", it.eventID, err)
+			}
+			moved++
+		}
+		if seq != b.nextSeq {
+			if _, err := tx.ExecContext(ctx, b.q["set_next_seq"], seq); err != nil {
+				return fmt.Errorf("store next sequence: %w", err)
+			}
+			// Set before the commit: if it fails, a sequence number is
+			// skipped, never reused.
+			b.nextSeq = seq
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("buffer: replay dead letters: %w", err)
+	}
+	for _, it := range items {
+		if it.stream == string(StreamScreenshots) {
+			// Left only when the event was buffered again with its own image.
+			_ = os.Remove(b.DeadLetterPath(it.eventID))
+		}
+	}
+	b.mu.Lock()
+	for class, d := range delta {
+		c := b.counters[class]
+		c.rows += d.rows
+		c.bytes += d.bytes
+	}
+	b.mu.Unlock()
+	if err := b.refreshDeadTotals(ctx); err != nil {
+		b.log.Warn("cannot count dead letters", "err", err)
+	}
+	b.m.deadReplayed.Add(float64(moved))
+	b.log.Info("dead letters replayed", "count", moved)
+	for class := range delta {
+		b.signal(StreamForClass(class))
+	}
+	b.evaluate()
+	return moved, nil
+}
+
+// refreshDeadTotals recounts the dead letters.
+func (b *Buffer) refreshDeadTotals(ctx context.Context) error {
+	var rows, bytes int64
+	if err := b.db.QueryRowContext(ctx, b.q["dead_letter_totals"]).Scan(&rows, &bytes); err != nil {
+		return fmt.Errorf("buffer: count dead letters: %w", err)
+	}
+	b.mu.Lock()
+	b.deadRows, b.deadBytes = rows, bytes
+	b.mu.Unlock()
+	return nil
+}
+
+// Purge causes.
+const (
+	purgeExpired = "expired"
+	purgeBound   = "bound"
+)
+
+// purgeDeadLetters deletes dead letters set aside longer than the retention
+// period ago, then the oldest while over the count or byte bound. It
+// returns how many it deleted.
+func (b *Buffer) purgeDeadLetters(ctx context.Context) (int, error) {
+	b.mu.Lock()
+	rowsNow, bytesNow := b.deadRows, b.deadBytes
+	b.mu.Unlock()
+	cutoff := b.now().Add(-b.opts.Retention).UnixMilli()
+	if rowsNow == 0 {
+		return 0, nil
+	}
+	type victim struct {
+		id      int64
+		eventID string
+		class   string
+		cause   string
+	}
+	var victims []victim
+	rows, err := b.db.QueryContext(ctx, b.q["dead_letter_sizes"])
+	if err != nil {
+		return 0, fmt.Errorf("buffer: list dead letters: %w", err)
+	}
+	count, bytes := rowsNow, bytesNow
+	for rows.Next() {
+		var v victim
+		var size, deadAt int64
+		if err := rows.Scan(&v.id, &v.eventID, &v.class, &size, &deadAt); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("buffer: list dead letters: %w", err)
+		}
+		switch {
+		case deadAt < cutoff:
+			v.cause = purgeExpired
+		case count > int64(b.opts.DeadLetterMaxEvents) || bytes > b.opts.DeadLetterMaxBytes:
+			v.cause = purgeBound
+		default:
+			continue
+		}
+		count--
+		bytes -= size
+		victims = append(victims, v)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("buffer: list dead letters: %w", err)
+	}
+	if len(victims) == 0 {
+		return 0, nil
+	}
+	err = b.withTx(ctx, func(tx *sql.Tx) error {
+		for _, v := range victims {
+			if _, err := tx.ExecContext(ctx, b.q["dead_letter_delete"], v.id); err != nil {
+				return fmt.Errorf("delete dead letter %s: %w", v.eventID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("buffer: purge dead letters: %w", err)
+	}
+	byCause := map[string]int{}
+	for _, v := range victims {
+		byCause[v.cause]++
+		if v.class == StreamScreenshots.class() {
+			_ = os.Remove(b.DeadLetterPath(v.eventID))
+		}
+	}
+	if err := b.refreshDeadTotals(ctx); err != nil {
+		b.log.Warn("cannot count dead letters", "err", err)
+	}
+	for cause, n := range byCause {
+		b.m.deadPurged.WithLabelValues(cause).Add(float64(n))
+		b.log.Warn("dead letters purged", "cause", cause, "count", n,
+			"max_events", b.opts.DeadLetterMaxEvents, "max_bytes", b.opts.DeadLetterMaxBytes, "retention", b.opts.Retention.String())
+	}
+	b.evaluate()
+	return len(victims), nil
+}
+
+// recoverDeadLetters loads the dead-letter totals at Open and finishes a
+// move of image files that a crash interrupted: an image belongs in the
+// dead-letter directory while its event is a dead letter and not buffered,
+// and in screenshots/ while it is buffered and not a dead letter. Other
+// files in the dead-letter directory are removed.
+func (b *Buffer) recoverDeadLetters(ctx context.Context) error {
+	if err := b.refreshDeadTotals(ctx); err != nil {
+		return err
+	}
+	ids := func(query string) (map[string]bool, error) {
+		rows, err := b.db.QueryContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := map[string]bool{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			out[id] = true
+		}
+		return out, rows.Err()
+	}
+	dead, err := ids(b.q["dead_letter_screenshot_ids"])
+	if err != nil {
+		return fmt.Errorf("buffer: list dead-letter screenshots: %w", err)
+	}
+	live, err := ids(b.q["screenshot_ids"])
+	if err != nil {
+		return fmt.Errorf("buffer: list screenshot rows: %w", err)
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	for id := range dead {
+		if !live[id] && !exists(b.DeadLetterPath(id)) && exists(b.ScreenshotPath(id)) {
+			if err := os.Rename(b.ScreenshotPath(id), b.DeadLetterPath(id)); err != nil {
+				return fmt.Errorf("buffer: move dead letter image %s: %w", id, err)
+			}
+		}
+	}
+	entries, err := os.ReadDir(b.deadDir)
+	if err != nil {
+		return fmt.Errorf("buffer: list dead-letter images: %w", err)
+	}
+	for _, e := range entries {
+		id := e.Name()
+		switch {
+		case dead[id]:
+		case live[id] && !exists(b.ScreenshotPath(id)):
+			if err := os.Rename(b.DeadLetterPath(id), b.ScreenshotPath(id)); err != nil {
+				return fmt.Errorf("buffer: move replayed image %s: %w", id, err)
+			}
+		default:
+			_ = os.Remove(b.DeadLetterPath(id))
+		}
+	}
+	return nil
+}
+
+// DeadLetterInfo describes one dead letter in Stats.
+type DeadLetterInfo struct {
+	EventID   string    `json:"event_id"`
+	Stream    string    `json:"stream"`
+	Type      string    `json:"type"`
+	Seq       int64     `json:"seq"`
+	Reason    string    `json:"reason"`
+	LastError string    `json:"last_error"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"buffered_at"`
+	DeadAt    time.Time `json:"dead_at"`
+}
+
+// DeadLetterReason is the count of dead letters of one reason.
+type DeadLetterReason struct {
+	Count int64 `json:"count"`
+	Bytes int64 `json:"bytes"`
+}
+
+// DeadLetterStats summarises the dead letters for /health/details.
+type DeadLetterStats struct {
+	Count int64 `json:"count"`
+	Bytes int64 `json:"bytes"`
+	// Oldest is when the oldest dead letter was set aside.
+	Oldest   time.Time                   `json:"oldest,omitzero"`
+	ByReason map[string]DeadLetterReason `json:"by_reason"`
+	// LastError is the cloud's last answer for the newest dead letter.
+	LastError string `json:"last_error,omitempty"`
+	// Recent lists the newest dead letters, newest first (at most 20).
+	Recent []DeadLetterInfo `json:"recent"`
+}
+
+// DeadLetters returns the dead-letter summary.
+func (b *Buffer) DeadLetters(ctx context.Context) (DeadLetterStats, error) {
+	st := DeadLetterStats{ByReason: map[string]DeadLetterReason{}, Recent: []DeadLetterInfo{}}
+	rows, err := b.db.QueryContext(ctx, b.q["dead_letter_by_reason"])
+	if err != nil {
+		return st, fmt.Errorf("buffer: dead letters by reason: %w", err)
+	}
+	for rows.Next() {
+		var reason string
+		var r DeadLetterReason
+		var oldest int64
+		if err := rows.Scan(&reason, &r.Count, &r.Bytes, &oldest); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("buffer: dead letters by reason: %w", err)
+		}
+		st.ByReason[reason] = r
+		st.Count += r.Count
+		st.Bytes += r.Bytes
+		if t := time.UnixMilli(oldest).UTC(); st.Oldest.IsZero() || t.Before(st.Oldest) {
+			st.Oldest = t
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return st, fmt.Errorf("buffer: dead letters by reason: %w", err)
+	}
+	rows, err = b.db.QueryContext(ctx, b.q["dead_letter_recent"], deadLetterRecent)
+	if err != nil {
+		return st, fmt.Errorf("buffer: recent dead letters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d DeadLetterInfo
+		var created, dead int64
+		if err := rows.Scan(&d.EventID, &d.Stream, &d.Type, &d.Seq, &d.Reason, &d.LastError, &d.Attempts, &created, &dead); err != nil {
+			return st, fmt.Errorf("buffer: recent dead letters: %w", err)
+		}
+		d.CreatedAt, d.DeadAt = time.UnixMilli(created).UTC(), time.UnixMilli(dead).UTC()
+		st.Recent = append(st.Recent, d)
+	}
+	if len(st.Recent) > 0 {
+		st.LastError = st.Recent[0].LastError
+	}
+	return st, rows.Err()
+}
