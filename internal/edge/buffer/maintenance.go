@@ -242,11 +242,14 @@ type DropTotal struct {
 
 // Stats is a snapshot of the buffer for /health/details.
 type Stats struct {
-	Level    string  `json:"level"`
-	Usage    float64 `json:"usage"`
-	FSUsage  float64 `json:"filesystem_usage"`
-	Bytes    int64   `json:"bytes"`
-	MaxBytes int64   `json:"max_bytes"`
+	Level   string  `json:"level"`
+	Usage   float64 `json:"usage"`
+	FSUsage float64 `json:"filesystem_usage"`
+	// Bytes is every accounted byte: the tables' rows and the dead letters.
+	Bytes    int64 `json:"bytes"`
+	MaxBytes int64 `json:"max_bytes"`
+	// DeadLetterBytes is the dead letters' part of Bytes.
+	DeadLetterBytes int64 `json:"dead_letter_bytes"`
 	// FileBytes is the size of the SQLite file and its WAL on disk.
 	FileBytes   int64                            `json:"file_bytes"`
 	Synchronous string                           `json:"synchronous"`
@@ -278,6 +281,8 @@ func (b *Buffer) Stats(ctx context.Context) (Stats, error) {
 			ClaimedBytes: c.claimedBytes, Usage: float64(c.bytes) / float64(b.opts.MaxBytes)}
 		st.Bytes += c.bytes
 	}
+	st.DeadLetterBytes = b.deadBytes
+	st.Bytes += b.deadBytes
 	b.mu.Unlock()
 	for _, suffix := range []string{"", "-wal"} {
 		if fi, err := os.Stat(b.opts.Path + suffix); err == nil {

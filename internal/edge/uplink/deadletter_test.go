@@ -1,0 +1,162 @@
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// poisonIDs answers code for any batch holding one of ids.
+func poisonIDs(code int, retryAfter string, ids ...string) ingesttest.Poison {
+	return func(id string, _ json.RawMessage) ingesttest.PoisonAnswer {
+		if slices.Contains(ids, id) {
+			return ingesttest.PoisonAnswer{Code: code, RetryAfter: retryAfter, Field: "window_title"}
+		}
+		return ingesttest.PoisonAnswer{}
+	}
+}
+
+func deadLetters(t *testing.T, b *buffer.Buffer) buffer.DeadLetterStats {
+	t.Helper()
+	st, err := b.DeadLetters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func without(ids []string, drop ...string) []string {
+	var out []string
+	for _, id := range ids {
+		if !slices.Contains(drop, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// The NUL bug's shape: one event makes the cloud answer 503 forever while
+// it accepts everything else. The uplink isolates it (split, then a dead
+// letter with reason persistent_failure, reported as a drop), and every
+// other event, including those appended after it, is delivered exactly
+// once, within the normal drain time.
+func TestPersistentServerErrorIsIsolatedAndDeadLettered(t *testing.T) {
+	srv := newServer(t)
+	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
+	defer b.Close()
+	u, err := New(b, testOptions(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := appendLogs(t, b, 300)
+	poison := ids[137]
+	srv.SetPoison(poisonIDs(http.StatusServiceUnavailable, "0", poison))
+	start := time.Now()
+	run(t, u)
+	for range 5 {
+		ids = append(ids, appendLogs(t, b, 40)...)
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "the poison set aside", 20*time.Second, func() bool { return deadLetters(t, b).Count == 1 })
+	waitFor(t, "drain", 20*time.Second, func() bool { return drained(b) })
+	elapsed := time.Since(start)
+	clean := without(ids, poison)
+	checkExactlyOnce(t, srv, clean)
+	st := deadLetters(t, b)
+	if st.Recent[0].EventID != poison || st.Recent[0].Reason != protocol.DropPersistentFailure ||
+		st.Recent[0].Attempts < DefaultIsolateAfter || st.LastError == "" {
+		t.Fatalf("dead letter %+v", st.Recent[0])
+	}
+	waitFor(t, "the drop reported", 10*time.Second, func() bool {
+		return srv.Drops()[[2]string{protocol.DropPersistentFailure, protocol.ClassLog}] == 1
+	})
+	if n := srv.Deliveries()[poison]; n != 0 {
+		t.Fatalf("poison delivered %d times", n)
+	}
+	t.Logf("isolated 1 poison among %d events in %v (%d poisoned answers)", len(ids), elapsed, srv.Stats().Poisoned)
+}
+
+// A whole-cloud outage (every ingest request and the ping answer 503) sets
+// nothing aside, however long it lasts; everything is delivered after it.
+func TestWholeCloudOutageDeadLettersNothing(t *testing.T) {
+	srv := newServer(t)
+	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
+	defer b.Close()
+	opts := testOptions(srv.URL)
+	opts.IsolateAfter = 2
+	u, err := New(b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetStatus(http.StatusServiceUnavailable, "0")
+	ids := appendLogs(t, b, 200)
+	run(t, u)
+	for range 5 {
+		ids = append(ids, appendLogs(t, b, 20)...)
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Far more failures than a bisection down to single events would need
+	// (about 2 per level, 8 levels).
+	waitFor(t, "many failed attempts", 20*time.Second, func() bool { return srv.Stats().Requests >= 150 })
+	time.Sleep(500 * time.Millisecond)
+	if st := deadLetters(t, b); st.Count != 0 {
+		t.Fatalf("dead letters during an outage: %+v", st)
+	}
+	srv.SetStatus(0, "")
+	waitFor(t, "drain", 20*time.Second, func() bool { return drained(b) })
+	checkExactlyOnce(t, srv, ids)
+	if st := deadLetters(t, b); st.Count != 0 {
+		t.Fatalf("dead letters after the outage: %+v", st)
+	}
+	if d := srv.Drops(); len(d) != 0 {
+		t.Fatalf("drops reported: %v", d)
+	}
+}
+
+// A 422 naming one event: bisection isolates it, it becomes a dead letter
+// (not deleted) reported as rejected_by_cloud; once the cloud accepts it, a
+// replay delivers it under a new seq.
+func TestRejectedEventIsDeadLetteredAndReplayed(t *testing.T) {
+	srv := newServer(t)
+	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
+	defer b.Close()
+	u, err := New(b, testOptions(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := appendLogs(t, b, 100)
+	bad := ids[42]
+	srv.SetPoison(poisonIDs(http.StatusUnprocessableEntity, "", bad))
+	run(t, u)
+	waitFor(t, "the refused event set aside", 20*time.Second, func() bool { return deadLetters(t, b).Count == 1 })
+	waitFor(t, "drain", 20*time.Second, func() bool { return drained(b) })
+	checkExactlyOnce(t, srv, without(ids, bad))
+	st := deadLetters(t, b)
+	if st.Recent[0].EventID != bad || st.Recent[0].Reason != protocol.DropRejected || st.ByReason[protocol.DropRejected].Count != 1 {
+		t.Fatalf("dead letters %+v", st)
+	}
+	oldSeq := st.Recent[0].Seq
+	waitFor(t, "the drop reported", 10*time.Second, func() bool {
+		return srv.Drops()[[2]string{protocol.DropRejected, protocol.ClassLog}] == 1
+	})
+	srv.SetPoison(nil)
+	if n, err := b.ReplayDeadLetters(context.Background(), []string{bad}); err != nil || n != 1 {
+		t.Fatalf("replay: %d %v", n, err)
+	}
+	waitFor(t, "the replayed event delivered", 10*time.Second, func() bool { return srv.Deliveries()[bad] == 1 })
+	if seq := srv.Seq(bad); seq <= oldSeq {
+		t.Fatalf("replayed under seq %d, was %d: want a new, higher one", seq, oldSeq)
+	}
+	if st := deadLetters(t, b); st.Count != 0 {
+		t.Fatalf("dead letters after replay %+v", st)
+	}
+	checkExactlyOnce(t, srv, ids)
+}
