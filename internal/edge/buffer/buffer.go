@@ -269,7 +269,7 @@ type Buffer struct {
 	// bytes count in the buffer's usage.
 	deadRows, deadBytes int64
 	deadDir             string
-	nextSeq  int64 // owned by the writer goroutine after Open
+	nextSeq             int64 // owned by the writer goroutine after Open
 
 	quarantined atomic.Int64 // corrupt files moved aside by Open
 	lastAppend  atomic.Int64 // Unix nanoseconds of the last Append

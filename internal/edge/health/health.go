@@ -113,8 +113,8 @@ type Details struct {
 	// ignores them): inspect and replay with replay_dead_letters.
 	DeadLetters buffer.DeadLetterStats `json:"dead_letters"`
 	Uplink      *uplink.Status         `json:"uplink"`
-	Control *ControlStatus `json:"control"`
-	Agents  struct {
+	Control     *ControlStatus         `json:"control"`
+	Agents      struct {
 		Connected int                   `json:"connected"`
 		Recent    []collector.AgentInfo `json:"recent"`
 	} `json:"agents"`
