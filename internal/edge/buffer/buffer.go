@@ -268,8 +268,8 @@ type Buffer struct {
 	// deadRows and deadBytes describe the dead letters (under mu); their
 	// bytes count in the buffer's usage.
 	deadRows, deadBytes int64
-	deadDir             string
 	nextSeq             int64 // owned by the writer goroutine after Open
+	deadDir             string
 
 	quarantined atomic.Int64 // corrupt files moved aside by Open
 	lastAppend  atomic.Int64 // Unix nanoseconds of the last Append
