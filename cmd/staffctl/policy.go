@@ -228,7 +228,7 @@ func runCommand(ctx context.Context, e env, args []string) error {
 	fs, dbURL := newFlags(e, "command "+sub, strings.TrimPrefix(strings.Split(commandUsage, "\n")[1+map[string]int{"send": 0, "list": 1}[sub]], "  staffctl "))
 	org := fs.String("org", "", "organisation id or slug (required)")
 	gw := fs.String("gateway", "", "gateway id")
-	typ := fs.String("type", "", "policy_update, restart_agent, device_command or rotate_api_key")
+	typ := fs.String("type", "", "policy_update, restart_agent, device_command, rotate_api_key or replay_dead_letters")
 	payload := fs.String("payload", "{}", "JSON object")
 	prio := fs.Int("priority", 0, "higher goes first")
 	ttl := fs.Duration("ttl", 24*time.Hour, "expiry")

@@ -45,6 +45,9 @@ func TestPolicyAndCommandCommands(t *testing.T) {
 	if out := must("command", "list", "--org", "acme"); strings.Count(out, gw) != 2 || !strings.Contains(out, "policy_update") {
 		t.Fatalf("list: %s", out)
 	}
+	if out := must("command", "send", "--org", "acme", "--gateway", gw, "--type", "replay_dead_letters", "--payload", `{"event_ids":[]}`); !strings.Contains(out, "queued for gateway "+gw) {
+		t.Fatalf("send replay_dead_letters: %s", out)
+	}
 
 	badCases := []struct {
 		args []string
