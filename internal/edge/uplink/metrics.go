@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer, u *Uplink) *metrics {
 		}, []string{"stream"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_uplink_retries_total",
-			Help: "Retries by stream and kind (error: same batch again; split: 413/400 halved; reform: 422).",
+			Help: "Retries by stream and kind (error: same batch again; split: 413/400 halved; reform: 422; isolate: a persistently failing batch split; dead_letter: a single event set aside).",
 		}, []string{"stream", "kind"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gateway_uplink_latency_seconds",
