@@ -16,15 +16,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
@@ -58,20 +53,11 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ingPool.Close()
-	reg := service.NewRegistry()
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ingPool, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := dispatch.New(ingPool, dispatch.Options{}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(ingPool)
-	hub := control.New(ingPool, gws, q, logger, reg, control.Options{})
-	api := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: ingPool, Logger: logger, Registry: reg, Gateways: gws, Ingest: svc, Control: hub}))
-	defer api.Close()
+	// The Agent API with its control hub running, so that a command reaches
+	// the gateway over its control channel.
+	stack := startAgentAPI(t, ingPool, service.NewRegistry(), dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, control.Options{})
+	api := httptest.NewServer(stack.routes)
+	defer func() { stack.stop(); api.CloseClientConnections(); api.Close() }()
 
 	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
 	if err != nil {
@@ -229,4 +215,40 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 		return count(`SELECT (max_seq - events_accepted - events_dropped)::int FROM gateway_ingest_stats`) == 0
 	})
 	t.Logf("poison set aside as %s; %d clean events stored once each; drained in %v; %s", reason, len(acked), elapsed, res)
+
+	// An operator replays it (what `staffctl command send --type
+	// replay_dead_letters` enqueues): the command travels the real queue and
+	// control channel, completes with {"replayed": 1}, and the poison, still
+	// refused, is set aside again and reported again.
+	cmd, err := stack.queue.Enqueue(ctx, postgres.Tenant{OrganizationID: org.ID, Role: postgres.AppOrgAdmin},
+		dispatch.NewCommand{GatewayID: regn.GatewayID, Type: dispatch.TypeReplayDeadLetters,
+			Payload: json.RawMessage(`{"event_ids":["` + poison + `"]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "replay_dead_letters completed", 30*time.Second, func() bool {
+		var status string
+		var result []byte
+		_ = conn.QueryRow(ctx, `SELECT status, coalesce(result::text, '') FROM gateway_commands WHERE id = $1`, cmd.ID).Scan(&status, &result)
+		if status == "failed" {
+			t.Fatalf("replay_dead_letters failed")
+		}
+		return status == "completed" && string(result) == `{"replayed": 1}`
+	})
+	waitUntil(t, "the replayed poison set aside again and reported", poisonDrainTime, func() bool {
+		return count(`SELECT coalesce(sum(count), 0)::int FROM gateway_drop_reports
+			WHERE reason IN ('persistent_failure', 'rejected_by_cloud') AND class = 'log'`) == 2
+	})
+	if got := stored(); got[poison] != 0 {
+		t.Errorf("the poison was stored after replay")
+	}
+	// The replayed poison's new seq is the highest so far and was never
+	// stored: the cloud's max_seq catches up with the next stored event.
+	more, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), Agents: 1, BatchSize: 50, MaxEvents: 50, Logger: logger})
+	if err != nil || more.Acked != 50 {
+		t.Fatalf("later events: %v %s", err, more)
+	}
+	waitUntil(t, "sequence gap 0 after the replay", 20*time.Second, func() bool {
+		return count(`SELECT (max_seq - events_accepted - events_dropped)::int FROM gateway_ingest_stats`) == 0
+	})
 }
