@@ -124,6 +124,15 @@ func scanDeadItem(sc interface{ Scan(...any) error }) (deadItem, error) {
 func (b *Buffer) ReplayDeadLetters(ctx context.Context, eventIDs []string) (int, error) {
 	total := 0
 	if len(eventIDs) > 0 {
+		seen := make(map[string]bool, len(eventIDs))
+		unique := make([]string, 0, len(eventIDs))
+		for _, id := range eventIDs {
+			if !seen[id] {
+				seen[id] = true
+				unique = append(unique, id)
+			}
+		}
+		eventIDs = unique
 		for i := 0; i < len(eventIDs); i += replayChunk {
 			var items []deadItem
 			for _, id := range eventIDs[i:min(i+replayChunk, len(eventIDs))] {

@@ -1,11 +1,15 @@
 package uplink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,9 +54,17 @@ func without(ids []string, drop ...string) []string {
 // once, within the normal drain time.
 func TestPersistentServerErrorIsIsolatedAndDeadLettered(t *testing.T) {
 	srv := newServer(t)
-	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
+	var logs lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30,
+		FSUsage: func(string) (float64, error) { return 0, nil }, Logger: logger.With("component", "buffer")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer b.Close()
-	u, err := New(b, testOptions(srv.URL))
+	opts := testOptions(srv.URL)
+	opts.Logger = logger.With("component", "uplink")
+	u, err := New(b, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +94,56 @@ func TestPersistentServerErrorIsIsolatedAndDeadLettered(t *testing.T) {
 		t.Fatalf("poison delivered %d times", n)
 	}
 	t.Logf("isolated 1 poison among %d events in %v (%d poisoned answers)", len(ids), elapsed, srv.Stats().Poisoned)
+	text := logs.String()
+	if n := strings.Count(text, `"msg":"event set aside as a dead letter"`); n != 1 ||
+		!strings.Contains(text, `"event_id":"`+poison+`"`) || !strings.Contains(text, `"reason":"persistent_failure"`) {
+		t.Fatalf("%d dead-letter log lines; logs:\n%s", n, text)
+	}
+	checkLogKeys(t, text)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// checkLogKeys fails on a JSON log line that repeats a top-level key (a
+// log pipeline keeping the last one would misread it).
+func checkLogKeys(t *testing.T, text string) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		dec := json.NewDecoder(strings.NewReader(line))
+		if _, err := dec.Token(); err != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("bad JSON %s: %v", line, err)
+			}
+			if seen[tok.(string)] {
+				t.Errorf("duplicate key %q in %s", tok, line)
+			}
+			seen[tok.(string)] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("bad JSON %s: %v", line, err)
+			}
+		}
+	}
 }
 
 // A whole-cloud outage (every ingest request and the ping answer 503) sets
