@@ -3,15 +3,21 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
@@ -221,4 +227,66 @@ func TestRejectedEventIsDeadLetteredAndReplayed(t *testing.T) {
 		t.Fatalf("dead letters after replay %+v", st)
 	}
 	checkExactlyOnce(t, srv, ids)
+}
+
+// A screenshot the cloud fails on alone (503 forever) is set aside with its
+// image; the other screenshots arrive; a replay sends it with the very same
+// bytes once the cloud accepts it.
+func TestScreenshotDeadLetterKeepsItsImage(t *testing.T) {
+	srv := newServer(t)
+	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
+	defer b.Close()
+	ctx := context.Background()
+	var ids []string
+	sums := map[string]string{}
+	for i := range 6 {
+		id := uuid.Must(uuid.NewV7()).String()
+		img := []byte(fmt.Sprintf("PNG-image-%d", i))
+		sum := sha256.Sum256(img)
+		f, err := b.CreateScreenshotTemp()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(img)
+		if err := b.PlaceScreenshot(f, id); err != nil {
+			t.Fatal(err)
+		}
+		ev := protocol.Event{EventID: id, Type: protocol.TypeScreenshot, AgentUID: "a", ComputerName: "pc", UserSID: "s",
+			Datetime: time.Now().UTC(), Screenshot: &protocol.Screenshot{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(img)), ContentType: "image/png"}}
+		p, _ := json.Marshal(ev)
+		if _, err := b.Append(ctx, []buffer.Record{{Class: protocol.ClassScreenshot, Type: ev.Type, EventID: id, Payload: p, FileSize: int64(len(img))}}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		sums[id] = hex.EncodeToString(sum[:])
+	}
+	bad := ids[4]
+	srv.SetPoison(poisonIDs(http.StatusInternalServerError, "", bad))
+	u, err := New(b, testOptions(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	waitFor(t, "the screenshot set aside", 20*time.Second, func() bool { return deadLetters(t, b).Count == 1 })
+	waitFor(t, "drain", 10*time.Second, func() bool { return drained(b) })
+	checkExactlyOnce(t, srv, without(ids, bad))
+	// The image moves right after the commit that made it a dead letter.
+	waitFor(t, "the image kept aside", 5*time.Second, func() bool { _, err := os.Stat(b.DeadLetterPath(bad)); return err == nil })
+	if st := deadLetters(t, b); st.Recent[0].Stream != string(buffer.StreamScreenshots) || st.Recent[0].Reason != protocol.DropPersistentFailure {
+		t.Fatalf("dead letter %+v", st.Recent[0])
+	}
+	srv.SetPoison(nil)
+	if n, err := b.ReplayDeadLetters(ctx, nil); err != nil || n != 1 {
+		t.Fatalf("replay: %d %v", n, err)
+	}
+	waitFor(t, "the replayed screenshot delivered", 10*time.Second, func() bool { return srv.Deliveries()[bad] == 1 })
+	for id, sum := range sums {
+		if srv.ScreenshotSHA(id) != sum {
+			t.Errorf("screenshot %s: sha %q, want %q", id, srv.ScreenshotSHA(id), sum)
+		}
+	}
+	waitFor(t, "drain after replay", 10*time.Second, func() bool { return drained(b) })
+	if _, err := os.Stat(b.ScreenshotPath(bad)); !os.IsNotExist(err) {
+		t.Fatalf("image left after upload: %v", err)
+	}
 }
