@@ -41,7 +41,9 @@ const poisonDrainTime = 60 * time.Second
 // refuses the poison — 503 before the ingest's data-error classification, 422
 // after it — and the gateway sets it aside as a dead letter either way,
 // reports it (a gateway_drop_reports row with its reason), and every clean
-// event arrives exactly once, within the normal drain time.
+// event arrives exactly once, within the normal drain time. Then an
+// operator's replay_dead_letters command, through the real queue and control
+// channel, sends it again; still refused, it is set aside and reported again.
 func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
