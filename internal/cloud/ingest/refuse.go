@@ -177,4 +177,3 @@ func describeRefusal(r row, pe *pgconn.PgError) (string, string) {
 		return path, fmt.Sprintf("is refused by the database: %s (SQLSTATE %s)", pe.Message, pe.Code)
 	}
 }
-
