@@ -241,7 +241,7 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 		ins, storeName = &s.q.fallback, "fallback"
 	default:
 		var err error
-		wr, err = s.writeStore(ctx, tenant, endpoint, p)
+		wr, err = s.writeStore(ctx, gw, key, endpoint, p)
 		switch {
 		case err == nil:
 			s.ts.Succeeded()
@@ -274,6 +274,7 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 			for _, n := range wr.duplicates {
 				resp.Duplicates += n
 			}
+			resp.Accepted, resp.Duplicates = resp.Accepted+wr.carried, resp.Duplicates-wr.carried
 			var dropped int64
 			for i, d := range p.drops {
 				stage = fmt.Sprintf("drops[%d]", i)
@@ -336,6 +337,8 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 		for id := range wr.inserted {
 			committed[id] = true
 		}
+	} else {
+		s.forgetStoreAccounting(ctx, tenant, gw, key)
 	}
 	for t, n := range wr.accepted {
 		s.metrics.events.WithLabelValues(t, orgLabel(gw.OrganizationID)).Add(float64(n))
@@ -351,23 +354,54 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 }
 
 // writeStore writes the events to the separate time-series store, in its
-// own transaction, within a bounded time. A data error is answered 422
-// naming the refused event, not counted as a failure of the store.
-func (s *Service) writeStore(ctx context.Context, tenant postgres.Tenant, endpoint string, p *prepared) (written, error) {
+// own transaction, within a bounded time, with what they account for the
+// key (ingest_store_accounting: an earlier attempt's events, committed
+// there while its accounting failed to commit in the main database, are
+// carried into this attempt's). A data error is answered 422 naming the
+// refused event, not counted as a failure of the store.
+func (s *Service) writeStore(ctx context.Context, gw auth.Gateway, key uuid.UUID, endpoint string, p *prepared) (written, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	tenant := postgres.Tenant{OrganizationID: gw.OrganizationID}
 	var wr written
 	err := s.withPartitions(ctx, s.ts.TS(), timeseries.SchemaStore, p, func() error {
 		return postgres.InTenant(ctx, s.ts.TS(), tenant, func(tx pgx.Tx) error {
 			var err error
-			wr, err = p.write(ctx, tx, &s.q.store, nil)
-			return err
+			if wr, err = p.write(ctx, tx, &s.q.store, nil); err != nil {
+				return err
+			}
+			accepted := 0
+			for _, n := range wr.accepted {
+				accepted += n
+			}
+			var total int64
+			resent := append([]int64{}, wr.resent...)
+			if err := tx.QueryRow(ctx, s.q.storeAccounting, gw.OrganizationID, gw.ID, key, accepted, resent).Scan(&total, &wr.resent); err != nil {
+				return fmt.Errorf("record store accounting: %w", err)
+			}
+			wr.carried = int(total) - accepted
+			return nil
 		})
 	})
 	if pe, ok := dataError(err); ok {
 		return wr, s.refused(ctx, s.ts.TS(), tenant.OrganizationID, endpoint, p, &s.q.store, pe)
 	}
 	return wr, err
+}
+
+// forgetStoreAccounting deletes the store-side accounting record of a key
+// whose batch the main database committed. Best effort: a record left
+// behind is never read again (the key is only replayed) and is purged
+// after two days.
+func (s *Service) forgetStoreAccounting(ctx context.Context, tenant postgres.Tenant, gw auth.Gateway, key uuid.UUID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := postgres.InTenant(ctx, s.ts.TS(), tenant, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, s.q.forgetStoreAccounting, gw.ID, key)
+		return err
+	}); err != nil {
+		s.logger.WarnContext(ctx, "forget store-side accounting record", "err", err)
+	}
 }
 
 // withPartitions ensures the partitions the batch needs in schema of db,

@@ -58,7 +58,7 @@ type inserts struct {
 type queries struct {
 	store, fallback                                                                                       inserts
 	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices string
-	insertResentSeqs, storedEventSeqs, filesReferenced                                                    string
+	insertResentSeqs, storedEventSeqs, filesReferenced, storeAccounting, forgetStoreAccounting             string
 }
 
 func loadQueries() (queries, error) {
@@ -78,7 +78,8 @@ func loadQueries() (queries, error) {
 		{&q.completeBatch, "complete_batch"}, {&q.releaseBatch, "release_batch"}, {&q.accountSequence, "account_sequence"},
 		{&q.insertDropReport, "insert_drop_report"}, {&q.knownDevices, "known_devices"},
 		{&q.insertResentSeqs, "insert_resent_seqs"}, {&q.storedEventSeqs, "stored_event_seqs"},
-		{&q.filesReferenced, "screenshot_files_referenced"},
+		{&q.filesReferenced, "screenshot_files_referenced"}, {&q.storeAccounting, "store_accounting"},
+		{&q.forgetStoreAccounting, "forget_store_accounting"},
 	} {
 		if *f.dst, err = read(f.name); err != nil {
 			return q, fmt.Errorf("ingest: load %s.sql: %w", f.name, err)

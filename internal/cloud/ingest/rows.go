@@ -43,6 +43,11 @@ type written struct {
 	// resent are the sequence numbers of duplicates whose stored copy has
 	// another sequence number: a re-send the gateway numbered anew.
 	resent []int64
+	// carried counts events an earlier attempt under the same key stored in
+	// the separate time-series store without its accounting reaching the
+	// main database: duplicates now, yet still to be accounted (and
+	// answered) as accepted.
+	carried int
 }
 
 func newWritten() written {

@@ -125,6 +125,46 @@ func TestSeparateStoreRefusalsAndResends(t *testing.T) {
 	}
 	wantGap("corrected batch", 0)
 
+	// The events commit in the store, then the main database fails the
+	// batch's accounting (here: the drop report's insert is not permitted,
+	// a 503). The retry under the same key finds every event a duplicate
+	// under its own seq, yet accounts them (and answers them accepted), from
+	// what the store's transaction recorded for the key.
+	if _, err := e.admin.Exec(ctx, `REVOKE INSERT ON gateway_drop_reports FROM staff_ingest`); err != nil {
+		t.Fatal(err)
+	}
+	half := events[35:40]
+	withDrop := func(key string) (int, protocol.IngestResponse) {
+		b := append([]protocol.Event{}, half...)
+		for i := range b {
+			b[i].Seq = 32 + int64(i) // 31 was dropped at the gateway
+		}
+		var r protocol.IngestResponse
+		code := e.postGzip(protocol.PathIngestLogs, e.a, key, protocol.LogBatch{Events: b,
+			Drops: []protocol.Drop{{Reason: protocol.DropDiskPressure, Class: protocol.ClassScreenshot, Count: 1}}}, &r)
+		return code, r
+	}
+	kd := uuid.NewString()
+	if code, _ := withDrop(kd); code != http.StatusServiceUnavailable {
+		t.Fatalf("accounting failing in the main database: %d, want 503", code)
+	}
+	if _, err := e.admin.Exec(ctx, `GRANT INSERT ON gateway_drop_reports TO staff_ingest`); err != nil {
+		t.Fatal(err)
+	}
+	if code, r := withDrop(kd); code != 200 || r.Accepted != 5 || r.Duplicates != 0 {
+		t.Fatalf("retry after the accounting failed: %d %+v, want 200 with the 5 events accepted", code, r)
+	}
+	wantGap("retry after the accounting failed", 0)
+	tsCheck, err := pgx.Connect(ctx, tsCluster.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := tsCheck.QueryRow(ctx, `SELECT count(*) FROM ingest_store_accounting`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("store-side accounting records left: %d (%v), want 0", left, err)
+	}
+	tsCheck.Close(ctx)
+
 	// The store goes down: two 503s, then fallback; the failed batches are
 	// retried under their keys.
 	if err := tsCluster.Stop(); err != nil {
@@ -133,15 +173,15 @@ func TestSeparateStoreRefusalsAndResends(t *testing.T) {
 	b2, b3, b4 := events[20:25], events[25:30], events[30:35]
 	k2, k3 := uuid.NewString(), uuid.NewString()
 	for i, kk := range []string{k2, k3} {
-		if code, _, _ := send(kk, [][]protocol.Event{b2, b3}[i], int64(31+5*i)); code != http.StatusServiceUnavailable {
+		if code, _, _ := send(kk, [][]protocol.Event{b2, b3}[i], int64(37+5*i)); code != http.StatusServiceUnavailable {
 			t.Fatalf("outage, try %d: %d, want 503", i+1, code)
 		}
 	}
-	if code, r, _ := send(uuid.NewString(), b4, 41); code != 200 || r.Store != "fallback" {
+	if code, r, _ := send(uuid.NewString(), b4, 47); code != 200 || r.Store != "fallback" {
 		t.Fatalf("third failure: %d %+v, want stored in fallback", code, r)
 	}
 	for i, kk := range []string{k2, k3} {
-		if code, _, _ := send(kk, [][]protocol.Event{b2, b3}[i], int64(31+5*i)); code != 200 {
+		if code, _, _ := send(kk, [][]protocol.Event{b2, b3}[i], int64(37+5*i)); code != 200 {
 			t.Fatalf("retry %d in fallback: %d", i+1, code)
 		}
 	}
@@ -150,12 +190,12 @@ func TestSeparateStoreRefusalsAndResends(t *testing.T) {
 	// there), and of events stored in the store before the outage (new to
 	// the fallback; re-sync removes the second copy later).
 	for i := 0; i < 2; i++ {
-		if code, r, _ := send(uuid.NewString(), b4, 46); code != 200 || r.Duplicates != 5 {
+		if code, r, _ := send(uuid.NewString(), b4, 52); code != 200 || r.Duplicates != 5 {
 			t.Fatalf("re-send in fallback %d: %d %+v", i+1, code, r)
 		}
 		wantGap("re-send in fallback", 0)
 	}
-	if code, r, _ := send(uuid.NewString(), b1, 51); code != 200 || r.Store != "fallback" {
+	if code, r, _ := send(uuid.NewString(), b1, 57); code != 200 || r.Store != "fallback" {
 		t.Fatalf("re-send of store events in fallback: %d %+v", code, r)
 	}
 	wantGap("re-send of store events in fallback", 0)

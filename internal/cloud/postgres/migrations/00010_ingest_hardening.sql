@@ -128,6 +128,33 @@ CREATE POLICY tenant_isolation ON gateway_resent_seqs
     );
 GRANT SELECT, INSERT ON gateway_resent_seqs TO staff_ingest;
 
+-- With a separate time-series store (TIMESCALE_URL) a batch's events commit
+-- there before its accounting commits in the main database. If the second
+-- commit fails (or the Agent API is killed in between), the retry under the
+-- same Idempotency-Key finds every event a duplicate under its own seq and
+-- would account nothing: a permanent false gap. So the store's transaction
+-- also records what it accounted for the key, here, in the store's
+-- database; a retry adds to it and reads the total back. The row is deleted
+-- once the main database has committed (stale rows are harmless: a key
+-- that completed is only ever replayed) and purged after two days.
+CREATE TABLE ingest_store_accounting (
+    organization_id bigint NOT NULL,
+    gateway_id      uuid NOT NULL,
+    idempotency_key uuid NOT NULL,
+    accepted        bigint NOT NULL CHECK (accepted >= 0),
+    resent          bigint[] NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (gateway_id, idempotency_key)
+);
+ALTER TABLE ingest_store_accounting ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ingest_store_accounting FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON ingest_store_accounting
+    USING (
+        organization_id = NULLIF(current_setting('app.current_organization_id', true), '')::bigint
+        OR NULLIF(current_setting('app.current_role', true), '') = 'ADMIN'
+    );
+GRANT SELECT, INSERT, UPDATE, DELETE ON ingest_store_accounting TO staff_ingest;
+
 -- events_accepted now counts every sequence number accounted as received:
 -- events newly stored plus re-sent copies (events_resent, of which). The gap
 -- stays max_seq - events_accepted - events_dropped.
@@ -137,6 +164,7 @@ ALTER TABLE gateway_ingest_stats ADD COLUMN events_resent bigint NOT NULL DEFAUL
 -- +goose Down
 -- +goose StatementBegin
 ALTER TABLE gateway_ingest_stats DROP COLUMN events_resent;
+DROP TABLE ingest_store_accounting;
 DROP TABLE gateway_resent_seqs;
 DROP FUNCTION monitoring.screenshot_files_referenced(bigint, date, text[]);
 DROP FUNCTION monitoring.stored_event_seqs(text, text, uuid[], timestamptz[]);
