@@ -58,7 +58,7 @@ type inserts struct {
 type queries struct {
 	store, fallback                                                                                       inserts
 	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices string
-	insertResentSeqs, storedEventSeqs, filesReferenced, storeAccounting, forgetStoreAccounting             string
+	insertResentSeqs, storedEventSeqs, filesReferenced, storeAccounting, forgetStoreAccounting            string
 }
 
 func loadQueries() (queries, error) {
