@@ -177,7 +177,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		l = tls.NewListener(l, tc)
 	}
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	// Orphan screenshot files (an upload whose outcome was unknown, rows
+	// that retention deleted) are removed hourly once an hour old: far past
+	// any upload in flight, which writes its files just before its rows.
+	go func() { defer wg.Done(); ing.RunScreenshotSweep(ctx, time.Hour, time.Hour) }()
 	go func() { defer wg.Done(); advanceDistributions(ctx, dist, logger, 2*time.Second) }()
 	go func() { defer wg.Done(); maint.Run(ctx, time.Hour) }()
 	go func() { defer wg.Done(); store.Run(ctx) }()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -48,8 +49,8 @@ func fromFieldError(err error) error {
 type prepared struct {
 	// hash identifies the request's content for the idempotency check.
 	hash []byte
-	// days are the UTC days the events fall on (partitions to ensure).
-	days map[string]time.Time
+	// rows are the batch's events, in batch order (rows[i] is events[i]).
+	rows []row
 	// maxSeq is the highest sequence number in the batch.
 	maxSeq int64
 	// drops are the gateway's drop reports.
@@ -60,10 +61,13 @@ type prepared struct {
 	// check runs in a tenant transaction of the main database before the
 	// write (references to relational rows); may be nil.
 	check func(ctx context.Context, tx pgx.Tx) error
-	// write inserts the events with the given statements (store or
-	// fallback) and returns how many rows were new and how many were
-	// duplicates, by type.
-	write func(ctx context.Context, tx pgx.Tx, ins *inserts) (accepted, duplicates map[string]int, err error)
+	// write inserts the events whose batch position keep allows (all when
+	// keep is nil) with the given statements (store or fallback), in a
+	// transaction whose organisation is set, and says what it stored.
+	write func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error)
+	// files are the screenshot files before wrote; nil for the other
+	// endpoints.
+	files *fileSet
 }
 
 // serve runs one batch request through the idempotency protocol:
@@ -86,6 +90,9 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 		return
 	}
 	p, err := prepare(r, gw)
+	if err == nil {
+		err = s.checkTimes(ctx, p)
+	}
 	if err != nil {
 		s.fail(w, endpoint, err)
 		return
@@ -116,7 +123,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 		return nil
 	})
 	if err != nil {
-		s.fail(w, endpoint, s.unavailable(ctx, "claim idempotency key", err))
+		s.fail(w, endpoint, s.failure(ctx, "claim idempotency key", err))
 		return
 	}
 	if stored != nil {
@@ -148,7 +155,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 		}
 		var he *httpError
 		if !errors.As(err, &he) {
-			err = s.unavailable(ctx, "write batch", err)
+			err = s.failure(ctx, "write batch", err)
 		}
 		s.fail(w, endpoint, err)
 		return
@@ -165,28 +172,66 @@ type storedAnswer struct {
 	body     []byte
 }
 
+// checkTimes refuses a batch with an event older than its table's
+// retention (it would be deleted at the next maintenance run, and its day
+// may have no partition any more), and a batch whose events fall on more
+// distinct days than Limits.MaxDays (each day may need new partitions).
+func (s *Service) checkTimes(ctx context.Context, p *prepared) error {
+	if len(p.rows) == 0 {
+		return nil
+	}
+	keep, err := s.retention.Days(ctx)
+	if err != nil {
+		return s.unavailable(ctx, "read retention", err)
+	}
+	now := s.now()
+	days := map[time.Time]bool{}
+	for _, r := range p.rows {
+		if n, ok := keep[r.table]; ok && r.at.Before(now.Add(-time.Duration(n)*24*time.Hour)) {
+			return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, fmt.Sprintf("events[%d].datetime", r.index),
+				"%s is older than the %d-day retention of %s; it can no longer be stored", r.at.UTC().Format(time.RFC3339), n, r.table)
+		}
+		days[timeseries.DayOf(r.at)] = true
+	}
+	if len(days) > s.limits.MaxDays {
+		return reject(http.StatusRequestEntityTooLarge, protocol.ErrCodeTooLarge, "events",
+			"the events fall on %d distinct days, at most %d per batch; send fewer events per batch", len(days), s.limits.MaxDays)
+	}
+	return nil
+}
+
 // store writes a claimed batch: the events where the time-series Store
 // routes them, and the batch's accounting and answer in the main database.
 // With one database, or in fallback, that is one transaction; with a
 // separate time-series store, the events commit there first (idempotently,
 // so a crash before the answer commits only makes the retry find
-// duplicates).
-func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, endpoint string, p *prepared) (protocol.IngestResponse, error) {
+// duplicates). Screenshot files that no committed row references are
+// removed before it returns (kept for the sweep when the outcome of a
+// commit is unknown).
+func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, endpoint string, p *prepared) (resp protocol.IngestResponse, err error) {
 	tenant := postgres.Tenant{OrganizationID: gw.OrganizationID}
+	committed := map[string]bool{} // event ids whose rows (referencing this request's files) committed
+	unknown := false               // a commit's outcome is unknown: leave the files to the sweep
+	defer func() {
+		if !unknown {
+			s.discardFiles(context.WithoutCancel(ctx), p, committed)
+		}
+	}()
 	if p.before != nil {
 		if err := p.before(ctx); err != nil {
-			return protocol.IngestResponse{}, err
+			return resp, err
 		}
 	}
 	if p.check != nil {
 		if err := postgres.InTenant(ctx, s.db, tenant, func(tx pgx.Tx) error { return p.check(ctx, tx) }); err != nil {
-			return protocol.IngestResponse{}, err
+			unknown = !rolledBack(err)
+			return resp, err
 		}
 	}
 	start := time.Now()
 	defer func() { s.metrics.writeSecs.WithLabelValues(endpoint).Observe(time.Since(start).Seconds()) }()
 
-	var acc, dup map[string]int
+	var wr written
 	var ins *inserts
 	storeName := "timeseries"
 	switch {
@@ -195,72 +240,110 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 	case s.ts.Mode() == timeseries.ModeFallback:
 		ins, storeName = &s.q.fallback, "fallback"
 	default:
-		err := s.writeStore(ctx, p, func(tx pgx.Tx) (err error) {
-			acc, dup, err = p.write(ctx, tx, &s.q.store)
-			return err
-		})
+		var err error
+		wr, err = s.writeStore(ctx, gw, key, endpoint, p)
 		switch {
 		case err == nil:
 			s.ts.Succeeded()
+			for id := range wr.inserted {
+				committed[id] = true
+			}
 		case timeseries.IsStoreFailure(err) && s.ts.Failed(ctx, err):
+			unknown = unknown || !rolledBack(err)
 			ins, storeName = &s.q.fallback, "fallback"
 		default:
-			return protocol.IngestResponse{}, err
+			unknown = !rolledBack(err)
+			return resp, err
 		}
 	}
-	if ins != nil {
-		if err := s.ensureDays(ctx, s.db, p.days); err != nil {
-			return protocol.IngestResponse{}, err
-		}
-	}
-	var resp protocol.IngestResponse
 	var gap int64
-	err := postgres.InTenant(ctx, s.db, tenant, func(tx pgx.Tx) error {
-		if ins != nil {
-			var err error
-			if acc, dup, err = p.write(ctx, tx, ins); err != nil {
+	var stage string
+	attempt := func() error {
+		return postgres.InTenant(ctx, s.db, tenant, func(tx pgx.Tx) error {
+			if ins != nil {
+				stage = "write"
+				var err error
+				if wr, err = p.write(ctx, tx, ins, nil); err != nil {
+					return err
+				}
+			}
+			resp = protocol.IngestResponse{Store: storeName}
+			for _, n := range wr.accepted {
+				resp.Accepted += n
+			}
+			for _, n := range wr.duplicates {
+				resp.Duplicates += n
+			}
+			resp.Accepted, resp.Duplicates = resp.Accepted+wr.carried, resp.Duplicates-wr.carried
+			var dropped int64
+			for i, d := range p.drops {
+				stage = fmt.Sprintf("drops[%d]", i)
+				dropped += d.Count
+				if _, err := tx.Exec(ctx, s.q.insertDropReport, gw.OrganizationID, gw.ID, d.Reason, d.Class, d.Count, nullTime(d.FirstAt), nullTime(d.LastAt)); err != nil {
+					return fmt.Errorf("insert drop report: %w", err)
+				}
+			}
+			stage = ""
+			var resent int64
+			if len(wr.resent) > 0 {
+				tag, err := tx.Exec(ctx, s.q.insertResentSeqs, gw.OrganizationID, gw.ID, wr.resent)
+				if err != nil {
+					return fmt.Errorf("record re-sent seqs: %w", err)
+				}
+				resent = tag.RowsAffected()
+			}
+			if err := tx.QueryRow(ctx, s.q.accountSequence, gw.OrganizationID, gw.ID, p.maxSeq, resp.Accepted, dropped, resent).Scan(&gap); err != nil {
+				return fmt.Errorf("account sequence: %w", err)
+			}
+			s.metrics.resent.Add(float64(resent))
+			body, err := json.Marshal(resp)
+			if err != nil {
 				return err
 			}
-		}
-		resp = protocol.IngestResponse{Store: storeName}
-		for _, n := range acc {
-			resp.Accepted += n
-		}
-		for _, n := range dup {
-			resp.Duplicates += n
-		}
-		var dropped int64
-		for _, d := range p.drops {
-			dropped += d.Count
-			if _, err := tx.Exec(ctx, s.q.insertDropReport, gw.OrganizationID, gw.ID, d.Reason, d.Class, d.Count, nullTime(d.FirstAt), nullTime(d.LastAt)); err != nil {
-				return fmt.Errorf("insert drop report: %w", err)
+			tag, err := tx.Exec(ctx, s.q.completeBatch, gw.ID, key, http.StatusOK, body)
+			if err != nil {
+				return fmt.Errorf("complete batch: %w", err)
+			}
+			if tag.RowsAffected() != 1 {
+				// Our claim expired and another request took the key over.
+				return reject(http.StatusConflict, protocol.ErrCodeIdemInFlight, protocol.HeaderIdempotencyKey,
+					"the claim on this Idempotency-Key expired; retry")
+			}
+			return nil
+		})
+	}
+	if ins != nil {
+		err = s.withPartitions(ctx, s.db, ins.schema, p, attempt)
+	} else {
+		err = attempt()
+	}
+	if err != nil {
+		unknown = unknown || !rolledBack(err)
+		if pe, ok := dataError(err); ok {
+			switch {
+			case stage == "write":
+				return resp, s.refused(ctx, s.db, gw.OrganizationID, endpoint, p, ins, pe)
+			case stage != "":
+				s.metrics.dbRefusals.WithLabelValues(endpoint, pe.Code).Inc()
+				return resp, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, stage, "is refused by the database: %s (SQLSTATE %s)", pe.Message, pe.Code)
+			default:
+				s.metrics.dbRefusals.WithLabelValues(endpoint, pe.Code).Inc()
+				return resp, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, "", "the database refuses this batch: %s (SQLSTATE %s)", pe.Message, pe.Code)
 			}
 		}
-		if err := tx.QueryRow(ctx, s.q.accountSequence, gw.OrganizationID, gw.ID, p.maxSeq, resp.Accepted, dropped).Scan(&gap); err != nil {
-			return fmt.Errorf("account sequence: %w", err)
-		}
-		body, err := json.Marshal(resp)
-		if err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, s.q.completeBatch, gw.ID, key, http.StatusOK, body)
-		if err != nil {
-			return fmt.Errorf("complete batch: %w", err)
-		}
-		if tag.RowsAffected() != 1 {
-			// Our claim expired and another request took the key over.
-			return reject(http.StatusConflict, protocol.ErrCodeIdemInFlight, protocol.HeaderIdempotencyKey,
-				"the claim on this Idempotency-Key expired; retry")
-		}
-		return nil
-	})
-	if err != nil {
 		return resp, err
 	}
-	for t, n := range acc {
+	if ins != nil {
+		for id := range wr.inserted {
+			committed[id] = true
+		}
+	} else {
+		s.forgetStoreAccounting(ctx, tenant, gw, key)
+	}
+	for t, n := range wr.accepted {
 		s.metrics.events.WithLabelValues(t, orgLabel(gw.OrganizationID)).Add(float64(n))
 	}
-	for t, n := range dup {
+	for t, n := range wr.duplicates {
 		s.metrics.duplicates.WithLabelValues(t).Add(float64(n))
 	}
 	for _, d := range p.drops {
@@ -270,15 +353,96 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 	return resp, nil
 }
 
-// writeStore runs fn in a transaction of the separate time-series store,
-// within a bounded time, after making sure the batch's partitions exist.
-func (s *Service) writeStore(ctx context.Context, p *prepared, fn func(pgx.Tx) error) error {
+// writeStore writes the events to the separate time-series store, in its
+// own transaction, within a bounded time, with what they account for the
+// key (ingest_store_accounting: an earlier attempt's events, committed
+// there while its accounting failed to commit in the main database, are
+// carried into this attempt's). A data error is answered 422 naming the
+// refused event, not counted as a failure of the store.
+func (s *Service) writeStore(ctx context.Context, gw auth.Gateway, key uuid.UUID, endpoint string, p *prepared) (written, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := s.ensureDays(ctx, s.ts.TS(), p.days); err != nil {
+	tenant := postgres.Tenant{OrganizationID: gw.OrganizationID}
+	var wr written
+	err := s.withPartitions(ctx, s.ts.TS(), timeseries.SchemaStore, p, func() error {
+		return postgres.InTenant(ctx, s.ts.TS(), tenant, func(tx pgx.Tx) error {
+			var err error
+			if wr, err = p.write(ctx, tx, &s.q.store, nil); err != nil {
+				return err
+			}
+			accepted := 0
+			for _, n := range wr.accepted {
+				accepted += n
+			}
+			var total int64
+			resent := append([]int64{}, wr.resent...)
+			if err := tx.QueryRow(ctx, s.q.storeAccounting, gw.OrganizationID, gw.ID, key, accepted, resent).Scan(&total, &wr.resent); err != nil {
+				return fmt.Errorf("record store accounting: %w", err)
+			}
+			wr.carried = int(total) - accepted
+			return nil
+		})
+	})
+	if pe, ok := dataError(err); ok {
+		return wr, s.refused(ctx, s.ts.TS(), tenant.OrganizationID, endpoint, p, &s.q.store, pe)
+	}
+	return wr, err
+}
+
+// forgetStoreAccounting deletes the store-side accounting record of a key
+// whose batch the main database committed. Best effort: a record left
+// behind is never read again (the key is only replayed) and is purged
+// after two days.
+func (s *Service) forgetStoreAccounting(ctx context.Context, tenant postgres.Tenant, gw auth.Gateway, key uuid.UUID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := postgres.InTenant(ctx, s.ts.TS(), tenant, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, s.q.forgetStoreAccounting, gw.ID, key)
+		return err
+	}); err != nil {
+		s.logger.WarnContext(ctx, "forget store-side accounting record", "err", err)
+	}
+}
+
+// withPartitions ensures the partitions the batch needs in schema of db,
+// then runs attempt; when attempt finds a partition missing (retention
+// dropped a day since it was ensured), it forgets what it knew, ensures
+// again and runs attempt once more.
+func (s *Service) withPartitions(ctx context.Context, db *pgxpool.Pool, schema string, p *prepared, attempt func() error) error {
+	tables, days := p.tablesAndDays()
+	ensure := func() error {
+		n, err := s.days.EnsureDays(ctx, db, schema, tables, days)
+		s.metrics.partitionsCreated.Add(float64(n))
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		return nil
+	}
+	if len(tables) > 0 {
+		if err := ensure(); err != nil {
+			return err
+		}
+	}
+	err := attempt()
+	if !noPartition(err) {
 		return err
 	}
-	return pgx.BeginFunc(ctx, s.ts.TS(), fn)
+	s.metrics.partitionRetries.Inc()
+	s.days.Forget(db, schema, tables, days)
+	if err := ensure(); err != nil {
+		return err
+	}
+	return attempt()
+}
+
+// failure answers an error of step what: 422 when the database refused the
+// data (a retry would be refused again), else a retryable 503.
+func (s *Service) failure(ctx context.Context, what string, err error) error {
+	if pe, ok := dataError(err); ok {
+		s.logger.WarnContext(ctx, "database refused a batch", "step", what, "sqlstate", pe.Code, "err", pe.Message)
+		return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, "", "the database refuses this batch: %s (SQLSTATE %s)", pe.Message, pe.Code)
+	}
+	return s.unavailable(ctx, what, err)
 }
 
 // unavailable logs a server-side failure and returns a retryable 503.

@@ -63,7 +63,7 @@ func userSessionColumns(es []*protocol.Event) []any {
 	return []any{ids, seqs, agents, computers, sids, kinds, times}
 }
 
-func screenshotColumns(es []protocol.Event, paths []string) []any {
+func screenshotColumns(es []*protocol.Event, paths []string) []any {
 	n := len(es)
 	ids, seqs := make([]string, n), make([]int64, n)
 	agents, computers, sids := make([]string, n), make([]string, n), make([]string, n)
@@ -75,7 +75,7 @@ func screenshotColumns(es []protocol.Event, paths []string) []any {
 	return []any{ids, seqs, agents, computers, sids, paths, sizes, sums, times}
 }
 
-func deviceEventColumns(es []protocol.DeviceEvent) []any {
+func deviceEventColumns(es []*protocol.DeviceEvent) []any {
 	n := len(es)
 	ids, seqs, devs := make([]string, n), make([]int64, n), make([]*int64, n)
 	serials, times := make([]string, n), make([]time.Time, n)

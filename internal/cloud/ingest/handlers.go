@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -89,7 +91,7 @@ func (s *Service) readBatch(r *http.Request, v any) (*prepared, error) {
 	if err := decodeJSON(body, v); err != nil {
 		return nil, err
 	}
-	return &prepared{hash: hashOf(body), days: map[string]time.Time{}}, nil
+	return &prepared{hash: hashOf(body)}, nil
 }
 
 // decodeJSON decodes b into v, naming the field of a type mismatch. It
@@ -156,6 +158,9 @@ func (s *Service) checkCommon(gw auth.Gateway, gatewayID string, n int, drops []
 		case d.Count <= 0:
 			return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, p+".count", "must be positive")
 		}
+		if err := checkStorable(p, textField{"reason", d.Reason}, textField{"class", d.Class}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -175,6 +180,11 @@ func checkUploaded(e *protocol.Event, path string, now time.Time, allowed ...str
 		return fromFieldError(err)
 	}
 	e.EventID = c.EventID
+	if err := checkStorable(path, textField{"agent_uid", e.AgentUID}, textField{"computer_name", e.ComputerName},
+		textField{"user_sid", e.UserSID}, textField{"window_title", e.WindowTitle}, textField{"process_name", e.ProcessName},
+		textField{"url", e.URL}, textField{"title", e.Title}, textField{"session_type", e.SessionType}); err != nil {
+		return err
+	}
 	for _, t := range allowed {
 		if e.Type == t {
 			return nil
@@ -194,61 +204,54 @@ func (s *Service) prepareLogs(r *http.Request, gw auth.Gateway) (*prepared, erro
 	}
 	p.drops = b.Drops
 	now := s.now()
-	var aw, vs, us []*protocol.Event
+	var aw, vs, us []int
 	for i := range b.Events {
 		e := &b.Events[i]
 		if err := checkUploaded(e, fmt.Sprintf("events[%d]", i), now, protocol.TypeActiveWindow, protocol.TypeVisitedSite, protocol.TypeUserSession); err != nil {
 			return nil, err
 		}
-		p.note(e.Seq, e.Datetime)
+		p.note(i, e.Type, e.EventID, e.Seq, e.Datetime)
 		switch e.Type {
 		case protocol.TypeActiveWindow:
-			aw = append(aw, e)
+			aw = append(aw, i)
 		case protocol.TypeVisitedSite:
-			vs = append(vs, e)
+			vs = append(vs, i)
 		default:
-			us = append(us, e)
+			us = append(us, i)
 		}
 	}
 	// Insert in event-id order: concurrent batches that share events (a
 	// gateway's retry racing a re-formed batch) then take their row locks
 	// in the same order and cannot deadlock on ON CONFLICT.
-	for _, es := range [][]*protocol.Event{aw, vs, us} {
-		sort.Slice(es, func(i, j int) bool { return es[i].EventID < es[j].EventID })
+	for _, idx := range [][]int{aw, vs, us} {
+		sort.Slice(idx, func(i, j int) bool { return b.Events[idx[i]].EventID < b.Events[idx[j]].EventID })
 	}
-	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
-		acc, dup := map[string]int{}, map[string]int{}
-		run := func(typ, sql string, n int, args ...any) error {
-			if n == 0 {
-				return nil
+	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error) {
+		w := newWritten()
+		for _, g := range []struct {
+			idx  []int
+			sql  string
+			cols func([]*protocol.Event) []any
+		}{{aw, ins.activeWindows, activeWindowColumns}, {vs, ins.visitedSites, visitedSiteColumns}, {us, ins.userSessions, userSessionColumns}} {
+			es, rs := subset(g.idx, b.Events, p.rows, keep)
+			if len(es) == 0 {
+				continue
 			}
-			tag, err := tx.Exec(ctx, sql, append([]any{gw.OrganizationID, gw.ID}, args...)...)
-			if err != nil {
-				return fmt.Errorf("insert %s: %w", typ, err)
+			if err := s.insertRows(ctx, tx, ins.schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, g.cols(es)...), rs, &w); err != nil {
+				return w, err
 			}
-			acc[typ], dup[typ] = int(tag.RowsAffected()), n-int(tag.RowsAffected())
-			return nil
 		}
-		if err := run(protocol.TypeActiveWindow, ins.activeWindows, len(aw), activeWindowColumns(aw)...); err != nil {
-			return nil, nil, err
-		}
-		if err := run(protocol.TypeVisitedSite, ins.visitedSites, len(vs), visitedSiteColumns(vs)...); err != nil {
-			return nil, nil, err
-		}
-		if err := run(protocol.TypeUserSession, ins.userSessions, len(us), userSessionColumns(us)...); err != nil {
-			return nil, nil, err
-		}
-		return acc, dup, nil
+		return w, nil
 	}
 	return p, nil
 }
 
-func (p *prepared) note(seq int64, t time.Time) {
+// note records events[i] (its rows entry) and its sequence number.
+func (p *prepared) note(i int, typ, id string, seq int64, t time.Time) {
 	if seq > p.maxSeq {
 		p.maxSeq = seq
 	}
-	k, d := dayKey(t)
-	p.days[k] = d
+	p.rows = append(p.rows, row{index: i, typ: typ, table: tableOf[typ], id: id, seq: seq, at: t})
 }
 
 func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepared, error) {
@@ -284,13 +287,27 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 				return nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+"."+f.name, "is longer than %d characters", protocol.MaxShortField)
 			}
 		}
+		if err := checkStorable(path, textField{"adapter_type", e.AdapterType}, textField{"device_serial", e.DeviceSerial},
+			textField{"employee_number", e.EmployeeNumber}, textField{"card_number", e.CardNumber},
+			textField{"verify_mode", e.VerifyMode}, textField{"direction", e.Direction}); err != nil {
+			return nil, err
+		}
+		// The columns are integers (int4): a value outside would wrap.
+		for _, f := range []struct {
+			name string
+			v    *int
+		}{{"door", e.Door}, {"major_code", &e.MajorCode}, {"minor_code", &e.MinorCode}} {
+			if f.v != nil && (*f.v < math.MinInt32 || *f.v > math.MaxInt32) {
+				return nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+"."+f.name, "must be between %d and %d", math.MinInt32, math.MaxInt32)
+			}
+		}
 		if e.DeviceID != nil {
 			if _, seen := devicePath[*e.DeviceID]; !seen {
 				devicePath[*e.DeviceID] = path + ".device_id"
 				deviceIDs = append(deviceIDs, *e.DeviceID)
 			}
 		}
-		p.note(e.Seq, e.Datetime)
+		p.note(i, typeDeviceEvent, e.EventID, e.Seq, e.Datetime)
 	}
 	p.check = func(ctx context.Context, tx pgx.Tx) error {
 		if len(deviceIDs) > 0 {
@@ -318,14 +335,19 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		return nil
 	}
 	// Event-id order, as for logs: no deadlock between overlapping batches.
-	sort.Slice(b.Events, func(i, j int) bool { return b.Events[i].EventID < b.Events[j].EventID })
-	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
-		tag, err := tx.Exec(ctx, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(b.Events)...)...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("insert device events: %w", err)
+	order := make([]int, len(b.Events))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(i, j int) bool { return b.Events[order[i]].EventID < b.Events[order[j]].EventID })
+	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error) {
+		w := newWritten()
+		es, rs := subset(order, b.Events, p.rows, keep)
+		if len(es) == 0 {
+			return w, nil
 		}
-		n := int(tag.RowsAffected())
-		return map[string]int{"device_event": n}, map[string]int{"device_event": len(b.Events) - n}, nil
+		err := s.insertRows(ctx, tx, ins.schema, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(es)...), rs, &w)
+		return w, err
 	}
 	return p, nil
 }
@@ -358,7 +380,7 @@ func (s *Service) prepareScreenshots(r *http.Request, gw auth.Gateway) (*prepare
 		return nil, err
 	}
 	now := s.now()
-	p := &prepared{days: map[string]time.Time{}, drops: b.Drops}
+	p := &prepared{drops: b.Drops}
 	index := map[string]int{}
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -373,7 +395,7 @@ func (s *Service) prepareScreenshots(r *http.Request, gw auth.Gateway) (*prepare
 			return nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+".event_id", "appears twice in the batch")
 		}
 		index[e.EventID] = i
-		p.note(e.Seq, e.Datetime)
+		p.note(i, protocol.TypeScreenshot, e.EventID, e.Seq, e.Datetime)
 	}
 	images := make([][]byte, len(b.Events))
 	for {
@@ -420,32 +442,55 @@ func (s *Service) prepareScreenshots(r *http.Request, gw auth.Gateway) (*prepare
 		h.Write([]byte(e.EventID + e.Screenshot.SHA256))
 	}
 	p.hash = h.Sum(nil)
-	paths := make([]string, len(b.Events))
+	// Each upload writes its own files (the key carries a per-request
+	// suffix) and writes them create-only: a duplicate never replaces the
+	// bytes a stored row references, and the files of an upload that no
+	// committed row references can be removed without touching another's.
+	upload := strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	fs := &fileSet{paths: make([]string, len(b.Events)), ids: make([]string, len(b.Events)), created: make([]bool, len(b.Events))}
 	for i, e := range b.Events {
-		paths[i] = screenshotKey(gw.OrganizationID, e)
+		fs.paths[i], fs.ids[i] = screenshotKey(gw.OrganizationID, e, upload), e.EventID
 	}
+	p.files = fs
 	p.before = func(ctx context.Context) error {
 		for i := range images {
-			if err := s.files.Put(ctx, paths[i], bytes.NewReader(images[i])); err != nil {
+			err := s.files.Create(ctx, fs.paths[i], bytes.NewReader(images[i]))
+			if errors.Is(err, storage.ErrExists) {
+				// Not ours: leave it alone (and never remove it).
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("store screenshot: %w", err)
 			}
+			fs.created[i] = true
 		}
 		return nil
 	}
-	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts) (map[string]int, map[string]int, error) {
-		tag, err := tx.Exec(ctx, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(b.Events, paths)...)...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("insert screenshots: %w", err)
+	order := make([]int, len(b.Events))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(i, j int) bool { return b.Events[order[i]].EventID < b.Events[order[j]].EventID })
+	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error) {
+		w := newWritten()
+		es, rs := subset(order, b.Events, p.rows, keep)
+		if len(es) == 0 {
+			return w, nil
 		}
-		n := int(tag.RowsAffected())
-		return map[string]int{protocol.TypeScreenshot: n}, map[string]int{protocol.TypeScreenshot: len(b.Events) - n}, nil
+		paths := make([]string, len(rs))
+		for k, r := range rs {
+			paths[k] = fs.paths[r.index]
+		}
+		err := s.insertRows(ctx, tx, ins.schema, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(es, paths)...), rs, &w)
+		return w, err
 	}
 	return p, nil
 }
 
-// screenshotKey is where a screenshot's image is stored: by organisation
-// and day, named by event id, so a re-sent image lands on the same file.
-func screenshotKey(org int64, e protocol.Event) string {
+// screenshotKey is where a screenshot's image is stored:
+// screenshots/<organisation>/<UTC day>/<event id>-<upload>.<ext>, upload
+// being the uploading request's own suffix.
+func screenshotKey(org int64, e protocol.Event, upload string) string {
 	ext := map[string]string{"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[e.Screenshot.ContentType]
-	return fmt.Sprintf("screenshots/%d/%s/%s.%s", org, e.Datetime.UTC().Format("2006-01-02"), e.EventID, ext)
+	return fmt.Sprintf("%s%d/%s/%s-%s.%s", screenshotPrefix, org, e.Datetime.UTC().Format(time.DateOnly), e.EventID, upload, ext)
 }

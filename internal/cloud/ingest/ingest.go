@@ -6,12 +6,10 @@
 package ingest
 
 import (
-	"context"
 	"embed"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,16 +32,25 @@ type Limits struct {
 	MaxEvents int
 	// MaxImageBytes bounds one screenshot image.
 	MaxImageBytes int64
+	// MaxDays bounds the distinct UTC days the events of one batch fall on,
+	// and so the daily partitions one batch may cause to be created (per
+	// table written); a batch over it is answered 413 so that the gateway
+	// halves it. 0 means DefaultMaxDays; at most timeseries.MaxDaysPerEnsure.
+	MaxDays int
 }
+
+// DefaultMaxDays is the default of Limits.MaxDays.
+const DefaultMaxDays = 31
 
 // DefaultLimits are generous for 1,000-event batches and 8 MiB screenshots.
 func DefaultLimits() Limits {
-	return Limits{MaxBodyBytes: 16 << 20, MaxDecodedBytes: 64 << 20, MaxEvents: 5000, MaxImageBytes: 8 << 20}
+	return Limits{MaxBodyBytes: 16 << 20, MaxDecodedBytes: 64 << 20, MaxEvents: 5000, MaxImageBytes: 8 << 20, MaxDays: DefaultMaxDays}
 }
 
 // inserts are the insert statements of the five time series into one
 // schema: the store's (monitoring) or the fallback's (monitoring_fallback).
 type inserts struct {
+	schema                                                               string
 	activeWindows, visitedSites, userSessions, screenshots, deviceEvents string
 }
 
@@ -51,6 +58,7 @@ type inserts struct {
 type queries struct {
 	store, fallback                                                                                       inserts
 	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices string
+	insertResentSeqs, storedEventSeqs, filesReferenced, storeAccounting, forgetStoreAccounting            string
 }
 
 func loadQueries() (queries, error) {
@@ -69,6 +77,9 @@ func loadQueries() (queries, error) {
 		{&q.store.deviceEvents, "insert_device_events"}, {&q.claimBatch, "claim_batch"}, {&q.lookupBatch, "lookup_batch"},
 		{&q.completeBatch, "complete_batch"}, {&q.releaseBatch, "release_batch"}, {&q.accountSequence, "account_sequence"},
 		{&q.insertDropReport, "insert_drop_report"}, {&q.knownDevices, "known_devices"},
+		{&q.insertResentSeqs, "insert_resent_seqs"}, {&q.storedEventSeqs, "stored_event_seqs"},
+		{&q.filesReferenced, "screenshot_files_referenced"}, {&q.storeAccounting, "store_accounting"},
+		{&q.forgetStoreAccounting, "forget_store_accounting"},
 	} {
 		if *f.dst, err = read(f.name); err != nil {
 			return q, fmt.Errorf("ingest: load %s.sql: %w", f.name, err)
@@ -78,7 +89,8 @@ func loadQueries() (queries, error) {
 	fb := func(sql string) string {
 		return strings.ReplaceAll(sql, "INTO monitoring.", "INTO monitoring_fallback.")
 	}
-	q.fallback = inserts{fb(q.store.activeWindows), fb(q.store.visitedSites), fb(q.store.userSessions), fb(q.store.screenshots), fb(q.store.deviceEvents)}
+	q.store.schema = timeseries.SchemaStore
+	q.fallback = inserts{timeseries.SchemaFallback, fb(q.store.activeWindows), fb(q.store.visitedSites), fb(q.store.userSessions), fb(q.store.screenshots), fb(q.store.deviceEvents)}
 	return q, nil
 }
 
@@ -93,8 +105,10 @@ type Service struct {
 	q       queries
 	metrics *metrics
 
-	mu       sync.Mutex
-	knownDay map[*pgxpool.Pool]map[string]bool // per database, days whose partitions exist
+	// days remembers, for a bounded time, which daily partitions exist.
+	days *timeseries.Days
+	// retention is each table's retention (monitoring.retention), cached.
+	retention *timeseries.Retention
 }
 
 // Deps are a Service's dependencies.
@@ -120,49 +134,13 @@ func New(d Deps) (*Service, error) {
 	if d.Limits == (Limits{}) {
 		d.Limits = DefaultLimits()
 	}
+	if d.Limits.MaxDays <= 0 {
+		d.Limits.MaxDays = DefaultMaxDays
+	}
+	d.Limits.MaxDays = min(d.Limits.MaxDays, timeseries.MaxDaysPerEnsure)
 	return &Service{db: d.Store.Main(), ts: d.Store, files: d.Files, logger: d.Logger, limits: d.Limits, now: d.Now, q: q,
-		metrics: newMetrics(d.Registry), knownDay: map[*pgxpool.Pool]map[string]bool{}}, nil
-}
-
-// ensureDays makes sure the daily partitions for the given UTC days exist
-// in db, remembering days already ensured.
-func (s *Service) ensureDays(ctx context.Context, db *pgxpool.Pool, days map[string]time.Time) error {
-	s.mu.Lock()
-	known := s.knownDay[db]
-	if known == nil {
-		known = map[string]bool{}
-		s.knownDay[db] = known
-	}
-	var lo, hi time.Time
-	for k, d := range days {
-		if known[k] {
-			continue
-		}
-		if lo.IsZero() || d.Before(lo) {
-			lo = d
-		}
-		if hi.IsZero() || d.After(hi) {
-			hi = d
-		}
-	}
-	s.mu.Unlock()
-	if lo.IsZero() {
-		return nil
-	}
-	if _, err := db.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $2::date)`, lo, hi); err != nil {
-		return fmt.Errorf("ingest: ensure partitions %s..%s: %w", lo.Format(time.DateOnly), hi.Format(time.DateOnly), err)
-	}
-	s.mu.Lock()
-	for k := range days {
-		known[k] = true
-	}
-	s.mu.Unlock()
-	return nil
-}
-
-func dayKey(t time.Time) (string, time.Time) {
-	d := t.UTC().Truncate(24 * time.Hour)
-	return d.Format("20060102"), d
+		metrics: newMetrics(d.Registry), days: timeseries.NewDays(10*time.Minute, d.Now),
+		retention: timeseries.NewRetention(d.Store.Main(), time.Minute, d.Now)}, nil
 }
 
 // orgLabel is the organisation as a metric label.

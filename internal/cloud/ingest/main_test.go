@@ -42,6 +42,7 @@ type env struct {
 	files     string
 	registry  *prometheus.Registry
 	acc       *accounts.Service
+	svc       *ingest.Service
 	a, b      gatewayCreds
 }
 
@@ -80,7 +81,7 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close(context.Background()) })
-	e := &env{t: t, ingestURL: db.IngestURL, srv: srv, admin: admin, files: files, registry: reg}
+	e := &env{t: t, ingestURL: db.IngestURL, srv: srv, admin: admin, files: files, registry: reg, svc: svc}
 	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
 	if err != nil {
 		t.Fatal(err)

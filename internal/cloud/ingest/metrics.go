@@ -11,6 +11,14 @@ type metrics struct {
 	writeSecs  *prometheus.HistogramVec // endpoint
 	drops      *prometheus.CounterVec   // reason, class
 	seqGap     *prometheus.GaugeVec     // gateway
+
+	partitionsCreated prometheus.Counter
+	partitionRetries  prometheus.Counter
+	dbRefusals        *prometheus.CounterVec // endpoint, sqlstate
+	resent            prometheus.Counter
+	filesDiscarded    prometheus.Counter
+	orphansRemoved    prometheus.Counter
+	sweepErrors       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,6 +41,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		seqGap: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ingest_sequence_gap",
 			Help: "Per gateway: highest sequence number minus events stored minus events reported dropped (events unaccounted for)."}, []string{"gateway"}),
 	}
-	reg.MustRegister(m.batches, m.events, m.duplicates, m.replays, m.rejections, m.writeSecs, m.drops, m.seqGap)
+	m.partitionsCreated = prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_partitions_created_total",
+		Help: "Daily time-series partitions ingest created for the days its batches named."})
+	m.partitionRetries = prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_partition_retries_total",
+		Help: "Writes that found a daily partition missing (dropped by retention since it was ensured), re-ensured it and tried again."})
+	m.dbRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_database_refusals_total",
+		Help: "Batches the database refused with a data error (SQLSTATE class 22 or 23) that validation let through, answered 422; by endpoint and SQLSTATE."}, []string{"endpoint", "sqlstate"})
+	m.resent = prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_resent_seqs_total",
+		Help: "Sequence numbers of duplicates re-sent under a new number, accounted once each."})
+	m.filesDiscarded = prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_screenshot_files_discarded_total",
+		Help: "Screenshot files a request wrote and removed again because no stored row references them (duplicates, refused or failed batches)."})
+	m.orphansRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_screenshot_orphans_removed_total",
+		Help: "Screenshot files the sweep removed: older than the grace period and referenced by no stored row."})
+	m.sweepErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_screenshot_sweep_errors_total",
+		Help: "Screenshot sweep runs that stopped on an error (nothing unverified is removed)."})
+	reg.MustRegister(m.batches, m.events, m.duplicates, m.replays, m.rejections, m.writeSecs, m.drops, m.seqGap,
+		m.partitionsCreated, m.partitionRetries, m.dbRefusals, m.resent, m.filesDiscarded, m.orphansRemoved, m.sweepErrors)
 	return m
 }

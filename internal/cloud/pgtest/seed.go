@@ -75,6 +75,8 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 		VALUES ($1, $2, $3, 'logs', sha256('x'), 'done', now(), 200, '{}')`, org, s.GatewayID, uuid.Must(uuid.NewV7()))
 	one(nil, `INSERT INTO gateway_ingest_stats (organization_id, gateway_id, max_seq, events_accepted) VALUES ($1, $2, 5, 5)`, org, s.GatewayID)
 	one(nil, `INSERT INTO gateway_drop_reports (organization_id, gateway_id, reason, class, count) VALUES ($1, $2, 'retention', 'log', 1)`, org, s.GatewayID)
+	one(nil, `INSERT INTO gateway_resent_seqs (organization_id, gateway_id, seq) VALUES ($1, $2, 6)`, org, s.GatewayID)
+	one(nil, `INSERT INTO ingest_store_accounting (organization_id, gateway_id, idempotency_key, accepted) VALUES ($1, $2, $3, 1)`, org, s.GatewayID, uuid.Must(uuid.NewV7()))
 	var distID uuid.UUID
 	one(&distID, `INSERT INTO policy_distributions (organization_id, policy_id, version_id, created_by) VALUES ($1, $2, $3, 'seed') RETURNING id`, org, s.PolicyID, versionID)
 	one(nil, `INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id) VALUES ($1, $2, $3)`, distID, org, s.GatewayID)

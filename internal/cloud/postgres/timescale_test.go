@@ -39,6 +39,10 @@ func TestTimescaleDBLayout(t *testing.T) {
 		{"compression segmented by organisation", `SELECT count(*) FROM timescaledb_information.compression_settings
 			WHERE hypertable_schema = 'monitoring' AND attname = 'organization_id' AND segmentby_column_index = 1`, 5},
 		{"hourly continuous aggregate", `SELECT count(*) FROM timescaledb_information.continuous_aggregates WHERE view_name = 'activity_hourly'`, 1},
+		// Ingest's per-day ensure is a no-op for the hypertables (chunks are
+		// TimescaleDB's work) and still creates the fallback's partitions.
+		{"per-day ensure leaves the hypertables alone", `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY['user_sessions'], ARRAY[current_date - 100])`, 0},
+		{"per-day ensure creates the fallback's partition", `SELECT monitoring.ensure_day_partitions('monitoring_fallback', ARRAY['user_sessions'], ARRAY[current_date - 100])`, 1},
 	}
 	for _, tt := range tests {
 		var n int

@@ -9,19 +9,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ErrNotFound means no file exists at the key.
 var ErrNotFound = errors.New("storage: not found")
+
+// ErrExists means a file already exists at the key (Create never replaces
+// one).
+var ErrExists = errors.New("storage: file exists")
 
 // Store keeps files by key (a slash-separated relative path).
 type Store interface {
 	// Put stores r at key, replacing any file there. It returns only once
 	// the file is complete and durable; a reader never sees half a file.
 	Put(ctx context.Context, key string, r io.Reader) error
+	// Create stores r at key only if no file is there: write-once. It
+	// returns ErrExists, and leaves the stored bytes alone, when one is. It
+	// returns only once the file is complete and durable.
+	Create(ctx context.Context, key string, r io.Reader) error
+	// List calls fn with every file whose key starts with prefix and its
+	// last modification time, in no particular order; an error from fn
+	// stops the walk and is returned.
+	List(ctx context.Context, prefix string, fn func(key string, modTime time.Time) error) error
 	// Get opens the file at key.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Delete removes the file at key; a missing file is not an error.
@@ -57,6 +71,32 @@ func (l *Local) path(key string) (string, error) {
 
 // Put writes to a temporary file, syncs it and renames it into place.
 func (l *Local) Put(ctx context.Context, key string, r io.Reader) error {
+	return l.write(ctx, key, r, func(tmp, p string) error {
+		if err := os.Rename(tmp, p); err != nil {
+			return fmt.Errorf("storage: rename %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// Create writes to a temporary file, syncs it and hard-links it into place:
+// the link fails if a file is already there, so that an existing file is
+// never replaced, even by a concurrent Create.
+func (l *Local) Create(ctx context.Context, key string, r io.Reader) error {
+	return l.write(ctx, key, r, func(tmp, p string) error {
+		if err := os.Link(tmp, p); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return ErrExists
+			}
+			return fmt.Errorf("storage: link %s: %w", key, err)
+		}
+		return syncDir(filepath.Dir(p))
+	})
+}
+
+// write copies r to a synced temporary file next to key's path and calls
+// place to move it there.
+func (l *Local) write(ctx context.Context, key string, r io.Reader, place func(tmp, p string) error) error {
 	p, err := l.path(key)
 	if err != nil {
 		return err
@@ -83,8 +123,65 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return fmt.Errorf("storage: rename %s: %w", key, err)
+	return place(f.Name(), p)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("storage: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// List walks the directory of prefix (up to its last slash) and reports the
+// files whose keys start with prefix; temporary files of writes in progress
+// are skipped.
+func (l *Local) List(ctx context.Context, prefix string, fn func(key string, modTime time.Time) error) error {
+	dir := l.root
+	if i := strings.LastIndex(prefix, "/"); i > 0 {
+		p, err := l.path(prefix[:i])
+		if err != nil {
+			return err
+		}
+		dir = p
+	}
+	err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if de.IsDir() || strings.HasPrefix(de.Name(), ".put-") {
+			return nil
+		}
+		rel, err := filepath.Rel(l.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		info, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		return fn(key, info.ModTime())
+	})
+	if err != nil {
+		return fmt.Errorf("storage: list %s: %w", prefix, err)
 	}
 	return nil
 }
