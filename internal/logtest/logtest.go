@@ -44,6 +44,7 @@ func CheckLine(line []byte) error {
 type checker struct {
 	t      testing.TB
 	name   string
+	tail   bool // check an unterminated last line at the end
 	mu     sync.Mutex
 	done   bool
 	part   []byte   // an unfinished line
@@ -51,8 +52,8 @@ type checker struct {
 	lines  int
 }
 
-func newChecker(t testing.TB, name string) *checker {
-	c := &checker{t: t, name: name}
+func newChecker(t testing.TB, name string, tail bool) *checker {
+	c := &checker{t: t, name: name, tail: tail}
 	// Registered early, so it runs after the cleanups that stop servers.
 	t.Cleanup(c.finish)
 	return c
@@ -97,15 +98,15 @@ func (c *checker) line(l []byte) {
 	}
 }
 
-// finish checks an unterminated last line and, when the test failed, shows
-// the latest lines.
+// finish checks an unterminated last line (when asked to) and, when the
+// test failed, shows the latest lines.
 func (c *checker) finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.part) > 0 {
+	if len(c.part) > 0 && c.tail {
 		c.line(c.part)
-		c.part = nil
 	}
+	c.part = nil
 	if c.t.Failed() && len(c.recent) > 0 {
 		var b bytes.Buffer
 		for _, l := range c.recent {
@@ -123,21 +124,32 @@ func (c *checker) finish() {
 // Records written after the test has ended are not reported.
 func New(t testing.TB) *slog.Logger {
 	t.Helper()
-	return slog.New(slog.NewJSONHandler(newChecker(t, "log"), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewJSONHandler(newChecker(t, "log", true), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// Writer returns a writer that checks every line written to it the way New
-// does: give it as (part of) a subprocess's stderr. name labels its
-// failures (e.g. "gateway stderr").
+// Writer returns a writer that checks every complete line written to it
+// the way New does: give it as (part of) a subprocess's stderr. name labels
+// its failures (e.g. "gateway stderr"). An unterminated last line (a
+// process killed in mid-write) is not checked.
 func Writer(t testing.TB, name string) io.Writer {
 	t.Helper()
-	return newChecker(t, name)
+	return newChecker(t, name, false)
 }
 
 // Check reads r to its end and fails t (t.Errorf) for every line that is
 // not one JSON object with unique names at every level.
 func Check(t testing.TB, r io.Reader) {
 	t.Helper()
+	for _, err := range Errors(r) {
+		t.Errorf("logtest: %v", err)
+	}
+}
+
+// Errors reads r to its end and returns an error for every line that is
+// not one JSON object with unique names at every level (for harnesses that
+// run outside a test, such as a TestMain).
+func Errors(r io.Reader) []error {
+	var errs []error
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	n := 0
@@ -148,10 +160,11 @@ func Check(t testing.TB, r io.Reader) {
 			continue
 		}
 		if err := CheckLine(l); err != nil {
-			t.Errorf("logtest: line %d is not a clean JSON log record: %v\n\t%s", n, err, l)
+			errs = append(errs, fmt.Errorf("line %d is not a clean JSON log record: %w\n\t%s", n, err, l))
 		}
 	}
 	if err := sc.Err(); err != nil {
-		t.Errorf("logtest: read log: %v", err)
+		errs = append(errs, fmt.Errorf("read log: %w", err))
 	}
+	return errs
 }

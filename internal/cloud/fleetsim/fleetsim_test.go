@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -111,7 +111,7 @@ func newCloud(t *testing.T, n int) *cloud {
 		c.gws = append(c.gws, fleetsim.Gateway{ID: id.String(), Key: key})
 	}
 
-	logger := slog.New(slog.DiscardHandler)
+	logger := logtest.New(t)
 	reg := service.NewRegistry()
 	q, err := dispatch.New(c.ingest, dispatch.Options{}, reg)
 	if err != nil {
