@@ -52,7 +52,11 @@ func (r *recorder) Failed() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(
 
 func (r *recorder) Logf(string, ...any) {}
 
-func (r *recorder) errors() []string { r.mu.Lock(); defer r.mu.Unlock(); return append([]string(nil), r.errs...) }
+func (r *recorder) errors() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.errs...)
+}
 
 func TestNewFailsOnARepeatedKey(t *testing.T) {
 	t.Parallel()
