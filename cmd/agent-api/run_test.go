@@ -38,7 +38,9 @@ func TestTheUnauthenticatedProvisionRouteCutsOffASlowBody(t *testing.T) {
 		"HTTP_BODY_MIN_RATE": "1000", "HTTP_BODY_GRACE": "500ms", "HTTP_WRITE_TIMEOUT": "1s", "HTTP_READ_HEADER_TIMEOUT": "1s"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logtest.Writer(t, "agent-api stderr")) }()
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logtest.Writer(t, "agent-api stderr"))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
