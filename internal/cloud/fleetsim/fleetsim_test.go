@@ -172,7 +172,7 @@ func TestFleetAgainstARealAgentAPI(t *testing.T) {
 	c := newCloud(t, n)
 	ready := make(chan struct{})
 	f, err := fleetsim.New(fleetsim.Options{BaseURL: c.url, Gateways: c.gws, BackoffInitial: 100 * time.Millisecond,
-		BackoffMax: time.Second, OnReady: func() { close(ready) }})
+		BackoffMax: time.Second, OnReady: func() { close(ready) }, Logger: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,14 @@ func (c *Client) Run(ctx context.Context) {
 
 func (c *Client) dialer() *websocket.Dialer {
 	d := *websocket.DefaultDialer
-	d.TLSClientConfig = c.opts.TLS
+	if c.opts.TLS != nil {
+		// The gateway shares its uplink transport's TLS configuration,
+		// to which net/http adds "h2" on first use; a WebSocket handshake
+		// is HTTP/1.1 only.
+		tc := c.opts.TLS.Clone()
+		tc.NextProtos = []string{"http/1.1"}
+		d.TLSClientConfig = tc
+	}
 	d.HandshakeTimeout = 15 * time.Second
 	return &d
 }

@@ -112,3 +112,58 @@ func TestErrorFramesAreLoggedWithoutDisconnecting(t *testing.T) {
 		t.Errorf("undecodable error frame logged as %v", l)
 	}
 }
+
+// TestTheSocketDialsOverTLSSharedWithTheUplink: the gateway gives the
+// control client the uplink transport's TLS configuration, to which
+// net/http adds "h2" on first use; the WebSocket must still connect.
+func TestTheSocketDialsOverTLSSharedWithTheUplink(t *testing.T) {
+	t.Parallel()
+	up := websocket.Upgrader{}
+	connected := make(chan struct{}, 10)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != protocol.PathGatewaySocket {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		connected <- struct{}{}
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	shared := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	shared.NextProtos = nil
+	uplink := &http.Transport{TLSClientConfig: shared, ForceAttemptHTTP2: true}
+	defer uplink.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: uplink}).Get(srv.URL + "/v2/gateway/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the uplink spoke %s; the test needs HTTP/2 on the shared configuration", resp.Proto)
+	}
+	c := New(Options{SocketURL: "wss" + strings.TrimPrefix(srv.URL, "https") + protocol.PathGatewaySocket, BaseURL: srv.URL,
+		APIKey: func() string { return "k" }, TLS: shared, BackoffInitial: 10 * time.Millisecond,
+		Heartbeat: func() protocol.Heartbeat { return protocol.Heartbeat{} },
+		Execute:   func(context.Context, protocol.Command) (json.RawMessage, error) { return nil, nil },
+		Logger:    logtest.New(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no WebSocket over the TLS configuration shared with an HTTP/2 transport (NextProtos %v)", shared.NextProtos)
+	}
+}
