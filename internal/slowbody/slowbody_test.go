@@ -260,3 +260,28 @@ func TestAHandlerWorkingLongAfterTheBodyKeepsItsContext(t *testing.T) {
 		t.Fatalf("%d %q: the body's read deadline outlived the body", resp.StatusCode, b)
 	}
 }
+
+// BenchmarkUpload posts 4 MiB bodies over loopback with and without the
+// rate check: its cost is two deadline updates per body read.
+func BenchmarkUpload(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 4<<20)
+	sink := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{{"plain", sink}, {"slowbody", slowbody.Handler(sink, slowbody.Options{})}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := httptest.NewServer(bc.h)
+			defer srv.Close()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				resp, err := srv.Client().Post(srv.URL, "application/octet-stream", bytes.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
