@@ -168,3 +168,37 @@ func TestAHeartbeatTheDatabaseRefusesIsAnsweredNotDropped(t *testing.T) {
 		t.Fatalf("the heartbeat after recovery: %d stored, %v", n, err)
 	}
 }
+
+func TestRESTAcknowledgementRefusals(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	r := w.replica(control.Options{}, dispatch.Options{})
+	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
+	ack := func(id, body string) (int, protocol.ErrorResponse) {
+		req, _ := http.NewRequest(http.MethodPost, r.srv.URL+"/v2/gateway/commands/"+id+"/ack", strings.NewReader(body))
+		req.Header.Set(protocol.HeaderAPIKey, w.a.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var er protocol.ErrorResponse
+		_ = json.NewDecoder(resp.Body).Decode(&er)
+		return resp.StatusCode, er
+	}
+	tests := []struct {
+		name, id, body string
+		code           int
+		field          string
+	}{
+		{"NUL in the error", cmd.ID.String(), `{"phase":"failed","error":"x\u0000"}`, http.StatusUnprocessableEntity, "error"},
+		{"NUL in the result", cmd.ID.String(), `{"phase":"completed","result":{"k":"\u0000"}}`, http.StatusUnprocessableEntity, "result"},
+		{"received for a command never had", uuid.NewString(), `{"phase":"received"}`, http.StatusNotFound, "id"},
+		{"received for its own command", cmd.ID.String(), `{"phase":"received"}`, http.StatusNoContent, ""},
+	}
+	for _, tt := range tests {
+		if code, er := ack(tt.id, tt.body); code != tt.code || er.Field != tt.field {
+			t.Errorf("%s: %d %+v, want %d naming %q", tt.name, code, er, tt.code, tt.field)
+		}
+	}
+}
