@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/lazyfs"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // Power-loss tests: the gateway's buffer directory (buffer, WAL, key file,
@@ -80,7 +80,7 @@ func mountLazy(t *testing.T) *lazyfs.FS {
 		t.Skipf("FUSE unavailable (no /dev/fuse): %v", err)
 	}
 	under, mnt := t.TempDir(), t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := logtest.New(t)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}

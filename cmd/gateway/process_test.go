@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // childEnv makes the test binary act as the gateway (re-exec): the crash
@@ -139,7 +141,7 @@ func (h *harness) start() *child {
 	cmd := exec.Command(os.Args[0], "--config", h.cfg)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdout = h.logBuf
-	cmd.Stderr = h.logBuf
+	cmd.Stderr = io.MultiWriter(h.logBuf, logtest.Writer(h.t, "gateway stderr"))
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}

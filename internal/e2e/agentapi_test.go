@@ -2,8 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // agentAPIStack is the Agent API as cmd/agent-api wires it (ingest into
@@ -34,7 +33,7 @@ type agentAPIStack struct {
 
 func startAgentAPI(t *testing.T, ing *pgxpool.Pool, reg *prometheus.Registry, qopts dispatch.Options, copts control.Options) *agentAPIStack {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := logtest.New(t)
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

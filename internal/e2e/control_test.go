@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +21,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	edgecontrol "github.com/staffcontrol/staffcontrol/internal/edge/control"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -103,7 +102,7 @@ func (w *controlWorld) startGateway(t *testing.T, ctx context.Context, socketURL
 	c := edgecontrol.New(edgecontrol.Options{SocketURL: socketURL, BaseURL: w.api.URL, APIKey: func() string { return w.key },
 		Heartbeat: func() protocol.Heartbeat { return protocol.Heartbeat{ConnectedAgents: 1} }, Execute: ex.Execute,
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, FallbackAfter: fallbackAfter, FallbackFor: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: logtest.New(t)})
 	go c.Run(ctx)
 	return c, ex, ct
 }

@@ -8,8 +8,6 @@ package e2e_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
@@ -33,6 +31,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 var pg *pgtest.Server
@@ -43,7 +42,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := logtest.New(t)
 
 	// The cloud: the Agent API on loopback with its real dependencies.
 	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10)

@@ -35,6 +35,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 
 	_ "modernc.org/sqlite"
@@ -659,7 +660,7 @@ func startGCProcess(t *testing.T, bin, cfgPath, base string) *gcProcess {
 	t.Helper()
 	p := &gcProcess{cmd: exec.Command(bin, "--config", cfgPath), logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	p.cmd.Stdout = gcLog{p.mu, p.logs}
-	p.cmd.Stderr = gcLog{p.mu, p.logs}
+	p.cmd.Stderr = io.MultiWriter(gcLog{p.mu, p.logs}, logtest.Writer(t, "gateway stderr"))
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -138,7 +137,7 @@ func startGCGateway(t *testing.T, w *gcWorld, extra map[string]string) (*config.
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "e2e")
+	g := gateway.New(cfg, logtest.New(t), "e2e")
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

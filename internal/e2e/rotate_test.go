@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +30,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/keyrotate"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -265,7 +265,7 @@ func (w *rotateWorld) startGateway(t *testing.T, tr *faultTransport) *rotGateway
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := logtest.New(t)
 	httpc := &http.Client{Transport: tr}
 	ex, err := executor.Open(executor.Options{Dir: filepath.Join(w.dir, "control"), BaseURL: w.api.URL, APIKey: ring.APIKey, Client: httpc,
 		Handlers: map[string]executor.Handler{protocol.CommandRotateAPIKey: keyrotate.Handler(ring, httpc, w.api.URL, logger)}})

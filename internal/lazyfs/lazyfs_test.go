@@ -8,17 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // helperEnv makes the test binary a helper process (TestMain).
@@ -118,7 +118,7 @@ func mountOpts(t *testing.T, opts Options) *env {
 		t.Skipf("FUSE unavailable: %v", err)
 	}
 	under, mnt := t.TempDir(), t.TempDir()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := logtest.New(t)
 	opts.Logger = log
 	f, err := Mount(mnt, under, opts)
 	if err != nil {
@@ -133,13 +133,6 @@ func mountOpts(t *testing.T, opts Options) *env {
 		}
 	})
 	return &env{fs: f, mnt: mnt, under: under}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // waitNothingCached waits until no data is cached: the kernel sends the

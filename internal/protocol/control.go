@@ -90,8 +90,27 @@ type CommandList struct {
 	Commands []Command `json:"commands"`
 }
 
-// ControlError reports a refused control message.
+// ControlError (the data of MsgError) reports a refused control message:
+// every inbound message the cloud refuses is answered with one, and the
+// connection stays up.
 type ControlError struct {
+	// Code is one of the ErrCode values: malformed_body (not a JSON
+	// envelope), validation_failed (a bad field, an unknown type or
+	// version, or a value the database refuses), not_found (an
+	// acknowledgement for a command this gateway does not have),
+	// too_large (a message over the size limit), unavailable (the cloud
+	// could not record it just now).
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Type is the refused message's type, when it could be read.
+	Type string `json:"type,omitempty"`
+	// Field is the JSON path of the offending field within the envelope
+	// (e.g. "data.queue_depth"), when one field is at fault.
+	Field string `json:"field,omitempty"`
+	// CommandID is the command an acknowledgement named.
+	CommandID string `json:"command_id,omitempty"`
+	// Retryable is true when the same message sent again later may be
+	// accepted (a transient failure in the cloud); false when it never
+	// will.
+	Retryable bool `json:"retryable"`
 }

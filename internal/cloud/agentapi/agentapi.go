@@ -191,7 +191,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		listening(l.Addr())
 	}
 	logger.InfoContext(ctx, "agent api listening", "addr", l.Addr().String())
-	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing, Control: hub}), logger)
+	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing, Control: hub}), logger, cfg.HTTP)
 }
 
 // advanceDistributions moves every active policy distribution on, every

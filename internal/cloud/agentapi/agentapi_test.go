@@ -13,18 +13,19 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 var pg *pgtest.Server
 
 func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discard(t testing.TB) *slog.Logger { return logtest.New(t) }
 
 func TestRunRefusesARoleThatBypassesRLS(t *testing.T) {
 	t.Parallel()
 	db := pg.NewDatabase(t)
-	err := agentapi.Run(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.AdminURL}, StoragePath: t.TempDir()}, discard(), nil)
+	err := agentapi.Run(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.AdminURL}, StoragePath: t.TempDir()}, discard(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") || !strings.Contains(err.Error(), "superuser or BYPASSRLS") {
 		t.Fatalf("err = %v, want a refusal naming DATABASE_URL", err)
 	}
@@ -37,7 +38,7 @@ func TestRunServesHealthAndStops(t *testing.T) {
 	addrs := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- agentapi.Run(ctx, agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL}, StoragePath: t.TempDir()}, discard(), func(a net.Addr) { addrs <- a })
+		done <- agentapi.Run(ctx, agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL}, StoragePath: t.TempDir()}, discard(t), func(a net.Addr) { addrs <- a })
 	}()
 	var addr net.Addr
 	select {

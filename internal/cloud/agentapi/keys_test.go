@@ -39,7 +39,7 @@ func newKeysAPI(t *testing.T) *keysAPI {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	logger := discard()
+	logger := discard(t)
 	ing, err := postgres.Connect(ctx, db.IngestURL, 8)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -27,8 +29,9 @@ type conn struct {
 }
 
 const (
-	writeWait  = 10 * time.Second
-	maxMessage = 1 << 20
+	writeWait    = 10 * time.Second
+	maxMessage   = 1 << 20
+	maxDiscarded = 8 << 20
 )
 
 func (c *conn) poke() {
@@ -81,47 +84,38 @@ func (c *conn) close(code int, reason string) {
 }
 
 func (c *conn) readLoop(ctx context.Context) {
-	c.ws.SetReadLimit(maxMessage)
+	// Messages up to maxMessage are read; larger ones, up to
+	// maxDiscarded, are skipped and answered with an error frame; beyond
+	// that the socket closes (1009, message too big).
+	c.ws.SetReadLimit(maxDiscarded)
 	deadline := 3*c.hub.opts.HeartbeatInterval + 10*time.Second
 	_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(deadline)) })
 	for {
-		_, data, err := c.ws.ReadMessage()
+		_, r, err := c.ws.NextReader()
 		if err != nil {
 			return
 		}
+		data, err := io.ReadAll(io.LimitReader(r, maxMessage+1))
+		if err != nil {
+			return
+		}
+		var ce *protocol.ControlError
+		if len(data) > maxMessage {
+			n, err := io.Copy(io.Discard, r)
+			if err != nil {
+				return
+			}
+			ce = &protocol.ControlError{Code: protocol.ErrCodeTooLarge,
+				Message: fmt.Sprintf("a message of %d bytes; the limit is %d", int64(len(data))+n, maxMessage)}
+		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
-		var env protocol.Envelope
-		if err := json.Unmarshal(data, &env); err != nil {
-			c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeMalformed, Message: "not a JSON envelope"})
-			continue
+		if ce == nil {
+			ce = c.hub.receive(ctx, c.gw, data)
 		}
-		if env.V != protocol.ControlVersion {
-			c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "unsupported envelope version"})
-			continue
-		}
-		switch env.Type {
-		case protocol.MsgHeartbeat:
-			var hb protocol.Heartbeat
-			if err := json.Unmarshal(env.Data, &hb); err != nil {
-				c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "heartbeat: " + err.Error()})
-				continue
-			}
-			c.hub.heartbeat.Inc()
-			if err := c.hub.touch(ctx, c.gw, &hb); err != nil {
-				c.hub.logger.ErrorContext(ctx, "record heartbeat", "gateway", c.gw.ID, "err", err)
-			}
-		case protocol.MsgCommandAck:
-			var a protocol.CommandAck
-			if err := json.Unmarshal(env.Data, &a); err != nil {
-				c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "command_ack: " + err.Error()})
-				continue
-			}
-			if err := c.hub.ack(ctx, c.gw, a); err != nil {
-				c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "command_ack: " + err.Error()})
-			}
-		default:
-			c.enqueue(protocol.MsgError, protocol.ControlError{Code: protocol.ErrCodeValidation, Message: "unknown message type " + env.Type})
+		if ce != nil {
+			c.hub.refused.WithLabelValues(ce.Code).Inc()
+			c.enqueue(protocol.MsgError, ce)
 		}
 	}
 }

@@ -3,8 +3,6 @@ package control_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,6 +26,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -103,7 +102,7 @@ type replica struct {
 
 func (w *world) replica(opts control.Options, qopts dispatch.Options) *replica {
 	w.t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := logtest.New(w.t)
 	reg := service.NewRegistry()
 	q, err := dispatch.New(w.ingest, qopts, reg)
 	if err != nil {

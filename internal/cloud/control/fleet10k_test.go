@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -37,6 +36,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // envFleetSizes overrides the fleet sizes of BenchmarkFleetRelease10k, as a
@@ -132,7 +132,7 @@ func (w *world) fleetReplica(ctx context.Context) *fleetReplica {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	logger := slog.New(slog.DiscardHandler)
+	logger := logtest.New(w.t)
 	reg := service.NewRegistry()
 	q, err := dispatch.New(pool, dispatch.Options{}, reg)
 	if err != nil {

@@ -57,6 +57,7 @@ type Hub struct {
 	connected prometheus.Gauge
 	delivered *prometheus.CounterVec
 	heartbeat prometheus.Counter
+	refused   *prometheus.CounterVec
 	replaced  prometheus.Counter
 	revoked   prometheus.Counter
 	latency   prometheus.Histogram
@@ -82,6 +83,8 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *dispatch.Queue, logger *sl
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "control_commands_delivered_total",
 			Help: "Commands sent to gateways, by channel (websocket, rest)."}, []string{"channel"}),
 		heartbeat: prometheus.NewCounter(prometheus.CounterOpts{Name: "control_heartbeats_total", Help: "Heartbeats received."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "control_messages_refused_total",
+			Help: "Inbound control messages answered with an error frame, by code."}, []string{"code"}),
 		replaced: prometheus.NewCounter(prometheus.CounterOpts{Name: "control_sockets_replaced_total",
 			Help: "Sockets closed because the same gateway connected again."}),
 		revoked: prometheus.NewCounter(prometheus.CounterOpts{Name: "control_sockets_revoked_total",
@@ -90,7 +93,7 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *dispatch.Queue, logger *sl
 			Help:    "Time from a command's enqueue to its send on a socket.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
 	}
-	reg.MustRegister(h.connected, h.delivered, h.heartbeat, h.replaced, h.revoked, h.latency)
+	reg.MustRegister(h.connected, h.delivered, h.heartbeat, h.refused, h.replaced, h.revoked, h.latency)
 	return h
 }
 
@@ -302,7 +305,13 @@ func (h *Hub) ack(ctx context.Context, gw auth.Gateway, a protocol.CommandAck) e
 	case protocol.AckReceived:
 		err = h.queue.Received(ctx, t, gw.ID, id)
 		if errors.Is(err, dispatch.ErrNotFound) {
-			return nil // already finished: a late or repeated ack
+			// A late or repeated ack of this gateway's command is fine;
+			// a command it never had is not.
+			if c, gerr := h.queue.Get(ctx, t, id); gerr == nil && c.GatewayID == gw.ID {
+				return nil
+			} else if gerr != nil && !errors.Is(gerr, dispatch.ErrNotFound) {
+				return gerr
+			}
 		}
 		return err
 	case protocol.AckCompleted, protocol.AckFailed:

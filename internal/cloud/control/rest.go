@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,11 @@ import (
 
 // maxWait bounds a long-poll.
 const maxWait = 55 * time.Second
+
+// answerWait is how long a long-poll has to answer once its wait is over:
+// its write deadline is the wait plus this, whatever the server's write
+// timeout (HTTP_WRITE_TIMEOUT, which may be shorter than the wait).
+const answerWait = 30 * time.Second
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -36,6 +42,9 @@ func (h *Hub) ServeCommands(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		wait = d
+	}
+	if wait > 0 {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + answerWait))
 	}
 	ctx := r.Context()
 	if err := h.touch(context.WithoutCancel(ctx), gw, nil); err != nil {
@@ -111,9 +120,19 @@ func (h *Hub) ServeAck(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "phase", Message: "must be received, completed or failed"})
 		return
 	}
+	if field, msg := validateAck(a); field != "" {
+		writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: strings.TrimPrefix(field, "data."), Message: msg})
+		return
+	}
 	if err := h.ack(r.Context(), gw, a); err != nil {
 		if errors.Is(err, dispatch.ErrNotFound) {
 			writeJSON(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "id", Message: "no such command for this gateway"})
+			return
+		}
+		if isDataError(err) {
+			// Sending it again would fail again: not a 5xx.
+			h.logger.WarnContext(r.Context(), "acknowledge command: refused by the database", "gateway", gw.ID, "err", err)
+			writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Message: "the database refused the acknowledgement"})
 			return
 		}
 		h.logger.ErrorContext(r.Context(), "acknowledge command", "gateway", gw.ID, "err", err)

@@ -48,5 +48,5 @@ func Run(ctx context.Context, cfg service.Config, logger *slog.Logger, listening
 		listening(l.Addr())
 	}
 	logger.InfoContext(ctx, "dashboard api listening", "addr", l.Addr().String())
-	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: service.NewRegistry()}), logger)
+	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: service.NewRegistry()}), logger, cfg.HTTP)
 }

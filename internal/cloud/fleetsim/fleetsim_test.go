@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -111,7 +111,7 @@ func newCloud(t *testing.T, n int) *cloud {
 		c.gws = append(c.gws, fleetsim.Gateway{ID: id.String(), Key: key})
 	}
 
-	logger := slog.New(slog.DiscardHandler)
+	logger := logtest.New(t)
 	reg := service.NewRegistry()
 	q, err := dispatch.New(c.ingest, dispatch.Options{}, reg)
 	if err != nil {
@@ -172,7 +172,7 @@ func TestFleetAgainstARealAgentAPI(t *testing.T) {
 	c := newCloud(t, n)
 	ready := make(chan struct{})
 	f, err := fleetsim.New(fleetsim.Options{BaseURL: c.url, Gateways: c.gws, BackoffInitial: 100 * time.Millisecond,
-		BackoffMax: time.Second, OnReady: func() { close(ready) }})
+		BackoffMax: time.Second, OnReady: func() { close(ready) }, Logger: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -59,7 +59,7 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	}
 	t.Cleanup(mainPool.Close)
 
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := logtest.New(t)
 	reg := service.NewRegistry()
 	store := timeseries.NewStore(timeseries.StoreConfig{Main: mainPool, TS: tsPool, ProbeInterval: 200 * time.Millisecond, ResyncChunk: 40, Logger: logger, Registry: reg})
 	files, _ := storage.NewLocal(t.TempDir())

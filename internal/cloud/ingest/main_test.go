@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -25,6 +24,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -67,7 +67,7 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := logtest.New(t)
 	reg := service.NewRegistry()
 	ts := timeseries.NewStore(timeseries.StoreConfig{Main: pool, Logger: logger, Registry: reg})
 	svc, err := ingest.New(ingest.Deps{Store: ts, Files: store, Logger: logger, Registry: reg, Limits: limits})

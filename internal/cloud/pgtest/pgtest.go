@@ -10,9 +10,11 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // EnvURL names the environment variable holding an administrator's URL of
@@ -85,9 +88,15 @@ func Start(ctx context.Context) (*Server, error) {
 		return nil, fmt.Errorf("create template database: %w", err)
 	}
 	tmplURL, _ := postgres.WithDatabase(s.adminURL, s.template)
-	if _, err := postgres.MigrateUp(ctx, tmplURL, nil); err != nil {
+	// The migration log is checked like every test log (logtest).
+	var migLog bytes.Buffer
+	if _, err := postgres.MigrateUp(ctx, tmplURL, slog.New(slog.NewJSONHandler(&migLog, &slog.HandlerOptions{Level: slog.LevelDebug}))); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrate template database: %w", err)
+	}
+	if errs := logtest.Errors(&migLog); len(errs) > 0 {
+		s.Close()
+		return nil, fmt.Errorf("migration log: %w", errors.Join(errs...))
 	}
 	if s.rolePassword != "" {
 		for _, r := range []string{postgres.RoleDashboard, postgres.RoleIngest} {

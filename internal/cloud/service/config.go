@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -23,6 +25,99 @@ type Config struct {
 	MigrateURL string
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
+	// HTTP bounds how long a client may hold a connection (HTTP_*).
+	HTTP HTTPTimeouts
+}
+
+// HTTPTimeouts bound how long a client may take at each step of a request,
+// so that no connection is held by a client that stalls: the headers, the
+// body (a minimum rate after a grace, so a large upload on a slow but
+// honest link still passes), the answer, and an idle keep-alive. A zero
+// field takes its default.
+type HTTPTimeouts struct {
+	// ReadHeader is the time to send the request line and headers
+	// (HTTP_READ_HEADER_TIMEOUT, default 10 s).
+	ReadHeader time.Duration
+	// BodyMinRate is the slowest average rate, in bytes per second, at
+	// which a request body may arrive once BodyGrace has passed
+	// (HTTP_BODY_MIN_RATE, default 16384). A slower body is cut off: 408.
+	BodyMinRate int64
+	// BodyGrace is how long a body may take before BodyMinRate applies
+	// (HTTP_BODY_GRACE, default 10 s).
+	BodyGrace time.Duration
+	// Write is the time to answer once the request and its body have
+	// arrived (HTTP_WRITE_TIMEOUT, default 60 s). Long-polls extend it by
+	// their wait; WebSockets manage their own deadlines.
+	Write time.Duration
+	// Idle is how long a keep-alive connection may wait for its next
+	// request (HTTP_IDLE_TIMEOUT, default 120 s).
+	Idle time.Duration
+}
+
+// Defaults of HTTPTimeouts.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyMinRate       = 16 << 10
+	DefaultBodyGrace         = 10 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+)
+
+// WithDefaults returns t with every zero field set to its default.
+func (t HTTPTimeouts) WithDefaults() HTTPTimeouts {
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = DefaultReadHeaderTimeout
+	}
+	if t.BodyMinRate <= 0 {
+		t.BodyMinRate = DefaultBodyMinRate
+	}
+	if t.BodyGrace <= 0 {
+		t.BodyGrace = DefaultBodyGrace
+	}
+	if t.Write <= 0 {
+		t.Write = DefaultWriteTimeout
+	}
+	if t.Idle <= 0 {
+		t.Idle = DefaultIdleTimeout
+	}
+	return t
+}
+
+// Server timeout configuration keys shared by the cloud services.
+const (
+	KeyReadHeaderTimeout = "HTTP_READ_HEADER_TIMEOUT"
+	KeyBodyMinRate       = "HTTP_BODY_MIN_RATE"
+	KeyBodyGrace         = "HTTP_BODY_GRACE"
+	KeyWriteTimeout      = "HTTP_WRITE_TIMEOUT"
+	KeyIdleTimeout       = "HTTP_IDLE_TIMEOUT"
+)
+
+// HTTPTimeoutsFromEnv reads HTTPTimeouts; absent keys take their defaults,
+// and errors name the key.
+func HTTPTimeoutsFromEnv(getenv func(string) string) (HTTPTimeouts, error) {
+	var t HTTPTimeouts
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{KeyReadHeaderTimeout, &t.ReadHeader}, {KeyBodyGrace, &t.BodyGrace}, {KeyWriteTimeout, &t.Write}, {KeyIdleTimeout, &t.Idle}} {
+		v := getenv(d.key)
+		if v == "" {
+			continue
+		}
+		x, err := time.ParseDuration(v)
+		if err != nil || x <= 0 {
+			return t, fmt.Errorf("%s=%q: want a positive duration such as 30s", d.key, v)
+		}
+		*d.dst = x
+	}
+	if v := getenv(KeyBodyMinRate); v != "" {
+		x, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || x <= 0 {
+			return t, fmt.Errorf("%s=%q: want a positive number of bytes per second such as 16384", KeyBodyMinRate, v)
+		}
+		t.BodyMinRate = x
+	}
+	return t.WithDefaults(), nil
 }
 
 // Configuration keys shared by the cloud services.
@@ -58,6 +153,9 @@ func ConfigFromEnv(getenv func(string) string, addrKey, defaultAddr string) (Con
 		return c, fmt.Errorf("%s: %w", KeyLogLevel, err)
 	}
 	c.LogLevel = lvl
+	if c.HTTP, err = HTTPTimeoutsFromEnv(getenv); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

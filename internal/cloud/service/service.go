@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/slowbody"
 )
 
 // Check is one readiness dependency.
@@ -98,12 +99,23 @@ func Listen(addr, key string) (net.Listener, error) {
 }
 
 // Serve serves h on l until ctx ends, then shuts down gracefully, giving
-// in-flight requests up to 10 s.
-func Serve(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
+// in-flight requests up to 10 s. t bounds every step of a request (zero
+// fields take their defaults): the headers, the body's minimum rate (a
+// slower body is cut off with 408, see internal/slowbody), the answer and
+// an idle keep-alive. There is no fixed whole-request read timeout, so a
+// large upload at the minimum rate passes.
+func Serve(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger, t HTTPTimeouts) error {
+	t = t.WithDefaults()
+	h = slowbody.Handler(h, slowbody.Options{MinRate: t.BodyMinRate, Grace: t.BodyGrace, WriteTimeout: t.Write,
+		OnCutOff: func(r *http.Request, received int64) {
+			logger.WarnContext(r.Context(), "request body too slow; cut off", "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "received_bytes", received)
+		}})
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: t.ReadHeader,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

@@ -2,8 +2,6 @@ package timeseries_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 var pg *pgtest.Server
@@ -55,7 +54,7 @@ func TestMaintainerCreatesAheadAndDropsByRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
-	m := timeseries.NewMaintainer(pool, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), 8, 3)
+	m := timeseries.NewMaintainer(pool, logtest.New(t), prometheus.NewRegistry(), 8, 3)
 
 	// 100 days from now: the windows and sites (90 days) and screenshots
 	// (30 days) of today are expired; sessions and device events (365) not.

@@ -13,12 +13,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 func openTest(t *testing.T, path string, mod func(*Options)) *Buffer {
 	t.Helper()
-	opts := Options{Path: path, MaxBytes: 1 << 30, FSUsage: func(string) (float64, error) { return 0, nil },
+	opts := Options{Path: path, MaxBytes: 1 << 30, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil },
 		MaintenanceInterval: 20 * time.Millisecond}
 	if mod != nil {
 		mod(&opts)

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -35,12 +36,12 @@ func newFixture(t *testing.T, maxBytes int64) *fixture {
 	if maxBytes == 0 {
 		maxBytes = 1 << 30
 	}
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"),
+	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), Logger: logtest.New(t),
 		MaxBytes: maxBytes, FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw"})
+	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Logger: logtest.New(t)})
 	mux := http.NewServeMux()
 	c.Routes(mux)
 	srv := httptest.NewServer(mux)

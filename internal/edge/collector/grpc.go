@@ -24,9 +24,10 @@ type grpcService struct {
 }
 
 // GRPCServer returns a gRPC server with the Collector service registered;
-// one message is bounded like one HTTP request body.
-func (c *Collector) GRPCServer() *grpc.Server {
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(c.opts.MaxBodyBytes)), grpc.MaxConcurrentStreams(1024))
+// one message is bounded like one HTTP request body. opts add to those
+// (the gateway's timeouts and keepalive).
+func (c *Collector) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	s := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(int(c.opts.MaxBodyBytes)), grpc.MaxConcurrentStreams(1024)}, opts...)...)
 	agentpb.RegisterCollectorServer(s, &grpcService{c: c})
 	return s
 }

@@ -131,7 +131,14 @@ func (c *Client) Run(ctx context.Context) {
 
 func (c *Client) dialer() *websocket.Dialer {
 	d := *websocket.DefaultDialer
-	d.TLSClientConfig = c.opts.TLS
+	if c.opts.TLS != nil {
+		// The gateway shares its uplink transport's TLS configuration,
+		// to which net/http adds "h2" on first use; a WebSocket handshake
+		// is HTTP/1.1 only.
+		tc := c.opts.TLS.Clone()
+		tc.NextProtos = []string{"http/1.1"}
+		d.TLSClientConfig = tc
+	}
 	d.HandshakeTimeout = 15 * time.Second
 	return &d
 }
@@ -228,9 +235,36 @@ func (c *Client) session(ctx context.Context) error {
 				// Full: the command stays unacknowledged-complete and is redelivered.
 			}
 		case protocol.MsgError:
-			c.opts.Logger.WarnContext(ctx, "control: the cloud refused a message", "data", string(env.Data))
+			c.logRefusal(ctx, env.Data)
 		}
 	}
+}
+
+// logRefusal logs an error frame: the cloud refused a message this
+// gateway sent. The session goes on; a retryable refusal (the cloud could
+// not record it just now) is a warning, a permanent one an error, since
+// the same message will be refused again.
+func (c *Client) logRefusal(ctx context.Context, data json.RawMessage) {
+	var ce protocol.ControlError
+	if err := json.Unmarshal(data, &ce); err != nil {
+		c.opts.Logger.WarnContext(ctx, "control: the cloud refused a message", "error_frame", string(data))
+		return
+	}
+	args := []any{"code", ce.Code, "reason", ce.Message, "retryable", ce.Retryable}
+	if ce.Type != "" {
+		args = append(args, "refused_type", ce.Type)
+	}
+	if ce.Field != "" {
+		args = append(args, "field", ce.Field)
+	}
+	if ce.CommandID != "" {
+		args = append(args, "command_id", ce.CommandID)
+	}
+	if ce.Retryable {
+		c.opts.Logger.WarnContext(ctx, "control: the cloud could not record a message just now", args...)
+		return
+	}
+	c.opts.Logger.ErrorContext(ctx, "control: the cloud refused a message", args...)
 }
 
 // handle executes a command and acknowledges its outcome.

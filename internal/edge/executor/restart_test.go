@@ -12,6 +12,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -22,7 +23,7 @@ func newCollector(t *testing.T) *collector.Collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := collector.New(b, collector.Options{})
+	c := collector.New(b, collector.Options{Logger: logtest.New(t)})
 	t.Cleanup(func() { c.AgentCommands().Close(); b.Close() })
 	return c
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
-	"log/slog"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // BenchmarkAcceptAndForward runs the whole data path at once on loopback:
@@ -73,7 +73,7 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := New(cfg, slog.New(slog.DiscardHandler), "bench")
+	g := New(cfg, logtest.New(b), "bench")
 	if err := g.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -40,7 +40,7 @@ func TestSocketURL(t *testing.T) {
 func TestControlPlaneWiring(t *testing.T) {
 	cloud := newCloud(t)
 	cfg := testConfig(t, t.TempDir(), cloud.URL, map[string]string{"STAFF_GATEWAY_CONTROL_BACKOFF_INITIAL": "50ms", "STAFF_GATEWAY_CONTROL_BACKOFF_MAX": "200ms"})
-	g := New(cfg, slog.New(slog.DiscardHandler), "test-1.2.3")
+	g := New(cfg, logtest.New(t), "test-1.2.3")
 	hooked := make(chan *enroll.Keyring, 1)
 	g.ExtraHandlers = func(k *enroll.Keyring, client *http.Client) map[string]executor.Handler {
 		if client == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
@@ -32,6 +33,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/slowbody"
 )
 
 // Gateway is one gateway process's data path.
@@ -67,11 +69,45 @@ type Gateway struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	timeouts serverTimeouts
+}
+
+// serverTimeouts bound how long a client may hold one of the gateway's
+// connections; fixed (see docs/operations.md, "Server timeouts"), and
+// shortened by tests.
+type serverTimeouts struct {
+	// HTTP (collector, health, metrics): the headers, the body's minimum
+	// rate after a grace (no fixed whole-request timeout, so a large
+	// screenshot batch on a slow link passes), the answer, an idle
+	// keep-alive.
+	readHeader, write, idle time.Duration
+	bodyMinRate             int64
+	bodyGrace               time.Duration
+	// gRPC: the connection handshake, and keepalive pings that find a
+	// vanished peer and close idle connections.
+	grpcHandshake, grpcIdle, grpcPing, grpcPingTimeout time.Duration
+	// grpcMaxAge (plus grpcMaxAgeGrace for the calls in flight) bounds a
+	// connection's life, and so a call whose message trickles in: gRPC
+	// has no per-message rate check.
+	grpcMaxAge, grpcMaxAgeGrace time.Duration
+}
+
+// defaultTimeouts are the gateway's server timeouts. The write timeout
+// covers the agents' command long-poll (collector.MaxCommandWait) with a
+// minute to spare.
+func defaultTimeouts() serverTimeouts {
+	return serverTimeouts{
+		readHeader: 10 * time.Second, write: collector.MaxCommandWait + time.Minute, idle: 2 * time.Minute,
+		bodyMinRate: slowbody.DefaultMinRate, bodyGrace: slowbody.DefaultGrace,
+		grpcHandshake: 10 * time.Second, grpcIdle: 5 * time.Minute, grpcPing: 2 * time.Minute, grpcPingTimeout: 20 * time.Second,
+		grpcMaxAge: time.Hour, grpcMaxAgeGrace: 30 * time.Minute,
+	}
 }
 
 // New returns an unstarted gateway.
 func New(cfg *config.Config, log *slog.Logger, version string) *Gateway {
-	return &Gateway{cfg: cfg, log: log, version: version, reg: prometheus.NewRegistry(), idStat: "pending"}
+	return &Gateway{cfg: cfg, log: log, version: version, reg: prometheus.NewRegistry(), idStat: "pending", timeouts: defaultTimeouts()}
 }
 
 // Registry returns the gateway's Prometheus registry.
@@ -191,14 +227,25 @@ func (g *Gateway) Start(ctx context.Context) error {
 			buf.Close()
 			return fmt.Errorf("gateway: gateway.grpc_listen %s: %w", cfg.Gateway.GRPCListen, err)
 		}
-		g.grpcSrv = g.col.GRPCServer()
+		to := g.timeouts
+		g.grpcSrv = g.col.GRPCServer(
+			grpc.ConnectionTimeout(to.grpcHandshake),
+			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: to.grpcIdle, Time: to.grpcPing, Timeout: to.grpcPingTimeout,
+				MaxConnectionAge: to.grpcMaxAge, MaxConnectionAgeGrace: to.grpcMaxAgeGrace}),
+			// Agents may ping every 20 s, even between calls.
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
+		)
 	}
+	to := g.timeouts
+	body := slowbody.Options{MinRate: to.bodyMinRate, Grace: to.bodyGrace, WriteTimeout: to.write,
+		OnCutOff: func(r *http.Request, received int64) {
+			g.log.Warn("request body too slow; cut off", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "received_bytes", received)
+		}}
 	g.httpSrv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           slowbody.Handler(mux, body),
+		ReadHeaderTimeout: to.readHeader,
+		WriteTimeout:      to.write,
+		IdleTimeout:       to.idle,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}

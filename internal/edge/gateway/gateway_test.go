@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 const (
@@ -62,7 +62,7 @@ func testConfig(t *testing.T, dir, serverURL string, env map[string]string) *con
 
 func start(t *testing.T, cfg *config.Config) *Gateway {
 	t.Helper()
-	g := New(cfg, slog.New(slog.DiscardHandler), "test")
+	g := New(cfg, logtest.New(t), "test")
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestBadProvisioningTokenIsReportedNotFatal(t *testing.T) {
 func TestStartFailsWithoutCredentials(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), "http://127.0.0.1:1", map[string]string{"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": ""})
 	cfg.Organization.ProvisioningToken = ""
-	err := New(cfg, slog.New(slog.DiscardHandler), "test").Start(context.Background())
+	err := New(cfg, logtest.New(t), "test").Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "organization.provisioning_token") {
 		t.Fatalf("got %v", err)
 	}

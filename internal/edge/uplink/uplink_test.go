@@ -17,6 +17,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -34,7 +35,7 @@ func newServer(t *testing.T) *ingesttest.Server {
 
 func openBuffer(t *testing.T, path string) *buffer.Buffer {
 	t.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: path, MaxBytes: 1 << 30,
+	b, err := buffer.Open(context.Background(), buffer.Options{Path: path, MaxBytes: 1 << 30, Logger: logtest.New(t),
 		FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,188 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// Heartbeat bounds: what the gateway_status_snapshots and
+// gateway_instances columns store.
+const (
+	maxVersions      = 32 // entries in a heartbeat's versions
+	maxVersionKey    = 64 // characters
+	maxVersionValue  = 50 // characters (gateway_instances.version)
+	maxAckError      = 4000
+	maxHeartbeatInts = math.MaxInt32 // queue_depth and connected_agents are PostgreSQL integers
+)
+
+// receive handles one inbound message and returns the error frame that
+// answers it when it is refused, or nil when it was accepted.
+func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protocol.ControlError {
+	var env protocol.Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return &protocol.ControlError{Code: protocol.ErrCodeMalformed, Message: "not a JSON envelope: " + err.Error()}
+	}
+	refuse := func(field, msg string) *protocol.ControlError {
+		return &protocol.ControlError{Code: protocol.ErrCodeValidation, Type: env.Type, Field: field, Message: msg}
+	}
+	if env.V != protocol.ControlVersion {
+		return refuse("v", fmt.Sprintf("unsupported envelope version %d; this server speaks %d", env.V, protocol.ControlVersion))
+	}
+	switch env.Type {
+	case protocol.MsgHeartbeat:
+		var hb protocol.Heartbeat
+		if ce := decodeData(env, &hb); ce != nil {
+			return ce
+		}
+		if field, msg := validateHeartbeat(&hb); field != "" {
+			return refuse(field, msg)
+		}
+		h.heartbeat.Inc()
+		if err := h.touch(ctx, gw, &hb); err != nil {
+			return h.dbRefusal(ctx, gw, env.Type, "", "record heartbeat", err)
+		}
+		return nil
+	case protocol.MsgCommandAck:
+		var a protocol.CommandAck
+		if ce := decodeData(env, &a); ce != nil {
+			return ce
+		}
+		if field, msg := validateAck(a); field != "" {
+			ce := refuse(field, msg)
+			ce.CommandID = a.CommandID
+			return ce
+		}
+		if err := h.ack(ctx, gw, a); err != nil {
+			if errors.Is(err, dispatch.ErrNotFound) {
+				return &protocol.ControlError{Code: protocol.ErrCodeNotFound, Type: env.Type, Field: "data.command_id", CommandID: a.CommandID,
+					Message: "no such command for this gateway"}
+			}
+			return h.dbRefusal(ctx, gw, env.Type, a.CommandID, "acknowledge command", err)
+		}
+		return nil
+	case "":
+		return refuse("type", "is required")
+	}
+	return refuse("type", fmt.Sprintf("unknown message type %q (this server accepts %s and %s)", env.Type, protocol.MsgHeartbeat, protocol.MsgCommandAck))
+}
+
+// decodeData decodes an envelope's data into v, naming the field on a type
+// error.
+func decodeData(env protocol.Envelope, v any) *protocol.ControlError {
+	if len(env.Data) == 0 || bytes.Equal(env.Data, []byte("null")) {
+		return &protocol.ControlError{Code: protocol.ErrCodeValidation, Type: env.Type, Field: "data", Message: "is required"}
+	}
+	if err := json.Unmarshal(env.Data, v); err != nil {
+		ce := &protocol.ControlError{Code: protocol.ErrCodeValidation, Type: env.Type, Field: "data", Message: "is not a valid " + env.Type + ": " + err.Error()}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			ce.Field, ce.Message = "data."+te.Field, "has the wrong type: want "+te.Type.String()
+		}
+		return ce
+	}
+	return nil
+}
+
+// cleanText reports why s cannot be stored as PostgreSQL text: invalid
+// UTF-8, NUL, or more than max characters. "" when it can.
+func cleanText(s string, max int) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.ContainsRune(s, 0):
+		return "contains a NUL character"
+	case utf8.RuneCountInString(s) > max:
+		return fmt.Sprintf("is longer than %d characters", max)
+	}
+	return ""
+}
+
+// validateHeartbeat returns the field and reason of what the database
+// would refuse, or "" when it stores the heartbeat. Percentages out of
+// 0..100 are clamped, not refused.
+func validateHeartbeat(hb *protocol.Heartbeat) (field, msg string) {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"queue_depth", hb.QueueDepth}, {"connected_agents", hb.ConnectedAgents}} {
+		if f.v < 0 || f.v > maxHeartbeatInts {
+			return "data." + f.name, fmt.Sprintf("must be between 0 and %d", maxHeartbeatInts)
+		}
+	}
+	if len(hb.Versions) > maxVersions {
+		return "data.versions", fmt.Sprintf("has more than %d entries", maxVersions)
+	}
+	for k, v := range hb.Versions {
+		if why := cleanText(k, maxVersionKey); why != "" || k == "" {
+			if why == "" {
+				why = "is empty"
+			}
+			return "data.versions", "a name " + why
+		}
+		if why := cleanText(v, maxVersionValue); why != "" {
+			return "data.versions." + k, why
+		}
+	}
+	return "", ""
+}
+
+// validateAck returns the field and reason of what cannot be recorded, or
+// "" when the acknowledgement is well formed.
+func validateAck(a protocol.CommandAck) (field, msg string) {
+	if _, err := uuid.Parse(a.CommandID); err != nil {
+		return "data.command_id", "must be a command id (UUID)"
+	}
+	switch a.Phase {
+	case protocol.AckReceived, protocol.AckCompleted, protocol.AckFailed:
+	default:
+		return "data.phase", "must be received, completed or failed"
+	}
+	if why := cleanText(a.Error, maxAckError); why != "" {
+		return "data.error", why
+	}
+	if bytes.Contains(a.Result, []byte(`\u0000`)) {
+		return "data.result", "contains a NUL character (\\u0000), which the database cannot store"
+	}
+	return "", ""
+}
+
+// isDataError reports whether err is the database refusing the data itself
+// (SQLSTATE class 22, data exception, or 23, integrity constraint
+// violation): sending the same again will fail again.
+func isDataError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
+}
+
+// dbRefusal is the error frame for a message the database did not record:
+// validation_failed when it refused the data (never retryable), else
+// unavailable and retryable. Either is logged.
+func (h *Hub) dbRefusal(ctx context.Context, gw auth.Gateway, typ, commandID, what string, err error) *protocol.ControlError {
+	ce := &protocol.ControlError{Type: typ, CommandID: commandID}
+	var pe *pgconn.PgError
+	if isDataError(err) && errors.As(err, &pe) {
+		ce.Code, ce.Field = protocol.ErrCodeValidation, "data"
+		if pe.ColumnName != "" {
+			ce.Field = "data." + pe.ColumnName
+		}
+		ce.Message = "the database refused it: " + pe.Message
+		h.logger.WarnContext(ctx, what+": refused by the database", "gateway", gw.ID, "sqlstate", pe.Code, "err", err)
+		return ce
+	}
+	ce.Code, ce.Retryable, ce.Message = protocol.ErrCodeUnavailable, true, "could not be recorded just now; send it again later"
+	h.logger.ErrorContext(ctx, what+" failed", "gateway", gw.ID, "err", err)
+	return ce
+}
