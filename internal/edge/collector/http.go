@@ -199,6 +199,15 @@ func (c *Collector) decodeJSON(r io.Reader, v any, events int) error {
 		}
 		return c.reject("validation", events, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: field,
 			Msg: fmt.Sprintf("must be %s, not JSON %s", jsonKind(sem.GoType.Kind().String()), jsonKindName(sem.JSONKind))})
+	case errors.As(err, &sem) && sem.JSONPointer != "":
+		// A value of the right kind that does not fit: a time that is not
+		// RFC 3339, a number with a fraction or out of int64 range.
+		msg := "invalid value"
+		if sem.Err != nil {
+			msg = "invalid value: " + sem.Err.Error()
+		}
+		return c.reject("validation", events, &RequestError{Status: 400, Code: protocol.ErrCodeValidation,
+			Field: pointerPath(string(sem.JSONPointer)), Msg: msg})
 	case errors.Is(err, io.EOF):
 		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "empty body"})
 	case errors.Is(err, io.ErrUnexpectedEOF):
