@@ -477,7 +477,7 @@ func TestCollectorToCloudDifferential(t *testing.T) {
 		t.Fatalf("the generator is off: %d of %d acknowledged", len(acked), len(jobs))
 	}
 	w.waitStored(t, acked, 90*time.Second)
-	t.Logf("%d events: %d acknowledged and stored once, %d refused by field %v", len(jobs), len(acked), len(jobs)-len(acked), refused)
+	t.Logf("%d events: %d acknowledged (checked stored once above), %d refused by field %v", len(jobs), len(acked), len(jobs)-len(acked), refused)
 }
 
 // FuzzCollectorToCloud is the differential property as a fuzz target: the
