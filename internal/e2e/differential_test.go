@@ -94,7 +94,7 @@ func newDiffWorld(t testing.TB) *diffWorld {
 		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":             "off",
 		"STAFF_GATEWAY_BUFFER_PATH":                     filepath.Join(dir, "buffer.sqlite"),
 		"STAFF_GATEWAY_BUFFER_SYNCHRONOUS":              "NORMAL",
-		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":           "100ms",
+		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":           "50ms",
 		"STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL":          "20ms",
 		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":              "200ms",
 	}
@@ -236,7 +236,8 @@ func short(s string) string {
 }
 
 // checkDiffRefusal asserts the property for a refused request: a 4xx naming a
-// field (413 for a body over the limit may name none).
+// field (a body over the limit, 413, or one that is not JSON, malformed_body,
+// may name none).
 func checkDiffRefusal(t testing.TB, what string, o outcome) {
 	t.Helper()
 	switch {
@@ -244,7 +245,7 @@ func checkDiffRefusal(t testing.TB, what string, o outcome) {
 		if o.status != -1 {
 			t.Errorf("%s: answered %d %s, want 200 or a 4xx", short(what), o.status, o.raw)
 		}
-	case o.status != http.StatusRequestEntityTooLarge && o.errRes.Field == "":
+	case o.status != http.StatusRequestEntityTooLarge && o.errRes.Error != protocol.ErrCodeMalformed && o.errRes.Field == "":
 		t.Errorf("%s: %d names no field: %s", short(what), o.status, o.raw)
 	}
 }
@@ -266,7 +267,7 @@ func (w *diffWorld) waitStored(t testing.TB, what map[string]string, within time
 		if missing == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	bad := 0
 	for id, desc := range what {
@@ -484,27 +485,70 @@ func TestCollectorToCloudDifferential(t *testing.T) {
 	t.Logf("%d events: %d acknowledged (checked stored once above), %d refused by field %v", len(jobs), len(acked), len(jobs)-len(acked), refused)
 }
 
-// FuzzCollectorToCloud is the differential property as a fuzz target: the
-// input is one raw agent event. Its seed corpus runs in every go test.
-func FuzzCollectorToCloud(f *testing.F) {
-	now := time.Now().UTC()
-	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
-	day := 24 * time.Hour
-	for _, s := range []string{
-		`{"type":"active_window","user_sid":"S-1","datetime":"` + ts(-time.Minute) + `","process_name":"code.exe","window_title":"main.go","duration_seconds":5}`,
-		`{"type":"active_window","user_sid":"S-1","datetime":"` + ts(-time.Minute) + `","process_name":"code.exe","window_title":"a\u0000b"}`,
-		`{"type":"visited_site","user_sid":"S-1","datetime":"` + ts(-89*day) + `","url":"https://example.com/😀","title":"` + strings.Repeat("😀", 500) + `"}`,
-		`{"type":"visited_site","user_sid":"S-1","datetime":"` + ts(-91*day) + `","url":"https://example.com/"}`,
-		`{"type":"user_session","user_sid":"S\ud800","datetime":"` + ts(-time.Minute) + `","session_type":"login"}`,
-		`{"type":"user_session","user_sid":"S-1","datetime":"` + ts(-364*day) + `","session_type":"lock"}`,
-		`{"type":"user_session","user_sid":"S-1","datetime":"` + ts(23*time.Hour) + `","session_type":"unlock"}`,
-		`{"type":"user_session","user_sid":"S-1","datetime":"` + ts(25*time.Hour) + `","session_type":"unlock"}`,
-		`{"type":"active_window","user_sid":"S-1","datetime":"` + ts(-time.Minute) + `","process_name":"p","duration_seconds":2147483648}`,
-	} {
-		f.Add(s)
+// rawJSONString writes s as a JSON string literal the way a careless agent
+// might: quotes and control bytes escaped, any other byte (invalid UTF-8
+// included) sent raw. With escapes true a backslash is sent raw too, so the
+// input can carry its own escapes (\u0000, \ud800).
+func rawJSONString(s string, escapes bool) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			b.WriteString(`\"`)
+		case c == '\\' && !escapes:
+			b.WriteString(`\\`)
+		case c < 0x20:
+			fmt.Fprintf(&b, `\u%04x`, c)
+		default:
+			b.WriteByte(c)
+		}
 	}
+	if escapes && strings.HasSuffix(s, `\`) {
+		b.WriteString(`\`)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// FuzzCollectorToCloud is the differential property as a fuzz target: one
+// agent event built from fuzzed values (type, strings sent as raw JSON, a
+// time offset from now, a duration) goes through the real gateway; an
+// acknowledged event must be stored exactly once, a refused one answered 4xx
+// naming the field. Its seed corpus runs in every go test.
+func FuzzCollectorToCloud(f *testing.F) {
+	day := int64(24 * 3600)
+	f.Add(uint8(0), "S-1", "code.exe", "main.go", int64(-60), int64(5))
+	f.Add(uint8(0), "S-1", "code.exe", "a\x00b", int64(-60), int64(5))
+	f.Add(uint8(8), "S-1", "code.exe", `a\u0000b`, int64(-60), int64(5))
+	f.Add(uint8(9), "S-1", `https://example.com/\ud800`, "t", int64(-60), int64(0))
+	f.Add(uint8(1), "S-1", "https://example.com/😀", strings.Repeat("😀", 500), -89*day, int64(0))
+	f.Add(uint8(1), "S-1", "https://example.com/", "", -91*day, int64(0))
+	f.Add(uint8(2), "S\xff", "login", "PC", int64(-60), int64(0))
+	f.Add(uint8(2), "S-1", "lock", "PC", -364*day, int64(0))
+	f.Add(uint8(2), "S-1", "unlock", "PC", int64(23*3600), int64(0))
+	f.Add(uint8(2), "S-1", "unlock", "PC", int64(25*3600), int64(0))
+	f.Add(uint8(4), "S-1", "p", "", int64(-60), int64(2147483648))
+	f.Add(uint8(4), "S-1", "p", "", int64(-60), int64(604800))
 	w := newDiffWorld(f)
-	f.Fuzz(func(t *testing.T, raw string) {
+	f.Fuzz(func(t *testing.T, kind uint8, sid, a, b string, offset, dur int64) {
+		esc := kind&8 != 0
+		str := func(v string) string { return rawJSONString(v, esc) }
+		offset = max(min(offset, 2*366*day), -2*366*day)
+		at := time.Now().UTC().Add(time.Duration(offset) * time.Second).Format(time.RFC3339Nano)
+		m := []string{`"user_sid":` + str(sid), `"datetime":"` + at + `"`}
+		switch kind % 3 {
+		case 0:
+			m = append(m, `"type":"active_window"`, `"process_name":`+str(a), `"window_title":`+str(b))
+		case 1:
+			m = append(m, `"type":"visited_site"`, `"url":`+str(a), `"title":`+str(b))
+		default:
+			m = append(m, `"type":"user_session"`, `"session_type":`+str(a), `"computer_name":`+str(b))
+		}
+		if kind&4 != 0 {
+			m = append(m, `"duration_seconds":`+strconv.FormatInt(dur, 10))
+		}
+		raw := "{" + strings.Join(m, ",") + "}"
 		o := w.postEvent(t, raw)
 		if o.status != http.StatusOK {
 			checkDiffRefusal(t, raw, o)
