@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -379,8 +378,6 @@ func (c *Collector) handleCommandAck(w http.ResponseWriter, r *http.Request) (in
 		return 0, c.reject("validation", 0, validationError("status", fmt.Sprintf("must be completed or failed, not %q", ack.Status)))
 	case ack.Status == protocol.AckFailed && ack.Error == "":
 		return 0, c.reject("validation", 0, validationError("error", "is required when status is failed"))
-	case utf8.RuneCountInString(ack.Error) > 2000:
-		return 0, c.reject("validation", 0, validationError("error", "is longer than 2000 characters"))
 	}
 	if err := protocol.CheckText("error", ack.Error, false, 2000); err != nil {
 		return 0, c.reject("validation", 0, fieldError(err))
