@@ -205,26 +205,27 @@ func (w *diffWorld) postScreenshot(t testing.TB, rawMeta string, img []byte) out
 	return w.do(t, protocol.PathAgentScreenshot, mw.FormDataContentType(), b.Bytes())
 }
 
-// stored counts rows per event id over every agent-event table.
-func (w *diffWorld) stored(t testing.TB) map[string]int {
-	t.Helper()
+// stored counts rows per event id over every agent-event table. The read
+// can lose a deadlock against ingest creating a partition (DDL on the
+// parent); the caller polls again.
+func (w *diffWorld) stored() (map[string]int, error) {
 	rows, err := w.admin.Query(context.Background(), `SELECT id::text FROM monitoring.active_windows
 		UNION ALL SELECT id::text FROM monitoring.visited_sites
 		UNION ALL SELECT id::text FROM monitoring.user_sessions
 		UNION ALL SELECT id::text FROM monitoring.screenshots`)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer rows.Close()
 	out := map[string]int{}
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out[id]++
 	}
-	return out
+	return out, rows.Err()
 }
 
 // short bounds a description for failure messages.
@@ -257,7 +258,15 @@ func (w *diffWorld) waitStored(t testing.TB, what map[string]string, within time
 	var got map[string]int
 	deadline := time.Now().Add(within)
 	for {
-		got = w.stored(t)
+		var err error
+		if got, err = w.stored(); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("count stored events: %v", err)
+			}
+			t.Logf("count stored events: %v (polling again)", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		missing := 0
 		for id := range what {
 			if got[id] == 0 {
