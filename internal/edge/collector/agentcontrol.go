@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -265,13 +264,8 @@ func validationError(field, msg string) *RequestError {
 // agentUID checks the {agent_uid} path segment.
 func agentUID(r *http.Request) (string, error) {
 	uid := r.PathValue("agent_uid")
-	switch {
-	case uid == "":
-		return "", validationError("agent_uid", "is required")
-	case !utf8.ValidString(uid):
-		return "", validationError("agent_uid", "is not valid UTF-8")
-	case utf8.RuneCountInString(uid) > protocol.MaxShortField:
-		return "", validationError("agent_uid", fmt.Sprintf("is longer than %d characters", protocol.MaxShortField))
+	if err := protocol.CheckText("agent_uid", uid, true, protocol.MaxShortField); err != nil {
+		return "", fieldError(err)
 	}
 	return uid, nil
 }
@@ -334,11 +328,11 @@ func parseWait(v string) (time.Duration, error) {
 func (c *Collector) handleCommands(w http.ResponseWriter, r *http.Request) (int, error) {
 	uid, err := agentUID(r)
 	if err != nil {
-		return 0, c.reject("validation", 1, err.(*RequestError))
+		return 0, c.reject("validation", 0, err.(*RequestError))
 	}
 	wait, err := parseWait(r.URL.Query().Get("wait"))
 	if err != nil {
-		return 0, c.reject("validation", 1, err.(*RequestError))
+		return 0, c.reject("validation", 0, err.(*RequestError))
 	}
 	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid}, false)
 	cmds := c.cmds.Poll(r.Context(), uid, wait)
@@ -362,11 +356,11 @@ func (c *Collector) handleCommands(w http.ResponseWriter, r *http.Request) (int,
 func (c *Collector) handleCommandAck(w http.ResponseWriter, r *http.Request) (int, error) {
 	uid, err := agentUID(r)
 	if err != nil {
-		return 0, c.reject("validation", 1, err.(*RequestError))
+		return 0, c.reject("validation", 0, err.(*RequestError))
 	}
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return 0, c.reject("validation", 1, validationError("id", "must be a command id (UUID)"))
+		return 0, c.reject("validation", 0, validationError("id", "must be a command id (UUID)"))
 	}
 	if err := c.requireType(r, "application/json"); err != nil {
 		return 0, err
@@ -376,18 +370,20 @@ func (c *Collector) handleCommandAck(w http.ResponseWriter, r *http.Request) (in
 		return 0, err
 	}
 	var ack protocol.AgentCommandAck
-	if err := c.decodeJSON(body, &ack); err != nil {
+	if err := c.decodeJSON(body, &ack, 0); err != nil {
 		return 0, err
 	}
 	switch {
 	case ack.Status != protocol.AckCompleted && ack.Status != protocol.AckFailed:
-		return 0, c.reject("validation", 1, validationError("status", fmt.Sprintf("must be completed or failed, not %q", ack.Status)))
+		return 0, c.reject("validation", 0, validationError("status", fmt.Sprintf("must be completed or failed, not %q", ack.Status)))
 	case ack.Status == protocol.AckFailed && ack.Error == "":
-		return 0, c.reject("validation", 1, validationError("error", "is required when status is failed"))
-	case utf8.RuneCountInString(ack.Error) > 2000:
-		return 0, c.reject("validation", 1, validationError("error", "is longer than 2000 characters"))
-	case utf8.RuneCountInString(ack.PolicyVersion) > protocol.MaxShortField:
-		return 0, c.reject("validation", 1, validationError("policy_version", fmt.Sprintf("is longer than %d characters", protocol.MaxShortField)))
+		return 0, c.reject("validation", 0, validationError("error", "is required when status is failed"))
+	}
+	if err := protocol.CheckText("error", ack.Error, false, 2000); err != nil {
+		return 0, c.reject("validation", 0, fieldError(err))
+	}
+	if err := protocol.CheckText("policy_version", ack.PolicyVersion, false, protocol.MaxShortField); err != nil {
+		return 0, c.reject("validation", 0, fieldError(err))
 	}
 	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, PolicyVersion: ack.PolicyVersion}, false)
 	if err := c.cmds.Ack(uid, id, ack); err != nil {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -136,34 +135,44 @@ func (e *RequestError) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Msg)
 }
 
-func (c *Collector) reject(reason string, n int, e *RequestError) *RequestError {
-	c.buf.Rejected(reason, max(n, 1))
+// reject counts a refused request under reason: one in
+// gateway_requests_rejected_total, and events (the number of events the
+// request carried, 0 when unknown, e.g. an unparseable body) in
+// gateway_events_rejected_total.
+func (c *Collector) reject(reason string, events int, e *RequestError) *RequestError {
+	c.m.rejectedRequests.WithLabelValues(reason).Inc()
+	if events > 0 {
+		c.buf.Rejected(reason, events)
+	}
 	return e
 }
 
-// pressureError maps buffer refusals to 503s.
-func (c *Collector) pressureError(err error, n int) error {
+// pressureError maps buffer refusals to 503s. Append's refusals were
+// counted as events by the buffer itself; here the request is counted.
+func (c *Collector) pressureError(err error) error {
 	ra := c.opts.RetryAfter
 	switch {
 	case errors.Is(err, buffer.ErrFull):
-		return &RequestError{Status: 503, Code: protocol.ErrCodeBufferFull, Msg: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra}
+		return c.reject("buffer_full", 0, &RequestError{Status: 503, Code: protocol.ErrCodeBufferFull, Msg: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra})
 	case errors.Is(err, buffer.ErrShedding):
-		return &RequestError{Status: 503, Code: protocol.ErrCodeShedding, Msg: "the gateway is shedding screenshots; retry later", RetryAfter: ra}
+		return c.reject("shedding", 0, &RequestError{Status: 503, Code: protocol.ErrCodeShedding, Msg: "the gateway is shedding screenshots; retry later", RetryAfter: ra})
 	case errors.Is(err, buffer.ErrClosed):
-		return &RequestError{Status: 503, Code: protocol.ErrCodeUnavailable, Msg: "the gateway is shutting down", RetryAfter: ra}
+		return c.reject("closed", 0, &RequestError{Status: 503, Code: protocol.ErrCodeUnavailable, Msg: "the gateway is shutting down", RetryAfter: ra})
 	}
 	return err
 }
 
-// checkLevel refuses early, before reading a body, under back-pressure.
-func (c *Collector) checkLevel(screenshot bool) error {
+// checkLevel refuses under back-pressure before anything is written: all
+// data at the critical level, screenshots at the warning level. events is
+// the number of events the request carries (known before the check), counted
+// in gateway_events_rejected_total.
+func (c *Collector) checkLevel(screenshot bool, events int) error {
+	ra := c.opts.RetryAfter
 	switch lvl := c.buf.Level(); {
 	case lvl >= buffer.LevelCritical:
-		c.buf.Rejected("buffer_full", 1)
-		return c.pressureError(buffer.ErrFull, 0)
+		return c.reject("buffer_full", events, &RequestError{Status: 503, Code: protocol.ErrCodeBufferFull, Msg: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra})
 	case screenshot && lvl >= buffer.LevelWarning:
-		c.buf.Rejected("shedding", 1)
-		return c.pressureError(buffer.ErrShedding, 0)
+		return c.reject("shedding", events, &RequestError{Status: 503, Code: protocol.ErrCodeShedding, Msg: "the gateway is shedding screenshots; retry later", RetryAfter: ra})
 	}
 	return nil
 }
@@ -173,7 +182,7 @@ func (c *Collector) checkLevel(screenshot bool) error {
 func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
 	n := len(batch.Events)
 	if n == 0 {
-		return nil, c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "events", Msg: "at least one event is required"})
+		return nil, c.reject("validation", 0, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "events", Msg: "at least one event is required"})
 	}
 	if n > c.opts.MaxBatchEvents {
 		return nil, c.reject("too_large", n, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: "events",
@@ -182,19 +191,11 @@ func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch
 	now := c.now()
 	received := now.UTC()
 	recs := make([]buffer.Record, n)
-	for i := range batch.Events {
-		e := &batch.Events[i]
-		if e.AgentUID == "" {
-			e.AgentUID = batch.AgentUID
-		}
-		if e.ComputerName == "" {
-			e.ComputerName = batch.ComputerName
-		}
-		if err := protocol.ValidateAgentEvent(e, "events["+strconv.Itoa(i)+"]", now, false); err != nil {
-			var fe *protocol.FieldError
-			errors.As(err, &fe)
-			return nil, c.reject("validation", n, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: fe.Field, Msg: fe.Message})
-		}
+	if err := protocol.ValidateEventBatch(batch, now); err != nil {
+		return nil, c.reject("validation", n, fieldError(err))
+	}
+	if err := c.checkLevel(false, n); err != nil {
+		return nil, err
 	}
 	for i := range batch.Events {
 		e := &batch.Events[i]
@@ -210,7 +211,7 @@ func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch
 	}
 	out, err := c.buf.Append(ctx, recs)
 	if err != nil {
-		return nil, c.pressureError(err, n)
+		return nil, c.pressureError(err)
 	}
 	resp := &protocol.EventBatchResponse{Events: make([]protocol.EventAck, n)}
 	for i, o := range out {
@@ -230,15 +231,19 @@ func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch
 	return resp, nil
 }
 
+// fieldError turns a protocol validation error into a 400 naming the field.
+func fieldError(err error) *RequestError {
+	var fe *protocol.FieldError
+	if errors.As(err, &fe) {
+		return &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: fe.Field, Msg: fe.Message}
+	}
+	return &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "(body)", Msg: err.Error()}
+}
+
 // Register records an agent's registration or heartbeat.
 func (c *Collector) Register(reg protocol.AgentRegistration, full bool) (*protocol.AgentRegistrationResponse, error) {
-	for _, f := range []struct{ name, v string }{{"agent_uid", reg.AgentUID}, {"computer_name", reg.ComputerName}} {
-		if f.v == "" {
-			return nil, c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: f.name, Msg: "is required"})
-		}
-		if len(f.v) > protocol.MaxShortField {
-			return nil, c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: f.name, Msg: "is too long"})
-		}
+	if err := protocol.ValidateAgentRegistration(&reg); err != nil {
+		return nil, c.reject("validation", 0, fieldError(err))
 	}
 	c.agents.Seen(reg, full)
 	return &protocol.AgentRegistrationResponse{GatewayID: c.opts.GatewayID,

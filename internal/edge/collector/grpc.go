@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -102,10 +103,6 @@ func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.Eve
 			code = "stream_error"
 			return err
 		}
-		if err := s.c.checkLevel(false); err != nil {
-			code = "503"
-			return grpcError(err)
-		}
 		batch := protocol.EventBatch{AgentUID: msg.GetAgentUid(), ComputerName: msg.GetComputerName(),
 			Events: make([]protocol.Event, len(msg.GetEvents()))}
 		for i, e := range msg.GetEvents() {
@@ -114,6 +111,10 @@ func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.Eve
 		ack, err := s.c.AcceptEvents(stream.Context(), &batch)
 		if err != nil {
 			code = "error"
+			var re *RequestError
+			if errors.As(err, &re) {
+				code = strconv.Itoa(re.Status)
+			}
 			return grpcError(err)
 		}
 		resp.Accepted += int32(ack.Accepted)

@@ -76,7 +76,7 @@ func (c *Collector) writeJSON(w http.ResponseWriter, code int, v any) {
 func (c *Collector) requireType(r *http.Request, want string) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != want {
-		return c.reject("unsupported_media_type", 1, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
+		return c.reject("unsupported_media_type", 0, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
 			Field: "Content-Type", Msg: "must be " + want})
 	}
 	return nil
@@ -86,7 +86,7 @@ func (c *Collector) requireType(r *http.Request, want string) error {
 // agent sent Content-Encoding: gzip.
 func (c *Collector) body(w http.ResponseWriter, r *http.Request, limit int64) (io.Reader, error) {
 	if r.ContentLength > limit {
-		return nil, c.tooLarge(limit)
+		return nil, c.tooLarge(limit, 0)
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	switch strings.ToLower(r.Header.Get("Content-Encoding")) {
@@ -95,30 +95,44 @@ func (c *Collector) body(w http.ResponseWriter, r *http.Request, limit int64) (i
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Field: "Content-Encoding", Msg: "invalid gzip stream"})
+			return nil, c.reject("malformed", 0, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Field: "Content-Encoding", Msg: "invalid gzip stream"})
 		}
-		return &maxReader{r: zr, left: limit, err: c.tooLarge(limit)}, nil
+		// The limit error is made (and counted) only if the limit is hit:
+		// building it here counted every gzip request as too_large.
+		return &maxReader{r: zr, left: limit, limit: limit}, nil
 	default:
-		return nil, c.reject("unsupported_media_type", 1, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
+		return nil, c.reject("unsupported_media_type", 0, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
 			Field: "Content-Encoding", Msg: "must be gzip or identity"})
 	}
 }
 
-func (c *Collector) tooLarge(limit int64) error {
-	return c.reject("too_large", 1, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Msg: fmt.Sprintf("body exceeds %d bytes", limit)})
+// tooLarge counts and returns a 413 for a body over limit bytes; events is
+// the number of events refused with it (0 when unknown).
+func (c *Collector) tooLarge(limit int64, events int) *RequestError {
+	return c.reject("too_large", events, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Msg: fmt.Sprintf("body exceeds %d bytes", limit)})
 }
 
-// maxReader fails with err once more than left bytes were read.
+// errDecodedTooLarge is maxReader's error once the decoded body exceeds
+// its limit; decodeJSON maps it to a counted 413.
+type errDecodedTooLarge struct{ limit int64 }
+
+// Error implements error.
+func (e *errDecodedTooLarge) Error() string {
+	return fmt.Sprintf("decoded body exceeds %d bytes", e.limit)
+}
+
+// maxReader fails with *errDecodedTooLarge once more than limit bytes were
+// read.
 type maxReader struct {
-	r    io.Reader
-	left int64
-	err  error
+	r     io.Reader
+	left  int64
+	limit int64
 }
 
 // Read implements io.Reader.
 func (m *maxReader) Read(p []byte) (int, error) {
 	if m.left < 0 {
-		return 0, m.err
+		return 0, &errDecodedTooLarge{limit: m.limit}
 	}
 	if int64(len(p)) > m.left+1 {
 		p = p[:m.left+1]
@@ -126,14 +140,15 @@ func (m *maxReader) Read(p []byte) (int, error) {
 	n, err := m.r.Read(p)
 	m.left -= int64(n)
 	if m.left < 0 {
-		return n, m.err
+		return n, &errDecodedTooLarge{limit: m.limit}
 	}
 	return n, err
 }
 
 // decodeJSON decodes one JSON value from r into v, mapping failures to
-// 400 (naming the field for type errors) or 413.
-func (c *Collector) decodeJSON(r io.Reader, v any) error {
+// 400 (naming the field for type errors) or 413. events is the number of
+// events a refusal refuses (1 for a screenshot's metadata, 0 when unknown).
+func (c *Collector) decodeJSON(r io.Reader, v any, events int) error {
 	// Read the whole (bounded) body into a pooled buffer, then decode it in
 	// one pass: cheaper than a streaming decoder growing its own buffer.
 	buf := c.bufs.Get().(*bytes.Buffer)
@@ -160,31 +175,46 @@ func (c *Collector) decodeJSON(r io.Reader, v any) error {
 	}
 	var re *RequestError
 	var mbe *http.MaxBytesError
+	var dtl *errDecodedTooLarge
 	var sem *jsonv2.SemanticError
 	var syn *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &re):
 		return re
 	case errors.As(err, &mbe):
-		return c.tooLarge(mbe.Limit)
+		return c.tooLarge(mbe.Limit, events)
+	case errors.As(err, &dtl):
+		return c.tooLarge(dtl.limit, events)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "truncated JSON"})
+		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "truncated JSON"})
 	case errors.As(err, &syn):
-		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "malformed JSON: " + err.Error()})
+		// The pointer names the value being read (e.g. a string with an
+		// invalid escape such as a lone surrogate \ud800).
+		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed,
+			Field: pointerPath(string(syn.JSONPointer)), Msg: "malformed JSON: " + err.Error()})
 	case errors.As(err, &sem) && sem.GoType != nil && sem.JSONKind != 0 && sem.Err == nil:
 		field := pointerPath(string(sem.JSONPointer))
 		if field == "" {
 			field = "(body)"
 		}
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: field,
+		return c.reject("validation", events, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: field,
 			Msg: fmt.Sprintf("must be %s, not JSON %s", jsonKind(sem.GoType.Kind().String()), jsonKindName(sem.JSONKind))})
+	case errors.As(err, &sem) && sem.JSONPointer != "":
+		// A value of the right kind that does not fit: a time that is not
+		// RFC 3339, a number with a fraction or out of int64 range.
+		msg := "invalid value"
+		if sem.Err != nil {
+			msg = "invalid value: " + sem.Err.Error()
+		}
+		return c.reject("validation", events, &RequestError{Status: 400, Code: protocol.ErrCodeValidation,
+			Field: pointerPath(string(sem.JSONPointer)), Msg: msg})
 	case errors.Is(err, io.EOF):
-		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "empty body"})
+		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "empty body"})
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "truncated JSON"})
+		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "truncated JSON"})
 	default:
 		// time.Time and other UnmarshalJSON errors.
-		return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "invalid JSON value: " + err.Error()})
+		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "invalid JSON value: " + err.Error()})
 	}
 }
 
@@ -245,15 +275,14 @@ func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := c.requireType(r, "application/json"); err != nil {
 		return err
 	}
-	if err := c.checkLevel(false); err != nil {
-		return err
-	}
+	// The back-pressure check is in AcceptEvents, after decoding: a refusal
+	// then counts the events it refuses.
 	body, err := c.body(w, r, c.opts.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
 	var batch protocol.EventBatch
-	if err := c.decodeJSON(body, &batch); err != nil {
+	if err := c.decodeJSON(body, &batch, 0); err != nil {
 		return err
 	}
 	resp, err := c.AcceptEvents(r.Context(), &batch)
@@ -274,7 +303,7 @@ func (c *Collector) handleRegister(full bool) func(http.ResponseWriter, *http.Re
 			return err
 		}
 		var reg protocol.AgentRegistration
-		if err := c.decodeJSON(body, &reg); err != nil {
+		if err := c.decodeJSON(body, &reg, 0); err != nil {
 			return err
 		}
 		resp, err := c.Register(reg, full)
@@ -296,12 +325,12 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		return c.reject("unsupported_media_type", 1, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
 			Field: "Content-Type", Msg: "must be multipart/form-data"})
 	}
-	if err := c.checkLevel(true); err != nil {
+	if err := c.checkLevel(true, 1); err != nil {
 		return err
 	}
 	limit := c.opts.MaxScreenshotBytes + 128<<10
 	if r.ContentLength > limit {
-		return c.tooLarge(limit)
+		return c.tooLarge(limit, 1)
 	}
 	mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, limit), params["boundary"])
 	part, err := mr.NextPart()
@@ -313,7 +342,7 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 			Msg: "the first part must be named metadata"})
 	}
 	var ev protocol.Event
-	if err := c.decodeJSON(io.LimitReader(part, 64<<10), &ev); err != nil {
+	if err := c.decodeJSON(io.LimitReader(part, 64<<10), &ev, 1); err != nil {
 		return err
 	}
 	if ev.Type != protocol.TypeScreenshot {
@@ -321,9 +350,7 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 	}
 	now := c.now()
 	if err := protocol.ValidateAgentEvent(&ev, "", now, true); err != nil {
-		var fe *protocol.FieldError
-		errors.As(err, &fe)
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: fe.Field, Msg: fe.Message})
+		return c.reject("validation", 1, fieldError(err))
 	}
 	if ev.Screenshot.Size > c.opts.MaxScreenshotBytes {
 		return c.reject("too_large", 1, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: "screenshot.size",
@@ -401,7 +428,7 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrShedding) {
 			os.Remove(c.buf.ScreenshotPath(ev.EventID))
 		}
-		return c.pressureError(err, 1)
+		return c.pressureError(err)
 	}
 	c.m.accepted.WithLabelValues(ev.Type).Inc()
 	c.agents.Seen(protocol.AgentRegistration{AgentUID: ev.AgentUID, ComputerName: ev.ComputerName}, false)
@@ -418,7 +445,7 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 func (c *Collector) multipartError(err error, field string) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return c.tooLarge(mbe.Limit)
+		return c.tooLarge(mbe.Limit, 1)
 	}
 	if errors.Is(err, io.EOF) {
 		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: field, Msg: "is required"})

@@ -3,9 +3,10 @@ package collector
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	accepted *prometheus.CounterVec
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	accepted         *prometheus.CounterVec
+	rejectedRequests *prometheus.CounterVec
+	requests         *prometheus.CounterVec
+	latency          *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
@@ -14,6 +15,10 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 			Name: "gateway_events_accepted_total",
 			Help: "Events committed to the buffer and acknowledged to agents, by type.",
 		}, []string{"type"}),
+		rejectedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_requests_rejected_total",
+			Help: "Agent requests refused, by reason (validation, malformed, too_large, unsupported_media_type, buffer_full, shedding, closed). The events they carried, when known, are in gateway_events_rejected_total.",
+		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_collector_requests_total",
 			Help: "Agent requests by route and HTTP status.",
@@ -29,7 +34,7 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 			Name: "gateway_connected_agents",
 			Help: "Agents heard from within three heartbeat intervals.",
 		}, func() float64 { return float64(c.agents.Connected()) })
-		reg.MustRegister(m.accepted, m.requests, m.latency, agents)
+		reg.MustRegister(m.accepted, m.rejectedRequests, m.requests, m.latency, agents)
 	}
 	return m
 }

@@ -362,6 +362,15 @@ func walk(c *Config, keys map[string]Key, n *yaml.Node, prefix, file string) err
 		kn, vn := n.Content[i], n.Content[i+1]
 		name := prefix + kn.Value
 		src := fmt.Sprintf("%s:%d", file, kn.Line)
+		if kn.Value == "" {
+			// An empty key (`? ` or `"": x`, found by FuzzLoad) would make
+			// an error naming no key.
+			parent := strings.TrimSuffix(prefix, ".")
+			if parent == "" {
+				parent = "(file)"
+			}
+			return &Error{Key: parent, Source: src, Msg: "holds an empty key"}
+		}
 		if strings.HasPrefix(name, "adapters.") {
 			if err := adapter(c, kn.Value, name, vn, src, prefix); err != nil {
 				return err
