@@ -107,6 +107,9 @@ func decodeJSON(b []byte, v any) error {
 	var se *jsonv2.SemanticError
 	if errors.As(err, &se) {
 		field := pointerPath(string(se.JSONPointer))
+		if field == "" {
+			field = "(body)" // the document itself has the wrong kind, e.g. an array or a number
+		}
 		kind := "value"
 		if se.GoType != nil {
 			kind = se.GoType.Kind().String()
@@ -276,16 +279,10 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		if e.Seq <= 0 {
 			return nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+".seq", "must be a positive sequence number")
 		}
-		if err := protocol.ValidateDeviceEvent(e, path); err != nil {
+		// The shared rules (text, lengths, ranges, the device-event horizon)
+		// are the collector's too: what the gateway accepts, the cloud stores.
+		if err := protocol.ValidateDeviceEventAt(e, path, now); err != nil {
 			return nil, fromFieldError(err)
-		}
-		if e.Datetime.Before(now.AddDate(0, 0, -400)) || e.Datetime.After(now.Add(24*time.Hour)) {
-			return nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+".datetime", "is out of range (more than 400 days old or 1 day ahead)")
-		}
-		for _, f := range []struct{ name, v string }{{"employee_number", e.EmployeeNumber}, {"card_number", e.CardNumber}, {"verify_mode", e.VerifyMode}, {"direction", e.Direction}} {
-			if len(f.v) > protocol.MaxShortField {
-				return nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+"."+f.name, "is longer than %d characters", protocol.MaxShortField)
-			}
 		}
 		if err := checkStorable(path, textField{"adapter_type", e.AdapterType}, textField{"device_serial", e.DeviceSerial},
 			textField{"employee_number", e.EmployeeNumber}, textField{"card_number", e.CardNumber},

@@ -333,13 +333,13 @@ func TestRetentionAndDaysPerBatch(t *testing.T) {
 	evs[1].Datetime = now.AddDate(0, 0, -91)
 	var er protocol.ErrorResponse
 	if code := e.postGzip(protocol.PathIngestLogs, e.a, uuid.NewString(), protocol.LogBatch{Events: evs}, &er); code != 422 || er.Field != "events[1].datetime" ||
-		!strings.Contains(er.Message, "older than the 90-day retention of visited_sites") {
+		!strings.Contains(er.Message, "retention") || !strings.Contains(er.Message, "90") {
 		t.Errorf("visited site 91 days old: %d %+v, want 422 naming events[1].datetime and the 90-day retention", code, er)
 	}
 	shotImg := []byte("old png")
 	shot := screenshotEvent(1, now.AddDate(0, 0, -31), shotImg)
 	if code := e.postScreenshots(e.a, uuid.NewString(), []protocol.Event{shot}, map[string][]byte{shot.EventID: shotImg}, &er); code != 422 || er.Field != "events[0].datetime" ||
-		!strings.Contains(er.Message, "30-day retention of screenshots") {
+		!strings.Contains(er.Message, "retention") || !strings.Contains(er.Message, "30") {
 		t.Errorf("screenshot 31 days old: %d %+v", code, er)
 	}
 	if code := e.postGzip(protocol.PathIngestDeviceEvents, e.a, uuid.NewString(), protocol.DeviceEventBatch{Events: []protocol.DeviceEvent{deviceEvent(1, now.AddDate(0, 0, -366))}}, &er); code != 422 || er.Field != "events[0].datetime" {
