@@ -420,24 +420,8 @@ func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) err
 // Reject drops a batch's rows that the cloud refused permanently, counting
 // them under reason, and returns the batch's drop report to pending.
 func (b *Buffer) Reject(ctx context.Context, bt *Batch, reason string) error {
-	now := b.now().UnixMilli()
 	class := bt.Stream.class()
-	found := false
-	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, b.sq("delete_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
-			return fmt.Errorf("delete rows: %w", err)
-		}
-		if len(bt.Events) > 0 {
-			if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, class, len(bt.Events), len(bt.Events), now, now); err != nil {
-				return fmt.Errorf("count drops: %w", err)
-			}
-		}
-		return b.restoreDrops(ctx, tx, bt.Drops)
-	})
+	found, err := b.removeBatch(ctx, bt, reason, nil)
 	if err != nil {
 		return fmt.Errorf("buffer: reject batch %s: %w", bt.Token, err)
 	}
@@ -450,6 +434,36 @@ func (b *Buffer) Reject(ctx context.Context, bt *Batch, reason string) error {
 	}
 	b.forget(bt, true)
 	return nil
+}
+
+// removeBatch takes a batch and its rows out of the buffer in one
+// transaction: keep (when not nil) first copies the rows elsewhere, then the
+// rows and the batch are deleted, the rows counted as dropped under reason
+// (pending for the next drop report), and the batch's own drop report
+// returned to pending. found is false when the batch no longer exists.
+func (b *Buffer) removeBatch(ctx context.Context, bt *Batch, reason string, keep func(tx *sql.Tx, now int64) error) (found bool, err error) {
+	now := b.now().UnixMilli()
+	err = b.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+			return err
+		}
+		if keep != nil {
+			if err := keep(tx, now); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, b.sq("delete_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
+			return fmt.Errorf("delete rows: %w", err)
+		}
+		if len(bt.Events) > 0 {
+			if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, bt.Stream.class(), len(bt.Events), len(bt.Events), now, now); err != nil {
+				return fmt.Errorf("count drops: %w", err)
+			}
+		}
+		return b.restoreDrops(ctx, tx, bt.Drops)
+	})
+	return found, err
 }
 
 // Unclaimed returns the number and accounted bytes of rows of stream not yet

@@ -37,27 +37,13 @@ func (b *Buffer) DeadLetter(ctx context.Context, bt *Batch, reason, cause string
 	if len(cause) > maxDeadLetterError {
 		cause = cause[:maxDeadLetterError]
 	}
-	now := b.now().UnixMilli()
 	class := bt.Stream.class()
-	found := false
-	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
-			return err
-		}
+	found, err := b.removeBatch(ctx, bt, reason, func(tx *sql.Tx, now int64) error {
 		if _, err := tx.ExecContext(ctx, b.sq("dead_letter_rows", bt.Stream), reason, cause, bt.Attempts+1, now,
 			bt.FirstID, bt.LastID); err != nil {
 			return fmt.Errorf("move rows to dead letters: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, b.sq("delete_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
-			return fmt.Errorf("delete rows: %w", err)
-		}
-		if len(bt.Events) > 0 {
-			if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, class, len(bt.Events), len(bt.Events), now, now); err != nil {
-				return fmt.Errorf("count drops: %w", err)
-			}
-		}
-		return b.restoreDrops(ctx, tx, bt.Drops)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("buffer: dead-letter batch %s: %w", bt.Token, err)
