@@ -85,6 +85,12 @@ func provisionHandler(d Deps) http.HandlerFunc {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		if err := dec.Decode(&req); err != nil {
 			var te *json.UnmarshalTypeError
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeError(w, http.StatusRequestEntityTooLarge, protocol.ErrorResponse{Error: protocol.ErrCodeTooLarge,
+					Message: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)})
+				return
+			}
 			if errors.As(err, &te) {
 				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: te.Field, Message: "has the wrong type"})
 				return
@@ -92,12 +98,19 @@ func provisionHandler(d Deps) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeMalformed, Message: "body is not valid JSON"})
 			return
 		}
-		for _, f := range []struct {
-			name string
-			bad  bool
-		}{{"organization_id", req.OrganizationID <= 0}, {"provisioning_token", req.ProvisioningToken == ""}, {"serial", req.Serial == "" || len(req.Serial) > 255}} {
-			if f.bad {
-				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: f.name, Message: "is required"})
+		if req.OrganizationID <= 0 {
+			writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "organization_id", Message: "is required"})
+			return
+		}
+		// The same text rules as every other field the cloud stores: a NUL
+		// or invalid UTF-8 is refused here, never a database error (503).
+		for _, f := range []struct{ name, v string }{{"provisioning_token", req.ProvisioningToken}, {"serial", req.Serial},
+			{"hostname", req.Hostname}, {"version", req.Version}} {
+			required := f.name == "provisioning_token" || f.name == "serial"
+			if err := protocol.CheckText(f.name, f.v, required, protocol.MaxShortField); err != nil {
+				var fe *protocol.FieldError
+				errors.As(err, &fe)
+				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: fe.Field, Message: fe.Message})
 				return
 			}
 		}

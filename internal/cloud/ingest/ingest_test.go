@@ -391,8 +391,14 @@ func TestProvisioningAndAPIKeys(t *testing.T) {
 		{"missing organisation", protocol.ProvisionRequest{ProvisioningToken: "scpt_x", Serial: "S"}, 422, "organization_id"},
 		{"missing token", protocol.ProvisionRequest{OrganizationID: e.a.org, Serial: "S"}, 422, "provisioning_token"},
 		{"unknown token", protocol.ProvisionRequest{OrganizationID: e.a.org, ProvisioningToken: "scpt_" + strings.Repeat("y", 43), Serial: e.a.serial}, 401, "provisioning_token"},
+		// What PostgreSQL would refuse is refused at the door, never a 503.
+		{"NUL in serial", protocol.ProvisionRequest{OrganizationID: e.a.org, ProvisioningToken: "scpt_x", Serial: "GW\x00"}, 422, "serial"},
+		{"NUL in token", protocol.ProvisionRequest{OrganizationID: e.a.org, ProvisioningToken: "scpt_\x00", Serial: "S"}, 422, "provisioning_token"},
+		{"long hostname", protocol.ProvisionRequest{OrganizationID: e.a.org, ProvisioningToken: "scpt_x", Serial: "S", Hostname: strings.Repeat("h", 256)}, 422, "hostname"},
+		{"body over 64 KiB", protocol.ProvisionRequest{OrganizationID: e.a.org, ProvisioningToken: "scpt_x", Serial: "S", Version: strings.Repeat("v", 70<<10)}, 413, ""},
 	}
 	for _, c := range cases {
+		er = protocol.ErrorResponse{}
 		if code := e.postJSON(protocol.PathGatewayProvision, "", "", c.req, &er); code != c.status || er.Field != c.field {
 			t.Errorf("%s: %d %+v, want %d naming %s", c.name, code, er, c.status, c.field)
 		}
