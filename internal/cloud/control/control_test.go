@@ -503,6 +503,9 @@ func TestRESTFallbackLongPollAndAck(t *testing.T) {
 	if code := ack(w.b.key, cmd.ID.String(), `{"phase":"completed"}`); code != http.StatusNotFound {
 		t.Errorf("another organisation acknowledging: %d, want 404", code)
 	}
+	if code := ack(w.b.key, cmd.ID.String(), `{"phase":"received"}`); code != http.StatusNotFound {
+		t.Errorf("another organisation's received ack: %d, want 404 (as documented)", code)
+	}
 	if code := ack(w.a.key, cmd.ID.String(), `{"phase":"done"}`); code != http.StatusUnprocessableEntity {
 		t.Errorf("bad phase: %d, want 422", code)
 	}
