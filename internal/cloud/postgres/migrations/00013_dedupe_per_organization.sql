@@ -11,6 +11,15 @@
 -- inherit it. TimescaleDB (monitoring only): the hypertable's key is
 -- replaced the same way (TimescaleDB propagates constraints to chunks); the
 -- new key contains the time column, as a hypertable's unique index must.
+-- TimescaleDB refuses to drop a constraint of a hypertable with compression
+-- enabled (00005), so for each hypertable the compression policy is
+-- removed, its compressed chunks decompressed and compression disabled;
+-- after the key change compression and its policy are restored exactly as
+-- 00005 set them (segment by organisation, order by datetime DESC, id;
+-- after 7 days). On a large store this decompresses up to every chunk older
+-- than 7 days inside the migration's transaction: plan the time and disk.
+-- The TimescaleDB path could not be run where this was written (no
+-- TimescaleDB there); the native-partition path is tested.
 -- The constraint is looked up by kind in pg_constraint rather than by name.
 -- The (organization_id, datetime DESC) indexes stay as they are.
 
@@ -21,9 +30,19 @@ DECLARE
     s text;
     t text;
     c text;
+    hyper boolean;
+    chunk regclass;
 BEGIN
     FOREACH s IN ARRAY ARRAY['monitoring', 'monitoring_fallback'] LOOP
         FOR t IN SELECT table_name FROM monitoring.retention ORDER BY table_name LOOP
+            hyper := s = 'monitoring' AND monitoring.storage_kind() = 'timescaledb';
+            IF hyper THEN
+                PERFORM remove_compression_policy(format('monitoring.%I', t)::regclass, if_exists => true);
+                FOR chunk IN SELECT show_chunks(format('monitoring.%I', t)::regclass) LOOP
+                    PERFORM decompress_chunk(chunk, if_not_compressed => true);
+                END LOOP;
+                EXECUTE format('ALTER TABLE monitoring.%I SET (timescaledb.compress = false)', t);
+            END IF;
             SELECT conname INTO c FROM pg_constraint
              WHERE conrelid = format('%I.%I', s, t)::regclass AND contype = 'p';
             IF c IS NOT NULL THEN
@@ -31,6 +50,11 @@ BEGIN
             END IF;
             EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I PRIMARY KEY (organization_id, id, datetime)',
                 s, t, t || '_pkey');
+            IF hyper THEN
+                EXECUTE format($c$ALTER TABLE monitoring.%I SET (timescaledb.compress,
+                    timescaledb.compress_segmentby = 'organization_id', timescaledb.compress_orderby = 'datetime DESC, id')$c$, t);
+                PERFORM add_compression_policy(format('monitoring.%I', t)::regclass, interval '7 days');
+            END IF;
         END LOOP;
     END LOOP;
 END $$;
@@ -46,6 +70,8 @@ DECLARE
     s text;
     t text;
     c text;
+    hyper boolean;
+    chunk regclass;
     n bigint;
 BEGIN
     FOREACH s IN ARRAY ARRAY['monitoring', 'monitoring_fallback'] LOOP
@@ -56,12 +82,25 @@ BEGIN
                 RAISE EXCEPTION '%.%: % event ids are held by more than one organisation; (id, datetime) cannot be the key again', s, t, n
                     USING ERRCODE = 'unique_violation';
             END IF;
+            hyper := s = 'monitoring' AND monitoring.storage_kind() = 'timescaledb';
+            IF hyper THEN
+                PERFORM remove_compression_policy(format('monitoring.%I', t)::regclass, if_exists => true);
+                FOR chunk IN SELECT show_chunks(format('monitoring.%I', t)::regclass) LOOP
+                    PERFORM decompress_chunk(chunk, if_not_compressed => true);
+                END LOOP;
+                EXECUTE format('ALTER TABLE monitoring.%I SET (timescaledb.compress = false)', t);
+            END IF;
             SELECT conname INTO c FROM pg_constraint
              WHERE conrelid = format('%I.%I', s, t)::regclass AND contype = 'p';
             IF c IS NOT NULL THEN
                 EXECUTE format('ALTER TABLE %I.%I DROP CONSTRAINT %I', s, t, c);
             END IF;
             EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I PRIMARY KEY (id, datetime)', s, t, t || '_pkey');
+            IF hyper THEN
+                EXECUTE format($c$ALTER TABLE monitoring.%I SET (timescaledb.compress,
+                    timescaledb.compress_segmentby = 'organization_id', timescaledb.compress_orderby = 'datetime DESC, id')$c$, t);
+                PERFORM add_compression_policy(format('monitoring.%I', t)::regclass, interval '7 days');
+            END IF;
         END LOOP;
     END LOOP;
 END $$;
