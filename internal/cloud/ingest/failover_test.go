@@ -31,7 +31,9 @@ import (
 // failures answer 503; the third switches to the fallback partitions (the
 // batch is stored, X-Fallback-Mode: true); reads see both stores; once the
 // cluster is back, the probe re-syncs and every event is in the store
-// exactly once with the fallback empty.
+// exactly once with the fallback empty. Meanwhile the second organisation
+// sends events under ids and times the first holds (in the fallback and in
+// the store): they are accepted and re-synced beside the first's.
 func TestFailoverToFallbackAndResync(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -79,12 +81,12 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	mode := func() string { return store.Mode().String() }
 	fallbackGauge := func() float64 { return gaugeValue(t, reg, "timeseries_store_mode", "mode", "fallback") }
 
-	send := func(key string, events []protocol.Event) (int, string, protocol.IngestResponse) {
+	sendAs := func(g gatewayCreds, key string, events []protocol.Event) (int, string, protocol.IngestResponse) {
 		t.Helper()
 		var resp protocol.IngestResponse
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+protocol.PathIngestLogs, strings.NewReader(string(mustJSON(protocol.LogBatch{Events: events}))))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(protocol.HeaderAPIKey, e.a.key)
+		req.Header.Set(protocol.HeaderAPIKey, g.key)
 		req.Header.Set(protocol.HeaderIdempotencyKey, key)
 		r, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -93,6 +95,10 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 		defer r.Body.Close()
 		_ = jsonDecode(r.Body, &resp)
 		return r.StatusCode, r.Header.Get(protocol.HeaderFallbackMode), resp
+	}
+	send := func(key string, events []protocol.Event) (int, string, protocol.IngestResponse) {
+		t.Helper()
+		return sendAs(e.a, key, events)
 	}
 
 	all := makeEvents(700, 1)
@@ -132,6 +138,13 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	}
 	if code, fb, _ := send(k(), append(append([]protocol.Event{}, b5...), b1[:50]...)); code != 200 || fb != "true" {
 		t.Fatalf("batch 5 in fallback: %d %s", code, fb)
+	}
+	// Organisation B sends events under ids and times A holds: 100 in the
+	// fallback (batch 4), 20 in the store (from batch 1, before the outage).
+	// An event id is unique within its organisation: all 120 are accepted.
+	inB := append(append([]protocol.Event{}, b4...), b1[:20]...)
+	if code, fb, r := sendAs(e.b, k(), inB); code != 200 || fb != "true" || r.Accepted != 120 || r.Duplicates != 0 {
+		t.Fatalf("organisation B's batch with A's ids in fallback: %d fallback=%s %+v, want 120 accepted", code, fb, r)
 	}
 	// Reads during fallback see both stores, each event once: the main
 	// database's views (fallback rows) plus the store's (down now, so read
@@ -177,16 +190,35 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	}
 	defer ts.Close(ctx)
 	counts := map[string]int{}
-	rows, err := ts.Query(ctx, `SELECT id::text FROM monitoring.active_windows UNION ALL SELECT id::text FROM monitoring.visited_sites UNION ALL SELECT id::text FROM monitoring.user_sessions`)
-	if err != nil {
-		t.Fatal(err)
+	storeIDs := func(org int64) map[string]int {
+		t.Helper()
+		out := map[string]int{}
+		rows, err := ts.Query(ctx, `SELECT id::text FROM monitoring.active_windows WHERE organization_id = $1
+			UNION ALL SELECT id::text FROM monitoring.visited_sites WHERE organization_id = $1
+			UNION ALL SELECT id::text FROM monitoring.user_sessions WHERE organization_id = $1`, org)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			out[id]++
+		}
+		return out
 	}
-	for rows.Next() {
-		var id string
-		_ = rows.Scan(&id)
-		counts[id]++
+	counts = storeIDs(e.a.org)
+	countsB := storeIDs(e.b.org)
+	for _, ev := range inB {
+		if countsB[ev.EventID] != 1 {
+			t.Errorf("organisation B's event %s is in the store %d times, want 1", ev.EventID, countsB[ev.EventID])
+		}
 	}
-	rows.Close()
+	if len(countsB) != len(inB) {
+		t.Errorf("store holds %d events of organisation B, want %d", len(countsB), len(inB))
+	}
 	for _, ev := range all {
 		if counts[ev.EventID] != 1 {
 			t.Errorf("event %s is in the store %d times, want 1", ev.EventID, counts[ev.EventID])

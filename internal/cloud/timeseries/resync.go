@@ -50,13 +50,15 @@ type ResyncResult struct {
 // time-series store and removes it from the fallback, one chunk of one
 // table and day at a time:
 //
-//  1. read up to chunk rows of the day from the fallback, by id;
+//  1. read up to chunk rows of the day from the fallback, in key order
+//     (organisation, id, time: an event id is unique only within its
+//     organisation, so two organisations' events may share an id);
 //  2. insert them into the store (ON CONFLICT DO NOTHING: rows already
 //     there, from before the outage or from an earlier, interrupted
 //     re-sync, are not duplicated) and commit;
-//  3. verify: the count and an order-independent checksum of those ids'
+//  3. verify: the count and an order-independent checksum of those keys'
 //     rows (every column but ingested_at) must be equal in both stores;
-//  4. delete exactly those ids from the fallback and commit.
+//  4. delete exactly those keys from the fallback and commit.
 //
 // It can be killed at any point: a chunk copied but not deleted is copied
 // again (a no-op) and then deleted; nothing is deleted before it is
@@ -116,21 +118,30 @@ func fallbackDays(ctx context.Context, main *pgxpool.Pool, table string) ([]time
 }
 
 // checksumSQL is the count and order-independent checksum of the rows of
-// the given ids in one day: the sum of 60-bit prefixes of each row's MD5
+// the given keys (organisation, id, time) in one day: the sum of 60-bit prefixes of each row's MD5
 // (as canonical JSONB text, without ingested_at, in UTC).
 const checksumSQL = `SELECT count(*), coalesce(sum(('x' || left(md5((to_jsonb(t) - 'ingested_at')::text), 15))::bit(60)::bigint), 0)::text
-FROM %s t WHERE datetime >= $1 AND datetime < $2 AND id = ANY($3::uuid[])`
+FROM %s t WHERE datetime >= $1 AND datetime < $2
+  AND (organization_id, id, datetime) IN (SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::timestamptz[]))`
 
-func checksum(ctx context.Context, db *pgxpool.Pool, relation string, day time.Time, ids []uuid.UUID) (int64, string, error) {
+func checksum(ctx context.Context, db *pgxpool.Pool, relation string, day time.Time, k chunkKeys) (int64, string, error) {
 	var n int64
 	var sum string
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('TimeZone', 'UTC', true)`); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, fmt.Sprintf(checksumSQL, relation), day, day.AddDate(0, 0, 1), ids).Scan(&n, &sum)
+		return tx.QueryRow(ctx, fmt.Sprintf(checksumSQL, relation), day, day.AddDate(0, 0, 1), k.orgs, k.ids, k.times).Scan(&n, &sum)
 	})
 	return n, sum, err
+}
+
+// chunkKeys are the primary keys of one re-sync chunk's rows, as three
+// parallel arrays.
+type chunkKeys struct {
+	orgs  []int64
+	ids   []uuid.UUID
+	times []time.Time
 }
 
 func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day time.Time, chunk int, m *ResyncCounters) (int, error) {
@@ -138,20 +149,21 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day 
 	target := "monitoring." + pgx.Identifier{table}.Sanitize()
 	next := day.AddDate(0, 0, 1)
 
-	var ids []uuid.UUID
+	var k chunkKeys
 	var payload []byte
 	err := pgx.BeginFunc(ctx, main, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('TimeZone', 'UTC', true)`); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(array_agg(c.id), '{}'), coalesce(jsonb_agg(to_jsonb(c)), '[]')
-			FROM (SELECT * FROM %s WHERE datetime >= $1 AND datetime < $2 ORDER BY id LIMIT $3) c`, fallback),
-			day, next, chunk).Scan(&ids, &payload)
+		return tx.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(array_agg(c.organization_id), '{}'), coalesce(array_agg(c.id), '{}'),
+			coalesce(array_agg(c.datetime), '{}'), coalesce(jsonb_agg(to_jsonb(c)), '[]')
+			FROM (SELECT * FROM %s WHERE datetime >= $1 AND datetime < $2 ORDER BY organization_id, id, datetime LIMIT $3) c`, fallback),
+			day, next, chunk).Scan(&k.orgs, &k.ids, &k.times, &payload)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read fallback chunk: %w", err)
 	}
-	if len(ids) == 0 {
+	if len(k.ids) == 0 {
 		return 0, nil
 	}
 	if _, err := ts.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $1::date)`, day); err != nil {
@@ -160,11 +172,11 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day 
 	if _, err := ts.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) ON CONFLICT DO NOTHING`, target, target), payload); err != nil {
 		return 0, fmt.Errorf("copy chunk to store: %w", err)
 	}
-	wantN, wantSum, err := checksum(ctx, main, fallback, day, ids)
+	wantN, wantSum, err := checksum(ctx, main, fallback, day, k)
 	if err != nil {
 		return 0, fmt.Errorf("checksum fallback chunk: %w", err)
 	}
-	gotN, gotSum, err := checksum(ctx, ts, target, day, ids)
+	gotN, gotSum, err := checksum(ctx, ts, target, day, k)
 	if err != nil {
 		return 0, fmt.Errorf("checksum store chunk: %w", err)
 	}
@@ -172,10 +184,12 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day 
 		m.mismatch.Inc()
 		return 0, fmt.Errorf("verification failed: fallback %d rows (checksum %s), store %d rows (checksum %s); rows kept in fallback", wantN, wantSum, gotN, gotSum)
 	}
-	if _, err := main.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE datetime >= $1 AND datetime < $2 AND id = ANY($3::uuid[])`, fallback), day, next, ids); err != nil {
+	if _, err := main.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE datetime >= $1 AND datetime < $2
+		AND (organization_id, id, datetime) IN (SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::timestamptz[]))`, fallback),
+		day, next, k.orgs, k.ids, k.times); err != nil {
 		return 0, fmt.Errorf("delete verified chunk from fallback: %w", err)
 	}
-	m.copied.Add(float64(len(ids)))
+	m.copied.Add(float64(len(k.ids)))
 	m.chunks.Inc()
-	return len(ids), nil
+	return len(k.ids), nil
 }

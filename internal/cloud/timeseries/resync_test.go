@@ -2,6 +2,7 @@ package timeseries_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -214,5 +215,65 @@ func TestResyncKeepsRowsThatFailVerification(t *testing.T) {
 	var left int
 	if err := mainPool.QueryRow(ctx, `SELECT count(*) FROM monitoring_fallback.user_sessions`).Scan(&left); err != nil || left != 1 {
 		t.Fatalf("fallback rows after a failed verification: %d (%v), want the row kept", left, err)
+	}
+}
+
+// TestResyncHandlesOneIDInTwoOrganisations: an event id is unique only
+// within its organisation. The fallback holds, for each of 7 ids and times,
+// an event of organisation 1 and one of organisation 2 (chunks of 3 split
+// them apart), and the store already holds organisation 3's event under
+// each; re-sync copies every row, verifies, empties the fallback and leaves
+// organisation 3's rows as they were.
+func TestResyncHandlesOneIDInTwoOrganisations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mainDB, tsDB := pg.NewDatabase(t), pg.NewDatabase(t)
+	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mainPool.Close()
+	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tsPool.Close()
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	const insert = `INSERT INTO %s (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+		VALUES ($1, $2, $1, $3, 'a', $4, 'S-1', 'login', $5)`
+	for i := range 7 {
+		id, when := uuid.New(), at.Add(-time.Duration(i)*time.Second)
+		for _, org := range []int64{1, 2} {
+			if _, err := mainPool.Exec(ctx, fmt.Sprintf(insert, "monitoring_fallback.user_sessions"), id, org, i+1, fmt.Sprintf("PC-%d", org), when); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tsPool.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $1::date)`, when); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tsPool.Exec(ctx, fmt.Sprintf(insert, "monitoring.user_sessions"), id, 3, i+1, "PC-3", when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := timeseries.Resync(ctx, mainPool, tsPool, 3, timeseries.NewResyncCounters(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatalf("re-sync: %v", err)
+	}
+	if res.Copied != 14 {
+		t.Errorf("copied %d rows, want 14", res.Copied)
+	}
+	var left int
+	if err := mainPool.QueryRow(ctx, `SELECT count(*) FROM monitoring_fallback.user_sessions`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("fallback rows after re-sync: %d (%v), want 0", left, err)
+	}
+	for _, org := range []int64{1, 2, 3} {
+		var n, ids int
+		if err := tsPool.QueryRow(ctx, `SELECT count(*), count(DISTINCT id) FROM monitoring.user_sessions
+			WHERE organization_id = $1 AND computer_uid = 'PC-' || $1`, org).Scan(&n, &ids); err != nil {
+			t.Fatal(err)
+		}
+		if n != 7 || ids != 7 {
+			t.Errorf("organisation %d: %d rows with %d ids in the store, want 7 and 7", org, n, ids)
+		}
 	}
 }
