@@ -129,10 +129,10 @@ func (h *Hub) Run(ctx context.Context) {
 				return
 			case <-t.C:
 			}
-			if _, err := h.queue.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			if _, err := h.queue.Sweep(ctx); err != nil && ctx.Err() == nil {
 				h.logger.ErrorContext(ctx, "command sweep failed", "err", err)
 			}
-			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline($1)`, time.Now().Add(-3*h.opts.HeartbeatInterval)); err != nil && ctx.Err() == nil {
+			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline_after($1::interval)`, fmt.Sprintf("%d milliseconds", (3 * h.opts.HeartbeatInterval).Milliseconds())); err != nil && ctx.Err() == nil {
 				h.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
 			}
 			h.wakeDue(ctx)
