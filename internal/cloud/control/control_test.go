@@ -397,8 +397,13 @@ func TestHeartbeatsAndOfflineAfterMissedOnes(t *testing.T) {
 		t.Fatalf("after a heartbeat: %d snapshots, %s, %s, %v", snaps, status, version, err)
 	}
 	c.ws.Close()
+	// The offline sweep reads the server's clock and waits at least 30 s
+	// whatever the heartbeat interval: make the last heartbeat old instead.
 	deadline = time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
+		if _, err := w.admin.Exec(ctx, `UPDATE gateway_instances SET last_seen_at = now() - interval '31 seconds' WHERE id = $1`, w.a.id); err != nil {
+			t.Fatal(err)
+		}
 		_ = w.admin.QueryRow(ctx, `SELECT status FROM gateway_instances WHERE id = $1`, w.a.id).Scan(&status)
 		if status == "offline" {
 			break

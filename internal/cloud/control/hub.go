@@ -32,7 +32,8 @@ import (
 // Options are the hub's timings.
 type Options struct {
 	// HeartbeatInterval is what gateways are told (default 30 s); a gateway
-	// is offline after 3 missed heartbeats.
+	// is offline after 3 missed heartbeats, and never after less than 30 s
+	// of silence (the database's floor, measured by its clock).
 	HeartbeatInterval time.Duration
 	// SweepInterval is how often the command sweep and the offline check
 	// run (default 5 s).
