@@ -133,7 +133,7 @@ func (h *Hub) Run(ctx context.Context) {
 			if _, err := h.queue.Sweep(ctx); err != nil && ctx.Err() == nil {
 				h.logger.ErrorContext(ctx, "command sweep failed", "err", err)
 			}
-			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline_after($1::interval)`, fmt.Sprintf("%d milliseconds", (3 * h.opts.HeartbeatInterval).Milliseconds())); err != nil && ctx.Err() == nil {
+			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline_after($1::interval)`, fmt.Sprintf("%d milliseconds", (3*h.opts.HeartbeatInterval).Milliseconds())); err != nil && ctx.Err() == nil {
 				h.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
 			}
 			h.wakeDue(ctx)

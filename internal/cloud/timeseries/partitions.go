@@ -31,7 +31,8 @@ type Maintainer struct {
 
 // NewMaintainer returns a Maintainer using db (the ingest role). It covers
 // behind days before today (the gateway buffers 7 days) and ahead days
-// after, and registers its metrics with reg.
+// after (the database clamps them to at most 62 and 3), and registers its
+// metrics with reg.
 func NewMaintainer(db *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registerer, behind, ahead int) *Maintainer {
 	m := &Maintainer{
 		db: db, logger: logger, behind: behind, ahead: ahead,
