@@ -70,8 +70,8 @@ func TestIngestRoleCannotAbuseQueueAndGatewayMaintenance(t *testing.T) {
 		}
 	}
 
-	// gateway_commands_due in organisation A's context answers only for
-	// A's gateways; B's id reveals nothing.
+	// gateway_commands_due answers nothing without an organisation context
+	// and, in organisation A's, only for A's gateways: B's id reveals nothing.
 	due := func(org int64, ids ...uuid.UUID) []uuid.UUID {
 		t.Helper()
 		var out []uuid.UUID
@@ -87,6 +87,9 @@ func TestIngestRoleCannotAbuseQueueAndGatewayMaintenance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return out
+	}
+	if got := due(0, a.GatewayID, b.GatewayID); len(got) != 0 {
+		t.Errorf("no organisation context: due %v, want nothing", got)
 	}
 	if got := due(a.OrganizationID, b.GatewayID); len(got) != 0 {
 		t.Errorf("organisation A's context, B's gateway: due %v, want nothing", got)

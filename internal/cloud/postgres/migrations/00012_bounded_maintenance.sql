@@ -20,9 +20,9 @@
 --   to [0, 5 minutes] (it only delays redeliveries of late commands);
 -- * gateways_mark_offline_after(silence) marks offline the online gateways
 --   silent for longer than greatest(silence, 30 seconds), measured from now();
--- * gateway_commands_due(gateways), called with an organisation context,
---   answers only for that organisation's gateways (the hub calls it with no
---   context for the sockets it holds, across organisations).
+-- * gateway_commands_due(gateways) answers only for the gateways of the
+--   transaction's organisation, and nothing without one (the hub asks once
+--   per organisation of the sockets and long-polls it holds).
 --
 -- The old signatures stay (the owner may still run them by hand) but no
 -- runtime role may execute them. monitoring.ensure_day_partitions (00010) is
@@ -146,9 +146,10 @@ BEGIN
     PERFORM set_config('app.current_role', saved, true);
 END $$;
 
--- Which of the given gateways have a command due now. With an organisation
--- context (app.current_organization_id), only that organisation's gateways
--- are considered: another organisation's gateway id reveals nothing.
+-- Which of the given gateways have a command due now, among the gateways
+-- of the transaction's organisation (app.current_organization_id) only:
+-- another organisation's gateway id reveals nothing, and without an
+-- organisation context nothing is due. The hub asks once per organisation.
 CREATE OR REPLACE FUNCTION gateway_commands_due(p_gateways uuid[]) RETURNS SETOF uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public
@@ -162,7 +163,7 @@ BEGIN
         SELECT DISTINCT c.gateway_id FROM public.gateway_commands c
          WHERE c.gateway_id = ANY(p_gateways) AND c.status = 'pending'
            AND c.next_attempt_at <= now() AND c.expires_at > now()
-           AND (org IS NULL OR c.organization_id = org);
+           AND c.organization_id = org; -- no organisation context: nothing
     PERFORM set_config('app.current_role', saved, true);
 END $$;
 
