@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	defer db.Close()
 	reg := service.NewRegistry()
 	maint := timeseries.NewMaintainer(db, logger, reg, 8, 3)
-	if _, err := maint.RunOnce(ctx, time.Now()); err != nil {
+	if _, err := maint.RunOnce(ctx); err != nil {
 		return err
 	}
 	tsPool := db

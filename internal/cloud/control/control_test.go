@@ -397,8 +397,13 @@ func TestHeartbeatsAndOfflineAfterMissedOnes(t *testing.T) {
 		t.Fatalf("after a heartbeat: %d snapshots, %s, %s, %v", snaps, status, version, err)
 	}
 	c.ws.Close()
+	// The offline sweep reads the server's clock and waits at least 30 s
+	// whatever the heartbeat interval: make the last heartbeat old instead.
 	deadline = time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
+		if _, err := w.admin.Exec(ctx, `UPDATE gateway_instances SET last_seen_at = now() - interval '31 seconds' WHERE id = $1`, w.a.id); err != nil {
+			t.Fatal(err)
+		}
 		_ = w.admin.QueryRow(ctx, `SELECT status FROM gateway_instances WHERE id = $1`, w.a.id).Scan(&status)
 		if status == "offline" {
 			break
@@ -539,4 +544,44 @@ func mustQueue(t testing.TB, w *world) *dispatch.Queue {
 		t.Fatal(err)
 	}
 	return q
+}
+
+// TestDueCommandsReachTheirSocketsWithoutANotification makes a command of
+// each of two organisations due without a NOTIFY (its backoff passes by an
+// UPDATE of next_attempt_at alone): the sweep's due-command check, asked
+// once per organisation in its own context, wakes both sockets.
+func TestDueCommandsReachTheirSocketsWithoutANotification(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	r := w.replica(control.Options{SweepInterval: 100 * time.Millisecond}, dispatch.Options{})
+	ca, _, err := r.dial(t, w.a.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, _, err := r.dial(t, w.b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ids := map[uuid.UUID]string{}
+	for _, g := range []gw{w.a, w.b} {
+		var id string
+		if err := w.admin.QueryRow(ctx, `INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, expires_at, next_attempt_at)
+			VALUES ($1, $2, 'restart_agent', '{}', now() + interval '1 hour', now() + interval '1 hour') RETURNING id`,
+			g.tenant.OrganizationID, g.id).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids[g.id] = id
+	}
+	if cmd, ok := ca.command(300 * time.Millisecond); ok {
+		t.Fatalf("delivered before its backoff: %+v", cmd)
+	}
+	if _, err := w.admin.Exec(ctx, `UPDATE gateway_commands SET next_attempt_at = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	for g, c := range map[uuid.UUID]*client{w.a.id: ca, w.b.id: cb} {
+		if got, ok := c.command(5 * time.Second); !ok || got.ID != ids[g] {
+			t.Fatalf("gateway %s: got %+v, want its due command %s", g, got, ids[g])
+		}
+	}
 }

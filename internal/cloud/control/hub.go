@@ -32,7 +32,8 @@ import (
 // Options are the hub's timings.
 type Options struct {
 	// HeartbeatInterval is what gateways are told (default 30 s); a gateway
-	// is offline after 3 missed heartbeats.
+	// is offline after 3 missed heartbeats, and never after less than 30 s
+	// of silence (the database's floor, measured by its clock).
 	HeartbeatInterval time.Duration
 	// SweepInterval is how often the command sweep and the offline check
 	// run (default 5 s).
@@ -53,6 +54,9 @@ type Hub struct {
 	mu      sync.Mutex
 	conns   map[uuid.UUID]*conn
 	waiters map[uuid.UUID][]chan struct{} // REST long-polls
+	// waiterOrg is the organisation of each gateway in waiters (the
+	// due-command check asks in each organisation's own context).
+	waiterOrg map[uuid.UUID]int64
 
 	connected prometheus.Gauge
 	delivered *prometheus.CounterVec
@@ -77,7 +81,7 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *dispatch.Queue, logger *sl
 	h := &Hub{db: db, gws: gws, queue: queue, logger: logger, opts: opts,
 		up:      websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
 		conns:   map[uuid.UUID]*conn{},
-		waiters: map[uuid.UUID][]chan struct{}{},
+		waiters: map[uuid.UUID][]chan struct{}{}, waiterOrg: map[uuid.UUID]int64{},
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "control_connected_gateways",
 			Help: "Gateways holding a control socket on this replica."}),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "control_commands_delivered_total",
@@ -129,10 +133,10 @@ func (h *Hub) Run(ctx context.Context) {
 				return
 			case <-t.C:
 			}
-			if _, err := h.queue.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			if _, err := h.queue.Sweep(ctx); err != nil && ctx.Err() == nil {
 				h.logger.ErrorContext(ctx, "command sweep failed", "err", err)
 			}
-			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline($1)`, time.Now().Add(-3*h.opts.HeartbeatInterval)); err != nil && ctx.Err() == nil {
+			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline_after($1::interval)`, fmt.Sprintf("%d milliseconds", (3*h.opts.HeartbeatInterval).Milliseconds())); err != nil && ctx.Err() == nil {
 				h.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
 			}
 			h.wakeDue(ctx)
@@ -148,30 +152,41 @@ func (h *Hub) Run(ctx context.Context) {
 }
 
 // wakeDue wakes the local gateways that have a command due: redeliveries
-// whose backoff has passed, and anything a lost notification missed.
+// whose backoff has passed, and anything a lost notification missed. It asks
+// once per organisation, in that organisation's context: gateway_commands_due
+// answers nothing without one, so no caller can probe another organisation's
+// gateways by id.
 func (h *Hub) wakeDue(ctx context.Context) {
 	h.mu.Lock()
-	ids := make([]uuid.UUID, 0, len(h.conns)+len(h.waiters))
-	for id := range h.conns {
-		ids = append(ids, id)
+	byOrg := map[int64][]uuid.UUID{}
+	for id, c := range h.conns {
+		byOrg[c.gw.OrganizationID] = append(byOrg[c.gw.OrganizationID], id)
 	}
 	for id := range h.waiters {
-		ids = append(ids, id)
+		if _, ok := h.conns[id]; !ok {
+			byOrg[h.waiterOrg[id]] = append(byOrg[h.waiterOrg[id]], id)
+		}
 	}
 	h.mu.Unlock()
-	if len(ids) == 0 {
-		return
-	}
-	rows, err := h.db.Query(ctx, `SELECT gateway_commands_due($1)`, ids)
-	if err == nil {
+	for org, ids := range byOrg {
 		var due []uuid.UUID
-		due, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		err := postgres.InTenant(ctx, h.db, postgres.Tenant{OrganizationID: org}, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT gateway_commands_due($1)`, ids)
+			if err != nil {
+				return err
+			}
+			due, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				h.logger.ErrorContext(ctx, "due-command check failed", "organization", org, "err", err)
+			}
+			continue
+		}
 		for _, id := range due {
 			h.wake(id)
 		}
-	}
-	if err != nil && ctx.Err() == nil {
-		h.logger.ErrorContext(ctx, "due-command check failed", "err", err)
 	}
 }
 

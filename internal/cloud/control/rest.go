@@ -53,6 +53,7 @@ func (h *Hub) ServeCommands(w http.ResponseWriter, r *http.Request) {
 	ch := make(chan struct{}, 1)
 	h.mu.Lock()
 	h.waiters[gw.ID] = append(h.waiters[gw.ID], ch)
+	h.waiterOrg[gw.ID] = gw.OrganizationID
 	h.mu.Unlock()
 	defer func() {
 		h.mu.Lock()
@@ -65,6 +66,7 @@ func (h *Hub) ServeCommands(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(ws) == 0 {
 			delete(h.waiters, gw.ID)
+			delete(h.waiterOrg, gw.ID)
 		} else {
 			h.waiters[gw.ID] = ws
 		}

@@ -317,9 +317,10 @@ type Swept struct {
 }
 
 // Sweep redelivers unacknowledged commands after a backoff, fails those out
-// of attempts and expires those past their expiry, across organisations.
-func (d *Queue) Sweep(ctx context.Context, now time.Time) ([]Swept, error) {
-	rows, err := d.db.Query(ctx, `SELECT id, gateway_id, status FROM gateway_commands_sweep($1, $2::interval)`, now, interval(d.opts.Backoff))
+// of attempts and expires those past their expiry, across organisations, at
+// the database server's clock.
+func (d *Queue) Sweep(ctx context.Context) ([]Swept, error) {
+	rows, err := d.db.Query(ctx, `SELECT id, gateway_id, status FROM gateway_commands_sweep($1::interval)`, interval(d.opts.Backoff))
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: sweep: %w", err)
 	}

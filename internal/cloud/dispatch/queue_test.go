@@ -229,8 +229,18 @@ func TestSweepRedeliversWithBackoffThenFailsAndExpires(t *testing.T) {
 	if got, _ := f.q.Claim(ctx, f.ta, f.a.GatewayID, 1); len(got) != 1 || got[0].ID != c.ID {
 		t.Fatalf("first claim: %+v", got)
 	}
-	later := time.Now().Add(2 * time.Second)
-	if _, err := f.q.Sweep(ctx, later); err != nil {
+	// The sweep reads the server's clock: age the data instead (the ack
+	// deadline and the other command's expiry passed 2 s ago).
+	age := func(sql string, id uuid.UUID) {
+		t.Helper()
+		if _, err := f.admin.Exec(ctx, sql, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const lateAck = `UPDATE gateway_commands SET ack_deadline = now() - interval '2 seconds' WHERE id = $1 AND status = 'delivered'`
+	age(lateAck, c.ID)
+	age(`UPDATE gateway_commands SET expires_at = now() - interval '2 seconds' WHERE id = $1`, old.ID)
+	if _, err := f.q.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if st := status(c.ID); st.Status != dispatch.StatusPending {
@@ -249,7 +259,8 @@ func TestSweepRedeliversWithBackoffThenFailsAndExpires(t *testing.T) {
 	if got, _ := f.q.Claim(ctx, f.ta, f.a.GatewayID, 1); len(got) != 1 || got[0].Attempts != 2 {
 		t.Fatalf("second delivery: %+v", got)
 	}
-	if _, err := f.q.Sweep(ctx, later.Add(2*time.Second)); err != nil {
+	age(lateAck, c.ID)
+	if _, err := f.q.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if st := status(c.ID); st.Status != dispatch.StatusFailed || st.Error == nil {

@@ -24,3 +24,21 @@ BEGIN
         EXECUTE format('GRANT staff_owner TO %I', current_user);
     END IF;
 END $$;
+-- No runtime role needs temporary tables or large objects (issue 11): revoke
+-- TEMPORARY on this database from PUBLIC (the database's owner or a
+-- superuser may; anyone else gets a warning and nothing changes) and, as a
+-- superuser only, the client-side large-object constructors (the fastpath
+-- interface checks EXECUTE too). Database privileges are not copied by
+-- CREATE DATABASE … TEMPLATE; function privileges are.
+DO $$
+BEGIN
+    IF has_database_privilege('public', current_database(), 'TEMPORARY') THEN
+        EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    END IF;
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND has_function_privilege('public', 'pg_catalog.lo_create(oid)', 'EXECUTE') THEN
+        REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),
+            pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_import(text), pg_catalog.lo_import(text, oid)
+            FROM PUBLIC;
+    END IF;
+END $$;

@@ -241,7 +241,7 @@ func TestCatalogAudit(t *testing.T) {
 	}
 	defer ingest.Close(ctx)
 	var created int
-	if err := ingest.QueryRow(ctx, `SELECT monitoring.ensure_partitions(current_date + 40, current_date + 41)`).Scan(&created); err != nil {
+	if err := ingest.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions(10, 3)`).Scan(&created); err != nil {
 		t.Fatal(err)
 	}
 	var after int
@@ -249,7 +249,7 @@ func TestCatalogAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	if created != 20 || after != before+20 {
-		t.Fatalf("ensure_partitions created %d (partitions %d → %d), want 20 new (2 days × 5 tables × 2 schemas)", created, before, after)
+		t.Fatalf("ensure_recent_partitions created %d (partitions %d → %d), want 20 new (today - 10 and - 9 × 5 tables × 2 schemas)", created, before, after)
 	}
 	t.Run("after new partitions", audit)
 }

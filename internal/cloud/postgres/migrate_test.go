@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -81,5 +82,34 @@ func TestMigrateUpDownUpOnEmptyDatabase(t *testing.T) {
 	none, err := m.Up(ctx)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("idempotent up: %d steps, err %v", len(none), err)
+	}
+}
+
+// TestRuntimeRolesCannotCreateTempTablesOrLargeObjects migrates an empty
+// database as `staffctl migrate up` does and checks that neither runtime
+// role may create a temporary table or a large object there (issue 11).
+func TestRuntimeRolesCannotCreateTempTablesOrLargeObjects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pg.NewEmptyDatabase(t)
+	if _, err := postgres.MigrateUp(ctx, db.AdminURL, nil); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	for _, r := range []struct{ name, url string }{{postgres.RoleDashboard, db.DashboardURL}, {postgres.RoleIngest, db.IngestURL}} {
+		conn, err := pgx.Connect(ctx, r.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sql := range []string{
+			`CREATE TEMP TABLE scratch (a int)`,
+			`SELECT lo_create(0)`,
+			`SELECT lo_creat(-1)`,
+			`SELECT lo_from_bytea(0, 'x'::bytea)`,
+		} {
+			if _, err := conn.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "permission denied") {
+				t.Errorf("%s: %s: %v, want permission denied", r.name, sql, err)
+			}
+		}
+		conn.Close(ctx)
 	}
 }

@@ -31,7 +31,8 @@ type Maintainer struct {
 
 // NewMaintainer returns a Maintainer using db (the ingest role). It covers
 // behind days before today (the gateway buffers 7 days) and ahead days
-// after, and registers its metrics with reg.
+// after (the database clamps them to at most 62 and 3), and registers its
+// metrics with reg.
 func NewMaintainer(db *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registerer, behind, ahead int) *Maintainer {
 	m := &Maintainer{
 		db: db, logger: logger, behind: behind, ahead: ahead,
@@ -49,16 +50,17 @@ type Result struct {
 	Dropped []string
 }
 
-// RunOnce ensures the partitions around now exist and drops expired ones.
-func (m *Maintainer) RunOnce(ctx context.Context, now time.Time) (Result, error) {
+// RunOnce ensures the partitions around the database server's today exist
+// and drops expired ones. The database clamps both (at most 3 days ahead,
+// never before retention, a bounded number per call) and measures
+// retention from its own clock: the ingest role chooses no time.
+func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
 	var res Result
-	day := now.UTC().Truncate(24 * time.Hour)
-	from, to := day.AddDate(0, 0, -m.behind), day.AddDate(0, 0, m.ahead)
-	if err := m.db.QueryRow(ctx, `SELECT monitoring.ensure_partitions($1::date, $2::date)`, from, to).Scan(&res.Created); err != nil {
+	if err := m.db.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions($1, $2)`, m.behind, m.ahead).Scan(&res.Created); err != nil {
 		m.errors.Inc()
-		return res, fmt.Errorf("timeseries: ensure partitions %s..%s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), err)
+		return res, fmt.Errorf("timeseries: ensure partitions (%d days behind, %d ahead): %w", m.behind, m.ahead, err)
 	}
-	rows, err := m.db.Query(ctx, `SELECT monitoring.drop_expired_partitions($1)`, now)
+	rows, err := m.db.Query(ctx, `SELECT monitoring.drop_expired_partitions()`)
 	if err == nil {
 		res.Dropped, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
@@ -80,7 +82,7 @@ func (m *Maintainer) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := m.RunOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		if _, err := m.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			m.logger.ErrorContext(ctx, "partition maintenance failed", "err", err)
 		}
 		select {

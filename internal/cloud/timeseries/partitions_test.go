@@ -56,44 +56,143 @@ func TestMaintainerCreatesAheadAndDropsByRetention(t *testing.T) {
 	defer admin.Close(ctx)
 	m := timeseries.NewMaintainer(pool, logtest.New(t), prometheus.NewRegistry(), 8, 3)
 
-	// 100 days from now: the windows and sites (90 days) and screenshots
-	// (30 days) of today are expired; sessions and device events (365) not.
+	// The functions read the server's clock, so the data is made old
+	// instead: partitions of 100 days ago (the windows, sites and
+	// screenshots of that day are past their 90- and 30-day retention;
+	// sessions and device events, 365 days, are not), and today + 3 of
+	// active_windows missing in both schemas.
 	base := time.Now().UTC()
-	later := base.AddDate(0, 0, 100)
-	today := "_p" + base.Format("20060102")
-	res, err := m.RunOnce(ctx, later)
+	old := "_p" + base.AddDate(0, 0, -100).Format("20060102")
+	ahead := "active_windows_p" + base.AddDate(0, 0, 3).Format("20060102")
+	if _, err := admin.Exec(ctx, `SELECT monitoring.ensure_partitions(current_date - 100, current_date - 100)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `DROP TABLE monitoring.`+ahead+`, monitoring_fallback.`+ahead); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 12 new days (later-8 .. later+3) for each of the 5 tables, in both
-	// the time-series and the fallback schema.
-	if res.Created != 120 {
-		t.Errorf("created %d partitions, want 120", res.Created)
+	if res.Created != 2 {
+		t.Errorf("created %d partitions, want 2 (today + 3 of active_windows in both schemas)", res.Created)
 	}
 	dropped := strings.Join(res.Dropped, ",")
-	for _, want := range []string{"monitoring.active_windows" + today, "monitoring.visited_sites" + today, "monitoring.screenshots" + today,
-		"monitoring_fallback.active_windows" + today, "monitoring_fallback.screenshots" + today} {
+	for _, want := range []string{"monitoring.active_windows" + old, "monitoring.visited_sites" + old, "monitoring.screenshots" + old,
+		"monitoring_fallback.active_windows" + old, "monitoring_fallback.visited_sites" + old, "monitoring_fallback.screenshots" + old} {
 		if !strings.Contains(dropped, want) {
 			t.Errorf("%s not dropped (dropped: %s)", want, dropped)
 		}
 	}
-	for _, keep := range []string{"user_sessions" + today, "device_events" + today} {
+	if len(res.Dropped) != 6 {
+		t.Errorf("dropped %d partitions, want the 6 expired ones: %v", len(res.Dropped), res.Dropped)
+	}
+	for _, keep := range []string{"user_sessions" + old, "device_events" + old} {
 		if strings.Contains(dropped, keep) {
 			t.Errorf("%s dropped before its 365-day retention", keep)
 		}
 	}
 	aw := partitions(ctx, t, admin, "active_windows")
-	if len(aw) != 12 {
-		t.Errorf("active_windows has %d partitions after maintenance, want the 12 around the new date: %v", len(aw), aw)
+	if len(aw) != 12 || aw[len(aw)-1] != ahead {
+		t.Errorf("active_windows has partitions %v after maintenance, want the 12 of today - 8 .. today + 3", aw)
 	}
 	// Events for the new dates land in their partitions through the parent.
 	if _, err := pool.Exec(ctx, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-		VALUES (gen_random_uuid(), 1, gen_random_uuid(), 1, 'a', 'c', 's', 'login', $1)`, later.Add(2*24*time.Hour)); err != nil {
+		VALUES (gen_random_uuid(), 1, gen_random_uuid(), 1, 'a', 'c', 's', 'login', $1)`, base.Add(2*24*time.Hour)); err != nil {
 		t.Fatalf("insert into a partition created ahead: %v", err)
 	}
 	// A second run is a no-op.
-	res, err = m.RunOnce(ctx, later)
+	res, err = m.RunOnce(ctx)
 	if err != nil || res.Created != 0 || len(res.Dropped) != 0 {
 		t.Fatalf("second run: %+v, %v; want nothing to do", res, err)
+	}
+}
+
+// TestIngestRoleCannotAbusePartitionMaintenance calls, as the ingest role,
+// the partition functions with the arguments of issue 11's reproductions:
+// the old caller-chosen-time signatures are refused, and the bounded ones
+// create nothing past today + 3 or before retention, at most 200 per call,
+// and drop nothing within retention.
+func TestIngestRoleCannotAbusePartitionMaintenance(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pg.NewDatabase(t)
+	ingest, err := pgx.Connect(ctx, db.IngestURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ingest.Close(ctx)
+	admin, err := pgx.Connect(ctx, db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	// A row of each of two organisations today: both must survive.
+	if _, err := admin.Exec(ctx, `INSERT INTO monitoring.active_windows (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, datetime)
+		SELECT gen_random_uuid(), o, gen_random_uuid(), 1, 'a', 'c', 's', 't', 'p', now() FROM unnest(ARRAY[1, 2]) o`); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (parts, rows int) {
+		t.Helper()
+		if err := admin.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_class WHERE relispartition AND relkind = 'r'),
+			(SELECT count(*) FROM monitoring.active_windows)`).Scan(&parts, &rows); err != nil {
+			t.Fatal(err)
+		}
+		return parts, rows
+	}
+	parts0, rows0 := count()
+
+	for _, sql := range []string{
+		`SELECT monitoring.drop_expired_partitions('9999-12-31'::timestamptz)`,
+		`SELECT monitoring.ensure_partitions('5000-01-01'::date, '5001-02-04'::date)`,
+	} {
+		if _, err := ingest.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("%s as the ingest role: %v, want permission denied", sql, err)
+		}
+	}
+	if parts, rows := count(); parts != parts0 || rows != rows0 {
+		t.Fatalf("refused calls changed partitions %d → %d, rows %d → %d", parts0, parts, rows0, rows)
+	}
+
+	var created int
+	if err := ingest.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions(1000000, 1000000)`).Scan(&created); err != nil {
+		t.Fatal(err)
+	}
+	if parts, _ := count(); created != 200 || parts != parts0+200 {
+		t.Errorf("ensure_recent_partitions(huge, huge) created %d (partitions %d → %d), want the bound of 200", created, parts0, parts)
+	}
+	var outside []string
+	rows, err := admin.Query(ctx, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_inherits i ON i.inhrelid = c.oid
+		JOIN monitoring.retention r ON i.inhparent = to_regclass(n.nspname || '.' || r.table_name)
+		WHERE c.relname ~ '_p[0-9]{8}$' AND (to_date(right(c.relname, 8), 'YYYYMMDD') > (now() AT TIME ZONE 'UTC')::date + 3
+		   OR to_date(right(c.relname, 8), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date - least(r.days, 62))`)
+	if err == nil {
+		outside, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || len(outside) > 0 {
+		t.Errorf("partitions outside [today - retention, today + 3]: %v (%v)", outside, err)
+	}
+	// Repeated calls converge; nothing created is past retention, so the
+	// drop that follows finds nothing to drop.
+	for i := 0; i < 5 && created > 0; i++ {
+		if err := ingest.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions(1000000, 1000000)`).Scan(&created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if created != 0 {
+		t.Fatalf("ensure_recent_partitions still creating after 6 calls (%d)", created)
+	}
+	parts1, _ := count()
+	var dropped []string
+	rows, err = ingest.Query(ctx, `SELECT monitoring.drop_expired_partitions()`)
+	if err == nil {
+		dropped, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || len(dropped) != 0 {
+		t.Fatalf("drop_expired_partitions() dropped %v (%v), want nothing within retention", dropped, err)
+	}
+	if parts, rows := count(); parts != parts1 || rows != rows0 {
+		t.Fatalf("after the drop: partitions %d → %d, rows %d → %d; want both organisations' data kept", parts1, parts, rows0, rows)
 	}
 }

@@ -166,7 +166,7 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day 
 	if len(k.ids) == 0 {
 		return 0, nil
 	}
-	if _, err := ts.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $1::date)`, day); err != nil {
+	if _, err := ts.Exec(ctx, `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY[$1::text], ARRAY[$2::date])`, table, day); err != nil {
 		return 0, fmt.Errorf("ensure store partition: %w", err)
 	}
 	if _, err := ts.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) ON CONFLICT DO NOTHING`, target, target), payload); err != nil {
