@@ -248,7 +248,7 @@ func TestResyncHandlesOneIDInTwoOrganisations(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := tsPool.Exec(ctx, `SELECT monitoring.ensure_partitions($1::date, $1::date)`, when); err != nil {
+		if _, err := tsPool.Exec(ctx, `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY['user_sessions'], ARRAY[$1::date])`, when); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tsPool.Exec(ctx, fmt.Sprintf(insert, "monitoring.user_sessions"), id, 3, i+1, "PC-3", when); err != nil {
