@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"sort"
@@ -161,8 +160,10 @@ func (s *Service) checkCommon(gw auth.Gateway, gatewayID string, n int, drops []
 		case d.Count <= 0:
 			return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, p+".count", "must be positive")
 		}
-		if err := checkStorable(p, textField{"reason", d.Reason}, textField{"class", d.Class}); err != nil {
-			return err
+		for _, f := range []struct{ name, v string }{{"reason", d.Reason}, {"class", d.Class}} {
+			if err := protocol.CheckText(p+"."+f.name, f.v, true, 64); err != nil {
+				return fromFieldError(err)
+			}
 		}
 	}
 	return nil
@@ -183,11 +184,6 @@ func checkUploaded(e *protocol.Event, path string, now time.Time, allowed ...str
 		return fromFieldError(err)
 	}
 	e.EventID = c.EventID
-	if err := checkStorable(path, textField{"agent_uid", e.AgentUID}, textField{"computer_name", e.ComputerName},
-		textField{"user_sid", e.UserSID}, textField{"window_title", e.WindowTitle}, textField{"process_name", e.ProcessName},
-		textField{"url", e.URL}, textField{"title", e.Title}, textField{"session_type", e.SessionType}); err != nil {
-		return err
-	}
 	for _, t := range allowed {
 		if e.Type == t {
 			return nil
@@ -283,20 +279,6 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		// are the collector's too: what the gateway accepts, the cloud stores.
 		if err := protocol.ValidateDeviceEventAt(e, path, now); err != nil {
 			return nil, fromFieldError(err)
-		}
-		if err := checkStorable(path, textField{"adapter_type", e.AdapterType}, textField{"device_serial", e.DeviceSerial},
-			textField{"employee_number", e.EmployeeNumber}, textField{"card_number", e.CardNumber},
-			textField{"verify_mode", e.VerifyMode}, textField{"direction", e.Direction}); err != nil {
-			return nil, err
-		}
-		// The columns are integers (int4): a value outside would wrap.
-		for _, f := range []struct {
-			name string
-			v    *int
-		}{{"door", e.Door}, {"major_code", &e.MajorCode}, {"minor_code", &e.MinorCode}} {
-			if f.v != nil && (*f.v < math.MinInt32 || *f.v > math.MaxInt32) {
-				return nil, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+"."+f.name, "must be between %d and %d", math.MinInt32, math.MaxInt32)
-			}
 		}
 		if e.DeviceID != nil {
 			if _, seen := devicePath[*e.DeviceID]; !seen {

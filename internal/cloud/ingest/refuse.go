@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,34 +19,6 @@ import (
 // again on every retry, so it is answered 422 naming the event and field;
 // only what a retry can cure (connections, resources, serialisation,
 // deadlocks, shutdown) is answered 503.
-
-// unstorable says why PostgreSQL would refuse s in a text column (a NUL
-// character, or bytes that are not UTF-8), or "" when it would store it.
-// It agrees with what protocol validation refuses; it runs again here so
-// that the cloud never sends the database a value it must refuse.
-func unstorable(s string) string {
-	if !utf8.ValidString(s) {
-		return "is not valid UTF-8"
-	}
-	if strings.IndexByte(s, 0) >= 0 {
-		return "contains a NUL character (U+0000), which cannot be stored"
-	}
-	return ""
-}
-
-// textField is a text value with its field name.
-type textField struct{ name, value string }
-
-// checkStorable refuses the first field of path whose value the database
-// would refuse.
-func checkStorable(path string, fields ...textField) error {
-	for _, f := range fields {
-		if why := unstorable(f.value); why != "" {
-			return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, path+"."+f.name, "%s", why)
-		}
-	}
-	return nil
-}
 
 // dataError returns the PostgreSQL error of err when it is a data error
 // (SQLSTATE class 22 or 23): the same data will be refused again.

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // TestDataErrorsArePermanentAndNotStoreFailures: SQLSTATE classes 22 and
@@ -55,14 +56,16 @@ func TestDataErrorsArePermanentAndNotStoreFailures(t *testing.T) {
 	}
 }
 
-func TestUnstorable(t *testing.T) {
+// TestSharedTextRuleRefusesWhatPostgreSQLRefuses: the cloud relies on
+// protocol's text rule (no second pass of its own) for every stored field.
+func TestSharedTextRuleRefusesWhatPostgreSQLRefuses(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		in   string
 		want bool
 	}{{"", false}, {"plain", false}, {"Ünïcødé ✓ 😀", false}, {"a\x00b", true}, {"\x00", true}, {"bad\xffutf8", true}, {"\uFFFD", false}} {
-		if got := unstorable(tt.in) != ""; got != tt.want {
-			t.Errorf("unstorable(%q) = %v, want %v", tt.in, got, tt.want)
+		if got := protocol.CheckText("f", tt.in, false, 1000) != nil; got != tt.want {
+			t.Errorf("CheckText(%q) refuses = %v, want %v", tt.in, got, tt.want)
 		}
 	}
 }
