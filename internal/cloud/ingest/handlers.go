@@ -236,7 +236,7 @@ func (s *Service) prepareLogs(r *http.Request, gw auth.Gateway) (*prepared, erro
 			if len(es) == 0 {
 				continue
 			}
-			if err := s.insertRows(ctx, tx, ins.schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, g.cols(es)...), rs, &w); err != nil {
+			if err := s.insertRows(ctx, tx, ins.schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, g.cols(es)...), rs, &w, false); err != nil {
 				return w, err
 			}
 		}
@@ -325,7 +325,7 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		if len(es) == 0 {
 			return w, nil
 		}
-		err := s.insertRows(ctx, tx, ins.schema, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(es)...), rs, &w)
+		err := s.insertRows(ctx, tx, ins.schema, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(es)...), rs, &w, false)
 		return w, err
 	}
 	return p, nil
@@ -460,7 +460,7 @@ func (s *Service) prepareScreenshots(r *http.Request, gw auth.Gateway) (*prepare
 		for k, r := range rs {
 			paths[k] = fs.paths[r.index]
 		}
-		err := s.insertRows(ctx, tx, ins.schema, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(es, paths)...), rs, &w)
+		err := s.insertRows(ctx, tx, ins.schema, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(es, paths)...), rs, &w, true)
 		return w, err
 	}
 	return p, nil

@@ -38,7 +38,9 @@ type written struct {
 	// accepted and duplicates count the events newly stored and those
 	// already stored, by type.
 	accepted, duplicates map[string]int
-	// inserted holds the ids of the events newly stored.
+	// inserted holds the ids of the events newly stored (exact for
+	// screenshots; for the other series, when the insert skipped rows, the
+	// ids stored under this request's sequence numbers).
 	inserted map[string]bool
 	// resent are the sequence numbers of duplicates whose stored copy has
 	// another sequence number: a re-send the gateway numbered anew.
@@ -73,45 +75,57 @@ func (p *prepared) tablesAndDays() ([]string, []time.Time) {
 	return tables, days
 }
 
-// insertRows runs one unnest insert of rs (RETURNING the ids it stored),
-// counts what was new and what was a duplicate, and for the duplicates
-// looks up the stored sequence numbers (monitoring.stored_event_seqs, in
-// the transaction's organisation) to find re-sends numbered anew.
-func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string, args []any, rs []row, w *written) error {
+// insertRows runs one unnest insert of rs and counts what was new and what
+// was a duplicate. Only when the insert skipped rows (duplicates, rare) does
+// it look up the stored sequence numbers of the batch's events
+// (monitoring.stored_event_seqs, in the transaction's organisation): a
+// duplicate stored under another sequence number is a re-send the gateway
+// numbered anew. The common case costs the insert alone.
+//
+// With returning (the screenshots' insert, which ends in RETURNING id), the
+// ids stored now are known exactly, so that a duplicate's freshly written
+// file is removed at once; the log and device inserts (thousands of rows a
+// batch) return nothing.
+func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string, args []any, rs []row, w *written, returning bool) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	typ, table := rs[0].typ, rs[0].table
-	rows, err := tx.Query(ctx, sql, args...)
-	if err != nil {
-		return fmt.Errorf("insert %s: %w", typ, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("insert %s: %w", typ, err)
-	}
-	fresh := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		fresh[id], w.inserted[id] = true, true
-	}
-	var dups []row
-	for _, r := range rs {
-		if fresh[r.id] {
-			delete(fresh, r.id) // a second copy in the same batch is a duplicate
-			continue
+	var n int
+	fresh := map[string]bool{}
+	if returning {
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("insert %s: %w", typ, err)
 		}
-		dups = append(dups, r)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("insert %s: %w", typ, err)
+		}
+		for _, id := range ids {
+			fresh[id] = true
+		}
+		n = len(ids)
+	} else {
+		tag, err := tx.Exec(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("insert %s: %w", typ, err)
+		}
+		n = int(tag.RowsAffected())
 	}
-	w.accepted[typ] += len(rs) - len(dups)
-	w.duplicates[typ] += len(dups)
-	if len(dups) == 0 {
+	w.accepted[typ] += n
+	w.duplicates[typ] += len(rs) - n
+	if n == len(rs) {
+		for _, r := range rs {
+			w.inserted[r.id] = true
+		}
 		return nil
 	}
-	dupIDs, dupTimes := make([]string, len(dups)), make([]time.Time, len(dups))
-	for i, r := range dups {
-		dupIDs[i], dupTimes[i] = r.id, r.at
+	ids, times := make([]string, len(rs)), make([]time.Time, len(rs))
+	for i, r := range rs {
+		ids[i], times[i] = r.id, r.at
 	}
-	rows, err = tx.Query(ctx, s.q.storedEventSeqs, schema, table, dupIDs, dupTimes)
+	rows, err := tx.Query(ctx, s.q.storedEventSeqs, schema, table, ids, times)
 	if err != nil {
 		return fmt.Errorf("look up stored %s seqs: %w", typ, err)
 	}
@@ -121,9 +135,21 @@ func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string,
 	if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { stored[id] = seq; return nil }); err != nil {
 		return fmt.Errorf("look up stored %s seqs: %w", typ, err)
 	}
-	for _, r := range dups {
-		if st, ok := stored[r.id]; ok && st != r.seq {
+	for _, r := range rs {
+		switch st, ok := stored[r.id]; {
+		case !ok:
+		case fresh[r.id]:
+			w.inserted[r.id] = true
+			delete(fresh, r.id) // a second copy in the same batch is a duplicate
+		case st != r.seq:
 			w.resent = append(w.resent, r.seq)
+		case returning:
+			// A duplicate stored before under this sequence number (a retry).
+		default:
+			// Stored under this very sequence number: this request's row, or
+			// a retry's (an insert without RETURNING cannot tell; only
+			// screenshot files depend on inserted, and they use RETURNING).
+			w.inserted[r.id] = true
 		}
 	}
 	return nil

@@ -7,4 +7,3 @@ FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::timestamptz[
             $11::integer[], $12::integer[], $13::text[], $14::text[])
     AS t(id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
 ON CONFLICT DO NOTHING
-RETURNING id::text
