@@ -118,7 +118,9 @@ type Attempt struct {
 	// source is limited).
 	Prefix string
 	// Credential is a digest of the presented credential (e.g. its
-	// SHA-256), never the secret itself; nil when there is none.
+	// SHA-256), never the secret itself. It lets a verified credential
+	// pass the limits and bounds how many guesses a source has in flight
+	// at once; nil opts out of both.
 	Credential []byte
 }
 
@@ -164,6 +166,7 @@ type entry struct {
 	failures          int       // as of ref
 	ref               time.Time // decay counts from here: the last failure or lockout end
 	lockedUntil       time.Time
+	flights           map[string]*flight // a source's credentials being verified
 }
 
 type verifiedCred struct {
@@ -227,6 +230,13 @@ func verifiedKey(a Attempt) string { return a.Kind + "\x00" + string(a.Credentia
 
 // Check says whether an attempt may be verified. It counts a refusal; it
 // never counts a failure (refused attempts cost nothing and extend nothing).
+//
+// An attempt Check lets through with a Credential is in flight until Fail,
+// Succeed or Done reports its outcome (or a minute passes): a source may
+// have only as many distinct credentials in flight as it has failures left
+// before a lock (at least one), so a burst of concurrent guesses costs no
+// more verifications than sequential ones. Concurrent requests with one
+// credential count once.
 func (l *Limiter) Check(a Attempt) Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -244,17 +254,87 @@ func (l *Limiter) Check(a Attempt) Decision {
 	if src != nil && now.Before(src.lockedUntil) {
 		return l.refuse(a.Kind, BySource, src.lockedUntil.Sub(now))
 	}
-	if a.Prefix == "" {
+	budget, by := l.cfg.FreeFailures, BySource
+	if src != nil {
+		budget -= src.effective(now, l.cfg.Decay)
+	}
+	if a.Prefix != "" {
+		if pre := l.entry(prefixKey(a)); pre != nil && now.Before(pre.lockedUntil) {
+			if src != nil && src.effective(now, l.cfg.Decay) > 0 {
+				return l.refuse(a.Kind, ByPrefix, pre.lockedUntil.Sub(now))
+			}
+			// A source with no failures of its own passes a locked prefix,
+			// one attempt at a time: its first failure makes it one that
+			// does not.
+			budget, by = 1, ByPrefix
+		}
+	}
+	if a.Credential == nil {
 		return Decision{OK: true}
 	}
-	if pre := l.entry(prefixKey(a)); pre != nil && now.Before(pre.lockedUntil) {
-		if src != nil && src.effective(now, l.cfg.Decay) > 0 {
-			return l.refuse(a.Kind, ByPrefix, pre.lockedUntil.Sub(now))
-		}
-		// A source with no failures of its own passes a locked prefix: its
-		// first failure makes it one that does not.
+	if src == nil {
+		src = l.add(now, sourceKey(a), a.Kind, BySource, SourceGroup(a.Source))
 	}
+	k := string(a.Credential)
+	f := src.flights[k]
+	if f == nil {
+		if src.inFlight(now) >= max(budget, 1) {
+			return l.refuse(a.Kind, by, time.Second)
+		}
+		if src.flights == nil {
+			src.flights = map[string]*flight{}
+		}
+		f = &flight{}
+		src.flights[k] = f
+	}
+	f.n++
+	f.at = now
 	return Decision{OK: true}
+}
+
+// flight is a credential being verified: how many attempts with it, and
+// when the last began.
+type flight struct {
+	n  int
+	at time.Time
+}
+
+// flightTTL is how long an attempt counts as in flight without an outcome.
+const flightTTL = time.Minute
+
+// inFlight counts the distinct credentials in flight, dropping stale ones.
+func (e *entry) inFlight(now time.Time) int {
+	for k, f := range e.flights {
+		if now.Sub(f.at) >= flightTTL {
+			delete(e.flights, k)
+		}
+	}
+	return len(e.flights)
+}
+
+// land ends one attempt in flight (under l.mu).
+func (l *Limiter) land(a Attempt) {
+	if a.Credential == nil {
+		return
+	}
+	src := l.entry(sourceKey(a))
+	if src == nil {
+		return
+	}
+	k := string(a.Credential)
+	if f := src.flights[k]; f != nil {
+		if f.n--; f.n <= 0 {
+			delete(src.flights, k)
+		}
+	}
+}
+
+// Done ends an attempt Check let through whose outcome is neither a
+// failure nor a success (e.g. the database was unavailable).
+func (l *Limiter) Done(a Attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.land(a)
 }
 
 func (l *Limiter) refuse(kind, by string, d time.Duration) Decision {
@@ -292,6 +372,7 @@ func (l *Limiter) Fail(a Attempt, reason string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	l.land(a)
 	if a.Credential != nil {
 		if e, ok := l.verified[verifiedKey(a)]; ok {
 			l.vlru.Remove(e)
@@ -309,15 +390,12 @@ func (l *Limiter) Fail(a Attempt, reason string) {
 }
 
 func (l *Limiter) fail(now time.Time, kind, by, key, id string) {
-	el, ok := l.entries[key]
 	var e *entry
-	if ok {
+	if el, ok := l.entries[key]; ok {
 		e = el.Value.(*entry)
 		l.lru.MoveToFront(el)
 	} else {
-		l.makeRoom(now)
-		e = &entry{key: key, kind: kind, by: by, id: id}
-		l.entries[key] = l.lru.PushFront(e)
+		e = l.add(now, key, kind, by, id)
 	}
 	wasLocked := now.Before(e.lockedUntil)
 	e.failures = e.effective(now, l.cfg.Decay) + 1
@@ -344,12 +422,20 @@ func (l *Limiter) fail(now time.Time, kind, by, key, id string) {
 	}
 }
 
+// add starts an entry, making room for it.
+func (l *Limiter) add(now time.Time, key, kind, by, id string) *entry {
+	l.makeRoom(now)
+	e := &entry{key: key, kind: kind, by: by, id: id}
+	l.entries[key] = l.lru.PushFront(e)
+	return e
+}
+
 // makeRoom drops forgotten entries from the cold end and, when the limiter
 // is still full, evicts the least recently failed one.
 func (l *Limiter) makeRoom(now time.Time) {
 	for i := 0; i < 4 && l.lru.Len() > 0; i++ {
 		e := l.lru.Back().Value.(*entry)
-		if e.effective(now, l.cfg.Decay) > 0 || now.Before(e.lockedUntil) {
+		if e.effective(now, l.cfg.Decay) > 0 || now.Before(e.lockedUntil) || e.inFlight(now) > 0 {
 			break
 		}
 		l.lru.Remove(l.lru.Back())
@@ -375,7 +461,8 @@ func (l *Limiter) logLock(now time.Time, e *entry, d time.Duration) {
 	l.lastLog, l.unlogged = now, 0
 }
 
-// Succeed records a successful verification: the credential passes both
+// Succeed records a successful verification (ending the attempt in
+// flight): the credential passes both
 // limits from now until VerifiedTTL after its last success. It resets no
 // penalty of any source or prefix.
 func (l *Limiter) Succeed(a Attempt) {
@@ -384,6 +471,7 @@ func (l *Limiter) Succeed(a Attempt) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.land(a)
 	k := verifiedKey(a)
 	exp := l.now().Add(l.cfg.VerifiedTTL)
 	if el, ok := l.verified[k]; ok {

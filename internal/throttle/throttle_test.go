@@ -397,3 +397,75 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestConcurrentGuessesAreBounded: a source has only as many distinct
+// credentials in flight as failures left before its lock, so a burst of
+// concurrent guesses reaches verification no more often than sequential
+// ones; one credential used by many concurrent requests counts once.
+func TestConcurrentGuessesAreBounded(t *testing.T) {
+	l, c := newLimiter(t, Config{FreeFailures: 3})
+	guess := func(src, cred string) Attempt {
+		a := attempt(src, "scgw_"+cred[:4])
+		a.Credential = []byte(cred)
+		return a
+	}
+	for _, cred := range []string{"aaaa1", "bbbb2", "cccc3"} {
+		if d := l.Check(guess("192.0.2.1", cred)); !d.OK {
+			t.Fatalf("%s refused: %+v", cred, d)
+		}
+	}
+	if d := l.Check(guess("192.0.2.1", "dddd4")); d.OK || d.By != BySource || d.RetryAfter != time.Second {
+		t.Fatalf("a 4th distinct credential in flight: %+v", d)
+	}
+	for range 10 {
+		if d := l.Check(guess("192.0.2.1", "aaaa1")); !d.OK {
+			t.Fatalf("the same credential again: %+v", d)
+		}
+	}
+	if d := l.Check(guess("192.0.2.2", "dddd4")); !d.OK {
+		t.Fatalf("another source was limited by this one's flights: %+v", d)
+	}
+	l.Fail(guess("192.0.2.1", "bbbb2"), "unknown") // 1 failure: 2 left; aaaa1, cccc3 in flight
+	if d := l.Check(guess("192.0.2.1", "dddd4")); d.OK {
+		t.Fatalf("a failure freed a slot it should have used up: %+v", d)
+	}
+	l.Done(guess("192.0.2.1", "cccc3"))
+	if d := l.Check(guess("192.0.2.1", "dddd4")); !d.OK {
+		t.Fatalf("Done did not free a slot: %+v", d)
+	}
+	c.advance(time.Minute) // aaaa1 and dddd4 never reported: stale
+	for _, cred := range []string{"eeee5", "ffff6"} {
+		if d := l.Check(guess("192.0.2.1", cred)); !d.OK {
+			t.Fatalf("%s refused after the flights went stale: %+v", cred, d)
+		}
+	}
+	// Past the free failures, one at a time (and the lock in between).
+	l.Fail(guess("192.0.2.1", "eeee5"), "unknown")
+	l.Fail(guess("192.0.2.1", "ffff6"), "unknown")
+	l.Fail(guess("192.0.2.1", "gggg7"), "unknown") // the 4th: locked 1 s
+	c.advance(time.Second)
+	if d := l.Check(guess("192.0.2.1", "hhhh8")); !d.OK {
+		t.Fatalf("after the lock: %+v", d)
+	}
+	if d := l.Check(guess("192.0.2.1", "iiii9")); d.OK {
+		t.Fatalf("two at once past the free failures: %+v", d)
+	}
+	// A clean source passes a locked prefix one attempt at a time.
+	for i := range 4 {
+		l.Fail(guess(fmt.Sprintf("198.51.100.%d", i), "zzzz"+fmt.Sprint(i)), "unknown")
+	}
+	if d := l.Check(guess("203.0.113.1", "zzzzA")); !d.OK {
+		t.Fatalf("a clean source at a locked prefix: %+v", d)
+	}
+	if d := l.Check(guess("203.0.113.1", "zzzzB")); d.OK || d.By != ByPrefix {
+		t.Fatalf("a clean source's 2nd concurrent guess at a locked prefix: %+v", d)
+	}
+	// A verified credential is never held back by flights.
+	v := guess("192.0.2.1", "vvvvV")
+	l.Succeed(v)
+	for range 20 {
+		if d := l.Check(v); !d.OK || !d.Verified {
+			t.Fatalf("verified: %+v", d)
+		}
+	}
+}
