@@ -469,3 +469,22 @@ func TestConcurrentGuessesAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestALongPrefixIsBounded: a prefix is kept to its first 64 bytes, so a
+// caller passing attacker-chosen text cannot grow an entry.
+func TestALongPrefixIsBounded(t *testing.T) {
+	l, _ := newLimiter(t, Config{FreeFailures: 1})
+	long := strings.Repeat("x", 10_000)
+	for i := range 3 {
+		l.Fail(attempt(fmt.Sprintf("192.0.2.%d", i), long+fmt.Sprint(i)), "unknown")
+	}
+	for k := range l.entries {
+		if len(k) > 100 {
+			t.Fatalf("an entry key of %d bytes", len(k))
+		}
+	}
+	// The three share their first 64 bytes: one prefix, locked.
+	if d := l.Check(attempt("192.0.2.0", long+"9")); d.OK || d.By != ByPrefix {
+		t.Fatalf("%+v", d)
+	}
+}
