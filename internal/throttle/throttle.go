@@ -232,11 +232,14 @@ func verifiedKey(a Attempt) string { return a.Kind + "\x00" + string(a.Credentia
 // never counts a failure (refused attempts cost nothing and extend nothing).
 //
 // An attempt Check lets through with a Credential is in flight until Fail,
-// Succeed or Done reports its outcome (or a minute passes): a source may
-// have only as many distinct credentials in flight as it has failures left
-// before a lock (at least one), so a burst of concurrent guesses costs no
-// more verifications than sequential ones. Concurrent requests with one
-// credential count once.
+// Succeed or Done reports its outcome (or a minute passes). A source with
+// failures may have only as many distinct credentials in flight as it has
+// failures left before a lock (at least one), so once a guess has failed,
+// concurrent guesses cost no more verifications than sequential ones.
+// Concurrent requests with one credential count once. A source with no
+// failures is not bounded: many rightful holders behind one address (a
+// NAT, a proxy not listed as trusted) all start unverified at once, and
+// must not be refused when nobody failed.
 func (l *Limiter) Check(a Attempt) Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -254,13 +257,17 @@ func (l *Limiter) Check(a Attempt) Decision {
 	if src != nil && now.Before(src.lockedUntil) {
 		return l.refuse(a.Kind, BySource, src.lockedUntil.Sub(now))
 	}
-	budget, by := l.cfg.FreeFailures, BySource
+	failures := 0
 	if src != nil {
-		budget -= src.effective(now, l.cfg.Decay)
+		failures = src.effective(now, l.cfg.Decay)
+	}
+	budget, by := 0, BySource // 0: no bound on flights
+	if failures > 0 {
+		budget = max(l.cfg.FreeFailures-failures, 1)
 	}
 	if a.Prefix != "" {
 		if pre := l.entry(prefixKey(a)); pre != nil && now.Before(pre.lockedUntil) {
-			if src != nil && src.effective(now, l.cfg.Decay) > 0 {
+			if failures > 0 {
 				return l.refuse(a.Kind, ByPrefix, pre.lockedUntil.Sub(now))
 			}
 			// A source with no failures of its own passes a locked prefix,
@@ -278,7 +285,7 @@ func (l *Limiter) Check(a Attempt) Decision {
 	k := string(a.Credential)
 	f := src.flights[k]
 	if f == nil {
-		if src.inFlight(now) >= max(budget, 1) {
+		if budget > 0 && src.inFlight(now) >= budget {
 			return l.refuse(a.Kind, by, time.Second)
 		}
 		if src.flights == nil {

@@ -398,10 +398,12 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// TestConcurrentGuessesAreBounded: a source has only as many distinct
-// credentials in flight as failures left before its lock, so a burst of
-// concurrent guesses reaches verification no more often than sequential
-// ones; one credential used by many concurrent requests counts once.
+// TestConcurrentGuessesAreBounded: once a source has failed, it has only
+// as many distinct credentials in flight as failures left before its lock,
+// so concurrent guesses reach verification no more often than sequential
+// ones; a source that never failed is not bounded (many rightful holders
+// behind one address start unverified at once); one credential used by
+// many concurrent requests counts once.
 func TestConcurrentGuessesAreBounded(t *testing.T) {
 	l, c := newLimiter(t, Config{FreeFailures: 3})
 	guess := func(src, cred string) Attempt {
@@ -409,13 +411,24 @@ func TestConcurrentGuessesAreBounded(t *testing.T) {
 		a.Credential = []byte(cred)
 		return a
 	}
-	for _, cred := range []string{"aaaa1", "bbbb2", "cccc3"} {
+	// A clean address: a thousand distinct credentials at once all pass.
+	for i := range 1000 {
+		if d := l.Check(guess("192.0.2.9", fmt.Sprintf("%04d-holder", i))); !d.OK {
+			t.Fatalf("holder %d behind a clean address refused: %+v", i, d)
+		}
+	}
+	for i := range 1000 {
+		l.Succeed(guess("192.0.2.9", fmt.Sprintf("%04d-holder", i)))
+	}
+	// A source that failed once: 2 failures left, so 2 in flight.
+	l.Fail(guess("192.0.2.1", "zzzz0"), "unknown")
+	for _, cred := range []string{"aaaa1", "bbbb2"} {
 		if d := l.Check(guess("192.0.2.1", cred)); !d.OK {
 			t.Fatalf("%s refused: %+v", cred, d)
 		}
 	}
 	if d := l.Check(guess("192.0.2.1", "dddd4")); d.OK || d.By != BySource || d.RetryAfter != time.Second {
-		t.Fatalf("a 4th distinct credential in flight: %+v", d)
+		t.Fatalf("a 3rd distinct credential in flight: %+v", d)
 	}
 	for range 10 {
 		if d := l.Check(guess("192.0.2.1", "aaaa1")); !d.OK {
@@ -425,19 +438,27 @@ func TestConcurrentGuessesAreBounded(t *testing.T) {
 	if d := l.Check(guess("192.0.2.2", "dddd4")); !d.OK {
 		t.Fatalf("another source was limited by this one's flights: %+v", d)
 	}
-	l.Fail(guess("192.0.2.1", "bbbb2"), "unknown") // 1 failure: 2 left; aaaa1, cccc3 in flight
+	l.Fail(guess("192.0.2.1", "bbbb2"), "unknown") // 2 failures: 1 left; aaaa1 in flight
 	if d := l.Check(guess("192.0.2.1", "dddd4")); d.OK {
 		t.Fatalf("a failure freed a slot it should have used up: %+v", d)
 	}
-	l.Done(guess("192.0.2.1", "cccc3"))
+	for i := range 11 { // aaaa1's eleven requests end one by one
+		if d := l.Check(guess("192.0.2.1", "dddd4")); d.OK {
+			t.Fatalf("a slot freed with %d of aaaa1's requests still in flight", 11-i)
+		}
+		l.Done(guess("192.0.2.1", "aaaa1"))
+	}
 	if d := l.Check(guess("192.0.2.1", "dddd4")); !d.OK {
 		t.Fatalf("Done did not free a slot: %+v", d)
 	}
-	c.advance(time.Minute) // aaaa1 and dddd4 never reported: stale
+	c.advance(time.Minute) // dddd4 never reported: stale; and one failure forgiven: 2 left
 	for _, cred := range []string{"eeee5", "ffff6"} {
 		if d := l.Check(guess("192.0.2.1", cred)); !d.OK {
-			t.Fatalf("%s refused after the flights went stale: %+v", cred, d)
+			t.Fatalf("%s refused after the flight went stale: %+v", cred, d)
 		}
+	}
+	if d := l.Check(guess("192.0.2.1", "ffff7")); d.OK {
+		t.Fatalf("three at once with two failures left: %+v", d)
 	}
 	// Past the free failures, one at a time (and the lock in between).
 	l.Fail(guess("192.0.2.1", "eeee5"), "unknown")
