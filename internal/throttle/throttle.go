@@ -271,8 +271,8 @@ func (l *Limiter) Check(a Attempt) Decision {
 				return l.refuse(a.Kind, ByPrefix, pre.lockedUntil.Sub(now))
 			}
 			// A source with no failures of its own passes a locked prefix,
-			// one attempt at a time: its first failure makes it one that
-			// does not.
+			// one attempt at it at a time: its first failure makes it one
+			// that does not.
 			budget, by = 1, ByPrefix
 		}
 	}
@@ -285,13 +285,17 @@ func (l *Limiter) Check(a Attempt) Decision {
 	k := string(a.Credential)
 	f := src.flights[k]
 	if f == nil {
-		if budget > 0 && src.inFlight(now) >= budget {
+		scope := "" // all the source's flights
+		if by == ByPrefix {
+			scope = prefixKey(a) // only those at the locked prefix
+		}
+		if budget > 0 && src.inFlight(now, scope) >= budget {
 			return l.refuse(a.Kind, by, time.Second)
 		}
 		if src.flights == nil {
 			src.flights = map[string]*flight{}
 		}
-		f = &flight{}
+		f = &flight{prefix: prefixKey(a)}
 		src.flights[k] = f
 	}
 	f.n++
@@ -302,21 +306,28 @@ func (l *Limiter) Check(a Attempt) Decision {
 // flight is a credential being verified: how many attempts with it, and
 // when the last began.
 type flight struct {
-	n  int
-	at time.Time
+	n      int
+	at     time.Time
+	prefix string // its prefixKey
 }
 
 // flightTTL is how long an attempt counts as in flight without an outcome.
 const flightTTL = time.Minute
 
-// inFlight counts the distinct credentials in flight, dropping stale ones.
-func (e *entry) inFlight(now time.Time) int {
+// inFlight counts the distinct credentials in flight (only those at the
+// prefix key scope, unless it is ""), dropping stale ones.
+func (e *entry) inFlight(now time.Time, scope string) int {
+	n := 0
 	for k, f := range e.flights {
 		if now.Sub(f.at) >= flightTTL {
 			delete(e.flights, k)
+			continue
+		}
+		if scope == "" || f.prefix == scope {
+			n++
 		}
 	}
-	return len(e.flights)
+	return n
 }
 
 // land ends one attempt in flight (under l.mu).
@@ -442,7 +453,7 @@ func (l *Limiter) add(now time.Time, key, kind, by, id string) *entry {
 func (l *Limiter) makeRoom(now time.Time) {
 	for i := 0; i < 4 && l.lru.Len() > 0; i++ {
 		e := l.lru.Back().Value.(*entry)
-		if e.effective(now, l.cfg.Decay) > 0 || now.Before(e.lockedUntil) || e.inFlight(now) > 0 {
+		if e.effective(now, l.cfg.Decay) > 0 || now.Before(e.lockedUntil) || e.inFlight(now, "") > 0 {
 			break
 		}
 		l.lru.Remove(l.lru.Back())

@@ -481,6 +481,19 @@ func TestConcurrentGuessesAreBounded(t *testing.T) {
 	if d := l.Check(guess("203.0.113.1", "zzzzB")); d.OK || d.By != ByPrefix {
 		t.Fatalf("a clean source's 2nd concurrent guess at a locked prefix: %+v", d)
 	}
+	// … while its attempts at other prefixes are not held back by that one.
+	for _, cred := range []string{"yyyy1", "xxxx2"} {
+		if d := l.Check(guess("203.0.113.1", cred)); !d.OK {
+			t.Fatalf("a clean source's attempt at another prefix: %+v", d)
+		}
+	}
+	if d := l.Check(guess("203.0.113.1", "zzzzC")); d.OK {
+		t.Fatalf("other prefixes' flights freed the locked prefix's slot: %+v", d)
+	}
+	l.Done(guess("203.0.113.1", "zzzzA"))
+	if d := l.Check(guess("203.0.113.1", "zzzzC")); !d.OK {
+		t.Fatalf("other prefixes' flights hold back the locked prefix's one attempt: %+v", d)
+	}
 	// A verified credential is never held back by flights.
 	v := guess("192.0.2.1", "vvvvV")
 	l.Succeed(v)
