@@ -45,7 +45,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	logger := logtest.New(t)
 
 	// The cloud: the Agent API on loopback with its real dependencies.
-	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	defer api.Close()
 
 	// Two organisations; the gateway belongs to A and provisions itself.
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 	}()
 	t.Cleanup(func() { stop(); bg.Wait(); stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
 
-	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4)
+	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,12 +40,12 @@ func newKeysAPI(t *testing.T) *keysAPI {
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
 	logger := discard(t)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 8)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 8, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 4)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,11 +50,11 @@ func newKeyWorld(t *testing.T) *keyWorld {
 	ctx := context.Background()
 	w := &keyWorld{db: pg.NewDatabase(t)}
 	var err error
-	if w.ingest, err = postgres.Connect(ctx, w.db.IngestURL, 16); err != nil {
+	if w.ingest, err = postgres.Connect(ctx, w.db.IngestURL, 16, pg.ContextKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.ingest.Close)
-	if w.dash, err = postgres.Connect(ctx, w.db.DashboardURL, 4); err != nil {
+	if w.dash, err = postgres.Connect(ctx, w.db.DashboardURL, 4, pg.ContextKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.dash.Close)
@@ -480,12 +480,12 @@ func TestRotateRefusesFinishedOrForeignCommands(t *testing.T) {
 func BenchmarkAuthenticate(b *testing.B) {
 	ctx := context.Background()
 	db := pg.NewDatabase(b)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 4)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 4, pg.ContextKey())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ing.Close()
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		b.Fatal(err)
 	}

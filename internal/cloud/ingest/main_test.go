@@ -57,7 +57,7 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	pool, err := postgres.Connect(ctx, db.IngestURL, 8)
+	pool, err := postgres.Connect(ctx, db.IngestURL, 8, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 	}
 	t.Cleanup(func() { admin.Close(context.Background()) })
 	e := &env{t: t, ingestURL: db.IngestURL, srv: srv, admin: admin, files: files, registry: reg, svc: svc}
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

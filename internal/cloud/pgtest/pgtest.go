@@ -46,6 +46,7 @@ type Server struct {
 	template     string
 	prefix       string
 	rolePassword string
+	contextKey   postgres.ContextKey
 	seq          atomic.Int64
 }
 
@@ -67,7 +68,11 @@ func Main(m *testing.M, srv **Server) {
 
 // Start brings up the server and the migrated template database.
 func Start(ctx context.Context) (*Server, error) {
-	s := &Server{prefix: fmt.Sprintf("sctest_%d_", os.Getpid()), rolePassword: os.Getenv(EnvRolePassword)}
+	key, err := postgres.GenerateContextKey("test")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{prefix: fmt.Sprintf("sctest_%d_", os.Getpid()), rolePassword: os.Getenv(EnvRolePassword), contextKey: key}
 	if u := os.Getenv(EnvURL); u != "" {
 		s.adminURL = u
 		if err := s.dropStale(ctx); err != nil {
@@ -98,8 +103,12 @@ func Start(ctx context.Context) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("migration log: %w", errors.Join(errs...))
 	}
+	if err := postgres.InstallContextKey(ctx, tmplURL, s.contextKey); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.rolePassword != "" {
-		for _, r := range []string{postgres.RoleDashboard, postgres.RoleIngest} {
+		for _, r := range []string{postgres.RoleDashboard, postgres.RoleIngest, postgres.RoleAdmin} {
 			q := fmt.Sprintf("ALTER ROLE %s PASSWORD %s", pgx.Identifier{r}.Sanitize(), quoteLiteral(s.rolePassword))
 			if err := s.exec(ctx, q); err != nil {
 				s.Close()
@@ -109,6 +118,11 @@ func Start(ctx context.Context) (*Server, error) {
 	}
 	return s, nil
 }
+
+// ContextKey is the tenant context key installed in every database made
+// from the template: pass it to postgres.Connect, and install it
+// (postgres.InstallContextKey) in a database migrated by hand.
+func (s *Server) ContextKey() postgres.ContextKey { return s.contextKey }
 
 // AdminURL is the administrator's URL on the server's "postgres" database.
 func (s *Server) AdminURL() string { return s.adminURL }
@@ -141,6 +155,9 @@ type Database struct {
 	DashboardURL string
 	// IngestURL connects as the ingest runtime role.
 	IngestURL string
+	// PlatformAdminURL connects as the admin runtime role (staff_admin), the
+	// only login under which a signed ADMIN context sees every organisation.
+	PlatformAdminURL string
 }
 
 // NewDatabase creates a database from the migrated template for t and drops
@@ -176,7 +193,9 @@ func (s *Server) newDatabase(t testing.TB, clause string) *Database {
 	admin, _ := postgres.WithDatabase(s.adminURL, name)
 	dash, _ := postgres.WithUser(admin, postgres.RoleDashboard, s.rolePassword)
 	ingest, _ := postgres.WithUser(admin, postgres.RoleIngest, s.rolePassword)
-	return &Database{Name: name, AdminURL: admin, OwnerURL: withRole(admin, postgres.RoleOwner), DashboardURL: dash, IngestURL: ingest}
+	platform, _ := postgres.WithUser(admin, postgres.RoleAdmin, s.rolePassword)
+	return &Database{Name: name, AdminURL: admin, OwnerURL: withRole(admin, postgres.RoleOwner), DashboardURL: dash,
+		IngestURL: ingest, PlatformAdminURL: platform}
 }
 
 func withRole(dsn, role string) string {

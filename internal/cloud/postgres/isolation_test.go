@@ -285,7 +285,7 @@ func connectRoles(ctx context.Context, t *testing.T, db *pgtest.Database) []asRo
 	t.Helper()
 	var out []asRole
 	for _, r := range []struct{ name, url string }{{postgres.RoleDashboard, db.DashboardURL}, {postgres.RoleIngest, db.IngestURL}} {
-		p, err := postgres.Connect(ctx, r.url, 4)
+		p, err := postgres.Connect(ctx, r.url, 4, pg.ContextKey())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +417,7 @@ func TestOneConnectionPoolNeverCarriesContext(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _, a, b := seedTwo(ctx, t)
-	pool, err := postgres.Connect(ctx, db.DashboardURL, 1)
+	pool, err := postgres.Connect(ctx, db.DashboardURL, 1, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestMaintainerCreatesAheadAndDropsByRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	pool, err := postgres.Connect(ctx, db.IngestURL, 2)
+	pool, err := postgres.Connect(ctx, db.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

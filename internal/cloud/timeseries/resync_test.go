@@ -32,11 +32,11 @@ func TestResyncHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestResyncSurvivesKills")
 	}
 	ctx := context.Background()
-	main, err := postgres.Connect(ctx, os.Getenv(envMain), 2)
+	main, err := postgres.Connect(ctx, os.Getenv(envMain), 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := postgres.Connect(ctx, os.Getenv(envTS), 2)
+	ts, err := postgres.Connect(ctx, os.Getenv(envTS), 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,12 +189,12 @@ func TestResyncKeepsRowsThatFailVerification(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mainDB, tsDB := pg.NewDatabase(t), pg.NewDatabase(t)
-	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2)
+	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mainPool.Close()
-	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2)
+	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,12 +228,12 @@ func TestResyncHandlesOneIDInTwoOrganisations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mainDB, tsDB := pg.NewDatabase(t), pg.NewDatabase(t)
-	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2)
+	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mainPool.Close()
-	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2)
+	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
