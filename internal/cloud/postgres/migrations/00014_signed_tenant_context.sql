@@ -278,6 +278,14 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
     UNION SELECT organization_id FROM monitoring_fallback.device_events
 $$;
 
+-- How many rows the fallback tables hold (a count only).
+CREATE FUNCTION monitoring.fallback_rows() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT (SELECT count(*) FROM monitoring_fallback.active_windows) + (SELECT count(*) FROM monitoring_fallback.visited_sites)
+         + (SELECT count(*) FROM monitoring_fallback.screenshots) + (SELECT count(*) FROM monitoring_fallback.user_sessions)
+         + (SELECT count(*) FROM monitoring_fallback.device_events)
+$$;
+
 -- The UTC days with fallback rows of p_table in the verified organisation.
 CREATE FUNCTION monitoring.fallback_days(p_table text) RETURNS SETOF date
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
@@ -547,7 +555,7 @@ DROP FUNCTION gateways_mark_offline(timestamptz);
 -- Privileges.
 REVOKE ALL ON FUNCTION app.context(), app.org_id(), app.app_role(), app.user_id(), app.scope(), app.actor(),
     app.all_organizations(), app.audit(bigint, text, text, text, text, jsonb),
-    monitoring.check_insert_organization(), monitoring.fallback_organizations(), monitoring.fallback_days(text),
+    monitoring.check_insert_organization(), monitoring.fallback_organizations(), monitoring.fallback_rows(), monitoring.fallback_days(text),
     monitoring.fallback_chunk(text, date, integer), monitoring.chunk_checksum(text, text, uuid[], timestamptz[]),
     monitoring.fallback_delete(text, uuid[], timestamptz[]) FROM PUBLIC;
 GRANT USAGE ON SCHEMA app TO staff_dashboard, staff_ingest, staff_admin;
@@ -566,7 +574,7 @@ REVOKE INSERT ON audit_log FROM staff_dashboard;
 -- RETURNING id of the screenshot inserts: the id column only (under
 -- TimescaleDB, with no RLS on the hypertable, every organisation's ids).
 GRANT SELECT (id) ON monitoring.screenshots, monitoring_fallback.screenshots TO staff_ingest;
-GRANT EXECUTE ON FUNCTION monitoring.fallback_organizations(), monitoring.fallback_days(text),
+GRANT EXECUTE ON FUNCTION monitoring.fallback_organizations(), monitoring.fallback_rows(), monitoring.fallback_days(text),
     monitoring.fallback_chunk(text, date, integer), monitoring.chunk_checksum(text, text, uuid[], timestamptz[]),
     monitoring.fallback_delete(text, uuid[], timestamptz[]) TO staff_ingest;
 
@@ -832,6 +840,7 @@ DROP FUNCTION monitoring.fallback_delete(text, uuid[], timestamptz[]);
 DROP FUNCTION monitoring.chunk_checksum(text, text, uuid[], timestamptz[]);
 DROP FUNCTION monitoring.fallback_chunk(text, date, integer);
 DROP FUNCTION monitoring.fallback_days(text);
+DROP FUNCTION monitoring.fallback_rows();
 DROP FUNCTION monitoring.fallback_organizations();
 
 DO $$
