@@ -62,7 +62,7 @@ func newControlWorld(t *testing.T, copts control.Options) *controlWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(dashPool.Close)
-	acc := accounts.New(dashPool, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

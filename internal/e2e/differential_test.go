@@ -74,7 +74,7 @@ func newDiffWorld(t testing.TB) *diffWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "differential", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	org, err := acc.CreateOrganization(ctx, admin, "Diff", "")
 	if err != nil {

@@ -71,7 +71,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dash.Close()
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	orgA, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

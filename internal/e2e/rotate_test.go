@@ -95,7 +95,7 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.admin.Close(context.Background()) })
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

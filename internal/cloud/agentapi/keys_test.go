@@ -72,7 +72,7 @@ func newKeysAPI(t *testing.T) *keysAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.admin.Close(context.Background()) })
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	actor := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	for i, name := range []string{"Alpha", "Beta"} {
 		o, err := acc.CreateOrganization(ctx, actor, name, "")

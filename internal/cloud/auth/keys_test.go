@@ -66,7 +66,7 @@ func newKeyWorld(t *testing.T) *keyWorld {
 		t.Fatal(err)
 	}
 	w.gws = auth.NewGateways(w.ingest)
-	acc := accounts.New(w.dash, time.Now)
+	acc := accounts.New(pg.Pool(t, w.db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	for i, g := range []*keyGateway{&w.a, &w.b} {
 		o, err := acc.CreateOrganization(ctx, admin, []string{"Alpha", "Beta"}[i], "")
@@ -491,7 +491,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 	defer dash.Close()
 	gws := auth.NewGateways(ing)
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(b, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "bench", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Bench", "")
 	if err != nil {

@@ -73,7 +73,7 @@ func newWorld(t testing.TB) *world {
 	if w.enqueue, err = dispatch.New(dash, dispatch.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, w.db.PlatformAdminURL, 2), time.Now)
 	actor := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	gws := auth.NewGateways(w.ingest)
 	for _, g := range []*gw{&w.a, &w.b} {

@@ -87,7 +87,7 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	e.acc = acc
 	actor := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	for _, g := range []*gatewayCreds{&e.a, &e.b} {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -123,6 +124,18 @@ func Start(ctx context.Context) (*Server, error) {
 // from the template: pass it to postgres.Connect, and install it
 // (postgres.InstallContextKey) in a database migrated by hand.
 func (s *Server) ContextKey() postgres.ContextKey { return s.contextKey }
+
+// Pool connects to url (one of a Database's URLs) signing with the
+// server's tenant context key, and closes the pool when t ends.
+func (s *Server) Pool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	pool, err := postgres.Connect(context.Background(), url, maxConns, s.contextKey)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
 
 // AdminURL is the administrator's URL on the server's "postgres" database.
 func (s *Server) AdminURL() string { return s.adminURL }

@@ -558,6 +558,10 @@ REVOKE ALL ON FUNCTION app.context(), app.org_id(), app.app_role(), app.user_id(
     monitoring.check_insert_organization(), monitoring.fallback_organizations(), monitoring.fallback_rows(), monitoring.fallback_days(text),
     monitoring.fallback_chunk(text, date, integer), monitoring.chunk_checksum(text, text, uuid[], timestamptz[]),
     monitoring.fallback_delete(text, uuid[], timestamptz[]) FROM PUBLIC;
+-- Trigger functions fire whatever their EXECUTE privilege; nobody needs
+-- to call them.
+REVOKE EXECUTE ON FUNCTION audit_log_append_only(), gateway_commands_notify(), gateway_instances_revoked_notify(),
+    gateway_instances_void_pending() FROM PUBLIC;
 GRANT USAGE ON SCHEMA app TO staff_dashboard, staff_ingest, staff_admin;
 GRANT EXECUTE ON FUNCTION app.context(), app.org_id(), app.app_role(), app.user_id(), app.scope(), app.actor(),
     app.all_organizations(), app.audit(bigint, text, text, text, text, jsonb) TO staff_dashboard, staff_ingest, staff_admin;
@@ -595,6 +599,8 @@ GRANT SELECT ON ALL TABLES IN SCHEMA monitoring_read TO staff_admin;
 
 -- +goose Down
 -- +goose StatementBegin
+GRANT EXECUTE ON FUNCTION audit_log_append_only(), gateway_commands_notify(), gateway_instances_revoked_notify(),
+    gateway_instances_void_pending() TO PUBLIC;
 REVOKE SELECT (id) ON monitoring.screenshots, monitoring_fallback.screenshots FROM staff_ingest;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM staff_admin;
 REVOKE ALL ON ALL TABLES IN SCHEMA monitoring_read FROM staff_admin;
