@@ -37,6 +37,7 @@ func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 type env struct {
 	t         testing.TB
 	ingestURL string
+	ownerURL  string // the owner role: raw COPY baselines (COPY FROM is refused under the ingest role's RLS)
 	srv       *httptest.Server
 	admin     *pgx.Conn
 	files     string
@@ -81,7 +82,7 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close(context.Background()) })
-	e := &env{t: t, ingestURL: db.IngestURL, srv: srv, admin: admin, files: files, registry: reg, svc: svc}
+	e := &env{t: t, ingestURL: db.IngestURL, ownerURL: db.OwnerURL, srv: srv, admin: admin, files: files, registry: reg, svc: svc}
 	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)

@@ -218,7 +218,8 @@ func withRole(dsn, role string) string {
 	}
 	q := u.Query()
 	q.Set("options", "-c role="+role)
-	u.RawQuery = q.Encode()
+	// %20, not the "+" of form encoding: libpq URIs do not decode "+".
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return u.String()
 }
 
