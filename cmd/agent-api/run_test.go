@@ -34,7 +34,7 @@ func freeAddr(t *testing.T) string {
 func TestTheUnauthenticatedProvisionRouteCutsOffASlowBody(t *testing.T) {
 	db := pg.NewDatabase(t)
 	addr := freeAddr(t)
-	env := map[string]string{"AGENT_API_ADDR": addr, "DATABASE_URL": db.IngestURL, "STORAGE_BASE_PATH": t.TempDir(),
+	env := map[string]string{"AGENT_API_ADDR": addr, "DATABASE_URL": db.IngestURL, "TENANT_CONTEXT_KEY": pg.ContextKey().String(), "STORAGE_BASE_PATH": t.TempDir(),
 		"HTTP_BODY_MIN_RATE": "1000", "HTTP_BODY_GRACE": "500ms", "HTTP_WRITE_TIMEOUT": "1s", "HTTP_READ_HEADER_TIMEOUT": "1s"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -88,7 +88,7 @@ func TestTheUnauthenticatedProvisionRouteCutsOffASlowBody(t *testing.T) {
 }
 
 func TestABadTimeoutKeyIsNamed(t *testing.T) {
-	env := map[string]string{"DATABASE_URL": "postgres://staff_ingest@127.0.0.1/x", "STORAGE_BASE_PATH": t.TempDir(), "HTTP_BODY_GRACE": "ten seconds"}
+	env := map[string]string{"DATABASE_URL": "postgres://staff_ingest@127.0.0.1/x", "TENANT_CONTEXT_KEY": pg.ContextKey().String(), "STORAGE_BASE_PATH": t.TempDir(), "HTTP_BODY_GRACE": "ten seconds"}
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "HTTP_BODY_GRACE") {
 		t.Fatalf("err = %v, want it to name HTTP_BODY_GRACE", err)

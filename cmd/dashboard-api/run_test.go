@@ -28,7 +28,7 @@ func TestServerTimeoutsComeFromTheEnvironment(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	env := map[string]string{"DASHBOARD_ADDR": addr, "DATABASE_URL": db.DashboardURL,
+	env := map[string]string{"DASHBOARD_ADDR": addr, "DATABASE_URL": db.DashboardURL, "TENANT_CONTEXT_KEY": pg.ContextKey().String(),
 		"HTTP_BODY_MIN_RATE": "1000", "HTTP_BODY_GRACE": "500ms", "HTTP_IDLE_TIMEOUT": "500ms"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -8,13 +8,33 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
 
 // adminActor is who staffctl acts as: the platform administrator.
 func adminActor() accounts.Actor {
-	return accounts.Actor{Name: "staffctl", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
+	return accounts.Actor{Name: "staffctl", Tenant: postgres.Tenant{Role: postgres.AppAdmin, Actor: "staffctl"}}
+}
+
+// connectAdmin connects as the platform admin role (staff_admin), the only
+// login under which an ADMIN context sees every organisation: dsn (an
+// administrator's URL) with its user replaced by staff_admin (the password
+// comes from ~/.pgpass or PGPASSFILE, or local trust). It signs with the
+// database's current tenant context key, which the administrator's URL can
+// read as the owner role.
+func connectAdmin(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
+	key, err := postgres.CurrentContextKey(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	adminURL, err := postgres.WithUser(dsn, postgres.RoleAdmin, "")
+	if err != nil {
+		return nil, err
+	}
+	return postgres.Connect(ctx, adminURL, maxConns, key)
 }
 
 // newFlags returns a flag set for a subcommand, with --database-url.
@@ -56,7 +76,7 @@ func databaseURL(e env, flagValue string) (string, error) {
 
 // withAccounts connects to the database and runs fn with an accounts service.
 func withAccounts(ctx context.Context, dsn string, fn func(*accounts.Service) error) error {
-	pool, err := postgres.Connect(ctx, dsn, 2)
+	pool, err := connectAdmin(ctx, dsn, 2)
 	if err != nil {
 		return err
 	}

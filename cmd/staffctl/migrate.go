@@ -5,11 +5,13 @@ import (
 	"fmt"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 )
 
 func runMigrate(ctx context.Context, e env, args []string) error {
 	fs, dbURL := newFlags(e, "migrate", "migrate up|down|status [--database-url URL]\n\n"+
-		"  up      create the roles if missing and apply every pending migration\n"+
+		"  up      create the roles if missing, apply every pending migration and,\n"+
+		"          when TENANT_CONTEXT_KEY is set, install that tenant context key\n"+
 		"  down    roll back the latest applied migration\n"+
 		"  status  list migrations and whether each is applied")
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
@@ -38,6 +40,16 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 		}
 		if len(steps) == 0 {
 			fmt.Fprintln(e.stdout, "nothing to apply: the schema is up to date")
+		}
+		if v := e.getenv(service.KeyContextKey); v != "" {
+			key, err := postgres.ParseContextKey(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", service.KeyContextKey, err)
+			}
+			if err := postgres.InstallContextKey(ctx, dsn, key); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "tenant context key %s installed\n", key.ID())
 		}
 		return nil
 	case "down":

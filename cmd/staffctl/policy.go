@@ -29,7 +29,7 @@ func orgScope(ctx context.Context, e env, dbURL, org string) (*pgxpool.Pool, acc
 	if err != nil {
 		return nil, accounts.Actor{}, err
 	}
-	pool, err := postgres.Connect(ctx, dsn, 4)
+	pool, err := connectAdmin(ctx, dsn, 4)
 	if err != nil {
 		return nil, accounts.Actor{}, err
 	}
@@ -38,7 +38,7 @@ func orgScope(ctx context.Context, e env, dbURL, org string) (*pgxpool.Pool, acc
 		pool.Close()
 		return nil, accounts.Actor{}, err
 	}
-	return pool, accounts.Actor{Name: "staffctl", Tenant: postgres.Tenant{OrganizationID: id, Role: postgres.AppAdmin}}, nil
+	return pool, accounts.Actor{Name: "staffctl", Tenant: postgres.Tenant{OrganizationID: id, Role: postgres.AppAdmin, Actor: "staffctl"}}, nil
 }
 
 func subcommand(e env, args []string, usage string, names ...string) (string, []string, error) {

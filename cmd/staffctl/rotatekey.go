@@ -46,7 +46,7 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := postgres.Connect(ctx, dsn, 2)
+	pool, err := connectAdmin(ctx, dsn, 2)
 	if err != nil {
 		return err
 	}

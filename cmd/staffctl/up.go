@@ -85,6 +85,16 @@ func runUp(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "migrations: %d applied\n", len(steps))
+	// The key that signs tenant contexts: TENANT_CONTEXT_KEY, or a fresh
+	// one for this run; installed in the database and given to both
+	// services.
+	contextKey, err := upContextKey(e)
+	if err != nil {
+		return err
+	}
+	if err := postgres.InstallContextKey(ctx, admin, contextKey); err != nil {
+		return err
+	}
 
 	ingestURL, dashURL := e.getenv("AGENT_API_DATABASE_URL"), e.getenv("DASHBOARD_DATABASE_URL")
 	if ingestURL == "" {
@@ -137,8 +147,8 @@ func runUp(ctx context.Context, e env, args []string) error {
 	}
 	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
 		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files}, l, ready)
-	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, LogLevel: level})
-	start("dashboard-api", dashboard.Run, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, LogLevel: level})
+	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, ContextKey: contextKey, LogLevel: level})
+	start("dashboard-api", dashboard.Run, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
 
 	addrs := map[string]string{}
 	for len(addrs) < 2 {
@@ -328,4 +338,16 @@ func redacted(dsn string) string {
 		return "(database URL)"
 	}
 	return u.Redacted()
+}
+
+// upContextKey is TENANT_CONTEXT_KEY when set, else a new random key.
+func upContextKey(e env) (postgres.ContextKey, error) {
+	if v := e.getenv(service.KeyContextKey); v != "" {
+		k, err := postgres.ParseContextKey(v)
+		if err != nil {
+			return k, fmt.Errorf("%s: %w", service.KeyContextKey, err)
+		}
+		return k, nil
+	}
+	return postgres.GenerateContextKey("up")
 }

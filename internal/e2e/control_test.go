@@ -48,7 +48,7 @@ func newControlWorld(t *testing.T, copts control.Options) *controlWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +57,12 @@ func newControlWorld(t *testing.T, copts control.Options) *controlWorld {
 	gws := stack.gws
 	api := httptest.NewServer(stack.routes)
 	t.Cleanup(func() { stack.stop(); api.CloseClientConnections(); api.Close() })
-	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4)
+	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(dashPool.Close)
-	acc := accounts.New(dashPool, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

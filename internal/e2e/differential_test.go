@@ -60,7 +60,7 @@ func newDiffWorld(t testing.TB) *diffWorld {
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +69,12 @@ func newDiffWorld(t testing.TB) *diffWorld {
 	api := httptest.NewServer(stack.routes)
 	t.Cleanup(func() { stack.stop(); api.Close() })
 
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "differential", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	org, err := acc.CreateOrganization(ctx, admin, "Diff", "")
 	if err != nil {

@@ -45,7 +45,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	logger := logtest.New(t)
 
 	// The cloud: the Agent API on loopback with its real dependencies.
-	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,12 +66,12 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	defer api.Close()
 
 	// Two organisations; the gateway belongs to A and provisions itself.
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dash.Close()
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	orgA, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

@@ -70,7 +70,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +125,12 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 	}()
 	t.Cleanup(func() { stop(); bg.Wait(); stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
 
-	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4)
+	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(dashPool.Close)
-	acc := accounts.New(dashPool, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

@@ -50,7 +50,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	db := pg.NewDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +61,12 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	api := httptest.NewServer(stack.routes)
 	defer func() { stack.stop(); api.CloseClientConnections(); api.Close() }()
 
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dash.Close()
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	org, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

@@ -61,7 +61,7 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 10)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 	}))
 	t.Cleanup(func() { stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
 
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 4)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.admin.Close(context.Background()) })
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {

@@ -44,6 +44,19 @@ type Actor struct {
 	Tenant postgres.Tenant
 }
 
+// tenant is the actor's tenant context, carrying its name and user id
+// (signed, so audit rows can be stamped from it).
+func (a Actor) tenant() postgres.Tenant {
+	t := a.Tenant
+	if t.Actor == "" {
+		t.Actor = a.Name
+	}
+	if t.UserID == 0 {
+		t.UserID = a.UserID
+	}
+	return t
+}
+
 // Service performs account operations against PostgreSQL.
 type Service struct {
 	db  *pgxpool.Pool
@@ -115,7 +128,7 @@ func (s *Service) CreateOrganization(ctx context.Context, actor Actor, name, slu
 		return Organization{}, &FieldError{"slug", "must be 1-63 lower-case letters, digits or hyphens, starting with a letter or digit"}
 	}
 	var o Organization
-	err := postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at`,
 			name, slug).Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
 		if isUniqueViolation(err) {
@@ -124,7 +137,7 @@ func (s *Service) CreateOrganization(ctx context.Context, actor Actor, name, slu
 		if err != nil {
 			return fmt.Errorf("insert organisation: %w", err)
 		}
-		return audit(ctx, tx, actor, o.ID, "create", "organization", fmt.Sprint(o.ID), map[string]any{"name": name, "slug": slug})
+		return audit(ctx, tx, o.ID, "create", "organization", fmt.Sprint(o.ID), map[string]any{"name": name, "slug": slug})
 	})
 	return o, err
 }
@@ -132,7 +145,7 @@ func (s *Service) CreateOrganization(ctx context.Context, actor Actor, name, slu
 // OrganizationBySlug finds an organisation visible to the actor.
 func (s *Service) OrganizationBySlug(ctx context.Context, actor Actor, slug string) (Organization, error) {
 	var o Organization
-	err := postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `SELECT id, name, slug, created_at FROM organizations WHERE slug = $1`, slug).
 			Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -146,7 +159,7 @@ func (s *Service) OrganizationBySlug(ctx context.Context, actor Actor, slug stri
 // ListOrganizations lists the organisations visible to the actor.
 func (s *Service) ListOrganizations(ctx context.Context, actor Actor) ([]Organization, error) {
 	var out []Organization
-	err := postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, name, slug, created_at FROM organizations ORDER BY id`)
 		if err != nil {
 			return err
@@ -202,7 +215,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User
 		return User{}, &FieldError{"password", err.Error()}
 	}
 	u := User{OrganizationID: in.OrganizationID, Email: email, Role: role}
-	err = postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+	err = postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
 		if in.OrganizationID != 0 {
 			if err := orgVisible(ctx, tx, in.OrganizationID); err != nil {
 				return err
@@ -220,7 +233,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User
 		if err != nil {
 			return fmt.Errorf("insert user: %w", err)
 		}
-		return audit(ctx, tx, actor, in.OrganizationID, "create", "user", fmt.Sprint(u.ID), map[string]any{"email": email, "role": role})
+		return audit(ctx, tx, in.OrganizationID, "create", "user", fmt.Sprint(u.ID), map[string]any{"email": email, "role": role})
 	})
 	return u, err
 }
@@ -256,7 +269,7 @@ func (s *Service) RegisterGateway(ctx context.Context, actor Actor, orgID int64,
 		return Registration{}, err
 	}
 	r := Registration{OrganizationID: orgID, Serial: serial, ProvisioningToken: token, ExpiresAt: s.now().Add(ttl).UTC().Truncate(time.Second)}
-	err = postgres.InTenant(ctx, s.db, actor.Tenant, func(tx pgx.Tx) error {
+	err = postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
 		if err := orgVisible(ctx, tx, orgID); err != nil {
 			return err
 		}
@@ -276,7 +289,7 @@ func (s *Service) RegisterGateway(ctx context.Context, actor Actor, orgID int64,
 			VALUES ($1, $2, $3, $4, $5)`, orgID, r.GatewayID, hash, r.ExpiresAt, actor.Name); err != nil {
 			return fmt.Errorf("insert provisioning token: %w", err)
 		}
-		return audit(ctx, tx, actor, orgID, "register", "gateway", r.GatewayID.String(), map[string]any{"serial": serial, "expires_at": r.ExpiresAt})
+		return audit(ctx, tx, orgID, "register", "gateway", r.GatewayID.String(), map[string]any{"serial": serial, "expires_at": r.ExpiresAt})
 	})
 	return r, err
 }
@@ -292,16 +305,17 @@ func orgVisible(ctx context.Context, tx pgx.Tx, orgID int64) error {
 	return nil
 }
 
-func audit(ctx context.Context, tx pgx.Tx, actor Actor, orgID int64, action, resource, id string, details map[string]any) error {
-	var org, user *int64
+// audit appends an audit row through app.audit(), which stamps the
+// organisation, user and actor from the verified tenant context (the
+// runtime roles cannot insert audit rows themselves); orgID names the
+// organisation acted on, which only an all-organisations context may set
+// to another than its own.
+func audit(ctx context.Context, tx pgx.Tx, orgID int64, action, resource, id string, details map[string]any) error {
+	var org *int64
 	if orgID != 0 {
 		org = &orgID
 	}
-	if actor.UserID != 0 {
-		user = &actor.UserID
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, user, actor.Name, action, resource, id, details); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT app.audit($1, $2, $3, $4, 'allowed', $5)`, org, action, resource, id, details); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil

@@ -19,7 +19,7 @@ var admin = accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.
 func newService(t *testing.T) (*accounts.Service, string) {
 	t.Helper()
 	db := pg.NewDatabase(t)
-	pool, err := postgres.Connect(context.Background(), db.DashboardURL, 4)
+	pool, err := postgres.Connect(context.Background(), db.PlatformAdminURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
@@ -194,7 +195,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	if cfg.TimescaleURL != "" {
 		// Not pinged: the Agent API starts while the store is down, and
 		// writes fall back after three failures.
-		if tsPool, err = pgxpool.New(ctx, cfg.TimescaleURL); err != nil {
+		if tsPool, err = postgres.ConnectLazy(ctx, cfg.TimescaleURL, 0, cfg.ContextKey); err != nil {
 			return fmt.Errorf("TIMESCALE_URL: %w", err)
 		}
 		defer tsPool.Close()

@@ -40,12 +40,12 @@ func newKeysAPI(t *testing.T) *keysAPI {
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
 	logger := discard(t)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 8)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 8, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 4)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func newKeysAPI(t *testing.T) *keysAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.admin.Close(context.Background()) })
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	actor := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	for i, name := range []string{"Alpha", "Beta"} {
 		o, err := acc.CreateOrganization(ctx, actor, name, "")

@@ -50,11 +50,11 @@ func newKeyWorld(t *testing.T) *keyWorld {
 	ctx := context.Background()
 	w := &keyWorld{db: pg.NewDatabase(t)}
 	var err error
-	if w.ingest, err = postgres.Connect(ctx, w.db.IngestURL, 16); err != nil {
+	if w.ingest, err = postgres.Connect(ctx, w.db.IngestURL, 16, pg.ContextKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.ingest.Close)
-	if w.dash, err = postgres.Connect(ctx, w.db.DashboardURL, 4); err != nil {
+	if w.dash, err = postgres.Connect(ctx, w.db.DashboardURL, 4, pg.ContextKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.dash.Close)
@@ -66,7 +66,7 @@ func newKeyWorld(t *testing.T) *keyWorld {
 		t.Fatal(err)
 	}
 	w.gws = auth.NewGateways(w.ingest)
-	acc := accounts.New(w.dash, time.Now)
+	acc := accounts.New(pg.Pool(t, w.db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	for i, g := range []*keyGateway{&w.a, &w.b} {
 		o, err := acc.CreateOrganization(ctx, admin, []string{"Alpha", "Beta"}[i], "")
@@ -480,18 +480,18 @@ func TestRotateRefusesFinishedOrForeignCommands(t *testing.T) {
 func BenchmarkAuthenticate(b *testing.B) {
 	ctx := context.Background()
 	db := pg.NewDatabase(b)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 4)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 4, pg.ContextKey())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ing.Close()
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer dash.Close()
 	gws := auth.NewGateways(ing)
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(b, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "bench", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Bench", "")
 	if err != nil {

@@ -57,7 +57,7 @@ func newWorld(t testing.TB) *world {
 	ctx := context.Background()
 	w := &world{t: t, db: pg.NewDatabase(t)}
 	var err error
-	if w.ingest, err = postgres.Connect(ctx, w.db.IngestURL, 20); err != nil {
+	if w.ingest, err = postgres.Connect(ctx, w.db.IngestURL, 20, pg.ContextKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.ingest.Close)
@@ -65,7 +65,7 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.admin.Close(context.Background()) })
-	dash, err := postgres.Connect(ctx, w.db.DashboardURL, 4)
+	dash, err := postgres.Connect(ctx, w.db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func newWorld(t testing.TB) *world {
 	if w.enqueue, err = dispatch.New(dash, dispatch.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, w.db.PlatformAdminURL, 2), time.Now)
 	actor := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	gws := auth.NewGateways(w.ingest)
 	for _, g := range []*gw{&w.a, &w.b} {
@@ -532,7 +532,7 @@ func TestRESTFallbackLongPollAndAck(t *testing.T) {
 }
 
 func postgresConnect(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	return postgres.Connect(ctx, url, 8)
+	return postgres.Connect(ctx, url, 8, pg.ContextKey())
 }
 
 func newRegistry() *prometheus.Registry { return service.NewRegistry() }

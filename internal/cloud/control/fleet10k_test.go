@@ -128,7 +128,7 @@ type fleetReplica struct {
 
 func (w *world) fleetReplica(ctx context.Context) *fleetReplica {
 	w.t.Helper()
-	pool, err := postgres.Connect(ctx, w.db.IngestURL, fleetPoolSize)
+	pool, err := postgres.Connect(ctx, w.db.IngestURL, fleetPoolSize, pg.ContextKey())
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func newFixture(t *testing.T, opts dispatch.Options) *fixture {
 		url string
 		dst **dispatch.Queue
 	}{{db.DashboardURL, &f.enq}, {db.IngestURL, &f.q}} {
-		pool, err := postgres.Connect(ctx, r.url, 8)
+		pool, err := postgres.Connect(ctx, r.url, 8, pg.ContextKey())
 		if err != nil {
 			t.Fatal(err)
 		}

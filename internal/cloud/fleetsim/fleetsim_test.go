@@ -87,11 +87,11 @@ func newCloud(t *testing.T, n int) *cloud {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.admin.Close(context.Background()) })
-	if c.ingest, err = postgres.Connect(ctx, db.IngestURL, 8); err != nil {
+	if c.ingest, err = postgres.Connect(ctx, db.IngestURL, 8, pg.ContextKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.ingest.Close)
-	if c.dash, err = postgres.Connect(ctx, db.DashboardURL, 4); err != nil {
+	if c.dash, err = postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.dash.Close)

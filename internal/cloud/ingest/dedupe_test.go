@@ -74,7 +74,7 @@ func TestEventIDsAreUniquePerOrganisation(t *testing.T) {
 	}
 
 	// Each organisation reads only its own rows through monitoring_read.
-	dash, err := postgres.Connect(ctx, strings.Replace(e.ingestURL, postgres.RoleIngest, postgres.RoleDashboard, 1), 2)
+	dash, err := postgres.Connect(ctx, strings.Replace(e.ingestURL, postgres.RoleIngest, postgres.RoleDashboard, 1), 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

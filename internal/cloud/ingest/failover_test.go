@@ -48,14 +48,17 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	if _, err := postgres.MigrateUp(ctx, tsCluster.URL("postgres"), nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := postgres.InstallContextKey(ctx, tsCluster.URL("postgres"), pg.ContextKey()); err != nil {
+		t.Fatal(err)
+	}
 	tsIngestURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleIngest, "")
 	tsDashURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleDashboard, "")
-	tsPool, err := postgres.Connect(ctx, tsIngestURL, 4)
+	tsPool, err := postgres.Connect(ctx, tsIngestURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(tsPool.Close)
-	mainPool, err := postgres.Connect(ctx, base.ingestURL, 4)
+	mainPool, err := postgres.Connect(ctx, base.ingestURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +152,7 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	// Reads during fallback see both stores, each event once: the main
 	// database's views (fallback rows) plus the store's (down now, so read
 	// the main alone and add what the store held before the outage).
-	mainDash, err := postgres.Connect(ctx, strings.Replace(base.ingestURL, postgres.RoleIngest, postgres.RoleDashboard, 1), 2)
+	mainDash, err := postgres.Connect(ctx, strings.Replace(base.ingestURL, postgres.RoleIngest, postgres.RoleDashboard, 1), 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +234,7 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d rows left in the fallback partitions", left)
 	}
-	tsDash, err := postgres.Connect(ctx, tsDashURL, 2)
+	tsDash, err := postgres.Connect(ctx, tsDashURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

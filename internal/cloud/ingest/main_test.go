@@ -37,6 +37,7 @@ func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 type env struct {
 	t         testing.TB
 	ingestURL string
+	ownerURL  string // the owner role: raw COPY baselines (COPY FROM is refused under the ingest role's RLS)
 	srv       *httptest.Server
 	admin     *pgx.Conn
 	files     string
@@ -57,7 +58,7 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	pool, err := postgres.Connect(ctx, db.IngestURL, 8)
+	pool, err := postgres.Connect(ctx, db.IngestURL, 8, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +82,13 @@ func newEnv(t testing.TB, limits ingest.Limits) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close(context.Background()) })
-	e := &env{t: t, ingestURL: db.IngestURL, srv: srv, admin: admin, files: files, registry: reg, svc: svc}
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	e := &env{t: t, ingestURL: db.IngestURL, ownerURL: db.OwnerURL, srv: srv, admin: admin, files: files, registry: reg, svc: svc}
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
-	acc := accounts.New(dash, time.Now)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	e.acc = acc
 	actor := accounts.Actor{Name: "test", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	for _, g := range []*gatewayCreds{&e.a, &e.b} {

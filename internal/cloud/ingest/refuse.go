@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -77,7 +78,7 @@ func (s *Service) bisect(ctx context.Context, db *pgxpool.Pool, org int64, p *pr
 		return -1, nil, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config('app.current_organization_id', $1, true)", fmt.Sprint(org)); err != nil {
+	if err := postgres.SetTenant(ctx, tx, postgres.Tenant{OrganizationID: org}); err != nil {
 		return -1, nil, err
 	}
 	try := func(idx []int) (*pgconn.PgError, error) {

@@ -39,13 +39,16 @@ func TestSeparateStoreRefusalsAndResends(t *testing.T) {
 	if _, err := postgres.MigrateUp(ctx, tsCluster.URL("postgres"), nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := postgres.InstallContextKey(ctx, tsCluster.URL("postgres"), pg.ContextKey()); err != nil {
+		t.Fatal(err)
+	}
 	tsIngestURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleIngest, "")
-	tsPool, err := postgres.Connect(ctx, tsIngestURL, 4)
+	tsPool, err := postgres.Connect(ctx, tsIngestURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(tsPool.Close)
-	mainPool, err := postgres.Connect(ctx, base.ingestURL, 4)
+	mainPool, err := postgres.Connect(ctx, base.ingestURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -46,6 +47,7 @@ type Server struct {
 	template     string
 	prefix       string
 	rolePassword string
+	contextKey   postgres.ContextKey
 	seq          atomic.Int64
 }
 
@@ -67,7 +69,11 @@ func Main(m *testing.M, srv **Server) {
 
 // Start brings up the server and the migrated template database.
 func Start(ctx context.Context) (*Server, error) {
-	s := &Server{prefix: fmt.Sprintf("sctest_%d_", os.Getpid()), rolePassword: os.Getenv(EnvRolePassword)}
+	key, err := postgres.GenerateContextKey("test")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{prefix: fmt.Sprintf("sctest_%d_", os.Getpid()), rolePassword: os.Getenv(EnvRolePassword), contextKey: key}
 	if u := os.Getenv(EnvURL); u != "" {
 		s.adminURL = u
 		if err := s.dropStale(ctx); err != nil {
@@ -98,8 +104,12 @@ func Start(ctx context.Context) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("migration log: %w", errors.Join(errs...))
 	}
+	if err := postgres.InstallContextKey(ctx, tmplURL, s.contextKey); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.rolePassword != "" {
-		for _, r := range []string{postgres.RoleDashboard, postgres.RoleIngest} {
+		for _, r := range []string{postgres.RoleDashboard, postgres.RoleIngest, postgres.RoleAdmin} {
 			q := fmt.Sprintf("ALTER ROLE %s PASSWORD %s", pgx.Identifier{r}.Sanitize(), quoteLiteral(s.rolePassword))
 			if err := s.exec(ctx, q); err != nil {
 				s.Close()
@@ -108,6 +118,23 @@ func Start(ctx context.Context) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// ContextKey is the tenant context key installed in every database made
+// from the template: pass it to postgres.Connect, and install it
+// (postgres.InstallContextKey) in a database migrated by hand.
+func (s *Server) ContextKey() postgres.ContextKey { return s.contextKey }
+
+// Pool connects to url (one of a Database's URLs) signing with the
+// server's tenant context key, and closes the pool when t ends.
+func (s *Server) Pool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	pool, err := postgres.Connect(context.Background(), url, maxConns, s.contextKey)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // AdminURL is the administrator's URL on the server's "postgres" database.
@@ -141,6 +168,9 @@ type Database struct {
 	DashboardURL string
 	// IngestURL connects as the ingest runtime role.
 	IngestURL string
+	// PlatformAdminURL connects as the admin runtime role (staff_admin), the
+	// only login under which a signed ADMIN context sees every organisation.
+	PlatformAdminURL string
 }
 
 // NewDatabase creates a database from the migrated template for t and drops
@@ -176,7 +206,9 @@ func (s *Server) newDatabase(t testing.TB, clause string) *Database {
 	admin, _ := postgres.WithDatabase(s.adminURL, name)
 	dash, _ := postgres.WithUser(admin, postgres.RoleDashboard, s.rolePassword)
 	ingest, _ := postgres.WithUser(admin, postgres.RoleIngest, s.rolePassword)
-	return &Database{Name: name, AdminURL: admin, OwnerURL: withRole(admin, postgres.RoleOwner), DashboardURL: dash, IngestURL: ingest}
+	platform, _ := postgres.WithUser(admin, postgres.RoleAdmin, s.rolePassword)
+	return &Database{Name: name, AdminURL: admin, OwnerURL: withRole(admin, postgres.RoleOwner), DashboardURL: dash,
+		IngestURL: ingest, PlatformAdminURL: platform}
 }
 
 func withRole(dsn, role string) string {
@@ -186,7 +218,8 @@ func withRole(dsn, role string) string {
 	}
 	q := u.Query()
 	q.Set("options", "-c role="+role)
-	u.RawQuery = q.Encode()
+	// %20, not the "+" of form encoding: libpq URIs do not decode "+".
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return u.String()
 }
 

@@ -126,7 +126,7 @@ func svcPool(t *testing.T, admin *pgx.Conn) *pgxpool.Pool {
 	t.Helper()
 	cfg := admin.Config()
 	url := "postgres://staff_dashboard@" + cfg.Host + ":" + strconv.Itoa(int(cfg.Port)) + "/" + cfg.Database + "?sslmode=disable"
-	pool, err := postgres.Connect(context.Background(), url, 4)
+	pool, err := postgres.Connect(context.Background(), url, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

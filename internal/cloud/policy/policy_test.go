@@ -34,7 +34,7 @@ func setup(t *testing.T) (*policy.Service, *pgx.Conn, accounts.Actor, accounts.A
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := postgres.Connect(ctx, db.DashboardURL, 4)
+	pool, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

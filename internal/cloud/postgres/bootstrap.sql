@@ -1,4 +1,4 @@
--- Cluster-level set-up that numbered migrations cannot do: the three roles
+-- Cluster-level set-up that numbered migrations cannot do: the four roles
 -- of DESIGN.md §3 and the owner's right to create schemas in this database.
 -- Idempotent; run by `staffctl migrate up` before the migrations, as a user
 -- allowed to create roles (the cluster's superuser in development). Where a
@@ -13,6 +13,11 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'staff_ingest') THEN
         CREATE ROLE staff_ingest LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT;
+    END IF;
+    -- The all-organisations (platform ADMIN) scope is reachable only in a
+    -- session logged in as this role (issue 11).
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'staff_admin') THEN
+        CREATE ROLE staff_admin LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT;
     END IF;
     IF NOT has_database_privilege('staff_owner', current_database(), 'CREATE') THEN
         EXECUTE format('GRANT CREATE ON DATABASE %I TO staff_owner', current_database());

@@ -132,11 +132,15 @@ func TestCatalogAudit(t *testing.T) {
 		if checked < 15 {
 			t.Fatalf("checked only %d tenant tables", checked)
 		}
+		// Every policy of schema public decides on the verified context
+		// only, called once per statement as a scalar subquery, and never
+		// on a plain setting SQL could forge.
 		var badPolicies []string
 		rows, err = dash.Query(ctx, `SELECT tablename || '.' || policyname FROM pg_policies
-			WHERE schemaname = 'public' AND (
-			  coalesce(qual, '') || coalesce(with_check, '') NOT LIKE '%NULLIF(current_setting(''app.current_organization_id''::text, true), ''''::text)%'
-			  OR coalesce(qual, '') || coalesce(with_check, '') LIKE '%current_setting(''app.current_organization_id''::text)%')`)
+			WHERE schemaname = 'public' AND NOT (tablename = 'audit_log' AND policyname = 'tenant_append') AND (
+			  coalesce(qual, '') || coalesce(with_check, '') NOT LIKE '%( SELECT app.org_id() AS org_id)%'
+			  OR coalesce(qual, '') || coalesce(with_check, '') NOT LIKE '%( SELECT app.all_organizations() AS all_organizations)%'
+			  OR coalesce(qual, '') || coalesce(with_check, '') LIKE '%current_setting%')`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +149,7 @@ func TestCatalogAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(badPolicies) > 0 {
-			t.Errorf("policies not written with NULLIF(current_setting(..., true), ''): %v", badPolicies)
+			t.Errorf("policies not written with (SELECT app.org_id()) and (SELECT app.all_organizations()): %v", badPolicies)
 		}
 		// No privilege of any kind on any partition or chunk, nor on the
 		// time-series tables and schema themselves.
@@ -187,7 +191,7 @@ func TestCatalogAudit(t *testing.T) {
 			)
 			SELECT n.nspname || '.' || c.relname, c.relkind::text, n.nspname,
 			       coalesce('security_barrier=true' = ANY(c.reloptions), false),
-			       pg_get_viewdef(c.oid) LIKE '%NULLIF(current_setting(''app.current_organization_id''::text, true)%'
+			       pg_get_viewdef(c.oid) LIKE '%( SELECT app.org_id() AS org_id)%' AND pg_get_viewdef(c.oid) NOT LIKE '%current_setting%'
 			FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE has_table_privilege(current_user, c.oid, 'SELECT')`)
 		if err != nil {
@@ -211,10 +215,11 @@ func TestCatalogAudit(t *testing.T) {
 		if paths < 5 {
 			t.Errorf("found %d monitoring read paths, want the 5 views", paths)
 		}
-		// No SECURITY DEFINER function is callable by the dashboard role.
+		// The only SECURITY DEFINER functions the dashboard role may call
+		// verify its own context or append an audit row stamped from it.
 		rows, err = dash.Query(ctx, `SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 			WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-			  AND has_function_privilege(current_user, p.oid, 'EXECUTE')`)
+			  AND has_function_privilege(current_user, p.oid, 'EXECUTE') ORDER BY 1`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,8 +227,8 @@ func TestCatalogAudit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(definers) > 0 {
-			t.Errorf("dashboard role may execute SECURITY DEFINER functions: %v", definers)
+		if want := []string{"app.audit(bigint,text,text,text,text,jsonb)", "app.context()"}; !slices.Equal(definers, want) {
+			t.Errorf("dashboard role may execute SECURITY DEFINER functions %v, want exactly %v", definers, want)
 		}
 	}
 
@@ -284,8 +289,8 @@ type asRole struct {
 func connectRoles(ctx context.Context, t *testing.T, db *pgtest.Database) []asRole {
 	t.Helper()
 	var out []asRole
-	for _, r := range []struct{ name, url string }{{postgres.RoleDashboard, db.DashboardURL}, {postgres.RoleIngest, db.IngestURL}} {
-		p, err := postgres.Connect(ctx, r.url, 4)
+	for _, r := range []struct{ name, url string }{{postgres.RoleDashboard, db.DashboardURL}, {postgres.RoleIngest, db.IngestURL}, {postgres.RoleAdmin, db.PlatformAdminURL}} {
+		p, err := postgres.Connect(ctx, r.url, 4, pg.ContextKey())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -379,19 +384,26 @@ func TestTwoOrganisationsSeeZeroRowsOfEachOther(t *testing.T) {
 			if err := role.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s IS NOT NULL`, rel.name, rel.orgCol)).Scan(&n); err != nil || n != 0 {
 				t.Errorf("%s/no transaction/%s: %d rows, err %v; want 0 rows, no error", role.name, rel.name, n, err)
 			}
-			// ADMIN sees both organisations.
+			// ADMIN sees both organisations, as the admin login role only;
+			// under any other role a signed ADMIN context sees nothing.
 			err = postgres.InTenant(ctx, role.pool, postgres.Tenant{Role: postgres.AppAdmin}, func(tx pgx.Tx) error {
 				var orgsSeen int
 				if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(DISTINCT %s) FROM %s WHERE %[1]s IN ($1, $2)`, rel.orgCol, rel.name), a.OrganizationID, b.OrganizationID).Scan(&orgsSeen); err != nil {
 					return err
 				}
-				if orgsSeen != 2 {
-					return fmt.Errorf("ADMIN sees %d organisations, want 2", orgsSeen)
+				if want := map[bool]int{true: 2, false: 0}[role.name == postgres.RoleAdmin]; orgsSeen != want {
+					return fmt.Errorf("ADMIN sees %d organisations, want %d", orgsSeen, want)
 				}
 				return nil
 			})
 			if err != nil {
 				t.Errorf("%s/ADMIN/%s: %v", role.name, rel.name, err)
+			}
+			// Forged contexts of every kind see and change nothing.
+			for _, f := range forgeries(t, a.OrganizationID, b.OrganizationID) {
+				if err := forgedSeesNothing(ctx, role.pool, rel, f, canUpdate, canDelete); err != nil {
+					t.Errorf("%s/forged %s/%s: %v", role.name, f.name, rel.name, err)
+				}
 			}
 		}
 		if readable == 0 {
@@ -417,7 +429,7 @@ func TestOneConnectionPoolNeverCarriesContext(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _, a, b := seedTwo(ctx, t)
-	pool, err := postgres.Connect(ctx, db.DashboardURL, 1)
+	pool, err := postgres.Connect(ctx, db.DashboardURL, 1, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,6 +468,12 @@ func TestOneConnectionPoolNeverCarriesContext(t *testing.T) {
 				wantOrg := ""
 				if s.want != 0 {
 					wantOrg = fmt.Sprint(s.want)
+				}
+				if org != "" || role != "" {
+					return fmt.Errorf("plain settings org=%q role=%q are set; only app.tenant should be", org, role)
+				}
+				if err := tx.QueryRow(ctx, `SELECT coalesce(app.org_id()::text, ''), coalesce(app.app_role(), '')`).Scan(&org, &role); err != nil {
+					return err
 				}
 				if org != wantOrg || role != string(s.tenant.Role) {
 					return fmt.Errorf("context org=%q role=%q, want org=%q role=%q", org, role, wantOrg, s.tenant.Role)

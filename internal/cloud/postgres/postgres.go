@@ -5,7 +5,11 @@
 // Roles (DESIGN.md §3): RoleOwner owns every object and runs migrations;
 // RoleDashboard serves dashboard requests (no superuser, no BYPASSRLS, owns
 // nothing, no privilege on partitions or chunks); RoleIngest writes the
-// time series for authenticated gateways.
+// time series for authenticated gateways; RoleAdmin is the only login under
+// which a (signed) ADMIN context sees every organisation.
+//
+// The tenant context is signed (ContextKey) and verified by the database
+// once per statement; see tenantctx.go and migration 00014.
 package postgres
 
 import (
@@ -13,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,10 +27,11 @@ const (
 	RoleOwner     = "staff_owner"
 	RoleDashboard = "staff_dashboard"
 	RoleIngest    = "staff_ingest"
+	RoleAdmin     = "staff_admin"
 )
 
-// AppRole is a dashboard user's role, set as app.current_role for row-level
-// security.
+// AppRole is a dashboard user's role, signed into the tenant context for
+// row-level security.
 type AppRole string
 
 // The application roles of DESIGN.md §3.
@@ -55,14 +59,39 @@ func ParseAppRole(s string) (AppRole, error) {
 }
 
 // Tenant is on whose behalf a transaction runs. OrganizationID 0 means no
-// organisation (the platform ADMIN, or no context at all).
+// organisation (the platform ADMIN, or no context at all). Every field is
+// signed into the context the database verifies.
 type Tenant struct {
 	OrganizationID int64
 	Role           AppRole
+	// UserID is the dashboard user acting (0: none, e.g. a gateway).
+	UserID int64
+	// Scope narrows the role: "department:<id>" (a department lead's
+	// subtree), "employee:<id>" (an employee's own data) or empty.
+	Scope string
+	// Actor names who acts, for audit rows (at most 255 bytes are signed).
+	Actor string
 }
 
 // Connect opens a connection pool and checks that the server answers.
-func Connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
+// Every connection of the pool signs the tenant contexts InTenant sets with
+// key; a pool connected with the zero key cannot run InTenant with a
+// context (only Tenant{}, which matches no tenant row).
+func Connect(ctx context.Context, dsn string, maxConns int32, key ContextKey) (*pgxpool.Pool, error) {
+	pool, err := ConnectLazy(ctx, dsn, maxConns, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(dsn), err)
+	}
+	return pool, nil
+}
+
+// ConnectLazy is Connect without the check that the server answers: for a
+// store the service starts without (its connections are made on use).
+func ConnectLazy(ctx context.Context, dsn string, maxConns int32, key ContextKey) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
@@ -70,13 +99,13 @@ func Connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, er
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		AttachContextKey(c, key)
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(dsn), err)
 	}
 	return pool, nil
 }
@@ -86,26 +115,21 @@ type Beginner interface {
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
-// InTenant runs fn inside one transaction whose first statement sets
-// app.current_organization_id and app.current_role transaction-locally
-// (set_config(..., true)). When fn returns, the transaction commits (or rolls
-// back on error) and the settings vanish with it, so a pooled connection never
-// carries one request's tenant into the next. Nothing in this code base issues
-// a session-level SET.
+// InTenant runs fn inside one transaction whose first statement sets the
+// signed tenant context app.tenant transaction-locally (set_config(...,
+// true); see SetTenant). When fn returns, the transaction commits (or rolls
+// back on error) and the setting vanishes with it, so a pooled connection
+// never carries one request's tenant into the next. Nothing in this code
+// base issues a session-level SET, and a context SQL sets by itself is not
+// signed, so it matches nothing.
 func InTenant(ctx context.Context, db Beginner, t Tenant, fn func(pgx.Tx) error) error {
-	org := ""
-	if t.OrganizationID != 0 {
-		org = strconv.FormatInt(t.OrganizationID, 10)
-	}
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx,
-		"SELECT set_config('app.current_organization_id', $1, true), set_config('app.current_role', $2, true)",
-		org, string(t.Role)); err != nil {
-		return fmt.Errorf("postgres: set tenant context: %w", err)
+	if err := SetTenant(ctx, tx, t); err != nil {
+		return err
 	}
 	if err := fn(tx); err != nil {
 		return err

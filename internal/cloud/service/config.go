@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
 
 // Config is what a cloud service reads from its environment.
@@ -23,6 +25,11 @@ type Config struct {
 	// roles and assume the owner role; the service then bootstraps the roles
 	// and applies pending migrations at start (MIGRATE_DATABASE_URL).
 	MigrateURL string
+	// ContextKey signs the tenant contexts the service sets
+	// (TENANT_CONTEXT_KEY, "<key id>:<base64url secret>"; required). The
+	// database must hold the same key (staffctl migrate up, or the service
+	// itself when MIGRATE_DATABASE_URL is set).
+	ContextKey postgres.ContextKey
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
 	// HTTP bounds how long a client may hold a connection (HTTP_*).
@@ -125,11 +132,13 @@ const (
 	KeyDatabaseURL = "DATABASE_URL"
 	KeyMigrateURL  = "MIGRATE_DATABASE_URL"
 	KeyLogLevel    = "LOG_LEVEL"
+	KeyContextKey  = "TENANT_CONTEXT_KEY"
 )
 
 // ConfigFromEnv reads a Config. addrKey names the listen-address key and
 // defaultAddr its default. Errors name the offending key.
 func ConfigFromEnv(getenv func(string) string, addrKey, defaultAddr string) (Config, error) {
+	var err error
 	c := Config{Addr: defaultAddr, DatabaseURL: getenv(KeyDatabaseURL), MigrateURL: getenv(KeyMigrateURL)}
 	if v := getenv(addrKey); v != "" {
 		c.Addr = v
@@ -147,6 +156,11 @@ func ConfigFromEnv(getenv func(string) string, addrKey, defaultAddr string) (Con
 		if _, err := pgxpool.ParseConfig(c.MigrateURL); err != nil {
 			return c, fmt.Errorf("%s: %w", KeyMigrateURL, err)
 		}
+	}
+	if v := getenv(KeyContextKey); v == "" {
+		return c, fmt.Errorf("%s is required: the key that signs tenant contexts, \"<key id>:<base64url of 32 random bytes>\" (staffctl tenant-key generate)", KeyContextKey)
+	} else if c.ContextKey, err = postgres.ParseContextKey(v); err != nil {
+		return c, fmt.Errorf("%s: %w", KeyContextKey, err)
 	}
 	lvl, err := ParseLevel(getenv(KeyLogLevel))
 	if err != nil {

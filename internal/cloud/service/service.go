@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -137,16 +138,21 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Log
 	return nil
 }
 
-// OpenDatabase prepares a service's database: it applies migrations first
-// when cfg.MigrateURL is set, connects to cfg.DatabaseURL and refuses a role
-// that bypasses row-level security.
+// OpenDatabase prepares a service's database: it applies migrations and
+// installs the tenant context key first when cfg.MigrateURL is set,
+// connects to cfg.DatabaseURL, refuses a role that bypasses row-level
+// security, and checks that the database verifies contexts signed with
+// cfg.ContextKey.
 func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (*pgxpool.Pool, error) {
 	if cfg.MigrateURL != "" {
 		if _, err := postgres.MigrateUp(ctx, cfg.MigrateURL, logger); err != nil {
 			return nil, fmt.Errorf("%s: %w", KeyMigrateURL, err)
 		}
+		if err := postgres.InstallContextKey(ctx, cfg.MigrateURL, cfg.ContextKey); err != nil {
+			return nil, fmt.Errorf("%s: %w", KeyMigrateURL, err)
+		}
 	}
-	db, err := postgres.Connect(ctx, cfg.DatabaseURL, 0)
+	db, err := postgres.Connect(ctx, cfg.DatabaseURL, 0, cfg.ContextKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", KeyDatabaseURL, err)
 	}
@@ -154,5 +160,26 @@ func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (*pgxpoo
 		db.Close()
 		return nil, err
 	}
+	if err := CheckContextKey(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+// CheckContextKey refuses to start when the database does not verify the
+// contexts db signs (the key of TENANT_CONTEXT_KEY is not installed, or
+// another key of the same id is): every tenant query would match nothing.
+func CheckContextKey(ctx context.Context, db *pgxpool.Pool) error {
+	var verified bool
+	err := postgres.InTenant(ctx, db, postgres.Tenant{Role: postgres.AppEmployee, Actor: "start-up check"}, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT app.app_role() IS NOT NULL`).Scan(&verified)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: check the key against the database: %w", KeyContextKey, err)
+	}
+	if !verified {
+		return fmt.Errorf("%s: the database does not verify contexts signed with this key (install it: staffctl migrate up or staffctl tenant-key install, with the same %s)", KeyContextKey, KeyContextKey)
+	}
+	return nil
 }

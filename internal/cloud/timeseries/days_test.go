@@ -36,7 +36,7 @@ func TestEnsureDaysCreatesOnlyWhatIsNamed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	pool, err := postgres.Connect(ctx, db.IngestURL, 2)
+	pool, err := postgres.Connect(ctx, db.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestMaintainerCreatesAheadAndDropsByRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	pool, err := postgres.Connect(ctx, db.IngestURL, 2)
+	pool, err := postgres.Connect(ctx, db.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +97,11 @@ func TestMaintainerCreatesAheadAndDropsByRetention(t *testing.T) {
 		t.Errorf("active_windows has partitions %v after maintenance, want the 12 of today - 8 .. today + 3", aw)
 	}
 	// Events for the new dates land in their partitions through the parent.
-	if _, err := pool.Exec(ctx, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-		VALUES (gen_random_uuid(), 1, gen_random_uuid(), 1, 'a', 'c', 's', 'login', $1)`, base.Add(2*24*time.Hour)); err != nil {
+	if err := postgres.InTenant(ctx, pool, postgres.Tenant{OrganizationID: 1}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+			VALUES (gen_random_uuid(), 1, gen_random_uuid(), 1, 'a', 'c', 's', 'login', $1)`, base.Add(2*24*time.Hour))
+		return err
+	}); err != nil {
 		t.Fatalf("insert into a partition created ahead: %v", err)
 	}
 	// A second run is a no-op.

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
 
 // Tables are the time series, in re-sync order.
@@ -47,18 +49,24 @@ type ResyncResult struct {
 }
 
 // Resync copies every row of the fallback partitions (main database) to the
-// time-series store and removes it from the fallback, one chunk of one
-// table and day at a time:
+// time-series store and removes it from the fallback, one organisation, one
+// table and day and one chunk at a time. The ingest role can neither read
+// nor delete fallback rows, nor read the store, directly: each step runs in
+// the organisation's signed context through the bounded SECURITY DEFINER
+// functions of migration 00014, which act only in the verified
+// organisation, and the store's insert passes its row-level security only
+// for that organisation.
 //
 //  1. read up to chunk rows of the day from the fallback, in key order
-//     (organisation, id, time: an event id is unique only within its
-//     organisation, so two organisations' events may share an id);
+//     (monitoring.fallback_chunk);
 //  2. insert them into the store (ON CONFLICT DO NOTHING: rows already
 //     there, from before the outage or from an earlier, interrupted
 //     re-sync, are not duplicated) and commit;
 //  3. verify: the count and an order-independent checksum of those keys'
-//     rows (every column but ingested_at) must be equal in both stores;
-//  4. delete exactly those keys from the fallback and commit.
+//     rows (every column but ingested_at) must be equal in both stores
+//     (monitoring.chunk_checksum);
+//  4. delete exactly those keys from the fallback and commit
+//     (monitoring.fallback_delete).
 //
 // It can be killed at any point: a chunk copied but not deleted is copied
 // again (a no-op) and then deleted; nothing is deleted before it is
@@ -66,32 +74,39 @@ type ResyncResult struct {
 // fallback and the re-sync stops with an error.
 func Resync(ctx context.Context, main, ts *pgxpool.Pool, chunk int, m *ResyncCounters) (ResyncResult, error) {
 	var res ResyncResult
-	for _, table := range Tables() {
-		days, err := fallbackDays(ctx, main, table)
-		if err != nil {
-			return res, err
-		}
-		for _, day := range days {
-			for {
-				n, err := resyncChunk(ctx, main, ts, table, day, chunk, m)
-				if err != nil {
-					return res, fmt.Errorf("re-sync %s %s: %w", table, day.Format(time.DateOnly), err)
+	rows, err := main.Query(ctx, `SELECT * FROM monitoring.fallback_organizations() ORDER BY 1`)
+	if err != nil {
+		return res, fmt.Errorf("re-sync: list organisations in fallback: %w", err)
+	}
+	orgs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return res, fmt.Errorf("re-sync: list organisations in fallback: %w", err)
+	}
+	for _, org := range orgs {
+		t := postgres.Tenant{OrganizationID: org, Actor: "re-sync"}
+		for _, table := range Tables() {
+			days, err := fallbackDays(ctx, main, t, table)
+			if err != nil {
+				return res, err
+			}
+			for _, day := range days {
+				for {
+					n, err := resyncChunk(ctx, main, ts, t, table, day, chunk, m)
+					if err != nil {
+						return res, fmt.Errorf("re-sync organisation %d %s %s: %w", org, table, day.Format(time.DateOnly), err)
+					}
+					if n == 0 {
+						break
+					}
+					res.Copied += int64(n)
+					res.Chunks++
 				}
-				if n == 0 {
-					break
-				}
-				res.Copied += int64(n)
-				res.Chunks++
 			}
 		}
 	}
 	var left int64
-	for _, table := range Tables() {
-		var n int64
-		if err := main.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM monitoring_fallback.%s`, pgx.Identifier{table}.Sanitize())).Scan(&n); err != nil {
-			return res, fmt.Errorf("re-sync: count fallback rows: %w", err)
-		}
-		left += n
+	if err := main.QueryRow(ctx, `SELECT monitoring.fallback_rows()`).Scan(&left); err != nil {
+		return res, fmt.Errorf("re-sync: count fallback rows: %w", err)
 	}
 	m.remaining.Set(float64(left))
 	if left > 0 {
@@ -100,16 +115,19 @@ func Resync(ctx context.Context, main, ts *pgxpool.Pool, chunk int, m *ResyncCou
 	return res, nil
 }
 
-func fallbackDays(ctx context.Context, main *pgxpool.Pool, table string) ([]time.Time, error) {
-	rows, err := main.Query(ctx, fmt.Sprintf(`SELECT DISTINCT date_trunc('day', datetime AT TIME ZONE 'UTC') FROM monitoring_fallback.%s ORDER BY 1`,
-		pgx.Identifier{table}.Sanitize()))
-	if err != nil {
-		return nil, fmt.Errorf("re-sync: list fallback days of %s: %w", table, err)
-	}
-	days, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (time.Time, error) {
-		var d time.Time
-		err := r.Scan(&d)
-		return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC), err
+func fallbackDays(ctx context.Context, main *pgxpool.Pool, t postgres.Tenant, table string) ([]time.Time, error) {
+	var days []time.Time
+	err := postgres.InTenant(ctx, main, t, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT * FROM monitoring.fallback_days($1)`, table)
+		if err != nil {
+			return err
+		}
+		days, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (time.Time, error) {
+			var d time.Time
+			err := r.Scan(&d)
+			return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC), err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("re-sync: list fallback days of %s: %w", table, err)
@@ -117,48 +135,34 @@ func fallbackDays(ctx context.Context, main *pgxpool.Pool, table string) ([]time
 	return days, nil
 }
 
-// checksumSQL is the count and order-independent checksum of the rows of
-// the given keys (organisation, id, time) in one day: the sum of 60-bit prefixes of each row's MD5
-// (as canonical JSONB text, without ingested_at, in UTC).
-const checksumSQL = `SELECT count(*), coalesce(sum(('x' || left(md5((to_jsonb(t) - 'ingested_at')::text), 15))::bit(60)::bigint), 0)::text
-FROM %s t WHERE datetime >= $1 AND datetime < $2
-  AND (organization_id, id, datetime) IN (SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::timestamptz[]))`
-
-func checksum(ctx context.Context, db *pgxpool.Pool, relation string, day time.Time, k chunkKeys) (int64, string, error) {
+// checksum is the count and order-independent checksum of the rows of the
+// given keys of t's organisation in schema.table: the sum of 60-bit
+// prefixes of each row's MD5 (as canonical JSONB text, without
+// ingested_at, in UTC); see monitoring.chunk_checksum.
+func checksum(ctx context.Context, db *pgxpool.Pool, t postgres.Tenant, schema, table string, k chunkKeys) (int64, string, error) {
 	var n int64
 	var sum string
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('TimeZone', 'UTC', true)`); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, fmt.Sprintf(checksumSQL, relation), day, day.AddDate(0, 0, 1), k.orgs, k.ids, k.times).Scan(&n, &sum)
+	err := postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT n, checksum FROM monitoring.chunk_checksum($1, $2, $3, $4)`, schema, table, k.ids, k.times).Scan(&n, &sum)
 	})
 	return n, sum, err
 }
 
-// chunkKeys are the primary keys of one re-sync chunk's rows, as three
-// parallel arrays.
+// chunkKeys are the primary keys, within one organisation, of one re-sync
+// chunk's rows, as two parallel arrays.
 type chunkKeys struct {
-	orgs  []int64
 	ids   []uuid.UUID
 	times []time.Time
 }
 
-func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day time.Time, chunk int, m *ResyncCounters) (int, error) {
-	fallback := "monitoring_fallback." + pgx.Identifier{table}.Sanitize()
+func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, t postgres.Tenant, table string, day time.Time, chunk int, m *ResyncCounters) (int, error) {
 	target := "monitoring." + pgx.Identifier{table}.Sanitize()
-	next := day.AddDate(0, 0, 1)
-
 	var k chunkKeys
 	var payload []byte
-	err := pgx.BeginFunc(ctx, main, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('TimeZone', 'UTC', true)`); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(array_agg(c.organization_id), '{}'), coalesce(array_agg(c.id), '{}'),
-			coalesce(array_agg(c.datetime), '{}'), coalesce(jsonb_agg(to_jsonb(c)), '[]')
-			FROM (SELECT * FROM %s WHERE datetime >= $1 AND datetime < $2 ORDER BY organization_id, id, datetime LIMIT $3) c`, fallback),
-			day, next, chunk).Scan(&k.orgs, &k.ids, &k.times, &payload)
+	err := postgres.InTenant(ctx, main, t, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `WITH c AS (SELECT monitoring.fallback_chunk($1, $2::date, $3) AS rows)
+			SELECT coalesce(array_agg((r->>'id')::uuid), '{}'), coalesce(array_agg((r->>'datetime')::timestamptz), '{}'), (SELECT rows FROM c)
+			FROM c, jsonb_array_elements(c.rows) r`, table, day, chunk).Scan(&k.ids, &k.times, &payload)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read fallback chunk: %w", err)
@@ -169,14 +173,17 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day 
 	if _, err := ts.Exec(ctx, `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY[$1::text], ARRAY[$2::date])`, table, day); err != nil {
 		return 0, fmt.Errorf("ensure store partition: %w", err)
 	}
-	if _, err := ts.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) ON CONFLICT DO NOTHING`, target, target), payload); err != nil {
+	if err := postgres.InTenant(ctx, ts, t, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) ON CONFLICT DO NOTHING`, target, target), payload)
+		return err
+	}); err != nil {
 		return 0, fmt.Errorf("copy chunk to store: %w", err)
 	}
-	wantN, wantSum, err := checksum(ctx, main, fallback, day, k)
+	wantN, wantSum, err := checksum(ctx, main, t, "monitoring_fallback", table, k)
 	if err != nil {
 		return 0, fmt.Errorf("checksum fallback chunk: %w", err)
 	}
-	gotN, gotSum, err := checksum(ctx, ts, target, day, k)
+	gotN, gotSum, err := checksum(ctx, ts, t, "monitoring", table, k)
 	if err != nil {
 		return 0, fmt.Errorf("checksum store chunk: %w", err)
 	}
@@ -184,9 +191,10 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, table string, day 
 		m.mismatch.Inc()
 		return 0, fmt.Errorf("verification failed: fallback %d rows (checksum %s), store %d rows (checksum %s); rows kept in fallback", wantN, wantSum, gotN, gotSum)
 	}
-	if _, err := main.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE datetime >= $1 AND datetime < $2
-		AND (organization_id, id, datetime) IN (SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::timestamptz[]))`, fallback),
-		day, next, k.orgs, k.ids, k.times); err != nil {
+	if err := postgres.InTenant(ctx, main, t, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SELECT monitoring.fallback_delete($1, $2, $3)`, table, k.ids, k.times)
+		return err
+	}); err != nil {
 		return 0, fmt.Errorf("delete verified chunk from fallback: %w", err)
 	}
 	m.copied.Add(float64(len(k.ids)))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -23,7 +24,30 @@ const (
 	envHelper = "RESYNC_HELPER"
 	envMain   = "RESYNC_MAIN_URL"
 	envTS     = "RESYNC_TS_URL"
+	envKey    = "RESYNC_CONTEXT_KEY"
 )
+
+// execAs runs one statement in organisation org's signed context.
+func execAs(ctx context.Context, t *testing.T, pool *pgxpool.Pool, org int64, sql string, args ...any) {
+	t.Helper()
+	if err := postgres.InTenant(ctx, pool, postgres.Tenant{OrganizationID: org}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// adminConn connects to url as the test server's administrator.
+func adminConn(ctx context.Context, t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
 
 // TestResyncHelperProcess is not a test: run by TestResyncSurvivesKills as
 // a separate process, it re-syncs until done or killed.
@@ -32,11 +56,15 @@ func TestResyncHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestResyncSurvivesKills")
 	}
 	ctx := context.Background()
-	main, err := postgres.Connect(ctx, os.Getenv(envMain), 2)
+	key, err := postgres.ParseContextKey(os.Getenv(envKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := postgres.Connect(ctx, os.Getenv(envTS), 2)
+	main, err := postgres.Connect(ctx, os.Getenv(envMain), 2, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := postgres.Connect(ctx, os.Getenv(envTS), 2, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +145,7 @@ func TestResyncSurvivesKills(t *testing.T) {
 	run := func(kill bool, extra time.Duration) error {
 		start := fallbackRows()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestResyncHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), envHelper+"=1", envMain+"="+mainDB.IngestURL, envTS+"="+tsDB.IngestURL)
+		cmd.Env = append(os.Environ(), envHelper+"=1", envMain+"="+mainDB.IngestURL, envTS+"="+tsDB.IngestURL, envKey+"="+pg.ContextKey().String())
 		if err := cmd.Start(); err != nil {
 			return err
 		}
@@ -189,31 +217,27 @@ func TestResyncKeepsRowsThatFailVerification(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mainDB, tsDB := pg.NewDatabase(t), pg.NewDatabase(t)
-	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2)
+	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mainPool.Close()
-	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2)
+	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tsPool.Close()
 	id, at := uuid.New(), time.Now().UTC()
-	if _, err := mainPool.Exec(ctx, `INSERT INTO monitoring_fallback.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-		VALUES ($1, 1, $1, 1, 'a', 'PC', 'S-1', 'login', $2)`, id, at); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tsPool.Exec(ctx, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-		VALUES ($1, 1, $1, 1, 'a', 'PC', 'S-1', 'logout', $2)`, id, at); err != nil {
-		t.Fatal(err)
-	}
+	execAs(ctx, t, mainPool, 1, `INSERT INTO monitoring_fallback.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+		VALUES ($1, 1, $1, 1, 'a', 'PC', 'S-1', 'login', $2)`, id, at)
+	execAs(ctx, t, tsPool, 1, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+		VALUES ($1, 1, $1, 1, 'a', 'PC', 'S-1', 'logout', $2)`, id, at)
 	_, err = timeseries.Resync(ctx, mainPool, tsPool, 10, timeseries.NewResyncCounters(prometheus.NewRegistry()))
 	if err == nil {
 		t.Fatal("re-sync verified rows whose content differs")
 	}
 	var left int
-	if err := mainPool.QueryRow(ctx, `SELECT count(*) FROM monitoring_fallback.user_sessions`).Scan(&left); err != nil || left != 1 {
+	if err := adminConn(ctx, t, mainDB.AdminURL).QueryRow(ctx, `SELECT count(*) FROM monitoring_fallback.user_sessions`).Scan(&left); err != nil || left != 1 {
 		t.Fatalf("fallback rows after a failed verification: %d (%v), want the row kept", left, err)
 	}
 }
@@ -228,12 +252,12 @@ func TestResyncHandlesOneIDInTwoOrganisations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mainDB, tsDB := pg.NewDatabase(t), pg.NewDatabase(t)
-	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2)
+	mainPool, err := postgres.Connect(ctx, mainDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mainPool.Close()
-	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2)
+	tsPool, err := postgres.Connect(ctx, tsDB.IngestURL, 2, pg.ContextKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,16 +268,12 @@ func TestResyncHandlesOneIDInTwoOrganisations(t *testing.T) {
 	for i := range 7 {
 		id, when := uuid.New(), at.Add(-time.Duration(i)*time.Second)
 		for _, org := range []int64{1, 2} {
-			if _, err := mainPool.Exec(ctx, fmt.Sprintf(insert, "monitoring_fallback.user_sessions"), id, org, i+1, fmt.Sprintf("PC-%d", org), when); err != nil {
-				t.Fatal(err)
-			}
+			execAs(ctx, t, mainPool, org, fmt.Sprintf(insert, "monitoring_fallback.user_sessions"), id, org, i+1, fmt.Sprintf("PC-%d", org), when)
 		}
 		if _, err := tsPool.Exec(ctx, `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY['user_sessions'], ARRAY[$1::date])`, when); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tsPool.Exec(ctx, fmt.Sprintf(insert, "monitoring.user_sessions"), id, 3, i+1, "PC-3", when); err != nil {
-			t.Fatal(err)
-		}
+		execAs(ctx, t, tsPool, 3, fmt.Sprintf(insert, "monitoring.user_sessions"), id, 3, i+1, "PC-3", when)
 	}
 	res, err := timeseries.Resync(ctx, mainPool, tsPool, 3, timeseries.NewResyncCounters(prometheus.NewRegistry()))
 	if err != nil {
@@ -263,12 +283,12 @@ func TestResyncHandlesOneIDInTwoOrganisations(t *testing.T) {
 		t.Errorf("copied %d rows, want 14", res.Copied)
 	}
 	var left int
-	if err := mainPool.QueryRow(ctx, `SELECT count(*) FROM monitoring_fallback.user_sessions`).Scan(&left); err != nil || left != 0 {
+	if err := adminConn(ctx, t, mainDB.AdminURL).QueryRow(ctx, `SELECT count(*) FROM monitoring_fallback.user_sessions`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("fallback rows after re-sync: %d (%v), want 0", left, err)
 	}
 	for _, org := range []int64{1, 2, 3} {
 		var n, ids int
-		if err := tsPool.QueryRow(ctx, `SELECT count(*), count(DISTINCT id) FROM monitoring.user_sessions
+		if err := adminConn(ctx, t, tsDB.AdminURL).QueryRow(ctx, `SELECT count(*), count(DISTINCT id) FROM monitoring.user_sessions
 			WHERE organization_id = $1 AND computer_uid = 'PC-' || $1`, org).Scan(&n, &ids); err != nil {
 			t.Fatal(err)
 		}
