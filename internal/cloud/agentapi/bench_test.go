@@ -25,12 +25,12 @@ import (
 func BenchmarkAuthenticatedPing(b *testing.B) {
 	ctx := context.Background()
 	db := pg.NewDatabase(b)
-	ing, err := postgres.Connect(ctx, db.IngestURL, 8)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 8, pg.ContextKey())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ing.Close()
-	dash, err := postgres.Connect(ctx, db.DashboardURL, 2)
+	dash, err := postgres.Connect(ctx, db.PlatformAdminURL, 2, pg.ContextKey())
 	if err != nil {
 		b.Fatal(err)
 	}

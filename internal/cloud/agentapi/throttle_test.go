@@ -104,15 +104,14 @@ func newThrottledAPI(t *testing.T, proxies []netip.Prefix) *throttledAPI {
 		t.Fatal(err)
 	}
 	cfg.ConnConfig.Tracer = a.lookups
+	key := pg.ContextKey()
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { postgres.AttachContextKey(c, key); return nil }
 	ing, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	if a.dash, err = postgres.Connect(ctx, db.DashboardURL, 4); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.dash.Close)
+	a.dash = pg.Pool(t, db.PlatformAdminURL, 4)
 	reg := service.NewRegistry()
 	files, _ := storage.NewLocal(t.TempDir())
 	svc, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ing, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
