@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	// CommandRedeliver is how long a delivered, unacknowledged agent command
 	// waits before it is delivered again (DefaultCommandRedeliver).
 	CommandRedeliver time.Duration
+	// Auth enrols and authenticates agents. Without it every request is
+	// refused (401), enrolment with 503: the collector fails closed.
+	Auth             *agentauth.Authority
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
 	// Now is the clock; nil uses time.Now.
@@ -177,10 +181,14 @@ func (c *Collector) checkLevel(screenshot bool, events int) error {
 	return nil
 }
 
-// AcceptEvents validates a batch as a whole, commits it and returns the
-// acknowledgement. It returns *RequestError for refusals.
-func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
+// AcceptEvents validates a batch from the authenticated agent uid as a
+// whole, commits it and returns the acknowledgement. It returns
+// *RequestError for refusals (403 for events of another agent).
+func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
 	n := len(batch.Events)
+	if err := c.checkBatchAgent(uid, batch); err != nil {
+		return nil, err
+	}
 	if n == 0 {
 		return nil, c.reject("validation", 0, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "events", Msg: "at least one event is required"})
 	}
@@ -223,11 +231,7 @@ func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch
 			c.m.accepted.WithLabelValues(batch.Events[i].Type).Inc()
 		}
 	}
-	if batch.AgentUID != "" {
-		c.agents.Seen(protocol.AgentRegistration{AgentUID: batch.AgentUID, ComputerName: batch.ComputerName}, false)
-	} else {
-		c.agents.Seen(protocol.AgentRegistration{AgentUID: batch.Events[0].AgentUID, ComputerName: batch.Events[0].ComputerName}, false)
-	}
+	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, ComputerName: batch.ComputerName}, false)
 	return resp, nil
 }
 
@@ -240,8 +244,14 @@ func fieldError(err error) *RequestError {
 	return &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "(body)", Msg: err.Error()}
 }
 
-// Register records an agent's registration or heartbeat.
-func (c *Collector) Register(reg protocol.AgentRegistration, full bool) (*protocol.AgentRegistrationResponse, error) {
+// Register records the registration or heartbeat of the authenticated
+// agent uid (an empty agent_uid is uid's; another is refused with 403).
+func (c *Collector) Register(uid string, reg protocol.AgentRegistration, full bool) (*protocol.AgentRegistrationResponse, error) {
+	if reg.AgentUID == "" {
+		reg.AgentUID = uid
+	} else if reg.AgentUID != uid {
+		return nil, c.wrongAgent("agent_uid", reg.AgentUID, uid, 0)
+	}
 	if err := protocol.ValidateAgentRegistration(&reg); err != nil {
 		return nil, c.reject("validation", 0, fieldError(err))
 	}
