@@ -396,11 +396,13 @@ func (c *Collector) handleCommandAck(w http.ResponseWriter, r *http.Request) (in
 	if err := protocol.CheckText("policy_version", ack.PolicyVersion, false, protocol.MaxShortField); err != nil {
 		return 0, c.reject("validation", 0, fieldError(err))
 	}
-	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, PolicyVersion: ack.PolicyVersion}, false)
 	if err := c.cmds.Ack(uid, id, ack); err != nil {
 		return 0, &RequestError{Status: http.StatusNotFound, Code: protocol.ErrCodeNotFound, Field: "id",
 			Msg: "no such command is pending for agent " + uid}
 	}
+	// Recorded only for an acknowledgement that was accepted: a refused
+	// one changes nothing.
+	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, PolicyVersion: ack.PolicyVersion}, false)
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent, nil
 }

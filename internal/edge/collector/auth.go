@@ -58,18 +58,15 @@ func (c *Collector) wrongAgent(field, claimed, uid string, events int) *RequestE
 		Msg: fmt.Sprintf("the credential belongs to agent %q, not %q", uid, claimed)})
 }
 
-// checkBatchAgent binds a batch to the authenticated agent: an empty
-// agent_uid (batch or event) becomes uid; another is refused.
+// checkBatchAgent binds a validated batch (whose events' empty agent_uid
+// were filled from the batch's, itself filled with uid when empty) to the
+// authenticated agent: another agent_uid anywhere is refused.
 func (c *Collector) checkBatchAgent(uid string, b *protocol.EventBatch) error {
-	if b.AgentUID == "" {
-		b.AgentUID = uid
-	} else if b.AgentUID != uid {
+	if b.AgentUID != uid {
 		return c.wrongAgent("agent_uid", b.AgentUID, uid, len(b.Events))
 	}
 	for i := range b.Events {
-		if e := &b.Events[i]; e.AgentUID == "" {
-			e.AgentUID = uid
-		} else if e.AgentUID != uid {
+		if e := &b.Events[i]; e.AgentUID != uid {
 			return c.wrongAgent("events["+strconv.Itoa(i)+"].agent_uid", e.AgentUID, uid, len(b.Events))
 		}
 	}

@@ -49,9 +49,9 @@ type Options struct {
 	CommandRedeliver time.Duration
 	// Auth enrols and authenticates agents. Without it every request is
 	// refused (401), enrolment with 503: the collector fails closed.
-	Auth             *agentauth.Authority
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
+	Auth       *agentauth.Authority
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -186,8 +186,8 @@ func (c *Collector) checkLevel(screenshot bool, events int) error {
 // *RequestError for refusals (403 for events of another agent).
 func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
 	n := len(batch.Events)
-	if err := c.checkBatchAgent(uid, batch); err != nil {
-		return nil, err
+	if batch.AgentUID == "" {
+		batch.AgentUID = uid // and so every event without one (ValidateEventBatch)
 	}
 	if n == 0 {
 		return nil, c.reject("validation", 0, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "events", Msg: "at least one event is required"})
@@ -201,6 +201,9 @@ func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protoco
 	recs := make([]buffer.Record, n)
 	if err := protocol.ValidateEventBatch(batch, now); err != nil {
 		return nil, c.reject("validation", n, fieldError(err))
+	}
+	if err := c.checkBatchAgent(uid, batch); err != nil {
+		return nil, err
 	}
 	if err := c.checkLevel(false, n); err != nil {
 		return nil, err
@@ -249,11 +252,12 @@ func fieldError(err error) *RequestError {
 func (c *Collector) Register(uid string, reg protocol.AgentRegistration, full bool) (*protocol.AgentRegistrationResponse, error) {
 	if reg.AgentUID == "" {
 		reg.AgentUID = uid
-	} else if reg.AgentUID != uid {
-		return nil, c.wrongAgent("agent_uid", reg.AgentUID, uid, 0)
 	}
 	if err := protocol.ValidateAgentRegistration(&reg); err != nil {
 		return nil, c.reject("validation", 0, fieldError(err))
+	}
+	if reg.AgentUID != uid {
+		return nil, c.wrongAgent("agent_uid", reg.AgentUID, uid, 0)
 	}
 	c.agents.Seen(reg, full)
 	return &protocol.AgentRegistrationResponse{GatewayID: c.opts.GatewayID,

@@ -363,8 +363,6 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 	}
 	if ev.AgentUID == "" {
 		ev.AgentUID = uid
-	} else if ev.AgentUID != uid {
-		return c.wrongAgent("agent_uid", ev.AgentUID, uid, 1)
 	}
 	if ev.Type != protocol.TypeScreenshot {
 		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "type", Msg: "must be screenshot"})
@@ -372,6 +370,9 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 	now := c.now()
 	if err := protocol.ValidateAgentEvent(&ev, "", now, true); err != nil {
 		return c.reject("validation", 1, fieldError(err))
+	}
+	if ev.AgentUID != uid {
+		return c.wrongAgent("agent_uid", ev.AgentUID, uid, 1)
 	}
 	if ev.Screenshot.Size > c.opts.MaxScreenshotBytes {
 		return c.reject("too_large", 1, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: "screenshot.size",
