@@ -88,6 +88,7 @@ type Authority struct {
 
 	enrolments *prometheus.CounterVec
 	failures   *prometheus.CounterVec
+	enrolled   chan struct{} // signalled (never blocking) after an enrolment
 }
 
 // New returns an Authority over buf, with the verifier last stored in it.
@@ -96,7 +97,7 @@ func New(ctx context.Context, buf *buffer.Buffer, opts Options) (*Authority, err
 		opts.CacheSize = DefaultCacheSize
 	}
 	a := &Authority{buf: buf, opts: opts, log: opts.Logger, now: opts.Now,
-		byHash: map[[32]byte]string{}, byUID: map[string][32]byte{},
+		byHash: map[[32]byte]string{}, byUID: map[string][32]byte{}, enrolled: make(chan struct{}, 1),
 		enrolments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_agent_enrolments_total",
 			Help: "Agent enrolment attempts by result: ok, bad_secret (wrong enrolment secret, 401), unavailable (no verifier yet, 503), invalid (400).",
@@ -258,9 +259,17 @@ func (a *Authority) Enroll(ctx context.Context, req protocol.AgentEnrollRequest)
 	}
 	a.forget(req.AgentUID)
 	a.enrolments.WithLabelValues("ok").Inc()
+	select {
+	case a.enrolled <- struct{}{}:
+	default:
+	}
 	a.log.Info("agent enrolled", "agent_uid", req.AgentUID)
 	return cred, nil
 }
+
+// Enrolled is signalled after an enrolment (coalesced): the gateway then
+// reports new agents to the cloud.
+func (a *Authority) Enrolled() <-chan struct{} { return a.enrolled }
 
 // InvalidEnrolment counts an enrolment refused for its input (400).
 func (a *Authority) InvalidEnrolment() { a.enrolments.WithLabelValues("invalid").Inc() }
