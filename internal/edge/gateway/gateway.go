@@ -56,8 +56,8 @@ type Gateway struct {
 	// is set (nil otherwise: they share httpSrv).
 	healthSrv *http.Server
 	healthLn  net.Listener
-	grpcSrv *grpc.Server
-	grpcLn  net.Listener
+	grpcSrv   *grpc.Server
+	grpcLn    net.Listener
 
 	up     atomic.Pointer[uplink.Uplink]
 	idMu   sync.Mutex
@@ -241,15 +241,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	health.Routes(healthMux, health.Options{
 		OperatorToken: cfg.Health.OperatorToken,
-		Buffer:       buf,
-		Agents:       g.col.Agents(),
-		Gatherer:     g.reg,
-		Uplink:       func() *uplink.Uplink { return g.up.Load() },
-		Identity:     g.identity,
-		Control:      g.controlStatus,
-		MaxUnsentAge: cfg.Health.MaxUnsentAge,
-		Version:      g.version,
-		Started:      time.Now(),
+		Buffer:        buf,
+		Agents:        g.col.Agents(),
+		Gatherer:      g.reg,
+		Uplink:        func() *uplink.Uplink { return g.up.Load() },
+		Identity:      g.identity,
+		Control:       g.controlStatus,
+		MaxUnsentAge:  cfg.Health.MaxUnsentAge,
+		Version:       g.version,
+		Started:       time.Now(),
 	})
 	g.httpLn, err = net.Listen("tcp", cfg.Gateway.Listen)
 	if err != nil {
