@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // runEnrolmentSecret creates or rotates an organisation's agent enrolment
@@ -27,6 +30,7 @@ func runEnrolmentSecret(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "agent enrolment secret of organisation %s (shown once; deliver it with the agent installer):\n%s\n", org, secret)
+	fmt.Fprintf(e.stdout, "its verifier (for collector.enrolment_verifier, optional; gateways fetch it from the cloud): %s\n", agentauthVerifier(secret))
 	fmt.Fprintln(e.stdout, "the previous secret, if any, no longer enrols agents; agents already enrolled keep their credentials")
 	return nil
 }
@@ -47,6 +51,12 @@ func rotateEnrolmentSecret(ctx context.Context, e env, dbURL, org string) (strin
 		return "", fmt.Errorf("org enrolment-secret: no organisation %s", org)
 	}
 	return secret, err
+}
+
+// agentauthVerifier is the verifier of secret, as gateways check it.
+func agentauthVerifier(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return protocol.VerifierSHA256 + hex.EncodeToString(h[:])
 }
 
 // positional splits a leading positional argument from flags.

@@ -180,6 +180,15 @@ func (a *Authority) SetVerifier(ctx context.Context, v string) error {
 	return nil
 }
 
+// SeedVerifier installs v (from configuration) only when no verifier is
+// known yet; the cloud's later answer replaces it.
+func (a *Authority) SeedVerifier(ctx context.Context, v string) error {
+	if v == "" || a.HasVerifier() {
+		return nil
+	}
+	return a.SetVerifier(ctx, v)
+}
+
 // HasVerifier reports whether agents can enrol.
 func (a *Authority) HasVerifier() bool {
 	a.mu.RLock()

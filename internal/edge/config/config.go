@@ -9,6 +9,7 @@ package config
 
 import (
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -102,6 +103,9 @@ type Collector struct {
 	// EnrolmentRefresh is how often the enrolment verifier is fetched from
 	// the cloud (and enrolled agents reported to it).
 	EnrolmentRefresh time.Duration
+	// EnrolmentVerifier, when set, is the verifier used until the cloud
+	// sends one (sha256:<hex>): agents can enrol before first contact.
+	EnrolmentVerifier string
 }
 
 // Control paces the control channel and the commands it carries.
@@ -273,6 +277,15 @@ func Keys() []Key {
 		{"collector.max_screenshot_bytes", "10MB", "Largest screenshot image (413 above).", bytesize(func(c *Config) *int64 { return &c.Collector.MaxScreenshotBytes })},
 		{"collector.retry_after", "5s", "Retry-After sent with 503 under back-pressure.", duration(func(c *Config) *time.Duration { return &c.Collector.RetryAfter })},
 		{"collector.enrolment_refresh", "5m", "How often the agent enrolment verifier is fetched from the cloud and new enrolments reported (a wrong secret also refreshes, at most every 10 s).", duration(func(c *Config) *time.Duration { return &c.Collector.EnrolmentRefresh })},
+		{"collector.enrolment_verifier", "", "Verifier (sha256:<64 hex>, printed by staffctl org enrolment-secret) used until the cloud sends one, so agents can enrol before the gateway first reaches the cloud; never the secret itself.", func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			h, ok := strings.CutPrefix(v, "sha256:")
+			if _, err := hex.DecodeString(h); !ok || err != nil || len(h) != 64 {
+				return fmt.Errorf("must be sha256: and 64 hex digits (the verifier, not the secret)")
+			}
+			c.Collector.EnrolmentVerifier = v
+			return nil
+		}},
 		{"collector.heartbeat_interval", "30s", "Agent heartbeat interval; silent for 3 intervals = disconnected.", duration(func(c *Config) *time.Duration { return &c.Collector.HeartbeatInterval })},
 		{"control.backoff_initial", "1s", "First control-channel reconnect delay; doubles per failure (full jitter).", duration(func(c *Config) *time.Duration { return &c.Control.BackoffInitial })},
 		{"control.backoff_max", "1m", "Control-channel reconnect delay cap.", duration(func(c *Config) *time.Duration { return &c.Control.BackoffMax })},

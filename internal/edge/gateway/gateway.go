@@ -216,6 +216,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 		buf.Close()
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if err := g.auth.SeedVerifier(ctx, cfg.Collector.EnrolmentVerifier); err != nil {
+		buf.Close()
+		return fmt.Errorf("config: collector.enrolment_verifier: %w", err)
+	}
 	tlsConf, err := collectorTLS(cfg.Gateway.TLSCertFile, cfg.Gateway.TLSKeyFile)
 	if err != nil {
 		buf.Close()
