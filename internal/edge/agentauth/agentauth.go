@@ -61,7 +61,8 @@ const refreshMinInterval = 10 * time.Second
 type Options struct {
 	// Refresh, when set, fetches the current verifier from the cloud. A
 	// wrong secret triggers it (at most every 10 s) so that a secret just
-	// rotated in the cloud is accepted at once.
+	// rotated in the cloud is accepted at once. It returns an error
+	// wrapping ErrNoVerifier when it cannot ask yet (not provisioned).
 	Refresh func(ctx context.Context) (string, error)
 	// CacheSize bounds the in-memory cache (DefaultCacheSize).
 	CacheSize  int
@@ -223,6 +224,10 @@ func (a *Authority) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	v, err := a.opts.Refresh(ctx)
+	if errors.Is(err, ErrNoVerifier) {
+		a.lastRefresh = time.Time{} // nothing asked (no cloud identity yet): not spaced
+		return
+	}
 	if err != nil {
 		a.log.Warn("enrolment verifier refresh failed", "err", err)
 		return

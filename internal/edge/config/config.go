@@ -546,7 +546,7 @@ func (c *Config) validate() error {
 	if t := c.Health.OperatorToken; t != "" && len(t) < 16 {
 		return &Error{Key: "health.operator_token", Msg: "must be at least 16 characters"}
 	}
-	if c.Health.Listen != "" && c.Health.Listen == c.Gateway.Listen {
+	if c.Health.Listen != "" && c.Health.Listen == c.Gateway.Listen && !strings.HasSuffix(c.Health.Listen, ":0") {
 		return &Error{Key: "health.listen", Msg: "must differ from gateway.listen (leave it empty to share that address)"}
 	}
 	if c.Buffer.Path == "" {

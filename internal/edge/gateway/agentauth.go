@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -22,7 +23,7 @@ import (
 // the next refresh (the buffer remembers which agents are unreported).
 
 // errNotProvisioned: the gateway has no API key yet.
-var errNotProvisioned = errors.New("gateway: not provisioned yet")
+var errNotProvisioned = fmt.Errorf("gateway: not provisioned yet: %w", agentauth.ErrNoVerifier)
 
 // fetchVerifier asks the cloud for the enrolment verifier.
 func (g *Gateway) fetchVerifier(ctx context.Context) (string, error) {
