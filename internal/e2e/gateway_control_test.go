@@ -52,6 +52,7 @@ type gcWorld struct {
 	dash    *policy.Service
 	dist    *policy.Distributor // dashboard role: releases and distributions
 	queue   *dispatch.Queue     // dashboard role
+	dashDB  *pgxpool.Pool       // dashboard role
 	actor   accounts.Actor
 	orgID   int64
 	gateway uuid.UUID
@@ -131,6 +132,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(dashPool.Close)
+	w.dashDB = dashPool
 	acc := accounts.New(dashPool, time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
