@@ -21,6 +21,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
@@ -447,7 +448,12 @@ func TestBackPressureShedsThenRefusesThenRecovers(t *testing.T) {
 	h := newHarness(t, "")
 	// A 400 kB buffer: screenshots of 16 kB fill it quickly.
 	cfg, _ := os.ReadFile(h.cfg)
-	os.WriteFile(h.cfg, []byte(strings.Replace(string(cfg), "max_size: 1GB", "max_size: 400KB", 1)), 0o600)
+	cfg = []byte(strings.Replace(string(cfg), "max_size: 1GB", "max_size: 400KB", 1))
+	// The cloud goes down right after provisioning, possibly before the
+	// gateway fetched the enrolment verifier: seed it, as an installer
+	// does for a gateway that must enrol agents before it reaches the cloud.
+	cfg = []byte(strings.Replace(string(cfg), "collector:\n", "collector:\n  enrolment_verifier: "+agentauth.Verifier(ingesttest.DefaultEnrolmentSecret)+"\n", 1))
+	os.WriteFile(h.cfg, cfg, 0o600)
 	c := h.start()
 	defer func() {
 		if c != nil {
