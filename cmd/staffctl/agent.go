@@ -42,10 +42,7 @@ func rotateEnrolmentSecret(ctx context.Context, e env, dbURL, org string) (strin
 		return "", err
 	}
 	defer pool.Close()
-	svc, err := enrolment.New(pool)
-	if err != nil {
-		return "", err
-	}
+	svc := enrolment.New(pool)
 	secret, _, err := svc.Rotate(ctx, actor.Tenant, actor.Tenant.OrganizationID)
 	if errors.Is(err, enrolment.ErrNotFound) {
 		return "", fmt.Errorf("org enrolment-secret: no organisation %s", org)
@@ -97,10 +94,7 @@ func runAgent(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := enrolment.New(pool)
-	if err != nil {
-		return err
-	}
+	svc := enrolment.New(pool)
 	cmds, err := svc.RevokeAgent(ctx, actor.Tenant, q, uid, "staffctl")
 	if errors.Is(err, enrolment.ErrNotFound) {
 		return fmt.Errorf("agent revoke: organisation %s has no gateway to revoke agent %q at", org, uid)

@@ -257,10 +257,7 @@ func ensureDemo(ctx context.Context, admin string) (demoState, error) {
 		return st, err
 	}
 	defer pool.Close()
-	svc, err := enrolment.New(pool)
-	if err != nil {
-		return st, err
-	}
+	svc := enrolment.New(pool)
 	if st.secret, _, err = svc.Rotate(ctx, postgres.Tenant{OrganizationID: st.orgID, Role: postgres.AppAdmin}, st.orgID); err != nil {
 		return st, err
 	}

@@ -25,10 +25,7 @@ const e2eOperatorToken = "e2e-operator-token-0123456789"
 // staffctl org enrolment-secret does (pool: the dashboard or owner role).
 func newEnrolmentSecret(t testing.TB, pool *pgxpool.Pool, orgID int64) string {
 	t.Helper()
-	svc, err := enrolment.New(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := enrolment.New(pool)
 	secret, _, err := svc.Rotate(context.Background(), postgres.Tenant{OrganizationID: orgID, Role: postgres.AppAdmin}, orgID)
 	if err != nil {
 		t.Fatal(err)

@@ -52,10 +52,7 @@ func TestAgentRevokedFromTheCloud(t *testing.T) {
 	if c := heartbeatAs(t, base, leaked); c != 200 {
 		t.Fatalf("before revocation: %d", c)
 	}
-	svc, err := enrolment.New(w.dashDB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := enrolment.New(w.dashDB)
 	cmds, err := svc.RevokeAgent(context.Background(), postgres.Tenant{OrganizationID: w.orgID, Role: postgres.AppAdmin}, w.queue, "leaked-agent", "e2e")
 	if err != nil || len(cmds) != 1 || cmds[0].Type != protocol.CommandRevokeAgent {
 		t.Fatalf("revoke: %+v %v", cmds, err)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"embed"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -27,9 +26,6 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-//go:embed sql/*.sql
-var sqlFiles embed.FS
-
 // ErrNotFound: no such organisation (or none visible to the tenant), or no
 // gateway to send a revocation to.
 var ErrNotFound = errors.New("enrolment: not found")
@@ -37,22 +33,11 @@ var ErrNotFound = errors.New("enrolment: not found")
 // Service manages enrolment secrets and agent records.
 type Service struct {
 	db *pgxpool.Pool
-	q  map[string]string
 }
 
 // New returns a Service over db (the owner or dashboard role for secrets
 // and revocations, the ingest role for verifiers and agent records).
-func New(db *pgxpool.Pool) (*Service, error) {
-	s := &Service{db: db, q: map[string]string{}}
-	for _, name := range []string{"rotate", "verifier", "record_agent", "revoke_agent", "active_gateways"} {
-		b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
-		if err != nil {
-			return nil, fmt.Errorf("enrolment: load %s.sql: %w", name, err)
-		}
-		s.q[name] = string(b)
-	}
-	return s, nil
-}
+func New(db *pgxpool.Pool) *Service { return &Service{db: db} }
 
 // NewSecret returns a fresh enrolment secret: the prefix and 256 random
 // bits, base64url.
@@ -72,7 +57,7 @@ func (s *Service) Rotate(ctx context.Context, t postgres.Tenant, orgID int64) (s
 	h := sha256.Sum256([]byte(secret))
 	var at time.Time
 	err := postgres.InTenant(ctx, s.db, t, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, s.q["rotate"], orgID, h[:]).Scan(&at)
+		return tx.QueryRow(ctx, sqlRotate, orgID, h[:]).Scan(&at)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", time.Time{}, ErrNotFound
@@ -89,7 +74,7 @@ func (s *Service) Verifier(ctx context.Context, orgID int64) (protocol.Enrolment
 	out := protocol.EnrolmentVerifier{OrganizationID: orgID}
 	var hash []byte
 	err := postgres.InTenant(ctx, s.db, postgres.Tenant{OrganizationID: orgID}, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, s.q["verifier"], orgID).Scan(&hash, &out.RotatedAt)
+		return tx.QueryRow(ctx, sqlVerifier, orgID).Scan(&hash, &out.RotatedAt)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return out, ErrNotFound
@@ -106,7 +91,7 @@ func (s *Service) Verifier(ctx context.Context, orgID int64) (protocol.Enrolment
 // RecordAgent records an agent a gateway reports enrolled.
 func (s *Service) RecordAgent(ctx context.Context, orgID int64, gatewayID uuid.UUID, a protocol.AgentEnrolled) error {
 	err := postgres.InTenant(ctx, s.db, postgres.Tenant{OrganizationID: orgID}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, s.q["record_agent"], orgID, gatewayID, a.AgentUID, a.ComputerName, a.EnrolledAt)
+		_, err := tx.Exec(ctx, sqlRecordAgent, orgID, gatewayID, a.AgentUID, a.ComputerName, a.EnrolledAt)
 		return err
 	})
 	if err != nil {
@@ -126,7 +111,7 @@ func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *dispatc
 	payload, _ := json.Marshal(protocol.RevokeAgentPayload{AgentUID: agentUID})
 	var out []dispatch.Command
 	err := postgres.InTenant(ctx, s.db, t, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, s.q["active_gateways"])
+		rows, err := tx.Query(ctx, sqlActiveGateways)
 		if err != nil {
 			return err
 		}
@@ -137,7 +122,7 @@ func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *dispatc
 		if len(ids) == 0 {
 			return ErrNotFound
 		}
-		if _, err := tx.Exec(ctx, s.q["revoke_agent"], agentUID); err != nil {
+		if _, err := tx.Exec(ctx, sqlRevokeAgent, agentUID); err != nil {
 			return err
 		}
 		for _, id := range ids {
