@@ -101,17 +101,21 @@ func (s *Service) RecordAgent(ctx context.Context, orgID int64, gatewayID uuid.U
 }
 
 // RevokeAgent marks the agent revoked and queues a revoke_agent command for
-// every gateway of the tenant's organisation (an agent may enrol at any of
+// every gateway of the tenant's organisation (t.OrganizationID, required;
+// named in every statement, since an ADMIN context sees all organisations) (an agent may enrol at any of
 // them), in one transaction; it returns the commands. ErrNotFound when the
 // organisation has no gateway.
 func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *dispatch.Queue, agentUID, createdBy string) ([]dispatch.Command, error) {
 	if err := protocol.CheckText("agent_uid", agentUID, true, protocol.MaxShortField); err != nil {
 		return nil, &dispatch.FieldError{Field: "agent_uid", Message: err.Error()}
 	}
+	if t.OrganizationID <= 0 {
+		return nil, &dispatch.FieldError{Field: "organization_id", Message: "is required: an agent is revoked in one organisation"}
+	}
 	payload, _ := json.Marshal(protocol.RevokeAgentPayload{AgentUID: agentUID})
 	var out []dispatch.Command
 	err := postgres.InTenant(ctx, s.db, t, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sqlActiveGateways)
+		rows, err := tx.Query(ctx, sqlActiveGateways, t.OrganizationID)
 		if err != nil {
 			return err
 		}
@@ -122,7 +126,7 @@ func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *dispatc
 		if len(ids) == 0 {
 			return ErrNotFound
 		}
-		if _, err := tx.Exec(ctx, sqlRevokeAgent, agentUID); err != nil {
+		if _, err := tx.Exec(ctx, sqlRevokeAgent, t.OrganizationID, agentUID); err != nil {
 			return err
 		}
 		for _, id := range ids {
