@@ -28,6 +28,13 @@ Runs the Agent API. Configuration (environment):
   HTTP_BODY_GRACE       time before HTTP_BODY_MIN_RATE applies (default 10s)
   HTTP_WRITE_TIMEOUT    time to answer once the request has arrived (default 60s)
   HTTP_IDLE_TIMEOUT     time a keep-alive connection may wait for its next request (default 120s)
+  THROTTLE_FREE_FAILURES  failed credentials a source or prefix may have before it is locked (default 5)
+  THROTTLE_BASE_LOCKOUT first lockout; doubles with each further failure (default 1s)
+  THROTTLE_MAX_LOCKOUT  longest lockout (default 15m)
+  THROTTLE_DECAY        one failure forgiven per this much quiet time (default 1m)
+  THROTTLE_MAX_ENTRIES  sources and prefixes remembered, and verified keys (default 100000 each)
+  THROTTLE_VERIFIED_TTL how long an accepted key passes every lock (default 24h)
+  TRUSTED_PROXIES       addresses/CIDRs whose X-Forwarded-For names the client (default none)
   LOG_LEVEL             debug, info, warn or error (default info)
 `, args, stderr); help || err != nil {
 		return err
@@ -47,6 +54,10 @@ Runs the Agent API. Configuration (environment):
 	if err != nil {
 		return err
 	}
+	thr, err := service.ThrottleFromEnv(getenv)
+	if err != nil {
+		return err
+	}
 	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
-		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg}, logger, nil)
+		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg, Throttle: thr}, logger, nil)
 }

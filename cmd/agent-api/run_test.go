@@ -94,3 +94,13 @@ func TestABadTimeoutKeyIsNamed(t *testing.T) {
 		t.Fatalf("err = %v, want it to name HTTP_BODY_GRACE", err)
 	}
 }
+
+func TestABadThrottleKeyIsNamed(t *testing.T) {
+	for key, v := range map[string]string{"THROTTLE_MAX_LOCKOUT": "forever", "TRUSTED_PROXIES": "10.0.0.0/33"} {
+		env := map[string]string{"DATABASE_URL": "postgres://staff_ingest@127.0.0.1/x", "STORAGE_BASE_PATH": t.TempDir(), key: v}
+		err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%s: err = %v, want it to name %s", key, v, err, key)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 // Config is the Agent API's configuration.
@@ -44,6 +47,9 @@ type Config struct {
 	ProbeInterval time.Duration
 	// TLS is the optional (mutual) TLS of the listener.
 	TLS service.TLSConfig
+	// Throttle limits failed API keys and provisioning tokens
+	// (THROTTLE_*, TRUSTED_PROXIES).
+	Throttle service.ThrottleConfig
 }
 
 // Deps are the Agent API's dependencies.
@@ -57,13 +63,24 @@ type Deps struct {
 	// Enrolment serves agent enrolment verifiers and records (nil: built
 	// over DB).
 	Enrolment *enrolment.Service
+	// Throttle counts failed API keys and provisioning tokens and refuses
+	// (429) sources and prefixes with too many; nil means a default
+	// limiter without metrics.
+	Throttle *throttle.Limiter
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 }
 
 // NewServer returns the Agent API's HTTP handler: its routes table.
 func NewServer(d Deps) http.Handler {
+	if d.Throttle == nil {
+		d.Throttle, _ = throttle.New(throttle.Config{}, throttle.Deps{Logger: d.Logger})
+	}
 	mux := http.NewServeMux()
 	service.HealthRoutes(mux, d.Registry, service.PingCheck("postgres", d.DB))
-	gw := func(h http.HandlerFunc) http.Handler { return auth.RequireGateway(d.Gateways, d.Logger, h) }
+	gw := func(h http.HandlerFunc) http.Handler {
+		return auth.RequireGateway(d.Gateways, d.Throttle, d.TrustedProxies, d.Logger, h)
+	}
 	mux.Handle("POST "+protocol.PathGatewayProvision, provisionHandler(d))
 	mux.Handle("GET "+protocol.PathGatewayPing, gw(ping))
 	mux.Handle("POST "+protocol.PathGatewayKeyRotate, gw(rotateKeyHandler(d.Gateways, d.Logger)))
@@ -123,12 +140,28 @@ func provisionHandler(d Deps) http.HandlerFunc {
 				return
 			}
 		}
+		// Failed tokens count per source and per registration they aim at
+		// (organisation and serial: the token is bound to both).
+		att := throttle.Attempt{Kind: auth.KindProvisioningToken, Source: throttle.Source(r, d.TrustedProxies),
+			Prefix: fmt.Sprintf("%d/%s", req.OrganizationID, req.Serial), Credential: auth.HashSecret(req.ProvisioningToken)}
+		if dec := d.Throttle.Check(att); !dec.OK {
+			throttle.WriteRefusal(w, dec, "provisioning_token")
+			return
+		}
 		gw, key, err := d.Gateways.Provision(r.Context(), req.OrganizationID, req.Serial, req.ProvisioningToken)
 		if errors.Is(err, auth.ErrUnauthorized) {
+			reason := auth.ReasonUnknown
+			if !strings.HasPrefix(req.ProvisioningToken, auth.PrefixProvisioningToken) || len(req.ProvisioningToken) > 128 {
+				reason = auth.ReasonMalformed
+			}
+			d.Throttle.Fail(att, reason)
 			writeError(w, http.StatusUnauthorized, protocol.ErrorResponse{Error: protocol.ErrCodeUnauthorized, Field: "provisioning_token",
 				Message: "unknown, expired or already used provisioning token, or it does not match this organisation and serial"})
 			return
 		}
+		// A spent token is worth nothing: the attempt ends without being
+		// remembered as verified.
+		d.Throttle.Done(att)
 		if err != nil {
 			d.Logger.ErrorContext(r.Context(), "provisioning failed", "err", err)
 			writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable; retry"})
@@ -186,6 +219,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	}
 	hub := control.New(db, auth.NewGateways(db), queue, logger, reg, control.Options{})
 	dist := policy.NewDistributor(db, queue)
+	lim, err := throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	l, err := service.Listen(cfg.Addr, "AGENT_API_ADDR")
 	if err != nil {
 		return err
@@ -213,7 +250,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		listening(l.Addr())
 	}
 	logger.InfoContext(ctx, "agent api listening", "addr", l.Addr().String())
-	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing, Control: hub}), logger, cfg.HTTP)
+	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing, Control: hub,
+		Throttle: lim, TrustedProxies: cfg.Throttle.TrustedProxies}), logger, cfg.HTTP)
 }
 
 // advanceDistributions moves every active policy distribution on, every

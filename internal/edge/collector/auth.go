@@ -2,13 +2,17 @@ package collector
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 // Agent authentication (see internal/edge/agentauth). Every collector
@@ -73,12 +77,33 @@ func (c *Collector) checkBatchAgent(uid string, b *protocol.EventBatch) error {
 	return nil
 }
 
+// KindEnrolmentSecret is the throttle kind of enrolment attempts.
+const KindEnrolmentSecret = "enrolment_secret"
+
 // Enroll exchanges the organisation's enrolment secret for the agent's own
-// credential (shown once), replacing any credential the agent had.
-func (c *Collector) Enroll(ctx context.Context, req protocol.AgentEnrollRequest) (*protocol.AgentEnrollResponse, error) {
+// credential (shown once), replacing any credential the agent had. src is
+// the client's address: failed attempts are throttled per source and per
+// secret prefix (429 with Retry-After).
+func (c *Collector) Enroll(ctx context.Context, src netip.Addr, req protocol.AgentEnrollRequest) (*protocol.AgentEnrollResponse, error) {
 	if c.opts.Auth == nil {
 		return nil, &RequestError{Status: http.StatusServiceUnavailable, Code: protocol.ErrCodeNotEnrollable, Msg: errNoAuthority.Error(), RetryAfter: c.opts.RetryAfter}
 	}
+	h := sha256.Sum256([]byte(req.EnrolmentSecret))
+	att := throttle.Attempt{Kind: KindEnrolmentSecret, Source: src, Prefix: secretPrefix(req.EnrolmentSecret), Credential: h[:]}
+	if dec := c.throttle.Check(att); !dec.OK {
+		why := "too many failed enrolments from this address"
+		if dec.By == throttle.ByPrefix {
+			why = "too many failed enrolments with this secret"
+		}
+		return nil, c.reject("throttled", 0, &RequestError{Status: http.StatusTooManyRequests, Code: protocol.ErrCodeThrottled,
+			Field: "enrolment_secret", Msg: why + "; retry later", RetryAfter: dec.RetryAfter})
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.throttle.Done(att)
+		}
+	}()
 	if err := protocol.CheckText("enrolment_secret", req.EnrolmentSecret, true, protocol.MaxShortField); err != nil {
 		c.opts.Auth.InvalidEnrolment()
 		return nil, c.reject("validation", 0, fieldError(err))
@@ -92,7 +117,8 @@ func (c *Collector) Enroll(ctx context.Context, req protocol.AgentEnrollRequest)
 		ComputerName: reg.ComputerName, AgentVersion: reg.AgentVersion, OSVersion: reg.OSVersion})
 	switch {
 	case errors.Is(err, agentauth.ErrBadSecret):
-		c.enrolFailed()
+		done = true
+		c.enrolFailed(att)
 		return nil, c.reject("bad_enrolment_secret", 0, &RequestError{Status: http.StatusUnauthorized, Code: protocol.ErrCodeUnauthorized,
 			Field: "enrolment_secret", Msg: "does not match this organisation's enrolment secret"})
 	case errors.Is(err, agentauth.ErrNoVerifier):
@@ -101,16 +127,33 @@ func (c *Collector) Enroll(ctx context.Context, req protocol.AgentEnrollRequest)
 	case err != nil:
 		return nil, err
 	}
+	done = true
+	c.throttle.Succeed(att)
 	c.agents.Seen(reg, true)
 	return &protocol.AgentEnrollResponse{AgentUID: reg.AgentUID, Credential: cred, GatewayID: c.opts.GatewayID}, nil
 }
 
-// enrolFailed is the one place a failed enrolment attempt is counted
-// (gateway_agent_enrolments_total{result="bad_secret"} in agentauth,
-// gateway_requests_rejected_total{reason="bad_enrolment_secret"} here):
-// the seam where failed-credential throttling (internal/throttle) hooks
-// in.
-func (c *Collector) enrolFailed() {}
+// enrolFailed is the one place a failed enrolment attempt is counted for
+// throttling (the attempt is also counted in
+// gateway_agent_enrolments_total{result="bad_secret"} by agentauth and in
+// gateway_requests_rejected_total{reason="bad_enrolment_secret"} here).
+func (c *Collector) enrolFailed(att throttle.Attempt) {
+	reason := "unknown"
+	if !strings.HasPrefix(string(att.Prefix), protocol.EnrolmentSecretPrefix) {
+		reason = "malformed"
+	}
+	c.throttle.Fail(att, reason)
+}
+
+// secretPrefix is the non-secret part of an enrolment secret that says
+// which secret a guess aims at: the prefix and 4 characters ("" for
+// input that is not a secret at all).
+func secretPrefix(s string) string {
+	if !strings.HasPrefix(s, protocol.EnrolmentSecretPrefix) || len(s) < len(protocol.EnrolmentSecretPrefix)+4 {
+		return ""
+	}
+	return s[:len(protocol.EnrolmentSecretPrefix)+4]
+}
 
 func (c *Collector) handleEnroll(w http.ResponseWriter, r *http.Request) (int, error) {
 	if err := c.requireType(r, "application/json"); err != nil {
@@ -124,7 +167,7 @@ func (c *Collector) handleEnroll(w http.ResponseWriter, r *http.Request) (int, e
 	if err := c.decodeJSON(body, &req, 0); err != nil {
 		return 0, err
 	}
-	resp, err := c.Enroll(r.Context(), req)
+	resp, err := c.Enroll(r.Context(), throttle.Source(r, nil), req)
 	if err != nil {
 		return 0, err
 	}

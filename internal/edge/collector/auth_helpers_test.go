@@ -2,7 +2,9 @@ package collector
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 // testSecret is the organisation enrolment secret of the collector tests;
@@ -51,7 +54,7 @@ func (cr *credentials) of(tb testing.TB, uid string) string {
 	if tok, ok := cr.m[uid]; ok {
 		return tok
 	}
-	resp, err := cr.c.Enroll(context.Background(), protocol.AgentEnrollRequest{EnrolmentSecret: testSecret, AgentUID: uid, ComputerName: "PC-" + uid})
+	resp, err := cr.c.Enroll(context.Background(), netip.MustParseAddr("127.0.0.1"), protocol.AgentEnrollRequest{EnrolmentSecret: testSecret, AgentUID: uid, ComputerName: "PC-" + uid})
 	if err != nil {
 		return ""
 	}
@@ -105,4 +108,11 @@ func authorize(tb testing.TB, req *http.Request, hdr map[string]string) {
 		tok = cr.of(tb, "agent-1")
 	}
 	req.Header.Set(protocol.HeaderAuthorization, "Bearer "+tok)
+}
+
+// throttleAttempt is the limiter's view of an enrolment with secret from
+// addr (as Collector.Enroll builds it).
+func throttleAttempt(secret, addr string) throttle.Attempt {
+	h := sha256.Sum256([]byte(secret))
+	return throttle.Attempt{Kind: KindEnrolmentSecret, Source: netip.MustParseAddr(addr), Prefix: secretPrefix(secret), Credential: h[:]}
 }

@@ -3,7 +3,9 @@ package collector
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -375,5 +377,62 @@ func TestGRPCAuthentication(t *testing.T) {
 	// The HTTP credential of the same agent was replaced by the gRPC enrolment.
 	if code, _ := af.send(t, routes()[4], af.victim, "", af.creds.bearer(t, af.victim)); code != 401 {
 		t.Fatalf("old credential after re-enrolment: %d", code)
+	}
+}
+
+// TestEnrolmentThrottling: 500 wrong secrets from one address are answered
+// 401 a few times, then 429 with Retry-After (counted), without each
+// reaching the verifier; the right secret keeps working: from the same
+// address once it was verified there, and from a clean address although
+// the guesses aimed at its prefix.
+func TestEnrolmentThrottling(t *testing.T) {
+	f, reg := newRegistryFixture(t, 0)
+	enrol := func(client *http.Client, secret, uid string) (int, string) {
+		t.Helper()
+		body := mustJSON(protocol.AgentEnrollRequest{EnrolmentSecret: secret, AgentUID: uid, ComputerName: "PC"})
+		resp, err := client.Post(f.srv.URL+protocol.PathAgentEnroll, "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	attacker := http.DefaultClient
+	if code, _ := enrol(attacker, testSecret, "genuine"); code != 201 {
+		t.Fatalf("right secret before the attack: %d", code)
+	}
+	codes := map[int]int{}
+	for i := range 500 {
+		wrong := testSecret[:8] + strings.Repeat("x", 20) + strconv.Itoa(i)
+		code, ra := enrol(attacker, wrong, "attacker")
+		codes[code]++
+		if code == http.StatusTooManyRequests && ra == "" {
+			t.Fatal("429 without Retry-After")
+		}
+	}
+	if codes[http.StatusUnauthorized] > 10 || codes[http.StatusTooManyRequests] < 490 || codes[201] != 0 {
+		t.Fatalf("answers to 500 wrong secrets: %v", codes)
+	}
+	got := counters(t, reg, "gateway_agent_enrolments_total", "result")
+	if got["bad_secret"] != float64(codes[http.StatusUnauthorized]) {
+		t.Fatalf("%v secrets verified, want only the %d not throttled", got["bad_secret"], codes[http.StatusUnauthorized])
+	}
+	if rej := counters(t, reg, "gateway_requests_rejected_total", "reason"); rej["throttled"] != float64(codes[http.StatusTooManyRequests]) {
+		t.Fatalf("throttled requests counted %v, want %d", rej["throttled"], codes[http.StatusTooManyRequests])
+	}
+	// The right secret, verified before from this address, still enrols.
+	if code, _ := enrol(attacker, testSecret, "genuine-2"); code != 201 {
+		t.Fatalf("right secret from the attacked address: %d", code)
+	}
+	// A clean address (127.0.0.2) with the right secret passes the locked
+	// prefix; the limiter forgets the verified secret first, so this is the
+	// clean-source rule at work.
+	f.c.throttle.Fail(throttleAttempt(testSecret, "127.0.0.9"), "unknown")
+	clean := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
+	if code, _ := enrol(clean, testSecret, "clean"); code != 201 {
+		t.Fatalf("right secret from a clean address: %d", code)
+	}
+	if code, _ := enrol(clean, testSecret[:8]+"guess", "clean-guess"); code != 401 {
+		t.Fatalf("a clean address's first wrong secret: %d, want 401 (it passes the locked prefix once)", code)
 	}
 }

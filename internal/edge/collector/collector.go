@@ -22,6 +22,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 // Options configures a Collector. Zero fields take the defaults below.
@@ -49,7 +50,10 @@ type Options struct {
 	CommandRedeliver time.Duration
 	// Auth enrols and authenticates agents. Without it every request is
 	// refused (401), enrolment with 503: the collector fails closed.
-	Auth       *agentauth.Authority
+	Auth *agentauth.Authority
+	// Throttle limits failed enrolments per source and secret prefix (429
+	// with Retry-After); nil means a default limiter without metrics.
+	Throttle   *throttle.Limiter
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now is the clock; nil uses time.Now.
@@ -76,6 +80,8 @@ type Collector struct {
 	cmds   *AgentCommands
 	m      *metrics
 	bufs   sync.Pool // *bytes.Buffer for request bodies
+
+	throttle *throttle.Limiter
 }
 
 // New returns a Collector writing to buf.
@@ -98,7 +104,10 @@ func New(buf *buffer.Buffer, opts Options) *Collector {
 	if opts.MaxAgents <= 0 {
 		opts.MaxAgents = DefaultMaxAgents
 	}
-	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now}
+	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now, throttle: opts.Throttle}
+	if c.throttle == nil {
+		c.throttle, _ = throttle.New(throttle.Config{}, throttle.Deps{Logger: opts.Logger}) // defaults never fail
+	}
 	c.bufs.New = func() any { return new(bytes.Buffer) }
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -58,6 +60,8 @@ func grpcError(err error) error {
 		code = codes.PermissionDenied
 	case http.StatusNotFound:
 		code = codes.NotFound
+	case http.StatusTooManyRequests:
+		code = codes.ResourceExhausted
 	}
 	msg := re.Code + ": " + re.Msg
 	if re.Field != "" {
@@ -108,7 +112,13 @@ func (s *grpcService) authGRPC(ctx context.Context) (string, error) {
 
 // Enroll exchanges the enrolment secret for an agent credential.
 func (s *grpcService) Enroll(ctx context.Context, r *agentpb.EnrollRequest) (*agentpb.EnrollResponse, error) {
-	resp, err := s.c.Enroll(ctx, protocol.AgentEnrollRequest{EnrolmentSecret: r.GetEnrolmentSecret(), AgentUID: r.GetAgentUid(),
+	var src netip.Addr
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+			src = ap.Addr().Unmap()
+		}
+	}
+	resp, err := s.c.Enroll(ctx, src, protocol.AgentEnrollRequest{EnrolmentSecret: r.GetEnrolmentSecret(), AgentUID: r.GetAgentUid(),
 		ComputerName: r.GetComputerName(), AgentVersion: r.GetAgentVersion(), OSVersion: r.GetOsVersion()})
 	if err != nil {
 		return nil, grpcError(err)

@@ -37,6 +37,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/slowbody"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 // Gateway is one gateway process's data path.
@@ -225,8 +226,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 		buf.Close()
 		return fmt.Errorf("config: %w", err)
 	}
+	lim, err := throttle.New(throttle.Config{}, throttle.Deps{Logger: g.log.With("component", "throttle"), Registerer: g.reg})
+	if err != nil {
+		buf.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
 	g.col = collector.New(buf, collector.Options{
 		Auth:               g.auth,
+		Throttle:           lim,
 		MaxBodyBytes:       cfg.Collector.MaxBodyBytes,
 		MaxBatchEvents:     cfg.Collector.MaxBatchEvents,
 		MaxScreenshotBytes: cfg.Collector.MaxScreenshotBytes,
