@@ -99,6 +99,10 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 		}
 	}
 	fmt.Fprintln(e.stdout, res.String())
+	fmt.Fprintf(e.stdout, "enrolled=%d of %d agents\n", res.Enrolled, *count)
+	if res.Enrolled < int64(*count) {
+		return fmt.Errorf("simulate: %d of %d agents could not enrol (wrong --enrolment-secret, or the gateway has no enrolment verifier yet)", int64(*count)-res.Enrolled, *count)
+	}
 	if *ctl {
 		c := res.Control
 		fmt.Fprintf(e.stdout, "control: policy_fetches=%d not_modified=%d applied=%d restarts=%d hot_reloads=%d commands_acked=%d\n",

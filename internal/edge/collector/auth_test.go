@@ -436,3 +436,24 @@ func TestEnrolmentThrottling(t *testing.T) {
 		t.Fatalf("a clean address's first wrong secret: %d, want 401 (it passes the locked prefix once)", code)
 	}
 }
+
+// TestWithoutAuthorityFailsClosed: a collector built without an Authority
+// refuses every request (401) and enrolment (503), writing nothing.
+func TestWithoutAuthorityFailsClosed(t *testing.T) {
+	f := newFixture(t, 0)
+	f.c.opts.Auth = nil
+	id := uuid.Must(uuid.NewV7()).String()
+	e := validEvent()
+	e["event_id"] = id
+	resp, er, _ := f.post(t, protocol.PathAgentEvents, "application/json", mustJSON(batchBody(e)), map[string]string{protocol.HeaderAuthorization: "Bearer " + protocol.AgentCredentialPrefix + "x"})
+	if resp.StatusCode != 401 || er.Field != protocol.HeaderAuthorization {
+		t.Fatalf("events: %d %+v", resp.StatusCode, er)
+	}
+	if ok, _ := f.buf.HasEvent(context.Background(), id); ok {
+		t.Fatal("event buffered")
+	}
+	resp, _, _ = f.post(t, protocol.PathAgentEnroll, "application/json", mustJSON(protocol.AgentEnrollRequest{EnrolmentSecret: testSecret, AgentUID: "a", ComputerName: "PC"}), map[string]string{protocol.HeaderAuthorization: ""})
+	if resp.StatusCode != 503 {
+		t.Fatalf("enrol: %d", resp.StatusCode)
+	}
+}
