@@ -90,6 +90,8 @@ type Authority struct {
 	enrolments *prometheus.CounterVec
 	failures   *prometheus.CounterVec
 	enrolled   chan struct{} // signalled (never blocking) after an enrolment
+
+	reenrolments prometheus.Counter
 }
 
 // New returns an Authority over buf, with the verifier last stored in it.
@@ -103,6 +105,10 @@ func New(ctx context.Context, buf *buffer.Buffer, opts Options) (*Authority, err
 			Name: "gateway_agent_enrolments_total",
 			Help: "Agent enrolment attempts by result: ok, bad_secret (wrong enrolment secret, 401), unavailable (no verifier yet, 503), invalid (400).",
 		}, []string{"result"}),
+		reenrolments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_agent_reenrolments_total",
+			Help: "Enrolments that replaced (revoked) the credential an agent_uid already had: a reinstall, or someone with the enrolment secret claiming that agent.",
+		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_agent_auth_failures_total",
 			Help: "Collector requests refused for the agent's credential: missing or invalid (401), wrong_agent (403: acting as another agent).",
@@ -121,7 +127,7 @@ func New(ctx context.Context, buf *buffer.Buffer, opts Options) (*Authority, err
 		a.failures.WithLabelValues(r)
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(a.enrolments, a.failures)
+		opts.Registerer.MustRegister(a.enrolments, a.failures, a.reenrolments)
 	}
 	v, err := buf.State(ctx, stateVerifier)
 	if err != nil {
@@ -268,11 +274,18 @@ func (a *Authority) Enroll(ctx context.Context, req protocol.AgentEnrollRequest)
 	// Bump the epoch before the write so that no lookup of the old
 	// credential that began earlier can cache it after the replacement.
 	a.forget(req.AgentUID)
-	if err := a.buf.PutAgentCredential(ctx, req.AgentUID, req.ComputerName, h[:], a.now()); err != nil {
+	replaced, err := a.buf.PutAgentCredential(ctx, req.AgentUID, req.ComputerName, h[:], a.now())
+	if err != nil {
 		return "", fmt.Errorf("agentauth: enrol %s: %w", req.AgentUID, err)
 	}
 	a.forget(req.AgentUID)
 	a.enrolments.WithLabelValues("ok").Inc()
+	if replaced {
+		// Anyone with the enrolment secret may enrol any agent_uid (a
+		// reinstalled agent must be able to): a replacement is visible.
+		a.reenrolments.Inc()
+		a.log.Warn("agent re-enrolled; its previous credential is revoked", "agent_uid", req.AgentUID, "computer_name", req.ComputerName)
+	}
 	select {
 	case a.enrolled <- struct{}{}:
 	default:

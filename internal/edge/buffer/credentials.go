@@ -20,17 +20,24 @@ type EnrolledAgent struct {
 }
 
 // PutAgentCredential stores hash as uid's credential, replacing (and so
-// revoking) any credential uid had. It is durable when it returns.
-func (b *Buffer) PutAgentCredential(ctx context.Context, uid, computerName string, hash []byte, at time.Time) error {
+// revoking) any credential uid had; replaced reports whether it had one.
+// It is durable when it returns.
+func (b *Buffer) PutAgentCredential(ctx context.Context, uid, computerName string, hash []byte, at time.Time) (replaced bool, err error) {
 	if len(hash) != 32 {
-		return fmt.Errorf("buffer: credential hash must be 32 bytes, not %d", len(hash))
+		return false, fmt.Errorf("buffer: credential hash must be 32 bytes, not %d", len(hash))
 	}
-	return b.withTx(ctx, func(tx *sql.Tx) error {
+	err = b.withTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, b.q["credential_exists"], uid).Scan(&n); err != nil {
+			return fmt.Errorf("buffer: look up agent credential: %w", err)
+		}
+		replaced = n > 0
 		if _, err := tx.ExecContext(ctx, b.q["credential_put"], uid, hash, computerName, at.UnixMilli()); err != nil {
 			return fmt.Errorf("buffer: store agent credential: %w", err)
 		}
 		return nil
 	})
+	return replaced, err
 }
 
 // AgentByCredential returns the agent whose credential hashes to hash;

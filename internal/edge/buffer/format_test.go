@@ -237,7 +237,7 @@ func TestUpgradeFromFormat2(t *testing.T) {
 	}
 	hash := make([]byte, 32)
 	hash[0] = 7
-	if err := b.PutAgentCredential(ctx, "agent-1", "PC-1", hash, time.Now()); err != nil {
+	if _, err := b.PutAgentCredential(ctx, "agent-1", "PC-1", hash, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if uid, ok, err := b.AgentByCredential(ctx, hash); err != nil || !ok || uid != "agent-1" {

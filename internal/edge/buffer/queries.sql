@@ -193,6 +193,9 @@ VALUES (?, ?, ?, ?, NULL)
 ON CONFLICT (agent_uid) DO UPDATE SET credential_hash = excluded.credential_hash,
     computer_name = excluded.computer_name, enrolled_at = excluded.enrolled_at, reported_at = NULL;
 
+-- name: credential_exists
+SELECT count(*) FROM agent_credentials WHERE agent_uid = ?;
+
 -- name: credential_lookup
 SELECT agent_uid FROM agent_credentials WHERE credential_hash = ?;
 

@@ -116,3 +116,24 @@ func throttleAttempt(secret, addr string) throttle.Attempt {
 	h := sha256.Sum256([]byte(secret))
 	return throttle.Attempt{Kind: KindEnrolmentSecret, Source: netip.MustParseAddr(addr), Prefix: secretPrefix(secret), Credential: h[:]}
 }
+
+// gauge reads the value of a metric without labels (counter or gauge).
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

@@ -294,6 +294,10 @@ func TestEnrolment(t *testing.T) {
 	if got["bad_secret"] != 1 || got["invalid"] != 2 || got["ok"] != 3 {
 		t.Fatalf("enrolments counted %v", got)
 	}
+	// One of the three replaced a credential (a-1's second enrolment).
+	if n := gauge(t, af.reg, "gateway_agent_reenrolments_total"); n != 1 {
+		t.Fatalf("re-enrolments counted %v, want 1", n)
+	}
 }
 
 // TestEnrolmentWithoutVerifier: before the gateway knows its
