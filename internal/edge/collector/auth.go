@@ -139,7 +139,7 @@ func (c *Collector) Enroll(ctx context.Context, src netip.Addr, req protocol.Age
 // gateway_requests_rejected_total{reason="bad_enrolment_secret"} here).
 func (c *Collector) enrolFailed(att throttle.Attempt) {
 	reason := "unknown"
-	if !strings.HasPrefix(string(att.Prefix), protocol.EnrolmentSecretPrefix) {
+	if !strings.HasPrefix(att.Prefix, protocol.EnrolmentSecretPrefix) {
 		reason = "malformed"
 	}
 	c.throttle.Fail(att, reason)

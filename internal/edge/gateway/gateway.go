@@ -283,6 +283,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.grpcLn, err = net.Listen("tcp", cfg.Gateway.GRPCListen)
 		if err != nil {
 			g.httpLn.Close()
+			if g.healthLn != nil {
+				g.healthLn.Close()
+			}
 			buf.Close()
 			return fmt.Errorf("gateway: gateway.grpc_listen %s: %w", cfg.Gateway.GRPCListen, err)
 		}
