@@ -119,11 +119,16 @@ uplink:
   auth_retry_interval: 200ms
 collector:
   retry_after: 1s
+  enrolment_verifier: %s
 health:
   max_unsent_age: 1m
 logging:
   level: info
-%s`, srv.URL, testOrg, testToken, h.port, filepath.Join(h.dir, "buffer.sqlite"), extra)
+%s`, srv.URL, testOrg, testToken, h.port, filepath.Join(h.dir, "buffer.sqlite"),
+		// Seeded: these tests take the cloud down right after provisioning,
+		// possibly before the gateway fetched the verifier (the fetch is
+		// tested in internal/edge/gateway).
+		agentauth.Verifier(ingesttest.DefaultEnrolmentSecret), extra)
 	h.cfg = filepath.Join(h.dir, "gateway.yml")
 	if err := os.WriteFile(h.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -448,12 +453,7 @@ func TestBackPressureShedsThenRefusesThenRecovers(t *testing.T) {
 	h := newHarness(t, "")
 	// A 400 kB buffer: screenshots of 16 kB fill it quickly.
 	cfg, _ := os.ReadFile(h.cfg)
-	cfg = []byte(strings.Replace(string(cfg), "max_size: 1GB", "max_size: 400KB", 1))
-	// The cloud goes down right after provisioning, possibly before the
-	// gateway fetched the enrolment verifier: seed it, as an installer
-	// does for a gateway that must enrol agents before it reaches the cloud.
-	cfg = []byte(strings.Replace(string(cfg), "collector:\n", "collector:\n  enrolment_verifier: "+agentauth.Verifier(ingesttest.DefaultEnrolmentSecret)+"\n", 1))
-	os.WriteFile(h.cfg, cfg, 0o600)
+	os.WriteFile(h.cfg, []byte(strings.Replace(string(cfg), "max_size: 1GB", "max_size: 400KB", 1)), 0o600)
 	c := h.start()
 	defer func() {
 		if c != nil {

@@ -82,6 +82,10 @@ type Options struct {
 	// EnrolmentSecret is the organisation's enrolment secret (from the
 	// agent installer); every agent enrols with it first. Required.
 	EnrolmentSecret string
+	// EnrolWait bounds how long an agent retries enrolment while the
+	// gateway cannot enrol yet (503) or is unreachable (default 60 s); the
+	// agent then gives up (Result.Enrolled counts those that made it).
+	EnrolWait time.Duration
 	// CAFile, when set, is a PEM CA bundle: the gateway is reached over TLS
 	// (https:// GatewayURL, TLS gRPC) and verified against it.
 	CAFile string
@@ -191,6 +195,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	if opts.EnrolmentSecret == "" {
 		return Result{}, errors.New("agentsim: the enrolment secret is required (agents enrol before sending)")
+	}
+	if opts.EnrolWait <= 0 {
+		opts.EnrolWait = time.Minute
 	}
 	var tlsConf *tls.Config
 	if opts.CAFile != "" {
@@ -470,6 +477,7 @@ func ids(events []protocol.Event) []string {
 func (a *agent) enroll(ctx context.Context) bool {
 	req := protocol.AgentEnrollRequest{EnrolmentSecret: a.r.opts.EnrolmentSecret, AgentUID: a.uid, ComputerName: a.computer,
 		AgentVersion: "sim-2.0", OSVersion: "Windows 11"}
+	deadline := time.Now().Add(a.r.opts.EnrolWait)
 	for wait := 50 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 2*time.Second) {
 		cred, retry, err := a.enrollOnce(ctx, req)
 		if err == nil {
@@ -479,6 +487,10 @@ func (a *agent) enroll(ctx context.Context) bool {
 		}
 		if !retry {
 			a.r.log.Error("agent: enrolment refused", "agent", a.uid, "err", err)
+			return false
+		}
+		if time.Now().After(deadline) {
+			a.r.log.Error("agent: gave up enrolling", "agent", a.uid, "after", a.r.opts.EnrolWait.String(), "err", err)
 			return false
 		}
 		select {
