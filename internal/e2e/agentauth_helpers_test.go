@@ -71,20 +71,22 @@ func newAgentCreds(base, secret string) *agentCreds {
 
 // of returns uid's credential, or fallback's when uid cannot enrol (an
 // invalid uid: the gateway then refuses the request for its text).
+//
+// Enrolments are serialised: two concurrent enrolments of one uid would
+// each revoke the other's credential, and the one kept could be the
+// revoked one.
 func (c *agentCreds) of(t testing.TB, uid, fallback string) string {
 	c.mu.Lock()
 	cred, ok := c.m[uid]
-	c.mu.Unlock()
 	if !ok {
 		code, got := enrolAt(t, c.base, c.secret, uid)
 		if code != http.StatusCreated {
 			got = ""
 		}
-		c.mu.Lock()
 		c.m[uid] = got
-		c.mu.Unlock()
 		cred = got
 	}
+	c.mu.Unlock()
 	if cred == "" && uid != fallback {
 		return c.of(t, fallback, fallback)
 	}

@@ -507,6 +507,9 @@ func TestCollectorToCloudDifferential(t *testing.T) {
 	}
 	close(ch)
 	wg.Wait()
+	if n := refused[protocol.HeaderAuthorization]; n > 0 {
+		t.Fatalf("%d requests refused for their credential: the test's agents must all be enrolled", n)
+	}
 	if len(acked) < len(jobs)/10 || len(acked) == len(jobs) {
 		t.Fatalf("the generator is off: %d of %d acknowledged", len(acked), len(jobs))
 	}
