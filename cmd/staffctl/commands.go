@@ -30,7 +30,8 @@ func commands() []command {
 	return []command{
 		{name: "migrate", summary: "apply or roll back database migrations (up, down, status)", run: runMigrate},
 		{name: "tenant-key", summary: "generate, install or retire the key that signs tenant contexts", run: runTenantKey},
-		{name: "org", summary: "manage organisations (create, list)", run: runOrg},
+		{name: "org", summary: "manage organisations (create, list, enrolment-secret)", run: runOrg},
+		{name: "agent", summary: "manage desktop agents (revoke)", run: runAgent},
 		{name: "user", summary: "manage dashboard users (create)", run: runUser},
 		{name: "gateway", summary: "register gateways, issue provisioning tokens, rotate API keys (register, rotate-key)", run: runGateway},
 		{name: "policy", summary: "manage policies (create, update, release, rollback, compare, distribute, status)", run: runPolicy},

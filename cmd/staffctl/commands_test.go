@@ -167,6 +167,18 @@ func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	if stored == 0 {
 		t.Errorf("no simulated agent event reached PostgreSQL within 60 s")
 	}
+	// The simulated agents enrolled with the secret up created, and the
+	// gateway reported them.
+	if !regexp.MustCompile(`Agent enrolment\s+sce_\S+`).MatchString(out.String()) {
+		t.Errorf("no enrolment secret reported:\n%s", out.String())
+	}
+	var enrolled int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && enrolled < 2; time.Sleep(200 * time.Millisecond) {
+		_ = conn.QueryRow(ctx, `SELECT count(*) FROM agent_instances WHERE enrolled_at IS NOT NULL`).Scan(&enrolled)
+	}
+	if enrolled != 2 {
+		t.Errorf("%d enrolled agents recorded, want the 2 simulated ones", enrolled)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -9,9 +9,9 @@ import (
 
 func runOrg(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(e.stdout, "usage: staffctl org create --name NAME [--slug SLUG]\n       staffctl org list\n")
+		fmt.Fprint(e.stdout, "usage: staffctl org create --name NAME [--slug SLUG]\n       staffctl org list\n       staffctl org enrolment-secret ORG\n")
 		if len(args) == 0 {
-			return usagef("org: a subcommand is required (create, list)")
+			return usagef("org: a subcommand is required (create, list, enrolment-secret)")
 		}
 		return nil
 	}
@@ -58,6 +58,8 @@ func runOrg(ctx context.Context, e env, args []string) error {
 			}
 			return nil
 		})
+	case "enrolment-secret":
+		return runEnrolmentSecret(ctx, e, args[1:])
 	}
-	return usagef("org: unknown subcommand %q (want create or list)", args[0])
+	return usagef("org: unknown subcommand %q (want create, list or enrolment-secret)", args[0])
 }

@@ -37,6 +37,10 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 	acks := fs.String("acks", "", "write every acknowledged event id to this file, one per line")
 	ctl := fs.Bool("control", false, "agents also fetch the policy, report its version and carry out restart commands")
 	policyEvery := fs.Duration("policy-interval", 30*time.Second, "with --control: how often each agent fetches the policy")
+	secret := fs.String("enrolment-secret", "", "the organisation's agent enrolment secret (default $STAFF_ENROLMENT_SECRET)")
+	newSecretOrg := fs.String("new-enrolment-secret-for", "", "organisation (id or slug) whose enrolment secret is ROTATED for this run (needs --database-url or $DATABASE_URL)")
+	dbURL := fs.String("database-url", "", "administrator's PostgreSQL URL, with --new-enrolment-secret-for (default: $DATABASE_URL)")
+	caFile := fs.String("ca-file", "", "PEM CA bundle to verify a gateway served over TLS (https:// --gateway)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -46,7 +50,21 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 	if *rate < 0 {
 		return usagef("--rate must not be negative")
 	}
-	opts := agentsim.Options{GatewayURL: *gateway, GRPCAddr: *grpcAddr, Transport: *transport, Agents: *count, Rate: *rate,
+	if *secret == "" {
+		*secret = e.getenv("STAFF_ENROLMENT_SECRET")
+	}
+	if *newSecretOrg != "" {
+		s, err := rotateEnrolmentSecret(ctx, e, *dbURL, *newSecretOrg)
+		if err != nil {
+			return err
+		}
+		*secret = s
+		fmt.Fprintf(e.stderr, "new agent enrolment secret of organisation %s: %s\n", *newSecretOrg, s)
+	}
+	if *secret == "" {
+		return usagef("simulate agents: agents enrol first: pass --enrolment-secret (or $STAFF_ENROLMENT_SECRET), or --new-enrolment-secret-for ORG")
+	}
+	opts := agentsim.Options{GatewayURL: *gateway, EnrolmentSecret: *secret, CAFile: *caFile, GRPCAddr: *grpcAddr, Transport: *transport, Agents: *count, Rate: *rate,
 		BatchSize: *batch, ScreenshotEvery: *shotEvery, ScreenshotBytes: *shotBytes, Duration: *duration, MaxEvents: *maxEvents,
 		Control: *ctl, PolicyInterval: *policyEvery}
 	var flush func() error
@@ -81,6 +99,10 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 		}
 	}
 	fmt.Fprintln(e.stdout, res.String())
+	fmt.Fprintf(e.stdout, "enrolled=%d of %d agents\n", res.Enrolled, *count)
+	if res.Enrolled < int64(*count) {
+		return fmt.Errorf("simulate: %d of %d agents could not enrol (wrong --enrolment-secret, or the gateway has no enrolment verifier yet)", int64(*count)-res.Enrolled, *count)
+	}
 	if *ctl {
 		c := res.Control
 		fmt.Fprintf(e.stdout, "control: policy_fetches=%d not_modified=%d applied=%d restarts=%d hot_reloads=%d commands_acked=%d\n",

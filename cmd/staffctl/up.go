@@ -20,6 +20,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -211,6 +212,7 @@ type demoState struct {
 	notes  string
 	serial string // a gateway registered for this run
 	token  string // its one-time provisioning token
+	secret string // the organisation's agent enrolment secret, new for this run
 }
 
 // ensureDemo creates the demo organisation, its administrator and a
@@ -255,7 +257,22 @@ func ensureDemo(ctx context.Context, admin string) (demoState, error) {
 		st.token = r.ProvisioningToken
 		return nil
 	})
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	// A fresh agent enrolment secret for this run's simulated agents (the
+	// gateway fetches its verifier from the Agent API).
+	pool, err := connectAdmin(ctx, admin, 2)
+	if err != nil {
+		return st, err
+	}
+	defer pool.Close()
+	svc := enrolment.New(pool)
+	if st.secret, _, err = svc.Rotate(ctx, postgres.Tenant{OrganizationID: st.orgID, Role: postgres.AppAdmin}, st.orgID); err != nil {
+		return st, err
+	}
+	st.notes += fmt.Sprintf("  Agent enrolment   %s (this run's; staffctl org enrolment-secret %s rotates it)\n", st.secret, demoSlug)
+	return st, nil
 }
 
 // startDemoGateway runs an Agent Gateway in this process, provisioned with
@@ -294,7 +311,7 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, d
 		if agents <= 0 {
 			return
 		}
-		_, _ = agentsim.Run(simCtx, agentsim.Options{GatewayURL: url, Agents: agents, Rate: rate, BatchSize: 10,
+		_, _ = agentsim.Run(simCtx, agentsim.Options{GatewayURL: url, EnrolmentSecret: demo.secret, Agents: agents, Rate: rate, BatchSize: 10,
 			ScreenshotEvery: 30, ScreenshotBytes: 32 << 10, Control: true, PolicyInterval: 30 * time.Second, Logger: logger.With("service", "agents")})
 	}()
 	return func() {

@@ -51,6 +51,7 @@ import (
 // diffWorld is a provisioned gateway uploading to a real Agent API.
 type diffWorld struct {
 	gatewayURL string
+	creds      *agentCreds
 	admin      *pgx.Conn
 	client     *http.Client
 }
@@ -80,6 +81,7 @@ func newDiffWorld(t testing.TB) *diffWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secret := newEnrolmentSecret(t, dash, org.ID)
 	regn, err := acc.RegisterGateway(ctx, admin, org.ID, "GW-DIFF", "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +118,8 @@ func newDiffWorld(t testing.TB) *diffWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return &diffWorld{gatewayURL: "http://" + g.Addr(), admin: conn, client: &http.Client{Timeout: 30 * time.Second}}
+	base := "http://" + g.Addr()
+	return &diffWorld{gatewayURL: base, creds: newAgentCreds(base, secret), admin: conn, client: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // startDiffAgentAPI wires the Agent API as startAgentAPI does, for any
@@ -157,10 +160,26 @@ type outcome struct {
 	raw    string
 }
 
-func (w *diffWorld) do(t testing.TB, path, ctype string, body []byte) outcome {
+// agentOf is the agent a raw event or screenshot metadata names (the one
+// whose credential sends it), "diff-agent" when it names none.
+func agentOf(raw string) string {
+	var probe struct {
+		AgentUID *string `json:"agent_uid"`
+	}
+	if json.Unmarshal([]byte(raw), &probe) == nil && probe.AgentUID != nil && *probe.AgentUID != "" {
+		return *probe.AgentUID
+	}
+	return "diff-agent"
+}
+
+// do posts body with the credential of agent uid (enrolled on first use;
+// an agent_uid that cannot enrol sends with diff-agent's, and the gateway
+// refuses the request for the uid's text).
+func (w *diffWorld) do(t testing.TB, uid, path, ctype string, body []byte) outcome {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, w.gatewayURL+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", ctype)
+	req.Header.Set(protocol.HeaderAuthorization, "Bearer "+w.creds.of(t, uid, "diff-agent"))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		// Errorf, not Fatalf: do runs on the sender goroutines.
@@ -186,8 +205,9 @@ func (w *diffWorld) do(t testing.TB, path, ctype string, body []byte) outcome {
 
 // postEvent sends one raw JSON event (a batch of one) to /v1/events.
 func (w *diffWorld) postEvent(t testing.TB, rawEvent string) outcome {
-	return w.do(t, protocol.PathAgentEvents, "application/json",
-		[]byte(`{"agent_uid":"diff-agent","computer_name":"DIFF-PC","events":[`+rawEvent+`]}`))
+	// The batch names no agent: the credential's fills events without one.
+	return w.do(t, agentOf(rawEvent), protocol.PathAgentEvents, "application/json",
+		[]byte(`{"computer_name":"DIFF-PC","events":[`+rawEvent+`]}`))
 }
 
 // postScreenshot sends one screenshot with raw JSON metadata; "SHA" in it
@@ -202,7 +222,7 @@ func (w *diffWorld) postScreenshot(t testing.TB, rawMeta string, img []byte) out
 	part, _ = mw.CreateFormFile(protocol.CollectorImagePart, "shot.png")
 	part.Write(img)
 	mw.Close()
-	return w.do(t, protocol.PathAgentScreenshot, mw.FormDataContentType(), b.Bytes())
+	return w.do(t, agentOf(rawMeta), protocol.PathAgentScreenshot, mw.FormDataContentType(), b.Bytes())
 }
 
 // stored counts rows per event id over every agent-event table. The read
@@ -487,6 +507,9 @@ func TestCollectorToCloudDifferential(t *testing.T) {
 	}
 	close(ch)
 	wg.Wait()
+	if n := refused[protocol.HeaderAuthorization]; n > 0 {
+		t.Fatalf("%d requests refused for their credential: the test's agents must all be enrolled", n)
+	}
 	if len(acked) < len(jobs)/10 || len(acked) == len(jobs) {
 		t.Fatalf("the generator is off: %d of %d acknowledged", len(acked), len(jobs))
 	}

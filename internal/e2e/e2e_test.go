@@ -80,6 +80,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	if _, err := acc.CreateOrganization(ctx, admin, "Beta", ""); err != nil {
 		t.Fatal(err)
 	}
+	secret := newEnrolmentSecret(t, dash, orgA.ID)
 	regn, err := acc.RegisterGateway(ctx, admin, orgA.ID, "GW-E2E", "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	// Agents send events and screenshots; record what the gateway acknowledged.
 	var mu sync.Mutex
 	acked := map[string]bool{}
-	res, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), Agents: 8, BatchSize: 50, MaxEvents: 4000,
+	res, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), EnrolmentSecret: secret, Agents: 8, BatchSize: 50, MaxEvents: 4000,
 		ScreenshotEvery: 3, ScreenshotBytes: 8 << 10, Logger: logger,
 		Observe: func(ids []string, o agentsim.Outcome) {
 			if o == agentsim.Acked {

@@ -52,10 +52,12 @@ type gcWorld struct {
 	dash    *policy.Service
 	dist    *policy.Distributor // dashboard role: releases and distributions
 	queue   *dispatch.Queue     // dashboard role
+	adminDB *pgxpool.Pool       // platform administrator (staff_admin): ADMIN work
 	actor   accounts.Actor
 	orgID   int64
 	gateway uuid.UUID
 	token   string // provisioning token (unused when key is used)
+	secret  string // the organisation's agent enrolment secret
 	key     string // API key, when provisioned by the test
 
 	mu        sync.Mutex
@@ -130,7 +132,8 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(dashPool.Close)
-	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
+	w.adminDB = pg.Pool(t, db.PlatformAdminURL, 2)
+	acc := accounts.New(w.adminDB, time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
 	if err != nil {
@@ -141,6 +144,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 		t.Fatal(err)
 	}
 	w.orgID, w.token, w.gateway = o.ID, r.ProvisioningToken, r.GatewayID
+	w.secret = newEnrolmentSecret(t, dashPool, o.ID)
 	if provision {
 		gw, key, err := gws.Provision(ctx, o.ID, "GW-CTL", r.ProvisioningToken)
 		if err != nil {
@@ -248,7 +252,9 @@ func (w *gcWorld) fetchCounts(id int64, v string) (requests, ok int) {
 // gcDetails reads a gateway's /health/details.
 func gcDetails(base string) (*health.Details, error) {
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(base + "/health/details")
+	req, _ := http.NewRequest(http.MethodGet, base+"/health/details", nil)
+	req.Header.Set("Authorization", "Bearer "+e2eOperatorToken)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -292,14 +298,14 @@ type gcAgents struct {
 	done     chan struct{}
 }
 
-func startGCAgents(t *testing.T, gatewayURL string, n int) *gcAgents {
+func startGCAgents(t *testing.T, gatewayURL, secret string, n int) *gcAgents {
 	t.Helper()
 	a := &gcAgents{applied: map[string]string{}, restarts: map[string]map[string]int{}, acked: map[string]bool{}, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go func() {
 		defer close(a.done)
-		a.res, a.err = agentsim.Run(ctx, agentsim.Options{GatewayURL: gatewayURL, Agents: n, Rate: 20, BatchSize: 10,
+		a.res, a.err = agentsim.Run(ctx, agentsim.Options{GatewayURL: gatewayURL, EnrolmentSecret: secret, Agents: n, Rate: 20, BatchSize: 10,
 			Control: true, PolicyInterval: 500 * time.Millisecond, CommandWait: 2 * time.Second, HeartbeatInterval: time.Second,
 			RestartDelay: 100 * time.Millisecond,
 			Observe: func(ids []string, o agentsim.Outcome) {
@@ -365,13 +371,14 @@ func TestGatewayControlPlaneEndToEnd(t *testing.T) {
 	w := newGCWorld(t, dispatch.Options{AckTimeout: 5 * time.Second, ExecTimeout: 60 * time.Second, Backoff: 200 * time.Millisecond}, true)
 	_, base := startGCGateway(t, w, map[string]string{
 		"STAFF_GATEWAY_ORGANIZATION_API_KEY":     w.key,
+		"STAFF_GATEWAY_HEALTH_OPERATOR_TOKEN":    e2eOperatorToken,
 		"STAFF_GATEWAY_CONTROL_RESTART_TIMEOUT":  "45s",
 		"STAFF_GATEWAY_COLLECTOR_RETRY_AFTER":    "1s",
 		"STAFF_GATEWAY_HEALTH_MAX_UNSENT_AGE":    "5m",
 		"STAFF_GATEWAY_COLLECTOR_MAX_BODY_BYTES": "8MB",
 	})
 	const nAgents = 3
-	agents := startGCAgents(t, base, nAgents)
+	agents := startGCAgents(t, base, w.secret, nAgents)
 
 	// 1. A plain release: the gateway applies it, every agent fetches and
 	// reports it.
@@ -755,9 +762,11 @@ uplink:
 control:
   backoff_initial: 100ms
   backoff_max: 1s
+health:
+  operator_token: %s
 logging:
   level: debug
-`, w.api.URL, relay.url(), w.orgID, w.token, port, filepath.Join(dir, "buffer.sqlite"))
+`, w.api.URL, relay.url(), w.orgID, w.token, port, filepath.Join(dir, "buffer.sqlite"), e2eOperatorToken)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -777,7 +786,7 @@ logging:
 		t.Fatalf("no key file after provisioning: %v", err)
 	}
 	const nAgents = 2
-	agents := startGCAgents(t, base, nAgents)
+	agents := startGCAgents(t, base, w.secret, nAgents)
 
 	// 1. Killed after the command was executed and recorded, before the
 	// completion reached the cloud.

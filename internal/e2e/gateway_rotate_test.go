@@ -39,7 +39,7 @@ func TestGatewayRotatesItsKeyWhileAgentsSend(t *testing.T) {
 	if err != nil || before == nil {
 		t.Fatalf("key file after provisioning: %v %v", before, err)
 	}
-	agents := startGCAgents(t, base, 3)
+	agents := startGCAgents(t, base, w.secret, 3)
 	waitUntil(t, "events flowing", 30*time.Second, func() bool { return len(gcStored(t, w.admin)) > 50 })
 
 	cmd, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: dispatch.TypeRotateAPIKey,
@@ -129,6 +129,7 @@ func startGCGateway(t *testing.T, w *gcWorld, extra map[string]string) (*config.
 		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":      "200ms",
 		"STAFF_GATEWAY_CONTROL_BACKOFF_INITIAL": "100ms",
 		"STAFF_GATEWAY_CONTROL_BACKOFF_MAX":     "1s",
+		"STAFF_GATEWAY_HEALTH_OPERATOR_TOKEN":   e2eOperatorToken,
 	}
 	for k, v := range extra {
 		env[k] = v

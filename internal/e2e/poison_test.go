@@ -72,6 +72,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secret := newEnrolmentSecret(t, dash, org.ID)
 	regn, err := acc.RegisterGateway(ctx, admin, org.ID, "GW-POISON", "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +130,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[string]bool{}
-	res, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), Agents: 4, BatchSize: 50, MaxEvents: 1500,
+	res, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), EnrolmentSecret: secret, Agents: 4, BatchSize: 50, MaxEvents: 1500,
 		Logger: logger, Observe: func(ids []string, o agentsim.Outcome) {
 			if o == agentsim.Acked {
 				mu.Lock()
@@ -246,7 +247,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	}
 	// The replayed poison's new seq is the highest so far and was never
 	// stored: the cloud's max_seq catches up with the next stored event.
-	more, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), Agents: 1, BatchSize: 50, MaxEvents: 50, Logger: logger})
+	more, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), EnrolmentSecret: secret, Agents: 1, BatchSize: 50, MaxEvents: 50, Logger: logger})
 	if err != nil || more.Acked != 50 {
 		t.Fatalf("later events: %v %s", err, more)
 	}

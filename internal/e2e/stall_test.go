@@ -24,6 +24,7 @@ import (
 type stallAgent struct {
 	t    *testing.T
 	base string
+	cred string // agent-1's credential
 }
 
 // event returns an active_window event at t with a fresh UUIDv7.
@@ -41,7 +42,10 @@ func (a stallAgent) post(events []protocol.Event) int {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	resp, err := http.Post(a.base+protocol.PathAgentEvents, "application/json", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, a.base+protocol.PathAgentEvents, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(protocol.HeaderAuthorization, "Bearer "+a.cred)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -64,7 +68,8 @@ func newStalledWorld(t *testing.T, setup func(w *gcWorld)) *stalledWorld {
 		setup(w)
 	}
 	_, base := startGCGateway(t, w, map[string]string{"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": w.token})
-	return &stalledWorld{gcWorld: w, base: base, agent: stallAgent{t: t, base: base}}
+	_, cred := enrolAt(t, base, w.secret, "agent-1")
+	return &stalledWorld{gcWorld: w, base: base, agent: stallAgent{t: t, base: base, cred: cred}}
 }
 
 // count runs a counting query as the administrator.

@@ -23,6 +23,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -60,6 +61,9 @@ type Deps struct {
 	Gateways *auth.Gateways
 	Ingest   *ingest.Service
 	Control  *control.Hub
+	// Enrolment serves agent enrolment verifiers and records (nil: built
+	// over DB).
+	Enrolment *enrolment.Service
 	// Throttle counts failed API keys and provisioning tokens and refuses
 	// (429) sources and prefixes with too many; nil means a default
 	// limiter without metrics.
@@ -86,6 +90,11 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
 	mux.Handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
 	mux.Handle("GET "+protocol.PathGatewayPolicy, gw(policyHandler(d.DB)))
+	if d.Enrolment == nil {
+		d.Enrolment = enrolment.New(d.DB)
+	}
+	mux.Handle("GET "+protocol.PathGatewayEnrolment, gw(enrolmentHandler(d.Enrolment, d.Logger)))
+	mux.Handle("POST "+protocol.PathGatewayAgents, gw(agentEnrolledHandler(d.Enrolment, d.Logger)))
 	mux.Handle("GET "+protocol.PathGatewaySocket, gw(d.Control.ServeSocket))
 	mux.Handle("GET "+protocol.PathGatewayCommands, gw(d.Control.ServeCommands))
 	mux.Handle("POST "+protocol.PathGatewayCommandAck, gw(d.Control.ServeAck))

@@ -36,6 +36,9 @@ const (
 	// TypeReplayDeadLetters moves a gateway's dead letters back into their
 	// upload streams (payload {"event_ids": [...]}, optional).
 	TypeReplayDeadLetters = "replay_dead_letters"
+	// TypeRevokeAgent makes the gateway drop an agent's credential
+	// (payload {"agent_uid": "..."}; see internal/cloud/enrolment).
+	TypeRevokeAgent = "revoke_agent"
 )
 
 // Statuses of a command.
@@ -157,9 +160,9 @@ func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (C
 // command can be created atomically with what it belongs to.
 func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command, error) {
 	switch c.Type {
-	case TypePolicyUpdate, TypeRestartAgent, TypeDeviceCommand, TypeRotateAPIKey, TypeReplayDeadLetters:
+	case TypePolicyUpdate, TypeRestartAgent, TypeDeviceCommand, TypeRotateAPIKey, TypeReplayDeadLetters, TypeRevokeAgent:
 	default:
-		return Command{}, &FieldError{"type", fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters)", c.Type)}
+		return Command{}, &FieldError{"type", fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent)", c.Type)}
 	}
 	if len(c.Payload) == 0 {
 		c.Payload = json.RawMessage(`{}`)

@@ -5,6 +5,11 @@
 // id's outcome (acknowledged, indeterminate, rejected) so that tests can
 // check per id that nothing acknowledged was lost or duplicated.
 //
+// Every agent first enrols with the organisation's enrolment secret
+// (Options.EnrolmentSecret) and then presents its own credential on every
+// request, as a real agent does; with Options.CAFile the gateway is reached
+// over TLS.
+//
 // With Options.Control, agents also fetch the gateway's policy, report the
 // version they applied and carry out the commands the gateway queues for
 // them (see control.go).
@@ -19,6 +24,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +36,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,7 +49,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -69,6 +79,16 @@ type Options struct {
 	GatewayURL string
 	// GRPCAddr is the gateway's gRPC address (host:port), for Transport grpc.
 	GRPCAddr string
+	// EnrolmentSecret is the organisation's enrolment secret (from the
+	// agent installer); every agent enrols with it first. Required.
+	EnrolmentSecret string
+	// EnrolWait bounds how long an agent retries enrolment while the
+	// gateway cannot enrol yet (503) or is unreachable (default 60 s); the
+	// agent then gives up (Result.Enrolled counts those that made it).
+	EnrolWait time.Duration
+	// CAFile, when set, is a PEM CA bundle: the gateway is reached over TLS
+	// (https:// GatewayURL, TLS gRPC) and verified against it.
+	CAFile string
 	// Transport is "http" (default) or "grpc".
 	Transport string
 	// Agents is the number of simulated agents (default 1).
@@ -130,6 +150,8 @@ type Result struct {
 	P99 time.Duration `json:"p99_ns"`
 	// Control counts the control side's work (Options.Control).
 	Control ControlResult `json:"control"`
+	// Enrolled counts agents that obtained a credential.
+	Enrolled int64 `json:"enrolled"`
 }
 
 // String formats a one-line summary.
@@ -153,6 +175,8 @@ type run struct {
 	latSeen   int64
 	rng       *rand.Rand
 	ctl       controlCounters
+	tls       *tls.Config
+	enrolled  atomic.Int64
 }
 
 // Run simulates the agents until Duration, MaxEvents or ctx ends.
@@ -169,9 +193,28 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.MaxRetryAfter <= 0 {
 		opts.MaxRetryAfter = 5 * time.Second
 	}
+	if opts.EnrolmentSecret == "" {
+		return Result{}, errors.New("agentsim: the enrolment secret is required (agents enrol before sending)")
+	}
+	if opts.EnrolWait <= 0 {
+		opts.EnrolWait = time.Minute
+	}
+	var tlsConf *tls.Config
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return Result{}, fmt.Errorf("agentsim: CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return Result{}, fmt.Errorf("agentsim: CA file %s holds no PEM certificate", opts.CAFile)
+		}
+		tlsConf = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	if opts.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = opts.Agents
+		tr.TLSClientConfig = tlsConf
 		opts.Client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
 	switch opts.Transport {
@@ -206,7 +249,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			opts.RestartDelay = 200 * time.Millisecond
 		}
 	}
-	r := &run{id: uuid.NewString()[:8], opts: opts, log: opts.Logger}
+	r := &run{id: uuid.NewString()[:8], opts: opts, log: opts.Logger, tls: tlsConf}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -217,7 +260,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	var conn *grpc.ClientConn
 	if opts.Transport == "grpc" {
-		c, err := grpc.NewClient(opts.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		tc := insecure.NewCredentials()
+		if tlsConf != nil {
+			tc = credentials.NewTLS(tlsConf)
+		}
+		c, err := grpc.NewClient(opts.GRPCAddr, grpc.WithTransportCredentials(tc))
 		if err != nil {
 			return Result{}, fmt.Errorf("agentsim: grpc client: %w", err)
 		}
@@ -235,6 +282,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		go func() {
 			defer wg.Done()
 			a := newAgent(i, r, conn)
+			if !a.enroll(ctx) {
+				return
+			}
 			if opts.Control {
 				a.ctl = newAgentCtl(ctx)
 				wg.Add(1)
@@ -248,6 +298,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	wg.Wait()
 	r.res.Control = r.ctl.result()
+	r.res.Enrolled = r.enrolled.Load()
 	r.res.Elapsed = time.Since(start)
 	r.res.Events = r.generated.Load()
 	if s := r.res.Elapsed.Seconds(); s > 0 {
@@ -305,6 +356,7 @@ type agent struct {
 	batches  int
 	voc      vocabulary
 	ctl      *agentCtl // nil without Options.Control
+	cred     string    // the agent's credential, from enroll
 }
 
 func newAgent(i int, r *run, conn *grpc.ClientConn) *agent {
@@ -419,13 +471,86 @@ func ids(events []protocol.Event) []string {
 	return out
 }
 
+// enroll obtains the agent's credential with the enrolment secret,
+// retrying while the gateway is unreachable or cannot enrol yet (503); it
+// returns false when ctx ended or the gateway refused the secret.
+func (a *agent) enroll(ctx context.Context) bool {
+	req := protocol.AgentEnrollRequest{EnrolmentSecret: a.r.opts.EnrolmentSecret, AgentUID: a.uid, ComputerName: a.computer,
+		AgentVersion: "sim-2.0", OSVersion: "Windows 11"}
+	deadline := time.Now().Add(a.r.opts.EnrolWait)
+	for wait := 50 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 2*time.Second) {
+		cred, retry, err := a.enrollOnce(ctx, req)
+		if err == nil {
+			a.cred = cred
+			a.r.enrolled.Add(1)
+			return true
+		}
+		if !retry {
+			a.r.log.Error("agent: enrolment refused", "agent", a.uid, "err", err)
+			return false
+		}
+		if time.Now().After(deadline) {
+			a.r.log.Error("agent: gave up enrolling", "agent", a.uid, "after", a.r.opts.EnrolWait.String(), "err", err)
+			return false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	return false
+}
+
+func (a *agent) enrollOnce(ctx context.Context, req protocol.AgentEnrollRequest) (cred string, retry bool, err error) {
+	if a.grpc != nil {
+		resp, err := a.grpc.Enroll(ctx, &agentpb.EnrollRequest{EnrolmentSecret: req.EnrolmentSecret, AgentUid: req.AgentUID,
+			ComputerName: req.ComputerName, AgentVersion: req.AgentVersion, OsVersion: req.OSVersion})
+		if err != nil {
+			c := status.Code(err)
+			return "", c == codes.Unavailable || c == codes.DeadlineExceeded, err
+		}
+		return resp.GetCredential(), false, nil
+	}
+	body, _ := json.Marshal(req)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, a.r.opts.GatewayURL+protocol.PathAgentEnroll, bytes.NewReader(body))
+	if err != nil {
+		return "", false, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := a.r.opts.Client.Do(hr)
+	if err != nil {
+		return "", true, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusCreated {
+		return "", resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests,
+			fmt.Errorf("enrol: %d %s", resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	var out protocol.AgentEnrollResponse
+	if err := json.Unmarshal(raw, &out); err != nil || out.Credential == "" {
+		return "", false, fmt.Errorf("enrol: bad answer %s", raw)
+	}
+	return out.Credential, false, nil
+}
+
+// authorize sets the agent's credential on an HTTP request.
+func (a *agent) authorize(req *http.Request) {
+	req.Header.Set(protocol.HeaderAuthorization, "Bearer "+a.cred)
+}
+
+// grpcContext carries the agent's credential in a call's metadata.
+func (a *agent) grpcContext(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, protocol.GRPCAuthorizationKey, "Bearer "+a.cred)
+}
+
 func (a *agent) register(ctx context.Context) {
 	reg := protocol.AgentRegistration{AgentUID: a.uid, ComputerName: a.computer, UserSID: a.sid, AgentVersion: "sim-2.0", OSVersion: "Windows 11"}
 	if a.ctl != nil {
 		reg.PolicyVersion = *a.ctl.version.Load()
 	}
 	if a.grpc != nil && a.ctl == nil {
-		_, _ = a.grpc.Register(ctx, &agentpb.AgentRegistration{AgentUid: reg.AgentUID, ComputerName: reg.ComputerName, UserSid: reg.UserSID, AgentVersion: reg.AgentVersion})
+		_, _ = a.grpc.Register(a.grpcContext(ctx), &agentpb.AgentRegistration{AgentUid: reg.AgentUID, ComputerName: reg.ComputerName, UserSid: reg.UserSID, AgentVersion: reg.AgentVersion})
 		return
 	}
 	body, _ := json.Marshal(reg)
@@ -434,6 +559,7 @@ func (a *agent) register(ctx context.Context) {
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
+	a.authorize(req)
 	if resp, err := a.r.opts.Client.Do(req); err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -514,6 +640,7 @@ func (a *agent) sendHTTP(ctx context.Context, path, ctype string, body []byte) (
 		return Rejected, 0, 0
 	}
 	req.Header.Set("Content-Type", ctype)
+	a.authorize(req)
 	resp, err := a.r.opts.Client.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) && ctx.Err() == nil {
@@ -553,7 +680,7 @@ func (a *agent) sendGRPC(ctx context.Context, events []protocol.Event) (Outcome,
 			ProcessName: e.ProcessName, Url: e.URL, Title: e.Title, SessionType: e.SessionType}
 		msg.Events[i] = p
 	}
-	stream, err := a.grpc.StreamEvents(ctx)
+	stream, err := a.grpc.StreamEvents(a.grpcContext(ctx))
 	if err != nil {
 		return Indeterminate, 0, 0
 	}
@@ -571,7 +698,7 @@ func (a *agent) sendGRPC(ctx context.Context, events []protocol.Event) (Outcome,
 		}
 	}
 	switch st.Code() {
-	case codes.InvalidArgument, codes.ResourceExhausted:
+	case codes.InvalidArgument, codes.ResourceExhausted, codes.Unauthenticated, codes.PermissionDenied:
 		a.r.log.Warn("gateway rejected a stream", "err", err)
 		return Rejected, 0, 0
 	}

@@ -133,6 +133,7 @@ func (c *agentCtl) remember(id string, ack protocol.AgentCommandAck) {
 func (r *run) controlClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * r.opts.Agents
+	tr.TLSClientConfig = r.tls
 	return &http.Client{Transport: tr, Timeout: r.opts.CommandWait + 15*time.Second}
 }
 
@@ -204,6 +205,7 @@ func (a *agent) poll(ctx context.Context, client *http.Client) (protocol.AgentCo
 	if err != nil {
 		return list, err
 	}
+	a.authorize(req)
 	resp, err := client.Do(req)
 	if err != nil {
 		return list, err
@@ -284,6 +286,7 @@ func (a *agent) ack(ctx context.Context, cmd protocol.AgentCommand, ack protocol
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
+		a.authorize(req)
 		resp, err := a.r.opts.Client.Do(req)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
@@ -313,6 +316,7 @@ func (a *agent) fetchPolicy(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	a.authorize(req)
 	if sum := *c.checksum.Load(); sum != "" {
 		req.Header.Set("If-None-Match", `"`+sum+`"`)
 	}
@@ -358,6 +362,7 @@ func (a *agent) heartbeat(ctx context.Context) {
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
+	a.authorize(req)
 	if resp, err := a.r.opts.Client.Do(req); err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()

@@ -9,8 +9,14 @@ import (
 
 // bufferFormat is the layout this code writes: 2 records a batch's rows as
 // an id range and moves a claim cursor per stream (queries.sql). Format 1
-// (gateways before it) wrote each claimed row's batch_token.
-const bufferFormat = "2"
+// (gateways before it) wrote each claimed row's batch_token. Format 3 adds
+// agent_credentials (enrolled agents, schema.sql); a format 2 file gains the
+// empty table and its agents enrol (a gateway before format 3 had no agent
+// credentials to carry over).
+const bufferFormat = "3"
+
+// formatClaimCursors is the first format with claim cursors.
+const formatClaimCursors = "2"
 
 // upgradeFormat converts a format 1 file in place, in one transaction, so
 // that nothing buffered before an upgrade is lost or sent twice:
@@ -23,7 +29,9 @@ const bufferFormat = "2"
 //   - the stream's unclaimed rows are renumbered above those, and the claim
 //     cursor is set between the two.
 //
-// A file already in format 2 (or a new one) is only stamped.
+// A file already in format 2 has only the format 3 table added (the schema
+// creates it) and is stamped; a new one is only stamped. A file written by
+// a newer gateway is refused rather than misread.
 func (b *Buffer) upgradeFormat(ctx context.Context) error {
 	var v string
 	err := b.db.QueryRowContext(ctx, b.q["get_state"], "buffer_format").Scan(&v)
@@ -33,6 +41,9 @@ func (b *Buffer) upgradeFormat(ctx context.Context) error {
 	if v == bufferFormat {
 		return nil
 	}
+	if n, err := strconv.Atoi(v); err == nil && n > 3 { // 3 = bufferFormat
+		return fmt.Errorf("buffer: %s is in format %s, newer than this gateway's %s; run the newer gateway", b.opts.Path, v, bufferFormat)
+	}
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("buffer: upgrade format: %w", err)
@@ -40,6 +51,9 @@ func (b *Buffer) upgradeFormat(ctx context.Context) error {
 	defer tx.Rollback()
 	moved := 0
 	for _, s := range Streams() {
+		if v == formatClaimCursors {
+			break // rows and batches are already in the claim-cursor layout
+		}
 		n, err := b.upgradeStream(ctx, tx, s)
 		if err != nil {
 			return fmt.Errorf("buffer: upgrade %s rows to format %s: %w", s, bufferFormat, err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestUpgradeFromRowTokens builds the state a format 1 gateway leaves (each
@@ -194,5 +195,63 @@ func TestEveryNamedQueryExists(t *testing.T) {
 	}
 	if used < 20 {
 		t.Fatalf("found only %d query uses: the pattern no longer matches the code", used)
+	}
+}
+
+// TestUpgradeFromFormat2 opens a format 2 file (before agent credentials:
+// no agent_credentials table) holding unsent rows and a claim cursor: it is
+// stamped format 3, keeps its rows and cursor, and stores credentials.
+func TestUpgradeFromFormat2(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "b.sqlite")
+	b := openTest(t, path, nil)
+	id := newID()
+	if _, err := b.Append(ctx, []Record{logRec(id)}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		"DROP TABLE agent_credentials",
+		"UPDATE gateway_state SET value = '2' WHERE key = 'buffer_format'",
+		"INSERT INTO gateway_state (key, value) VALUES ('claimed_through:logs', '0') ON CONFLICT (key) DO UPDATE SET value = '0'",
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
+
+	b = openTest(t, path, nil)
+	if v, err := b.State(ctx, "buffer_format"); err != nil || v != "3" {
+		t.Fatalf("format %q %v, want 3", v, err)
+	}
+	if ok, err := b.HasEvent(ctx, id); err != nil || !ok {
+		t.Fatalf("row lost in the upgrade: %v", err)
+	}
+	if rows, _ := b.Unclaimed(StreamLogs); rows != 1 {
+		t.Fatalf("%d unclaimed rows, want 1", rows)
+	}
+	hash := make([]byte, 32)
+	hash[0] = 7
+	if _, err := b.PutAgentCredential(ctx, "agent-1", "PC-1", hash, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if uid, ok, err := b.AgentByCredential(ctx, hash); err != nil || !ok || uid != "agent-1" {
+		t.Fatalf("credential after upgrade: %q %v %v", uid, ok, err)
+	}
+	b.Close()
+
+	// A file from a newer gateway is refused, naming the formats.
+	db, _ = sql.Open("sqlite", path)
+	if _, err := db.Exec("UPDATE gateway_state SET value = '4' WHERE key = 'buffer_format'"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(ctx, Options{Path: path, MaxBytes: 1 << 30}); err == nil || !strings.Contains(err.Error(), "format 4") {
+		t.Fatalf("newer format opened: %v", err)
 	}
 }

@@ -186,3 +186,27 @@ WHERE event_id = ?;
 
 -- name: dead_letter_delete
 DELETE FROM dead_letters WHERE id = ?;
+
+-- name: credential_put
+INSERT INTO agent_credentials (agent_uid, credential_hash, computer_name, enrolled_at, reported_at)
+VALUES (?, ?, ?, ?, NULL)
+ON CONFLICT (agent_uid) DO UPDATE SET credential_hash = excluded.credential_hash,
+    computer_name = excluded.computer_name, enrolled_at = excluded.enrolled_at, reported_at = NULL;
+
+-- name: credential_exists
+SELECT count(*) FROM agent_credentials WHERE agent_uid = ?;
+
+-- name: credential_lookup
+SELECT agent_uid FROM agent_credentials WHERE credential_hash = ?;
+
+-- name: credential_delete
+DELETE FROM agent_credentials WHERE agent_uid = ?;
+
+-- name: credential_count
+SELECT count(*) FROM agent_credentials;
+
+-- name: credential_unreported
+SELECT agent_uid, computer_name, enrolled_at FROM agent_credentials WHERE reported_at IS NULL ORDER BY enrolled_at LIMIT ?;
+
+-- name: credential_reported
+UPDATE agent_credentials SET reported_at = ? WHERE agent_uid = ? AND enrolled_at = ?;

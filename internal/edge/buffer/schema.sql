@@ -112,3 +112,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at      INTEGER NOT NULL  -- when it was set aside (Unix ms)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_event_id ON dead_letters (event_id);
+
+-- Enrolled desktop agents (format 3): one credential per agent uid, stored
+-- only as its SHA-256 (the agent holds the credential itself; it is shown
+-- once, in the enrolment answer). Re-enrolling an agent replaces its row,
+-- which revokes the old credential; a revocation from the cloud deletes it.
+-- reported_at is NULL until the cloud was told the agent exists.
+CREATE TABLE IF NOT EXISTS agent_credentials (
+    agent_uid       TEXT    PRIMARY KEY,
+    credential_hash BLOB    NOT NULL UNIQUE CHECK (length(credential_hash) = 32),
+    computer_name   TEXT    NOT NULL DEFAULT '',
+    enrolled_at     INTEGER NOT NULL, -- Unix milliseconds
+    reported_at     INTEGER NULL
+) WITHOUT ROWID;

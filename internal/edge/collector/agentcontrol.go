@@ -261,11 +261,19 @@ func validationError(field, msg string) *RequestError {
 	return &RequestError{Status: http.StatusBadRequest, Code: protocol.ErrCodeValidation, Field: field, Msg: msg}
 }
 
-// agentUID checks the {agent_uid} path segment.
-func agentUID(r *http.Request) (string, error) {
-	uid := r.PathValue("agent_uid")
-	if err := protocol.CheckText("agent_uid", uid, true, protocol.MaxShortField); err != nil {
-		return "", fieldError(err)
+// agentUID authenticates the request and checks that the {agent_uid} path
+// segment is the credential's agent (403 otherwise).
+func (c *Collector) agentUID(r *http.Request) (string, error) {
+	uid, err := c.authHTTP(r)
+	if err != nil {
+		return "", err
+	}
+	path := r.PathValue("agent_uid")
+	if err := protocol.CheckText("agent_uid", path, true, protocol.MaxShortField); err != nil {
+		return "", c.reject("validation", 0, fieldError(err))
+	}
+	if path != uid {
+		return "", c.wrongAgent("agent_uid", path, uid, 0)
 	}
 	return uid, nil
 }
@@ -285,6 +293,9 @@ func etagMatches(header, etag string) bool {
 // handlePolicy serves the current policy: 200 with the document, 304 when
 // If-None-Match names its checksum, 404 before any policy was applied.
 func (c *Collector) handlePolicy(w http.ResponseWriter, r *http.Request) (int, error) {
+	if _, err := c.authHTTP(r); err != nil {
+		return 0, err
+	}
 	var p *AgentPolicy
 	if c.opts.Policy != nil {
 		p = c.opts.Policy()
@@ -326,9 +337,9 @@ func parseWait(v string) (time.Duration, error) {
 
 // handleCommands long-polls an agent's commands.
 func (c *Collector) handleCommands(w http.ResponseWriter, r *http.Request) (int, error) {
-	uid, err := agentUID(r)
+	uid, err := c.agentUID(r)
 	if err != nil {
-		return 0, c.reject("validation", 0, err.(*RequestError))
+		return 0, err
 	}
 	wait, err := parseWait(r.URL.Query().Get("wait"))
 	if err != nil {
@@ -354,9 +365,9 @@ func (c *Collector) handleCommands(w http.ResponseWriter, r *http.Request) (int,
 // handleCommandAck records an agent's acknowledgement: 204, 400 naming the
 // field, 404 for a command not pending for this agent.
 func (c *Collector) handleCommandAck(w http.ResponseWriter, r *http.Request) (int, error) {
-	uid, err := agentUID(r)
+	uid, err := c.agentUID(r)
 	if err != nil {
-		return 0, c.reject("validation", 0, err.(*RequestError))
+		return 0, err
 	}
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
@@ -385,11 +396,13 @@ func (c *Collector) handleCommandAck(w http.ResponseWriter, r *http.Request) (in
 	if err := protocol.CheckText("policy_version", ack.PolicyVersion, false, protocol.MaxShortField); err != nil {
 		return 0, c.reject("validation", 0, fieldError(err))
 	}
-	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, PolicyVersion: ack.PolicyVersion}, false)
 	if err := c.cmds.Ack(uid, id, ack); err != nil {
 		return 0, &RequestError{Status: http.StatusNotFound, Code: protocol.ErrCodeNotFound, Field: "id",
 			Msg: "no such command is pending for agent " + uid}
 	}
+	// Recorded only for an acknowledgement that was accepted: a refused
+	// one changes nothing.
+	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, PolicyVersion: ack.PolicyVersion}, false)
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent, nil
 }

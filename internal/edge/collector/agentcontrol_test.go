@@ -28,10 +28,12 @@ func newControlFixture(t *testing.T, redeliver time.Duration) (*Collector, *http
 		t.Fatal(err)
 	}
 	var pol atomic.Pointer[AgentPolicy]
-	c := New(b, Options{Policy: pol.Load, CommandRedeliver: redeliver, Logger: logtest.New(t)})
+	c := New(b, Options{Policy: pol.Load, CommandRedeliver: redeliver, Logger: logtest.New(t), Auth: newAuthority(t, b, nil)})
 	mux := http.NewServeMux()
 	c.Routes(mux)
 	srv := httptest.NewServer(mux)
+	servers.Store(srv.URL, newCredentials(c))
+	t.Cleanup(func() { servers.Delete(srv.URL) })
 	t.Cleanup(func() { c.AgentCommands().Close(); srv.Close(); b.Close() })
 	return c, srv, &pol
 }
@@ -43,6 +45,7 @@ func do(t *testing.T, method, url string, body string, hdr map[string]string) (*
 		r = strings.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, url, r)
+	authorize(t, req, hdr)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}

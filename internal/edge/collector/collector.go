@@ -19,8 +19,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 // Options configures a Collector. Zero fields take the defaults below.
@@ -46,8 +48,14 @@ type Options struct {
 	// CommandRedeliver is how long a delivered, unacknowledged agent command
 	// waits before it is delivered again (DefaultCommandRedeliver).
 	CommandRedeliver time.Duration
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
+	// Auth enrols and authenticates agents. Without it every request is
+	// refused (401), enrolment with 503: the collector fails closed.
+	Auth *agentauth.Authority
+	// Throttle limits failed enrolments per source and secret prefix (429
+	// with Retry-After); nil means a default limiter without metrics.
+	Throttle   *throttle.Limiter
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -72,6 +80,8 @@ type Collector struct {
 	cmds   *AgentCommands
 	m      *metrics
 	bufs   sync.Pool // *bytes.Buffer for request bodies
+
+	throttle *throttle.Limiter
 }
 
 // New returns a Collector writing to buf.
@@ -94,7 +104,10 @@ func New(buf *buffer.Buffer, opts Options) *Collector {
 	if opts.MaxAgents <= 0 {
 		opts.MaxAgents = DefaultMaxAgents
 	}
-	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now}
+	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now, throttle: opts.Throttle}
+	if c.throttle == nil {
+		c.throttle, _ = throttle.New(throttle.Config{}, throttle.Deps{Logger: opts.Logger}) // defaults never fail
+	}
 	c.bufs.New = func() any { return new(bytes.Buffer) }
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -177,10 +190,14 @@ func (c *Collector) checkLevel(screenshot bool, events int) error {
 	return nil
 }
 
-// AcceptEvents validates a batch as a whole, commits it and returns the
-// acknowledgement. It returns *RequestError for refusals.
-func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
+// AcceptEvents validates a batch from the authenticated agent uid as a
+// whole, commits it and returns the acknowledgement. It returns
+// *RequestError for refusals (403 for events of another agent).
+func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
 	n := len(batch.Events)
+	if batch.AgentUID == "" {
+		batch.AgentUID = uid // and so every event without one (ValidateEventBatch)
+	}
 	if n == 0 {
 		return nil, c.reject("validation", 0, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "events", Msg: "at least one event is required"})
 	}
@@ -193,6 +210,9 @@ func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch
 	recs := make([]buffer.Record, n)
 	if err := protocol.ValidateEventBatch(batch, now); err != nil {
 		return nil, c.reject("validation", n, fieldError(err))
+	}
+	if err := c.checkBatchAgent(uid, batch); err != nil {
+		return nil, err
 	}
 	if err := c.checkLevel(false, n); err != nil {
 		return nil, err
@@ -223,11 +243,7 @@ func (c *Collector) AcceptEvents(ctx context.Context, batch *protocol.EventBatch
 			c.m.accepted.WithLabelValues(batch.Events[i].Type).Inc()
 		}
 	}
-	if batch.AgentUID != "" {
-		c.agents.Seen(protocol.AgentRegistration{AgentUID: batch.AgentUID, ComputerName: batch.ComputerName}, false)
-	} else {
-		c.agents.Seen(protocol.AgentRegistration{AgentUID: batch.Events[0].AgentUID, ComputerName: batch.Events[0].ComputerName}, false)
-	}
+	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, ComputerName: batch.ComputerName}, false)
 	return resp, nil
 }
 
@@ -240,10 +256,17 @@ func fieldError(err error) *RequestError {
 	return &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "(body)", Msg: err.Error()}
 }
 
-// Register records an agent's registration or heartbeat.
-func (c *Collector) Register(reg protocol.AgentRegistration, full bool) (*protocol.AgentRegistrationResponse, error) {
+// Register records the registration or heartbeat of the authenticated
+// agent uid (an empty agent_uid is uid's; another is refused with 403).
+func (c *Collector) Register(uid string, reg protocol.AgentRegistration, full bool) (*protocol.AgentRegistrationResponse, error) {
+	if reg.AgentUID == "" {
+		reg.AgentUID = uid
+	}
 	if err := protocol.ValidateAgentRegistration(&reg); err != nil {
 		return nil, c.reject("validation", 0, fieldError(err))
+	}
+	if reg.AgentUID != uid {
+		return nil, c.wrongAgent("agent_uid", reg.AgentUID, uid, 0)
 	}
 	c.agents.Seen(reg, full)
 	return &protocol.AgentRegistrationResponse{GatewayID: c.opts.GatewayID,

@@ -26,9 +26,10 @@ import (
 )
 
 type fixture struct {
-	buf *buffer.Buffer
-	c   *Collector
-	srv *httptest.Server
+	buf   *buffer.Buffer
+	c     *Collector
+	srv   *httptest.Server
+	creds *credentials
 }
 
 func newFixture(t *testing.T, maxBytes int64) *fixture {
@@ -41,12 +42,13 @@ func newFixture(t *testing.T, maxBytes int64) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Logger: logtest.New(t)})
+	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Logger: logtest.New(t),
+		Auth: newAuthority(t, b, nil)})
 	mux := http.NewServeMux()
 	c.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); b.Close() })
-	return &fixture{buf: b, c: c, srv: srv}
+	return &fixture{buf: b, c: c, srv: srv, creds: newCredentials(c)}
 }
 
 func validEvent() map[string]any {
@@ -77,6 +79,9 @@ func (f *fixture) post(t *testing.T, path, ctype string, body []byte, hdr map[st
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, bytes.NewReader(body))
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if _, set := hdr[protocol.HeaderAuthorization]; !set {
+		req.Header.Set(protocol.HeaderAuthorization, f.creds.bearer(t, "agent-1"))
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -303,11 +308,15 @@ func TestScreenshotUpload(t *testing.T) {
 
 func TestRegisterAndHeartbeat(t *testing.T) {
 	f := newFixture(t, 0)
-	resp, er, raw := f.post(t, protocol.PathAgentRegister, "application/json", []byte(`{"computer_name":"PC"}`), nil)
-	if resp.StatusCode != 400 || er.Field != "agent_uid" {
-		t.Fatalf("register without uid: %d %s", resp.StatusCode, raw)
+	// Without agent_uid the registration is the credential's agent's.
+	resp, _, raw := f.post(t, protocol.PathAgentRegister, "application/json", []byte(`{"computer_name":"PC-0"}`), nil)
+	if info, ok := f.c.Agents().Lookup("agent-1"); resp.StatusCode != 200 || !ok || info.ComputerName != "PC-0" {
+		t.Fatalf("register without uid: %d %s %+v", resp.StatusCode, raw, info)
 	}
-	resp, _, raw = f.post(t, protocol.PathAgentRegister, "application/json", []byte(`{"agent_uid":"a1","computer_name":"PC","agent_version":"2.0.1"}`), nil)
+	auth := func(uid string) map[string]string {
+		return map[string]string{protocol.HeaderAuthorization: f.creds.bearer(t, uid)}
+	}
+	resp, _, raw = f.post(t, protocol.PathAgentRegister, "application/json", []byte(`{"agent_uid":"a1","computer_name":"PC","agent_version":"2.0.1"}`), auth("a1"))
 	if resp.StatusCode != 200 {
 		t.Fatalf("register: %d %s", resp.StatusCode, raw)
 	}
@@ -316,11 +325,11 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 	if rr.HeartbeatIntervalSeconds != 30 || rr.BufferLevel != "normal" || rr.GatewayID != "gw" {
 		t.Fatalf("response %+v", rr)
 	}
-	resp, _, _ = f.post(t, protocol.PathAgentHeartbeat, "application/json", []byte(`{"agent_uid":"a2","computer_name":"PC2"}`), nil)
-	if resp.StatusCode != 200 || f.c.Agents().Connected() != 2 {
+	resp, _, _ = f.post(t, protocol.PathAgentHeartbeat, "application/json", []byte(`{"agent_uid":"a2","computer_name":"PC2"}`), auth("a2"))
+	if resp.StatusCode != 200 || f.c.Agents().Connected() != 3 {
 		t.Fatalf("heartbeat: %d, connected %d", resp.StatusCode, f.c.Agents().Connected())
 	}
-	if l := f.c.Agents().List(10); len(l) != 2 || l[0].AgentUID != "a2" {
+	if l := f.c.Agents().List(10); len(l) != 3 || l[0].AgentUID != "a2" {
 		t.Fatalf("list %+v", l)
 	}
 }

@@ -114,14 +114,15 @@ func TestRegistrationRefusesNUL(t *testing.T) {
 		for _, member := range []string{"agent_uid", "computer_name", "user_sid", "agent_version", "os_version", "policy_version"} {
 			reg := map[string]any{"agent_uid": "a1", "computer_name": "PC"}
 			reg[member] = "v\x00"
-			resp, er, raw := f.post(t, path, "application/json", mustJSON(reg), nil)
+			resp, er, raw := f.post(t, path, "application/json", mustJSON(reg), map[string]string{protocol.HeaderAuthorization: f.creds.bearer(t, "a1")})
 			if resp.StatusCode != 400 || er.Field != member {
 				t.Fatalf("%s %s: %d %s", path, member, resp.StatusCode, raw)
 			}
 		}
 	}
-	if n := len(f.c.Agents().List(10)); n != 0 {
-		t.Fatalf("refused registrations left %d agents", n)
+	// Only a1's enrolment registered it; no refused registration changed it.
+	if l := f.c.Agents().List(10); len(l) != 1 || l[0].AgentUID != "a1" || l[0].ComputerName != "PC-a1" || l[0].AgentVersion != "" {
+		t.Fatalf("refused registrations left %+v", l)
 	}
 }
 

@@ -32,9 +32,10 @@ import (
 var fuzzClock = time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 
 type fuzzFixture struct {
-	buf *buffer.Buffer
-	c   *Collector
-	mux *http.ServeMux
+	buf   *buffer.Buffer
+	c     *Collector
+	mux   *http.ServeMux
+	creds *credentials
 }
 
 func newFuzzFixture(f *testing.F) *fuzzFixture {
@@ -46,10 +47,10 @@ func newFuzzFixture(f *testing.F) *fuzzFixture {
 	}
 	f.Cleanup(func() { b.Close() })
 	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw",
-		Now: func() time.Time { return fuzzClock }})
+		Now: func() time.Time { return fuzzClock }, Auth: newAuthority(f, b, nil)})
 	mux := http.NewServeMux()
 	c.Routes(mux)
-	return &fuzzFixture{buf: b, c: c, mux: mux}
+	return &fuzzFixture{buf: b, c: c, mux: mux, creds: newCredentials(c)}
 }
 
 func (ff *fuzzFixture) serve(req *http.Request) (int, []byte) {
@@ -112,6 +113,7 @@ func FuzzEventsRequest(f *testing.F) {
 		post := func(b []byte, gz bool) (int, []byte) {
 			req := httptest.NewRequest(http.MethodPost, protocol.PathAgentEvents, bytes.NewReader(b))
 			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(protocol.HeaderAuthorization, ff.creds.bearer(t, "a1"))
 			if gz {
 				req.Header.Set("Content-Encoding", "gzip")
 			}
@@ -121,6 +123,18 @@ func FuzzEventsRequest(f *testing.F) {
 		var batch protocol.EventBatch
 		decodeErr := jsonv2.Unmarshal(body, &batch, jsonv2.MatchCaseInsensitiveNames(true))
 		verdict := decodeErr
+		// The request is a1's: an empty agent_uid is a1's, another is
+		// refused with 403 before any other check of the batch.
+		wrongAgent := false
+		if decodeErr == nil {
+			if batch.AgentUID == "" {
+				batch.AgentUID = "a1"
+			}
+			wrongAgent = batch.AgentUID != "a1"
+			for _, e := range batch.Events {
+				wrongAgent = wrongAgent || (e.AgentUID != "" && e.AgentUID != "a1")
+			}
+		}
 		if verdict == nil {
 			switch n := len(batch.Events); {
 			case n == 0:
@@ -133,6 +147,12 @@ func FuzzEventsRequest(f *testing.F) {
 		}
 		code, resp := post(body, false)
 		codeGz, respGz := post(gz(body), true)
+		if verdict == nil && wrongAgent {
+			if code != 403 || codeGz != 403 || checkRefusal(t, code, resp).Error != protocol.ErrCodeForbidden {
+				t.Fatalf("events of another agent: %d %s, gzip %d", code, resp, codeGz)
+			}
+			return
+		}
 		switch {
 		case code == 200:
 			if verdict != nil {
@@ -192,14 +212,24 @@ func FuzzScreenshotMetadata(f *testing.F) {
 		mw.Close()
 		req := httptest.NewRequest(http.MethodPost, protocol.PathAgentScreenshot, &b)
 		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set(protocol.HeaderAuthorization, ff.creds.bearer(t, "a"))
 		code, resp := ff.serve(req)
 
 		var ev protocol.Event
 		verdict := jsonv2.Unmarshal(meta, &ev, jsonv2.MatchCaseInsensitiveNames(true))
+		if verdict == nil && ev.AgentUID == "" {
+			ev.AgentUID = "a" // the credential's agent
+		}
 		if verdict == nil && ev.Type != protocol.TypeScreenshot {
 			verdict = &protocol.FieldError{Field: "type", Message: "must be screenshot"}
 		} else if verdict == nil {
 			verdict = protocol.ValidateAgentEvent(&ev, "", fuzzClock, true)
+		}
+		if verdict == nil && ev.AgentUID != "a" {
+			if code != 403 {
+				t.Fatalf("screenshot of another agent: %d %s", code, resp)
+			}
+			return
 		}
 		switch code {
 		case 200:
@@ -240,7 +270,7 @@ func FuzzGRPCEvents(f *testing.F) {
 		e := EventFromProto(pe)
 		independent := e
 		verdict := protocol.ValidateAgentEvent(&independent, "events[0]", fuzzClock, false)
-		resp, err := ff.c.AcceptEvents(context.Background(), &protocol.EventBatch{Events: []protocol.Event{e}})
+		resp, err := ff.c.AcceptEvents(context.Background(), e.AgentUID, &protocol.EventBatch{Events: []protocol.Event{e}})
 		if (err == nil) != (verdict == nil) {
 			t.Fatalf("AcceptEvents %v, protocol %v", err, verdict)
 		}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -51,6 +54,14 @@ func grpcError(err error) error {
 		code = codes.Unavailable
 	case http.StatusUnsupportedMediaType:
 		code = codes.InvalidArgument
+	case http.StatusUnauthorized:
+		code = codes.Unauthenticated
+	case http.StatusForbidden:
+		code = codes.PermissionDenied
+	case http.StatusNotFound:
+		code = codes.NotFound
+	case http.StatusTooManyRequests:
+		code = codes.ResourceExhausted
 	}
 	msg := re.Code + ": " + re.Msg
 	if re.Field != "" {
@@ -85,7 +96,38 @@ func EventFromProto(p *agentpb.Event) protocol.Event {
 	return e
 }
 
-// StreamEvents commits each received batch, then acknowledges them all.
+// grpcToken returns the bearer token of a call's "authorization" metadata.
+func grpcToken(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(protocol.GRPCAuthorizationKey); len(v) == 1 {
+		return protocol.BearerToken(v[0])
+	}
+	return ""
+}
+
+// authGRPC authenticates a call before any message is read.
+func (s *grpcService) authGRPC(ctx context.Context) (string, error) {
+	return s.c.authenticate(ctx, grpcToken(ctx))
+}
+
+// Enroll exchanges the enrolment secret for an agent credential.
+func (s *grpcService) Enroll(ctx context.Context, r *agentpb.EnrollRequest) (*agentpb.EnrollResponse, error) {
+	var src netip.Addr
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+			src = ap.Addr().Unmap()
+		}
+	}
+	resp, err := s.c.Enroll(ctx, src, protocol.AgentEnrollRequest{EnrolmentSecret: r.GetEnrolmentSecret(), AgentUID: r.GetAgentUid(),
+		ComputerName: r.GetComputerName(), AgentVersion: r.GetAgentVersion(), OSVersion: r.GetOsVersion()})
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &agentpb.EnrollResponse{AgentUid: resp.AgentUID, Credential: resp.Credential, GatewayId: resp.GatewayID}, nil
+}
+
+// StreamEvents authenticates the agent, commits each received batch, then
+// acknowledges them all.
 func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.EventBatch, agentpb.StreamEventsResponse]) error {
 	start := time.Now()
 	resp := &agentpb.StreamEventsResponse{}
@@ -94,6 +136,11 @@ func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.Eve
 		s.c.m.requests.WithLabelValues("grpc_events", code).Inc()
 		s.c.m.latency.WithLabelValues("grpc_events").Observe(time.Since(start).Seconds())
 	}()
+	uid, err := s.authGRPC(stream.Context())
+	if err != nil {
+		code = "401"
+		return grpcError(err)
+	}
 	for {
 		msg, err := stream.Recv()
 		if err == io.EOF {
@@ -108,7 +155,7 @@ func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.Eve
 		for i, e := range msg.GetEvents() {
 			batch.Events[i] = EventFromProto(e)
 		}
-		ack, err := s.c.AcceptEvents(stream.Context(), &batch)
+		ack, err := s.c.AcceptEvents(stream.Context(), uid, &batch)
 		if err != nil {
 			code = "error"
 			var re *RequestError
@@ -125,8 +172,12 @@ func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.Eve
 	}
 }
 
-func (s *grpcService) register(r *agentpb.AgentRegistration, full bool) (*agentpb.AgentRegistrationResponse, error) {
-	resp, err := s.c.Register(protocol.AgentRegistration{AgentUID: r.GetAgentUid(), ComputerName: r.GetComputerName(),
+func (s *grpcService) register(ctx context.Context, r *agentpb.AgentRegistration, full bool) (*agentpb.AgentRegistrationResponse, error) {
+	uid, err := s.authGRPC(ctx)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	resp, err := s.c.Register(uid, protocol.AgentRegistration{AgentUID: r.GetAgentUid(), ComputerName: r.GetComputerName(),
 		UserSID: r.GetUserSid(), AgentVersion: r.GetAgentVersion(), OSVersion: r.GetOsVersion(), PolicyVersion: r.GetPolicyVersion()}, full)
 	if err != nil {
 		return nil, grpcError(err)
@@ -136,11 +187,11 @@ func (s *grpcService) register(r *agentpb.AgentRegistration, full bool) (*agentp
 }
 
 // Register records an agent registration.
-func (s *grpcService) Register(_ context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
-	return s.register(r, true)
+func (s *grpcService) Register(ctx context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
+	return s.register(ctx, r, true)
 }
 
 // Heartbeat records an agent heartbeat.
-func (s *grpcService) Heartbeat(_ context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
-	return s.register(r, false)
+func (s *grpcService) Heartbeat(ctx context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
+	return s.register(ctx, r, false)
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
 )
 
-func grpcClient(t *testing.T, f *fixture) agentpb.CollectorClient {
+// grpcListen serves f's collector over gRPC and returns the address.
+func grpcListen(t *testing.T, f *fixture) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,7 +28,13 @@ func grpcClient(t *testing.T, f *fixture) agentpb.CollectorClient {
 	srv := f.c.GRPCServer()
 	go srv.Serve(ln)
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return ln.Addr().String()
+}
+
+func grpcClient(t *testing.T, f *fixture) agentpb.CollectorClient {
+	t.Helper()
+	conn, err := grpc.NewClient(grpcListen(t, f), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearerCreds(f.creds.of(t, "g1"))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +110,11 @@ func TestGRPCInvalidEventNamesTheField(t *testing.T) {
 	if rows, _ := f.buf.Unclaimed(buffer.StreamLogs); rows != 0 {
 		t.Fatalf("%d rows written by a refused message", rows)
 	}
-	if _, err := cl.Heartbeat(context.Background(), &agentpb.AgentRegistration{ComputerName: "PC"}); status.Code(err) != codes.InvalidArgument {
+	// Without agent_uid, a heartbeat is the credential's agent's.
+	if _, err := cl.Heartbeat(context.Background(), &agentpb.AgentRegistration{ComputerName: "PC"}); err != nil {
 		t.Fatalf("heartbeat without uid: %v", err)
+	}
+	if _, ok := f.c.Agents().Lookup("g1"); !ok {
+		t.Fatal("heartbeat without uid not recorded as g1's")
 	}
 }

@@ -33,6 +33,7 @@ func (c *Collector) Routes(mux *http.ServeMux) {
 	mux.Handle("POST "+protocol.PathAgentScreenshot, c.timed("screenshots", c.handleScreenshot))
 	mux.Handle("POST "+protocol.PathAgentRegister, c.timed("register", c.handleRegister(true)))
 	mux.Handle("POST "+protocol.PathAgentHeartbeat, c.timed("heartbeat", c.handleRegister(false)))
+	mux.Handle("POST "+protocol.PathAgentEnroll, c.timedStatus("enroll", c.handleEnroll))
 	c.agentControlRoutes(mux)
 }
 
@@ -58,6 +59,9 @@ func (c *Collector) writeError(w http.ResponseWriter, err error) int {
 		}
 		c.log.Error("collector request failed", "err", err)
 		re = &RequestError{Status: 500, Code: protocol.ErrCodeInternal, Msg: "internal error"}
+	}
+	if re.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="staff-gateway"`)
 	}
 	if re.RetryAfter > 0 {
 		w.Header().Set(protocol.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(re.RetryAfter.Seconds()))))
@@ -272,6 +276,10 @@ func jsonKind(k string) string {
 }
 
 func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	uid, err := c.authHTTP(r)
+	if err != nil {
+		return err
+	}
 	if err := c.requireType(r, "application/json"); err != nil {
 		return err
 	}
@@ -285,7 +293,7 @@ func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := c.decodeJSON(body, &batch, 0); err != nil {
 		return err
 	}
-	resp, err := c.AcceptEvents(r.Context(), &batch)
+	resp, err := c.AcceptEvents(r.Context(), uid, &batch)
 	if err != nil {
 		return err
 	}
@@ -295,6 +303,10 @@ func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) error {
 
 func (c *Collector) handleRegister(full bool) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		uid, err := c.authHTTP(r)
+		if err != nil {
+			return err
+		}
 		if err := c.requireType(r, "application/json"); err != nil {
 			return err
 		}
@@ -306,7 +318,7 @@ func (c *Collector) handleRegister(full bool) func(http.ResponseWriter, *http.Re
 		if err := c.decodeJSON(body, &reg, 0); err != nil {
 			return err
 		}
-		resp, err := c.Register(reg, full)
+		resp, err := c.Register(uid, reg, full)
 		if err != nil {
 			return err
 		}
@@ -320,6 +332,10 @@ func (c *Collector) handleRegister(full bool) func(http.ResponseWriter, *http.Re
 // streamed to a file beside the buffer while its SHA-256 is computed; the
 // row is committed only when the hash and size match.
 func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) error {
+	uid, err := c.authHTTP(r)
+	if err != nil {
+		return err
+	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return c.reject("unsupported_media_type", 1, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
@@ -345,12 +361,18 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 	if err := c.decodeJSON(io.LimitReader(part, 64<<10), &ev, 1); err != nil {
 		return err
 	}
+	if ev.AgentUID == "" {
+		ev.AgentUID = uid
+	}
 	if ev.Type != protocol.TypeScreenshot {
 		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "type", Msg: "must be screenshot"})
 	}
 	now := c.now()
 	if err := protocol.ValidateAgentEvent(&ev, "", now, true); err != nil {
 		return c.reject("validation", 1, fieldError(err))
+	}
+	if ev.AgentUID != uid {
+		return c.wrongAgent("agent_uid", ev.AgentUID, uid, 1)
 	}
 	if ev.Screenshot.Size > c.opts.MaxScreenshotBytes {
 		return c.reject("too_large", 1, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: "screenshot.size",
@@ -361,7 +383,7 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 	} else if dup, err := c.buf.HasEvent(r.Context(), ev.EventID); err != nil {
 		return err
 	} else if dup {
-		c.agents.Seen(protocol.AgentRegistration{AgentUID: ev.AgentUID, ComputerName: ev.ComputerName}, false)
+		c.agents.Seen(protocol.AgentRegistration{AgentUID: uid, ComputerName: ev.ComputerName}, false)
 		c.writeJSON(w, http.StatusOK, &protocol.EventBatchResponse{Duplicates: 1,
 			Events: []protocol.EventAck{{EventID: ev.EventID, Duplicate: true}}})
 		return nil

@@ -30,12 +30,13 @@ func newRegistryFixture(t *testing.T, maxBytes int64) (*fixture, *prometheus.Reg
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Registerer: reg})
+	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Registerer: reg,
+		Auth: newAuthority(t, b, reg)})
 	mux := http.NewServeMux()
 	c.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); b.Close() })
-	return &fixture{buf: b, c: c, srv: srv}, reg
+	return &fixture{buf: b, c: c, srv: srv, creds: newCredentials(c)}, reg
 }
 
 // counters reads every series of a counter family from the registry, keyed

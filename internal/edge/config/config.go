@@ -8,6 +8,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -58,6 +60,10 @@ type Gateway struct {
 	Serial     string
 	Listen     string
 	GRPCListen string
+	// TLSCertFile and TLSKeyFile, when set, serve the collector (HTTP and
+	// gRPC) over TLS with the gateway's certificate.
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // Buffer is the SQLite buffer.
@@ -94,6 +100,12 @@ type Collector struct {
 	MaxScreenshotBytes int64
 	RetryAfter         time.Duration
 	HeartbeatInterval  time.Duration
+	// EnrolmentRefresh is how often the enrolment verifier is fetched from
+	// the cloud (and enrolled agents reported to it).
+	EnrolmentRefresh time.Duration
+	// EnrolmentVerifier, when set, is the verifier used until the cloud
+	// sends one (sha256:<hex>): agents can enrol before first contact.
+	EnrolmentVerifier string
 }
 
 // Control paces the control channel and the commands it carries.
@@ -105,9 +117,15 @@ type Control struct {
 	RestartTimeout time.Duration
 }
 
-// Health sets readiness thresholds.
+// Health sets readiness thresholds and who sees what.
 type Health struct {
 	MaxUnsentAge time.Duration
+	// Listen, when set, serves /health* and /metrics on their own address
+	// instead of gateway.listen.
+	Listen string
+	// OperatorToken, when set, shows agent identities in /health/details
+	// to requests that present it (Authorization: Bearer <token>).
+	OperatorToken string
 }
 
 // Logging sets the log level and an optional file (stderr otherwise).
@@ -229,6 +247,8 @@ func Keys() []Key {
 		{"gateway.serial", "(host name)", "Serial the gateway registers under.", str(func(c *Config) *string { return &c.Gateway.Serial })},
 		{"gateway.listen", ":3000", "Address of the agent HTTP API, /health and /metrics.", str(func(c *Config) *string { return &c.Gateway.Listen })},
 		{"gateway.grpc_listen", ":3002", "Address of the agent gRPC API; \"off\" disables it.", str(func(c *Config) *string { return &c.Gateway.GRPCListen })},
+		{"gateway.tls.cert_file", "", "PEM certificate (chain) of the gateway: when set (with key_file), agents reach the collector, HTTP and gRPC, over TLS.", str(func(c *Config) *string { return &c.Gateway.TLSCertFile })},
+		{"gateway.tls.key_file", "", "PEM private key of gateway.tls.cert_file.", str(func(c *Config) *string { return &c.Gateway.TLSKeyFile })},
 		{"buffer.path", "/var/lib/staff-gateway/buffer.sqlite", "SQLite buffer file; screenshots and the API key file live beside it.", str(func(c *Config) *string { return &c.Buffer.Path })},
 		{"buffer.max_size", "1GB", "Buffer size limit: warn and shed screenshots at 80 %, refuse data at 95 %.", bytesize(func(c *Config) *int64 { return &c.Buffer.MaxSize })},
 		{"buffer.dead_letter_max_events", "10000", "Most dead letters kept (events the cloud refused for good or that kept failing alone); the oldest are purged beyond.", integer(func(c *Config) *int { return &c.Buffer.DeadLetterMaxEvents }, 1)},
@@ -256,6 +276,16 @@ func Keys() []Key {
 		{"collector.max_batch_events", "1000", "Most events in one request (413 above).", integer(func(c *Config) *int { return &c.Collector.MaxBatchEvents }, 1)},
 		{"collector.max_screenshot_bytes", "10MB", "Largest screenshot image (413 above).", bytesize(func(c *Config) *int64 { return &c.Collector.MaxScreenshotBytes })},
 		{"collector.retry_after", "5s", "Retry-After sent with 503 under back-pressure.", duration(func(c *Config) *time.Duration { return &c.Collector.RetryAfter })},
+		{"collector.enrolment_refresh", "5m", "How often the agent enrolment verifier is fetched from the cloud and new enrolments reported (a wrong secret also refreshes, at most every 10 s).", duration(func(c *Config) *time.Duration { return &c.Collector.EnrolmentRefresh })},
+		{"collector.enrolment_verifier", "", "Verifier (sha256:<64 hex>, printed by staffctl org enrolment-secret) used until the cloud sends one, so agents can enrol before the gateway first reaches the cloud; never the secret itself.", func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			h, ok := strings.CutPrefix(v, "sha256:")
+			if _, err := hex.DecodeString(h); !ok || err != nil || len(h) != 64 {
+				return fmt.Errorf("must be sha256: and 64 hex digits (the verifier, not the secret)")
+			}
+			c.Collector.EnrolmentVerifier = v
+			return nil
+		}},
 		{"collector.heartbeat_interval", "30s", "Agent heartbeat interval; silent for 3 intervals = disconnected.", duration(func(c *Config) *time.Duration { return &c.Collector.HeartbeatInterval })},
 		{"control.backoff_initial", "1s", "First control-channel reconnect delay; doubles per failure (full jitter).", duration(func(c *Config) *time.Duration { return &c.Control.BackoffInitial })},
 		{"control.backoff_max", "1m", "Control-channel reconnect delay cap.", duration(func(c *Config) *time.Duration { return &c.Control.BackoffMax })},
@@ -263,6 +293,8 @@ func Keys() []Key {
 		{"control.fallback_for", "5m", "How long to poll over REST before trying the WebSocket again.", duration(func(c *Config) *time.Duration { return &c.Control.FallbackFor })},
 		{"control.restart_timeout", "2m", "How long restart_agent waits for agents to confirm (the payload's timeout_seconds overrides).", duration(func(c *Config) *time.Duration { return &c.Control.RestartTimeout })},
 		{"health.max_unsent_age", "5m", "/health/ready fails when the oldest unsent event is older.", duration(func(c *Config) *time.Duration { return &c.Health.MaxUnsentAge })},
+		{"health.listen", "", "Address of /health, /health/ready, /health/details and /metrics (e.g. 127.0.0.1:9100); empty serves them on gateway.listen.", str(func(c *Config) *string { return &c.Health.Listen })},
+		{"health.operator_token", "", "Bearer token an operator presents to see agent ids and computer names in /health/details (at least 16 characters); without it they are omitted.", str(func(c *Config) *string { return &c.Health.OperatorToken })},
 		{"logging.level", "info", "debug, info, warn or error.", func(c *Config, v string) error {
 			v = strings.ToLower(strings.TrimSpace(v))
 			switch v {
@@ -493,6 +525,29 @@ func (c *Config) validate() error {
 				return &Error{Key: f.key, Msg: err.Error()}
 			}
 		}
+	}
+	if (c.Gateway.TLSCertFile == "") != (c.Gateway.TLSKeyFile == "") {
+		key := "gateway.tls.key_file"
+		if c.Gateway.TLSCertFile == "" {
+			key = "gateway.tls.cert_file"
+		}
+		return &Error{Key: key, Msg: "cert_file and key_file must be set together"}
+	}
+	if c.Gateway.TLSCertFile != "" {
+		for _, f := range []struct{ key, path string }{{"gateway.tls.cert_file", c.Gateway.TLSCertFile}, {"gateway.tls.key_file", c.Gateway.TLSKeyFile}} {
+			if _, err := os.Stat(f.path); err != nil {
+				return &Error{Key: f.key, Msg: err.Error()}
+			}
+		}
+		if _, err := tls.LoadX509KeyPair(c.Gateway.TLSCertFile, c.Gateway.TLSKeyFile); err != nil {
+			return &Error{Key: "gateway.tls.cert_file", Msg: "with gateway.tls.key_file: " + err.Error()}
+		}
+	}
+	if t := c.Health.OperatorToken; t != "" && len(t) < 16 {
+		return &Error{Key: "health.operator_token", Msg: "must be at least 16 characters"}
+	}
+	if c.Health.Listen != "" && c.Health.Listen == c.Gateway.Listen && !strings.HasSuffix(c.Health.Listen, ":0") {
+		return &Error{Key: "health.listen", Msg: "must differ from gateway.listen (leave it empty to share that address)"}
 	}
 	if c.Buffer.Path == "" {
 		return &Error{Key: "buffer.path", Msg: "is required"}

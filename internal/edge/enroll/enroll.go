@@ -133,10 +133,43 @@ func do(ctx context.Context, client *http.Client, req *http.Request, out any) er
 		}
 		return se
 	}
+	if out == nil {
+		return nil
+	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("enroll: decode answer of %s: %w", req.URL.Path, err)
 	}
 	return nil
+}
+
+// EnrolmentVerifier fetches the verifier of the gateway's organisation's
+// agent enrolment secret ("" when the organisation has none).
+func EnrolmentVerifier(ctx context.Context, client *http.Client, serverURL, apiKey string) (string, error) {
+	hr, err := http.NewRequest(http.MethodGet, strings.TrimRight(serverURL, "/")+protocol.PathGatewayEnrolment, nil)
+	if err != nil {
+		return "", fmt.Errorf("enroll: build enrolment request: %w", err)
+	}
+	hr.Header.Set(protocol.HeaderAPIKey, apiKey)
+	var resp protocol.EnrolmentVerifier
+	if err := do(ctx, client, hr, &resp); err != nil {
+		return "", err
+	}
+	return resp.Verifier, nil
+}
+
+// ReportAgent tells the cloud an agent enrolled at this gateway.
+func ReportAgent(ctx context.Context, client *http.Client, serverURL, apiKey string, a protocol.AgentEnrolled) error {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("enroll: encode agent report: %w", err)
+	}
+	hr, err := http.NewRequest(http.MethodPost, strings.TrimRight(serverURL, "/")+protocol.PathGatewayAgents, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("enroll: build agent report: %w", err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set(protocol.HeaderAPIKey, apiKey)
+	return do(ctx, client, hr, nil)
 }
 
 // Provision exchanges a provisioning token for credentials.

@@ -32,7 +32,7 @@ func newCollector(t *testing.T) *collector.Collector {
 // same queue calls the HTTP endpoints make; answer decides the ack, or
 // nil to stay silent. It stops with ctx.
 func agent(ctx context.Context, c *collector.Collector, uid string, answer func(protocol.AgentRestart) *protocol.AgentCommandAck, seen *sync.Map) {
-	if _, err := c.Register(protocol.AgentRegistration{AgentUID: uid, ComputerName: "PC-" + uid}, true); err != nil {
+	if _, err := c.Register(uid, protocol.AgentRegistration{AgentUID: uid, ComputerName: "PC-" + uid}, true); err != nil {
 		panic(err)
 	}
 	go func() {

@@ -84,7 +84,7 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 	}
 	b.ResetTimer()
 	start := time.Now()
-	res, err := agentsim.Run(context.Background(), agentsim.Options{GatewayURL: "http://" + g.Addr(), GRPCAddr: g.GRPCAddr(),
+	res, err := agentsim.Run(context.Background(), agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: "http://" + g.Addr(), GRPCAddr: g.GRPCAddr(),
 		Transport: transport, Agents: 50, Rate: rate, BatchSize: 100, MaxEvents: int64(b.N)})
 	if err != nil || res.Acked != int64(b.N) {
 		b.Fatalf("%v %s", err, res)

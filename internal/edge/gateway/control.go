@@ -94,6 +94,7 @@ func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 	handlers["restart_agent"] = executor.RestartAgentHandler(executor.RestartOptions{
 		Agents: g.col.Agents(), Commands: g.col.AgentCommands(), Timeout: cfg.Control.RestartTimeout})
 	handlers[protocol.CommandReplayDeadLetters] = replayDeadLettersHandler(g.buf)
+	handlers[protocol.CommandRevokeAgent] = executor.RevokeAgentHandler(g.auth.Revoke)
 	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: strings.TrimRight(cfg.Server.URL, "/"),
 		APIKey: k.APIKey, Client: g.client, Handlers: handlers})
 	if err != nil {

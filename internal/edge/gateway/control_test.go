@@ -83,10 +83,8 @@ func TestControlPlaneWiring(t *testing.T) {
 	// Real state in the heartbeat.
 	body := `{"agent_uid":"a1","computer_name":"PC-1","events":[{"type":"user_session","user_sid":"S-1","datetime":"` +
 		time.Now().UTC().Format(time.RFC3339) + `","session_type":"login"}]}`
-	resp, err := http.Post(base+protocol.PathAgentEvents, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cred := enrolAgent(t, g, "a1")
+	resp := postAs(t, base+protocol.PathAgentEvents, cred, body)
 	resp.Body.Close()
 	hb := g.heartbeat()
 	if hb.ConnectedAgents != 1 || hb.Versions["gateway"] != "test-1.2.3" || hb.DiskPercent <= 0 || hb.DiskPercent > 100 ||
@@ -103,7 +101,7 @@ func TestControlPlaneWiring(t *testing.T) {
 	if d.Control == nil || d.Control.Mode == "websocket" || d.Control.PolicyVersion != "" {
 		t.Fatalf("control %+v", d.Control)
 	}
-	if code := getJSON(t, base+protocol.PathAgentPolicy, nil); code != http.StatusNotFound {
+	if code, _ := getAs(t, base+protocol.PathAgentPolicy, cred); code != http.StatusNotFound {
 		t.Fatalf("policy before any: %d, want 404", code)
 	}
 	mresp, err := http.Get(base + "/metrics")
@@ -121,10 +119,7 @@ func TestControlPlaneWiring(t *testing.T) {
 	// A long-poll in flight does not hold up Shutdown.
 	polled := make(chan error, 1)
 	go func() {
-		resp, err := http.Get(base + "/v1/agents/a1/commands?wait=60s")
-		if err == nil {
-			resp.Body.Close()
-		}
+		_, err := getAs(t, base+"/v1/agents/a1/commands?wait=60s", cred)
 		polled <- err
 	}()
 	time.Sleep(200 * time.Millisecond)

@@ -44,10 +44,7 @@ func TestDeadLettersVisibleAndReplayedByCommand(t *testing.T) {
 		events = append(events, `{"type":"user_session","user_sid":"`+sid+`","datetime":"`+now+`","session_type":"login"}`)
 	}
 	body := `{"agent_uid":"a1","computer_name":"PC-1","events":[` + strings.Join(events, ",") + `]}`
-	resp, err := http.Post(base+protocol.PathAgentEvents, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postAs(t, base+protocol.PathAgentEvents, enrolAgent(t, g, "a1"), body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("agent post: %d", resp.StatusCode)

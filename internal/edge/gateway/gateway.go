@@ -8,6 +8,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,8 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
@@ -34,6 +37,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/slowbody"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 // Gateway is one gateway process's data path.
@@ -44,12 +48,17 @@ type Gateway struct {
 	reg     *prometheus.Registry
 
 	buf     *buffer.Buffer
+	auth    *agentauth.Authority
 	col     *collector.Collector
 	client  *http.Client
 	httpSrv *http.Server
 	httpLn  net.Listener
-	grpcSrv *grpc.Server
-	grpcLn  net.Listener
+	// healthSrv and healthLn serve /health* and /metrics when health.listen
+	// is set (nil otherwise: they share httpSrv).
+	healthSrv *http.Server
+	healthLn  net.Listener
+	grpcSrv   *grpc.Server
+	grpcLn    net.Listener
 
 	up     atomic.Pointer[uplink.Uplink]
 	idMu   sync.Mutex
@@ -115,6 +124,18 @@ func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
 
 // Addr is the HTTP listener's address once started.
 func (g *Gateway) Addr() string { return g.httpLn.Addr().String() }
+
+// HealthAddr is the address of /health* and /metrics: health.listen's
+// listener, or Addr when they share gateway.listen.
+func (g *Gateway) HealthAddr() string {
+	if g.healthLn != nil {
+		return g.healthLn.Addr().String()
+	}
+	return g.Addr()
+}
+
+// Auth is the gateway's agent authority (enrolment and credentials).
+func (g *Gateway) Auth() *agentauth.Authority { return g.auth }
 
 // GRPCAddr is the gRPC listener's address, or "" when disabled.
 func (g *Gateway) GRPCAddr() string {
@@ -191,7 +212,28 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.buf = buf
+	g.auth, err = agentauth.New(ctx, buf, agentauth.Options{Refresh: g.fetchVerifier, Logger: g.log.With("component", "agentauth"), Registerer: g.reg})
+	if err != nil {
+		buf.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if err := g.auth.SeedVerifier(ctx, cfg.Collector.EnrolmentVerifier); err != nil {
+		buf.Close()
+		return fmt.Errorf("config: collector.enrolment_verifier: %w", err)
+	}
+	tlsConf, err := collectorTLS(cfg.Gateway.TLSCertFile, cfg.Gateway.TLSKeyFile)
+	if err != nil {
+		buf.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	lim, err := throttle.New(throttle.Config{}, throttle.Deps{Logger: g.log.With("component", "throttle"), Registerer: g.reg})
+	if err != nil {
+		buf.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
 	g.col = collector.New(buf, collector.Options{
+		Auth:               g.auth,
+		Throttle:           lim,
 		MaxBodyBytes:       cfg.Collector.MaxBodyBytes,
 		MaxBatchEvents:     cfg.Collector.MaxBatchEvents,
 		MaxScreenshotBytes: cfg.Collector.MaxScreenshotBytes,
@@ -204,37 +246,61 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.registerControlMetrics()
 	mux := http.NewServeMux()
 	g.col.Routes(mux)
-	health.Routes(mux, health.Options{
-		Buffer:       buf,
-		Agents:       g.col.Agents(),
-		Gatherer:     g.reg,
-		Uplink:       func() *uplink.Uplink { return g.up.Load() },
-		Identity:     g.identity,
-		Control:      g.controlStatus,
-		MaxUnsentAge: cfg.Health.MaxUnsentAge,
-		Version:      g.version,
-		Started:      time.Now(),
+	healthMux := mux
+	if cfg.Health.Listen != "" {
+		healthMux = http.NewServeMux()
+	}
+	health.Routes(healthMux, health.Options{
+		OperatorToken: cfg.Health.OperatorToken,
+		Buffer:        buf,
+		Agents:        g.col.Agents(),
+		Gatherer:      g.reg,
+		Uplink:        func() *uplink.Uplink { return g.up.Load() },
+		Identity:      g.identity,
+		Control:       g.controlStatus,
+		MaxUnsentAge:  cfg.Health.MaxUnsentAge,
+		Version:       g.version,
+		Started:       time.Now(),
 	})
 	g.httpLn, err = net.Listen("tcp", cfg.Gateway.Listen)
 	if err != nil {
 		buf.Close()
 		return fmt.Errorf("gateway: gateway.listen %s: %w", cfg.Gateway.Listen, err)
 	}
+	if tlsConf != nil {
+		c := tlsConf.Clone()
+		c.NextProtos = []string{"http/1.1"}
+		g.httpLn = tls.NewListener(g.httpLn, c)
+	}
+	if cfg.Health.Listen != "" {
+		if g.healthLn, err = net.Listen("tcp", cfg.Health.Listen); err != nil {
+			g.httpLn.Close()
+			buf.Close()
+			return fmt.Errorf("gateway: health.listen %s: %w", cfg.Health.Listen, err)
+		}
+	}
 	if cfg.Gateway.GRPCListen != "" && cfg.Gateway.GRPCListen != "off" {
 		g.grpcLn, err = net.Listen("tcp", cfg.Gateway.GRPCListen)
 		if err != nil {
 			g.httpLn.Close()
+			if g.healthLn != nil {
+				g.healthLn.Close()
+			}
 			buf.Close()
 			return fmt.Errorf("gateway: gateway.grpc_listen %s: %w", cfg.Gateway.GRPCListen, err)
 		}
 		to := g.timeouts
-		g.grpcSrv = g.col.GRPCServer(
+		var creds []grpc.ServerOption
+		if tlsConf != nil {
+			creds = append(creds, grpc.Creds(grpccreds.NewTLS(tlsConf.Clone())))
+		}
+		g.grpcSrv = g.col.GRPCServer(append(creds,
 			grpc.ConnectionTimeout(to.grpcHandshake),
 			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: to.grpcIdle, Time: to.grpcPing, Timeout: to.grpcPingTimeout,
 				MaxConnectionAge: to.grpcMaxAge, MaxConnectionAgeGrace: to.grpcMaxAgeGrace}),
 			// Agents may ping every 20 s, even between calls.
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
-		)
+		)...)
 	}
 	to := g.timeouts
 	body := slowbody.Options{MinRate: to.bodyMinRate, Grace: to.bodyGrace, WriteTimeout: to.write,
@@ -248,6 +314,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 		IdleTimeout:       to.idle,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	if g.healthLn != nil {
+		g.healthSrv = &http.Server{Handler: healthMux, ReadHeaderTimeout: to.readHeader, WriteTimeout: time.Minute, IdleTimeout: to.idle,
+			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.healthSrv.Serve(g.healthLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("health server stopped", "err", err)
+			}
+		}()
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -275,7 +352,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		defer g.wg.Done()
 		g.enrollAndUpload(bg, ctl)
 	}()
-	g.log.Info("gateway started", "http", g.Addr(), "grpc", g.GRPCAddr(), "buffer", cfg.Buffer.Path,
+	g.log.Info("gateway started", "http", g.Addr(), "grpc", g.GRPCAddr(), "health", g.HealthAddr(), "tls", tlsConf != nil, "buffer", cfg.Buffer.Path,
 		"synchronous", cfg.Buffer.Synchronous, "max_size", cfg.Buffer.MaxSize, "version", g.version)
 	return nil
 }
@@ -335,6 +412,11 @@ func (g *Gateway) enrollAndUpload(ctx, ctlCtx context.Context) {
 		return
 	}
 	g.keyring.Store(k)
+	g.wg.Add(1) // the caller's own count keeps the group above zero
+	go func() {
+		defer g.wg.Done()
+		g.syncEnrolment(ctlCtx)
+	}()
 	// Data up does not depend on the control plane: without it the uplink
 	// still runs.
 	client, err := g.openControl(k)
@@ -390,6 +472,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.httpSrv != nil {
 		if err := g.httpSrv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: http shutdown: %w", err))
+		}
+	}
+	if g.healthSrv != nil {
+		if err := g.healthSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: health shutdown: %w", err))
 		}
 	}
 	if g.grpcSrv != nil {

@@ -125,8 +125,8 @@ func TestAgentsOverHTTPAndGRPCDeliveredExactlyOnce(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for _, opts := range []agentsim.Options{
-		{GatewayURL: base, Agents: 3, BatchSize: 40, MaxEvents: 1500, ScreenshotEvery: 5, ScreenshotBytes: 2048, Observe: observe},
-		{Transport: "grpc", GRPCAddr: g.GRPCAddr(), Agents: 3, BatchSize: 40, MaxEvents: 1500, Observe: observe},
+		{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: base, Agents: 3, BatchSize: 40, MaxEvents: 1500, ScreenshotEvery: 5, ScreenshotBytes: 2048, Observe: observe},
+		{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, Transport: "grpc", GRPCAddr: g.GRPCAddr(), Agents: 3, BatchSize: 40, MaxEvents: 1500, Observe: observe},
 	} {
 		wg.Add(1)
 		go func() {

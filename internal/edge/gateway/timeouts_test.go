@@ -61,6 +61,7 @@ func eventsBody(size int) []byte {
 func TestGatewayHTTPServerTimeouts(t *testing.T) {
 	t.Parallel()
 	g, to := startQuick(t)
+	cred := enrolAgent(t, g, "a1")
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", g.Addr())
 		if err != nil {
@@ -72,7 +73,7 @@ func TestGatewayHTTPServerTimeouts(t *testing.T) {
 	t.Run("slow body cut off with 408", func(t *testing.T) {
 		c := dial()
 		start := time.Now()
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", protocol.PathAgentEvents)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", protocol.PathAgentEvents, cred)
 		go func() {
 			for i := 0; i < 1000; i++ {
 				if _, err := c.Write([]byte(" ")); err != nil {
@@ -135,6 +136,7 @@ func TestGatewayHTTPServerTimeouts(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+g.Addr()+protocol.PathAgentEvents, pr)
 		req.ContentLength = int64(len(body))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(protocol.HeaderAuthorization, "Bearer "+cred)
 		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

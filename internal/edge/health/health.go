@@ -1,15 +1,19 @@
 // Package health serves the gateway's operational endpoints: /health
 // (liveness), /health/ready (making progress: the oldest unsent event is
 // younger than a threshold and the buffer is below the critical level),
-// /health/details (JSON for operators, dead letters included) and /metrics
+// /health/details (JSON for operators, dead letters included; agent
+// identities only with the operator token) and /metrics
 // (Prometheus). Dead letters do not make the gateway unready: they block
 // nothing, and the oldest-unsent check does not see them.
 package health
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,8 +39,12 @@ type Options struct {
 	Control func() *ControlStatus
 	// MaxUnsentAge is the readiness threshold for the oldest unsent event.
 	MaxUnsentAge time.Duration
-	Version      string
-	Started      time.Time
+	// OperatorToken, when set, is the bearer token that shows agent
+	// identities (ids, computer names, versions) in /health/details; a
+	// request without it sees only the counts. Compared in constant time.
+	OperatorToken string
+	Version       string
+	Started       time.Time
 }
 
 // Routes registers the endpoints on mux.
@@ -58,9 +66,27 @@ func Routes(mux *http.ServeMux, o Options) {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
+		if !o.operator(r) {
+			// Agent identities are for authenticated operators only.
+			d.Agents.Recent = nil
+			d.Agents.Redacted = true
+		}
 		writeJSON(w, http.StatusOK, d)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+}
+
+// operator reports whether r presents the operator token.
+func (o Options) operator(r *http.Request) bool {
+	if o.OperatorToken == "" {
+		return false
+	}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(tok))), sha256.Sum256([]byte(o.OperatorToken))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 func (o Options) readiness(ctx context.Context) (bool, []string, float64) {
@@ -115,8 +141,11 @@ type Details struct {
 	Uplink      *uplink.Status         `json:"uplink"`
 	Control     *ControlStatus         `json:"control"`
 	Agents      struct {
-		Connected int                   `json:"connected"`
-		Recent    []collector.AgentInfo `json:"recent"`
+		Connected int `json:"connected"`
+		// Recent lists agent identities; omitted (Redacted) unless the
+		// request presents health.operator_token.
+		Recent   []collector.AgentInfo `json:"recent,omitempty"`
+		Redacted bool                  `json:"redacted,omitempty"`
 	} `json:"agents"`
 }
 

@@ -45,6 +45,10 @@ type Options struct {
 	GatewayID string
 	// MaxBodyBytes bounds a decompressed body; zero means 64 MiB.
 	MaxBodyBytes int64
+	// EnrolmentSecret is the organisation's agent enrolment secret: GET
+	// /v2/gateway/enrolment answers its verifier. Empty means
+	// DefaultEnrolmentSecret.
+	EnrolmentSecret string
 	// DecodeOnly makes the logs and device-events endpoints a sink for
 	// benchmarks: the body is decompressed and decoded into typed events in
 	// one pass and counted; no idempotency store, no per-id bookkeeping.
@@ -77,6 +81,10 @@ type Stats struct {
 	// Poisoned counts batches refused because they held a poison event.
 	Poisoned int
 }
+
+// DefaultEnrolmentSecret is the enrolment secret of a Server whose Options
+// name none: tests give it to their simulated agents.
+const DefaultEnrolmentSecret = protocol.EnrolmentSecretPrefix + "ingesttest-0123456789abcdefghijklmnopqrstuvwxyzAB"
 
 // Poison decides, per event of a batch, whether the batch is refused: a
 // zero Code lets the event pass; otherwise the batch is answered with Code
@@ -116,6 +124,7 @@ type Server struct {
 	drops       map[[2]string]int64
 	stats       Stats
 	tokenUsed   bool
+	enrolled    map[string]protocol.AgentEnrolled // agents reported by the gateway
 
 	down        bool
 	status      int
@@ -134,6 +143,9 @@ func New(opts Options) (*Server, error) {
 	if opts.GatewayID == "" {
 		opts.GatewayID = "00000000-0000-7000-8000-000000000001"
 	}
+	if opts.EnrolmentSecret == "" {
+		opts.EnrolmentSecret = DefaultEnrolmentSecret
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("ingesttest: listen: %w", err)
@@ -147,10 +159,13 @@ func New(opts Options) (*Server, error) {
 		seqs:        map[string]int64{},
 		screenshots: map[string]string{},
 		drops:       map[[2]string]int64{},
+		enrolled:    map[string]protocol.AgentEnrolled{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+protocol.PathGatewayProvision, s.provision)
 	mux.HandleFunc("GET "+protocol.PathGatewayPing, s.ping)
+	mux.HandleFunc("GET "+protocol.PathGatewayEnrolment, s.enrolment)
+	mux.HandleFunc("POST "+protocol.PathGatewayAgents, s.agentEnrolled)
 	mux.HandleFunc("POST "+protocol.PathIngestLogs, s.ingest(protocol.PathIngestLogs))
 	mux.HandleFunc("POST "+protocol.PathIngestDeviceEvents, s.ingest(protocol.PathIngestDeviceEvents))
 	mux.HandleFunc("POST "+protocol.PathIngestScreenshots, s.ingest(protocol.PathIngestScreenshots))
@@ -313,6 +328,57 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, protocol.PingResponse{GatewayID: s.opts.GatewayID,
 		OrganizationID: s.opts.OrganizationID, ServerTime: time.Now().UTC()})
+}
+
+// SetEnrolmentSecret changes the organisation's enrolment secret (a
+// rotation); "" removes it.
+func (s *Server) SetEnrolmentSecret(secret string) {
+	s.mu.Lock()
+	s.opts.EnrolmentSecret = secret
+	s.mu.Unlock()
+}
+
+// EnrolledAgents returns the agents the gateway reported enrolled.
+func (s *Server) EnrolledAgents() map[string]protocol.AgentEnrolled {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]protocol.AgentEnrolled, len(s.enrolled))
+	for k, v := range s.enrolled {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) enrolment(w http.ResponseWriter, r *http.Request) {
+	if !s.authorised(r) {
+		writeErr(w, http.StatusUnauthorized, protocol.ErrCodeUnauthorized, protocol.HeaderAPIKey, "missing or invalid API key")
+		return
+	}
+	s.mu.Lock()
+	secret := s.opts.EnrolmentSecret
+	s.mu.Unlock()
+	v := protocol.EnrolmentVerifier{OrganizationID: s.opts.OrganizationID}
+	if secret != "" {
+		h := sha256.Sum256([]byte(secret))
+		v.Verifier = protocol.VerifierSHA256 + hex.EncodeToString(h[:])
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) agentEnrolled(w http.ResponseWriter, r *http.Request) {
+	if !s.authorised(r) {
+		writeErr(w, http.StatusUnauthorized, protocol.ErrCodeUnauthorized, protocol.HeaderAPIKey, "missing or invalid API key")
+		return
+	}
+	var a protocol.AgentEnrolled
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&a); err != nil || a.AgentUID == "" {
+		writeErr(w, http.StatusBadRequest, protocol.ErrCodeMalformed, "", "bad agent report")
+		return
+	}
+	s.mu.Lock()
+	s.enrolled[a.AgentUID] = a
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // batchBody is the union of the three batch shapes.

@@ -490,6 +490,144 @@ func (x *AgentRegistrationResponse) GetBufferLevel() string {
 	return ""
 }
 
+// EnrollRequest is the body of Enroll (see protocol.AgentEnrollRequest).
+type EnrollRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	EnrolmentSecret string                 `protobuf:"bytes,1,opt,name=enrolment_secret,json=enrolmentSecret,proto3" json:"enrolment_secret,omitempty"`
+	AgentUid        string                 `protobuf:"bytes,2,opt,name=agent_uid,json=agentUid,proto3" json:"agent_uid,omitempty"`
+	ComputerName    string                 `protobuf:"bytes,3,opt,name=computer_name,json=computerName,proto3" json:"computer_name,omitempty"`
+	AgentVersion    string                 `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	OsVersion       string                 `protobuf:"bytes,5,opt,name=os_version,json=osVersion,proto3" json:"os_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *EnrollRequest) Reset() {
+	*x = EnrollRequest{}
+	mi := &file_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollRequest) ProtoMessage() {}
+
+func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
+func (*EnrollRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EnrollRequest) GetEnrolmentSecret() string {
+	if x != nil {
+		return x.EnrolmentSecret
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetAgentUid() string {
+	if x != nil {
+		return x.AgentUid
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetComputerName() string {
+	if x != nil {
+		return x.ComputerName
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetOsVersion() string {
+	if x != nil {
+		return x.OsVersion
+	}
+	return ""
+}
+
+// EnrollResponse carries the agent's credential, shown once.
+type EnrollResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgentUid      string                 `protobuf:"bytes,1,opt,name=agent_uid,json=agentUid,proto3" json:"agent_uid,omitempty"`
+	Credential    string                 `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	GatewayId     string                 `protobuf:"bytes,3,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollResponse) Reset() {
+	*x = EnrollResponse{}
+	mi := &file_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollResponse) ProtoMessage() {}
+
+func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
+func (*EnrollResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *EnrollResponse) GetAgentUid() string {
+	if x != nil {
+		return x.AgentUid
+	}
+	return ""
+}
+
+func (x *EnrollResponse) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+func (x *EnrollResponse) GetGatewayId() string {
+	if x != nil {
+		return x.GatewayId
+	}
+	return ""
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -537,8 +675,23 @@ const file_agent_proto_rawDesc = "" +
 	"\n" +
 	"gateway_id\x18\x01 \x01(\tR\tgatewayId\x12<\n" +
 	"\x1aheartbeat_interval_seconds\x18\x02 \x01(\x05R\x18heartbeatIntervalSeconds\x12!\n" +
-	"\fbuffer_level\x18\x03 \x01(\tR\vbufferLevel2\xbe\x02\n" +
-	"\tCollector\x12`\n" +
+	"\fbuffer_level\x18\x03 \x01(\tR\vbufferLevel\"\xc0\x01\n" +
+	"\rEnrollRequest\x12)\n" +
+	"\x10enrolment_secret\x18\x01 \x01(\tR\x0fenrolmentSecret\x12\x1b\n" +
+	"\tagent_uid\x18\x02 \x01(\tR\bagentUid\x12#\n" +
+	"\rcomputer_name\x18\x03 \x01(\tR\fcomputerName\x12#\n" +
+	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x12\x1d\n" +
+	"\n" +
+	"os_version\x18\x05 \x01(\tR\tosVersion\"l\n" +
+	"\x0eEnrollResponse\x12\x1b\n" +
+	"\tagent_uid\x18\x01 \x01(\tR\bagentUid\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\tR\n" +
+	"credential\x12\x1d\n" +
+	"\n" +
+	"gateway_id\x18\x03 \x01(\tR\tgatewayId2\x95\x03\n" +
+	"\tCollector\x12U\n" +
+	"\x06Enroll\x12$.staffcontrol.agent.v1.EnrollRequest\x1a%.staffcontrol.agent.v1.EnrollResponse\x12`\n" +
 	"\fStreamEvents\x12!.staffcontrol.agent.v1.EventBatch\x1a+.staffcontrol.agent.v1.StreamEventsResponse(\x01\x12f\n" +
 	"\bRegister\x12(.staffcontrol.agent.v1.AgentRegistration\x1a0.staffcontrol.agent.v1.AgentRegistrationResponse\x12g\n" +
 	"\tHeartbeat\x12(.staffcontrol.agent.v1.AgentRegistration\x1a0.staffcontrol.agent.v1.AgentRegistrationResponseB@Z>github.com/staffcontrol/staffcontrol/internal/protocol/agentpbb\x06proto3"
@@ -555,7 +708,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_agent_proto_goTypes = []any{
 	(*Event)(nil),                     // 0: staffcontrol.agent.v1.Event
 	(*EventBatch)(nil),                // 1: staffcontrol.agent.v1.EventBatch
@@ -563,20 +716,24 @@ var file_agent_proto_goTypes = []any{
 	(*StreamEventsResponse)(nil),      // 3: staffcontrol.agent.v1.StreamEventsResponse
 	(*AgentRegistration)(nil),         // 4: staffcontrol.agent.v1.AgentRegistration
 	(*AgentRegistrationResponse)(nil), // 5: staffcontrol.agent.v1.AgentRegistrationResponse
-	(*timestamppb.Timestamp)(nil),     // 6: google.protobuf.Timestamp
+	(*EnrollRequest)(nil),             // 6: staffcontrol.agent.v1.EnrollRequest
+	(*EnrollResponse)(nil),            // 7: staffcontrol.agent.v1.EnrollResponse
+	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
 }
 var file_agent_proto_depIdxs = []int32{
-	6, // 0: staffcontrol.agent.v1.Event.datetime:type_name -> google.protobuf.Timestamp
+	8, // 0: staffcontrol.agent.v1.Event.datetime:type_name -> google.protobuf.Timestamp
 	0, // 1: staffcontrol.agent.v1.EventBatch.events:type_name -> staffcontrol.agent.v1.Event
 	2, // 2: staffcontrol.agent.v1.StreamEventsResponse.events:type_name -> staffcontrol.agent.v1.EventAck
-	1, // 3: staffcontrol.agent.v1.Collector.StreamEvents:input_type -> staffcontrol.agent.v1.EventBatch
-	4, // 4: staffcontrol.agent.v1.Collector.Register:input_type -> staffcontrol.agent.v1.AgentRegistration
-	4, // 5: staffcontrol.agent.v1.Collector.Heartbeat:input_type -> staffcontrol.agent.v1.AgentRegistration
-	3, // 6: staffcontrol.agent.v1.Collector.StreamEvents:output_type -> staffcontrol.agent.v1.StreamEventsResponse
-	5, // 7: staffcontrol.agent.v1.Collector.Register:output_type -> staffcontrol.agent.v1.AgentRegistrationResponse
-	5, // 8: staffcontrol.agent.v1.Collector.Heartbeat:output_type -> staffcontrol.agent.v1.AgentRegistrationResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
+	6, // 3: staffcontrol.agent.v1.Collector.Enroll:input_type -> staffcontrol.agent.v1.EnrollRequest
+	1, // 4: staffcontrol.agent.v1.Collector.StreamEvents:input_type -> staffcontrol.agent.v1.EventBatch
+	4, // 5: staffcontrol.agent.v1.Collector.Register:input_type -> staffcontrol.agent.v1.AgentRegistration
+	4, // 6: staffcontrol.agent.v1.Collector.Heartbeat:input_type -> staffcontrol.agent.v1.AgentRegistration
+	7, // 7: staffcontrol.agent.v1.Collector.Enroll:output_type -> staffcontrol.agent.v1.EnrollResponse
+	3, // 8: staffcontrol.agent.v1.Collector.StreamEvents:output_type -> staffcontrol.agent.v1.StreamEventsResponse
+	5, // 9: staffcontrol.agent.v1.Collector.Register:output_type -> staffcontrol.agent.v1.AgentRegistrationResponse
+	5, // 10: staffcontrol.agent.v1.Collector.Heartbeat:output_type -> staffcontrol.agent.v1.AgentRegistrationResponse
+	7, // [7:11] is the sub-list for method output_type
+	3, // [3:7] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
 	3, // [3:3] is the sub-list for extension extendee
 	0, // [0:3] is the sub-list for field type_name
@@ -594,7 +751,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

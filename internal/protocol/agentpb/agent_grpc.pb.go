@@ -24,6 +24,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	Collector_Enroll_FullMethodName       = "/staffcontrol.agent.v1.Collector/Enroll"
 	Collector_StreamEvents_FullMethodName = "/staffcontrol.agent.v1.Collector/StreamEvents"
 	Collector_Register_FullMethodName     = "/staffcontrol.agent.v1.Collector/Register"
 	Collector_Heartbeat_FullMethodName    = "/staffcontrol.agent.v1.Collector/Heartbeat"
@@ -33,8 +34,15 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Collector is the gateway's agent-facing service.
+// Collector is the gateway's agent-facing service. Every call but Enroll
+// carries the agent's credential in the "authorization" metadata key
+// ("Bearer <credential>"); a missing or revoked one fails with
+// UNAUTHENTICATED, an agent_uid other than the credential's with
+// PERMISSION_DENIED, before anything is written.
 type CollectorClient interface {
+	// Enroll exchanges the organisation's enrolment secret for the agent's
+	// own credential (same as POST /v1/agents/enroll).
+	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
 	// StreamEvents is client streaming: the agent sends batches, the gateway
 	// commits each batch to its buffer as a whole when it arrives (a refused
 	// batch ends the stream with an error naming the field; earlier batches
@@ -53,6 +61,16 @@ type collectorClient struct {
 
 func NewCollectorClient(cc grpc.ClientConnInterface) CollectorClient {
 	return &collectorClient{cc}
+}
+
+func (c *collectorClient) Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrollResponse)
+	err := c.cc.Invoke(ctx, Collector_Enroll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *collectorClient) StreamEvents(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[EventBatch, StreamEventsResponse], error) {
@@ -92,8 +110,15 @@ func (c *collectorClient) Heartbeat(ctx context.Context, in *AgentRegistration, 
 // All implementations must embed UnimplementedCollectorServer
 // for forward compatibility.
 //
-// Collector is the gateway's agent-facing service.
+// Collector is the gateway's agent-facing service. Every call but Enroll
+// carries the agent's credential in the "authorization" metadata key
+// ("Bearer <credential>"); a missing or revoked one fails with
+// UNAUTHENTICATED, an agent_uid other than the credential's with
+// PERMISSION_DENIED, before anything is written.
 type CollectorServer interface {
+	// Enroll exchanges the organisation's enrolment secret for the agent's
+	// own credential (same as POST /v1/agents/enroll).
+	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
 	// StreamEvents is client streaming: the agent sends batches, the gateway
 	// commits each batch to its buffer as a whole when it arrives (a refused
 	// batch ends the stream with an error naming the field; earlier batches
@@ -114,6 +139,9 @@ type CollectorServer interface {
 // pointer dereference when methods are called.
 type UnimplementedCollectorServer struct{}
 
+func (UnimplementedCollectorServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
+}
 func (UnimplementedCollectorServer) StreamEvents(grpc.ClientStreamingServer[EventBatch, StreamEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamEvents not implemented")
 }
@@ -142,6 +170,24 @@ func RegisterCollectorServer(s grpc.ServiceRegistrar, srv CollectorServer) {
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&Collector_ServiceDesc, srv)
+}
+
+func _Collector_Enroll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CollectorServer).Enroll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Collector_Enroll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CollectorServer).Enroll(ctx, req.(*EnrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _Collector_StreamEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
@@ -194,6 +240,10 @@ var Collector_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "staffcontrol.agent.v1.Collector",
 	HandlerType: (*CollectorServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Enroll",
+			Handler:    _Collector_Enroll_Handler,
+		},
 		{
 			MethodName: "Register",
 			Handler:    _Collector_Register_Handler,
