@@ -268,9 +268,21 @@ func FuzzGRPCEvents(f *testing.F) {
 			pe.DurationSeconds = &dur
 		}
 		e := EventFromProto(pe)
+		// The stream is authenticated as agent "a" (its credential fixes
+		// who it is); an event with no agent_uid is that agent's.
 		independent := e
+		if independent.AgentUID == "" {
+			independent.AgentUID = "a"
+		}
 		verdict := protocol.ValidateAgentEvent(&independent, "events[0]", fuzzClock, false)
-		resp, err := ff.c.AcceptEvents(context.Background(), e.AgentUID, &protocol.EventBatch{Events: []protocol.Event{e}})
+		resp, err := ff.c.AcceptEvents(context.Background(), "a", &protocol.EventBatch{Events: []protocol.Event{e}})
+		if verdict == nil && independent.AgentUID != "a" {
+			var re *RequestError
+			if !errors.As(err, &re) || re.Status != 403 {
+				t.Fatalf("an event of another agent: %v, want 403", err)
+			}
+			return
+		}
 		if (err == nil) != (verdict == nil) {
 			t.Fatalf("AcceptEvents %v, protocol %v", err, verdict)
 		}
