@@ -387,12 +387,17 @@ func TestBackPressureLogHasNoDuplicateKeys(t *testing.T) {
 	fs.Lock()
 	usage = 0
 	fs.Unlock()
-	for b.Level() != LevelNormal && time.Now().Before(deadline) {
+	// The level changes just before its log line is written: wait for both.
+	var text string
+	for {
+		mu.Lock()
+		text = logs.String()
+		mu.Unlock()
+		if (b.Level() == LevelNormal && strings.Contains(text, `"buffer_level":"normal"`)) || time.Now().After(deadline) {
+			break
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	mu.Lock()
-	text := logs.String()
-	mu.Unlock()
 	if !strings.Contains(text, `"level":"ERROR","msg":"buffer usage rose to a back-pressure level","buffer_level":"critical"`) ||
 		!strings.Contains(text, `"buffer_level":"normal"`) {
 		t.Fatalf("logs:\n%s", text)
