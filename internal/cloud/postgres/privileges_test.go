@@ -291,11 +291,7 @@ var runtimePrivileges = []string{
 	"staff_ingest table public.agent_instances INSERT",
 	"staff_ingest table public.agent_instances SELECT",
 	"staff_ingest table public.agent_instances UPDATE",
-	"staff_ingest table public.device_adapters SELECT",
-	"staff_ingest table public.device_commands SELECT",
-	"staff_ingest table public.device_commands UPDATE",
 	"staff_ingest table public.devices SELECT",
-	"staff_ingest table public.employee_identities SELECT",
 	"staff_ingest table public.gateway_commands INSERT",
 	"staff_ingest table public.gateway_commands SELECT",
 	"staff_ingest table public.gateway_commands UPDATE",
@@ -327,8 +323,6 @@ var runtimePrivileges = []string{
 	"staff_ingest table public.policy_distributions SELECT",
 	"staff_ingest table public.policy_distributions UPDATE",
 	"staff_ingest table public.policy_versions SELECT",
-	"staff_ingest table public.provisioning_tokens SELECT",
-	"staff_ingest table public.provisioning_tokens UPDATE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every
