@@ -236,7 +236,7 @@ func (s *Service) prepareLogs(r *http.Request, gw auth.Gateway) (*prepared, erro
 			if len(es) == 0 {
 				continue
 			}
-			if err := s.insertRows(ctx, tx, ins.schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, g.cols(es)...), rs, &w, false); err != nil {
+			if err := s.insertRows(ctx, tx, ins.schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, g.cols(es)...), rs, &w, nil); err != nil {
 				return w, err
 			}
 		}
@@ -325,7 +325,7 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		if len(es) == 0 {
 			return w, nil
 		}
-		err := s.insertRows(ctx, tx, ins.schema, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(es)...), rs, &w, false)
+		err := s.insertRows(ctx, tx, ins.schema, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(es)...), rs, &w, nil)
 		return w, err
 	}
 	return p, nil
@@ -460,7 +460,7 @@ func (s *Service) prepareScreenshots(r *http.Request, gw auth.Gateway) (*prepare
 		for k, r := range rs {
 			paths[k] = fs.paths[r.index]
 		}
-		err := s.insertRows(ctx, tx, ins.schema, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(es, paths)...), rs, &w, true)
+		err := s.insertRows(ctx, tx, ins.schema, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(es, paths)...), rs, &w, paths)
 		return w, err
 	}
 	return p, nil

@@ -58,7 +58,7 @@ type inserts struct {
 type queries struct {
 	store, fallback                                                                                       inserts
 	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices string
-	insertResentSeqs, storedEventSeqs, filesReferenced, storeAccounting, forgetStoreAccounting            string
+	insertResentSeqs, storedEventSeqs, storedScreenshots, filesReferenced, storeAccounting, forgetStoreAccounting string
 }
 
 func loadQueries() (queries, error) {
@@ -77,7 +77,7 @@ func loadQueries() (queries, error) {
 		{&q.store.deviceEvents, "insert_device_events"}, {&q.claimBatch, "claim_batch"}, {&q.lookupBatch, "lookup_batch"},
 		{&q.completeBatch, "complete_batch"}, {&q.releaseBatch, "release_batch"}, {&q.accountSequence, "account_sequence"},
 		{&q.insertDropReport, "insert_drop_report"}, {&q.knownDevices, "known_devices"},
-		{&q.insertResentSeqs, "insert_resent_seqs"}, {&q.storedEventSeqs, "stored_event_seqs"},
+		{&q.insertResentSeqs, "insert_resent_seqs"}, {&q.storedEventSeqs, "stored_event_seqs"}, {&q.storedScreenshots, "stored_screenshots"},
 		{&q.filesReferenced, "screenshot_files_referenced"}, {&q.storeAccounting, "store_accounting"},
 		{&q.forgetStoreAccounting, "forget_store_accounting"},
 	} {

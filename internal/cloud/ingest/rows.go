@@ -77,42 +77,25 @@ func (p *prepared) tablesAndDays() ([]string, []time.Time) {
 
 // insertRows runs one unnest insert of rs and counts what was new and what
 // was a duplicate. Only when the insert skipped rows (duplicates, rare) does
-// it look up the stored sequence numbers of the batch's events
-// (monitoring.stored_event_seqs, in the transaction's organisation): a
-// duplicate stored under another sequence number is a re-send the gateway
-// numbered anew. The common case costs the insert alone.
+// it look up the stored copies of the batch's events, in the transaction's
+// organisation: a duplicate stored under another sequence number is a
+// re-send the gateway numbered anew. The common case costs the insert alone.
 //
-// With returning (the screenshots' insert, which ends in RETURNING id), the
-// ids stored now are known exactly, so that a duplicate's freshly written
-// file is removed at once; the log and device inserts (thousands of rows a
-// batch) return nothing.
-func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string, args []any, rs []row, w *written, returning bool) error {
+// With files (the screenshots' insert: files[i] is the file rs[i]
+// references), the ids stored now are known exactly even when rows were
+// skipped: a stored row referencing this upload's file is this insert's, so
+// that a duplicate's freshly written file is removed at once. (Not RETURNING
+// id, which would need SELECT on the series: issue 12.)
+func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string, args []any, rs []row, w *written, files []string) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	typ, table := rs[0].typ, rs[0].table
-	var n int
-	fresh := map[string]bool{}
-	if returning {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return fmt.Errorf("insert %s: %w", typ, err)
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("insert %s: %w", typ, err)
-		}
-		for _, id := range ids {
-			fresh[id] = true
-		}
-		n = len(ids)
-	} else {
-		tag, err := tx.Exec(ctx, sql, args...)
-		if err != nil {
-			return fmt.Errorf("insert %s: %w", typ, err)
-		}
-		n = int(tag.RowsAffected())
+	tag, err := tx.Exec(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("insert %s: %w", typ, err)
 	}
+	n := int(tag.RowsAffected())
 	w.accepted[typ] += n
 	w.duplicates[typ] += len(rs) - n
 	if n == len(rs) {
@@ -125,30 +108,47 @@ func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string,
 	for i, r := range rs {
 		ids[i], times[i] = r.id, r.at
 	}
-	rows, err := tx.Query(ctx, s.q.storedEventSeqs, schema, table, ids, times)
-	if err != nil {
-		return fmt.Errorf("look up stored %s seqs: %w", typ, err)
+	type stored struct {
+		seq  int64
+		file string
 	}
-	stored := map[string]int64{}
-	var id string
+	found := map[string]stored{}
+	var id, file string
 	var seq int64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { stored[id] = seq; return nil }); err != nil {
-		return fmt.Errorf("look up stored %s seqs: %w", typ, err)
+	if files != nil {
+		rows, err := tx.Query(ctx, s.q.storedScreenshots, schema, ids, times)
+		if err != nil {
+			return fmt.Errorf("look up stored %s: %w", typ, err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &seq, &file}, func() error { found[id] = stored{seq, file}; return nil }); err != nil {
+			return fmt.Errorf("look up stored %s: %w", typ, err)
+		}
+	} else {
+		rows, err := tx.Query(ctx, s.q.storedEventSeqs, schema, table, ids, times)
+		if err != nil {
+			return fmt.Errorf("look up stored %s seqs: %w", typ, err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { found[id] = stored{seq: seq}; return nil }); err != nil {
+			return fmt.Errorf("look up stored %s seqs: %w", typ, err)
+		}
 	}
-	for _, r := range rs {
-		switch st, ok := stored[r.id]; {
+	for i, r := range rs {
+		st, ok := found[r.id]
+		switch {
 		case !ok:
-		case fresh[r.id]:
+		case files != nil && st.file == files[i]:
+			// This insert's row. A second copy of the id in the same batch
+			// (same upload, same file) is a duplicate.
+			delete(found, r.id)
 			w.inserted[r.id] = true
-			delete(fresh, r.id) // a second copy in the same batch is a duplicate
-		case st != r.seq:
+		case st.seq != r.seq:
 			w.resent = append(w.resent, r.seq)
-		case returning:
+		case files != nil:
 			// A duplicate stored before under this sequence number (a retry).
 		default:
 			// Stored under this very sequence number: this request's row, or
-			// a retry's (an insert without RETURNING cannot tell; only
-			// screenshot files depend on inserted, and they use RETURNING).
+			// a retry's (the log and device series cannot tell; only
+			// screenshot files depend on inserted, and they can).
 			w.inserted[r.id] = true
 		}
 	}

@@ -244,8 +244,6 @@ var runtimePrivileges = []string{
 	"staff_dashboard view monitoring_read.user_sessions SELECT",
 	"staff_dashboard view monitoring_read.visited_sites SELECT",
 	// staff_ingest
-	"staff_ingest column monitoring.screenshots.id SELECT",
-	"staff_ingest column monitoring_fallback.screenshots.id SELECT",
 	"staff_ingest database CONNECT",
 	"staff_ingest function app.actor() EXECUTE",
 	"staff_ingest function app.all_organizations() EXECUTE",
@@ -272,6 +270,7 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.screenshot_files_referenced(bigint,date,text[]) EXECUTE",
 	"staff_ingest function monitoring.storage_kind() EXECUTE",
 	"staff_ingest function monitoring.stored_event_seqs(text,text,uuid[],timestamp with time zone[]) EXECUTE",
+	"staff_ingest function monitoring.stored_screenshots(text,uuid[],timestamp with time zone[]) EXECUTE",
 	"staff_ingest function policy_distributions_active() EXECUTE",
 	"staff_ingest schema app USAGE",
 	"staff_ingest schema monitoring USAGE",

@@ -1,6 +1,6 @@
 -- The time series in schema monitoring (DESIGN.md §2 "Time-series storage").
 --
--- With TimescaleDB loaded (shared_preload_libraries) the tables become
+-- With the TimescaleDB extension (created by bootstrap.sql) the tables become
 -- hypertables with 1-day chunks and retention policies. Without it they are
 -- native declarative partitions by day, created ahead and dropped by
 -- retention through monitoring.ensure_partitions and
@@ -36,13 +36,15 @@ $$;
 
 DO $do$
 DECLARE
-    use_ts boolean := EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
-        AND current_setting('shared_preload_libraries', true) LIKE '%timescaledb%';
+    -- The administrator's bootstrap (bootstrap.sql) creates the extension
+    -- where the server preloads it; the owner never does, and never reads
+    -- shared_preload_libraries (which needs pg_read_all_settings: reading it
+    -- here failed on every server with the package installed, issue 12).
+    use_ts boolean := EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb');
     part text;
     r record;
 BEGIN
     IF use_ts THEN
-        CREATE EXTENSION IF NOT EXISTS timescaledb;
         part := '';
     ELSE
         part := ' PARTITION BY RANGE (datetime)';

@@ -40,7 +40,7 @@
 --   organisation, the acting user and the actor from the verified context.
 --
 -- The TimescaleDB branch (a trigger instead of RLS on the hypertables)
--- could not be run here (no TimescaleDB); it parallels the native branch.
+-- was first run on a real TimescaleDB in issue 12 (see 00017).
 
 -- +goose Up
 -- +goose StatementBegin
@@ -575,9 +575,16 @@ REVOKE SELECT, DELETE ON monitoring_fallback.active_windows, monitoring_fallback
     monitoring_fallback.screenshots, monitoring_fallback.user_sessions, monitoring_fallback.device_events FROM staff_ingest;
 REVOKE SELECT, INSERT ON audit_log FROM staff_ingest;
 REVOKE INSERT ON audit_log FROM staff_dashboard;
--- RETURNING id of the screenshot inserts: the id column only (under
--- TimescaleDB, with no RLS on the hypertable, every organisation's ids).
-GRANT SELECT (id) ON monitoring.screenshots, monitoring_fallback.screenshots TO staff_ingest;
+-- RETURNING id of the screenshot inserts: the id column only. Not on a
+-- TimescaleDB hypertable, whose column grants fail on its compressed
+-- hypertable (issue 12; 00017 replaces RETURNING on both engines).
+GRANT SELECT (id) ON monitoring_fallback.screenshots TO staff_ingest;
+DO $$
+BEGIN
+    IF monitoring.storage_kind() = 'partitions' THEN
+        GRANT SELECT (id) ON monitoring.screenshots TO staff_ingest;
+    END IF;
+END $$;
 GRANT EXECUTE ON FUNCTION monitoring.fallback_organizations(), monitoring.fallback_rows(), monitoring.fallback_days(text),
     monitoring.fallback_chunk(text, date, integer), monitoring.chunk_checksum(text, text, uuid[], timestamptz[]),
     monitoring.fallback_delete(text, uuid[], timestamptz[]) TO staff_ingest;
@@ -601,7 +608,13 @@ GRANT SELECT ON ALL TABLES IN SCHEMA monitoring_read TO staff_admin;
 -- +goose StatementBegin
 GRANT EXECUTE ON FUNCTION audit_log_append_only(), gateway_commands_notify(), gateway_instances_revoked_notify(),
     gateway_instances_void_pending() TO PUBLIC;
-REVOKE SELECT (id) ON monitoring.screenshots, monitoring_fallback.screenshots FROM staff_ingest;
+REVOKE SELECT (id) ON monitoring_fallback.screenshots FROM staff_ingest;
+DO $$
+BEGIN
+    IF monitoring.storage_kind() = 'partitions' THEN
+        REVOKE SELECT (id) ON monitoring.screenshots FROM staff_ingest;
+    END IF;
+END $$;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM staff_admin;
 REVOKE ALL ON ALL TABLES IN SCHEMA monitoring_read FROM staff_admin;
 REVOKE ALL ON SCHEMA public, monitoring_read FROM staff_admin;
