@@ -56,8 +56,8 @@ type inserts struct {
 
 // queries are the embedded SQL statements, loaded once.
 type queries struct {
-	store, fallback                                                                                       inserts
-	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices string
+	store, fallback                                                                                               inserts
+	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices         string
 	insertResentSeqs, storedEventSeqs, storedScreenshots, filesReferenced, storeAccounting, forgetStoreAccounting string
 }
 
