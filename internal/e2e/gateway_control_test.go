@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -629,12 +628,8 @@ func (r *gcRelay) ackCount(id, phase string) int {
 // gcGatewayBinary builds cmd/gateway into the test's directory.
 func gcGatewayBinary(t *testing.T) string {
 	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
 	bin := filepath.Join(t.TempDir(), "gateway")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/staffcontrol/staffcontrol/cmd/gateway")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/staffcontrol/staffcontrol/cmd/gateway")
 	cmd.Dir = "../.."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/gateway: %v\n%s", err, out)

@@ -192,7 +192,6 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ts.Close(ctx)
-	counts := map[string]int{}
 	storeIDs := func(org int64) map[string]int {
 		t.Helper()
 		out := map[string]int{}
@@ -212,7 +211,7 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 		}
 		return out
 	}
-	counts = storeIDs(e.a.org)
+	counts := storeIDs(e.a.org)
 	countsB := storeIDs(e.b.org)
 	for _, ev := range inB {
 		if countsB[ev.EventID] != 1 {

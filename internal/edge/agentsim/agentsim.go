@@ -173,7 +173,6 @@ type run struct {
 	mu        sync.Mutex
 	lat       []time.Duration
 	latSeen   int64
-	rng       *rand.Rand
 	ctl       controlCounters
 	tls       *tls.Config
 	enrolled  atomic.Int64

@@ -147,6 +147,11 @@ func TestClaimCursorSurvivesReopen(t *testing.T) {
 	if err != nil || p == nil || p.Token != bt.Token || len(p.Events) != 4 {
 		t.Fatalf("pending after reopen: %+v %v", p, err)
 	}
+	for i, e := range p.Events {
+		if e.EventID != first[i] {
+			t.Fatalf("pending after reopen: event %d is %s, want %s (the claimed batch, in order)", i, e.EventID, first[i])
+		}
+	}
 	c, err := b.Claim(ctx, StreamLogs, 10, 1<<30, false)
 	if err != nil || c == nil || len(c.Events) != 1 || c.Events[0].EventID != later {
 		t.Fatalf("claim after reopen: %+v %v", c, err)

@@ -27,7 +27,6 @@ type route struct {
 	name   string
 	method string
 	path   func(uid, cmdID string) string
-	ctype  string
 	body   func(t *testing.T, uid, eventID string) ([]byte, string)
 }
 
