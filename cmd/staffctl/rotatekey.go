@@ -73,7 +73,7 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	payload, _ := json.Marshal(protocol.RotateAPIKeyPayload{OverlapSeconds: int(*overlap / time.Second)})
-	c, err := q.Enqueue(ctx, tenant, dispatch.NewCommand{GatewayID: id, Type: dispatch.TypeRotateAPIKey, Payload: payload,
+	c, err := q.Enqueue(ctx, tenant, dispatch.NewCommand{GatewayID: id, Type: protocol.CommandRotateAPIKey, Payload: payload,
 		Priority: 10, TTL: *ttl, CreatedBy: "staffctl"})
 	if errors.Is(err, dispatch.ErrNotFound) {
 		return &accounts.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s (or it is revoked)", id)}

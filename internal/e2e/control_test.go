@@ -182,7 +182,7 @@ func TestGatewayAppliesPolicyOnceUnderRedeliveryAndResets(t *testing.T) {
 		t.Fatal("the ledger lost the first command")
 	}
 	// An unknown command type fails with a clear error.
-	bad, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: dispatch.TypeDeviceCommand, Payload: json.RawMessage(`{"command":"open_door"}`)})
+	bad, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandDeviceCommand, Payload: json.RawMessage(`{"command":"open_door"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -435,14 +435,14 @@ func TestGatewayControlPlaneEndToEnd(t *testing.T) {
 
 	// 3. A forced restart while agents send: the requests it cuts are
 	// resent with the same ids after the restart.
-	forced, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: dispatch.TypeRestartAgent,
+	forced, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRestartAgent,
 		Payload: json.RawMessage(`{"agent":"all","mode":"forced"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "forced restart completed", 60*time.Second, func() bool { return w.command(t, forced.ID.String()).Status == dispatch.StatusCompleted })
 	// 4. An unknown agent fails with a clear error.
-	ghost, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: dispatch.TypeRestartAgent,
+	ghost, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRestartAgent,
 		Payload: json.RawMessage(`{"agent":"ghost-pc","mode":"graceful"}`)})
 	if err != nil {
 		t.Fatal(err)

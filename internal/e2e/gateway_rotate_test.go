@@ -42,7 +42,7 @@ func TestGatewayRotatesItsKeyWhileAgentsSend(t *testing.T) {
 	agents := startGCAgents(t, base, w.secret, 3)
 	waitUntil(t, "events flowing", 30*time.Second, func() bool { return len(gcStored(t, w.admin)) > 50 })
 
-	cmd, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: dispatch.TypeRotateAPIKey,
+	cmd, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRotateAPIKey,
 		Payload: json.RawMessage(`{"overlap_seconds":600}`)})
 	if err != nil {
 		t.Fatal(err)

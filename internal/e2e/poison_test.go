@@ -224,7 +224,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	// control channel, completes with {"replayed": 1}, and the poison, still
 	// refused, is set aside again and reported again.
 	cmd, err := stack.queue.Enqueue(ctx, postgres.Tenant{OrganizationID: org.ID, Role: postgres.AppOrgAdmin},
-		dispatch.NewCommand{GatewayID: regn.GatewayID, Type: dispatch.TypeReplayDeadLetters,
+		dispatch.NewCommand{GatewayID: regn.GatewayID, Type: protocol.CommandReplayDeadLetters,
 			Payload: json.RawMessage(`{"event_ids":["` + poison + `"]}`)})
 	if err != nil {
 		t.Fatal(err)

@@ -144,7 +144,7 @@ func (w *rotateWorld) ping(t *testing.T, key string) int {
 
 func (w *rotateWorld) enqueue(t *testing.T, maxAttempts int) uuid.UUID {
 	t.Helper()
-	c, err := w.queue.Enqueue(context.Background(), w.tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: dispatch.TypeRotateAPIKey,
+	c, err := w.queue.Enqueue(context.Background(), w.tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRotateAPIKey,
 		Payload: json.RawMessage(`{"overlap_seconds": 600}`), MaxAttempts: maxAttempts, CreatedBy: "e2e"})
 	if err != nil {
 		t.Fatal(err)

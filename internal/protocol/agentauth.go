@@ -74,10 +74,6 @@ type AgentEnrolled struct {
 	EnrolledAt   time.Time `json:"enrolled_at"`
 }
 
-// CommandRevokeAgent is the gateway command type that revokes an agent's
-// credential (payload RevokeAgentPayload).
-const CommandRevokeAgent = "revoke_agent"
-
 // RevokeAgentPayload is the payload of a revoke_agent gateway command: the
 // gateway drops the agent's credential; its next request gets 401.
 type RevokeAgentPayload struct {

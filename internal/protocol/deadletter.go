@@ -6,11 +6,6 @@ package protocol
 // CommandReplayDeadLetters).
 const DropPersistentFailure = "persistent_failure"
 
-// CommandReplayDeadLetters is the command type that moves a gateway's dead
-// letters back into their upload streams under new sequence numbers.
-// Payload: ReplayDeadLettersPayload; result: ReplayDeadLettersResult.
-const CommandReplayDeadLetters = "replay_dead_letters"
-
 // ReplayDeadLettersPayload names the dead letters to replay; no ids (or an
 // empty payload) means all of them.
 type ReplayDeadLettersPayload struct {

@@ -16,9 +16,6 @@ const (
 	PathGatewayKeyConfirm = "/v2/gateway/keys/confirm"
 )
 
-// CommandRotateAPIKey is the command type that rotates a gateway's key.
-const CommandRotateAPIKey = "rotate_api_key"
-
 // Bounds of a rotation's overlap window, in seconds.
 const (
 	DefaultKeyOverlapSeconds = 3600

@@ -120,7 +120,7 @@ func TestKeyRotationEndpoints(t *testing.T) {
 	ctx := context.Background()
 	a := newKeysAPI(t)
 	oldKey := a.keys[0]
-	cmdA, err := a.queue.Enqueue(ctx, a.orgs[0], dispatch.NewCommand{GatewayID: mustUUID(t, a.gws[0]), Type: dispatch.TypeRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":600}`)})
+	cmdA, err := a.queue.Enqueue(ctx, a.orgs[0], dispatch.NewCommand{GatewayID: mustUUID(t, a.gws[0]), Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":600}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

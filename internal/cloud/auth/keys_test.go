@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"sync"
 	"testing"
 	"time"
@@ -107,7 +108,7 @@ func (w *keyWorld) authRefused(t *testing.T, what, key string) {
 
 func (w *keyWorld) enqueueRotate(t *testing.T, g keyGateway) uuid.UUID {
 	t.Helper()
-	c, err := w.queue.Enqueue(context.Background(), g.tenant(), dispatch.NewCommand{GatewayID: g.gw.ID, Type: dispatch.TypeRotateAPIKey,
+	c, err := w.queue.Enqueue(context.Background(), g.tenant(), dispatch.NewCommand{GatewayID: g.gw.ID, Type: protocol.CommandRotateAPIKey,
 		Payload: json.RawMessage(`{"overlap_seconds": 600}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -449,7 +450,7 @@ func TestRotateRefusesFinishedOrForeignCommands(t *testing.T) {
 	if _, err := w.gws.RotateKey(ctx, w.a.gw, w.a.key, cancelled, 0); !errors.Is(err, auth.ErrKeyConflict) {
 		t.Fatalf("rotate for a cancelled command = %v, want ErrKeyConflict", err)
 	}
-	other, err := w.queue.Enqueue(ctx, w.a.tenant(), dispatch.NewCommand{GatewayID: w.a.gw.ID, Type: dispatch.TypeRestartAgent, Payload: json.RawMessage(`{}`)})
+	other, err := w.queue.Enqueue(ctx, w.a.tenant(), dispatch.NewCommand{GatewayID: w.a.gw.ID, Type: protocol.CommandRestartAgent, Payload: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func BenchmarkEnqueueToReceipt(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		if _, err := w.enqueue.Enqueue(context.Background(), w.a.tenant, dispatch.NewCommand{GatewayID: w.a.id, Type: dispatch.TypeRestartAgent}); err != nil {
+		if _, err := w.enqueue.Enqueue(context.Background(), w.a.tenant, dispatch.NewCommand{GatewayID: w.a.id, Type: protocol.CommandRestartAgent}); err != nil {
 			b.Fatal(err)
 		}
 		for {

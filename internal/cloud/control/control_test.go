@@ -232,7 +232,7 @@ func TestCommandReachesTheSocketAtOnceAndIsAcknowledgedInTwoPhases(t *testing.T)
 		t.Fatalf("no welcome: %+v", env)
 	}
 	start := time.Now()
-	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
+	cmd := w.enq(w.a, protocol.CommandRestartAgent, 0)
 	got, ok := c.command(5 * time.Second)
 	if !ok || got.ID != cmd.ID.String() || got.Attempt != 1 {
 		t.Fatalf("command not delivered: %+v", got)
@@ -257,7 +257,7 @@ func TestCommandReachesTheSocketAtOnceAndIsAcknowledgedInTwoPhases(t *testing.T)
 func TestPendingCommandsAreDeliveredOnConnectInPriorityOrder(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	low, high, mid := w.enq(w.a, dispatch.TypeRestartAgent, 0), w.enq(w.a, dispatch.TypePolicyUpdate, 9), w.enq(w.a, dispatch.TypeRestartAgent, 5)
+	low, high, mid := w.enq(w.a, protocol.CommandRestartAgent, 0), w.enq(w.a, protocol.CommandPolicyUpdate, 9), w.enq(w.a, protocol.CommandRestartAgent, 5)
 	r := w.replica(control.Options{}, dispatch.Options{})
 	c, _, err := r.dial(t, w.a.key)
 	if err != nil {
@@ -284,7 +284,7 @@ func TestAnotherOrganisationsGatewayNeverReceivesACommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		w.enq(w.a, dispatch.TypeRestartAgent, 0)
+		w.enq(w.a, protocol.CommandRestartAgent, 0)
 	}
 	for i := 0; i < 5; i++ {
 		if _, ok := ca.command(5 * time.Second); !ok {
@@ -317,7 +317,7 @@ func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the first socket stayed open")
 	}
-	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
+	cmd := w.enq(w.a, protocol.CommandRestartAgent, 0)
 	if got, ok := second.command(20 * time.Second); !ok || got.ID != cmd.ID.String() {
 		t.Fatal("the second socket did not receive the command")
 	}
@@ -364,7 +364,7 @@ func TestTwoReplicasShareOneQueue(t *testing.T) {
 	}
 	ca.next(protocol.MsgWelcome, 5*time.Second)
 	cb.next(protocol.MsgWelcome, 5*time.Second)
-	a, b := w.enq(w.a, dispatch.TypeRestartAgent, 0), w.enq(w.b, dispatch.TypeRestartAgent, 0)
+	a, b := w.enq(w.a, protocol.CommandRestartAgent, 0), w.enq(w.b, protocol.CommandRestartAgent, 0)
 	if got, ok := ca.command(5 * time.Second); !ok || got.ID != a.ID.String() {
 		t.Fatal("replica 1's gateway did not get its command")
 	}
@@ -425,7 +425,7 @@ func TestCommandsSurviveAnAgentAPIRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := w.enq(w.a, dispatch.TypePolicyUpdate, 0)
+	cmd := w.enq(w.a, protocol.CommandPolicyUpdate, 0)
 	if got, ok := c.command(5 * time.Second); !ok || got.ID != cmd.ID.String() {
 		t.Fatal("first delivery missing")
 	}
@@ -449,7 +449,7 @@ func TestCommandsSurviveAnAgentAPIRestart(t *testing.T) {
 		t.Fatalf("status %s, want completed", s)
 	}
 	// A command that expires before any gateway connects is never sent.
-	exp, err := w.enqueue.Enqueue(context.Background(), w.b.tenant, dispatch.NewCommand{GatewayID: w.b.id, Type: dispatch.TypeRestartAgent, TTL: time.Second})
+	exp, err := w.enqueue.Enqueue(context.Background(), w.b.tenant, dispatch.NewCommand{GatewayID: w.b.id, Type: protocol.CommandRestartAgent, TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +486,7 @@ func TestRESTFallbackLongPollAndAck(t *testing.T) {
 	done := make(chan protocol.CommandList, 1)
 	go func() { _, l, _ := get(w.a.key, "10s"); done <- l }()
 	time.Sleep(300 * time.Millisecond)
-	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
+	cmd := w.enq(w.a, protocol.CommandRestartAgent, 0)
 	select {
 	case l := <-done:
 		if len(l.Commands) != 1 || l.Commands[0].ID != cmd.ID.String() {

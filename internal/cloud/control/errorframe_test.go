@@ -53,7 +53,7 @@ func TestEveryRefusedMessageIsAnsweredWithAnErrorFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.next(protocol.MsgWelcome, 5*time.Second)
-	other := w.enq(w.b, dispatch.TypeRestartAgent, 0) // another organisation's command
+	other := w.enq(w.b, protocol.CommandRestartAgent, 0) // another organisation's command
 	unknown := uuid.NewString()
 	long := strings.Repeat("9", 51)
 	tests := []struct {
@@ -91,7 +91,7 @@ func TestEveryRefusedMessageIsAnsweredWithAnErrorFrame(t *testing.T) {
 	// None of it closed the connection: what is valid still works.
 	c.send(protocol.MsgHeartbeat, protocol.Heartbeat{QueueDepth: 1, Versions: map[string]string{"gateway": "2.0.1"}})
 	c.quiet(500 * time.Millisecond)
-	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
+	cmd := w.enq(w.a, protocol.CommandRestartAgent, 0)
 	got, ok := c.command(5 * time.Second)
 	if !ok || got.ID != cmd.ID.String() {
 		t.Fatal("the socket no longer delivers commands after the refusals")
@@ -173,7 +173,7 @@ func TestRESTAcknowledgementRefusals(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	r := w.replica(control.Options{}, dispatch.Options{})
-	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
+	cmd := w.enq(w.a, protocol.CommandRestartAgent, 0)
 	ack := func(id, body string) (int, protocol.ErrorResponse) {
 		req, _ := http.NewRequest(http.MethodPost, r.srv.URL+"/v2/gateway/commands/"+id+"/ack", strings.NewReader(body))
 		req.Header.Set(protocol.HeaderAPIKey, w.a.key)

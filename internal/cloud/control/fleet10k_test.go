@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -473,7 +474,7 @@ func (w *world) idleReceipt(b *testing.B, ctx context.Context, gws []fleetsim.Ga
 	lat := make([]time.Duration, 0, k)
 	for i := range k {
 		g := gws[(i*7919)%len(gws)]
-		c, err := w.enqueue.Enqueue(ctx, w.a.tenant, dispatch.NewCommand{GatewayID: uuid.MustParse(g.ID), Type: dispatch.TypeRestartAgent,
+		c, err := w.enqueue.Enqueue(ctx, w.a.tenant, dispatch.NewCommand{GatewayID: uuid.MustParse(g.ID), Type: protocol.CommandRestartAgent,
 			Payload: json.RawMessage(`{"agent":"all","mode":"graceful","reason":"benchmark"}`)})
 		if err != nil {
 			b.Fatal(err)

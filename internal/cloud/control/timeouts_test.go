@@ -89,7 +89,7 @@ func TestLongPollAndWebSocketOutliveTheWriteTimeout(t *testing.T) {
 	got := make(chan protocol.CommandList, 1)
 	go func() { _, l, _ := poll("5s"); got <- l }()
 	time.Sleep(2 * timeouts.Write)
-	cmd := w.enq(w.a, dispatch.TypeRestartAgent, 0)
+	cmd := w.enq(w.a, protocol.CommandRestartAgent, 0)
 	select {
 	case l := <-got:
 		if len(l.Commands) != 1 || l.Commands[0].ID != cmd.ID.String() {
@@ -108,7 +108,7 @@ func TestLongPollAndWebSocketOutliveTheWriteTimeout(t *testing.T) {
 	c.next(protocol.MsgWelcome, 5*time.Second)
 	time.Sleep(3 * timeouts.Write)
 	c.send(protocol.MsgHeartbeat, protocol.Heartbeat{ConnectedAgents: 3})
-	cmd = w.enq(w.b, dispatch.TypeRestartAgent, 0)
+	cmd = w.enq(w.b, protocol.CommandRestartAgent, 0)
 	if got, ok := c.command(5 * time.Second); !ok || got.ID != cmd.ID.String() {
 		t.Fatal("the socket did not deliver a command after outliving the write timeout")
 	}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"log/slog"
 	"time"
 
@@ -26,20 +27,6 @@ import (
 
 //go:embed sql/*.sql
 var sqlFiles embed.FS
-
-// Command types.
-const (
-	TypePolicyUpdate  = "policy_update"
-	TypeRestartAgent  = "restart_agent"
-	TypeDeviceCommand = "device_command"
-	TypeRotateAPIKey  = "rotate_api_key"
-	// TypeReplayDeadLetters moves a gateway's dead letters back into their
-	// upload streams (payload {"event_ids": [...]}, optional).
-	TypeReplayDeadLetters = "replay_dead_letters"
-	// TypeRevokeAgent makes the gateway drop an agent's credential
-	// (payload {"agent_uid": "..."}; see internal/cloud/enrolment).
-	TypeRevokeAgent = "revoke_agent"
-)
 
 // Statuses of a command.
 const (
@@ -160,7 +147,7 @@ func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (C
 // command can be created atomically with what it belongs to.
 func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command, error) {
 	switch c.Type {
-	case TypePolicyUpdate, TypeRestartAgent, TypeDeviceCommand, TypeRotateAPIKey, TypeReplayDeadLetters, TypeRevokeAgent:
+	case protocol.CommandPolicyUpdate, protocol.CommandRestartAgent, protocol.CommandDeviceCommand, protocol.CommandRotateAPIKey, protocol.CommandReplayDeadLetters, protocol.CommandRevokeAgent:
 	default:
 		return Command{}, &FieldError{"type", fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent)", c.Type)}
 	}
@@ -170,7 +157,7 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 	if !json.Valid(c.Payload) || c.Payload[0] != '{' {
 		return Command{}, &FieldError{"payload", "must be a JSON object"}
 	}
-	if c.Type == TypeRotateAPIKey {
+	if c.Type == protocol.CommandRotateAPIKey {
 		if err := checkRotatePayload(c.Payload); err != nil {
 			return Command{}, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"sync"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func TestClaimsInPriorityOrderAndAcknowledgesInTwoPhases(t *testing.T) {
 	f := newFixture(t, dispatch.Options{})
 	var ids []uuid.UUID
 	for _, p := range []int{0, 10, 5, 10} {
-		c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, Priority: p, Payload: json.RawMessage(`{"agent":"all"}`)})
+		c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Priority: p, Payload: json.RawMessage(`{"agent":"all"}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,10 +124,10 @@ func TestAnotherOrganisationsGatewayNeverGetsACommand(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, dispatch.Options{})
 	// Organisation A cannot enqueue for B's gateway: it does not exist for A.
-	if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.b.GatewayID, Type: dispatch.TypeRestartAgent}); !errors.Is(err, dispatch.ErrNotFound) {
+	if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.b.GatewayID, Type: protocol.CommandRestartAgent}); !errors.Is(err, dispatch.ErrNotFound) {
 		t.Fatalf("enqueue for another organisation's gateway: %v, want ErrNotFound", err)
 	}
-	c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypePolicyUpdate})
+	c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandPolicyUpdate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,11 +148,11 @@ func TestAnotherOrganisationsGatewayNeverGetsACommand(t *testing.T) {
 		field string
 	}{
 		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: "format_disk"}, "type"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, Payload: json.RawMessage(`[1]`)}, "payload"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, MaxAttempts: -1}, "max_attempts"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, TTL: time.Millisecond}, "ttl"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRotateAPIKey, Payload: json.RawMessage(`{"new_key":"sk_live_x"}`)}, "payload.new_key"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":"1h"}`)}, "payload.overlap_seconds"},
+		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Payload: json.RawMessage(`[1]`)}, "payload"},
+		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, MaxAttempts: -1}, "max_attempts"},
+		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, TTL: time.Millisecond}, "ttl"},
+		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"new_key":"sk_live_x"}`)}, "payload.new_key"},
+		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":"1h"}`)}, "payload.overlap_seconds"},
 	}
 	for _, b := range bad {
 		var fe *dispatch.FieldError
@@ -167,7 +168,7 @@ func TestConcurrentClaimsNeverShareACommand(t *testing.T) {
 	f := newFixture(t, dispatch.Options{})
 	const n = 300
 	for i := 0; i < n; i++ {
-		if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, Priority: i % 7}); err != nil {
+		if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Priority: i % 7}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,11 +211,11 @@ func TestSweepRedeliversWithBackoffThenFailsAndExpires(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, dispatch.Options{AckTimeout: time.Second, Backoff: 10 * time.Second})
-	c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, MaxAttempts: 2})
+	c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, MaxAttempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypeRestartAgent, TTL: time.Second, Priority: -1})
+	old, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, TTL: time.Second, Priority: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestListenWakesOnEnqueue(t *testing.T) {
 	woke := make(chan uuid.UUID, 10)
 	go f.q.Listen(ctx, func(id uuid.UUID) { woke <- id })
 	time.Sleep(300 * time.Millisecond) // let LISTEN start
-	if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: dispatch.TypePolicyUpdate}); err != nil {
+	if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandPolicyUpdate}); err != nil {
 		t.Fatal(err)
 	}
 	select {

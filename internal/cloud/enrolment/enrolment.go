@@ -130,7 +130,7 @@ func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *dispatc
 			return err
 		}
 		for _, id := range ids {
-			c, err := q.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: id, Type: dispatch.TypeRevokeAgent, Payload: payload,
+			c, err := q.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: id, Type: protocol.CommandRevokeAgent, Payload: payload,
 				Priority: 10, CreatedBy: createdBy})
 			if err != nil {
 				return err

@@ -362,7 +362,7 @@ func (f *Fleet) heartbeat(g *gateway) protocol.Heartbeat {
 
 // execute runs a command once and returns its final acknowledgement.
 func (f *Fleet) execute(ctx context.Context, g *gateway, cmd protocol.Command) protocol.CommandAck {
-	if cmd.Type != typePolicyUpdate {
+	if cmd.Type != protocol.CommandPolicyUpdate {
 		return protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckCompleted, Result: json.RawMessage(`{"simulated":true}`)}
 	}
 	version, err := f.applyPolicy(ctx, g, cmd.Payload)
@@ -375,8 +375,7 @@ func (f *Fleet) execute(ctx context.Context, g *gateway, cmd protocol.Command) p
 	return protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckCompleted, Result: res}
 }
 
-// typePolicyUpdate is the command type that carries a policy version.
-const typePolicyUpdate = "policy_update"
+// protocol.CommandPolicyUpdate is the command type that carries a policy version.
 
 // updatePayload is the part of a policy_update payload the gateway needs.
 type updatePayload struct {

@@ -258,7 +258,7 @@ func TestFleetAgainstARealAgentAPI(t *testing.T) {
 	}
 
 	// A command runs once; a redelivery is answered from the ledger.
-	cmd, err := dashQueue.Enqueue(ctx, c.tenant(), dispatch.NewCommand{GatewayID: uuid.MustParse(c.gws[1].ID), Type: dispatch.TypeRestartAgent,
+	cmd, err := dashQueue.Enqueue(ctx, c.tenant(), dispatch.NewCommand{GatewayID: uuid.MustParse(c.gws[1].ID), Type: protocol.CommandRestartAgent,
 		Payload: json.RawMessage(`{"agent":"all","mode":"graceful"}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func TestFleetAgainstARealAgentAPI(t *testing.T) {
 
 	// A policy_update whose checksum does not match the content fails.
 	bad, _ := json.Marshal(map[string]any{"policy_id": p.ID, "version": v.Version, "checksum": strings.Repeat("0", 64)})
-	cmd, err = dashQueue.Enqueue(ctx, c.tenant(), dispatch.NewCommand{GatewayID: uuid.MustParse(c.gws[2].ID), Type: dispatch.TypePolicyUpdate, Payload: bad})
+	cmd, err = dashQueue.Enqueue(ctx, c.tenant(), dispatch.NewCommand{GatewayID: uuid.MustParse(c.gws[2].ID), Type: protocol.CommandPolicyUpdate, Payload: bad})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"sort"
 
 	"github.com/google/uuid"
@@ -257,7 +258,7 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 	}
 	payload, _ := json.Marshal(pl)
 	send := func(tg target) error {
-		c, err := d.queue.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: tg.gateway, Type: dispatch.TypePolicyUpdate, Payload: payload, Priority: 10, CreatedBy: "distribution " + distID.String()})
+		c, err := d.queue.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandPolicyUpdate, Payload: payload, Priority: 10, CreatedBy: "distribution " + distID.String()})
 		if err != nil {
 			return fmt.Errorf("policy: enqueue update for %s: %w", tg.gateway, err)
 		}
@@ -304,7 +305,7 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 			case tg.status() == "applied":
 				if pl.RequiresRestart && tg.restart == nil {
 					rp, _ := json.Marshal(map[string]any{"agent": "all", "mode": "graceful", "reason": "policy " + pl.Version + " requires a restart"})
-					c, err := d.queue.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: tg.gateway, Type: dispatch.TypeRestartAgent, Payload: rp, Priority: 5, CreatedBy: "distribution " + distID.String()})
+					c, err := d.queue.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandRestartAgent, Payload: rp, Priority: 5, CreatedBy: "distribution " + distID.String()})
 					if err != nil {
 						return "", err
 					}

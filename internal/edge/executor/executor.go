@@ -167,7 +167,7 @@ func (e *Executor) Executed(ctx context.Context, id string) (bool, error) {
 }
 
 func (e *Executor) run(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
-	if cmd.Type == "policy_update" {
+	if cmd.Type == protocol.CommandPolicyUpdate {
 		return e.policyUpdate(ctx, cmd.Payload)
 	}
 	if h, ok := e.handlers[cmd.Type]; ok {

@@ -91,7 +91,7 @@ func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 	}
 	handlers[protocol.CommandRotateAPIKey] = keyrotate.Handler(k, g.client, strings.TrimRight(cfg.Server.URL, "/"),
 		g.log.With("component", "keyrotate"))
-	handlers["restart_agent"] = executor.RestartAgentHandler(executor.RestartOptions{
+	handlers[protocol.CommandRestartAgent] = executor.RestartAgentHandler(executor.RestartOptions{
 		Agents: g.col.Agents(), Commands: g.col.AgentCommands(), Timeout: cfg.Control.RestartTimeout})
 	handlers[protocol.CommandReplayDeadLetters] = replayDeadLettersHandler(g.buf)
 	handlers[protocol.CommandRevokeAgent] = executor.RevokeAgentHandler(g.auth.Revoke)
