@@ -67,23 +67,241 @@ const policyUsage = `usage:
   staffctl policy status     --org ORG --distribution ID
 `
 
+// policySub is one `staffctl policy` subcommand: its own flag set (only the
+// flags it reads) and what it does with the organisation's pool and actor.
+type policySub struct {
+	name  string
+	flags func(fs *flag.FlagSet) func(ctx context.Context, p policyEnv) error
+}
+
+// policyEnv is what every policy subcommand works with.
+type policyEnv struct {
+	e     env
+	org   string
+	pool  *pgxpool.Pool
+	actor accounts.Actor
+	svc   *policy.Service
+}
+
+func (p policyEnv) distributor() (*policy.Distributor, error) {
+	q, err := dispatch.New(p.pool, dispatch.Options{}, service.NewRegistry())
+	if err != nil {
+		return nil, err
+	}
+	return policy.NewDistributor(p.pool, q), nil
+}
+
+// policyID registers --policy and returns a check that it was given.
+func policyID(fs *flag.FlagSet) func() (int64, error) {
+	pid := fs.Int64("policy", 0, "policy id (required)")
+	return func() (int64, error) {
+		if *pid <= 0 {
+			return 0, usagef("--policy is required")
+		}
+		return *pid, nil
+	}
+}
+
+// policyContent registers --file and returns its reader.
+func policyContent(fs *flag.FlagSet) func() ([]byte, error) {
+	file := fs.String("file", "", "JSON file with the policy content (required)")
+	return func() ([]byte, error) {
+		if *file == "" {
+			return nil, usagef("--file is required")
+		}
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return nil, usagef("--file: %v", err)
+		}
+		return b, nil
+	}
+}
+
+// policySubcommands lists the subcommands of `staffctl policy`.
+func policySubcommands() []policySub {
+	return []policySub{
+		{"create", func(fs *flag.FlagSet) func(context.Context, policyEnv) error {
+			name := fs.String("name", "", "policy name")
+			content := policyContent(fs)
+			return func(ctx context.Context, p policyEnv) error {
+				c, err := content()
+				if err != nil {
+					return err
+				}
+				pol, err := p.svc.Create(ctx, p.actor, *name, c)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(p.e.stdout, "policy %d created (%s); release it with: staffctl policy release --org %s --policy %d\n", pol.ID, pol.Name, p.org, pol.ID)
+				return nil
+			}
+		}},
+		{"update", func(fs *flag.FlagSet) func(context.Context, policyEnv) error {
+			id, content := policyID(fs), policyContent(fs)
+			return func(ctx context.Context, p policyEnv) error {
+				pid, err := id()
+				if err != nil {
+					return err
+				}
+				c, err := content()
+				if err != nil {
+					return err
+				}
+				if _, err := p.svc.Update(ctx, p.actor, pid, c); err != nil {
+					return err
+				}
+				fmt.Fprintf(p.e.stdout, "policy %d updated (draft; release to distribute)\n", pid)
+				return nil
+			}
+		}},
+		{"release", func(fs *flag.FlagSet) func(context.Context, policyEnv) error {
+			id := policyID(fs)
+			restart := fs.Bool("requires-restart", false, "agents must restart to apply this version")
+			return func(ctx context.Context, p policyEnv) error {
+				pid, err := id()
+				if err != nil {
+					return err
+				}
+				v, err := p.svc.Release(ctx, p.actor, pid, *restart)
+				if err != nil {
+					return err
+				}
+				printReleased(p.e, pid, v)
+				return nil
+			}
+		}},
+		{"rollback", func(fs *flag.FlagSet) func(context.Context, policyEnv) error {
+			id := policyID(fs)
+			to := fs.String("to", "", "version to roll back to (required)")
+			restart := fs.Bool("requires-restart", false, "agents must restart to apply this version")
+			return func(ctx context.Context, p policyEnv) error {
+				pid, err := id()
+				if err != nil {
+					return err
+				}
+				if *to == "" {
+					return usagef("--to is required")
+				}
+				v, err := p.svc.Rollback(ctx, p.actor, pid, *to, *restart)
+				if err != nil {
+					return err
+				}
+				printReleased(p.e, pid, v)
+				return nil
+			}
+		}},
+		{"compare", func(fs *flag.FlagSet) func(context.Context, policyEnv) error {
+			id := policyID(fs)
+			from := fs.String("from", "", "version to compare from")
+			to := fs.String("to", "", "version to compare to")
+			return func(ctx context.Context, p policyEnv) error {
+				pid, err := id()
+				if err != nil {
+					return err
+				}
+				changes, err := p.svc.Compare(ctx, p.actor, pid, *from, *to)
+				if err != nil {
+					return err
+				}
+				out, _ := json.MarshalIndent(changes, "", "  ")
+				fmt.Fprintln(p.e.stdout, string(out))
+				return nil
+			}
+		}},
+		{"distribute", func(fs *flag.FlagSet) func(context.Context, policyEnv) error {
+			id := policyID(fs)
+			version := fs.String("version", "", "version to distribute (required)")
+			gateways := fs.String("gateways", "", "comma-separated gateway ids (default: every gateway of the organisation)")
+			canary := fs.Int("canary", 0, "percentage of gateways that get the version first (0: all at once)")
+			return func(ctx context.Context, p policyEnv) error {
+				pid, err := id()
+				if err != nil {
+					return err
+				}
+				if *version == "" {
+					return usagef("--version is required")
+				}
+				var ids []uuid.UUID
+				for _, s := range strings.Split(*gateways, ",") {
+					if s = strings.TrimSpace(s); s == "" {
+						continue
+					}
+					gid, err := uuid.Parse(s)
+					if err != nil {
+						return usagef("--gateways: %q is not a gateway id", s)
+					}
+					ids = append(ids, gid)
+				}
+				d, err := p.distributor()
+				if err != nil {
+					return err
+				}
+				dist, err := d.Distribute(ctx, p.actor, pid, *version, ids, *canary)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(p.e.stdout, "distribution %s started; follow it with: staffctl policy status --org %s --distribution %s\n", dist, p.org, dist)
+				return nil
+			}
+		}},
+		{"status", func(fs *flag.FlagSet) func(context.Context, policyEnv) error {
+			distID := fs.String("distribution", "", "distribution id (required)")
+			return func(ctx context.Context, p policyEnv) error {
+				id, err := uuid.Parse(*distID)
+				if err != nil {
+					return usagef("--distribution: a distribution id is required")
+				}
+				d, err := p.distributor()
+				if err != nil {
+					return err
+				}
+				pr, err := d.Progress(ctx, p.actor.Tenant, id)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(p.e.stdout, "distribution %s of version %s: %s — %d targets: %d applied, %d delivered, %d pending, %d waiting, %d failed\n",
+					pr.ID, pr.Version, pr.Stage, pr.Total, pr.Applied, pr.Delivered, pr.Pending, pr.Waiting, pr.Failed)
+				for _, g := range pr.Gateways {
+					canary := ""
+					if g.Canary {
+						canary = " (canary)"
+					}
+					fmt.Fprintf(p.e.stdout, "  %s %-9s%s %s\n", g.GatewayID, g.Status, canary, g.Error)
+				}
+				return nil
+			}
+		}},
+	}
+}
+
+func printReleased(e env, pid int64, v policy.Version) {
+	fmt.Fprintf(e.stdout, "policy %d version %s released (sha256 %s, requires restart: %v)\n", pid, v.Version, v.Checksum, v.RequiresRestart)
+}
+
 func runPolicy(ctx context.Context, e env, args []string) error {
-	sub, rest, err := subcommand(e, args, policyUsage, "create", "update", "release", "rollback", "compare", "distribute", "status")
+	subs := policySubcommands()
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	sub, rest, err := subcommand(e, args, policyUsage, names...)
 	if err != nil {
 		return err
 	}
-	fs, dbURL := newFlags(e, "policy "+sub, strings.TrimPrefix(strings.Split(policyUsage, "\n")[1], "  staffctl "))
+	usage := ""
+	for _, l := range strings.Split(policyUsage, "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[0] == "staffctl" && f[2] == sub {
+			usage = strings.TrimPrefix(strings.TrimSpace(l), "staffctl ")
+		}
+	}
+	fs, dbURL := newFlags(e, "policy "+sub, usage)
 	org := fs.String("org", "", "organisation id or slug (required)")
-	name := fs.String("name", "", "policy name")
-	file := fs.String("file", "", "JSON file with the policy content")
-	pid := fs.Int64("policy", 0, "policy id")
-	restart := fs.Bool("requires-restart", false, "agents must restart to apply this version")
-	from := fs.String("from", "", "version to compare from")
-	to := fs.String("to", "", "version to compare to, or roll back to")
-	version := fs.String("version", "", "version to distribute")
-	gateways := fs.String("gateways", "", "comma-separated gateway ids (default: every gateway of the organisation)")
-	canary := fs.Int("canary", 0, "percentage of gateways that get the version first (0: all at once)")
-	distID := fs.String("distribution", "", "distribution id")
+	var run func(context.Context, policyEnv) error
+	for _, s := range subs {
+		if s.name == sub {
+			run = s.flags(fs)
+		}
+	}
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
@@ -96,123 +314,7 @@ func runPolicy(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	readContent := func() ([]byte, error) {
-		if *file == "" {
-			return nil, usagef("--file is required")
-		}
-		b, err := os.ReadFile(*file)
-		if err != nil {
-			return nil, usagef("--file: %v", err)
-		}
-		return b, nil
-	}
-	needPolicy := func() error {
-		if *pid <= 0 {
-			return usagef("--policy is required")
-		}
-		return nil
-	}
-	switch sub {
-	case "create":
-		content, err := readContent()
-		if err != nil {
-			return err
-		}
-		p, err := svc.Create(ctx, actor, *name, content)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "policy %d created (%s); release it with: staffctl policy release --org %s --policy %d\n", p.ID, p.Name, *org, p.ID)
-	case "update":
-		if err := needPolicy(); err != nil {
-			return err
-		}
-		content, err := readContent()
-		if err != nil {
-			return err
-		}
-		if _, err := svc.Update(ctx, actor, *pid, content); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "policy %d updated (draft; release to distribute)\n", *pid)
-	case "release", "rollback":
-		if err := needPolicy(); err != nil {
-			return err
-		}
-		var v policy.Version
-		if sub == "release" {
-			v, err = svc.Release(ctx, actor, *pid, *restart)
-		} else {
-			if *to == "" {
-				return usagef("--to is required")
-			}
-			v, err = svc.Rollback(ctx, actor, *pid, *to, *restart)
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "policy %d version %s released (sha256 %s, requires restart: %v)\n", *pid, v.Version, v.Checksum, v.RequiresRestart)
-	case "compare":
-		if err := needPolicy(); err != nil {
-			return err
-		}
-		changes, err := svc.Compare(ctx, actor, *pid, *from, *to)
-		if err != nil {
-			return err
-		}
-		out, _ := json.MarshalIndent(changes, "", "  ")
-		fmt.Fprintln(e.stdout, string(out))
-	case "distribute":
-		if err := needPolicy(); err != nil {
-			return err
-		}
-		if *version == "" {
-			return usagef("--version is required")
-		}
-		var ids []uuid.UUID
-		for _, s := range strings.Split(*gateways, ",") {
-			if s = strings.TrimSpace(s); s == "" {
-				continue
-			}
-			id, err := uuid.Parse(s)
-			if err != nil {
-				return usagef("--gateways: %q is not a gateway id", s)
-			}
-			ids = append(ids, id)
-		}
-		q, err := dispatch.New(pool, dispatch.Options{}, service.NewRegistry())
-		if err != nil {
-			return err
-		}
-		id, err := policy.NewDistributor(pool, q).Distribute(ctx, actor, *pid, *version, ids, *canary)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "distribution %s started; follow it with: staffctl policy status --org %s --distribution %s\n", id, *org, id)
-	case "status":
-		id, err := uuid.Parse(*distID)
-		if err != nil {
-			return usagef("--distribution: a distribution id is required")
-		}
-		q, err := dispatch.New(pool, dispatch.Options{}, service.NewRegistry())
-		if err != nil {
-			return err
-		}
-		p, err := policy.NewDistributor(pool, q).Progress(ctx, actor.Tenant, id)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "distribution %s of version %s: %s — %d targets: %d applied, %d delivered, %d pending, %d waiting, %d failed\n",
-			p.ID, p.Version, p.Stage, p.Total, p.Applied, p.Delivered, p.Pending, p.Waiting, p.Failed)
-		for _, g := range p.Gateways {
-			canary := ""
-			if g.Canary {
-				canary = " (canary)"
-			}
-			fmt.Fprintf(e.stdout, "  %s %-9s%s %s\n", g.GatewayID, g.Status, canary, g.Error)
-		}
-	}
-	return nil
+	return run(ctx, policyEnv{e: e, org: *org, pool: pool, actor: actor, svc: svc})
 }
 
 const commandUsage = `usage:

@@ -58,6 +58,10 @@ func TestPolicyAndCommandCommands(t *testing.T) {
 		{[]string{"policy", "release", "--org", "acme", "--policy", pid}, "nothing to release"},
 		{[]string{"policy", "distribute", "--org", "acme", "--policy", pid, "--version", "9.9.9"}, "not found"},
 		{[]string{"policy", "fly", "--org", "acme"}, "unknown subcommand"},
+		// Each subcommand has its own flags: another one's is refused.
+		{[]string{"policy", "status", "--org", "acme", "--distribution", "x", "--canary", "5"}, "flag provided but not defined: -canary"},
+		{[]string{"policy", "release", "--org", "acme", "--policy", pid, "--file", good}, "flag provided but not defined: -file"},
+		{[]string{"policy", "rollback", "--org", "acme", "--policy", pid}, "--to is required"},
 		{[]string{"command", "send", "--org", "acme", "--gateway", gw, "--type", "explode"}, "type: \"explode\" is not a command type"},
 		{[]string{"command", "send", "--org", "acme", "--gateway", "x", "--type", "restart_agent"}, "--gateway: \"x\" is not a gateway id"},
 	}
