@@ -186,7 +186,9 @@ func TestEventPastCloudRetentionIsSetAsideOthersFlow(t *testing.T) {
 // partitions are dropped (as the retention job does when an operator
 // shortens and restores the retention). The next event on that day, still
 // within retention, must be stored — not refused with 503 on every try until
-// the Agent API restarts.
+// the Agent API restarts. With TimescaleDB (TEST_DATABASE_URL on such a
+// server) the day's chunk is dropped instead, and TimescaleDB makes a new
+// one.
 func TestDayWhosePartitionWasDroppedStillIngests(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -199,8 +201,19 @@ func TestDayWhosePartitionWasDroppedStillIngests(t *testing.T) {
 	w.storedOnce(t, ids(first), 30*time.Second)
 
 	part := "active_windows_p" + day.Format("20060102")
-	if _, err := w.admin.Exec(ctx, `DROP TABLE monitoring.`+part); err != nil {
+	drop := `DROP TABLE monitoring.` + part
+	if w.count(t, `SELECT (monitoring.storage_kind() = 'timescaledb')::int`) == 1 {
+		start := day.Truncate(24 * time.Hour)
+		part = "the chunk of " + start.Format(time.DateOnly)
+		drop = fmt.Sprintf(`SELECT drop_chunks('monitoring.active_windows', newer_than => '%s'::timestamptz, older_than => '%s'::timestamptz)`,
+			start.Format(time.RFC3339), start.AddDate(0, 0, 1).Format(time.RFC3339))
+	}
+	if _, err := w.admin.Exec(ctx, drop); err != nil {
 		t.Fatalf("drop %s: %v", part, err)
+	}
+	if n := w.count(t, `SELECT count(*)::int FROM monitoring.active_windows WHERE datetime >= $1 AND datetime < $2`,
+		day.Add(-12*time.Hour), day.Add(12*time.Hour)); n != 0 {
+		t.Fatalf("%d rows left on the day after dropping %s", n, part)
 	}
 	second := []protocol.Event{w.agent.event(day.Add(2*time.Minute), "second")}
 	now := []protocol.Event{w.agent.event(time.Now(), "today")}

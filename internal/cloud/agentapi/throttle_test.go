@@ -311,6 +311,20 @@ func TestFiveHundredWrongKeysWhileTheRightKeyKeepsWorking(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
+	// On a loaded machine the holder's first (cold) request can outlast the
+	// whole attack: then the right key is tried from the attacker's
+	// address, still locked, as soon as it has been accepted.
+	if sameAddress.Load() == 0 {
+		for deadline := time.Now().Add(30 * time.Second); holderOK.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if holderOK.Load() > 0 {
+			sameAddress.Add(1)
+			if r := ping(t, attacker, a.url, a.key); r.code != http.StatusOK {
+				t.Errorf("the accepted key from the attacker's address after the attack: %+v", r)
+			}
+		}
+	}
 	close(stop)
 	holderWG.Wait()
 

@@ -108,6 +108,15 @@ func Start(ctx context.Context) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	// Nobody may stay connected to the template, or CREATE DATABASE …
+	// TEMPLATE fails ("being accessed by other users"): where the template
+	// has TimescaleDB, its launcher starts a job scheduler in every
+	// database that allows connections. Closed to connections (as
+	// template0 is), it gets none, and copies of it still do.
+	if err := s.closeTemplate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.rolePassword != "" {
 		for _, r := range []string{postgres.RoleDashboard, postgres.RoleIngest, postgres.RoleAdmin} {
 			q := fmt.Sprintf("ALTER ROLE %s PASSWORD %s", pgx.Identifier{r}.Sanitize(), quoteLiteral(s.rolePassword))
@@ -118,6 +127,22 @@ func Start(ctx context.Context) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// closeTemplate forbids connections to the template database and ends
+// those still open (a TimescaleDB job scheduler's).
+func (s *Server) closeTemplate(ctx context.Context) error {
+	if err := s.exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false", pgx.Identifier{s.template}.Sanitize())); err != nil {
+		return fmt.Errorf("close template database: %w", err)
+	}
+	// An administrator who may not end them leaves them to exit (CREATE
+	// DATABASE waits 5 s for that).
+	if err := s.exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+		PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid();
+		EXCEPTION WHEN insufficient_privilege THEN NULL; END $$`, quoteLiteral(s.template))); err != nil {
+		return fmt.Errorf("close template database: %w", err)
+	}
+	return nil
 }
 
 // ContextKey is the tenant context key installed in every database made

@@ -84,3 +84,48 @@ BEGIN
         END IF;
     END IF;
 END $$;
+
+-- TimescaleDB's statistics of the stored data (issue 12): sizes and row
+-- counts of every chunk, its compression and the jobs' runs, readable by
+-- PUBLIC as the extension installs them. They hold no rows, but a chunk
+-- holds every organisation's rows of a day and, compressed, one batch per
+-- organisation, so they describe other organisations' activity (and
+-- chunk_statistics() every database's chunks on the server). The runtime
+-- roles need none of them: TimescaleDB's planner, inserts, decompression
+-- and jobs read its catalog directly. Revoked from PUBLIC and granted to
+-- the owner, whose size functions (hypertable_size(), chunk_compression_
+-- stats()) read them; the catalog views (timescaledb_information) stay
+-- readable. PostgreSQL's own catalogs show relation sizes to every role
+-- (pg_class, pg_relation_size()), on native partitions too: this closes
+-- TimescaleDB's finer statistics, not the size of a day. Done by the
+-- extension's owner (the administrator who created it); an ALTER
+-- EXTENSION timescaledb UPDATE grants them to PUBLIC again, and the next
+-- `staffctl migrate up` revokes them again. TestTimescaleDBStatistics-
+-- ClosedToRuntimeRoles asserts this list.
+DO $$
+DECLARE
+    rel text;
+    fn  text := '_timescaledb_functions.chunk_statistics(regclass, regclass, timestamp with time zone)';
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+        RETURN;
+    END IF;
+    IF NOT pg_has_role(current_user, (SELECT extowner FROM pg_extension WHERE extname = 'timescaledb'), 'USAGE') THEN
+        RAISE WARNING 'TimescaleDB''s chunk statistics stay readable by PUBLIC: revoke them as the extension''s owner (bootstrap.sql)';
+        RETURN;
+    END IF;
+    FOREACH rel IN ARRAY ARRAY['_timescaledb_internal.bgw_job_stat', '_timescaledb_internal.bgw_policy_chunk_stats',
+            '_timescaledb_internal.hypertable_chunk_local_size', '_timescaledb_internal.compressed_chunk_stats',
+            '_timescaledb_catalog.compression_chunk_size', 'timescaledb_information.stat_chunk_activity'] LOOP
+        CONTINUE WHEN to_regclass(rel) IS NULL;
+        IF has_table_privilege('public', rel, 'SELECT') THEN
+            EXECUTE format('REVOKE SELECT ON %s FROM PUBLIC', rel);
+        END IF;
+        IF NOT has_table_privilege('staff_owner', rel, 'SELECT') THEN
+            EXECUTE format('GRANT SELECT ON %s TO staff_owner', rel);
+        END IF;
+    END LOOP;
+    IF to_regprocedure(fn) IS NOT NULL AND has_function_privilege('public', fn, 'EXECUTE') THEN
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', fn);
+    END IF;
+END $$;

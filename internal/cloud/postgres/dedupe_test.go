@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -106,4 +107,44 @@ func TestSeriesKeyIncludesOrganisation(t *testing.T) {
 		t.Fatalf("down rolled back %d, want 13", step.Version)
 	}
 	check("id, datetime")
+
+	// Up again over stored rows (with TimescaleDB in chunks, some
+	// compressed): the key changes, no row is lost, and compression and its
+	// policy are back on every hypertable.
+	seriesRows(ctx, t, conn, "monitoring", []int64{1, 2}, 8)
+	tsdb := storageKind(ctx, t, conn) == "timescaledb"
+	if tsdb {
+		if n := compressOlderThan(ctx, t, db.OwnerURL, 5*24*time.Hour); n < 5 {
+			t.Fatalf("%d compressed chunks, want at least one per hypertable", n)
+		}
+	}
+	const rowsSQL = `SELECT (SELECT count(*) FROM monitoring.active_windows) + (SELECT count(*) FROM monitoring.visited_sites)
+		+ (SELECT count(*) FROM monitoring.screenshots) + (SELECT count(*) FROM monitoring.user_sessions)
+		+ (SELECT count(*) FROM monitoring.device_events)`
+	var before, after int
+	if err := conn.QueryRow(ctx, rowsSQL).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatalf("up over stored rows: %v", err)
+	}
+	check("organization_id, id, datetime")
+	if err := conn.QueryRow(ctx, rowsSQL).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before || before != 80 {
+		t.Errorf("rows %d before the key change, %d after; want 80 both", before, after)
+	}
+	if tsdb {
+		var settings, policies int
+		if err := conn.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM timescaledb_information.compression_settings WHERE hypertable_schema = 'monitoring'
+			   AND attname = 'organization_id' AND segmentby_column_index = 1),
+			(SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression' AND hypertable_schema = 'monitoring')`).Scan(&settings, &policies); err != nil {
+			t.Fatal(err)
+		}
+		if settings != 5 || policies != 5 {
+			t.Errorf("after the key change: compression segmented by organisation on %d hypertables, %d compression policies; want 5 and 5", settings, policies)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,6 +24,22 @@ func TestMigrateUpDownUpOnEmptyDatabase(t *testing.T) {
 		t.Fatalf("up applied %d migrations, want at least 2", len(steps))
 	}
 	latest := steps[len(steps)-1].Version
+	// Rows of two organisations over 8 days, so that every Down runs on
+	// data: with TimescaleDB in chunks, those older than 5 days compressed
+	// (00013's Down decompresses them, 00014's meets compression).
+	{
+		admin, err := pgx.Connect(ctx, db.AdminURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seriesRows(ctx, t, admin, "monitoring", []int64{1, 2}, 8)
+		if storageKind(ctx, t, admin) == "timescaledb" {
+			if n := compressOlderThan(ctx, t, db.OwnerURL, 5*24*time.Hour); n < 5 {
+				t.Fatalf("%d compressed chunks, want at least one per hypertable", n)
+			}
+		}
+		admin.Close(ctx)
+	}
 
 	m, err := postgres.NewMigrator(ctx, db.AdminURL, nil)
 	if err != nil {

@@ -2,6 +2,7 @@ package timeseries_test
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -52,9 +53,23 @@ func TestEnsureDaysCreatesOnlyWhatIsNamed(t *testing.T) {
 	// 399 and 300 days ago (the batch) and 200 days ago: sessions
 	// keep 365 days, so 399 is not created; windows keep 90, so none is.
 	days := []time.Time{today.AddDate(0, 0, -399), today.AddDate(0, 0, -300), today.AddDate(0, 0, -200)}
-	beforeM, beforeF := countPartitions(ctx, t, admin, "monitoring"), countPartitions(ctx, t, admin, "monitoring_fallback")
+	// The store's schema; with TimescaleDB its chunks are TimescaleDB's, so
+	// ensuring there creates nothing and the fallback's (always native)
+	// partitions are checked instead.
+	schema, name, other := timeseries.SchemaStore, "monitoring", "monitoring_fallback"
+	if timescaleDB(ctx, t, admin) {
+		before := countPartitions(ctx, t, admin, "monitoring")
+		if n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions", "active_windows"}, days); err != nil || n != 0 {
+			t.Fatalf("hypertables: created %d partitions, %v; want none (chunks are TimescaleDB's)", n, err)
+		}
+		if after := countPartitions(ctx, t, admin, "monitoring"); !maps.Equal(after, before) {
+			t.Fatalf("hypertables' chunks %v → %v after ensuring days", before, after)
+		}
+		schema, name, other = timeseries.SchemaFallback, "monitoring_fallback", "monitoring"
+	}
+	beforeM, beforeF := countPartitions(ctx, t, admin, name), countPartitions(ctx, t, admin, other)
 	start := time.Now()
-	n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions", "active_windows"}, days)
+	n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions", "active_windows"}, days)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,39 +77,39 @@ func TestEnsureDaysCreatesOnlyWhatIsNamed(t *testing.T) {
 	if n != 2 {
 		t.Errorf("created %d partitions, want 2 (user_sessions 300 and 200 days ago)", n)
 	}
-	afterM, afterF := countPartitions(ctx, t, admin, "monitoring"), countPartitions(ctx, t, admin, "monitoring_fallback")
+	afterM, afterF := countPartitions(ctx, t, admin, name), countPartitions(ctx, t, admin, other)
 	for table, before := range beforeM {
 		want := before
 		if table == "user_sessions" {
 			want += 2
 		}
 		if afterM[table] != want {
-			t.Errorf("monitoring.%s: %d partitions, want %d", table, afterM[table], want)
+			t.Errorf("%s.%s: %d partitions, want %d", name, table, afterM[table], want)
 		}
 	}
 	for table, before := range beforeF {
 		if afterF[table] != before {
-			t.Errorf("monitoring_fallback.%s: %d partitions, want %d (not written, not ensured)", table, afterF[table], before)
+			t.Errorf("%s.%s: %d partitions, want %d (not written, not ensured)", other, table, afterF[table], before)
 		}
 	}
 	// Remembered: dropping one behind its back is not noticed...
-	dropped := "monitoring.user_sessions_p" + days[2].Format("20060102")
+	dropped := name + ".user_sessions_p" + days[2].Format("20060102")
 	if _, err := admin.Exec(ctx, "DROP TABLE "+dropped); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions"}, days[1:]); err != nil || n != 0 {
+	if n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions"}, days[1:]); err != nil || n != 0 {
 		t.Fatalf("second call: %d, %v; want 0 (remembered)", n, err)
 	}
 	// ...until Forget, or until the memory lapses.
-	d.Forget(pool, timeseries.SchemaStore, []string{"user_sessions"}, days[2:])
-	if n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
+	d.Forget(pool, schema, []string{"user_sessions"}, days[2:])
+	if n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
 		t.Fatalf("after Forget: %d, %v; want 1 (the dropped partition again)", n, err)
 	}
 	if _, err := admin.Exec(ctx, "DROP TABLE "+dropped); err != nil {
 		t.Fatal(err)
 	}
 	clock = clock.Add(2 * time.Minute)
-	if n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
+	if n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
 		t.Fatalf("after the memory lapsed: %d, %v; want 1", n, err)
 	}
 	// The fallback schema on its own.

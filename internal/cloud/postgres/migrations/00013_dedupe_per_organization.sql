@@ -19,7 +19,12 @@
 -- after 7 days). On a large store this decompresses up to every chunk older
 -- than 7 days inside the migration's transaction: plan the time and disk.
 -- The TimescaleDB path could not be run where this was written (no
--- TimescaleDB there); the native-partition path is tested.
+-- TimescaleDB there); the native-partition path is tested. Issue 12 ran it
+-- on TimescaleDB 2.28.3: decompress_chunk's flag is if_compressed (the
+-- call named if_not_compressed, compress_chunk's, and failed as soon as a
+-- hypertable had a chunk); corrected in both directions, which changes
+-- nothing for native partitions (TestMigrateUpDownUpOnEmptyDatabase and
+-- TestSeriesKeyIncludesOrganisation run both on compressed chunks).
 -- The constraint is looked up by kind in pg_constraint rather than by name.
 -- The (organization_id, datetime DESC) indexes stay as they are.
 
@@ -39,7 +44,7 @@ BEGIN
             IF hyper THEN
                 PERFORM remove_compression_policy(format('monitoring.%I', t)::regclass, if_exists => true);
                 FOR chunk IN SELECT show_chunks(format('monitoring.%I', t)::regclass) LOOP
-                    PERFORM decompress_chunk(chunk, if_not_compressed => true);
+                    PERFORM decompress_chunk(chunk, if_compressed => true);
                 END LOOP;
                 EXECUTE format('ALTER TABLE monitoring.%I SET (timescaledb.compress = false)', t);
             END IF;
@@ -86,7 +91,7 @@ BEGIN
             IF hyper THEN
                 PERFORM remove_compression_policy(format('monitoring.%I', t)::regclass, if_exists => true);
                 FOR chunk IN SELECT show_chunks(format('monitoring.%I', t)::regclass) LOOP
-                    PERFORM decompress_chunk(chunk, if_not_compressed => true);
+                    PERFORM decompress_chunk(chunk, if_compressed => true);
                 END LOOP;
                 EXECUTE format('ALTER TABLE monitoring.%I SET (timescaledb.compress = false)', t);
             END IF;

@@ -872,7 +872,13 @@ BEGIN
             EXECUTE format('DROP TRIGGER IF EXISTS check_insert_organization ON %I.%I', s, t);
             EXECUTE format('DROP POLICY IF EXISTS tenant_insert ON %I.%I', s, t);
             EXECUTE format('DROP POLICY IF EXISTS tenant_returning ON %I.%I', s, t);
-            EXECUTE format('ALTER TABLE %I.%I DISABLE ROW LEVEL SECURITY', s, t);
+            -- Only where Up enabled it: TimescaleDB refuses DISABLE ROW LEVEL
+            -- SECURITY on a hypertable with compression, which has the
+            -- trigger instead (this Down never ran on TimescaleDB before
+            -- issue 12, which corrected it).
+            IF (SELECT relrowsecurity FROM pg_class WHERE oid = format('%I.%I', s, t)::regclass) THEN
+                EXECUTE format('ALTER TABLE %I.%I DISABLE ROW LEVEL SECURITY', s, t);
+            END IF;
         END LOOP;
     END LOOP;
 END $$;
