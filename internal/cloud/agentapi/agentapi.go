@@ -208,6 +208,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 			return fmt.Errorf("TIMESCALE_URL: %w", err)
 		}
 		defer tsPool.Close()
+		// TimescaleDB's jobs run in the store (watched from the next run on,
+		// so that a store that is down does not stop the start).
+		maint.WatchJobsIn(tsPool)
 	}
 	store := timeseries.NewStore(timeseries.StoreConfig{Main: db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: reg})
 	ing, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})
