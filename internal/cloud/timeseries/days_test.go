@@ -46,15 +46,23 @@ func TestEnsureDaysCreatesOnlyWhatIsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
+	// Under TimescaleDB the store's tables are hypertables (chunks are the
+	// extension's work: ensuring is a no-op, TestTimescaleDBLayout): the
+	// same checks then run on the fallback's partitions, against an
+	// untouched store.
+	schema, other := timeseries.SchemaStore, timeseries.SchemaFallback
+	if storageKind(ctx, t, admin) == "timescaledb" {
+		schema, other = other, schema
+	}
 	clock := time.Now()
 	d := timeseries.NewDays(time.Minute, func() time.Time { return clock })
 	today := timeseries.DayOf(time.Now())
 	// 399 and 300 days ago (the batch) and 200 days ago: sessions
 	// keep 365 days, so 399 is not created; windows keep 90, so none is.
 	days := []time.Time{today.AddDate(0, 0, -399), today.AddDate(0, 0, -300), today.AddDate(0, 0, -200)}
-	beforeM, beforeF := countPartitions(ctx, t, admin, "monitoring"), countPartitions(ctx, t, admin, "monitoring_fallback")
+	beforeM, beforeF := countPartitions(ctx, t, admin, schema), countPartitions(ctx, t, admin, other)
 	start := time.Now()
-	n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions", "active_windows"}, days)
+	n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions", "active_windows"}, days)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,39 +70,39 @@ func TestEnsureDaysCreatesOnlyWhatIsNamed(t *testing.T) {
 	if n != 2 {
 		t.Errorf("created %d partitions, want 2 (user_sessions 300 and 200 days ago)", n)
 	}
-	afterM, afterF := countPartitions(ctx, t, admin, "monitoring"), countPartitions(ctx, t, admin, "monitoring_fallback")
+	afterM, afterF := countPartitions(ctx, t, admin, schema), countPartitions(ctx, t, admin, other)
 	for table, before := range beforeM {
 		want := before
 		if table == "user_sessions" {
 			want += 2
 		}
 		if afterM[table] != want {
-			t.Errorf("monitoring.%s: %d partitions, want %d", table, afterM[table], want)
+			t.Errorf("%s.%s: %d partitions, want %d", schema, table, afterM[table], want)
 		}
 	}
 	for table, before := range beforeF {
 		if afterF[table] != before {
-			t.Errorf("monitoring_fallback.%s: %d partitions, want %d (not written, not ensured)", table, afterF[table], before)
+			t.Errorf("%s.%s: %d partitions, want %d (not written, not ensured)", other, table, afterF[table], before)
 		}
 	}
 	// Remembered: dropping one behind its back is not noticed...
-	dropped := "monitoring.user_sessions_p" + days[2].Format("20060102")
+	dropped := schema + ".user_sessions_p" + days[2].Format("20060102")
 	if _, err := admin.Exec(ctx, "DROP TABLE "+dropped); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions"}, days[1:]); err != nil || n != 0 {
+	if n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions"}, days[1:]); err != nil || n != 0 {
 		t.Fatalf("second call: %d, %v; want 0 (remembered)", n, err)
 	}
 	// ...until Forget, or until the memory lapses.
-	d.Forget(pool, timeseries.SchemaStore, []string{"user_sessions"}, days[2:])
-	if n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
+	d.Forget(pool, schema, []string{"user_sessions"}, days[2:])
+	if n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
 		t.Fatalf("after Forget: %d, %v; want 1 (the dropped partition again)", n, err)
 	}
 	if _, err := admin.Exec(ctx, "DROP TABLE "+dropped); err != nil {
 		t.Fatal(err)
 	}
 	clock = clock.Add(2 * time.Minute)
-	if n, err := d.EnsureDays(ctx, pool, timeseries.SchemaStore, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
+	if n, err := d.EnsureDays(ctx, pool, schema, []string{"user_sessions"}, days[1:]); err != nil || n != 1 {
 		t.Fatalf("after the memory lapsed: %d, %v; want 1", n, err)
 	}
 	// The fallback schema on its own.
