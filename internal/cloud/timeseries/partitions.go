@@ -57,13 +57,26 @@ type Result struct {
 	Policies []PolicyRun
 }
 
-// RunOnce ensures the partitions around the database server's today exist
-// and drops expired ones. The database clamps both (at most 3 days ahead,
-// never before retention, a bounded number per call) and measures
-// retention from its own clock: the ingest role chooses no time. Under
-// TimescaleDB it then runs the retention and compression policies whose
-// jobs are failing or overdue (bounded per call as well).
+// RunOnce runs RunPartitions and then, under TimescaleDB, the retention and
+// compression policies whose jobs are failing or overdue (bounded per call
+// as well), and refreshes the jobs' health metrics.
 func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
+	res, err := m.RunPartitions(ctx)
+	if err != nil {
+		return res, err
+	}
+	if res.Policies, err = m.jobs.run(ctx); err != nil {
+		m.errors.Inc()
+		return res, err
+	}
+	return res, nil
+}
+
+// RunPartitions ensures the partitions around the database server's today
+// exist and drops expired ones. The database clamps both (at most 3 days
+// ahead, never before retention, a bounded number per call) and measures
+// retention from its own clock: the ingest role chooses no time.
+func (m *Maintainer) RunPartitions(ctx context.Context) (Result, error) {
 	var res Result
 	if err := m.db.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions($1, $2)`, m.behind, m.ahead).Scan(&res.Created); err != nil {
 		m.errors.Inc()
@@ -81,10 +94,6 @@ func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
 	m.dropped.Add(float64(len(res.Dropped)))
 	if res.Created > 0 || len(res.Dropped) > 0 {
 		m.logger.InfoContext(ctx, "partition maintenance", "created", res.Created, "dropped", len(res.Dropped))
-	}
-	if res.Policies, err = m.jobs.run(ctx); err != nil {
-		m.errors.Inc()
-		return res, err
 	}
 	return res, nil
 }
