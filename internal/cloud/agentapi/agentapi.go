@@ -197,7 +197,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	defer db.Close()
 	reg := service.NewRegistry()
 	maint := timeseries.NewMaintainer(db, logger, reg, 8, 3)
-	if _, err := maint.RunOnce(ctx); err != nil {
+	// The partitions before serving; the TimescaleDB policies (compression
+	// can take minutes) in the background maintenance below.
+	if _, err := maint.RunPartitions(ctx); err != nil {
 		return err
 	}
 	tsPool := db
@@ -208,6 +210,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 			return fmt.Errorf("TIMESCALE_URL: %w", err)
 		}
 		defer tsPool.Close()
+		// TimescaleDB's jobs run in the store.
+		maint.WatchJobsIn(tsPool)
 	}
 	store := timeseries.NewStore(timeseries.StoreConfig{Main: db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: reg})
 	ing, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})

@@ -322,6 +322,10 @@ var runtimePrivileges = []string{
 	"staff_ingest table public.policy_distributions SELECT",
 	"staff_ingest table public.policy_distributions UPDATE",
 	"staff_ingest table public.policy_versions SELECT",
+	// 00018: TimescaleDB job health and the bounded policy functions
+	"staff_ingest function monitoring.apply_compression(text) EXECUTE",
+	"staff_ingest function monitoring.apply_retention(text) EXECUTE",
+	"staff_ingest function monitoring.job_health() EXECUTE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every

@@ -4,7 +4,10 @@
 // the table's retention; Maintainer does both, through SECURITY DEFINER
 // functions owned by the schema owner so that the ingest role never owns or
 // addresses a partition. Under TimescaleDB the same calls are no-ops (chunks
-// and retention policies are the extension's work).
+// and retention policies are the extension's work), and Maintainer watches
+// the extension's jobs instead: it exports their health as metrics and does
+// the work of the retention and compression policies whose jobs are failing
+// or overdue itself (jobs.go).
 package timeseries
 
 import (
@@ -27,6 +30,7 @@ type Maintainer struct {
 	created prometheus.Counter
 	dropped prometheus.Counter
 	errors  prometheus.Counter
+	jobs    *jobWatcher
 }
 
 // NewMaintainer returns a Maintainer using db (the ingest role). It covers
@@ -41,6 +45,7 @@ func NewMaintainer(db *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registe
 		errors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "timeseries_maintenance_errors_total", Help: "Failed partition maintenance runs."}),
 	}
 	reg.MustRegister(m.created, m.dropped, m.errors)
+	m.jobs = newJobWatcher(db, logger, reg)
 	return m
 }
 
@@ -48,13 +53,30 @@ func NewMaintainer(db *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registe
 type Result struct {
 	Created int
 	Dropped []string
+	// Policies are the TimescaleDB policies run in place of the scheduler.
+	Policies []PolicyRun
 }
 
-// RunOnce ensures the partitions around the database server's today exist
-// and drops expired ones. The database clamps both (at most 3 days ahead,
-// never before retention, a bounded number per call) and measures
-// retention from its own clock: the ingest role chooses no time.
+// RunOnce runs RunPartitions and then, under TimescaleDB, the retention and
+// compression policies whose jobs are failing or overdue (bounded per call
+// as well), and refreshes the jobs' health metrics.
 func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
+	res, err := m.RunPartitions(ctx)
+	if err != nil {
+		return res, err
+	}
+	if res.Policies, err = m.jobs.run(ctx); err != nil {
+		m.errors.Inc()
+		return res, err
+	}
+	return res, nil
+}
+
+// RunPartitions ensures the partitions around the database server's today
+// exist and drops expired ones. The database clamps both (at most 3 days
+// ahead, never before retention, a bounded number per call) and measures
+// retention from its own clock: the ingest role chooses no time.
+func (m *Maintainer) RunPartitions(ctx context.Context) (Result, error) {
 	var res Result
 	if err := m.db.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions($1, $2)`, m.behind, m.ahead).Scan(&res.Created); err != nil {
 		m.errors.Inc()
