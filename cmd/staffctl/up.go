@@ -36,20 +36,27 @@ const demoSlug = "demo"
 // throwaway cluster unless DATABASE_URL is set), the migrations, the Agent
 // API and the Dashboard API, a demo organisation, an Agent Gateway
 // provisioned into it and simulated agents feeding the gateway; it prints
-// where everything listens and stops cleanly when ctx ends (Ctrl-C).
+// where everything listens and stops cleanly when ctx ends (Ctrl-C). With
+// --timescale-url the time series go to that separate database (migrated
+// here, checked and said to be TimescaleDB or native partitions), and the
+// main database keeps the fallback.
 func runUp(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("staffctl up", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	agentAddr := fs.String("agent-addr", ":3001", "Agent API listen address")
 	dashAddr := fs.String("dashboard-addr", ":3000", "Dashboard API listen address")
 	dbURL := fs.String("database-url", "", "administrator's PostgreSQL URL (default: $DATABASE_URL; empty: a throwaway cluster)")
+	tsURL := fs.String("timescale-url", "", "administrator's URL of a separate time-series database (TimescaleDB): migrated, given the tenant\n"+
+		"context key and used by the Agent API as its TIMESCALE_URL (as staff_ingest, or $TIMESCALE_URL when set);\n"+
+		"the main database keeps the fallback. Empty: the time series live in the main database")
 	logLevel := fs.String("log-level", "warn", "log level of the services: debug, info, warn or error")
 	gwAddr := fs.String("gateway-addr", ":3003", "Agent Gateway listen address for agents (empty: no gateway)")
 	agents := fs.Int("agents", 3, "simulated desktop agents sending to the gateway (0: none)")
 	agentRate := fs.Float64("agent-rate", 2, "events per second per simulated agent")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: staffctl up [flags]\n\nRuns PostgreSQL (a throwaway cluster unless --database-url/DATABASE_URL is given),\n"+
-			"applies the migrations, starts the Agent API and the Dashboard API, creates a demo organisation,\n"+
+			"applies the migrations (to the separate time-series database too, with --timescale-url),\n"+
+			"starts the Agent API and the Dashboard API, creates a demo organisation,\n"+
 			"runs an Agent Gateway provisioned into it with simulated agents feeding it, prints where\n"+
 			"everything listens and runs until Ctrl-C.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -62,6 +69,9 @@ func runUp(ctx context.Context, e env, args []string) error {
 		return usagef("--log-level: %v", err)
 	}
 	logger := service.NewLogger(e.stderr, level, "staffctl-up")
+	if *tsURL == "" && e.getenv("TIMESCALE_URL") != "" {
+		return usagef("TIMESCALE_URL is set but --timescale-url is not: up migrates the separate time-series database and needs its administrator's URL (--timescale-url); TIMESCALE_URL then names the ingest role's URL on it")
+	}
 
 	admin := *dbURL
 	if admin == "" {
@@ -81,6 +91,13 @@ func runUp(ctx context.Context, e env, args []string) error {
 		admin = cluster.URL("staffcontrol")
 		pgNote = " (throwaway cluster, removed on exit)"
 	}
+	if *tsURL != "" {
+		if same, err := sameDatabase(admin, *tsURL); err != nil {
+			return err
+		} else if same {
+			return usagef("--timescale-url names the main database: the separate time-series store must be another database (leave --timescale-url empty to keep the time series in the main one)")
+		}
+	}
 	steps, err := postgres.MigrateUp(ctx, admin, logger)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -95,6 +112,26 @@ func runUp(ctx context.Context, e env, args []string) error {
 	}
 	if err := postgres.InstallContextKey(ctx, admin, contextKey); err != nil {
 		return err
+	}
+	// Where the time series live, and whether they are TimescaleDB: said
+	// at start, so that nobody mistakes native partitions for hypertables.
+	tsLine := ""
+	var store timescaleStore
+	if *tsURL != "" {
+		if store, err = prepareTimescaleStore(ctx, *tsURL, e.getenv("TIMESCALE_URL"), contextKey); err != nil {
+			return err
+		}
+		tsLine = fmt.Sprintf("%s (separate store; the fallback in the main database): %s", redacted(store.adminURL), store.info)
+	} else {
+		info, err := describeStore(ctx, admin)
+		if err != nil {
+			return err
+		}
+		tsLine = fmt.Sprintf("in the main database: %s", info)
+	}
+	fmt.Fprintf(e.stdout, "time series: %s\n", tsLine)
+	if store.adminURL != "" && store.info.Kind != kindTimescale {
+		logger.WarnContext(ctx, "the separate time-series database is not TimescaleDB", "why", store.info.Why)
 	}
 
 	ingestURL, dashURL := e.getenv("AGENT_API_DATABASE_URL"), e.getenv("DASHBOARD_DATABASE_URL")
@@ -147,7 +184,7 @@ func runUp(ctx context.Context, e env, args []string) error {
 		files = dir
 	}
 	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
-		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files}, l, ready)
+		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files, TimescaleURL: store.ingestURL}, l, ready)
 	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, ContextKey: contextKey, LogLevel: level})
 	start("dashboard-api", dashboard.Run, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
 
@@ -188,12 +225,13 @@ func runUp(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(e.stdout, `
 Staff Control is up.
   PostgreSQL      %s%s
+  Time series     %s
   Agent API       http://%s   (GET /health, /health/ready, /metrics)
   Dashboard API   http://%s   (GET /health, /health/ready, /metrics)
 %s  Demo organisation %d (slug %q)
 %s
 Press Ctrl-C to stop.
-`, redacted(admin), pgNote, hostPort(addrs["agent-api"]), hostPort(addrs["dashboard-api"]), gwLine, demo.orgID, demoSlug, demo.notes)
+`, redacted(admin), pgNote, tsLine, hostPort(addrs["agent-api"]), hostPort(addrs["dashboard-api"]), gwLine, demo.orgID, demoSlug, demo.notes)
 
 	<-ctx.Done()
 	fmt.Fprintln(e.stdout, "stopping…")
