@@ -210,8 +210,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 			return fmt.Errorf("TIMESCALE_URL: %w", err)
 		}
 		defer tsPool.Close()
-		// TimescaleDB's jobs run in the store.
-		maint.WatchJobsIn(tsPool)
+		// The store's partitions and TimescaleDB jobs are maintained too.
+		maint.UseStore(tsPool)
 	}
 	store := timeseries.NewStore(timeseries.StoreConfig{Main: db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: reg})
 	ing, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})

@@ -28,4 +28,3 @@ func decode(content []byte) (any, error) {
 	}
 	return v, nil
 }
-

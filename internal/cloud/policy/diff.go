@@ -83,4 +83,3 @@ func kind(v any) string {
 	}
 	return "null"
 }
-

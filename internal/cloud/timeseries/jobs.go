@@ -224,10 +224,13 @@ func (m *Maintainer) JobHealth(ctx context.Context) ([]JobHealth, error) {
 	return m.jobs.health(ctx)
 }
 
-// WatchJobsIn makes the maintainer read and run the TimescaleDB jobs of db,
-// a separate time-series store (TIMESCALE_URL), instead of those of the
-// main database.
-func (m *Maintainer) WatchJobsIn(db *pgxpool.Pool) {
+// UseStore tells the maintainer that the time series live in db, a separate
+// time-series store (TIMESCALE_URL): RunOnce maintains its partitions too
+// (native partitions there are created ahead and dropped by retention like
+// the main database's), and reads and runs its TimescaleDB jobs instead of
+// those of the main database.
+func (m *Maintainer) UseStore(db *pgxpool.Pool) {
+	m.store = db
 	m.jobs.mu.Lock()
 	m.jobs.db = db
 	m.jobs.mu.Unlock()

@@ -12,6 +12,7 @@ package timeseries
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -31,6 +32,9 @@ type Maintainer struct {
 	dropped prometheus.Counter
 	errors  prometheus.Counter
 	jobs    *jobWatcher
+	// store is a separate time-series database (TIMESCALE_URL), whose
+	// partitions RunOnce maintains too; nil when the series live in db.
+	store *pgxpool.Pool
 }
 
 // NewMaintainer returns a Maintainer using db (the ingest role). It covers
@@ -60,16 +64,30 @@ type Result struct {
 // RunOnce runs RunPartitions and then, under TimescaleDB, the retention and
 // compression policies whose jobs are failing or overdue (bounded per call
 // as well), and refreshes the jobs' health metrics.
+//
+// With a separate store (UseStore) the store's partitions are maintained
+// as well — after the main database's, so that a store that is down (the
+// Agent API then writes to the fallback) delays nothing else; its failure
+// is returned after the jobs have run.
 func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
 	res, err := m.RunPartitions(ctx)
 	if err != nil {
 		return res, err
 	}
+	var storeErr error
+	if m.store != nil {
+		sr, err := m.partitionsIn(ctx, m.store)
+		res.Created += sr.Created
+		res.Dropped = append(res.Dropped, sr.Dropped...)
+		if err != nil {
+			storeErr = fmt.Errorf("time-series store: %w", err)
+		}
+	}
 	if res.Policies, err = m.jobs.run(ctx); err != nil {
 		m.errors.Inc()
-		return res, err
+		return res, errors.Join(err, storeErr)
 	}
-	return res, nil
+	return res, storeErr
 }
 
 // RunPartitions ensures the partitions around the database server's today
@@ -77,12 +95,17 @@ func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
 // ahead, never before retention, a bounded number per call) and measures
 // retention from its own clock: the ingest role chooses no time.
 func (m *Maintainer) RunPartitions(ctx context.Context) (Result, error) {
+	return m.partitionsIn(ctx, m.db)
+}
+
+// partitionsIn does RunPartitions' work in db.
+func (m *Maintainer) partitionsIn(ctx context.Context, db *pgxpool.Pool) (Result, error) {
 	var res Result
-	if err := m.db.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions($1, $2)`, m.behind, m.ahead).Scan(&res.Created); err != nil {
+	if err := db.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions($1, $2)`, m.behind, m.ahead).Scan(&res.Created); err != nil {
 		m.errors.Inc()
 		return res, fmt.Errorf("timeseries: ensure partitions (%d days behind, %d ahead): %w", m.behind, m.ahead, err)
 	}
-	rows, err := m.db.Query(ctx, `SELECT monitoring.drop_expired_partitions()`)
+	rows, err := db.Query(ctx, `SELECT monitoring.drop_expired_partitions()`)
 	if err == nil {
 		res.Dropped, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}

@@ -226,3 +226,54 @@ func TestIngestRoleCannotAbusePartitionMaintenance(t *testing.T) {
 		t.Fatalf("after the drop: partitions %d → %d, rows %d → %d; want both organisations' data kept", parts1, parts, rows0, rows)
 	}
 }
+
+// TestMaintainerKeepsASeparateStoresPartitions: with a separate time-series
+// store (TIMESCALE_URL) the store's native partitions are created ahead and
+// dropped by retention too — before, only the main database's were, and an
+// expired day of the store stayed for ever. A store that is down fails the
+// run only after the main database's work is done. (On a TimescaleDB store
+// its retention is its jobs', checked in jobs_test.go.)
+func TestMaintainerKeepsASeparateStoresPartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mainDB, storeDB := pg.NewDatabase(t), pg.NewDatabase(t)
+	mainPool := pg.Pool(t, mainDB.IngestURL, 2)
+	storePool := pg.Pool(t, storeDB.IngestURL, 2)
+	storeAdmin, err := pgx.Connect(ctx, storeDB.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer storeAdmin.Close(ctx)
+	if timescaleDB(ctx, t, storeAdmin) {
+		t.Skip("the store's series are TimescaleDB hypertables here: their retention is the jobs' (jobs_test.go); this test is about a native-partition store")
+	}
+	base := time.Now().UTC()
+	old := "active_windows_p" + base.AddDate(0, 0, -100).Format("20060102")
+	ahead := "active_windows_p" + base.AddDate(0, 0, 3).Format("20060102")
+	if _, err := storeAdmin.Exec(ctx, `SELECT monitoring.ensure_partitions(current_date - 100, current_date - 100)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storeAdmin.Exec(ctx, `DROP TABLE monitoring.`+ahead); err != nil {
+		t.Fatal(err)
+	}
+	m := timeseries.NewMaintainer(mainPool, logtest.New(t), prometheus.NewRegistry(), 8, 3)
+	m.UseStore(storePool)
+	res, err := m.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Dropped, ","), "monitoring."+old) {
+		t.Errorf("the store's expired %s was not dropped (dropped: %v)", old, res.Dropped)
+	}
+	aw := partitions(ctx, t, storeAdmin, "monitoring", "active_windows")
+	if len(aw) != 12 || aw[len(aw)-1] != ahead {
+		t.Errorf("the store's monitoring.active_windows has partitions %v, want the 12 of today - 8 .. today + 3", aw)
+	}
+
+	// The store goes away: the main database's maintenance still runs, and
+	// the run reports the store.
+	storePool.Close()
+	if _, err := m.RunOnce(ctx); err == nil || !strings.Contains(err.Error(), "time-series store") {
+		t.Fatalf("RunOnce with the store down: %v, want an error naming the time-series store", err)
+	}
+}
