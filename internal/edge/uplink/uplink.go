@@ -307,7 +307,7 @@ func (u *Uplink) worker(ctx context.Context, s buffer.Stream, st *streamState) {
 		bt, wait, err := u.next(ctx, s, st, backlog)
 		if err != nil {
 			u.fail(s, err)
-			u.sleep(ctx, u.delay(&attempt, 0))
+			backoff.Sleep(ctx, u.delay(&attempt, 0))
 			continue
 		}
 		if bt == nil {
@@ -338,7 +338,7 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 			// The rows stay claimed; the batch is resent under its token
 			// and the server answers from its idempotency store.
 			u.fail(s, err)
-			u.sleep(ctx, u.delay(attempt, 0))
+			backoff.Sleep(ctx, u.delay(attempt, 0))
 			return
 		}
 		u.succeeded(s, bt)
@@ -364,7 +364,7 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 			// The cloud refuses this event for good: set it aside.
 			if rerr := u.buf.DeadLetter(ctx, bt, protocol.DropRejected, err.Error()); rerr != nil {
 				u.fail(s, rerr)
-				u.sleep(ctx, u.delay(attempt, 0))
+				backoff.Sleep(ctx, u.delay(attempt, 0))
 			}
 			return
 		}
@@ -376,14 +376,14 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 		u.log.Warn("cloud refused a batch; halving", "stream", s, "events", len(bt.Events), "next_limit", limit, "err", err)
 		if _, rerr := u.buf.Reissue(ctx, bt, max(1, len(bt.Events)/2)); rerr != nil {
 			u.fail(s, rerr)
-			u.sleep(ctx, u.delay(attempt, 0))
+			backoff.Sleep(ctx, u.delay(attempt, 0))
 		}
 	case outReform:
 		u.m.retries.WithLabelValues(string(s), "reform").Inc()
 		u.log.Warn("idempotency key mismatch; re-forming the batch", "stream", s, "batch", bt.Token)
 		if _, rerr := u.buf.Reissue(ctx, bt, len(bt.Events)); rerr != nil {
 			u.fail(s, rerr)
-			u.sleep(ctx, u.delay(attempt, 0))
+			backoff.Sleep(ctx, u.delay(attempt, 0))
 		}
 	case outUnauthorized:
 		u.fail(s, err)
@@ -393,7 +393,7 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 				"stream", s, "retry_in", u.opts.AuthRetryInterval.String(), "err", err)
 		}
 		_ = u.buf.RecordFailure(ctx, bt, err.Error())
-		u.sleep(ctx, u.opts.AuthRetryInterval)
+		backoff.Sleep(ctx, u.opts.AuthRetryInterval)
 	case outServerError:
 		if u.isolate(ctx, s, bt, err) {
 			return
@@ -415,7 +415,7 @@ func (u *Uplink) retryLater(ctx context.Context, s buffer.Stream, bt *buffer.Bat
 	u.setBackoff(s, d)
 	u.log.Warn("upload failed; retrying", "stream", s, "batch", bt.Token, "attempt", bt.Attempts,
 		"retry_in", d.String(), "err", err)
-	u.sleep(ctx, d)
+	backoff.Sleep(ctx, d)
 }
 
 // maxTracked bounds the failure history kept in memory (a batch's history
@@ -547,18 +547,6 @@ func (u *Uplink) wait(ctx context.Context, s buffer.Stream, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	case <-u.buf.Notify(s):
-	}
-}
-
-func (u *Uplink) sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 
