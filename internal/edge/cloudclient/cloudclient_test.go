@@ -251,10 +251,10 @@ func TestRequestBuilding(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil || got != req || r.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("JSON body %q (%v), type %q", body, err, r.Header.Get("Content-Type"))
 	}
-	if _, ok := r.Header[protocol.HeaderAPIKey]; ok {
+	if len(r.Header.Values(protocol.HeaderAPIKey)) != 0 {
 		t.Fatal("an API key header without a key")
 	}
-	if _, ok := r.Header[protocol.HeaderGatewayID]; ok {
+	if len(r.Header.Values(protocol.HeaderGatewayID)) != 0 {
 		t.Fatal("a gateway id header without a gateway id")
 	}
 	if r.ContentLength != int64(len(body)) {
