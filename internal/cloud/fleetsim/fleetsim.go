@@ -10,8 +10,8 @@
 // gateway costs one goroutine (the reader, which also runs the commands in
 // order), a timer for heartbeats and small socket buffers; writes share a
 // buffer pool, and policy fetches share one HTTP transport with a bounded
-// number of connections. It imports only the protocol package: it is a
-// client of the cloud, not part of it.
+// number of connections. It imports only the protocol package and the
+// backoff leaf: it is a client of the cloud, not part of it.
 package fleetsim
 
 import (
@@ -23,7 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,6 +32,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -214,6 +215,7 @@ var errAuth = errors.New("fleetsim: the cloud refused the gateway's API key")
 
 // keep runs one gateway's sessions, reconnecting with full-jitter backoff.
 func (f *Fleet) keep(ctx context.Context, g *gateway) {
+	pace := backoff.Policy{Initial: f.opts.BackoffInitial, Max: f.opts.BackoffMax}
 	failures := 0
 	for ctx.Err() == nil {
 		welcomed, err := f.session(ctx, g)
@@ -224,20 +226,15 @@ func (f *Fleet) keep(ctx context.Context, g *gateway) {
 			failures = 0
 		}
 		failures++
-		d := min(f.opts.BackoffMax, f.opts.BackoffInitial<<min(failures-1, 16))
+		wait := pace.Delay(failures - 1)
 		if errors.Is(err, errAuth) {
-			d = f.opts.BackoffMax
+			wait = backoff.Jitter(pace.Cap(math.MaxInt))
 		}
-		wait := time.Duration(rand.Int64N(int64(d)) + 1)
 		if failures == 4 { // once per streak of failures
 			f.opts.Logger.WarnContext(ctx, "fleetsim: gateway keeps failing", "gateway", g.ID, "failures", failures, "err", err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }

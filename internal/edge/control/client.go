@@ -1,5 +1,5 @@
 // Package control is the gateway's end of the control channel: a WebSocket
-// to the Agent API that reconnects with backoff and jitter, sends heartbeats,
+// to the Agent API that reconnects with full-jitter backoff, sends heartbeats,
 // receives commands, runs each through the executor and acknowledges it in
 // two phases; and, after repeated WebSocket failures, the REST long-poll
 // fallback. Reconnects are paced with random delays so that a cloud restart
@@ -7,14 +7,13 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"math"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/staffcontrol/staffcontrol/internal/backoff"
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -39,7 +40,8 @@ type Options struct {
 	Heartbeat func() protocol.Heartbeat
 	// Execute runs a command (at most once per id) and returns its outcome.
 	Execute func(context.Context, protocol.Command) (json.RawMessage, error)
-	// BackoffInitial and BackoffMax bound reconnect delays (1 s, 60 s).
+	// BackoffInitial and BackoffMax are the backoff.Policy of reconnects
+	// and of REST polls after a failure (1 s, 60 s; full jitter).
 	BackoffInitial, BackoffMax time.Duration
 	// FallbackAfter is how many WebSocket failures in a row switch to the
 	// REST long-poll for FallbackFor (5, 5 min).
@@ -52,7 +54,13 @@ type Options struct {
 
 // Client is the control-channel client.
 type Client struct {
-	opts      Options
+	opts Options
+	// pace spaces reconnects and REST polls after failures.
+	pace backoff.Policy
+	// rest is the cloud client of the REST fallback (long-polls: a longer
+	// timeout than the gateway's other requests) and of the WebSocket
+	// dial's headers.
+	rest      *cloudclient.Client
 	connected atomic.Bool
 	mode      atomic.Value // "websocket", "rest", "disconnected"
 	commands  atomic.Int64
@@ -75,7 +83,8 @@ func New(opts Options) *Client {
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = 30 * time.Second
 	}
-	c := &Client{opts: opts}
+	c := &Client{opts: opts, pace: backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax},
+		rest: cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: cloudclient.HTTPClient(opts.TLS, restTimeout)})}
 	c.mode.Store("disconnected")
 	return c
 }
@@ -88,6 +97,10 @@ func (c *Client) Mode() string { return c.mode.Load().(string) }
 
 // Commands is how many commands were handled.
 func (c *Client) Commands() int64 { return c.commands.Load() }
+
+// restTimeout bounds one REST request: a long-poll waits up to 30 s for
+// commands.
+const restTimeout = 70 * time.Second
 
 // errAuth is a refusal of the gateway's credentials.
 var errAuth = errors.New("control: the cloud refused this gateway's API key")
@@ -114,18 +127,14 @@ func (c *Client) Run(ctx context.Context) {
 			failures = 0 // a session that lasted was a success
 		}
 		failures++
-		// Full jitter: a random delay up to the capped exponential backoff,
-		// so that gateways dropped together come back spread out.
-		d := min(c.opts.BackoffMax, c.opts.BackoffInitial<<min(failures-1, 16))
+		// Full jitter, so that gateways dropped together come back spread
+		// out; a refused key waits up to the longest delay.
+		wait := c.pace.Delay(failures - 1)
 		if errors.Is(err, errAuth) {
-			d = c.opts.BackoffMax
+			wait = backoff.Jitter(c.pace.Cap(math.MaxInt))
 		}
-		wait := time.Duration(rand.Int64N(int64(d)) + 1)
 		c.opts.Logger.InfoContext(ctx, "control: disconnected; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		backoff.Sleep(ctx, wait)
 	}
 }
 
@@ -145,9 +154,9 @@ func (c *Client) dialer() *websocket.Dialer {
 
 // session runs one WebSocket session until it breaks.
 func (c *Client) session(ctx context.Context) error {
-	ws, resp, err := c.dialer().DialContext(ctx, c.opts.SocketURL, http.Header{protocol.HeaderAPIKey: {c.opts.APIKey()}})
+	ws, resp, err := c.dialer().DialContext(ctx, c.opts.SocketURL, c.rest.Header())
 	if err != nil {
-		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		if resp != nil && cloudclient.ResponseError(http.MethodGet, protocol.PathGatewaySocket, resp).Unauthorized() {
 			return errAuth
 		}
 		return fmt.Errorf("control: dial: %w", err)
@@ -281,46 +290,35 @@ func (c *Client) handle(ctx context.Context, cmd protocol.Command, ack func(prot
 	ack(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckCompleted, Result: res})
 }
 
-// pollREST long-polls for commands for a while.
+// pollREST long-polls for commands for a while. A poll that fails (no
+// answer, or a refusal: not served here) is repeated after a backoff delay,
+// or the cloud's Retry-After when longer.
 func (c *Client) pollREST(ctx context.Context, d time.Duration) {
-	client := &http.Client{Timeout: 70 * time.Second, Transport: &http.Transport{TLSClientConfig: c.opts.TLS}}
 	deadline := time.Now().Add(d)
 	post := func(a protocol.CommandAck) {
-		b, _ := json.Marshal(a)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.BaseURL+strings.Replace(protocol.PathGatewayCommandAck, "{id}", a.CommandID, 1), bytes.NewReader(b))
-		req.Header.Set(protocol.HeaderAPIKey, c.opts.APIKey())
-		req.Header.Set("Content-Type", "application/json")
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-		}
+		_, _ = c.rest.Do(ctx, cloudclient.Request{Method: http.MethodPost,
+			Path: strings.Replace(protocol.PathGatewayCommandAck, "{id}", a.CommandID, 1), JSON: a})
 	}
+	failures := 0
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.opts.BaseURL+protocol.PathGatewayCommands+"?wait=30s", nil)
-		req.Header.Set(protocol.HeaderAPIKey, c.opts.APIKey())
-		resp, err := client.Do(req)
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(c.opts.BackoffInitial + time.Duration(rand.Int64N(int64(c.opts.BackoffInitial)))):
-			}
-			continue
-		}
-		if resp.StatusCode != http.StatusOK {
-			// Refused or not served here: wait like after a network error
-			// rather than asking again at once.
-			resp.Body.Close()
-			select {
-			case <-ctx.Done():
-			case <-time.After(c.opts.BackoffInitial + time.Duration(rand.Int64N(int64(c.opts.BackoffInitial)))):
-			}
-			continue
-		}
 		var list protocol.CommandList
-		_ = json.NewDecoder(resp.Body).Decode(&list)
-		resp.Body.Close()
+		err := c.rest.Call(ctx, cloudclient.Request{Path: protocol.PathGatewayCommands + "?wait=30s", MaxAnswer: maxCommandList}, &list)
+		if err != nil {
+			wait := c.pace.Delay(failures)
+			if se := cloudclient.Status(err); se != nil {
+				wait = backoff.Floor(wait, se.RetryAfter, c.pace.Cap(math.MaxInt))
+			}
+			failures++
+			backoff.Sleep(ctx, wait)
+			continue
+		}
+		failures = 0
 		for _, cmd := range list.Commands {
 			post(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckReceived})
 			c.handle(ctx, cmd, post)
 		}
 	}
 }
+
+// maxCommandList bounds a REST answer of pending commands.
+const maxCommandList = 8 << 20

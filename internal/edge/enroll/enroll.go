@@ -5,18 +5,16 @@
 package enroll
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -94,98 +92,31 @@ func Save(path string, c *Credentials) error {
 	return nil
 }
 
-// StatusError is a non-2xx answer from the cloud.
-type StatusError struct {
-	Status int
-	Body   protocol.ErrorResponse
-}
-
-// Error implements error.
-func (e *StatusError) Error() string {
-	msg := e.Body.Message
-	if e.Body.Field != "" {
-		msg = e.Body.Field + ": " + msg
-	}
-	return fmt.Sprintf("cloud answered %d %s: %s", e.Status, http.StatusText(e.Status), msg)
-}
-
-// Permanent reports whether retrying the same request cannot succeed
-// (4xx other than 408, 409 and 429).
-func (e *StatusError) Permanent() bool {
-	return e.Status >= 400 && e.Status < 500 && e.Status != 408 && e.Status != 409 && e.Status != 429
-}
-
-func do(ctx context.Context, client *http.Client, req *http.Request, out any) error {
-	resp, err := client.Do(req.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("enroll: %s %s: %w", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("enroll: read answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		se := &StatusError{Status: resp.StatusCode}
-		_ = json.Unmarshal(body, &se.Body)
-		if se.Body.Message == "" {
-			se.Body.Message = strings.TrimSpace(string(body))
-		}
-		return se
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("enroll: decode answer of %s: %w", req.URL.Path, err)
-	}
-	return nil
-}
-
 // EnrolmentVerifier fetches the verifier of the gateway's organisation's
 // agent enrolment secret ("" when the organisation has none).
-func EnrolmentVerifier(ctx context.Context, client *http.Client, serverURL, apiKey string) (string, error) {
-	hr, err := http.NewRequest(http.MethodGet, strings.TrimRight(serverURL, "/")+protocol.PathGatewayEnrolment, nil)
-	if err != nil {
-		return "", fmt.Errorf("enroll: build enrolment request: %w", err)
-	}
-	hr.Header.Set(protocol.HeaderAPIKey, apiKey)
+func EnrolmentVerifier(ctx context.Context, c *cloudclient.Client) (string, error) {
 	var resp protocol.EnrolmentVerifier
-	if err := do(ctx, client, hr, &resp); err != nil {
-		return "", err
+	if err := c.Call(ctx, cloudclient.Request{Path: protocol.PathGatewayEnrolment}, &resp); err != nil {
+		return "", fmt.Errorf("enroll: %w", err)
 	}
 	return resp.Verifier, nil
 }
 
 // ReportAgent tells the cloud an agent enrolled at this gateway.
-func ReportAgent(ctx context.Context, client *http.Client, serverURL, apiKey string, a protocol.AgentEnrolled) error {
-	body, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("enroll: encode agent report: %w", err)
+func ReportAgent(ctx context.Context, c *cloudclient.Client, a protocol.AgentEnrolled) error {
+	if err := c.Call(ctx, cloudclient.Request{Method: http.MethodPost, Path: protocol.PathGatewayAgents, JSON: a}, nil); err != nil {
+		return fmt.Errorf("enroll: report agent: %w", err)
 	}
-	hr, err := http.NewRequest(http.MethodPost, strings.TrimRight(serverURL, "/")+protocol.PathGatewayAgents, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("enroll: build agent report: %w", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set(protocol.HeaderAPIKey, apiKey)
-	return do(ctx, client, hr, nil)
+	return nil
 }
 
-// Provision exchanges a provisioning token for credentials.
+// Provision exchanges a provisioning token for credentials. It sends no
+// API key: there is none yet.
 func Provision(ctx context.Context, client *http.Client, serverURL string, req protocol.ProvisionRequest) (*Credentials, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("enroll: encode provision request: %w", err)
-	}
-	hr, err := http.NewRequest(http.MethodPost, strings.TrimRight(serverURL, "/")+protocol.PathGatewayProvision, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("enroll: build provision request: %w", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
+	c := cloudclient.New(cloudclient.Options{BaseURL: serverURL, HTTP: client})
 	var resp protocol.ProvisionResponse
-	if err := do(ctx, client, hr, &resp); err != nil {
-		return nil, err
+	if err := c.Call(ctx, cloudclient.Request{Method: http.MethodPost, Path: protocol.PathGatewayProvision, JSON: req}, &resp); err != nil {
+		return nil, fmt.Errorf("enroll: provision: %w", err)
 	}
 	if resp.APIKey == "" || resp.GatewayID == "" {
 		return nil, errors.New("enroll: provisioning answer lacks api_key or gateway_id")
@@ -194,18 +125,12 @@ func Provision(ctx context.Context, client *http.Client, serverURL string, req p
 		ServerURL: serverURL, ProvisionedAt: time.Now().UTC()}, nil
 }
 
-// Ping checks an API key against the cloud.
-func Ping(ctx context.Context, client *http.Client, serverURL, apiKey string) (*protocol.PingResponse, error) {
-	hr, err := http.NewRequest(http.MethodGet, strings.TrimRight(serverURL, "/")+protocol.PathGatewayPing, nil)
-	if err != nil {
-		return nil, fmt.Errorf("enroll: build ping: %w", err)
-	}
-	if apiKey != "" {
-		hr.Header.Set(protocol.HeaderAPIKey, apiKey)
-	}
+// Ping checks the client's API key against the cloud (without a key, the
+// cloud's reachability: it answers 401).
+func Ping(ctx context.Context, c *cloudclient.Client) (*protocol.PingResponse, error) {
 	var resp protocol.PingResponse
-	if err := do(ctx, client, hr, &resp); err != nil {
-		return nil, err
+	if err := c.Call(ctx, cloudclient.Request{Path: protocol.PathGatewayPing}, &resp); err != nil {
+		return nil, fmt.Errorf("enroll: ping: %w", err)
 	}
 	return &resp, nil
 }

@@ -15,16 +15,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver (database/sql name "sqlite")
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -38,11 +40,9 @@ type Policy struct {
 
 // Executor executes commands once.
 type Executor struct {
-	db     *sql.DB
-	dir    string
-	base   string
-	apiKey func() string
-	client *http.Client
+	db    *sql.DB
+	dir   string
+	cloud *cloudclient.Client
 
 	handlers map[string]Handler
 
@@ -94,9 +94,10 @@ func Open(opts Options) (*Executor, error) {
 		return nil, fmt.Errorf("executor: ledger schema: %w", err)
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 30 * time.Second}
+		opts.Client = cloudclient.HTTPClient(nil, 30*time.Second)
 	}
-	e := &Executor{db: db, dir: opts.Dir, base: opts.BaseURL, apiKey: opts.APIKey, client: opts.Client, handlers: map[string]Handler{}}
+	cloud := cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: opts.Client})
+	e := &Executor{db: db, dir: opts.Dir, cloud: cloud, handlers: map[string]Handler{}}
 	for t, h := range opts.Handlers {
 		e.handlers[t] = h
 	}
@@ -187,24 +188,15 @@ func (e *Executor) policyUpdate(ctx context.Context, payload json.RawMessage) (j
 	if err := json.Unmarshal(payload, &pu); err != nil || pu.PolicyID <= 0 || pu.Version == "" || len(pu.Checksum) != 64 {
 		return nil, errors.New("policy_update: payload needs policy_id, version and a 64-character checksum")
 	}
-	u := fmt.Sprintf("%s/v2/gateway/policies/%d?version=%s", e.base, pu.PolicyID, url.QueryEscape(pu.Version))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(protocol.HeaderAPIKey, e.apiKey())
-	resp, err := e.client.Do(req)
+	path := strings.Replace(protocol.PathGatewayPolicy, "{id}", strconv.FormatInt(pu.PolicyID, 10), 1) + "?version=" + url.QueryEscape(pu.Version)
+	ans, err := e.cloud.Do(ctx, cloudclient.Request{Path: path, MaxAnswer: 8 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("policy_update: fetch: %w", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, fmt.Errorf("policy_update: fetch: %w", err)
+	if ans.Status != http.StatusOK {
+		return nil, fmt.Errorf("policy_update: fetch answered %d", ans.Status)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("policy_update: fetch answered %d", resp.StatusCode)
-	}
+	body := ans.Body
 	var doc protocol.PolicyDocument
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("policy_update: bad document: %w", err)

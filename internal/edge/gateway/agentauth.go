@@ -3,11 +3,11 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -27,11 +27,10 @@ var errNotProvisioned = fmt.Errorf("gateway: not provisioned yet: %w", agentauth
 
 // fetchVerifier asks the cloud for the enrolment verifier.
 func (g *Gateway) fetchVerifier(ctx context.Context) (string, error) {
-	k := g.keyring.Load()
-	if k == nil {
+	if g.keyring.Load() == nil {
 		return "", errNotProvisioned
 	}
-	return enroll.EnrolmentVerifier(ctx, g.client, g.cfg.Server.URL, k.APIKey())
+	return enroll.EnrolmentVerifier(ctx, g.cloud)
 }
 
 // syncEnrolment keeps the verifier fresh and reports enrolled agents until
@@ -63,8 +62,7 @@ func (g *Gateway) syncEnrolment(ctx context.Context) {
 
 // reportAgents tells the cloud of agents enrolled since the last report.
 func (g *Gateway) reportAgents(ctx context.Context) {
-	k := g.keyring.Load()
-	if k == nil {
+	if g.keyring.Load() == nil {
 		return
 	}
 	for ctx.Err() == nil {
@@ -74,11 +72,10 @@ func (g *Gateway) reportAgents(ctx context.Context) {
 		}
 		for _, a := range agents {
 			rctx, cancel := context.WithTimeout(ctx, g.cfg.Server.Timeout)
-			err := enroll.ReportAgent(rctx, g.client, g.cfg.Server.URL, k.APIKey(),
+			err := enroll.ReportAgent(rctx, g.cloud,
 				protocol.AgentEnrolled{AgentUID: a.AgentUID, ComputerName: a.ComputerName, EnrolledAt: a.EnrolledAt})
 			cancel()
-			var se *enroll.StatusError
-			if err != nil && !(errors.As(err, &se) && se.Permanent() && se.Status != 401 && se.Status != 403) {
+			if se := cloudclient.Status(err); err != nil && (se == nil || se.Retryable() || se.Unauthorized()) {
 				if ctx.Err() == nil {
 					g.log.Warn("agent enrolment not reported to the cloud; retrying later", "agent_uid", a.AgentUID, "err", err)
 				}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/control"
@@ -89,27 +89,22 @@ func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 			handlers[t] = h
 		}
 	}
-	handlers[protocol.CommandRotateAPIKey] = keyrotate.Handler(k, g.client, strings.TrimRight(cfg.Server.URL, "/"),
-		g.log.With("component", "keyrotate"))
+	handlers[protocol.CommandRotateAPIKey] = keyrotate.Handler(k, g.client, cfg.Server.URL, g.log.With("component", "keyrotate"))
 	handlers[protocol.CommandRestartAgent] = executor.RestartAgentHandler(executor.RestartOptions{
 		Agents: g.col.Agents(), Commands: g.col.AgentCommands(), Timeout: cfg.Control.RestartTimeout})
 	handlers[protocol.CommandReplayDeadLetters] = replayDeadLettersHandler(g.buf)
 	handlers[protocol.CommandRevokeAgent] = executor.RevokeAgentHandler(g.auth.Revoke)
-	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: strings.TrimRight(cfg.Server.URL, "/"),
-		APIKey: k.APIKey, Client: g.client, Handlers: handlers})
+	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: cfg.Server.URL, APIKey: k.APIKey, Client: g.client,
+		Handlers: handlers})
 	if err != nil {
 		return nil, err
 	}
 	g.exec.Store(ex)
-	var tlsCfg *tls.Config
-	if tr, ok := g.client.Transport.(*http.Transport); ok {
-		tlsCfg = tr.TLSClientConfig
-	}
 	c := control.New(control.Options{
 		SocketURL:      SocketURL(cfg),
-		BaseURL:        strings.TrimRight(cfg.Server.URL, "/"),
+		BaseURL:        cfg.Server.URL,
 		APIKey:         k.APIKey,
-		TLS:            tlsCfg,
+		TLS:            cloudclient.TLSConfig(g.client),
 		Heartbeat:      g.heartbeat,
 		Execute:        ex.Execute,
 		BackoffInitial: cfg.Control.BackoffInitial,

@@ -26,8 +26,10 @@ import (
 	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/control"
@@ -47,10 +49,13 @@ type Gateway struct {
 	version string
 	reg     *prometheus.Registry
 
-	buf     *buffer.Buffer
-	auth    *agentauth.Authority
-	col     *collector.Collector
-	client  *http.Client
+	buf    *buffer.Buffer
+	auth   *agentauth.Authority
+	col    *collector.Collector
+	client *http.Client
+	// cloud is the Agent API client of enrolment (the verifier, agent
+	// reports); it reads the keyring's key at each request.
+	cloud   *cloudclient.Client
 	httpSrv *http.Server
 	httpLn  net.Listener
 	// healthSrv and healthLn serve /health* and /metrics when health.listen
@@ -157,6 +162,11 @@ func (g *Gateway) identity() (string, string) {
 	return g.gwID, g.idStat
 }
 
+// tlsFiles names the TLS files of the client towards the cloud (server.*).
+func tlsFiles(cfg *config.Config) cloudclient.TLSFiles {
+	return cloudclient.TLSFiles{CAFile: cfg.Server.CAFile, CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile}
+}
+
 // KeyFilePath is where the API key is kept: beside the buffer file.
 func KeyFilePath(cfg *config.Config) string {
 	return filepath.Join(filepath.Dir(cfg.Buffer.Path), enroll.FileName)
@@ -191,11 +201,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(cfg.Buffer.Path), 0o750); err != nil {
 		return fmt.Errorf("gateway: create buffer directory (buffer.path): %w", err)
 	}
-	client, err := uplink.NewHTTPClient(uplink.TLSFiles{CAFile: cfg.Server.CAFile, CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile}, cfg.Server.Timeout)
+	client, err := cloudclient.NewHTTPClient(tlsFiles(cfg), cfg.Server.Timeout)
 	if err != nil {
 		return fmt.Errorf("gateway: server.tls: %w", err)
 	}
 	g.client = client
+	g.cloud = cloudclient.New(cloudclient.Options{BaseURL: cfg.Server.URL, APIKey: g.apiKey, HTTP: client})
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buf, err := buffer.Open(ctx, buffer.Options{
 		Path:        cfg.Buffer.Path,
@@ -372,8 +383,8 @@ func (g *Gateway) enrollAndUpload(ctx, ctlCtx context.Context) {
 		g.log.Error("ALERT: gateway credentials unusable; uploads disabled", "err", err)
 		return
 	}
-	delay := cfg.Uplink.BackoffInitial
-	for creds == nil && ctlCtx.Err() == nil {
+	pace := backoff.Policy{Initial: cfg.Uplink.BackoffInitial, Max: cfg.Uplink.BackoffMax}
+	for attempt := 0; creds == nil && ctlCtx.Err() == nil; attempt++ {
 		host, _ := os.Hostname()
 		c, err := enroll.Provision(ctx, g.client, cfg.Server.URL, protocol.ProvisionRequest{
 			OrganizationID: cfg.Organization.ID, ProvisioningToken: cfg.Organization.ProvisioningToken,
@@ -385,21 +396,20 @@ func (g *Gateway) enrollAndUpload(ctx, ctlCtx context.Context) {
 				break
 			}
 		}
-		var se *enroll.StatusError
-		wait := delay
-		if errors.As(err, &se) && se.Permanent() {
+		wait := pace.Delay(attempt)
+		if se := cloudclient.Status(err); se != nil && !se.Retryable() {
 			wait = cfg.Uplink.AuthRetryInterval
 			g.log.Error("ALERT: provisioning refused; check organization.id and organization.provisioning_token", "err", err, "retry_in", wait.String())
 		} else {
+			if se != nil {
+				wait = backoff.Floor(wait, se.RetryAfter, cfg.Uplink.AuthRetryInterval)
+			}
 			g.log.Warn("provisioning failed; retrying", "err", err, "retry_in", wait.String())
 		}
 		g.setIdentity("", "pending: "+err.Error())
-		select {
-		case <-ctlCtx.Done():
+		if !backoff.Sleep(ctlCtx, wait) {
 			return
-		case <-time.After(wait):
 		}
-		delay = min(delay*2, cfg.Uplink.BackoffMax)
 	}
 	if ctlCtx.Err() != nil {
 		return
@@ -518,7 +528,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // provisioning, checks reachability) and returns a one-line verdict. The
 // error is nil when the verdict is OK.
 func TestConnection(ctx context.Context, cfg *config.Config) (string, error) {
-	client, err := uplink.NewHTTPClient(uplink.TLSFiles{CAFile: cfg.Server.CAFile, CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile}, 15*time.Second)
+	client, err := cloudclient.NewHTTPClient(tlsFiles(cfg), 15*time.Second)
 	if err != nil {
 		return "FAIL: " + err.Error(), err
 	}
@@ -531,18 +541,18 @@ func TestConnection(ctx context.Context, cfg *config.Config) (string, error) {
 		key = creds.APIKey
 	}
 	start := time.Now()
-	ping, err := enroll.Ping(ctx, client, cfg.Server.URL, key)
+	ping, err := enroll.Ping(ctx, cloudclient.New(cloudclient.Options{BaseURL: cfg.Server.URL, APIKey: func() string { return key }, HTTP: client}))
 	rtt := time.Since(start).Round(time.Millisecond)
-	var se *enroll.StatusError
+	se := cloudclient.Status(err)
 	switch {
 	case err == nil:
 		return fmt.Sprintf("OK: connected to %s as gateway %s (organisation %d) in %s", cfg.Server.URL, ping.GatewayID, ping.OrganizationID, rtt), nil
-	case key == "" && errors.As(err, &se) && se.Status == http.StatusUnauthorized:
+	case key == "" && se != nil && se.Status == http.StatusUnauthorized:
 		return fmt.Sprintf("OK: %s is reachable (%s); this gateway is not provisioned yet and will provision for organisation %d at first start",
 			cfg.Server.URL, rtt, cfg.Organization.ID), nil
-	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
+	case se != nil && se.Unauthorized():
 		return fmt.Sprintf("FAIL: %s rejected this gateway's API key (%d); re-provision the gateway", cfg.Server.URL, se.Status), err
-	case errors.As(err, &se):
+	case se != nil:
 		return fmt.Sprintf("FAIL: %s answered %d: %s", cfg.Server.URL, se.Status, se.Body.Message), err
 	default:
 		return fmt.Sprintf("FAIL: cannot reach %s: %v", cfg.Server.URL, err), err

@@ -24,45 +24,45 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/backoff"
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-// Retry pacing of both requests: transient failures (network errors, 408,
-// 429, 5xx) are retried this many times, 1, 2, 4, 8 … s apart.
+// Retry pacing of both requests: failures a retry can fix (network errors,
+// 408, 425, 429, 5xx; see cloudclient.Retryable) are retried until
+// attempts requests were made, after full-jitter delays capped at 1, 2, 4,
+// 8 s, or the cloud's Retry-After when longer (up to pace.Max).
 const (
 	attempts       = 5
-	firstBackoff   = time.Second
 	requestTimeout = 15 * time.Second
 )
+
+var pace = backoff.Policy{Initial: time.Second, Max: 8 * time.Second}
 
 // Handler returns the executor handler of rotate_api_key commands. ring is
 // the gateway's Keyring (it must persist to the key file), client the HTTP
 // client towards the cloud (TLS configured), baseURL the Agent API
 // (https://host). Register it as Options.Handlers[protocol.CommandRotateAPIKey].
 func Handler(ring *enroll.Keyring, client *http.Client, baseURL string, log *slog.Logger) executor.Handler {
-	if client == nil {
-		client = http.DefaultClient
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &rotator{ring: ring, client: client, base: strings.TrimRight(baseURL, "/"), log: log}
+	r := &rotator{ring: ring, cloud: cloudclient.New(cloudclient.Options{BaseURL: baseURL, APIKey: ring.APIKey, HTTP: client}), log: log}
 	return r.handle
 }
 
 type rotator struct {
-	ring   *enroll.Keyring
-	client *http.Client
-	base   string
-	log    *slog.Logger
+	ring  *enroll.Keyring
+	cloud *cloudclient.Client
+	log   *slog.Logger
 }
 
 // payload is protocol.RotateAPIKeyPayload plus the field an old sender
@@ -93,7 +93,8 @@ func (r *rotator) handle(ctx context.Context, cmd protocol.Command) (json.RawMes
 	old := r.ring.APIKey()
 	var rot protocol.KeyRotateResponse
 	err := r.retry(ctx, "rotate", false, func(ctx context.Context) error {
-		return r.post(ctx, protocol.PathGatewayKeyRotate, old, protocol.KeyRotateRequest{CommandID: cmd.ID, OverlapSeconds: p.OverlapSeconds}, &rot)
+		return r.cloud.Call(ctx, cloudclient.Request{Method: http.MethodPost, Path: protocol.PathGatewayKeyRotate, Key: old,
+			JSON: protocol.KeyRotateRequest{CommandID: cmd.ID, OverlapSeconds: p.OverlapSeconds}, MaxAnswer: maxAnswer}, &rot)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rotate_api_key: ask for a new key: %w", err)
@@ -118,11 +119,11 @@ func (r *rotator) handle(ctx context.Context, cmd protocol.Command) (json.RawMes
 	// gateway leaves no rotation half done when it can avoid it.
 	var conf protocol.KeyConfirmResponse
 	err = r.retry(ctx, "confirm", true, func(ctx context.Context) error {
-		return r.post(ctx, protocol.PathGatewayKeyConfirm, r.ring.APIKey(), nil, &conf)
+		// No Key: the keyring's, now the new one.
+		return r.cloud.Call(ctx, cloudclient.Request{Method: http.MethodPost, Path: protocol.PathGatewayKeyConfirm, MaxAnswer: maxAnswer}, &conf)
 	})
 	if err != nil {
-		var se *StatusError
-		if rot.Status == protocol.KeyStatusPending && errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+		if se := cloudclient.Status(err); rot.Status == protocol.KeyStatusPending && se != nil && se.Status == http.StatusUnauthorized {
 			// The cloud discarded the new key: the overlap passed and the
 			// old key was used after it. The old key is still valid.
 			if rerr := r.ring.Replace(old); rerr != nil {
@@ -137,12 +138,14 @@ func (r *rotator) handle(ctx context.Context, cmd protocol.Command) (json.RawMes
 	return json.Marshal(protocol.RotateAPIKeyResult{KeyPrefix: conf.KeyPrefix, RotatedAt: conf.RotatedAt})
 }
 
-// retry runs fn until it succeeds, fails permanently, runs out of attempts
+// maxAnswer bounds an answer of the cloud.
+const maxAnswer = 64 << 10
+
+// retry runs fn until it succeeds, fails for good, runs out of attempts
 // or ctx ends. Each attempt is bounded by requestTimeout; a detached
 // attempt is not cancelled with ctx (but no attempt starts after ctx ends,
 // except the first).
 func (r *rotator) retry(ctx context.Context, step string, detached bool, fn func(context.Context) error) error {
-	wait := firstBackoff
 	var err error
 	for i := 1; ; i++ {
 		parent := ctx
@@ -152,72 +155,16 @@ func (r *rotator) retry(ctx context.Context, step string, detached bool, fn func
 		actx, cancel := context.WithTimeout(parent, requestTimeout)
 		err = fn(actx)
 		cancel()
-		if err == nil || !transient(err) || i == attempts || ctx.Err() != nil {
+		if err == nil || !cloudclient.Retryable(err) || i == attempts || ctx.Err() != nil {
 			return err
+		}
+		wait := pace.Delay(i - 1)
+		if se := cloudclient.Status(err); se != nil {
+			wait = backoff.Floor(wait, se.RetryAfter, pace.Max)
 		}
 		r.log.WarnContext(ctx, "rotate_api_key: retrying", "step", step, "attempt", i, "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
-}
-
-// StatusError is a non-2xx answer of the cloud.
-type StatusError struct {
-	Status int
-	Body   protocol.ErrorResponse
-}
-
-// Error implements error.
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("cloud answered %d %s: %s", e.Status, e.Body.Error, e.Body.Message)
-}
-
-func transient(err error) bool {
-	var se *StatusError
-	if errors.As(err, &se) {
-		return se.Status == http.StatusRequestTimeout || se.Status == http.StatusTooManyRequests || se.Status >= 500
-	}
-	return true // network errors
-}
-
-// post sends body (nil: none) as JSON with key and decodes the answer.
-func (r *rotator) post(ctx context.Context, path, key string, body, out any) error {
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		if !backoff.Sleep(ctx, wait) {
 			return err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(protocol.HeaderAPIKey, key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return fmt.Errorf("POST %s: read answer: %w", path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		se := &StatusError{Status: resp.StatusCode}
-		_ = json.Unmarshal(data, &se.Body)
-		return se
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("POST %s: decode answer: %w", path, err)
-	}
-	return nil
 }

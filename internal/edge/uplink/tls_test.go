@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 )
 
 // testCA issues certificates for the mutual TLS test.
@@ -118,7 +120,7 @@ func TestMutualTLSUpload(t *testing.T) {
 	ids := appendLogs(t, b, 30)
 
 	// Without a client certificate the handshake fails: nothing is sent.
-	noCert, err := NewHTTPClient(TLSFiles{CAFile: caFile}, 5*time.Second)
+	noCert, err := cloudclient.NewHTTPClient(cloudclient.TLSFiles{CAFile: caFile}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +134,7 @@ func TestMutualTLSUpload(t *testing.T) {
 		t.Fatal("batch stored without a client certificate")
 	}
 
-	client, err := NewHTTPClient(TLSFiles{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}, 5*time.Second)
+	client, err := cloudclient.NewHTTPClient(cloudclient.TLSFiles{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,15 +143,4 @@ func TestMutualTLSUpload(t *testing.T) {
 	run(t, u)
 	waitFor(t, "drain over mTLS", 5*time.Second, func() bool { return drained(b) })
 	checkExactlyOnce(t, cloud, ids)
-}
-
-func TestNewHTTPClientRejectsBadFiles(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.pem")
-	os.WriteFile(bad, []byte("not pem"), 0o600)
-	for _, f := range []TLSFiles{{CAFile: bad}, {CAFile: filepath.Join(dir, "missing.pem")}, {CertFile: bad, KeyFile: bad}} {
-		if _, err := NewHTTPClient(f, time.Second); err == nil {
-			t.Errorf("%+v: no error", f)
-		}
-	}
 }

@@ -3,7 +3,7 @@
 // count, bytes and time, sends them gzip-compressed (screenshots as
 // multipart) with the API key and the batch's persisted idempotency token,
 // and deletes the rows only after a 2xx. Failures retry forever with capped
-// exponential backoff and jitter; Retry-After is honoured; 413 halves the
+// exponential backoff and full jitter; Retry-After is honoured; 413 halves the
 // batch; 401/403 pause uploads and raise an alert.
 //
 // No batch blocks a stream forever. A batch the cloud refuses as a whole
@@ -21,14 +21,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -41,11 +38,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-// Options configures an Uplink. ServerURL and APIKey are required.
+// Options configures an Uplink. ServerURL and APIKey (or KeyFunc) are
+// required.
 type Options struct {
 	// ServerURL is the Agent API base URL (server.url).
 	ServerURL string
@@ -56,7 +56,8 @@ type Options struct {
 	KeyFunc func() string
 	// GatewayID is sent in every batch.
 	GatewayID string
-	// Client sends requests; nil builds one with a 60 s timeout.
+	// Client sends requests (cloudclient.NewHTTPClient builds one with the
+	// TLS files); nil builds one with a 60 s timeout.
 	Client *http.Client
 	// MaxEvents and MaxBytes bound a logs or device-events batch.
 	MaxEvents int
@@ -66,12 +67,15 @@ type Options struct {
 	MaxScreenshotBytes int64
 	// FlushInterval is the longest an event waits for a batch to fill.
 	FlushInterval time.Duration
-	// BackoffInitial and BackoffMax bound the retry delay (1 s, 16 s).
+	// BackoffInitial and BackoffMax are the backoff.Policy of retries
+	// (1 s, 16 s): full jitter, a random delay in (0, min(BackoffMax,
+	// BackoffInitial·2^attempt)].
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
 	// AuthRetryInterval is how long uploads pause after 401/403.
 	AuthRetryInterval time.Duration
-	// RetryAfterMax caps a server's Retry-After.
+	// RetryAfterMax caps a server's Retry-After (which wins over a shorter
+	// backoff delay).
 	RetryAfterMax time.Duration
 	// Parallel is the number of batches of one stream in flight at once
 	// (default 2): one is encoded, sent and acknowledged while the next is
@@ -102,42 +106,6 @@ const (
 	DefaultIsolateAfter       = 5
 )
 
-// TLSFiles names the PEM files of optional mutual TLS.
-type TLSFiles struct {
-	CAFile   string
-	CertFile string
-	KeyFile  string
-}
-
-// NewHTTPClient builds the uplink's HTTP client: TLS 1.2+, an optional CA
-// bundle, an optional client certificate (mTLS) and a request timeout.
-func NewHTTPClient(files TLSFiles, timeout time.Duration) (*http.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if files.CAFile != "" {
-		pem, err := os.ReadFile(files.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("uplink: read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("uplink: CA file %s holds no PEM certificate", files.CAFile)
-		}
-		tlsCfg.RootCAs = pool
-	}
-	if files.CertFile != "" || files.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("uplink: load client certificate: %w", err)
-		}
-		tlsCfg.Certificates = []tls.Certificate{cert}
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
-	tr.MaxIdleConnsPerHost = 8
-	tr.ResponseHeaderTimeout = timeout
-	return &http.Client{Transport: tr, Timeout: timeout}, nil
-}
-
 // Status is the uplink's state for /health/details.
 type Status struct {
 	// RateEventsPerSecond is the acknowledged-event rate over the last 10 s.
@@ -160,10 +128,12 @@ type ackSample struct {
 
 // Uplink uploads a buffer. Run it once.
 type Uplink struct {
-	buf  *buffer.Buffer
-	opts Options
-	log  *slog.Logger
-	m    *metrics
+	buf   *buffer.Buffer
+	opts  Options
+	cloud *cloudclient.Client
+	pace  backoff.Policy
+	log   *slog.Logger
+	m     *metrics
 
 	gz sync.Pool
 
@@ -202,11 +172,7 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 		opts.KeyFunc = func() string { return key }
 	}
 	if opts.Client == nil {
-		c, err := NewHTTPClient(TLSFiles{}, 60*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		opts.Client = c
+		opts.Client = cloudclient.HTTPClient(nil, 60*time.Second)
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -235,6 +201,8 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 	def(&opts.Parallel, DefaultParallel)
 	def(&opts.IsolateAfter, DefaultIsolateAfter)
 	u := &Uplink{buf: buf, opts: opts, log: opts.Logger, backoff: map[string]float64{},
+		cloud: cloudclient.New(cloudclient.Options{BaseURL: opts.ServerURL, APIKey: opts.KeyFunc, GatewayID: opts.GatewayID, HTTP: opts.Client}),
+		pace:  backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax},
 		fails: map[string]*failTrack{}, suspects: map[string]time.Time{}}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
@@ -339,7 +307,7 @@ func (u *Uplink) worker(ctx context.Context, s buffer.Stream, st *streamState) {
 		bt, wait, err := u.next(ctx, s, st, backlog)
 		if err != nil {
 			u.fail(s, err)
-			u.sleep(ctx, u.delay(&attempt, 0))
+			backoff.Sleep(ctx, u.delay(&attempt, 0))
 			continue
 		}
 		if bt == nil {
@@ -370,7 +338,7 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 			// The rows stay claimed; the batch is resent under its token
 			// and the server answers from its idempotency store.
 			u.fail(s, err)
-			u.sleep(ctx, u.delay(attempt, 0))
+			backoff.Sleep(ctx, u.delay(attempt, 0))
 			return
 		}
 		u.succeeded(s, bt)
@@ -396,7 +364,7 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 			// The cloud refuses this event for good: set it aside.
 			if rerr := u.buf.DeadLetter(ctx, bt, protocol.DropRejected, err.Error()); rerr != nil {
 				u.fail(s, rerr)
-				u.sleep(ctx, u.delay(attempt, 0))
+				backoff.Sleep(ctx, u.delay(attempt, 0))
 			}
 			return
 		}
@@ -408,14 +376,14 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 		u.log.Warn("cloud refused a batch; halving", "stream", s, "events", len(bt.Events), "next_limit", limit, "err", err)
 		if _, rerr := u.buf.Reissue(ctx, bt, max(1, len(bt.Events)/2)); rerr != nil {
 			u.fail(s, rerr)
-			u.sleep(ctx, u.delay(attempt, 0))
+			backoff.Sleep(ctx, u.delay(attempt, 0))
 		}
 	case outReform:
 		u.m.retries.WithLabelValues(string(s), "reform").Inc()
 		u.log.Warn("idempotency key mismatch; re-forming the batch", "stream", s, "batch", bt.Token)
 		if _, rerr := u.buf.Reissue(ctx, bt, len(bt.Events)); rerr != nil {
 			u.fail(s, rerr)
-			u.sleep(ctx, u.delay(attempt, 0))
+			backoff.Sleep(ctx, u.delay(attempt, 0))
 		}
 	case outUnauthorized:
 		u.fail(s, err)
@@ -425,7 +393,7 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 				"stream", s, "retry_in", u.opts.AuthRetryInterval.String(), "err", err)
 		}
 		_ = u.buf.RecordFailure(ctx, bt, err.Error())
-		u.sleep(ctx, u.opts.AuthRetryInterval)
+		backoff.Sleep(ctx, u.opts.AuthRetryInterval)
 	case outServerError:
 		if u.isolate(ctx, s, bt, err) {
 			return
@@ -447,7 +415,7 @@ func (u *Uplink) retryLater(ctx context.Context, s buffer.Stream, bt *buffer.Bat
 	u.setBackoff(s, d)
 	u.log.Warn("upload failed; retrying", "stream", s, "batch", bt.Token, "attempt", bt.Attempts,
 		"retry_in", d.String(), "err", err)
-	u.sleep(ctx, d)
+	backoff.Sleep(ctx, d)
 }
 
 // maxTracked bounds the failure history kept in memory (a batch's history
@@ -536,22 +504,12 @@ func (u *Uplink) forgetTrack(token string) {
 func (u *Uplink) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.opts.ServerURL+protocol.PathGatewayPing, nil)
+	a, err := u.cloud.Do(ctx, cloudclient.Request{Path: protocol.PathGatewayPing, MaxAnswer: maxAnswer})
 	if err != nil {
-		return fmt.Errorf("build ping: %w", err)
+		return err
 	}
-	req.Header.Set(protocol.HeaderAPIKey, u.opts.KeyFunc())
-	if u.opts.GatewayID != "" {
-		req.Header.Set(protocol.HeaderGatewayID, u.opts.GatewayID)
-	}
-	resp, err := u.opts.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", protocol.PathGatewayPing, err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", protocol.PathGatewayPing, resp.Status)
+	if a.Status != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", protocol.PathGatewayPing, a.Status, http.StatusText(a.Status))
 	}
 	return nil
 }
@@ -592,31 +550,13 @@ func (u *Uplink) wait(ctx context.Context, s buffer.Stream, d time.Duration) {
 	}
 }
 
-func (u *Uplink) sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// delay returns the next backoff: initial·2^attempt capped at max, with
-// ±20 % jitter; a server's Retry-After wins when longer.
+// delay returns the next retry delay: the backoff policy's (full jitter)
+// for this attempt, or a server's Retry-After when longer (capped at
+// RetryAfterMax).
 func (u *Uplink) delay(attempt *int, retryAfter time.Duration) time.Duration {
-	d := u.opts.BackoffInitial << min(*attempt, 16)
-	if d > u.opts.BackoffMax || d <= 0 {
-		d = u.opts.BackoffMax
-	}
+	d := u.pace.Delay(*attempt)
 	*attempt++
-	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-	if retryAfter > d {
-		d = min(retryAfter, u.opts.RetryAfterMax)
-	}
-	return d
+	return backoff.Floor(d, retryAfter, u.opts.RetryAfterMax)
 }
 
 func (u *Uplink) fail(s buffer.Stream, err error) {
@@ -676,77 +616,64 @@ func (u *Uplink) Status() Status {
 	return st
 }
 
+// maxAnswer bounds how much of an answer of the cloud is read.
+const maxAnswer = 64 << 10
+
 // send uploads one batch and classifies the answer.
 func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Duration, error) {
-	var body []byte
-	var ctype, encoding, path string
+	req := cloudclient.Request{Method: http.MethodPost, IdempotencyKey: bt.Token, MaxAnswer: maxAnswer}
 	var err error
 	switch bt.Stream {
 	case buffer.StreamScreenshots:
-		path = protocol.PathIngestScreenshots
-		body, ctype, err = u.screenshotBody(bt)
+		req.Path = protocol.PathIngestScreenshots
+		req.Body, req.ContentType, err = u.screenshotBody(bt)
 		if err != nil {
 			return outInvalid, 0, err
 		}
 	default:
-		path = protocol.PathIngestLogs
+		req.Path = protocol.PathIngestLogs
 		if bt.Stream == buffer.StreamDevice {
-			path = protocol.PathIngestDeviceEvents
+			req.Path = protocol.PathIngestDeviceEvents
 		}
-		body, err = u.gzipJSON(bt)
+		req.Body, err = u.gzipJSON(bt)
 		if err != nil {
 			return outRetry, 0, err
 		}
-		ctype, encoding = "application/json", "gzip"
+		req.ContentType, req.ContentEncoding = "application/json", "gzip"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.opts.ServerURL+path, bytes.NewReader(body))
-	if err != nil {
-		return outRetry, 0, fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Content-Type", ctype)
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
-	}
-	key := u.opts.KeyFunc()
-	req.Header.Set(protocol.HeaderAPIKey, key)
-	req.Header.Set(protocol.HeaderIdempotencyKey, bt.Token)
-	if u.opts.GatewayID != "" {
-		req.Header.Set(protocol.HeaderGatewayID, u.opts.GatewayID)
-	}
+	// The key is read once: a 401 to it is compared with the key current
+	// when the answer arrives.
+	req.Key = u.cloud.APIKey()
 	start := time.Now()
-	resp, err := u.opts.Client.Do(req)
+	a, err := u.cloud.Do(ctx, req)
 	stream := string(bt.Stream)
-	if err != nil {
+	se := cloudclient.Status(err)
+	if err != nil && se == nil {
 		u.m.batches.WithLabelValues(stream, "network_error").Inc()
-		return outRetry, 0, fmt.Errorf("POST %s: %w", path, err)
+		return outRetry, 0, err
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
 	u.m.latency.WithLabelValues(stream).Observe(time.Since(start).Seconds())
-	u.m.batches.WithLabelValues(stream, strconv.Itoa(resp.StatusCode)).Inc()
-	if resp.StatusCode/100 == 2 {
-		u.m.bytes.WithLabelValues(stream).Add(float64(len(body)))
-		var ir protocol.IngestResponse
-		_ = json.Unmarshal(msg, &ir)
+	if err == nil {
+		u.m.batches.WithLabelValues(stream, strconv.Itoa(a.Status)).Inc()
+		u.m.bytes.WithLabelValues(stream).Add(float64(len(req.Body)))
 		return outOK, 0, nil
 	}
-	err = fmt.Errorf("POST %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
-	switch resp.StatusCode {
+	u.m.batches.WithLabelValues(stream, strconv.Itoa(se.Status)).Inc()
+	switch se.Status {
 	case http.StatusRequestEntityTooLarge:
 		return outTooLarge, 0, err
 	case http.StatusUnprocessableEntity:
 		// Two different 422s: a reused idempotency key is about the batch
 		// (re-form the rows under a new key); a validation failure is about
 		// an event in it (bisect like a 400, to isolate and drop that one).
-		var er protocol.ErrorResponse
-		if json.Unmarshal(msg, &er) == nil && er.Error == protocol.ErrCodeValidation {
+		if se.Body.Error == protocol.ErrCodeValidation {
 			return outInvalid, 0, err
 		}
 		return outReform, 0, err
 	case http.StatusBadRequest:
 		return outInvalid, 0, err
 	case http.StatusUnauthorized, http.StatusForbidden:
-		if u.opts.KeyFunc() != key {
+		if u.cloud.APIKey() != req.Key {
 			// The key was rotated while this request was in flight (the
 			// cloud revokes the old key when the new one is first used):
 			// retry with the new key instead of pausing.
@@ -755,24 +682,11 @@ func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Dura
 		return outUnauthorized, 0, err
 	default:
 		out := outRetry
-		if resp.StatusCode >= 500 {
+		if se.Status >= 500 {
 			out = outServerError
 		}
-		return out, parseRetryAfter(resp.Header.Get(protocol.HeaderRetryAfter)), err
+		return out, se.RetryAfter, err
 	}
-}
-
-func parseRetryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }
 
 // writeEvents writes the JSON array of a batch's events, inserting each

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
@@ -309,16 +310,28 @@ func expireAll(b *buffer.Buffer) error {
 	return b.Reject(context.Background(), bt, protocol.DropRetention)
 }
 
+// TestDelayBackoffSequence: the retry delay's cap doubles per attempt up to
+// BackoffMax, each delay drawn at random below it (full jitter); a longer
+// Retry-After wins, capped at RetryAfterMax.
 func TestDelayBackoffSequence(t *testing.T) {
-	u := &Uplink{opts: Options{BackoffInitial: time.Second, BackoffMax: 16 * time.Second, RetryAfterMax: time.Minute}}
-	attempt := 0
+	u := &Uplink{opts: Options{BackoffInitial: time.Second, BackoffMax: 16 * time.Second, RetryAfterMax: time.Minute},
+		pace: backoff.Policy{Initial: time.Second, Max: 16 * time.Second}}
 	for i, want := range []time.Duration{1, 2, 4, 8, 16, 16, 16} {
-		d := u.delay(&attempt, 0)
-		lo, hi := time.Duration(float64(want*time.Second)*0.8), time.Duration(float64(want*time.Second)*1.2)
-		if d < lo || d > hi {
-			t.Errorf("attempt %d: delay %v outside [%v, %v]", i, d, lo, hi)
+		want *= time.Second
+		var longest time.Duration
+		for range 200 {
+			attempt := i
+			d := u.delay(&attempt, 0)
+			if d <= 0 || d > want || attempt != i+1 {
+				t.Fatalf("attempt %d: delay %v outside (0, %v] (next attempt %d)", i, d, want, attempt)
+			}
+			longest = max(longest, d)
+		}
+		if longest <= want/2 {
+			t.Errorf("attempt %d: 200 delays all at most %v; want them spread up to %v", i, longest, want)
 		}
 	}
+	attempt := 7
 	if d := u.delay(&attempt, 30*time.Second); d != 30*time.Second {
 		t.Errorf("Retry-After 30s: delay %v", d)
 	}
@@ -332,7 +345,7 @@ func TestParseRetryAfter(t *testing.T) {
 		in   string
 		want time.Duration
 	}{{"", 0}, {"3", 3 * time.Second}, {"x", 0}, {"-1", 0}} {
-		if got := parseRetryAfter(tc.in); got != tc.want {
+		if got := backoff.ParseRetryAfter(tc.in, time.Now()); got != tc.want {
 			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
 		}
 	}
