@@ -49,6 +49,8 @@ func DefaultLimits() Limits {
 
 // inserts are the insert statements of the five time series into one
 // schema: the store's (monitoring) or the fallback's (monitoring_fallback).
+// Each calls the series' bounded definer function (00020), which inserts
+// only the verified organisation's rows and returns how many it inserted.
 type inserts struct {
 	schema                                                               string
 	activeWindows, visitedSites, userSessions, screenshots, deviceEvents string
@@ -85,12 +87,25 @@ func loadQueries() (queries, error) {
 			return q, fmt.Errorf("ingest: load %s.sql: %w", f.name, err)
 		}
 	}
-	// The fallback tables have the same columns in schema monitoring_fallback.
-	fb := func(sql string) string {
-		return strings.ReplaceAll(sql, "INTO monitoring.", "INTO monitoring_fallback.")
-	}
+	// The fallback tables have the same columns in schema
+	// monitoring_fallback: the same insert functions, given that schema.
+	store := "('" + timeseries.SchemaStore + "',"
+	fallback := "('" + timeseries.SchemaFallback + "',"
 	q.store.schema = timeseries.SchemaStore
-	q.fallback = inserts{timeseries.SchemaFallback, fb(q.store.activeWindows), fb(q.store.visitedSites), fb(q.store.userSessions), fb(q.store.screenshots), fb(q.store.deviceEvents)}
+	q.fallback.schema = timeseries.SchemaFallback
+	for _, f := range []struct {
+		dst  *string
+		from string
+	}{
+		{&q.fallback.activeWindows, q.store.activeWindows}, {&q.fallback.visitedSites, q.store.visitedSites},
+		{&q.fallback.userSessions, q.store.userSessions}, {&q.fallback.screenshots, q.store.screenshots},
+		{&q.fallback.deviceEvents, q.store.deviceEvents},
+	} {
+		if n := strings.Count(f.from, store); n != 1 {
+			return q, fmt.Errorf("ingest: an insert names schema %s %d times, want once: %s", timeseries.SchemaStore, n, f.from)
+		}
+		*f.dst = strings.Replace(f.from, store, fallback, 1)
+	}
 	return q, nil
 }
 

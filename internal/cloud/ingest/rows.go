@@ -75,8 +75,9 @@ func (p *prepared) tablesAndDays() ([]string, []time.Time) {
 	return tables, days
 }
 
-// insertRows runs one unnest insert of rs and counts what was new and what
-// was a duplicate. Only when the insert skipped rows (duplicates, rare) does
+// insertRows runs one insert of rs (the series' definer function, which
+// returns the rows it inserted) and counts what was new and what was a
+// duplicate. Only when the insert skipped rows (duplicates, rare) does
 // it look up the stored copies of the batch's events, in the transaction's
 // organisation: a duplicate stored under another sequence number is a
 // re-send the gateway numbered anew. The common case costs the insert alone.
@@ -91,11 +92,10 @@ func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string,
 		return nil
 	}
 	typ, table := rs[0].typ, rs[0].table
-	tag, err := tx.Exec(ctx, sql, args...)
-	if err != nil {
+	var n int
+	if err := tx.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
 		return fmt.Errorf("insert %s: %w", typ, err)
 	}
-	n := int(tag.RowsAffected())
 	w.accepted[typ] += n
 	w.duplicates[typ] += len(rs) - n
 	if n == len(rs) {

@@ -2,12 +2,14 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -261,8 +263,10 @@ func TestAuditRowsCarryTheVerifiedActor(t *testing.T) {
 }
 
 // TestIngestRoleCannotTouchOtherOrganisationsTimeSeries: the ingest role
-// inserts only under its verified organisation, reads no time series and
-// deletes no fallback row, whatever the context.
+// has no INSERT, SELECT or DELETE on the time series (00020: it inserts
+// through the bounded definer functions only); the insert functions take
+// rows of its verified organisation and refuse another organisation's, and
+// any organisation's without a verified context, whatever the context.
 func TestIngestRoleCannotTouchOtherOrganisationsTimeSeries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -273,47 +277,67 @@ func TestIngestRoleCannotTouchOtherOrganisationsTimeSeries(t *testing.T) {
 	}
 	defer pool.Close()
 	for _, schema := range []string{"monitoring", "monitoring_fallback"} {
-		insert := fmt.Sprintf(`INSERT INTO %s.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+		// Direct inserts: refused, even for the verified organisation.
+		direct := fmt.Sprintf(`INSERT INTO %s.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
 			VALUES (gen_random_uuid(), $1, $2, 99, 'a', 'c', 'S', 'login', now())`, schema)
-		// Own organisation: accepted.
 		if err := postgres.InTenant(ctx, pool, postgres.Tenant{OrganizationID: a.OrganizationID}, func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, insert, a.OrganizationID, a.GatewayID)
+			_, err := tx.Exec(ctx, direct, a.OrganizationID, a.GatewayID)
 			return err
-		}); err != nil {
-			t.Errorf("%s: insert for the verified organisation: %v", schema, err)
+		}); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("%s: direct insert for the verified organisation: err = %v, want permission denied", schema, err)
+		}
+		// Through the function: the verified organisation's row is taken.
+		insert := `SELECT monitoring.insert_user_sessions($1, $2, $3, ARRAY[gen_random_uuid()], ARRAY[99::bigint], ARRAY['a'], ARRAY['c'],
+			ARRAY['S'], ARRAY['login'], ARRAY[now()])`
+		var n int
+		if err := postgres.InTenant(ctx, pool, postgres.Tenant{OrganizationID: a.OrganizationID}, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, insert, schema, a.OrganizationID, a.GatewayID).Scan(&n)
+		}); err != nil || n != 1 {
+			t.Errorf("%s: insert_user_sessions for the verified organisation: %d, %v; want 1 row inserted", schema, n, err)
 		}
 		// Another organisation's rows: refused, in its own context, in none
-		// and in a forged one.
+		// and in a forged one; and without a verified context, its own too.
 		for _, f := range append([]forgery{{name: "own verified context"}, {name: "no context"}}, forgeries(t, a.OrganizationID, b.OrganizationID)...) {
-			err := func() error {
-				conn, err := pool.Acquire(ctx)
-				if err != nil {
-					return err
-				}
-				defer conn.Release()
-				defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "RESET ALL") }()
-				for _, q := range f.session {
-					if _, err := conn.Exec(ctx, q); err != nil {
+			orgs := []int64{b.OrganizationID}
+			if f.name != "own verified context" {
+				orgs = append(orgs, a.OrganizationID)
+			}
+			for _, org := range orgs {
+				err := func() error {
+					conn, err := pool.Acquire(ctx)
+					if err != nil {
 						return err
 					}
-				}
-				run := func(tx pgx.Tx) error {
-					for _, q := range f.local {
-						if _, err := tx.Exec(ctx, q); err != nil {
+					defer conn.Release()
+					defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "RESET ALL") }()
+					for _, q := range f.session {
+						if _, err := conn.Exec(ctx, q); err != nil {
 							return err
 						}
 					}
-					_, err := tx.Exec(ctx, insert, b.OrganizationID, b.GatewayID)
-					return err
+					run := func(tx pgx.Tx) error {
+						for _, q := range f.local {
+							if _, err := tx.Exec(ctx, q); err != nil {
+								return err
+							}
+						}
+						_, err := tx.Exec(ctx, insert, schema, org, b.GatewayID)
+						return err
+					}
+					if f.name == "own verified context" {
+						return postgres.InTenant(ctx, conn, postgres.Tenant{OrganizationID: a.OrganizationID}, run)
+					}
+					return pgx.BeginFunc(ctx, conn, run)
+				}()
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || pe.Code != "42501" || pe.Message != `new row violates row-level security policy for table "user_sessions"` {
+					t.Errorf("%s/%s: insert_user_sessions for organisation %d: err = %v, want 42501, a row-level security violation", schema, f.name, org, err)
 				}
-				if f.name == "own verified context" {
-					return postgres.InTenant(ctx, conn, postgres.Tenant{OrganizationID: a.OrganizationID}, run)
-				}
-				return pgx.BeginFunc(ctx, conn, run)
-			}()
-			if err == nil || !strings.Contains(err.Error(), "row-level security") {
-				t.Errorf("%s/%s: insert for another organisation: err = %v, want a row-level security violation", schema, f.name, err)
 			}
+		}
+		var stored int
+		if err := admin.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s.user_sessions WHERE seq = 99`, schema)).Scan(&stored); err != nil || stored != 1 {
+			t.Errorf("%s: %d rows stored with seq 99 (%v), want the verified organisation's 1", schema, stored, err)
 		}
 		// No read, no delete, in any context.
 		for _, q := range []string{

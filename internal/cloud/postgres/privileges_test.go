@@ -276,17 +276,7 @@ var runtimePrivileges = []string{
 	"staff_ingest schema monitoring USAGE",
 	"staff_ingest schema monitoring_fallback USAGE",
 	"staff_ingest schema public USAGE",
-	"staff_ingest table monitoring.active_windows INSERT",
-	"staff_ingest table monitoring.device_events INSERT",
 	"staff_ingest table monitoring.retention SELECT",
-	"staff_ingest table monitoring.screenshots INSERT",
-	"staff_ingest table monitoring.user_sessions INSERT",
-	"staff_ingest table monitoring.visited_sites INSERT",
-	"staff_ingest table monitoring_fallback.active_windows INSERT",
-	"staff_ingest table monitoring_fallback.device_events INSERT",
-	"staff_ingest table monitoring_fallback.screenshots INSERT",
-	"staff_ingest table monitoring_fallback.user_sessions INSERT",
-	"staff_ingest table monitoring_fallback.visited_sites INSERT",
 	"staff_ingest table public.agent_instances INSERT",
 	"staff_ingest table public.agent_instances SELECT",
 	"staff_ingest table public.agent_instances UPDATE",
@@ -326,6 +316,14 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.apply_compression(text) EXECUTE",
 	"staff_ingest function monitoring.apply_retention(text) EXECUTE",
 	"staff_ingest function monitoring.job_health() EXECUTE",
+	// 00020: time-series inserts only through bounded definer functions
+	// (no INSERT on the ten parents any more)
+	"staff_ingest function monitoring.insert_active_windows(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],text[],text[],timestamp with time zone[],integer[]) EXECUTE",
+	"staff_ingest function monitoring.insert_device_events(text,bigint,uuid,uuid[],bigint[],bigint[],text[],timestamp with time zone[],text[],text[],integer[],integer[],integer[],text[],text[]) EXECUTE",
+	"staff_ingest function monitoring.insert_screenshots(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],bigint[],text[],timestamp with time zone[]) EXECUTE",
+	"staff_ingest function monitoring.insert_user_sessions(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],timestamp with time zone[]) EXECUTE",
+	"staff_ingest function monitoring.insert_visited_sites(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],text[],timestamp with time zone[],integer[]) EXECUTE",
+	"staff_ingest function monitoring.resync_insert(text,jsonb) EXECUTE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every

@@ -260,16 +260,18 @@ func TestTimescaleDBStatisticsClosedToRuntimeRoles(t *testing.T) {
 		t.Errorf("the owner's hypertable_compression_stats: %d → %d, %v", before, after, err)
 	}
 
-	// Ingest: a new row today and a late one into a compressed chunk.
+	// Ingest: a new row today and a late one into a compressed chunk,
+	// through the insert function (00020).
 	ingest := pg.Pool(t, db.IngestURL, 2)
+	var inserted int
 	err = postgres.InTenant(ctx, ingest, postgres.Tenant{OrganizationID: a.OrganizationID}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO monitoring.active_windows (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, datetime, duration_seconds)
-			VALUES ($1, $2, $3, 1, 'agent-1', 'PC-1', 'S-1', now(), 7), ($4, $2, $3, 2, 'agent-1', 'PC-1', 'S-1', now() - interval '20 days', 7)
-			ON CONFLICT DO NOTHING`, uuid.Must(uuid.NewV7()), a.OrganizationID, a.GatewayID, uuid.Must(uuid.NewV7()))
-		return err
+		return tx.QueryRow(ctx, `SELECT monitoring.insert_active_windows('monitoring', $2, $3, ARRAY[$1, $4]::uuid[], ARRAY[1, 2]::bigint[],
+			ARRAY['agent-1', 'agent-1'], ARRAY['PC-1', 'PC-1'], ARRAY['S-1', 'S-1'], ARRAY[NULL, NULL]::text[], ARRAY[NULL, NULL]::text[],
+			ARRAY[NULL, NULL]::text[], ARRAY[now(), now() - interval '20 days'], ARRAY[7, 7])`,
+			uuid.Must(uuid.NewV7()), a.OrganizationID, a.GatewayID, uuid.Must(uuid.NewV7())).Scan(&inserted)
 	})
-	if err != nil {
-		t.Fatalf("ingest into the hypertable (today and a compressed chunk): %v", err)
+	if err != nil || inserted != 2 {
+		t.Fatalf("ingest into the hypertable (today and a compressed chunk): %d rows, %v; want 2", inserted, err)
 	}
 	// The late row, below the aggregate's watermark, counts from the next
 	// refresh on.
@@ -296,10 +298,12 @@ func TestTimescaleDBStatisticsClosedToRuntimeRoles(t *testing.T) {
 }
 
 // TestTimescaleDBCompressedChunksClosedToRuntimeRoles: TimescaleDB copies
-// a hypertable's grants to its compressed hypertable and chunks, where no
-// trigger checks the organisation; migration 00019 revokes them. The ingest
-// role can then write a compressed chunk's range only through the
-// hypertable, in its own organisation, and never the compressed data.
+// a hypertable's grants to its chunks, compressed hypertable and compressed
+// chunks; migration 00019 revoked them on the compressed ones, and since
+// 00020 the runtime roles hold nothing on the hypertables, so nothing on
+// any chunk. The ingest role writes a compressed chunk's range only through
+// the insert function, in its own organisation, and never a chunk or the
+// compressed data directly.
 func TestTimescaleDBCompressedChunksClosedToRuntimeRoles(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -326,38 +330,47 @@ func TestTimescaleDBCompressedChunksClosedToRuntimeRoles(t *testing.T) {
 	}
 
 	ingest := pg.Pool(t, db.IngestURL, 2)
-	insert := func(sql string, args ...any) error {
-		return postgres.InTenant(ctx, ingest, postgres.Tenant{OrganizationID: a.OrganizationID}, func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, sql, args...)
+	insert := func(sql string, args ...any) (int, error) {
+		var n int
+		err := postgres.InTenant(ctx, ingest, postgres.Tenant{OrganizationID: a.OrganizationID}, func(tx pgx.Tx) error {
+			if strings.HasPrefix(sql, "SELECT") {
+				return tx.QueryRow(ctx, sql, args...).Scan(&n)
+			}
+			tag, err := tx.Exec(ctx, sql, args...)
+			n = int(tag.RowsAffected())
 			return err
 		})
+		return n, err
 	}
 	const cols = `(id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)`
+	const fn = `SELECT monitoring.insert_user_sessions('monitoring', $2, $3, ARRAY[$1::uuid], ARRAY[9::bigint], ARRAY['agent-1'], ARRAY['PC-1'],
+		ARRAY['S-1'], ARRAY[$5::text], ARRAY[$4::timestamptz])`
 	tests := []struct {
 		name, sql string
 		args      []any
 		wantErr   string // "" = succeeds
+		wantRows  int
 	}{
-		{"own organisation through the hypertable, into the compressed range", `INSERT INTO monitoring.user_sessions ` + cols +
-			` VALUES ($1, $2, $3, 9, 'agent-1', 'PC-1', 'S-1', 'logoff', $4) ON CONFLICT DO NOTHING`,
-			[]any{uuid.Must(uuid.NewV7()), a.OrganizationID, a.GatewayID, at}, ""},
-		{"a compressed duplicate through the hypertable is skipped", `INSERT INTO monitoring.user_sessions ` + cols +
+		{"own organisation through the function, into the compressed range", fn,
+			[]any{uuid.Must(uuid.NewV7()), a.OrganizationID, a.GatewayID, at, "logoff"}, "", 1},
+		{"a compressed duplicate through the function is skipped", fn,
+			[]any{storedID, a.OrganizationID, a.GatewayID, at, "login"}, "", 0},
+		{"other organisation through the function", fn,
+			[]any{uuid.Must(uuid.NewV7()), b.OrganizationID, a.GatewayID, at, "login"}, `new row violates row-level security policy for table "user_sessions"`, 0},
+		{"own organisation straight into the hypertable", `INSERT INTO monitoring.user_sessions ` + cols +
 			` VALUES ($1, $2, $3, 9, 'agent-1', 'PC-1', 'S-1', 'login', $4) ON CONFLICT DO NOTHING`,
-			[]any{storedID, a.OrganizationID, a.GatewayID, at}, ""},
-		{"other organisation through the hypertable", `INSERT INTO monitoring.user_sessions ` + cols +
-			` VALUES ($1, $2, $3, 9, 'agent-1', 'PC-1', 'S-1', 'login', $4)`,
-			[]any{uuid.Must(uuid.NewV7()), b.OrganizationID, a.GatewayID, at}, "row-level security"},
+			[]any{uuid.Must(uuid.NewV7()), a.OrganizationID, a.GatewayID, at}, "permission denied for table user_sessions", 0},
 		{"other organisation straight into the chunk", `INSERT INTO ` + chunk + ` ` + cols +
 			` VALUES ($1, $2, $3, 9, 'agent-1', 'PC-1', 'S-1', 'login', $4)`,
-			[]any{uuid.Must(uuid.NewV7()), b.OrganizationID, a.GatewayID, at}, "row-level security"},
+			[]any{uuid.Must(uuid.NewV7()), b.OrganizationID, a.GatewayID, at}, "permission denied for table _hyper_", 0},
 		{"straight into the compressed chunk", `INSERT INTO ` + compressed + ` (organization_id, _ts_meta_count) VALUES ($1, 1)`,
-			[]any{b.OrganizationID}, "permission denied"},
+			[]any{b.OrganizationID}, "permission denied", 0},
 	}
 	for _, tt := range tests {
-		err := insert(tt.sql, tt.args...)
+		n, err := insert(tt.sql, tt.args...)
 		switch {
-		case tt.wantErr == "" && err != nil:
-			t.Errorf("%s: %v", tt.name, err)
+		case tt.wantErr == "" && (err != nil || n != tt.wantRows):
+			t.Errorf("%s: %d rows, %v; want %d", tt.name, n, err, tt.wantRows)
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.wantErr)
 		}
@@ -371,12 +384,19 @@ func TestTimescaleDBCompressedChunksClosedToRuntimeRoles(t *testing.T) {
 	if own != 2 || foreign != 0 || dup != 1 {
 		t.Errorf("at %s: %d rows of the organisation (want 2), %d of unknown ones (want 0), the duplicate %d times (want 1)", at, own, foreign, dup)
 	}
-	// Compressed chunks made from now on copy the compressed hypertable's
+	// Chunks and compressed chunks made from now on copy their hypertable's
 	// grants: the owner's only.
 	rows, err := admin.Query(ctx, `SELECT rel || ' ' || r FROM (
 			SELECT format('%I.%I', k.schema_name, k.table_name) AS rel
 			FROM _timescaledb_catalog.hypertable u JOIN _timescaledb_catalog.chunk k ON k.hypertable_id = u.compressed_hypertable_id
 			WHERE u.schema_name = 'monitoring'
+			UNION ALL
+			SELECT format('%I.%I', k.schema_name, k.table_name)
+			FROM _timescaledb_catalog.hypertable u JOIN _timescaledb_catalog.chunk k ON k.hypertable_id = u.id
+			WHERE u.schema_name = 'monitoring'
+			UNION ALL
+			SELECT format('%I.%I', u.schema_name, u.table_name)
+			FROM _timescaledb_catalog.hypertable u WHERE u.schema_name = 'monitoring'
 			UNION ALL
 			SELECT format('%I.%I', h.schema_name, h.table_name)
 			FROM _timescaledb_catalog.hypertable u JOIN _timescaledb_catalog.hypertable h ON h.id = u.compressed_hypertable_id
@@ -391,7 +411,7 @@ func TestTimescaleDBCompressedChunksClosedToRuntimeRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(open) > 0 {
-		t.Errorf("runtime roles hold privileges on compressed hypertables or chunks: %v", open)
+		t.Errorf("runtime roles hold privileges on hypertables, chunks, compressed hypertables or compressed chunks: %v", open)
 	}
 	var compressedChunks int
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM _timescaledb_catalog.hypertable u

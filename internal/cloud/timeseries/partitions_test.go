@@ -2,6 +2,7 @@ package timeseries_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -125,9 +126,15 @@ func TestMaintainerCreatesAheadAndDropsByRetention(t *testing.T) {
 	}
 	// Events for the new dates land in their partitions through the parent.
 	if err := postgres.InTenant(ctx, pool, postgres.Tenant{OrganizationID: 1}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-			VALUES (gen_random_uuid(), 1, gen_random_uuid(), 1, 'a', 'c', 's', 'login', $1)`, base.Add(2*24*time.Hour))
-		return err
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT monitoring.insert_user_sessions('monitoring', 1, gen_random_uuid(), ARRAY[gen_random_uuid()], ARRAY[1::bigint],
+			ARRAY['a'], ARRAY['c'], ARRAY['s'], ARRAY['login'], ARRAY[$1::timestamptz])`, base.Add(2*24*time.Hour)).Scan(&n); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("%d rows inserted, want 1", n)
+		}
+		return nil
 	}); err != nil {
 		t.Fatalf("insert into a partition created ahead: %v", err)
 	}

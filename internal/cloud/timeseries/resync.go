@@ -156,7 +156,6 @@ type chunkKeys struct {
 }
 
 func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, t postgres.Tenant, table string, day time.Time, chunk int, m *ResyncCounters) (int, error) {
-	target := "monitoring." + pgx.Identifier{table}.Sanitize()
 	var k chunkKeys
 	var payload []byte
 	err := postgres.InTenant(ctx, main, t, func(tx pgx.Tx) error {
@@ -173,8 +172,10 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, t postgres.Tenant,
 	if _, err := ts.Exec(ctx, `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY[$1::text], ARRAY[$2::date])`, table, day); err != nil {
 		return 0, fmt.Errorf("ensure store partition: %w", err)
 	}
+	// Through the bounded definer function (00020): the ingest role has no
+	// INSERT on the series; it takes only the verified organisation's rows.
 	if err := postgres.InTenant(ctx, ts, t, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) ON CONFLICT DO NOTHING`, target, target), payload)
+		_, err := tx.Exec(ctx, `SELECT monitoring.resync_insert($1, $2::jsonb)`, table, payload)
 		return err
 	}); err != nil {
 		return 0, fmt.Errorf("copy chunk to store: %w", err)

@@ -38,6 +38,12 @@ func execAs(ctx context.Context, t *testing.T, pool *pgxpool.Pool, org int64, sq
 	}
 }
 
+// insertSession inserts, with the ingest role's insert function into
+// schema %s, one user session: id $1 (also its gateway), organisation $2,
+// seq $3, computer $4, session type $5, time $6.
+const insertSession = `SELECT monitoring.insert_user_sessions('%s', $2::bigint, $1::uuid, ARRAY[$1::uuid], ARRAY[$3::bigint], ARRAY['a'],
+	ARRAY[$4::text], ARRAY['S-1'], ARRAY[$5::text], ARRAY[$6::timestamptz])`
+
 // adminConn connects to url as the test server's administrator.
 func adminConn(ctx context.Context, t *testing.T, url string) *pgx.Conn {
 	t.Helper()
@@ -228,10 +234,8 @@ func TestResyncKeepsRowsThatFailVerification(t *testing.T) {
 	}
 	defer tsPool.Close()
 	id, at := uuid.New(), time.Now().UTC()
-	execAs(ctx, t, mainPool, 1, `INSERT INTO monitoring_fallback.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-		VALUES ($1, 1, $1, 1, 'a', 'PC', 'S-1', 'login', $2)`, id, at)
-	execAs(ctx, t, tsPool, 1, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-		VALUES ($1, 1, $1, 1, 'a', 'PC', 'S-1', 'logout', $2)`, id, at)
+	execAs(ctx, t, mainPool, 1, fmt.Sprintf(insertSession, "monitoring_fallback"), id, 1, 1, "PC", "login", at)
+	execAs(ctx, t, tsPool, 1, fmt.Sprintf(insertSession, "monitoring"), id, 1, 1, "PC", "logout", at)
 	_, err = timeseries.Resync(ctx, mainPool, tsPool, 10, timeseries.NewResyncCounters(prometheus.NewRegistry()))
 	if err == nil {
 		t.Fatal("re-sync verified rows whose content differs")
@@ -263,17 +267,15 @@ func TestResyncHandlesOneIDInTwoOrganisations(t *testing.T) {
 	}
 	defer tsPool.Close()
 	at := time.Now().UTC().Truncate(time.Microsecond)
-	const insert = `INSERT INTO %s (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-		VALUES ($1, $2, $1, $3, 'a', $4, 'S-1', 'login', $5)`
 	for i := range 7 {
 		id, when := uuid.New(), at.Add(-time.Duration(i)*time.Second)
 		for _, org := range []int64{1, 2} {
-			execAs(ctx, t, mainPool, org, fmt.Sprintf(insert, "monitoring_fallback.user_sessions"), id, org, i+1, fmt.Sprintf("PC-%d", org), when)
+			execAs(ctx, t, mainPool, org, fmt.Sprintf(insertSession, "monitoring_fallback"), id, org, i+1, fmt.Sprintf("PC-%d", org), "login", when)
 		}
 		if _, err := tsPool.Exec(ctx, `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY['user_sessions'], ARRAY[$1::date])`, when); err != nil {
 			t.Fatal(err)
 		}
-		execAs(ctx, t, tsPool, 3, fmt.Sprintf(insert, "monitoring.user_sessions"), id, 3, i+1, "PC-3", when)
+		execAs(ctx, t, tsPool, 3, fmt.Sprintf(insertSession, "monitoring"), id, 3, i+1, "PC-3", "login", when)
 	}
 	res, err := timeseries.Resync(ctx, mainPool, tsPool, 3, timeseries.NewResyncCounters(prometheus.NewRegistry()))
 	if err != nil {
