@@ -80,9 +80,11 @@ BEGIN
            j.last_run_status, coalesce(j.total_runs, 0), coalesce(j.total_failures, 0),
            coalesce(j.consecutive_failures, 0), j.next_start,
            coalesce(j.last_run_status = 'Failed', false),
-           NOT j.scheduled
+           -- coalesce: a job the scheduler has not planned yet has no next
+           -- start (NULL), which is not overdue.
+           coalesce(NOT j.scheduled
              OR (j.job_status IS DISTINCT FROM 'Running' AND j.next_start < now() - margin)
-             OR (j.last_success IS NOT NULL AND j.last_success < now() - (j.schedule_interval + margin)),
+             OR (j.last_success IS NOT NULL AND j.last_success < now() - (j.schedule_interval + margin)), false),
            m.last_run_at
     FROM j
     LEFT JOIN monitoring.maintainer_policy_runs m ON m.kind = j.kind AND m.table_name = j.table_name
