@@ -51,11 +51,21 @@ func startAgentAPI(t *testing.T, ing *pgxpool.Pool, reg *prometheus.Registry, qo
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
+	sweeper := control.NewSweeper(ing, q, logger, copts)
+	if err := sweeper.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return &agentAPIStack{
 		routes: agentapi.NewServer(agentapi.Deps{DB: ing, Logger: logger, Registry: reg, Gateways: gws, Ingest: svc, Control: hub}),
 		hub:    hub,
 		queue:  q,
 		gws:    gws,
-		stop:   func() { cancel(); <-done },
+		stop: func() {
+			if err := sweeper.Stop(context.Background()); err != nil {
+				t.Errorf("sweeper: %v", err)
+			}
+			cancel()
+			<-done
+		},
 	}
 }

@@ -133,6 +133,7 @@ type Server struct {
 	queue    *dispatch.Queue
 	gateways *auth.Gateways
 	hub      *control.Hub
+	sweeper  *control.Sweeper
 	dist     *policy.Distributor
 	throttle *throttle.Limiter
 	handler  http.Handler
@@ -154,6 +155,7 @@ type Parts struct {
 	Queue    *dispatch.Queue
 	Gateways *auth.Gateways
 	Hub      *control.Hub
+	Sweeper  *control.Sweeper
 	Handler  http.Handler
 }
 
@@ -214,6 +216,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	}
 	s.gateways = auth.NewGateways(s.db)
 	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, cfg.Control)
+	s.sweeper = control.NewSweeper(s.db, s.queue, logger, cfg.Control)
 	s.dist = policy.NewDistributor(s.db, s.queue)
 	if s.throttle, err = throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: s.registry}); err != nil {
 		return nil, err
@@ -259,6 +262,7 @@ func (s *Server) members() []lifecycle.Member {
 			})
 		}),
 		loop("control hub", func(ctx context.Context) error { s.hub.Run(ctx); return nil }),
+		{Name: "command sweeper", Service: s.sweeper},
 		loop("distribution advancer", func(ctx context.Context) error {
 			return lifecycle.Every(ctx, cfg.AdvanceInterval, false, func(ctx context.Context) {
 				if err := s.dist.AdvanceAll(ctx); err != nil && ctx.Err() == nil {
@@ -309,7 +313,7 @@ func (s *Server) Failed() <-chan struct{} { return s.http.failed }
 // Parts returns the assembled parts.
 func (s *Server) Parts() Parts {
 	return Parts{DB: s.db, Registry: s.registry, Store: s.store, Ingest: s.ingest, Queue: s.queue, Gateways: s.gateways,
-		Hub: s.hub, Handler: s.handler}
+		Hub: s.hub, Sweeper: s.sweeper, Handler: s.handler}
 }
 
 // Run starts the Agent API with cfg and serves until ctx ends: New, Start,

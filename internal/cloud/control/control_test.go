@@ -119,12 +119,19 @@ func (w *world) replica(opts control.Options, qopts dispatch.Options) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
+	sweeper := control.NewSweeper(w.ingest, q, logger, opts)
+	if err := sweeper.Start(ctx); err != nil {
+		w.t.Fatal(err)
+	}
 	var stopped bool
 	r := &replica{srv: srv, stop: func() {
 		if stopped {
 			return
 		}
 		stopped = true
+		if err := sweeper.Stop(context.Background()); err != nil {
+			w.t.Errorf("sweeper: %v", err)
+		}
 		cancel()
 		<-done
 		srv.CloseClientConnections()

@@ -150,7 +150,14 @@ func (w *world) fleetReplica(ctx context.Context) *fleetReplica {
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { hub.Run(hctx); close(done) }()
+	sweeper := control.NewSweeper(pool, q, logger, control.Options{})
+	if err := sweeper.Start(hctx); err != nil {
+		w.t.Fatal(err)
+	}
 	w.t.Cleanup(func() {
+		if err := sweeper.Stop(context.Background()); err != nil {
+			w.t.Errorf("sweeper: %v", err)
+		}
 		cancel()
 		<-done
 		srv.Close()

@@ -44,10 +44,17 @@ func (w *world) servedReplica(t *testing.T, timeouts service.HTTPTimeouts) *repl
 	ctx, cancel := context.WithCancel(context.Background())
 	hubDone, served := make(chan struct{}), make(chan error, 1)
 	go func() { hub.Run(ctx); close(hubDone) }()
+	sweeper := control.NewSweeper(w.ingest, q, logger, control.Options{})
+	if err := sweeper.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		served <- service.Serve(ctx, l, agentapi.NewServer(agentapi.Deps{DB: w.ingest, Logger: logger, Registry: reg, Gateways: gws, Ingest: ing, Control: hub}), logger, timeouts)
 	}()
 	stop := func() {
+		if err := sweeper.Stop(context.Background()); err != nil {
+			t.Errorf("sweeper: %v", err)
+		}
 		cancel()
 		<-hubDone
 		if err := <-served; err != nil {

@@ -128,7 +128,18 @@ func newCloud(t *testing.T, n int) *cloud {
 	hctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(hctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	sweeper := control.NewSweeper(c.ingest, q, logger, control.Options{})
+	if err := sweeper.Start(hctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sweeper.Stop(context.Background()); err != nil {
+			t.Errorf("sweeper: %v", err)
+		}
+		cancel()
+		<-done
+		srv.Close()
+	})
 	c.url = srv.URL
 	return c
 }
