@@ -45,9 +45,12 @@ type Config struct {
 	// Throttle limits failed API keys and provisioning tokens
 	// (THROTTLE_*, TRUSTED_PROXIES).
 	Throttle service.ThrottleConfig
-	// Control is the control hub's timings (zero fields: the hub's
-	// defaults).
+	// Control is the control hub's and the command sweeper's timings (zero
+	// fields: the hub's defaults).
 	Control control.Options
+	// Queue is the command queue's timings (zero fields: the queue's
+	// defaults; a nil Logger is the server's).
+	Queue dispatch.Options
 
 	// MaintenanceInterval is how often the partition maintenance (and the
 	// TimescaleDB job check) runs (default 1 h).
@@ -211,7 +214,11 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry}); err != nil {
 		return nil, err
 	}
-	if s.queue, err = dispatch.New(s.db, dispatch.Options{Logger: logger}, s.registry); err != nil {
+	qopts := cfg.Queue
+	if qopts.Logger == nil {
+		qopts.Logger = logger
+	}
+	if s.queue, err = dispatch.New(s.db, qopts, s.registry); err != nil {
 		return nil, err
 	}
 	s.gateways = auth.NewGateways(s.db)
