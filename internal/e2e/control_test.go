@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
@@ -53,7 +54,7 @@ func newControlWorld(t *testing.T, copts control.Options) *controlWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	stack := startAgentAPI(t, ing, service.NewRegistry(), dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, copts)
+	stack := startAgentAPI(t, ing, service.NewRegistry(), agentapi.Config{Queue: dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, Control: copts})
 	gws := stack.gws
 	api := httptest.NewServer(stack.routes)
 	t.Cleanup(func() { stack.stop(); api.CloseClientConnections(); api.Close() })

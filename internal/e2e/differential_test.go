@@ -27,14 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -122,34 +116,13 @@ func newDiffWorld(t testing.TB) *diffWorld {
 	return &diffWorld{gatewayURL: base, creds: newAgentCreds(base, secret), admin: conn, client: &http.Client{Timeout: 30 * time.Second}}
 }
 
-// startDiffAgentAPI wires the Agent API as startAgentAPI does, for any
-// testing.TB (the fuzz target builds its world on the *testing.F).
+// startDiffAgentAPI starts the Agent API as startAgentAPI does, with a
+// discarding logger (the fuzz target builds its world on the *testing.F,
+// and its inputs are meant to be refused).
 func startDiffAgentAPI(t testing.TB, ing *pgxpool.Pool) *agentAPIStack {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := prometheus.NewRegistry()
-	files, err := storage.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ing, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := dispatch.New(ing, dispatch.Options{}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(ing)
-	hub := control.New(ing, gws, q, logger, reg, control.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { hub.Run(ctx); close(done) }()
-	return &agentAPIStack{
-		routes: agentapi.NewServer(agentapi.Deps{DB: ing, Logger: logger, Registry: reg, Gateways: gws, Ingest: svc, Control: hub}),
-		hub:    hub, queue: q, gws: gws,
-		stop: func() { cancel(); <-done },
-	}
+	api := agentapitest.Start(t, ing, agentapitest.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+	return &agentAPIStack{routes: api.Handler, hub: api.Hub, queue: api.Queue, gws: api.Gateways, stop: api.Stop}
 }
 
 // outcome is the collector's answer to one request.

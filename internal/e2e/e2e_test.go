@@ -8,7 +8,6 @@ package e2e_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -18,16 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
@@ -49,21 +41,8 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ingPool.Close()
-	reg := service.NewRegistry()
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ingPool, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := dispatch.New(ingPool, dispatch.Options{}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(ingPool)
-	hub := control.New(ingPool, gws, q, logger, reg, control.Options{})
-	api := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: ingPool, Logger: logger, Registry: reg, Gateways: gws, Ingest: svc, Control: hub}))
-	defer api.Close()
+	t.Cleanup(ingPool.Close) // after the Agent API's Stop (cleanups run in reverse)
+	api := agentapitest.Start(t, ingPool, agentapitest.Options{Logger: logger})
 
 	// Two organisations; the gateway belongs to A and provisions itself.
 	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
@@ -76,7 +77,9 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	stack := startAgentAPI(t, ing, service.NewRegistry(), opts, control.Options{SweepInterval: 100 * time.Millisecond})
+	// The Agent API's distribution advancer, faster (every 200 ms).
+	stack := startAgentAPI(t, ing, service.NewRegistry(), agentapi.Config{Queue: opts, Control: control.Options{SweepInterval: 100 * time.Millisecond},
+		AdvanceInterval: 200 * time.Millisecond})
 	gws, routes := stack.gws, stack.routes
 	w := &gcWorld{ing: ing, fetches: map[string]int{}, fetchesOK: map[string]int{}, held: make(chan string, 1), unhold: make(chan struct{})}
 	w.api = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -109,22 +112,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 			w.mu.Unlock()
 		}
 	}))
-	// The Agent API's distribution loop, faster.
-	adv := policy.NewDistributor(ing, stack.queue)
-	hctx, stop := context.WithCancel(ctx)
-	var bg sync.WaitGroup
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		for hctx.Err() == nil {
-			_ = adv.AdvanceAll(hctx)
-			select {
-			case <-hctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-	t.Cleanup(func() { stop(); bg.Wait(); stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
+	t.Cleanup(func() { stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
 
 	dashPool, err := postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
 	if err != nil {

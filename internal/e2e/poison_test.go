@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -57,7 +57,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	defer ingPool.Close()
 	// The Agent API with its control hub running, so that a command reaches
 	// the gateway over its control channel.
-	stack := startAgentAPI(t, ingPool, service.NewRegistry(), dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, control.Options{})
+	stack := startAgentAPI(t, ingPool, service.NewRegistry(), agentapi.Config{Queue: dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}})
 	api := httptest.NewServer(stack.routes)
 	defer func() { stack.stop(); api.CloseClientConnections(); api.Close() }()
 

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
@@ -70,8 +71,8 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 	// Short timings so that redeliveries after a simulated crash come
 	// within seconds: a delivery not acknowledged "received" in 2 s, or
 	// not finished execTimeout after it, is sent again.
-	stack := startAgentAPI(t, ing, w.reg, dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: execTimeout, Backoff: 100 * time.Millisecond},
-		control.Options{SweepInterval: 100 * time.Millisecond})
+	stack := startAgentAPI(t, ing, w.reg, agentapi.Config{Queue: dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: execTimeout, Backoff: 100 * time.Millisecond},
+		Control: control.Options{SweepInterval: 100 * time.Millisecond}})
 	routes := stack.routes
 	w.api = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == protocol.PathGatewaySocket {

@@ -1,20 +1,17 @@
 // Package agentapi is the Agent API (:3001): the cloud end of the
-// gateways' data and control paths. It owns the HTTP routes table; the work
-// behind each route lives in the packages it is given.
+// gateways' data and control paths. It owns the HTTP routes table and the
+// assembly of its parts (New, Start, Stop); the work behind each route
+// lives in the packages it is given.
 package agentapi
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,36 +19,12 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
-
-// Config is the Agent API's configuration.
-type Config struct {
-	service.Config
-	// StoragePath is the directory of the local file store
-	// (STORAGE_BASE_PATH).
-	StoragePath string
-	// TimescaleURL, when set, is a separate time-series database (as the
-	// ingest role) with fallback to the main database (TIMESCALE_URL).
-	TimescaleURL string
-	// ProbeInterval is how often a fallen-back store is probed
-	// (TIMESCALE_PROBE_INTERVAL, default 60 s).
-	ProbeInterval time.Duration
-	// TLS is the optional (mutual) TLS of the listener.
-	TLS service.TLSConfig
-	// Throttle limits failed API keys and provisioning tokens
-	// (THROTTLE_*, TRUSTED_PROXIES).
-	Throttle service.ThrottleConfig
-}
 
 // Deps are the Agent API's dependencies.
 type Deps struct {
@@ -176,102 +149,4 @@ func provisionHandler(d Deps) http.HandlerFunc {
 func ping(w http.ResponseWriter, r *http.Request) {
 	gw, _ := auth.GatewayFrom(r.Context())
 	service.WriteJSON(w, http.StatusOK, protocol.PingResponse{GatewayID: gw.ID.String(), OrganizationID: gw.OrganizationID, ServerTime: time.Now().UTC()})
-}
-
-// Run starts the Agent API with cfg and serves until ctx ends: it migrates
-// when configured to, connects as the ingest role (refusing a role that
-// bypasses row-level security), keeps the time-series partitions ahead of
-// time, and calls listening with the bound address once it accepts.
-func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(net.Addr)) error {
-	if cfg.StoragePath == "" {
-		return errors.New("STORAGE_BASE_PATH is required: the directory where screenshots are stored")
-	}
-	files, err := storage.NewLocal(cfg.StoragePath)
-	if err != nil {
-		return fmt.Errorf("STORAGE_BASE_PATH: %w", err)
-	}
-	db, err := service.OpenDatabase(ctx, cfg.Config, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	reg := service.NewRegistry()
-	maint := timeseries.NewMaintainer(db, logger, reg, 8, 3)
-	// The partitions before serving; the TimescaleDB policies (compression
-	// can take minutes) in the background maintenance below.
-	if _, err := maint.RunPartitions(ctx); err != nil {
-		return err
-	}
-	tsPool := db
-	if cfg.TimescaleURL != "" {
-		// Not pinged: the Agent API starts while the store is down, and
-		// writes fall back after three failures.
-		if tsPool, err = postgres.ConnectLazy(ctx, cfg.TimescaleURL, 0, cfg.ContextKey); err != nil {
-			return fmt.Errorf("TIMESCALE_URL: %w", err)
-		}
-		defer tsPool.Close()
-		// The store's partitions and TimescaleDB jobs are maintained too.
-		maint.UseStore(tsPool)
-	}
-	store := timeseries.NewStore(timeseries.StoreConfig{Main: db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: reg})
-	ing, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		return err
-	}
-	queue, err := dispatch.New(db, dispatch.Options{Logger: logger}, reg)
-	if err != nil {
-		return err
-	}
-	hub := control.New(db, auth.NewGateways(db), queue, logger, reg, control.Options{})
-	dist := policy.NewDistributor(db, queue)
-	lim, err := throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: reg})
-	if err != nil {
-		return err
-	}
-	l, err := service.Listen(cfg.Addr, "AGENT_API_ADDR")
-	if err != nil {
-		return err
-	}
-	if cfg.TLS.Enabled() {
-		tc, err := cfg.TLS.Build()
-		if err != nil {
-			l.Close()
-			return err
-		}
-		l = tls.NewListener(l, tc)
-	}
-	var wg sync.WaitGroup
-	wg.Add(5)
-	// Orphan screenshot files (an upload whose outcome was unknown, rows
-	// that retention deleted) are removed hourly once an hour old: far past
-	// any upload in flight, which writes its files just before its rows.
-	go func() { defer wg.Done(); ing.RunScreenshotSweep(ctx, time.Hour, time.Hour) }()
-	go func() { defer wg.Done(); advanceDistributions(ctx, dist, logger, 2*time.Second) }()
-	go func() { defer wg.Done(); maint.Run(ctx, time.Hour) }()
-	go func() { defer wg.Done(); store.Run(ctx) }()
-	go func() { defer wg.Done(); hub.Run(ctx) }()
-	defer wg.Wait()
-	if listening != nil {
-		listening(l.Addr())
-	}
-	logger.InfoContext(ctx, "agent api listening", "addr", l.Addr().String())
-	return service.Serve(ctx, l, NewServer(Deps{DB: db, Logger: logger, Registry: reg, Gateways: auth.NewGateways(db), Ingest: ing, Control: hub,
-		Throttle: lim, TrustedProxies: cfg.Throttle.TrustedProxies}), logger, cfg.HTTP)
-}
-
-// advanceDistributions moves every active policy distribution on, every
-// interval, until ctx ends.
-func advanceDistributions(ctx context.Context, d *policy.Distributor, logger *slog.Logger, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := d.AdvanceAll(ctx); err != nil && ctx.Err() == nil {
-			logger.ErrorContext(ctx, "advance policy distributions", "err", err)
-		}
-	}
 }

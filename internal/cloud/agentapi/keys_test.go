@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -14,15 +13,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -50,21 +45,8 @@ func newKeysAPI(t *testing.T) *keysAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
-	reg := service.NewRegistry()
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: ing, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := dispatch.New(ing, dispatch.Options{}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(ing)
-	hub := control.New(ing, gws, q, logger, reg, control.Options{})
-	srv := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: ing, Logger: logger, Registry: reg, Gateways: gws, Ingest: svc, Control: hub}))
-	t.Cleanup(srv.Close)
-	a := &keysAPI{url: srv.URL}
+	api := agentapitest.Start(t, ing, agentapitest.Options{Logger: logger})
+	a := &keysAPI{url: api.URL}
 	if a.queue, err = dispatch.New(dash, dispatch.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +65,7 @@ func newKeysAPI(t *testing.T) *keysAPI {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gw, key, err := gws.Provision(ctx, o.ID, "GW", r.ProvisioningToken)
+		gw, key, err := api.Gateways.Provision(ctx, o.ID, "GW", r.ProvisioningToken)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,16 +17,13 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
-	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -102,37 +99,10 @@ type replica struct {
 
 func (w *world) replica(opts control.Options, qopts dispatch.Options) *replica {
 	w.t.Helper()
-	logger := logtest.New(w.t)
-	reg := service.NewRegistry()
-	q, err := dispatch.New(w.ingest, qopts, reg)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	gws := auth.NewGateways(w.ingest)
-	hub := control.New(w.ingest, gws, q, logger, reg, opts)
-	files, _ := storage.NewLocal(w.t.TempDir())
-	ing, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: w.ingest, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	srv := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: w.ingest, Logger: logger, Registry: reg, Gateways: gws, Ingest: ing, Control: hub}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { hub.Run(ctx); close(done) }()
-	var stopped bool
-	r := &replica{srv: srv, stop: func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		<-done
-		srv.CloseClientConnections()
-		srv.Close()
-	}}
-	w.t.Cleanup(r.stop)
+	api := agentapitest.Start(w.t, w.ingest, agentapitest.Options{Config: agentapi.Config{Control: opts, Queue: qopts}})
 	time.Sleep(100 * time.Millisecond) // LISTEN in place
-	return r
+	// dial and the REST helpers only need the URL.
+	return &replica{srv: &httptest.Server{URL: api.URL}, stop: api.Stop}
 }
 
 // client is a gateway's control socket.

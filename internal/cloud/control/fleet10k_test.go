@@ -26,17 +26,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/fleetsim"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
@@ -133,30 +129,9 @@ func (w *world) fleetReplica(ctx context.Context) *fleetReplica {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	logger := logtest.New(w.t)
-	reg := service.NewRegistry()
-	q, err := dispatch.New(pool, dispatch.Options{}, reg)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	gws := auth.NewGateways(pool)
-	hub := control.New(pool, gws, q, logger, reg, control.Options{})
-	files, _ := storage.NewLocal(w.t.TempDir())
-	ing, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: pool, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	srv := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: pool, Logger: logger, Registry: reg, Gateways: gws, Ingest: ing, Control: hub}))
-	hctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { hub.Run(hctx); close(done) }()
-	w.t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		pool.Close()
-	})
-	return &fleetReplica{srv: srv, reg: reg}
+	w.t.Cleanup(pool.Close) // after the replica's Stop (cleanups run in reverse)
+	api := agentapitest.Start(w.t, pool, agentapitest.Options{Logger: logtest.New(w.t)})
+	return &fleetReplica{srv: &httptest.Server{URL: api.URL}, reg: api.Registry}
 }
 
 // connected reads the replica's control_connected_gateways gauge.

@@ -26,6 +26,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -35,11 +36,27 @@ type Options struct {
 	// is offline after 3 missed heartbeats, and never after less than 30 s
 	// of silence (the database's floor, measured by its clock).
 	HeartbeatInterval time.Duration
-	// SweepInterval is how often the command sweep and the offline check
-	// run (default 5 s).
+	// SweepInterval is how often the Sweeper runs the command sweep and
+	// the offline check, and how often the hub looks for due commands
+	// (redeliveries whose backoff has passed, lost notifications)
+	// (default 5 s).
 	SweepInterval time.Duration
 	// ClaimBatch bounds the commands claimed per wake (default 32).
 	ClaimBatch int
+}
+
+// withDefaults returns o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 30 * time.Second
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = 5 * time.Second
+	}
+	if o.ClaimBatch <= 0 {
+		o.ClaimBatch = 32
+	}
+	return o
 }
 
 // Hub holds this replica's gateway sockets.
@@ -69,15 +86,7 @@ type Hub struct {
 
 // New returns a Hub and registers its metrics.
 func New(db *pgxpool.Pool, gws *auth.Gateways, queue *dispatch.Queue, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
-	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = 30 * time.Second
-	}
-	if opts.SweepInterval <= 0 {
-		opts.SweepInterval = 5 * time.Second
-	}
-	if opts.ClaimBatch <= 0 {
-		opts.ClaimBatch = 32
-	}
+	opts = opts.withDefaults()
 	h := &Hub{db: db, gws: gws, queue: queue, logger: logger, opts: opts,
 		up:      websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
 		conns:   map[uuid.UUID]*conn{},
@@ -101,8 +110,9 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *dispatch.Queue, logger *sl
 	return h
 }
 
-// Run listens for new commands and revocations and sweeps the queue and
-// the offline state, until ctx ends.
+// Run listens for new commands and revocations and looks for due commands
+// every SweepInterval, until ctx ends; then it closes the sockets. The
+// queue's sweep and the offline check are the Sweeper's, run beside it.
 func (h *Hub) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -125,22 +135,10 @@ func (h *Hub) Run(ctx context.Context) {
 	}()
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(h.opts.SweepInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if _, err := h.queue.Sweep(ctx); err != nil && ctx.Err() == nil {
-				h.logger.ErrorContext(ctx, "command sweep failed", "err", err)
-			}
-			if _, err := h.db.Exec(ctx, `SELECT gateways_mark_offline_after($1::interval)`, fmt.Sprintf("%d milliseconds", (3*h.opts.HeartbeatInterval).Milliseconds())); err != nil && ctx.Err() == nil {
-				h.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
-			}
-			h.wakeDue(ctx)
-		}
+		// The hub's own recovery: redeliveries whose backoff has passed,
+		// and anything a lost notification missed. (The queue's sweep and
+		// the offline check are the Sweeper's.)
+		_ = lifecycle.Every(ctx, h.opts.SweepInterval, false, h.wakeDue)
 	}()
 	<-ctx.Done()
 	h.mu.Lock()

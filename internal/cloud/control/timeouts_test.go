@@ -1,7 +1,6 @@
 package control_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -9,14 +8,9 @@ import (
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
-	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -24,40 +18,12 @@ import (
 // (service.Serve), with the given server timeouts.
 func (w *world) servedReplica(t *testing.T, timeouts service.HTTPTimeouts) *replica {
 	t.Helper()
-	logger := logtest.New(t)
-	reg := service.NewRegistry()
-	q, err := dispatch.New(w.ingest, dispatch.Options{}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(w.ingest)
-	hub := control.New(w.ingest, gws, q, logger, reg, control.Options{})
-	files, _ := storage.NewLocal(t.TempDir())
-	ing, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: w.ingest, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := service.Listen("127.0.0.1:0", "AGENT_API_ADDR")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	hubDone, served := make(chan struct{}), make(chan error, 1)
-	go func() { hub.Run(ctx); close(hubDone) }()
-	go func() {
-		served <- service.Serve(ctx, l, agentapi.NewServer(agentapi.Deps{DB: w.ingest, Logger: logger, Registry: reg, Gateways: gws, Ingest: ing, Control: hub}), logger, timeouts)
-	}()
-	stop := func() {
-		cancel()
-		<-hubDone
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}
-	t.Cleanup(stop)
+	cfg := agentapi.Config{}
+	cfg.HTTP = timeouts
+	api := agentapitest.Start(t, w.ingest, agentapitest.Options{Config: cfg})
 	time.Sleep(100 * time.Millisecond) // LISTEN in place
 	// dial and the REST helpers only need the URL.
-	return &replica{srv: &httptest.Server{URL: "http://" + l.Addr().String()}, stop: func() {}}
+	return &replica{srv: &httptest.Server{URL: api.URL}, stop: api.Stop}
 }
 
 func TestLongPollAndWebSocketOutliveTheWriteTimeout(t *testing.T) {

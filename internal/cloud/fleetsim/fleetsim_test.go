@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,18 +15,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/fleetsim"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -111,25 +106,8 @@ func newCloud(t *testing.T, n int) *cloud {
 		c.gws = append(c.gws, fleetsim.Gateway{ID: id.String(), Key: key})
 	}
 
-	logger := logtest.New(t)
-	reg := service.NewRegistry()
-	q, err := dispatch.New(c.ingest, dispatch.Options{}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gws := auth.NewGateways(c.ingest)
-	hub := control.New(c.ingest, gws, q, logger, reg, control.Options{})
-	files, _ := storage.NewLocal(t.TempDir())
-	ing, err := ingest.New(ingest.Deps{Store: timeseries.NewStore(timeseries.StoreConfig{Main: c.ingest, Logger: logger, Registry: reg}), Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: c.ingest, Logger: logger, Registry: reg, Gateways: gws, Ingest: ing, Control: hub}))
-	hctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { hub.Run(hctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; srv.Close() })
-	c.url = srv.URL
+	api := agentapitest.Start(t, c.ingest, agentapitest.Options{})
+	c.url = api.URL
 	return c
 }
 

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -125,22 +124,4 @@ func (s *Service) SweepScreenshots(ctx context.Context, now time.Time, grace tim
 		s.logger.InfoContext(ctx, "screenshot sweep removed orphan files", "removed", removed)
 	}
 	return removed, nil
-}
-
-// RunScreenshotSweep runs SweepScreenshots every interval until ctx ends,
-// removing orphans older than grace. Failures are logged and counted; the
-// next run retries.
-func (s *Service) RunScreenshotSweep(ctx context.Context, interval, grace time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := s.SweepScreenshots(ctx, time.Now(), grace); err != nil && !errors.Is(err, context.Canceled) {
-			s.logger.ErrorContext(ctx, "screenshot sweep failed", "err", err)
-		}
-	}
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -119,21 +118,4 @@ func (m *Maintainer) partitionsIn(ctx context.Context, db *pgxpool.Pool) (Result
 		m.logger.InfoContext(ctx, "partition maintenance", "created", res.Created, "dropped", len(res.Dropped))
 	}
 	return res, nil
-}
-
-// Run calls RunOnce now and then every interval until ctx ends. Failures
-// are logged and counted; the next run retries.
-func (m *Maintainer) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := m.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			m.logger.ErrorContext(ctx, "partition maintenance failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

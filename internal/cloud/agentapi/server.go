@@ -1,0 +1,423 @@
+package agentapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
+)
+
+// Config is the Agent API's configuration. Zero timings and sizes take the
+// defaults of withDefaults, the one place they are set.
+type Config struct {
+	service.Config
+	// StoragePath is the directory of the local file store
+	// (STORAGE_BASE_PATH).
+	StoragePath string
+	// TimescaleURL, when set, is a separate time-series database (as the
+	// ingest role) with fallback to the main database (TIMESCALE_URL).
+	TimescaleURL string
+	// ProbeInterval is how often a fallen-back store is probed
+	// (TIMESCALE_PROBE_INTERVAL, default 60 s).
+	ProbeInterval time.Duration
+	// TLS is the optional (mutual) TLS of the listener.
+	TLS service.TLSConfig
+	// Throttle limits failed API keys and provisioning tokens
+	// (THROTTLE_*, TRUSTED_PROXIES).
+	Throttle service.ThrottleConfig
+	// Control is the control hub's and the command sweeper's timings (zero
+	// fields: the hub's defaults).
+	Control control.Options
+	// Queue is the command queue's timings (zero fields: the queue's
+	// defaults; a nil Logger is the server's).
+	Queue dispatch.Options
+
+	// MaintenanceInterval is how often the partition maintenance (and the
+	// TimescaleDB job check) runs (default 1 h).
+	MaintenanceInterval time.Duration
+	// PartitionsBehind and PartitionsAhead are the days of partitions kept
+	// created before and after today (defaults 8 and 3).
+	PartitionsBehind, PartitionsAhead int
+	// AdvanceInterval is how often active policy distributions are moved
+	// on (default 2 s).
+	AdvanceInterval time.Duration
+	// ScreenshotSweepInterval is how often orphan screenshot files are
+	// looked for (default 1 h), and ScreenshotSweepAge how old one must be
+	// to go (default 1 h: far past any upload in flight, which writes its
+	// files just before its rows).
+	ScreenshotSweepInterval, ScreenshotSweepAge time.Duration
+}
+
+// Defaults of Config's timings and sizes.
+const (
+	DefaultMaintenanceInterval     = time.Hour
+	DefaultPartitionsBehind        = 8
+	DefaultPartitionsAhead         = 3
+	DefaultAdvanceInterval         = 2 * time.Second
+	DefaultScreenshotSweepInterval = time.Hour
+	DefaultScreenshotSweepAge      = time.Hour
+)
+
+// withDefaults returns cfg with every zero timing and size set to its
+// default.
+func (cfg Config) withDefaults() Config {
+	if cfg.MaintenanceInterval <= 0 {
+		cfg.MaintenanceInterval = DefaultMaintenanceInterval
+	}
+	if cfg.PartitionsBehind <= 0 {
+		cfg.PartitionsBehind = DefaultPartitionsBehind
+	}
+	if cfg.PartitionsAhead <= 0 {
+		cfg.PartitionsAhead = DefaultPartitionsAhead
+	}
+	if cfg.AdvanceInterval <= 0 {
+		cfg.AdvanceInterval = DefaultAdvanceInterval
+	}
+	if cfg.ScreenshotSweepInterval <= 0 {
+		cfg.ScreenshotSweepInterval = DefaultScreenshotSweepInterval
+	}
+	if cfg.ScreenshotSweepAge <= 0 {
+		cfg.ScreenshotSweepAge = DefaultScreenshotSweepAge
+	}
+	return cfg
+}
+
+// ServerDeps are what New is given rather than builds.
+type ServerDeps struct {
+	// Logger is the server's logger (nil discards).
+	Logger *slog.Logger
+	// DB is the main database as the ingest role; nil: New opens it from
+	// cfg (migrating when configured to) and Stop closes it.
+	DB *pgxpool.Pool
+	// TimeseriesDB is the separate time-series store; nil: opened from
+	// cfg.TimescaleURL when set (and closed by Stop), else the main one.
+	TimeseriesDB *pgxpool.Pool
+	// Registry receives the metrics (nil: a new service registry).
+	Registry *prometheus.Registry
+	// Listening is called with the bound address once the listener
+	// accepts (optional).
+	Listening func(net.Addr)
+}
+
+// Server is an assembled Agent API: New builds every part without starting
+// anything; Start runs the start-up step and starts the parts in
+// dependency order, the HTTP listener last; Stop stops them in reverse.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+
+	// The parts, exported for tests and harnesses through Parts.
+	db       *pgxpool.Pool
+	tsDB     *pgxpool.Pool
+	registry *prometheus.Registry
+	store    *timeseries.Store
+	maint    *timeseries.Maintainer
+	ingest   *ingest.Service
+	queue    *dispatch.Queue
+	gateways *auth.Gateways
+	hub      *control.Hub
+	sweeper  *control.Sweeper
+	dist     *policy.Distributor
+	throttle *throttle.Limiter
+	handler  http.Handler
+
+	group *lifecycle.Group
+	http  *listener
+	owned []*pgxpool.Pool // pools New opened, closed by Stop
+
+	closeOnce sync.Once
+}
+
+// Parts are the assembled parts of a Server, for tests and harnesses that
+// act on them directly (enqueue a command, read the store).
+type Parts struct {
+	DB       *pgxpool.Pool
+	Registry *prometheus.Registry
+	Store    *timeseries.Store
+	Ingest   *ingest.Service
+	Queue    *dispatch.Queue
+	Gateways *auth.Gateways
+	Hub      *control.Hub
+	Sweeper  *control.Sweeper
+	Handler  http.Handler
+}
+
+// New assembles the Agent API from cfg: it checks the file store, opens the
+// databases not given in deps (refusing a role that bypasses row-level
+// security or a context key the database does not verify) and builds every
+// part. It starts no goroutine of its own; on error, what it opened is
+// closed.
+func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error) {
+	cfg = cfg.withDefaults()
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StoragePath == "" {
+		return nil, errors.New("STORAGE_BASE_PATH is required: the directory where screenshots are stored")
+	}
+	files, err := storage.NewLocal(cfg.StoragePath)
+	if err != nil {
+		return nil, fmt.Errorf("STORAGE_BASE_PATH: %w", err)
+	}
+	s := &Server{cfg: cfg, logger: logger, db: deps.DB, tsDB: deps.TimeseriesDB, registry: deps.Registry}
+	defer func() {
+		if err != nil {
+			s.closePools()
+		}
+	}()
+	if s.db == nil {
+		if s.db, err = service.OpenDatabase(ctx, cfg.Config, logger); err != nil {
+			return nil, err
+		}
+		s.owned = append(s.owned, s.db)
+	}
+	if s.registry == nil {
+		s.registry = service.NewRegistry()
+	}
+	s.maint = timeseries.NewMaintainer(s.db, logger, s.registry, cfg.PartitionsBehind, cfg.PartitionsAhead)
+	if s.tsDB == nil && cfg.TimescaleURL != "" {
+		// Not pinged: the Agent API starts while the store is down, and
+		// writes fall back after three failures.
+		if s.tsDB, err = postgres.ConnectLazy(ctx, cfg.TimescaleURL, 0, cfg.ContextKey); err != nil {
+			return nil, fmt.Errorf("TIMESCALE_URL: %w", err)
+		}
+		s.owned = append(s.owned, s.tsDB)
+	}
+	tsPool := s.db
+	if s.tsDB != nil {
+		tsPool = s.tsDB
+		// The store's partitions and TimescaleDB jobs are maintained too.
+		s.maint.UseStore(s.tsDB)
+	}
+	s.store = timeseries.NewStore(timeseries.StoreConfig{Main: s.db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: s.registry})
+	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry}); err != nil {
+		return nil, err
+	}
+	qopts := cfg.Queue
+	if qopts.Logger == nil {
+		qopts.Logger = logger
+	}
+	if s.queue, err = dispatch.New(s.db, qopts, s.registry); err != nil {
+		return nil, err
+	}
+	s.gateways = auth.NewGateways(s.db)
+	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, cfg.Control)
+	s.sweeper = control.NewSweeper(s.db, s.queue, logger, cfg.Control)
+	s.dist = policy.NewDistributor(s.db, s.queue)
+	if s.throttle, err = throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: s.registry}); err != nil {
+		return nil, err
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLS.Enabled() {
+		if tlsConfig, err = cfg.TLS.Build(); err != nil {
+			return nil, err
+		}
+	}
+	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: s.registry, Gateways: s.gateways, Ingest: s.ingest, Control: s.hub,
+		Throttle: s.throttle, TrustedProxies: cfg.Throttle.TrustedProxies})
+	s.http = &listener{addr: cfg.Addr, tls: tlsConfig, handler: s.handler, logger: logger, timeouts: cfg.HTTP,
+		listening: deps.Listening, failed: make(chan struct{})}
+	s.group = lifecycle.NewGroup(logger, s.members()...)
+	return s, nil
+}
+
+// members are the parts in dependency order: the store before the ingest
+// that writes through it, the queue's consumers before what enqueues, the
+// HTTP listener last.
+func (s *Server) members() []lifecycle.Member {
+	cfg := s.cfg
+	loop := func(name string, fn func(ctx context.Context) error) lifecycle.Member {
+		return lifecycle.Member{Name: name, Service: lifecycle.NewLoop(name, s.logger, fn)}
+	}
+	return []lifecycle.Member{
+		loop("timeseries store", func(ctx context.Context) error { s.store.Run(ctx); return nil }),
+		loop("partition maintainer", func(ctx context.Context) error {
+			return lifecycle.Every(ctx, cfg.MaintenanceInterval, true, func(ctx context.Context) {
+				if _, err := s.maint.RunOnce(ctx); err != nil && ctx.Err() == nil {
+					s.logger.ErrorContext(ctx, "partition maintenance failed", "err", err)
+				}
+			})
+		}),
+		// Orphan screenshot files (an upload whose outcome was unknown,
+		// rows that retention deleted) are removed once old enough.
+		loop("screenshot sweep", func(ctx context.Context) error {
+			return lifecycle.Every(ctx, cfg.ScreenshotSweepInterval, false, func(ctx context.Context) {
+				if _, err := s.ingest.SweepScreenshots(ctx, time.Now(), cfg.ScreenshotSweepAge); err != nil && ctx.Err() == nil {
+					s.logger.ErrorContext(ctx, "screenshot sweep failed", "err", err)
+				}
+			})
+		}),
+		loop("control hub", func(ctx context.Context) error { s.hub.Run(ctx); return nil }),
+		{Name: "command sweeper", Service: s.sweeper},
+		loop("distribution advancer", func(ctx context.Context) error {
+			return lifecycle.Every(ctx, cfg.AdvanceInterval, false, func(ctx context.Context) {
+				if err := s.dist.AdvanceAll(ctx); err != nil && ctx.Err() == nil {
+					s.logger.ErrorContext(ctx, "advance policy distributions", "err", err)
+				}
+			})
+		}),
+		{Name: "http", Service: s.http},
+	}
+}
+
+// Start runs the start-up step — the partitions, before serving (the
+// TimescaleDB policies, which can take minutes, run in the background
+// maintenance) — then starts the parts in dependency order, the HTTP
+// listener last. It returns once the listener accepts.
+func (s *Server) Start(ctx context.Context) error {
+	if _, err := s.maint.RunPartitions(ctx); err != nil {
+		return err
+	}
+	return s.group.Start(ctx)
+}
+
+// Stop stops the parts in reverse order (the listener first, giving
+// in-flight requests up to 10 s) and closes the pools New opened. Stop
+// without Start and a second Stop return nil.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.group.Stop(ctx)
+	s.closePools()
+	return err
+}
+
+// closePools closes, once, the pools New opened.
+func (s *Server) closePools() {
+	s.closeOnce.Do(func() {
+		for _, p := range s.owned {
+			p.Close()
+		}
+	})
+}
+
+// Addr is the listener's address once started (nil before).
+func (s *Server) Addr() net.Addr { return s.http.boundAddr() }
+
+// Failed is closed when the HTTP listener stops serving on its own (not by
+// Stop); Stop reports the reason.
+func (s *Server) Failed() <-chan struct{} { return s.http.failed }
+
+// Parts returns the assembled parts.
+func (s *Server) Parts() Parts {
+	return Parts{DB: s.db, Registry: s.registry, Store: s.store, Ingest: s.ingest, Queue: s.queue, Gateways: s.gateways,
+		Hub: s.hub, Sweeper: s.sweeper, Handler: s.handler}
+}
+
+// Run starts the Agent API with cfg and serves until ctx ends: New, Start,
+// wait for ctx (or the listener failing), Stop. It migrates when configured
+// to, connects as the ingest role (refusing a role that bypasses row-level
+// security), keeps the time-series partitions ahead of time, and calls
+// listening with the bound address once it accepts.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(net.Addr)) error {
+	s, err := New(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		s.closePools()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.Failed():
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	return s.Stop(stopCtx)
+}
+
+// stopTimeout bounds Run's Stop: the listener's graceful shutdown (10 s)
+// and the parts after it.
+const stopTimeout = 30 * time.Second
+
+// listener is the HTTP listener as a lifecycle.Service: Start binds the
+// address (TLS when configured), reports it and serves in the background.
+type listener struct {
+	addr      string
+	tls       *tls.Config
+	handler   http.Handler
+	logger    *slog.Logger
+	timeouts  service.HTTPTimeouts
+	listening func(net.Addr)
+
+	mu       sync.Mutex
+	bound    net.Addr
+	loop     *lifecycle.Loop
+	stopped  bool
+	failed   chan struct{}
+	failOnce sync.Once
+}
+
+// Start binds the listener and starts serving.
+func (l *listener) Start(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return errors.New("agentapi: listener: start after stop")
+	}
+	if l.loop != nil {
+		return errors.New("agentapi: listener: started twice")
+	}
+	ln, err := service.Listen(l.addr, "AGENT_API_ADDR")
+	if err != nil {
+		return err
+	}
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
+	}
+	l.bound = ln.Addr()
+	l.loop = lifecycle.NewLoop("http", l.logger, func(ctx context.Context) error {
+		err := service.Serve(ctx, ln, l.handler, l.logger, l.timeouts)
+		if ctx.Err() == nil {
+			l.failOnce.Do(func() { close(l.failed) })
+		}
+		return err
+	})
+	if err := l.loop.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	if l.listening != nil {
+		l.listening(l.bound)
+	}
+	l.logger.InfoContext(ctx, "agent api listening", "addr", l.bound.String())
+	return nil
+}
+
+// Stop shuts the listener down gracefully.
+func (l *listener) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	l.stopped = true
+	loop := l.loop
+	l.mu.Unlock()
+	if loop == nil {
+		return nil
+	}
+	return loop.Stop(ctx)
+}
+
+func (l *listener) boundAddr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bound
+}

@@ -1,0 +1,53 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
+)
+
+// Sweeper is the control channel's periodic upkeep across organisations, a
+// lifecycle.Service of its own (it was a ticker inside the hub): every
+// Options.SweepInterval it runs the command queue's sweep (redelivery after
+// a backoff, exhaustion, expiry) and marks offline the gateways silent for 3
+// heartbeat intervals. It lives in control, not dispatch, because the
+// offline check is the control channel's (it follows the heartbeat
+// interval the hub tells gateways) and the queue knows nothing of
+// heartbeats; one replica or all may run it (both steps are idempotent).
+type Sweeper struct {
+	db     *pgxpool.Pool // as the ingest role
+	queue  *dispatch.Queue
+	logger *slog.Logger
+	opts   Options
+	*lifecycle.Loop
+}
+
+// NewSweeper returns the Sweeper of queue over db, with the hub's timings
+// (zero fields take the hub's defaults). A nil logger discards.
+func NewSweeper(db *pgxpool.Pool, queue *dispatch.Queue, logger *slog.Logger, opts Options) *Sweeper {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Sweeper{db: db, queue: queue, logger: logger, opts: opts.withDefaults()}
+	s.Loop = lifecycle.NewLoop("command sweeper", logger, func(ctx context.Context) error {
+		return lifecycle.Every(ctx, s.opts.SweepInterval, false, func(ctx context.Context) { s.Sweep(ctx) })
+	})
+	return s
+}
+
+// Sweep runs the command sweep and the offline check once, logging
+// failures (the next run retries).
+func (s *Sweeper) Sweep(ctx context.Context) {
+	if _, err := s.queue.Sweep(ctx); err != nil && ctx.Err() == nil {
+		s.logger.ErrorContext(ctx, "command sweep failed", "err", err)
+	}
+	silence := fmt.Sprintf("%d milliseconds", (3 * s.opts.HeartbeatInterval).Milliseconds())
+	if _, err := s.db.Exec(ctx, `SELECT gateways_mark_offline_after($1::interval)`, silence); err != nil && ctx.Err() == nil {
+		s.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
+	}
+}
