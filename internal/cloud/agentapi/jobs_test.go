@@ -3,7 +3,6 @@ package agentapi_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"testing"
@@ -11,15 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 )
 
-// TestRunExportsTimescaleDBJobHealth (TimescaleDB only): with the
+// TestAgentAPIExportsTimescaleDBJobHealth (TimescaleDB only): with the
 // TimescaleDB jobs of schema monitoring paused, the running Agent API's
 // background maintenance reports every job overdue on GET /metrics and
 // runs the retention and compression policies of the five tables itself.
-func TestRunExportsTimescaleDBJobHealth(t *testing.T) {
+func TestAgentAPIExportsTimescaleDBJobHealth(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -40,19 +38,7 @@ func TestRunExportsTimescaleDBJobHealth(t *testing.T) {
 	if _, err := admin.Exec(ctx, `SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE hypertable_schema = 'monitoring'`); err != nil {
 		t.Fatal(err)
 	}
-	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- agentapi.Run(ctx, agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL, ContextKey: pg.ContextKey()}, StoragePath: t.TempDir()}, discard(t), func(a net.Addr) { addrs <- a })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("not listening after 30 s")
-	}
+	api := agentapitest.Start(t, pg.Pool(t, db.IngestURL, 4), agentapitest.Options{})
 	want := map[string]*regexp.Regexp{
 		"refresh overdue":      regexp.MustCompile(`(?m)^timeseries_job_overdue\{job="\d+",kind="refresh",table="activity_hourly"\} 1$`),
 		"retention paused":     regexp.MustCompile(`(?m)^timeseries_job_scheduled\{job="\d+",kind="retention",table="screenshots"\} 0$`),
@@ -64,7 +50,7 @@ func TestRunExportsTimescaleDBJobHealth(t *testing.T) {
 	}
 	var body string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr.String() + "/metrics")
+		resp, err := http.Get(api.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,14 +71,5 @@ func TestRunExportsTimescaleDBJobHealth(t *testing.T) {
 		if !re.MatchString(body) {
 			t.Errorf("/metrics lacks %s (%s)", name, re)
 		}
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v after cancel", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not stop")
 	}
 }
