@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/lazyfs"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // Power-loss tests: the gateway's buffer directory (buffer, WAL, key file,
@@ -242,7 +242,7 @@ func runPowerLoss(t *testing.T, c plConfig) *powerLoss {
 	defer cancel()
 	simDone := make(chan agentsim.Result, 1)
 	go func() {
-		res, _ := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 6, Rate: 400, BatchSize: 25,
+		res, _ := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 6, Rate: 400, BatchSize: 25,
 			ScreenshotEvery: 8, ScreenshotBytes: 8 << 10, Observe: observe,
 			Client: &http.Client{Timeout: 5 * time.Second}, MaxRetryAfter: 200 * time.Millisecond})
 		simDone <- res

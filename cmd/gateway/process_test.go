@@ -22,9 +22,9 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // childEnv makes the test binary act as the gateway (re-exec): the crash
@@ -67,7 +67,7 @@ type harness struct {
 	cfg    string
 	port   int
 	url    string
-	srv    *ingesttest.Server
+	srv    *fakecloud.Server
 	logBuf *lockedBuffer
 }
 
@@ -90,7 +90,7 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // newHarness writes a gateway config pointing at a fresh ingest server.
 func newHarness(t *testing.T, extra string) *harness {
 	t.Helper()
-	srv, err := ingesttest.New(ingesttest.Options{APIKey: testAPIKey, ProvisioningToken: testToken, OrganizationID: testOrg})
+	srv, err := fakecloud.New(fakecloud.Options{APIKey: testAPIKey, ProvisioningToken: testToken, OrganizationID: testOrg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ logging:
 		// Seeded: these tests take the cloud down right after provisioning,
 		// possibly before the gateway fetched the verifier (the fetch is
 		// tested in internal/edge/gateway).
-		agentauth.Verifier(ingesttest.DefaultEnrolmentSecret), extra)
+		agentauth.Verifier(fakecloud.DefaultEnrolmentSecret), extra)
 	h.cfg = filepath.Join(h.dir, "gateway.yml")
 	if err := os.WriteFile(h.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -341,7 +341,7 @@ func TestSIGKILLLosesNothingAndDuplicatesNothing(t *testing.T) {
 	// Agents send throughout, through every kill and restart.
 	simDone := make(chan agentsim.Result, 1)
 	go func() {
-		res, _ := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 6, Rate: 400, BatchSize: 25,
+		res, _ := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 6, Rate: 400, BatchSize: 25,
 			ScreenshotEvery: 8, ScreenshotBytes: 8 << 10, Observe: l.observe,
 			Client: &http.Client{Timeout: 5 * time.Second}, MaxRetryAfter: 200 * time.Millisecond})
 		simDone <- res
@@ -421,7 +421,7 @@ func TestCloudOutageThenRecoveryDrainsEverything(t *testing.T) {
 	}
 	h.srv.SetDown(true)
 	ctx := context.Background()
-	res, err := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 4, BatchSize: 50, MaxEvents: 6000,
+	res, err := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 4, BatchSize: 50, MaxEvents: 6000,
 		ScreenshotEvery: 10, ScreenshotBytes: 4 << 10, Observe: l.observe})
 	if err != nil {
 		t.Fatal(err)
@@ -469,7 +469,7 @@ func TestBackPressureShedsThenRefusesThenRecovers(t *testing.T) {
 	// Screenshots first (about 60 % of the buffer), then logs until refused.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	shots, err := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 1, BatchSize: 1, ScreenshotEvery: 1,
+	shots, err := agentsim.Run(ctx, agentsim.Options{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 1, BatchSize: 1, ScreenshotEvery: 1,
 		ScreenshotBytes: 16 << 10, MaxEvents: 30, Observe: l.observe})
 	if err != nil || shots.Screenshots < 10 {
 		t.Fatalf("screenshots acked: %d (%v)", shots.Screenshots, err)
@@ -477,7 +477,7 @@ func TestBackPressureShedsThenRefusesThenRecovers(t *testing.T) {
 	// Logs until the gateway refuses with 503; the simulator keeps retrying
 	// refused batches, so bound it in time.
 	lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
-	logs, _ := agentsim.Run(lctx, agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 2, BatchSize: 20, Observe: l.observe,
+	logs, _ := agentsim.Run(lctx, agentsim.Options{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 2, BatchSize: 20, Observe: l.observe,
 		MaxRetryAfter: 100 * time.Millisecond})
 	lcancel()
 	if logs.Refusals == 0 {
@@ -520,7 +520,7 @@ func TestBackPressureShedsThenRefusesThenRecovers(t *testing.T) {
 	if lvl := h.details(t)["buffer"].(map[string]any)["level"]; lvl != "normal" {
 		t.Fatalf("level after drain: %v", lvl)
 	}
-	after, _ := agentsim.Run(context.Background(), agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 1, BatchSize: 10, MaxEvents: 50,
+	after, _ := agentsim.Run(context.Background(), agentsim.Options{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: h.url, Agents: 1, BatchSize: 10, MaxEvents: 50,
 		ScreenshotEvery: 1, ScreenshotBytes: 1024, Observe: l.observe})
 	if after.Refusals != 0 || after.Acked < 50 {
 		t.Fatalf("after recovery: %s", after)

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -90,7 +90,7 @@ func runAgent(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	q, err := dispatch.New(pool, dispatch.Options{}, service.NewRegistry())
+	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -84,7 +84,7 @@ type policyEnv struct {
 }
 
 func (p policyEnv) distributor() (*policy.Distributor, error) {
-	q, err := dispatch.New(p.pool, dispatch.Options{}, service.NewRegistry())
+	q, err := commandqueue.New(p.pool, commandqueue.Options{}, service.NewRegistry())
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,7 @@ func runCommand(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	q, err := dispatch.New(pool, dispatch.Options{}, service.NewRegistry())
+	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func runCommand(ctx context.Context, e env, args []string) error {
 		if gwID == uuid.Nil {
 			return usagef("--gateway is required")
 		}
-		c, err := q.Enqueue(ctx, actor.Tenant, dispatch.NewCommand{GatewayID: gwID, Type: *typ, Payload: json.RawMessage(*payload),
+		c, err := q.Enqueue(ctx, actor.Tenant, commandqueue.NewCommand{GatewayID: gwID, Type: *typ, Payload: json.RawMessage(*payload),
 			Priority: *prio, TTL: *ttl, MaxAttempts: *attempts, CreatedBy: "staffctl"})
 		if err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -68,14 +68,14 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 			return &accounts.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s in organisation %d", id, orgID)}
 		}
 	}
-	q, err := dispatch.New(pool, dispatch.Options{}, service.NewRegistry())
+	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
 	if err != nil {
 		return err
 	}
 	payload, _ := json.Marshal(protocol.RotateAPIKeyPayload{OverlapSeconds: int(*overlap / time.Second)})
-	c, err := q.Enqueue(ctx, tenant, dispatch.NewCommand{GatewayID: id, Type: protocol.CommandRotateAPIKey, Payload: payload,
+	c, err := q.Enqueue(ctx, tenant, commandqueue.NewCommand{GatewayID: id, Type: protocol.CommandRotateAPIKey, Payload: payload,
 		Priority: 10, TTL: *ttl, CreatedBy: "staffctl"})
-	if errors.Is(err, dispatch.ErrNotFound) {
+	if errors.Is(err, commandqueue.ErrNotFound) {
 		return &accounts.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s (or it is revoked)", id)}
 	}
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
 )
 
 // runSimulate runs load simulators: "simulate agents" drives desktop agents

@@ -10,8 +10,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // TestSimulateAgentsEnrolsFirst: simulate agents needs the enrolment
@@ -19,7 +19,7 @@ import (
 // secret is wrong.
 func TestSimulateAgentsEnrolsFirst(t *testing.T) {
 	t.Parallel()
-	cloud, err := ingesttest.New(ingesttest.Options{APIKey: "scgw_simulate-test", OrganizationID: 1})
+	cloud, err := fakecloud.New(fakecloud.Options{APIKey: "scgw_simulate-test", OrganizationID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestSimulateAgentsEnrolsFirst(t *testing.T) {
 		"STAFF_GATEWAY_GATEWAY_LISTEN":               "127.0.0.1:0",
 		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":          "off",
 		"STAFF_GATEWAY_BUFFER_PATH":                  filepath.Join(t.TempDir(), "buffer.sqlite"),
-		"STAFF_GATEWAY_COLLECTOR_ENROLMENT_VERIFIER": agentauth.Verifier(ingesttest.DefaultEnrolmentSecret),
+		"STAFF_GATEWAY_COLLECTOR_ENROLMENT_VERIFIER": agentauth.Verifier(fakecloud.DefaultEnrolmentSecret),
 	}
 	cfg, err := config.Load("", func(k string) string { return env[k] })
 	if err != nil {
@@ -51,7 +51,7 @@ func TestSimulateAgentsEnrolsFirst(t *testing.T) {
 	if _, _, err := staffctl(t, nil, base...); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--enrolment-secret") {
 		t.Fatalf("without a secret: %v", err)
 	}
-	out, _, err := staffctl(t, map[string]string{"STAFF_ENROLMENT_SECRET": ingesttest.DefaultEnrolmentSecret}, base...)
+	out, _, err := staffctl(t, map[string]string{"STAFF_ENROLMENT_SECRET": fakecloud.DefaultEnrolmentSecret}, base...)
 	if err != nil || !strings.Contains(out, "acked=100") || !strings.Contains(out, "enrolled=2 of 2") {
 		t.Fatalf("with the secret: %v\n%s", err, out)
 	}

@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/fleetsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fleetsim"
 )
 
 // runSimulateGateways runs "simulate gateways": a fleet of simulated
-// gateways holding control sockets to an Agent API (internal/cloud/fleetsim).
+// gateways holding control sockets to an Agent API (internal/sim/fleetsim).
 // It prints the fleet's counters as JSON when it stops.
 func runSimulateGateways(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("simulate gateways", flag.ContinueOnError)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/fleetsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fleetsim"
 )
 
 func TestSimulateGatewaysFlags(t *testing.T) {

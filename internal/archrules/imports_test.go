@@ -110,7 +110,7 @@ func side(p string) string {
 
 // TestImportsFollowArchitectureMD: every package's imports are among what its
 // row in docs/architecture.md allows; edge and cloud never import each other;
-// the shared leaf packages import neither; nothing imports a cmd; every
+// the shared leaf packages and the simulators import neither; nothing imports a cmd; every
 // internal package has a row.
 func TestImportsFollowArchitectureMD(t *testing.T) {
 	rules := readRules(t)
@@ -185,6 +185,9 @@ func TestImportsFollowArchitectureMD(t *testing.T) {
 				}
 				if slices.Contains([]string{"internal/slowbody", "internal/logtest", "internal/throttle", "internal/backoff", "internal/protocol"}, rel) && side(dep) != "" {
 					t.Errorf("%s imports %s: a shared leaf package imports neither side", rel, dep)
+				}
+				if strings.HasPrefix(rel, "internal/sim/") && side(dep) != "" {
+					t.Errorf("%s imports %s: a simulator or fake imports neither side", rel, dep)
 				}
 				if !allowInternal[dep] && !(everyEdge && side(dep) == "edge") {
 					t.Errorf("%s imports %s, which its row in docs/architecture.md does not allow (May import: %s)", rel, dep, strings.Join(r.allowed, ", "))

@@ -10,8 +10,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 )
 
 // agentAPIStack is the whole Agent API (agentapitest.Start: every part
@@ -20,7 +20,7 @@ import (
 type agentAPIStack struct {
 	routes http.Handler
 	hub    *control.Hub
-	queue  *dispatch.Queue
+	queue  *commandqueue.Queue
 	gws    *auth.Gateways
 	// stop stops the Agent API (its hub closes the sockets); call it
 	// before closing the HTTP server that serves routes.

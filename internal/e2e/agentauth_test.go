@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -36,7 +36,7 @@ func heartbeatAs(t *testing.T, base, cred string) int {
 // another agent's pass.
 func TestAgentRevokedFromTheCloud(t *testing.T) {
 	t.Parallel()
-	w := newGCWorld(t, dispatch.Options{AckTimeout: 5 * time.Second}, false)
+	w := newGCWorld(t, commandqueue.Options{AckTimeout: 5 * time.Second}, false)
 	_, base := startGCGateway(t, w, map[string]string{"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": w.token})
 	code, leaked := enrolAt(t, base, w.secret, "leaked-agent")
 	if code != http.StatusCreated {
@@ -58,7 +58,7 @@ func TestAgentRevokedFromTheCloud(t *testing.T) {
 		t.Fatalf("revoke: %+v %v", cmds, err)
 	}
 	waitUntil(t, "revoke_agent completed", 30*time.Second, func() bool {
-		return w.command(t, cmds[0].ID.String()).Status == dispatch.StatusCompleted
+		return w.command(t, cmds[0].ID.String()).Status == commandqueue.StatusCompleted
 	})
 	if c := w.command(t, cmds[0].ID.String()); !strings.Contains(c.Result, `"revoked": true`) && !strings.Contains(c.Result, `"revoked":true`) {
 		t.Fatalf("result %+v", c)
@@ -84,7 +84,7 @@ func TestAgentRevokedFromTheCloud(t *testing.T) {
 // and an agent enrolled at B's gateway is recorded in B only.
 func TestEnrolmentSecretBelongsToOneOrganisation(t *testing.T) {
 	t.Parallel()
-	w := newGCWorld(t, dispatch.Options{}, false)
+	w := newGCWorld(t, commandqueue.Options{}, false)
 	ctx := context.Background()
 	acc := accounts.New(w.adminDB, time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}

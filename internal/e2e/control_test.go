@@ -15,8 +15,8 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -39,7 +39,7 @@ type controlWorld struct {
 	admin   *pgx.Conn
 	dash    *policy.Service
 	dist    *policy.Distributor
-	queue   *dispatch.Queue
+	queue   *commandqueue.Queue
 	actor   accounts.Actor
 	gateway uuid.UUID
 	key     string
@@ -54,7 +54,7 @@ func newControlWorld(t *testing.T, copts control.Options) *controlWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(ing.Close)
-	stack := startAgentAPI(t, ing, service.NewRegistry(), agentapi.Config{Queue: dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, Control: copts})
+	stack := startAgentAPI(t, ing, service.NewRegistry(), agentapi.Config{Queue: commandqueue.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, Control: copts})
 	gws := stack.gws
 	api := httptest.NewServer(stack.routes)
 	t.Cleanup(func() { stack.stop(); api.CloseClientConnections(); api.Close() })
@@ -85,7 +85,7 @@ func newControlWorld(t *testing.T, copts control.Options) *controlWorld {
 	if w.dash, err = policy.New(dashPool); err != nil {
 		t.Fatal(err)
 	}
-	dq, _ := dispatch.New(dashPool, dispatch.Options{}, service.NewRegistry())
+	dq, _ := commandqueue.New(dashPool, commandqueue.Options{}, service.NewRegistry())
 	w.queue = dq
 	w.dist = policy.NewDistributor(dashPool, dq)
 	return w
@@ -183,7 +183,7 @@ func TestGatewayAppliesPolicyOnceUnderRedeliveryAndResets(t *testing.T) {
 		t.Fatal("the ledger lost the first command")
 	}
 	// An unknown command type fails with a clear error.
-	bad, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandDeviceCommand, Payload: json.RawMessage(`{"command":"open_door"}`)})
+	bad, err := w.queue.Enqueue(ctx, w.actor.Tenant, commandqueue.NewCommand{GatewayID: w.gateway, Type: protocol.CommandDeviceCommand, Payload: json.RawMessage(`{"command":"open_door"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,16 +27,16 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
 
 	_ "modernc.org/sqlite"
 )
@@ -51,7 +51,7 @@ type gcWorld struct {
 	ing     *pgxpool.Pool
 	dash    *policy.Service
 	dist    *policy.Distributor // dashboard role: releases and distributions
-	queue   *dispatch.Queue     // dashboard role
+	queue   *commandqueue.Queue // dashboard role
 	adminDB *pgxpool.Pool       // platform administrator (staff_admin): ADMIN work
 	actor   accounts.Actor
 	orgID   int64
@@ -68,7 +68,7 @@ type gcWorld struct {
 	unhold    chan struct{}
 }
 
-func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
+func newGCWorld(t *testing.T, opts commandqueue.Options, provision bool) *gcWorld {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
@@ -147,7 +147,7 @@ func newGCWorld(t *testing.T, opts dispatch.Options, provision bool) *gcWorld {
 	if w.dash, err = policy.New(dashPool); err != nil {
 		t.Fatal(err)
 	}
-	if w.queue, err = dispatch.New(dashPool, dispatch.Options{}, service.NewRegistry()); err != nil {
+	if w.queue, err = commandqueue.New(dashPool, commandqueue.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	w.dist = policy.NewDistributor(dashPool, w.queue)
@@ -355,7 +355,7 @@ func (a *gcAgents) allApplied(n int, v string) []string {
 func TestGatewayControlPlaneEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	w := newGCWorld(t, dispatch.Options{AckTimeout: 5 * time.Second, ExecTimeout: 60 * time.Second, Backoff: 200 * time.Millisecond}, true)
+	w := newGCWorld(t, commandqueue.Options{AckTimeout: 5 * time.Second, ExecTimeout: 60 * time.Second, Backoff: 200 * time.Millisecond}, true)
 	_, base := startGCGateway(t, w, map[string]string{
 		"STAFF_GATEWAY_ORGANIZATION_API_KEY":     w.key,
 		"STAFF_GATEWAY_HEALTH_OPERATOR_TOKEN":    e2eOperatorToken,
@@ -374,7 +374,7 @@ func TestGatewayControlPlaneEndToEnd(t *testing.T) {
 	waitUntil(t, "agents applied "+v1, 60*time.Second, func() bool { uids = agents.allApplied(nAgents, v1); return uids != nil })
 	waitUntil(t, "agents report "+v1+" to the gateway", 30*time.Second, func() bool { return agentsReport(base, uids, v1) })
 	upd := w.commands(t, "policy_update")
-	waitUntil(t, "policy_update completed", 30*time.Second, func() bool { return w.command(t, upd[0].ID).Status == dispatch.StatusCompleted })
+	waitUntil(t, "policy_update completed", 30*time.Second, func() bool { return w.command(t, upd[0].ID).Status == commandqueue.StatusCompleted })
 	if _, ok := w.fetchCounts(pid, v1); ok != 1 {
 		t.Fatalf("the gateway fetched %s %d times, want once", v1, ok)
 	}
@@ -387,7 +387,7 @@ func TestGatewayControlPlaneEndToEnd(t *testing.T) {
 	}
 	waitUntil(t, "restart_agent completed in the cloud queue", 90*time.Second, func() bool {
 		rs := w.commands(t, "restart_agent")
-		return len(rs) == 1 && rs[0].Status == dispatch.StatusCompleted
+		return len(rs) == 1 && rs[0].Status == commandqueue.StatusCompleted
 	})
 	rc := w.commands(t, "restart_agent")[0]
 	var rr executor.RestartResult
@@ -416,28 +416,28 @@ func TestGatewayControlPlaneEndToEnd(t *testing.T) {
 	agents.mu.Unlock()
 	waitUntil(t, "agents report "+v2, 30*time.Second, func() bool { return agentsReport(base, uids, v2) })
 	for _, c := range w.commands(t, "policy_update") {
-		if c.Status != dispatch.StatusCompleted || c.Attempts != 1 {
+		if c.Status != commandqueue.StatusCompleted || c.Attempts != 1 {
 			t.Errorf("policy_update %s: %s after %d attempts", c.ID, c.Status, c.Attempts)
 		}
 	}
 
 	// 3. A forced restart while agents send: the requests it cuts are
 	// resent with the same ids after the restart.
-	forced, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRestartAgent,
+	forced, err := w.queue.Enqueue(ctx, w.actor.Tenant, commandqueue.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRestartAgent,
 		Payload: json.RawMessage(`{"agent":"all","mode":"forced"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "forced restart completed", 60*time.Second, func() bool { return w.command(t, forced.ID.String()).Status == dispatch.StatusCompleted })
+	waitUntil(t, "forced restart completed", 60*time.Second, func() bool { return w.command(t, forced.ID.String()).Status == commandqueue.StatusCompleted })
 	// 4. An unknown agent fails with a clear error.
-	ghost, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRestartAgent,
+	ghost, err := w.queue.Enqueue(ctx, w.actor.Tenant, commandqueue.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRestartAgent,
 		Payload: json.RawMessage(`{"agent":"ghost-pc","mode":"graceful"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "unknown agent refused", 30*time.Second, func() bool {
 		c := w.command(t, ghost.ID.String())
-		return c.Status == dispatch.StatusFailed && strings.Contains(c.Error, `unknown agent "ghost-pc"`)
+		return c.Status == commandqueue.StatusFailed && strings.Contains(c.Error, `unknown agent "ghost-pc"`)
 	})
 
 	// Control state in /health/details and /metrics.
@@ -719,7 +719,7 @@ func gcFreePort(t *testing.T) int {
 func TestGatewayProcessKilledAroundPolicyUpdate(t *testing.T) {
 	t.Parallel()
 	bin := gcGatewayBinary(t)
-	w := newGCWorld(t, dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: 3 * time.Second, Backoff: 100 * time.Millisecond}, false)
+	w := newGCWorld(t, commandqueue.Options{AckTimeout: 2 * time.Second, ExecTimeout: 3 * time.Second, Backoff: 100 * time.Millisecond}, false)
 	relay := newGCRelay(t, w.api.URL)
 	dir := t.TempDir()
 	port := gcFreePort(t)
@@ -786,11 +786,11 @@ logging:
 	if n := ledgerRows(t, ledgerDir, cmd1); n != 1 {
 		t.Fatalf("ledger rows for %s after the kill: %d, want 1", cmd1, n)
 	}
-	if c := w.command(t, cmd1); c.Status == dispatch.StatusCompleted {
+	if c := w.command(t, cmd1); c.Status == commandqueue.StatusCompleted {
 		t.Fatalf("the cloud saw %s completed although the acknowledgement was held", cmd1)
 	}
 	p = startGCProcess(t, bin, cfgPath, base)
-	waitUntil(t, "redelivered command completed", 60*time.Second, func() bool { return w.command(t, cmd1).Status == dispatch.StatusCompleted })
+	waitUntil(t, "redelivered command completed", 60*time.Second, func() bool { return w.command(t, cmd1).Status == commandqueue.StatusCompleted })
 	if req, ok := w.fetchCounts(pid, v1); req != 1 || ok != 1 {
 		t.Errorf("version %s fetched %d times (%d answered), want once: the redelivery must be answered from the ledger", v1, req, ok)
 	}
@@ -828,7 +828,7 @@ logging:
 		t.Fatalf("ledger rows for %s killed mid-fetch: %d, want 0", cmd2, n)
 	}
 	p = startGCProcess(t, bin, cfgPath, base)
-	waitUntil(t, "second command completed after the restart", 60*time.Second, func() bool { return w.command(t, cmd2).Status == dispatch.StatusCompleted })
+	waitUntil(t, "second command completed after the restart", 60*time.Second, func() bool { return w.command(t, cmd2).Status == commandqueue.StatusCompleted })
 	waitUntil(t, "agents applied "+v2, 60*time.Second, func() bool { return agentsApplied(agents, uids, v2) })
 	waitUntil(t, "agents report "+v2, 30*time.Second, func() bool { return agentsReport(base, uids, v2) })
 	d, err := gcDetails(base)
@@ -850,7 +850,7 @@ logging:
 		}
 		// Two deliveries (a third only if a busy machine outran the 3 s
 		// execution deadline; answered from the ledger all the same).
-		if c := w.command(t, id); c.Status != dispatch.StatusCompleted || c.Attempts < 2 {
+		if c := w.command(t, id); c.Status != commandqueue.StatusCompleted || c.Attempts < 2 {
 			t.Errorf("%s: %s after %d deliveries, want completed after a redelivery", id, c.Status, c.Attempts)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
@@ -29,7 +29,7 @@ import (
 func TestGatewayRotatesItsKeyWhileAgentsSend(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	w := newGCWorld(t, dispatch.Options{AckTimeout: 5 * time.Second, ExecTimeout: 60 * time.Second, Backoff: 200 * time.Millisecond}, false)
+	w := newGCWorld(t, commandqueue.Options{AckTimeout: 5 * time.Second, ExecTimeout: 60 * time.Second, Backoff: 200 * time.Millisecond}, false)
 	cfg, base := startGCGateway(t, w, map[string]string{
 		"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": w.token,
 		"STAFF_GATEWAY_UPLINK_AUTH_RETRY_INTERVAL":      "10m", // a pause would stall the test
@@ -42,13 +42,13 @@ func TestGatewayRotatesItsKeyWhileAgentsSend(t *testing.T) {
 	agents := startGCAgents(t, base, w.secret, 3)
 	waitUntil(t, "events flowing", 30*time.Second, func() bool { return len(gcStored(t, w.admin)) > 50 })
 
-	cmd, err := w.queue.Enqueue(ctx, w.actor.Tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRotateAPIKey,
+	cmd, err := w.queue.Enqueue(ctx, w.actor.Tenant, commandqueue.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRotateAPIKey,
 		Payload: json.RawMessage(`{"overlap_seconds":600}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "rotate_api_key completed", 60*time.Second, func() bool {
-		return w.command(t, cmd.ID.String()).Status == dispatch.StatusCompleted
+		return w.command(t, cmd.ID.String()).Status == commandqueue.StatusCompleted
 	})
 	after, err := enroll.Load(keyFile)
 	if err != nil || after == nil || after.APIKey == before.APIKey {

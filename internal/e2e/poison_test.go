@@ -17,14 +17,14 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
 )
 
 // poisonDrainTime is the "normal drain time" this test allows: the cloud's
@@ -57,7 +57,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	defer ingPool.Close()
 	// The Agent API with its control hub running, so that a command reaches
 	// the gateway over its control channel.
-	stack := startAgentAPI(t, ingPool, service.NewRegistry(), agentapi.Config{Queue: dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}})
+	stack := startAgentAPI(t, ingPool, service.NewRegistry(), agentapi.Config{Queue: commandqueue.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}})
 	api := httptest.NewServer(stack.routes)
 	defer func() { stack.stop(); api.CloseClientConnections(); api.Close() }()
 
@@ -224,7 +224,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	// control channel, completes with {"replayed": 1}, and the poison, still
 	// refused, is set aside again and reported again.
 	cmd, err := stack.queue.Enqueue(ctx, postgres.Tenant{OrganizationID: org.ID, Role: postgres.AppOrgAdmin},
-		dispatch.NewCommand{GatewayID: regn.GatewayID, Type: protocol.CommandReplayDeadLetters,
+		commandqueue.NewCommand{GatewayID: regn.GatewayID, Type: protocol.CommandReplayDeadLetters,
 			Payload: json.RawMessage(`{"event_ids":["` + poison + `"]}`)})
 	if err != nil {
 		t.Fatal(err)

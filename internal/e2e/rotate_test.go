@@ -23,8 +23,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	edgecontrol "github.com/staffcontrol/staffcontrol/internal/edge/control"
@@ -42,7 +42,7 @@ type rotateWorld struct {
 	api     *httptest.Server
 	reg     *prometheus.Registry
 	admin   *pgx.Conn
-	queue   *dispatch.Queue // as the dashboard role
+	queue   *commandqueue.Queue // as the dashboard role
 	tenant  postgres.Tenant
 	gateway uuid.UUID
 	dir     string // the gateway's state: key file and control directory
@@ -71,7 +71,7 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 	// Short timings so that redeliveries after a simulated crash come
 	// within seconds: a delivery not acknowledged "received" in 2 s, or
 	// not finished execTimeout after it, is sent again.
-	stack := startAgentAPI(t, ing, w.reg, agentapi.Config{Queue: dispatch.Options{AckTimeout: 2 * time.Second, ExecTimeout: execTimeout, Backoff: 100 * time.Millisecond},
+	stack := startAgentAPI(t, ing, w.reg, agentapi.Config{Queue: commandqueue.Options{AckTimeout: 2 * time.Second, ExecTimeout: execTimeout, Backoff: 100 * time.Millisecond},
 		Control: control.Options{SweepInterval: 100 * time.Millisecond}})
 	routes := stack.routes
 	w.api = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -89,7 +89,7 @@ func newRotateWorld(t *testing.T, execTimeout time.Duration) *rotateWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
-	if w.queue, err = dispatch.New(dash, dispatch.Options{}, service.NewRegistry()); err != nil {
+	if w.queue, err = commandqueue.New(dash, commandqueue.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	if w.admin, err = pgx.Connect(ctx, db.AdminURL); err != nil {
@@ -145,7 +145,7 @@ func (w *rotateWorld) ping(t *testing.T, key string) int {
 
 func (w *rotateWorld) enqueue(t *testing.T, maxAttempts int) uuid.UUID {
 	t.Helper()
-	c, err := w.queue.Enqueue(context.Background(), w.tenant, dispatch.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRotateAPIKey,
+	c, err := w.queue.Enqueue(context.Background(), w.tenant, commandqueue.NewCommand{GatewayID: w.gateway, Type: protocol.CommandRotateAPIKey,
 		Payload: json.RawMessage(`{"overlap_seconds": 600}`), MaxAttempts: maxAttempts, CreatedBy: "e2e"})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func (w *rotateWorld) enqueue(t *testing.T, maxAttempts int) uuid.UUID {
 	return c.ID
 }
 
-func (w *rotateWorld) command(t *testing.T, id uuid.UUID) dispatch.Command {
+func (w *rotateWorld) command(t *testing.T, id uuid.UUID) commandqueue.Command {
 	t.Helper()
 	c, err := w.queue.Get(context.Background(), w.tenant, id)
 	if err != nil {
@@ -305,7 +305,7 @@ func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func resultPrefix(t *testing.T, c dispatch.Command) string {
+func resultPrefix(t *testing.T, c commandqueue.Command) string {
 	t.Helper()
 	var res protocol.RotateAPIKeyResult
 	if err := json.Unmarshal(c.Result, &res); err != nil || res.KeyPrefix == "" || res.RotatedAt.IsZero() {
@@ -342,7 +342,7 @@ func (w *rotateWorld) checkRotated(t *testing.T, g *rotGateway, cmd uuid.UUID, n
 		t.Fatalf("new key: ping %d, want 200", code)
 	}
 	c := w.command(t, cmd)
-	if c.Status != dispatch.StatusCompleted || resultPrefix(t, c) != auth.KeyPrefix(newKey) || strings.Contains(string(c.Result), newKey[len(auth.KeyPrefix(newKey)):]) {
+	if c.Status != commandqueue.StatusCompleted || resultPrefix(t, c) != auth.KeyPrefix(newKey) || strings.Contains(string(c.Result), newKey[len(auth.KeyPrefix(newKey)):]) {
 		t.Fatalf("command %s: %s %s", cmd, c.Status, c.Result)
 	}
 	if strings.Contains(string(c.Payload), "scgw_") {
@@ -370,7 +370,7 @@ func TestRotateAPIKeyEndToEnd(t *testing.T) {
 	eventually(t, "control socket with the old key", 15*time.Second, func() bool { return g.client.Connected() && w.socketsWith(auth.KeyPrefix(oldKey)) > 0 })
 
 	cmd := w.enqueue(t, 3)
-	eventually(t, "rotate_api_key completed", 20*time.Second, func() bool { return w.command(t, cmd).Status == dispatch.StatusCompleted })
+	eventually(t, "rotate_api_key completed", 20*time.Second, func() bool { return w.command(t, cmd).Status == commandqueue.StatusCompleted })
 	eventually(t, "keyring switched", 10*time.Second, func() bool { return g.ring.APIKey() != oldKey })
 	newKey := g.ring.APIKey()
 	w.checkRotated(t, g, cmd, newKey, oldKey)
@@ -407,7 +407,7 @@ func TestRotateAPIKeyEndToEnd(t *testing.T) {
 	}
 	eventually(t, "redelivered command completed", 20*time.Second, func() bool {
 		c := w.command(t, cmd)
-		return c.Status == dispatch.StatusCompleted && c.Attempts >= 2
+		return c.Status == commandqueue.StatusCompleted && c.Attempts >= 2
 	})
 	w.checkRotated(t, g, cmd, newKey, oldKey)
 	if ran, _ := g.ex.Executed(context.Background(), cmd.String()); !ran {
@@ -521,13 +521,13 @@ func TestRotateAPIKeyCrashBeforeSave(t *testing.T) {
 	if code := w.ping(t, oldKey); code != http.StatusOK {
 		t.Fatalf("old key after the crash: %d, want 200 (never locked out)", code)
 	}
-	if c := w.command(t, cmd); c.Status == dispatch.StatusCompleted || c.Status == dispatch.StatusFailed {
+	if c := w.command(t, cmd); c.Status == commandqueue.StatusCompleted || c.Status == commandqueue.StatusFailed {
 		t.Fatalf("command is %s after the crash", c.Status)
 	}
 
 	// Restart: the redelivered command rotates again.
 	g2 := w.startGateway(t, &faultTransport{})
-	eventually(t, "redelivered rotation completed", 30*time.Second, func() bool { return w.command(t, cmd).Status == dispatch.StatusCompleted })
+	eventually(t, "redelivered rotation completed", 30*time.Second, func() bool { return w.command(t, cmd).Status == commandqueue.StatusCompleted })
 	eventually(t, "keyring switched", 10*time.Second, func() bool { return g2.ring.APIKey() != oldKey })
 	newKey := g2.ring.APIKey()
 	if newKey == lost.APIKey {
@@ -579,12 +579,12 @@ func TestRotateAPIKeyCrashAfterSave(t *testing.T) {
 	if code := w.ping(t, oldKey); code != http.StatusOK {
 		t.Fatalf("old key before the restart: %d", code)
 	}
-	if c := w.command(t, cmd); c.Status == dispatch.StatusCompleted {
+	if c := w.command(t, cmd); c.Status == commandqueue.StatusCompleted {
 		t.Fatal("the command completed although the new key was never used")
 	}
 
 	g2 := w.startGateway(t, &faultTransport{})
-	eventually(t, "command completed by the new key's first use", 30*time.Second, func() bool { return w.command(t, cmd).Status == dispatch.StatusCompleted })
+	eventually(t, "command completed by the new key's first use", 30*time.Second, func() bool { return w.command(t, cmd).Status == commandqueue.StatusCompleted })
 	w.checkRotated(t, g2, cmd, saved, oldKey)
 	eventually(t, "control socket with the new key", 15*time.Second, func() bool { return g2.client.Connected() })
 	if n := w.socketsWith(auth.KeyPrefix(saved)); n < 1 {
@@ -625,7 +625,7 @@ func TestRotateAPIKeyExpiredBeforeConfirm(t *testing.T) {
 	g := w.startGateway(t, tr)
 	oldKey = g.ring.APIKey()
 	cmd := w.enqueue(t, 1)
-	eventually(t, "command failed", 20*time.Second, func() bool { return w.command(t, cmd).Status == dispatch.StatusFailed })
+	eventually(t, "command failed", 20*time.Second, func() bool { return w.command(t, cmd).Status == commandqueue.StatusFailed })
 	c := w.command(t, cmd)
 	if c.Error == nil || !strings.Contains(*c.Error, "expired before it was confirmed") {
 		t.Fatalf("command error = %v", c.Error)
@@ -668,7 +668,7 @@ func TestRotateAPIKeyRetriesTransientFailures(t *testing.T) {
 	g := w.startGateway(t, tr)
 	oldKey := g.ring.APIKey()
 	cmd := w.enqueue(t, 1) // one delivery: the handler's own retries must do
-	eventually(t, "rotation completed", 30*time.Second, func() bool { return w.command(t, cmd).Status == dispatch.StatusCompleted })
+	eventually(t, "rotation completed", 30*time.Second, func() bool { return w.command(t, cmd).Status == commandqueue.StatusCompleted })
 	eventually(t, "keyring switched", 10*time.Second, func() bool { return g.ring.APIKey() != oldKey })
 	if lost.APIKey == "" || lost.APIKey == g.ring.APIKey() {
 		t.Fatalf("lost answer %+v", lost)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -63,7 +63,7 @@ type stalledWorld struct {
 
 func newStalledWorld(t *testing.T, setup func(w *gcWorld)) *stalledWorld {
 	t.Helper()
-	w := newGCWorld(t, dispatch.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, false)
+	w := newGCWorld(t, commandqueue.Options{AckTimeout: time.Second, Backoff: 100 * time.Millisecond}, false)
 	if setup != nil {
 		setup(w)
 	}

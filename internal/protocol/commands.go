@@ -1,7 +1,7 @@
 package protocol
 
 // Gateway command types: the "type" of a command the cloud queues
-// (internal/cloud/dispatch) and a gateway executes (internal/edge/executor
+// (internal/cloud/commandqueue) and a gateway executes (internal/edge/executor
 // and its handlers). The one list both sides use; docs/protocol.md describes
 // each payload and result.
 const (

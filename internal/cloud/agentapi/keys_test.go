@@ -15,7 +15,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -23,7 +23,7 @@ import (
 
 type keysAPI struct {
 	url   string
-	queue *dispatch.Queue
+	queue *commandqueue.Queue
 	admin *pgx.Conn
 	orgs  [2]postgres.Tenant
 	gws   [2]string // gateway ids
@@ -47,7 +47,7 @@ func newKeysAPI(t *testing.T) *keysAPI {
 	t.Cleanup(dash.Close)
 	api := agentapitest.Start(t, ing, agentapitest.Options{Logger: logger})
 	a := &keysAPI{url: api.URL}
-	if a.queue, err = dispatch.New(dash, dispatch.Options{}, service.NewRegistry()); err != nil {
+	if a.queue, err = commandqueue.New(dash, commandqueue.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	if a.admin, err = pgx.Connect(ctx, db.AdminURL); err != nil {
@@ -102,7 +102,7 @@ func TestKeyRotationEndpoints(t *testing.T) {
 	ctx := context.Background()
 	a := newKeysAPI(t)
 	oldKey := a.keys[0]
-	cmdA, err := a.queue.Enqueue(ctx, a.orgs[0], dispatch.NewCommand{GatewayID: mustUUID(t, a.gws[0]), Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":600}`)})
+	cmdA, err := a.queue.Enqueue(ctx, a.orgs[0], commandqueue.NewCommand{GatewayID: mustUUID(t, a.gws[0]), Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":600}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestKeyRotationEndpoints(t *testing.T) {
 		t.Fatalf("re-run rotate: %d %+v, want status rotated without a key", code, again)
 	}
 	got, err := a.queue.Get(ctx, a.orgs[0], cmdA.ID)
-	if err != nil || got.Status != dispatch.StatusCompleted || !bytes.Contains(got.Result, []byte(rot.KeyPrefix)) || bytes.Contains(got.Result, []byte(rot.APIKey)) {
+	if err != nil || got.Status != commandqueue.StatusCompleted || !bytes.Contains(got.Result, []byte(rot.KeyPrefix)) || bytes.Contains(got.Result, []byte(rot.APIKey)) {
 		t.Fatalf("command after rotation: %+v, %v", got, err)
 	}
 	// B was not touched.

@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -50,7 +50,7 @@ type Config struct {
 	Control control.Options
 	// Queue is the command queue's timings (zero fields: the queue's
 	// defaults; a nil Logger is the server's).
-	Queue dispatch.Options
+	Queue commandqueue.Options
 
 	// MaintenanceInterval is how often the partition maintenance (and the
 	// TimescaleDB job check) runs (default 1 h).
@@ -133,7 +133,7 @@ type Server struct {
 	store    *timeseries.Store
 	maint    *timeseries.Maintainer
 	ingest   *ingest.Service
-	queue    *dispatch.Queue
+	queue    *commandqueue.Queue
 	gateways *auth.Gateways
 	hub      *control.Hub
 	sweeper  *control.Sweeper
@@ -155,7 +155,7 @@ type Parts struct {
 	Registry *prometheus.Registry
 	Store    *timeseries.Store
 	Ingest   *ingest.Service
-	Queue    *dispatch.Queue
+	Queue    *commandqueue.Queue
 	Gateways *auth.Gateways
 	Hub      *control.Hub
 	Sweeper  *control.Sweeper
@@ -218,7 +218,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	if qopts.Logger == nil {
 		qopts.Logger = logger
 	}
-	if s.queue, err = dispatch.New(s.db, qopts, s.registry); err != nil {
+	if s.queue, err = commandqueue.New(s.db, qopts, s.registry); err != nil {
 		return nil, err
 	}
 	s.gateways = auth.NewGateways(s.db)

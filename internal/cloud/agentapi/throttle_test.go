@@ -26,8 +26,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -118,7 +118,7 @@ func newThrottledAPI(t *testing.T, proxies []netip.Prefix) *throttledAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := dispatch.New(ing, dispatch.Options{}, reg)
+	q, err := commandqueue.New(ing, commandqueue.Options{}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

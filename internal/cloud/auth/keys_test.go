@@ -15,7 +15,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -33,7 +33,7 @@ type keyWorld struct {
 	ingest *pgxpool.Pool
 	dash   *pgxpool.Pool
 	admin  *pgx.Conn
-	queue  *dispatch.Queue // as the dashboard role, like staffctl and the dashboard
+	queue  *commandqueue.Queue // as the dashboard role, like staffctl and the dashboard
 	a, b   keyGateway
 }
 
@@ -63,7 +63,7 @@ func newKeyWorld(t *testing.T) *keyWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.admin.Close(context.Background()) })
-	if w.queue, err = dispatch.New(w.dash, dispatch.Options{}, service.NewRegistry()); err != nil {
+	if w.queue, err = commandqueue.New(w.dash, commandqueue.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	w.gws = auth.NewGateways(w.ingest)
@@ -108,7 +108,7 @@ func (w *keyWorld) authRefused(t *testing.T, what, key string) {
 
 func (w *keyWorld) enqueueRotate(t *testing.T, g keyGateway) uuid.UUID {
 	t.Helper()
-	c, err := w.queue.Enqueue(context.Background(), g.tenant(), dispatch.NewCommand{GatewayID: g.gw.ID, Type: protocol.CommandRotateAPIKey,
+	c, err := w.queue.Enqueue(context.Background(), g.tenant(), commandqueue.NewCommand{GatewayID: g.gw.ID, Type: protocol.CommandRotateAPIKey,
 		Payload: json.RawMessage(`{"overlap_seconds": 600}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestRotateThenFirstUsePromotes(t *testing.T) {
 		KeyPrefix string    `json:"key_prefix"`
 		RotatedAt time.Time `json:"rotated_at"`
 	}
-	if got.Status != dispatch.StatusCompleted || json.Unmarshal(got.Result, &res) != nil || res.KeyPrefix != rot.KeyPrefix || res.RotatedAt.IsZero() {
+	if got.Status != commandqueue.StatusCompleted || json.Unmarshal(got.Result, &res) != nil || res.KeyPrefix != rot.KeyPrefix || res.RotatedAt.IsZero() {
 		t.Fatalf("command = %s %s, want completed with key_prefix %s", got.Status, got.Result, rot.KeyPrefix)
 	}
 	// A re-run of the same command (the gateway crashed before recording
@@ -264,7 +264,7 @@ func TestPendingKeyExpiry(t *testing.T) {
 	}
 	w.authRefused(t, "expired pending key", rot.APIKey)
 	w.authOK(t, "old key stays valid", w.a.key, w.a)
-	if got, _ := w.queue.Get(ctx, w.a.tenant(), cmd); got.Status == dispatch.StatusCompleted {
+	if got, _ := w.queue.Get(ctx, w.a.tenant(), cmd); got.Status == commandqueue.StatusCompleted {
 		t.Fatal("an expired rotation completed its command")
 	}
 
@@ -429,10 +429,10 @@ func TestKeyRotationTwoOrganisations(t *testing.T) {
 	w.authRefused(t, "A's old key", w.a.key)
 	w.authRefused(t, "B's old key", w.b.key)
 	// A's command was completed by A's promotion; B's by B's.
-	if got, _ := w.queue.Get(ctx, w.a.tenant(), cmdA); got.Status != dispatch.StatusCompleted {
+	if got, _ := w.queue.Get(ctx, w.a.tenant(), cmdA); got.Status != commandqueue.StatusCompleted {
 		t.Fatalf("A's command is %s", got.Status)
 	}
-	if _, err := w.queue.Get(ctx, w.b.tenant(), cmdA); !errors.Is(err, dispatch.ErrNotFound) {
+	if _, err := w.queue.Get(ctx, w.b.tenant(), cmdA); !errors.Is(err, commandqueue.ErrNotFound) {
 		t.Fatalf("B reads A's command: %v", err)
 	}
 }
@@ -450,7 +450,7 @@ func TestRotateRefusesFinishedOrForeignCommands(t *testing.T) {
 	if _, err := w.gws.RotateKey(ctx, w.a.gw, w.a.key, cancelled, 0); !errors.Is(err, auth.ErrKeyConflict) {
 		t.Fatalf("rotate for a cancelled command = %v, want ErrKeyConflict", err)
 	}
-	other, err := w.queue.Enqueue(ctx, w.a.tenant(), dispatch.NewCommand{GatewayID: w.a.gw.ID, Type: protocol.CommandRestartAgent, Payload: json.RawMessage(`{}`)})
+	other, err := w.queue.Enqueue(ctx, w.a.tenant(), commandqueue.NewCommand{GatewayID: w.a.gw.ID, Type: protocol.CommandRestartAgent, Payload: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

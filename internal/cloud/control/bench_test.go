@@ -13,8 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -23,7 +23,7 @@ import (
 // socket: NOTIFY, claim with SKIP LOCKED, write.
 func BenchmarkEnqueueToReceipt(b *testing.B) {
 	w := newWorld(b)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	url := "ws" + strings.TrimPrefix(r.srv.URL, "http") + protocol.PathGatewaySocket
 	ws, _, err := websocket.DefaultDialer.Dial(url, http.Header{protocol.HeaderAPIKey: {w.a.key}})
 	if err != nil {
@@ -38,7 +38,7 @@ func BenchmarkEnqueueToReceipt(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		if _, err := w.enqueue.Enqueue(context.Background(), w.a.tenant, dispatch.NewCommand{GatewayID: w.a.id, Type: protocol.CommandRestartAgent}); err != nil {
+		if _, err := w.enqueue.Enqueue(context.Background(), w.a.tenant, commandqueue.NewCommand{GatewayID: w.a.id, Type: protocol.CommandRestartAgent}); err != nil {
 			b.Fatal(err)
 		}
 		for {
@@ -86,8 +86,8 @@ func fleetRun(b *testing.B, n int) (time.Duration, float64) {
 	defer cancel()
 	w := newWorld(b)
 	gws := append(w.bulkGateways(b, n-1), &simGateway{id: w.a.id, key: w.a.key})
-	r1 := w.replica(control.Options{}, dispatch.Options{})
-	r2 := w.replica(control.Options{}, dispatch.Options{})
+	r1 := w.replica(control.Options{}, commandqueue.Options{})
+	r2 := w.replica(control.Options{}, commandqueue.Options{})
 	before := memInUse()
 	var ready sync.WaitGroup
 	for i, g := range gws {

@@ -19,8 +19,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -38,7 +38,7 @@ type world struct {
 	db      *pgtest.Database
 	ingest  *pgxpool.Pool
 	admin   *pgx.Conn
-	enqueue *dispatch.Queue // as the dashboard role
+	enqueue *commandqueue.Queue // as the dashboard role
 	a, b    gw
 }
 
@@ -67,7 +67,7 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
-	if w.enqueue, err = dispatch.New(dash, dispatch.Options{}, service.NewRegistry()); err != nil {
+	if w.enqueue, err = commandqueue.New(dash, commandqueue.Options{}, service.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	acc := accounts.New(pg.Pool(t, w.db.PlatformAdminURL, 2), time.Now)
@@ -97,7 +97,7 @@ type replica struct {
 	stop func()
 }
 
-func (w *world) replica(opts control.Options, qopts dispatch.Options) *replica {
+func (w *world) replica(opts control.Options, qopts commandqueue.Options) *replica {
 	w.t.Helper()
 	api := agentapitest.Start(w.t, w.ingest, agentapitest.Options{Config: agentapi.Config{Control: opts, Queue: qopts}})
 	time.Sleep(100 * time.Millisecond) // LISTEN in place
@@ -181,9 +181,9 @@ func (w *world) status(id string) string {
 	return s
 }
 
-func (w *world) enq(g gw, typ string, prio int) dispatch.Command {
+func (w *world) enq(g gw, typ string, prio int) commandqueue.Command {
 	w.t.Helper()
-	c, err := w.enqueue.Enqueue(context.Background(), g.tenant, dispatch.NewCommand{GatewayID: g.id, Type: typ, Priority: prio, Payload: json.RawMessage(`{"n":1}`)})
+	c, err := w.enqueue.Enqueue(context.Background(), g.tenant, commandqueue.NewCommand{GatewayID: g.id, Type: typ, Priority: prio, Payload: json.RawMessage(`{"n":1}`)})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func (w *world) enq(g gw, typ string, prio int) dispatch.Command {
 func TestCommandReachesTheSocketAtOnceAndIsAcknowledgedInTwoPhases(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	c, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -211,10 +211,10 @@ func TestCommandReachesTheSocketAtOnceAndIsAcknowledgedInTwoPhases(t *testing.T)
 	c.send(protocol.MsgCommandAck, protocol.CommandAck{CommandID: got.ID, Phase: protocol.AckReceived})
 	c.send(protocol.MsgCommandAck, protocol.CommandAck{CommandID: got.ID, Phase: protocol.AckCompleted, Result: json.RawMessage(`{"ok":true}`)})
 	deadline := time.Now().Add(5 * time.Second)
-	for w.status(got.ID) != dispatch.StatusCompleted && time.Now().Before(deadline) {
+	for w.status(got.ID) != commandqueue.StatusCompleted && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if s := w.status(got.ID); s != dispatch.StatusCompleted {
+	if s := w.status(got.ID); s != commandqueue.StatusCompleted {
 		t.Fatalf("status %s, want completed", s)
 	}
 	// Unknown and malformed messages are answered with an error, not a hang-up.
@@ -228,12 +228,12 @@ func TestPendingCommandsAreDeliveredOnConnectInPriorityOrder(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	low, high, mid := w.enq(w.a, protocol.CommandRestartAgent, 0), w.enq(w.a, protocol.CommandPolicyUpdate, 9), w.enq(w.a, protocol.CommandRestartAgent, 5)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	c, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []dispatch.Command{high, mid, low} {
+	for _, want := range []commandqueue.Command{high, mid, low} {
 		got, ok := c.command(5 * time.Second)
 		if !ok || got.ID != want.ID.String() {
 			t.Fatalf("got %+v, want %s", got, want.ID)
@@ -244,7 +244,7 @@ func TestPendingCommandsAreDeliveredOnConnectInPriorityOrder(t *testing.T) {
 func TestAnotherOrganisationsGatewayNeverReceivesACommand(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	ca, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +269,7 @@ func TestAnotherOrganisationsGatewayNeverReceivesACommand(t *testing.T) {
 func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	first, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +296,7 @@ func TestSecondConnectionReplacesTheFirst(t *testing.T) {
 func TestRevokedKeysSocketClosesWithinOneSecond(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	c, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -322,8 +322,8 @@ func TestRevokedKeysSocketClosesWithinOneSecond(t *testing.T) {
 func TestTwoReplicasShareOneQueue(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r1 := w.replica(control.Options{}, dispatch.Options{})
-	r2 := w.replica(control.Options{}, dispatch.Options{})
+	r1 := w.replica(control.Options{}, commandqueue.Options{})
+	r2 := w.replica(control.Options{}, commandqueue.Options{})
 	ca, _, err := r1.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +346,7 @@ func TestTwoReplicasShareOneQueue(t *testing.T) {
 func TestHeartbeatsAndOfflineAfterMissedOnes(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{HeartbeatInterval: 200 * time.Millisecond, SweepInterval: 100 * time.Millisecond}, dispatch.Options{})
+	r := w.replica(control.Options{HeartbeatInterval: 200 * time.Millisecond, SweepInterval: 100 * time.Millisecond}, commandqueue.Options{})
 	c, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -388,7 +388,7 @@ func TestHeartbeatsAndOfflineAfterMissedOnes(t *testing.T) {
 func TestCommandsSurviveAnAgentAPIRestart(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	qopts := dispatch.Options{AckTimeout: 300 * time.Millisecond, Backoff: 50 * time.Millisecond}
+	qopts := commandqueue.Options{AckTimeout: 300 * time.Millisecond, Backoff: 50 * time.Millisecond}
 	copts := control.Options{SweepInterval: 100 * time.Millisecond}
 	r1 := w.replica(copts, qopts)
 	c, _, err := r1.dial(t, w.a.key)
@@ -412,14 +412,14 @@ func TestCommandsSurviveAnAgentAPIRestart(t *testing.T) {
 	}
 	c2.send(protocol.MsgCommandAck, protocol.CommandAck{CommandID: got.ID, Phase: protocol.AckCompleted})
 	deadline := time.Now().Add(5 * time.Second)
-	for w.status(got.ID) != dispatch.StatusCompleted && time.Now().Before(deadline) {
+	for w.status(got.ID) != commandqueue.StatusCompleted && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if s := w.status(got.ID); s != dispatch.StatusCompleted {
+	if s := w.status(got.ID); s != commandqueue.StatusCompleted {
 		t.Fatalf("status %s, want completed", s)
 	}
 	// A command that expires before any gateway connects is never sent.
-	exp, err := w.enqueue.Enqueue(context.Background(), w.b.tenant, dispatch.NewCommand{GatewayID: w.b.id, Type: protocol.CommandRestartAgent, TTL: time.Second})
+	exp, err := w.enqueue.Enqueue(context.Background(), w.b.tenant, commandqueue.NewCommand{GatewayID: w.b.id, Type: protocol.CommandRestartAgent, TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestCommandsSurviveAnAgentAPIRestart(t *testing.T) {
 	if got, ok := cb.command(time.Second); ok {
 		t.Fatalf("expired command delivered: %+v", got)
 	}
-	if s := w.status(exp.ID.String()); s != dispatch.StatusExpired {
+	if s := w.status(exp.ID.String()); s != commandqueue.StatusExpired {
 		t.Fatalf("status %s, want expired", s)
 	}
 }
@@ -439,7 +439,7 @@ func TestCommandsSurviveAnAgentAPIRestart(t *testing.T) {
 func TestRESTFallbackLongPollAndAck(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	get := func(key, wait string) (int, protocol.CommandList, time.Duration) {
 		req, _ := http.NewRequest(http.MethodGet, r.srv.URL+protocol.PathGatewayCommands+"?wait="+wait, nil)
 		req.Header.Set(protocol.HeaderAPIKey, key)
@@ -490,7 +490,7 @@ func TestRESTFallbackLongPollAndAck(t *testing.T) {
 	if code := ack(w.a.key, cmd.ID.String(), `{"phase":"completed","result":{"ok":true}}`); code != http.StatusNoContent {
 		t.Errorf("ack: %d, want 204", code)
 	}
-	if s := w.status(cmd.ID.String()); s != dispatch.StatusCompleted {
+	if s := w.status(cmd.ID.String()); s != commandqueue.StatusCompleted {
 		t.Errorf("status %s, want completed", s)
 	}
 	if code, l, d := get(w.a.key, "300ms"); code != 200 || len(l.Commands) != 0 || d < 250*time.Millisecond {
@@ -507,9 +507,9 @@ func postgresConnect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 
 func newRegistry() *prometheus.Registry { return service.NewRegistry() }
 
-func mustQueue(t testing.TB, w *world) *dispatch.Queue {
+func mustQueue(t testing.TB, w *world) *commandqueue.Queue {
 	t.Helper()
-	q, err := dispatch.New(w.ingest, dispatch.Options{}, service.NewRegistry())
+	q, err := commandqueue.New(w.ingest, commandqueue.Options{}, service.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +523,7 @@ func mustQueue(t testing.TB, w *world) *dispatch.Queue {
 func TestDueCommandsReachTheirSocketsWithoutANotification(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{SweepInterval: 100 * time.Millisecond}, dispatch.Options{})
+	r := w.replica(control.Options{SweepInterval: 100 * time.Millisecond}, commandqueue.Options{})
 	ca, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)

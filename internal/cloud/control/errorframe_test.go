@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -47,7 +47,7 @@ func (c *client) quiet(d time.Duration) {
 func TestEveryRefusedMessageIsAnsweredWithAnErrorFrame(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	c, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func refusedTotal(t *testing.T, base string) float64 {
 func TestAHeartbeatTheDatabaseRefusesIsAnsweredNotDropped(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	c, _, err := r.dial(t, w.a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestAHeartbeatTheDatabaseRefusesIsAnsweredNotDropped(t *testing.T) {
 func TestRESTAcknowledgementRefusals(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	r := w.replica(control.Options{}, dispatch.Options{})
+	r := w.replica(control.Options{}, commandqueue.Options{})
 	cmd := w.enq(w.a, protocol.CommandRestartAgent, 0)
 	ack := func(id, body string) (int, protocol.ErrorResponse) {
 		req, _ := http.NewRequest(http.MethodPost, r.srv.URL+"/v2/gateway/commands/"+id+"/ack", strings.NewReader(body))

@@ -28,12 +28,12 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/fleetsim"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fleetsim"
 )
 
 // envFleetSizes overrides the fleet sizes of BenchmarkFleetRelease10k, as a
@@ -449,7 +449,7 @@ func (w *world) idleReceipt(b *testing.B, ctx context.Context, gws []fleetsim.Ga
 	lat := make([]time.Duration, 0, k)
 	for i := range k {
 		g := gws[(i*7919)%len(gws)]
-		c, err := w.enqueue.Enqueue(ctx, w.a.tenant, dispatch.NewCommand{GatewayID: uuid.MustParse(g.ID), Type: protocol.CommandRestartAgent,
+		c, err := w.enqueue.Enqueue(ctx, w.a.tenant, commandqueue.NewCommand{GatewayID: uuid.MustParse(g.ID), Type: protocol.CommandRestartAgent,
 			Payload: json.RawMessage(`{"agent":"all","mode":"graceful","reason":"benchmark"}`)})
 		if err != nil {
 			b.Fatal(err)
@@ -495,9 +495,9 @@ func (w *world) phases(b *testing.B, ctx context.Context, distID uuid.UUID) stri
 		canary, enqueued, delivered, received, completed)
 }
 
-func mustDashQueue(b *testing.B, pool *pgxpool.Pool) *dispatch.Queue {
+func mustDashQueue(b *testing.B, pool *pgxpool.Pool) *commandqueue.Queue {
 	b.Helper()
-	q, err := dispatch.New(pool, dispatch.Options{}, service.NewRegistry())
+	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

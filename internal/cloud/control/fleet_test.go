@@ -18,8 +18,8 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -153,7 +153,7 @@ func (w *world) releaseToAll(t testing.TB, ctx context.Context) (policy.Progress
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := dispatch.New(pool, dispatch.Options{}, newRegistry())
+	q, err := commandqueue.New(pool, commandqueue.Options{}, newRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +191,8 @@ func TestPolicyReachesAThousandGatewaysOnTwoReplicas(t *testing.T) {
 	defer cancel()
 	w := newWorld(t)
 	gws := append([]*simGateway{{id: w.a.id, key: w.a.key}}, w.bulkGateways(t, n-1)...)
-	r1 := w.replica(control.Options{}, dispatch.Options{})
-	r2 := w.replica(control.Options{}, dispatch.Options{})
+	r1 := w.replica(control.Options{}, commandqueue.Options{})
+	r2 := w.replica(control.Options{}, commandqueue.Options{})
 	var ready sync.WaitGroup
 	for i, g := range gws {
 		r := r1

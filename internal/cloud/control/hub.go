@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -63,7 +63,7 @@ func (o Options) withDefaults() Options {
 type Hub struct {
 	db     *pgxpool.Pool // as the ingest role
 	gws    *auth.Gateways
-	queue  *dispatch.Queue
+	queue  *commandqueue.Queue
 	logger *slog.Logger
 	opts   Options
 	up     websocket.Upgrader
@@ -85,7 +85,7 @@ type Hub struct {
 }
 
 // New returns a Hub and registers its metrics.
-func New(db *pgxpool.Pool, gws *auth.Gateways, queue *dispatch.Queue, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
+func New(db *pgxpool.Pool, gws *auth.Gateways, queue *commandqueue.Queue, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 	opts = opts.withDefaults()
 	h := &Hub{db: db, gws: gws, queue: queue, logger: logger, opts: opts,
 		up:      websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
@@ -317,12 +317,12 @@ func (h *Hub) ack(ctx context.Context, gw auth.Gateway, a protocol.CommandAck) e
 	switch a.Phase {
 	case protocol.AckReceived:
 		err = h.queue.Received(ctx, t, gw.ID, id)
-		if errors.Is(err, dispatch.ErrNotFound) {
+		if errors.Is(err, commandqueue.ErrNotFound) {
 			// A late or repeated ack of this gateway's command is fine;
 			// a command it never had is not.
 			if c, gerr := h.queue.Get(ctx, t, id); gerr == nil && c.GatewayID == gw.ID {
 				return nil
-			} else if gerr != nil && !errors.Is(gerr, dispatch.ErrNotFound) {
+			} else if gerr != nil && !errors.Is(gerr, commandqueue.ErrNotFound) {
 				return gerr
 			}
 		}

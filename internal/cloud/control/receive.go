@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -66,7 +66,7 @@ func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protoc
 			return ce
 		}
 		if err := h.ack(ctx, gw, a); err != nil {
-			if errors.Is(err, dispatch.ErrNotFound) {
+			if errors.Is(err, commandqueue.ErrNotFound) {
 				return &protocol.ControlError{Code: protocol.ErrCodeNotFound, Type: env.Type, Field: "data.command_id", CommandID: a.CommandID,
 					Message: "no such command for this gateway"}
 			}

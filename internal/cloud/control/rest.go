@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -127,7 +127,7 @@ func (h *Hub) ServeAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.ack(r.Context(), gw, a); err != nil {
-		if errors.Is(err, dispatch.ErrNotFound) {
+		if errors.Is(err, commandqueue.ErrNotFound) {
 			writeJSON(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "id", Message: "no such command for this gateway"})
 			return
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 )
 
@@ -15,13 +15,13 @@ import (
 // lifecycle.Service of its own (it was a ticker inside the hub): every
 // Options.SweepInterval it runs the command queue's sweep (redelivery after
 // a backoff, exhaustion, expiry) and marks offline the gateways silent for 3
-// heartbeat intervals. It lives in control, not dispatch, because the
+// heartbeat intervals. It lives in control, not commandqueue, because the
 // offline check is the control channel's (it follows the heartbeat
 // interval the hub tells gateways) and the queue knows nothing of
 // heartbeats; one replica or all may run it (both steps are idempotent).
 type Sweeper struct {
 	db     *pgxpool.Pool // as the ingest role
-	queue  *dispatch.Queue
+	queue  *commandqueue.Queue
 	logger *slog.Logger
 	opts   Options
 	*lifecycle.Loop
@@ -29,7 +29,7 @@ type Sweeper struct {
 
 // NewSweeper returns the Sweeper of queue over db, with the hub's timings
 // (zero fields take the hub's defaults). A nil logger discards.
-func NewSweeper(db *pgxpool.Pool, queue *dispatch.Queue, logger *slog.Logger, opts Options) *Sweeper {
+func NewSweeper(db *pgxpool.Pool, queue *commandqueue.Queue, logger *slog.Logger, opts Options) *Sweeper {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

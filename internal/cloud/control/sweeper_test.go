@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle/lifecycletest"
@@ -18,7 +18,7 @@ func TestSweeperConformance(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	lifecycletest.Conformance(t, func(t *testing.T) lifecycle.Service {
-		q, err := dispatch.New(w.ingest, dispatch.Options{}, service.NewRegistry())
+		q, err := commandqueue.New(w.ingest, commandqueue.Options{}, service.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +33,7 @@ func TestSweeperAloneMarksOfflineAndRedelivers(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
-	q, err := dispatch.New(w.ingest, dispatch.Options{AckTimeout: time.Millisecond, Backoff: time.Millisecond}, service.NewRegistry())
+	q, err := commandqueue.New(w.ingest, commandqueue.Options{AckTimeout: time.Millisecond, Backoff: time.Millisecond}, service.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -80,10 +80,10 @@ func TestLongPollAndWebSocketOutliveTheWriteTimeout(t *testing.T) {
 	}
 	c.send(protocol.MsgCommandAck, protocol.CommandAck{CommandID: cmd.ID.String(), Phase: protocol.AckCompleted})
 	deadline := time.Now().Add(5 * time.Second)
-	for w.status(cmd.ID.String()) != dispatch.StatusCompleted && time.Now().Before(deadline) {
+	for w.status(cmd.ID.String()) != commandqueue.StatusCompleted && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if s := w.status(cmd.ID.String()); s != dispatch.StatusCompleted {
+	if s := w.status(cmd.ID.String()); s != commandqueue.StatusCompleted {
 		t.Fatalf("ack over the socket: status %s", s)
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -105,15 +105,15 @@ func (s *Service) RecordAgent(ctx context.Context, orgID int64, gatewayID uuid.U
 // named in every statement, since an ADMIN context sees all organisations) (an agent may enrol at any of
 // them), in one transaction; it returns the commands. ErrNotFound when the
 // organisation has no gateway.
-func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *dispatch.Queue, agentUID, createdBy string) ([]dispatch.Command, error) {
+func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *commandqueue.Queue, agentUID, createdBy string) ([]commandqueue.Command, error) {
 	if err := protocol.CheckText("agent_uid", agentUID, true, protocol.MaxShortField); err != nil {
-		return nil, &dispatch.FieldError{Field: "agent_uid", Message: err.Error()}
+		return nil, &commandqueue.FieldError{Field: "agent_uid", Message: err.Error()}
 	}
 	if t.OrganizationID <= 0 {
-		return nil, &dispatch.FieldError{Field: "organization_id", Message: "is required: an agent is revoked in one organisation"}
+		return nil, &commandqueue.FieldError{Field: "organization_id", Message: "is required: an agent is revoked in one organisation"}
 	}
 	payload, _ := json.Marshal(protocol.RevokeAgentPayload{AgentUID: agentUID})
-	var out []dispatch.Command
+	var out []commandqueue.Command
 	err := postgres.InTenant(ctx, s.db, t, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, sqlActiveGateways, t.OrganizationID)
 		if err != nil {
@@ -130,7 +130,7 @@ func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *dispatc
 			return err
 		}
 		for _, id := range ids {
-			c, err := q.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: id, Type: protocol.CommandRevokeAgent, Payload: payload,
+			c, err := q.EnqueueTx(ctx, tx, commandqueue.NewCommand{GatewayID: id, Type: protocol.CommandRevokeAgent, Payload: payload,
 				Priority: 10, CreatedBy: createdBy})
 			if err != nil {
 				return err

@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
 
@@ -38,11 +38,11 @@ type UpdatePayload struct {
 // Distributor sends released versions to gateways through the command queue.
 type Distributor struct {
 	db    *pgxpool.Pool
-	queue *dispatch.Queue
+	queue *commandqueue.Queue
 }
 
 // NewDistributor returns a Distributor; db and queue use the same role.
-func NewDistributor(db *pgxpool.Pool, queue *dispatch.Queue) *Distributor {
+func NewDistributor(db *pgxpool.Pool, queue *commandqueue.Queue) *Distributor {
 	return &Distributor{db: db, queue: queue}
 }
 
@@ -170,11 +170,11 @@ func (t target) status() string {
 		return "failed"
 	}
 	switch *t.cmdStatus {
-	case dispatch.StatusCompleted:
+	case commandqueue.StatusCompleted:
 		return "applied"
-	case dispatch.StatusPending:
+	case commandqueue.StatusPending:
 		return "pending"
-	case dispatch.StatusDelivered:
+	case commandqueue.StatusDelivered:
 		return "delivered"
 	}
 	return "failed"
@@ -258,7 +258,7 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 	}
 	payload, _ := json.Marshal(pl)
 	send := func(tg target) error {
-		c, err := d.queue.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandPolicyUpdate, Payload: payload, Priority: 10, CreatedBy: "distribution " + distID.String()})
+		c, err := d.queue.EnqueueTx(ctx, tx, commandqueue.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandPolicyUpdate, Payload: payload, Priority: 10, CreatedBy: "distribution " + distID.String()})
 		if err != nil {
 			return fmt.Errorf("policy: enqueue update for %s: %w", tg.gateway, err)
 		}
@@ -305,7 +305,7 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 			case tg.status() == "applied":
 				if pl.RequiresRestart && tg.restart == nil {
 					rp, _ := json.Marshal(map[string]any{"agent": "all", "mode": "graceful", "reason": "policy " + pl.Version + " requires a restart"})
-					c, err := d.queue.EnqueueTx(ctx, tx, dispatch.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandRestartAgent, Payload: rp, Priority: 5, CreatedBy: "distribution " + distID.String()})
+					c, err := d.queue.EnqueueTx(ctx, tx, commandqueue.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandRestartAgent, Payload: rp, Priority: 5, CreatedBy: "distribution " + distID.String()})
 					if err != nil {
 						return "", err
 					}

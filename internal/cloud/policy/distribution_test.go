@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
@@ -33,7 +33,7 @@ func TestCanaryHaltsOnFailureAndRestartFollowsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := svcPool(t, admin)
-	q, err := dispatch.New(pool, dispatch.Options{}, prometheus.NewRegistry())
+	q, err := commandqueue.New(pool, commandqueue.Options{}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func commandsFor(ctx context.Context, t *testing.T, admin *pgx.Conn, dist uuid.U
 	return ids
 }
 
-func finish(ctx context.Context, t *testing.T, q *dispatch.Queue, tenant postgres.Tenant, id uuid.UUID, ok bool) {
+func finish(ctx context.Context, t *testing.T, q *commandqueue.Queue, tenant postgres.Tenant, id uuid.UUID, ok bool) {
 	t.Helper()
 	c, err := q.Get(ctx, tenant, id)
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // enrolAgent enrols uid at the gateway with the test cloud's enrolment
@@ -18,7 +18,7 @@ import (
 // yet (503), and returns its credential.
 func enrolAgent(t *testing.T, g *Gateway, uid string) string {
 	t.Helper()
-	return enrolAgentWith(t, "http://"+g.Addr(), ingesttest.DefaultEnrolmentSecret, uid, http.StatusCreated)
+	return enrolAgentWith(t, "http://"+g.Addr(), fakecloud.DefaultEnrolmentSecret, uid, http.StatusCreated)
 }
 
 // enrolAgentWith enrols uid at base with secret and checks the final

@@ -22,11 +22,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // TestEnrolmentVerifierFromTheCloud: the gateway learns the verifier from
@@ -40,7 +40,7 @@ func TestEnrolmentVerifierFromTheCloud(t *testing.T) {
 	cfg := testConfig(t, dir, cloud.URL, nil)
 	g := start(t, cfg)
 	base := "http://" + g.Addr()
-	cred := enrolAgentWith(t, base, ingesttest.DefaultEnrolmentSecret, "agent-a", http.StatusCreated)
+	cred := enrolAgentWith(t, base, fakecloud.DefaultEnrolmentSecret, "agent-a", http.StatusCreated)
 	if !strings.HasPrefix(cred, protocol.AgentCredentialPrefix) {
 		t.Fatalf("credential %q", cred)
 	}
@@ -54,7 +54,7 @@ func TestEnrolmentVerifierFromTheCloud(t *testing.T) {
 	rotated := protocol.EnrolmentSecretPrefix + "rotated-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
 	cloud.SetEnrolmentSecret(rotated)
 	enrolAgentWith(t, base, rotated, "agent-c", http.StatusCreated)
-	enrolAgentWith(t, base, ingesttest.DefaultEnrolmentSecret, "agent-d", http.StatusUnauthorized)
+	enrolAgentWith(t, base, fakecloud.DefaultEnrolmentSecret, "agent-d", http.StatusUnauthorized)
 	enrolAgentWith(t, base, "sce_someone-elses-secret", "agent-b", http.StatusUnauthorized)
 	waitFor(t, "agent-c reported", func() bool { _, ok := cloud.EnrolledAgents()["agent-c"]; return ok })
 	for _, uid := range []string{"agent-b", "agent-d"} {
@@ -74,7 +74,7 @@ func TestEnrolmentVerifierFromTheCloud(t *testing.T) {
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			b, _ := os.ReadFile(p)
-			for _, s := range []string{rotated, ingesttest.DefaultEnrolmentSecret, cred} {
+			for _, s := range []string{rotated, fakecloud.DefaultEnrolmentSecret, cred} {
 				if strings.Contains(string(b), s) {
 					t.Errorf("%s holds a secret or credential in clear", p)
 				}
@@ -185,7 +185,7 @@ func TestCollectorTLS(t *testing.T) {
 		{GatewayURL: "https://" + g.Addr(), ScreenshotEvery: 1, ScreenshotBytes: 1024},
 		{Transport: "grpc", GRPCAddr: g.GRPCAddr()},
 	} {
-		opts.EnrolmentSecret, opts.CAFile, opts.Agents, opts.BatchSize, opts.MaxEvents = ingesttest.DefaultEnrolmentSecret, caFile, 2, 10, 40
+		opts.EnrolmentSecret, opts.CAFile, opts.Agents, opts.BatchSize, opts.MaxEvents = fakecloud.DefaultEnrolmentSecret, caFile, 2, 10, 40
 		res, err := agentsim.Run(context.Background(), opts)
 		if err != nil || res.Enrolled != 2 || res.Acked != 40 || res.Rejected != 0 {
 			t.Fatalf("%s over TLS: %v %s enrolled %d", opts.Transport, err, res, res.Enrolled)
@@ -195,7 +195,7 @@ func TestCollectorTLS(t *testing.T) {
 		t.Fatal("plain HTTP answered on the TLS listener")
 	}
 	// Without the CA, the gateway's certificate is not trusted.
-	res, _ := agentsim.Run(context.Background(), agentsim.Options{GatewayURL: "https://" + g.Addr(), EnrolmentSecret: ingesttest.DefaultEnrolmentSecret,
+	res, _ := agentsim.Run(context.Background(), agentsim.Options{GatewayURL: "https://" + g.Addr(), EnrolmentSecret: fakecloud.DefaultEnrolmentSecret,
 		Agents: 1, MaxEvents: 10, Duration: 500 * time.Millisecond})
 	if res.Enrolled != 0 || res.Acked != 0 {
 		t.Fatalf("an agent without the CA got through: %s", res)

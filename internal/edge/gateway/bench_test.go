@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // BenchmarkAcceptAndForward runs the whole data path at once on loopback:
@@ -50,7 +50,7 @@ func BenchmarkAcceptAndForward(b *testing.B) {
 func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float64) {
 	// As cmd/gateway does (GOGC=400); simulator and sink share the process.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	sink, err := ingesttest.New(ingesttest.Options{APIKey: apiKey, DecodeOnly: true})
+	sink, err := fakecloud.New(fakecloud.Options{APIKey: apiKey, DecodeOnly: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 	}
 	b.ResetTimer()
 	start := time.Now()
-	res, err := agentsim.Run(context.Background(), agentsim.Options{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: "http://" + g.Addr(), GRPCAddr: g.GRPCAddr(),
+	res, err := agentsim.Run(context.Background(), agentsim.Options{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: "http://" + g.Addr(), GRPCAddr: g.GRPCAddr(),
 		Transport: transport, Agents: 50, Rate: rate, BatchSize: 100, MaxEvents: int64(b.N)})
 	if err != nil || res.Acked != int64(b.N) {
 		b.Fatalf("%v %s", err, res)

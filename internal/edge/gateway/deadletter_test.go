@@ -13,8 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // An event the cloud refuses (422) becomes a dead letter: /health/details
@@ -23,11 +23,11 @@ import (
 // plane runs it) sends it again once the cloud accepts it.
 func TestDeadLettersVisibleAndReplayedByCommand(t *testing.T) {
 	cloud := newCloud(t)
-	cloud.SetPoison(func(_ string, ev json.RawMessage) ingesttest.PoisonAnswer {
+	cloud.SetPoison(func(_ string, ev json.RawMessage) fakecloud.PoisonAnswer {
 		if strings.Contains(string(ev), "S-POISON") {
-			return ingesttest.PoisonAnswer{Code: http.StatusUnprocessableEntity, Field: "user_sid"}
+			return fakecloud.PoisonAnswer{Code: http.StatusUnprocessableEntity, Field: "user_sid"}
 		}
-		return ingesttest.PoisonAnswer{}
+		return fakecloud.PoisonAnswer{}
 	})
 	cfg := testConfig(t, t.TempDir(), cloud.URL, map[string]string{"STAFF_GATEWAY_HEALTH_MAX_UNSENT_AGE": "1s"})
 	g := start(t, cfg)

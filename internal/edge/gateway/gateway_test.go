@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/edge/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 const (
@@ -25,9 +25,9 @@ const (
 	org    = 11
 )
 
-func newCloud(t *testing.T) *ingesttest.Server {
+func newCloud(t *testing.T) *fakecloud.Server {
 	t.Helper()
-	s, err := ingesttest.New(ingesttest.Options{APIKey: apiKey, ProvisioningToken: token, OrganizationID: org,
+	s, err := fakecloud.New(fakecloud.Options{APIKey: apiKey, ProvisioningToken: token, OrganizationID: org,
 		GatewayID: "0199aaaa-0000-7000-8000-000000000001"})
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +125,8 @@ func TestAgentsOverHTTPAndGRPCDeliveredExactlyOnce(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for _, opts := range []agentsim.Options{
-		{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, GatewayURL: base, Agents: 3, BatchSize: 40, MaxEvents: 1500, ScreenshotEvery: 5, ScreenshotBytes: 2048, Observe: observe},
-		{EnrolmentSecret: ingesttest.DefaultEnrolmentSecret, Transport: "grpc", GRPCAddr: g.GRPCAddr(), Agents: 3, BatchSize: 40, MaxEvents: 1500, Observe: observe},
+		{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, GatewayURL: base, Agents: 3, BatchSize: 40, MaxEvents: 1500, ScreenshotEvery: 5, ScreenshotBytes: 2048, Observe: observe},
+		{EnrolmentSecret: fakecloud.DefaultEnrolmentSecret, Transport: "grpc", GRPCAddr: g.GRPCAddr(), Agents: 3, BatchSize: 40, MaxEvents: 1500, Observe: observe},
 	} {
 		wg.Add(1)
 		go func() {

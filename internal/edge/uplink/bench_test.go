@@ -10,15 +10,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // BenchmarkDrain measures how fast a backlog leaves the buffer: b.N events
 // are buffered first, then the uplink sends them to a loopback sink that
 // only decodes (gzip + JSON). Reported: events/s drained.
 func BenchmarkDrain(b *testing.B) {
-	sink, err := ingesttest.New(ingesttest.Options{APIKey: apiKey, DecodeOnly: true})
+	sink, err := fakecloud.New(fakecloud.Options{APIKey: apiKey, DecodeOnly: true})
 	if err != nil {
 		b.Fatal(err)
 	}

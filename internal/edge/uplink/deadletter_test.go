@@ -20,17 +20,17 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 // poisonIDs answers code for any batch holding one of ids.
-func poisonIDs(code int, retryAfter string, ids ...string) ingesttest.Poison {
-	return func(id string, _ json.RawMessage) ingesttest.PoisonAnswer {
+func poisonIDs(code int, retryAfter string, ids ...string) fakecloud.Poison {
+	return func(id string, _ json.RawMessage) fakecloud.PoisonAnswer {
 		if slices.Contains(ids, id) {
-			return ingesttest.PoisonAnswer{Code: code, RetryAfter: retryAfter, Field: "window_title"}
+			return fakecloud.PoisonAnswer{Code: code, RetryAfter: retryAfter, Field: "window_title"}
 		}
-		return ingesttest.PoisonAnswer{}
+		return fakecloud.PoisonAnswer{}
 	}
 }
 

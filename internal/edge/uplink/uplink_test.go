@@ -17,16 +17,16 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
-	"github.com/staffcontrol/staffcontrol/internal/edge/ingesttest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
 )
 
 const apiKey = "test-api-key"
 
-func newServer(t *testing.T) *ingesttest.Server {
+func newServer(t *testing.T) *fakecloud.Server {
 	t.Helper()
-	s, err := ingesttest.New(ingesttest.Options{APIKey: apiKey})
+	s, err := fakecloud.New(fakecloud.Options{APIKey: apiKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 // checkExactlyOnce asserts every id was delivered in exactly one fresh batch.
-func checkExactlyOnce(t *testing.T, srv *ingesttest.Server, ids []string) {
+func checkExactlyOnce(t *testing.T, srv *fakecloud.Server, ids []string) {
 	t.Helper()
 	// "Drained" is two observations (counters, then pending batches), so
 	// it can be seen between a batch's release and its re-claim; wait

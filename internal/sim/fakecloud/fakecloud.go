@@ -1,4 +1,4 @@
-// Package ingesttest is a real HTTP server on 127.0.0.1 that implements the
+// Package fakecloud is a real HTTP server on 127.0.0.1 that implements the
 // cloud side of the gateway protocol (docs/protocol.md) for tests and
 // benchmarks: provisioning, ping and the three ingest endpoints with API-key
 // authentication, gzip bodies, Idempotency-Key semantics (same key and body
@@ -9,7 +9,7 @@
 // a batch-size limit (413), lost responses and poison events (a batch
 // holding an event a predicate picks is answered with a chosen status, e.g.
 // 503 forever or 422 naming the event).
-package ingesttest
+package fakecloud
 
 import (
 	"bytes"
@@ -148,7 +148,7 @@ func New(opts Options) (*Server, error) {
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("ingesttest: listen: %w", err)
+		return nil, fmt.Errorf("fakecloud: listen: %w", err)
 	}
 	s := &Server{
 		URL:         "http://" + ln.Addr().String(),

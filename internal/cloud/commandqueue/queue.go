@@ -1,11 +1,11 @@
-// Package dispatch is the gateway command queue in PostgreSQL
+// Package commandqueue is the gateway command queue in PostgreSQL
 // (gateway_commands): enqueue with priority, expiry and an attempt budget;
 // claim with FOR UPDATE SKIP LOCKED so that several Agent API replicas share
 // the work; two-phase acknowledgement (received, then completed or failed);
 // a sweep that redelivers unacknowledged commands with backoff and expires
 // old ones; and LISTEN/NOTIFY so that the replica holding a gateway's socket
 // wakes when a command for it is enqueued.
-package dispatch
+package commandqueue
 
 import (
 	"context"
@@ -39,7 +39,7 @@ const (
 )
 
 // ErrNotFound means no such command for that gateway (or not visible).
-var ErrNotFound = errors.New("dispatch: command not found")
+var ErrNotFound = errors.New("commandqueue: command not found")
 
 // Options are a queue's timings.
 type Options struct {
@@ -80,7 +80,7 @@ func New(db *pgxpool.Pool, opts Options, reg prometheus.Registerer) (*Queue, err
 	for _, name := range []string{"enqueue", "claim", "received", "finish", "get", "cancel"} {
 		b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
 		if err != nil {
-			return nil, fmt.Errorf("dispatch: load %s.sql: %w", name, err)
+			return nil, fmt.Errorf("commandqueue: load %s.sql: %w", name, err)
 		}
 		q[name] = string(b)
 	}
@@ -181,11 +181,11 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 		return Command{}, ErrNotFound
 	}
 	if err != nil {
-		return Command{}, fmt.Errorf("dispatch: look up gateway: %w", err)
+		return Command{}, fmt.Errorf("commandqueue: look up gateway: %w", err)
 	}
 	if err := tx.QueryRow(ctx, d.q["enqueue"], org, c.GatewayID, c.Type, c.Payload, c.Priority, c.MaxAttempts, interval(c.TTL), c.CreatedBy).
 		Scan(&out.ID, &out.CreatedAt, &out.ExpiresAt); err != nil {
-		return Command{}, fmt.Errorf("dispatch: enqueue: %w", err)
+		return Command{}, fmt.Errorf("commandqueue: enqueue: %w", err)
 	}
 	d.enqueued.WithLabelValues(c.Type).Inc()
 	return out, nil
@@ -209,7 +209,7 @@ func (d *Queue) Claim(ctx context.Context, t postgres.Tenant, gateway uuid.UUID,
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dispatch: claim: %w", err)
+		return nil, fmt.Errorf("commandqueue: claim: %w", err)
 	}
 	// The UPDATE … FROM returns rows in no particular order.
 	sortByPriority(out)
@@ -312,7 +312,7 @@ type Swept struct {
 func (d *Queue) Sweep(ctx context.Context) ([]Swept, error) {
 	rows, err := d.db.Query(ctx, `SELECT id, gateway_id, status FROM gateway_commands_sweep($1::interval)`, interval(d.opts.Backoff))
 	if err != nil {
-		return nil, fmt.Errorf("dispatch: sweep: %w", err)
+		return nil, fmt.Errorf("commandqueue: sweep: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Swept, error) {
 		var s Swept
@@ -320,7 +320,7 @@ func (d *Queue) Sweep(ctx context.Context) ([]Swept, error) {
 		return s, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dispatch: sweep: %w", err)
+		return nil, fmt.Errorf("commandqueue: sweep: %w", err)
 	}
 	for _, s := range out {
 		d.swept.WithLabelValues(s.Status).Inc()

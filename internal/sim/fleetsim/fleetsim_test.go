@@ -17,14 +17,14 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/fleetsim"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/fleetsim"
 )
 
 var pg *pgtest.Server
@@ -193,7 +193,7 @@ func TestFleetAgainstARealAgentAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dashQueue, err := dispatch.New(c.dash, dispatch.Options{}, service.NewRegistry())
+	dashQueue, err := commandqueue.New(c.dash, commandqueue.Options{}, service.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,19 +236,19 @@ func TestFleetAgainstARealAgentAPI(t *testing.T) {
 	}
 
 	// A command runs once; a redelivery is answered from the ledger.
-	cmd, err := dashQueue.Enqueue(ctx, c.tenant(), dispatch.NewCommand{GatewayID: uuid.MustParse(c.gws[1].ID), Type: protocol.CommandRestartAgent,
+	cmd, err := dashQueue.Enqueue(ctx, c.tenant(), commandqueue.NewCommand{GatewayID: uuid.MustParse(c.gws[1].ID), Type: protocol.CommandRestartAgent,
 		Payload: json.RawMessage(`{"agent":"all","mode":"graceful"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !until(10*time.Second, func() bool { s, _, _ := c.commandStatus(t, cmd.ID); return s == dispatch.StatusCompleted }) {
+	if !until(10*time.Second, func() bool { s, _, _ := c.commandStatus(t, cmd.ID); return s == commandqueue.StatusCompleted }) {
 		t.Fatal("restart_agent not completed")
 	}
 	dups := f.Stats().Duplicates
 	if _, err := c.admin.Exec(ctx, `UPDATE gateway_commands SET status = 'pending', completed_at = NULL WHERE id = $1`, cmd.ID); err != nil {
 		t.Fatal(err)
 	}
-	if !until(10*time.Second, func() bool { s, _, _ := c.commandStatus(t, cmd.ID); return s == dispatch.StatusCompleted }) {
+	if !until(10*time.Second, func() bool { s, _, _ := c.commandStatus(t, cmd.ID); return s == commandqueue.StatusCompleted }) {
 		t.Fatal("redelivered restart_agent not completed")
 	}
 	if got := f.Stats().Duplicates; got != dups+1 {
@@ -257,11 +257,11 @@ func TestFleetAgainstARealAgentAPI(t *testing.T) {
 
 	// A policy_update whose checksum does not match the content fails.
 	bad, _ := json.Marshal(map[string]any{"policy_id": p.ID, "version": v.Version, "checksum": strings.Repeat("0", 64)})
-	cmd, err = dashQueue.Enqueue(ctx, c.tenant(), dispatch.NewCommand{GatewayID: uuid.MustParse(c.gws[2].ID), Type: protocol.CommandPolicyUpdate, Payload: bad})
+	cmd, err = dashQueue.Enqueue(ctx, c.tenant(), commandqueue.NewCommand{GatewayID: uuid.MustParse(c.gws[2].ID), Type: protocol.CommandPolicyUpdate, Payload: bad})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !until(10*time.Second, func() bool { s, _, _ := c.commandStatus(t, cmd.ID); return s == dispatch.StatusFailed }) {
+	if !until(10*time.Second, func() bool { s, _, _ := c.commandStatus(t, cmd.ID); return s == commandqueue.StatusFailed }) {
 		t.Fatal("policy_update with a wrong checksum not failed")
 	}
 	if _, _, msg := c.commandStatus(t, cmd.ID); !strings.Contains(msg, "checksum") {

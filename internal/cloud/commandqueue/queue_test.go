@@ -1,4 +1,4 @@
-package dispatch_test
+package commandqueue_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/dispatch"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
@@ -24,13 +24,13 @@ func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 
 type fixture struct {
 	admin  *pgx.Conn
-	enq    *dispatch.Queue // as the dashboard role (enqueues)
-	q      *dispatch.Queue // as the ingest role (the Agent API)
+	enq    *commandqueue.Queue // as the dashboard role (enqueues)
+	q      *commandqueue.Queue // as the ingest role (the Agent API)
 	a, b   pgtest.Seeded
 	ta, tb postgres.Tenant
 }
 
-func newFixture(t *testing.T, opts dispatch.Options) *fixture {
+func newFixture(t *testing.T, opts commandqueue.Options) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
@@ -54,14 +54,14 @@ func newFixture(t *testing.T, opts dispatch.Options) *fixture {
 	f.tb = postgres.Tenant{OrganizationID: f.b.OrganizationID, Role: postgres.AppOrgAdmin}
 	for _, r := range []struct {
 		url string
-		dst **dispatch.Queue
+		dst **commandqueue.Queue
 	}{{db.DashboardURL, &f.enq}, {db.IngestURL, &f.q}} {
 		pool, err := postgres.Connect(ctx, r.url, 8, pg.ContextKey())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		if *r.dst, err = dispatch.New(pool, opts, prometheus.NewRegistry()); err != nil {
+		if *r.dst, err = commandqueue.New(pool, opts, prometheus.NewRegistry()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -71,10 +71,10 @@ func newFixture(t *testing.T, opts dispatch.Options) *fixture {
 func TestClaimsInPriorityOrderAndAcknowledgesInTwoPhases(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newFixture(t, dispatch.Options{})
+	f := newFixture(t, commandqueue.Options{})
 	var ids []uuid.UUID
 	for _, p := range []int{0, 10, 5, 10} {
-		c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Priority: p, Payload: json.RawMessage(`{"agent":"all"}`)})
+		c, err := f.enq.Enqueue(ctx, f.ta, commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Priority: p, Payload: json.RawMessage(`{"agent":"all"}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,10 +111,10 @@ func TestClaimsInPriorityOrderAndAcknowledgesInTwoPhases(t *testing.T) {
 	}
 	c1, _ := f.enq.Get(ctx, f.ta, ids[1])
 	c3, _ := f.enq.Get(ctx, f.ta, ids[3])
-	if c1.Status != dispatch.StatusCompleted || string(c1.Result) != `{"restarted": 3}` || c1.ReceivedAt == nil {
+	if c1.Status != commandqueue.StatusCompleted || string(c1.Result) != `{"restarted": 3}` || c1.ReceivedAt == nil {
 		t.Errorf("completed command: %+v", c1)
 	}
-	if c3.Status != dispatch.StatusFailed || c3.Error == nil || *c3.Error != "agent not found" {
+	if c3.Status != commandqueue.StatusFailed || c3.Error == nil || *c3.Error != "agent not found" {
 		t.Errorf("failed command: %+v", c3)
 	}
 }
@@ -122,12 +122,12 @@ func TestClaimsInPriorityOrderAndAcknowledgesInTwoPhases(t *testing.T) {
 func TestAnotherOrganisationsGatewayNeverGetsACommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newFixture(t, dispatch.Options{})
+	f := newFixture(t, commandqueue.Options{})
 	// Organisation A cannot enqueue for B's gateway: it does not exist for A.
-	if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.b.GatewayID, Type: protocol.CommandRestartAgent}); !errors.Is(err, dispatch.ErrNotFound) {
+	if _, err := f.enq.Enqueue(ctx, f.ta, commandqueue.NewCommand{GatewayID: f.b.GatewayID, Type: protocol.CommandRestartAgent}); !errors.Is(err, commandqueue.ErrNotFound) {
 		t.Fatalf("enqueue for another organisation's gateway: %v, want ErrNotFound", err)
 	}
-	c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandPolicyUpdate})
+	c, err := f.enq.Enqueue(ctx, f.ta, commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandPolicyUpdate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,25 +137,25 @@ func TestAnotherOrganisationsGatewayNeverGetsACommand(t *testing.T) {
 			t.Fatalf("organisation B claimed %d commands (%v)", len(got), err)
 		}
 	}
-	if err := f.q.Finish(ctx, f.tb, f.a.GatewayID, c.ID, true, nil, ""); !errors.Is(err, dispatch.ErrNotFound) {
+	if err := f.q.Finish(ctx, f.tb, f.a.GatewayID, c.ID, true, nil, ""); !errors.Is(err, commandqueue.ErrNotFound) {
 		t.Fatalf("B acknowledging A's command: %v, want ErrNotFound", err)
 	}
-	if _, err := f.enq.Get(ctx, f.tb, c.ID); !errors.Is(err, dispatch.ErrNotFound) {
+	if _, err := f.enq.Get(ctx, f.tb, c.ID); !errors.Is(err, commandqueue.ErrNotFound) {
 		t.Fatalf("B reading A's command: %v, want ErrNotFound", err)
 	}
 	bad := []struct {
-		cmd   dispatch.NewCommand
+		cmd   commandqueue.NewCommand
 		field string
 	}{
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: "format_disk"}, "type"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Payload: json.RawMessage(`[1]`)}, "payload"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, MaxAttempts: -1}, "max_attempts"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, TTL: time.Millisecond}, "ttl"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"new_key":"sk_live_x"}`)}, "payload.new_key"},
-		{dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":"1h"}`)}, "payload.overlap_seconds"},
+		{commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: "format_disk"}, "type"},
+		{commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Payload: json.RawMessage(`[1]`)}, "payload"},
+		{commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, MaxAttempts: -1}, "max_attempts"},
+		{commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, TTL: time.Millisecond}, "ttl"},
+		{commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"new_key":"sk_live_x"}`)}, "payload.new_key"},
+		{commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":"1h"}`)}, "payload.overlap_seconds"},
 	}
 	for _, b := range bad {
-		var fe *dispatch.FieldError
+		var fe *commandqueue.FieldError
 		if _, err := f.enq.Enqueue(ctx, f.ta, b.cmd); !errors.As(err, &fe) || fe.Field != b.field {
 			t.Errorf("%+v: %v, want a field error on %s", b.cmd, err, b.field)
 		}
@@ -165,10 +165,10 @@ func TestAnotherOrganisationsGatewayNeverGetsACommand(t *testing.T) {
 func TestConcurrentClaimsNeverShareACommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newFixture(t, dispatch.Options{})
+	f := newFixture(t, commandqueue.Options{})
 	const n = 300
 	for i := 0; i < n; i++ {
-		if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Priority: i % 7}); err != nil {
+		if _, err := f.enq.Enqueue(ctx, f.ta, commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, Priority: i % 7}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,16 +210,16 @@ func TestConcurrentClaimsNeverShareACommand(t *testing.T) {
 func TestSweepRedeliversWithBackoffThenFailsAndExpires(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newFixture(t, dispatch.Options{AckTimeout: time.Second, Backoff: 10 * time.Second})
-	c, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, MaxAttempts: 2})
+	f := newFixture(t, commandqueue.Options{AckTimeout: time.Second, Backoff: 10 * time.Second})
+	c, err := f.enq.Enqueue(ctx, f.ta, commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, MaxAttempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, TTL: time.Second, Priority: -1})
+	old, err := f.enq.Enqueue(ctx, f.ta, commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent, TTL: time.Second, Priority: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	status := func(id uuid.UUID) dispatch.Command {
+	status := func(id uuid.UUID) commandqueue.Command {
 		got, err := f.enq.Get(ctx, f.ta, id)
 		if err != nil {
 			t.Fatal(err)
@@ -244,10 +244,10 @@ func TestSweepRedeliversWithBackoffThenFailsAndExpires(t *testing.T) {
 	if _, err := f.q.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := status(c.ID); st.Status != dispatch.StatusPending {
+	if st := status(c.ID); st.Status != commandqueue.StatusPending {
 		t.Fatalf("after a missed ack: %s, want pending", st.Status)
 	}
-	if st := status(old.ID); st.Status != dispatch.StatusExpired {
+	if st := status(old.ID); st.Status != commandqueue.StatusExpired {
 		t.Fatalf("command past its expiry: %s, want expired", st.Status)
 	}
 	// Backoff: not due before 10 s have passed.
@@ -264,7 +264,7 @@ func TestSweepRedeliversWithBackoffThenFailsAndExpires(t *testing.T) {
 	if _, err := f.q.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := status(c.ID); st.Status != dispatch.StatusFailed || st.Error == nil {
+	if st := status(c.ID); st.Status != commandqueue.StatusFailed || st.Error == nil {
 		t.Fatalf("after max attempts: %+v, want failed with an error", st)
 	}
 }
@@ -273,11 +273,11 @@ func TestListenWakesOnEnqueue(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := newFixture(t, dispatch.Options{})
+	f := newFixture(t, commandqueue.Options{})
 	woke := make(chan uuid.UUID, 10)
 	go f.q.Listen(ctx, func(id uuid.UUID) { woke <- id })
 	time.Sleep(300 * time.Millisecond) // let LISTEN start
-	if _, err := f.enq.Enqueue(ctx, f.ta, dispatch.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandPolicyUpdate}); err != nil {
+	if _, err := f.enq.Enqueue(ctx, f.ta, commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandPolicyUpdate}); err != nil {
 		t.Fatal(err)
 	}
 	select {
