@@ -3,20 +3,6 @@
 // environment; see docs/operations.md.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/staffcontrol/staffcontrol/internal/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agent-api:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("agent-api", run, nil) }

@@ -3,20 +3,6 @@
 // demo stack and load simulators.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/staffcontrol/staffcontrol/internal/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "staffctl:", err)
-		os.Exit(exitCode(err))
-	}
-}
+func main() { cli.Main("staffctl", run, exitCode) }
