@@ -251,7 +251,7 @@ func (s *Server) members() []lifecycle.Member {
 		return lifecycle.Member{Name: name, Service: lifecycle.NewLoop(name, s.logger, fn)}
 	}
 	return []lifecycle.Member{
-		loop("timeseries store", func(ctx context.Context) error { s.store.Run(ctx); return nil }),
+		{Name: "timeseries store", Service: s.store},
 		loop("partition maintainer", func(ctx context.Context) error {
 			return lifecycle.Every(ctx, cfg.MaintenanceInterval, true, func(ctx context.Context) {
 				if _, err := s.maint.RunOnce(ctx); err != nil && ctx.Err() == nil {

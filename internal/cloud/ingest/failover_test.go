@@ -76,10 +76,14 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	t.Cleanup(srv.Close)
 	e := *base
 	e.srv = srv
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { store.Run(runCtx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	if err := store.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := store.Stop(context.Background()); err != nil {
+			t.Errorf("stop the store's probe: %v", err)
+		}
+	})
 
 	mode := func() string { return store.Mode().String() }
 	fallbackGauge := func() float64 { return gaugeValue(t, reg, "timeseries_store_mode", "mode", "fallback") }

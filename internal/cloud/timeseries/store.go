@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 )
 
 // Mode is where time-series writes go.
@@ -38,7 +40,8 @@ const FailureThreshold = 3
 
 // Store routes time-series writes between the time-series store and the
 // fallback partitions of the main database, and runs the recovery probe and
-// the re-sync. With no separate store (TS and main are one database) it
+// the re-sync: it is a lifecycle.Service whose Start and Stop start and
+// stop the probe. With no separate store (TS and main are one database) it
 // never falls back: if that database is down, so is everything else.
 type Store struct {
 	main     *pgxpool.Pool
@@ -56,6 +59,8 @@ type Store struct {
 	failuresCtr prometheus.Counter
 	activations prometheus.Counter
 	resync      *ResyncCounters
+
+	prober *lifecycle.Loop // ProbeOnce every probe, while started
 }
 
 // StoreConfig configures a Store.
@@ -94,6 +99,9 @@ func NewStore(c StoreConfig) *Store {
 			Help: "Times writes switched to the fallback partitions."}),
 		resync: NewResyncCounters(c.Registry),
 	}
+	s.prober = lifecycle.NewLoop("timeseries store probe", c.Logger, func(ctx context.Context) error {
+		return lifecycle.Every(ctx, s.probe, false, s.ProbeOnce)
+	})
 	c.Registry.MustRegister(s.modeGauge, s.failuresCtr, s.activations)
 	s.setModeLocked(ModeNormal)
 	return s
@@ -173,51 +181,61 @@ func IsStoreFailure(err error) bool {
 		errors.As(err, new(*pgconn.ConnectError))
 }
 
-// Run probes the time-series store every ProbeInterval while in fallback;
-// once it answers, writes return to it and the fallback rows are re-synced,
-// after which the mode is normal again. It returns when ctx ends.
-func (s *Store) Run(ctx context.Context) {
+// Start starts the recovery probe: every ProbeInterval, while in
+// fallback, the time-series store is probed; once it answers, writes return
+// to it and the fallback rows are re-synced (ProbeOnce), after which the
+// mode is normal again. With no separate store there is nothing to probe
+// and Start starts nothing; otherwise starting twice, or after Stop, is an
+// error.
+func (s *Store) Start(ctx context.Context) error {
 	if !s.separate {
+		return nil
+	}
+	return s.prober.Start(ctx)
+}
+
+// Stop ends the probe (and a re-sync it is running, which resumes at the
+// next start) and waits for it. Stop without Start and a second Stop
+// return nil.
+func (s *Store) Stop(ctx context.Context) error {
+	return s.prober.Stop(ctx)
+}
+
+// ProbeOnce is one step of the probe: nothing in normal mode; in fallback,
+// a ping of the time-series store (bounded by 5 s), which switches to
+// re-sync when it answers; in re-sync, a re-sync of the fallback rows,
+// which ends the fallback when it completes (an interrupted one resumes at
+// the next step).
+func (s *Store) ProbeOnce(ctx context.Context) {
+	s.mu.Lock()
+	mode := s.mode
+	s.mu.Unlock()
+	if mode == ModeNormal {
 		return
 	}
-	t := time.NewTicker(s.probe)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.mu.Lock()
-		mode := s.mode
-		s.mu.Unlock()
-		if mode == ModeNormal {
-			continue
-		}
-		if mode == ModeFallback {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := s.ts.Ping(pctx)
-			cancel()
-			if err != nil {
-				s.logger.WarnContext(ctx, "time-series store still unavailable; staying in fallback", "err", err)
-				continue
-			}
-			s.mu.Lock()
-			s.failures = 0
-			s.setModeLocked(ModeResync)
-			s.mu.Unlock()
-			s.logger.InfoContext(ctx, "time-series store recovered; re-syncing fallback rows")
-		}
-		res, err := Resync(ctx, s.main, s.ts, s.chunk, s.resync)
+	if mode == ModeFallback {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.ts.Ping(pctx)
+		cancel()
 		if err != nil {
-			s.logger.ErrorContext(ctx, "re-sync interrupted; will resume", "err", err, "copied", res.Copied)
-			continue
+			s.logger.WarnContext(ctx, "time-series store still unavailable; staying in fallback", "err", err)
+			return
 		}
 		s.mu.Lock()
-		if s.mode == ModeResync {
-			s.setModeLocked(ModeNormal)
-		}
+		s.failures = 0
+		s.setModeLocked(ModeResync)
 		s.mu.Unlock()
-		s.logger.InfoContext(ctx, "re-sync complete; fallback mode ended", "copied", res.Copied, "verified_chunks", res.Chunks)
+		s.logger.InfoContext(ctx, "time-series store recovered; re-syncing fallback rows")
 	}
+	res, err := Resync(ctx, s.main, s.ts, s.chunk, s.resync)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "re-sync interrupted; will resume", "err", err, "copied", res.Copied)
+		return
+	}
+	s.mu.Lock()
+	if s.mode == ModeResync {
+		s.setModeLocked(ModeNormal)
+	}
+	s.mu.Unlock()
+	s.logger.InfoContext(ctx, "re-sync complete; fallback mode ended", "copied", res.Copied, "verified_chunks", res.Chunks)
 }
