@@ -29,5 +29,5 @@ Runs the Dashboard API. Configuration (environment):
 		return err
 	}
 	logger := service.NewLogger(stderr, cfg.LogLevel, "dashboard-api")
-	return dashboard.Run(ctx, cfg, logger, nil)
+	return dashboard.Run(ctx, dashboard.Config{Config: cfg}, logger, nil)
 }

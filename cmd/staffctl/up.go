@@ -186,7 +186,9 @@ func runUp(ctx context.Context, e env, args []string) error {
 	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
 		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files, TimescaleURL: store.ingestURL}, l, ready)
 	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, ContextKey: contextKey, LogLevel: level})
-	start("dashboard-api", dashboard.Run, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
+	start("dashboard-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
+		return dashboard.Run(ctx, dashboard.Config{Config: c}, l, ready)
+	}, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
 
 	addrs := map[string]string{}
 	for len(addrs) < 2 {

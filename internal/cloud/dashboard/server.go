@@ -1,0 +1,219 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
+)
+
+// Config is the Dashboard API's configuration. Zero timings take the
+// defaults of withDefaults, the one place they are set.
+type Config struct {
+	service.Config
+	// StopTimeout bounds Run's Stop: the listener's graceful shutdown
+	// (10 s) and the parts after it (default 30 s).
+	StopTimeout time.Duration
+}
+
+// DefaultStopTimeout is Config.StopTimeout's default.
+const DefaultStopTimeout = 30 * time.Second
+
+// withDefaults returns cfg with every zero timing set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
+	}
+	return cfg
+}
+
+// ServerDeps are what New is given rather than builds.
+type ServerDeps struct {
+	// Logger is the server's logger (nil discards).
+	Logger *slog.Logger
+	// DB is the database as the dashboard role; nil: New opens it from cfg
+	// (migrating when configured to) and Stop closes it.
+	DB *pgxpool.Pool
+	// Registry receives the metrics (nil: a new service registry).
+	Registry *prometheus.Registry
+	// Listening is called with the bound address once the listener
+	// accepts (optional).
+	Listening func(net.Addr)
+}
+
+// Server is an assembled Dashboard API: New builds it without starting
+// anything; Start starts its parts in order (the HTTP listener last); Stop
+// stops them in reverse.
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	db      *pgxpool.Pool
+	handler http.Handler
+	http    *listener
+	group   *lifecycle.Group
+
+	owned     []*pgxpool.Pool // pools New opened, closed by Stop
+	closeOnce sync.Once
+}
+
+// New assembles the Dashboard API from cfg: it opens the database when deps
+// does not give it (refusing a role that bypasses row-level security) and
+// builds the routes and the listener. It starts no goroutine.
+func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
+	cfg = cfg.withDefaults()
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, logger: logger, db: deps.DB}
+	if s.db == nil {
+		db, err := service.OpenDatabase(ctx, cfg.Config, logger)
+		if err != nil {
+			return nil, err
+		}
+		s.db = db
+		s.owned = append(s.owned, db)
+	}
+	registry := deps.Registry
+	if registry == nil {
+		registry = service.NewRegistry()
+	}
+	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: registry})
+	s.http = &listener{addr: cfg.Addr, handler: s.handler, logger: logger, timeouts: cfg.HTTP,
+		listening: deps.Listening, failed: make(chan struct{})}
+	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http})
+	return s, nil
+}
+
+// Start starts the parts in order; it returns once the listener accepts.
+func (s *Server) Start(ctx context.Context) error {
+	return s.group.Start(ctx)
+}
+
+// Stop stops the parts in reverse order (the listener gives in-flight
+// requests up to 10 s) and closes the pool New opened. Stop without Start
+// and a second Stop return nil.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.group.Stop(ctx)
+	s.closePools()
+	return err
+}
+
+// closePools closes, once, the pools New opened.
+func (s *Server) closePools() {
+	s.closeOnce.Do(func() {
+		for _, p := range s.owned {
+			p.Close()
+		}
+	})
+}
+
+// Addr is the listener's address once started (nil before).
+func (s *Server) Addr() net.Addr { return s.http.boundAddr() }
+
+// Handler is the routes table the listener serves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Failed is closed when the HTTP listener stops serving on its own (not by
+// Stop); Stop reports the reason.
+func (s *Server) Failed() <-chan struct{} { return s.http.failed }
+
+// Run starts the Dashboard API with cfg and serves until ctx ends: New,
+// Start, wait for ctx (or the listener failing), Stop. It migrates when
+// configured to, connects as the dashboard role (refusing a role that
+// bypasses row-level security) and calls listening with the bound address
+// once it accepts.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(net.Addr)) error {
+	s, err := New(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		s.closePools()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.Failed():
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopTimeout)
+	defer cancel()
+	return s.Stop(stopCtx)
+}
+
+// listener is the HTTP listener as a lifecycle.Service: Start binds the
+// address, reports it and serves in the background.
+type listener struct {
+	addr      string
+	handler   http.Handler
+	logger    *slog.Logger
+	timeouts  service.HTTPTimeouts
+	listening func(net.Addr)
+
+	mu       sync.Mutex
+	bound    net.Addr
+	loop     *lifecycle.Loop
+	stopped  bool
+	failed   chan struct{}
+	failOnce sync.Once
+}
+
+// Start binds the listener and starts serving.
+func (l *listener) Start(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return errors.New("dashboard: listener: start after stop")
+	}
+	if l.loop != nil {
+		return errors.New("dashboard: listener: started twice")
+	}
+	ln, err := service.Listen(l.addr, "DASHBOARD_ADDR")
+	if err != nil {
+		return err
+	}
+	l.bound = ln.Addr()
+	l.loop = lifecycle.NewLoop("http", l.logger, func(ctx context.Context) error {
+		err := service.Serve(ctx, ln, l.handler, l.logger, l.timeouts)
+		if ctx.Err() == nil {
+			l.failOnce.Do(func() { close(l.failed) })
+		}
+		return err
+	})
+	if err := l.loop.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	if l.listening != nil {
+		l.listening(l.bound)
+	}
+	l.logger.InfoContext(ctx, "dashboard api listening", "addr", l.bound.String())
+	return nil
+}
+
+// Stop shuts the listener down gracefully.
+func (l *listener) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	l.stopped = true
+	loop := l.loop
+	l.mu.Unlock()
+	if loop == nil {
+		return nil
+	}
+	return loop.Stop(ctx)
+}
+
+func (l *listener) boundAddr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bound
+}
