@@ -25,6 +25,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy/policydb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 //go:embed policy.schema.json
@@ -294,4 +295,21 @@ func (s *Service) audit(ctx context.Context, tx pgx.Tx, a accounts.Actor, policy
 		return fmt.Errorf("policy: audit: %w", err)
 	}
 	return nil
+}
+
+// Released reads a released version of policy id as a gateway of the
+// tenant's organisation fetches it: version, or the current one when
+// version is "". Another organisation's policy is as absent as a missing
+// one: ErrNotFound.
+func Released(ctx context.Context, db postgres.Beginner, t postgres.Tenant, id int64, version string) (protocol.PolicyDocument, error) {
+	var doc protocol.PolicyDocument
+	err := postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
+		r, err := policydb.New(tx).ReleasedDocument(ctx, policydb.ReleasedDocumentParams{PolicyID: id, Version: version})
+		doc = protocol.PolicyDocument(r)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return doc, ErrNotFound
+	}
+	return doc, err
 }

@@ -1,6 +1,8 @@
 -- Generated: the migrated schema as pg_dump sees it, for sqlc (sqlc.yaml). Not run.
 -- Rewrite with: go test ./internal/cloud/postgres/ -run TestSchemaDumpCurrent -update
 
+CREATE SCHEMA app;
+
 CREATE SCHEMA monitoring;
 
 CREATE SCHEMA monitoring_fallback;
@@ -8,6 +10,119 @@ CREATE SCHEMA monitoring_fallback;
 CREATE SCHEMA monitoring_read;
 
 CREATE SCHEMA public;
+
+CREATE TYPE app.tenant_context AS (
+	organization_id bigint,
+	app_role text,
+	user_id bigint,
+	scope text,
+	actor text
+);
+
+CREATE FUNCTION app.actor() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).actor $$;
+
+CREATE FUNCTION app.all_organizations() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT current_user = 'staff_owner'
+        OR (session_user = 'staff_admin' AND current_user = 'staff_admin'
+            AND coalesce((app.context()).app_role = 'ADMIN', false))
+$$;
+
+CREATE FUNCTION app.app_role() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).app_role $$;
+
+CREATE FUNCTION app.audit(p_organization_id bigint, p_action text, p_resource_type text, p_resource_id text, p_outcome text, p_details jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    c   app.tenant_context := app.context();
+    org bigint;
+    id  bigint;
+BEGIN
+    IF c IS NULL THEN
+        org := NULL;
+    ELSIF session_user = 'staff_admin' AND c.app_role = 'ADMIN' THEN
+        org := coalesce(p_organization_id, c.organization_id);
+    ELSE
+        org := c.organization_id;
+        IF p_organization_id IS NOT NULL AND p_organization_id IS DISTINCT FROM org THEN
+            RAISE EXCEPTION 'audit: organisation % is not the context''s', p_organization_id
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+    INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+    VALUES (org, c.user_id,
+            CASE WHEN c IS NULL THEN 'unverified:' || session_user
+                 ELSE left(coalesce(c.actor, c.app_role, session_user), 255) END,
+            p_action, p_resource_type, p_resource_id, coalesce(p_outcome, 'allowed'), coalesce(p_details, '{}'))
+    RETURNING audit_log.id INTO id;
+    RETURN id;
+END $$;
+
+CREATE FUNCTION app.context() RETURNS app.tenant_context
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    raw text := current_setting('app.tenant', true);
+    f   text[];
+    k   record;
+    res app.tenant_context;
+BEGIN
+    IF raw IS NULL OR raw = '' OR length(raw) > 1200 THEN
+        RETURN NULL;
+    END IF;
+    f := string_to_array(raw, '|');
+    IF cardinality(f) <> 9 OR f[1] <> 'v1' THEN
+        RETURN NULL;
+    END IF;
+    SELECT inner_pad, outer_pad INTO k FROM app.context_keys WHERE id = f[2];
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(array_to_string(f[1:8], '|'), 'UTF8'))), 'hex')
+       IS DISTINCT FROM f[9] THEN
+        RETURN NULL;
+    END IF;
+    -- Signed by the application: well-formed from here on, but checked
+    -- anyway so that a bad signer fails closed rather than with an error.
+    IF f[8] !~ '^[0-9]{1,12}$' OR to_timestamp(f[8]::bigint) <= now()
+       OR f[3] !~ '^([1-9][0-9]{0,17})?$' OR f[5] !~ '^([1-9][0-9]{0,17})?$'
+       OR f[4] NOT IN ('', 'ADMIN', 'ORG_ADMIN', 'HR', 'DEPARTMENT_LEAD', 'EMPLOYEE')
+       OR f[6] !~ '^((department|employee):[1-9][0-9]{0,17})?$'
+       OR f[7] !~ '^([0-9a-f]{2}){0,255}$' THEN
+        RETURN NULL;
+    END IF;
+    res.organization_id := NULLIF(f[3], '')::bigint;
+    res.app_role := NULLIF(f[4], '');
+    res.user_id := NULLIF(f[5], '')::bigint;
+    res.scope := NULLIF(f[6], '');
+    res.actor := NULLIF(convert_from(decode(f[7], 'hex'), 'UTF8'), '');
+    RETURN res;
+END $_$;
+
+CREATE FUNCTION app.org_id() RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).organization_id $$;
+
+CREATE FUNCTION app.scope() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).scope $$;
+
+CREATE FUNCTION app.user_id() RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).user_id $$;
 
 CREATE FUNCTION monitoring.apply_compression(p_table text) RETURNS SETOF text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -933,6 +1048,16 @@ CREATE FUNCTION public.policy_distributions_active() RETURNS TABLE(id uuid, orga
     SELECT d.id, d.organization_id FROM public.policy_distributions d WHERE d.stage IN ('canary', 'full')
 $$;
 
+CREATE TABLE app.context_keys (
+    id text NOT NULL,
+    inner_pad bytea NOT NULL,
+    outer_pad bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT context_keys_id_check CHECK ((id ~ '^[A-Za-z0-9_-]{1,32}$'::text)),
+    CONSTRAINT context_keys_inner_pad_check CHECK ((length(inner_pad) = 64)),
+    CONSTRAINT context_keys_outer_pad_check CHECK ((length(outer_pad) = 64))
+);
+
 CREATE TABLE monitoring.active_windows (
     id uuid NOT NULL,
     organization_id bigint NOT NULL,
@@ -1802,6 +1927,9 @@ ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+ALTER TABLE ONLY app.context_keys
+    ADD CONSTRAINT context_keys_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY monitoring.active_windows
     ADD CONSTRAINT active_windows_pkey PRIMARY KEY (organization_id, id, datetime);

@@ -39,7 +39,7 @@ func TestSchemaDumpCurrent(t *testing.T) {
 		t.Skipf("schema.sql is the dump without TimescaleDB; this server stores the series in %s", kind)
 	}
 	out, err := exec.Command("pg_dump", "--schema-only", "--no-owner", "--no-privileges", "--no-comments",
-		"--schema=public", "--schema=monitoring", "--schema=monitoring_read", "--schema=monitoring_fallback",
+		"--schema=public", "--schema=app", "--schema=monitoring", "--schema=monitoring_read", "--schema=monitoring_fallback",
 		"--dbname="+db.AdminURL).Output()
 	if err != nil {
 		t.Fatalf("pg_dump: %v", err)

@@ -190,6 +190,39 @@ func (q *Queries) LockPolicyForRelease(ctx context.Context, id int64) (LockPolic
 	return i, err
 }
 
+const releasedDocument = `-- name: ReleasedDocument :one
+SELECT v.policy_id, v.version, v.checksum, v.requires_restart, v.content
+  FROM policy_versions v JOIN policies p ON p.id = v.policy_id
+ WHERE v.policy_id = $1 AND (v.version = $2::text OR ($2::text = '' AND v.version = p.current_version))
+`
+
+type ReleasedDocumentParams struct {
+	PolicyID int64
+	Version  string
+}
+
+type ReleasedDocumentRow struct {
+	PolicyID        int64
+	Version         string
+	Checksum        string
+	RequiresRestart bool
+	Content         json.RawMessage
+}
+
+// A released version of a policy, the current one when version is ”.
+func (q *Queries) ReleasedDocument(ctx context.Context, arg ReleasedDocumentParams) (ReleasedDocumentRow, error) {
+	row := q.db.QueryRow(ctx, releasedDocument, arg.PolicyID, arg.Version)
+	var i ReleasedDocumentRow
+	err := row.Scan(
+		&i.PolicyID,
+		&i.Version,
+		&i.Checksum,
+		&i.RequiresRestart,
+		&i.Content,
+	)
+	return i, err
+}
+
 const setCurrentVersion = `-- name: SetCurrentVersion :exec
 UPDATE policies SET current_version = $1, content = $2, updated_at = now() WHERE id = $3
 `

@@ -35,3 +35,9 @@ FROM policy_versions WHERE policy_id = $1 AND version = $2;
 INSERT INTO policy_changes (organization_id, policy_id, version_id, changed_by, changeset, change_type)
 SELECT p.organization_id, p.id, sqlc.narg(version_id)::uuid, sqlc.narg(changed_by)::bigint, @changeset::jsonb, @change_type::text
   FROM policies p WHERE p.id = @policy_id;
+
+-- name: ReleasedDocument :one
+-- A released version of a policy, the current one when version is ''.
+SELECT v.policy_id, v.version, v.checksum, v.requires_restart, v.content
+  FROM policy_versions v JOIN policies p ON p.id = v.policy_id
+ WHERE v.policy_id = @policy_id AND (v.version = @version::text OR (@version::text = '' AND v.version = p.current_version));
