@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -58,10 +56,8 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		tenant.OrganizationID = orgID
-		var belongs bool
-		if err := postgres.InTenant(ctx, pool, tenant, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM gateway_instances WHERE id = $1 AND organization_id = $2)`, id, orgID).Scan(&belongs)
-		}); err != nil {
+		belongs, err := accounts.New(pool, time.Now).GatewayInOrganization(ctx, tenant, orgID, id)
+		if err != nil {
 			return err
 		}
 		if !belongs {

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 )
 
 // Storage kinds monitoring.storage_kind() answers.
@@ -47,18 +49,11 @@ func describeStore(ctx context.Context, adminURL string) (storeInfo, error) {
 		return storeInfo{}, fmt.Errorf("connect to %s: %w", redacted(adminURL), err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var (
-		st        storeInfo
-		available bool
-		preload   *string // nil: the administrator may not read the setting
-	)
 	// shared_preload_libraries needs a superuser or pg_read_all_settings
 	// (missing_ok does not cover a permission error): read only when allowed.
-	err = conn.QueryRow(ctx, `SELECT monitoring.storage_kind(),
-		    coalesce((SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'), ''),
-		    EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
-		    CASE WHEN pg_has_role(current_user, 'pg_read_all_settings', 'USAGE')
-		         THEN current_setting('shared_preload_libraries') END`).Scan(&st.Kind, &st.Version, &available, &preload)
+	facts, err := timeseries.ReadStoreFacts(ctx, conn)
+	st := storeInfo{Kind: facts.Kind, Version: facts.Version}
+	available, preload := facts.Available, facts.Preload // preload nil: the administrator may not read the setting
 	if err != nil {
 		return storeInfo{}, fmt.Errorf("read the storage kind of %s: %w", redacted(adminURL), err)
 	}
@@ -127,20 +122,15 @@ func checkStoreAsIngest(ctx context.Context, ingestURL string, key postgres.Cont
 	}
 	defer pool.Close()
 	const probeOrg = 1 // any organisation id: only the signature is checked
-	var (
-		org     *int64
-		seenAs  string
-		observe string
-	)
-	if err := pool.QueryRow(ctx, `SELECT current_user`).Scan(&seenAs); err != nil {
+	seenAs, err := timeseries.ConnectedRole(ctx, pool)
+	if err != nil {
 		return fmt.Errorf("TIMESCALE_URL %s: %w", redacted(ingestURL), err)
 	}
 	if seenAs != postgres.RoleIngest {
 		return fmt.Errorf("TIMESCALE_URL %s logs in as %q, not the ingest role %s", redacted(ingestURL), seenAs, postgres.RoleIngest)
 	}
-	err = postgres.InTenant(ctx, pool, postgres.Tenant{OrganizationID: probeOrg, Actor: "staffctl up"}, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT app.org_id(), monitoring.storage_kind()`).Scan(&org, &observe)
-	})
+	probe, err := timeseries.ProbeAsTenant(ctx, pool, postgres.Tenant{OrganizationID: probeOrg, Actor: "staffctl up"})
+	org, observe := probe.OrganizationID, probe.Kind
 	if err != nil {
 		return fmt.Errorf("TIMESCALE_URL %s: %w", redacted(ingestURL), err)
 	}

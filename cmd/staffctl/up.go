@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/sqlfile"
 )
 
 // demoSlug names the demo organisation `up` creates.
@@ -364,13 +367,22 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, d
 	}, url, nil
 }
 
+// CREATE DATABASE, hand-written (sql/raw/create_database.sql says why).
+//
+//go:embed sql/raw/create_database.sql
+var rawSQL embed.FS
+
 func createDatabase(ctx context.Context, adminURL, name string) error {
+	var create string
+	if err := sqlfile.Load(rawSQL, "sql/raw/create_database.sql", map[string]*string{"CreateDatabase": &create}); err != nil {
+		return err
+	}
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf(create, pgx.Identifier{name}.Sanitize())); err != nil {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil

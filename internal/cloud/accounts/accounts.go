@@ -7,6 +7,7 @@ package accounts
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts/accountsdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
@@ -129,8 +131,8 @@ func (s *Service) CreateOrganization(ctx context.Context, actor Actor, name, slu
 	}
 	var o Organization
 	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at`,
-			name, slug).Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
+		r, err := accountsdb.New(tx).CreateOrganization(ctx, accountsdb.CreateOrganizationParams{Name: name, Slug: slug})
+		o = Organization(r)
 		if isUniqueViolation(err) {
 			return &FieldError{"slug", fmt.Sprintf("an organisation with slug %q exists already", slug)}
 		}
@@ -146,11 +148,11 @@ func (s *Service) CreateOrganization(ctx context.Context, actor Actor, name, slu
 func (s *Service) OrganizationBySlug(ctx context.Context, actor Actor, slug string) (Organization, error) {
 	var o Organization
 	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT id, name, slug, created_at FROM organizations WHERE slug = $1`, slug).
-			Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
+		r, err := accountsdb.New(tx).OrganizationBySlug(ctx, slug)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
+		o = Organization(r)
 		return err
 	})
 	return o, err
@@ -160,16 +162,15 @@ func (s *Service) OrganizationBySlug(ctx context.Context, actor Actor, slug stri
 func (s *Service) ListOrganizations(ctx context.Context, actor Actor) ([]Organization, error) {
 	var out []Organization
 	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, name, slug, created_at FROM organizations ORDER BY id`)
+		rows, err := accountsdb.New(tx).ListOrganizations(ctx)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Organization, error) {
-			var o Organization
-			err := r.Scan(&o.ID, &o.Name, &o.Slug, &o.CreatedAt)
-			return o, err
-		})
-		return err
+		out = make([]Organization, 0, len(rows))
+		for _, r := range rows {
+			out = append(out, Organization(r))
+		}
+		return nil
 	})
 	return out, err
 }
@@ -225,8 +226,9 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User
 		if in.OrganizationID != 0 {
 			org = &in.OrganizationID
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO users (organization_id, email, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING id`,
-			org, email, hash, string(role)).Scan(&u.ID)
+		var err error
+		u.ID, err = accountsdb.New(tx).CreateUser(ctx, accountsdb.CreateUserParams{OrganizationID: org, Email: email, PasswordHash: hash,
+			Role: string(role)})
 		if isUniqueViolation(err) {
 			return &FieldError{"email", fmt.Sprintf("a user with e-mail %q exists already", email)}
 		}
@@ -277,16 +279,17 @@ func (s *Service) RegisterGateway(ctx context.Context, actor Actor, orgID int64,
 		if name != "" {
 			nameArg = &name
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO gateway_instances (organization_id, serial, name) VALUES ($1, $2, $3) RETURNING id`,
-			orgID, serial, nameArg).Scan(&r.GatewayID)
+		q := accountsdb.New(tx)
+		var err error
+		r.GatewayID, err = q.CreateGateway(ctx, accountsdb.CreateGatewayParams{OrganizationID: orgID, Serial: serial, Name: nameArg})
 		if isUniqueViolation(err) {
 			return &FieldError{"serial", fmt.Sprintf("a gateway with serial %q is registered already in this organisation", serial)}
 		}
 		if err != nil {
 			return fmt.Errorf("insert gateway: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO provisioning_tokens (organization_id, gateway_id, token_hash, expires_at, created_by)
-			VALUES ($1, $2, $3, $4, $5)`, orgID, r.GatewayID, hash, r.ExpiresAt, actor.Name); err != nil {
+		if err := q.CreateProvisioningToken(ctx, accountsdb.CreateProvisioningTokenParams{OrganizationID: orgID, GatewayID: r.GatewayID,
+			TokenHash: hash, ExpiresAt: r.ExpiresAt, CreatedBy: actor.Name}); err != nil {
 			return fmt.Errorf("insert provisioning token: %w", err)
 		}
 		return audit(ctx, tx, orgID, "register", "gateway", r.GatewayID.String(), map[string]any{"serial": serial, "expires_at": r.ExpiresAt})
@@ -295,8 +298,8 @@ func (s *Service) RegisterGateway(ctx context.Context, actor Actor, orgID int64,
 }
 
 func orgVisible(ctx context.Context, tx pgx.Tx, orgID int64) error {
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)`, orgID).Scan(&exists); err != nil {
+	exists, err := accountsdb.New(tx).OrganizationExists(ctx, orgID)
+	if err != nil {
 		return fmt.Errorf("look up organisation: %w", err)
 	}
 	if !exists {
@@ -315,10 +318,27 @@ func audit(ctx context.Context, tx pgx.Tx, orgID int64, action, resource, id str
 	if orgID != 0 {
 		org = &orgID
 	}
-	if _, err := tx.Exec(ctx, `SELECT app.audit($1, $2, $3, $4, 'allowed', $5)`, org, action, resource, id, details); err != nil {
+	b, err := json.Marshal(details)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if err := accountsdb.New(tx).Audit(ctx, accountsdb.AuditParams{OrganizationID: org, Action: action, Resource: resource,
+		ResourceID: id, Details: b}); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
+}
+
+// GatewayInOrganization tells whether gateway id belongs to organisation
+// orgID, as the tenant t sees it.
+func (s *Service) GatewayInOrganization(ctx context.Context, t postgres.Tenant, orgID int64, id uuid.UUID) (bool, error) {
+	var belongs bool
+	err := postgres.InTenant(ctx, s.db, t, func(tx pgx.Tx) error {
+		var err error
+		belongs, err = accountsdb.New(tx).GatewayInOrganization(ctx, accountsdb.GatewayInOrganizationParams{ID: id, OrganizationID: orgID})
+		return err
+	})
+	return belongs, err
 }
 
 func isUniqueViolation(err error) bool {

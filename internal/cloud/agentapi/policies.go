@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -26,14 +26,8 @@ func policyHandler(db *pgxpool.Pool) http.HandlerFunc {
 			return
 		}
 		version := r.URL.Query().Get("version")
-		var doc protocol.PolicyDocument
-		err = postgres.InTenant(r.Context(), db, postgres.Tenant{OrganizationID: gw.OrganizationID}, func(tx pgx.Tx) error {
-			return tx.QueryRow(r.Context(), `SELECT v.policy_id, v.version, v.checksum, v.requires_restart, v.content
-				FROM policy_versions v JOIN policies p ON p.id = v.policy_id
-				WHERE v.policy_id = $1 AND (v.version = $2 OR ($2 = '' AND v.version = p.current_version))`, id, version).
-				Scan(&doc.PolicyID, &doc.Version, &doc.Checksum, &doc.RequiresRestart, &doc.Content)
-		})
-		if errors.Is(err, pgx.ErrNoRows) {
+		doc, err := policy.Released(r.Context(), db, postgres.Tenant{OrganizationID: gw.OrganizationID}, id, version)
+		if errors.Is(err, policy.ErrNotFound) {
 			// Another organisation's policy is as absent as a missing one.
 			writeError(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "id", Message: "no such policy version"})
 			return

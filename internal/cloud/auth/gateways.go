@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth/authdb"
 )
 
 // ErrUnauthorized means a credential is unknown, revoked, expired or spent.
@@ -40,9 +42,8 @@ func (g *Gateways) Authenticate(ctx context.Context, apiKey string) (Gateway, er
 	if !strings.HasPrefix(apiKey, PrefixAPIKey) || len(apiKey) > 128 {
 		return Gateway{}, ErrUnauthorized
 	}
-	var gw Gateway
-	err := g.db.QueryRow(ctx, `SELECT gateway_id, organization_id, status FROM gateway_by_api_key_hash($1)`, HashSecret(apiKey)).
-		Scan(&gw.ID, &gw.OrganizationID, &gw.Status)
+	r, err := authdb.New(g.db).GatewayByAPIKeyHash(ctx, HashSecret(apiKey))
+	gw := Gateway(r)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Gateway{}, ErrUnauthorized
 	}
@@ -66,13 +67,13 @@ func (g *Gateways) Provision(ctx context.Context, orgID int64, serial, token str
 	if err != nil {
 		return Gateway{}, "", err
 	}
-	var id *uuid.UUID
-	if err := g.db.QueryRow(ctx, `SELECT gateway_provision($1, $2, $3, $4, $5)`,
-		orgID, serial, HashSecret(token), keyHash, key[:len(PrefixAPIKey)+4]).Scan(&id); err != nil {
+	id, err := authdb.New(g.db).Provision(ctx, authdb.ProvisionParams{OrganizationID: orgID, Serial: serial,
+		TokenHash: HashSecret(token), KeyHash: keyHash, KeyPrefix: key[:len(PrefixAPIKey)+4]})
+	if err != nil {
 		return Gateway{}, "", fmt.Errorf("auth: provision: %w", err)
 	}
-	if id == nil {
+	if id == uuid.Nil {
 		return Gateway{}, "", ErrUnauthorized
 	}
-	return Gateway{ID: *id, OrganizationID: orgID, Status: "offline"}, key, nil
+	return Gateway{ID: id, OrganizationID: orgID, Status: "offline"}, key, nil
 }

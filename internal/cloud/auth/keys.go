@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth/authdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
 
@@ -25,17 +25,6 @@ import (
 // gateway calls with the new key to learn that this happened. A pending key
 // the gateway never used is discarded by the first request made with the
 // old key after the overlap window.
-
-//go:embed sql/*.sql
-var sqlFiles embed.FS
-
-func query(name string) (string, error) {
-	b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
-	if err != nil {
-		return "", fmt.Errorf("auth: load %s.sql: %w", name, err)
-	}
-	return string(b), nil
-}
 
 // ErrKeyConflict refuses a rotation step that does not fit the gateway's
 // key state. The wrapped message says why.
@@ -85,12 +74,8 @@ type keyState struct {
 }
 
 func (g *Gateways) keyState(ctx context.Context, tx pgx.Tx, gw Gateway, presentedKey string) (keyState, error) {
-	q, err := query("key_state")
-	if err != nil {
-		return keyState{}, err
-	}
-	var s keyState
-	err = tx.QueryRow(ctx, q, gw.ID, HashSecret(presentedKey)).Scan(&s.current, &s.prefix, &s.keyCommandID, &s.rotatedAt, &s.pending)
+	r, err := authdb.New(tx).KeyState(ctx, authdb.KeyStateParams{ID: gw.ID, PresentedHash: HashSecret(presentedKey)})
+	s := keyState{current: r.Current, prefix: r.Prefix, keyCommandID: r.KeyCommandID, rotatedAt: r.KeyRotatedAt, pending: r.Pending}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return keyState{}, ErrUnauthorized
 	}
@@ -128,12 +113,7 @@ func (g *Gateways) RotateKey(ctx context.Context, gw Gateway, presentedKey strin
 				out = KeyRotation{Rotated: true, KeyPrefix: s.prefix}
 				return nil
 			}
-			q, err := query("rotate_command")
-			if err != nil {
-				return err
-			}
-			var status string
-			err = tx.QueryRow(ctx, q, commandID, gw.ID).Scan(&status)
+			status, err := authdb.New(tx).RotateCommandStatus(ctx, authdb.RotateCommandStatusParams{ID: commandID, GatewayID: gw.ID})
 			if errors.Is(err, pgx.ErrNoRows) {
 				return ErrCommandNotFound
 			}
@@ -149,13 +129,14 @@ func (g *Gateways) RotateKey(ctx context.Context, gw Gateway, presentedKey strin
 		if err != nil {
 			return err
 		}
-		q, err := query("set_pending")
-		if err != nil {
-			return err
-		}
 		prefix := KeyPrefix(key)
-		if err := tx.QueryRow(ctx, q, gw.ID, hash, prefix, fmt.Sprintf("%d milliseconds", overlap.Milliseconds()), cmd).Scan(&out.ExpiresAt); err != nil {
+		expires, err := authdb.New(tx).SetPending(ctx, authdb.SetPendingParams{ID: gw.ID, Hash: hash, Prefix: &prefix,
+			Overlap: fmt.Sprintf("%d milliseconds", overlap.Milliseconds()), CommandID: cmd})
+		if err != nil {
 			return fmt.Errorf("auth: store pending key: %w", err)
+		}
+		if expires != nil {
+			out.ExpiresAt = *expires
 		}
 		out.APIKey, out.KeyPrefix = key, prefix
 		return nil

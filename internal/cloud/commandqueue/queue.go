@@ -9,11 +9,9 @@ package commandqueue
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"log/slog"
 	"time"
 
@@ -22,11 +20,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue/commandqueuedb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
-
-//go:embed sql/*.sql
-var sqlFiles embed.FS
 
 // Statuses of a command.
 const (
@@ -58,7 +55,6 @@ type Options struct {
 type Queue struct {
 	db   *pgxpool.Pool
 	opts Options
-	q    map[string]string
 
 	enqueued *prometheus.CounterVec
 	swept    *prometheus.CounterVec
@@ -76,15 +72,7 @@ func New(db *pgxpool.Pool, opts Options, reg prometheus.Registerer) (*Queue, err
 	if opts.Backoff <= 0 {
 		opts.Backoff = 5 * time.Second
 	}
-	q := map[string]string{}
-	for _, name := range []string{"enqueue", "claim", "received", "finish", "get", "cancel"} {
-		b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
-		if err != nil {
-			return nil, fmt.Errorf("commandqueue: load %s.sql: %w", name, err)
-		}
-		q[name] = string(b)
-	}
-	d := &Queue{db: db, opts: opts, q: q,
+	d := &Queue{db: db, opts: opts,
 		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_enqueued_total", Help: "Commands enqueued, by type."}, []string{"type"}),
 		swept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_swept_total",
 			Help: "Commands changed by the sweep: pending (redelivery after a missed acknowledgement), failed (attempts exhausted), expired."}, []string{"status"}),
@@ -175,18 +163,20 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 		return Command{}, &FieldError{"ttl", "must be between 1s and 720h"}
 	}
 	out := Command{GatewayID: c.GatewayID, Type: c.Type, Payload: c.Payload, Priority: c.Priority, Status: StatusPending, MaxAttempts: c.MaxAttempts}
-	var org int64
-	err := tx.QueryRow(ctx, `SELECT organization_id FROM gateway_instances WHERE id = $1 AND revoked_at IS NULL`, c.GatewayID).Scan(&org)
+	q := commandqueuedb.New(tx)
+	org, err := q.GatewayOrganization(ctx, c.GatewayID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Command{}, ErrNotFound
 	}
 	if err != nil {
 		return Command{}, fmt.Errorf("commandqueue: look up gateway: %w", err)
 	}
-	if err := tx.QueryRow(ctx, d.q["enqueue"], org, c.GatewayID, c.Type, c.Payload, c.Priority, c.MaxAttempts, interval(c.TTL), c.CreatedBy).
-		Scan(&out.ID, &out.CreatedAt, &out.ExpiresAt); err != nil {
+	row, err := q.Enqueue(ctx, commandqueuedb.EnqueueParams{OrganizationID: org, GatewayID: c.GatewayID, Type: c.Type, Payload: c.Payload,
+		Priority: int32(c.Priority), MaxAttempts: int32(c.MaxAttempts), Ttl: interval(c.TTL), CreatedBy: &c.CreatedBy})
+	if err != nil {
 		return Command{}, fmt.Errorf("commandqueue: enqueue: %w", err)
 	}
+	out.ID, out.CreatedAt, out.ExpiresAt = row.ID, row.CreatedAt, row.ExpiresAt
 	d.enqueued.WithLabelValues(c.Type).Inc()
 	return out, nil
 }
@@ -197,15 +187,12 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 func (d *Queue) Claim(ctx context.Context, t postgres.Tenant, gateway uuid.UUID, limit int) ([]Command, error) {
 	var out []Command
 	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, d.q["claim"], gateway, limit, interval(d.opts.AckTimeout))
-		if err != nil {
-			return err
+		rows, err := commandqueuedb.New(tx).Claim(ctx, commandqueuedb.ClaimParams{GatewayID: gateway, MaxRows: int32(limit),
+			AckTimeout: interval(d.opts.AckTimeout)})
+		for _, r := range rows {
+			out = append(out, Command{ID: r.ID, GatewayID: gateway, Type: r.Type, Payload: r.Payload, Priority: int(r.Priority),
+				Status: StatusDelivered, Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt})
 		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Command, error) {
-			c := Command{GatewayID: gateway, Status: StatusDelivered}
-			err := r.Scan(&c.ID, &c.Type, &c.Payload, &c.Priority, &c.Attempts, &c.MaxAttempts, &c.ExpiresAt, &c.CreatedAt)
-			return c, err
-		})
 		return err
 	})
 	if err != nil {
@@ -233,7 +220,9 @@ func less(a, b Command) bool {
 
 // Received records phase one of an acknowledgement.
 func (d *Queue) Received(ctx context.Context, t postgres.Tenant, gateway, id uuid.UUID) error {
-	err := d.one(ctx, t, d.q["received"], id, gateway, interval(d.opts.ExecTimeout))
+	err := d.one(ctx, t, func(q *commandqueuedb.Queries) (uuid.UUID, error) {
+		return q.Received(ctx, commandqueuedb.ReceivedParams{ID: id, GatewayID: gateway, ExecTimeout: interval(d.opts.ExecTimeout)})
+	})
 	if err == nil {
 		d.acks.WithLabelValues("received").Inc()
 	}
@@ -255,7 +244,9 @@ func (d *Queue) Finish(ctx context.Context, t postgres.Tenant, gateway, id uuid.
 	if len(result) == 0 {
 		result = nil
 	}
-	err := d.one(ctx, t, d.q["finish"], id, gateway, status, result, e)
+	err := d.one(ctx, t, func(q *commandqueuedb.Queries) (uuid.UUID, error) {
+		return q.Finish(ctx, commandqueuedb.FinishParams{ID: id, GatewayID: gateway, Status: status, Result: result, Error: e})
+	})
 	if errors.Is(err, ErrNotFound) {
 		c, gerr := d.Get(ctx, t, id)
 		if gerr == nil && c.GatewayID == gateway && (c.Status == StatusCompleted || c.Status == StatusFailed) {
@@ -271,13 +262,13 @@ func (d *Queue) Finish(ctx context.Context, t postgres.Tenant, gateway, id uuid.
 
 // Cancel cancels a command not yet finished.
 func (d *Queue) Cancel(ctx context.Context, t postgres.Tenant, id uuid.UUID) error {
-	return d.one(ctx, t, d.q["cancel"], id)
+	return d.one(ctx, t, func(q *commandqueuedb.Queries) (uuid.UUID, error) { return q.Cancel(ctx, id) })
 }
 
-func (d *Queue) one(ctx context.Context, t postgres.Tenant, sql string, args ...any) error {
+// one runs a statement that returns the id of the one command it changed.
+func (d *Queue) one(ctx context.Context, t postgres.Tenant, run func(*commandqueuedb.Queries) (uuid.UUID, error)) error {
 	return postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
-		var id uuid.UUID
-		err := tx.QueryRow(ctx, sql, args...).Scan(&id)
+		_, err := run(commandqueuedb.New(tx))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -289,14 +280,27 @@ func (d *Queue) one(ctx context.Context, t postgres.Tenant, sql string, args ...
 func (d *Queue) Get(ctx context.Context, t postgres.Tenant, id uuid.UUID) (Command, error) {
 	var c Command
 	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, d.q["get"], id).Scan(&c.ID, &c.GatewayID, &c.Type, &c.Payload, &c.Priority, &c.Status, &c.Attempts,
-			&c.MaxAttempts, &c.ExpiresAt, &c.CreatedAt, &c.DeliveredAt, &c.ReceivedAt, &c.CompletedAt, &c.Result, &c.Error)
+		r, err := commandqueuedb.New(tx).Get(ctx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
+		c = command(commandqueuedb.ListRow(r))
 		return err
 	})
 	return c, err
+}
+
+// Due returns which of the given gateways of the tenant's organisation have
+// a command due now (gateway_commands_due answers nothing without a tenant,
+// so no caller can probe another organisation's gateways by id).
+func (d *Queue) Due(ctx context.Context, t postgres.Tenant, gateways []uuid.UUID) ([]uuid.UUID, error) {
+	var due []uuid.UUID
+	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
+		var err error
+		due, err = commandqueuedb.New(tx).Due(ctx, gateways)
+		return err
+	})
+	return due, err
 }
 
 // Swept is one command the sweep changed.
@@ -310,20 +314,14 @@ type Swept struct {
 // of attempts and expires those past their expiry, across organisations, at
 // the database server's clock.
 func (d *Queue) Sweep(ctx context.Context) ([]Swept, error) {
-	rows, err := d.db.Query(ctx, `SELECT id, gateway_id, status FROM gateway_commands_sweep($1::interval)`, interval(d.opts.Backoff))
+	rows, err := commandqueuedb.New(d.db).Sweep(ctx, interval(d.opts.Backoff))
 	if err != nil {
 		return nil, fmt.Errorf("commandqueue: sweep: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Swept, error) {
-		var s Swept
-		err := r.Scan(&s.ID, &s.GatewayID, &s.Status)
-		return s, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("commandqueue: sweep: %w", err)
-	}
-	for _, s := range out {
-		d.swept.WithLabelValues(s.Status).Inc()
+	out := make([]Swept, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Swept(r))
+		d.swept.WithLabelValues(r.Status).Inc()
 	}
 	return out, nil
 }
@@ -349,21 +347,20 @@ func (d *Queue) Listen(ctx context.Context, wake func(gateway uuid.UUID)) {
 func (d *Queue) List(ctx context.Context, t postgres.Tenant, gateway uuid.UUID, limit int) ([]Command, error) {
 	var out []Command
 	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, gateway_id, type, payload, priority, status, attempts, max_attempts, expires_at, created_at,
-			delivered_at, received_at, completed_at, result, error
-			FROM gateway_commands WHERE ($1::uuid IS NULL OR gateway_id = $1) ORDER BY created_at DESC LIMIT $2`, nullUUID(gateway), limit)
-		if err != nil {
-			return err
+		rows, err := commandqueuedb.New(tx).List(ctx, commandqueuedb.ListParams{GatewayID: nullUUID(gateway), MaxRows: int32(limit)})
+		for _, r := range rows {
+			out = append(out, command(r))
 		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Command, error) {
-			var c Command
-			err := r.Scan(&c.ID, &c.GatewayID, &c.Type, &c.Payload, &c.Priority, &c.Status, &c.Attempts, &c.MaxAttempts,
-				&c.ExpiresAt, &c.CreatedAt, &c.DeliveredAt, &c.ReceivedAt, &c.CompletedAt, &c.Result, &c.Error)
-			return c, err
-		})
 		return err
 	})
 	return out, err
+}
+
+// command is a row of gateway_commands as a Command.
+func command(r commandqueuedb.ListRow) Command {
+	return Command{ID: r.ID, GatewayID: r.GatewayID, Type: r.Type, Payload: r.Payload, Priority: int(r.Priority), Status: r.Status,
+		Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt,
+		DeliveredAt: r.DeliveredAt, ReceivedAt: r.ReceivedAt, CompletedAt: r.CompletedAt, Result: r.Result, Error: r.Error}
 }
 
 func nullUUID(id uuid.UUID) *uuid.UUID {

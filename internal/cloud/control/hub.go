@@ -25,6 +25,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/control/controldb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -167,15 +168,7 @@ func (h *Hub) wakeDue(ctx context.Context) {
 	}
 	h.mu.Unlock()
 	for org, ids := range byOrg {
-		var due []uuid.UUID
-		err := postgres.InTenant(ctx, h.db, postgres.Tenant{OrganizationID: org}, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT gateway_commands_due($1)`, ids)
-			if err != nil {
-				return err
-			}
-			due, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-			return err
-		})
+		due, err := h.queue.Due(ctx, postgres.Tenant{OrganizationID: org}, ids)
 		if err != nil {
 			if ctx.Err() == nil {
 				h.logger.ErrorContext(ctx, "due-command check failed", "organization", org, "err", err)
@@ -281,19 +274,18 @@ func (h *Hub) touch(ctx context.Context, gw auth.Gateway, hb *protocol.Heartbeat
 		if hb != nil {
 			version = hb.Versions["gateway"]
 		}
-		if _, err := tx.Exec(ctx, `UPDATE gateway_instances SET status = 'online', last_seen_at = now(), updated_at = now(),
-			version = coalesce(nullif($2, ''), version) WHERE id = $1`, gw.ID, version); err != nil {
+		q := controldb.New(tx)
+		if err := q.MarkOnline(ctx, controldb.MarkOnlineParams{ID: gw.ID, Version: version}); err != nil {
 			return err
 		}
 		if hb == nil {
 			return nil
 		}
 		versions, _ := json.Marshal(hb.Versions)
-		_, err := tx.Exec(ctx, `INSERT INTO gateway_status_snapshots (organization_id, gateway_id, "timestamp", cpu_usage, memory_usage,
-			disk_usage, buffer_usage, queue_depth, connected_agents, versions) VALUES ($1, $2, now(), $3, $4, $5, $6, $7, $8, $9)`,
-			gw.OrganizationID, gw.ID, clampPct(hb.CPUPercent), clampPct(hb.MemoryPercent), clampPct(hb.DiskPercent),
-			clampPct(hb.BufferUsage*100), hb.QueueDepth, hb.ConnectedAgents, versions)
-		return err
+		return q.InsertSnapshot(ctx, controldb.InsertSnapshotParams{OrganizationID: gw.OrganizationID, GatewayID: gw.ID,
+			CpuUsage: clampPct(hb.CPUPercent), MemoryUsage: clampPct(hb.MemoryPercent), DiskUsage: clampPct(hb.DiskPercent),
+			BufferUsage: clampPct(hb.BufferUsage * 100), QueueDepth: int64(hb.QueueDepth), ConnectedAgents: int64(hb.ConnectedAgents),
+			Versions: versions})
 	})
 }
 

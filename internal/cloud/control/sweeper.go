@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/control/controldb"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 )
 
@@ -47,7 +48,7 @@ func (s *Sweeper) Sweep(ctx context.Context) {
 		s.logger.ErrorContext(ctx, "command sweep failed", "err", err)
 	}
 	silence := fmt.Sprintf("%d milliseconds", (3 * s.opts.HeartbeatInterval).Milliseconds())
-	if _, err := s.db.Exec(ctx, `SELECT gateways_mark_offline_after($1::interval)`, silence); err != nil && ctx.Err() == nil {
+	if err := controldb.New(s.db).MarkOffline(ctx, silence); err != nil && ctx.Err() == nil {
 		s.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
 	}
 }

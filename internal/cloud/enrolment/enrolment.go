@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment/enrolmentdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -57,7 +58,11 @@ func (s *Service) Rotate(ctx context.Context, t postgres.Tenant, orgID int64) (s
 	h := sha256.Sum256([]byte(secret))
 	var at time.Time
 	err := postgres.InTenant(ctx, s.db, t, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, sqlRotate, orgID, h[:]).Scan(&at)
+		r, err := enrolmentdb.New(tx).RotateSecret(ctx, enrolmentdb.RotateSecretParams{OrganizationID: orgID, Hash: h[:]})
+		if r != nil {
+			at = *r
+		}
+		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", time.Time{}, ErrNotFound
@@ -74,7 +79,9 @@ func (s *Service) Verifier(ctx context.Context, orgID int64) (protocol.Enrolment
 	out := protocol.EnrolmentVerifier{OrganizationID: orgID}
 	var hash []byte
 	err := postgres.InTenant(ctx, s.db, postgres.Tenant{OrganizationID: orgID}, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, sqlVerifier, orgID).Scan(&hash, &out.RotatedAt)
+		r, err := enrolmentdb.New(tx).Verifier(ctx, orgID)
+		hash, out.RotatedAt = r.EnrolmentSecretHash, r.EnrolmentSecretRotatedAt
+		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return out, ErrNotFound
@@ -91,8 +98,8 @@ func (s *Service) Verifier(ctx context.Context, orgID int64) (protocol.Enrolment
 // RecordAgent records an agent a gateway reports enrolled.
 func (s *Service) RecordAgent(ctx context.Context, orgID int64, gatewayID uuid.UUID, a protocol.AgentEnrolled) error {
 	err := postgres.InTenant(ctx, s.db, postgres.Tenant{OrganizationID: orgID}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, sqlRecordAgent, orgID, gatewayID, a.AgentUID, a.ComputerName, a.EnrolledAt)
-		return err
+		return enrolmentdb.New(tx).RecordAgent(ctx, enrolmentdb.RecordAgentParams{OrganizationID: orgID, GatewayID: gatewayID,
+			AgentUid: a.AgentUID, ComputerName: a.ComputerName, EnrolledAt: &a.EnrolledAt})
 	})
 	if err != nil {
 		return fmt.Errorf("enrolment: record agent %s: %w", a.AgentUID, err)
@@ -115,18 +122,15 @@ func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *command
 	payload, _ := json.Marshal(protocol.RevokeAgentPayload{AgentUID: agentUID})
 	var out []commandqueue.Command
 	err := postgres.InTenant(ctx, s.db, t, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sqlActiveGateways, t.OrganizationID)
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		db := enrolmentdb.New(tx)
+		ids, err := db.ActiveGateways(ctx, t.OrganizationID)
 		if err != nil {
 			return err
 		}
 		if len(ids) == 0 {
 			return ErrNotFound
 		}
-		if _, err := tx.Exec(ctx, sqlRevokeAgent, t.OrganizationID, agentUID); err != nil {
+		if err := db.RevokeAgent(ctx, enrolmentdb.RevokeAgentParams{OrganizationID: t.OrganizationID, AgentUid: agentUID}); err != nil {
 			return err
 		}
 		for _, id := range ids {

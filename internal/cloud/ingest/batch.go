@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest/ingestdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -103,21 +104,23 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 	// request with the same key sees it in flight (409) rather than waiting.
 	var stored *storedAnswer
 	err = postgres.InTenant(ctx, s.db, tenant, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, s.q.claimBatch, gw.OrganizationID, gw.ID, key, endpoint, p.hash, "2 minutes")
+		q := ingestdb.New(tx)
+		claimed, err := q.ClaimBatch(ctx, ingestdb.ClaimBatchParams{OrganizationID: gw.OrganizationID, GatewayID: gw.ID,
+			IdempotencyKey: key, Endpoint: endpoint, RequestHash: p.hash, LockFor: "2 minutes"})
 		if err != nil {
 			return err
 		}
-		claimed := rows.Next()
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if claimed {
+		if len(claimed) > 0 {
 			return nil
 		}
-		var a storedAnswer
-		if err := tx.QueryRow(ctx, s.q.lookupBatch, gw.ID, key).Scan(&a.endpoint, &a.hash, &a.status, &a.code, &a.body); err != nil {
+		r, err := q.LookupBatch(ctx, ingestdb.LookupBatchParams{GatewayID: gw.ID, IdempotencyKey: key})
+		if err != nil {
 			return fmt.Errorf("look up idempotency key: %w", err)
+		}
+		a := storedAnswer{endpoint: r.Endpoint, hash: r.RequestHash, status: r.Status, body: r.ResponseBody}
+		if r.ResponseStatus != nil {
+			code := int(*r.ResponseStatus)
+			a.code = &code
 		}
 		stored = &a
 		return nil
@@ -148,8 +151,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 	if err != nil {
 		// Give the key back so that the gateway's retry is processed anew.
 		if relErr := postgres.InTenant(context.WithoutCancel(ctx), s.db, tenant, func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, s.q.releaseBatch, gw.ID, key)
-			return err
+			return ingestdb.New(tx).ReleaseBatch(ctx, ingestdb.ReleaseBatchParams{GatewayID: gw.ID, IdempotencyKey: key})
 		}); relErr != nil {
 			s.logger.WarnContext(ctx, "release idempotency key", "err", relErr)
 		}
@@ -260,6 +262,7 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 	var stage string
 	attempt := func() error {
 		return postgres.InTenant(ctx, s.db, tenant, func(tx pgx.Tx) error {
+			q := ingestdb.New(tx)
 			if ins != nil {
 				stage = "write"
 				var err error
@@ -279,20 +282,23 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 			for i, d := range p.drops {
 				stage = fmt.Sprintf("drops[%d]", i)
 				dropped += d.Count
-				if _, err := tx.Exec(ctx, s.q.insertDropReport, gw.OrganizationID, gw.ID, d.Reason, d.Class, d.Count, nullTime(d.FirstAt), nullTime(d.LastAt)); err != nil {
+				if err := q.InsertDropReport(ctx, ingestdb.InsertDropReportParams{OrganizationID: gw.OrganizationID, GatewayID: gw.ID,
+					Reason: d.Reason, Class: d.Class, Count: d.Count, FirstAt: nullTime(d.FirstAt), LastAt: nullTime(d.LastAt)}); err != nil {
 					return fmt.Errorf("insert drop report: %w", err)
 				}
 			}
 			stage = ""
 			var resent int64
 			if len(wr.resent) > 0 {
-				tag, err := tx.Exec(ctx, s.q.insertResentSeqs, gw.OrganizationID, gw.ID, wr.resent)
+				n, err := q.InsertResentSeqs(ctx, ingestdb.InsertResentSeqsParams{OrganizationID: gw.OrganizationID, GatewayID: gw.ID, Seqs: wr.resent})
 				if err != nil {
 					return fmt.Errorf("record re-sent seqs: %w", err)
 				}
-				resent = tag.RowsAffected()
+				resent = n
 			}
-			if err := tx.QueryRow(ctx, s.q.accountSequence, gw.OrganizationID, gw.ID, p.maxSeq, resp.Accepted, dropped, resent).Scan(&gap); err != nil {
+			var err error
+			if gap, err = q.AccountSequence(ctx, ingestdb.AccountSequenceParams{OrganizationID: gw.OrganizationID, GatewayID: gw.ID,
+				MaxSeq: p.maxSeq, Accepted: int64(resp.Accepted), Dropped: dropped, Resent: resent}); err != nil {
 				return fmt.Errorf("account sequence: %w", err)
 			}
 			s.metrics.resent.Add(float64(resent))
@@ -300,11 +306,13 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 			if err != nil {
 				return err
 			}
-			tag, err := tx.Exec(ctx, s.q.completeBatch, gw.ID, key, http.StatusOK, body)
+			status := int32(http.StatusOK)
+			n, err := q.CompleteBatch(ctx, ingestdb.CompleteBatchParams{GatewayID: gw.ID, IdempotencyKey: key, ResponseStatus: &status,
+				ResponseBody: body})
 			if err != nil {
 				return fmt.Errorf("complete batch: %w", err)
 			}
-			if tag.RowsAffected() != 1 {
+			if n != 1 {
 				// Our claim expired and another request took the key over.
 				return reject(http.StatusConflict, protocol.ErrCodeIdemInFlight, protocol.HeaderIdempotencyKey,
 					"the claim on this Idempotency-Key expired; retry")
@@ -374,12 +382,14 @@ func (s *Service) writeStore(ctx context.Context, gw auth.Gateway, key uuid.UUID
 			for _, n := range wr.accepted {
 				accepted += n
 			}
-			var total int64
 			resent := append([]int64{}, wr.resent...)
-			if err := tx.QueryRow(ctx, s.q.storeAccounting, gw.OrganizationID, gw.ID, key, accepted, resent).Scan(&total, &wr.resent); err != nil {
+			r, err := ingestdb.New(tx).StoreAccounting(ctx, ingestdb.StoreAccountingParams{OrganizationID: gw.OrganizationID,
+				GatewayID: gw.ID, IdempotencyKey: key, Accepted: int64(accepted), Resent: resent})
+			if err != nil {
 				return fmt.Errorf("record store accounting: %w", err)
 			}
-			wr.carried = int(total) - accepted
+			wr.resent = r.Resent
+			wr.carried = int(r.Accepted) - accepted
 			return nil
 		})
 	})
@@ -397,8 +407,7 @@ func (s *Service) forgetStoreAccounting(ctx context.Context, tenant postgres.Ten
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := postgres.InTenant(ctx, s.ts.TS(), tenant, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, s.q.forgetStoreAccounting, gw.ID, key)
-		return err
+		return ingestdb.New(tx).ForgetStoreAccounting(ctx, ingestdb.ForgetStoreAccountingParams{GatewayID: gw.ID, IdempotencyKey: key})
 	}); err != nil {
 		s.logger.WarnContext(ctx, "forget store-side accounting record", "err", err)
 	}

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest/ingestdb"
 )
 
 // screenshotPrefix is the storage prefix of every screenshot file.
@@ -93,12 +94,8 @@ func (s *Service) SweepScreenshots(ctx context.Context, now time.Time, grace tim
 			keys = keys[len(chunk):]
 			used := map[string]bool{}
 			for _, db := range pools {
-				rows, err := db.Query(ctx, s.q.filesReferenced, g.org, g.day, chunk)
-				if err != nil {
-					s.metrics.sweepErrors.Inc()
-					return removed, fmt.Errorf("ingest: sweep screenshots: %w", err)
-				}
-				refs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+				refs, err := ingestdb.New(db).ScreenshotFilesReferenced(ctx, ingestdb.ScreenshotFilesReferencedParams{
+					OrganizationID: g.org, Day: g.day, Files: chunk})
 				if err != nil {
 					s.metrics.sweepErrors.Inc()
 					return removed, fmt.Errorf("ingest: sweep screenshots: %w", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest/ingestdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -292,11 +293,7 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		if len(deviceIDs) > 0 {
 			// Row-level security hides other organisations' devices, so an
 			// id of theirs is as unknown as one that does not exist.
-			rows, err := tx.Query(ctx, s.q.knownDevices, deviceIDs)
-			if err != nil {
-				return fmt.Errorf("look up devices: %w", err)
-			}
-			known, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			known, err := ingestdb.New(tx).KnownDevices(ctx, deviceIDs)
 			if err != nil {
 				return fmt.Errorf("look up devices: %w", err)
 			}

@@ -15,12 +15,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/sqlfile"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 )
 
-//go:embed sql/*.sql
-var sqlFiles embed.FS
+// The time series' inserts, hand-written (sql/raw/inserts.sql says why).
+//
+//go:embed sql/raw/inserts.sql
+var rawSQL embed.FS
 
 // Limits bound what one request may carry.
 type Limits struct {
@@ -56,36 +59,20 @@ type inserts struct {
 	activeWindows, visitedSites, userSessions, screenshots, deviceEvents string
 }
 
-// queries are the embedded SQL statements, loaded once.
+// queries are the inserts into each schema; every other statement is
+// sqlc's (ingestdb).
 type queries struct {
-	store, fallback                                                                                               inserts
-	claimBatch, lookupBatch, completeBatch, releaseBatch, accountSequence, insertDropReport, knownDevices         string
-	insertResentSeqs, storedEventSeqs, storedScreenshots, filesReferenced, storeAccounting, forgetStoreAccounting string
+	store, fallback inserts
 }
 
 func loadQueries() (queries, error) {
-	read := func(name string) (string, error) {
-		b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
-		return string(b), err
-	}
 	var q queries
-	var err error
-	for _, f := range []struct {
-		dst  *string
-		name string
-	}{
-		{&q.store.activeWindows, "insert_active_windows"}, {&q.store.visitedSites, "insert_visited_sites"},
-		{&q.store.userSessions, "insert_user_sessions"}, {&q.store.screenshots, "insert_screenshots"},
-		{&q.store.deviceEvents, "insert_device_events"}, {&q.claimBatch, "claim_batch"}, {&q.lookupBatch, "lookup_batch"},
-		{&q.completeBatch, "complete_batch"}, {&q.releaseBatch, "release_batch"}, {&q.accountSequence, "account_sequence"},
-		{&q.insertDropReport, "insert_drop_report"}, {&q.knownDevices, "known_devices"},
-		{&q.insertResentSeqs, "insert_resent_seqs"}, {&q.storedEventSeqs, "stored_event_seqs"}, {&q.storedScreenshots, "stored_screenshots"},
-		{&q.filesReferenced, "screenshot_files_referenced"}, {&q.storeAccounting, "store_accounting"},
-		{&q.forgetStoreAccounting, "forget_store_accounting"},
-	} {
-		if *f.dst, err = read(f.name); err != nil {
-			return q, fmt.Errorf("ingest: load %s.sql: %w", f.name, err)
-		}
+	if err := sqlfile.Load(rawSQL, "sql/raw/inserts.sql", map[string]*string{
+		"InsertActiveWindows": &q.store.activeWindows, "InsertVisitedSites": &q.store.visitedSites,
+		"InsertUserSessions": &q.store.userSessions, "InsertScreenshots": &q.store.screenshots,
+		"InsertDeviceEvents": &q.store.deviceEvents,
+	}); err != nil {
+		return q, fmt.Errorf("ingest: %w", err)
 	}
 	// The fallback tables have the same columns in schema
 	// monitoring_fallback: the same insert functions, given that schema.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest/ingestdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -113,23 +114,22 @@ func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string,
 		file string
 	}
 	found := map[string]stored{}
-	var id, file string
-	var seq int64
+	q := ingestdb.New(tx)
 	if files != nil {
-		rows, err := tx.Query(ctx, s.q.storedScreenshots, schema, ids, times)
+		rows, err := q.StoredScreenshots(ctx, ingestdb.StoredScreenshotsParams{SchemaName: schema, Ids: ids, Datetimes: times})
 		if err != nil {
 			return fmt.Errorf("look up stored %s: %w", typ, err)
 		}
-		if _, err := pgx.ForEachRow(rows, []any{&id, &seq, &file}, func() error { found[id] = stored{seq, file}; return nil }); err != nil {
-			return fmt.Errorf("look up stored %s: %w", typ, err)
+		for _, r := range rows {
+			found[r.ID] = stored{r.Seq, r.FilePath}
 		}
 	} else {
-		rows, err := tx.Query(ctx, s.q.storedEventSeqs, schema, table, ids, times)
+		rows, err := q.StoredEventSeqs(ctx, ingestdb.StoredEventSeqsParams{SchemaName: schema, TableName: table, Ids: ids, Datetimes: times})
 		if err != nil {
 			return fmt.Errorf("look up stored %s seqs: %w", typ, err)
 		}
-		if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { found[id] = stored{seq: seq}; return nil }); err != nil {
-			return fmt.Errorf("look up stored %s seqs: %w", typ, err)
+		for _, r := range rows {
+			found[r.ID] = stored{seq: r.Seq}
 		}
 	}
 	for i, r := range rs {

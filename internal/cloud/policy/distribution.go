@@ -14,6 +14,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/policy/policydb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
 
@@ -56,20 +57,16 @@ func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID
 	}
 	var distID uuid.UUID
 	err := postgres.InTenant(ctx, d.db, a.Tenant, func(tx pgx.Tx) error {
-		var org int64
-		var versionID uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT v.organization_id, v.id FROM policy_versions v WHERE v.policy_id = $1 AND v.version = $2`, policyID, version).Scan(&org, &versionID)
+		q := policydb.New(tx)
+		v, err := q.VersionByNumber(ctx, policydb.VersionByNumberParams{PolicyID: policyID, Version: version})
+		org, versionID := v.OrganizationID, v.ID
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id FROM gateway_instances WHERE organization_id = $1 AND revoked_at IS NULL ORDER BY id`, org)
-		if err != nil {
-			return err
-		}
-		all, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		all, err := q.ActiveGateways(ctx, org)
 		if err != nil {
 			return err
 		}
@@ -101,13 +98,13 @@ func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID
 			canaries = max(1, len(targets)*canaryPercent/100)
 			stage = StageCanary
 		}
-		if err := tx.QueryRow(ctx, `INSERT INTO policy_distributions (organization_id, policy_id, version_id, canary_percent, stage, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, org, policyID, versionID, canaryPercent, stage, a.Name).Scan(&distID); err != nil {
+		if distID, err = q.InsertDistribution(ctx, policydb.InsertDistributionParams{OrganizationID: org, PolicyID: policyID,
+			VersionID: versionID, CanaryPercent: int32(canaryPercent), Stage: stage, CreatedBy: a.Name}); err != nil {
 			return fmt.Errorf("policy: insert distribution: %w", err)
 		}
 		for i, gw := range targets {
-			if _, err := tx.Exec(ctx, `INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id, canary) VALUES ($1, $2, $3, $4)`,
-				distID, org, gw, stage == StageCanary && i < canaries); err != nil {
+			if err := q.InsertTarget(ctx, policydb.InsertTargetParams{DistributionID: distID, OrganizationID: org, GatewayID: gw,
+				Canary: stage == StageCanary && i < canaries}); err != nil {
 				return fmt.Errorf("policy: insert target: %w", err)
 			}
 		}
@@ -149,17 +146,16 @@ type target struct {
 }
 
 func loadTargets(ctx context.Context, tx pgx.Tx, distID uuid.UUID) ([]target, error) {
-	rows, err := tx.Query(ctx, `SELECT t.gateway_id, t.canary, t.command_id, t.restart_command_id, c.status, c.error
-		FROM policy_distribution_targets t LEFT JOIN gateway_commands c ON c.id = t.command_id
-		WHERE t.distribution_id = $1 ORDER BY t.gateway_id`, distID)
+	rows, err := policydb.New(tx).Targets(ctx, distID)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (target, error) {
-		var t target
-		err := r.Scan(&t.gateway, &t.canary, &t.command, &t.restart, &t.cmdStatus, &t.cmdError)
-		return t, err
-	})
+	ts := make([]target, 0, len(rows))
+	for _, r := range rows {
+		ts = append(ts, target{gateway: r.GatewayID, canary: r.Canary, command: r.CommandID, restart: r.RestartCommandID,
+			cmdStatus: r.Status, cmdError: r.Error})
+	}
+	return ts, nil
 }
 
 func (t target) status() string {
@@ -184,8 +180,8 @@ func (t target) status() string {
 func (d *Distributor) Progress(ctx context.Context, t postgres.Tenant, distID uuid.UUID) (Progress, error) {
 	p := Progress{ID: distID}
 	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT d.stage, v.version FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1`, distID).
-			Scan(&p.Stage, &p.Version)
+		r, err := policydb.New(tx).DistributionStage(ctx, distID)
+		p.Stage, p.Version = r.Stage, r.Version
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -240,9 +236,9 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 	var stage string
 	var pl UpdatePayload
 	pl.DistributionID = distID
-	err := tx.QueryRow(ctx, `SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart
-		FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1 FOR UPDATE OF d`, distID).
-		Scan(&stage, &pl.PolicyID, &pl.Version, &pl.Checksum, &pl.RequiresRestart)
+	q := policydb.New(tx)
+	r, err := q.LockDistribution(ctx, distID)
+	stage, pl.PolicyID, pl.Version, pl.Checksum, pl.RequiresRestart = r.Stage, r.PolicyID, r.Version, r.Checksum, r.RequiresRestart
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -262,8 +258,7 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 		if err != nil {
 			return fmt.Errorf("policy: enqueue update for %s: %w", tg.gateway, err)
 		}
-		_, err = tx.Exec(ctx, `UPDATE policy_distribution_targets SET command_id = $3 WHERE distribution_id = $1 AND gateway_id = $2`, distID, tg.gateway, c.ID)
-		return err
+		return q.SetTargetCommand(ctx, policydb.SetTargetCommandParams{DistributionID: distID, GatewayID: tg.gateway, CommandID: &c.ID})
 	}
 	if stage == StageCanary {
 		allApplied, anyFailed := true, false
@@ -309,7 +304,8 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 					if err != nil {
 						return "", err
 					}
-					if _, err := tx.Exec(ctx, `UPDATE policy_distribution_targets SET restart_command_id = $3 WHERE distribution_id = $1 AND gateway_id = $2`, distID, tg.gateway, c.ID); err != nil {
+					if err := q.SetTargetRestartCommand(ctx, policydb.SetTargetRestartCommandParams{DistributionID: distID, GatewayID: tg.gateway,
+						CommandID: &c.ID}); err != nil {
 						return "", err
 					}
 				}
@@ -322,7 +318,7 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 			stage = StageDone
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE policy_distributions SET stage = $2, updated_at = now() WHERE id = $1`, distID, stage); err != nil {
+	if err := q.SetStage(ctx, policydb.SetStageParams{ID: distID, Stage: stage}); err != nil {
 		return "", err
 	}
 	return stage, nil
@@ -330,24 +326,12 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 
 // AdvanceAll advances every active distribution of every organisation.
 func (d *Distributor) AdvanceAll(ctx context.Context) error {
-	rows, err := d.db.Query(ctx, `SELECT id, organization_id FROM policy_distributions_active()`)
-	if err != nil {
-		return fmt.Errorf("policy: active distributions: %w", err)
-	}
-	type active struct {
-		id  uuid.UUID
-		org int64
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (active, error) {
-		var a active
-		err := r.Scan(&a.id, &a.org)
-		return a, err
-	})
+	list, err := policydb.New(d.db).ActiveDistributions(ctx)
 	if err != nil {
 		return fmt.Errorf("policy: active distributions: %w", err)
 	}
 	for _, a := range list {
-		if _, err := d.Advance(ctx, postgres.Tenant{OrganizationID: a.org}, a.id); err != nil {
+		if _, err := d.Advance(ctx, postgres.Tenant{OrganizationID: a.OrganizationID}, a.ID); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,9 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/policy/policydb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 //go:embed policy.schema.json
@@ -124,8 +126,9 @@ func (s *Service) Create(ctx context.Context, a accounts.Actor, name string, con
 	canon, _ := Canonical(content)
 	p := Policy{OrganizationID: a.Tenant.OrganizationID, Name: name, Content: canon}
 	err := postgres.InTenant(ctx, s.db, a.Tenant, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO policies (organization_id, name, content, created_by) VALUES ($1, $2, $3, $4) RETURNING id`,
-			p.OrganizationID, name, canon, userRef(a)).Scan(&p.ID)
+		var err error
+		p.ID, err = policydb.New(tx).CreatePolicy(ctx, policydb.CreatePolicyParams{OrganizationID: p.OrganizationID, Name: name,
+			Content: canon, CreatedBy: userRef(a)})
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			return &accounts.FieldError{Field: "name", Message: fmt.Sprintf("a policy named %q exists already", name)}
@@ -143,13 +146,12 @@ func (s *Service) Create(ctx context.Context, a accounts.Actor, name string, con
 func (s *Service) Get(ctx context.Context, a accounts.Actor, id int64) (Policy, error) {
 	var p Policy
 	err := postgres.InTenant(ctx, s.db, a.Tenant, func(tx pgx.Tx) error {
-		var cur *string
-		err := tx.QueryRow(ctx, `SELECT id, organization_id, name, content, current_version FROM policies WHERE id = $1`, id).
-			Scan(&p.ID, &p.OrganizationID, &p.Name, &p.Content, &cur)
+		r, err := policydb.New(tx).GetPolicy(ctx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
-		if cur != nil {
+		p.ID, p.OrganizationID, p.Name, p.Content = r.ID, r.OrganizationID, r.Name, r.Content
+		if cur := r.CurrentVersion; cur != nil {
 			p.CurrentVersion = *cur
 		}
 		return err
@@ -165,8 +167,8 @@ func (s *Service) Update(ctx context.Context, a accounts.Actor, id int64, conten
 	canon, _ := Canonical(content)
 	var p Policy
 	err := postgres.InTenant(ctx, s.db, a.Tenant, func(tx pgx.Tx) error {
-		var old []byte
-		err := tx.QueryRow(ctx, `SELECT content FROM policies WHERE id = $1 FOR UPDATE`, id).Scan(&old)
+		q := policydb.New(tx)
+		old, err := q.LockPolicyContent(ctx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -177,7 +179,7 @@ func (s *Service) Update(ctx context.Context, a accounts.Actor, id int64, conten
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE policies SET content = $2, updated_at = now() WHERE id = $1`, id, canon); err != nil {
+		if err := q.UpdatePolicyContent(ctx, policydb.UpdatePolicyContentParams{ID: id, Content: canon}); err != nil {
 			return fmt.Errorf("policy: update: %w", err)
 		}
 		return s.audit(ctx, tx, a, id, nil, "update", changes)
@@ -206,10 +208,9 @@ func (s *Service) Rollback(ctx context.Context, a accounts.Actor, id int64, toVe
 func (s *Service) release(ctx context.Context, a accounts.Actor, id int64, content []byte, requiresRestart bool, kind string) (Version, error) {
 	var v Version
 	err := postgres.InTenant(ctx, s.db, a.Tenant, func(tx pgx.Tx) error {
-		var org int64
-		var draft []byte
-		var cur *string
-		err := tx.QueryRow(ctx, `SELECT organization_id, content, current_version FROM policies WHERE id = $1 FOR UPDATE`, id).Scan(&org, &draft, &cur)
+		q := policydb.New(tx)
+		r, err := q.LockPolicyForRelease(ctx, id)
+		org, draft, cur := r.OrganizationID, []byte(r.Content), r.CurrentVersion
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -223,9 +224,11 @@ func (s *Service) release(ctx context.Context, a accounts.Actor, id int64, conte
 		prev := ""
 		if cur != nil {
 			prev = *cur
-			if err := tx.QueryRow(ctx, `SELECT content FROM policy_versions WHERE policy_id = $1 AND version = $2`, id, prev).Scan(&prevContent); err != nil {
+			c, err := q.VersionContent(ctx, policydb.VersionContentParams{PolicyID: id, Version: prev})
+			if err != nil {
 				return fmt.Errorf("policy: previous version: %w", err)
 			}
+			prevContent = c
 		}
 		changes, err := Diff(prevContent, content)
 		if err != nil {
@@ -238,11 +241,13 @@ func (s *Service) release(ctx context.Context, a accounts.Actor, id int64, conte
 		canon, _ := Canonical(content)
 		sum, _ := Checksum(content)
 		v = Version{PolicyID: id, Version: next, Content: canon, Checksum: sum, RequiresRestart: requiresRestart, ReleasedBy: userRef(a)}
-		if err := tx.QueryRow(ctx, `INSERT INTO policy_versions (organization_id, policy_id, version, content, checksum, requires_restart, released_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, released_at`, org, id, next, canon, sum, requiresRestart, userRef(a)).Scan(&v.ID, &v.ReleasedAt); err != nil {
+		ins, err := q.InsertVersion(ctx, policydb.InsertVersionParams{OrganizationID: org, PolicyID: id, Version: next, Content: canon,
+			Checksum: sum, RequiresRestart: requiresRestart, ReleasedBy: userRef(a)})
+		if err != nil {
 			return fmt.Errorf("policy: insert version: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE policies SET current_version = $2, content = $3, updated_at = now() WHERE id = $1`, id, next, canon); err != nil {
+		v.ID, v.ReleasedAt = ins.ID, ins.ReleasedAt
+		if err := q.SetCurrentVersion(ctx, policydb.SetCurrentVersionParams{ID: id, Version: &next, Content: canon}); err != nil {
 			return fmt.Errorf("policy: update current version: %w", err)
 		}
 		return s.audit(ctx, tx, a, id, &v.ID, kind, changes)
@@ -254,12 +259,11 @@ func (s *Service) release(ctx context.Context, a accounts.Actor, id int64, conte
 func (s *Service) Version(ctx context.Context, a accounts.Actor, id int64, version string) (Version, error) {
 	var v Version
 	err := postgres.InTenant(ctx, s.db, a.Tenant, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT id, policy_id, version, content, checksum, requires_restart, released_at, released_by
-			FROM policy_versions WHERE policy_id = $1 AND version = $2`, id, version).
-			Scan(&v.ID, &v.PolicyID, &v.Version, &v.Content, &v.Checksum, &v.RequiresRestart, &v.ReleasedAt, &v.ReleasedBy)
+		r, err := policydb.New(tx).GetVersion(ctx, policydb.GetVersionParams{PolicyID: id, Version: version})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
+		v = Version(r)
 		return err
 	})
 	return v, err
@@ -286,9 +290,26 @@ func (s *Service) audit(ctx context.Context, tx pgx.Tx, a accounts.Actor, policy
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO policy_changes (organization_id, policy_id, version_id, changed_by, changeset, change_type)
-		SELECT organization_id, id, $2, $3, $4, $5 FROM policies WHERE id = $1`, policyID, versionID, userRef(a), set, kind); err != nil {
+	if err := policydb.New(tx).InsertChange(ctx, policydb.InsertChangeParams{PolicyID: policyID, VersionID: versionID, ChangedBy: userRef(a),
+		Changeset: set, ChangeType: kind}); err != nil {
 		return fmt.Errorf("policy: audit: %w", err)
 	}
 	return nil
+}
+
+// Released reads a released version of policy id as a gateway of the
+// tenant's organisation fetches it: version, or the current one when
+// version is "". Another organisation's policy is as absent as a missing
+// one: ErrNotFound.
+func Released(ctx context.Context, db postgres.Beginner, t postgres.Tenant, id int64, version string) (protocol.PolicyDocument, error) {
+	var doc protocol.PolicyDocument
+	err := postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
+		r, err := policydb.New(tx).ReleasedDocument(ctx, policydb.ReleasedDocumentParams{PolicyID: id, Version: version})
+		doc = protocol.PolicyDocument(r)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return doc, ErrNotFound
+	}
+	return doc, err
 }

@@ -2,11 +2,14 @@ package postgres
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/sqlfile"
 )
 
 // Listen receives PostgreSQL notifications on channels and calls fn for
@@ -28,7 +31,16 @@ func Listen(ctx context.Context, db *pgxpool.Pool, channels []string, fn func(ch
 	}
 }
 
+// LISTEN, hand-written (sql/raw/listen.sql says why).
+//
+//go:embed sql/raw/listen.sql
+var rawSQL embed.FS
+
 func listenOnce(ctx context.Context, db *pgxpool.Pool, channels []string, fn func(channel, payload string)) error {
+	var listen string
+	if err := sqlfile.Load(rawSQL, "sql/raw/listen.sql", map[string]*string{"Listen": &listen}); err != nil {
+		return err
+	}
 	conn, err := db.Acquire(ctx)
 	if err != nil {
 		return err
@@ -36,7 +48,7 @@ func listenOnce(ctx context.Context, db *pgxpool.Pool, channels []string, fn fun
 	pc := conn.Hijack()
 	defer pc.Close(context.WithoutCancel(ctx))
 	for _, ch := range channels {
-		if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+		if _, err := pc.Exec(ctx, fmt.Sprintf(listen, pgx.Identifier{ch}.Sanitize())); err != nil {
 			return fmt.Errorf("listen %s: %w", ch, err)
 		}
 	}

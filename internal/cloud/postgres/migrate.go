@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres/postgresdb"
 )
 
 //go:embed migrations/*.sql
@@ -33,7 +35,7 @@ func Bootstrap(ctx context.Context, dsn string) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	// Role creation is cluster-wide; serialise concurrent bootstraps.
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(7428001)"); err != nil {
+	if err := postgresdb.New(conn).BootstrapLock(ctx); err != nil {
 		return fmt.Errorf("postgres: bootstrap lock: %w", err)
 	}
 	if _, err := conn.Exec(ctx, bootstrapSQL); err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres/postgresdb"
 )
 
 // ContextTTL is how long a signed tenant context stays valid after it is
@@ -177,7 +179,7 @@ func SetTenant(ctx context.Context, tx pgx.Tx, t Tenant) error {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant', $1, true)", value); err != nil {
+	if err := postgresdb.New(tx).SetTenant(ctx, value); err != nil {
 		return fmt.Errorf("postgres: set tenant context: %w", err)
 	}
 	return nil
@@ -193,9 +195,7 @@ func InstallContextKey(ctx context.Context, dsn string, key ContextKey) error {
 	}
 	inner, outer := key.pads()
 	return asOwner(ctx, dsn, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, `INSERT INTO app.context_keys (id, inner_pad, outer_pad) VALUES ($1, $2, $3)
-			ON CONFLICT (id) DO UPDATE SET inner_pad = excluded.inner_pad, outer_pad = excluded.outer_pad, created_at = now()`,
-			key.id, inner, outer)
+		err := postgresdb.New(conn).InstallContextKey(ctx, postgresdb.InstallContextKeyParams{ID: key.id, InnerPad: inner, OuterPad: outer})
 		if err != nil {
 			return fmt.Errorf("postgres: install tenant context key %s: %w", key.id, err)
 		}
@@ -209,8 +209,8 @@ func InstallContextKey(ctx context.Context, dsn string, key ContextKey) error {
 func RetireContextKey(ctx context.Context, dsn, id string) (bool, error) {
 	var n int64
 	err := asOwner(ctx, dsn, func(conn *pgx.Conn) error {
-		tag, err := conn.Exec(ctx, `DELETE FROM app.context_keys WHERE id = $1`, id)
-		n = tag.RowsAffected()
+		var err error
+		n, err = postgresdb.New(conn).RetireContextKey(ctx, id)
 		if err != nil {
 			return fmt.Errorf("postgres: retire tenant context key %s: %w", id, err)
 		}
@@ -226,9 +226,8 @@ func RetireContextKey(ctx context.Context, dsn, id string) (bool, error) {
 func CurrentContextKey(ctx context.Context, dsn string) (ContextKey, error) {
 	var key ContextKey
 	err := asOwner(ctx, dsn, func(conn *pgx.Conn) error {
-		var id string
-		var inner []byte
-		err := conn.QueryRow(ctx, `SELECT id, inner_pad FROM app.context_keys ORDER BY created_at DESC, id LIMIT 1`).Scan(&id, &inner)
+		r, err := postgresdb.New(conn).CurrentContextKey(ctx)
+		id, inner := r.ID, r.InnerPad
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errors.New("postgres: no tenant context key is installed (staffctl migrate up with TENANT_CONTEXT_KEY, or staffctl tenant-key install)")
 		}

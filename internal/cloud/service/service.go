@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service/servicedb"
 	"github.com/staffcontrol/staffcontrol/internal/slowbody"
 )
 
@@ -79,13 +80,12 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 // so would silently serve every organisation's rows. envKey names the
 // configuration key for the error message.
 func CheckRuntimeRole(ctx context.Context, db *pgxpool.Pool, envKey string) error {
-	var user string
-	var bypass bool
-	if err := db.QueryRow(ctx, `SELECT current_user, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&user, &bypass); err != nil {
+	r, err := servicedb.New(db).RuntimeRole(ctx)
+	if err != nil {
 		return fmt.Errorf("%s: check role: %w", envKey, err)
 	}
-	if bypass {
-		return fmt.Errorf("%s connects as %q, a superuser or BYPASSRLS role: row-level security would not apply; connect as the service's runtime role", envKey, user)
+	if r.Bypass {
+		return fmt.Errorf("%s connects as %q, a superuser or BYPASSRLS role: row-level security would not apply; connect as the service's runtime role", envKey, r.UserName)
 	}
 	return nil
 }
@@ -173,7 +173,9 @@ func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (*pgxpoo
 func CheckContextKey(ctx context.Context, db *pgxpool.Pool) error {
 	var verified bool
 	err := postgres.InTenant(ctx, db, postgres.Tenant{Role: postgres.AppEmployee, Actor: "start-up check"}, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT app.app_role() IS NOT NULL`).Scan(&verified)
+		var err error
+		verified, err = servicedb.New(tx).ContextVerified(ctx)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%s: check the key against the database: %w", KeyContextKey, err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries/timeseriesdb"
 )
 
 // Schemas a time series may be written to.
@@ -92,8 +94,9 @@ func (d *Days) EnsureDays(ctx context.Context, db *pgxpool.Pool, schema string, 
 	if len(ds) > MaxDaysPerEnsure {
 		return 0, fmt.Errorf("timeseries: %d days to ensure at once, at most %d", len(ds), MaxDaysPerEnsure)
 	}
-	var created int
-	if err := db.QueryRow(ctx, `SELECT monitoring.ensure_day_partitions($1, $2, $3::date[])`, schema, ts, ds).Scan(&created); err != nil {
+	n, err := timeseriesdb.New(db).EnsureDayPartitions(ctx, timeseriesdb.EnsureDayPartitionsParams{SchemaName: schema, Tables: ts, Days: ds})
+	created := int(n)
+	if err != nil {
 		return 0, fmt.Errorf("timeseries: ensure %d day(s) of %v in %s: %w", len(ds), ts, schema, err)
 	}
 	d.mu.Lock()
@@ -156,22 +159,13 @@ func (r *Retention) Days(ctx context.Context) (map[string]int, error) {
 	if r.days != nil && r.now().Sub(r.fetched) < r.ttl {
 		return r.days, nil
 	}
-	rows, err := r.db.Query(ctx, `SELECT table_name, days FROM monitoring.retention`)
+	rows, err := timeseriesdb.New(r.db).Retention(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("timeseries: read retention: %w", err)
 	}
-	defer rows.Close()
 	days := map[string]int{}
-	for rows.Next() {
-		var t string
-		var n int
-		if err := rows.Scan(&t, &n); err != nil {
-			return nil, fmt.Errorf("timeseries: read retention: %w", err)
-		}
-		days[t] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("timeseries: read retention: %w", err)
+	for _, row := range rows {
+		days[row.TableName] = int(row.Days)
 	}
 	r.days, r.fetched = days, r.now()
 	return days, nil

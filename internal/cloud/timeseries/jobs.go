@@ -2,6 +2,7 @@ package timeseries
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/sqlfile"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries/timeseriesdb"
 )
 
 // The kinds of TimescaleDB jobs monitoring.job_health() reports.
@@ -242,12 +246,17 @@ func (w *jobWatcher) pool() *pgxpool.Pool {
 	return w.db
 }
 
+// The jobs' health query, hand-written (sql/raw/job_health.sql says why).
+//
+//go:embed sql/raw/job_health.sql
+var rawSQL embed.FS
+
 func (w *jobWatcher) health(ctx context.Context) ([]JobHealth, error) {
-	rows, err := w.pool().Query(ctx, `SELECT coalesce(job_id, 0), kind, table_name,
-			coalesce(extract(epoch FROM schedule_interval), 0)::float8, scheduled, last_run_started_at,
-			last_successful_finish, coalesce(last_run_status, ''), total_runs, total_failures, consecutive_failures,
-			next_start, failing, overdue, maintainer_last_run
-		FROM monitoring.job_health()`)
+	var q string
+	if err := sqlfile.Load(rawSQL, "sql/raw/job_health.sql", map[string]*string{"JobHealth": &q}); err != nil {
+		return nil, fmt.Errorf("timeseries: %w", err)
+	}
+	rows, err := w.pool().Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("timeseries: read TimescaleDB job health: %w", err)
 	}
@@ -287,16 +296,15 @@ func (w *jobWatcher) run(ctx context.Context) ([]PolicyRun, error) {
 	var errs []error
 	var stale []string
 	for _, kind := range []string{JobRetention, JobCompression} {
-		fn := map[string]string{JobRetention: "monitoring.apply_retention", JobCompression: "monitoring.apply_compression"}[kind]
+		apply := (*timeseriesdb.Queries).ApplyRetention
+		if kind == JobCompression {
+			apply = (*timeseriesdb.Queries).ApplyCompression
+		}
 		for _, h := range jobs {
 			if h.Kind != kind || !h.NotRunning() || slices.ContainsFunc(runs, func(r PolicyRun) bool { return r.Kind == kind && r.Table == h.Table }) {
 				continue
 			}
-			rows, err := w.pool().Query(ctx, `SELECT `+fn+`($1)`, h.Table)
-			var chunks []string
-			if err == nil {
-				chunks, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			}
+			chunks, err := apply(timeseriesdb.New(w.pool()), ctx, h.Table)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("timeseries: %s policy of %s in place of the scheduler: %w", kind, h.Table, err))
 				continue

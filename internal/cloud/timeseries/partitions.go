@@ -16,9 +16,10 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries/timeseriesdb"
 )
 
 // Maintainer creates daily partitions ahead of time and drops expired ones.
@@ -100,14 +101,14 @@ func (m *Maintainer) RunPartitions(ctx context.Context) (Result, error) {
 // partitionsIn does RunPartitions' work in db.
 func (m *Maintainer) partitionsIn(ctx context.Context, db *pgxpool.Pool) (Result, error) {
 	var res Result
-	if err := db.QueryRow(ctx, `SELECT monitoring.ensure_recent_partitions($1, $2)`, m.behind, m.ahead).Scan(&res.Created); err != nil {
+	q := timeseriesdb.New(db)
+	created, err := q.EnsureRecentPartitions(ctx, timeseriesdb.EnsureRecentPartitionsParams{Behind: int32(m.behind), Ahead: int32(m.ahead)})
+	res.Created = int(created)
+	if err != nil {
 		m.errors.Inc()
 		return res, fmt.Errorf("timeseries: ensure partitions (%d days behind, %d ahead): %w", m.behind, m.ahead, err)
 	}
-	rows, err := db.Query(ctx, `SELECT monitoring.drop_expired_partitions()`)
-	if err == nil {
-		res.Dropped, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	}
+	res.Dropped, err = q.DropExpiredPartitions(ctx)
 	if err != nil {
 		m.errors.Inc()
 		return res, fmt.Errorf("timeseries: drop expired partitions: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries/timeseriesdb"
 )
 
 // Reader reads the time series as the dashboard role, through the
@@ -35,7 +36,27 @@ func (r *Reader) EventIDs(ctx context.Context, t postgres.Tenant, table string, 
 	if !slices.Contains(Tables(), table) {
 		return nil, fmt.Errorf("timeseries: unknown table %q", table)
 	}
-	q := fmt.Sprintf(`SELECT id FROM monitoring_read.%s WHERE datetime >= $1 AND datetime < $2`, pgx.Identifier{table}.Sanitize())
+	// One query per series: the view is an identifier, not a parameter.
+	q := map[string]func(*timeseriesdb.Queries) ([]uuid.UUID, error){
+		"active_windows": func(q *timeseriesdb.Queries) ([]uuid.UUID, error) {
+			return q.ActiveWindowIDs(ctx, timeseriesdb.ActiveWindowIDsParams{FromTime: from, ToTime: to})
+		},
+		"visited_sites": func(q *timeseriesdb.Queries) ([]uuid.UUID, error) {
+			return q.VisitedSiteIDs(ctx, timeseriesdb.VisitedSiteIDsParams{FromTime: from, ToTime: to})
+		},
+		"screenshots": func(q *timeseriesdb.Queries) ([]uuid.UUID, error) {
+			return q.ScreenshotIDs(ctx, timeseriesdb.ScreenshotIDsParams{FromTime: from, ToTime: to})
+		},
+		"user_sessions": func(q *timeseriesdb.Queries) ([]uuid.UUID, error) {
+			return q.UserSessionIDs(ctx, timeseriesdb.UserSessionIDsParams{FromTime: from, ToTime: to})
+		},
+		"device_events": func(q *timeseriesdb.Queries) ([]uuid.UUID, error) {
+			return q.DeviceEventIDs(ctx, timeseriesdb.DeviceEventIDsParams{FromTime: from, ToTime: to})
+		},
+	}[table]
+	if q == nil {
+		return nil, fmt.Errorf("timeseries: no query of table %q", table)
+	}
 	seen := map[uuid.UUID]bool{}
 	var out []uuid.UUID
 	for _, db := range []*pgxpool.Pool{r.ts, r.main} {
@@ -43,11 +64,7 @@ func (r *Reader) EventIDs(ctx context.Context, t postgres.Tenant, table string, 
 			continue
 		}
 		err := postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, q, from, to)
-			if err != nil {
-				return err
-			}
-			ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			ids, err := q(timeseriesdb.New(tx))
 			for _, id := range ids {
 				if !seen[id] {
 					seen[id] = true

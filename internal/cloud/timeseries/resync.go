@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries/timeseriesdb"
 )
 
 // Tables are the time series, in re-sync order.
@@ -74,11 +75,7 @@ type ResyncResult struct {
 // fallback and the re-sync stops with an error.
 func Resync(ctx context.Context, main, ts *pgxpool.Pool, chunk int, m *ResyncCounters) (ResyncResult, error) {
 	var res ResyncResult
-	rows, err := main.Query(ctx, `SELECT * FROM monitoring.fallback_organizations() ORDER BY 1`)
-	if err != nil {
-		return res, fmt.Errorf("re-sync: list organisations in fallback: %w", err)
-	}
-	orgs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	orgs, err := timeseriesdb.New(main).FallbackOrganizations(ctx)
 	if err != nil {
 		return res, fmt.Errorf("re-sync: list organisations in fallback: %w", err)
 	}
@@ -104,8 +101,8 @@ func Resync(ctx context.Context, main, ts *pgxpool.Pool, chunk int, m *ResyncCou
 			}
 		}
 	}
-	var left int64
-	if err := main.QueryRow(ctx, `SELECT monitoring.fallback_rows()`).Scan(&left); err != nil {
+	left, err := timeseriesdb.New(main).FallbackRows(ctx)
+	if err != nil {
 		return res, fmt.Errorf("re-sync: count fallback rows: %w", err)
 	}
 	m.remaining.Set(float64(left))
@@ -118,15 +115,10 @@ func Resync(ctx context.Context, main, ts *pgxpool.Pool, chunk int, m *ResyncCou
 func fallbackDays(ctx context.Context, main *pgxpool.Pool, t postgres.Tenant, table string) ([]time.Time, error) {
 	var days []time.Time
 	err := postgres.InTenant(ctx, main, t, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT * FROM monitoring.fallback_days($1)`, table)
-		if err != nil {
-			return err
+		ds, err := timeseriesdb.New(tx).FallbackDays(ctx, table)
+		for _, d := range ds {
+			days = append(days, time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC))
 		}
-		days, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (time.Time, error) {
-			var d time.Time
-			err := r.Scan(&d)
-			return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC), err
-		})
 		return err
 	})
 	if err != nil {
@@ -140,12 +132,14 @@ func fallbackDays(ctx context.Context, main *pgxpool.Pool, t postgres.Tenant, ta
 // prefixes of each row's MD5 (as canonical JSONB text, without
 // ingested_at, in UTC); see monitoring.chunk_checksum.
 func checksum(ctx context.Context, db *pgxpool.Pool, t postgres.Tenant, schema, table string, k chunkKeys) (int64, string, error) {
-	var n int64
-	var sum string
+	var r timeseriesdb.ChunkChecksumRow
 	err := postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT n, checksum FROM monitoring.chunk_checksum($1, $2, $3, $4)`, schema, table, k.ids, k.times).Scan(&n, &sum)
+		var err error
+		r, err = timeseriesdb.New(tx).ChunkChecksum(ctx, timeseriesdb.ChunkChecksumParams{SchemaName: schema, TableName: table,
+			Ids: k.ids, Datetimes: k.times})
+		return err
 	})
-	return n, sum, err
+	return r.N, r.Checksum, err
 }
 
 // chunkKeys are the primary keys, within one organisation, of one re-sync
@@ -159,9 +153,9 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, t postgres.Tenant,
 	var k chunkKeys
 	var payload []byte
 	err := postgres.InTenant(ctx, main, t, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `WITH c AS (SELECT monitoring.fallback_chunk($1, $2::date, $3) AS rows)
-			SELECT coalesce(array_agg((r->>'id')::uuid), '{}'), coalesce(array_agg((r->>'datetime')::timestamptz), '{}'), (SELECT rows FROM c)
-			FROM c, jsonb_array_elements(c.rows) r`, table, day, chunk).Scan(&k.ids, &k.times, &payload)
+		r, err := timeseriesdb.New(tx).FallbackChunk(ctx, timeseriesdb.FallbackChunkParams{TableName: table, Day: day, MaxRows: int32(chunk)})
+		k.ids, k.times, payload = r.Ids, r.Datetimes, r.Payload
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read fallback chunk: %w", err)
@@ -169,14 +163,13 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, t postgres.Tenant,
 	if len(k.ids) == 0 {
 		return 0, nil
 	}
-	if _, err := ts.Exec(ctx, `SELECT monitoring.ensure_day_partitions('monitoring', ARRAY[$1::text], ARRAY[$2::date])`, table, day); err != nil {
+	if err := timeseriesdb.New(ts).EnsureStorePartition(ctx, timeseriesdb.EnsureStorePartitionParams{TableName: table, Day: day}); err != nil {
 		return 0, fmt.Errorf("ensure store partition: %w", err)
 	}
 	// Through the bounded definer function (00020): the ingest role has no
 	// INSERT on the series; it takes only the verified organisation's rows.
 	if err := postgres.InTenant(ctx, ts, t, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `SELECT monitoring.resync_insert($1, $2::jsonb)`, table, payload)
-		return err
+		return timeseriesdb.New(tx).ResyncInsert(ctx, timeseriesdb.ResyncInsertParams{TableName: table, Payload: payload})
 	}); err != nil {
 		return 0, fmt.Errorf("copy chunk to store: %w", err)
 	}
@@ -193,8 +186,7 @@ func resyncChunk(ctx context.Context, main, ts *pgxpool.Pool, t postgres.Tenant,
 		return 0, fmt.Errorf("verification failed: fallback %d rows (checksum %s), store %d rows (checksum %s); rows kept in fallback", wantN, wantSum, gotN, gotSum)
 	}
 	if err := postgres.InTenant(ctx, main, t, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `SELECT monitoring.fallback_delete($1, $2, $3)`, table, k.ids, k.times)
-		return err
+		return timeseriesdb.New(tx).FallbackDelete(ctx, timeseriesdb.FallbackDeleteParams{TableName: table, Ids: k.ids, Datetimes: k.times})
 	}); err != nil {
 		return 0, fmt.Errorf("delete verified chunk from fallback: %w", err)
 	}

@@ -1,7 +1,8 @@
+-- name: SetPending :one
 -- Issue (or replace) the gateway's pending key. Only its hash is stored.
--- $1 gateway id, $2 hash, $3 prefix, $4 overlap, $5 command id or NULL.
+-- command_id is the rotate_api_key command, or NULL.
 UPDATE gateway_instances
-   SET pending_key_hash = $2, pending_key_prefix = $3, pending_key_expires_at = now() + $4::interval,
-       pending_command_id = $5, updated_at = now()
- WHERE id = $1 AND revoked_at IS NULL
-RETURNING pending_key_expires_at
+   SET pending_key_hash = @hash, pending_key_prefix = @prefix, pending_key_expires_at = now() + @overlap::interval,
+       pending_command_id = sqlc.narg(command_id), updated_at = now()
+ WHERE id = @id AND revoked_at IS NULL
+RETURNING pending_key_expires_at;

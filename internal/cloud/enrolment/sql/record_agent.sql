@@ -1,8 +1,9 @@
--- A gateway reports an agent enrolled at it ($1 organisation, $2 gateway,
--- $3 agent uid, $4 computer name, $5 enrolled at). A re-enrolment clears a
--- revocation: the agent proved again that it holds the enrolment secret.
+-- name: RecordAgent :exec
+-- A gateway reports an agent enrolled at it (computer_name empty for
+-- none). A re-enrolment clears a revocation: the agent proved again that
+-- it holds the enrolment secret.
 INSERT INTO agent_instances (organization_id, gateway_id, agent_uid, computer_name, status, last_seen_at, enrolled_at)
-VALUES ($1, $2, $3, NULLIF($4, ''), 'online', $5, $5)
+VALUES (@organization_id, @gateway_id, @agent_uid, NULLIF(@computer_name::text, ''), 'online', @enrolled_at, @enrolled_at)
 ON CONFLICT (gateway_id, agent_uid) DO UPDATE
 SET computer_name = COALESCE(EXCLUDED.computer_name, agent_instances.computer_name),
     enrolled_at = EXCLUDED.enrolled_at,

@@ -1,2 +1,3 @@
--- The enrolment secret hash of the transaction's organisation ($1).
-SELECT enrolment_secret_hash, enrolment_secret_rotated_at FROM organizations WHERE id = $1;
+-- name: Verifier :one
+-- The enrolment secret hash of the transaction's organisation.
+SELECT enrolment_secret_hash, enrolment_secret_rotated_at FROM organizations WHERE id = @organization_id;

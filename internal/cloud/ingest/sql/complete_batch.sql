@@ -1,3 +1,4 @@
+-- name: CompleteBatch :execrows
 UPDATE ingest_batches
-   SET status = 'done', response_status = $3, response_body = $4, completed_at = now()
- WHERE gateway_id = $1 AND idempotency_key = $2 AND status = 'in_flight'
+   SET status = 'done', response_status = @response_status, response_body = @response_body, completed_at = now()
+ WHERE gateway_id = @gateway_id AND idempotency_key = @idempotency_key AND status = 'in_flight';

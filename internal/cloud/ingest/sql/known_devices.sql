@@ -1,1 +1,2 @@
-SELECT id FROM devices WHERE id = ANY($1::bigint[])
+-- name: KnownDevices :many
+SELECT id FROM devices WHERE id = ANY(@ids::bigint[]);

@@ -1,3 +1,4 @@
+-- name: LookupBatch :one
 SELECT endpoint, request_hash, status, response_status, response_body
 FROM ingest_batches
-WHERE gateway_id = $1 AND idempotency_key = $2
+WHERE gateway_id = @gateway_id AND idempotency_key = @idempotency_key;

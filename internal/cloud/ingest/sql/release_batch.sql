@@ -1,1 +1,2 @@
-DELETE FROM ingest_batches WHERE gateway_id = $1 AND idempotency_key = $2 AND status = 'in_flight'
+-- name: ReleaseBatch :exec
+DELETE FROM ingest_batches WHERE gateway_id = @gateway_id AND idempotency_key = @idempotency_key AND status = 'in_flight';

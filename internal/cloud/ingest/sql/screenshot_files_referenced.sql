@@ -1,3 +1,4 @@
--- Which of $3 (files of organisation $1's screenshots of UTC day $2) a
+-- name: ScreenshotFilesReferenced :many
+-- Which of the files (of an organisation's screenshots of one UTC day) a
 -- stored row references, in either schema.
-SELECT monitoring.screenshot_files_referenced($1, $2::date, $3::text[])
+SELECT monitoring.screenshot_files_referenced(@organization_id::bigint, CAST(sqlc.arg(day)::text AS date), @files::text[]);

@@ -1,2 +1,0 @@
-SELECT monitoring.insert_visited_sites('monitoring', $1::bigint, $2::uuid, $3::uuid[], $4::bigint[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::integer[])

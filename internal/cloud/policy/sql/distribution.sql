@@ -1,0 +1,44 @@
+-- Distributions of released versions to gateways (distribution.go).
+
+-- name: VersionByNumber :one
+SELECT v.organization_id, v.id FROM policy_versions v WHERE v.policy_id = $1 AND v.version = $2;
+
+-- name: ActiveGateways :many
+-- The organisation's gateways that are not revoked (named explicitly: an
+-- ADMIN context sees every organisation's rows).
+SELECT id FROM gateway_instances WHERE organization_id = $1 AND revoked_at IS NULL ORDER BY id;
+
+-- name: InsertDistribution :one
+INSERT INTO policy_distributions (organization_id, policy_id, version_id, canary_percent, stage, created_by)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING id;
+
+-- name: InsertTarget :exec
+INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id, canary) VALUES ($1, $2, $3, $4);
+
+-- name: Targets :many
+-- A distribution's targets with their update command's state.
+SELECT t.gateway_id, t.canary, t.command_id, t.restart_command_id, c.status, c.error
+  FROM policy_distribution_targets t LEFT JOIN gateway_commands c ON c.id = t.command_id
+ WHERE t.distribution_id = $1 ORDER BY t.gateway_id;
+
+-- name: DistributionStage :one
+SELECT d.stage, v.version FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1;
+
+-- name: LockDistribution :one
+SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart
+  FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1 FOR UPDATE OF d;
+
+-- name: SetTargetCommand :exec
+UPDATE policy_distribution_targets SET command_id = @command_id WHERE distribution_id = @distribution_id AND gateway_id = @gateway_id;
+
+-- name: SetTargetRestartCommand :exec
+UPDATE policy_distribution_targets SET restart_command_id = @command_id WHERE distribution_id = @distribution_id AND gateway_id = @gateway_id;
+
+-- name: SetStage :exec
+UPDATE policy_distributions SET stage = @stage, updated_at = now() WHERE id = @id;
+
+-- name: ActiveDistributions :many
+-- Every organisation's active distributions (policy_distributions_active,
+-- SECURITY DEFINER).
+SELECT a.id::uuid AS id, a.organization_id::bigint AS organization_id
+  FROM policy_distributions_active() AS a(id, organization_id);

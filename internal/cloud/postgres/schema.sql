@@ -1,0 +1,2395 @@
+-- Generated: the migrated schema as pg_dump sees it, for sqlc (sqlc.yaml). Not run.
+-- Rewrite with: go test ./internal/cloud/postgres/ -run TestSchemaDumpCurrent -update
+
+CREATE SCHEMA app;
+
+CREATE SCHEMA monitoring;
+
+CREATE SCHEMA monitoring_fallback;
+
+CREATE SCHEMA monitoring_read;
+
+CREATE SCHEMA public;
+
+CREATE TYPE app.tenant_context AS (
+	organization_id bigint,
+	app_role text,
+	user_id bigint,
+	scope text,
+	actor text
+);
+
+CREATE FUNCTION app.actor() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).actor $$;
+
+CREATE FUNCTION app.all_organizations() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT current_user = 'staff_owner'
+        OR (session_user = 'staff_admin' AND current_user = 'staff_admin'
+            AND coalesce((app.context()).app_role = 'ADMIN', false))
+$$;
+
+CREATE FUNCTION app.app_role() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).app_role $$;
+
+CREATE FUNCTION app.audit(p_organization_id bigint, p_action text, p_resource_type text, p_resource_id text, p_outcome text, p_details jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    c   app.tenant_context := app.context();
+    org bigint;
+    id  bigint;
+BEGIN
+    IF c IS NULL THEN
+        org := NULL;
+    ELSIF session_user = 'staff_admin' AND c.app_role = 'ADMIN' THEN
+        org := coalesce(p_organization_id, c.organization_id);
+    ELSE
+        org := c.organization_id;
+        IF p_organization_id IS NOT NULL AND p_organization_id IS DISTINCT FROM org THEN
+            RAISE EXCEPTION 'audit: organisation % is not the context''s', p_organization_id
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+    INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+    VALUES (org, c.user_id,
+            CASE WHEN c IS NULL THEN 'unverified:' || session_user
+                 ELSE left(coalesce(c.actor, c.app_role, session_user), 255) END,
+            p_action, p_resource_type, p_resource_id, coalesce(p_outcome, 'allowed'), coalesce(p_details, '{}'))
+    RETURNING audit_log.id INTO id;
+    RETURN id;
+END $$;
+
+CREATE FUNCTION app.context() RETURNS app.tenant_context
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    raw text := current_setting('app.tenant', true);
+    f   text[];
+    k   record;
+    res app.tenant_context;
+BEGIN
+    IF raw IS NULL OR raw = '' OR length(raw) > 1200 THEN
+        RETURN NULL;
+    END IF;
+    f := string_to_array(raw, '|');
+    IF cardinality(f) <> 9 OR f[1] <> 'v1' THEN
+        RETURN NULL;
+    END IF;
+    SELECT inner_pad, outer_pad INTO k FROM app.context_keys WHERE id = f[2];
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(array_to_string(f[1:8], '|'), 'UTF8'))), 'hex')
+       IS DISTINCT FROM f[9] THEN
+        RETURN NULL;
+    END IF;
+    -- Signed by the application: well-formed from here on, but checked
+    -- anyway so that a bad signer fails closed rather than with an error.
+    IF f[8] !~ '^[0-9]{1,12}$' OR to_timestamp(f[8]::bigint) <= now()
+       OR f[3] !~ '^([1-9][0-9]{0,17})?$' OR f[5] !~ '^([1-9][0-9]{0,17})?$'
+       OR f[4] NOT IN ('', 'ADMIN', 'ORG_ADMIN', 'HR', 'DEPARTMENT_LEAD', 'EMPLOYEE')
+       OR f[6] !~ '^((department|employee):[1-9][0-9]{0,17})?$'
+       OR f[7] !~ '^([0-9a-f]{2}){0,255}$' THEN
+        RETURN NULL;
+    END IF;
+    res.organization_id := NULLIF(f[3], '')::bigint;
+    res.app_role := NULLIF(f[4], '');
+    res.user_id := NULLIF(f[5], '')::bigint;
+    res.scope := NULLIF(f[6], '');
+    res.actor := NULLIF(convert_from(decode(f[7], 'hex'), 'UTF8'), '');
+    RETURN res;
+END $_$;
+
+CREATE FUNCTION app.org_id() RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).organization_id $$;
+
+CREATE FUNCTION app.scope() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).scope $$;
+
+CREATE FUNCTION app.user_id() RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$ SELECT (app.context()).user_id $$;
+
+CREATE FUNCTION monitoring.apply_compression(p_table text) RETURNS SETOF text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    max_compressed CONSTANT integer := 10;
+    keep_days integer;
+    ext text;
+    after interval;
+    n bigint := 0;
+    r record;
+BEGIN
+    SELECT rt.days INTO keep_days FROM monitoring.retention rt WHERE rt.table_name = p_table;
+    IF keep_days IS NULL THEN
+        RAISE EXCEPTION 'apply_compression: % is not a time-series table', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF monitoring.storage_kind() <> 'timescaledb' THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('monitoring.apply_compression.' || p_table));
+    SELECT e.extnamespace::regnamespace::text INTO ext FROM pg_extension e WHERE e.extname = 'timescaledb';
+    SELECT (jb.config ->> 'compress_after')::interval INTO after FROM timescaledb_information.jobs jb
+    WHERE jb.proc_name = 'policy_compression' AND jb.hypertable_schema = 'monitoring' AND jb.hypertable_name = p_table
+    ORDER BY jb.job_id LIMIT 1;
+    IF after IS NULL THEN
+        RETURN; -- no compression policy (migration 00013 removes it while it rebuilds the key)
+    END IF;
+    after := greatest(after, interval '1 day');
+    FOR r IN
+        SELECT format('%I.%I', ch.chunk_schema, ch.chunk_name) AS chunk
+        FROM timescaledb_information.chunks ch
+        WHERE ch.hypertable_schema = 'monitoring' AND ch.hypertable_name = p_table AND NOT ch.is_compressed
+          AND ch.range_end <= now() - after AND ch.range_end > now() - make_interval(days => keep_days)
+        ORDER BY ch.range_end
+        LIMIT max_compressed
+    LOOP
+        EXECUTE format('SELECT %I.compress_chunk(%L::regclass, if_not_compressed => true)', ext, r.chunk);
+        n := n + 1;
+        RETURN NEXT r.chunk;
+    END LOOP;
+    INSERT INTO monitoring.maintainer_policy_runs AS m VALUES ('compression', p_table, now(), 1, n)
+        ON CONFLICT (kind, table_name) DO UPDATE SET last_run_at = now(), runs = m.runs + 1, chunks = m.chunks + n;
+END $$;
+
+CREATE FUNCTION monitoring.apply_retention(p_table text) RETURNS SETOF text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    max_dropped CONSTANT integer := 100;
+    keep_days integer;
+    ext text;
+    cutoff timestamptz;
+    upto timestamptz;
+    n bigint := 0;
+    c text;
+BEGIN
+    SELECT r.days INTO keep_days FROM monitoring.retention r WHERE r.table_name = p_table;
+    IF keep_days IS NULL THEN
+        RAISE EXCEPTION 'apply_retention: % is not a time-series table', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF monitoring.storage_kind() <> 'timescaledb' THEN
+        RETURN;
+    END IF;
+    -- Concurrent maintainers (replicas) take turns per table.
+    PERFORM pg_advisory_xact_lock(hashtext('monitoring.apply_retention.' || p_table));
+    SELECT e.extnamespace::regnamespace::text INTO ext FROM pg_extension e WHERE e.extname = 'timescaledb';
+    cutoff := now() - make_interval(days => keep_days);
+    -- The bound: no further than the end of the 100th oldest expired chunk.
+    SELECT max(x.range_end) INTO upto FROM (
+        SELECT ch.range_end FROM timescaledb_information.chunks ch
+        WHERE ch.hypertable_schema = 'monitoring' AND ch.hypertable_name = p_table AND ch.range_end <= cutoff
+        ORDER BY ch.range_end LIMIT max_dropped) x;
+    IF upto IS NOT NULL THEN
+        FOR c IN EXECUTE format('SELECT %I.drop_chunks(%L::regclass, older_than => $1)', ext, 'monitoring.' || quote_ident(p_table))
+                 USING least(upto, cutoff) LOOP
+            n := n + 1;
+            RETURN NEXT c;
+        END LOOP;
+    END IF;
+    INSERT INTO monitoring.maintainer_policy_runs AS m VALUES ('retention', p_table, now(), 1, n)
+        ON CONFLICT (kind, table_name) DO UPDATE SET last_run_at = now(), runs = m.runs + 1, chunks = m.chunks + n;
+END $_$;
+
+CREATE FUNCTION monitoring.chunk_checksum(p_schema text, p_table text, p_ids uuid[], p_times timestamp with time zone[]) RETURNS TABLE(n bigint, checksum text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    org bigint := app.org_id();
+BEGIN
+    IF p_schema NOT IN ('monitoring', 'monitoring_fallback')
+       OR p_table NOT IN (SELECT table_name FROM monitoring.retention) THEN
+        RAISE EXCEPTION 'chunk_checksum: unknown table %.%', p_schema, p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(p_ids) > 5000 THEN
+        RAISE EXCEPTION 'chunk_checksum: % keys at once, at most 5000', cardinality(p_ids) USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF org IS NULL THEN
+        n := 0;
+        checksum := '0';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    PERFORM set_config('TimeZone', 'UTC', true);
+    RETURN QUERY EXECUTE format('SELECT count(*), coalesce(sum((''x'' || left(md5((to_jsonb(t) - ''ingested_at'')::text), 15))::bit(60)::bigint), 0)::text
+        FROM %I.%I t WHERE t.organization_id = $1
+          AND (t.id, t.datetime) IN (SELECT * FROM unnest($2::uuid[], $3::timestamptz[]))', p_schema, p_table)
+        USING org, p_ids, p_times;
+END $_$;
+
+CREATE FUNCTION monitoring.drop_expired_partitions() RETURNS SETOF text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    max_dropped CONSTANT integer := 100;
+    r record;
+BEGIN
+    FOR r IN
+        SELECT n.nspname, c.relname
+        FROM monitoring.retention ret
+        CROSS JOIN unnest(ARRAY['monitoring', 'monitoring_fallback']) AS s(schema_name)
+        JOIN pg_inherits i ON i.inhparent = to_regclass(format('%I.%I', s.schema_name, ret.table_name))
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relname ~ '_p[0-9]{8}$'
+          AND (s.schema_name = 'monitoring_fallback' OR monitoring.storage_kind() = 'partitions')
+          AND ((to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC')
+              <= now() - make_interval(days => ret.days)
+        ORDER BY to_date(right(c.relname, 8), 'YYYYMMDD'), n.nspname, c.relname
+        LIMIT max_dropped
+    LOOP
+        EXECUTE format('DROP TABLE %I.%I', r.nspname, r.relname);
+        RETURN NEXT r.nspname || '.' || r.relname;
+    END LOOP;
+END $_$;
+
+CREATE FUNCTION monitoring.drop_expired_partitions(p_now timestamp with time zone) RETURNS SETOF text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT n.nspname, c.relname, ret.days, to_date(right(c.relname, 8), 'YYYYMMDD') AS day
+        FROM monitoring.retention ret
+        CROSS JOIN unnest(ARRAY['monitoring', 'monitoring_fallback']) AS s(schema_name)
+        JOIN pg_inherits i ON i.inhparent = to_regclass(format('%I.%I', s.schema_name, ret.table_name))
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relname ~ '_p[0-9]{8}$'
+          AND (s.schema_name = 'monitoring_fallback' OR monitoring.storage_kind() = 'partitions')
+    LOOP
+        IF ((r.day + 1)::timestamp AT TIME ZONE 'UTC') <= p_now - make_interval(days => r.days) THEN
+            EXECUTE format('DROP TABLE %I.%I', r.nspname, r.relname);
+            RETURN NEXT r.nspname || '.' || r.relname;
+        END IF;
+    END LOOP;
+END $_$;
+
+CREATE FUNCTION monitoring.ensure_day_partitions(p_schema text, p_tables text[], p_days date[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    t text;
+    d date;
+    keep integer;
+    created integer := 0;
+    pname text;
+BEGIN
+    IF p_schema NOT IN ('monitoring', 'monitoring_fallback') THEN
+        RAISE EXCEPTION 'ensure_day_partitions: unknown schema %', p_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(p_days) > 62 THEN
+        RAISE EXCEPTION 'ensure_day_partitions: % days at once, at most 62', cardinality(p_days)
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF p_schema = 'monitoring' AND monitoring.storage_kind() <> 'partitions' THEN
+        RETURN 0; -- TimescaleDB creates its chunks itself
+    END IF;
+    FOREACH t IN ARRAY p_tables LOOP
+        SELECT days INTO keep FROM monitoring.retention WHERE table_name = t;
+        IF keep IS NULL THEN
+            RAISE EXCEPTION 'ensure_day_partitions: unknown table %', t USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOREACH d IN ARRAY p_days LOOP
+            -- A day wholly past retention would be dropped at the next
+            -- maintenance run: never create it (ingest refuses such events).
+            CONTINUE WHEN ((d + 1)::timestamp AT TIME ZONE 'UTC') <= now() - make_interval(days => keep);
+            CONTINUE WHEN d > (now() AT TIME ZONE 'UTC')::date + 2;
+            pname := t || '_p' || to_char(d, 'YYYYMMDD');
+            IF to_regclass(format('%I.%I', p_schema, pname)) IS NULL THEN
+                PERFORM pg_advisory_xact_lock(hashtext(p_schema || '.' || pname));
+                IF to_regclass(format('%I.%I', p_schema, pname)) IS NULL THEN
+                    EXECUTE format(
+                        'CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES FROM (%L) TO (%L)',
+                        p_schema, pname, p_schema, t, d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+                    EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', p_schema, pname);
+                    created := created + 1;
+                END IF;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END $$;
+
+CREATE FUNCTION monitoring.ensure_partitions(p_from date, p_to date) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    s text;
+    t text;
+    d date;
+    created integer := 0;
+    pname text;
+BEGIN
+    IF p_to < p_from OR p_to - p_from > 400 THEN
+        RAISE EXCEPTION 'ensure_partitions: bad range % .. %', p_from, p_to
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH s IN ARRAY ARRAY['monitoring', 'monitoring_fallback'] LOOP
+        CONTINUE WHEN s = 'monitoring' AND monitoring.storage_kind() <> 'partitions';
+        FOR t IN SELECT table_name FROM monitoring.retention ORDER BY table_name LOOP
+            d := p_from;
+            WHILE d <= p_to LOOP
+                pname := t || '_p' || to_char(d, 'YYYYMMDD');
+                IF to_regclass(format('%I.%I', s, pname)) IS NULL THEN
+                    PERFORM pg_advisory_xact_lock(hashtext(s || '.' || pname));
+                    IF to_regclass(format('%I.%I', s, pname)) IS NULL THEN
+                        EXECUTE format(
+                            'CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES FROM (%L) TO (%L)',
+                            s, pname, s, t, d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+                        EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', s, pname);
+                        created := created + 1;
+                    END IF;
+                END IF;
+                d := d + 1;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END $$;
+
+CREATE FUNCTION monitoring.ensure_recent_partitions(p_behind integer, p_ahead integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    max_created CONSTANT integer := 200;
+    today date := (now() AT TIME ZONE 'UTC')::date;
+    s text;
+    r record;
+    d date;
+    created integer := 0;
+    pname text;
+BEGIN
+    FOREACH s IN ARRAY ARRAY['monitoring', 'monitoring_fallback'] LOOP
+        CONTINUE WHEN s = 'monitoring' AND monitoring.storage_kind() <> 'partitions';
+        CONTINUE WHEN to_regnamespace(s) IS NULL;
+        FOR r IN SELECT table_name, days FROM monitoring.retention ORDER BY table_name LOOP
+            d := today - least(greatest(coalesce(p_behind, 0), 0), 62, r.days);
+            WHILE d <= today + least(greatest(coalesce(p_ahead, 0), 0), 3) LOOP
+                pname := r.table_name || '_p' || to_char(d, 'YYYYMMDD');
+                IF to_regclass(format('%I.%I', s, pname)) IS NULL THEN
+                    PERFORM pg_advisory_xact_lock(hashtext(s || '.' || pname));
+                    IF to_regclass(format('%I.%I', s, pname)) IS NULL THEN
+                        IF created >= max_created THEN
+                            RETURN created; -- the next run creates the rest
+                        END IF;
+                        EXECUTE format(
+                            'CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES FROM (%L) TO (%L)',
+                            s, pname, s, r.table_name, d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+                        EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', s, pname);
+                        created := created + 1;
+                    END IF;
+                END IF;
+                d := d + 1;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END $$;
+
+CREATE FUNCTION monitoring.fallback_chunk(p_table text, p_day date, p_limit integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    org bigint := app.org_id();
+    out jsonb;
+BEGIN
+    IF p_table NOT IN (SELECT table_name FROM monitoring.retention) THEN
+        RAISE EXCEPTION 'fallback_chunk: unknown table %', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF org IS NULL THEN
+        RETURN '[]';
+    END IF;
+    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY c.id, c.datetime), ''[]'') FROM (
+        SELECT * FROM monitoring_fallback.%I
+         WHERE organization_id = $1 AND datetime >= ($2::timestamp AT TIME ZONE ''UTC'')
+           AND datetime < (($2 + 1)::timestamp AT TIME ZONE ''UTC'')
+         ORDER BY id, datetime LIMIT $3) c', p_table)
+        INTO out USING org, p_day, least(greatest(coalesce(p_limit, 0), 0), 5000);
+    RETURN out;
+END $_$;
+
+CREATE FUNCTION monitoring.fallback_days(p_table text) RETURNS SETOF date
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    org bigint := app.org_id();
+BEGIN
+    IF p_table NOT IN (SELECT table_name FROM monitoring.retention) THEN
+        RAISE EXCEPTION 'fallback_days: unknown table %', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF org IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format('SELECT DISTINCT (datetime AT TIME ZONE ''UTC'')::date FROM monitoring_fallback.%I
+        WHERE organization_id = $1 ORDER BY 1', p_table) USING org;
+END $_$;
+
+CREATE FUNCTION monitoring.fallback_delete(p_table text, p_ids uuid[], p_times timestamp with time zone[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    org bigint := app.org_id();
+    n bigint;
+BEGIN
+    IF p_table NOT IN (SELECT table_name FROM monitoring.retention) THEN
+        RAISE EXCEPTION 'fallback_delete: unknown table %', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(p_ids) > 5000 THEN
+        RAISE EXCEPTION 'fallback_delete: % keys at once, at most 5000', cardinality(p_ids) USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF org IS NULL THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format('DELETE FROM monitoring_fallback.%I WHERE organization_id = $1
+        AND (id, datetime) IN (SELECT * FROM unnest($2::uuid[], $3::timestamptz[]))', p_table)
+        USING org, p_ids, p_times;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $_$;
+
+CREATE FUNCTION monitoring.fallback_organizations() RETURNS SETOF bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT organization_id FROM monitoring_fallback.active_windows
+    UNION SELECT organization_id FROM monitoring_fallback.visited_sites
+    UNION SELECT organization_id FROM monitoring_fallback.screenshots
+    UNION SELECT organization_id FROM monitoring_fallback.user_sessions
+    UNION SELECT organization_id FROM monitoring_fallback.device_events
+$$;
+
+CREATE FUNCTION monitoring.fallback_rows() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT (SELECT count(*) FROM monitoring_fallback.active_windows) + (SELECT count(*) FROM monitoring_fallback.visited_sites)
+         + (SELECT count(*) FROM monitoring_fallback.screenshots) + (SELECT count(*) FROM monitoring_fallback.user_sessions)
+         + (SELECT count(*) FROM monitoring_fallback.device_events)
+$$;
+
+CREATE FUNCTION monitoring.insert_active_windows(p_schema text, p_org bigint, p_gateway uuid, p_ids uuid[], p_seqs bigint[], p_agent_uids text[], p_computer_uids text[], p_user_sids text[], p_window_titles text[], p_process_names text[], p_urls text[], p_datetimes timestamp with time zone[], p_durations integer[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_ids), 0);
+    inserted integer;
+BEGIN
+    IF p_schema IS NULL OR p_schema NOT IN ('monitoring', 'monitoring_fallback') THEN
+        RAISE EXCEPTION 'insert_active_windows: unknown schema %', p_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF n > 10000 THEN
+        RAISE EXCEPTION 'insert_active_windows: % rows at once, at most 10000', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(cardinality(p_seqs), 0) <> n OR coalesce(cardinality(p_agent_uids), 0) <> n
+       OR coalesce(cardinality(p_computer_uids), 0) <> n OR coalesce(cardinality(p_user_sids), 0) <> n
+       OR coalesce(cardinality(p_window_titles), 0) <> n OR coalesce(cardinality(p_process_names), 0) <> n
+       OR coalesce(cardinality(p_urls), 0) <> n OR coalesce(cardinality(p_datetimes), 0) <> n
+       OR coalesce(cardinality(p_durations), 0) <> n THEN
+        RAISE EXCEPTION 'insert_active_windows: column arrays of unequal length' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_org IS NULL OR p_org IS DISTINCT FROM app.org_id() THEN
+        RAISE EXCEPTION 'new row violates row-level security policy for table "active_windows"'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_schema = 'monitoring' THEN
+        INSERT INTO monitoring.active_windows
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+        ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO monitoring_fallback.active_windows
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted;
+END $$;
+
+CREATE FUNCTION monitoring.insert_device_events(p_schema text, p_org bigint, p_gateway uuid, p_ids uuid[], p_seqs bigint[], p_device_ids bigint[], p_device_serials text[], p_datetimes timestamp with time zone[], p_employee_numbers text[], p_card_numbers text[], p_doors integer[], p_major_codes integer[], p_minor_codes integer[], p_verify_modes text[], p_directions text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_ids), 0);
+    inserted integer;
+BEGIN
+    IF p_schema IS NULL OR p_schema NOT IN ('monitoring', 'monitoring_fallback') THEN
+        RAISE EXCEPTION 'insert_device_events: unknown schema %', p_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF n > 10000 THEN
+        RAISE EXCEPTION 'insert_device_events: % rows at once, at most 10000', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(cardinality(p_seqs), 0) <> n OR coalesce(cardinality(p_device_ids), 0) <> n
+       OR coalesce(cardinality(p_device_serials), 0) <> n OR coalesce(cardinality(p_datetimes), 0) <> n
+       OR coalesce(cardinality(p_employee_numbers), 0) <> n OR coalesce(cardinality(p_card_numbers), 0) <> n
+       OR coalesce(cardinality(p_doors), 0) <> n OR coalesce(cardinality(p_major_codes), 0) <> n
+       OR coalesce(cardinality(p_minor_codes), 0) <> n OR coalesce(cardinality(p_verify_modes), 0) <> n
+       OR coalesce(cardinality(p_directions), 0) <> n THEN
+        RAISE EXCEPTION 'insert_device_events: column arrays of unequal length' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_org IS NULL OR p_org IS DISTINCT FROM app.org_id() THEN
+        RAISE EXCEPTION 'new row violates row-level security policy for table "device_events"'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_schema = 'monitoring' THEN
+        INSERT INTO monitoring.device_events
+            (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door,
+             major_code, minor_code, verify_mode, direction)
+        SELECT t.id, p_org, p_gateway, t.seq, t.device_id, t.device_serial, t.datetime, t.employee_number, t.card_number, t.door,
+               t.major_code, t.minor_code, t.verify_mode, t.direction
+        FROM unnest(p_ids, p_seqs, p_device_ids, p_device_serials, p_datetimes, p_employee_numbers, p_card_numbers, p_doors,
+                    p_major_codes, p_minor_codes, p_verify_modes, p_directions)
+            AS t(id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
+        ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO monitoring_fallback.device_events
+            (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door,
+             major_code, minor_code, verify_mode, direction)
+        SELECT t.id, p_org, p_gateway, t.seq, t.device_id, t.device_serial, t.datetime, t.employee_number, t.card_number, t.door,
+               t.major_code, t.minor_code, t.verify_mode, t.direction
+        FROM unnest(p_ids, p_seqs, p_device_ids, p_device_serials, p_datetimes, p_employee_numbers, p_card_numbers, p_doors,
+                    p_major_codes, p_minor_codes, p_verify_modes, p_directions)
+            AS t(id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted;
+END $$;
+
+CREATE FUNCTION monitoring.insert_screenshots(p_schema text, p_org bigint, p_gateway uuid, p_ids uuid[], p_seqs bigint[], p_agent_uids text[], p_computer_uids text[], p_user_sids text[], p_file_paths text[], p_file_sizes bigint[], p_sha256s text[], p_datetimes timestamp with time zone[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_ids), 0);
+    inserted integer;
+BEGIN
+    IF p_schema IS NULL OR p_schema NOT IN ('monitoring', 'monitoring_fallback') THEN
+        RAISE EXCEPTION 'insert_screenshots: unknown schema %', p_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF n > 10000 THEN
+        RAISE EXCEPTION 'insert_screenshots: % rows at once, at most 10000', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(cardinality(p_seqs), 0) <> n OR coalesce(cardinality(p_agent_uids), 0) <> n
+       OR coalesce(cardinality(p_computer_uids), 0) <> n OR coalesce(cardinality(p_user_sids), 0) <> n
+       OR coalesce(cardinality(p_file_paths), 0) <> n OR coalesce(cardinality(p_file_sizes), 0) <> n
+       OR coalesce(cardinality(p_sha256s), 0) <> n OR coalesce(cardinality(p_datetimes), 0) <> n THEN
+        RAISE EXCEPTION 'insert_screenshots: column arrays of unequal length' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_org IS NULL OR p_org IS DISTINCT FROM app.org_id() THEN
+        RAISE EXCEPTION 'new row violates row-level security policy for table "screenshots"'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_schema = 'monitoring' THEN
+        INSERT INTO monitoring.screenshots
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.file_path, t.file_size, t.sha256, t.datetime
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_file_paths, p_file_sizes, p_sha256s, p_datetimes)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+        ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO monitoring_fallback.screenshots
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.file_path, t.file_size, t.sha256, t.datetime
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_file_paths, p_file_sizes, p_sha256s, p_datetimes)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted;
+END $$;
+
+CREATE FUNCTION monitoring.insert_user_sessions(p_schema text, p_org bigint, p_gateway uuid, p_ids uuid[], p_seqs bigint[], p_agent_uids text[], p_computer_uids text[], p_user_sids text[], p_session_types text[], p_datetimes timestamp with time zone[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_ids), 0);
+    inserted integer;
+BEGIN
+    IF p_schema IS NULL OR p_schema NOT IN ('monitoring', 'monitoring_fallback') THEN
+        RAISE EXCEPTION 'insert_user_sessions: unknown schema %', p_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF n > 10000 THEN
+        RAISE EXCEPTION 'insert_user_sessions: % rows at once, at most 10000', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(cardinality(p_seqs), 0) <> n OR coalesce(cardinality(p_agent_uids), 0) <> n
+       OR coalesce(cardinality(p_computer_uids), 0) <> n OR coalesce(cardinality(p_user_sids), 0) <> n
+       OR coalesce(cardinality(p_session_types), 0) <> n OR coalesce(cardinality(p_datetimes), 0) <> n THEN
+        RAISE EXCEPTION 'insert_user_sessions: column arrays of unequal length' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_org IS NULL OR p_org IS DISTINCT FROM app.org_id() THEN
+        RAISE EXCEPTION 'new row violates row-level security policy for table "user_sessions"'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_schema = 'monitoring' THEN
+        INSERT INTO monitoring.user_sessions
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.session_type, t.datetime
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_session_types, p_datetimes)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+        ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO monitoring_fallback.user_sessions
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.session_type, t.datetime
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_session_types, p_datetimes)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted;
+END $$;
+
+CREATE FUNCTION monitoring.insert_visited_sites(p_schema text, p_org bigint, p_gateway uuid, p_ids uuid[], p_seqs bigint[], p_agent_uids text[], p_computer_uids text[], p_user_sids text[], p_urls text[], p_titles text[], p_datetimes timestamp with time zone[], p_durations integer[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_ids), 0);
+    inserted integer;
+BEGIN
+    IF p_schema IS NULL OR p_schema NOT IN ('monitoring', 'monitoring_fallback') THEN
+        RAISE EXCEPTION 'insert_visited_sites: unknown schema %', p_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF n > 10000 THEN
+        RAISE EXCEPTION 'insert_visited_sites: % rows at once, at most 10000', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(cardinality(p_seqs), 0) <> n OR coalesce(cardinality(p_agent_uids), 0) <> n
+       OR coalesce(cardinality(p_computer_uids), 0) <> n OR coalesce(cardinality(p_user_sids), 0) <> n
+       OR coalesce(cardinality(p_urls), 0) <> n OR coalesce(cardinality(p_titles), 0) <> n
+       OR coalesce(cardinality(p_datetimes), 0) <> n OR coalesce(cardinality(p_durations), 0) <> n THEN
+        RAISE EXCEPTION 'insert_visited_sites: column arrays of unequal length' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_org IS NULL OR p_org IS DISTINCT FROM app.org_id() THEN
+        RAISE EXCEPTION 'new row violates row-level security policy for table "visited_sites"'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_schema = 'monitoring' THEN
+        INSERT INTO monitoring.visited_sites
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+        ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO monitoring_fallback.visited_sites
+            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
+        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
+            AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted;
+END $$;
+
+CREATE FUNCTION monitoring.job_health() RETURNS TABLE(job_id integer, kind text, table_name text, schedule_interval interval, scheduled boolean, last_run_started_at timestamp with time zone, last_successful_finish timestamp with time zone, last_run_status text, total_runs bigint, total_failures bigint, consecutive_failures integer, next_start timestamp with time zone, failing boolean, overdue boolean, maintainer_last_run timestamp with time zone)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    margin CONSTANT interval := interval '1 hour';
+BEGIN
+    IF monitoring.storage_kind() <> 'timescaledb' THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH j AS (
+        SELECT jb.job_id,
+               CASE jb.proc_name WHEN 'policy_retention' THEN 'retention'
+                                 WHEN 'policy_compression' THEN 'compression'
+                                 WHEN 'policy_refresh_continuous_aggregate' THEN 'refresh'
+                                 ELSE jb.proc_name::text END AS kind,
+               jb.hypertable_name::text AS table_name, jb.schedule_interval, jb.scheduled,
+               NULLIF(NULLIF(bs.last_start, '-infinity'), 'infinity') AS last_start,
+               NULLIF(NULLIF(bs.last_successful_finish, '-infinity'), 'infinity') AS last_success,
+               st.last_run_status, bs.total_runs, bs.total_failures, bs.consecutive_failures,
+               NULLIF(NULLIF(bs.next_start, '-infinity'), 'infinity') AS next_start,
+               st.job_status
+        FROM timescaledb_information.jobs jb
+        LEFT JOIN timescaledb_information.job_stats st ON st.job_id = jb.job_id
+        LEFT JOIN _timescaledb_internal.bgw_job_stat bs ON bs.job_id = jb.job_id
+        WHERE jb.hypertable_schema = 'monitoring'
+    )
+    SELECT j.job_id, j.kind, j.table_name, j.schedule_interval, j.scheduled, j.last_start, j.last_success,
+           j.last_run_status, coalesce(j.total_runs, 0), coalesce(j.total_failures, 0),
+           coalesce(j.consecutive_failures, 0), j.next_start,
+           coalesce(j.last_run_status = 'Failed', false),
+           -- coalesce: a job the scheduler has not planned yet has no next
+           -- start (NULL), which is not overdue.
+           coalesce(NOT j.scheduled
+             OR (j.job_status IS DISTINCT FROM 'Running' AND j.next_start < now() - margin)
+             OR (j.last_success IS NOT NULL AND j.last_success < now() - (j.schedule_interval + margin)), false),
+           m.last_run_at
+    FROM j
+    LEFT JOIN monitoring.maintainer_policy_runs m ON m.kind = j.kind AND m.table_name = j.table_name
+    UNION ALL
+    -- A table without a retention policy: retention stopped, overdue.
+    SELECT NULL::integer, 'retention', r.table_name, NULL::interval, false, NULL::timestamptz, NULL::timestamptz,
+           NULL::text, 0::bigint, 0::bigint, 0, NULL::timestamptz, false, true, m.last_run_at
+    FROM monitoring.retention r
+    LEFT JOIN monitoring.maintainer_policy_runs m ON m.kind = 'retention' AND m.table_name = r.table_name
+    WHERE NOT EXISTS (SELECT 1 FROM j WHERE j.kind = 'retention' AND j.table_name = r.table_name)
+    ORDER BY 2, 3, 1;
+END $$;
+
+CREATE FUNCTION monitoring.resync_insert(p_table text, p_rows jsonb) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    org bigint := app.org_id();
+    n integer;
+    foreign_rows bigint;
+    inserted integer;
+BEGIN
+    IF p_table IS NULL OR p_table NOT IN (SELECT table_name FROM monitoring.retention) THEN
+        RAISE EXCEPTION 'resync_insert: unknown table %', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(p_rows) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'resync_insert: the rows must be a JSON array' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := jsonb_array_length(p_rows);
+    IF n > 5000 THEN
+        RAISE EXCEPTION 'resync_insert: % rows at once, at most 5000', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The rows as they will be inserted (the same conversion), each of the
+    -- verified organisation.
+    IF org IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FILTER (WHERE r.organization_id IS DISTINCT FROM $2)
+            FROM jsonb_populate_recordset(NULL::monitoring.%I, $1) r', p_table)
+            INTO foreign_rows USING p_rows, org;
+    END IF;
+    IF org IS NULL OR foreign_rows > 0 THEN
+        RAISE EXCEPTION 'new row violates row-level security policy for table "%"', p_table
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('INSERT INTO monitoring.%1$I SELECT * FROM jsonb_populate_recordset(NULL::monitoring.%1$I, $1)
+        ON CONFLICT DO NOTHING', p_table) USING p_rows;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted;
+END $_$;
+
+CREATE FUNCTION monitoring.screenshot_files_referenced(p_org bigint, p_day date, p_paths text[]) RETURNS SETOF text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT s.file_path FROM monitoring.screenshots s
+     WHERE s.organization_id = p_org
+       AND s.datetime >= (p_day::timestamp AT TIME ZONE 'UTC') AND s.datetime < ((p_day + 1)::timestamp AT TIME ZONE 'UTC')
+       AND s.file_path = ANY (p_paths)
+    UNION
+    SELECT f.file_path FROM monitoring_fallback.screenshots f
+     WHERE f.organization_id = p_org
+       AND f.datetime >= (p_day::timestamp AT TIME ZONE 'UTC') AND f.datetime < ((p_day + 1)::timestamp AT TIME ZONE 'UTC')
+       AND f.file_path = ANY (p_paths)
+$$;
+
+CREATE FUNCTION monitoring.storage_kind() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT CASE WHEN (SELECT relkind FROM pg_class WHERE oid = 'monitoring.active_windows'::regclass) = 'p'
+                THEN 'partitions' ELSE 'timescaledb' END
+$$;
+
+CREATE FUNCTION monitoring.stored_event_seqs(p_schema text, p_table text, p_ids uuid[], p_times timestamp with time zone[]) RETURNS TABLE(id uuid, datetime timestamp with time zone, seq bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    org bigint := app.org_id();
+BEGIN
+    IF p_schema NOT IN ('monitoring', 'monitoring_fallback')
+       OR p_table NOT IN (SELECT table_name FROM monitoring.retention) THEN
+        RAISE EXCEPTION 'stored_event_seqs: unknown table %.%', p_schema, p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF org IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT s.id, s.datetime, s.seq FROM %I.%I s JOIN unnest($1, $2) AS k(id, datetime)
+           ON s.id = k.id AND s.datetime = k.datetime WHERE s.organization_id = $3', p_schema, p_table)
+        USING p_ids, p_times, org;
+END $_$;
+
+CREATE FUNCTION monitoring.stored_screenshots(p_schema text, p_ids uuid[], p_times timestamp with time zone[]) RETURNS TABLE(id uuid, seq bigint, file_path text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    org bigint := app.org_id();
+BEGIN
+    IF p_schema NOT IN ('monitoring', 'monitoring_fallback') THEN
+        RAISE EXCEPTION 'stored_screenshots: unknown schema %', p_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF org IS NULL OR cardinality(p_ids) > 10000 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT s.id, s.seq, s.file_path FROM %I.screenshots s JOIN unnest($1, $2) AS k(id, datetime)
+           ON s.id = k.id AND s.datetime = k.datetime WHERE s.organization_id = $3', p_schema)
+        USING p_ids, p_times, org;
+END $_$;
+
+CREATE FUNCTION public.audit_log_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+CREATE FUNCTION public.gateway_by_api_key_hash(p_hash bytea) RETURNS TABLE(gateway_id uuid, organization_id bigint, status text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_id     uuid;
+    v_org    bigint;
+    v_status text;
+    v_stale  boolean;
+    v_prefix text;
+    v_cmd    uuid;
+    v_at     timestamptz;
+BEGIN
+    SELECT g.id, g.organization_id, g.status, coalesce(g.pending_key_expires_at <= now(), false)
+      INTO v_id, v_org, v_status, v_stale
+      FROM public.gateway_instances g
+     WHERE g.api_key_hash = p_hash AND g.revoked_at IS NULL;
+    IF v_id IS NOT NULL THEN
+        IF v_stale THEN
+            UPDATE public.gateway_instances g
+               SET pending_key_hash = NULL, pending_key_prefix = NULL, pending_key_expires_at = NULL,
+                   pending_command_id = NULL, updated_at = now()
+             WHERE g.id = v_id AND g.pending_key_expires_at <= now();
+        END IF;
+    ELSE
+        UPDATE public.gateway_instances g
+           SET api_key_hash = g.pending_key_hash, api_key_prefix = g.pending_key_prefix,
+               key_rotated_at = now(), key_command_id = g.pending_command_id,
+               pending_key_hash = NULL, pending_key_prefix = NULL, pending_key_expires_at = NULL,
+               pending_command_id = NULL, updated_at = now()
+         WHERE g.pending_key_hash = p_hash AND g.revoked_at IS NULL
+        RETURNING g.id, g.organization_id, g.status, g.api_key_prefix, g.key_command_id, g.key_rotated_at
+             INTO v_id, v_org, v_status, v_prefix, v_cmd, v_at;
+        IF v_id IS NOT NULL AND v_cmd IS NOT NULL THEN
+            UPDATE public.gateway_commands c
+               SET status = 'completed', completed_at = now(), ack_at = now(),
+                   received_at = coalesce(c.received_at, now()), ack_deadline = NULL, error = NULL,
+                   result = jsonb_build_object('key_prefix', v_prefix, 'rotated_at', v_at)
+             WHERE c.id = v_cmd AND c.gateway_id = v_id AND c.type = 'rotate_api_key'
+               AND c.status IN ('pending', 'delivered');
+        ELSIF v_id IS NULL THEN
+            SELECT g.id, g.organization_id, g.status INTO v_id, v_org, v_status
+              FROM public.gateway_instances g
+             WHERE g.api_key_hash = p_hash AND g.revoked_at IS NULL;
+        END IF;
+    END IF;
+    IF v_id IS NOT NULL THEN
+        gateway_id := v_id;
+        organization_id := v_org;
+        status := v_status;
+        RETURN NEXT;
+    END IF;
+END $$;
+
+CREATE FUNCTION public.gateway_commands_due(p_gateways uuid[]) RETURNS SETOF uuid
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    org bigint := app.org_id();
+BEGIN
+    RETURN QUERY
+        SELECT DISTINCT c.gateway_id FROM public.gateway_commands c
+         WHERE c.gateway_id = ANY(p_gateways) AND c.status = 'pending'
+           AND c.next_attempt_at <= now() AND c.expires_at > now()
+           AND c.organization_id = org; -- no verified organisation: nothing
+END $$;
+
+CREATE FUNCTION public.gateway_commands_notify() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    PERFORM pg_notify('gateway_commands', NEW.gateway_id::text);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.gateway_commands_sweep(p_backoff interval) RETURNS TABLE(id uuid, gateway_id uuid, status text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    backoff interval := least(greatest(coalesce(p_backoff, interval '0'), interval '0'), interval '5 minutes');
+BEGIN
+    RETURN QUERY
+    WITH late AS (
+        UPDATE public.gateway_commands c
+           SET status = CASE WHEN c.attempts >= c.max_attempts THEN 'failed' ELSE 'pending' END,
+               error = CASE WHEN c.attempts >= c.max_attempts
+                            THEN format('not acknowledged after %s attempts', c.attempts) ELSE c.error END,
+               completed_at = CASE WHEN c.attempts >= c.max_attempts THEN now() ELSE NULL END,
+               next_attempt_at = now() + least(backoff * power(2, greatest(c.attempts - 1, 0)), interval '5 minutes'),
+               ack_deadline = NULL
+         WHERE c.status = 'delivered' AND c.ack_deadline < now()
+        RETURNING c.id, c.gateway_id, c.status
+    ), old AS (
+        UPDATE public.gateway_commands c
+           SET status = 'expired', completed_at = now(), error = 'expired before delivery'
+         WHERE c.status = 'pending' AND c.expires_at <= now()
+        RETURNING c.id, c.gateway_id, c.status
+    )
+    SELECT * FROM late UNION ALL SELECT * FROM old;
+END $$;
+
+CREATE FUNCTION public.gateway_instances_revoked_notify() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    PERFORM pg_notify('gateway_revoked', NEW.id::text);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.gateway_instances_void_pending() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    NEW.pending_key_hash := NULL;
+    NEW.pending_key_prefix := NULL;
+    NEW.pending_key_expires_at := NULL;
+    NEW.pending_command_id := NULL;
+    RETURN NEW;
+END $$;
+
+CREATE FUNCTION public.gateway_provision(p_org bigint, p_serial text, p_token_hash bytea, p_key_hash bytea, p_key_prefix text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    gw uuid;
+BEGIN
+    UPDATE public.provisioning_tokens t
+       SET used_at = now()
+      FROM public.gateway_instances g
+     WHERE t.token_hash = p_token_hash
+       AND t.organization_id = p_org
+       AND t.used_at IS NULL
+       AND t.expires_at > now()
+       AND g.id = t.gateway_id
+       AND g.serial = p_serial
+       AND g.revoked_at IS NULL
+    RETURNING t.gateway_id INTO gw;
+    IF gw IS NOT NULL THEN
+        UPDATE public.gateway_instances
+           SET api_key_hash = p_key_hash, api_key_prefix = p_key_prefix, status = 'offline', updated_at = now()
+         WHERE id = gw;
+    END IF;
+    RETURN gw;
+END $$;
+
+CREATE FUNCTION public.gateways_mark_offline_after(p_silence interval) RETURNS SETOF uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    silence interval := greatest(coalesce(p_silence, interval '0'), interval '30 seconds');
+BEGIN
+    RETURN QUERY
+        UPDATE public.gateway_instances SET status = 'offline', updated_at = now()
+         WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at < now() - silence)
+        RETURNING gateway_instances.id;
+END $$;
+
+CREATE FUNCTION public.policy_distributions_active() RETURNS TABLE(id uuid, organization_id bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT d.id, d.organization_id FROM public.policy_distributions d WHERE d.stage IN ('canary', 'full')
+$$;
+
+CREATE TABLE app.context_keys (
+    id text NOT NULL,
+    inner_pad bytea NOT NULL,
+    outer_pad bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT context_keys_id_check CHECK ((id ~ '^[A-Za-z0-9_-]{1,32}$'::text)),
+    CONSTRAINT context_keys_inner_pad_check CHECK ((length(inner_pad) = 64)),
+    CONSTRAINT context_keys_outer_pad_check CHECK ((length(outer_pad) = 64))
+);
+
+CREATE TABLE monitoring.active_windows (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    window_title text,
+    process_name text,
+    url text,
+    datetime timestamp with time zone NOT NULL,
+    duration_seconds integer,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring.device_events (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    device_id bigint,
+    device_serial text NOT NULL,
+    datetime timestamp with time zone NOT NULL,
+    employee_number text,
+    card_number text,
+    door integer,
+    major_code integer NOT NULL,
+    minor_code integer NOT NULL,
+    verify_mode text,
+    direction text,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring.maintainer_policy_runs (
+    kind text NOT NULL,
+    table_name text NOT NULL,
+    last_run_at timestamp with time zone NOT NULL,
+    runs bigint NOT NULL,
+    chunks bigint NOT NULL,
+    CONSTRAINT maintainer_policy_runs_kind_check CHECK ((kind = ANY (ARRAY['retention'::text, 'compression'::text])))
+);
+
+CREATE TABLE monitoring.retention (
+    table_name text NOT NULL,
+    days integer NOT NULL,
+    CONSTRAINT retention_days_check CHECK ((days > 0))
+);
+
+CREATE TABLE monitoring.screenshots (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    file_path text NOT NULL,
+    file_size bigint,
+    sha256 text,
+    datetime timestamp with time zone NOT NULL,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring.user_sessions (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    session_type text NOT NULL,
+    datetime timestamp with time zone NOT NULL,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring.visited_sites (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    url text NOT NULL,
+    title text,
+    datetime timestamp with time zone NOT NULL,
+    duration_seconds integer,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring_fallback.active_windows (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    window_title text,
+    process_name text,
+    url text,
+    datetime timestamp with time zone NOT NULL,
+    duration_seconds integer,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring_fallback.device_events (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    device_id bigint,
+    device_serial text NOT NULL,
+    datetime timestamp with time zone NOT NULL,
+    employee_number text,
+    card_number text,
+    door integer,
+    major_code integer NOT NULL,
+    minor_code integer NOT NULL,
+    verify_mode text,
+    direction text,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring_fallback.screenshots (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    file_path text NOT NULL,
+    file_size bigint,
+    sha256 text,
+    datetime timestamp with time zone NOT NULL,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring_fallback.user_sessions (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    session_type text NOT NULL,
+    datetime timestamp with time zone NOT NULL,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE TABLE monitoring_fallback.visited_sites (
+    id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    agent_uid text NOT NULL,
+    computer_uid text NOT NULL,
+    user_sid text NOT NULL,
+    url text NOT NULL,
+    title text,
+    datetime timestamp with time zone NOT NULL,
+    duration_seconds integer,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (datetime);
+
+CREATE VIEW monitoring_read.active_windows WITH (security_barrier='true') AS
+ SELECT active_windows.id,
+    active_windows.organization_id,
+    active_windows.gateway_id,
+    active_windows.agent_uid,
+    active_windows.computer_uid,
+    active_windows.user_sid,
+    active_windows.window_title,
+    active_windows.process_name,
+    active_windows.url,
+    active_windows.datetime,
+    active_windows.duration_seconds
+   FROM monitoring.active_windows
+  WHERE ((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+UNION ALL
+ SELECT f.id,
+    f.organization_id,
+    f.gateway_id,
+    f.agent_uid,
+    f.computer_uid,
+    f.user_sid,
+    f.window_title,
+    f.process_name,
+    f.url,
+    f.datetime,
+    f.duration_seconds
+   FROM monitoring_fallback.active_windows f
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+           FROM monitoring.active_windows m
+          WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
+
+CREATE VIEW monitoring_read.activity_hourly WITH (security_barrier='true') AS
+ SELECT date_trunc('hour'::text, active_windows.datetime, 'UTC'::text) AS bucket,
+    active_windows.organization_id,
+    active_windows.user_sid,
+    active_windows.computer_uid,
+    count(*) AS window_events,
+    COALESCE(sum(active_windows.duration_seconds), (0)::bigint) AS active_seconds
+   FROM monitoring_read.active_windows
+  WHERE ((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+  GROUP BY (date_trunc('hour'::text, active_windows.datetime, 'UTC'::text)), active_windows.organization_id, active_windows.user_sid, active_windows.computer_uid;
+
+CREATE VIEW monitoring_read.device_events WITH (security_barrier='true') AS
+ SELECT device_events.id,
+    device_events.organization_id,
+    device_events.gateway_id,
+    device_events.device_id,
+    device_events.device_serial,
+    device_events.datetime,
+    device_events.employee_number,
+    device_events.card_number,
+    device_events.door,
+    device_events.major_code,
+    device_events.minor_code,
+    device_events.verify_mode,
+    device_events.direction
+   FROM monitoring.device_events
+  WHERE ((device_events.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+UNION ALL
+ SELECT f.id,
+    f.organization_id,
+    f.gateway_id,
+    f.device_id,
+    f.device_serial,
+    f.datetime,
+    f.employee_number,
+    f.card_number,
+    f.door,
+    f.major_code,
+    f.minor_code,
+    f.verify_mode,
+    f.direction
+   FROM monitoring_fallback.device_events f
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+           FROM monitoring.device_events m
+          WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
+
+CREATE VIEW monitoring_read.screenshots WITH (security_barrier='true') AS
+ SELECT screenshots.id,
+    screenshots.organization_id,
+    screenshots.gateway_id,
+    screenshots.agent_uid,
+    screenshots.computer_uid,
+    screenshots.user_sid,
+    screenshots.file_path,
+    screenshots.file_size,
+    screenshots.sha256,
+    screenshots.datetime
+   FROM monitoring.screenshots
+  WHERE ((screenshots.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+UNION ALL
+ SELECT f.id,
+    f.organization_id,
+    f.gateway_id,
+    f.agent_uid,
+    f.computer_uid,
+    f.user_sid,
+    f.file_path,
+    f.file_size,
+    f.sha256,
+    f.datetime
+   FROM monitoring_fallback.screenshots f
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+           FROM monitoring.screenshots m
+          WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
+
+CREATE VIEW monitoring_read.user_sessions WITH (security_barrier='true') AS
+ SELECT user_sessions.id,
+    user_sessions.organization_id,
+    user_sessions.gateway_id,
+    user_sessions.agent_uid,
+    user_sessions.computer_uid,
+    user_sessions.user_sid,
+    user_sessions.session_type,
+    user_sessions.datetime
+   FROM monitoring.user_sessions
+  WHERE ((user_sessions.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+UNION ALL
+ SELECT f.id,
+    f.organization_id,
+    f.gateway_id,
+    f.agent_uid,
+    f.computer_uid,
+    f.user_sid,
+    f.session_type,
+    f.datetime
+   FROM monitoring_fallback.user_sessions f
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+           FROM monitoring.user_sessions m
+          WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
+
+CREATE VIEW monitoring_read.visited_sites WITH (security_barrier='true') AS
+ SELECT visited_sites.id,
+    visited_sites.organization_id,
+    visited_sites.gateway_id,
+    visited_sites.agent_uid,
+    visited_sites.computer_uid,
+    visited_sites.user_sid,
+    visited_sites.url,
+    visited_sites.title,
+    visited_sites.datetime,
+    visited_sites.duration_seconds
+   FROM monitoring.visited_sites
+  WHERE ((visited_sites.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+UNION ALL
+ SELECT f.id,
+    f.organization_id,
+    f.gateway_id,
+    f.agent_uid,
+    f.computer_uid,
+    f.user_sid,
+    f.url,
+    f.title,
+    f.datetime,
+    f.duration_seconds
+   FROM monitoring_fallback.visited_sites f
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+           FROM monitoring.visited_sites m
+          WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
+
+CREATE TABLE public.agent_instances (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    agent_uid text NOT NULL,
+    computer_name text,
+    status text DEFAULT 'offline'::text NOT NULL,
+    last_seen_at timestamp with time zone,
+    policy_version text,
+    version text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    enrolled_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT agent_instances_agent_uid_check CHECK (((length(agent_uid) >= 1) AND (length(agent_uid) <= 255))),
+    CONSTRAINT agent_instances_computer_name_check CHECK ((length(computer_name) <= 255)),
+    CONSTRAINT agent_instances_policy_version_check CHECK ((length(policy_version) <= 50)),
+    CONSTRAINT agent_instances_status_check CHECK ((status = ANY (ARRAY['online'::text, 'offline'::text]))),
+    CONSTRAINT agent_instances_version_check CHECK ((length(version) <= 50))
+);
+
+ALTER TABLE ONLY public.agent_instances FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.audit_log (
+    id bigint NOT NULL,
+    organization_id bigint,
+    actor_user_id bigint,
+    actor text NOT NULL,
+    action text NOT NULL,
+    resource_type text NOT NULL,
+    resource_id text,
+    outcome text DEFAULT 'allowed'::text NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT audit_log_action_check CHECK ((length(action) <= 100)),
+    CONSTRAINT audit_log_actor_check CHECK ((length(actor) <= 255)),
+    CONSTRAINT audit_log_outcome_check CHECK ((outcome = ANY (ARRAY['allowed'::text, 'denied'::text]))),
+    CONSTRAINT audit_log_resource_id_check CHECK ((length(resource_id) <= 255)),
+    CONSTRAINT audit_log_resource_type_check CHECK ((length(resource_type) <= 100))
+);
+
+ALTER TABLE ONLY public.audit_log FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.departments (
+    id bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    parent_id bigint,
+    name text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT departments_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255)))
+);
+
+ALTER TABLE ONLY public.departments FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.departments ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.departments_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.device_adapters (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    type text NOT NULL,
+    vendor text NOT NULL,
+    version text NOT NULL,
+    config_schema jsonb NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT device_adapters_type_check CHECK (((length(type) >= 1) AND (length(type) <= 100))),
+    CONSTRAINT device_adapters_vendor_check CHECK (((length(vendor) >= 1) AND (length(vendor) <= 100))),
+    CONSTRAINT device_adapters_version_check CHECK (((length(version) >= 1) AND (length(version) <= 50)))
+);
+
+CREATE TABLE public.device_commands (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    device_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    adapter_type text NOT NULL,
+    command_type text NOT NULL,
+    payload jsonb NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    response jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    CONSTRAINT device_commands_adapter_type_check CHECK (((length(adapter_type) >= 1) AND (length(adapter_type) <= 100))),
+    CONSTRAINT device_commands_command_type_check CHECK (((length(command_type) >= 1) AND (length(command_type) <= 100))),
+    CONSTRAINT device_commands_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'completed'::text, 'failed'::text, 'expired'::text, 'cancelled'::text])))
+);
+
+ALTER TABLE ONLY public.device_commands FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.devices (
+    id bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid,
+    name text NOT NULL,
+    adapter_type text NOT NULL,
+    host text,
+    port integer,
+    serial text,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    status text DEFAULT 'unknown'::text NOT NULL,
+    last_seen_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT devices_adapter_type_check CHECK (((length(adapter_type) >= 1) AND (length(adapter_type) <= 100))),
+    CONSTRAINT devices_host_check CHECK ((length(host) <= 255)),
+    CONSTRAINT devices_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255))),
+    CONSTRAINT devices_port_check CHECK (((port >= 1) AND (port <= 65535))),
+    CONSTRAINT devices_serial_check CHECK ((length(serial) <= 255)),
+    CONSTRAINT devices_status_check CHECK ((status = ANY (ARRAY['unknown'::text, 'online'::text, 'offline'::text, 'error'::text, 'auth_failed'::text])))
+);
+
+ALTER TABLE ONLY public.devices FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.devices ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.devices_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.employee_identities (
+    id bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    employee_id bigint NOT NULL,
+    kind text NOT NULL,
+    value text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT employee_identities_kind_check CHECK ((kind = ANY (ARRAY['windows_sid'::text, 'computer'::text, 'card_number'::text, 'employee_number'::text]))),
+    CONSTRAINT employee_identities_value_check CHECK (((length(value) >= 1) AND (length(value) <= 255)))
+);
+
+ALTER TABLE ONLY public.employee_identities FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.employee_identities ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.employee_identities_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.employees (
+    id bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    department_id bigint,
+    employee_number text NOT NULL,
+    first_name text NOT NULL,
+    last_name text NOT NULL,
+    email text,
+    "position" text,
+    status text DEFAULT 'active'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT employees_email_check CHECK ((length(email) <= 255)),
+    CONSTRAINT employees_employee_number_check CHECK (((length(employee_number) >= 1) AND (length(employee_number) <= 64))),
+    CONSTRAINT employees_first_name_check CHECK ((length(first_name) <= 255)),
+    CONSTRAINT employees_last_name_check CHECK ((length(last_name) <= 255)),
+    CONSTRAINT employees_position_check CHECK ((length("position") <= 255)),
+    CONSTRAINT employees_status_check CHECK ((status = ANY (ARRAY['active'::text, 'inactive'::text])))
+);
+
+ALTER TABLE ONLY public.employees FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.employees ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.employees_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.gateway_commands (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    type text NOT NULL,
+    payload jsonb NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    max_attempts integer DEFAULT 3 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    ack_deadline timestamp with time zone,
+    delivered_at timestamp with time zone,
+    ack_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    result jsonb,
+    error text,
+    expires_at timestamp with time zone DEFAULT (now() + '24:00:00'::interval) NOT NULL,
+    created_by text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    received_at timestamp with time zone,
+    CONSTRAINT gateway_commands_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT gateway_commands_created_by_check CHECK ((length(created_by) <= 255)),
+    CONSTRAINT gateway_commands_max_attempts_check CHECK ((max_attempts > 0)),
+    CONSTRAINT gateway_commands_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'completed'::text, 'failed'::text, 'expired'::text, 'cancelled'::text]))),
+    CONSTRAINT gateway_commands_type_check CHECK ((type = ANY (ARRAY['policy_update'::text, 'restart_agent'::text, 'device_command'::text, 'rotate_api_key'::text, 'replay_dead_letters'::text, 'revoke_agent'::text])))
+);
+
+ALTER TABLE ONLY public.gateway_commands FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.gateway_drop_reports (
+    id bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    reason text NOT NULL,
+    class text NOT NULL,
+    count bigint NOT NULL,
+    first_at timestamp with time zone,
+    last_at timestamp with time zone,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT gateway_drop_reports_class_check CHECK ((length(class) <= 32)),
+    CONSTRAINT gateway_drop_reports_count_check CHECK ((count > 0)),
+    CONSTRAINT gateway_drop_reports_reason_check CHECK ((length(reason) <= 64))
+);
+
+ALTER TABLE ONLY public.gateway_drop_reports FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.gateway_drop_reports ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.gateway_drop_reports_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.gateway_ingest_stats (
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    max_seq bigint DEFAULT 0 NOT NULL,
+    events_accepted bigint DEFAULT 0 NOT NULL,
+    events_dropped bigint DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    events_resent bigint DEFAULT 0 NOT NULL
+);
+
+ALTER TABLE ONLY public.gateway_ingest_stats FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.gateway_instances (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    serial text NOT NULL,
+    name text,
+    api_key_hash bytea,
+    api_key_prefix text,
+    status text DEFAULT 'provisioning'::text NOT NULL,
+    last_seen_at timestamp with time zone,
+    version text,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    pending_key_hash bytea,
+    pending_key_prefix text,
+    pending_key_expires_at timestamp with time zone,
+    pending_command_id uuid,
+    key_rotated_at timestamp with time zone,
+    key_command_id uuid,
+    CONSTRAINT gateway_instances_api_key_hash_check CHECK ((length(api_key_hash) = 32)),
+    CONSTRAINT gateway_instances_api_key_prefix_check CHECK ((length(api_key_prefix) <= 16)),
+    CONSTRAINT gateway_instances_name_check CHECK ((length(name) <= 255)),
+    CONSTRAINT gateway_instances_pending_key CHECK (((pending_key_hash IS NULL) = (pending_key_expires_at IS NULL))),
+    CONSTRAINT gateway_instances_pending_key_hash_check CHECK ((length(pending_key_hash) = 32)),
+    CONSTRAINT gateway_instances_pending_key_prefix_check CHECK ((length(pending_key_prefix) <= 16)),
+    CONSTRAINT gateway_instances_serial_check CHECK (((length(serial) >= 1) AND (length(serial) <= 255))),
+    CONSTRAINT gateway_instances_status_check CHECK ((status = ANY (ARRAY['provisioning'::text, 'online'::text, 'offline'::text, 'revoked'::text]))),
+    CONSTRAINT gateway_instances_version_check CHECK ((length(version) <= 50))
+);
+
+ALTER TABLE ONLY public.gateway_instances FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.gateway_resent_seqs (
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.gateway_resent_seqs FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.gateway_status_snapshots (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    "timestamp" timestamp with time zone NOT NULL,
+    cpu_usage numeric(5,2),
+    memory_usage numeric(5,2),
+    disk_usage numeric(5,2),
+    buffer_usage numeric(5,2),
+    queue_depth integer,
+    connected_agents integer,
+    versions jsonb DEFAULT '{}'::jsonb NOT NULL,
+    network_status jsonb DEFAULT '{}'::jsonb NOT NULL
+);
+
+ALTER TABLE ONLY public.gateway_status_snapshots FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.ingest_batches (
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    idempotency_key uuid NOT NULL,
+    endpoint text NOT NULL,
+    request_hash bytea NOT NULL,
+    status text NOT NULL,
+    locked_until timestamp with time zone NOT NULL,
+    response_status integer,
+    response_body jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    CONSTRAINT ingest_batches_endpoint_check CHECK ((endpoint = ANY (ARRAY['logs'::text, 'screenshots'::text, 'device-events'::text]))),
+    CONSTRAINT ingest_batches_request_hash_check CHECK ((length(request_hash) = 32)),
+    CONSTRAINT ingest_batches_status_check CHECK ((status = ANY (ARRAY['in_flight'::text, 'done'::text])))
+);
+
+ALTER TABLE ONLY public.ingest_batches FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.ingest_store_accounting (
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    idempotency_key uuid NOT NULL,
+    accepted bigint NOT NULL,
+    resent bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ingest_store_accounting_accepted_check CHECK ((accepted >= 0))
+);
+
+ALTER TABLE ONLY public.ingest_store_accounting FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.organizations (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    slug text NOT NULL,
+    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    enrolment_secret_hash bytea,
+    enrolment_secret_rotated_at timestamp with time zone,
+    CONSTRAINT organizations_enrolment_secret_hash_check CHECK ((length(enrolment_secret_hash) = 32)),
+    CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255))),
+    CONSTRAINT organizations_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'::text))
+);
+
+ALTER TABLE ONLY public.organizations FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.organizations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.organizations_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.policies (
+    id bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    name text NOT NULL,
+    description text,
+    content jsonb DEFAULT '{}'::jsonb NOT NULL,
+    current_version text,
+    created_by bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT policies_current_version_check CHECK ((length(current_version) <= 50)),
+    CONSTRAINT policies_description_check CHECK ((length(description) <= 2000)),
+    CONSTRAINT policies_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255)))
+);
+
+ALTER TABLE ONLY public.policies FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.policies ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.policies_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.policy_changes (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    policy_id bigint NOT NULL,
+    version_id uuid,
+    changed_by bigint,
+    changeset jsonb NOT NULL,
+    change_type text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT policy_changes_change_type_check CHECK ((change_type = ANY (ARRAY['create'::text, 'update'::text, 'delete'::text, 'release'::text, 'rollback'::text])))
+);
+
+ALTER TABLE ONLY public.policy_changes FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.policy_distribution_targets (
+    distribution_id uuid NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    canary boolean DEFAULT false NOT NULL,
+    command_id uuid,
+    restart_command_id uuid
+);
+
+ALTER TABLE ONLY public.policy_distribution_targets FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.policy_distributions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    policy_id bigint NOT NULL,
+    version_id uuid NOT NULL,
+    canary_percent integer DEFAULT 0 NOT NULL,
+    stage text DEFAULT 'canary'::text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT policy_distributions_canary_percent_check CHECK (((canary_percent >= 0) AND (canary_percent <= 100))),
+    CONSTRAINT policy_distributions_created_by_check CHECK ((length(created_by) <= 255)),
+    CONSTRAINT policy_distributions_stage_check CHECK ((stage = ANY (ARRAY['canary'::text, 'full'::text, 'done'::text, 'halted'::text])))
+);
+
+ALTER TABLE ONLY public.policy_distributions FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.policy_versions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    policy_id bigint NOT NULL,
+    version text NOT NULL,
+    content jsonb NOT NULL,
+    checksum text NOT NULL,
+    requires_restart boolean DEFAULT false NOT NULL,
+    released_at timestamp with time zone DEFAULT now() NOT NULL,
+    released_by bigint,
+    CONSTRAINT policy_versions_checksum_check CHECK ((checksum ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT policy_versions_version_check CHECK (((length(version) >= 1) AND (length(version) <= 50)))
+);
+
+ALTER TABLE ONLY public.policy_versions FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.provisioning_tokens (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint NOT NULL,
+    gateway_id uuid NOT NULL,
+    token_hash bytea NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT provisioning_tokens_created_by_check CHECK ((length(created_by) <= 255)),
+    CONSTRAINT provisioning_tokens_token_hash_check CHECK ((length(token_hash) = 32))
+);
+
+ALTER TABLE ONLY public.provisioning_tokens FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.retention_policies (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint,
+    resource_type text NOT NULL,
+    retention_days integer NOT NULL,
+    action text DEFAULT 'delete'::text NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT retention_policies_action_check CHECK ((action = ANY (ARRAY['delete'::text, 'archive'::text]))),
+    CONSTRAINT retention_policies_resource_type_check CHECK (((length(resource_type) >= 1) AND (length(resource_type) <= 100))),
+    CONSTRAINT retention_policies_retention_days_check CHECK ((retention_days > 0))
+);
+
+ALTER TABLE ONLY public.retention_policies FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.schema_migrations (
+    id integer NOT NULL,
+    version_id bigint NOT NULL,
+    is_applied boolean NOT NULL,
+    tstamp timestamp without time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE public.schema_migrations ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
+    SEQUENCE NAME public.schema_migrations_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.users (
+    id bigint NOT NULL,
+    organization_id bigint,
+    email text NOT NULL,
+    password_hash text NOT NULL,
+    role text NOT NULL,
+    department_id bigint,
+    employee_id bigint,
+    is_active boolean DEFAULT true NOT NULL,
+    last_login_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT users_check CHECK (((role = 'ADMIN'::text) = (organization_id IS NULL))),
+    CONSTRAINT users_email_check CHECK ((((length(email) >= 3) AND (length(email) <= 255)) AND (email = lower(email)))),
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['ADMIN'::text, 'ORG_ADMIN'::text, 'HR'::text, 'DEPARTMENT_LEAD'::text, 'EMPLOYEE'::text])))
+);
+
+ALTER TABLE ONLY public.users FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.users_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+ALTER TABLE ONLY app.context_keys
+    ADD CONSTRAINT context_keys_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY monitoring.active_windows
+    ADD CONSTRAINT active_windows_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring.device_events
+    ADD CONSTRAINT device_events_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring.maintainer_policy_runs
+    ADD CONSTRAINT maintainer_policy_runs_pkey PRIMARY KEY (kind, table_name);
+
+ALTER TABLE ONLY monitoring.retention
+    ADD CONSTRAINT retention_pkey PRIMARY KEY (table_name);
+
+ALTER TABLE ONLY monitoring.screenshots
+    ADD CONSTRAINT screenshots_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring.user_sessions
+    ADD CONSTRAINT user_sessions_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring.visited_sites
+    ADD CONSTRAINT visited_sites_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring_fallback.active_windows
+    ADD CONSTRAINT active_windows_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring_fallback.device_events
+    ADD CONSTRAINT device_events_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring_fallback.screenshots
+    ADD CONSTRAINT screenshots_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring_fallback.user_sessions
+    ADD CONSTRAINT user_sessions_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring_fallback.visited_sites
+    ADD CONSTRAINT visited_sites_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY public.agent_instances
+    ADD CONSTRAINT agent_instances_gateway_id_agent_uid_key UNIQUE (gateway_id, agent_uid);
+
+ALTER TABLE ONLY public.agent_instances
+    ADD CONSTRAINT agent_instances_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.departments
+    ADD CONSTRAINT departments_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.departments
+    ADD CONSTRAINT departments_organization_id_name_key UNIQUE (organization_id, name);
+
+ALTER TABLE ONLY public.departments
+    ADD CONSTRAINT departments_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.device_adapters
+    ADD CONSTRAINT device_adapters_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.device_adapters
+    ADD CONSTRAINT device_adapters_type_version_key UNIQUE (type, version);
+
+ALTER TABLE ONLY public.device_commands
+    ADD CONSTRAINT device_commands_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.employee_identities
+    ADD CONSTRAINT employee_identities_organization_id_kind_value_key UNIQUE (organization_id, kind, value);
+
+ALTER TABLE ONLY public.employee_identities
+    ADD CONSTRAINT employee_identities_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.employees
+    ADD CONSTRAINT employees_organization_id_employee_number_key UNIQUE (organization_id, employee_number);
+
+ALTER TABLE ONLY public.employees
+    ADD CONSTRAINT employees_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.employees
+    ADD CONSTRAINT employees_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.gateway_commands
+    ADD CONSTRAINT gateway_commands_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.gateway_drop_reports
+    ADD CONSTRAINT gateway_drop_reports_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.gateway_ingest_stats
+    ADD CONSTRAINT gateway_ingest_stats_pkey PRIMARY KEY (gateway_id);
+
+ALTER TABLE ONLY public.gateway_instances
+    ADD CONSTRAINT gateway_instances_api_key_hash_key UNIQUE (api_key_hash);
+
+ALTER TABLE ONLY public.gateway_instances
+    ADD CONSTRAINT gateway_instances_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.gateway_instances
+    ADD CONSTRAINT gateway_instances_organization_id_serial_key UNIQUE (organization_id, serial);
+
+ALTER TABLE ONLY public.gateway_instances
+    ADD CONSTRAINT gateway_instances_pending_key_hash_key UNIQUE (pending_key_hash);
+
+ALTER TABLE ONLY public.gateway_instances
+    ADD CONSTRAINT gateway_instances_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.gateway_resent_seqs
+    ADD CONSTRAINT gateway_resent_seqs_pkey PRIMARY KEY (gateway_id, seq);
+
+ALTER TABLE ONLY public.gateway_status_snapshots
+    ADD CONSTRAINT gateway_status_snapshots_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.ingest_batches
+    ADD CONSTRAINT ingest_batches_pkey PRIMARY KEY (gateway_id, idempotency_key);
+
+ALTER TABLE ONLY public.ingest_store_accounting
+    ADD CONSTRAINT ingest_store_accounting_pkey PRIMARY KEY (gateway_id, idempotency_key);
+
+ALTER TABLE ONLY public.organizations
+    ADD CONSTRAINT organizations_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.organizations
+    ADD CONSTRAINT organizations_slug_key UNIQUE (slug);
+
+ALTER TABLE ONLY public.policies
+    ADD CONSTRAINT policies_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.policies
+    ADD CONSTRAINT policies_organization_id_name_key UNIQUE (organization_id, name);
+
+ALTER TABLE ONLY public.policies
+    ADD CONSTRAINT policies_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.policy_changes
+    ADD CONSTRAINT policy_changes_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.policy_distribution_targets
+    ADD CONSTRAINT policy_distribution_targets_pkey PRIMARY KEY (distribution_id, gateway_id);
+
+ALTER TABLE ONLY public.policy_distributions
+    ADD CONSTRAINT policy_distributions_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.policy_distributions
+    ADD CONSTRAINT policy_distributions_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.policy_versions
+    ADD CONSTRAINT policy_versions_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.policy_versions
+    ADD CONSTRAINT policy_versions_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.policy_versions
+    ADD CONSTRAINT policy_versions_policy_id_version_key UNIQUE (policy_id, version);
+
+ALTER TABLE ONLY public.provisioning_tokens
+    ADD CONSTRAINT provisioning_tokens_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.provisioning_tokens
+    ADD CONSTRAINT provisioning_tokens_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY public.retention_policies
+    ADD CONSTRAINT retention_policies_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_email_key UNIQUE (email);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_organization_id_id_key UNIQUE (organization_id, id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+CREATE INDEX active_windows_organization_id_datetime_idx ON ONLY monitoring.active_windows USING btree (organization_id, datetime DESC);
+
+CREATE INDEX device_events_organization_id_datetime_idx ON ONLY monitoring.device_events USING btree (organization_id, datetime DESC);
+
+CREATE INDEX screenshots_organization_id_datetime_idx ON ONLY monitoring.screenshots USING btree (organization_id, datetime DESC);
+
+CREATE INDEX user_sessions_organization_id_datetime_idx ON ONLY monitoring.user_sessions USING btree (organization_id, datetime DESC);
+
+CREATE INDEX visited_sites_organization_id_datetime_idx ON ONLY monitoring.visited_sites USING btree (organization_id, datetime DESC);
+
+CREATE INDEX audit_log_org_time ON public.audit_log USING btree (organization_id, created_at DESC);
+
+CREATE INDEX gateway_commands_claim ON public.gateway_commands USING btree (gateway_id, priority DESC, created_at) WHERE (status = 'pending'::text);
+
+CREATE INDEX gateway_commands_deadline ON public.gateway_commands USING btree (ack_deadline) WHERE (status = 'delivered'::text);
+
+CREATE INDEX gateway_commands_expiry ON public.gateway_commands USING btree (expires_at) WHERE (status = 'pending'::text);
+
+CREATE INDEX gateway_status_snapshots_gateway_time ON public.gateway_status_snapshots USING btree (gateway_id, "timestamp" DESC);
+
+CREATE INDEX ingest_batches_created ON public.ingest_batches USING btree (created_at);
+
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION public.audit_log_append_only();
+
+CREATE TRIGGER audit_log_no_update BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
+
+CREATE TRIGGER gateway_commands_notify AFTER INSERT OR UPDATE OF status ON public.gateway_commands FOR EACH ROW WHEN ((new.status = 'pending'::text)) EXECUTE FUNCTION public.gateway_commands_notify();
+
+CREATE TRIGGER gateway_instances_revoked_notify AFTER UPDATE OF revoked_at, api_key_hash ON public.gateway_instances FOR EACH ROW WHEN (((new.revoked_at IS NOT NULL) OR (new.api_key_hash IS DISTINCT FROM old.api_key_hash))) EXECUTE FUNCTION public.gateway_instances_revoked_notify();
+
+CREATE TRIGGER gateway_instances_void_pending BEFORE UPDATE OF api_key_hash ON public.gateway_instances FOR EACH ROW WHEN (((new.api_key_hash IS DISTINCT FROM old.api_key_hash) AND (old.pending_key_hash IS NOT NULL) AND (NOT (new.pending_key_hash IS DISTINCT FROM old.pending_key_hash)))) EXECUTE FUNCTION public.gateway_instances_void_pending();
+
+ALTER TABLE ONLY monitoring.maintainer_policy_runs
+    ADD CONSTRAINT maintainer_policy_runs_table_name_fkey FOREIGN KEY (table_name) REFERENCES monitoring.retention(table_name) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.agent_instances
+    ADD CONSTRAINT agent_instances_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.departments
+    ADD CONSTRAINT departments_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.departments
+    ADD CONSTRAINT departments_organization_id_parent_id_fkey FOREIGN KEY (organization_id, parent_id) REFERENCES public.departments(organization_id, id);
+
+ALTER TABLE ONLY public.device_commands
+    ADD CONSTRAINT device_commands_organization_id_device_id_fkey FOREIGN KEY (organization_id, device_id) REFERENCES public.devices(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.device_commands
+    ADD CONSTRAINT device_commands_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id);
+
+ALTER TABLE ONLY public.employee_identities
+    ADD CONSTRAINT employee_identities_organization_id_employee_id_fkey FOREIGN KEY (organization_id, employee_id) REFERENCES public.employees(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.employee_identities
+    ADD CONSTRAINT employee_identities_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.employees
+    ADD CONSTRAINT employees_organization_id_department_id_fkey FOREIGN KEY (organization_id, department_id) REFERENCES public.departments(organization_id, id);
+
+ALTER TABLE ONLY public.employees
+    ADD CONSTRAINT employees_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.gateway_commands
+    ADD CONSTRAINT gateway_commands_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.gateway_drop_reports
+    ADD CONSTRAINT gateway_drop_reports_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.gateway_ingest_stats
+    ADD CONSTRAINT gateway_ingest_stats_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.gateway_instances
+    ADD CONSTRAINT gateway_instances_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.gateway_resent_seqs
+    ADD CONSTRAINT gateway_resent_seqs_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.gateway_status_snapshots
+    ADD CONSTRAINT gateway_status_snapshots_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.ingest_batches
+    ADD CONSTRAINT ingest_batches_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policies
+    ADD CONSTRAINT policies_organization_id_created_by_fkey FOREIGN KEY (organization_id, created_by) REFERENCES public.users(organization_id, id);
+
+ALTER TABLE ONLY public.policies
+    ADD CONSTRAINT policies_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policy_changes
+    ADD CONSTRAINT policy_changes_organization_id_changed_by_fkey FOREIGN KEY (organization_id, changed_by) REFERENCES public.users(organization_id, id);
+
+ALTER TABLE ONLY public.policy_changes
+    ADD CONSTRAINT policy_changes_organization_id_policy_id_fkey FOREIGN KEY (organization_id, policy_id) REFERENCES public.policies(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policy_changes
+    ADD CONSTRAINT policy_changes_organization_id_version_id_fkey FOREIGN KEY (organization_id, version_id) REFERENCES public.policy_versions(organization_id, id);
+
+ALTER TABLE ONLY public.policy_distribution_targets
+    ADD CONSTRAINT policy_distribution_targets_command_id_fkey FOREIGN KEY (command_id) REFERENCES public.gateway_commands(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.policy_distribution_targets
+    ADD CONSTRAINT policy_distribution_targets_organization_id_distribution_i_fkey FOREIGN KEY (organization_id, distribution_id) REFERENCES public.policy_distributions(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policy_distribution_targets
+    ADD CONSTRAINT policy_distribution_targets_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policy_distribution_targets
+    ADD CONSTRAINT policy_distribution_targets_restart_command_id_fkey FOREIGN KEY (restart_command_id) REFERENCES public.gateway_commands(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.policy_distributions
+    ADD CONSTRAINT policy_distributions_organization_id_policy_id_fkey FOREIGN KEY (organization_id, policy_id) REFERENCES public.policies(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policy_distributions
+    ADD CONSTRAINT policy_distributions_organization_id_version_id_fkey FOREIGN KEY (organization_id, version_id) REFERENCES public.policy_versions(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policy_versions
+    ADD CONSTRAINT policy_versions_organization_id_policy_id_fkey FOREIGN KEY (organization_id, policy_id) REFERENCES public.policies(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.policy_versions
+    ADD CONSTRAINT policy_versions_organization_id_released_by_fkey FOREIGN KEY (organization_id, released_by) REFERENCES public.users(organization_id, id);
+
+ALTER TABLE ONLY public.provisioning_tokens
+    ADD CONSTRAINT provisioning_tokens_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.retention_policies
+    ADD CONSTRAINT retention_policies_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_organization_id_department_id_fkey FOREIGN KEY (organization_id, department_id) REFERENCES public.departments(organization_id, id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_organization_id_employee_id_fkey FOREIGN KEY (organization_id, employee_id) REFERENCES public.employees(organization_id, id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE monitoring.active_windows ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE monitoring.device_events ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE monitoring.screenshots ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_insert ON monitoring.active_windows FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring.device_events FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring.screenshots FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring.user_sessions FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring.visited_sites FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+ALTER TABLE monitoring.user_sessions ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE monitoring.visited_sites ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE monitoring_fallback.active_windows ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE monitoring_fallback.device_events ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE monitoring_fallback.screenshots ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_insert ON monitoring_fallback.active_windows FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring_fallback.device_events FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring_fallback.screenshots FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring_fallback.user_sessions FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+CREATE POLICY tenant_insert ON monitoring_fallback.visited_sites FOR INSERT WITH CHECK ((organization_id = ( SELECT app.org_id() AS org_id)));
+
+ALTER TABLE monitoring_fallback.user_sessions ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE monitoring_fallback.visited_sites ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.agent_instances ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.departments ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.device_commands ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.devices ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.employee_identities ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.employees ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.gateway_commands ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.gateway_drop_reports ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.gateway_ingest_stats ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.gateway_instances ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.gateway_resent_seqs ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.gateway_status_snapshots ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.ingest_batches ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.ingest_store_accounting ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.organizations ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.policies ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.policy_changes ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.policy_distribution_targets ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.policy_distributions ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.policy_versions ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.provisioning_tokens ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.retention_policies ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_append ON public.audit_log FOR INSERT WITH CHECK ((CURRENT_USER = 'staff_owner'::name));
+
+CREATE POLICY tenant_isolation ON public.agent_instances USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.departments USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.device_commands USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.devices USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.employee_identities USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.employees USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.gateway_commands USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.gateway_drop_reports USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.gateway_ingest_stats USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.gateway_instances USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.gateway_resent_seqs USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.gateway_status_snapshots USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.ingest_batches USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.ingest_store_accounting USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.organizations USING (((id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.policies USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.policy_changes USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.policy_distribution_targets USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.policy_distributions USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.policy_versions USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.provisioning_tokens USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.users USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_read ON public.audit_log FOR SELECT USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_read ON public.retention_policies FOR SELECT USING (((organization_id IS NULL) OR (organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_write ON public.retention_policies USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;
