@@ -249,11 +249,12 @@ type Buffer struct {
 	appendCh chan *appendReq
 	jobCh    chan *writeJob
 	closing  chan struct{}
-	// writerDone is closed when the writer goroutine has exited: requests
-	// still queued then were never run.
+	// writerDone is closed when the writer goroutine has exited (or at a
+	// Stop without Start): requests still queued then were never run.
 	writerDone chan struct{}
-	wg         sync.WaitGroup
-	closeMu    sync.Once
+
+	// life is the state of Start and Stop (see lifecycle.go).
+	life lifeState
 
 	// claimMu serialises, per stream, the claims and the drops of unclaimed
 	// rows (shedding, retention): both read rows above the stream's claim
@@ -279,14 +280,19 @@ type Buffer struct {
 	fsUsage   atomic.Uint64 // float64 bits
 	notify    map[Stream]chan struct{}
 	wakeMaint chan struct{}
+	// lastRetention is when maintain last enforced retention (owned by the
+	// maintenance loop).
+	lastRetention time.Time
 
 	m *metrics
 }
 
-// Open opens (creating if needed) the buffer at opts.Path, recovers its
-// counters, removes orphaned screenshot files and starts the writer and the
-// maintenance loop. Close stops them.
-func Open(ctx context.Context, opts Options) (*Buffer, error) {
+// New opens (creating if needed) the buffer at opts.Path, recovers its
+// counters and removes orphaned screenshot files; it starts nothing. Reads
+// work at once; writes (appends, claims, acknowledgements, state) wait for
+// Start, which starts the writer and the maintenance loops. Stop stops them
+// and closes the file (also when the buffer was never started).
+func New(ctx context.Context, opts Options) (*Buffer, error) {
 	if opts.Path == "" {
 		return nil, errors.New("buffer: path is required")
 	}
@@ -371,10 +377,6 @@ func Open(ctx context.Context, opts Options) (*Buffer, error) {
 	}
 	b.m = newMetrics(opts.Registerer, b)
 	b.evaluate()
-	b.wg.Add(3)
-	go b.writerLoop()
-	go b.maintenanceLoop()
-	go b.checkpointLoop()
 	return b, nil
 }
 
@@ -565,27 +567,6 @@ func (b *Buffer) removeOrphanFiles(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the writer and maintenance loops and closes the database.
-// Appends waiting in the queue are answered with ErrClosed.
-func (b *Buffer) Close() error {
-	var err error
-	b.closeMu.Do(func() {
-		close(b.closing)
-		b.wg.Wait()
-		if _, cerr := b.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil {
-			b.log.Warn("final checkpoint failed", "err", cerr)
-		}
-		if _, cerr := b.db.Exec(b.q["set_state"], "clean_shutdown", "1"); cerr != nil {
-			b.log.Warn("could not mark a clean shutdown; the next start checks the file", "err", cerr)
-		}
-		for _, s := range b.stmts {
-			s.Close()
-		}
-		err = b.db.Close()
-	})
-	return err
-}
-
 // Dir is the directory holding the buffer file (the gateway keeps its API
 // key file there too).
 func (b *Buffer) Dir() string { return b.dir }
@@ -639,7 +620,6 @@ func (b *Buffer) Append(ctx context.Context, recs []Record) ([]Appended, error) 
 // committed before each job, so a job delays an acknowledgement by at most
 // one job's (chunk-bounded) transaction.
 func (b *Buffer) writerLoop() {
-	defer b.wg.Done()
 	defer close(b.writerDone)
 	for {
 		select {

@@ -15,42 +15,26 @@ import (
 func float64bits(f float64) uint64     { return math.Float64bits(f) }
 func float64frombits(u uint64) float64 { return math.Float64frombits(u) }
 
-// maintenanceLoop samples filesystem usage, sheds screenshots under
-// pressure, enforces retention and checkpoints the WAL off the commit path.
-func (b *Buffer) maintenanceLoop() {
-	defer b.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-b.closing
-		cancel()
-	}()
-	tick := time.NewTicker(b.opts.MaintenanceInterval)
-	defer tick.Stop()
-	lastRetention := time.Time{}
-	for {
-		b.sampleFS()
-		b.evaluate()
-		if b.Level() >= LevelWarning {
-			if err := b.shed(ctx); err != nil && ctx.Err() == nil {
-				b.log.Error("shedding failed", "err", err)
-			}
+// maintain samples filesystem usage, sheds screenshots under pressure,
+// enforces retention (at most once a minute) and purges dead letters, off
+// the commit path. The maintenance loop (see Start) runs it every
+// MaintenanceInterval and at once when usage rises to a back-pressure level.
+func (b *Buffer) maintain(ctx context.Context) {
+	b.sampleFS()
+	b.evaluate()
+	if b.Level() >= LevelWarning {
+		if err := b.shed(ctx); err != nil && ctx.Err() == nil {
+			b.log.Error("shedding failed", "err", err)
 		}
-		if time.Since(lastRetention) >= time.Minute || lastRetention.IsZero() {
-			if err := b.EnforceRetention(ctx); err != nil && ctx.Err() == nil {
-				b.log.Error("retention failed", "err", err)
-			}
-			if _, err := b.purgeDeadLetters(ctx); err != nil && ctx.Err() == nil {
-				b.log.Error("purging dead letters failed", "err", err)
-			}
-			lastRetention = time.Now()
+	}
+	if time.Since(b.lastRetention) >= time.Minute || b.lastRetention.IsZero() {
+		if err := b.EnforceRetention(ctx); err != nil && ctx.Err() == nil {
+			b.log.Error("retention failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-b.wakeMaint:
+		if _, err := b.purgeDeadLetters(ctx); err != nil && ctx.Err() == nil {
+			b.log.Error("purging dead letters failed", "err", err)
 		}
+		b.lastRetention = time.Now()
 	}
 }
 
@@ -58,26 +42,6 @@ func (b *Buffer) maintenanceLoop() {
 // database file's fsync then stays small and does not hold up the WAL fsync
 // of a concurrent commit (ext4 orders both through one journal).
 const checkpointInterval = 200 * time.Millisecond
-
-func (b *Buffer) checkpointLoop() {
-	defer b.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-b.closing
-		cancel()
-	}()
-	tick := time.NewTicker(checkpointInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			b.checkpoint(ctx)
-		}
-	}
-}
 
 func (b *Buffer) sampleFS() {
 	u, err := b.opts.FSUsage(b.dir)
