@@ -23,6 +23,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -52,8 +53,11 @@ type Options struct {
 	Logger            *slog.Logger
 }
 
-// Client is the control-channel client.
+// Client is the control-channel client. It is a lifecycle.Service (Start
+// keeps the channel up in the background, Stop ends it); Run is the same
+// work as a blocking call.
 type Client struct {
+	loop *lifecycle.Loop
 	opts Options
 	// pace spaces reconnects and REST polls after failures.
 	pace backoff.Policy
@@ -86,8 +90,19 @@ func New(opts Options) *Client {
 	c := &Client{opts: opts, pace: backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax},
 		rest: cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: cloudclient.HTTPClient(opts.TLS, restTimeout)})}
 	c.mode.Store("disconnected")
+	c.loop = lifecycle.NewLoop("control client", opts.Logger, func(ctx context.Context) error {
+		c.Run(ctx)
+		return nil
+	})
 	return c
 }
+
+// Start keeps the control channel up in the background; it returns at once.
+func (c *Client) Start(ctx context.Context) error { return c.loop.Start(ctx) }
+
+// Stop closes the channel and waits for the client to end, or for ctx. A
+// command cut short is not in the executor's ledger and is redelivered.
+func (c *Client) Stop(ctx context.Context) error { return c.loop.Stop(ctx) }
 
 // Connected reports whether a WebSocket session is up.
 func (c *Client) Connected() bool { return c.connected.Load() }

@@ -48,6 +48,9 @@ type Executor struct {
 
 	mu     sync.Mutex
 	policy *Policy
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Handler executes one command type and returns its result. It is called
@@ -110,8 +113,29 @@ func Open(opts Options) (*Executor, error) {
 	return e, nil
 }
 
-// Close closes the ledger.
-func (e *Executor) Close() error { return e.db.Close() }
+// The executor is a lifecycle.Service with no goroutine of its own: Open
+// opens the ledger (commands run on their caller's goroutine), Start has
+// nothing to start, and Stop closes the ledger, once.
+
+// Start does nothing: the executor works on its callers' goroutines.
+func (e *Executor) Start(context.Context) error { return nil }
+
+// Stop closes the ledger; a second Stop returns nil.
+func (e *Executor) Stop(context.Context) error {
+	first := false
+	e.closeOnce.Do(func() { first, e.closeErr = true, e.db.Close() })
+	if first {
+		return e.closeErr
+	}
+	return nil
+}
+
+// Close closes the ledger (Stop without a context); a second Close returns
+// the first one's result.
+func (e *Executor) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.db.Close() })
+	return e.closeErr
+}
 
 func (e *Executor) policyPath() string { return filepath.Join(e.dir, "policy.json") }
 

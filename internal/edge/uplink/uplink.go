@@ -41,6 +41,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -126,8 +127,11 @@ type ackSample struct {
 	n  int
 }
 
-// Uplink uploads a buffer. Run it once.
+// Uplink uploads a buffer. It is a lifecycle.Service (Start runs the
+// upload loops, Stop ends them); Run is the same work as a blocking call.
+// Run it once, either way.
 type Uplink struct {
+	loop  *lifecycle.Loop
 	buf   *buffer.Buffer
 	opts  Options
 	cloud *cloudclient.Client
@@ -212,8 +216,16 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 		return w
 	}
 	u.m = newMetrics(opts.Registerer, u)
+	u.loop = lifecycle.NewLoop("uplink", u.log, u.Run)
 	return u, nil
 }
+
+// Start starts uploading in the background; it returns at once.
+func (u *Uplink) Start(ctx context.Context) error { return u.loop.Start(ctx) }
+
+// Stop ends the uploads and waits for them, or for ctx. A batch in flight
+// stays claimed and is resent, under the same token, after a restart.
+func (u *Uplink) Stop(ctx context.Context) error { return u.loop.Stop(ctx) }
 
 // Run uploads until ctx is done. A batch in flight when ctx ends stays
 // claimed and is resent, under the same token, by the next Run.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,11 +71,14 @@ func appendLogs(t *testing.T, b *buffer.Buffer, n int) []string {
 
 // run starts the uplink and returns a stop function that waits for it.
 func run(t *testing.T, u *Uplink) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); u.Run(ctx) }()
-	stop := func() { cancel(); wg.Wait() }
+	if err := u.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() {
+		if err := u.Stop(context.Background()); err != nil {
+			t.Errorf("stop the uplink: %v", err)
+		}
+	}
 	t.Cleanup(stop)
 	return stop
 }
