@@ -193,6 +193,10 @@ func (c *Client) session(ctx context.Context) error {
 	writeErr := make(chan error, 1)
 	interval := make(chan time.Duration, 1)
 	go func() {
+		// The session's writer: heartbeats on a ticker of its own (not
+		// lifecycle.Every), because it is this connection's state — the
+		// welcome on this connection resets its interval, and it writes
+		// between this connection's other frames.
 		hb := time.NewTicker(c.opts.HeartbeatInterval)
 		defer hb.Stop()
 		for {
