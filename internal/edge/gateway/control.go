@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
-	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/control"
@@ -102,7 +101,7 @@ func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*on
 			SocketURL:      SocketURL(cfg),
 			BaseURL:        cfg.Server.URL,
 			APIKey:         k.APIKey,
-			TLS:            cloudclient.TLSConfig(g.client),
+			TLS:            g.cloudTLS,
 			Heartbeat:      g.heartbeat,
 			Execute:        ex.Execute,
 			BackoffInitial: cfg.Control.BackoffInitial,

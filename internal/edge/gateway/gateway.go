@@ -14,6 +14,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,10 @@ type Gateway struct {
 	col  *collector.Collector
 	// client is the HTTP client towards the cloud (server.tls).
 	client *http.Client
+	// cloudTLS is a copy of client's TLS configuration taken before any
+	// request (the transport's own copy changes at its first request),
+	// for the control channel's WebSocket dial.
+	cloudTLS *tls.Config
 	// cloud is the Agent API client of agent enrolment (the verifier,
 	// agent reports); it reads the keyring's key at each request.
 	cloud  *cloudclient.Client
@@ -100,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: server.tls: %w", err)
 	}
-	g.client = client
+	g.client, g.cloudTLS = client, cloudclient.TLSConfig(client).Clone()
 	tlsConf, err := collectorTLS(cfg.Gateway.TLSCertFile, cfg.Gateway.TLSKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
