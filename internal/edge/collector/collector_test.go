@@ -42,7 +42,7 @@ func newFixture(t *testing.T, maxBytes int64) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Logger: logtest.New(t),
+	c := New(b, Options{Config: Config{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10}, GatewayID: "gw", Logger: logtest.New(t),
 		Auth: newAuthority(t, b, nil)})
 	mux := http.NewServeMux()
 	c.Routes(mux)

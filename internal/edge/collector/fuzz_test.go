@@ -46,7 +46,7 @@ func newFuzzFixture(f *testing.F) *fuzzFixture {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { b.Close() })
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw",
+	c := New(b, Options{Config: Config{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10}, GatewayID: "gw",
 		Now: func() time.Time { return fuzzClock }, Auth: newAuthority(f, b, nil)})
 	mux := http.NewServeMux()
 	c.Routes(mux)

@@ -30,7 +30,7 @@ func newRegistryFixture(t *testing.T, maxBytes int64) (*fixture, *prometheus.Reg
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Registerer: reg,
+	c := New(b, Options{Config: Config{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10}, GatewayID: "gw", Registerer: reg,
 		Auth: newAuthority(t, b, reg)})
 	mux := http.NewServeMux()
 	c.Routes(mux)

@@ -21,6 +21,11 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
+	"github.com/staffcontrol/staffcontrol/internal/edge/control"
+	"github.com/staffcontrol/staffcontrol/internal/edge/health"
+	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 )
 
 // Config is the gateway's configuration.
@@ -77,29 +82,13 @@ type Buffer struct {
 	DeadLetterMaxBytes  int64
 }
 
-// Uplink bounds batches and retries.
-type Uplink struct {
-	BatchMaxEvents           int
-	BatchMaxBytes            int64
-	ScreenshotBatchMaxEvents int
-	ScreenshotBatchMaxBytes  int64
-	FlushInterval            time.Duration
-	BackoffInitial           time.Duration
-	BackoffMax               time.Duration
-	AuthRetryInterval        time.Duration
-	Parallel                 int
-	// IsolateAfterFailures is how many consecutive server errors of one
-	// batch start isolating it (split, then a dead letter).
-	IsolateAfterFailures int
-}
+// Uplink bounds batches and retries: the uplink's own Config.
+type Uplink = uplink.Config
 
-// Collector bounds agent requests.
+// Collector bounds agent requests (the collector's own Config) and paces
+// agent enrolment.
 type Collector struct {
-	MaxBodyBytes       int64
-	MaxBatchEvents     int
-	MaxScreenshotBytes int64
-	RetryAfter         time.Duration
-	HeartbeatInterval  time.Duration
+	collector.Config
 	// EnrolmentRefresh is how often the enrolment verifier is fetched from
 	// the cloud (and enrolled agents reported to it).
 	EnrolmentRefresh time.Duration
@@ -108,24 +97,21 @@ type Collector struct {
 	EnrolmentVerifier string
 }
 
-// Control paces the control channel and the commands it carries.
+// Control paces the control channel (the control client's own Config) and
+// the commands it carries.
 type Control struct {
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	FallbackAfter  int
-	FallbackFor    time.Duration
+	control.Config
+	// RestartTimeout is how long restart_agent waits for agents to confirm.
 	RestartTimeout time.Duration
 }
 
-// Health sets readiness thresholds and who sees what.
+// Health sets readiness thresholds and who sees what (health's own
+// Config), and where it is served.
 type Health struct {
-	MaxUnsentAge time.Duration
+	health.Config
 	// Listen, when set, serves /health* and /metrics on their own address
 	// instead of gateway.listen.
 	Listen string
-	// OperatorToken, when set, shows agent identities in /health/details
-	// to requests that present it (Authorization: Bearer <token>).
-	OperatorToken string
 }
 
 // Logging sets the log level and an optional file (stderr otherwise).

@@ -27,8 +27,22 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-// Options configure a Client.
+// Config is the client's tunables: the control.* keys of the gateway's
+// configuration (internal/edge/config composes it), declared here once.
+// Zero fields take the defaults in parentheses.
+type Config struct {
+	// BackoffInitial and BackoffMax are the backoff.Policy of reconnects
+	// and of REST polls after a failure (1 s, 60 s; full jitter).
+	BackoffInitial, BackoffMax time.Duration
+	// FallbackAfter is how many WebSocket failures in a row switch to the
+	// REST long-poll for FallbackFor (5, 5 min).
+	FallbackAfter int
+	FallbackFor   time.Duration
+}
+
+// Options configure a Client: its Config and what it is given.
 type Options struct {
+	Config
 	// SocketURL is the control channel (wss://host/v2/gateway/socket).
 	SocketURL string
 	// BaseURL is the Agent API for the REST fallback (https://host).
@@ -41,13 +55,6 @@ type Options struct {
 	Heartbeat func() protocol.Heartbeat
 	// Execute runs a command (at most once per id) and returns its outcome.
 	Execute func(context.Context, protocol.Command) (json.RawMessage, error)
-	// BackoffInitial and BackoffMax are the backoff.Policy of reconnects
-	// and of REST polls after a failure (1 s, 60 s; full jitter).
-	BackoffInitial, BackoffMax time.Duration
-	// FallbackAfter is how many WebSocket failures in a row switch to the
-	// REST long-poll for FallbackFor (5, 5 min).
-	FallbackAfter int
-	FallbackFor   time.Duration
 	// HeartbeatInterval applies until the cloud's welcome says otherwise (30 s).
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger

@@ -22,7 +22,7 @@ func TestClientKeepsTheLifecycleContract(t *testing.T) {
 	t.Cleanup(srv.Close)
 	lifecycletest.Conformance(t, func(t *testing.T) lifecycle.Service {
 		return New(Options{SocketURL: "ws" + strings.TrimPrefix(srv.URL, "http"), BaseURL: srv.URL, APIKey: func() string { return "k" },
-			Heartbeat:      func() protocol.Heartbeat { return protocol.Heartbeat{} },
-			BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logger: logtest.New(t)})
+			Heartbeat: func() protocol.Heartbeat { return protocol.Heartbeat{} },
+			Config:    Config{BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, Logger: logtest.New(t)})
 	})
 }

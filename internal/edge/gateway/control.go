@@ -98,36 +98,24 @@ func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*on
 	} else {
 		on.exec = ex
 		on.ctl = control.New(control.Options{
-			SocketURL:      SocketURL(cfg),
-			BaseURL:        cfg.Server.URL,
-			APIKey:         k.APIKey,
-			TLS:            g.cloudTLS,
-			Heartbeat:      g.heartbeat,
-			Execute:        ex.Execute,
-			BackoffInitial: cfg.Control.BackoffInitial,
-			BackoffMax:     cfg.Control.BackoffMax,
-			FallbackAfter:  cfg.Control.FallbackAfter,
-			FallbackFor:    cfg.Control.FallbackFor,
-			Logger:         g.log.With("component", "control"),
+			Config:    cfg.Control.Config,
+			SocketURL: SocketURL(cfg),
+			BaseURL:   cfg.Server.URL,
+			APIKey:    k.APIKey,
+			TLS:       g.cloudTLS,
+			Heartbeat: g.heartbeat,
+			Execute:   ex.Execute,
+			Logger:    g.log.With("component", "control"),
 		})
 	}
 	on.up, err = uplink.New(g.buf, uplink.Options{
-		ServerURL:          cfg.Server.URL,
-		KeyFunc:            k.APIKey,
-		GatewayID:          creds.GatewayID,
-		Client:             g.client,
-		MaxEvents:          cfg.Uplink.BatchMaxEvents,
-		MaxBytes:           cfg.Uplink.BatchMaxBytes,
-		MaxScreenshots:     cfg.Uplink.ScreenshotBatchMaxEvents,
-		MaxScreenshotBytes: cfg.Uplink.ScreenshotBatchMaxBytes,
-		FlushInterval:      cfg.Uplink.FlushInterval,
-		BackoffInitial:     cfg.Uplink.BackoffInitial,
-		BackoffMax:         cfg.Uplink.BackoffMax,
-		AuthRetryInterval:  cfg.Uplink.AuthRetryInterval,
-		Parallel:           cfg.Uplink.Parallel,
-		IsolateAfter:       cfg.Uplink.IsolateAfterFailures,
-		Logger:             g.log.With("component", "uplink"),
-		Registerer:         g.reg,
+		Config:     cfg.Uplink,
+		ServerURL:  cfg.Server.URL,
+		KeyFunc:    k.APIKey,
+		GatewayID:  creds.GatewayID,
+		Client:     g.client,
+		Logger:     g.log.With("component", "uplink"),
+		Registerer: g.reg,
 	})
 	if err != nil {
 		if ex != nil {

@@ -140,16 +140,12 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.col = collector.New(g.buf, collector.Options{
-		Auth:               g.auth,
-		Throttle:           lim,
-		MaxBodyBytes:       cfg.Collector.MaxBodyBytes,
-		MaxBatchEvents:     cfg.Collector.MaxBatchEvents,
-		MaxScreenshotBytes: cfg.Collector.MaxScreenshotBytes,
-		RetryAfter:         cfg.Collector.RetryAfter,
-		HeartbeatInterval:  cfg.Collector.HeartbeatInterval,
-		Policy:             g.agentPolicy,
-		Logger:             log.With("component", "collector"),
-		Registerer:         g.reg,
+		Config:     cfg.Collector.Config,
+		Auth:       g.auth,
+		Throttle:   lim,
+		Policy:     g.agentPolicy,
+		Logger:     log.With("component", "collector"),
+		Registerer: g.reg,
 	})
 	g.enrol.registerControlMetrics(g.reg, policyInfo{g})
 	mux := http.NewServeMux()
@@ -159,16 +155,15 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		healthMux = http.NewServeMux()
 	}
 	health.Routes(healthMux, health.Options{
-		OperatorToken: cfg.Health.OperatorToken,
-		Buffer:        g.buf,
-		Agents:        g.col.Agents(),
-		Gatherer:      g.reg,
-		Uplink:        g.uplink,
-		Identity:      g.enrol.identity,
-		Control:       g.controlStatus,
-		MaxUnsentAge:  cfg.Health.MaxUnsentAge,
-		Version:       g.version,
-		Started:       time.Now(),
+		Config:   cfg.Health.Config,
+		Buffer:   g.buf,
+		Agents:   g.col.Agents(),
+		Gatherer: g.reg,
+		Uplink:   g.uplink,
+		Identity: g.enrol.identity,
+		Control:  g.controlStatus,
+		Version:  g.version,
+		Started:  time.Now(),
 	})
 	g.intake = newIntake(cfg.Gateway, cfg.Health.Listen, tlsConf, to, g.col, mux, healthMux, log)
 	g.group = lifecycle.NewGroup(log,

@@ -45,7 +45,7 @@ func BenchmarkDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	u, err := New(buf, Options{ServerURL: sink.URL, APIKey: apiKey, FlushInterval: 10 * time.Millisecond})
+	u, err := New(buf, Options{ServerURL: sink.URL, APIKey: apiKey, Config: Config{FlushInterval: 10 * time.Millisecond}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -159,7 +159,7 @@ func TestWholeCloudOutageDeadLettersNothing(t *testing.T) {
 	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
 	defer b.Close()
 	opts := testOptions(srv.URL)
-	opts.IsolateAfter = 2
+	opts.IsolateAfterFailures = 2
 	u, err := New(b, opts)
 	if err != nil {
 		t.Fatal(err)

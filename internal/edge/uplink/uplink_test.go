@@ -44,9 +44,9 @@ func openBuffer(t *testing.T, path string) *buffer.Buffer {
 }
 
 func testOptions(url string) Options {
-	return Options{ServerURL: url, APIKey: apiKey, GatewayID: "gw-1", MaxEvents: 100,
+	return Options{ServerURL: url, APIKey: apiKey, GatewayID: "gw-1", Config: Config{BatchMaxEvents: 100,
 		FlushInterval: 20 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
-		AuthRetryInterval: 50 * time.Millisecond}
+		AuthRetryInterval: 50 * time.Millisecond}}
 }
 
 // appendLogs commits n log events and returns their ids.
@@ -323,7 +323,7 @@ func expireAll(b *buffer.Buffer) error {
 // BackoffMax, each delay drawn at random below it (full jitter); a longer
 // Retry-After wins, capped at RetryAfterMax.
 func TestDelayBackoffSequence(t *testing.T) {
-	u := &Uplink{opts: Options{BackoffInitial: time.Second, BackoffMax: 16 * time.Second, RetryAfterMax: time.Minute},
+	u := &Uplink{opts: Options{Config: Config{BackoffInitial: time.Second, BackoffMax: 16 * time.Second}, RetryAfterMax: time.Minute},
 		pace: backoff.Policy{Initial: time.Second, Max: 16 * time.Second}}
 	for i, want := range []time.Duration{1, 2, 4, 8, 16, 16, 16} {
 		want *= time.Second
