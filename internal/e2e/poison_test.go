@@ -90,7 +90,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pre, err := buffer.Open(ctx, buffer.Options{Path: bufPath, MaxBytes: 1 << 30, FSUsage: func(string) (float64, error) { return 0, nil }})
+	pre, err := buffer.Open(ctx, buffer.Options{Config: buffer.Config{Path: bufPath, MaxBytes: 1 << 30}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

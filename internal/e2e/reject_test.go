@@ -26,8 +26,7 @@ func TestEventTheCloudRefusesIsIsolatedAndReported(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newControlWorld(t, controlOptionsDefault())
-	b, err := buffer.Open(ctx, buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30, Logger: logtest.New(t),
-		FSUsage: func(string) (float64, error) { return 0, nil }})
+	b, err := buffer.Open(ctx, buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30}, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,8 +105,10 @@ func StreamForClass(class string) Stream {
 // headers, so that the byte budget reflects what SQLite really stores.
 const rowOverhead = 160
 
-// Options configures Open. Path and MaxBytes are required.
-type Options struct {
+// Config is the buffer's tunables: the buffer.* keys of the gateway's
+// configuration (internal/edge/config composes it), declared here once.
+// Path and MaxBytes are required.
+type Config struct {
 	// Path of the SQLite file; its directory also holds screenshot files.
 	Path string
 	// MaxBytes is the buffer's size limit (buffer.max_size).
@@ -115,6 +117,18 @@ type Options struct {
 	Retention time.Duration
 	// Synchronous is FULL (power-loss durable, default) or NORMAL.
 	Synchronous string
+	// DeadLetterMaxEvents and DeadLetterMaxBytes bound the dead letters
+	// (buffer.dead_letter_max_events, buffer.dead_letter_max_bytes): over
+	// either, the oldest are purged. Zero means 10,000 events and a tenth
+	// of MaxBytes.
+	DeadLetterMaxEvents int
+	DeadLetterMaxBytes  int64
+}
+
+// Options configures New and Open: the buffer's Config and what it is
+// given.
+type Options struct {
+	Config
 	// Logger receives JSON logs; nil discards.
 	Logger *slog.Logger
 	// Registerer receives the buffer's metrics; nil registers nothing.
@@ -138,12 +152,6 @@ type Options struct {
 	// Go, the default) or "sqlite3" (mattn/go-sqlite3, cgo; linked only in
 	// builds with the sqlite_cgo tag, for the driver comparison benchmark).
 	Driver string
-	// DeadLetterMaxEvents and DeadLetterMaxBytes bound the dead letters
-	// (buffer.dead_letter_max_events, buffer.dead_letter_max_bytes): over
-	// either, the oldest are purged. Zero means 10,000 events and a tenth
-	// of MaxBytes.
-	DeadLetterMaxEvents int
-	DeadLetterMaxBytes  int64
 }
 
 // Record is one event to append.

@@ -14,8 +14,7 @@ import (
 
 func TestBufferKeepsTheLifecycleContract(t *testing.T) {
 	lifecycletest.Conformance(t, func(t *testing.T) lifecycle.Service {
-		b, err := New(context.Background(), Options{Path: filepath.Join(t.TempDir(), "b.sqlite"), MaxBytes: 1 << 20,
-			Logger: logtest.New(t), MaintenanceInterval: 10 * time.Millisecond})
+		b, err := New(context.Background(), Options{Config: Config{Path: filepath.Join(t.TempDir(), "b.sqlite"), MaxBytes: 1 << 20}, Logger: logtest.New(t), MaintenanceInterval: 10 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,7 +27,7 @@ func TestBufferKeepsTheLifecycleContract(t *testing.T) {
 // with ErrClosed.
 func TestBufferWritesAfterStartOnly(t *testing.T) {
 	ctx := context.Background()
-	b, err := New(ctx, Options{Path: filepath.Join(t.TempDir(), "b.sqlite"), MaxBytes: 1 << 20, Logger: logtest.New(t)})
+	b, err := New(ctx, Options{Config: Config{Path: filepath.Join(t.TempDir(), "b.sqlite"), MaxBytes: 1 << 20}, Logger: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,8 +40,7 @@ type fuzzFixture struct {
 
 func newFuzzFixture(f *testing.F) *fuzzFixture {
 	f.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(f.TempDir(), "buffer.sqlite"),
-		MaxBytes: 1 << 40, FSUsage: func(string) (float64, error) { return 0, nil }, Synchronous: "NORMAL"})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(f.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 40, Synchronous: "NORMAL"}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		f.Fatal(err)
 	}

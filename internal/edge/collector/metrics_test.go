@@ -24,9 +24,7 @@ func newRegistryFixture(t *testing.T, maxBytes int64) (*fixture, *prometheus.Reg
 		maxBytes = 1 << 30
 	}
 	reg := prometheus.NewRegistry()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"),
-		MaxBytes: maxBytes, FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 10 * time.Millisecond,
-		Registerer: reg})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: maxBytes}, FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 10 * time.Millisecond, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

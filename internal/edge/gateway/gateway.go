@@ -114,15 +114,11 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	g.cloud = cloudclient.New(cloudclient.Options{BaseURL: cfg.Server.URL, APIKey: g.enrol.apiKey, HTTP: client})
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.buf, err = buffer.New(ctx, buffer.Options{
-		Path:        cfg.Buffer.Path,
-		MaxBytes:    cfg.Buffer.MaxSize,
-		Retention:   time.Duration(cfg.Buffer.RetentionDays) * 24 * time.Hour,
-		Synchronous: cfg.Buffer.Synchronous,
-		Logger:      log.With("component", "buffer"),
-		Registerer:  g.reg,
-		// Dead letters: events set aside by the uplink (see uplink.isolate).
-		DeadLetterMaxEvents: cfg.Buffer.DeadLetterMaxEvents,
-		DeadLetterMaxBytes:  cfg.Buffer.DeadLetterMaxBytes,
+		// Dead letters (bounded by the config): events set aside by the
+		// uplink (see uplink.isolate).
+		Config:     cfg.Buffer,
+		Logger:     log.With("component", "buffer"),
+		Registerer: g.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -212,7 +208,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	cfg := g.cfg
 	g.log.Info("gateway started", "http", g.Addr(), "grpc", g.GRPCAddr(), "health", g.HealthAddr(), "tls", g.intake.tls != nil, "buffer", cfg.Buffer.Path,
-		"synchronous", cfg.Buffer.Synchronous, "max_size", cfg.Buffer.MaxSize, "version", g.version)
+		"synchronous", cfg.Buffer.Synchronous, "max_size", cfg.Buffer.MaxBytes, "version", g.version)
 	return nil
 }
 

@@ -35,8 +35,7 @@ func newServer(t *testing.T) *fakecloud.Server {
 
 func openBuffer(t *testing.T, path string) *buffer.Buffer {
 	t.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: path, MaxBytes: 1 << 30, Logger: logtest.New(t),
-		FSUsage: func(string) (float64, error) { return 0, nil }})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: path, MaxBytes: 1 << 30}, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
