@@ -250,7 +250,9 @@ func (e *enrolment) run(ctx context.Context) {
 	defer e.mu.Unlock()
 	if e.stopping {
 		// Stopped while building: nothing was started; close the ledger.
-		_ = on.exec.Stop(context.Background())
+		if on.exec != nil {
+			_ = on.exec.Stop(context.Background())
+		}
 		return
 	}
 	e.on = on
