@@ -54,10 +54,13 @@ func (g *Gateway) syncEnrolment(ctx context.Context) error {
 	})
 }
 
+// reportBatch is how many unreported agents one buffer read returns.
+const reportBatch = 100
+
 // reportAgents tells the cloud of agents enrolled since the last report.
 func (g *Gateway) reportAgents(ctx context.Context) {
 	for ctx.Err() == nil {
-		agents, err := g.buf.UnreportedAgents(ctx, 100)
+		agents, err := g.buf.UnreportedAgents(ctx, reportBatch)
 		if err != nil || len(agents) == 0 {
 			return
 		}

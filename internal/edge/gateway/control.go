@@ -183,6 +183,9 @@ func (g *Gateway) controlStatus() *health.ControlStatus {
 	return s
 }
 
+// heartbeatStatsTimeout bounds the buffer statistics a heartbeat reads.
+const heartbeatStatsTimeout = 5 * time.Second
+
 // heartbeat reports the gateway's state to the cloud.
 func (g *Gateway) heartbeat() protocol.Heartbeat {
 	hb := protocol.Heartbeat{
@@ -194,7 +197,7 @@ func (g *Gateway) heartbeat() protocol.Heartbeat {
 		rows, _ := g.buf.Unclaimed(s)
 		hb.QueueDepth += int(rows)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), heartbeatStatsTimeout)
 	defer cancel()
 	if st, err := g.buf.Stats(ctx); err == nil {
 		hb.DiskPercent = st.FSUsage * 100

@@ -301,11 +301,14 @@ func credentials(cfg *config.Config) (*enroll.Credentials, error) {
 	return nil, nil
 }
 
+// testConnectionTimeout bounds TestConnection's request.
+const testConnectionTimeout = 15 * time.Second
+
 // TestConnection checks the cloud with the gateway's key (or, before
 // provisioning, checks reachability) and returns a one-line verdict. The
 // error is nil when the verdict is OK.
 func TestConnection(ctx context.Context, cfg *config.Config) (string, error) {
-	client, err := cloudclient.NewHTTPClient(tlsFiles(cfg), 15*time.Second)
+	client, err := cloudclient.NewHTTPClient(tlsFiles(cfg), testConnectionTimeout)
 	if err != nil {
 		return "FAIL: " + err.Error(), err
 	}
