@@ -104,7 +104,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeLog()
-	g := gateway.New(cfg, logger, version())
+	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: version()})
+	if err != nil {
+		return err
+	}
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
@@ -112,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return g.Shutdown(sctx)
+	return g.Stop(sctx)
 }
 
 // newLogger builds the JSON logger: to logging.file when set, else stderr.

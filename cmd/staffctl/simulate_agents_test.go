@@ -36,14 +36,17 @@ func TestSimulateAgentsEnrolsFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gateway.New(cfg, logtest.New(t), "test")
+	g, err := gateway.New(context.Background(), cfg, gateway.Deps{Logger: logtest.New(t), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = g.Shutdown(ctx)
+		_ = g.Stop(ctx)
 	}()
 	url := "http://" + g.Addr()
 	base := []string{"simulate", "agents", "--count", "2", "--events", "100", "--batch", "10", "--rate", "0", "--duration", "20s", "--gateway", url}

@@ -341,7 +341,11 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, d
 		os.RemoveAll(dir)
 		return nil, "", err
 	}
-	g := gateway.New(cfg, logger.With("service", "gateway"), "dev")
+	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger.With("service", "gateway"), Version: "dev"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
 	if err := g.Start(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, "", err
@@ -362,7 +366,7 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, d
 		<-simDone
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_ = g.Shutdown(sctx)
+		_ = g.Stop(sctx)
 		os.RemoveAll(dir)
 	}, url, nil
 }

@@ -102,7 +102,7 @@ func (w *controlWorld) startGateway(t *testing.T, ctx context.Context, socketURL
 	t.Cleanup(func() { ex.Close() })
 	c := edgecontrol.New(edgecontrol.Options{SocketURL: socketURL, BaseURL: w.api.URL, APIKey: func() string { return w.key },
 		Heartbeat: func() protocol.Heartbeat { return protocol.Heartbeat{ConnectedAgents: 1} }, Execute: ex.Execute,
-		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, FallbackAfter: fallbackAfter, FallbackFor: 2 * time.Second,
+		Config: edgecontrol.Config{BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, FallbackAfter: fallbackAfter, FallbackFor: 2 * time.Second},
 		Logger: logtest.New(t)})
 	go c.Run(ctx)
 	return c, ex, ct

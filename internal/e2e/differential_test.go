@@ -98,14 +98,17 @@ func newDiffWorld(t testing.TB) *diffWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gateway.New(cfg, logger, "differential")
+	g, err := gateway.New(context.Background(), cfg, gateway.Deps{Logger: logger, Version: "differential"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = g.Shutdown(sctx)
+		_ = g.Stop(sctx)
 	})
 	conn, err := pgx.Connect(ctx, db.AdminURL)
 	if err != nil {

@@ -83,14 +83,17 @@ func TestAgentsToGatewayToCloudExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gateway.New(cfg, logger, "e2e")
+	g, err := gateway.New(context.Background(), cfg, gateway.Deps{Logger: logger, Version: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = g.Shutdown(sctx)
+		_ = g.Stop(sctx)
 	}()
 
 	// Agents send events and screenshots; record what the gateway acknowledged.

@@ -138,14 +138,17 @@ func startGCGateway(t *testing.T, w *gcWorld, extra map[string]string) (*config.
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gateway.New(cfg, logtest.New(t), "e2e")
+	g, err := gateway.New(context.Background(), cfg, gateway.Deps{Logger: logtest.New(t), Version: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := g.Shutdown(sctx); err != nil {
+		if err := g.Stop(sctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})

@@ -90,7 +90,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pre, err := buffer.Open(ctx, buffer.Options{Path: bufPath, MaxBytes: 1 << 30, FSUsage: func(string) (float64, error) { return 0, nil }})
+	pre, err := buffer.Open(ctx, buffer.Options{Config: buffer.Config{Path: bufPath, MaxBytes: 1 << 30}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,10 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gateway.New(cfg, logger, "e2e")
+	g, err := gateway.New(context.Background(), cfg, gateway.Deps{Logger: logger, Version: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if err := g.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -125,7 +128,7 @@ func TestPoisonEventIsSetAsideAndCleanEventsArriveOnce(t *testing.T) {
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = g.Shutdown(sctx)
+		_ = g.Stop(sctx)
 	}()
 
 	var mu sync.Mutex

@@ -26,8 +26,7 @@ func TestEventTheCloudRefusesIsIsolatedAndReported(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newControlWorld(t, controlOptionsDefault())
-	b, err := buffer.Open(ctx, buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30, Logger: logtest.New(t),
-		FSUsage: func(string) (float64, error) { return 0, nil }})
+	b, err := buffer.Open(ctx, buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30}, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +51,8 @@ func TestEventTheCloudRefusesIsIsolatedAndReported(t *testing.T) {
 	if _, err := b.Append(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	u, err := uplink.New(b, uplink.Options{ServerURL: w.api.URL, APIKey: w.key, GatewayID: w.gateway.String(), MaxEvents: 64, Logger: logtest.New(t),
-		FlushInterval: 20 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 40 * time.Millisecond, AuthRetryInterval: 50 * time.Millisecond})
+	u, err := uplink.New(b, uplink.Options{ServerURL: w.api.URL, APIKey: w.key, GatewayID: w.gateway.String(), Logger: logtest.New(t),
+		Config: uplink.Config{BatchMaxEvents: 64, FlushInterval: 20 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 40 * time.Millisecond, AuthRetryInterval: 50 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -276,7 +276,7 @@ func (w *rotateWorld) startGateway(t *testing.T, tr *faultTransport) *rotGateway
 	g := &rotGateway{ring: ring, ex: ex, done: make(chan struct{})}
 	g.client = edgecontrol.New(edgecontrol.Options{SocketURL: "ws" + strings.TrimPrefix(w.api.URL, "http") + protocol.PathGatewaySocket,
 		BaseURL: w.api.URL, APIKey: ring.APIKey, Heartbeat: func() protocol.Heartbeat { return protocol.Heartbeat{} }, Execute: ex.Execute,
-		BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, FallbackAfter: 1000, Logger: logger})
+		Config: edgecontrol.Config{BackoffInitial: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, FallbackAfter: 1000}, Logger: logger})
 	var ctx context.Context
 	ctx, g.cancel = context.WithCancel(context.Background())
 	go func() { g.client.Run(ctx); close(g.done) }()

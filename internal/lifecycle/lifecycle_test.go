@@ -153,3 +153,26 @@ func TestEvery(t *testing.T) {
 		t.Fatal("a zero interval was accepted")
 	}
 }
+
+func TestEveryOrWake(t *testing.T) {
+	var n atomic.Int64
+	wake := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- lifecycle.EveryOrWake(ctx, time.Hour, true, wake, func(context.Context) { n.Add(1) })
+	}()
+	wake <- struct{}{}
+	wake <- struct{}{} // accepted only once the first wake's call returned
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("EveryOrWake returned %v, want the context's error", err)
+	}
+	// Immediately, then once per wake (the second may be cut by cancel).
+	if got := n.Load(); got < 2 || got > 3 {
+		t.Fatalf("%d calls, want 2..3", got)
+	}
+	if err := lifecycle.EveryOrWake(context.Background(), 0, false, nil, func(context.Context) {}); err == nil {
+		t.Fatal("a zero interval was accepted")
+	}
+}

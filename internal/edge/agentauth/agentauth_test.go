@@ -16,8 +16,7 @@ const secret = protocol.EnrolmentSecretPrefix + "agentauth-tests-0123456789abcde
 
 func newAuthority(tb testing.TB) (*Authority, *buffer.Buffer) {
 	tb.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(tb.TempDir(), "b.sqlite"), MaxBytes: 1 << 30,
-		FSUsage: func(string) (float64, error) { return 0, nil }, Synchronous: "NORMAL"})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(tb.TempDir(), "b.sqlite"), MaxBytes: 1 << 30, Synchronous: "NORMAL"}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		tb.Fatal(err)
 	}

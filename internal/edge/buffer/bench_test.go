@@ -39,8 +39,7 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func benchAppend(b *testing.B, driver, syncMode string, writers, batch int) {
-	buf, err := Open(context.Background(), Options{Path: filepath.Join(b.TempDir(), "b.sqlite"), MaxBytes: 1 << 40,
-		Synchronous: syncMode, Driver: driver, FSUsage: func(string) (float64, error) { return 0, nil }})
+	buf, err := Open(context.Background(), Options{Config: Config{Path: filepath.Join(b.TempDir(), "b.sqlite"), MaxBytes: 1 << 40, Synchronous: syncMode}, Driver: driver, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,8 +86,7 @@ func benchAppend(b *testing.B, driver, syncMode string, writers, batch int) {
 func BenchmarkClaimAck(b *testing.B) {
 	for _, driver := range benchDrivers() {
 		b.Run("driver="+driver, func(b *testing.B) {
-			buf, err := Open(context.Background(), Options{Path: filepath.Join(b.TempDir(), "b.sqlite"), MaxBytes: 1 << 40,
-				Driver: driver, FSUsage: func(string) (float64, error) { return 0, nil }})
+			buf, err := Open(context.Background(), Options{Config: Config{Path: filepath.Join(b.TempDir(), "b.sqlite"), MaxBytes: 1 << 40}, Driver: driver, FSUsage: func(string) (float64, error) { return 0, nil }})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -19,8 +19,7 @@ import (
 
 func openTest(t *testing.T, path string, mod func(*Options)) *Buffer {
 	t.Helper()
-	opts := Options{Path: path, MaxBytes: 1 << 30, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil },
-		MaintenanceInterval: 20 * time.Millisecond}
+	opts := Options{Config: Config{Path: path, MaxBytes: 1 << 30}, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 20 * time.Millisecond}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -402,9 +401,9 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		name string
 		opts Options
 	}{
-		{"no path", Options{MaxBytes: 1}},
-		{"no size", Options{Path: filepath.Join(t.TempDir(), "x")}},
-		{"bad sync", Options{Path: filepath.Join(t.TempDir(), "x"), MaxBytes: 1, Synchronous: "OFF"}},
+		{"no path", Options{Config: Config{MaxBytes: 1}}},
+		{"no size", Options{Config: Config{Path: filepath.Join(t.TempDir(), "x")}}},
+		{"bad sync", Options{Config: Config{Path: filepath.Join(t.TempDir(), "x"), MaxBytes: 1, Synchronous: "OFF"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if b, err := Open(context.Background(), tc.opts); err == nil {

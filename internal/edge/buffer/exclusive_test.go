@@ -28,7 +28,7 @@ func TestFileHeldExclusively(t *testing.T) {
 		t.Fatalf("no WAL file: %v", err)
 	}
 	// Refused after the busy timeout (10 s): the lock is never released.
-	b2, err := Open(ctx, Options{Path: path, MaxBytes: 1 << 20, FSUsage: func(string) (float64, error) { return 0, nil }})
+	b2, err := Open(ctx, Options{Config: Config{Path: path, MaxBytes: 1 << 20}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err == nil {
 		b2.Close()
 		t.Fatal("a second buffer opened the same file")

@@ -256,7 +256,7 @@ func TestUpgradeFromFormat2(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := Open(ctx, Options{Path: path, MaxBytes: 1 << 30}); err == nil || !strings.Contains(err.Error(), "format 4") {
+	if _, err := Open(ctx, Options{Config: Config{Path: path, MaxBytes: 1 << 30}}); err == nil || !strings.Contains(err.Error(), "format 4") {
 		t.Fatalf("newer format opened: %v", err)
 	}
 }

@@ -22,8 +22,7 @@ const testChecksum = "0f3c2b1a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d
 // newControlFixture is a collector whose policy source the test sets.
 func newControlFixture(t *testing.T, redeliver time.Duration) (*Collector, *httptest.Server, *atomic.Pointer[AgentPolicy]) {
 	t.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), Logger: logtest.New(t),
-		MaxBytes: 1 << 30, FSUsage: func(string) (float64, error) { return 0, nil }})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30}, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,10 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
-// Options configures a Collector. Zero fields take the defaults below.
-type Options struct {
+// Config is the collector's tunables: the collector.* keys of the
+// gateway's configuration that bound agent requests (internal/edge/config
+// composes it), declared here once. Zero fields take the defaults below.
+type Config struct {
 	// MaxBodyBytes bounds an events request body (after gzip decoding).
 	MaxBodyBytes int64
 	// MaxBatchEvents bounds the events of one request.
@@ -38,6 +40,12 @@ type Options struct {
 	// HeartbeatInterval is told to agents; an agent silent for three
 	// intervals no longer counts as connected.
 	HeartbeatInterval time.Duration
+}
+
+// Options configures a Collector: its Config and what it is given. Zero
+// fields take the defaults below.
+type Options struct {
+	Config
 	// MaxAgents bounds the registry of known agents.
 	MaxAgents int
 	// GatewayID is told to agents at registration.

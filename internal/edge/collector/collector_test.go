@@ -37,12 +37,11 @@ func newFixture(t *testing.T, maxBytes int64) *fixture {
 	if maxBytes == 0 {
 		maxBytes = 1 << 30
 	}
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), Logger: logtest.New(t),
-		MaxBytes: maxBytes, FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 10 * time.Millisecond})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: maxBytes}, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Logger: logtest.New(t),
+	c := New(b, Options{Config: Config{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10}, GatewayID: "gw", Logger: logtest.New(t),
 		Auth: newAuthority(t, b, nil)})
 	mux := http.NewServeMux()
 	c.Routes(mux)

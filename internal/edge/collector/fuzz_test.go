@@ -40,13 +40,12 @@ type fuzzFixture struct {
 
 func newFuzzFixture(f *testing.F) *fuzzFixture {
 	f.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(f.TempDir(), "buffer.sqlite"),
-		MaxBytes: 1 << 40, FSUsage: func(string) (float64, error) { return 0, nil }, Synchronous: "NORMAL"})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(f.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 40, Synchronous: "NORMAL"}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { b.Close() })
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw",
+	c := New(b, Options{Config: Config{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10}, GatewayID: "gw",
 		Now: func() time.Time { return fuzzClock }, Auth: newAuthority(f, b, nil)})
 	mux := http.NewServeMux()
 	c.Routes(mux)

@@ -24,13 +24,11 @@ func newRegistryFixture(t *testing.T, maxBytes int64) (*fixture, *prometheus.Reg
 		maxBytes = 1 << 30
 	}
 	reg := prometheus.NewRegistry()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"),
-		MaxBytes: maxBytes, FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 10 * time.Millisecond,
-		Registerer: reg})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: maxBytes}, FSUsage: func(string) (float64, error) { return 0, nil }, MaintenanceInterval: 10 * time.Millisecond, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(b, Options{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10, GatewayID: "gw", Registerer: reg,
+	c := New(b, Options{Config: Config{MaxBodyBytes: 64 << 10, MaxBatchEvents: 50, MaxScreenshotBytes: 32 << 10}, GatewayID: "gw", Registerer: reg,
 		Auth: newAuthority(t, b, reg)})
 	mux := http.NewServeMux()
 	c.Routes(mux)

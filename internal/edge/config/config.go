@@ -21,6 +21,12 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
+	"github.com/staffcontrol/staffcontrol/internal/edge/control"
+	"github.com/staffcontrol/staffcontrol/internal/edge/health"
+	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 )
 
 // Config is the gateway's configuration.
@@ -66,40 +72,17 @@ type Gateway struct {
 	TLSKeyFile  string
 }
 
-// Buffer is the SQLite buffer.
-type Buffer struct {
-	Path          string
-	MaxSize       int64
-	RetentionDays int
-	Synchronous   string
-	// DeadLetterMaxEvents and DeadLetterMaxBytes bound the dead letters.
-	DeadLetterMaxEvents int
-	DeadLetterMaxBytes  int64
-}
+// Buffer is the SQLite buffer: the buffer's own Config (buffer.max_size
+// is its MaxBytes, buffer.retention_days its Retention in whole days).
+type Buffer = buffer.Config
 
-// Uplink bounds batches and retries.
-type Uplink struct {
-	BatchMaxEvents           int
-	BatchMaxBytes            int64
-	ScreenshotBatchMaxEvents int
-	ScreenshotBatchMaxBytes  int64
-	FlushInterval            time.Duration
-	BackoffInitial           time.Duration
-	BackoffMax               time.Duration
-	AuthRetryInterval        time.Duration
-	Parallel                 int
-	// IsolateAfterFailures is how many consecutive server errors of one
-	// batch start isolating it (split, then a dead letter).
-	IsolateAfterFailures int
-}
+// Uplink bounds batches and retries: the uplink's own Config.
+type Uplink = uplink.Config
 
-// Collector bounds agent requests.
+// Collector bounds agent requests (the collector's own Config) and paces
+// agent enrolment.
 type Collector struct {
-	MaxBodyBytes       int64
-	MaxBatchEvents     int
-	MaxScreenshotBytes int64
-	RetryAfter         time.Duration
-	HeartbeatInterval  time.Duration
+	collector.Config
 	// EnrolmentRefresh is how often the enrolment verifier is fetched from
 	// the cloud (and enrolled agents reported to it).
 	EnrolmentRefresh time.Duration
@@ -108,24 +91,21 @@ type Collector struct {
 	EnrolmentVerifier string
 }
 
-// Control paces the control channel and the commands it carries.
+// Control paces the control channel (the control client's own Config) and
+// the commands it carries.
 type Control struct {
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	FallbackAfter  int
-	FallbackFor    time.Duration
+	control.Config
+	// RestartTimeout is how long restart_agent waits for agents to confirm.
 	RestartTimeout time.Duration
 }
 
-// Health sets readiness thresholds and who sees what.
+// Health sets readiness thresholds and who sees what (health's own
+// Config), and where it is served.
 type Health struct {
-	MaxUnsentAge time.Duration
+	health.Config
 	// Listen, when set, serves /health* and /metrics on their own address
 	// instead of gateway.listen.
 	Listen string
-	// OperatorToken, when set, shows agent identities in /health/details
-	// to requests that present it (Authorization: Bearer <token>).
-	OperatorToken string
 }
 
 // Logging sets the log level and an optional file (stderr otherwise).
@@ -178,6 +158,19 @@ func integer(f func(c *Config) *int, min int) func(*Config, string) error {
 			return fmt.Errorf("must be at least %d", min)
 		}
 		*f(c) = n
+		return nil
+	}
+}
+
+// days sets a duration given in whole days (at least min), with the
+// messages of integer.
+func days(f func(c *Config) *time.Duration, min int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var n int
+		if err := integer(func(*Config) *int { return &n }, min)(c, v); err != nil {
+			return err
+		}
+		*f(c) = time.Duration(n) * 24 * time.Hour
 		return nil
 	}
 }
@@ -250,10 +243,10 @@ func Keys() []Key {
 		{"gateway.tls.cert_file", "", "PEM certificate (chain) of the gateway: when set (with key_file), agents reach the collector, HTTP and gRPC, over TLS.", str(func(c *Config) *string { return &c.Gateway.TLSCertFile })},
 		{"gateway.tls.key_file", "", "PEM private key of gateway.tls.cert_file.", str(func(c *Config) *string { return &c.Gateway.TLSKeyFile })},
 		{"buffer.path", "/var/lib/staff-gateway/buffer.sqlite", "SQLite buffer file; screenshots and the API key file live beside it.", str(func(c *Config) *string { return &c.Buffer.Path })},
-		{"buffer.max_size", "1GB", "Buffer size limit: warn and shed screenshots at 80 %, refuse data at 95 %.", bytesize(func(c *Config) *int64 { return &c.Buffer.MaxSize })},
+		{"buffer.max_size", "1GB", "Buffer size limit: warn and shed screenshots at 80 %, refuse data at 95 %.", bytesize(func(c *Config) *int64 { return &c.Buffer.MaxBytes })},
 		{"buffer.dead_letter_max_events", "10000", "Most dead letters kept (events the cloud refused for good or that kept failing alone); the oldest are purged beyond.", integer(func(c *Config) *int { return &c.Buffer.DeadLetterMaxEvents }, 1)},
 		{"buffer.dead_letter_max_bytes", "100MB", "Most bytes of dead letters kept (counted in buffer usage); the oldest are purged beyond.", bytesize(func(c *Config) *int64 { return &c.Buffer.DeadLetterMaxBytes })},
-		{"buffer.retention_days", "7", "Unsent data older than this is dropped (counted and reported).", integer(func(c *Config) *int { return &c.Buffer.RetentionDays }, 1)},
+		{"buffer.retention_days", "7", "Unsent data older than this is dropped (counted and reported).", days(func(c *Config) *time.Duration { return &c.Buffer.Retention }, 1)},
 		{"buffer.synchronous", "full", "full: acknowledged events survive power loss; normal: process crashes only.", func(c *Config, v string) error {
 			v = strings.ToLower(strings.TrimSpace(v))
 			if v != "full" && v != "normal" && v != "extra" {
@@ -555,7 +548,7 @@ func (c *Config) validate() error {
 	if st, err := os.Stat(filepath.Dir(c.Buffer.Path)); err == nil && !st.IsDir() {
 		return &Error{Key: "buffer.path", Msg: "its parent is not a directory"}
 	}
-	if c.Buffer.MaxSize < 64<<10 {
+	if c.Buffer.MaxBytes < 64<<10 {
 		return &Error{Key: "buffer.max_size", Msg: "must be at least 64KB"}
 	}
 	if c.Gateway.Listen == "" {

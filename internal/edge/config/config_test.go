@@ -54,7 +54,7 @@ func TestLoadSeedFileWithDefaults(t *testing.T) {
 	if c.Server.URL != "https://agent-api.staff-control.com" || c.Organization.ID != 42 || c.Organization.ProvisioningToken != "tok-123" {
 		t.Fatalf("server/org: %+v %+v", c.Server, c.Organization)
 	}
-	if c.Buffer.MaxSize != 1<<30 || c.Buffer.RetentionDays != 7 || c.Buffer.Synchronous != "full" {
+	if c.Buffer.MaxBytes != 1<<30 || c.Buffer.Retention != 7*24*time.Hour || c.Buffer.Synchronous != "full" {
 		t.Fatalf("buffer %+v", c.Buffer)
 	}
 	if !c.Adapters["hikvision"].Enabled || !c.Adapters["zkteco"].Enabled {
@@ -83,7 +83,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Buffer.MaxSize != 512<<20 || c.Uplink.FlushInterval != 2*time.Second || c.Organization.APIKey != "key-1" ||
+	if c.Buffer.MaxBytes != 512<<20 || c.Uplink.FlushInterval != 2*time.Second || c.Organization.APIKey != "key-1" ||
 		c.Server.URL != "http://127.0.0.1:3001" || c.Gateway.Listen != "127.0.0.1:0" || c.Buffer.Synchronous != "normal" ||
 		c.Collector.RetryAfter != 7*time.Second || c.Health.MaxUnsentAge != time.Minute || c.Uplink.BackoffInitial != 10*time.Millisecond {
 		t.Fatalf("overrides not applied: %+v", c)
@@ -178,7 +178,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Uplink.Parallel != 2 || c.Buffer.MaxSize != 1<<30 || c.Gateway.GRPCListen != ":3002" {
+	if c.Uplink.Parallel != 2 || c.Buffer.MaxBytes != 1<<30 || c.Gateway.GRPCListen != ":3002" {
 		t.Fatalf("%+v", c)
 	}
 }

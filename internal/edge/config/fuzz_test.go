@@ -60,7 +60,7 @@ func FuzzLoad(f *testing.F) {
 		if !reflect.DeepEqual(c, c2) {
 			t.Fatalf("two loads differ:\n%+v\n%+v", c, c2)
 		}
-		if c.Gateway.Serial == "" || c.Buffer.MaxSize <= 0 {
+		if c.Gateway.Serial == "" || c.Buffer.MaxBytes <= 0 {
 			t.Fatalf("accepted configuration lacks required values: %+v", c)
 		}
 	})

@@ -23,11 +23,26 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-// Options configure a Client.
+// Config is the client's tunables: the control.* keys of the gateway's
+// configuration (internal/edge/config composes it), declared here once.
+// Zero fields take the defaults in parentheses.
+type Config struct {
+	// BackoffInitial and BackoffMax are the backoff.Policy of reconnects
+	// and of REST polls after a failure (1 s, 60 s; full jitter).
+	BackoffInitial, BackoffMax time.Duration
+	// FallbackAfter is how many WebSocket failures in a row switch to the
+	// REST long-poll for FallbackFor (5, 5 min).
+	FallbackAfter int
+	FallbackFor   time.Duration
+}
+
+// Options configure a Client: its Config and what it is given.
 type Options struct {
+	Config
 	// SocketURL is the control channel (wss://host/v2/gateway/socket).
 	SocketURL string
 	// BaseURL is the Agent API for the REST fallback (https://host).
@@ -40,20 +55,16 @@ type Options struct {
 	Heartbeat func() protocol.Heartbeat
 	// Execute runs a command (at most once per id) and returns its outcome.
 	Execute func(context.Context, protocol.Command) (json.RawMessage, error)
-	// BackoffInitial and BackoffMax are the backoff.Policy of reconnects
-	// and of REST polls after a failure (1 s, 60 s; full jitter).
-	BackoffInitial, BackoffMax time.Duration
-	// FallbackAfter is how many WebSocket failures in a row switch to the
-	// REST long-poll for FallbackFor (5, 5 min).
-	FallbackAfter int
-	FallbackFor   time.Duration
 	// HeartbeatInterval applies until the cloud's welcome says otherwise (30 s).
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
 }
 
-// Client is the control-channel client.
+// Client is the control-channel client. It is a lifecycle.Service (Start
+// keeps the channel up in the background, Stop ends it); Run is the same
+// work as a blocking call.
 type Client struct {
+	loop *lifecycle.Loop
 	opts Options
 	// pace spaces reconnects and REST polls after failures.
 	pace backoff.Policy
@@ -86,8 +97,19 @@ func New(opts Options) *Client {
 	c := &Client{opts: opts, pace: backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax},
 		rest: cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: cloudclient.HTTPClient(opts.TLS, restTimeout)})}
 	c.mode.Store("disconnected")
+	c.loop = lifecycle.NewLoop("control client", opts.Logger, func(ctx context.Context) error {
+		c.Run(ctx)
+		return nil
+	})
 	return c
 }
+
+// Start keeps the control channel up in the background; it returns at once.
+func (c *Client) Start(ctx context.Context) error { return c.loop.Start(ctx) }
+
+// Stop closes the channel and waits for the client to end, or for ctx. A
+// command cut short is not in the executor's ledger and is redelivered.
+func (c *Client) Stop(ctx context.Context) error { return c.loop.Stop(ctx) }
 
 // Connected reports whether a WebSocket session is up.
 func (c *Client) Connected() bool { return c.connected.Load() }
@@ -178,6 +200,10 @@ func (c *Client) session(ctx context.Context) error {
 	writeErr := make(chan error, 1)
 	interval := make(chan time.Duration, 1)
 	go func() {
+		// The session's writer: heartbeats on a ticker of its own (not
+		// lifecycle.Every), because it is this connection's state — the
+		// welcome on this connection resets its interval, and it writes
+		// between this connection's other frames.
 		hb := time.NewTicker(c.opts.HeartbeatInterval)
 		defer hb.Stop()
 		for {

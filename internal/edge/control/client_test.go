@@ -153,7 +153,7 @@ func TestTheSocketDialsOverTLSSharedWithTheUplink(t *testing.T) {
 		t.Fatalf("the uplink spoke %s; the test needs HTTP/2 on the shared configuration", resp.Proto)
 	}
 	c := New(Options{SocketURL: "wss" + strings.TrimPrefix(srv.URL, "https") + protocol.PathGatewaySocket, BaseURL: srv.URL,
-		APIKey: func() string { return "k" }, TLS: shared, BackoffInitial: 10 * time.Millisecond,
+		APIKey: func() string { return "k" }, TLS: shared, Config: Config{BackoffInitial: 10 * time.Millisecond},
 		Heartbeat: func() protocol.Heartbeat { return protocol.Heartbeat{} },
 		Execute:   func(context.Context, protocol.Command) (json.RawMessage, error) { return nil, nil },
 		Logger:    logtest.New(t)})

@@ -27,6 +27,7 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver (database/sql name "sqlite")
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
+	"github.com/staffcontrol/staffcontrol/internal/edge/executor/ledger"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -41,6 +42,7 @@ type Policy struct {
 // Executor executes commands once.
 type Executor struct {
 	db    *sql.DB
+	q     *ledger.Queries
 	dir   string
 	cloud *cloudclient.Client
 
@@ -48,6 +50,9 @@ type Executor struct {
 
 	mu     sync.Mutex
 	policy *Policy
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Handler executes one command type and returns its result. It is called
@@ -70,15 +75,6 @@ type Options struct {
 	Handlers map[string]Handler
 }
 
-const ledgerSchema = `CREATE TABLE IF NOT EXISTS executed_commands (
-    id          TEXT PRIMARY KEY,
-    type        TEXT NOT NULL,
-    ok          INTEGER NOT NULL,
-    result      TEXT,
-    error       TEXT,
-    executed_at TEXT NOT NULL
-)`
-
 // Open opens (creating) the ledger and loads the current policy.
 func Open(opts Options) (*Executor, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
@@ -89,7 +85,7 @@ func Open(opts Options) (*Executor, error) {
 		return nil, fmt.Errorf("executor: open ledger: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(ledgerSchema); err != nil {
+	if _, err := db.Exec(ledger.Schema()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("executor: ledger schema: %w", err)
 	}
@@ -97,7 +93,7 @@ func Open(opts Options) (*Executor, error) {
 		opts.Client = cloudclient.HTTPClient(nil, 30*time.Second)
 	}
 	cloud := cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: opts.Client})
-	e := &Executor{db: db, dir: opts.Dir, cloud: cloud, handlers: map[string]Handler{}}
+	e := &Executor{db: db, q: ledger.New(db), dir: opts.Dir, cloud: cloud, handlers: map[string]Handler{}}
 	for t, h := range opts.Handlers {
 		e.handlers[t] = h
 	}
@@ -110,8 +106,29 @@ func Open(opts Options) (*Executor, error) {
 	return e, nil
 }
 
-// Close closes the ledger.
-func (e *Executor) Close() error { return e.db.Close() }
+// The executor is a lifecycle.Service with no goroutine of its own: Open
+// opens the ledger (commands run on their caller's goroutine), Start has
+// nothing to start, and Stop closes the ledger, once.
+
+// Start does nothing: the executor works on its callers' goroutines.
+func (e *Executor) Start(context.Context) error { return nil }
+
+// Stop closes the ledger; a second Stop returns nil.
+func (e *Executor) Stop(context.Context) error {
+	first := false
+	e.closeOnce.Do(func() { first, e.closeErr = true, e.db.Close() })
+	if first {
+		return e.closeErr
+	}
+	return nil
+}
+
+// Close closes the ledger (Stop without a context); a second Close returns
+// the first one's result.
+func (e *Executor) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.db.Close() })
+	return e.closeErr
+}
 
 func (e *Executor) policyPath() string { return filepath.Join(e.dir, "policy.json") }
 
@@ -125,14 +142,12 @@ func (e *Executor) CurrentPolicy() *Policy {
 // Execute runs cmd unless the ledger says it ran; either way it returns the
 // outcome to acknowledge: a result, or an error for a failed command.
 func (e *Executor) Execute(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
-	var ok bool
-	var result, errMsg sql.NullString
-	err := e.db.QueryRowContext(ctx, `SELECT ok, result, error FROM executed_commands WHERE id = ?`, cmd.ID).Scan(&ok, &result, &errMsg)
+	done, err := e.q.Outcome(ctx, cmd.ID)
 	if err == nil {
-		if !ok {
-			return nil, errors.New(errMsg.String)
+		if done.Ok == 0 {
+			return nil, errors.New(done.Error.String)
 		}
-		return json.RawMessage(result.String), nil
+		return json.RawMessage(done.Result.String), nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("executor: ledger: %w", err)
@@ -146,8 +161,12 @@ func (e *Executor) Execute(ctx context.Context, cmd protocol.Command) (json.RawM
 	if runErr != nil {
 		rec = sql.NullString{String: runErr.Error(), Valid: true}
 	}
-	if _, err := e.db.ExecContext(ctx, `INSERT INTO executed_commands (id, type, ok, result, error, executed_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		cmd.ID, cmd.Type, runErr == nil, nullable(res), rec, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+	ok := int64(0)
+	if runErr == nil {
+		ok = 1
+	}
+	if err := e.q.Record(ctx, ledger.RecordParams{ID: cmd.ID, Type: cmd.Type, Ok: ok, Result: nullable(res), Error: rec,
+		ExecutedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
 		return nil, fmt.Errorf("executor: record command: %w", err)
 	}
 	return res, runErr
@@ -162,8 +181,7 @@ func nullable(b []byte) sql.NullString {
 
 // Executed reports whether a command id is in the ledger.
 func (e *Executor) Executed(ctx context.Context, id string) (bool, error) {
-	var n int
-	err := e.db.QueryRowContext(ctx, `SELECT count(*) FROM executed_commands WHERE id = ?`, id).Scan(&n)
+	n, err := e.q.Count(ctx, id)
 	return n > 0, err
 }
 

@@ -18,8 +18,7 @@ import (
 
 func newCollector(t *testing.T) *collector.Collector {
 	t.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"),
-		MaxBytes: 1 << 30, FSUsage: func(string) (float64, error) { return 0, nil }})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -27,19 +28,19 @@ var errNotProvisioned = fmt.Errorf("gateway: not provisioned yet: %w", agentauth
 
 // fetchVerifier asks the cloud for the enrolment verifier.
 func (g *Gateway) fetchVerifier(ctx context.Context) (string, error) {
-	if g.keyring.Load() == nil {
+	if g.enrol.keys() == nil {
 		return "", errNotProvisioned
 	}
 	return enroll.EnrolmentVerifier(ctx, g.cloud)
 }
 
 // syncEnrolment keeps the verifier fresh and reports enrolled agents until
-// ctx ends.
-func (g *Gateway) syncEnrolment(ctx context.Context) {
+// ctx ends: at once, every collector.enrolment_refresh, and when an agent
+// enrols (reported at once; the verifier is refreshed too, cheaply). It
+// runs with the online parts (see onlineParts).
+func (g *Gateway) syncEnrolment(ctx context.Context) error {
 	log := g.log.With("component", "agentauth")
-	t := time.NewTicker(g.cfg.Collector.EnrolmentRefresh)
-	defer t.Stop()
-	for {
+	return lifecycle.EveryOrWake(ctx, g.cfg.Collector.EnrolmentRefresh, true, g.auth.Enrolled(), func(ctx context.Context) {
 		fctx, cancel := context.WithTimeout(ctx, g.cfg.Server.Timeout)
 		if v, err := g.fetchVerifier(fctx); err != nil {
 			if ctx.Err() == nil {
@@ -50,23 +51,16 @@ func (g *Gateway) syncEnrolment(ctx context.Context) {
 		}
 		cancel()
 		g.reportAgents(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-g.auth.Enrolled():
-			// Report at once; the verifier is refreshed too (cheap).
-		}
-	}
+	})
 }
+
+// reportBatch is how many unreported agents one buffer read returns.
+const reportBatch = 100
 
 // reportAgents tells the cloud of agents enrolled since the last report.
 func (g *Gateway) reportAgents(ctx context.Context) {
-	if g.keyring.Load() == nil {
-		return
-	}
 	for ctx.Err() == nil {
-		agents, err := g.buf.UnreportedAgents(ctx, 100)
+		agents, err := g.buf.UnreportedAgents(ctx, reportBatch)
 		if err != nil || len(agents) == 0 {
 			return
 		}

@@ -99,7 +99,7 @@ func TestRevokeAgentCommand(t *testing.T) {
 	defer stop(t, g)
 	base := "http://" + g.Addr()
 	victim, other := enrolAgent(t, g, "leaked"), enrolAgent(t, g, "other")
-	waitFor(t, "the executor", func() bool { return g.exec.Load() != nil })
+	waitFor(t, "the executor", func() bool { return executorOf(g) != nil })
 	event := func(id string) string {
 		return `{"computer_name":"PC","events":[{"event_id":"` + id + `","type":"user_session","user_sid":"S-1","datetime":"` + time.Now().UTC().Format(time.RFC3339) + `","session_type":"login"}]}`
 	}
@@ -117,7 +117,7 @@ func TestRevokeAgentCommand(t *testing.T) {
 		t.Fatalf("before revocation: %d", code)
 	}
 	payload, _ := json.Marshal(protocol.RevokeAgentPayload{AgentUID: "leaked"})
-	res, err := g.exec.Load().Execute(context.Background(), protocol.Command{ID: uuid.NewString(), Type: protocol.CommandRevokeAgent, Payload: payload})
+	res, err := executorOf(g).Execute(context.Background(), protocol.Command{ID: uuid.NewString(), Type: protocol.CommandRevokeAgent, Payload: payload})
 	if err != nil || !strings.Contains(string(res), `"revoked":true`) {
 		t.Fatalf("revoke_agent: %s %v", res, err)
 	}
@@ -132,7 +132,7 @@ func TestRevokeAgentCommand(t *testing.T) {
 		t.Fatalf("re-enrolled after revocation: %d", code)
 	}
 	bad, _ := json.Marshal(map[string]string{"agent_uid": ""})
-	if _, err := g.exec.Load().Execute(context.Background(), protocol.Command{ID: uuid.NewString(), Type: protocol.CommandRevokeAgent, Payload: bad}); err == nil {
+	if _, err := executorOf(g).Execute(context.Background(), protocol.Command{ID: uuid.NewString(), Type: protocol.CommandRevokeAgent, Payload: bad}); err == nil {
 		t.Fatal("revoke_agent without agent_uid succeeded")
 	}
 }

@@ -73,11 +73,14 @@ func benchAcceptAndForward(b *testing.B, syncMode, transport string, rate float6
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := New(cfg, logtest.New(b), "bench")
+	g, err := New(context.Background(), cfg, Deps{Logger: logtest.New(b), Version: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := g.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	defer g.Shutdown(context.Background())
+	defer g.Stop(context.Background())
 	probe, err := startStallProbe(probeFile(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)

@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
-	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/control"
@@ -22,6 +19,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/edge/keyrotate"
+	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -71,21 +70,19 @@ func keyFileFor(cfg *config.Config) string {
 	return ""
 }
 
-// apiKey is the current API key ("" before enrolment).
-func (g *Gateway) apiKey() string {
-	if k := g.keyring.Load(); k != nil {
-		return k.APIKey()
-	}
-	return ""
-}
-
-// openControl opens the executor and builds the control client over the
-// gateway's keyring; the caller runs the client.
-func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
+// onlineParts builds the cloud-facing parts over the keyring k, once the
+// gateway has its credentials (see enrolment.go): the executor with its
+// handlers (the extra ones from Deps.ExtraHandlers first; the built-in
+// ones cannot be replaced), the uplink and the control client, as a group
+// in that order. The control plane is optional:
+// when the executor's ledger does not open, data still goes up.
+func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*online, error) {
 	cfg := g.cfg
+	on := &online{}
+	var members []lifecycle.Member
 	handlers := map[string]executor.Handler{}
-	if g.ExtraHandlers != nil {
-		for t, h := range g.ExtraHandlers(k, g.client) {
+	if g.extra != nil {
+		for t, h := range g.extra(k, g.client) {
 			handlers[t] = h
 		}
 	}
@@ -97,24 +94,44 @@ func (g *Gateway) openControl(k *enroll.Keyring) (*control.Client, error) {
 	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: cfg.Server.URL, APIKey: k.APIKey, Client: g.client,
 		Handlers: handlers})
 	if err != nil {
+		g.log.Error("ALERT: control plane not started; commands and policies will not arrive", "err", err)
+	} else {
+		on.exec = ex
+		on.ctl = control.New(control.Options{
+			Config:    cfg.Control.Config,
+			SocketURL: SocketURL(cfg),
+			BaseURL:   cfg.Server.URL,
+			APIKey:    k.APIKey,
+			TLS:       g.cloudTLS,
+			Heartbeat: g.heartbeat,
+			Execute:   ex.Execute,
+			Logger:    g.log.With("component", "control"),
+		})
+	}
+	on.up, err = uplink.New(g.buf, uplink.Options{
+		Config:     cfg.Uplink,
+		ServerURL:  cfg.Server.URL,
+		KeyFunc:    k.APIKey,
+		GatewayID:  creds.GatewayID,
+		Client:     g.client,
+		Logger:     g.log.With("component", "uplink"),
+		Registerer: g.reg,
+	})
+	if err != nil {
+		if ex != nil {
+			_ = ex.Close()
+		}
 		return nil, err
 	}
-	g.exec.Store(ex)
-	c := control.New(control.Options{
-		SocketURL:      SocketURL(cfg),
-		BaseURL:        cfg.Server.URL,
-		APIKey:         k.APIKey,
-		TLS:            cloudclient.TLSConfig(g.client),
-		Heartbeat:      g.heartbeat,
-		Execute:        ex.Execute,
-		BackoffInitial: cfg.Control.BackoffInitial,
-		BackoffMax:     cfg.Control.BackoffMax,
-		FallbackAfter:  cfg.Control.FallbackAfter,
-		FallbackFor:    cfg.Control.FallbackFor,
-		Logger:         g.log.With("component", "control"),
-	})
-	g.ctl.Store(c)
-	return c, nil
+	if on.exec != nil {
+		members = append(members, lifecycle.Member{Name: "executor", Service: on.exec})
+	}
+	members = append(members, lifecycle.Member{Name: "uplink", Service: on.up})
+	if on.ctl != nil {
+		members = append(members, lifecycle.Member{Name: "control client", Service: on.ctl})
+	}
+	on.group = lifecycle.NewGroup(g.log, members...)
+	return on, nil
 }
 
 // replayDeadLettersHandler moves the dead letters named by the payload's
@@ -145,11 +162,11 @@ func replayDeadLettersHandler(buf *buffer.Buffer) executor.Handler {
 
 // agentPolicy is the collector's view of the executor's current policy.
 func (g *Gateway) agentPolicy() *collector.AgentPolicy {
-	ex := g.exec.Load()
-	if ex == nil {
+	on := g.enrol.online()
+	if on == nil || on.exec == nil {
 		return nil
 	}
-	p := ex.CurrentPolicy()
+	p := on.exec.CurrentPolicy()
 	if p == nil {
 		return nil
 	}
@@ -158,15 +175,16 @@ func (g *Gateway) agentPolicy() *collector.AgentPolicy {
 
 // controlStatus is the control plane's part of /health/details.
 func (g *Gateway) controlStatus() *health.ControlStatus {
-	s := &health.ControlStatus{Mode: "disconnected", AgentCommandsPending: g.col.AgentCommands().Pending()}
-	if c := g.ctl.Load(); c != nil {
-		s.Mode, s.CommandsExecuted = c.Mode(), c.Commands()
-	}
+	s := &health.ControlStatus{AgentCommandsPending: g.col.AgentCommands().Pending()}
+	s.Mode, s.CommandsExecuted = g.enrol.controlMode()
 	if p := g.agentPolicy(); p != nil {
 		s.PolicyVersion, s.PolicyChecksum = p.Version, p.Checksum
 	}
 	return s
 }
+
+// heartbeatStatsTimeout bounds the buffer statistics a heartbeat reads.
+const heartbeatStatsTimeout = 5 * time.Second
 
 // heartbeat reports the gateway's state to the cloud.
 func (g *Gateway) heartbeat() protocol.Heartbeat {
@@ -179,7 +197,7 @@ func (g *Gateway) heartbeat() protocol.Heartbeat {
 		rows, _ := g.buf.Unclaimed(s)
 		hb.QueueDepth += int(rows)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), heartbeatStatsTimeout)
 	defer cancel()
 	if st, err := g.buf.Stats(ctx); err == nil {
 		hb.DiskPercent = st.FSUsage * 100
@@ -192,40 +210,11 @@ func (g *Gateway) heartbeat() protocol.Heartbeat {
 		hb.QueueDepth = int(depth)
 	}
 	hb.CPUPercent = g.host.cpuPercent()
-	hb.MemoryPercent = memoryPercent()
+	hb.MemoryPercent = g.host.memoryPercent()
 	if p := g.agentPolicy(); p != nil {
 		hb.Versions["policy"] = p.Version
 	}
 	return hb
-}
-
-// registerControlMetrics exposes the control plane's state.
-func (g *Gateway) registerControlMetrics() {
-	for _, m := range []string{"websocket", "rest", "disconnected"} {
-		g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "gateway_control_mode",
-			Help:        "1 for the control channel's current mode (websocket, rest, disconnected), 0 for the others.",
-			ConstLabels: prometheus.Labels{"mode": m},
-		}, func() float64 {
-			mode := "disconnected"
-			if c := g.ctl.Load(); c != nil {
-				mode = c.Mode()
-			}
-			if mode == m {
-				return 1
-			}
-			return 0
-		}))
-	}
-	g.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "gateway_control_commands_total",
-		Help: "Commands handled by the executor (redelivered ones answered from the ledger included).",
-	}, func() float64 {
-		if c := g.ctl.Load(); c != nil {
-			return float64(c.Commands())
-		}
-		return 0
-	}), policyInfo{g})
 }
 
 // policyInfo is gateway_policy_info{version,checksum} 1 for the current
@@ -242,79 +231,4 @@ func (p policyInfo) Collect(ch chan<- prometheus.Metric) {
 	if pol := p.g.agentPolicy(); pol != nil {
 		ch <- prometheus.MustNewConstMetric(policyInfoDesc, prometheus.GaugeValue, 1, pol.Version, pol.Checksum)
 	}
-}
-
-// hostCPU turns /proc/stat samples into the CPU share used between two
-// heartbeats (0 where /proc is missing).
-type hostCPU struct {
-	mu          sync.Mutex
-	busy, total uint64
-}
-
-func (h *hostCPU) cpuPercent() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 5 || f[0] != "cpu" {
-		return 0
-	}
-	var total, idle uint64
-	for i, v := range f[1:] {
-		n := parseUint(v)
-		total += n
-		if i == 3 || i == 4 { // idle, iowait
-			idle += n
-		}
-	}
-	busy := total - idle
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	pb, pt := h.busy, h.total
-	h.busy, h.total = busy, total
-	if pt == 0 || total <= pt || busy < pb {
-		if total == 0 {
-			return 0
-		}
-		return 100 * float64(busy) / float64(total) // since boot, for the first sample
-	}
-	return 100 * float64(busy-pb) / float64(total-pt)
-}
-
-// memoryPercent is the share of memory not available (/proc/meminfo).
-func memoryPercent() float64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	var total, avail uint64
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "MemTotal:":
-			total = parseUint(f[1])
-		case "MemAvailable:":
-			avail = parseUint(f[1])
-		}
-	}
-	if total == 0 || avail > total {
-		return 0
-	}
-	return 100 * float64(total-avail) / float64(total)
-}
-
-func parseUint(s string) uint64 {
-	var n uint64
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return n
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
-	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -36,22 +35,18 @@ func TestSocketURL(t *testing.T) {
 // TestControlPlaneWiring: after provisioning, the extra-handler hook gets
 // the keyring over the key file; the heartbeat is built from real state;
 // /health/details shows the control state; agents get 404 for the policy
-// until one is applied; Shutdown ends an agent's long-poll at once.
+// until one is applied; Stop ends an agent's long-poll at once.
 func TestControlPlaneWiring(t *testing.T) {
 	cloud := newCloud(t)
 	cfg := testConfig(t, t.TempDir(), cloud.URL, map[string]string{"STAFF_GATEWAY_CONTROL_BACKOFF_INITIAL": "50ms", "STAFF_GATEWAY_CONTROL_BACKOFF_MAX": "200ms"})
-	g := New(cfg, logtest.New(t), "test-1.2.3")
 	hooked := make(chan *enroll.Keyring, 1)
-	g.ExtraHandlers = func(k *enroll.Keyring, client *http.Client) map[string]executor.Handler {
+	g := startWith(t, cfg, Deps{Version: "test-1.2.3", ExtraHandlers: func(k *enroll.Keyring, client *http.Client) map[string]executor.Handler {
 		if client == nil {
 			t.Error("no HTTP client for extra handlers")
 		}
 		hooked <- k
 		return map[string]executor.Handler{"rotate_api_key": func(context.Context, protocol.Command) (json.RawMessage, error) { return nil, nil }}
-	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	}})
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -116,7 +111,7 @@ func TestControlPlaneWiring(t *testing.T) {
 		}
 	}
 
-	// A long-poll in flight does not hold up Shutdown.
+	// A long-poll in flight does not hold up Stop.
 	polled := make(chan error, 1)
 	go func() {
 		_, err := getAs(t, base+"/v1/agents/a1/commands?wait=60s", cred)

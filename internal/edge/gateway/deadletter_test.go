@@ -81,7 +81,7 @@ func TestDeadLettersVisibleAndReplayedByCommand(t *testing.T) {
 		}
 	}
 
-	ex := g.exec.Load()
+	ex := executorOf(g)
 	if ex == nil {
 		t.Fatal("no executor")
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
+	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/sim/fakecloud"
@@ -62,7 +63,20 @@ func testConfig(t *testing.T, dir, serverURL string, env map[string]string) *con
 
 func start(t *testing.T, cfg *config.Config) *Gateway {
 	t.Helper()
-	g := New(cfg, logtest.New(t), "test")
+	return startWith(t, cfg, Deps{Version: "test"})
+}
+
+// startWith starts a gateway with deps (the test's logger when it has
+// none).
+func startWith(t *testing.T, cfg *config.Config, deps Deps) *Gateway {
+	t.Helper()
+	if deps.Logger == nil {
+		deps.Logger = logtest.New(t)
+	}
+	g, err := New(context.Background(), cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +87,18 @@ func stop(t *testing.T, g *Gateway) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
+	if err := g.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// executorOf is the gateway's executor, or nil before it has its
+// credentials.
+func executorOf(g *Gateway) *executor.Executor {
+	if on := g.enrol.online(); on != nil {
+		return on.exec
+	}
+	return nil
 }
 
 func getJSON(t *testing.T, url string, v any) int {
@@ -240,7 +263,7 @@ func TestBadProvisioningTokenIsReportedNotFatal(t *testing.T) {
 func TestStartFailsWithoutCredentials(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), "http://127.0.0.1:1", map[string]string{"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": ""})
 	cfg.Organization.ProvisioningToken = ""
-	err := New(cfg, logtest.New(t), "test").Start(context.Background())
+	_, err := New(context.Background(), cfg, Deps{Logger: logtest.New(t), Version: "test"})
 	if err == nil || !strings.Contains(err.Error(), "organization.provisioning_token") {
 		t.Fatalf("got %v", err)
 	}

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,24 +14,19 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // startQuick starts a gateway whose server timeouts are short enough for
 // tests.
-func startQuick(t *testing.T) (*Gateway, serverTimeouts) {
+func startQuick(t *testing.T) (*Gateway, ServerTimeouts) {
 	t.Helper()
 	cloud := newCloud(t)
-	g := New(testConfig(t, t.TempDir(), cloud.URL, nil), logtest.New(t), "test")
-	to := g.timeouts
-	to.readHeader, to.write, to.idle = 300*time.Millisecond, 500*time.Millisecond, 400*time.Millisecond
-	to.bodyMinRate, to.bodyGrace = 4000, 500*time.Millisecond
-	to.grpcHandshake = 300 * time.Millisecond
-	g.timeouts = to
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	to := DefaultServerTimeouts()
+	to.ReadHeader, to.Write, to.Idle = 300*time.Millisecond, 500*time.Millisecond, 400*time.Millisecond
+	to.BodyMinRate, to.BodyGrace = 4000, 500*time.Millisecond
+	to.GRPCHandshake = 300 * time.Millisecond
+	g := startWith(t, testConfig(t, t.TempDir(), cloud.URL, nil), Deps{Version: "test", Timeouts: &to})
 	t.Cleanup(func() { stop(t, g) })
 	return g, to
 }
@@ -86,8 +80,8 @@ func TestGatewayHTTPServerTimeouts(t *testing.T) {
 		if !closed || !strings.HasPrefix(answer, "HTTP/1.1 408") {
 			t.Fatalf("closed=%v answer %q, want 408 and a close", closed, answer)
 		}
-		if d := time.Since(start); d > to.bodyGrace+time.Second {
-			t.Fatalf("cut off after %v, want just after the %v grace", d, to.bodyGrace)
+		if d := time.Since(start); d > to.BodyGrace+time.Second {
+			t.Fatalf("cut off after %v, want just after the %v grace", d, to.BodyGrace)
 		}
 	})
 	t.Run("slow header cut off", func(t *testing.T) {
@@ -101,7 +95,7 @@ func TestGatewayHTTPServerTimeouts(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 		}()
-		if closed, _ := closedWithin(c, 3*time.Second); !closed || time.Since(start) > to.readHeader+time.Second {
+		if closed, _ := closedWithin(c, 3*time.Second); !closed || time.Since(start) > to.ReadHeader+time.Second {
 			t.Fatalf("a header sent one byte every 100 ms: closed=%v after %v", closed, time.Since(start))
 		}
 	})
@@ -117,8 +111,8 @@ func TestGatewayHTTPServerTimeouts(t *testing.T) {
 		resp.Body.Close()
 		start := time.Now()
 		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		if _, err := br.ReadByte(); err != io.EOF || time.Since(start) > to.idle+time.Second {
-			t.Fatalf("idle keep-alive: %v after %v, want closed (EOF) after about %v", err, time.Since(start), to.idle)
+		if _, err := br.ReadByte(); err != io.EOF || time.Since(start) > to.Idle+time.Second {
+			t.Fatalf("idle keep-alive: %v after %v, want closed (EOF) after about %v", err, time.Since(start), to.Idle)
 		}
 	})
 	t.Run("a large body at a healthy rate passes", func(t *testing.T) {
@@ -148,7 +142,7 @@ func TestGatewayHTTPServerTimeouts(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &ack) != nil || ack.Accepted != 1 {
 			t.Fatalf("%d %s after %v, want the event accepted", resp.StatusCode, b, time.Since(start))
 		}
-		if d := time.Since(start); d < 3*to.write {
+		if d := time.Since(start); d < 3*to.Write {
 			t.Fatalf("took %v: not a test of a long upload", d)
 		}
 	})
@@ -159,7 +153,7 @@ func TestGatewayHTTPServerTimeouts(t *testing.T) {
 		}
 		defer c.Close()
 		start := time.Now()
-		if closed, _ := closedWithin(c, 3*time.Second); !closed || time.Since(start) > to.grpcHandshake+time.Second {
+		if closed, _ := closedWithin(c, 3*time.Second); !closed || time.Since(start) > to.GRPCHandshake+time.Second {
 			t.Fatalf("a silent gRPC connection: closed=%v after %v", closed, time.Since(start))
 		}
 	})

@@ -24,9 +24,22 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 )
 
-// Options are the sources the endpoints read. Buffer, Agents and Gatherer
-// are required.
+// Config is health's tunables: the health.* keys of the gateway's
+// configuration that shape the answers (internal/edge/config composes it),
+// declared here once.
+type Config struct {
+	// MaxUnsentAge is the readiness threshold for the oldest unsent event.
+	MaxUnsentAge time.Duration
+	// OperatorToken, when set, is the bearer token that shows agent
+	// identities (ids, computer names, versions) in /health/details; a
+	// request without it sees only the counts. Compared in constant time.
+	OperatorToken string
+}
+
+// Options are health's Config and the sources the endpoints read. Buffer,
+// Agents and Gatherer are required.
 type Options struct {
+	Config
 	Buffer   *buffer.Buffer
 	Agents   *collector.Agents
 	Gatherer prometheus.Gatherer
@@ -37,14 +50,8 @@ type Options struct {
 	// Control returns the control plane's state, or nil before the gateway
 	// has its credentials.
 	Control func() *ControlStatus
-	// MaxUnsentAge is the readiness threshold for the oldest unsent event.
-	MaxUnsentAge time.Duration
-	// OperatorToken, when set, is the bearer token that shows agent
-	// identities (ids, computer names, versions) in /health/details; a
-	// request without it sees only the counts. Compared in constant time.
-	OperatorToken string
-	Version       string
-	Started       time.Time
+	Version string
+	Started time.Time
 }
 
 // Routes registers the endpoints on mux.

@@ -23,8 +23,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sink.Close()
-	buf, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(b.TempDir(), "b.sqlite"), MaxBytes: 1 << 40,
-		FSUsage: func(string) (float64, error) { return 0, nil }})
+	buf, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(b.TempDir(), "b.sqlite"), MaxBytes: 1 << 40}, FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +44,7 @@ func BenchmarkDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	u, err := New(buf, Options{ServerURL: sink.URL, APIKey: apiKey, FlushInterval: 10 * time.Millisecond})
+	u, err := New(buf, Options{ServerURL: sink.URL, APIKey: apiKey, Config: Config{FlushInterval: 10 * time.Millisecond}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -62,8 +62,7 @@ func TestPersistentServerErrorIsIsolatedAndDeadLettered(t *testing.T) {
 	srv := newServer(t)
 	var logs lockedBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30,
-		FSUsage: func(string) (float64, error) { return 0, nil }, Logger: logger.With("component", "buffer")})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: filepath.Join(t.TempDir(), "buffer.sqlite"), MaxBytes: 1 << 30}, FSUsage: func(string) (float64, error) { return 0, nil }, Logger: logger.With("component", "buffer")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +158,7 @@ func TestWholeCloudOutageDeadLettersNothing(t *testing.T) {
 	b := openBuffer(t, filepath.Join(t.TempDir(), "buffer.sqlite"))
 	defer b.Close()
 	opts := testOptions(srv.URL)
-	opts.IsolateAfter = 2
+	opts.IsolateAfterFailures = 2
 	u, err := New(b, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,10 @@
 // No batch blocks a stream forever. A batch the cloud refuses as a whole
 // (400, 413, 422 validation) is bisected; a single event it still refuses is
 // set aside as a dead letter in the buffer (rejected_by_cloud). A batch that
-// keeps failing with a server error (5xx) IsolateAfter times in a row while
+// keeps failing with a server error (5xx) IsolateAfterFailures times in a row while
 // the cloud is otherwise healthy (another upload succeeded since its first
 // failure, or the authenticated ping answers 200) is split the same way, and
-// a single event that still fails IsolateAfter times is set aside
+// a single event that still fails IsolateAfterFailures times is set aside
 // (persistent_failure). During a whole-cloud outage the health check fails
 // and batches are only retried, as before.
 package uplink
@@ -41,12 +41,46 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-// Options configures an Uplink. ServerURL and APIKey (or KeyFunc) are
-// required.
+// Config is the uplink's tunables: the uplink.* keys of the gateway's
+// configuration (internal/edge/config composes it), declared here once.
+// Zero fields take the Default* values.
+type Config struct {
+	// BatchMaxEvents and BatchMaxBytes bound a logs or device-events batch
+	// (uplink.batch_max_events, uplink.batch_max_bytes).
+	BatchMaxEvents int
+	BatchMaxBytes  int64
+	// ScreenshotBatchMaxEvents and ScreenshotBatchMaxBytes bound a
+	// screenshot batch.
+	ScreenshotBatchMaxEvents int
+	ScreenshotBatchMaxBytes  int64
+	// FlushInterval is the longest an event waits for a batch to fill.
+	FlushInterval time.Duration
+	// BackoffInitial and BackoffMax are the backoff.Policy of retries
+	// (1 s, 16 s): full jitter, a random delay in (0, min(BackoffMax,
+	// BackoffInitial·2^attempt)].
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// AuthRetryInterval is how long uploads pause after 401/403.
+	AuthRetryInterval time.Duration
+	// Parallel is the number of batches of one stream in flight at once
+	// (default 2): one is encoded, sent and acknowledged while the next is
+	// claimed.
+	Parallel int
+	// IsolateAfterFailures is how many consecutive server errors (5xx) of
+	// one batch start its isolation (default 5): when the cloud is
+	// otherwise healthy, the batch is split and a single event that fails
+	// this many times is set aside as a dead letter.
+	IsolateAfterFailures int
+}
+
+// Options configures an Uplink: its Config and what it is given.
+// ServerURL and APIKey (or KeyFunc) are required.
 type Options struct {
+	Config
 	// ServerURL is the Agent API base URL (server.url).
 	ServerURL string
 	// APIKey authenticates the gateway.
@@ -59,33 +93,9 @@ type Options struct {
 	// Client sends requests (cloudclient.NewHTTPClient builds one with the
 	// TLS files); nil builds one with a 60 s timeout.
 	Client *http.Client
-	// MaxEvents and MaxBytes bound a logs or device-events batch.
-	MaxEvents int
-	MaxBytes  int64
-	// MaxScreenshots and MaxScreenshotBytes bound a screenshot batch.
-	MaxScreenshots     int
-	MaxScreenshotBytes int64
-	// FlushInterval is the longest an event waits for a batch to fill.
-	FlushInterval time.Duration
-	// BackoffInitial and BackoffMax are the backoff.Policy of retries
-	// (1 s, 16 s): full jitter, a random delay in (0, min(BackoffMax,
-	// BackoffInitial·2^attempt)].
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	// AuthRetryInterval is how long uploads pause after 401/403.
-	AuthRetryInterval time.Duration
 	// RetryAfterMax caps a server's Retry-After (which wins over a shorter
 	// backoff delay).
 	RetryAfterMax time.Duration
-	// Parallel is the number of batches of one stream in flight at once
-	// (default 2): one is encoded, sent and acknowledged while the next is
-	// claimed.
-	Parallel int
-	// IsolateAfter is how many consecutive server errors (5xx) of one batch
-	// start its isolation (default 5; uplink.isolate_after_failures): when
-	// the cloud is otherwise healthy, the batch is split and a single event
-	// that fails this many times is set aside as a dead letter.
-	IsolateAfter int
 	// Logger and Registerer may be nil.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -126,8 +136,11 @@ type ackSample struct {
 	n  int
 }
 
-// Uplink uploads a buffer. Run it once.
+// Uplink uploads a buffer. It is a lifecycle.Service (Start runs the
+// upload loops, Stop ends them); Run is the same work as a blocking call.
+// Run it once, either way.
 type Uplink struct {
+	loop  *lifecycle.Loop
 	buf   *buffer.Buffer
 	opts  Options
 	cloud *cloudclient.Client
@@ -189,17 +202,17 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 			*v = d
 		}
 	}
-	def(&opts.MaxEvents, DefaultMaxEvents)
-	def64(&opts.MaxBytes, DefaultMaxBytes)
-	def(&opts.MaxScreenshots, DefaultMaxScreenshots)
-	def64(&opts.MaxScreenshotBytes, DefaultMaxScreenshotBytes)
+	def(&opts.BatchMaxEvents, DefaultMaxEvents)
+	def64(&opts.BatchMaxBytes, DefaultMaxBytes)
+	def(&opts.ScreenshotBatchMaxEvents, DefaultMaxScreenshots)
+	def64(&opts.ScreenshotBatchMaxBytes, DefaultMaxScreenshotBytes)
 	defD(&opts.FlushInterval, DefaultFlushInterval)
 	defD(&opts.BackoffInitial, DefaultBackoffInitial)
 	defD(&opts.BackoffMax, DefaultBackoffMax)
 	defD(&opts.AuthRetryInterval, DefaultAuthRetryInterval)
 	defD(&opts.RetryAfterMax, DefaultRetryAfterMax)
 	def(&opts.Parallel, DefaultParallel)
-	def(&opts.IsolateAfter, DefaultIsolateAfter)
+	def(&opts.IsolateAfterFailures, DefaultIsolateAfter)
 	u := &Uplink{buf: buf, opts: opts, log: opts.Logger, backoff: map[string]float64{},
 		cloud: cloudclient.New(cloudclient.Options{BaseURL: opts.ServerURL, APIKey: opts.KeyFunc, GatewayID: opts.GatewayID, HTTP: opts.Client}),
 		pace:  backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax},
@@ -212,8 +225,16 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 		return w
 	}
 	u.m = newMetrics(opts.Registerer, u)
+	u.loop = lifecycle.NewLoop("uplink", u.log, u.Run)
 	return u, nil
 }
+
+// Start starts uploading in the background; it returns at once.
+func (u *Uplink) Start(ctx context.Context) error { return u.loop.Start(ctx) }
+
+// Stop ends the uploads and waits for them, or for ctx. A batch in flight
+// stays claimed and is resent, under the same token, after a restart.
+func (u *Uplink) Stop(ctx context.Context) error { return u.loop.Stop(ctx) }
 
 // Run uploads until ctx is done. A batch in flight when ctx ends stays
 // claimed and is resent, under the same token, by the next Run.
@@ -232,9 +253,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 func (u *Uplink) limits(s buffer.Stream) (int, int64) {
 	if s == buffer.StreamScreenshots {
-		return u.opts.MaxScreenshots, u.opts.MaxScreenshotBytes
+		return u.opts.ScreenshotBatchMaxEvents, u.opts.ScreenshotBatchMaxBytes
 	}
-	return u.opts.MaxEvents, u.opts.MaxBytes
+	return u.opts.BatchMaxEvents, u.opts.BatchMaxBytes
 }
 
 // outcome of one send.
@@ -455,7 +476,7 @@ func (u *Uplink) isolate(ctx context.Context, s buffer.Stream, bt *buffer.Batch,
 	healthy := u.lastOK.After(first)
 	u.mu.Unlock()
 	single := len(bt.Events) == 1
-	if n < u.opts.IsolateAfter && (single || !suspect || !healthy) {
+	if n < u.opts.IsolateAfterFailures && (single || !suspect || !healthy) {
 		return false
 	}
 	proof := "upload_succeeded"

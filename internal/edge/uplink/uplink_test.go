@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,8 +35,7 @@ func newServer(t *testing.T) *fakecloud.Server {
 
 func openBuffer(t *testing.T, path string) *buffer.Buffer {
 	t.Helper()
-	b, err := buffer.Open(context.Background(), buffer.Options{Path: path, MaxBytes: 1 << 30, Logger: logtest.New(t),
-		FSUsage: func(string) (float64, error) { return 0, nil }})
+	b, err := buffer.Open(context.Background(), buffer.Options{Config: buffer.Config{Path: path, MaxBytes: 1 << 30}, Logger: logtest.New(t), FSUsage: func(string) (float64, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +43,9 @@ func openBuffer(t *testing.T, path string) *buffer.Buffer {
 }
 
 func testOptions(url string) Options {
-	return Options{ServerURL: url, APIKey: apiKey, GatewayID: "gw-1", MaxEvents: 100,
+	return Options{ServerURL: url, APIKey: apiKey, GatewayID: "gw-1", Config: Config{BatchMaxEvents: 100,
 		FlushInterval: 20 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
-		AuthRetryInterval: 50 * time.Millisecond}
+		AuthRetryInterval: 50 * time.Millisecond}}
 }
 
 // appendLogs commits n log events and returns their ids.
@@ -72,11 +70,14 @@ func appendLogs(t *testing.T, b *buffer.Buffer, n int) []string {
 
 // run starts the uplink and returns a stop function that waits for it.
 func run(t *testing.T, u *Uplink) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); u.Run(ctx) }()
-	stop := func() { cancel(); wg.Wait() }
+	if err := u.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() {
+		if err := u.Stop(context.Background()); err != nil {
+			t.Errorf("stop the uplink: %v", err)
+		}
+	}
 	t.Cleanup(stop)
 	return stop
 }
@@ -321,7 +322,7 @@ func expireAll(b *buffer.Buffer) error {
 // BackoffMax, each delay drawn at random below it (full jitter); a longer
 // Retry-After wins, capped at RetryAfterMax.
 func TestDelayBackoffSequence(t *testing.T) {
-	u := &Uplink{opts: Options{BackoffInitial: time.Second, BackoffMax: 16 * time.Second, RetryAfterMax: time.Minute},
+	u := &Uplink{opts: Options{Config: Config{BackoffInitial: time.Second, BackoffMax: 16 * time.Second}, RetryAfterMax: time.Minute},
 		pace: backoff.Policy{Initial: time.Second, Max: 16 * time.Second}}
 	for i, want := range []time.Duration{1, 2, 4, 8, 16, 16, 16} {
 		want *= time.Second

@@ -1,0 +1,217 @@
+package buffer
+
+// The writer goroutine and group commit: every write runs on one goroutine
+// that owns the write connection; appends queued together are committed in
+// one transaction (one fsync), and always before the next claim or delete.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+type appendReq struct {
+	recs []Record
+	res  chan appendRes
+}
+
+// writeJob is a write transaction run by the writer goroutine.
+type writeJob struct {
+	ctx context.Context
+	fn  func(tx *sql.Tx) error
+	// lazy commits without its own fsync (see withLazyTx).
+	lazy bool
+	done chan error
+}
+
+type appendRes struct {
+	out []Appended
+	err error
+}
+
+// Append commits recs in one group commit and returns each record's outcome.
+// It returns only after the commit is durable (per the synchronous setting).
+// It refuses all records with ErrFull at the critical level or when they
+// would exceed the size limit, and screenshots with ErrShedding at the
+// warning level. Nothing is written when an error is returned.
+func (b *Buffer) Append(ctx context.Context, recs []Record) ([]Appended, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	b.lastAppend.Store(time.Now().UnixNano())
+	req := &appendReq{recs: recs, res: make(chan appendRes, 1)}
+	select {
+	case b.appendCh <- req:
+	case <-b.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-req.res:
+		return r.out, r.err
+	case <-b.writerDone:
+		select {
+		case r := <-req.res:
+			return r.out, r.err
+		default:
+			return nil, ErrClosed
+		}
+	case <-ctx.Done():
+		// The writer may still commit the events; the caller does not ack.
+		return nil, ctx.Err()
+	}
+}
+
+// writerLoop owns the write connection. Appends waiting in the queue are
+// committed before each job, so a job delays an acknowledgement by at most
+// one job's (chunk-bounded) transaction.
+func (b *Buffer) writerLoop() {
+	defer close(b.writerDone)
+	for {
+		select {
+		case <-b.closing:
+			for {
+				select {
+				case req := <-b.appendCh:
+					req.res <- appendRes{err: ErrClosed}
+				case job := <-b.jobCh:
+					job.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		case req := <-b.appendCh:
+			b.commitGroup(b.gather([]*appendReq{req}))
+		case job := <-b.jobCh:
+			if reqs := b.gather(nil); len(reqs) > 0 {
+				b.commitGroup(reqs)
+			}
+			if job.lazy {
+				job.done <- b.runLazyTx(job.ctx, job.fn)
+			} else {
+				job.done <- b.runTx(job.ctx, job.fn)
+			}
+		}
+	}
+}
+
+// gather adds the appends already queued to reqs, up to MaxGroupEvents.
+func (b *Buffer) gather(reqs []*appendReq) []*appendReq {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.recs)
+	}
+	for n < b.opts.MaxGroupEvents {
+		select {
+		case r := <-b.appendCh:
+			reqs = append(reqs, r)
+			n += len(r.recs)
+		default:
+			return reqs
+		}
+	}
+	return reqs
+}
+
+func (b *Buffer) commitGroup(reqs []*appendReq) {
+	start := time.Now()
+	ok := b.admit(reqs)
+	outs := make([][]Appended, len(reqs))
+	delta := map[string]*classCounters{}
+	seq := b.nextSeq
+	nowMS := b.now().UnixMilli()
+	err := b.runTx(context.Background(), func(tx *sql.Tx) error {
+		ins := tx.Stmt(b.stmts["insert_agent"])
+		defer ins.Close()
+		insDev := tx.Stmt(b.stmts["insert_device"])
+		defer insDev.Close()
+		for i, req := range reqs {
+			if !ok[i] {
+				continue
+			}
+			out := make([]Appended, len(req.recs))
+			for j := range req.recs {
+				r := &req.recs[j]
+				size := recSize(r)
+				var res sql.Result
+				var err error
+				if r.Class == protocol.ClassDevice {
+					res, err = insDev.Exec(r.EventID, seq, r.DeviceSerial, r.AdapterType, r.Payload, size, nowMS)
+				} else {
+					res, err = ins.Exec(r.EventID, seq, r.Type, r.Class, r.Payload, size, r.FileSize, nowMS)
+				}
+				if err != nil {
+					return fmt.Errorf("insert event %s: %w", r.EventID, err)
+				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("insert event %s: %w", r.EventID, err)
+				}
+				if n == 0 {
+					out[j] = Appended{Duplicate: true}
+					continue
+				}
+				out[j] = Appended{Seq: seq}
+				seq++
+				d := delta[r.Class]
+				if d == nil {
+					d = &classCounters{}
+					delta[r.Class] = d
+				}
+				d.rows++
+				d.bytes += size
+			}
+			outs[i] = out
+		}
+		if seq != b.nextSeq {
+			if _, err := tx.Exec(b.q["set_next_seq"], seq); err != nil {
+				return fmt.Errorf("store next sequence: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("buffer: commit: %w", err)
+		b.log.Error("group commit failed", "err", err, "requests", len(reqs))
+		for i, req := range reqs {
+			if ok[i] {
+				req.res <- appendRes{err: err}
+			}
+		}
+		return
+	}
+	b.nextSeq = seq
+	b.mu.Lock()
+	for class, d := range delta {
+		c := b.counters[class]
+		c.rows += d.rows
+		c.bytes += d.bytes
+	}
+	b.mu.Unlock()
+	b.m.commitSeconds.Observe(time.Since(start).Seconds())
+	for i, req := range reqs {
+		if ok[i] {
+			req.res <- appendRes{out: outs[i]}
+		}
+	}
+	for class := range delta {
+		b.signal(StreamForClass(class))
+	}
+	b.evaluate()
+}
+
+func (b *Buffer) prepare(ctx context.Context) error {
+	b.stmts = map[string]*sql.Stmt{}
+	for _, name := range []string{"insert_agent", "insert_device"} {
+		s, err := b.db.PrepareContext(ctx, b.q[name])
+		if err != nil {
+			return fmt.Errorf("buffer: prepare %s: %w", name, err)
+		}
+		b.stmts[name] = s
+	}
+	return nil
+}
