@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
@@ -108,7 +109,7 @@ func provisionHandler(d Deps) http.HandlerFunc {
 			{"hostname", req.Hostname}, {"version", req.Version}} {
 			required := f.name == "provisioning_token" || f.name == "serial"
 			if err := protocol.CheckText(f.name, f.v, required, protocol.MaxShortField); err != nil {
-				var fe *protocol.FieldError
+				var fe *apperr.FieldError
 				errors.As(err, &fe)
 				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: fe.Field, Message: fe.Message})
 				return

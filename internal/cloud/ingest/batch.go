@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
@@ -38,7 +39,7 @@ func reject(status int, code, field, format string, a ...any) *httpError {
 
 // fromFieldError turns a validation failure into a 422.
 func fromFieldError(err error) error {
-	var fe *protocol.FieldError
+	var fe *apperr.FieldError
 	if errors.As(err, &fe) {
 		return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, fe.Field, "%s", fe.Message)
 	}

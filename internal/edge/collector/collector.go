@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -249,7 +250,7 @@ func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protoco
 
 // fieldError turns a protocol validation error into a 400 naming the field.
 func fieldError(err error) *RequestError {
-	var fe *protocol.FieldError
+	var fe *apperr.FieldError
 	if errors.As(err, &fe) {
 		return &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: fe.Field, Msg: fe.Message}
 	}

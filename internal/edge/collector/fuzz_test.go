@@ -18,6 +18,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
@@ -170,7 +171,7 @@ func FuzzEventsRequest(f *testing.F) {
 			if erGz := checkRefusal(t, codeGz, respGz); erGz.Error != er.Error || erGz.Field != er.Field {
 				t.Fatalf("plain %s, gzip %s", resp, respGz)
 			}
-			var fe *protocol.FieldError
+			var fe *apperr.FieldError
 			if errors.As(verdict, &fe) && (er.Field != fe.Field || er.Error != protocol.ErrCodeValidation) {
 				t.Fatalf("collector names %q, protocol %q", er.Field, fe.Field)
 			}
@@ -221,7 +222,7 @@ func FuzzScreenshotMetadata(f *testing.F) {
 			ev.AgentUID = "a" // the credential's agent
 		}
 		if verdict == nil && ev.Type != protocol.TypeScreenshot {
-			verdict = &protocol.FieldError{Field: "type", Message: "must be screenshot"}
+			verdict = &apperr.FieldError{Field: "type", Message: "must be screenshot"}
 		} else if verdict == nil {
 			verdict = protocol.ValidateAgentEvent(&ev, "", fuzzClock, true)
 		}
@@ -239,7 +240,7 @@ func FuzzScreenshotMetadata(f *testing.F) {
 			ff.checkAcked(t, resp, 1)
 		case 400, 413:
 			er := checkRefusal(t, code, resp)
-			var fe *protocol.FieldError
+			var fe *apperr.FieldError
 			if errors.As(verdict, &fe) && er.Field != fe.Field {
 				t.Fatalf("collector names %q, protocol %q (%s)", er.Field, fe.Field, resp)
 			}
@@ -288,7 +289,7 @@ func FuzzGRPCEvents(f *testing.F) {
 		}
 		if err != nil {
 			var re *RequestError
-			var fe *protocol.FieldError
+			var fe *apperr.FieldError
 			if !errors.As(err, &re) || !errors.As(verdict, &fe) || re.Status != 400 || re.Field != fe.Field {
 				t.Fatalf("refusal %v does not name %v", err, verdict)
 			}
