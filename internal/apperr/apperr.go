@@ -68,6 +68,13 @@ func New(code Code, field, format string, a ...any) *Error {
 	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, a...)}
 }
 
+// WithReason sets the wire's machine code of e (e.g. buffer_full) and
+// returns e.
+func (e *Error) WithReason(reason string) *Error {
+	e.Reason = reason
+	return e
+}
+
 // Wrap returns an Error of code whose cause is err.
 func Wrap(code Code, err error, message string) *Error {
 	return &Error{Code: code, Message: message, Err: err}
