@@ -137,7 +137,7 @@ func (d *Decoder) Decode(r io.Reader, v any) error {
 // Unmarshal decodes b, which must hold exactly one JSON value, into v.
 // Every failure is an *apperr.Error whose Err is a *Detail.
 func (d *Decoder) Unmarshal(b []byte, v any) error {
-	if len(bytes.TrimSpace(b)) == 0 {
+	if len(b) == 0 {
 		return fail(apperr.Malformed, &Detail{Kind: KindEmpty, Err: io.EOF}, "empty body")
 	}
 	err := jsonv2.Unmarshal(b, v, d.opts)

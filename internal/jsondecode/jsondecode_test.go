@@ -48,7 +48,7 @@ func TestDecode(t *testing.T) {
 		{name: "trailing data", body: `{"agent_uid":"a1"} {"agent_uid":"a2"}`, code: apperr.Malformed, kind: KindTrailing},
 		{name: "trailing garbage", body: `{} x`, code: apperr.Malformed, kind: KindTrailing},
 		{name: "empty body", body: ``, code: apperr.Malformed, kind: KindEmpty, msgHas: "empty body"},
-		{name: "blank body", body: " \n\t", code: apperr.Malformed, kind: KindEmpty},
+		{name: "blank body", body: " \n\t", code: apperr.Malformed, kind: KindTruncated},
 		{name: "truncated", body: `{"events":[{"type":"x"`, code: apperr.Malformed, kind: KindTruncated, msgHas: "truncated JSON"},
 		{name: "not JSON", body: `hello`, code: apperr.Malformed, kind: KindSyntax},
 		{name: "bad escape names the value", body: `{"agent_uid":"\x"}`, code: apperr.Malformed, kind: KindSyntax, field: "agent_uid"},

@@ -278,8 +278,8 @@ func FuzzGRPCEvents(f *testing.F) {
 		verdict := protocol.ValidateAgentEvent(&independent, "events[0]", fuzzClock, false)
 		resp, err := ff.c.AcceptEvents(context.Background(), "a", &protocol.EventBatch{Events: []protocol.Event{e}})
 		if verdict == nil && independent.AgentUID != "a" {
-			var re *RequestError
-			if !errors.As(err, &re) || re.Status != 403 {
+			re := apperr.As(err)
+			if re == nil || httpStatus(re) != 403 {
 				t.Fatalf("an event of another agent: %v, want 403", err)
 			}
 			return
@@ -288,9 +288,9 @@ func FuzzGRPCEvents(f *testing.F) {
 			t.Fatalf("AcceptEvents %v, protocol %v", err, verdict)
 		}
 		if err != nil {
-			var re *RequestError
+			re := apperr.As(err)
 			var fe *apperr.FieldError
-			if !errors.As(err, &re) || !errors.As(verdict, &fe) || re.Status != 400 || re.Field != fe.Field {
+			if re == nil || !errors.As(verdict, &fe) || httpStatus(re) != 400 || re.Field != fe.Field {
 				t.Fatalf("refusal %v does not name %v", err, verdict)
 			}
 			if code, field := grpcField(t, grpcError(err)); code.String() != "InvalidArgument" || field != fe.Field {
@@ -305,4 +305,10 @@ func FuzzGRPCEvents(f *testing.F) {
 			t.Fatalf("acknowledged %s not buffered: %v", resp.Events[0].EventID, err)
 		}
 	})
+}
+
+// httpStatus is the HTTP status the collector answers a coded error with.
+func httpStatus(e *apperr.Error) int {
+	s, _ := errorResponse(e)
+	return s
 }
