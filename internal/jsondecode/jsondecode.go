@@ -51,12 +51,31 @@ type Detail struct {
 	Err      error  // the JSON library's or the reader's error
 }
 
-// Error implements error.
-func (d *Detail) Error() string {
-	if d.Err != nil {
-		return d.Err.Error()
+// Error implements error: the kind only (the coded error's message holds
+// the library's text; Unwrap reaches its error).
+func (d *Detail) Error() string { return "json: " + d.Kind.String() }
+
+// String names the kind.
+func (k Kind) String() string {
+	switch k {
+	case KindEmpty:
+		return "empty body"
+	case KindTruncated:
+		return "truncated"
+	case KindSyntax:
+		return "syntax error"
+	case KindTrailing:
+		return "trailing data"
+	case KindType:
+		return "wrong type"
+	case KindValue:
+		return "invalid value"
+	case KindUnknownField:
+		return "unknown field"
+	case KindTooLarge:
+		return "too large"
 	}
-	return fmt.Sprintf("json decode failure %d at %q", d.Kind, d.Field)
+	return fmt.Sprintf("kind %d", int(k))
 }
 
 // Unwrap returns the underlying error.

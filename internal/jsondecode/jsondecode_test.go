@@ -85,6 +85,9 @@ func checkErr(t *testing.T, err error, code apperr.Code, kind Kind, field, msgHa
 	if !strings.Contains(ae.Message, msgHas) {
 		t.Fatalf("message %q does not contain %q", ae.Message, msgHas)
 	}
+	if want := string(code) + ": "; !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "json: "+kind.String()) {
+		t.Fatalf("Error() = %q", err.Error())
+	}
 }
 
 func TestDecodeTooLarge(t *testing.T) {
