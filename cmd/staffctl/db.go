@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
@@ -91,13 +92,13 @@ func resolveOrg(ctx context.Context, svc *accounts.Service, org string) (int64, 
 	}
 	if id, err := strconv.ParseInt(org, 10, 64); err == nil {
 		if id <= 0 {
-			return 0, &accounts.FieldError{Field: "org", Message: "must be a positive id or a slug"}
+			return 0, &apperr.FieldError{Field: "org", Message: "must be a positive id or a slug"}
 		}
 		return id, nil
 	}
 	o, err := svc.OrganizationBySlug(ctx, adminActor(), org)
 	if errors.Is(err, accounts.ErrNotFound) {
-		return 0, &accounts.FieldError{Field: "org", Message: fmt.Sprintf("no organisation with slug %q", org)}
+		return 0, &apperr.FieldError{Field: "org", Message: fmt.Sprintf("no organisation with slug %q", org)}
 	}
 	return o.ID, err
 }

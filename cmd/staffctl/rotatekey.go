@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -61,7 +62,7 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		if !belongs {
-			return &accounts.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s in organisation %d", id, orgID)}
+			return &apperr.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s in organisation %d", id, orgID)}
 		}
 	}
 	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
@@ -72,7 +73,7 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 	c, err := q.Enqueue(ctx, tenant, commandqueue.NewCommand{GatewayID: id, Type: protocol.CommandRotateAPIKey, Payload: payload,
 		Priority: 10, TTL: *ttl, CreatedBy: "staffctl"})
 	if errors.Is(err, commandqueue.ErrNotFound) {
-		return &accounts.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s (or it is revoked)", id)}
+		return &apperr.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s (or it is revoked)", id)}
 	}
 	if err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 )
 
 // The fuzz targets decode as the two sides do: the collector with JSON v2
@@ -22,12 +24,12 @@ func decodeAsCollector(data []byte, v any) error {
 	return jsonv2.Unmarshal(data, v, jsonv2.MatchCaseInsensitiveNames(true))
 }
 
-// checkFieldError asserts err is a *FieldError naming a field under prefix.
+// checkFieldError asserts err is a *apperr.FieldError naming a field under prefix.
 func checkFieldError(t *testing.T, err error, prefix string) {
 	t.Helper()
-	var fe *FieldError
+	var fe *apperr.FieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("error %v (%T) is not a *FieldError", err, err)
+		t.Fatalf("error %v (%T) is not a *apperr.FieldError", err, err)
 	}
 	if fe.Field == "" || !strings.HasPrefix(fe.Field, prefix) || fe.Message == "" {
 		t.Fatalf("field error %+v does not name a field under %q", fe, prefix)
@@ -73,7 +75,7 @@ func agentEventSeeds(f *testing.F) {
 }
 
 // FuzzValidateAgentEvent: validation never panics, refuses with a
-// *FieldError naming the field, is idempotent, and what it accepts is
+// *apperr.FieldError naming the field, is idempotent, and what it accepts is
 // storable text within range that survives the gateway's re-encoding and is
 // accepted again at the cloud.
 func FuzzValidateAgentEvent(f *testing.F) {

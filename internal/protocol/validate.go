@@ -10,20 +10,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 )
 
-// FieldError is a validation failure of one field. Field is a JSON path such
-// as events[3].user_sid.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-// Error implements error.
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
-
-func fieldErr(field, format string, a ...any) *FieldError {
-	return &FieldError{Field: field, Message: fmt.Sprintf(format, a...)}
+func fieldErr(field, format string, a ...any) *apperr.FieldError {
+	return &apperr.FieldError{Field: field, Message: fmt.Sprintf(format, a...)}
 }
 
 // Retention horizons: the oldest event each table keeps (the cloud drops
@@ -81,7 +73,7 @@ func CanonicalEventID(id string) (string, bool) {
 // CheckText validates a text field as PostgreSQL's text columns (UTF8
 // encoding) store it: valid UTF-8 (no invalid code points, no surrogates),
 // no NUL character (U+0000, which PostgreSQL refuses), at most max
-// characters, and present when required. It returns nil or a *FieldError
+// characters, and present when required. It returns nil or a *apperr.FieldError
 // naming field.
 func CheckText(field, v string, required bool, max int) error {
 	if err := checkText(field, v, required, max); err != nil {
@@ -90,7 +82,7 @@ func CheckText(field, v string, required bool, max int) error {
 	return nil
 }
 
-func checkText(field, v string, required bool, max int) *FieldError {
+func checkText(field, v string, required bool, max int) *apperr.FieldError {
 	if v == "" {
 		if required {
 			return fieldErr(field, "is required")
@@ -112,7 +104,7 @@ func checkText(field, v string, required bool, max int) *FieldError {
 // checkTime refuses a missing time, one older than maxAge before now (the
 // retention horizon of the event's table) and one more than MaxEventFuture
 // ahead of now.
-func checkTime(field string, t, now time.Time, maxAge time.Duration, what string) *FieldError {
+func checkTime(field string, t, now time.Time, maxAge time.Duration, what string) *apperr.FieldError {
 	if t.IsZero() {
 		return fieldErr(field, "is required (RFC 3339)")
 	}
@@ -125,7 +117,7 @@ func checkTime(field string, t, now time.Time, maxAge time.Duration, what string
 	return nil
 }
 
-func checkInt32(field string, v int64, min int64) *FieldError {
+func checkInt32(field string, v int64, min int64) *apperr.FieldError {
 	if v < min || v > math.MaxInt32 {
 		return fieldErr(field, "must be between %d and %d", min, math.MaxInt32)
 	}
@@ -172,7 +164,7 @@ func ValidateEventBatch(b *EventBatch, now time.Time) error {
 // Every rule mirrors what the cloud's tables store (docs/protocol.md §1.2):
 // text without NUL, times within the type's retention horizon
 // (MaxEventAge) and at most MaxEventFuture ahead of now, numbers within
-// their column's range. Errors are *FieldError.
+// their column's range. Errors are *apperr.FieldError.
 func ValidateAgentEvent(e *Event, path string, now time.Time, allowScreenshot bool) error {
 	if err := validateAgentEvent(e, path, now, allowScreenshot); err != nil {
 		return err
@@ -180,7 +172,7 @@ func ValidateAgentEvent(e *Event, path string, now time.Time, allowScreenshot bo
 	return nil
 }
 
-func validateAgentEvent(e *Event, path string, now time.Time, allowScreenshot bool) *FieldError {
+func validateAgentEvent(e *Event, path string, now time.Time, allowScreenshot bool) *apperr.FieldError {
 	p := func(name string) string { return joinPath(path, name) }
 	if e.EventID != "" {
 		id, ok := CanonicalEventID(e.EventID)
@@ -316,7 +308,7 @@ func ValidateDeviceEventAt(e *DeviceEvent, path string, now time.Time) error {
 	return nil
 }
 
-func validateDeviceEvent(e *DeviceEvent, path string) *FieldError {
+func validateDeviceEvent(e *DeviceEvent, path string) *apperr.FieldError {
 	p := func(name string) string { return joinPath(path, name) }
 	if e.EventID != "" {
 		id, ok := CanonicalEventID(e.EventID)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 )
 
 var testNow = time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
@@ -27,7 +29,7 @@ func validEvent(typ string) Event {
 	return e
 }
 
-// wantField asserts err is a *FieldError naming field ("" for no error).
+// wantField asserts err is a *apperr.FieldError naming field ("" for no error).
 func wantField(t *testing.T, err error, field string) {
 	t.Helper()
 	if field == "" {
@@ -36,9 +38,9 @@ func wantField(t *testing.T, err error, field string) {
 		}
 		return
 	}
-	var fe *FieldError
+	var fe *apperr.FieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("error %v (%T) is not a *FieldError; want field %s", err, err, field)
+		t.Fatalf("error %v (%T) is not a *apperr.FieldError; want field %s", err, err, field)
 	}
 	if fe.Field != field {
 		t.Fatalf("field %q (%s), want %q", fe.Field, fe.Message, field)

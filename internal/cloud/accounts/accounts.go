@@ -20,19 +20,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts/accountsdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
-
-// FieldError is bad input, naming the field at fault. HTTP handlers answer
-// it with a 4xx; staffctl prints it.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // ErrNotFound means the row does not exist or is not visible to the actor;
 // the two are deliberately indistinguishable.
@@ -118,23 +110,23 @@ func Slugify(name string) string {
 func (s *Service) CreateOrganization(ctx context.Context, actor Actor, name, slug string) (Organization, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return Organization{}, &FieldError{"name", "is required"}
+		return Organization{}, &apperr.FieldError{Field: "name", Message: "is required"}
 	}
 	if utf8.RuneCountInString(name) > 255 {
-		return Organization{}, &FieldError{"name", "must be at most 255 characters"}
+		return Organization{}, &apperr.FieldError{Field: "name", Message: "must be at most 255 characters"}
 	}
 	if slug == "" {
 		slug = Slugify(name)
 	}
 	if !validSlug(slug) {
-		return Organization{}, &FieldError{"slug", "must be 1-63 lower-case letters, digits or hyphens, starting with a letter or digit"}
+		return Organization{}, &apperr.FieldError{Field: "slug", Message: "must be 1-63 lower-case letters, digits or hyphens, starting with a letter or digit"}
 	}
 	var o Organization
 	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
 		r, err := accountsdb.New(tx).CreateOrganization(ctx, accountsdb.CreateOrganizationParams{Name: name, Slug: slug})
 		o = Organization(r)
 		if isUniqueViolation(err) {
-			return &FieldError{"slug", fmt.Sprintf("an organisation with slug %q exists already", slug)}
+			return &apperr.FieldError{Field: "slug", Message: fmt.Sprintf("an organisation with slug %q exists already", slug)}
 		}
 		if err != nil {
 			return fmt.Errorf("insert organisation: %w", err)
@@ -196,24 +188,24 @@ type NewUser struct {
 func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User, error) {
 	email := strings.ToLower(strings.TrimSpace(in.Email))
 	if email == "" {
-		return User{}, &FieldError{"email", "is required"}
+		return User{}, &apperr.FieldError{Field: "email", Message: "is required"}
 	}
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 255 {
-		return User{}, &FieldError{"email", fmt.Sprintf("%q is not a valid e-mail address", in.Email)}
+		return User{}, &apperr.FieldError{Field: "email", Message: fmt.Sprintf("%q is not a valid e-mail address", in.Email)}
 	}
 	role, err := postgres.ParseAppRole(in.Role)
 	if err != nil {
-		return User{}, &FieldError{"role", err.Error()}
+		return User{}, &apperr.FieldError{Field: "role", Message: err.Error()}
 	}
 	switch {
 	case role == postgres.AppAdmin && in.OrganizationID != 0:
-		return User{}, &FieldError{"organization", "a platform ADMIN belongs to no organisation; leave it out"}
+		return User{}, &apperr.FieldError{Field: "organization", Message: "a platform ADMIN belongs to no organisation; leave it out"}
 	case role != postgres.AppAdmin && in.OrganizationID == 0:
-		return User{}, &FieldError{"organization", "is required for role " + string(role)}
+		return User{}, &apperr.FieldError{Field: "organization", Message: "is required for role " + string(role)}
 	}
 	hash, err := auth.HashPassword(in.Password)
 	if err != nil {
-		return User{}, &FieldError{"password", err.Error()}
+		return User{}, &apperr.FieldError{Field: "password", Message: err.Error()}
 	}
 	u := User{OrganizationID: in.OrganizationID, Email: email, Role: role}
 	err = postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
@@ -230,7 +222,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User
 		u.ID, err = accountsdb.New(tx).CreateUser(ctx, accountsdb.CreateUserParams{OrganizationID: org, Email: email, PasswordHash: hash,
 			Role: string(role)})
 		if isUniqueViolation(err) {
-			return &FieldError{"email", fmt.Sprintf("a user with e-mail %q exists already", email)}
+			return &apperr.FieldError{Field: "email", Message: fmt.Sprintf("a user with e-mail %q exists already", email)}
 		}
 		if err != nil {
 			return fmt.Errorf("insert user: %w", err)
@@ -256,15 +248,15 @@ func (s *Service) RegisterGateway(ctx context.Context, actor Actor, orgID int64,
 	serial = strings.TrimSpace(serial)
 	switch {
 	case orgID <= 0:
-		return Registration{}, &FieldError{"organization", "is required"}
+		return Registration{}, &apperr.FieldError{Field: "organization", Message: "is required"}
 	case serial == "":
-		return Registration{}, &FieldError{"serial", "is required"}
+		return Registration{}, &apperr.FieldError{Field: "serial", Message: "is required"}
 	case len(serial) > 255:
-		return Registration{}, &FieldError{"serial", "must be at most 255 characters"}
+		return Registration{}, &apperr.FieldError{Field: "serial", Message: "must be at most 255 characters"}
 	case len(name) > 255:
-		return Registration{}, &FieldError{"name", "must be at most 255 characters"}
+		return Registration{}, &apperr.FieldError{Field: "name", Message: "must be at most 255 characters"}
 	case ttl < time.Minute || ttl > 30*24*time.Hour:
-		return Registration{}, &FieldError{"ttl", "must be between 1m and 720h"}
+		return Registration{}, &apperr.FieldError{Field: "ttl", Message: "must be between 1m and 720h"}
 	}
 	token, hash, err := auth.NewSecret(auth.PrefixProvisioningToken)
 	if err != nil {
@@ -283,7 +275,7 @@ func (s *Service) RegisterGateway(ctx context.Context, actor Actor, orgID int64,
 		var err error
 		r.GatewayID, err = q.CreateGateway(ctx, accountsdb.CreateGatewayParams{OrganizationID: orgID, Serial: serial, Name: nameArg})
 		if isUniqueViolation(err) {
-			return &FieldError{"serial", fmt.Sprintf("a gateway with serial %q is registered already in this organisation", serial)}
+			return &apperr.FieldError{Field: "serial", Message: fmt.Sprintf("a gateway with serial %q is registered already in this organisation", serial)}
 		}
 		if err != nil {
 			return fmt.Errorf("insert gateway: %w", err)
@@ -303,7 +295,7 @@ func orgVisible(ctx context.Context, tx pgx.Tx, orgID int64) error {
 		return fmt.Errorf("look up organisation: %w", err)
 	}
 	if !exists {
-		return &FieldError{"organization", fmt.Sprintf("organisation %d does not exist", orgID)}
+		return &apperr.FieldError{Field: "organization", Message: fmt.Sprintf("organisation %d does not exist", orgID)}
 	}
 	return nil
 }

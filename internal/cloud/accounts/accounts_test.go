@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -41,7 +42,7 @@ func TestCreateOrganizationValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := svc.CreateOrganization(ctx, admin, tt.orgName, tt.slug)
-		var fe *accounts.FieldError
+		var fe *apperr.FieldError
 		if !errors.As(err, &fe) || fe.Field != tt.field {
 			t.Errorf("%s: err = %v, want a FieldError on %q", tt.name, err, tt.field)
 		}
@@ -54,7 +55,7 @@ func TestCreateOrganizationValidation(t *testing.T) {
 		t.Fatalf("created %+v", o)
 	}
 	_, err = svc.CreateOrganization(ctx, admin, "Acme again", "acme-corp-ltd")
-	var fe *accounts.FieldError
+	var fe *apperr.FieldError
 	if !errors.As(err, &fe) || fe.Field != "slug" {
 		t.Fatalf("duplicate slug: err = %v", err)
 	}
@@ -88,7 +89,7 @@ func TestCreateUserAndRegisterGateway(t *testing.T) {
 	}
 	for _, tt := range bad {
 		_, err := svc.CreateUser(ctx, admin, tt.in)
-		var fe *accounts.FieldError
+		var fe *apperr.FieldError
 		if !errors.As(err, &fe) || fe.Field != tt.field {
 			t.Errorf("%s: err = %v, want a FieldError on %q", tt.name, err, tt.field)
 		}
@@ -105,7 +106,7 @@ func TestCreateUserAndRegisterGateway(t *testing.T) {
 	// organisation: the other organisation is invisible to it.
 	orgAdmin := accounts.Actor{Name: "alpha-admin", Tenant: postgres.Tenant{OrganizationID: a.ID, Role: postgres.AppOrgAdmin}}
 	_, err = svc.RegisterGateway(ctx, orgAdmin, b.ID, "GW-X", "", time.Hour)
-	var fe *accounts.FieldError
+	var fe *apperr.FieldError
 	if !errors.As(err, &fe) || fe.Field != "organization" {
 		t.Fatalf("cross-organisation registration: err = %v, want organization field error", err)
 	}

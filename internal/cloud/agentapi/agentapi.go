@@ -5,7 +5,6 @@
 package agentapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,11 +16,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
@@ -74,32 +75,19 @@ func NewServer(d Deps) http.Handler {
 	return mux
 }
 
-func writeError(w http.ResponseWriter, code int, e protocol.ErrorResponse) {
-	service.WriteJSON(w, code, e)
-}
-
 // provisionHandler exchanges a one-time provisioning token for an API key.
 func provisionHandler(d Deps) http.HandlerFunc {
+	// encoding/json decoded this body before jsondecode: Lenient keeps what
+	// it accepted (duplicate names, invalid UTF-8 replaced).
+	body := jsondecode.New(jsondecode.IgnoreUnknownFields(), jsondecode.CaseInsensitiveNames(), jsondecode.Lenient())
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.ProvisionRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		if err := dec.Decode(&req); err != nil {
-			var te *json.UnmarshalTypeError
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeError(w, http.StatusRequestEntityTooLarge, protocol.ErrorResponse{Error: protocol.ErrCodeTooLarge,
-					Message: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)})
-				return
-			}
-			if errors.As(err, &te) {
-				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: te.Field, Message: "has the wrong type"})
-				return
-			}
-			writeError(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeMalformed, Message: "body is not valid JSON"})
+		if err := body.Decode(http.MaxBytesReader(w, r.Body, 64<<10), &req); err != nil {
+			service.WriteError(w, err)
 			return
 		}
 		if req.OrganizationID <= 0 {
-			writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "organization_id", Message: "is required"})
+			service.WriteError(w, apperr.Field("organization_id", "is required"))
 			return
 		}
 		// The same text rules as every other field the cloud stores: a NUL
@@ -108,9 +96,7 @@ func provisionHandler(d Deps) http.HandlerFunc {
 			{"hostname", req.Hostname}, {"version", req.Version}} {
 			required := f.name == "provisioning_token" || f.name == "serial"
 			if err := protocol.CheckText(f.name, f.v, required, protocol.MaxShortField); err != nil {
-				var fe *protocol.FieldError
-				errors.As(err, &fe)
-				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: fe.Field, Message: fe.Message})
+				service.WriteError(w, err)
 				return
 			}
 		}
@@ -129,8 +115,8 @@ func provisionHandler(d Deps) http.HandlerFunc {
 				reason = auth.ReasonMalformed
 			}
 			d.Throttle.Fail(att, reason)
-			writeError(w, http.StatusUnauthorized, protocol.ErrorResponse{Error: protocol.ErrCodeUnauthorized, Field: "provisioning_token",
-				Message: "unknown, expired or already used provisioning token, or it does not match this organisation and serial"})
+			service.WriteError(w, apperr.New(apperr.Unauthenticated, "provisioning_token",
+				"unknown, expired or already used provisioning token, or it does not match this organisation and serial"))
 			return
 		}
 		// A spent token is worth nothing: the attempt ends without being
@@ -138,7 +124,7 @@ func provisionHandler(d Deps) http.HandlerFunc {
 		d.Throttle.Done(att)
 		if err != nil {
 			d.Logger.ErrorContext(r.Context(), "provisioning failed", "err", err)
-			writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable; retry"})
+			service.WriteError(w, unavailable())
 			return
 		}
 		d.Logger.InfoContext(r.Context(), "gateway provisioned", "gateway", gw.ID, "organization", gw.OrganizationID)
@@ -149,4 +135,10 @@ func provisionHandler(d Deps) http.HandlerFunc {
 func ping(w http.ResponseWriter, r *http.Request) {
 	gw, _ := auth.GatewayFrom(r.Context())
 	service.WriteJSON(w, http.StatusOK, protocol.PingResponse{GatewayID: gw.ID.String(), OrganizationID: gw.OrganizationID, ServerTime: time.Now().UTC()})
+}
+
+// unavailable is the answer to a failure a retry may cure (logged by the
+// caller).
+func unavailable() error {
+	return apperr.New(apperr.Unavailable, "", "temporarily unavailable; retry")
 }

@@ -1,16 +1,15 @@
 package agentapi
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -22,7 +21,7 @@ func enrolmentHandler(e *enrolment.Service, log *slog.Logger) http.HandlerFunc {
 		v, err := e.Verifier(r.Context(), gw.OrganizationID)
 		if err != nil {
 			log.ErrorContext(r.Context(), "enrolment verifier", "err", err, "gateway", gw.ID)
-			writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable; retry"})
+			service.WriteError(w, unavailable())
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -33,16 +32,17 @@ func enrolmentHandler(e *enrolment.Service, log *slog.Logger) http.HandlerFunc {
 // agentEnrolledHandler serves POST /v2/gateway/agents: the gateway reports
 // an agent enrolled at it (204); 422 names a bad field.
 func agentEnrolledHandler(e *enrolment.Service, log *slog.Logger) http.HandlerFunc {
+	body := jsondecode.New(jsondecode.IgnoreUnknownFields(), jsondecode.CaseInsensitiveNames(), jsondecode.Lenient())
 	return func(w http.ResponseWriter, r *http.Request) {
 		gw, _ := auth.GatewayFrom(r.Context())
 		var a protocol.AgentEnrolled
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&a); err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeError(w, http.StatusRequestEntityTooLarge, protocol.ErrorResponse{Error: protocol.ErrCodeTooLarge, Message: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)})
-				return
+		if err := body.Decode(http.MaxBytesReader(w, r.Body, 16<<10), &a); err != nil {
+			// This route answers every decode failure but size 400
+			// malformed_body, a wrong type included.
+			if e := apperr.As(err); e != nil && e.Code != apperr.TooLarge {
+				err = &apperr.Error{Code: apperr.Malformed, Field: e.Field, Message: "body is not a valid agent report: " + e.Message, Err: err}
 			}
-			writeError(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeMalformed, Message: "body is not a valid agent report: " + err.Error()})
+			service.WriteError(w, err)
 			return
 		}
 		for _, f := range []struct {
@@ -50,17 +50,17 @@ func agentEnrolledHandler(e *enrolment.Service, log *slog.Logger) http.HandlerFu
 			required bool
 		}{{"agent_uid", a.AgentUID, true}, {"computer_name", a.ComputerName, false}} {
 			if err := protocol.CheckText(f.name, f.v, f.required, protocol.MaxShortField); err != nil {
-				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: f.name, Message: err.Error()})
+				service.WriteError(w, apperr.Field(f.name, "%s", err.Error()))
 				return
 			}
 		}
 		if a.EnrolledAt.IsZero() || a.EnrolledAt.After(time.Now().Add(time.Hour)) {
-			writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "enrolled_at", Message: "must be a time not in the future"})
+			service.WriteError(w, apperr.Field("enrolled_at", "must be a time not in the future"))
 			return
 		}
 		if err := e.RecordAgent(r.Context(), gw.OrganizationID, gw.ID, a); err != nil {
 			log.ErrorContext(r.Context(), "record agent enrolment", "err", err, "gateway", gw.ID)
-			writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable; retry"})
+			service.WriteError(w, unavailable())
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -1,7 +1,6 @@
 package agentapi
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,8 +10,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -20,36 +21,31 @@ import (
 // for the gateway that asks with its current key. The answer carries the
 // key once; only its hash is stored.
 func rotateKeyHandler(gws *auth.Gateways, logger *slog.Logger) http.HandlerFunc {
+	dec := jsondecode.New(jsondecode.IgnoreUnknownFields(), jsondecode.CaseInsensitiveNames(), jsondecode.Lenient())
 	return func(w http.ResponseWriter, r *http.Request) {
 		gw, _ := auth.GatewayFrom(r.Context())
 		var req protocol.KeyRotateRequest
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 		if err != nil {
-			writeError(w, http.StatusRequestEntityTooLarge, protocol.ErrorResponse{Error: protocol.ErrCodeTooLarge, Message: "body over 64 KiB"})
+			service.WriteError(w, apperr.New(apperr.TooLarge, "", "body over 64 KiB"))
 			return
 		}
 		if len(strings.TrimSpace(string(body))) > 0 {
-			if err := json.Unmarshal(body, &req); err != nil {
-				var te *json.UnmarshalTypeError
-				if errors.As(err, &te) {
-					writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: te.Field, Message: "has the wrong type"})
-					return
-				}
-				writeError(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeMalformed, Message: "body is not valid JSON"})
+			if err := dec.Unmarshal(body, &req); err != nil {
+				service.WriteError(w, err)
 				return
 			}
 		}
 		commandID := uuid.Nil
 		if req.CommandID != "" {
 			if commandID, err = uuid.Parse(req.CommandID); err != nil {
-				writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "command_id", Message: "must be a command id (UUID)"})
+				service.WriteError(w, apperr.Field("command_id", "must be a command id (UUID)"))
 				return
 			}
 		}
 		overlap := time.Duration(req.OverlapSeconds) * time.Second
 		if req.OverlapSeconds != 0 && (overlap < auth.MinKeyOverlap || overlap > auth.MaxKeyOverlap) {
-			writeError(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "overlap_seconds",
-				Message: "must be between 60 and 604800"})
+			service.WriteError(w, apperr.Field("overlap_seconds", "must be between 60 and 604800"))
 			return
 		}
 		rot, err := gws.RotateKey(r.Context(), gw, r.Header.Get(protocol.HeaderAPIKey), commandID, overlap)
@@ -94,15 +90,14 @@ func confirmKeyHandler(gws *auth.Gateways, logger *slog.Logger) http.HandlerFunc
 func writeKeyError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, step string, err error) {
 	switch {
 	case errors.Is(err, auth.ErrUnauthorized):
-		writeError(w, http.StatusUnauthorized, protocol.ErrorResponse{Error: protocol.ErrCodeUnauthorized, Field: protocol.HeaderAPIKey, Message: "unknown or revoked API key"})
+		err = apperr.New(apperr.Unauthenticated, protocol.HeaderAPIKey, "unknown or revoked API key")
 	case errors.Is(err, auth.ErrCommandNotFound):
-		writeError(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "command_id", Message: "no such rotate_api_key command for this gateway"})
+		err = apperr.New(apperr.NotFound, "command_id", "no such rotate_api_key command for this gateway")
 	case errors.Is(err, auth.ErrKeyConflict):
-		writeError(w, http.StatusConflict, protocol.ErrorResponse{Error: protocol.ErrCodeKeyConflict,
-			Message: strings.TrimPrefix(err.Error(), auth.ErrKeyConflict.Error()+": ")})
+		err = apperr.New(apperr.Conflict, "", "%s", strings.TrimPrefix(err.Error(), auth.ErrKeyConflict.Error()+": ")).WithReason(protocol.ErrCodeKeyConflict)
 	default:
 		logger.ErrorContext(r.Context(), "gateway api key rotation failed", "step", step, "err", err)
-		w.Header().Set(protocol.HeaderRetryAfter, "5")
-		writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable; retry"})
+		err = &apperr.Error{Code: apperr.Unavailable, Message: "temporarily unavailable; retry", RetryAfter: 5 * time.Second, Err: err}
 	}
+	service.WriteError(w, err)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -22,18 +23,18 @@ func policyHandler(db *pgxpool.Pool) http.HandlerFunc {
 		gw, _ := auth.GatewayFrom(r.Context())
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id <= 0 {
-			writeError(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "id", Message: "must be a policy id"})
+			service.WriteError(w, apperr.New(apperr.Malformed, "id", "must be a policy id").WithReason(protocol.ErrCodeValidation))
 			return
 		}
 		version := r.URL.Query().Get("version")
 		doc, err := policy.Released(r.Context(), db, postgres.Tenant{OrganizationID: gw.OrganizationID}, id, version)
 		if errors.Is(err, policy.ErrNotFound) {
 			// Another organisation's policy is as absent as a missing one.
-			writeError(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "id", Message: "no such policy version"})
+			service.WriteError(w, apperr.New(apperr.NotFound, "id", "no such policy version"))
 			return
 		}
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable"})
+			service.WriteError(w, apperr.New(apperr.Unavailable, "", "temporarily unavailable"))
 			return
 		}
 		etag := `"` + doc.Checksum + `"`

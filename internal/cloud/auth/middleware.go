@@ -2,13 +2,15 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
@@ -99,10 +101,7 @@ func RequireGateway(g *Gateways, lim *throttle.Limiter, proxies []netip.Prefix, 
 		if err != nil {
 			lim.Done(att)
 			logger.ErrorContext(r.Context(), "gateway authentication failed", "err", err)
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set(protocol.HeaderRetryAfter, "5")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "authentication is temporarily unavailable"})
+			service.WriteError(w, &apperr.Error{Code: apperr.Unavailable, Message: "authentication is temporarily unavailable", RetryAfter: 5 * time.Second, Err: err})
 			return
 		}
 		lim.Succeed(att)
@@ -111,7 +110,5 @@ func RequireGateway(g *Gateways, lim *throttle.Limiter, proxies []netip.Prefix, 
 }
 
 func writeUnauthorized(w http.ResponseWriter, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnauthorized)
-	_ = json.NewEncoder(w).Encode(protocol.ErrorResponse{Error: protocol.ErrCodeUnauthorized, Field: protocol.HeaderAPIKey, Message: msg})
+	service.WriteError(w, apperr.New(apperr.Unauthenticated, protocol.HeaderAPIKey, "%s", msg))
 }

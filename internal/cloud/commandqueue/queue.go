@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue/commandqueuedb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -112,11 +113,6 @@ type Command struct {
 	Error       *string         `json:"error,omitempty"`
 }
 
-// FieldError is bad input to Enqueue, naming the field.
-type FieldError struct{ Field, Message string }
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
-
 func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
 
 // Enqueue adds a command for one gateway of the tenant's organisation. A
@@ -137,13 +133,13 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 	switch c.Type {
 	case protocol.CommandPolicyUpdate, protocol.CommandRestartAgent, protocol.CommandDeviceCommand, protocol.CommandRotateAPIKey, protocol.CommandReplayDeadLetters, protocol.CommandRevokeAgent:
 	default:
-		return Command{}, &FieldError{"type", fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent)", c.Type)}
+		return Command{}, &apperr.FieldError{Field: "type", Message: fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent)", c.Type)}
 	}
 	if len(c.Payload) == 0 {
 		c.Payload = json.RawMessage(`{}`)
 	}
 	if !json.Valid(c.Payload) || c.Payload[0] != '{' {
-		return Command{}, &FieldError{"payload", "must be a JSON object"}
+		return Command{}, &apperr.FieldError{Field: "payload", Message: "must be a JSON object"}
 	}
 	if c.Type == protocol.CommandRotateAPIKey {
 		if err := checkRotatePayload(c.Payload); err != nil {
@@ -154,13 +150,13 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 		c.MaxAttempts = 3
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
-		return Command{}, &FieldError{"max_attempts", "must be between 1 and 100"}
+		return Command{}, &apperr.FieldError{Field: "max_attempts", Message: "must be between 1 and 100"}
 	}
 	if c.TTL == 0 {
 		c.TTL = 24 * time.Hour
 	}
 	if c.TTL < time.Second || c.TTL > 30*24*time.Hour {
-		return Command{}, &FieldError{"ttl", "must be between 1s and 720h"}
+		return Command{}, &apperr.FieldError{Field: "ttl", Message: "must be between 1s and 720h"}
 	}
 	out := Command{GatewayID: c.GatewayID, Type: c.Type, Payload: c.Payload, Priority: c.Priority, Status: StatusPending, MaxAttempts: c.MaxAttempts}
 	q := commandqueuedb.New(tx)
@@ -377,15 +373,15 @@ func nullUUID(id uuid.UUID) *uuid.UUID {
 func checkRotatePayload(payload json.RawMessage) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &fields); err != nil {
-		return &FieldError{"payload", "must be a JSON object"}
+		return &apperr.FieldError{Field: "payload", Message: "must be a JSON object"}
 	}
 	for k, v := range fields {
 		if k != "overlap_seconds" {
-			return &FieldError{"payload." + k, "is not allowed in rotate_api_key (only overlap_seconds; the gateway fetches its new key itself, so no key travels in a command)"}
+			return &apperr.FieldError{Field: "payload." + k, Message: "is not allowed in rotate_api_key (only overlap_seconds; the gateway fetches its new key itself, so no key travels in a command)"}
 		}
 		var n int64
 		if err := json.Unmarshal(v, &n); err != nil || n < 0 {
-			return &FieldError{"payload.overlap_seconds", "must be a non-negative whole number of seconds"}
+			return &apperr.FieldError{Field: "payload.overlap_seconds", Message: "must be a non-negative whole number of seconds"}
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"sync"
 	"testing"
@@ -155,7 +156,7 @@ func TestAnotherOrganisationsGatewayNeverGetsACommand(t *testing.T) {
 		{commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRotateAPIKey, Payload: json.RawMessage(`{"overlap_seconds":"1h"}`)}, "payload.overlap_seconds"},
 	}
 	for _, b := range bad {
-		var fe *commandqueue.FieldError
+		var fe *apperr.FieldError
 		if _, err := f.enq.Enqueue(ctx, f.ta, b.cmd); !errors.As(err, &fe) || fe.Field != b.field {
 			t.Errorf("%+v: %v, want a field error on %s", b.cmd, err, b.field)
 		}

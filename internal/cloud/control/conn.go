@@ -3,13 +3,13 @@ package control
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -106,8 +106,7 @@ func (c *conn) readLoop(ctx context.Context) {
 			if err != nil {
 				return
 			}
-			ce = &protocol.ControlError{Code: protocol.ErrCodeTooLarge,
-				Message: fmt.Sprintf("a message of %d bytes; the limit is %d", int64(len(data))+n, maxMessage)}
+			ce = errorFrame("", "", apperr.New(apperr.TooLarge, "", "a message of %d bytes; the limit is %d", int64(len(data))+n, maxMessage))
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
 		if ce == nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control/controldb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -68,6 +69,10 @@ type Hub struct {
 	logger *slog.Logger
 	opts   Options
 	up     websocket.Upgrader
+	// json decodes inbound messages and REST acknowledgements as
+	// encoding/json did (Lenient, names case-insensitive, unknown members
+	// ignored).
+	json *jsondecode.Decoder
 
 	mu      sync.Mutex
 	conns   map[uuid.UUID]*conn
@@ -90,6 +95,7 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *commandqueue.Queue, logger
 	opts = opts.withDefaults()
 	h := &Hub{db: db, gws: gws, queue: queue, logger: logger, opts: opts,
 		up:      websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
+		json:    jsondecode.New(jsondecode.IgnoreUnknownFields(), jsondecode.CaseInsensitiveNames(), jsondecode.Lenient()),
 		conns:   map[uuid.UUID]*conn{},
 		waiters: map[uuid.UUID][]chan struct{}{}, waiterOrg: map[uuid.UUID]int64{},
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "control_connected_gateways",

@@ -3,7 +3,6 @@ package control
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -32,11 +32,15 @@ const (
 // answers it when it is refused, or nil when it was accepted.
 func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protocol.ControlError {
 	var env protocol.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return &protocol.ControlError{Code: protocol.ErrCodeMalformed, Message: "not a JSON envelope: " + err.Error()}
+	if err := h.json.Unmarshal(data, &env); err != nil {
+		msg := err.Error()
+		if e := apperr.As(err); e != nil {
+			msg = e.Message
+		}
+		return errorFrame("", "", apperr.New(apperr.Malformed, "", "not a JSON envelope: %s", msg))
 	}
 	refuse := func(field, msg string) *protocol.ControlError {
-		return &protocol.ControlError{Code: protocol.ErrCodeValidation, Type: env.Type, Field: field, Message: msg}
+		return errorFrame(env.Type, "", apperr.Field(field, "%s", msg))
 	}
 	if env.V != protocol.ControlVersion {
 		return refuse("v", fmt.Sprintf("unsupported envelope version %d; this server speaks %d", env.V, protocol.ControlVersion))
@@ -44,7 +48,7 @@ func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protoc
 	switch env.Type {
 	case protocol.MsgHeartbeat:
 		var hb protocol.Heartbeat
-		if ce := decodeData(env, &hb); ce != nil {
+		if ce := h.decodeData(env, &hb); ce != nil {
 			return ce
 		}
 		if field, msg := validateHeartbeat(&hb); field != "" {
@@ -57,7 +61,7 @@ func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protoc
 		return nil
 	case protocol.MsgCommandAck:
 		var a protocol.CommandAck
-		if ce := decodeData(env, &a); ce != nil {
+		if ce := h.decodeData(env, &a); ce != nil {
 			return ce
 		}
 		if field, msg := validateAck(a); field != "" {
@@ -67,8 +71,7 @@ func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protoc
 		}
 		if err := h.ack(ctx, gw, a); err != nil {
 			if errors.Is(err, commandqueue.ErrNotFound) {
-				return &protocol.ControlError{Code: protocol.ErrCodeNotFound, Type: env.Type, Field: "data.command_id", CommandID: a.CommandID,
-					Message: "no such command for this gateway"}
+				return errorFrame(env.Type, a.CommandID, apperr.New(apperr.NotFound, "data.command_id", "no such command for this gateway"))
 			}
 			return h.dbRefusal(ctx, gw, env.Type, a.CommandID, "acknowledge command", err)
 		}
@@ -79,21 +82,53 @@ func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protoc
 	return refuse("type", fmt.Sprintf("unknown message type %q (this server accepts %s and %s)", env.Type, protocol.MsgHeartbeat, protocol.MsgCommandAck))
 }
 
-// decodeData decodes an envelope's data into v, naming the field on a type
-// error.
-func decodeData(env protocol.Envelope, v any) *protocol.ControlError {
+// decodeData decodes an envelope's data into v, naming the field at fault
+// (data.<path>) when the decoder names one.
+func (h *Hub) decodeData(env protocol.Envelope, v any) *protocol.ControlError {
 	if len(env.Data) == 0 || bytes.Equal(env.Data, []byte("null")) {
-		return &protocol.ControlError{Code: protocol.ErrCodeValidation, Type: env.Type, Field: "data", Message: "is required"}
+		return errorFrame(env.Type, "", apperr.Field("data", "is required"))
 	}
-	if err := json.Unmarshal(env.Data, v); err != nil {
-		ce := &protocol.ControlError{Code: protocol.ErrCodeValidation, Type: env.Type, Field: "data", Message: "is not a valid " + env.Type + ": " + err.Error()}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			ce.Field, ce.Message = "data."+te.Field, "has the wrong type: want "+te.Type.String()
+	if err := h.json.Unmarshal(env.Data, v); err != nil {
+		e := apperr.As(err)
+		if e == nil {
+			e = &apperr.Error{Message: err.Error()}
 		}
-		return ce
+		if e.Field != "" && e.Field != "(body)" {
+			return errorFrame(env.Type, "", apperr.Field("data."+e.Field, "%s", e.Message))
+		}
+		return errorFrame(env.Type, "", apperr.Field("data", "is not a valid %s: %s", env.Type, e.Message))
 	}
 	return nil
+}
+
+// errorFrame is the control channel's one mapping from a coded error to the
+// error frame that answers a refused message: the same codes as the HTTP
+// answers (a FieldError is validation_failed; Reason, when set, replaces
+// the Code's wire code), retryable only when Unavailable.
+func errorFrame(typ, commandID string, err error) *protocol.ControlError {
+	e := apperr.As(err)
+	if e == nil {
+		e = &apperr.Error{Code: apperr.Internal, Message: "internal error"}
+	}
+	ce := &protocol.ControlError{Type: typ, CommandID: commandID, Field: e.Field, Message: e.Message}
+	switch e.Code {
+	case apperr.Invalid:
+		ce.Code = protocol.ErrCodeValidation
+	case apperr.Malformed:
+		ce.Code = protocol.ErrCodeMalformed
+	case apperr.TooLarge:
+		ce.Code = protocol.ErrCodeTooLarge
+	case apperr.NotFound:
+		ce.Code = protocol.ErrCodeNotFound
+	case apperr.Unavailable:
+		ce.Code, ce.Retryable = protocol.ErrCodeUnavailable, true
+	default:
+		ce.Code = protocol.ErrCodeInternal
+	}
+	if e.Reason != "" {
+		ce.Code = e.Reason
+	}
+	return ce
 }
 
 // cleanText reports why s cannot be stored as PostgreSQL text: invalid
@@ -171,18 +206,15 @@ func isDataError(err error) bool {
 // validation_failed when it refused the data (never retryable), else
 // unavailable and retryable. Either is logged.
 func (h *Hub) dbRefusal(ctx context.Context, gw auth.Gateway, typ, commandID, what string, err error) *protocol.ControlError {
-	ce := &protocol.ControlError{Type: typ, CommandID: commandID}
 	var pe *pgconn.PgError
 	if isDataError(err) && errors.As(err, &pe) {
-		ce.Code, ce.Field = protocol.ErrCodeValidation, "data"
+		field := "data"
 		if pe.ColumnName != "" {
-			ce.Field = "data." + pe.ColumnName
+			field = "data." + pe.ColumnName
 		}
-		ce.Message = "the database refused it: " + pe.Message
 		h.logger.WarnContext(ctx, what+": refused by the database", "gateway", gw.ID, "sqlstate", pe.Code, "err", err)
-		return ce
+		return errorFrame(typ, commandID, apperr.Field(field, "the database refused it: %s", pe.Message))
 	}
-	ce.Code, ce.Retryable, ce.Message = protocol.ErrCodeUnavailable, true, "could not be recorded just now; send it again later"
 	h.logger.ErrorContext(ctx, what+" failed", "gateway", gw.ID, "err", err)
-	return ce
+	return errorFrame(typ, commandID, apperr.Wrap(apperr.Unavailable, err, "could not be recorded just now; send it again later"))
 }

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,8 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -23,12 +24,6 @@ const maxWait = 55 * time.Second
 // timeout (HTTP_WRITE_TIMEOUT, which may be shorter than the wait).
 const answerWait = 30 * time.Second
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // ServeCommands is the REST fallback: GET /v2/gateway/commands?wait=30s
 // returns the gateway's due commands at once, or waits up to wait for one
 // to be enqueued.
@@ -38,7 +33,7 @@ func (h *Hub) ServeCommands(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > maxWait {
-			writeJSON(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "wait", Message: "must be a duration between 0s and 55s"})
+			service.WriteError(w, apperr.New(apperr.Malformed, "wait", "must be a duration between 0s and 55s").WithReason(protocol.ErrCodeValidation))
 			return
 		}
 		wait = d
@@ -78,13 +73,12 @@ func (h *Hub) ServeCommands(w http.ResponseWriter, r *http.Request) {
 		cmds, err := h.claim(ctx, gw)
 		if err != nil {
 			h.logger.ErrorContext(ctx, "claim commands", "gateway", gw.ID, "err", err)
-			w.Header().Set(protocol.HeaderRetryAfter, "5")
-			writeJSON(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable"})
+			service.WriteError(w, &apperr.Error{Code: apperr.Unavailable, Message: "temporarily unavailable", RetryAfter: 5 * time.Second, Err: err})
 			return
 		}
 		if len(cmds) > 0 || wait == 0 {
 			h.delivered.WithLabelValues("rest").Add(float64(len(cmds)))
-			writeJSON(w, http.StatusOK, protocol.CommandList{Commands: cmds})
+			service.WriteJSON(w, http.StatusOK, protocol.CommandList{Commands: cmds})
 			return
 		}
 		select {
@@ -102,43 +96,44 @@ func (h *Hub) ServeCommands(w http.ResponseWriter, r *http.Request) {
 func (h *Hub) ServeAck(w http.ResponseWriter, r *http.Request) {
 	gw, _ := auth.GatewayFrom(r.Context())
 	var a protocol.CommandAck
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&a); err != nil {
-		writeJSON(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeMalformed, Message: "body is not a JSON command_ack"})
+	if err := h.json.Decode(http.MaxBytesReader(w, r.Body, 1<<20), &a); err != nil {
+		// Every decode failure, size included, is 400 malformed_body here.
+		service.WriteError(w, apperr.Wrap(apperr.Malformed, err, "body is not a JSON command_ack"))
 		return
 	}
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil {
-		writeJSON(w, http.StatusBadRequest, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "id", Message: "must be a UUID"})
+		service.WriteError(w, apperr.New(apperr.Malformed, "id", "must be a UUID").WithReason(protocol.ErrCodeValidation))
 		return
 	}
 	if a.CommandID != "" && a.CommandID != id {
-		writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "command_id", Message: "does not match the path"})
+		service.WriteError(w, apperr.Field("command_id", "does not match the path"))
 		return
 	}
 	a.CommandID = id
 	switch a.Phase {
 	case protocol.AckReceived, protocol.AckCompleted, protocol.AckFailed:
 	default:
-		writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: "phase", Message: "must be received, completed or failed"})
+		service.WriteError(w, apperr.Field("phase", "must be received, completed or failed"))
 		return
 	}
 	if field, msg := validateAck(a); field != "" {
-		writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Field: strings.TrimPrefix(field, "data."), Message: msg})
+		service.WriteError(w, apperr.Field(strings.TrimPrefix(field, "data."), "%s", msg))
 		return
 	}
 	if err := h.ack(r.Context(), gw, a); err != nil {
 		if errors.Is(err, commandqueue.ErrNotFound) {
-			writeJSON(w, http.StatusNotFound, protocol.ErrorResponse{Error: protocol.ErrCodeNotFound, Field: "id", Message: "no such command for this gateway"})
+			service.WriteError(w, apperr.New(apperr.NotFound, "id", "no such command for this gateway"))
 			return
 		}
 		if isDataError(err) {
 			// Sending it again would fail again: not a 5xx.
 			h.logger.WarnContext(r.Context(), "acknowledge command: refused by the database", "gateway", gw.ID, "err", err)
-			writeJSON(w, http.StatusUnprocessableEntity, protocol.ErrorResponse{Error: protocol.ErrCodeValidation, Message: "the database refused the acknowledgement"})
+			service.WriteError(w, apperr.Wrap(apperr.Invalid, err, "the database refused the acknowledgement"))
 			return
 		}
 		h.logger.ErrorContext(r.Context(), "acknowledge command", "gateway", gw.ID, "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, protocol.ErrorResponse{Error: protocol.ErrCodeUnavailable, Message: "temporarily unavailable"})
+		service.WriteError(w, apperr.Wrap(apperr.Unavailable, err, "temporarily unavailable"))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment/enrolmentdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -114,10 +115,10 @@ func (s *Service) RecordAgent(ctx context.Context, orgID int64, gatewayID uuid.U
 // organisation has no gateway.
 func (s *Service) RevokeAgent(ctx context.Context, t postgres.Tenant, q *commandqueue.Queue, agentUID, createdBy string) ([]commandqueue.Command, error) {
 	if err := protocol.CheckText("agent_uid", agentUID, true, protocol.MaxShortField); err != nil {
-		return nil, &commandqueue.FieldError{Field: "agent_uid", Message: err.Error()}
+		return nil, &apperr.FieldError{Field: "agent_uid", Message: err.Error()}
 	}
 	if t.OrganizationID <= 0 {
-		return nil, &commandqueue.FieldError{Field: "organization_id", Message: "is required: an agent is revoked in one organisation"}
+		return nil, &apperr.FieldError{Field: "organization_id", Message: "is required: an agent is revoked in one organisation"}
 	}
 	payload, _ := json.Marshal(protocol.RevokeAgentPayload{AgentUID: agentUID})
 	var out []commandqueue.Command

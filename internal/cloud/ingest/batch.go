@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -13,38 +12,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest/ingestdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
-
-// httpError is a rejection: the status, the stable code, and the field at
-// fault.
-type httpError struct {
-	status int
-	code   string
-	field  string
-	msg    string
-}
-
-func (e *httpError) Error() string {
-	return fmt.Sprintf("%d %s %s: %s", e.status, e.code, e.field, e.msg)
-}
-
-func reject(status int, code, field, format string, a ...any) *httpError {
-	return &httpError{status: status, code: code, field: field, msg: fmt.Sprintf(format, a...)}
-}
-
-// fromFieldError turns a validation failure into a 422.
-func fromFieldError(err error) error {
-	var fe *protocol.FieldError
-	if errors.As(err, &fe) {
-		return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, fe.Field, "%s", fe.Message)
-	}
-	return err
-}
 
 // prepared is a decoded, validated batch ready to be written.
 type prepared struct {
@@ -77,17 +52,17 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 	ctx := r.Context()
 	gw, ok := auth.GatewayFrom(ctx)
 	if !ok {
-		s.fail(w, endpoint, reject(http.StatusUnauthorized, protocol.ErrCodeUnauthorized, protocol.HeaderAPIKey, "not authenticated"))
+		s.fail(w, endpoint, apperr.New(apperr.Unauthenticated, protocol.HeaderAPIKey, "not authenticated"))
 		return
 	}
 	rawKey := r.Header.Get(protocol.HeaderIdempotencyKey)
 	if rawKey == "" {
-		s.fail(w, endpoint, reject(http.StatusBadRequest, protocol.ErrCodeIdemMissing, protocol.HeaderIdempotencyKey, "every batch needs an Idempotency-Key header (a UUID kept with the batch across retries)"))
+		s.fail(w, endpoint, apperr.New(apperr.Malformed, protocol.HeaderIdempotencyKey, "every batch needs an Idempotency-Key header (a UUID kept with the batch across retries)").WithReason(protocol.ErrCodeIdemMissing))
 		return
 	}
 	key, err := uuid.Parse(rawKey)
 	if err != nil || len(rawKey) != 36 {
-		s.fail(w, endpoint, reject(http.StatusBadRequest, protocol.ErrCodeValidation, protocol.HeaderIdempotencyKey, "must be a UUID"))
+		s.fail(w, endpoint, apperr.New(apperr.Malformed, protocol.HeaderIdempotencyKey, "must be a UUID").WithReason(protocol.ErrCodeValidation))
 		return
 	}
 	p, err := prepare(r, gw)
@@ -132,11 +107,11 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 	if stored != nil {
 		switch {
 		case stored.endpoint != endpoint || string(stored.hash) != string(p.hash):
-			s.fail(w, endpoint, reject(http.StatusUnprocessableEntity, protocol.ErrCodeIdemMismatch, protocol.HeaderIdempotencyKey,
-				"this Idempotency-Key was used for a different request body"))
+			s.fail(w, endpoint, apperr.New(apperr.Invalid, protocol.HeaderIdempotencyKey,
+				"this Idempotency-Key was used for a different request body").WithReason(protocol.ErrCodeIdemMismatch))
 		case stored.status != "done":
-			s.fail(w, endpoint, reject(http.StatusConflict, protocol.ErrCodeIdemInFlight, protocol.HeaderIdempotencyKey,
-				"a request with this Idempotency-Key is still being processed; retry later"))
+			s.fail(w, endpoint, apperr.New(apperr.Conflict, protocol.HeaderIdempotencyKey,
+				"a request with this Idempotency-Key is still being processed; retry later").WithReason(protocol.ErrCodeIdemInFlight))
 		default:
 			s.metrics.replays.WithLabelValues(endpoint).Inc()
 			s.metrics.batches.WithLabelValues(endpoint, "replayed").Inc()
@@ -155,8 +130,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 		}); relErr != nil {
 			s.logger.WarnContext(ctx, "release idempotency key", "err", relErr)
 		}
-		var he *httpError
-		if !errors.As(err, &he) {
+		if apperr.As(err) == nil {
 			err = s.failure(ctx, "write batch", err)
 		}
 		s.fail(w, endpoint, err)
@@ -190,13 +164,13 @@ func (s *Service) checkTimes(ctx context.Context, p *prepared) error {
 	days := map[time.Time]bool{}
 	for _, r := range p.rows {
 		if n, ok := keep[r.table]; ok && r.at.Before(now.Add(-time.Duration(n)*24*time.Hour)) {
-			return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, fmt.Sprintf("events[%d].datetime", r.index),
+			return apperr.New(apperr.Invalid, fmt.Sprintf("events[%d].datetime", r.index),
 				"%s is older than the %d-day retention of %s; it can no longer be stored", r.at.UTC().Format(time.RFC3339), n, r.table)
 		}
 		days[timeseries.DayOf(r.at)] = true
 	}
 	if len(days) > s.limits.MaxDays {
-		return reject(http.StatusRequestEntityTooLarge, protocol.ErrCodeTooLarge, "events",
+		return apperr.New(apperr.TooLarge, "events",
 			"the events fall on %d distinct days, at most %d per batch; send fewer events per batch", len(days), s.limits.MaxDays)
 	}
 	return nil
@@ -314,8 +288,8 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 			}
 			if n != 1 {
 				// Our claim expired and another request took the key over.
-				return reject(http.StatusConflict, protocol.ErrCodeIdemInFlight, protocol.HeaderIdempotencyKey,
-					"the claim on this Idempotency-Key expired; retry")
+				return apperr.New(apperr.Conflict, protocol.HeaderIdempotencyKey,
+					"the claim on this Idempotency-Key expired; retry").WithReason(protocol.ErrCodeIdemInFlight)
 			}
 			return nil
 		})
@@ -333,10 +307,10 @@ func (s *Service) store(ctx context.Context, gw auth.Gateway, key uuid.UUID, end
 				return resp, s.refused(ctx, s.db, gw.OrganizationID, endpoint, p, ins, pe)
 			case stage != "":
 				s.metrics.dbRefusals.WithLabelValues(endpoint, pe.Code).Inc()
-				return resp, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, stage, "is refused by the database: %s (SQLSTATE %s)", pe.Message, pe.Code)
+				return resp, apperr.New(apperr.Invalid, stage, "is refused by the database: %s (SQLSTATE %s)", pe.Message, pe.Code)
 			default:
 				s.metrics.dbRefusals.WithLabelValues(endpoint, pe.Code).Inc()
-				return resp, reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, "", "the database refuses this batch: %s (SQLSTATE %s)", pe.Message, pe.Code)
+				return resp, apperr.New(apperr.Invalid, "", "the database refuses this batch: %s (SQLSTATE %s)", pe.Message, pe.Code)
 			}
 		}
 		return resp, err
@@ -449,7 +423,7 @@ func (s *Service) withPartitions(ctx context.Context, db *pgxpool.Pool, schema s
 func (s *Service) failure(ctx context.Context, what string, err error) error {
 	if pe, ok := dataError(err); ok {
 		s.logger.WarnContext(ctx, "database refused a batch", "step", what, "sqlstate", pe.Code, "err", pe.Message)
-		return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, "", "the database refuses this batch: %s (SQLSTATE %s)", pe.Message, pe.Code)
+		return apperr.New(apperr.Invalid, "", "the database refuses this batch: %s (SQLSTATE %s)", pe.Message, pe.Code)
 	}
 	return s.unavailable(ctx, what, err)
 }
@@ -457,24 +431,19 @@ func (s *Service) failure(ctx context.Context, what string, err error) error {
 // unavailable logs a server-side failure and returns a retryable 503.
 func (s *Service) unavailable(ctx context.Context, what string, err error) error {
 	s.logger.ErrorContext(ctx, "ingest failed", "step", what, "err", err)
-	return reject(http.StatusServiceUnavailable, protocol.ErrCodeUnavailable, "", "temporary problem saving data; retry")
+	return apperr.New(apperr.Unavailable, "", "temporary problem saving data; retry")
 }
 
 func (s *Service) fail(w http.ResponseWriter, endpoint string, err error) {
-	var he *httpError
-	if !errors.As(err, &he) {
-		he = reject(http.StatusInternalServerError, protocol.ErrCodeInternal, "", "internal error")
-	}
-	s.metrics.rejections.WithLabelValues(endpoint, he.code).Inc()
+	status, body := service.ErrorResponse(err)
+	s.metrics.rejections.WithLabelValues(endpoint, body.Error).Inc()
 	outcome := "rejected"
-	if he.status >= 500 {
+	if status >= 500 {
 		outcome = "failed"
 		w.Header().Set(protocol.HeaderRetryAfter, "1")
 	}
 	s.metrics.batches.WithLabelValues(endpoint, outcome).Inc()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(he.status)
-	_ = json.NewEncoder(w).Encode(protocol.ErrorResponse{Error: he.code, Field: he.field, Message: he.msg})
+	service.WriteJSON(w, status, body)
 }
 
 func writeAnswer(w http.ResponseWriter, code int, resp protocol.IngestResponse) {

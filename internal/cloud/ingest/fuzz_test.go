@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -10,11 +9,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // The ingest fuzz targets run the pure decode and validation steps of the
-// handlers (decodeJSON, checkUploaded, protocol.ValidateDeviceEvent), the
+// handlers (the batch decoder, checkUploaded, protocol.ValidateDeviceEvent), the
 // part a database round trip is too slow to fuzz. The differential test in
 // internal/e2e covers the rest with PostgreSQL in the loop.
 
@@ -24,15 +25,15 @@ var fuzzNow = time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 // names a field (under prefix when given).
 func checkHTTPError(t *testing.T, err error, prefix string) {
 	t.Helper()
-	var he *httpError
-	if !errors.As(err, &he) {
-		t.Fatalf("error %v (%T) is not an httpError", err, err)
+	if apperr.As(err) == nil {
+		t.Fatalf("error %v (%T) is not a coded error", err, err)
 	}
-	if he.status < 400 || he.status > 499 {
-		t.Fatalf("data error answered %d: %v", he.status, he)
+	status, er := service.ErrorResponse(err)
+	if status < 400 || status > 499 {
+		t.Fatalf("data error answered %d: %v", status, err)
 	}
-	if he.code == protocol.ErrCodeValidation && (he.field == "" || !strings.HasPrefix(he.field, prefix)) {
-		t.Fatalf("validation failure %v does not name a field under %q", he, prefix)
+	if er.Error == protocol.ErrCodeValidation && (er.Field == "" || !strings.HasPrefix(er.Field, prefix)) {
+		t.Fatalf("validation failure %v does not name a field under %q", err, prefix)
 	}
 }
 
@@ -64,7 +65,7 @@ func FuzzLogBatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var b protocol.LogBatch
-		if err := decodeJSON(body, &b); err != nil {
+		if err := newDecoder().Unmarshal(body, &b); err != nil {
 			checkHTTPError(t, err, "")
 			return
 		}
@@ -114,7 +115,7 @@ func FuzzDeviceEventBatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var b protocol.DeviceEventBatch
-		if err := decodeJSON(body, &b); err != nil {
+		if err := newDecoder().Unmarshal(body, &b); err != nil {
 			checkHTTPError(t, err, "")
 			return
 		}
@@ -122,7 +123,7 @@ func FuzzDeviceEventBatch(f *testing.F) {
 			e := &b.Events[i]
 			path := fmt.Sprintf("events[%d]", i)
 			if err := protocol.ValidateDeviceEvent(e, path); err != nil {
-				checkHTTPError(t, fromFieldError(err), path+".")
+				checkHTTPError(t, err, path+".")
 				return
 			}
 			for name, v := range map[string]string{"adapter_type": e.AdapterType, "device_serial": e.DeviceSerial, "employee_number": e.EmployeeNumber,

@@ -18,6 +18,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/sqlfile"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 )
 
 // The time series' inserts, hand-written (sql/raw/inserts.sql says why).
@@ -106,6 +107,7 @@ type Service struct {
 	now     func() time.Time
 	q       queries
 	metrics *metrics
+	json    *jsondecode.Decoder
 
 	// days remembers, for a bounded time, which daily partitions exist.
 	days *timeseries.Days
@@ -141,7 +143,7 @@ func New(d Deps) (*Service, error) {
 	}
 	d.Limits.MaxDays = min(d.Limits.MaxDays, timeseries.MaxDaysPerEnsure)
 	return &Service{db: d.Store.Main(), ts: d.Store, files: d.Files, logger: d.Logger, limits: d.Limits, now: d.Now, q: q,
-		metrics: newMetrics(d.Registry), days: timeseries.NewDays(10*time.Minute, d.Now),
+		metrics: newMetrics(d.Registry), json: newDecoder(), days: timeseries.NewDays(10*time.Minute, d.Now),
 		retention: timeseries.NewRetention(d.Store.Main(), time.Minute, d.Now)}, nil
 }
 

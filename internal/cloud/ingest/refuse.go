@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
-	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // Permanent and transient failures (DESIGN.md §2 "Permanent is not
@@ -42,9 +41,8 @@ func noPartition(err error) bool {
 // the server answered with an error, or the request was refused. A lost
 // connection leaves the outcome unknown.
 func rolledBack(err error) bool {
-	var he *httpError
 	var pe *pgconn.PgError
-	return errors.As(err, &he) || errors.As(err, &pe)
+	return apperr.As(err) != nil || errors.As(err, &pe)
 }
 
 // refused turns a data error of the batch's write into a 422 naming the
@@ -62,11 +60,11 @@ func (s *Service) refused(ctx context.Context, db *pgxpool.Pool, org int64, endp
 	s.logger.WarnContext(ctx, "database refused an event that validation accepted", "endpoint", endpoint,
 		"sqlstate", cause.Code, "err", cause.Message, "event", i)
 	if i < 0 {
-		return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, "events",
+		return apperr.New(apperr.Invalid, "events",
 			"the database refuses this batch (%s, SQLSTATE %s), though no single event of it alone", cause.Message, cause.Code)
 	}
 	field, msg := describeRefusal(p.rows[i], pe)
-	return reject(http.StatusUnprocessableEntity, protocol.ErrCodeValidation, field, "%s", msg)
+	return apperr.New(apperr.Invalid, field, "%s", msg)
 }
 
 // bisect finds the batch position of an event whose insert alone the

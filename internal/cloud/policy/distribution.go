@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"sort"
 
@@ -53,7 +54,7 @@ func NewDistributor(db *pgxpool.Pool, queue *commandqueue.Queue) *Distributor {
 // rest once every canary has applied it (see Advance).
 func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID int64, version string, gateways []uuid.UUID, canaryPercent int) (uuid.UUID, error) {
 	if canaryPercent < 0 || canaryPercent > 100 {
-		return uuid.Nil, &accounts.FieldError{Field: "canary_percent", Message: "must be between 0 and 100"}
+		return uuid.Nil, &apperr.FieldError{Field: "canary_percent", Message: "must be between 0 and 100"}
 	}
 	var distID uuid.UUID
 	err := postgres.InTenant(ctx, d.db, a.Tenant, func(tx pgx.Tx) error {
@@ -80,7 +81,7 @@ func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID
 			seen := map[uuid.UUID]bool{}
 			for i, id := range gateways {
 				if !known[id] {
-					return &accounts.FieldError{Field: fmt.Sprintf("gateways[%d]", i), Message: fmt.Sprintf("gateway %s is not a gateway of this organisation", id)}
+					return &apperr.FieldError{Field: fmt.Sprintf("gateways[%d]", i), Message: fmt.Sprintf("gateway %s is not a gateway of this organisation", id)}
 				}
 				if !seen[id] {
 					seen[id] = true
@@ -90,7 +91,7 @@ func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID
 			sort.Slice(targets, func(i, j int) bool { return targets[i].String() < targets[j].String() })
 		}
 		if len(targets) == 0 {
-			return &accounts.FieldError{Field: "gateways", Message: "the organisation has no gateway to distribute to"}
+			return &apperr.FieldError{Field: "gateways", Message: "the organisation has no gateway to distribute to"}
 		}
 		canaries := len(targets)
 		stage := StageFull

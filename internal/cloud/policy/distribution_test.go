@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -62,7 +62,7 @@ func TestCanaryHaltsOnFailureAndRestartFollowsApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fe *accounts.FieldError
+	var fe *apperr.FieldError
 	if _, err := dist.Distribute(ctx, b, pb.ID, vb.Version, []uuid.UUID{aGateway}, 0); !errors.As(err, &fe) || fe.Field != "gateways[0]" {
 		t.Fatalf("B distributing to A's gateway: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy/policydb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -62,7 +63,7 @@ func New(db *pgxpool.Pool) (*Service, error) {
 func (s *Service) Validate(content []byte) error {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(content))
 	if err != nil {
-		return &accounts.FieldError{Field: "content", Message: "is not valid JSON"}
+		return &apperr.FieldError{Field: "content", Message: "is not valid JSON"}
 	}
 	if err := s.schema.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
@@ -76,9 +77,9 @@ func (s *Service) Validate(content []byte) error {
 			if i := strings.LastIndex(msg, ": "); i >= 0 {
 				msg = msg[i+2:]
 			}
-			return &accounts.FieldError{Field: field, Message: msg}
+			return &apperr.FieldError{Field: field, Message: msg}
 		}
-		return &accounts.FieldError{Field: "content", Message: err.Error()}
+		return &apperr.FieldError{Field: "content", Message: err.Error()}
 	}
 	return nil
 }
@@ -115,10 +116,10 @@ func userRef(a accounts.Actor) *int64 {
 func (s *Service) Create(ctx context.Context, a accounts.Actor, name string, content []byte) (Policy, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 255 {
-		return Policy{}, &accounts.FieldError{Field: "name", Message: "is required (at most 255 characters)"}
+		return Policy{}, &apperr.FieldError{Field: "name", Message: "is required (at most 255 characters)"}
 	}
 	if a.Tenant.OrganizationID == 0 {
-		return Policy{}, &accounts.FieldError{Field: "organization", Message: "a policy belongs to an organisation"}
+		return Policy{}, &apperr.FieldError{Field: "organization", Message: "a policy belongs to an organisation"}
 	}
 	if err := s.Validate(content); err != nil {
 		return Policy{}, err
@@ -131,7 +132,7 @@ func (s *Service) Create(ctx context.Context, a accounts.Actor, name string, con
 			Content: canon, CreatedBy: userRef(a)})
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return &accounts.FieldError{Field: "name", Message: fmt.Sprintf("a policy named %q exists already", name)}
+			return &apperr.FieldError{Field: "name", Message: fmt.Sprintf("a policy named %q exists already", name)}
 		}
 		if err != nil {
 			return fmt.Errorf("policy: create: %w", err)
@@ -236,7 +237,7 @@ func (s *Service) release(ctx context.Context, a accounts.Actor, id int64, conte
 		}
 		next, err := Bump(prev, changes, requiresRestart)
 		if err != nil {
-			return &accounts.FieldError{Field: "content", Message: err.Error()}
+			return &apperr.FieldError{Field: "content", Message: err.Error()}
 		}
 		canon, _ := Canonical(content)
 		sum, _ := Checksum(content)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
@@ -121,7 +122,7 @@ func TestContentIsValidatedNamingTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := svc.Create(ctx, a, "P "+tt.field, []byte(tt.content))
-		var fe *accounts.FieldError
+		var fe *apperr.FieldError
 		if !errors.As(err, &fe) || fe.Field != tt.field {
 			t.Errorf("%s: %v, want a field error on %s", tt.content, err, tt.field)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -257,8 +258,8 @@ func (c *Collector) timedStatus(route string, h func(http.ResponseWriter, *http.
 	})
 }
 
-func validationError(field, msg string) *RequestError {
-	return &RequestError{Status: http.StatusBadRequest, Code: protocol.ErrCodeValidation, Field: field, Msg: msg}
+func validationError(field, msg string) *apperr.Error {
+	return &apperr.Error{Code: apperr.Invalid, Field: field, Message: msg}
 }
 
 // agentUID authenticates the request and checks that the {agent_uid} path
@@ -301,8 +302,8 @@ func (c *Collector) handlePolicy(w http.ResponseWriter, r *http.Request) (int, e
 		p = c.opts.Policy()
 	}
 	if p == nil {
-		return 0, &RequestError{Status: http.StatusNotFound, Code: protocol.ErrCodeNotFound,
-			Msg: "no policy has been applied to this gateway yet"}
+		return 0, &apperr.Error{Code: apperr.NotFound,
+			Message: "no policy has been applied to this gateway yet"}
 	}
 	etag := `"` + p.Checksum + `"`
 	w.Header().Set("ETag", etag)
@@ -343,7 +344,7 @@ func (c *Collector) handleCommands(w http.ResponseWriter, r *http.Request) (int,
 	}
 	wait, err := parseWait(r.URL.Query().Get("wait"))
 	if err != nil {
-		return 0, c.reject("validation", 0, err.(*RequestError))
+		return 0, c.reject("validation", 0, err.(*apperr.Error))
 	}
 	c.agents.Seen(protocol.AgentRegistration{AgentUID: uid}, false)
 	cmds := c.cmds.Poll(r.Context(), uid, wait)
@@ -397,8 +398,8 @@ func (c *Collector) handleCommandAck(w http.ResponseWriter, r *http.Request) (in
 		return 0, c.reject("validation", 0, fieldError(err))
 	}
 	if err := c.cmds.Ack(uid, id, ack); err != nil {
-		return 0, &RequestError{Status: http.StatusNotFound, Code: protocol.ErrCodeNotFound, Field: "id",
-			Msg: "no such command is pending for agent " + uid}
+		return 0, &apperr.Error{Code: apperr.NotFound, Field: "id",
+			Message: "no such command is pending for agent " + uid}
 	}
 	// Recorded only for an acknowledgement that was accepted: a refused
 	// one changes nothing.

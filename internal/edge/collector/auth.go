@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
@@ -30,17 +31,17 @@ var errNoAuthority = errors.New("collector: no agent authority configured")
 // (token is the bearer token, "" when absent).
 func (c *Collector) authenticate(ctx context.Context, token string) (string, error) {
 	if c.opts.Auth == nil {
-		return "", c.reject("unauthenticated", 0, &RequestError{Status: http.StatusUnauthorized, Code: protocol.ErrCodeUnauthorized,
-			Field: protocol.HeaderAuthorization, Msg: errNoAuthority.Error()})
+		return "", c.reject("unauthenticated", 0, &apperr.Error{Code: apperr.Unauthenticated,
+			Field: protocol.HeaderAuthorization, Message: errNoAuthority.Error()})
 	}
 	uid, err := c.opts.Auth.Authenticate(ctx, token)
 	switch {
 	case errors.Is(err, agentauth.ErrMissing):
-		return "", c.reject("unauthenticated", 0, &RequestError{Status: http.StatusUnauthorized, Code: protocol.ErrCodeUnauthorized,
-			Field: protocol.HeaderAuthorization, Msg: "an agent credential is required (Authorization: Bearer <credential>); enrol at " + protocol.PathAgentEnroll + " first"})
+		return "", c.reject("unauthenticated", 0, &apperr.Error{Code: apperr.Unauthenticated,
+			Field: protocol.HeaderAuthorization, Message: "an agent credential is required (Authorization: Bearer <credential>); enrol at " + protocol.PathAgentEnroll + " first"})
 	case errors.Is(err, agentauth.ErrInvalid):
-		return "", c.reject("unauthenticated", 0, &RequestError{Status: http.StatusUnauthorized, Code: protocol.ErrCodeUnauthorized,
-			Field: protocol.HeaderAuthorization, Msg: "unknown, replaced or revoked agent credential; enrol again"})
+		return "", c.reject("unauthenticated", 0, &apperr.Error{Code: apperr.Unauthenticated,
+			Field: protocol.HeaderAuthorization, Message: "unknown, replaced or revoked agent credential; enrol again"})
 	case err != nil:
 		return "", err
 	}
@@ -54,12 +55,12 @@ func (c *Collector) authHTTP(r *http.Request) (string, error) {
 
 // wrongAgent is the 403 for a request naming another agent than its
 // credential's.
-func (c *Collector) wrongAgent(field, claimed, uid string, events int) *RequestError {
+func (c *Collector) wrongAgent(field, claimed, uid string, events int) *apperr.Error {
 	if c.opts.Auth != nil {
 		c.opts.Auth.WrongAgent()
 	}
-	return c.reject("wrong_agent", events, &RequestError{Status: http.StatusForbidden, Code: protocol.ErrCodeForbidden, Field: field,
-		Msg: fmt.Sprintf("the credential belongs to agent %q, not %q", uid, claimed)})
+	return c.reject("wrong_agent", events, &apperr.Error{Code: apperr.Forbidden, Field: field,
+		Message: fmt.Sprintf("the credential belongs to agent %q, not %q", uid, claimed)})
 }
 
 // checkBatchAgent binds a validated batch (whose events' empty agent_uid
@@ -86,7 +87,7 @@ const KindEnrolmentSecret = "enrolment_secret"
 // secret prefix (429 with Retry-After).
 func (c *Collector) Enroll(ctx context.Context, src netip.Addr, req protocol.AgentEnrollRequest) (*protocol.AgentEnrollResponse, error) {
 	if c.opts.Auth == nil {
-		return nil, &RequestError{Status: http.StatusServiceUnavailable, Code: protocol.ErrCodeNotEnrollable, Msg: errNoAuthority.Error(), RetryAfter: c.opts.RetryAfter}
+		return nil, &apperr.Error{Code: apperr.Unavailable, Reason: protocol.ErrCodeNotEnrollable, Message: errNoAuthority.Error(), RetryAfter: c.opts.RetryAfter}
 	}
 	h := sha256.Sum256([]byte(req.EnrolmentSecret))
 	att := throttle.Attempt{Kind: KindEnrolmentSecret, Source: src, Prefix: secretPrefix(req.EnrolmentSecret), Credential: h[:]}
@@ -95,8 +96,8 @@ func (c *Collector) Enroll(ctx context.Context, src netip.Addr, req protocol.Age
 		if dec.By == throttle.ByPrefix {
 			why = "too many failed enrolments with this secret"
 		}
-		return nil, c.reject("throttled", 0, &RequestError{Status: http.StatusTooManyRequests, Code: protocol.ErrCodeThrottled,
-			Field: "enrolment_secret", Msg: why + "; retry later", RetryAfter: dec.RetryAfter})
+		return nil, c.reject("throttled", 0, &apperr.Error{Code: apperr.Throttled,
+			Field: "enrolment_secret", Message: why + "; retry later", RetryAfter: dec.RetryAfter})
 	}
 	done := false
 	defer func() {
@@ -119,11 +120,11 @@ func (c *Collector) Enroll(ctx context.Context, src netip.Addr, req protocol.Age
 	case errors.Is(err, agentauth.ErrBadSecret):
 		done = true
 		c.enrolFailed(att)
-		return nil, c.reject("bad_enrolment_secret", 0, &RequestError{Status: http.StatusUnauthorized, Code: protocol.ErrCodeUnauthorized,
-			Field: "enrolment_secret", Msg: "does not match this organisation's enrolment secret"})
+		return nil, c.reject("bad_enrolment_secret", 0, &apperr.Error{Code: apperr.Unauthenticated,
+			Field: "enrolment_secret", Message: "does not match this organisation's enrolment secret"})
 	case errors.Is(err, agentauth.ErrNoVerifier):
-		return nil, c.reject("enrolment_unavailable", 0, &RequestError{Status: http.StatusServiceUnavailable, Code: protocol.ErrCodeNotEnrollable,
-			Msg: "this gateway has not yet received its organisation's enrolment verifier from the cloud; retry later", RetryAfter: c.opts.RetryAfter})
+		return nil, c.reject("enrolment_unavailable", 0, &apperr.Error{Code: apperr.Unavailable, Reason: protocol.ErrCodeNotEnrollable,
+			Message: "this gateway has not yet received its organisation's enrolment verifier from the cloud; retry later", RetryAfter: c.opts.RetryAfter})
 	case err != nil:
 		return nil, err
 	}

@@ -7,20 +7,20 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
@@ -87,7 +87,7 @@ type Collector struct {
 	agents *Agents
 	cmds   *AgentCommands
 	m      *metrics
-	bufs   sync.Pool // *bytes.Buffer for request bodies
+	json   *jsondecode.Decoder
 
 	throttle *throttle.Limiter
 }
@@ -116,7 +116,9 @@ func New(buf *buffer.Buffer, opts Options) *Collector {
 	if c.throttle == nil {
 		c.throttle, _ = throttle.New(throttle.Config{}, throttle.Deps{Logger: opts.Logger}) // defaults never fail
 	}
-	c.bufs.New = func() any { return new(bytes.Buffer) }
+	// Unknown members are ignored (docs/protocol.md); names match
+	// case-insensitively, as encoding/json did.
+	c.json = jsondecode.New(jsondecode.IgnoreUnknownFields(), jsondecode.CaseInsensitiveNames())
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -137,30 +139,11 @@ func New(buf *buffer.Buffer, opts Options) *Collector {
 // Agents returns the registry of agents seen by this collector.
 func (c *Collector) Agents() *Agents { return c.agents }
 
-// RequestError is a refusal with an HTTP status, an error code and the
-// offending field. Both transports map it to their own status.
-type RequestError struct {
-	Status int
-	Code   string
-	Field  string
-	Msg    string
-	// RetryAfter is set for 503 answers.
-	RetryAfter time.Duration
-}
-
-// Error implements error.
-func (e *RequestError) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%d %s: %s: %s", e.Status, e.Code, e.Field, e.Msg)
-	}
-	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Msg)
-}
-
 // reject counts a refused request under reason: one in
 // gateway_requests_rejected_total, and events (the number of events the
 // request carried, 0 when unknown, e.g. an unparseable body) in
 // gateway_events_rejected_total.
-func (c *Collector) reject(reason string, events int, e *RequestError) *RequestError {
+func (c *Collector) reject(reason string, events int, e *apperr.Error) *apperr.Error {
 	c.m.rejectedRequests.WithLabelValues(reason).Inc()
 	if events > 0 {
 		c.buf.Rejected(reason, events)
@@ -174,11 +157,11 @@ func (c *Collector) pressureError(err error) error {
 	ra := c.opts.RetryAfter
 	switch {
 	case errors.Is(err, buffer.ErrFull):
-		return c.reject("buffer_full", 0, &RequestError{Status: 503, Code: protocol.ErrCodeBufferFull, Msg: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra})
+		return c.reject("buffer_full", 0, &apperr.Error{Code: apperr.Unavailable, Reason: protocol.ErrCodeBufferFull, Message: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra})
 	case errors.Is(err, buffer.ErrShedding):
-		return c.reject("shedding", 0, &RequestError{Status: 503, Code: protocol.ErrCodeShedding, Msg: "the gateway is shedding screenshots; retry later", RetryAfter: ra})
+		return c.reject("shedding", 0, &apperr.Error{Code: apperr.Unavailable, Reason: protocol.ErrCodeShedding, Message: "the gateway is shedding screenshots; retry later", RetryAfter: ra})
 	case errors.Is(err, buffer.ErrClosed):
-		return c.reject("closed", 0, &RequestError{Status: 503, Code: protocol.ErrCodeUnavailable, Msg: "the gateway is shutting down", RetryAfter: ra})
+		return c.reject("closed", 0, &apperr.Error{Code: apperr.Unavailable, Message: "the gateway is shutting down", RetryAfter: ra})
 	}
 	return err
 }
@@ -191,27 +174,27 @@ func (c *Collector) checkLevel(screenshot bool, events int) error {
 	ra := c.opts.RetryAfter
 	switch lvl := c.buf.Level(); {
 	case lvl >= buffer.LevelCritical:
-		return c.reject("buffer_full", events, &RequestError{Status: 503, Code: protocol.ErrCodeBufferFull, Msg: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra})
+		return c.reject("buffer_full", events, &apperr.Error{Code: apperr.Unavailable, Reason: protocol.ErrCodeBufferFull, Message: "the gateway buffer is full; keep the data and retry later", RetryAfter: ra})
 	case screenshot && lvl >= buffer.LevelWarning:
-		return c.reject("shedding", events, &RequestError{Status: 503, Code: protocol.ErrCodeShedding, Msg: "the gateway is shedding screenshots; retry later", RetryAfter: ra})
+		return c.reject("shedding", events, &apperr.Error{Code: apperr.Unavailable, Reason: protocol.ErrCodeShedding, Message: "the gateway is shedding screenshots; retry later", RetryAfter: ra})
 	}
 	return nil
 }
 
 // AcceptEvents validates a batch from the authenticated agent uid as a
 // whole, commits it and returns the acknowledgement. It returns
-// *RequestError for refusals (403 for events of another agent).
+// *apperr.Error for refusals (403 for events of another agent).
 func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
 	n := len(batch.Events)
 	if batch.AgentUID == "" {
 		batch.AgentUID = uid // and so every event without one (ValidateEventBatch)
 	}
 	if n == 0 {
-		return nil, c.reject("validation", 0, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "events", Msg: "at least one event is required"})
+		return nil, c.reject("validation", 0, &apperr.Error{Code: apperr.Invalid, Field: "events", Message: "at least one event is required"})
 	}
 	if n > c.opts.MaxBatchEvents {
-		return nil, c.reject("too_large", n, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: "events",
-			Msg: fmt.Sprintf("%d events, at most %d per request", n, c.opts.MaxBatchEvents)})
+		return nil, c.reject("too_large", n, &apperr.Error{Code: apperr.TooLarge, Field: "events",
+			Message: fmt.Sprintf("%d events, at most %d per request", n, c.opts.MaxBatchEvents)})
 	}
 	now := c.now()
 	received := now.UTC()
@@ -256,12 +239,12 @@ func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protoco
 }
 
 // fieldError turns a protocol validation error into a 400 naming the field.
-func fieldError(err error) *RequestError {
-	var fe *protocol.FieldError
+func fieldError(err error) *apperr.Error {
+	var fe *apperr.FieldError
 	if errors.As(err, &fe) {
-		return &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: fe.Field, Msg: fe.Message}
+		return &apperr.Error{Code: apperr.Invalid, Field: fe.Field, Message: fe.Message}
 	}
-	return &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "(body)", Msg: err.Error()}
+	return &apperr.Error{Code: apperr.Invalid, Field: "(body)", Message: err.Error()}
 }
 
 // Register records the registration or heartbeat of the authenticated

@@ -18,6 +18,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
@@ -169,7 +170,7 @@ func FuzzEventsRequest(f *testing.F) {
 			if erGz := checkRefusal(t, codeGz, respGz); erGz.Error != er.Error || erGz.Field != er.Field {
 				t.Fatalf("plain %s, gzip %s", resp, respGz)
 			}
-			var fe *protocol.FieldError
+			var fe *apperr.FieldError
 			if errors.As(verdict, &fe) && (er.Field != fe.Field || er.Error != protocol.ErrCodeValidation) {
 				t.Fatalf("collector names %q, protocol %q", er.Field, fe.Field)
 			}
@@ -220,7 +221,7 @@ func FuzzScreenshotMetadata(f *testing.F) {
 			ev.AgentUID = "a" // the credential's agent
 		}
 		if verdict == nil && ev.Type != protocol.TypeScreenshot {
-			verdict = &protocol.FieldError{Field: "type", Message: "must be screenshot"}
+			verdict = &apperr.FieldError{Field: "type", Message: "must be screenshot"}
 		} else if verdict == nil {
 			verdict = protocol.ValidateAgentEvent(&ev, "", fuzzClock, true)
 		}
@@ -238,7 +239,7 @@ func FuzzScreenshotMetadata(f *testing.F) {
 			ff.checkAcked(t, resp, 1)
 		case 400, 413:
 			er := checkRefusal(t, code, resp)
-			var fe *protocol.FieldError
+			var fe *apperr.FieldError
 			if errors.As(verdict, &fe) && er.Field != fe.Field {
 				t.Fatalf("collector names %q, protocol %q (%s)", er.Field, fe.Field, resp)
 			}
@@ -276,8 +277,8 @@ func FuzzGRPCEvents(f *testing.F) {
 		verdict := protocol.ValidateAgentEvent(&independent, "events[0]", fuzzClock, false)
 		resp, err := ff.c.AcceptEvents(context.Background(), "a", &protocol.EventBatch{Events: []protocol.Event{e}})
 		if verdict == nil && independent.AgentUID != "a" {
-			var re *RequestError
-			if !errors.As(err, &re) || re.Status != 403 {
+			re := apperr.As(err)
+			if re == nil || httpStatus(re) != 403 {
 				t.Fatalf("an event of another agent: %v, want 403", err)
 			}
 			return
@@ -286,9 +287,9 @@ func FuzzGRPCEvents(f *testing.F) {
 			t.Fatalf("AcceptEvents %v, protocol %v", err, verdict)
 		}
 		if err != nil {
-			var re *RequestError
-			var fe *protocol.FieldError
-			if !errors.As(err, &re) || !errors.As(verdict, &fe) || re.Status != 400 || re.Field != fe.Field {
+			re := apperr.As(err)
+			var fe *apperr.FieldError
+			if re == nil || !errors.As(verdict, &fe) || httpStatus(re) != 400 || re.Field != fe.Field {
 				t.Fatalf("refusal %v does not name %v", err, verdict)
 			}
 			if code, field := grpcField(t, grpcError(err)); code.String() != "InvalidArgument" || field != fe.Field {
@@ -303,4 +304,10 @@ func FuzzGRPCEvents(f *testing.F) {
 			t.Fatalf("acknowledged %s not buffered: %v", resp.Events[0].EventID, err)
 		}
 	})
+}
+
+// httpStatus is the HTTP status the collector answers a coded error with.
+func httpStatus(e *apperr.Error) int {
+	s, _ := errorResponse(e)
+	return s
 }

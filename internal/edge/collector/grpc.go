@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
 )
@@ -39,37 +39,36 @@ func (c *Collector) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 // grpcError maps a collector refusal to a gRPC status with details: the
 // offending field (BadRequest) and the retry delay (RetryInfo).
 func grpcError(err error) error {
-	var re *RequestError
-	if !errors.As(err, &re) {
+	re := apperr.As(err)
+	if re == nil {
 		if errors.Is(err, context.Canceled) {
 			return status.Error(codes.Canceled, "canceled")
 		}
 		return status.Error(codes.Internal, "internal error")
 	}
 	code := codes.InvalidArgument
-	switch re.Status {
-	case http.StatusRequestEntityTooLarge:
+	switch re.Code {
+	case apperr.TooLarge, apperr.Throttled:
 		code = codes.ResourceExhausted
-	case http.StatusServiceUnavailable:
+	case apperr.Unavailable:
 		code = codes.Unavailable
-	case http.StatusUnsupportedMediaType:
-		code = codes.InvalidArgument
-	case http.StatusUnauthorized:
+	case apperr.Unauthenticated:
 		code = codes.Unauthenticated
-	case http.StatusForbidden:
+	case apperr.Forbidden:
 		code = codes.PermissionDenied
-	case http.StatusNotFound:
+	case apperr.NotFound:
 		code = codes.NotFound
-	case http.StatusTooManyRequests:
-		code = codes.ResourceExhausted
+	case apperr.Internal:
+		code = codes.Internal
 	}
-	msg := re.Code + ": " + re.Msg
+	_, body := errorResponse(re)
+	msg := body.Error + ": " + re.Message
 	if re.Field != "" {
-		msg = re.Code + ": " + re.Field + ": " + re.Msg
+		msg = body.Error + ": " + re.Field + ": " + re.Message
 	}
 	st := status.New(code, msg)
 	if re.Field != "" {
-		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: re.Field, Description: re.Msg}}}); derr == nil {
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: re.Field, Description: re.Message}}}); derr == nil {
 			st = d
 		}
 	}
@@ -158,9 +157,9 @@ func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.Eve
 		ack, err := s.c.AcceptEvents(stream.Context(), uid, &batch)
 		if err != nil {
 			code = "error"
-			var re *RequestError
-			if errors.As(err, &re) {
-				code = strconv.Itoa(re.Status)
+			if re := apperr.As(err); re != nil {
+				httpStatus, _ := errorResponse(re)
+				code = strconv.Itoa(httpStatus)
 			}
 			return grpcError(err)
 		}

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -19,11 +18,11 @@ import (
 	"strings"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -51,23 +50,58 @@ func (c *Collector) timed(route string, h func(http.ResponseWriter, *http.Reques
 }
 
 func (c *Collector) writeError(w http.ResponseWriter, err error) int {
-	var re *RequestError
-	if !errors.As(err, &re) {
+	e := apperr.As(err)
+	if e == nil {
 		if errors.Is(err, context.Canceled) {
 			// The agent went away; it did not get an ack.
 			return 499
 		}
 		c.log.Error("collector request failed", "err", err)
-		re = &RequestError{Status: 500, Code: protocol.ErrCodeInternal, Msg: "internal error"}
+		e = &apperr.Error{Code: apperr.Internal, Message: "internal error"}
 	}
-	if re.Status == http.StatusUnauthorized {
+	status, body := errorResponse(e)
+	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="staff-gateway"`)
 	}
-	if re.RetryAfter > 0 {
-		w.Header().Set(protocol.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(re.RetryAfter.Seconds()))))
+	if e.RetryAfter > 0 {
+		w.Header().Set(protocol.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
-	c.writeJSON(w, re.Status, protocol.ErrorResponse{Error: re.Code, Field: re.Field, Message: re.Msg})
-	return re.Status
+	c.writeJSON(w, status, body)
+	return status
+}
+
+// errorResponse is the collector's one mapping from a coded error to an
+// HTTP status and the wire's ErrorResponse (its Reason, when set, replaces
+// the Code's wire code). Unlike the cloud, the collector answers
+// validation failures 400.
+func errorResponse(e *apperr.Error) (int, protocol.ErrorResponse) {
+	status, wire := http.StatusInternalServerError, protocol.ErrCodeInternal
+	switch e.Code {
+	case apperr.Invalid:
+		status, wire = http.StatusBadRequest, protocol.ErrCodeValidation
+	case apperr.Malformed:
+		status, wire = http.StatusBadRequest, protocol.ErrCodeMalformed
+	case apperr.TooLarge:
+		status, wire = http.StatusRequestEntityTooLarge, protocol.ErrCodeTooLarge
+	case apperr.UnsupportedType:
+		status, wire = http.StatusUnsupportedMediaType, protocol.ErrCodeUnsupportedType
+	case apperr.Unauthenticated:
+		status, wire = http.StatusUnauthorized, protocol.ErrCodeUnauthorized
+	case apperr.Forbidden:
+		status, wire = http.StatusForbidden, protocol.ErrCodeForbidden
+	case apperr.NotFound:
+		status, wire = http.StatusNotFound, protocol.ErrCodeNotFound
+	case apperr.Conflict:
+		status, wire = http.StatusConflict, string(apperr.Conflict)
+	case apperr.Throttled:
+		status, wire = http.StatusTooManyRequests, protocol.ErrCodeThrottled
+	case apperr.Unavailable:
+		status, wire = http.StatusServiceUnavailable, protocol.ErrCodeUnavailable
+	}
+	if e.Reason != "" {
+		wire = e.Reason
+	}
+	return status, protocol.ErrorResponse{Error: wire, Field: e.Field, Message: e.Message}
 }
 
 func (c *Collector) writeJSON(w http.ResponseWriter, code int, v any) {
@@ -80,8 +114,8 @@ func (c *Collector) writeJSON(w http.ResponseWriter, code int, v any) {
 func (c *Collector) requireType(r *http.Request, want string) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != want {
-		return c.reject("unsupported_media_type", 0, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
-			Field: "Content-Type", Msg: "must be " + want})
+		return c.reject("unsupported_media_type", 0, &apperr.Error{Code: apperr.UnsupportedType,
+			Field: "Content-Type", Message: "must be " + want})
 	}
 	return nil
 }
@@ -99,179 +133,45 @@ func (c *Collector) body(w http.ResponseWriter, r *http.Request, limit int64) (i
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, c.reject("malformed", 0, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Field: "Content-Encoding", Msg: "invalid gzip stream"})
+			return nil, c.reject("malformed", 0, &apperr.Error{Code: apperr.Malformed, Field: "Content-Encoding", Message: "invalid gzip stream"})
 		}
 		// The limit error is made (and counted) only if the limit is hit:
 		// building it here counted every gzip request as too_large.
-		return &maxReader{r: zr, left: limit, limit: limit}, nil
+		return jsondecode.MaxReader(zr, limit), nil
 	default:
-		return nil, c.reject("unsupported_media_type", 0, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
-			Field: "Content-Encoding", Msg: "must be gzip or identity"})
+		return nil, c.reject("unsupported_media_type", 0, &apperr.Error{Code: apperr.UnsupportedType,
+			Field: "Content-Encoding", Message: "must be gzip or identity"})
 	}
 }
 
 // tooLarge counts and returns a 413 for a body over limit bytes; events is
 // the number of events refused with it (0 when unknown).
-func (c *Collector) tooLarge(limit int64, events int) *RequestError {
-	return c.reject("too_large", events, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Msg: fmt.Sprintf("body exceeds %d bytes", limit)})
-}
-
-// errDecodedTooLarge is maxReader's error once the decoded body exceeds
-// its limit; decodeJSON maps it to a counted 413.
-type errDecodedTooLarge struct{ limit int64 }
-
-// Error implements error.
-func (e *errDecodedTooLarge) Error() string {
-	return fmt.Sprintf("decoded body exceeds %d bytes", e.limit)
-}
-
-// maxReader fails with *errDecodedTooLarge once more than limit bytes were
-// read.
-type maxReader struct {
-	r     io.Reader
-	left  int64
-	limit int64
-}
-
-// Read implements io.Reader.
-func (m *maxReader) Read(p []byte) (int, error) {
-	if m.left < 0 {
-		return 0, &errDecodedTooLarge{limit: m.limit}
-	}
-	if int64(len(p)) > m.left+1 {
-		p = p[:m.left+1]
-	}
-	n, err := m.r.Read(p)
-	m.left -= int64(n)
-	if m.left < 0 {
-		return n, &errDecodedTooLarge{limit: m.limit}
-	}
-	return n, err
+func (c *Collector) tooLarge(limit int64, events int) *apperr.Error {
+	return c.reject("too_large", events, &apperr.Error{Code: apperr.TooLarge, Message: fmt.Sprintf("body exceeds %d bytes", limit)})
 }
 
 // decodeJSON decodes one JSON value from r into v, mapping failures to
 // 400 (naming the field for type errors) or 413. events is the number of
 // events a refusal refuses (1 for a screenshot's metadata, 0 when unknown).
 func (c *Collector) decodeJSON(r io.Reader, v any, events int) error {
-	// Read the whole (bounded) body into a pooled buffer, then decode it in
-	// one pass: cheaper than a streaming decoder growing its own buffer.
-	buf := c.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 1<<20 {
-			c.bufs.Put(buf)
-		}
-	}()
-	_, err := buf.ReadFrom(r)
-	if err == nil {
-		if buf.Len() == 0 {
-			err = io.EOF
-		} else {
-			// JSON v2 (github.com/go-json-experiment/json, as the cloud's
-			// ingest uses): about half the CPU of encoding/json on event
-			// batches, and its errors carry a JSON Pointer to the value.
-			// Names match case-insensitively, as encoding/json did.
-			err = jsonv2.Unmarshal(buf.Bytes(), v, jsonv2.MatchCaseInsensitiveNames(true))
-		}
-	}
+	err := c.json.Decode(r, v)
 	if err == nil {
 		return nil
 	}
-	var re *RequestError
-	var mbe *http.MaxBytesError
-	var dtl *errDecodedTooLarge
-	var sem *jsonv2.SemanticError
-	var syn *jsontext.SyntacticError
-	switch {
-	case errors.As(err, &re):
-		return re
-	case errors.As(err, &mbe):
-		return c.tooLarge(mbe.Limit, events)
-	case errors.As(err, &dtl):
-		return c.tooLarge(dtl.limit, events)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "truncated JSON"})
-	case errors.As(err, &syn):
-		// The pointer names the value being read (e.g. a string with an
-		// invalid escape such as a lone surrogate \ud800).
-		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed,
-			Field: pointerPath(string(syn.JSONPointer)), Msg: "malformed JSON: " + err.Error()})
-	case errors.As(err, &sem) && sem.GoType != nil && sem.JSONKind != 0 && sem.Err == nil:
-		field := pointerPath(string(sem.JSONPointer))
-		if field == "" {
-			field = "(body)"
-		}
-		return c.reject("validation", events, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: field,
-			Msg: fmt.Sprintf("must be %s, not JSON %s", jsonKind(sem.GoType.Kind().String()), jsonKindName(sem.JSONKind))})
-	case errors.As(err, &sem) && sem.JSONPointer != "":
-		// A value of the right kind that does not fit: a time that is not
-		// RFC 3339, a number with a fraction or out of int64 range.
-		msg := "invalid value"
-		if sem.Err != nil {
-			msg = "invalid value: " + sem.Err.Error()
-		}
-		return c.reject("validation", events, &RequestError{Status: 400, Code: protocol.ErrCodeValidation,
-			Field: pointerPath(string(sem.JSONPointer)), Msg: msg})
-	case errors.Is(err, io.EOF):
-		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "empty body"})
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "truncated JSON"})
+	d := jsondecode.DetailOf(err)
+	switch e := apperr.As(err); {
+	case e != nil && d == nil:
+		return e // the reader's own refusal, counted already
+	case e == nil && errors.Is(err, io.ErrUnexpectedEOF):
+		return c.reject("malformed", events, &apperr.Error{Code: apperr.Malformed, Message: "truncated JSON"})
+	case e == nil:
+		return c.reject("malformed", events, &apperr.Error{Code: apperr.Malformed, Message: "invalid JSON value: " + err.Error()})
+	case d.Kind == jsondecode.KindTooLarge:
+		return c.tooLarge(d.Limit, events)
+	case e.Code == apperr.Invalid:
+		return c.reject("validation", events, e)
 	default:
-		// time.Time and other UnmarshalJSON errors.
-		return c.reject("malformed", events, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Msg: "invalid JSON value: " + err.Error()})
-	}
-}
-
-// jsonKindName names a JSON value kind as encoding/json's errors did.
-func jsonKindName(k jsontext.Kind) string {
-	switch k {
-	case '"':
-		return "string"
-	case '0':
-		return "number"
-	case 't', 'f':
-		return "bool"
-	case 'n':
-		return "null"
-	case '[':
-		return "array"
-	default:
-		return "object"
-	}
-}
-
-// pointerPath turns a JSON Pointer (/events/3/user_sid) into the path
-// notation of the collector's errors (events[3].user_sid).
-func pointerPath(ptr string) string {
-	var b strings.Builder
-	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
-		if tok == "" {
-			continue
-		}
-		if _, err := strconv.Atoi(tok); err == nil {
-			b.WriteString("[" + tok + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(strings.NewReplacer("~1", "/", "~0", "~").Replace(tok))
-	}
-	return b.String()
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "string":
-		return "a string"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	case "bool":
-		return "a boolean"
-	default:
-		return "a number"
+		return c.reject("malformed", events, e)
 	}
 }
 
@@ -338,8 +238,8 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return c.reject("unsupported_media_type", 1, &RequestError{Status: 415, Code: protocol.ErrCodeUnsupportedType,
-			Field: "Content-Type", Msg: "must be multipart/form-data"})
+		return c.reject("unsupported_media_type", 1, &apperr.Error{Code: apperr.UnsupportedType,
+			Field: "Content-Type", Message: "must be multipart/form-data"})
 	}
 	if err := c.checkLevel(true, 1); err != nil {
 		return err
@@ -354,8 +254,8 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		return c.multipartError(err, protocol.CollectorMetadataPart)
 	}
 	if part.FormName() != protocol.CollectorMetadataPart {
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: protocol.CollectorMetadataPart,
-			Msg: "the first part must be named metadata"})
+		return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: protocol.CollectorMetadataPart,
+			Message: "the first part must be named metadata"})
 	}
 	var ev protocol.Event
 	if err := c.decodeJSON(io.LimitReader(part, 64<<10), &ev, 1); err != nil {
@@ -365,7 +265,7 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		ev.AgentUID = uid
 	}
 	if ev.Type != protocol.TypeScreenshot {
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "type", Msg: "must be screenshot"})
+		return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: "type", Message: "must be screenshot"})
 	}
 	now := c.now()
 	if err := protocol.ValidateAgentEvent(&ev, "", now, true); err != nil {
@@ -375,8 +275,8 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		return c.wrongAgent("agent_uid", ev.AgentUID, uid, 1)
 	}
 	if ev.Screenshot.Size > c.opts.MaxScreenshotBytes {
-		return c.reject("too_large", 1, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: "screenshot.size",
-			Msg: fmt.Sprintf("at most %d bytes", c.opts.MaxScreenshotBytes)})
+		return c.reject("too_large", 1, &apperr.Error{Code: apperr.TooLarge, Field: "screenshot.size",
+			Message: fmt.Sprintf("at most %d bytes", c.opts.MaxScreenshotBytes)})
 	}
 	if ev.EventID == "" {
 		ev.EventID = uuid.Must(uuid.NewV7()).String()
@@ -393,8 +293,8 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		return c.multipartError(err, protocol.CollectorImagePart)
 	}
 	if img.FormName() != protocol.CollectorImagePart {
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: protocol.CollectorImagePart,
-			Msg: "the second part must be named image"})
+		return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: protocol.CollectorImagePart,
+			Message: "the second part must be named image"})
 	}
 	f, err := c.buf.CreateScreenshotTemp()
 	if err != nil {
@@ -413,24 +313,24 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		return c.multipartError(err, protocol.CollectorImagePart)
 	}
 	if n > c.opts.MaxScreenshotBytes {
-		return c.reject("too_large", 1, &RequestError{Status: 413, Code: protocol.ErrCodeTooLarge, Field: protocol.CollectorImagePart,
-			Msg: fmt.Sprintf("at most %d bytes", c.opts.MaxScreenshotBytes)})
+		return c.reject("too_large", 1, &apperr.Error{Code: apperr.TooLarge, Field: protocol.CollectorImagePart,
+			Message: fmt.Sprintf("at most %d bytes", c.opts.MaxScreenshotBytes)})
 	}
 	if n == 0 {
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: protocol.CollectorImagePart, Msg: "is empty"})
+		return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: protocol.CollectorImagePart, Message: "is empty"})
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != ev.Screenshot.SHA256 {
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "screenshot.sha256",
-			Msg: "does not match the image (got " + sum + ")"})
+		return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: "screenshot.sha256",
+			Message: "does not match the image (got " + sum + ")"})
 	}
 	if ev.Screenshot.Size != 0 && ev.Screenshot.Size != n {
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "screenshot.size",
-			Msg: fmt.Sprintf("is %d but the image has %d bytes", ev.Screenshot.Size, n)})
+		return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: "screenshot.size",
+			Message: fmt.Sprintf("is %d but the image has %d bytes", ev.Screenshot.Size, n)})
 	}
 	ev.Screenshot.Size = n
 	if _, err := mr.NextPart(); err != io.EOF {
 		if err == nil {
-			return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: "(body)", Msg: "only the metadata and image parts are allowed"})
+			return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: "(body)", Message: "only the metadata and image parts are allowed"})
 		}
 		return c.multipartError(err, "(body)")
 	}
@@ -470,7 +370,7 @@ func (c *Collector) multipartError(err error, field string) error {
 		return c.tooLarge(mbe.Limit, 1)
 	}
 	if errors.Is(err, io.EOF) {
-		return c.reject("validation", 1, &RequestError{Status: 400, Code: protocol.ErrCodeValidation, Field: field, Msg: "is required"})
+		return c.reject("validation", 1, &apperr.Error{Code: apperr.Invalid, Field: field, Message: "is required"})
 	}
-	return c.reject("malformed", 1, &RequestError{Status: 400, Code: protocol.ErrCodeMalformed, Field: field, Msg: "malformed multipart body: " + err.Error()})
+	return c.reject("malformed", 1, &apperr.Error{Code: apperr.Malformed, Field: field, Message: "malformed multipart body: " + err.Error()})
 }
