@@ -142,7 +142,7 @@ type Server struct {
 	handler  http.Handler
 
 	group *lifecycle.Group
-	http  *listener
+	http  *service.Listener
 	owned []*pgxpool.Pool // pools New opened, closed by Stop
 
 	closeOnce sync.Once
@@ -236,8 +236,8 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	}
 	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: s.registry, Gateways: s.gateways, Ingest: s.ingest, Control: s.hub,
 		Throttle: s.throttle, TrustedProxies: cfg.Throttle.TrustedProxies})
-	s.http = &listener{addr: cfg.Addr, tls: tlsConfig, handler: s.handler, logger: logger, timeouts: cfg.HTTP,
-		listening: deps.Listening, failed: make(chan struct{})}
+	s.http = service.NewListener(service.ListenerConfig{Name: "agent api", Addr: cfg.Addr, AddrKey: "AGENT_API_ADDR",
+		TLS: tlsConfig, Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, s.members()...)
 	return s, nil
 }
@@ -311,11 +311,11 @@ func (s *Server) closePools() {
 }
 
 // Addr is the listener's address once started (nil before).
-func (s *Server) Addr() net.Addr { return s.http.boundAddr() }
+func (s *Server) Addr() net.Addr { return s.http.Addr() }
 
 // Failed is closed when the HTTP listener stops serving on its own (not by
 // Stop); Stop reports the reason.
-func (s *Server) Failed() <-chan struct{} { return s.http.failed }
+func (s *Server) Failed() <-chan struct{} { return s.http.Failed() }
 
 // Parts returns the assembled parts.
 func (s *Server) Parts() Parts {
@@ -349,75 +349,3 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 // stopTimeout bounds Run's Stop: the listener's graceful shutdown (10 s)
 // and the parts after it.
 const stopTimeout = 30 * time.Second
-
-// listener is the HTTP listener as a lifecycle.Service: Start binds the
-// address (TLS when configured), reports it and serves in the background.
-type listener struct {
-	addr      string
-	tls       *tls.Config
-	handler   http.Handler
-	logger    *slog.Logger
-	timeouts  service.HTTPTimeouts
-	listening func(net.Addr)
-
-	mu       sync.Mutex
-	bound    net.Addr
-	loop     *lifecycle.Loop
-	stopped  bool
-	failed   chan struct{}
-	failOnce sync.Once
-}
-
-// Start binds the listener and starts serving.
-func (l *listener) Start(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped {
-		return errors.New("agentapi: listener: start after stop")
-	}
-	if l.loop != nil {
-		return errors.New("agentapi: listener: started twice")
-	}
-	ln, err := service.Listen(l.addr, "AGENT_API_ADDR")
-	if err != nil {
-		return err
-	}
-	if l.tls != nil {
-		ln = tls.NewListener(ln, l.tls)
-	}
-	l.bound = ln.Addr()
-	l.loop = lifecycle.NewLoop("http", l.logger, func(ctx context.Context) error {
-		err := service.Serve(ctx, ln, l.handler, l.logger, l.timeouts)
-		if ctx.Err() == nil {
-			l.failOnce.Do(func() { close(l.failed) })
-		}
-		return err
-	})
-	if err := l.loop.Start(ctx); err != nil {
-		ln.Close()
-		return err
-	}
-	if l.listening != nil {
-		l.listening(l.bound)
-	}
-	l.logger.InfoContext(ctx, "agent api listening", "addr", l.bound.String())
-	return nil
-}
-
-// Stop shuts the listener down gracefully.
-func (l *listener) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	l.stopped = true
-	loop := l.loop
-	l.mu.Unlock()
-	if loop == nil {
-		return nil
-	}
-	return loop.Stop(ctx)
-}
-
-func (l *listener) boundAddr() net.Addr {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.bound
-}

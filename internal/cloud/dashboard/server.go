@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -58,7 +57,7 @@ type Server struct {
 	logger  *slog.Logger
 	db      *pgxpool.Pool
 	handler http.Handler
-	http    *listener
+	http    *service.Listener
 	group   *lifecycle.Group
 
 	owned     []*pgxpool.Pool // pools New opened, closed by Stop
@@ -88,8 +87,8 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 		registry = service.NewRegistry()
 	}
 	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: registry})
-	s.http = &listener{addr: cfg.Addr, handler: s.handler, logger: logger, timeouts: cfg.HTTP,
-		listening: deps.Listening, failed: make(chan struct{})}
+	s.http = service.NewListener(service.ListenerConfig{Name: "dashboard api", Addr: cfg.Addr, AddrKey: "DASHBOARD_ADDR",
+		Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http})
 	return s, nil
 }
@@ -118,14 +117,14 @@ func (s *Server) closePools() {
 }
 
 // Addr is the listener's address once started (nil before).
-func (s *Server) Addr() net.Addr { return s.http.boundAddr() }
+func (s *Server) Addr() net.Addr { return s.http.Addr() }
 
 // Handler is the routes table the listener serves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Failed is closed when the HTTP listener stops serving on its own (not by
 // Stop); Stop reports the reason.
-func (s *Server) Failed() <-chan struct{} { return s.http.failed }
+func (s *Server) Failed() <-chan struct{} { return s.http.Failed() }
 
 // Run starts the Dashboard API with cfg and serves until ctx ends: New,
 // Start, wait for ctx (or the listener failing), Stop. It migrates when
@@ -148,72 +147,4 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopTimeout)
 	defer cancel()
 	return s.Stop(stopCtx)
-}
-
-// listener is the HTTP listener as a lifecycle.Service: Start binds the
-// address, reports it and serves in the background.
-type listener struct {
-	addr      string
-	handler   http.Handler
-	logger    *slog.Logger
-	timeouts  service.HTTPTimeouts
-	listening func(net.Addr)
-
-	mu       sync.Mutex
-	bound    net.Addr
-	loop     *lifecycle.Loop
-	stopped  bool
-	failed   chan struct{}
-	failOnce sync.Once
-}
-
-// Start binds the listener and starts serving.
-func (l *listener) Start(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped {
-		return errors.New("dashboard: listener: start after stop")
-	}
-	if l.loop != nil {
-		return errors.New("dashboard: listener: started twice")
-	}
-	ln, err := service.Listen(l.addr, "DASHBOARD_ADDR")
-	if err != nil {
-		return err
-	}
-	l.bound = ln.Addr()
-	l.loop = lifecycle.NewLoop("http", l.logger, func(ctx context.Context) error {
-		err := service.Serve(ctx, ln, l.handler, l.logger, l.timeouts)
-		if ctx.Err() == nil {
-			l.failOnce.Do(func() { close(l.failed) })
-		}
-		return err
-	})
-	if err := l.loop.Start(ctx); err != nil {
-		ln.Close()
-		return err
-	}
-	if l.listening != nil {
-		l.listening(l.bound)
-	}
-	l.logger.InfoContext(ctx, "dashboard api listening", "addr", l.bound.String())
-	return nil
-}
-
-// Stop shuts the listener down gracefully.
-func (l *listener) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	l.stopped = true
-	loop := l.loop
-	l.mu.Unlock()
-	if loop == nil {
-		return nil
-	}
-	return loop.Stop(ctx)
-}
-
-func (l *listener) boundAddr() net.Addr {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.bound
 }
