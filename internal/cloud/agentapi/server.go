@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -143,9 +142,7 @@ type Server struct {
 
 	group *lifecycle.Group
 	http  *service.Listener
-	owned []*pgxpool.Pool // pools New opened, closed by Stop
-
-	closeOnce sync.Once
+	owned service.OwnedPools // pools New opened, closed by Stop
 }
 
 // Parts are the assembled parts of a Server, for tests and harnesses that
@@ -183,14 +180,14 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	s := &Server{cfg: cfg, logger: logger, db: deps.DB, tsDB: deps.TimeseriesDB, registry: deps.Registry}
 	defer func() {
 		if err != nil {
-			s.closePools()
+			s.owned.Close()
 		}
 	}()
 	if s.db == nil {
 		if s.db, err = service.OpenDatabase(ctx, cfg.Config, logger); err != nil {
 			return nil, err
 		}
-		s.owned = append(s.owned, s.db)
+		s.owned.Own(s.db)
 	}
 	if s.registry == nil {
 		s.registry = service.NewRegistry()
@@ -202,7 +199,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		if s.tsDB, err = postgres.ConnectLazy(ctx, cfg.TimescaleURL, 0, cfg.ContextKey); err != nil {
 			return nil, fmt.Errorf("TIMESCALE_URL: %w", err)
 		}
-		s.owned = append(s.owned, s.tsDB)
+		s.owned.Own(s.tsDB)
 	}
 	tsPool := s.db
 	if s.tsDB != nil {
@@ -297,17 +294,8 @@ func (s *Server) Start(ctx context.Context) error {
 // without Start and a second Stop return nil.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.group.Stop(ctx)
-	s.closePools()
+	s.owned.Close()
 	return err
-}
-
-// closePools closes, once, the pools New opened.
-func (s *Server) closePools() {
-	s.closeOnce.Do(func() {
-		for _, p := range s.owned {
-			p.Close()
-		}
-	})
 }
 
 // Addr is the listener's address once started (nil before).
@@ -333,17 +321,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	if err != nil {
 		return err
 	}
-	if err := s.Start(ctx); err != nil {
-		s.closePools()
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-s.Failed():
-	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-	defer cancel()
-	return s.Stop(stopCtx)
+	return service.RunUntil(ctx, s, s.Failed(), stopTimeout)
 }
 
 // stopTimeout bounds Run's Stop: the listener's graceful shutdown (10 s)

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -60,8 +59,7 @@ type Server struct {
 	http    *service.Listener
 	group   *lifecycle.Group
 
-	owned     []*pgxpool.Pool // pools New opened, closed by Stop
-	closeOnce sync.Once
+	owned service.OwnedPools // pools New opened, closed by Stop
 }
 
 // New assembles the Dashboard API from cfg: it opens the database when deps
@@ -80,7 +78,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 			return nil, err
 		}
 		s.db = db
-		s.owned = append(s.owned, db)
+		s.owned.Own(db)
 	}
 	registry := deps.Registry
 	if registry == nil {
@@ -103,17 +101,8 @@ func (s *Server) Start(ctx context.Context) error {
 // and a second Stop return nil.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.group.Stop(ctx)
-	s.closePools()
+	s.owned.Close()
 	return err
-}
-
-// closePools closes, once, the pools New opened.
-func (s *Server) closePools() {
-	s.closeOnce.Do(func() {
-		for _, p := range s.owned {
-			p.Close()
-		}
-	})
 }
 
 // Addr is the listener's address once started (nil before).
@@ -136,15 +125,5 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	if err != nil {
 		return err
 	}
-	if err := s.Start(ctx); err != nil {
-		s.closePools()
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-s.Failed():
-	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopTimeout)
-	defer cancel()
-	return s.Stop(stopCtx)
+	return service.RunUntil(ctx, s, s.Failed(), s.cfg.StopTimeout)
 }
