@@ -23,12 +23,7 @@ Runs the Agent API. Configuration (environment):
   TLS_CERT_FILE, TLS_KEY_FILE  serve HTTPS with this certificate
   TLS_CLIENT_CA_FILE    verify gateways' client certificates (mTLS) against this CA
   TLS_CLIENT_AUTH       optional (default) or require a client certificate
-  HTTP_READ_HEADER_TIMEOUT  time to send the request headers (default 10s)
-  HTTP_BODY_MIN_RATE    slowest average body rate in bytes/s after the grace (default 16384); slower: 408
-  HTTP_BODY_GRACE       time before HTTP_BODY_MIN_RATE applies (default 10s)
-  HTTP_WRITE_TIMEOUT    time to answer once the request has arrived (default 60s)
-  HTTP_IDLE_TIMEOUT     time a keep-alive connection may wait for its next request (default 120s)
-  THROTTLE_FREE_FAILURES  failed credentials a source or prefix may have before it is locked (default 5)
+`+service.HTTPTimeoutsUsage+`  THROTTLE_FREE_FAILURES  failed credentials a source or prefix may have before it is locked (default 5)
   THROTTLE_BASE_LOCKOUT first lockout; doubles with each further failure (default 1s)
   THROTTLE_MAX_LOCKOUT  longest lockout (default 15m)
   THROTTLE_DECAY        one failure forgiven per this much quiet time (default 1m)

@@ -15,12 +15,7 @@ Runs the Dashboard API. Configuration (environment):
   DASHBOARD_ADDR        listen address (default :3000)
   DATABASE_URL          PostgreSQL URL as the dashboard role (required)
   MIGRATE_DATABASE_URL  administrator URL; when set, migrate at start
-  HTTP_READ_HEADER_TIMEOUT  time to send the request headers (default 10s)
-  HTTP_BODY_MIN_RATE    slowest average body rate in bytes/s after the grace (default 16384); slower: 408
-  HTTP_BODY_GRACE       time before HTTP_BODY_MIN_RATE applies (default 10s)
-  HTTP_WRITE_TIMEOUT    time to answer once the request has arrived (default 60s)
-  HTTP_IDLE_TIMEOUT     time a keep-alive connection may wait for its next request (default 120s)
-  LOG_LEVEL             debug, info, warn or error (default info)
+`+service.HTTPTimeoutsUsage+`  LOG_LEVEL             debug, info, warn or error (default info)
 `, args, stderr); help || err != nil {
 		return err
 	}

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -90,7 +88,7 @@ func runAgent(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
+	q, err := commandQueue(pool)
 	if err != nil {
 		return err
 	}

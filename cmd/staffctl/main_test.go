@@ -19,3 +19,16 @@ func staffctl(t *testing.T, environ map[string]string, args ...string) (stdout, 
 	err = run(context.Background(), args, func(k string) string { return environ[k] }, &out, &errb)
 	return out.String(), errb.String(), err
 }
+
+// mustStaffctl returns a runner of staffctl commands under environ that
+// returns standard output and fails the test when a command fails.
+func mustStaffctl(t *testing.T, environ map[string]string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, errOut, err := staffctl(t, environ, args...)
+		if err != nil {
+			t.Fatalf("%v: %v %s", args, err, errOut)
+		}
+		return out
+	}
+}

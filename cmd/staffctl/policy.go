@@ -41,6 +41,12 @@ func orgScope(ctx context.Context, e env, dbURL, org string) (*pgxpool.Pool, acc
 	return pool, accounts.Actor{Name: "staffctl", Tenant: postgres.Tenant{OrganizationID: id, Role: postgres.AppAdmin, Actor: "staffctl"}}, nil
 }
 
+// commandQueue is the command queue staffctl enqueues through: default
+// options, and a registry of its own (staffctl serves no metrics).
+func commandQueue(pool *pgxpool.Pool) (*commandqueue.Queue, error) {
+	return commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
+}
+
 func subcommand(e env, args []string, usage string, names ...string) (string, []string, error) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(e.stdout, usage)
@@ -84,7 +90,7 @@ type policyEnv struct {
 }
 
 func (p policyEnv) distributor() (*policy.Distributor, error) {
-	q, err := commandqueue.New(p.pool, commandqueue.Options{}, service.NewRegistry())
+	q, err := commandQueue(p.pool)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +356,7 @@ func runCommand(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
+	q, err := commandQueue(pool)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -65,7 +64,7 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 			return &apperr.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s in organisation %d", id, orgID)}
 		}
 	}
-	q, err := commandqueue.New(pool, commandqueue.Options{}, service.NewRegistry())
+	q, err := commandQueue(pool)
 	if err != nil {
 		return err
 	}

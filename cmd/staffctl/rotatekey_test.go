@@ -13,14 +13,7 @@ func TestGatewayRotateKey(t *testing.T) {
 	t.Parallel()
 	db := pg.NewDatabase(t)
 	env := map[string]string{"DATABASE_URL": db.AdminURL}
-	must := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := staffctl(t, env, args...)
-		if err != nil {
-			t.Fatalf("%v: %v %s", args, err, errOut)
-		}
-		return out
-	}
+	must := mustStaffctl(t, env)
 	must("org", "create", "--name", "Acme")
 	must("org", "create", "--name", "Other")
 	out := must("gateway", "register", "--org", "acme", "--serial", "GW-1")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/sim/fleetsim"
 )
 
@@ -67,39 +68,38 @@ func runSimulateGateways(ctx context.Context, e env, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var f *fleetsim.Fleet
-	readyErr := make(chan error, 1)
 	f, err = fleetsim.New(fleetsim.Options{BaseURL: *server, Gateways: gws, DialConcurrency: *dials, FetchConnections: *fetches, Logger: logger,
 		OnReady: func() {
-			if *ready != "" {
-				readyErr <- writeJSONFile(*ready, f.Stats())
+			if *ready == "" {
+				return
+			}
+			if err := writeJSONFile(*ready, f.Stats()); err != nil {
+				logger.Error("simulate gateways: --ready-file", "err", err)
+				cancel()
 			}
 		}})
 	if err != nil {
 		return usagef("--server: %v", err)
 	}
-	go func() {
-		t := time.NewTicker(10 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case err := <-readyErr:
-				if err != nil {
-					logger.Error("simulate gateways: --ready-file", "err", err)
-					cancel()
-				}
-			case <-t.C:
-				s := f.Stats()
-				logger.Info("simulate gateways", "connected", s.Connected, "welcomed", s.Welcomed, "of", s.Gateways, "applied", s.Applied, "failed", s.Failed)
-			}
-		}
-	}()
+	progress := lifecycle.NewLoop("progress", logger, func(ctx context.Context) error {
+		return lifecycle.Every(ctx, progressInterval, false, func(context.Context) {
+			s := f.Stats()
+			logger.Info("simulate gateways", "connected", s.Connected, "welcomed", s.Welcomed, "of", s.Gateways, "applied", s.Applied, "failed", s.Failed)
+		})
+	})
+	if err := progress.Start(ctx); err != nil {
+		return err
+	}
 	f.Run(ctx)
+	_ = progress.Stop(context.WithoutCancel(ctx)) // returns at once: the loop only waits on its ticker
 	out, _ := json.Marshal(f.Stats())
 	fmt.Fprintln(e.stdout, string(out))
 	return nil
 }
+
+// progressInterval is how often "simulate gateways" logs the fleet's
+// counters.
+const progressInterval = 10 * time.Second
 
 // writeJSONFile writes v to path atomically (a temporary file renamed).
 func writeJSONFile(path string, v any) error {

@@ -188,23 +188,5 @@ func (g *Group) stopLocked(ctx context.Context) error {
 // code base: a part with periodic work runs it as NewLoop(name, logger,
 // func(ctx) error { return Every(ctx, interval, true, work) }).
 func Every(ctx context.Context, interval time.Duration, immediately bool, fn func(ctx context.Context)) error {
-	if interval <= 0 {
-		return fmt.Errorf("lifecycle: every: interval %v is not positive", interval)
-	}
-	if immediately {
-		fn(ctx)
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			fn(ctx)
-		}
-	}
+	return EveryOrWake(ctx, interval, immediately, nil, fn) // a nil channel never wakes
 }

@@ -23,10 +23,10 @@ type PolicyDocument struct {
 	Content         json.RawMessage `json:"content"`
 }
 
-// CanonicalJSON returns the canonical form of JSON content: object keys
-// sorted, no insignificant whitespace, numbers as written, no HTML
-// escaping. Both ends compute policy checksums over it.
-func CanonicalJSON(content []byte) ([]byte, error) {
+// DecodeJSONValue decodes the one JSON value content holds, numbers as
+// written (json.Number); content that is not JSON, or holds more than one
+// value, is an error.
+func DecodeJSONValue(content []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(content))
 	dec.UseNumber()
 	var v any
@@ -35,6 +35,17 @@ func CanonicalJSON(content []byte) ([]byte, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("content holds more than one JSON value")
+	}
+	return v, nil
+}
+
+// CanonicalJSON returns the canonical form of JSON content: object keys
+// sorted, no insignificant whitespace, numbers as written, no HTML
+// escaping. Both ends compute policy checksums over it.
+func CanonicalJSON(content []byte) ([]byte, error) {
+	v, err := DecodeJSONValue(content)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

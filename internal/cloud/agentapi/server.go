@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -142,10 +141,8 @@ type Server struct {
 	handler  http.Handler
 
 	group *lifecycle.Group
-	http  *listener
-	owned []*pgxpool.Pool // pools New opened, closed by Stop
-
-	closeOnce sync.Once
+	http  *service.Listener
+	owned service.OwnedPools // pools New opened, closed by Stop
 }
 
 // Parts are the assembled parts of a Server, for tests and harnesses that
@@ -183,14 +180,14 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	s := &Server{cfg: cfg, logger: logger, db: deps.DB, tsDB: deps.TimeseriesDB, registry: deps.Registry}
 	defer func() {
 		if err != nil {
-			s.closePools()
+			s.owned.Close()
 		}
 	}()
 	if s.db == nil {
 		if s.db, err = service.OpenDatabase(ctx, cfg.Config, logger); err != nil {
 			return nil, err
 		}
-		s.owned = append(s.owned, s.db)
+		s.owned.Own(s.db)
 	}
 	if s.registry == nil {
 		s.registry = service.NewRegistry()
@@ -202,7 +199,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		if s.tsDB, err = postgres.ConnectLazy(ctx, cfg.TimescaleURL, 0, cfg.ContextKey); err != nil {
 			return nil, fmt.Errorf("TIMESCALE_URL: %w", err)
 		}
-		s.owned = append(s.owned, s.tsDB)
+		s.owned.Own(s.tsDB)
 	}
 	tsPool := s.db
 	if s.tsDB != nil {
@@ -236,8 +233,8 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	}
 	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: s.registry, Gateways: s.gateways, Ingest: s.ingest, Control: s.hub,
 		Throttle: s.throttle, TrustedProxies: cfg.Throttle.TrustedProxies})
-	s.http = &listener{addr: cfg.Addr, tls: tlsConfig, handler: s.handler, logger: logger, timeouts: cfg.HTTP,
-		listening: deps.Listening, failed: make(chan struct{})}
+	s.http = service.NewListener(service.ListenerConfig{Name: "agent api", Addr: cfg.Addr, AddrKey: "AGENT_API_ADDR",
+		TLS: tlsConfig, Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, s.members()...)
 	return s, nil
 }
@@ -297,25 +294,16 @@ func (s *Server) Start(ctx context.Context) error {
 // without Start and a second Stop return nil.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.group.Stop(ctx)
-	s.closePools()
+	s.owned.Close()
 	return err
 }
 
-// closePools closes, once, the pools New opened.
-func (s *Server) closePools() {
-	s.closeOnce.Do(func() {
-		for _, p := range s.owned {
-			p.Close()
-		}
-	})
-}
-
 // Addr is the listener's address once started (nil before).
-func (s *Server) Addr() net.Addr { return s.http.boundAddr() }
+func (s *Server) Addr() net.Addr { return s.http.Addr() }
 
 // Failed is closed when the HTTP listener stops serving on its own (not by
 // Stop); Stop reports the reason.
-func (s *Server) Failed() <-chan struct{} { return s.http.failed }
+func (s *Server) Failed() <-chan struct{} { return s.http.Failed() }
 
 // Parts returns the assembled parts.
 func (s *Server) Parts() Parts {
@@ -333,91 +321,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	if err != nil {
 		return err
 	}
-	if err := s.Start(ctx); err != nil {
-		s.closePools()
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-s.Failed():
-	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-	defer cancel()
-	return s.Stop(stopCtx)
+	return service.RunUntil(ctx, s, s.Failed(), stopTimeout)
 }
 
 // stopTimeout bounds Run's Stop: the listener's graceful shutdown (10 s)
 // and the parts after it.
 const stopTimeout = 30 * time.Second
-
-// listener is the HTTP listener as a lifecycle.Service: Start binds the
-// address (TLS when configured), reports it and serves in the background.
-type listener struct {
-	addr      string
-	tls       *tls.Config
-	handler   http.Handler
-	logger    *slog.Logger
-	timeouts  service.HTTPTimeouts
-	listening func(net.Addr)
-
-	mu       sync.Mutex
-	bound    net.Addr
-	loop     *lifecycle.Loop
-	stopped  bool
-	failed   chan struct{}
-	failOnce sync.Once
-}
-
-// Start binds the listener and starts serving.
-func (l *listener) Start(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped {
-		return errors.New("agentapi: listener: start after stop")
-	}
-	if l.loop != nil {
-		return errors.New("agentapi: listener: started twice")
-	}
-	ln, err := service.Listen(l.addr, "AGENT_API_ADDR")
-	if err != nil {
-		return err
-	}
-	if l.tls != nil {
-		ln = tls.NewListener(ln, l.tls)
-	}
-	l.bound = ln.Addr()
-	l.loop = lifecycle.NewLoop("http", l.logger, func(ctx context.Context) error {
-		err := service.Serve(ctx, ln, l.handler, l.logger, l.timeouts)
-		if ctx.Err() == nil {
-			l.failOnce.Do(func() { close(l.failed) })
-		}
-		return err
-	})
-	if err := l.loop.Start(ctx); err != nil {
-		ln.Close()
-		return err
-	}
-	if l.listening != nil {
-		l.listening(l.bound)
-	}
-	l.logger.InfoContext(ctx, "agent api listening", "addr", l.bound.String())
-	return nil
-}
-
-// Stop shuts the listener down gracefully.
-func (l *listener) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	l.stopped = true
-	loop := l.loop
-	l.mu.Unlock()
-	if loop == nil {
-		return nil
-	}
-	return loop.Stop(ctx)
-}
-
-func (l *listener) boundAddr() net.Addr {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.bound
-}

@@ -2,11 +2,9 @@ package dashboard
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -58,11 +56,10 @@ type Server struct {
 	logger  *slog.Logger
 	db      *pgxpool.Pool
 	handler http.Handler
-	http    *listener
+	http    *service.Listener
 	group   *lifecycle.Group
 
-	owned     []*pgxpool.Pool // pools New opened, closed by Stop
-	closeOnce sync.Once
+	owned service.OwnedPools // pools New opened, closed by Stop
 }
 
 // New assembles the Dashboard API from cfg: it opens the database when deps
@@ -81,15 +78,15 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 			return nil, err
 		}
 		s.db = db
-		s.owned = append(s.owned, db)
+		s.owned.Own(db)
 	}
 	registry := deps.Registry
 	if registry == nil {
 		registry = service.NewRegistry()
 	}
 	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: registry})
-	s.http = &listener{addr: cfg.Addr, handler: s.handler, logger: logger, timeouts: cfg.HTTP,
-		listening: deps.Listening, failed: make(chan struct{})}
+	s.http = service.NewListener(service.ListenerConfig{Name: "dashboard api", Addr: cfg.Addr, AddrKey: "DASHBOARD_ADDR",
+		Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http})
 	return s, nil
 }
@@ -104,28 +101,19 @@ func (s *Server) Start(ctx context.Context) error {
 // and a second Stop return nil.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.group.Stop(ctx)
-	s.closePools()
+	s.owned.Close()
 	return err
 }
 
-// closePools closes, once, the pools New opened.
-func (s *Server) closePools() {
-	s.closeOnce.Do(func() {
-		for _, p := range s.owned {
-			p.Close()
-		}
-	})
-}
-
 // Addr is the listener's address once started (nil before).
-func (s *Server) Addr() net.Addr { return s.http.boundAddr() }
+func (s *Server) Addr() net.Addr { return s.http.Addr() }
 
 // Handler is the routes table the listener serves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Failed is closed when the HTTP listener stops serving on its own (not by
 // Stop); Stop reports the reason.
-func (s *Server) Failed() <-chan struct{} { return s.http.failed }
+func (s *Server) Failed() <-chan struct{} { return s.http.Failed() }
 
 // Run starts the Dashboard API with cfg and serves until ctx ends: New,
 // Start, wait for ctx (or the listener failing), Stop. It migrates when
@@ -137,83 +125,5 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 	if err != nil {
 		return err
 	}
-	if err := s.Start(ctx); err != nil {
-		s.closePools()
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-s.Failed():
-	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopTimeout)
-	defer cancel()
-	return s.Stop(stopCtx)
-}
-
-// listener is the HTTP listener as a lifecycle.Service: Start binds the
-// address, reports it and serves in the background.
-type listener struct {
-	addr      string
-	handler   http.Handler
-	logger    *slog.Logger
-	timeouts  service.HTTPTimeouts
-	listening func(net.Addr)
-
-	mu       sync.Mutex
-	bound    net.Addr
-	loop     *lifecycle.Loop
-	stopped  bool
-	failed   chan struct{}
-	failOnce sync.Once
-}
-
-// Start binds the listener and starts serving.
-func (l *listener) Start(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped {
-		return errors.New("dashboard: listener: start after stop")
-	}
-	if l.loop != nil {
-		return errors.New("dashboard: listener: started twice")
-	}
-	ln, err := service.Listen(l.addr, "DASHBOARD_ADDR")
-	if err != nil {
-		return err
-	}
-	l.bound = ln.Addr()
-	l.loop = lifecycle.NewLoop("http", l.logger, func(ctx context.Context) error {
-		err := service.Serve(ctx, ln, l.handler, l.logger, l.timeouts)
-		if ctx.Err() == nil {
-			l.failOnce.Do(func() { close(l.failed) })
-		}
-		return err
-	})
-	if err := l.loop.Start(ctx); err != nil {
-		ln.Close()
-		return err
-	}
-	if l.listening != nil {
-		l.listening(l.bound)
-	}
-	l.logger.InfoContext(ctx, "dashboard api listening", "addr", l.bound.String())
-	return nil
-}
-
-// Stop shuts the listener down gracefully.
-func (l *listener) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	l.stopped = true
-	loop := l.loop
-	l.mu.Unlock()
-	if loop == nil {
-		return nil
-	}
-	return loop.Stop(ctx)
-}
-
-func (l *listener) boundAddr() net.Addr {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.bound
+	return service.RunUntil(ctx, s, s.Failed(), s.cfg.StopTimeout)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -40,42 +34,8 @@ func TestFailoverToFallbackAndResync(t *testing.T) {
 	base := newEnv(t, ingest.DefaultLimits()) // main database, organisations, gateways
 
 	// The separate time-series store: its own cluster, migrated.
-	tsCluster, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tsCluster.Close() })
-	if _, err := postgres.MigrateUp(ctx, tsCluster.URL("postgres"), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := postgres.InstallContextKey(ctx, tsCluster.URL("postgres"), pg.ContextKey()); err != nil {
-		t.Fatal(err)
-	}
-	tsIngestURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleIngest, "")
-	tsDashURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleDashboard, "")
-	tsPool, err := postgres.Connect(ctx, tsIngestURL, 4, pg.ContextKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tsPool.Close)
-	mainPool, err := postgres.Connect(ctx, base.ingestURL, 4, pg.ContextKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mainPool.Close)
-
-	logger := logtest.New(t)
-	reg := service.NewRegistry()
-	store := timeseries.NewStore(timeseries.StoreConfig{Main: mainPool, TS: tsPool, ProbeInterval: 200 * time.Millisecond, ResyncChunk: 40, Logger: logger, Registry: reg})
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: mainPool, Logger: logger, Registry: reg, Gateways: auth.NewGateways(mainPool), Ingest: svc}))
-	t.Cleanup(srv.Close)
-	e := *base
-	e.srv = srv
+	sep := newSeparateStore(t, base, logtest.New(t), 200*time.Millisecond, 40)
+	e, tsCluster, tsDashURL, store, reg, srv := &sep.env, sep.cluster, sep.dashURL, sep.store, sep.registry, sep.env.srv
 	if err := store.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -185,28 +185,14 @@ func (s *Service) prepareLogs(r *http.Request, gw auth.Gateway) (*prepared, erro
 			us = append(us, i)
 		}
 	}
-	// Insert in event-id order: concurrent batches that share events (a
-	// gateway's retry racing a re-formed batch) then take their row locks
-	// in the same order and cannot deadlock on ON CONFLICT.
 	for _, idx := range [][]int{aw, vs, us} {
-		sort.Slice(idx, func(i, j int) bool { return b.Events[idx[i]].EventID < b.Events[idx[j]].EventID })
+		p.inEventIDOrder(idx)
 	}
 	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error) {
-		w := newWritten()
-		for _, g := range []struct {
-			idx  []int
-			sql  string
-			cols func([]*protocol.Event) []any
-		}{{aw, ins.activeWindows, activeWindowColumns}, {vs, ins.visitedSites, visitedSiteColumns}, {us, ins.userSessions, userSessionColumns}} {
-			es, rs := subset(g.idx, b.Events, p.rows, keep)
-			if len(es) == 0 {
-				continue
-			}
-			if err := s.insertRows(ctx, tx, ins.schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, g.cols(es)...), rs, &w, nil); err != nil {
-				return w, err
-			}
-		}
-		return w, nil
+		return insertSeries(ctx, s, tx, ins.schema, gw, b.Events, p.rows, keep,
+			series[protocol.Event]{aw, ins.activeWindows, noFiles(activeWindowColumns)},
+			series[protocol.Event]{vs, ins.visitedSites, noFiles(visitedSiteColumns)},
+			series[protocol.Event]{us, ins.userSessions, noFiles(userSessionColumns)})
 	}
 	return p, nil
 }
@@ -275,20 +261,10 @@ func (s *Service) prepareDeviceEvents(r *http.Request, gw auth.Gateway) (*prepar
 		}
 		return nil
 	}
-	// Event-id order, as for logs: no deadlock between overlapping batches.
-	order := make([]int, len(b.Events))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(i, j int) bool { return b.Events[order[i]].EventID < b.Events[order[j]].EventID })
+	order := p.inEventIDOrder(positions(len(b.Events)))
 	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error) {
-		w := newWritten()
-		es, rs := subset(order, b.Events, p.rows, keep)
-		if len(es) == 0 {
-			return w, nil
-		}
-		err := s.insertRows(ctx, tx, ins.schema, ins.deviceEvents, append([]any{gw.OrganizationID, gw.ID}, deviceEventColumns(es)...), rs, &w, nil)
-		return w, err
+		return insertSeries(ctx, s, tx, ins.schema, gw, b.Events, p.rows, keep,
+			series[protocol.DeviceEvent]{order, ins.deviceEvents, noFiles(deviceEventColumns)})
 	}
 	return p, nil
 }
@@ -407,23 +383,16 @@ func (s *Service) prepareScreenshots(r *http.Request, gw auth.Gateway) (*prepare
 		}
 		return nil
 	}
-	order := make([]int, len(b.Events))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(i, j int) bool { return b.Events[order[i]].EventID < b.Events[order[j]].EventID })
-	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error) {
-		w := newWritten()
-		es, rs := subset(order, b.Events, p.rows, keep)
-		if len(es) == 0 {
-			return w, nil
-		}
+	order := p.inEventIDOrder(positions(len(b.Events)))
+	columns := func(es []*protocol.Event, rs []row) ([]any, []string) {
 		paths := make([]string, len(rs))
 		for k, r := range rs {
 			paths[k] = fs.paths[r.index]
 		}
-		err := s.insertRows(ctx, tx, ins.schema, ins.screenshots, append([]any{gw.OrganizationID, gw.ID}, screenshotColumns(es, paths)...), rs, &w, paths)
-		return w, err
+		return screenshotColumns(es, paths), paths
+	}
+	p.write = func(ctx context.Context, tx pgx.Tx, ins *inserts, keep func(int) bool) (written, error) {
+		return insertSeries(ctx, s, tx, ins.schema, gw, b.Events, p.rows, keep, series[protocol.Event]{order, ins.screenshots, columns})
 	}
 	return p, nil
 }

@@ -3,10 +3,12 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest/ingestdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -153,6 +155,59 @@ func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string,
 		}
 	}
 	return nil
+}
+
+// positions returns the batch positions 0 to n-1.
+func positions(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// inEventIDOrder sorts idx (positions of noted events) by event id and
+// returns it. Every series is inserted in event-id order: concurrent
+// batches that share events (a gateway's retry racing a re-formed batch)
+// then take their row locks in the same order and cannot deadlock on ON
+// CONFLICT.
+func (p *prepared) inEventIDOrder(idx []int) []int {
+	sort.Slice(idx, func(i, j int) bool { return p.rows[idx[i]].id < p.rows[idx[j]].id })
+	return idx
+}
+
+// series is one table's share of a batch of events E: the positions of its
+// events in insert order, the insert, and the columns of the events after
+// the organisation and gateway (with the storage paths of their files, nil
+// when they have none).
+type series[E any] struct {
+	idx     []int
+	sql     string
+	columns func(es []*E, rs []row) (args []any, files []string)
+}
+
+// noFiles adapts the columns of a series without files.
+func noFiles[E any](columns func([]*E) []any) func([]*E, []row) ([]any, []string) {
+	return func(es []*E, _ []row) ([]any, []string) { return columns(es), nil }
+}
+
+// insertSeries inserts, series by series, the events that keep allows (all
+// when keep is nil) of gw's batch of events (rows are their noted rows) and
+// returns what was written, up to the first failure.
+func insertSeries[E any](ctx context.Context, s *Service, tx pgx.Tx, schema string, gw auth.Gateway, events []E, rows []row,
+	keep func(int) bool, all ...series[E]) (written, error) {
+	w := newWritten()
+	for _, g := range all {
+		es, rs := subset(g.idx, events, rows, keep)
+		if len(es) == 0 {
+			continue
+		}
+		columns, files := g.columns(es, rs)
+		if err := s.insertRows(ctx, tx, schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, columns...), rs, &w, files); err != nil {
+			return w, err
+		}
+	}
+	return w, nil
 }
 
 // subset returns the rows of idx (batch positions) that keep allows (all

@@ -5,20 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
-	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
@@ -31,40 +24,8 @@ func TestSeparateStoreRefusalsAndResends(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	base := newEnv(t, ingest.DefaultLimits())
-	tsCluster, err := pgcluster.Start(ctx, pgcluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tsCluster.Close() })
-	if _, err := postgres.MigrateUp(ctx, tsCluster.URL("postgres"), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := postgres.InstallContextKey(ctx, tsCluster.URL("postgres"), pg.ContextKey()); err != nil {
-		t.Fatal(err)
-	}
-	tsIngestURL, _ := postgres.WithUser(tsCluster.URL("postgres"), postgres.RoleIngest, "")
-	tsPool, err := postgres.Connect(ctx, tsIngestURL, 4, pg.ContextKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tsPool.Close)
-	mainPool, err := postgres.Connect(ctx, base.ingestURL, 4, pg.ContextKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mainPool.Close)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := service.NewRegistry()
-	store := timeseries.NewStore(timeseries.StoreConfig{Main: mainPool, TS: tsPool, ProbeInterval: time.Hour, Logger: logger, Registry: reg})
-	files, _ := storage.NewLocal(t.TempDir())
-	svc, err := ingest.New(ingest.Deps{Store: store, Files: files, Logger: logger, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(agentapi.NewServer(agentapi.Deps{DB: mainPool, Logger: logger, Registry: reg, Gateways: auth.NewGateways(mainPool), Ingest: svc}))
-	t.Cleanup(srv.Close)
-	e := *base
-	e.srv, e.registry, e.svc = srv, reg, svc
+	sep := newSeparateStore(t, base, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour, 0)
+	e, tsCluster, store, reg := &sep.env, sep.cluster, sep.store, sep.registry
 
 	events := makeEvents(40, 1)
 	send := func(key string, evs []protocol.Event, firstSeq int64) (int, protocol.IngestResponse, protocol.ErrorResponse) {

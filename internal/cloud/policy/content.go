@@ -1,10 +1,6 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -15,16 +11,3 @@ func Canonical(content []byte) ([]byte, error) { return protocol.CanonicalJSON(c
 
 // Checksum is the lower-case hex SHA-256 of the canonical form.
 func Checksum(content []byte) (string, error) { return protocol.PolicyChecksum(content) }
-
-func decode(content []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(content))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("content is not valid JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("content holds more than one JSON value")
-	}
-	return v, nil
-}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // Change is one difference between two contents, at a JSON Pointer path.
@@ -21,11 +23,11 @@ type Change struct {
 // Diff lists the changes from a to b, objects compared member by member,
 // anything else (arrays included) as a whole value. Paths are sorted.
 func Diff(a, b []byte) ([]Change, error) {
-	va, err := decode(a)
+	va, err := protocol.DecodeJSONValue(a)
 	if err != nil {
 		return nil, err
 	}
-	vb, err := decode(b)
+	vb, err := protocol.DecodeJSONValue(b)
 	if err != nil {
 		return nil, err
 	}

@@ -99,6 +99,14 @@ const (
 	KeyIdleTimeout       = "HTTP_IDLE_TIMEOUT"
 )
 
+// HTTPTimeoutsUsage documents the HTTP_* keys in a service's usage text.
+const HTTPTimeoutsUsage = `  HTTP_READ_HEADER_TIMEOUT  time to send the request headers (default 10s)
+  HTTP_BODY_MIN_RATE    slowest average body rate in bytes/s after the grace (default 16384); slower: 408
+  HTTP_BODY_GRACE       time before HTTP_BODY_MIN_RATE applies (default 10s)
+  HTTP_WRITE_TIMEOUT    time to answer once the request has arrived (default 60s)
+  HTTP_IDLE_TIMEOUT     time a keep-alive connection may wait for its next request (default 120s)
+`
+
 // HTTPTimeoutsFromEnv reads HTTPTimeouts; absent keys take their defaults,
 // and errors name the key.
 func HTTPTimeoutsFromEnv(getenv func(string) string) (HTTPTimeouts, error) {

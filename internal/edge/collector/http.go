@@ -71,37 +71,10 @@ func (c *Collector) writeError(w http.ResponseWriter, err error) int {
 }
 
 // errorResponse is the collector's one mapping from a coded error to an
-// HTTP status and the wire's ErrorResponse (its Reason, when set, replaces
-// the Code's wire code). Unlike the cloud, the collector answers
-// validation failures 400.
+// HTTP status and the wire's ErrorResponse (protocol.ErrorFor). Unlike the
+// cloud, the collector answers validation failures 400.
 func errorResponse(e *apperr.Error) (int, protocol.ErrorResponse) {
-	status, wire := http.StatusInternalServerError, protocol.ErrCodeInternal
-	switch e.Code {
-	case apperr.Invalid:
-		status, wire = http.StatusBadRequest, protocol.ErrCodeValidation
-	case apperr.Malformed:
-		status, wire = http.StatusBadRequest, protocol.ErrCodeMalformed
-	case apperr.TooLarge:
-		status, wire = http.StatusRequestEntityTooLarge, protocol.ErrCodeTooLarge
-	case apperr.UnsupportedType:
-		status, wire = http.StatusUnsupportedMediaType, protocol.ErrCodeUnsupportedType
-	case apperr.Unauthenticated:
-		status, wire = http.StatusUnauthorized, protocol.ErrCodeUnauthorized
-	case apperr.Forbidden:
-		status, wire = http.StatusForbidden, protocol.ErrCodeForbidden
-	case apperr.NotFound:
-		status, wire = http.StatusNotFound, protocol.ErrCodeNotFound
-	case apperr.Conflict:
-		status, wire = http.StatusConflict, string(apperr.Conflict)
-	case apperr.Throttled:
-		status, wire = http.StatusTooManyRequests, protocol.ErrCodeThrottled
-	case apperr.Unavailable:
-		status, wire = http.StatusServiceUnavailable, protocol.ErrCodeUnavailable
-	}
-	if e.Reason != "" {
-		wire = e.Reason
-	}
-	return status, protocol.ErrorResponse{Error: wire, Field: e.Field, Message: e.Message}
+	return protocol.ErrorFor(e, http.StatusBadRequest)
 }
 
 func (c *Collector) writeJSON(w http.ResponseWriter, code int, v any) {

@@ -48,7 +48,7 @@ type online struct {
 }
 
 // buildOnline builds the cloud-facing parts over the keyring k (see
-// onlineParts in gateway.go for what they are given).
+// onlineParts in control.go for what they are given).
 type buildOnline func(k *enroll.Keyring, creds *enroll.Credentials) (*online, error)
 
 // enrolment is the service that yields the credentials and then runs the
@@ -122,6 +122,13 @@ func (e *enrolment) setIdentity(id, state string) {
 	e.idMu.Unlock()
 }
 
+// fail records that enrolment cannot go on: the provisioning state names
+// err, and the log says what is lost (alert).
+func (e *enrolment) fail(id, alert string, err error) {
+	e.setIdentity(id, "failed: "+err.Error())
+	e.log.Error(alert, "err", err)
+}
+
 // identity is the gateway id and the provisioning state ("pending…",
 // "ok", "failed: …").
 func (e *enrolment) identity() (string, string) {
@@ -185,8 +192,7 @@ func (e *enrolment) run(ctx context.Context) {
 	cfg := e.cfg
 	creds, err := credentials(cfg)
 	if err != nil {
-		e.setIdentity("", "failed: "+err.Error())
-		e.log.Error("ALERT: gateway credentials unusable; uploads disabled", "err", err)
+		e.fail("", "ALERT: gateway credentials unusable; uploads disabled", err)
 		return
 	}
 	pace := backoff.Policy{Initial: cfg.Uplink.BackoffInitial, Max: cfg.Uplink.BackoffMax}
@@ -223,8 +229,7 @@ func (e *enrolment) run(ctx context.Context) {
 	e.setIdentity(creds.GatewayID, "ok")
 	k, err := enroll.NewKeyring(keyFileFor(cfg), creds)
 	if err != nil {
-		e.setIdentity(creds.GatewayID, "failed: "+err.Error())
-		e.log.Error("ALERT: gateway credentials unusable; uploads disabled", "err", err)
+		e.fail(creds.GatewayID, "ALERT: gateway credentials unusable; uploads disabled", err)
 		return
 	}
 	e.mu.Lock()
@@ -242,8 +247,7 @@ func (e *enrolment) run(ctx context.Context) {
 	e.mu.Unlock()
 	on, err := e.build(k, creds)
 	if err != nil {
-		e.setIdentity(creds.GatewayID, "failed: "+err.Error())
-		e.log.Error("ALERT: uplink not started", "err", err)
+		e.fail(creds.GatewayID, "ALERT: uplink not started", err)
 		return
 	}
 	e.mu.Lock()
@@ -258,8 +262,7 @@ func (e *enrolment) run(ctx context.Context) {
 	e.on = on
 	close(e.ready)
 	if err := on.group.Start(ctx); err != nil {
-		e.setIdentity(creds.GatewayID, "failed: "+err.Error())
-		e.log.Error("ALERT: uplink not started", "err", err)
+		e.fail(creds.GatewayID, "ALERT: uplink not started", err)
 	}
 }
 

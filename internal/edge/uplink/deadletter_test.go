@@ -3,8 +3,6 @@ package uplink
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -239,25 +235,9 @@ func TestScreenshotDeadLetterKeepsItsImage(t *testing.T) {
 	var ids []string
 	sums := map[string]string{}
 	for i := range 6 {
-		id := uuid.Must(uuid.NewV7()).String()
-		img := []byte(fmt.Sprintf("PNG-image-%d", i))
-		sum := sha256.Sum256(img)
-		f, err := b.CreateScreenshotTemp()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Write(img)
-		if err := b.PlaceScreenshot(f, id); err != nil {
-			t.Fatal(err)
-		}
-		ev := protocol.Event{EventID: id, Type: protocol.TypeScreenshot, AgentUID: "a", ComputerName: "pc", UserSID: "s",
-			Datetime: time.Now().UTC(), Screenshot: &protocol.Screenshot{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(img)), ContentType: "image/png"}}
-		p, _ := json.Marshal(ev)
-		if _, err := b.Append(ctx, []buffer.Record{{Class: protocol.ClassScreenshot, Type: ev.Type, EventID: id, Payload: p, FileSize: int64(len(img))}}); err != nil {
-			t.Fatal(err)
-		}
+		id, sum := appendScreenshot(t, b, []byte(fmt.Sprintf("PNG-image-%d", i)))
 		ids = append(ids, id)
-		sums[id] = hex.EncodeToString(sum[:])
+		sums[id] = sum
 	}
 	bad := ids[4]
 	srv.SetPoison(poisonIDs(http.StatusInternalServerError, "", bad))

@@ -42,6 +42,30 @@ func openBuffer(t *testing.T, path string) *buffer.Buffer {
 	return b
 }
 
+// appendScreenshot stores img in b as a screenshot event of its own and
+// returns the event's id and the image's hex SHA-256.
+func appendScreenshot(t *testing.T, b *buffer.Buffer, img []byte) (id, sum string) {
+	t.Helper()
+	id = uuid.Must(uuid.NewV7()).String()
+	digest := sha256.Sum256(img)
+	sum = hex.EncodeToString(digest[:])
+	f, err := b.CreateScreenshotTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(img)
+	if err := b.PlaceScreenshot(f, id); err != nil {
+		t.Fatal(err)
+	}
+	ev := protocol.Event{EventID: id, Type: protocol.TypeScreenshot, AgentUID: "a", ComputerName: "pc", UserSID: "s",
+		Datetime: time.Now().UTC(), Screenshot: &protocol.Screenshot{SHA256: sum, Size: int64(len(img)), ContentType: "image/png"}}
+	p, _ := json.Marshal(ev)
+	if _, err := b.Append(context.Background(), []buffer.Record{{Class: protocol.ClassScreenshot, Type: ev.Type, EventID: id, Payload: p, FileSize: int64(len(img))}}); err != nil {
+		t.Fatal(err)
+	}
+	return id, sum
+}
+
 func testOptions(url string) Options {
 	return Options{ServerURL: url, APIKey: apiKey, GatewayID: "gw-1", Config: Config{BatchMaxEvents: 100,
 		FlushInterval: 20 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
@@ -259,25 +283,9 @@ func TestScreenshotsAndDeviceEventsAndDrops(t *testing.T) {
 	var shotIDs, devIDs []string
 	sums := map[string]string{}
 	for i := range 5 {
-		id := uuid.Must(uuid.NewV7()).String()
-		img := []byte(fmt.Sprintf("PNG-bytes-%d", i))
-		sum := sha256.Sum256(img)
-		f, err := b.CreateScreenshotTemp()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Write(img)
-		if err := b.PlaceScreenshot(f, id); err != nil {
-			t.Fatal(err)
-		}
-		ev := protocol.Event{EventID: id, Type: protocol.TypeScreenshot, AgentUID: "a", ComputerName: "pc", UserSID: "s",
-			Datetime: time.Now().UTC(), Screenshot: &protocol.Screenshot{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(img)), ContentType: "image/png"}}
-		p, _ := json.Marshal(ev)
-		if _, err := b.Append(ctx, []buffer.Record{{Class: protocol.ClassScreenshot, Type: ev.Type, EventID: id, Payload: p, FileSize: int64(len(img))}}); err != nil {
-			t.Fatal(err)
-		}
+		id, sum := appendScreenshot(t, b, []byte(fmt.Sprintf("PNG-bytes-%d", i)))
 		shotIDs = append(shotIDs, id)
-		sums[id] = hex.EncodeToString(sum[:])
+		sums[id] = sum
 	}
 	for range 7 {
 		id := uuid.Must(uuid.NewV7()).String()

@@ -544,16 +544,29 @@ func (a *agent) grpcContext(ctx context.Context) context.Context {
 }
 
 func (a *agent) register(ctx context.Context) {
-	reg := protocol.AgentRegistration{AgentUID: a.uid, ComputerName: a.computer, UserSID: a.sid, AgentVersion: "sim-2.0", OSVersion: "Windows 11"}
-	if a.ctl != nil {
-		reg.PolicyVersion = *a.ctl.version.Load()
-	}
+	reg := a.registration()
 	if a.grpc != nil && a.ctl == nil {
 		_, _ = a.grpc.Register(a.grpcContext(ctx), &agentpb.AgentRegistration{AgentUid: reg.AgentUID, ComputerName: reg.ComputerName, UserSid: reg.UserSID, AgentVersion: reg.AgentVersion})
 		return
 	}
-	body, _ := json.Marshal(reg)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.r.opts.GatewayURL+protocol.PathAgentRegister, bytes.NewReader(body))
+	a.postJSON(ctx, protocol.PathAgentRegister, reg)
+}
+
+// registration is the agent's state as registration and heartbeats report
+// it (with the policy version it runs, when it has a control side).
+func (a *agent) registration() protocol.AgentRegistration {
+	reg := protocol.AgentRegistration{AgentUID: a.uid, ComputerName: a.computer, UserSID: a.sid, AgentVersion: "sim-2.0", OSVersion: "Windows 11"}
+	if a.ctl != nil {
+		reg.PolicyVersion = *a.ctl.version.Load()
+	}
+	return reg
+}
+
+// postJSON posts v as JSON to the gateway's path with the agent's
+// credential, best effort: the answer is read and dropped.
+func (a *agent) postJSON(ctx context.Context, path string, v any) {
+	body, _ := json.Marshal(v)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.r.opts.GatewayURL+path, bytes.NewReader(body))
 	if err != nil {
 		return
 	}
@@ -562,6 +575,18 @@ func (a *agent) register(ctx context.Context) {
 	if resp, err := a.r.opts.Client.Do(req); err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+}
+
+// refused counts a refusal (503 or 429) and waits its Retry-After, capped
+// at MaxRetryAfter, or until ctx ends.
+func (a *agent) refused(ctx context.Context, retry time.Duration) {
+	a.r.mu.Lock()
+	a.r.res.Refusals++
+	a.r.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-time.After(min(retry, a.r.opts.MaxRetryAfter)):
 	}
 }
 
@@ -612,13 +637,7 @@ func (a *agent) deliver(ctx context.Context, events []protocol.Event) {
 			continue
 		}
 		if retry > 0 {
-			a.r.mu.Lock()
-			a.r.res.Refusals++
-			a.r.mu.Unlock()
-			select {
-			case <-ctx.Done():
-			case <-time.After(min(retry, a.r.opts.MaxRetryAfter)):
-			}
+			a.refused(ctx, retry)
 			continue
 		}
 		if ctx.Err() != nil && o == Indeterminate {
@@ -740,13 +759,7 @@ func (a *agent) screenshot(ctx context.Context) {
 			continue // dropped by a forced restart: resent once back
 		}
 		if retry > 0 {
-			a.r.mu.Lock()
-			a.r.res.Refusals++
-			a.r.mu.Unlock()
-			select {
-			case <-ctx.Done():
-			case <-time.After(min(retry, a.r.opts.MaxRetryAfter)):
-			}
+			a.refused(ctx, retry)
 			continue
 		}
 		a.r.record([]string{id}, o, time.Since(start), 0, true)

@@ -354,17 +354,5 @@ func (a *agent) fetchPolicy(ctx context.Context) {
 
 // heartbeat reports the agent's state, with the policy version it runs.
 func (a *agent) heartbeat(ctx context.Context) {
-	reg := protocol.AgentRegistration{AgentUID: a.uid, ComputerName: a.computer, UserSID: a.sid, AgentVersion: "sim-2.0",
-		OSVersion: "Windows 11", PolicyVersion: *a.ctl.version.Load()}
-	body, _ := json.Marshal(reg)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.r.opts.GatewayURL+protocol.PathAgentHeartbeat, bytes.NewReader(body))
-	if err != nil {
-		return
-	}
-	req.Header.Set("Content-Type", "application/json")
-	a.authorize(req)
-	if resp, err := a.r.opts.Client.Do(req); err == nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
+	a.postJSON(ctx, protocol.PathAgentHeartbeat, a.registration())
 }
