@@ -355,6 +355,10 @@ func (u *Uplink) process(ctx context.Context, s buffer.Stream, st *streamState, 
 	}
 	switch out {
 	case outOK:
+		// A 2xx proves the key is accepted: the pause ends before the rows
+		// are acknowledged, so nothing sees the backlog gone while the
+		// gateway still reports itself paused.
+		u.resume()
 		if err := u.buf.Ack(ctx, bt); err != nil {
 			// The rows stay claimed; the batch is resent under its token
 			// and the server answers from its idempotency store.
@@ -593,12 +597,17 @@ func (u *Uplink) setBackoff(s buffer.Stream, d time.Duration) {
 	u.mu.Unlock()
 }
 
-func (u *Uplink) succeeded(s buffer.Stream, bt *buffer.Batch) {
-	now := time.Now()
+// resume ends a pause after 401/403, once the cloud accepts the key again.
+func (u *Uplink) resume() {
 	if u.paused.Swap(false) {
 		u.m.paused.Set(0)
 		u.log.Info("the cloud accepted the API key again; uploads resumed")
 	}
+}
+
+func (u *Uplink) succeeded(s buffer.Stream, bt *buffer.Batch) {
+	now := time.Now()
+	u.resume()
 	u.mu.Lock()
 	u.lastOK = now
 	u.uploaded += int64(len(bt.Events))
