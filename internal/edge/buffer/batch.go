@@ -164,7 +164,7 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 	recorded := false
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		recorded = false
-		q := b.qs.WithTx(tx)
+		q := b.onTx(tx)
 		var drops []protocol.Drop
 		if withDrops {
 			var err error
@@ -253,7 +253,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	}
 	err := first(ctx, func(tx *sql.Tx) error {
 		var err error
-		if found, err = deleteBatch(ctx, b.qs.WithTx(tx), bt.Token); err != nil || !found {
+		if found, err = deleteBatch(ctx, b.onTx(tx), bt.Token); err != nil || !found {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
@@ -340,7 +340,7 @@ func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) ([]strin
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		tokens = nil
 		var err error
-		if found, err = deleteBatch(ctx, b.qs.WithTx(tx), bt.Token); err != nil || !found {
+		if found, err = deleteBatch(ctx, b.onTx(tx), bt.Token); err != nil || !found {
 			return err
 		}
 		for i := 0; i < len(bt.Events); i += maxEvents {
@@ -350,7 +350,7 @@ func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) ([]strin
 				bytes += e.Size
 			}
 			token := newToken()
-			if err := b.qs.WithTx(tx).InsertBatch(ctx, bufferdb.InsertBatchParams{Token: token, Stream: string(bt.Stream),
+			if err := b.onTx(tx).InsertBatch(ctx, bufferdb.InsertBatchParams{Token: token, Stream: string(bt.Stream),
 				EventCount: int64(len(part)), FirstID: part[0].RowID, LastID: part[len(part)-1].RowID, Bytes: bytes,
 				Drops: "[]", CreatedAt: bt.CreatedAt.UnixMilli()}); err != nil {
 				return fmt.Errorf("insert batch: %w", err)
@@ -370,7 +370,7 @@ func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) ([]strin
 }
 
 func (b *Buffer) restoreDrops(ctx context.Context, tx *sql.Tx, drops []protocol.Drop) error {
-	q := b.qs.WithTx(tx)
+	q := b.onTx(tx)
 	for _, d := range drops {
 		if err := q.AddDrops(ctx, bufferdb.AddDropsParams{Reason: d.Reason, Class: d.Class, Pending: d.Count, Total: 0,
 			FirstAt: d.FirstAt.UnixMilli(), LastAt: d.LastAt.UnixMilli()}); err != nil {
@@ -386,7 +386,7 @@ func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) err
 		cause = cause[:500]
 	}
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		if err := b.qs.WithTx(tx).BatchFailed(ctx, bufferdb.BatchFailedParams{LastError: cause, Token: bt.Token}); err != nil {
+		if err := b.onTx(tx).BatchFailed(ctx, bufferdb.BatchFailedParams{LastError: cause, Token: bt.Token}); err != nil {
 			return fmt.Errorf("count attempt: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, b.sq("retry_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
@@ -429,7 +429,7 @@ func (b *Buffer) removeBatch(ctx context.Context, bt *Batch, reason string, keep
 	now := b.now().UnixMilli()
 	err = b.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if found, err = deleteBatch(ctx, b.qs.WithTx(tx), bt.Token); err != nil || !found {
+		if found, err = deleteBatch(ctx, b.onTx(tx), bt.Token); err != nil || !found {
 			return err
 		}
 		if keep != nil {
@@ -442,7 +442,7 @@ func (b *Buffer) removeBatch(ctx context.Context, bt *Batch, reason string, keep
 		}
 		if len(bt.Events) > 0 {
 			n := int64(len(bt.Events))
-			if err := b.qs.WithTx(tx).AddDrops(ctx, bufferdb.AddDropsParams{Reason: reason, Class: bt.Stream.class(),
+			if err := b.onTx(tx).AddDrops(ctx, bufferdb.AddDropsParams{Reason: reason, Class: bt.Stream.class(),
 				Pending: n, Total: n, FirstAt: now, LastAt: now}); err != nil {
 				return fmt.Errorf("count drops: %w", err)
 			}

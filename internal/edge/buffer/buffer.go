@@ -200,9 +200,10 @@ type Buffer struct {
 	// them.
 	db *sql.DB
 	// qs runs the typed statements (bufferdb), each prepared once on db
-	// (Prepare, at open); in a transaction, qs.WithTx(tx) runs the same
-	// prepared statements on it.
-	qs *bufferdb.Queries
+	// at open; prepared holds the same statements by query text, for
+	// onTx (statements.go), which runs them in a transaction.
+	qs       *bufferdb.Queries
+	prepared map[string]*sql.Stmt
 	// streamQ holds the per-stream statements (sql/raw/streams.sql), by
 	// "<name>:<stream>".
 	streamQ map[string]string

@@ -29,7 +29,7 @@ func (b *Buffer) PutAgentCredential(ctx context.Context, uid, computerName strin
 		return false, fmt.Errorf("buffer: credential hash must be 32 bytes, not %d", len(hash))
 	}
 	err = b.withTx(ctx, func(tx *sql.Tx) error {
-		q := b.qs.WithTx(tx)
+		q := b.onTx(tx)
 		n, err := q.CredentialExists(ctx, uid)
 		if err != nil {
 			return fmt.Errorf("buffer: look up agent credential: %w", err)
@@ -63,7 +63,7 @@ func (b *Buffer) DeleteAgentCredential(ctx context.Context, uid string) (bool, e
 	var n int64
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		n, err = b.qs.WithTx(tx).CredentialDelete(ctx, uid)
+		n, err = b.onTx(tx).CredentialDelete(ctx, uid)
 		if err != nil {
 			return fmt.Errorf("buffer: revoke agent credential: %w", err)
 		}
@@ -100,7 +100,7 @@ func (b *Buffer) UnreportedAgents(ctx context.Context, limit int) ([]EnrolledAge
 // re-enrolment since then stays unreported).
 func (b *Buffer) MarkAgentReported(ctx context.Context, a EnrolledAgent, at time.Time) error {
 	return b.withLazyTx(ctx, func(tx *sql.Tx) error {
-		if err := b.qs.WithTx(tx).CredentialReported(ctx, bufferdb.CredentialReportedParams{ReportedAt: at.UnixMilli(),
+		if err := b.onTx(tx).CredentialReported(ctx, bufferdb.CredentialReportedParams{ReportedAt: at.UnixMilli(),
 			AgentUid: a.AgentUID, EnrolledAt: a.EnrolledAt.UnixMilli()}); err != nil {
 			return fmt.Errorf("buffer: mark agent reported: %w", err)
 		}
@@ -121,7 +121,7 @@ func (b *Buffer) State(ctx context.Context, key string) (string, error) {
 // SetState durably stores a value of the gateway's key-value state.
 func (b *Buffer) SetState(ctx context.Context, key, value string) error {
 	return b.withTx(ctx, func(tx *sql.Tx) error {
-		if err := b.qs.WithTx(tx).SetState(ctx, bufferdb.SetStateParams{Key: key, Value: value}); err != nil {
+		if err := b.onTx(tx).SetState(ctx, bufferdb.SetStateParams{Key: key, Value: value}); err != nil {
 			return fmt.Errorf("buffer: store state %s: %w", key, err)
 		}
 		return nil

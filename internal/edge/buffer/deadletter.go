@@ -186,7 +186,7 @@ func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
 		clear(delta)
 		moved = 0
 		seq := b.nextSeq
-		q := b.qs.WithTx(tx)
+		q := b.onTx(tx)
 		for _, it := range items {
 			var n int64
 			var err error
@@ -313,7 +313,7 @@ func (b *Buffer) purgeDeadLetters(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	err = b.withTx(ctx, func(tx *sql.Tx) error {
-		q := b.qs.WithTx(tx)
+		q := b.onTx(tx)
 		for _, v := range victims {
 			if err := q.DeadLetterDelete(ctx, v.id); err != nil {
 				return fmt.Errorf("delete dead letter %s: %w", v.eventID, err)

@@ -102,7 +102,7 @@ func (b *Buffer) dropOldest(ctx context.Context, s Stream, limit int, cutoff tim
 		}
 		first := events[0].CreatedAt.UnixMilli()
 		n := int64(len(events))
-		if err := b.qs.WithTx(tx).AddDrops(ctx, bufferdb.AddDropsParams{Reason: reason, Class: class, Pending: n, Total: n,
+		if err := b.onTx(tx).AddDrops(ctx, bufferdb.AddDropsParams{Reason: reason, Class: class, Pending: n, Total: n,
 			FirstAt: first, LastAt: now}); err != nil {
 			return fmt.Errorf("count drops: %w", err)
 		}

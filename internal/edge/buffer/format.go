@@ -61,7 +61,7 @@ func (b *Buffer) upgradeFormat(ctx context.Context) error {
 		}
 		moved += n
 	}
-	if err := b.qs.WithTx(tx).SetState(ctx, bufferdb.SetStateParams{Key: "buffer_format", Value: bufferFormat}); err != nil {
+	if err := b.onTx(tx).SetState(ctx, bufferdb.SetStateParams{Key: "buffer_format", Value: bufferFormat}); err != nil {
 		return fmt.Errorf("buffer: stamp format: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -76,7 +76,7 @@ func (b *Buffer) upgradeFormat(ctx context.Context) error {
 // upgradeStream converts one stream's rows and batches (see upgradeFormat)
 // and returns how many pending batches it renumbered.
 func (b *Buffer) upgradeStream(ctx context.Context, tx *sql.Tx, s Stream) (int, error) {
-	q := b.qs.WithTx(tx)
+	q := b.onTx(tx)
 	if _, err := tx.ExecContext(ctx, b.sq("legacy_acked_orphans", s)); err != nil {
 		return 0, fmt.Errorf("remove acknowledged rows: %w", err)
 	}

@@ -62,7 +62,7 @@ func (b *Buffer) load(ctx context.Context) error {
 func (b *Buffer) closeDB() {
 	if b.qs != nil {
 		_ = b.qs.Close()
-		b.qs = nil
+		b.qs, b.prepared = nil, nil
 	}
 	if b.db != nil {
 		b.db.Close()

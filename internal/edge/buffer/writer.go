@@ -128,8 +128,8 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 	nowMS := b.now().UnixMilli()
 	ctx := context.Background()
 	err := b.runTx(ctx, func(tx *sql.Tx) error {
-		// The statements prepared at open, on this transaction.
-		q := b.qs.WithTx(tx)
+		// The statements prepared at open, bound to this transaction once.
+		q := b.onTx(tx)
 		for i, req := range reqs {
 			if !ok[i] {
 				continue
@@ -201,15 +201,4 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 		b.signal(StreamForClass(class))
 	}
 	b.evaluate()
-}
-
-// prepare prepares every typed statement on the connection, once (the
-// writer's inserts among them).
-func (b *Buffer) prepare(ctx context.Context) error {
-	qs, err := bufferdb.Prepare(ctx, b.db)
-	if err != nil {
-		return fmt.Errorf("buffer: prepare: %w", err)
-	}
-	b.qs = qs
-	return nil
 }
