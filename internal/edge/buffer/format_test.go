@@ -266,3 +266,41 @@ func TestUpgradeFromFormat2(t *testing.T) {
 		t.Fatalf("newer format opened: %v", err)
 	}
 }
+
+// TestStreamQueriesCheckedBothWays: the per-stream file must define every
+// name the code runs, nothing else, and only per-stream statements.
+func TestStreamQueriesCheckedBothWays(t *testing.T) {
+	data, err := sqlFiles.ReadFile("sql/raw/streams.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := string(data)
+	tests := []struct {
+		name    string
+		file    string
+		wantErr string // "" when the file is accepted
+	}{
+		{"the embedded file", file, ""},
+		{"a name missing", strings.Replace(file, "-- name: max_id", "-- name: max_id_renamed", 1), "lacks query max_id"},
+		{"a name no code runs", file + "\n-- name: unused\nSELECT 1 FROM {table};\n", "has query unused"},
+		{"a statement not per stream", strings.Replace(file, "SELECT coalesce(max(id), 0) FROM {table};",
+			"SELECT coalesce(max(id), 0) FROM agent_data_buffer;", 1), "query max_id is not per stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := expandStreamQueries("streams.sql", []byte(tt.file))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(q) != len(streamQueries)*len(Streams()) {
+					t.Fatalf("%d expanded queries, want %d", len(q), len(streamQueries)*len(Streams()))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

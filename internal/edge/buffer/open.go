@@ -35,6 +35,12 @@ func parseStreamQueries() (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read queries: %w", err)
 	}
+	return expandStreamQueries(file, data)
+}
+
+// expandStreamQueries parses the named templates of file and expands them
+// per stream (see parseStreamQueries).
+func expandStreamQueries(file string, data []byte) (map[string]string, error) {
 	templates := map[string]string{}
 	name := ""
 	var cur strings.Builder
