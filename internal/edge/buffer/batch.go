@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -70,30 +71,20 @@ func scanEvents(rows *sql.Rows) ([]StoredEvent, error) {
 // acknowledged (e.g. before a crash) and whose token is not in skip, with
 // its rows, or nil.
 func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]bool) (*Batch, error) {
-	rows, err := b.db.QueryContext(ctx, b.q["select_pending_batch"], string(s))
+	pending, err := b.qs.SelectPendingBatches(ctx, string(s))
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read pending %s batches: %w", s, err)
 	}
 	var bt *Batch
 	var drops string
-	for rows.Next() {
-		var c Batch
-		var created int64
-		var d string
-		if err := rows.Scan(&c.Token, &c.FirstID, &c.LastID, &c.Bytes, &d, &c.Attempts, &created); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("buffer: read pending %s batches: %w", s, err)
-		}
-		if skip[c.Token] {
+	for _, p := range pending {
+		if skip[p.Token] {
 			continue
 		}
-		c.Stream = s
-		c.CreatedAt = time.UnixMilli(created)
-		bt, drops = &c, d
+		bt = &Batch{Token: p.Token, Stream: s, FirstID: p.FirstID, LastID: p.LastID, Bytes: p.Bytes,
+			Attempts: int(p.Attempts), CreatedAt: time.UnixMilli(p.CreatedAt)}
+		drops = p.Drops
 		break
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("buffer: read pending %s batches: %w", s, err)
 	}
 	if bt == nil {
 		return nil, nil
@@ -173,14 +164,15 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 	recorded := false
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		recorded = false
+		q := b.onTx(tx)
 		var drops []protocol.Drop
 		if withDrops {
 			var err error
-			if drops, err = pendingDrops(ctx, tx, b.q["select_pending_drops"]); err != nil {
+			if drops, err = pendingDrops(ctx, q); err != nil {
 				return err
 			}
 			if len(drops) > 0 {
-				if _, err := tx.ExecContext(ctx, b.q["clear_pending_drops"]); err != nil {
+				if err := q.ClearPendingDrops(ctx); err != nil {
 					return fmt.Errorf("clear pending drops: %w", err)
 				}
 			}
@@ -188,12 +180,13 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 		if len(bt.Events) == 0 && len(drops) == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, b.q["insert_batch"], bt.Token, string(s), len(bt.Events), bt.FirstID, bt.LastID,
-			bt.Bytes, encodeDrops(drops), bt.CreatedAt.UnixMilli()); err != nil {
+		if err := q.InsertBatch(ctx, bufferdb.InsertBatchParams{Token: bt.Token, Stream: string(s),
+			EventCount: int64(len(bt.Events)), FirstID: bt.FirstID, LastID: bt.LastID, Bytes: bt.Bytes,
+			Drops: encodeDrops(drops), CreatedAt: bt.CreatedAt.UnixMilli()}); err != nil {
 			return fmt.Errorf("insert batch: %w", err)
 		}
 		if len(bt.Events) > 0 {
-			if _, err := tx.ExecContext(ctx, b.q["set_state"], s.cursorKey(), strconv.FormatInt(bt.LastID, 10)); err != nil {
+			if err := q.SetState(ctx, bufferdb.SetStateParams{Key: s.cursorKey(), Value: strconv.FormatInt(bt.LastID, 10)}); err != nil {
 				return fmt.Errorf("move claim cursor: %w", err)
 			}
 		}
@@ -222,24 +215,17 @@ func (b *Buffer) addClaimed(s Stream, rows int, bytes int64) {
 	b.mu.Unlock()
 }
 
-func pendingDrops(ctx context.Context, tx *sql.Tx, query string) ([]protocol.Drop, error) {
-	rows, err := tx.QueryContext(ctx, query)
+func pendingDrops(ctx context.Context, q *bufferdb.Queries) ([]protocol.Drop, error) {
+	rows, err := q.SelectPendingDrops(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("select pending drops: %w", err)
 	}
-	defer rows.Close()
 	var out []protocol.Drop
-	for rows.Next() {
-		var d protocol.Drop
-		var first, last int64
-		if err := rows.Scan(&d.Reason, &d.Class, &d.Count, &first, &last); err != nil {
-			return nil, fmt.Errorf("select pending drops: %w", err)
-		}
-		d.FirstAt = time.UnixMilli(first).UTC()
-		d.LastAt = time.UnixMilli(last).UTC()
-		out = append(out, d)
+	for _, r := range rows {
+		out = append(out, protocol.Drop{Reason: r.Reason, Class: r.Class, Count: r.Pending,
+			FirstAt: time.UnixMilli(r.FirstAt).UTC(), LastAt: time.UnixMilli(r.LastAt).UTC()})
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Ack deletes a batch and its rows after the cloud answered 2xx, then
@@ -267,7 +253,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	}
 	err := first(ctx, func(tx *sql.Tx) error {
 		var err error
-		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+		if found, err = deleteBatch(ctx, b.onTx(tx), bt.Token); err != nil || !found {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
@@ -307,12 +293,8 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 
 // deleteBatch deletes a batch record and reports whether it still existed
 // (shedding may have dropped it while it was in flight).
-func deleteBatch(ctx context.Context, tx *sql.Tx, query, token string) (bool, error) {
-	res, err := tx.ExecContext(ctx, query, token)
-	if err != nil {
-		return false, fmt.Errorf("delete batch: %w", err)
-	}
-	n, err := res.RowsAffected()
+func deleteBatch(ctx context.Context, q *bufferdb.Queries, token string) (bool, error) {
+	n, err := q.DeleteBatch(ctx, token)
 	if err != nil {
 		return false, fmt.Errorf("delete batch: %w", err)
 	}
@@ -358,7 +340,7 @@ func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) ([]strin
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
 		tokens = nil
 		var err error
-		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+		if found, err = deleteBatch(ctx, b.onTx(tx), bt.Token); err != nil || !found {
 			return err
 		}
 		for i := 0; i < len(bt.Events); i += maxEvents {
@@ -368,8 +350,9 @@ func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) ([]strin
 				bytes += e.Size
 			}
 			token := newToken()
-			if _, err := tx.ExecContext(ctx, b.q["insert_batch"], token, string(bt.Stream), len(part),
-				part[0].RowID, part[len(part)-1].RowID, bytes, "[]", bt.CreatedAt.UnixMilli()); err != nil {
+			if err := b.onTx(tx).InsertBatch(ctx, bufferdb.InsertBatchParams{Token: token, Stream: string(bt.Stream),
+				EventCount: int64(len(part)), FirstID: part[0].RowID, LastID: part[len(part)-1].RowID, Bytes: bytes,
+				Drops: "[]", CreatedAt: bt.CreatedAt.UnixMilli()}); err != nil {
 				return fmt.Errorf("insert batch: %w", err)
 			}
 			tokens = append(tokens, token)
@@ -387,9 +370,10 @@ func (b *Buffer) Reissue(ctx context.Context, bt *Batch, maxEvents int) ([]strin
 }
 
 func (b *Buffer) restoreDrops(ctx context.Context, tx *sql.Tx, drops []protocol.Drop) error {
+	q := b.onTx(tx)
 	for _, d := range drops {
-		if _, err := tx.ExecContext(ctx, b.q["add_drops"], d.Reason, d.Class, d.Count, 0,
-			d.FirstAt.UnixMilli(), d.LastAt.UnixMilli()); err != nil {
+		if err := q.AddDrops(ctx, bufferdb.AddDropsParams{Reason: d.Reason, Class: d.Class, Pending: d.Count, Total: 0,
+			FirstAt: d.FirstAt.UnixMilli(), LastAt: d.LastAt.UnixMilli()}); err != nil {
 			return fmt.Errorf("restore drops: %w", err)
 		}
 	}
@@ -402,7 +386,7 @@ func (b *Buffer) RecordFailure(ctx context.Context, bt *Batch, cause string) err
 		cause = cause[:500]
 	}
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, b.q["batch_failed"], cause, bt.Token); err != nil {
+		if err := b.onTx(tx).BatchFailed(ctx, bufferdb.BatchFailedParams{LastError: cause, Token: bt.Token}); err != nil {
 			return fmt.Errorf("count attempt: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, b.sq("retry_rows", bt.Stream), bt.FirstID, bt.LastID); err != nil {
@@ -445,7 +429,7 @@ func (b *Buffer) removeBatch(ctx context.Context, bt *Batch, reason string, keep
 	now := b.now().UnixMilli()
 	err = b.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if found, err = deleteBatch(ctx, tx, b.q["delete_batch"], bt.Token); err != nil || !found {
+		if found, err = deleteBatch(ctx, b.onTx(tx), bt.Token); err != nil || !found {
 			return err
 		}
 		if keep != nil {
@@ -457,7 +441,9 @@ func (b *Buffer) removeBatch(ctx context.Context, bt *Batch, reason string, keep
 			return fmt.Errorf("delete rows: %w", err)
 		}
 		if len(bt.Events) > 0 {
-			if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, bt.Stream.class(), len(bt.Events), len(bt.Events), now, now); err != nil {
+			n := int64(len(bt.Events))
+			if err := b.onTx(tx).AddDrops(ctx, bufferdb.AddDropsParams{Reason: reason, Class: bt.Stream.class(),
+				Pending: n, Total: n, FirstAt: now, LastAt: now}); err != nil {
 				return fmt.Errorf("count drops: %w", err)
 			}
 		}
@@ -477,8 +463,7 @@ func (b *Buffer) Unclaimed(s Stream) (rows, bytes int64) {
 
 // HasPendingDrops reports whether a drop report waits to be sent.
 func (b *Buffer) HasPendingDrops(ctx context.Context) (bool, error) {
-	var n int64
-	err := b.db.QueryRowContext(ctx, "SELECT count(*) FROM drop_counters WHERE pending > 0").Scan(&n)
+	n, err := b.qs.CountPendingDrops(ctx)
 	if err != nil {
 		return false, fmt.Errorf("buffer: count pending drops: %w", err)
 	}
@@ -503,9 +488,12 @@ func (b *Buffer) OldestUnclaimed(ctx context.Context, s Stream) (time.Time, bool
 func (b *Buffer) OldestUnsent(ctx context.Context) (time.Time, bool, error) {
 	var oldest time.Time
 	found := false
-	for _, name := range []string{"oldest_agent", "oldest_device"} {
-		var ms int64
-		err := b.db.QueryRowContext(ctx, b.q[name]).Scan(&ms)
+	for _, oldestOf := range []struct {
+		name  string
+		query func(context.Context) (int64, error)
+	}{{"oldest_agent", b.qs.OldestAgent}, {"oldest_device", b.qs.OldestDevice}} {
+		name := oldestOf.name
+		ms, err := oldestOf.query(ctx)
 		if err == sql.ErrNoRows {
 			continue
 		}
@@ -522,8 +510,7 @@ func (b *Buffer) OldestUnsent(ctx context.Context) (time.Time, bool, error) {
 
 // HasEvent reports whether an agent event with this id is buffered.
 func (b *Buffer) HasEvent(ctx context.Context, eventID string) (bool, error) {
-	var one int
-	err := b.db.QueryRowContext(ctx, b.q["event_exists"], eventID).Scan(&one)
+	_, err := b.qs.EventExists(ctx, eventID)
 	if err == sql.ErrNoRows {
 		return false, nil
 	}

@@ -16,7 +16,7 @@
 // agent's acknowledgement never waits behind a whole batch's claim or
 // delete. A claim reads its rows and then records the batch once, as a
 // token and a row-id range, moving the stream's claim cursor (see
-// queries.sql): rows are written twice in their life (insert and delete),
+// sql/raw/streams.sql): rows are written twice in their life (insert and delete),
 // never rewritten to be claimed.
 package buffer
 
@@ -38,10 +38,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-//go:embed schema.sql queries.sql
+//go:embed schema.sql sql/raw/streams.sql
 var sqlFiles embed.FS
 
 // Errors returned by Append.
@@ -197,9 +198,15 @@ type Buffer struct {
 	// per transaction), and every read and write shares the connection.
 	// Writes run on the writer goroutine; reads take the connection between
 	// them.
-	db    *sql.DB
-	q     map[string]string
-	stmts map[string]*sql.Stmt // prepared on db
+	db *sql.DB
+	// qs runs the typed statements (bufferdb), each prepared once on db
+	// at open; prepared holds the same statements by query text, for
+	// onTx (statements.go), which runs them in a transaction.
+	qs       *bufferdb.Queries
+	prepared map[string]*sql.Stmt
+	// streamQ holds the per-stream statements (sql/raw/streams.sql), by
+	// "<name>:<stream>".
+	streamQ map[string]string
 
 	appendCh chan *appendReq
 	jobCh    chan *writeJob
@@ -215,7 +222,7 @@ type Buffer struct {
 	// rows (shedding, retention): both read rows above the stream's claim
 	// cursor, which only a claim moves.
 	claimMu map[Stream]*sync.Mutex
-	// cursor is each stream's claim cursor (see queries.sql), changed only
+	// cursor is each stream's claim cursor (see sql/raw/streams.sql), changed only
 	// under claimMu after the commit that stores it.
 	cursor map[Stream]*atomic.Int64
 
@@ -322,11 +329,11 @@ func New(ctx context.Context, opts Options) (*Buffer, error) {
 	if err := os.MkdirAll(b.deadDir, 0o750); err != nil {
 		return nil, fmt.Errorf("buffer: create dead-letter directory: %w", err)
 	}
-	q, err := parseQueries()
+	q, err := parseStreamQueries()
 	if err != nil {
 		return nil, err
 	}
-	b.q = q
+	b.streamQ = q
 	if err := b.openOrQuarantine(ctx); err != nil {
 		return nil, err
 	}

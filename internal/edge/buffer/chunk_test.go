@@ -106,7 +106,7 @@ func TestAckInterruptedBetweenChunksIsCompletedAtOpen(t *testing.T) {
 	}
 	// What Ack's first transaction commits.
 	if err := b.withTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(b.q["delete_batch"], bt.Token); err != nil {
+		if _, err := b.onTx(tx).DeleteBatch(ctx, bt.Token); err != nil {
 			return err
 		}
 		_, err := tx.Exec(b.sq("delete_rows_chunk", StreamLogs), bt.FirstID, bt.LastID, 8)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 )
 
 // Agent credentials: the hashes of the credentials enrolled agents present
@@ -27,12 +29,14 @@ func (b *Buffer) PutAgentCredential(ctx context.Context, uid, computerName strin
 		return false, fmt.Errorf("buffer: credential hash must be 32 bytes, not %d", len(hash))
 	}
 	err = b.withTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, b.q["credential_exists"], uid).Scan(&n); err != nil {
+		q := b.onTx(tx)
+		n, err := q.CredentialExists(ctx, uid)
+		if err != nil {
 			return fmt.Errorf("buffer: look up agent credential: %w", err)
 		}
 		replaced = n > 0
-		if _, err := tx.ExecContext(ctx, b.q["credential_put"], uid, hash, computerName, at.UnixMilli()); err != nil {
+		if err := q.CredentialPut(ctx, bufferdb.CredentialPutParams{AgentUid: uid, CredentialHash: hash,
+			ComputerName: computerName, EnrolledAt: at.UnixMilli()}); err != nil {
 			return fmt.Errorf("buffer: store agent credential: %w", err)
 		}
 		return nil
@@ -43,7 +47,7 @@ func (b *Buffer) PutAgentCredential(ctx context.Context, uid, computerName strin
 // AgentByCredential returns the agent whose credential hashes to hash;
 // ok is false when none does (unknown, replaced or revoked).
 func (b *Buffer) AgentByCredential(ctx context.Context, hash []byte) (uid string, ok bool, err error) {
-	err = b.db.QueryRowContext(ctx, b.q["credential_lookup"], hash).Scan(&uid)
+	uid, err = b.qs.CredentialLookup(ctx, hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -58,11 +62,11 @@ func (b *Buffer) AgentByCredential(ctx context.Context, hash []byte) (uid string
 func (b *Buffer) DeleteAgentCredential(ctx context.Context, uid string) (bool, error) {
 	var n int64
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, b.q["credential_delete"], uid)
+		var err error
+		n, err = b.onTx(tx).CredentialDelete(ctx, uid)
 		if err != nil {
 			return fmt.Errorf("buffer: revoke agent credential: %w", err)
 		}
-		n, _ = res.RowsAffected()
 		return nil
 	})
 	return n > 0, err
@@ -70,8 +74,8 @@ func (b *Buffer) DeleteAgentCredential(ctx context.Context, uid string) (bool, e
 
 // AgentCredentialCount counts enrolled agents.
 func (b *Buffer) AgentCredentialCount(ctx context.Context) (int64, error) {
-	var n int64
-	if err := b.db.QueryRowContext(ctx, b.q["credential_count"]).Scan(&n); err != nil {
+	n, err := b.qs.CredentialCount(ctx)
+	if err != nil {
 		return 0, fmt.Errorf("buffer: count agent credentials: %w", err)
 	}
 	return n, nil
@@ -80,29 +84,24 @@ func (b *Buffer) AgentCredentialCount(ctx context.Context) (int64, error) {
 // UnreportedAgents returns up to limit enrolled agents the cloud has not
 // been told of, oldest enrolment first.
 func (b *Buffer) UnreportedAgents(ctx context.Context, limit int) ([]EnrolledAgent, error) {
-	rows, err := b.db.QueryContext(ctx, b.q["credential_unreported"], limit)
+	rows, err := b.qs.CredentialUnreported(ctx, int64(limit))
 	if err != nil {
 		return nil, fmt.Errorf("buffer: list unreported agents: %w", err)
 	}
-	defer rows.Close()
 	var out []EnrolledAgent
-	for rows.Next() {
-		var a EnrolledAgent
-		var ms int64
-		if err := rows.Scan(&a.AgentUID, &a.ComputerName, &ms); err != nil {
-			return nil, fmt.Errorf("buffer: list unreported agents: %w", err)
-		}
-		a.EnrolledAt = time.UnixMilli(ms).UTC()
-		out = append(out, a)
+	for _, r := range rows {
+		out = append(out, EnrolledAgent{AgentUID: r.AgentUid, ComputerName: r.ComputerName,
+			EnrolledAt: time.UnixMilli(r.EnrolledAt).UTC()})
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // MarkAgentReported records that the cloud was told of a's enrolment (a
 // re-enrolment since then stays unreported).
 func (b *Buffer) MarkAgentReported(ctx context.Context, a EnrolledAgent, at time.Time) error {
 	return b.withLazyTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, b.q["credential_reported"], at.UnixMilli(), a.AgentUID, a.EnrolledAt.UnixMilli()); err != nil {
+		if err := b.onTx(tx).CredentialReported(ctx, bufferdb.CredentialReportedParams{ReportedAt: at.UnixMilli(),
+			AgentUid: a.AgentUID, EnrolledAt: a.EnrolledAt.UnixMilli()}); err != nil {
 			return fmt.Errorf("buffer: mark agent reported: %w", err)
 		}
 		return nil
@@ -112,8 +111,7 @@ func (b *Buffer) MarkAgentReported(ctx context.Context, a EnrolledAgent, at time
 // State returns a value of the gateway's small key-value state ("" when
 // unset).
 func (b *Buffer) State(ctx context.Context, key string) (string, error) {
-	var v string
-	err := b.db.QueryRowContext(ctx, b.q["get_state"], key).Scan(&v)
+	v, err := b.qs.GetState(ctx, key)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("buffer: read state %s: %w", key, err)
 	}
@@ -123,7 +121,7 @@ func (b *Buffer) State(ctx context.Context, key string) (string, error) {
 // SetState durably stores a value of the gateway's key-value state.
 func (b *Buffer) SetState(ctx context.Context, key, value string) error {
 	return b.withTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, b.q["set_state"], key, value); err != nil {
+		if err := b.onTx(tx).SetState(ctx, bufferdb.SetStateParams{Key: key, Value: value}); err != nil {
 			return fmt.Errorf("buffer: store state %s: %w", key, err)
 		}
 		return nil

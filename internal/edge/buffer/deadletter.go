@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 )
 
 // DefaultDeadLetterMaxEvents is the default bound on the number of dead
@@ -94,11 +97,11 @@ type deadItem struct {
 	deviceID, adapterType       string
 }
 
-func scanDeadItem(sc interface{ Scan(...any) error }) (deadItem, error) {
-	var it deadItem
-	err := sc.Scan(&it.id, &it.eventID, &it.stream, &it.class, &it.typ, &it.payload, &it.size, &it.fileSize,
-		&it.deviceID, &it.adapterType)
-	return it, err
+// deadItemOf is the dead letter of a bufferdb row (DeadLetterSelectOne and
+// DeadLetterSelectAll select the same columns).
+func deadItemOf(r bufferdb.DeadLetterSelectAllRow) deadItem {
+	return deadItem{id: r.ID, eventID: r.EventID, stream: r.Stream, class: r.Class, typ: r.Type, payload: r.Payload,
+		size: r.Size, fileSize: r.FileSize, deviceID: r.DeviceID, adapterType: r.AdapterType}
 }
 
 // ReplayDeadLetters moves dead letters back into their streams with new
@@ -122,14 +125,14 @@ func (b *Buffer) ReplayDeadLetters(ctx context.Context, eventIDs []string) (int,
 		for i := 0; i < len(eventIDs); i += replayChunk {
 			var items []deadItem
 			for _, id := range eventIDs[i:min(i+replayChunk, len(eventIDs))] {
-				it, err := scanDeadItem(b.db.QueryRowContext(ctx, b.q["dead_letter_select_one"], id))
+				r, err := b.qs.DeadLetterSelectOne(ctx, id)
 				if errors.Is(err, sql.ErrNoRows) {
 					continue
 				}
 				if err != nil {
 					return total, fmt.Errorf("buffer: read dead letter %s: %w", id, err)
 				}
-				items = append(items, it)
+				items = append(items, deadItemOf(bufferdb.DeadLetterSelectAllRow(r)))
 			}
 			n, err := b.replay(ctx, items)
 			total += n
@@ -141,21 +144,13 @@ func (b *Buffer) ReplayDeadLetters(ctx context.Context, eventIDs []string) (int,
 	}
 	after := int64(0)
 	for {
-		rows, err := b.db.QueryContext(ctx, b.q["dead_letter_select_all"], after, replayChunk)
+		rows, err := b.qs.DeadLetterSelectAll(ctx, bufferdb.DeadLetterSelectAllParams{ID: after, Limit: replayChunk})
 		if err != nil {
 			return total, fmt.Errorf("buffer: read dead letters: %w", err)
 		}
-		var items []deadItem
-		for rows.Next() {
-			it, err := scanDeadItem(rows)
-			if err != nil {
-				rows.Close()
-				return total, fmt.Errorf("buffer: read dead letters: %w", err)
-			}
-			items = append(items, it)
-		}
-		if err := rows.Close(); err != nil {
-			return total, fmt.Errorf("buffer: read dead letters: %w", err)
+		items := make([]deadItem, 0, len(rows))
+		for _, r := range rows {
+			items = append(items, deadItemOf(r))
 		}
 		if len(items) == 0 {
 			return total, nil
@@ -191,18 +186,17 @@ func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
 		clear(delta)
 		moved = 0
 		seq := b.nextSeq
+		q := b.onTx(tx)
 		for _, it := range items {
-			var res sql.Result
+			var n int64
 			var err error
 			if it.stream == string(StreamDevice) {
-				res, err = tx.ExecContext(ctx, b.q["insert_device"], it.eventID, seq, it.deviceID, it.adapterType, it.payload, it.size, nowMS)
+				n, err = q.InsertDevice(ctx, bufferdb.InsertDeviceParams{EventID: it.eventID, Seq: seq, DeviceID: it.deviceID,
+					AdapterType: it.adapterType, Payload: it.payload, Size: it.size, CreatedAt: nowMS})
 			} else {
-				res, err = tx.ExecContext(ctx, b.q["insert_agent"], it.eventID, seq, it.typ, it.class, it.payload, it.size, it.fileSize, nowMS)
+				n, err = q.InsertAgent(ctx, bufferdb.InsertAgentParams{EventID: it.eventID, Seq: seq, Type: it.typ,
+					Class: it.class, Payload: it.payload, Size: it.size, FileSize: it.fileSize, CreatedAt: nowMS})
 			}
-			if err != nil {
-				return fmt.Errorf("insert event %s: %w", it.eventID, err)
-			}
-			n, err := res.RowsAffected()
 			if err != nil {
 				return fmt.Errorf("insert event %s: %w", it.eventID, err)
 			}
@@ -216,13 +210,13 @@ func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
 				d.rows++
 				d.bytes += it.size
 			}
-			if _, err := tx.ExecContext(ctx, b.q["dead_letter_delete"], it.id); err != nil {
+			if err := q.DeadLetterDelete(ctx, it.id); err != nil {
 				return fmt.Errorf("delete dead letter %s: %w", it.eventID, err)
 			}
 			moved++
 		}
 		if seq != b.nextSeq {
-			if _, err := tx.ExecContext(ctx, b.q["set_next_seq"], seq); err != nil {
+			if err := q.SetNextSeq(ctx, strconv.FormatInt(seq, 10)); err != nil {
 				return fmt.Errorf("store next sequence: %w", err)
 			}
 			// Set before the commit: if it fails, a sequence number is
@@ -261,12 +255,12 @@ func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
 
 // refreshDeadTotals recounts the dead letters.
 func (b *Buffer) refreshDeadTotals(ctx context.Context) error {
-	var rows, bytes int64
-	if err := b.db.QueryRowContext(ctx, b.q["dead_letter_totals"]).Scan(&rows, &bytes); err != nil {
+	t, err := b.qs.DeadLetterTotals(ctx)
+	if err != nil {
 		return fmt.Errorf("buffer: count dead letters: %w", err)
 	}
 	b.mu.Lock()
-	b.deadRows, b.deadBytes = rows, bytes
+	b.deadRows, b.deadBytes = t.EventCount, t.Bytes
 	b.mu.Unlock()
 	return nil
 }
@@ -295,20 +289,16 @@ func (b *Buffer) purgeDeadLetters(ctx context.Context) (int, error) {
 		cause   string
 	}
 	var victims []victim
-	rows, err := b.db.QueryContext(ctx, b.q["dead_letter_sizes"])
+	sizes, err := b.qs.DeadLetterSizes(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("buffer: list dead letters: %w", err)
 	}
 	count, bytes := rowsNow, bytesNow
-	for rows.Next() {
-		var v victim
-		var size, deadAt int64
-		if err := rows.Scan(&v.id, &v.eventID, &v.class, &size, &deadAt); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("buffer: list dead letters: %w", err)
-		}
+	for _, r := range sizes {
+		v := victim{id: r.ID, eventID: r.EventID, class: r.Class}
+		size := r.Size
 		switch {
-		case deadAt < cutoff:
+		case r.DeadAt < cutoff:
 			v.cause = purgeExpired
 		case count > int64(b.opts.DeadLetterMaxEvents) || bytes > b.opts.DeadLetterMaxBytes:
 			v.cause = purgeBound
@@ -319,15 +309,13 @@ func (b *Buffer) purgeDeadLetters(ctx context.Context) (int, error) {
 		bytes -= size
 		victims = append(victims, v)
 	}
-	if err := rows.Close(); err != nil {
-		return 0, fmt.Errorf("buffer: list dead letters: %w", err)
-	}
 	if len(victims) == 0 {
 		return 0, nil
 	}
 	err = b.withTx(ctx, func(tx *sql.Tx) error {
+		q := b.onTx(tx)
 		for _, v := range victims {
-			if _, err := tx.ExecContext(ctx, b.q["dead_letter_delete"], v.id); err != nil {
+			if err := q.DeadLetterDelete(ctx, v.id); err != nil {
 				return fmt.Errorf("delete dead letter %s: %w", v.eventID, err)
 			}
 		}
@@ -364,27 +352,22 @@ func (b *Buffer) recoverDeadLetters(ctx context.Context) error {
 	if err := b.refreshDeadTotals(ctx); err != nil {
 		return err
 	}
-	ids := func(query string) (map[string]bool, error) {
-		rows, err := b.db.QueryContext(ctx, query)
+	ids := func(query func(context.Context) ([]string, error)) (map[string]bool, error) {
+		list, err := query(ctx)
 		if err != nil {
 			return nil, err
 		}
-		defer rows.Close()
-		out := map[string]bool{}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return nil, err
-			}
+		out := make(map[string]bool, len(list))
+		for _, id := range list {
 			out[id] = true
 		}
-		return out, rows.Err()
+		return out, nil
 	}
-	dead, err := ids(b.q["dead_letter_screenshot_ids"])
+	dead, err := ids(b.qs.DeadLetterScreenshotIDs)
 	if err != nil {
 		return fmt.Errorf("buffer: list dead-letter screenshots: %w", err)
 	}
-	live, err := ids(b.q["screenshot_ids"])
+	live, err := ids(b.qs.ScreenshotIDs)
 	if err != nil {
 		return fmt.Errorf("buffer: list screenshot rows: %w", err)
 	}
@@ -450,44 +433,30 @@ type DeadLetterStats struct {
 // DeadLetters returns the dead-letter summary.
 func (b *Buffer) DeadLetters(ctx context.Context) (DeadLetterStats, error) {
 	st := DeadLetterStats{ByReason: map[string]DeadLetterReason{}, Recent: []DeadLetterInfo{}}
-	rows, err := b.db.QueryContext(ctx, b.q["dead_letter_by_reason"])
+	byReason, err := b.qs.DeadLetterByReason(ctx)
 	if err != nil {
 		return st, fmt.Errorf("buffer: dead letters by reason: %w", err)
 	}
-	for rows.Next() {
-		var reason string
-		var r DeadLetterReason
-		var oldest int64
-		if err := rows.Scan(&reason, &r.Count, &r.Bytes, &oldest); err != nil {
-			rows.Close()
-			return st, fmt.Errorf("buffer: dead letters by reason: %w", err)
-		}
-		st.ByReason[reason] = r
+	for _, row := range byReason {
+		r := DeadLetterReason{Count: row.EventCount, Bytes: row.Bytes}
+		st.ByReason[row.Reason] = r
 		st.Count += r.Count
 		st.Bytes += r.Bytes
-		if t := time.UnixMilli(oldest).UTC(); st.Oldest.IsZero() || t.Before(st.Oldest) {
+		if t := time.UnixMilli(row.Oldest).UTC(); st.Oldest.IsZero() || t.Before(st.Oldest) {
 			st.Oldest = t
 		}
 	}
-	if err := rows.Close(); err != nil {
-		return st, fmt.Errorf("buffer: dead letters by reason: %w", err)
-	}
-	rows, err = b.db.QueryContext(ctx, b.q["dead_letter_recent"], deadLetterRecent)
+	recent, err := b.qs.DeadLetterRecent(ctx, deadLetterRecent)
 	if err != nil {
 		return st, fmt.Errorf("buffer: recent dead letters: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var d DeadLetterInfo
-		var created, dead int64
-		if err := rows.Scan(&d.EventID, &d.Stream, &d.Type, &d.Seq, &d.Reason, &d.LastError, &d.Attempts, &created, &dead); err != nil {
-			return st, fmt.Errorf("buffer: recent dead letters: %w", err)
-		}
-		d.CreatedAt, d.DeadAt = time.UnixMilli(created).UTC(), time.UnixMilli(dead).UTC()
-		st.Recent = append(st.Recent, d)
+	for _, r := range recent {
+		st.Recent = append(st.Recent, DeadLetterInfo{EventID: r.EventID, Stream: r.Stream, Type: r.Type, Seq: r.Seq,
+			Reason: r.Reason, LastError: r.LastError, Attempts: int(r.Attempts),
+			CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), DeadAt: time.UnixMilli(r.DeadAt).UTC()})
 	}
 	if len(st.Recent) > 0 {
 		st.LastError = st.Recent[0].LastError
 	}
-	return st, rows.Err()
+	return st, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -100,7 +101,9 @@ func (b *Buffer) dropOldest(ctx context.Context, s Stream, limit int, cutoff tim
 			return fmt.Errorf("delete rows: %w", err)
 		}
 		first := events[0].CreatedAt.UnixMilli()
-		if _, err := tx.ExecContext(ctx, b.q["add_drops"], reason, class, len(events), len(events), first, now); err != nil {
+		n := int64(len(events))
+		if err := b.onTx(tx).AddDrops(ctx, bufferdb.AddDropsParams{Reason: reason, Class: class, Pending: n, Total: n,
+			FirstAt: first, LastAt: now}); err != nil {
 			return fmt.Errorf("count drops: %w", err)
 		}
 		dropped = events

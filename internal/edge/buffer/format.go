@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 )
 
 // bufferFormat is the layout this code writes: 2 records a batch's rows as
-// an id range and moves a claim cursor per stream (queries.sql). Format 1
+// an id range and moves a claim cursor per stream (sql/raw/streams.sql). Format 1
 // (gateways before it) wrote each claimed row's batch_token. Format 3 adds
 // agent_credentials (enrolled agents, schema.sql); a format 2 file gains the
 // empty table and its agents enrol (a gateway before format 3 had no agent
@@ -33,8 +35,7 @@ const formatClaimCursors = "2"
 // creates it) and is stamped; a new one is only stamped. A file written by
 // a newer gateway is refused rather than misread.
 func (b *Buffer) upgradeFormat(ctx context.Context) error {
-	var v string
-	err := b.db.QueryRowContext(ctx, b.q["get_state"], "buffer_format").Scan(&v)
+	v, err := b.qs.GetState(ctx, "buffer_format")
 	if err != nil && err != sql.ErrNoRows {
 		return fmt.Errorf("buffer: read format: %w", err)
 	}
@@ -60,7 +61,7 @@ func (b *Buffer) upgradeFormat(ctx context.Context) error {
 		}
 		moved += n
 	}
-	if _, err := tx.ExecContext(ctx, b.q["set_state"], "buffer_format", bufferFormat); err != nil {
+	if err := b.onTx(tx).SetState(ctx, bufferdb.SetStateParams{Key: "buffer_format", Value: bufferFormat}); err != nil {
 		return fmt.Errorf("buffer: stamp format: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -75,6 +76,7 @@ func (b *Buffer) upgradeFormat(ctx context.Context) error {
 // upgradeStream converts one stream's rows and batches (see upgradeFormat)
 // and returns how many pending batches it renumbered.
 func (b *Buffer) upgradeStream(ctx context.Context, tx *sql.Tx, s Stream) (int, error) {
+	q := b.onTx(tx)
 	if _, err := tx.ExecContext(ctx, b.sq("legacy_acked_orphans", s)); err != nil {
 		return 0, fmt.Errorf("remove acknowledged rows: %w", err)
 	}
@@ -107,7 +109,7 @@ func (b *Buffer) upgradeStream(ctx context.Context, tx *sql.Tx, s Stream) (int, 
 		}
 		if lo == 0 {
 			// A batch with only a drop report: an empty range.
-			if _, err := tx.ExecContext(ctx, b.q["set_batch_range"], 0, 0, t); err != nil {
+			if err := q.SetBatchRange(ctx, bufferdb.SetBatchRangeParams{FirstID: 0, LastID: 0, Token: t}); err != nil {
 				return 0, fmt.Errorf("batch %s range: %w", t, err)
 			}
 			continue
@@ -116,7 +118,7 @@ func (b *Buffer) upgradeStream(ctx context.Context, tx *sql.Tx, s Stream) (int, 
 		if _, err := tx.ExecContext(ctx, b.sq("legacy_move_batch", s), off, t); err != nil {
 			return 0, fmt.Errorf("renumber batch %s: %w", t, err)
 		}
-		if _, err := tx.ExecContext(ctx, b.q["set_batch_range"], lo+off, hi+off, t); err != nil {
+		if err := q.SetBatchRange(ctx, bufferdb.SetBatchRangeParams{FirstID: lo + off, LastID: hi + off, Token: t}); err != nil {
 			return 0, fmt.Errorf("batch %s range: %w", t, err)
 		}
 		next = hi + off + 1
@@ -138,7 +140,7 @@ func (b *Buffer) upgradeStream(ctx context.Context, tx *sql.Tx, s Stream) (int, 
 	if _, err := tx.ExecContext(ctx, b.sq("legacy_clear_tokens", s)); err != nil {
 		return 0, fmt.Errorf("clear tokens: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, b.q["set_state"], s.cursorKey(), strconv.FormatInt(cursor, 10)); err != nil {
+	if err := q.SetState(ctx, bufferdb.SetStateParams{Key: s.cursorKey(), Value: strconv.FormatInt(cursor, 10)}); err != nil {
 		return 0, fmt.Errorf("set claim cursor: %w", err)
 	}
 	return moved, nil

@@ -161,10 +161,12 @@ func TestClaimCursorSurvivesReopen(t *testing.T) {
 	}
 }
 
-// TestEveryNamedQueryExists: a query name the code uses but queries.sql
-// lacks would run as an empty statement and silently do nothing.
+// TestEveryNamedQueryExists: a per-stream query name the code uses but
+// sql/raw/streams.sql lacks would run as an empty statement and silently do
+// nothing. (The other statements are bufferdb's typed methods: a missing
+// one does not compile.) Every query of the file is used, too.
 func TestEveryNamedQueryExists(t *testing.T) {
-	q, err := parseQueries()
+	q, err := parseStreamQueries()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,9 +174,10 @@ func TestEveryNamedQueryExists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := regexp.MustCompile(`b\.q\["([a-z_]+)"\]`)
+	plain := regexp.MustCompile(`b\.q\["([a-z_]+)"\]`) // the loader before bufferdb: none may remain
 	perStream := regexp.MustCompile(`b\.sq\("([a-z_]+)"`)
 	used := 0
+	usedNames := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -184,13 +187,11 @@ func TestEveryNamedQueryExists(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range plain.FindAllSubmatch(src, -1) {
-			used++
-			if _, ok := q[string(m[1])]; !ok {
-				t.Errorf("%s uses query %q, which queries.sql does not define", f, m[1])
-			}
+			t.Errorf("%s uses query %q by name; it is a bufferdb method now", f, m[1])
 		}
 		for _, m := range perStream.FindAllSubmatch(src, -1) {
 			used++
+			usedNames[string(m[1])] = true
 			for _, s := range Streams() {
 				if _, ok := q[string(m[1])+":"+string(s)]; !ok {
 					t.Errorf("%s uses per-stream query %q, which has no copy for %s", f, m[1], s)
@@ -198,8 +199,13 @@ func TestEveryNamedQueryExists(t *testing.T) {
 			}
 		}
 	}
-	if used < 20 {
+	if used < len(streamQueries) {
 		t.Fatalf("found only %d query uses: the pattern no longer matches the code", used)
+	}
+	for _, name := range streamQueries {
+		if !usedNames[name] {
+			t.Errorf("sql/raw/streams.sql defines %s, which no code uses", name)
+		}
 	}
 }
 
@@ -258,5 +264,43 @@ func TestUpgradeFromFormat2(t *testing.T) {
 	db.Close()
 	if _, err := Open(ctx, Options{Config: Config{Path: path, MaxBytes: 1 << 30}}); err == nil || !strings.Contains(err.Error(), "format 4") {
 		t.Fatalf("newer format opened: %v", err)
+	}
+}
+
+// TestStreamQueriesCheckedBothWays: the per-stream file must define every
+// name the code runs, nothing else, and only per-stream statements.
+func TestStreamQueriesCheckedBothWays(t *testing.T) {
+	data, err := sqlFiles.ReadFile("sql/raw/streams.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := string(data)
+	tests := []struct {
+		name    string
+		file    string
+		wantErr string // "" when the file is accepted
+	}{
+		{"the embedded file", file, ""},
+		{"a name missing", strings.Replace(file, "-- name: max_id", "-- name: max_id_renamed", 1), "lacks query max_id"},
+		{"a name no code runs", file + "\n-- name: unused\nSELECT 1 FROM {table};\n", "has query unused"},
+		{"a statement not per stream", strings.Replace(file, "SELECT coalesce(max(id), 0) FROM {table};",
+			"SELECT coalesce(max(id), 0) FROM agent_data_buffer;", 1), "query max_id is not per stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := expandStreamQueries("streams.sql", []byte(tt.file))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(q) != len(streamQueries)*len(Streams()) {
+					t.Fatalf("%d expanded queries, want %d", len(q), len(streamQueries)*len(Streams()))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }

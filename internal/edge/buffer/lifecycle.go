@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 )
 
@@ -91,12 +92,10 @@ func (b *Buffer) Stop(ctx context.Context) error {
 	if _, err := b.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		b.log.Warn("final checkpoint failed", "err", err)
 	}
-	if _, err := b.db.Exec(b.q["set_state"], "clean_shutdown", "1"); err != nil {
+	if err := b.qs.SetState(context.Background(), bufferdb.SetStateParams{Key: "clean_shutdown", Value: "1"}); err != nil {
 		b.log.Warn("could not mark a clean shutdown; the next start checks the file", "err", err)
 	}
-	for _, s := range b.stmts {
-		s.Close()
-	}
+	_ = b.qs.Close()
 	return b.db.Close()
 }
 

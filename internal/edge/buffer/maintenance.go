@@ -129,19 +129,14 @@ func (b *Buffer) Stats(ctx context.Context) (Stats, error) {
 			st.FileBytes += fi.Size()
 		}
 	}
-	rows, err := b.db.QueryContext(ctx, b.q["select_drop_totals"])
+	totals, err := b.qs.SelectDropTotals(ctx)
 	if err != nil {
 		return st, fmt.Errorf("buffer: drop totals: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var d DropTotal
-		if err := rows.Scan(&d.Reason, &d.Class, &d.Pending, &d.Total); err != nil {
-			return st, fmt.Errorf("buffer: drop totals: %w", err)
-		}
-		st.Drops = append(st.Drops, d)
+	for _, r := range totals {
+		st.Drops = append(st.Drops, DropTotal{Reason: r.Reason, Class: r.Class, Pending: r.Pending, Total: r.Total})
 	}
-	return st, rows.Err()
+	return st, nil
 }
 
 // IntegrityCheck runs PRAGMA integrity_check and returns its first line

@@ -1,6 +1,6 @@
 package buffer
 
-// Opening the file: the named queries (queries.sql), the connection
+// Opening the file: the per-stream queries (sql/raw/streams.sql), the connection
 // (one, EXCLUSIVE, WAL), the schema, and recovery of the sequence, the
 // claim cursors, the counters and orphaned files.
 
@@ -11,21 +11,42 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-func parseQueries() (map[string]string, error) {
-	data, err := sqlFiles.ReadFile("queries.sql")
+// streamQueries names the per-stream templates of sql/raw/streams.sql;
+// parseStreamQueries fails when the file lacks one or has another.
+var streamQueries = []string{
+	"class_stats", "unclaimed_rows", "batch_rows", "retry_rows", "delete_rows", "delete_rows_chunk",
+	"delete_unclaimed_upto", "oldest_unclaimed", "delete_acked_orphans", "legacy_acked_orphans",
+	"legacy_batches", "legacy_batch_extent", "legacy_move_batch", "legacy_unclaimed_min",
+	"legacy_move_unclaimed", "legacy_clear_tokens", "max_id", "dead_letter_rows",
+}
+
+// parseStreamQueries reads the hand-written per-stream statements
+// (sql/raw/streams.sql says why sqlc cannot take them) and expands each
+// into one copy per stream, named "<name>:<stream>". Every other statement
+// is bufferdb's.
+func parseStreamQueries() (map[string]string, error) {
+	const file = "sql/raw/streams.sql"
+	data, err := sqlFiles.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read queries: %w", err)
 	}
-	out := map[string]string{}
+	return expandStreamQueries(file, data)
+}
+
+// expandStreamQueries parses the named templates of file and expands them
+// per stream (see parseStreamQueries).
+func expandStreamQueries(file string, data []byte) (map[string]string, error) {
+	templates := map[string]string{}
 	name := ""
 	var cur strings.Builder
 	flush := func() {
 		if name != "" {
-			out[name] = strings.TrimSpace(cur.String())
+			templates[name] = strings.TrimSpace(cur.String())
 		}
 		cur.Reset()
 	}
@@ -42,12 +63,19 @@ func parseQueries() (map[string]string, error) {
 		cur.WriteByte('\n')
 	}
 	flush()
-	// Expand the per-stream templates (see queries.sql).
-	for name, text := range out {
-		if !strings.Contains(text, "{table}") && !strings.Contains(text, "{stream}") {
-			continue
+	for _, n := range streamQueries {
+		if _, ok := templates[n]; !ok {
+			return nil, fmt.Errorf("buffer: %s lacks query %s", file, n)
 		}
-		delete(out, name)
+	}
+	out := map[string]string{}
+	for name, text := range templates {
+		if !slices.Contains(streamQueries, name) {
+			return nil, fmt.Errorf("buffer: %s has query %s, which no code runs", file, name)
+		}
+		if !strings.Contains(text, "{table}") && !strings.Contains(text, "{stream}") {
+			return nil, fmt.Errorf("buffer: %s: query %s is not per stream (it belongs in sql/*.sql, for sqlc)", file, name)
+		}
 		for _, st := range Streams() {
 			fileSize, typ, deviceID, adapter := "file_size", "type", "''", "''"
 			if st == StreamDevice {
@@ -62,7 +90,7 @@ func parseQueries() (map[string]string, error) {
 }
 
 // sq returns the copy of template query name for stream s.
-func (b *Buffer) sq(name string, s Stream) string { return b.q[name+":"+string(s)] }
+func (b *Buffer) sq(name string, s Stream) string { return b.streamQ[name+":"+string(s)] }
 
 func (b *Buffer) dsn() string {
 	if b.opts.Driver == "sqlite3" {
@@ -118,11 +146,12 @@ func (b *Buffer) openDB(ctx context.Context) error {
 
 // recover loads the sequence and counters and removes orphan files.
 func (b *Buffer) recover(ctx context.Context) error {
-	var next, maxSeq int64
-	if err := b.db.QueryRowContext(ctx, b.q["get_next_seq"]).Scan(&next); err != nil {
+	next, err := b.qs.GetNextSeq(ctx)
+	if err != nil {
 		return fmt.Errorf("buffer: read next sequence: %w", err)
 	}
-	if err := b.db.QueryRowContext(ctx, b.q["max_seq"]).Scan(&maxSeq); err != nil {
+	maxSeq, err := b.qs.MaxSeq(ctx)
+	if err != nil {
 		return fmt.Errorf("buffer: read max sequence: %w", err)
 	}
 	if maxSeq >= next {
@@ -133,8 +162,7 @@ func (b *Buffer) recover(ctx context.Context) error {
 		return err
 	}
 	for _, s := range Streams() {
-		var v string
-		err := b.db.QueryRowContext(ctx, b.q["get_state"], s.cursorKey()).Scan(&v)
+		v, err := b.qs.GetState(ctx, s.cursorKey())
 		if err != nil && err != sql.ErrNoRows {
 			return fmt.Errorf("buffer: read %s claim cursor: %w", s, err)
 		}
@@ -172,21 +200,13 @@ func (b *Buffer) removeOrphanFiles(ctx context.Context) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	known := map[string]bool{}
-	rows, err := b.db.QueryContext(ctx, b.q["screenshot_ids"])
+	ids, err := b.qs.ScreenshotIDs(ctx)
 	if err != nil {
 		return fmt.Errorf("buffer: list screenshot rows: %w", err)
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("buffer: list screenshot rows: %w", err)
-		}
+	known := make(map[string]bool, len(ids))
+	for _, id := range ids {
 		known[id] = true
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("buffer: list screenshot rows: %w", err)
 	}
 	removed := 0
 	for _, e := range entries {

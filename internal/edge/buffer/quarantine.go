@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -49,7 +51,7 @@ func (b *Buffer) load(ctx context.Context) error {
 	}
 	if err == nil {
 		// Until Close marks it clean again, the next Open checks the file.
-		_, err = b.db.ExecContext(ctx, b.q["set_state"], "clean_shutdown", "0")
+		err = b.qs.SetState(ctx, bufferdb.SetStateParams{Key: "clean_shutdown", Value: "0"})
 	}
 	if err != nil {
 		b.closeDB()
@@ -58,10 +60,10 @@ func (b *Buffer) load(ctx context.Context) error {
 }
 
 func (b *Buffer) closeDB() {
-	for _, s := range b.stmts {
-		s.Close()
+	if b.qs != nil {
+		_ = b.qs.Close()
+		b.qs, b.prepared = nil, nil
 	}
-	b.stmts = nil
 	if b.db != nil {
 		b.db.Close()
 	}
@@ -72,8 +74,8 @@ func (b *Buffer) closeDB() {
 // there for what it cannot survive: a disk or filesystem that lost or
 // garbled writes in a power cut.
 func (b *Buffer) checkUnclean(ctx context.Context) error {
-	var clean string
-	err := b.db.QueryRowContext(ctx, b.q["get_state"], "clean_shutdown").Scan(&clean)
+	// Before prepare: statements are prepared only on a file that passed.
+	clean, err := bufferdb.New(b.db).GetState(ctx, "clean_shutdown")
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("buffer: read state: %w", err)
 	}
@@ -109,26 +111,20 @@ func (b *Buffer) salvage(ctx context.Context) salvaged {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	var v int64
-	if db.QueryRowContext(ctx, b.q["get_next_seq"]).Scan(&v) == nil {
+	q := bufferdb.New(db) // not prepared: the file is damaged
+	if v, err := q.GetNextSeq(ctx); err == nil {
 		out.nextSeq = v
 	}
-	if db.QueryRowContext(ctx, b.q["max_seq"]).Scan(&v) == nil && v >= out.nextSeq {
+	if v, err := q.MaxSeq(ctx); err == nil && v >= out.nextSeq {
 		out.nextSeq = v + 1
 	}
-	for _, q := range []string{"SELECT class, count(*) FROM agent_data_buffer GROUP BY class", "SELECT class, count(*) FROM device_data_buffer GROUP BY class"} {
-		rows, err := db.QueryContext(ctx, q)
-		if err != nil {
-			continue
-		}
-		for rows.Next() {
-			var class string
-			var n int64
-			if rows.Scan(&class, &n) == nil {
-				out.rows[class] += n
-			}
-		}
-		rows.Close()
+	agents, _ := q.SalvageAgentClasses(ctx)
+	for _, r := range agents {
+		out.rows[r.Class] += r.EventCount
+	}
+	devices, _ := q.SalvageDeviceClasses(ctx)
+	for _, r := range devices {
+		out.rows[r.Class] += r.EventCount
 	}
 	return out
 }
@@ -168,7 +164,7 @@ func (b *Buffer) openOrQuarantine(ctx context.Context) error {
 	}
 	if sv.nextSeq > b.nextSeq {
 		b.nextSeq = sv.nextSeq
-		if _, err := b.db.ExecContext(ctx, b.q["set_next_seq"], sv.nextSeq); err != nil {
+		if err := b.qs.SetNextSeq(ctx, strconv.FormatInt(sv.nextSeq, 10)); err != nil {
 			return fmt.Errorf("buffer: continue sequence after quarantine: %w", err)
 		}
 	}
@@ -179,7 +175,8 @@ func (b *Buffer) openOrQuarantine(ctx context.Context) error {
 			continue
 		}
 		lost += n
-		if _, err := b.db.ExecContext(ctx, b.q["add_drops"], protocol.DropBufferCorrupt, class, n, n, now, now); err != nil {
+		if err := b.qs.AddDrops(ctx, bufferdb.AddDropsParams{Reason: protocol.DropBufferCorrupt, Class: class, Pending: n,
+			Total: n, FirstAt: now, LastAt: now}); err != nil {
 			return fmt.Errorf("buffer: record drops after quarantine: %w", err)
 		}
 	}

@@ -6,8 +6,8 @@
 --
 -- Which batch a row travels in is recorded once per batch, not per row: a
 -- stream's rows are claimed in id order, and upload_batches holds each
--- batch's token with its [first_id, last_id] range (queries.sql explains the
--- claim cursor). A claim therefore writes one record instead of rewriting
+-- batch's token with its [first_id, last_id] range (sql/raw/streams.sql explains
+-- the claim cursor). A claim therefore writes one record instead of rewriting
 -- every row; batch_token stays NULL (gateways before this layout, format 1,
 -- set it on each row, and Open upgrades such files). retry_count is
 -- incremented on the rows of a batch whose upload failed.

@@ -8,8 +8,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/edge/buffer/bufferdb"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -124,11 +126,10 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 	delta := map[string]*classCounters{}
 	seq := b.nextSeq
 	nowMS := b.now().UnixMilli()
-	err := b.runTx(context.Background(), func(tx *sql.Tx) error {
-		ins := tx.Stmt(b.stmts["insert_agent"])
-		defer ins.Close()
-		insDev := tx.Stmt(b.stmts["insert_device"])
-		defer insDev.Close()
+	ctx := context.Background()
+	err := b.runTx(ctx, func(tx *sql.Tx) error {
+		// The statements prepared at open, bound to this transaction once.
+		q := b.onTx(tx)
 		for i, req := range reqs {
 			if !ok[i] {
 				continue
@@ -137,17 +138,15 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 			for j := range req.recs {
 				r := &req.recs[j]
 				size := recSize(r)
-				var res sql.Result
+				var n int64
 				var err error
 				if r.Class == protocol.ClassDevice {
-					res, err = insDev.Exec(r.EventID, seq, r.DeviceSerial, r.AdapterType, r.Payload, size, nowMS)
+					n, err = q.InsertDevice(ctx, bufferdb.InsertDeviceParams{EventID: r.EventID, Seq: seq,
+						DeviceID: r.DeviceSerial, AdapterType: r.AdapterType, Payload: r.Payload, Size: size, CreatedAt: nowMS})
 				} else {
-					res, err = ins.Exec(r.EventID, seq, r.Type, r.Class, r.Payload, size, r.FileSize, nowMS)
+					n, err = q.InsertAgent(ctx, bufferdb.InsertAgentParams{EventID: r.EventID, Seq: seq, Type: r.Type,
+						Class: r.Class, Payload: r.Payload, Size: size, FileSize: r.FileSize, CreatedAt: nowMS})
 				}
-				if err != nil {
-					return fmt.Errorf("insert event %s: %w", r.EventID, err)
-				}
-				n, err := res.RowsAffected()
 				if err != nil {
 					return fmt.Errorf("insert event %s: %w", r.EventID, err)
 				}
@@ -168,7 +167,7 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 			outs[i] = out
 		}
 		if seq != b.nextSeq {
-			if _, err := tx.Exec(b.q["set_next_seq"], seq); err != nil {
+			if err := q.SetNextSeq(ctx, strconv.FormatInt(seq, 10)); err != nil {
 				return fmt.Errorf("store next sequence: %w", err)
 			}
 		}
@@ -202,16 +201,4 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 		b.signal(StreamForClass(class))
 	}
 	b.evaluate()
-}
-
-func (b *Buffer) prepare(ctx context.Context) error {
-	b.stmts = map[string]*sql.Stmt{}
-	for _, name := range []string{"insert_agent", "insert_device"} {
-		s, err := b.db.PrepareContext(ctx, b.q[name])
-		if err != nil {
-			return fmt.Errorf("buffer: prepare %s: %w", name, err)
-		}
-		b.stmts[name] = s
-	}
-	return nil
 }
