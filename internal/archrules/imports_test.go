@@ -31,6 +31,7 @@ var external = map[string][]string{
 	"go-fuse":                 {"github.com/hanwen/go-fuse/v2"},
 	"go-json-experiment/json": {"github.com/go-json-experiment/json"},
 	"jsonschema":              {"github.com/santhosh-tekuri/jsonschema/v6"},
+	"golang-jwt":              {"github.com/golang-jwt/jwt/v5"},
 }
 
 // rule is one row of a package table: the package and what it may import.
