@@ -50,33 +50,74 @@ func HashPassword(password string) (string, error) {
 		enc.EncodeToString(salt), enc.EncodeToString(key)), nil
 }
 
-// VerifyPassword reports whether password matches a hash made by
-// HashPassword, comparing in constant time.
-func VerifyPassword(hash, password string) (bool, error) {
+// argonParams are a stored hash's parameters.
+type argonParams struct {
+	mem, iters uint32
+	threads    uint8
+	salt, key  []byte
+}
+
+// Bounds on a stored hash's parameters: a hash outside them is refused
+// before any work, so a row written by something else (or tampered with)
+// cannot make one login allocate gigabytes or spin for minutes.
+const (
+	maxArgonMemoryKiB = 256 * 1024
+	maxArgonTime      = 10
+	maxArgonThreads   = 16
+)
+
+// parseHash reads an argon2id hash in the PHC string format.
+func parseHash(hash string) (argonParams, error) {
+	var p argonParams
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, errors.New("auth: not an argon2id hash")
+		return p, errors.New("auth: not an argon2id hash")
 	}
 	var version int
-	var mem, iters uint32
-	var threads uint8
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false, errors.New("auth: unsupported argon2 version")
+		return p, errors.New("auth: unsupported argon2 version")
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iters, &threads); err != nil {
-		return false, errors.New("auth: bad argon2 parameters")
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.mem, &p.iters, &p.threads); err != nil {
+		return p, errors.New("auth: bad argon2 parameters")
+	}
+	if p.mem < 8*uint32(p.threads) || p.mem > maxArgonMemoryKiB || p.iters < 1 || p.iters > maxArgonTime ||
+		p.threads < 1 || p.threads > maxArgonThreads {
+		return p, errors.New("auth: argon2 parameters out of bounds")
 	}
 	enc := base64.RawStdEncoding
-	salt, err := enc.DecodeString(parts[4])
-	if err != nil {
-		return false, errors.New("auth: bad salt")
+	var err error
+	if p.salt, err = enc.DecodeString(parts[4]); err != nil || len(p.salt) < 8 || len(p.salt) > 64 {
+		return p, errors.New("auth: bad salt")
 	}
-	want, err := enc.DecodeString(parts[5])
-	if err != nil {
-		return false, errors.New("auth: bad key")
+	if p.key, err = enc.DecodeString(parts[5]); err != nil || len(p.key) < 16 || len(p.key) > 64 {
+		return p, errors.New("auth: bad key")
 	}
-	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	return p, nil
+}
+
+// VerifyPassword reports whether password matches an argon2id hash (made
+// by HashPassword now or with other parameters before), comparing in
+// constant time. A hash whose parameters are out of bounds is an error.
+func VerifyPassword(hash, password string) (bool, error) {
+	p, err := parseHash(hash)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), p.salt, p.iters, p.mem, p.threads, uint32(len(p.key)))
+	return subtle.ConstantTimeCompare(got, p.key) == 1, nil
+}
+
+// NeedsRehash reports whether a hash that just verified should be replaced
+// by HashPassword's: its parameters, salt or key length differ from the
+// current ones (older or weaker settings are upgraded at the next
+// successful sign-in, issue 14).
+func NeedsRehash(hash string) bool {
+	p, err := parseHash(hash)
+	if err != nil {
+		return true
+	}
+	return p.mem != argonMemoryKiB || p.iters != argonTime || p.threads != argonThreads ||
+		len(p.salt) != saltLen || len(p.key) != argonKeyLen
 }
 
 // NewSecret returns a new random secret (256 bits, base64url, with prefix)
