@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -23,6 +25,8 @@ Runs the Dashboard API. Configuration (environment):
 	if err != nil {
 		return err
 	}
-	logger := service.NewLogger(stderr, cfg.LogLevel, "dashboard-api")
+	// The Dashboard API handles people's data: its logs are scrubbed of
+	// passwords, tokens, keys, card numbers and e-mail addresses.
+	logger := slog.New(logscrub.New(service.NewLogger(stderr, cfg.LogLevel, "dashboard-api").Handler()))
 	return dashboard.Run(ctx, dashboard.Config{Config: cfg}, logger, nil)
 }
