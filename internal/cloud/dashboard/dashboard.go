@@ -25,9 +25,12 @@ type Deps struct {
 	Registry *prometheus.Registry
 }
 
-// NewServer returns the Dashboard API's HTTP handler: its routes table.
+// NewServer returns the Dashboard API's HTTP handler: its routes table,
+// behind the request-id and security-header middleware.
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	service.HealthRoutes(mux, d.Registry, service.PingCheck("postgres", d.DB))
-	return mux
+	// Every answer carries a request id (the error shape's request_id,
+	// issue 14) and the API's security headers.
+	return service.RequestID(service.SecurityHeaders(mux))
 }

@@ -74,6 +74,11 @@ func TestServerServesUntilStopped(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %d, want 200", path, resp.StatusCode)
 		}
+		// Every answer has a request id and the API's security headers.
+		if resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" ||
+			resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: headers %v lack the request id or the security headers", path, resp.Header)
+		}
 	}
 	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
