@@ -92,3 +92,18 @@ func TestServerTimeoutsComeFromTheEnvironment(t *testing.T) {
 		t.Fatalf("idle keep-alive: answered %q, closed after %v, want 200 then a close after about 500ms", answer, d)
 	}
 }
+
+// TestBadCORSOriginFailsAtStartNamingTheKey: a malformed origin stops the
+// start before anything is opened, and the error names the key.
+func TestBadCORSOriginFailsAtStartNamingTheKey(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":           "postgres://staff_app@127.0.0.1:1/none",
+		"TENANT_CONTEXT_KEY":     pg.ContextKey().String(),
+		"DASHBOARD_CORS_ORIGINS": "https://console.example.com, console.example.com/app",
+	}
+	var stderr strings.Builder
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "DASHBOARD_CORS_ORIGINS") {
+		t.Fatalf("run: %v, want an error naming DASHBOARD_CORS_ORIGINS", err)
+	}
+}

@@ -23,14 +23,16 @@ type Deps struct {
 	DB       *pgxpool.Pool // as the dashboard role
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// CORSOrigins are the browser origins allowed to call the API.
+	CORSOrigins []string
 }
 
 // NewServer returns the Dashboard API's HTTP handler: its routes table,
-// behind the request-id and security-header middleware.
+// behind the request-id, security-header and CORS middleware.
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	service.HealthRoutes(mux, d.Registry, service.PingCheck("postgres", d.DB))
 	// Every answer carries a request id (the error shape's request_id,
 	// issue 14) and the API's security headers.
-	return service.RequestID(service.SecurityHeaders(mux))
+	return service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(mux)))
 }

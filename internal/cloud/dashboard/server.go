@@ -21,6 +21,9 @@ type Config struct {
 	// StopTimeout bounds Run's Stop: the listener's graceful shutdown
 	// (10 s) and the parts after it (default 30 s).
 	StopTimeout time.Duration
+	// CORSOrigins are the browser origins allowed to call the API
+	// (DASHBOARD_CORS_ORIGINS; none by default).
+	CORSOrigins []string
 }
 
 // DefaultStopTimeout is Config.StopTimeout's default.
@@ -84,7 +87,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 	if registry == nil {
 		registry = service.NewRegistry()
 	}
-	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: registry})
+	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins})
 	s.http = service.NewListener(service.ListenerConfig{Name: "dashboard api", Addr: cfg.Addr, AddrKey: "DASHBOARD_ADDR",
 		Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http})
