@@ -185,6 +185,32 @@ type classCounters struct {
 	claimedRows, claimedBytes int64
 }
 
+// classDelta is what one transaction added, per class, to apply to the
+// counters once it commits.
+type classDelta map[string]*classCounters
+
+// add counts one stored row of class and size.
+func (d classDelta) add(class string, size int64) {
+	c := d[class]
+	if c == nil {
+		c = &classCounters{}
+		d[class] = c
+	}
+	c.rows++
+	c.bytes += size
+}
+
+// applyDelta adds a committed transaction's rows to the counters.
+func (b *Buffer) applyDelta(d classDelta) {
+	b.mu.Lock()
+	for class, n := range d {
+		c := b.counters[class]
+		c.rows += n.rows
+		c.bytes += n.bytes
+	}
+	b.mu.Unlock()
+}
+
 // Buffer is an open buffer. Its methods are safe for concurrent use.
 type Buffer struct {
 	opts    Options

@@ -179,7 +179,7 @@ func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
 		}
 	}
 	nowMS := b.now().UnixMilli()
-	delta := map[string]*classCounters{}
+	delta := classDelta{}
 	moved := 0
 	// fn runs on the writer goroutine, which owns nextSeq.
 	err := b.withTx(ctx, func(tx *sql.Tx) error {
@@ -202,13 +202,7 @@ func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
 			}
 			if n > 0 {
 				seq++
-				d := delta[it.class]
-				if d == nil {
-					d = &classCounters{}
-					delta[it.class] = d
-				}
-				d.rows++
-				d.bytes += it.size
+				delta.add(it.class, it.size)
 			}
 			if err := q.DeadLetterDelete(ctx, it.id); err != nil {
 				return fmt.Errorf("delete dead letter %s: %w", it.eventID, err)
@@ -234,13 +228,7 @@ func (b *Buffer) replay(ctx context.Context, items []deadItem) (int, error) {
 			_ = os.Remove(b.DeadLetterPath(it.eventID))
 		}
 	}
-	b.mu.Lock()
-	for class, d := range delta {
-		c := b.counters[class]
-		c.rows += d.rows
-		c.bytes += d.bytes
-	}
-	b.mu.Unlock()
+	b.applyDelta(delta)
 	if err := b.refreshDeadTotals(ctx); err != nil {
 		b.log.Warn("cannot count dead letters", "err", err)
 	}

@@ -94,24 +94,21 @@ func (b *Buffer) runLazyTx(ctx context.Context, fn func(tx *sql.Tx) error) (err 
 			err = errors.Join(err, fmt.Errorf("restore synchronous: %w", rerr))
 		}
 	}()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return inTx(ctx, conn, fn)
 }
 
 // runTx runs fn in a transaction on the write connection (writer goroutine
 // only).
 func (b *Buffer) runTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := b.db.BeginTx(ctx, nil)
+	return inTx(ctx, b.db, fn)
+}
+
+// inTx begins a transaction on db (the pool or one held connection), runs
+// fn in it and commits, or rolls back when fn fails.
+func inTx(ctx context.Context, db interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

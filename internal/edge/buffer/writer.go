@@ -123,7 +123,7 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 	start := time.Now()
 	ok := b.admit(reqs)
 	outs := make([][]Appended, len(reqs))
-	delta := map[string]*classCounters{}
+	delta := classDelta{}
 	seq := b.nextSeq
 	nowMS := b.now().UnixMilli()
 	ctx := context.Background()
@@ -156,13 +156,7 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 				}
 				out[j] = Appended{Seq: seq}
 				seq++
-				d := delta[r.Class]
-				if d == nil {
-					d = &classCounters{}
-					delta[r.Class] = d
-				}
-				d.rows++
-				d.bytes += size
+				delta.add(r.Class, size)
 			}
 			outs[i] = out
 		}
@@ -184,13 +178,7 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 		return
 	}
 	b.nextSeq = seq
-	b.mu.Lock()
-	for class, d := range delta {
-		c := b.counters[class]
-		c.rows += d.rows
-		c.bytes += d.bytes
-	}
-	b.mu.Unlock()
+	b.applyDelta(delta)
 	b.m.commitSeconds.Observe(time.Since(start).Seconds())
 	for i, req := range reqs {
 		if ok[i] {
