@@ -50,6 +50,8 @@ type Claims struct {
 	// DepartmentID scopes a DEPARTMENT_LEAD to a department and its
 	// sub-departments (0: no department scope).
 	DepartmentID int64
+	// EmployeeID scopes an EMPLOYEE to their own record (0: none).
+	EmployeeID int64
 	// SessionID is the refresh-token family the token was minted from.
 	SessionID string
 	// IssuedAt and ExpiresAt bound the token's life.
@@ -149,6 +151,7 @@ type registered struct {
 	Org    int64  `json:"org,omitempty"`
 	Role   string `json:"role"`
 	Dept   int64  `json:"dept,omitempty"`
+	Emp    int64  `json:"emp,omitempty"`
 	Family string `json:"sid"`
 }
 
@@ -171,7 +174,7 @@ func (i *Issuer) Issue(c Claims) (string, Claims, error) {
 			NotBefore: jwt.NewNumericDate(c.IssuedAt),
 			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
 		},
-		Org: c.OrganizationID, Role: c.Role, Dept: c.DepartmentID, Family: c.SessionID,
+		Org: c.OrganizationID, Role: c.Role, Dept: c.DepartmentID, Emp: c.EmployeeID, Family: c.SessionID,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, body)
 	t.Header["kid"] = i.signer.ID
@@ -212,10 +215,10 @@ func (i *Issuer) Verify(token string) (Claims, error) {
 		return Claims{}, refused("the access token claims a lifetime over the maximum")
 	}
 	uid, err := strconv.ParseInt(body.Subject, 10, 64)
-	if err != nil || uid <= 0 || body.Role == "" || body.Family == "" || body.Org < 0 || body.Dept < 0 {
+	if err != nil || uid <= 0 || body.Role == "" || body.Family == "" || body.Org < 0 || body.Dept < 0 || body.Emp < 0 {
 		return Claims{}, refused("the access token is not valid")
 	}
-	return Claims{UserID: uid, OrganizationID: body.Org, Role: body.Role, DepartmentID: body.Dept,
+	return Claims{UserID: uid, OrganizationID: body.Org, Role: body.Role, DepartmentID: body.Dept, EmployeeID: body.Emp,
 		SessionID: body.Family, IssuedAt: iat, ExpiresAt: exp}, nil
 }
 

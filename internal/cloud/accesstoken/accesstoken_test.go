@@ -66,6 +66,15 @@ func TestIssueAndVerify(t *testing.T) {
 	if got, err := i.Verify(tok); err != nil || got.OrganizationID != 0 || got.Role != "ADMIN" {
 		t.Fatalf("admin: %+v %v", got, err)
 	}
+	// An EMPLOYEE carries their employee id.
+	emp := Claims{UserID: 9, OrganizationID: 7, Role: "EMPLOYEE", EmployeeID: 55, SessionID: "fam-3"}
+	tok, issued, err = i.Issue(emp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := i.Verify(tok); err != nil || got != issued || got.EmployeeID != 55 {
+		t.Fatalf("employee: %+v %v", got, err)
+	}
 }
 
 func TestVerifyRefuses(t *testing.T) {
