@@ -17,6 +17,7 @@ package accesstoken
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -255,4 +256,22 @@ func decodeSeed(s string) ([]byte, error) {
 		return b, nil
 	}
 	return base64.RawURLEncoding.DecodeString(s)
+}
+
+// GenerateKey returns a new random signing key named id.
+func GenerateKey(id string) (Key, error) {
+	if !validKeyID(id) {
+		return Key{}, apperr.Field("id", "must be 1–64 characters of [A-Za-z0-9._-]")
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return Key{}, fmt.Errorf("accesstoken: generate key: %w", err)
+	}
+	return Key{ID: id, Private: priv}, nil
+}
+
+// FormatKey is the configuration form of k that ParseKeys reads
+// ("id:base64url-seed"). It is a secret.
+func FormatKey(k Key) string {
+	return k.ID + ":" + base64.RawURLEncoding.EncodeToString(k.Private.Seed())
 }

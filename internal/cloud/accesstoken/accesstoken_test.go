@@ -286,3 +286,19 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestGenerateAndFormatKey: a generated key's configuration form parses
+// back to the same key.
+func TestGenerateAndFormatKey(t *testing.T) {
+	k, err := GenerateKey("k-2026")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ParseKeys(FormatKey(k))
+	if err != nil || len(keys) != 1 || keys[0].ID != "k-2026" || !keys[0].Private.Equal(k.Private) {
+		t.Fatalf("parsed %v, %v", keys, err)
+	}
+	if _, err := GenerateKey("bad id"); err == nil {
+		t.Fatal("a key id with a space was accepted")
+	}
+}

@@ -150,6 +150,21 @@ func (s *Service) OrganizationBySlug(ctx context.Context, actor Actor, slug stri
 	return o, err
 }
 
+// OrganizationByID finds an organisation visible to the actor; one it may
+// not see is ErrNotFound, like one that does not exist.
+func (s *Service) OrganizationByID(ctx context.Context, actor Actor, id int64) (Organization, error) {
+	var o Organization
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
+		r, err := accountsdb.New(tx).OrganizationByID(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		o = Organization(r)
+		return err
+	})
+	return o, err
+}
+
 // ListOrganizations lists the organisations visible to the actor.
 func (s *Service) ListOrganizations(ctx context.Context, actor Actor) ([]Organization, error) {
 	var out []Organization

@@ -1,7 +1,9 @@
 // Package dashboard is the Dashboard API (:3000) used by HR, department
 // leads and administrators. Every request that touches tenant data runs in
-// one transaction with the caller's organisation and role set
-// (postgres.InTenant); row-level security does the filtering.
+// one transaction with the caller's organisation, role, user and scope set
+// from their verified access token (postgres.InTenant); row-level security
+// does the filtering, so another organisation's row is not found (404),
+// never forbidden.
 //
 // New assembles the API without starting anything; Start starts its parts
 // as a lifecycle.Group (today the HTTP listener alone), Stop stops them in
@@ -9,30 +11,113 @@
 package dashboard
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 )
 
 // Deps are the dependencies of the Dashboard API's routes.
 type Deps struct {
-	DB       *pgxpool.Pool // as the dashboard role
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
+	// DB is the database as the dashboard role: every organisation user's
+	// requests.
+	DB *pgxpool.Pool
+	// AdminDB is the database as the platform-admin role, the only login
+	// under which an ADMIN context sees every organisation; nil: platform
+	// administrators are refused (403) by this instance.
+	AdminDB *pgxpool.Pool
+	// Tokens verifies (and, at sign-in, issues) access tokens.
+	Tokens *accesstoken.Issuer
+	// SessionActive reports whether an access token's session is still
+	// live; nil: a token lives until it expires.
+	SessionActive func(ctx context.Context, sessionID string) (bool, error)
+	Logger        *slog.Logger
+	Registry      *prometheus.Registry
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
 }
 
-// NewServer returns the Dashboard API's HTTP handler: its routes table,
-// behind the request-id, security-header and CORS middleware.
-func NewServer(d Deps) http.Handler {
-	mux := http.NewServeMux()
-	service.HealthRoutes(mux, d.Registry, service.PingCheck("postgres", d.DB))
-	// Every answer carries a request id (the error shape's request_id,
-	// issue 14) and the API's security headers.
-	return service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(mux)))
+// Route is one entry of the API's routes table.
+type Route struct {
+	// Method and Path are the route's pattern, as in the OpenAPI document
+	// ("GET", "/api/v2/employees/{id}").
+	Method, Path string
+	// Public routes need no access token.
+	Public bool
+	// Roles may call the route; empty (and not Public): any signed-in user.
+	Roles []string
+}
+
+// API is the Dashboard API's HTTP handler and its routes table.
+type API struct {
+	handler http.Handler
+	routes  []Route
+}
+
+// NewAPI returns the Dashboard API: its routes table behind the
+// request-id, security-header and CORS middleware.
+func NewAPI(d Deps) (*API, error) {
+	if d.Tokens == nil {
+		return nil, errors.New("dashboard: no access-token issuer")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Registry == nil {
+		d.Registry = service.NewRegistry()
+	}
+	doc, err := OpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	a := &api{
+		db: d.DB, adminDB: d.AdminDB, tokens: d.Tokens, sessionActive: d.SessionActive,
+		logger:  d.Logger,
+		decoder: jsondecode.New(),
+		mux:     http.NewServeMux(),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rls_violations_total",
+			Help: "Accesses the Dashboard API refused by role or that the database refused by row-level security, by reason (role, rls).",
+		}, []string{"reason"}),
+	}
+	if err := d.Registry.Register(a.violations); err != nil {
+		return nil, err
+	}
+	service.HealthRoutes(a.mux, d.Registry, service.PingCheck("postgres", d.DB))
+	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
+	a.routesTable()
+	// Every answer carries a request id (the error shape's request_id)
+	// and the API's security headers.
+	h := service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(a.mux)))
+	out := &API{handler: h}
+	for _, r := range a.routes {
+		rt := Route{Method: r.Method, Path: r.Path, Public: r.Public}
+		for _, role := range r.Roles {
+			rt.Roles = append(rt.Roles, string(role))
+		}
+		out.routes = append(out.routes, rt)
+	}
+	return out, nil
+}
+
+// ServeHTTP serves the API.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// Routes is the routes table (the health and metrics routes aside).
+func (a *API) Routes() []Route { return slices.Clone(a.routes) }
+
+// routesTable is the API's one routes table.
+func (a *api) routesTable() {
+	a.handle("GET", "/api/v2/me", everyone, a.getMe)
+	a.handle("GET", "/api/v2/organizations", everyone, a.listOrganizations)
+	a.handle("POST", "/api/v2/organizations", platformOnly, a.createOrganization)
+	a.handle("GET", "/api/v2/organizations/{id}", everyone, a.getOrganization)
 }

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 )
@@ -24,7 +27,24 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call the API
 	// (DASHBOARD_CORS_ORIGINS; none by default).
 	CORSOrigins []string
+	// AdminDatabaseURL connects as the platform-admin role (staff_admin)
+	// for ADMIN users' requests (DASHBOARD_ADMIN_DATABASE_URL; empty:
+	// platform administrators are refused by this instance).
+	AdminDatabaseURL string
+	// TokenKeys sign and verify access tokens: the first signs, all verify
+	// (DASHBOARD_TOKEN_KEYS). None: one random key made at start, so
+	// tokens do not outlive the process (development only; logged).
+	TokenKeys []accesstoken.Key
+	// TokenIssuer is the access tokens' issuer and audience
+	// (DASHBOARD_TOKEN_ISSUER, default DefaultTokenIssuer).
+	TokenIssuer string
+	// AccessTTL is an access token's lifetime (DASHBOARD_ACCESS_TTL,
+	// default accesstoken.DefaultTTL, at most 15 min).
+	AccessTTL time.Duration
 }
+
+// DefaultTokenIssuer is Config.TokenIssuer's default.
+const DefaultTokenIssuer = "staffcontrol-dashboard"
 
 // DefaultStopTimeout is Config.StopTimeout's default.
 const DefaultStopTimeout = 30 * time.Second
@@ -33,6 +53,9 @@ const DefaultStopTimeout = 30 * time.Second
 func (cfg Config) withDefaults() Config {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
+	}
+	if cfg.TokenIssuer == "" {
+		cfg.TokenIssuer = DefaultTokenIssuer
 	}
 	return cfg
 }
@@ -44,6 +67,9 @@ type ServerDeps struct {
 	// DB is the database as the dashboard role; nil: New opens it from cfg
 	// (migrating when configured to) and Stop closes it.
 	DB *pgxpool.Pool
+	// AdminDB is the database as the platform-admin role; nil: New opens
+	// it from cfg.AdminDatabaseURL when set.
+	AdminDB *pgxpool.Pool
 	// Registry receives the metrics (nil: a new service registry).
 	Registry *prometheus.Registry
 	// Listening is called with the bound address once the listener
@@ -59,6 +85,7 @@ type Server struct {
 	logger  *slog.Logger
 	db      *pgxpool.Pool
 	handler http.Handler
+	api     *API
 	http    *service.Listener
 	group   *lifecycle.Group
 
@@ -83,11 +110,42 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 		s.db = db
 		s.owned.Own(db)
 	}
+	adminDB := deps.AdminDB
+	if adminDB == nil && cfg.AdminDatabaseURL != "" {
+		db, err := postgres.Connect(ctx, cfg.AdminDatabaseURL, 0, cfg.ContextKey)
+		if err != nil {
+			s.owned.Close()
+			return nil, fmt.Errorf("DASHBOARD_ADMIN_DATABASE_URL: %w", err)
+		}
+		s.owned.Own(db)
+		adminDB = db
+	}
 	registry := deps.Registry
 	if registry == nil {
 		registry = service.NewRegistry()
 	}
-	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins})
+	keys := cfg.TokenKeys
+	if len(keys) == 0 {
+		k, err := accesstoken.GenerateKey("ephemeral")
+		if err != nil {
+			s.owned.Close()
+			return nil, err
+		}
+		keys = []accesstoken.Key{k}
+		logger.Warn("DASHBOARD_TOKEN_KEYS is not set: access tokens are signed with a key made at start, so they end with this process and other instances refuse them")
+	}
+	tokens, err := accesstoken.New(accesstoken.Config{Issuer: cfg.TokenIssuer, Audience: cfg.TokenIssuer, TTL: cfg.AccessTTL, Keys: keys})
+	if err != nil {
+		s.owned.Close()
+		return nil, fmt.Errorf("DASHBOARD_TOKEN_KEYS: %w", err)
+	}
+	api, err := NewAPI(Deps{DB: s.db, AdminDB: adminDB, Tokens: tokens, Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins})
+	if err != nil {
+		s.owned.Close()
+		return nil, err
+	}
+	s.api = api
+	s.handler = api
 	s.http = service.NewListener(service.ListenerConfig{Name: "dashboard api", Addr: cfg.Addr, AddrKey: "DASHBOARD_ADDR",
 		Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http})
@@ -113,6 +171,9 @@ func (s *Server) Addr() net.Addr { return s.http.Addr() }
 
 // Handler is the routes table the listener serves.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes is the API's routes table.
+func (s *Server) Routes() []Route { return s.api.Routes() }
 
 // Failed is closed when the HTTP listener stops serving on its own (not by
 // Stop); Stop reports the reason.

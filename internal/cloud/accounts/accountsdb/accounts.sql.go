@@ -186,6 +186,29 @@ func (q *Queries) ListOrganizations(ctx context.Context) ([]ListOrganizationsRow
 	return items, nil
 }
 
+const organizationByID = `-- name: OrganizationByID :one
+SELECT id, name, slug, created_at FROM organizations WHERE id = $1
+`
+
+type OrganizationByIDRow struct {
+	ID        int64
+	Name      string
+	Slug      string
+	CreatedAt time.Time
+}
+
+func (q *Queries) OrganizationByID(ctx context.Context, id int64) (OrganizationByIDRow, error) {
+	row := q.db.QueryRow(ctx, organizationByID, id)
+	var i OrganizationByIDRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Slug,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
 const organizationBySlug = `-- name: OrganizationBySlug :one
 SELECT id, name, slug, created_at FROM organizations WHERE slug = $1
 `

@@ -6,6 +6,9 @@ INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug,
 -- name: OrganizationBySlug :one
 SELECT id, name, slug, created_at FROM organizations WHERE slug = $1;
 
+-- name: OrganizationByID :one
+SELECT id, name, slug, created_at FROM organizations WHERE id = $1;
+
 -- name: ListOrganizations :many
 SELECT id, name, slug, created_at FROM organizations ORDER BY id;
 

@@ -1,0 +1,265 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
+)
+
+// The harness every API test uses: a migrated database with two
+// identically seeded organisations, the API on a real loopback HTTP
+// server, tokens for every role, and a client that validates every answer
+// (and every request the API accepted) against the OpenAPI document.
+
+// apiEnv is one test's running API.
+type apiEnv struct {
+	t      *testing.T
+	db     *pgtest.Database
+	srv    *httptest.Server
+	api    *dashboard.API
+	tokens *accesstoken.Issuer
+	orgA   pgtest.Seeded
+	orgB   pgtest.Seeded
+}
+
+var (
+	specOnce sync.Once
+	specVal  validator.Validator
+	specErr  error
+)
+
+// spec is the validator of the served OpenAPI document, built once.
+func spec(t testing.TB) validator.Validator {
+	t.Helper()
+	specOnce.Do(func() {
+		var raw []byte
+		if raw, specErr = dashboard.OpenAPI(); specErr != nil {
+			return
+		}
+		var doc libopenapi.Document
+		if doc, specErr = libopenapi.NewDocument(raw); specErr != nil {
+			return
+		}
+		v, errs := validator.NewValidator(doc)
+		if len(errs) > 0 {
+			specErr = fmt.Errorf("openapi validator: %v", errs)
+			return
+		}
+		if ok, verrs := v.ValidateDocument(); !ok {
+			specErr = fmt.Errorf("the OpenAPI document is not valid: %v", verrs)
+			return
+		}
+		specVal = v
+	})
+	if specErr != nil {
+		t.Fatal(specErr)
+	}
+	return specVal
+}
+
+// newAPIEnv starts the API over a fresh database seeded with two
+// organisations ("acme" and "globex").
+func newAPIEnv(t *testing.T) *apiEnv {
+	t.Helper()
+	ctx := context.Background()
+	db := pg.NewDatabase(t)
+	e := &apiEnv{t: t, db: db}
+	conn, err := pgx.Connect(ctx, db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if e.orgA, err = pgtest.SeedOrganization(ctx, conn, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if e.orgB, err = pgtest.SeedOrganization(ctx, conn, "globex"); err != nil {
+		t.Fatal(err)
+	}
+	key, err := accesstoken.GenerateKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.tokens, err = accesstoken.New(accesstoken.Config{Issuer: "test", Audience: "test", Keys: []accesstoken.Key{key}}); err != nil {
+		t.Fatal(err)
+	}
+	e.api, err = dashboard.NewAPI(dashboard.Deps{
+		DB:      pg.Pool(t, db.DashboardURL, 4),
+		AdminDB: pg.Pool(t, db.PlatformAdminURL, 2),
+		Tokens:  e.tokens,
+		Logger:  logtest.New(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(e.api)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// exec runs sql as the test server's administrator (fixtures only).
+func (e *apiEnv) exec(sql string, args ...any) {
+	e.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.db.AdminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// token mints an access token for claims (a session id is filled in).
+func (e *apiEnv) token(c accesstoken.Claims) string {
+	e.t.Helper()
+	if c.SessionID == "" {
+		c.SessionID = "test-session"
+	}
+	tok, _, err := e.tokens.Issue(c)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// orgAdmin is a token for an ORG_ADMIN of s's organisation.
+func (e *apiEnv) orgAdmin(s pgtest.Seeded) string {
+	return e.token(accesstoken.Claims{UserID: s.UserID, OrganizationID: s.OrganizationID, Role: "ORG_ADMIN"})
+}
+
+// answer is a response read whole.
+type answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v.
+func (a answer) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", a.Body, err)
+	}
+}
+
+// errorCode returns the body's error code and field.
+func (a answer) errorCode(t testing.TB) (code, field string) {
+	t.Helper()
+	var e struct{ Code, Field, Message, RequestID string }
+	a.JSON(t, &e)
+	return e.Code, e.Field
+}
+
+// call sends a request with token (empty: none) and body (nil: none; a
+// string or []byte is sent as it is, anything else as JSON) and headers
+// as name, value pairs. The answer is validated against the OpenAPI
+// document, and so is the request when the API accepted it (2xx).
+func (e *apiEnv) call(method, path, token string, body any, headers ...string) answer {
+	e.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	newReq := func() *http.Request {
+		var rd io.Reader
+		if raw != nil {
+			rd = bytes.NewReader(raw)
+		}
+		req, err := http.NewRequest(method, e.srv.URL+path, rd)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if raw != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return req
+	}
+	resp, err := e.srv.Client().Do(newReq())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	a := answer{Status: resp.StatusCode, Header: resp.Header, Body: out}
+	checkAgainstSpec(e.t, newReq(), a)
+	return a
+}
+
+// checkAgainstSpec validates a request (when it was accepted) and its
+// answer against the OpenAPI document. The document's server is "/", so
+// the request is re-addressed to a relative URL first.
+func checkAgainstSpec(t testing.TB, req *http.Request, a answer) {
+	t.Helper()
+	v := spec(t)
+	if a.Status < 300 {
+		if ok, errs := v.ValidateHttpRequestSync(req); !ok {
+			t.Errorf("%s %s: the request does not match the OpenAPI document: %s", req.Method, req.URL.Path, describe(errs))
+		}
+	}
+	resp := &http.Response{StatusCode: a.Status, Header: a.Header, Body: io.NopCloser(bytes.NewReader(a.Body)), Request: req}
+	if ok, errs := v.ValidateHttpResponse(req, resp); !ok {
+		t.Errorf("%s %s → %d: the answer does not match the OpenAPI document: %s\n%s", req.Method, req.URL.Path, a.Status, describe(errs), a.Body)
+	}
+}
+
+func describe[E interface{ Error() string }](errs []E) string {
+	var b strings.Builder
+	for _, e := range errs {
+		b.WriteString("\n  ")
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// assertDenials checks that n denied accesses were audited.
+func (e *apiEnv) assertDenials(n int) {
+	e.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.db.AdminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var got int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE outcome = 'denied'`).Scan(&got); err != nil {
+		e.t.Fatal(err)
+	}
+	if got != n {
+		e.t.Errorf("%d denied accesses audited, want %d", got, n)
+	}
+}
