@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 )
@@ -79,7 +80,7 @@ func decodeCursor(s, sort string, kind sortKind) (cursor, error) {
 	switch {
 	case c.Sort != sort:
 		return bad("it belongs to another sort order")
-	case c.ID <= 0:
+	case c.ID <= 0, strings.ContainsRune(c.Text, 0), !utf8.ValidString(c.Text):
 		return bad("not a cursor this API returned")
 	case kind != sortText && c.Text != "", kind != sortTime && c.Time != 0:
 		return bad("not a cursor this API returned")

@@ -229,17 +229,26 @@ func (s *Service) UpdateDepartment(ctx context.Context, db postgres.Beginner, t 
 	var d Department
 	err = postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
 		q := directorydb.New(tx)
-		old, err := getDepartment(ctx, q, id, true)
+		old, err := getDepartment(ctx, q, id, false)
 		if err != nil {
+			return err
+		}
+		// A move locks the organisation's tree first (all its rows, in id
+		// order, so that two moves queue rather than deadlock), then reads
+		// the row again under the lock.
+		move := !samePtr(old.ParentID, in.ParentID)
+		if move {
+			if err := q.LockDepartmentTree(ctx, old.OrganizationID); err != nil {
+				return writeRefused(fmt.Errorf("lock the department tree: %w", err), "departments")
+			}
+		}
+		if old, err = getDepartment(ctx, q, id, true); err != nil {
 			return err
 		}
 		if old.Version != ifVersion {
 			return stale("department", id, ifVersion, old.Version)
 		}
-		if !samePtr(old.ParentID, in.ParentID) {
-			if err := q.LockDepartmentTree(ctx, old.OrganizationID); err != nil {
-				return writeRefused(fmt.Errorf("lock the department tree: %w", err), "departments")
-			}
+		if move {
 			if err := parentUsable(ctx, q, in.ParentID, old.OrganizationID); err != nil {
 				return err
 			}

@@ -398,12 +398,13 @@ func (q *Queries) InsertIdentity(ctx context.Context, arg InsertIdentityParams) 
 }
 
 const lockDepartmentTree = `-- name: LockDepartmentTree :exec
-SELECT d.id FROM departments d WHERE d.organization_id = $1 FOR NO KEY UPDATE
+SELECT d.id FROM departments d WHERE d.organization_id = $1 ORDER BY d.id FOR NO KEY UPDATE
 `
 
 // Serialises the moves of one organisation's departments (a move checks
 // for cycles against a tree another move must not change meanwhile). NO
-// KEY UPDATE does not block the foreign-key checks of inserts.
+// KEY UPDATE does not block the foreign-key checks of inserts; id order
+// makes two moves queue instead of deadlocking.
 func (q *Queries) LockDepartmentTree(ctx context.Context, organizationID int64) error {
 	_, err := q.db.Exec(ctx, lockDepartmentTree, organizationID)
 	return err

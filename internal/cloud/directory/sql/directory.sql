@@ -28,8 +28,9 @@ SELECT id FROM sub;
 -- name: LockDepartmentTree :exec
 -- Serialises the moves of one organisation's departments (a move checks
 -- for cycles against a tree another move must not change meanwhile). NO
--- KEY UPDATE does not block the foreign-key checks of inserts.
-SELECT d.id FROM departments d WHERE d.organization_id = @organization_id FOR NO KEY UPDATE;
+-- KEY UPDATE does not block the foreign-key checks of inserts; id order
+-- makes two moves queue instead of deadlocking.
+SELECT d.id FROM departments d WHERE d.organization_id = @organization_id ORDER BY d.id FOR NO KEY UPDATE;
 
 -- name: AllDepartments :many
 -- Every visible department, for the tree.
