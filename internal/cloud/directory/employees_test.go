@@ -299,3 +299,39 @@ func TestOtherOrganizationIsNotFound(t *testing.T) {
 	_, err = e.svc.GetEmployee(e.ctx, e.dash, postgres.Tenant{}, e.a.EmployeeID)
 	wantCode(t, "no context", err, apperr.NotFound, "", "")
 }
+
+// TestPlatformAdmin: a platform ADMIN on the staff_admin pool sees every
+// organisation's rows; it creates in the organisation its context names
+// and must name one.
+func TestPlatformAdmin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	platform := pg.Pool(t, e.platformURL, 2)
+	adm := postgres.Tenant{Role: postgres.AppAdmin, Actor: "root"}
+	_, err := e.svc.CreateEmployee(e.ctx, platform, adm, validEmployee("ADM-1"))
+	wantCode(t, "create without an organisation", err, apperr.Invalid, "organization_id", "")
+	inB := adm
+	inB.OrganizationID = e.b.OrganizationID
+	created, err := e.svc.CreateEmployee(e.ctx, platform, inB, validEmployee("ADM-1"))
+	if err != nil || created.OrganizationID != e.b.OrganizationID {
+		t.Fatalf("create in B: %v %+v", err, created)
+	}
+	got, err := e.svc.GetEmployee(e.ctx, platform, adm, e.a.EmployeeID)
+	if err != nil {
+		t.Fatalf("ADMIN reads A's employee: %v", err)
+	}
+	in := validEmployee("E-1")
+	in.DepartmentID = &e.b.DepartmentID // B's department for A's employee
+	_, err = e.svc.UpdateEmployee(e.ctx, platform, adm, got.ID, got.Version, in)
+	wantCode(t, "another organisation's department", err, apperr.Invalid, "department_id", "")
+	in.DepartmentID = &e.a.DepartmentID
+	if _, err := e.svc.UpdateEmployee(e.ctx, platform, adm, got.ID, got.Version, in); err != nil {
+		t.Fatalf("ADMIN updates A's employee: %v", err)
+	}
+	if org := e.one(t, `SELECT organization_id::text FROM audit_log WHERE resource_type = 'employee' AND action = 'update'`); org != fmt.Sprint(e.a.OrganizationID) {
+		t.Errorf("ADMIN's update audited in organisation %s, want A's", org)
+	}
+	// The same ADMIN context on the dashboard pool sees nothing.
+	_, err = e.svc.GetEmployee(e.ctx, e.dash, adm, e.a.EmployeeID)
+	wantCode(t, "ADMIN on the dashboard pool", err, apperr.NotFound, "", "")
+}

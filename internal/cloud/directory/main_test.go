@@ -23,12 +23,13 @@ func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 // (pgtest.SeedOrganization), the dashboard role's pool and an HR tenant of
 // each organisation.
 type env struct {
-	ctx      context.Context
-	svc      *directory.Service
-	admin    *pgx.Conn // bypasses RLS: set-up and checks only
-	dash     *pgxpool.Pool
-	a, b     pgtest.Seeded
-	hrA, hrB postgres.Tenant
+	ctx         context.Context
+	svc         *directory.Service
+	admin       *pgx.Conn // bypasses RLS: set-up and checks only
+	dash        *pgxpool.Pool
+	a, b        pgtest.Seeded
+	hrA, hrB    postgres.Tenant
+	platformURL string // the staff_admin login's URL
 }
 
 func newEnv(t testing.TB) *env {
@@ -48,7 +49,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{ctx: ctx, svc: directory.New(), admin: admin, dash: pg.Pool(t, db.DashboardURL, 4), a: a, b: b,
+	return &env{ctx: ctx, svc: directory.New(), admin: admin, platformURL: db.PlatformAdminURL, dash: pg.Pool(t, db.DashboardURL, 4), a: a, b: b,
 		hrA: postgres.Tenant{OrganizationID: a.OrganizationID, Role: postgres.AppHR, UserID: a.UserID, Actor: "hr@alpha"},
 		hrB: postgres.Tenant{OrganizationID: b.OrganizationID, Role: postgres.AppHR, UserID: b.UserID, Actor: "hr@beta"}}
 }

@@ -2139,6 +2139,12 @@ CREATE INDEX visited_sites_organization_id_datetime_idx ON ONLY monitoring.visit
 
 CREATE INDEX audit_log_org_time ON public.audit_log USING btree (organization_id, created_at DESC);
 
+CREATE INDEX employees_created_at_id_idx ON public.employees USING btree (created_at, id);
+
+CREATE INDEX employees_employee_number_id_idx ON public.employees USING btree (employee_number, id);
+
+CREATE INDEX employees_last_name_id_idx ON public.employees USING btree (last_name, id);
+
 CREATE INDEX gateway_commands_claim ON public.gateway_commands USING btree (gateway_id, priority DESC, created_at) WHERE (status = 'pending'::text);
 
 CREATE INDEX gateway_commands_deadline ON public.gateway_commands USING btree (ack_deadline) WHERE (status = 'delivered'::text);

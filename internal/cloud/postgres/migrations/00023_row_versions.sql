@@ -24,6 +24,13 @@
 -- status, last_seen_at, version; key rotation writes the key columns) and
 -- devices (status, last_seen_at) bump only when a column the dashboard
 -- edits is in the UPDATE's SET list; users likewise ignore last_login_at.
+--
+-- The employees' list pages are keyset pages on (sort key, id)
+-- (internal/cloud/directory). The tenant policy is an OR (own organisation
+-- or all organisations), which no (organization_id, ...) index serves, so
+-- the indexes are on (sort key, id) alone: the plan walks the index from
+-- the cursor and stops after one page, filtering the organisation per row,
+-- instead of sorting every employee of every organisation per page.
 
 -- +goose Up
 -- +goose StatementBegin
@@ -66,10 +73,17 @@ CREATE TRIGGER policies_bump_version BEFORE UPDATE ON policies
     FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 CREATE TRIGGER retention_policies_bump_version BEFORE UPDATE ON retention_policies
     FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE INDEX employees_last_name_id_idx ON employees (last_name, id);
+CREATE INDEX employees_employee_number_id_idx ON employees (employee_number, id);
+CREATE INDEX employees_created_at_id_idx ON employees (created_at, id);
 -- +goose StatementEnd
 
 -- +goose Down
 -- +goose StatementBegin
+DROP INDEX employees_created_at_id_idx;
+DROP INDEX employees_employee_number_id_idx;
+DROP INDEX employees_last_name_id_idx;
 DROP TRIGGER retention_policies_bump_version ON retention_policies;
 DROP TRIGGER policies_bump_version ON policies;
 DROP TRIGGER devices_bump_version ON devices;
