@@ -42,6 +42,7 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"gateway_commands_notify()":          testGatewayCommandsNotify,
 	"gateway_instances_revoked_notify()": testGatewayInstancesRevokedNotify,
 	"gateway_instances_void_pending()":   testGatewayInstancesVoidPending,
+	"app.bump_version()":                 testBumpVersion,
 	// Gateways and their command queue (staff_ingest).
 	"gateway_by_api_key_hash(bytea)":                       testGatewayByAPIKeyHash,
 	"gateway_provision(bigint,text,bytea,bytea,text)":      testGatewayProvision,
@@ -1468,5 +1469,79 @@ func testResyncInsert(t *testing.T, f *fnDB) {
 	if got := f.one(`SELECT count(*)::text FROM monitoring.active_windows r JOIN monitoring_fallback.active_windows f USING (id, datetime)
 		WHERE to_jsonb(r) - 'ingested_at' <> to_jsonb(f) - 'ingested_at'`); got != "0" {
 		t.Errorf("%s rows copied differently", got)
+	}
+}
+
+// testBumpVersion: an update moves a row's row_version on by one and its
+// updated_at to the transaction's time, whatever the statement wrote into
+// row_version (the caller cannot choose a version); updates by machines —
+// a gateway's heartbeat, a device's status, a user's sign-in — leave the
+// version alone; no runtime role may call the function.
+func testBumpVersion(t *testing.T, f *fnDB) {
+	const emp = `SELECT format('%s|%s', row_version, updated_at > now() - interval '1 minute') FROM employees WHERE id = $1`
+	a := org(f.a.OrganizationID)
+	a.Role = "HR"
+	f.rows(f.dashboard, a, `UPDATE employees SET first_name = 'Anna' WHERE id = $1`, f.a.EmployeeID)
+	if got := f.one(`SELECT row_version::text FROM employees WHERE id = $1`, f.a.EmployeeID); got != "2" {
+		t.Errorf("employee after one update: row_version %s, want 2", got)
+	}
+	f.exec(`UPDATE employees SET row_version = 100, updated_at = '2000-01-01' WHERE id = $1`, f.a.EmployeeID)
+	if got := f.one(emp, f.a.EmployeeID); got != "3|t" {
+		t.Errorf("employee after an update writing row_version 100: %s, want 3|t", got)
+	}
+	if got := f.one(`SELECT row_version::text FROM employees WHERE id = $1`, f.b.EmployeeID); got != "1" {
+		t.Errorf("the other organisation's employee: row_version %s, want 1", got)
+	}
+	for _, c := range []struct{ what, update, read, want string }{
+		{"department", `UPDATE departments SET name = 'R&D' WHERE id = $1`, `SELECT row_version::text FROM departments WHERE id = $1`, "2"},
+		{"organisation", `UPDATE organizations SET name = 'Renamed' WHERE id = $1`, `SELECT row_version::text FROM organizations WHERE id = $1`, "2"},
+		{"policy", `UPDATE policies SET name = 'Strict' WHERE id = $1`, `SELECT row_version::text FROM policies WHERE id = $1`, "2"},
+		{"retention", `UPDATE retention_policies SET retention_days = 31 WHERE organization_id = $1`,
+			`SELECT format('%s|%s', row_version, updated_at = now()) FROM retention_policies WHERE organization_id = $1`, "2|t"},
+	} {
+		id := any(f.a.OrganizationID)
+		switch c.what {
+		case "department":
+			id = f.a.DepartmentID
+		case "policy":
+			id = f.a.PolicyID
+		}
+		tx, err := f.admin.Begin(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(f.ctx, c.update, id); err != nil {
+			t.Fatalf("%s: %v", c.update, err)
+		}
+		var got string
+		if err := tx.QueryRow(f.ctx, c.read, id).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", c.read, err)
+		}
+		if err := tx.Commit(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("%s after one update: %s, want %s", c.what, got, c.want)
+		}
+	}
+	// Machines' updates leave the version alone; the dashboard's move it.
+	f.exec(`UPDATE gateway_instances SET status = 'online', last_seen_at = now(), version = '2.0.0' WHERE id = $1`, f.a.GatewayID)
+	f.exec(`UPDATE devices SET status = 'online', last_seen_at = now() WHERE id = $1`, f.a.DeviceID)
+	f.exec(`UPDATE users SET last_login_at = now() WHERE id = $1`, f.a.UserID)
+	const versions = `SELECT format('%s|%s|%s', (SELECT row_version FROM gateway_instances WHERE id = $1),
+		(SELECT row_version FROM devices WHERE id = $2), (SELECT row_version FROM users WHERE id = $3))`
+	if got := f.one(versions, f.a.GatewayID, f.a.DeviceID, f.a.UserID); got != "1|1|1" {
+		t.Errorf("gateway, device, user after machine updates: %s, want 1|1|1", got)
+	}
+	f.exec(`UPDATE gateway_instances SET name = 'Front desk' WHERE id = $1`, f.a.GatewayID)
+	f.exec(`UPDATE devices SET name = 'Door 2' WHERE id = $1`, f.a.DeviceID)
+	f.exec(`UPDATE users SET is_active = false WHERE id = $1`, f.a.UserID)
+	if got := f.one(versions, f.a.GatewayID, f.a.DeviceID, f.a.UserID); got != "2|2|2" {
+		t.Errorf("gateway, device, user after the dashboard's updates: %s, want 2|2|2", got)
+	}
+	for _, role := range []string{postgres.RoleDashboard, postgres.RoleIngest, postgres.RoleAdmin} {
+		if got := f.one(`SELECT has_function_privilege($1, 'app.bump_version()', 'EXECUTE')::text`, role); got != "false" {
+			t.Errorf("%s may execute app.bump_version()", role)
+		}
 	}
 }

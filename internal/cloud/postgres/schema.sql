@@ -67,6 +67,16 @@ BEGIN
     RETURN id;
 END $$;
 
+CREATE FUNCTION app.bump_version() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    NEW.row_version := OLD.row_version + 1;
+    NEW.updated_at := now();
+    RETURN NEW;
+END $$;
+
 CREATE FUNCTION app.context() RETURNS app.tenant_context
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
@@ -1455,6 +1465,7 @@ CREATE TABLE public.departments (
     name text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    row_version bigint DEFAULT 1 NOT NULL,
     CONSTRAINT departments_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255)))
 );
 
@@ -1515,6 +1526,7 @@ CREATE TABLE public.devices (
     last_seen_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    row_version bigint DEFAULT 1 NOT NULL,
     CONSTRAINT devices_adapter_type_check CHECK (((length(adapter_type) >= 1) AND (length(adapter_type) <= 100))),
     CONSTRAINT devices_host_check CHECK ((length(host) <= 255)),
     CONSTRAINT devices_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255))),
@@ -1568,6 +1580,7 @@ CREATE TABLE public.employees (
     status text DEFAULT 'active'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    row_version bigint DEFAULT 1 NOT NULL,
     CONSTRAINT employees_email_check CHECK ((length(email) <= 255)),
     CONSTRAINT employees_employee_number_check CHECK (((length(employee_number) >= 1) AND (length(employee_number) <= 64))),
     CONSTRAINT employees_first_name_check CHECK ((length(first_name) <= 255)),
@@ -1675,6 +1688,7 @@ CREATE TABLE public.gateway_instances (
     pending_command_id uuid,
     key_rotated_at timestamp with time zone,
     key_command_id uuid,
+    row_version bigint DEFAULT 1 NOT NULL,
     CONSTRAINT gateway_instances_api_key_hash_check CHECK ((length(api_key_hash) = 32)),
     CONSTRAINT gateway_instances_api_key_prefix_check CHECK ((length(api_key_prefix) <= 16)),
     CONSTRAINT gateway_instances_name_check CHECK ((length(name) <= 255)),
@@ -1754,6 +1768,7 @@ CREATE TABLE public.organizations (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     enrolment_secret_hash bytea,
     enrolment_secret_rotated_at timestamp with time zone,
+    row_version bigint DEFAULT 1 NOT NULL,
     CONSTRAINT organizations_enrolment_secret_hash_check CHECK ((length(enrolment_secret_hash) = 32)),
     CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255))),
     CONSTRAINT organizations_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'::text))
@@ -1780,6 +1795,7 @@ CREATE TABLE public.policies (
     created_by bigint,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    row_version bigint DEFAULT 1 NOT NULL,
     CONSTRAINT policies_current_version_check CHECK ((length(current_version) <= 50)),
     CONSTRAINT policies_description_check CHECK ((length(description) <= 2000)),
     CONSTRAINT policies_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255)))
@@ -1877,6 +1893,8 @@ CREATE TABLE public.retention_policies (
     action text DEFAULT 'delete'::text NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    row_version bigint DEFAULT 1 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT retention_policies_action_check CHECK ((action = ANY (ARRAY['delete'::text, 'archive'::text]))),
     CONSTRAINT retention_policies_resource_type_check CHECK (((length(resource_type) >= 1) AND (length(resource_type) <= 100))),
     CONSTRAINT retention_policies_retention_days_check CHECK ((retention_days > 0))
@@ -1912,6 +1930,7 @@ CREATE TABLE public.users (
     last_login_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    row_version bigint DEFAULT 1 NOT NULL,
     CONSTRAINT users_check CHECK (((role = 'ADMIN'::text) = (organization_id IS NULL))),
     CONSTRAINT users_email_check CHECK ((((length(email) >= 3) AND (length(email) <= 255)) AND (email = lower(email)))),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['ADMIN'::text, 'ORG_ADMIN'::text, 'HR'::text, 'DEPARTMENT_LEAD'::text, 'EMPLOYEE'::text])))
@@ -2120,6 +2139,12 @@ CREATE INDEX visited_sites_organization_id_datetime_idx ON ONLY monitoring.visit
 
 CREATE INDEX audit_log_org_time ON public.audit_log USING btree (organization_id, created_at DESC);
 
+CREATE INDEX employees_created_at_id_idx ON public.employees USING btree (created_at, id);
+
+CREATE INDEX employees_employee_number_id_idx ON public.employees USING btree (employee_number, id);
+
+CREATE INDEX employees_last_name_id_idx ON public.employees USING btree (last_name, id);
+
 CREATE INDEX gateway_commands_claim ON public.gateway_commands USING btree (gateway_id, priority DESC, created_at) WHERE (status = 'pending'::text);
 
 CREATE INDEX gateway_commands_deadline ON public.gateway_commands USING btree (ack_deadline) WHERE (status = 'delivered'::text);
@@ -2134,11 +2159,27 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EAC
 
 CREATE TRIGGER audit_log_no_update BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
 
+CREATE TRIGGER departments_bump_version BEFORE UPDATE ON public.departments FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER devices_bump_version BEFORE UPDATE OF gateway_id, name, adapter_type, host, port, serial, config ON public.devices FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER employees_bump_version BEFORE UPDATE ON public.employees FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
 CREATE TRIGGER gateway_commands_notify AFTER INSERT OR UPDATE OF status ON public.gateway_commands FOR EACH ROW WHEN ((new.status = 'pending'::text)) EXECUTE FUNCTION public.gateway_commands_notify();
+
+CREATE TRIGGER gateway_instances_bump_version BEFORE UPDATE OF name, config ON public.gateway_instances FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
 CREATE TRIGGER gateway_instances_revoked_notify AFTER UPDATE OF revoked_at, api_key_hash ON public.gateway_instances FOR EACH ROW WHEN (((new.revoked_at IS NOT NULL) OR (new.api_key_hash IS DISTINCT FROM old.api_key_hash))) EXECUTE FUNCTION public.gateway_instances_revoked_notify();
 
 CREATE TRIGGER gateway_instances_void_pending BEFORE UPDATE OF api_key_hash ON public.gateway_instances FOR EACH ROW WHEN (((new.api_key_hash IS DISTINCT FROM old.api_key_hash) AND (old.pending_key_hash IS NOT NULL) AND (NOT (new.pending_key_hash IS DISTINCT FROM old.pending_key_hash)))) EXECUTE FUNCTION public.gateway_instances_void_pending();
+
+CREATE TRIGGER organizations_bump_version BEFORE UPDATE ON public.organizations FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER policies_bump_version BEFORE UPDATE ON public.policies FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER retention_policies_bump_version BEFORE UPDATE ON public.retention_policies FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER users_bump_version BEFORE UPDATE OF organization_id, email, password_hash, role, department_id, employee_id, is_active ON public.users FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
 ALTER TABLE ONLY monitoring.maintainer_policy_runs
     ADD CONSTRAINT maintainer_policy_runs_table_name_fkey FOREIGN KEY (table_name) REFERENCES monitoring.retention(table_name) ON DELETE CASCADE;
