@@ -185,6 +185,11 @@ BEGIN
             IF p_refresh_hash IS NULL OR length(p_refresh_hash) <> 32 THEN
                 RAISE EXCEPTION 'login_result: a refresh token hash is 32 bytes' USING ERRCODE = 'invalid_parameter_value';
             END IF;
+            -- The user's sessions past their end, and those revoked over a
+            -- day ago, go (their tokens with them): the tables stay bounded
+            -- per user without a sweep.
+            DELETE FROM public.auth_sessions
+             WHERE user_id = u.id AND (expires_at <= now() OR revoked_at < now() - interval '1 day');
             INSERT INTO public.auth_sessions (user_id, organization_id, expires_at, client_address, user_agent)
             VALUES (u.id, u.organization_id, now() + p_refresh_max, p_client, left(p_user_agent, 512))
             RETURNING id INTO sid;
@@ -2442,7 +2447,7 @@ CREATE INDEX audit_log_org_time ON public.audit_log USING btree (organization_id
 
 CREATE INDEX auth_refresh_tokens_session ON public.auth_refresh_tokens USING btree (session_id);
 
-CREATE INDEX auth_sessions_user_active ON public.auth_sessions USING btree (user_id) WHERE (revoked_at IS NULL);
+CREATE INDEX auth_sessions_user ON public.auth_sessions USING btree (user_id);
 
 CREATE INDEX gateway_commands_claim ON public.gateway_commands USING btree (gateway_id, priority DESC, created_at) WHERE (status = 'pending'::text);
 

@@ -83,9 +83,18 @@ func testLoginResult(t *testing.T, f *fnDB) {
 		t.Errorf("second lock: %s s, want 120", got)
 	}
 	f.exec(`UPDATE auth_lockouts SET locked_until = now() - interval '1 second' WHERE user_id = $1`, user)
+	// Sessions past their end or revoked over a day ago go at the next
+	// login; a recently revoked one stays (its reuse still answers
+	// "revoked").
+	f.exec(`INSERT INTO auth_sessions (user_id, organization_id, expires_at, revoked_at, revoked_reason) VALUES
+		($1, $2, now() - interval '1 second', NULL, NULL), ($1, $2, now() + interval '1 day', now() - interval '2 days', 'logout'),
+		($1, $2, now() + interval '1 day', now() - interval '1 hour', 'reuse')`, user, org)
 	equal(t, "success", f.rows(f.dashboard, none, loginResult, email, user, "success", "$argon2id$new", "tok"), []string{"ok|f|t"})
 	if got := f.one(`SELECT format('%s|%s|%s', failed_logins, lockouts, locked_until IS NULL) FROM auth_lockouts WHERE user_id = $1`, user); got != "0|0|t" {
 		t.Errorf("after a success: %s, want 0|0|true", got)
+	}
+	if got := f.one(`SELECT string_agg(coalesce(revoked_reason, 'active'), ',' ORDER BY revoked_reason) FROM auth_sessions WHERE user_id = $1`, user); got != "reuse,active" {
+		t.Errorf("sessions after the login: %s, want reuse,active", got)
 	}
 	if got := f.one(`SELECT format('%s|%s', password_hash, last_login_at IS NOT NULL) FROM users WHERE id = $1`, user); got != "$argon2id$new|t" {
 		t.Errorf("after a success with a rehash: hash|last_login = %s", got)

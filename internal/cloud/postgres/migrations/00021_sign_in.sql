@@ -21,6 +21,8 @@
 --     p_max_failures failures the account is locked for p_lock_base ·
 --     2^(lockouts-1), capped at p_lock_max; a success resets it. The lock's
 --     arithmetic uses this database's now(), never a caller's clock.
+--   Each login deletes the user's sessions past their end and those revoked
+--   over a day ago (with their tokens), so no sweep is needed.
 --
 -- The dashboard role cannot see users without a tenant context (RLS), and
 -- a sign-in has none yet, so every step goes through a SECURITY DEFINER
@@ -48,7 +50,7 @@ CREATE TABLE public.auth_sessions (
     user_agent      text CHECK (length(user_agent) <= 512),
     CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL))
 );
-CREATE INDEX auth_sessions_user_active ON public.auth_sessions (user_id) WHERE revoked_at IS NULL;
+CREATE INDEX auth_sessions_user ON public.auth_sessions (user_id);
 
 CREATE TABLE public.auth_refresh_tokens (
     token_hash      bytea PRIMARY KEY CHECK (length(token_hash) = 32),
@@ -177,6 +179,11 @@ BEGIN
             IF p_refresh_hash IS NULL OR length(p_refresh_hash) <> 32 THEN
                 RAISE EXCEPTION 'login_result: a refresh token hash is 32 bytes' USING ERRCODE = 'invalid_parameter_value';
             END IF;
+            -- The user's sessions past their end, and those revoked over a
+            -- day ago, go (their tokens with them): the tables stay bounded
+            -- per user without a sweep.
+            DELETE FROM public.auth_sessions
+             WHERE user_id = u.id AND (expires_at <= now() OR revoked_at < now() - interval '1 day');
             INSERT INTO public.auth_sessions (user_id, organization_id, expires_at, client_address, user_agent)
             VALUES (u.id, u.organization_id, now() + p_refresh_max, p_client, left(p_user_agent, 512))
             RETURNING id INTO sid;
