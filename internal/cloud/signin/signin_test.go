@@ -667,3 +667,36 @@ func TestNew(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+// TestConcurrentRefresh: the same token presented twice at once succeeds
+// at most once, and the second presentation is reuse: the family ends.
+func TestConcurrentRefresh(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, signin.Config{})
+	tok := e.login("hr@alpha.test", password)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = e.svc.Refresh(e.ctx, tok.RefreshToken, client) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch code(err) {
+		case "":
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok++
+		case apperr.Unauthenticated:
+		default:
+			t.Fatalf("concurrent refresh: %v", err)
+		}
+	}
+	if ok > 1 {
+		t.Errorf("%d concurrent refreshes with one token succeeded", ok)
+	}
+	if e.active(tok.SessionID) {
+		t.Error("the family survived a concurrent reuse")
+	}
+}

@@ -236,6 +236,7 @@ DECLARE
     t   public.auth_refresh_tokens;
     s   public.auth_sessions;
     u   public.users;
+    fam uuid;
     exp timestamptz;
 BEGIN
     IF p_refresh_idle IS NULL OR p_refresh_idle < interval '1 minute' OR p_refresh_idle > interval '90 days' THEN
@@ -244,13 +245,20 @@ BEGIN
     IF p_new_hash IS NULL OR length(p_new_hash) <> 32 THEN
         RAISE EXCEPTION 'session_refresh: a refresh token hash is 32 bytes' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO t FROM public.auth_refresh_tokens WHERE token_hash = p_old_hash FOR UPDATE;
-    IF NOT FOUND THEN
+    -- Locks the session, then the token: the order of every other writer
+    -- (logout, revocations, a login's clean-up cascading to the tokens).
+    -- Two refreshes with one token queue on the session; the second then
+    -- sees the token spent (reuse).
+    SELECT r.session_id INTO fam FROM public.auth_refresh_tokens r WHERE r.token_hash = p_old_hash;
+    IF fam IS NOT NULL THEN
+        SELECT * INTO s FROM public.auth_sessions WHERE id = fam FOR UPDATE;
+        SELECT * INTO t FROM public.auth_refresh_tokens WHERE token_hash = p_old_hash FOR UPDATE;
+    END IF;
+    IF s.id IS NULL OR t.token_hash IS NULL THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::uuid, NULL::bigint, NULL::bigint, NULL::text, NULL::bigint,
                             NULL::bigint, NULL::text, NULL::timestamptz;
         RETURN;
     END IF;
-    SELECT * INTO s FROM public.auth_sessions WHERE id = t.session_id FOR UPDATE;
     SELECT * INTO u FROM public.users WHERE id = s.user_id;
     IF s.revoked_at IS NOT NULL THEN
         outcome := 'revoked';
