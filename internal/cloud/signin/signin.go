@@ -430,7 +430,7 @@ func (s *Service) Login(ctx context.Context, email, password string, c Client) (
 // issue signs the access token of a session.
 func (s *Service) issue(u User, session uuid.UUID, refresh string, refreshExp time.Time) (Tokens, error) {
 	tok, claims, err := s.tokens.Issue(accesstoken.Claims{UserID: u.ID, OrganizationID: u.OrganizationID, Role: u.Role,
-		DepartmentID: u.DepartmentID, SessionID: session.String()})
+		DepartmentID: u.DepartmentID, EmployeeID: u.EmployeeID, SessionID: session.String()})
 	if err != nil {
 		return Tokens{}, fmt.Errorf("signin: %w", err)
 	}

@@ -75,6 +75,7 @@ func newEnv(t *testing.T, cfg signin.Config) *env {
 	e.addUser("hr@alpha.test", "HR", hash, true)
 	e.addUser("off@alpha.test", "EMPLOYEE", hash, false)
 	e.addUser("root@platform.test", "ADMIN", hash, true)
+	e.addUser("emp@alpha.test", "EMPLOYEE", hash, true)
 	return e
 }
 
@@ -163,6 +164,8 @@ func TestLogin(t *testing.T) {
 		{"hr@alpha.test", signin.User{ID: e.users["hr@alpha.test"], OrganizationID: e.seed.OrganizationID, Email: "hr@alpha.test",
 			Role: "HR", DepartmentID: e.seed.DepartmentID}},
 		{"  Root@Platform.TEST ", signin.User{ID: e.users["root@platform.test"], Email: "root@platform.test", Role: "ADMIN"}},
+		{"emp@alpha.test", signin.User{ID: e.users["emp@alpha.test"], OrganizationID: e.seed.OrganizationID, Email: "emp@alpha.test",
+			Role: "EMPLOYEE", DepartmentID: e.seed.DepartmentID, EmployeeID: e.seed.EmployeeID}},
 	}
 	for _, tc := range tests {
 		tok := e.login(tc.email, password)
@@ -174,7 +177,7 @@ func TestLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		if claims.UserID != tc.want.ID || claims.OrganizationID != tc.want.OrganizationID || claims.Role != tc.want.Role ||
-			claims.DepartmentID != tc.want.DepartmentID || claims.SessionID != tok.SessionID {
+			claims.DepartmentID != tc.want.DepartmentID || claims.EmployeeID != tc.want.EmployeeID || claims.SessionID != tok.SessionID {
 			t.Errorf("%s: claims %+v", tc.email, claims)
 		}
 		if !tok.AccessExpiresAt.Equal(claims.ExpiresAt) || time.Until(tok.AccessExpiresAt) > accesstoken.MaxTTL {
@@ -190,7 +193,7 @@ func TestLogin(t *testing.T) {
 			t.Errorf("%s: session client %s", tc.email, got)
 		}
 	}
-	if got := e.audits("auth.login"); !slices.Equal(got, []string{"allowed|", "allowed|"}) {
+	if got := e.audits("auth.login"); !slices.Equal(got, []string{"allowed|", "allowed|", "allowed|"}) {
 		t.Errorf("audit rows %v", got)
 	}
 	if got := e.one(`SELECT (last_login_at IS NOT NULL)::text FROM users WHERE email = 'hr@alpha.test'`); got != "true" {
