@@ -79,6 +79,15 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"monitoring.chunk_checksum(text,text,uuid[],timestamp with time zone[])": testChunkChecksum,
 	"monitoring.fallback_delete(text,uuid[],timestamp with time zone[])":     testFallbackDelete,
 	"monitoring.resync_insert(text,jsonb)":                                   testResyncInsert,
+	// Dashboard sign-in (00021; signin_functions_test.go).
+	"app.login_lookup(text)": testLoginLookup,
+	"app.login_result(text,bigint,text,text,text,bytea,interval,interval,integer,interval,interval,inet,text)": testLoginResult,
+	"app.session_refresh(bytea,bytea,interval,inet)":                                                           testSessionRefresh,
+	"app.session_logout(bytea,inet)":                                                                           testSessionLogout,
+	"app.sessions_revoke_user(bigint,uuid,inet)":                                                               testSessionsRevokeUser,
+	"app.session_email(bigint,uuid)":                                                                           testSessionEmail,
+	"app.password_change(bigint,uuid,text,bytea,interval,interval,inet,text)":                                  testPasswordChange,
+	"app.session_active(uuid)":                                                                                 testSessionActive,
 }
 
 // TestFunctions runs each function's test on a database of its own.

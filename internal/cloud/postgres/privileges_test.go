@@ -324,6 +324,24 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.insert_user_sessions(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],timestamp with time zone[]) EXECUTE",
 	"staff_ingest function monitoring.insert_visited_sites(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],text[],timestamp with time zone[],integer[]) EXECUTE",
 	"staff_ingest function monitoring.resync_insert(text,jsonb) EXECUTE",
+	// 00021: dashboard sign-in, only through definer functions (no
+	// privilege on the auth_* tables)
+	"staff_admin function app.login_lookup(text) EXECUTE",
+	"staff_admin function app.login_result(text,bigint,text,text,text,bytea,interval,interval,integer,interval,interval,inet,text) EXECUTE",
+	"staff_admin function app.password_change(bigint,uuid,text,bytea,interval,interval,inet,text) EXECUTE",
+	"staff_admin function app.session_active(uuid) EXECUTE",
+	"staff_admin function app.session_email(bigint,uuid) EXECUTE",
+	"staff_admin function app.session_logout(bytea,inet) EXECUTE",
+	"staff_admin function app.session_refresh(bytea,bytea,interval,inet) EXECUTE",
+	"staff_admin function app.sessions_revoke_user(bigint,uuid,inet) EXECUTE",
+	"staff_dashboard function app.login_lookup(text) EXECUTE",
+	"staff_dashboard function app.login_result(text,bigint,text,text,text,bytea,interval,interval,integer,interval,interval,inet,text) EXECUTE",
+	"staff_dashboard function app.password_change(bigint,uuid,text,bytea,interval,interval,inet,text) EXECUTE",
+	"staff_dashboard function app.session_active(uuid) EXECUTE",
+	"staff_dashboard function app.session_email(bigint,uuid) EXECUTE",
+	"staff_dashboard function app.session_logout(bytea,inet) EXECUTE",
+	"staff_dashboard function app.session_refresh(bytea,bytea,interval,inet) EXECUTE",
+	"staff_dashboard function app.sessions_revoke_user(bigint,uuid,inet) EXECUTE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every

@@ -119,15 +119,296 @@ BEGIN
     RETURN res;
 END $_$;
 
+CREATE FUNCTION app.login_lookup(p_email text) RETURNS TABLE(user_id bigint, organization_id bigint, role text, department_id bigint, employee_id bigint, email text, password_hash text, is_active boolean, retry_after_ms bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT u.id, u.organization_id, u.role, u.department_id, u.employee_id, u.email, u.password_hash, u.is_active,
+           CASE WHEN l.locked_until > now()
+                THEN ceil(extract(epoch FROM l.locked_until - now()) * 1000)::bigint ELSE 0 END
+      FROM public.users u LEFT JOIN public.auth_lockouts l ON l.user_id = u.id
+     WHERE u.email = lower(p_email) AND length(p_email) <= 255
+$$;
+
+CREATE FUNCTION app.login_result(p_email text, p_user_id bigint, p_outcome text, p_action text, p_new_hash text, p_refresh_hash bytea, p_refresh_idle interval, p_refresh_max interval, p_max_failures integer, p_lock_base interval, p_lock_max interval, p_client inet, p_user_agent text) RETURNS TABLE(outcome text, retry_after_ms bigint, session_id uuid, refresh_expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    u       public.users;
+    l       public.auth_lockouts;
+    actor   text := left(coalesce(nullif(lower(btrim(p_email)), ''), 'anonymous'), 255);
+    details jsonb := jsonb_build_object('client', host(p_client));
+    lock_for interval;
+    sid     uuid;
+    exp     timestamptz;
+BEGIN
+    IF p_outcome IS NULL OR p_outcome NOT IN ('success', 'wrong_password', 'inactive', 'locked') THEN
+        RAISE EXCEPTION 'login_result: unknown outcome %', p_outcome USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_action IS NULL OR p_action NOT IN ('login', 'password_change') THEN
+        RAISE EXCEPTION 'login_result: unknown action %', p_action USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_max_failures IS NULL OR p_max_failures NOT BETWEEN 1 AND 100
+       OR p_lock_base IS NULL OR p_lock_base < interval '1 second' OR p_lock_base > interval '1 day'
+       OR p_lock_max IS NULL OR p_lock_max < p_lock_base OR p_lock_max > interval '7 days'
+       OR p_refresh_idle IS NULL OR p_refresh_idle < interval '1 minute' OR p_refresh_idle > interval '90 days'
+       OR p_refresh_max IS NULL OR p_refresh_max < p_refresh_idle OR p_refresh_max > interval '365 days' THEN
+        RAISE EXCEPTION 'login_result: limits out of bounds' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_user_id IS NULL THEN
+        INSERT INTO public.audit_log (organization_id, actor, action, resource_type, outcome, details)
+        VALUES (NULL, actor, 'auth.' || p_action, 'user', 'denied', details || '{"reason": "unknown_email"}');
+        RETURN QUERY SELECT 'failed'::text, 0::bigint, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+    SELECT * INTO u FROM public.users WHERE id = p_user_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'login_result: no user %', p_user_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    actor := u.email;
+    INSERT INTO public.auth_lockouts (user_id, organization_id) VALUES (u.id, u.organization_id)
+        ON CONFLICT (user_id) DO NOTHING;
+    SELECT * INTO l FROM public.auth_lockouts WHERE user_id = u.id FOR UPDATE;
+
+    IF l.locked_until > now() THEN
+        INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+        VALUES (u.organization_id, u.id, actor, 'auth.' || p_action, 'user', u.id::text, 'denied',
+                details || '{"reason": "locked"}');
+        RETURN QUERY SELECT 'locked'::text, ceil(extract(epoch FROM l.locked_until - now()) * 1000)::bigint,
+                            NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+    IF p_outcome = 'locked' THEN
+        -- The lock the caller saw has expired since: nothing to refuse for.
+        RETURN QUERY SELECT 'failed'::text, 0::bigint, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+
+    IF p_outcome = 'success' AND u.is_active THEN
+        UPDATE public.auth_lockouts SET failed_logins = 0, lockouts = 0, locked_until = NULL WHERE user_id = u.id;
+        UPDATE public.users SET last_login_at = now(),
+               password_hash = coalesce(nullif(p_new_hash, ''), password_hash),
+               updated_at = CASE WHEN nullif(p_new_hash, '') IS NULL THEN updated_at ELSE now() END
+         WHERE id = u.id;
+        IF p_action = 'login' THEN
+            IF p_refresh_hash IS NULL OR length(p_refresh_hash) <> 32 THEN
+                RAISE EXCEPTION 'login_result: a refresh token hash is 32 bytes' USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            -- The user's sessions past their end, and those revoked over a
+            -- day ago, go (their tokens with them): the tables stay bounded
+            -- per user without a sweep.
+            DELETE FROM public.auth_sessions
+             WHERE user_id = u.id AND (expires_at <= now() OR revoked_at < now() - interval '1 day');
+            INSERT INTO public.auth_sessions (user_id, organization_id, expires_at, client_address, user_agent)
+            VALUES (u.id, u.organization_id, now() + p_refresh_max, p_client, left(p_user_agent, 512))
+            RETURNING id INTO sid;
+            exp := least(now() + p_refresh_idle, now() + p_refresh_max);
+            INSERT INTO public.auth_refresh_tokens (token_hash, session_id, organization_id, expires_at)
+            VALUES (p_refresh_hash, sid, u.organization_id, exp);
+            INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+            VALUES (u.organization_id, u.id, actor, 'auth.login', 'session', sid::text, 'allowed',
+                    details || jsonb_build_object('rehashed', nullif(p_new_hash, '') IS NOT NULL));
+        END IF;
+        RETURN QUERY SELECT 'ok'::text, 0::bigint, sid, exp;
+        RETURN;
+    END IF;
+
+    -- A failure: a wrong password, or a disabled account (counted alike,
+    -- so that the lock does not tell them apart).
+    l.failed_logins := l.failed_logins + 1;
+    INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+    VALUES (u.organization_id, u.id, actor, 'auth.' || p_action, 'user', u.id::text, 'denied',
+            details || jsonb_build_object('reason', CASE WHEN p_outcome = 'success' THEN 'inactive' ELSE p_outcome END,
+                                          'failures', l.failed_logins));
+    IF l.failed_logins >= p_max_failures THEN
+        l.lockouts := l.lockouts + 1;
+        lock_for := least(p_lock_base * power(2, least(l.lockouts - 1, 30)), p_lock_max);
+        UPDATE public.auth_lockouts SET failed_logins = 0, lockouts = l.lockouts, locked_until = now() + lock_for,
+               last_failed_at = now()
+         WHERE user_id = u.id;
+        INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+        VALUES (u.organization_id, u.id, actor, 'auth.lockout', 'user', u.id::text, 'denied',
+                details || jsonb_build_object('lockouts', l.lockouts, 'locked_seconds', extract(epoch FROM lock_for)));
+        RETURN QUERY SELECT 'locked'::text, ceil(extract(epoch FROM lock_for) * 1000)::bigint, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+    UPDATE public.auth_lockouts SET failed_logins = l.failed_logins, last_failed_at = now() WHERE user_id = u.id;
+    RETURN QUERY SELECT 'failed'::text, 0::bigint, NULL::uuid, NULL::timestamptz;
+END $$;
+
 CREATE FUNCTION app.org_id() RETURNS bigint
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog'
     AS $$ SELECT (app.context()).organization_id $$;
 
+CREATE FUNCTION app.password_change(p_user_id bigint, p_session_id uuid, p_new_hash text, p_refresh_hash bytea, p_refresh_idle interval, p_refresh_max interval, p_client inet, p_user_agent text) RETURNS TABLE(outcome text, session_id uuid, refresh_expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    u   public.users;
+    n   integer;
+    sid uuid;
+    exp timestamptz;
+BEGIN
+    IF p_new_hash IS NULL OR p_new_hash NOT LIKE '$argon2id$%' OR length(p_new_hash) > 512 THEN
+        RAISE EXCEPTION 'password_change: not an argon2id hash' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_refresh_hash IS NULL OR length(p_refresh_hash) <> 32 THEN
+        RAISE EXCEPTION 'password_change: a refresh token hash is 32 bytes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_refresh_idle IS NULL OR p_refresh_idle < interval '1 minute' OR p_refresh_idle > interval '90 days'
+       OR p_refresh_max IS NULL OR p_refresh_max < p_refresh_idle OR p_refresh_max > interval '365 days' THEN
+        RAISE EXCEPTION 'password_change: limits out of bounds' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT us.* INTO u FROM public.users us JOIN public.auth_sessions s ON s.user_id = us.id
+     WHERE us.id = p_user_id AND s.id = p_session_id AND s.revoked_at IS NULL AND s.expires_at > now() AND us.is_active
+       FOR UPDATE OF us;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'unauthenticated'::text, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+    UPDATE public.users SET password_hash = p_new_hash, updated_at = now() WHERE id = u.id;
+    UPDATE public.auth_sessions SET revoked_at = now(), revoked_reason = 'password_change'
+     WHERE user_id = u.id AND revoked_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO public.auth_sessions (user_id, organization_id, expires_at, client_address, user_agent)
+    VALUES (u.id, u.organization_id, now() + p_refresh_max, p_client, left(p_user_agent, 512))
+    RETURNING id INTO sid;
+    exp := least(now() + p_refresh_idle, now() + p_refresh_max);
+    INSERT INTO public.auth_refresh_tokens (token_hash, session_id, organization_id, expires_at)
+    VALUES (p_refresh_hash, sid, u.organization_id, exp);
+    INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+    VALUES (u.organization_id, u.id, u.email, 'auth.password_change', 'user', u.id::text, 'allowed',
+            jsonb_build_object('client', host(p_client), 'sessions_revoked', n));
+    RETURN QUERY SELECT 'ok'::text, sid, exp;
+END $_$;
+
 CREATE FUNCTION app.scope() RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog'
     AS $$ SELECT (app.context()).scope $$;
+
+CREATE FUNCTION app.session_active(p_session_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT EXISTS (SELECT 1 FROM public.auth_sessions s JOIN public.users u ON u.id = s.user_id
+                    WHERE s.id = p_session_id AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active)
+$$;
+
+CREATE FUNCTION app.session_email(p_user_id bigint, p_session_id uuid) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT u.email FROM public.users u JOIN public.auth_sessions s ON s.user_id = u.id
+     WHERE u.id = p_user_id AND s.id = p_session_id AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active
+$$;
+
+CREATE FUNCTION app.session_logout(p_hash bytea, p_client inet) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    s public.auth_sessions;
+BEGIN
+    UPDATE public.auth_sessions a SET revoked_at = now(), revoked_reason = 'logout'
+      FROM public.auth_refresh_tokens t
+     WHERE t.token_hash = p_hash AND a.id = t.session_id AND a.revoked_at IS NULL
+    RETURNING a.* INTO s;
+    IF s.id IS NULL THEN
+        RETURN false;
+    END IF;
+    INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+    SELECT s.organization_id, u.id, u.email, 'auth.logout', 'session', s.id::text, 'allowed',
+           jsonb_build_object('client', host(p_client))
+      FROM public.users u WHERE u.id = s.user_id;
+    RETURN true;
+END $$;
+
+CREATE FUNCTION app.session_refresh(p_old_hash bytea, p_new_hash bytea, p_refresh_idle interval, p_client inet) RETURNS TABLE(outcome text, session_id uuid, user_id bigint, organization_id bigint, role text, department_id bigint, employee_id bigint, email text, refresh_expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    t   public.auth_refresh_tokens;
+    s   public.auth_sessions;
+    u   public.users;
+    fam uuid;
+    exp timestamptz;
+BEGIN
+    IF p_refresh_idle IS NULL OR p_refresh_idle < interval '1 minute' OR p_refresh_idle > interval '90 days' THEN
+        RAISE EXCEPTION 'session_refresh: idle window out of bounds' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_new_hash IS NULL OR length(p_new_hash) <> 32 THEN
+        RAISE EXCEPTION 'session_refresh: a refresh token hash is 32 bytes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Locks the session, then the token: the order of every other writer
+    -- (logout, revocations, a login's clean-up cascading to the tokens).
+    -- Two refreshes with one token queue on the session; the second then
+    -- sees the token spent (reuse).
+    SELECT r.session_id INTO fam FROM public.auth_refresh_tokens r WHERE r.token_hash = p_old_hash;
+    IF fam IS NOT NULL THEN
+        SELECT * INTO s FROM public.auth_sessions WHERE id = fam FOR UPDATE;
+        SELECT * INTO t FROM public.auth_refresh_tokens WHERE token_hash = p_old_hash FOR UPDATE;
+    END IF;
+    IF s.id IS NULL OR t.token_hash IS NULL THEN
+        RETURN QUERY SELECT 'unknown'::text, NULL::uuid, NULL::bigint, NULL::bigint, NULL::text, NULL::bigint,
+                            NULL::bigint, NULL::text, NULL::timestamptz;
+        RETURN;
+    END IF;
+    SELECT * INTO u FROM public.users WHERE id = s.user_id;
+    IF s.revoked_at IS NOT NULL THEN
+        outcome := 'revoked';
+    ELSIF t.spent_at IS NOT NULL THEN
+        UPDATE public.auth_sessions SET revoked_at = now(), revoked_reason = 'reuse' WHERE id = s.id;
+        INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+        VALUES (s.organization_id, u.id, u.email, 'auth.refresh_reuse', 'session', s.id::text, 'denied',
+                jsonb_build_object('client', host(p_client), 'spent_at', t.spent_at));
+        outcome := 'reuse';
+    ELSIF t.expires_at <= now() OR s.expires_at <= now() THEN
+        outcome := 'expired';
+    ELSIF NOT u.is_active THEN
+        UPDATE public.auth_sessions SET revoked_at = now(), revoked_reason = 'disabled' WHERE id = s.id;
+        outcome := 'disabled';
+    ELSE
+        outcome := 'ok';
+    END IF;
+    IF outcome <> 'ok' THEN
+        RETURN QUERY SELECT outcome, s.id, NULL::bigint, NULL::bigint, NULL::text, NULL::bigint, NULL::bigint,
+                            NULL::text, NULL::timestamptz;
+        RETURN;
+    END IF;
+    UPDATE public.auth_refresh_tokens SET spent_at = now() WHERE token_hash = t.token_hash;
+    exp := least(now() + p_refresh_idle, s.expires_at);
+    INSERT INTO public.auth_refresh_tokens (token_hash, session_id, organization_id, expires_at)
+    VALUES (p_new_hash, s.id, s.organization_id, exp);
+    UPDATE public.auth_sessions SET last_used_at = now() WHERE id = s.id;
+    RETURN QUERY SELECT 'ok'::text, s.id, u.id, u.organization_id, u.role, u.department_id, u.employee_id, u.email, exp;
+END $$;
+
+CREATE FUNCTION app.sessions_revoke_user(p_user_id bigint, p_session_id uuid, p_client inet) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    u public.users;
+    n integer;
+BEGIN
+    SELECT us.* INTO u FROM public.users us JOIN public.auth_sessions s ON s.user_id = us.id
+     WHERE us.id = p_user_id AND s.id = p_session_id AND s.revoked_at IS NULL AND s.expires_at > now();
+    IF NOT FOUND THEN
+        RETURN -1;
+    END IF;
+    UPDATE public.auth_sessions SET revoked_at = now(), revoked_reason = 'logout_everywhere'
+     WHERE user_id = u.id AND revoked_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO public.audit_log (organization_id, actor_user_id, actor, action, resource_type, resource_id, outcome, details)
+    VALUES (u.organization_id, u.id, u.email, 'auth.logout_everywhere', 'user', u.id::text, 'allowed',
+            jsonb_build_object('client', host(p_client), 'sessions', n));
+    RETURN n;
+END $$;
 
 CREATE FUNCTION app.user_id() RETURNS bigint
     LANGUAGE sql STABLE
@@ -1458,6 +1739,49 @@ ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.auth_lockouts (
+    user_id bigint NOT NULL,
+    organization_id bigint,
+    failed_logins integer DEFAULT 0 NOT NULL,
+    lockouts integer DEFAULT 0 NOT NULL,
+    locked_until timestamp with time zone,
+    last_failed_at timestamp with time zone,
+    CONSTRAINT auth_lockouts_failed_logins_check CHECK ((failed_logins >= 0)),
+    CONSTRAINT auth_lockouts_lockouts_check CHECK ((lockouts >= 0))
+);
+
+ALTER TABLE ONLY public.auth_lockouts FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.auth_refresh_tokens (
+    token_hash bytea NOT NULL,
+    session_id uuid NOT NULL,
+    organization_id bigint,
+    issued_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    spent_at timestamp with time zone,
+    CONSTRAINT auth_refresh_tokens_token_hash_check CHECK ((length(token_hash) = 32))
+);
+
+ALTER TABLE ONLY public.auth_refresh_tokens FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.auth_sessions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id bigint NOT NULL,
+    organization_id bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_reason text,
+    client_address inet,
+    user_agent text,
+    CONSTRAINT auth_sessions_check CHECK (((revoked_at IS NULL) = (revoked_reason IS NULL))),
+    CONSTRAINT auth_sessions_revoked_reason_check CHECK ((revoked_reason = ANY (ARRAY['logout'::text, 'logout_everywhere'::text, 'password_change'::text, 'reuse'::text, 'disabled'::text]))),
+    CONSTRAINT auth_sessions_user_agent_check CHECK ((length(user_agent) <= 512))
+);
+
+ALTER TABLE ONLY public.auth_sessions FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.departments (
     id bigint NOT NULL,
     organization_id bigint NOT NULL,
@@ -1995,6 +2319,15 @@ ALTER TABLE ONLY public.agent_instances
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.auth_lockouts
+    ADD CONSTRAINT auth_lockouts_pkey PRIMARY KEY (user_id);
+
+ALTER TABLE ONLY public.auth_refresh_tokens
+    ADD CONSTRAINT auth_refresh_tokens_pkey PRIMARY KEY (token_hash);
+
+ALTER TABLE ONLY public.auth_sessions
+    ADD CONSTRAINT auth_sessions_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.departments
     ADD CONSTRAINT departments_organization_id_id_key UNIQUE (organization_id, id);
 
@@ -2139,6 +2472,10 @@ CREATE INDEX visited_sites_organization_id_datetime_idx ON ONLY monitoring.visit
 
 CREATE INDEX audit_log_org_time ON public.audit_log USING btree (organization_id, created_at DESC);
 
+CREATE INDEX auth_refresh_tokens_session ON public.auth_refresh_tokens USING btree (session_id);
+
+CREATE INDEX auth_sessions_user ON public.auth_sessions USING btree (user_id);
+
 CREATE INDEX employees_created_at_id_idx ON public.employees USING btree (created_at, id);
 
 CREATE INDEX employees_employee_number_id_idx ON public.employees USING btree (employee_number, id);
@@ -2189,6 +2526,24 @@ ALTER TABLE ONLY public.agent_instances
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.auth_lockouts
+    ADD CONSTRAINT auth_lockouts_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.auth_lockouts
+    ADD CONSTRAINT auth_lockouts_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.auth_refresh_tokens
+    ADD CONSTRAINT auth_refresh_tokens_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.auth_refresh_tokens
+    ADD CONSTRAINT auth_refresh_tokens_session_id_fkey FOREIGN KEY (session_id) REFERENCES public.auth_sessions(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.auth_sessions
+    ADD CONSTRAINT auth_sessions_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.auth_sessions
+    ADD CONSTRAINT auth_sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.departments
     ADD CONSTRAINT departments_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
@@ -2339,6 +2694,12 @@ ALTER TABLE public.agent_instances ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.auth_lockouts ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.auth_refresh_tokens ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.auth_sessions ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.departments ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.device_commands ENABLE ROW LEVEL SECURITY;
@@ -2384,6 +2745,12 @@ ALTER TABLE public.retention_policies ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_append ON public.audit_log FOR INSERT WITH CHECK ((CURRENT_USER = 'staff_owner'::name));
 
 CREATE POLICY tenant_isolation ON public.agent_instances USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.auth_lockouts USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.auth_refresh_tokens USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.auth_sessions USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
 
 CREATE POLICY tenant_isolation ON public.departments USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
 
