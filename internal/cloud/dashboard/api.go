@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard/dashboarddb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 )
 
@@ -37,12 +39,14 @@ type api struct {
 	// sessionActive reports whether a token's refresh family is still
 	// live (a logout, "log out everywhere" or a password change ends it
 	// before the token expires). Nil: tokens live until they expire.
-	sessionActive func(ctx context.Context, sessionID string) (bool, error)
-	logger        *slog.Logger
-	decoder       *jsondecode.Decoder
-	mux           *http.ServeMux
-	routes        []route
-	violations    *prometheus.CounterVec
+	sessionActive  func(ctx context.Context, sessionID string) (bool, error)
+	signin         *signin.Service
+	trustedProxies []netip.Prefix
+	logger         *slog.Logger
+	decoder        *jsondecode.Decoder
+	mux            *http.ServeMux
+	routes         []route
+	violations     *prometheus.CounterVec
 }
 
 // route is one entry of the routes table: what the OpenAPI conformance

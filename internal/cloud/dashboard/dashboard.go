@@ -11,10 +11,10 @@
 package dashboard
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 )
 
@@ -36,11 +37,15 @@ type Deps struct {
 	AdminDB *pgxpool.Pool
 	// Tokens verifies (and, at sign-in, issues) access tokens.
 	Tokens *accesstoken.Issuer
-	// SessionActive reports whether an access token's session is still
-	// live; nil: a token lives until it expires.
-	SessionActive func(ctx context.Context, sessionID string) (bool, error)
-	Logger        *slog.Logger
-	Registry      *prometheus.Registry
+	// SignIn signs users in and keeps their sessions; nil: the sign-in
+	// routes answer 503 and tokens are checked by signature and expiry
+	// alone (tests of other routes).
+	SignIn *signin.Service
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (TRUSTED_PROXIES), for the per-address sign-in limit.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+	Registry       *prometheus.Registry
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
 }
@@ -79,7 +84,7 @@ func NewAPI(d Deps) (*API, error) {
 		return nil, err
 	}
 	a := &api{
-		db: d.DB, adminDB: d.AdminDB, tokens: d.Tokens, sessionActive: d.SessionActive,
+		db: d.DB, adminDB: d.AdminDB, tokens: d.Tokens, signin: d.SignIn, trustedProxies: d.TrustedProxies,
 		logger:  d.Logger,
 		decoder: jsondecode.New(),
 		mux:     http.NewServeMux(),
@@ -92,6 +97,9 @@ func NewAPI(d Deps) (*API, error) {
 		return nil, err
 	}
 	service.HealthRoutes(a.mux, d.Registry, service.PingCheck("postgres", d.DB))
+	if d.SignIn != nil {
+		a.sessionActive = d.SignIn.SessionActive
+	}
 	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
 	a.routesTable()
 	// Every answer carries a request id (the error shape's request_id)
@@ -120,5 +128,6 @@ func (a *api) routesTable() {
 	a.handle("GET", "/api/v2/organizations", everyone, a.listOrganizations)
 	a.handle("POST", "/api/v2/organizations", platformOnly, a.createOrganization)
 	a.handle("GET", "/api/v2/organizations/{id}", everyone, a.getOrganization)
+	a.authRoutes()
 	a.directoryRoutes()
 }

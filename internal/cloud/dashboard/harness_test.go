@@ -12,14 +12,17 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/pb33f/libopenapi"
-	"github.com/pb33f/libopenapi/datamodel"
 	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi/datamodel"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
@@ -35,6 +38,7 @@ type apiEnv struct {
 	srv    *httptest.Server
 	api    *dashboard.API
 	tokens *accesstoken.Issuer
+	key    accesstoken.Key
 	orgA   pgtest.Seeded
 	orgB   pgtest.Seeded
 }
@@ -77,9 +81,23 @@ func spec(t testing.TB) validator.Validator {
 	return specVal
 }
 
+// envOption adjusts a test's API.
+type envOption func(*envConfig)
+
+type envConfig struct {
+	signIn *signin.Config
+}
+
+// withSignIn gives the API its sign-in service with cfg: tokens then need
+// a live session (sign in through the API; e.token's sessions do not
+// exist).
+func withSignIn(cfg signin.Config) envOption {
+	return func(c *envConfig) { c.signIn = &cfg }
+}
+
 // newAPIEnv starts the API over a fresh database seeded with two
 // organisations ("acme" and "globex").
-func newAPIEnv(t *testing.T) *apiEnv {
+func newAPIEnv(t *testing.T, opts ...envOption) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
@@ -99,15 +117,26 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.key = key
 	if e.tokens, err = accesstoken.New(accesstoken.Config{Issuer: "test", Audience: "test", Keys: []accesstoken.Key{key}}); err != nil {
 		t.Fatal(err)
 	}
-	e.api, err = dashboard.NewAPI(dashboard.Deps{
+	var cfg envConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	deps := dashboard.Deps{
 		DB:      pg.Pool(t, db.DashboardURL, 4),
 		AdminDB: pg.Pool(t, db.PlatformAdminURL, 2),
 		Tokens:  e.tokens,
 		Logger:  logtest.New(t),
-	})
+	}
+	if cfg.signIn != nil {
+		if deps.SignIn, err = signin.New(*cfg.signIn, signin.Deps{DB: deps.DB, Tokens: e.tokens, Logger: deps.Logger}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.api, err = dashboard.NewAPI(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,4 +295,82 @@ func (e *apiEnv) assertDenials(n int) {
 	if got != n {
 		e.t.Errorf("%d denied accesses audited, want %d", got, n)
 	}
+}
+
+// addUser creates a dashboard user with password in org (0: a platform
+// ADMIN) and returns its id.
+func (e *apiEnv) addUser(org int64, email, role, password string, department, employee int64) int64 {
+	e.t.Helper()
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.db.AdminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	nullable := func(v int64) *int64 {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	var id int64
+	if err := conn.QueryRow(ctx, `INSERT INTO users (organization_id, email, password_hash, role, department_id, employee_id)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, nullable(org), email, hash, role, nullable(department), nullable(employee)).Scan(&id); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// signedIn is the answer of a sign-in.
+type signedIn struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// login signs in through the API and returns the tokens (failing the test
+// unless it answers 200).
+func (e *apiEnv) login(email, password string) signedIn {
+	e.t.Helper()
+	a := e.call("POST", "/api/auth/login", "", map[string]string{"email": email, "password": password})
+	if a.Status != http.StatusOK {
+		e.t.Fatalf("login %s: %d %s", email, a.Status, a.Body)
+	}
+	var s signedIn
+	a.JSON(e.t, &s)
+	return s
+}
+
+// assertAudit checks that n audit rows of action exist.
+func (e *apiEnv) assertAudit(action string, n int) {
+	e.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.db.AdminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var got int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = $1`, action).Scan(&got); err != nil {
+		e.t.Fatal(err)
+	}
+	if got != n {
+		e.t.Errorf("%d audit rows %s, want %d", got, action, n)
+	}
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// signWithTestKey signs tok with the test's token key (for tokens the
+// issuer would not make: expired, odd claims).
+func signWithTestKey(t testing.TB, e *apiEnv, tok *jwt.Token) string {
+	t.Helper()
+	s, err := tok.SignedString(e.key.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +15,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 )
 
@@ -41,6 +43,12 @@ type Config struct {
 	// AccessTTL is an access token's lifetime (DASHBOARD_ACCESS_TTL,
 	// default accesstoken.DefaultTTL, at most 15 min).
 	AccessTTL time.Duration
+	// SignIn is the sign-in policy: refresh-token lifetimes, the account
+	// lockout and the per-address limit (zero fields: signin's defaults).
+	SignIn signin.Config
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 }
 
 // DefaultTokenIssuer is Config.TokenIssuer's default.
@@ -139,7 +147,13 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 		s.owned.Close()
 		return nil, fmt.Errorf("DASHBOARD_TOKEN_KEYS: %w", err)
 	}
-	api, err := NewAPI(Deps{DB: s.db, AdminDB: adminDB, Tokens: tokens, Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins})
+	sessions, err := signin.New(cfg.SignIn, signin.Deps{DB: s.db, Tokens: tokens, Logger: logger})
+	if err != nil {
+		s.owned.Close()
+		return nil, fmt.Errorf("sign-in: %w", err)
+	}
+	api, err := NewAPI(Deps{DB: s.db, AdminDB: adminDB, Tokens: tokens, SignIn: sessions, TrustedProxies: cfg.TrustedProxies,
+		Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins})
 	if err != nil {
 		s.owned.Close()
 		return nil, err
