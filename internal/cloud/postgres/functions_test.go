@@ -78,6 +78,10 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"monitoring.chunk_checksum(text,text,uuid[],timestamp with time zone[])": testChunkChecksum,
 	"monitoring.fallback_delete(text,uuid[],timestamp with time zone[])":     testFallbackDelete,
 	"monitoring.resync_insert(text,jsonb)":                                   testResyncInsert,
+	// The Dashboard API's live events (00024; dashboard_events_test.go).
+	"app.dashboard_events_record()": testDashboardEventsRecord,
+	"app.dashboard_events_prune()":  testDashboardEventsPrune,
+	"app.dashboard_events_bounds()": testDashboardEventsBounds,
 }
 
 // TestFunctions runs each function's test on a database of its own.
