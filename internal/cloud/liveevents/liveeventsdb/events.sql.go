@@ -32,7 +32,7 @@ func (q *Queries) Bounds(ctx context.Context) (BoundsRow, error) {
 const eventsAfter = `-- name: EventsAfter :many
 
 SELECT id, kind, subject, data FROM dashboard_events
- WHERE id > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY ($2::text[]))
+ WHERE id > $1 AND (coalesce(cardinality($2::text[]), 0) = 0 OR kind = ANY ($2::text[]))
  ORDER BY id
  LIMIT $3
 `
