@@ -212,13 +212,32 @@ func (h *Hub) Clients() int {
 	return len(h.clients)
 }
 
+// rewakes are when, after a lost LISTEN connection, every client is woken
+// again: postgres.Listen calls missed at the loss and listens again about
+// a second later, so notifications of commits in between are lost too.
+// (Past these, each stream still reads at every heartbeat.)
+var rewakes = []time.Duration{1500 * time.Millisecond, 3 * time.Second, 6 * time.Second}
+
 // listen runs postgres.Listen: every notification wakes every client, and
-// so does a lost connection (notifications sent meanwhile are gone; each
-// client catches up by id).
+// so does a lost connection, at once and again once it is probably back
+// (notifications sent meanwhile are gone; each client catches up by id).
 func (h *Hub) listen(ctx context.Context) error {
+	var timers []*time.Timer
+	defer func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}()
 	postgres.Listen(ctx, h.d.DB, []string{Channel}, func(string, string) { h.wakeAll() }, func(err error) {
 		h.log.WarnContext(ctx, "live events: LISTEN connection lost; waking every client to catch up", "err", err)
 		h.wakeAll()
+		for _, t := range timers {
+			t.Stop()
+		}
+		timers = timers[:0]
+		for _, d := range rewakes {
+			timers = append(timers, time.AfterFunc(d, h.wakeAll))
+		}
 	})
 	return ctx.Err()
 }
@@ -384,7 +403,10 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, db postgres.Beginner
 	}
 	timer := time.NewTimer(h.cfg.Heartbeat) // this stream's heartbeat
 	defer timer.Stop()
+	beat := false
 	for {
+		// Read at every wake-up and at every heartbeat (a safety net
+		// should a wake-up have been lost).
 		events, err := h.read(ctx, db, t, cursor, q.kinds, h.cfg.BatchSize)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -392,15 +414,22 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, db postgres.Beginner
 			}
 			return
 		}
-		if len(events) > 0 {
+		switch {
+		case len(events) > 0:
 			if err := s.sendAll(events); err != nil {
 				return
 			}
 			cursor = events[len(events)-1].id
 			timer.Reset(h.cfg.Heartbeat)
-			if len(events) == h.cfg.BatchSize {
-				continue // more are waiting
+		case beat:
+			if err := s.comment("heartbeat"); err != nil {
+				return
 			}
+			timer.Reset(h.cfg.Heartbeat)
+		}
+		beat = false
+		if len(events) == h.cfg.BatchSize {
+			continue // more are waiting
 		}
 		select {
 		case <-ctx.Done():
@@ -409,10 +438,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, db postgres.Beginner
 			return
 		case <-c.wake:
 		case <-timer.C:
-			if err := s.comment("heartbeat"); err != nil {
-				return
-			}
-			timer.Reset(h.cfg.Heartbeat)
+			beat = true
 		}
 	}
 }
