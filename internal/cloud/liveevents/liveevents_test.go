@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
@@ -51,6 +52,7 @@ type env struct {
 	pool   *pgxpool.Pool
 	hub    *liveevents.Hub
 	srv    *httptest.Server
+	reg    *prometheus.Registry
 	tenant map[string]postgres.Tenant
 }
 
@@ -71,7 +73,7 @@ func newEnv(t *testing.T, cfg liveevents.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, db: db, admin: admin, a: a, b: b, pool: pg.Pool(t, db.DashboardURL, 8)}
+	e := &env{t: t, ctx: ctx, db: db, admin: admin, a: a, b: b, pool: pg.Pool(t, db.DashboardURL, 8), reg: prometheus.NewRegistry()}
 	e.tenant = map[string]postgres.Tenant{
 		"a-admin":    {OrganizationID: a.OrganizationID, Role: postgres.AppOrgAdmin, UserID: a.UserID},
 		"a-hr":       {OrganizationID: a.OrganizationID, Role: postgres.AppHR, UserID: a.UserID},
@@ -85,11 +87,11 @@ func newEnv(t *testing.T, cfg liveevents.Config) *env {
 	if cfg.PruneInterval == 0 {
 		cfg.PruneInterval = -1
 	}
-	e.hub = liveevents.New(cfg, liveevents.Deps{DB: e.pool, Logger: logtest.New(t), WriteError: writeError})
+	e.hub = liveevents.New(cfg, liveevents.Deps{DB: e.pool, Logger: logtest.New(t), WriteError: writeError, Registerer: e.reg})
 	if err := e.hub.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ten, ok := e.tenant[r.URL.Query().Get("as")]
 		if !ok {
 			http.Error(w, "no such test tenant", http.StatusUnauthorized)
@@ -97,6 +99,10 @@ func newEnv(t *testing.T, cfg liveevents.Config) *env {
 		}
 		e.hub.Serve(w, r, e.pool, ten)
 	}))
+	// A whole-answer write timeout far shorter than the streams: they live
+	// on because each write moves the deadline.
+	e.srv.Config.WriteTimeout = 300 * time.Millisecond
+	e.srv.Start()
 	t.Cleanup(func() {
 		// The hub first: its Stop ends the streams the server's Close
 		// would otherwise wait for.
@@ -589,6 +595,14 @@ func TestMaxClientsAndStop(t *testing.T) {
 	if n := e.hub.Clients(); n != 2 {
 		t.Errorf("%d clients, want 2", n)
 	}
+	e.flipGateway(e.a, 1)
+	c1.events(1)
+	if got := e.metric("dashboard_live_clients"); got != 2 {
+		t.Errorf("clients gauge %v, want 2", got)
+	}
+	if got := e.metric("dashboard_live_events_sent_total"); got != 1 {
+		t.Errorf("events sent %v, want 1", got)
+	}
 	ctx, cancelStop := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancelStop()
 	if err := e.hub.Stop(ctx); err != nil {
@@ -607,6 +621,25 @@ func TestMaxClientsAndStop(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("after Stop: %s, want 503", resp.Status)
 	}
+}
+
+// metric is the sum of the values of the metric name (0 when absent).
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 // TestPrune deletes what is older than 24 hours, and only that.
