@@ -135,7 +135,8 @@ type Deps struct {
 // Hub fans the database's notifications out to the connected streams. It is
 // a lifecycle.Service: Start starts the LISTEN loop (and the prune), Stop
 // ends every stream and then the loops. Serve works without Start, but then
-// only heartbeats and the first read reach a client; in a lifecycle.Group
+// a stream reads only at its heartbeats (events arrive up to a Heartbeat
+// late); in a lifecycle.Group
 // put the Hub after the HTTP listener, so that its Stop, which runs first,
 // ends the streams the listener's graceful shutdown would otherwise wait
 // for.
