@@ -362,7 +362,10 @@ type event struct {
 // and ADMIN their organisation's events, everyone else none (the stream
 // stays open with heartbeats). Refusals before the stream starts go
 // through Deps.WriteError: an unknown kind (field "kinds"), a malformed
-// Last-Event-ID, too many streams (unavailable, with Retry-After).
+// Last-Event-ID, too many streams (unavailable, with Retry-After). t is
+// fixed for the stream's life: to end a stream when its credentials expire,
+// give r a context with that deadline (the client then reconnects, signs
+// in again if needed, and resumes by Last-Event-ID).
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, db postgres.Beginner, t postgres.Tenant) {
 	q, err := parseRequest(r)
 	if err != nil {
