@@ -88,6 +88,10 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"app.session_email(bigint,uuid)":                                                                           testSessionEmail,
 	"app.password_change(bigint,uuid,text,bytea,interval,interval,inet,text)":                                  testPasswordChange,
 	"app.session_active(uuid)":                                                                                 testSessionActive,
+	// The Dashboard API's live events (00024; dashboard_events_test.go).
+	"app.dashboard_events_record()": testDashboardEventsRecord,
+	"app.dashboard_events_prune()":  testDashboardEventsPrune,
+	"app.dashboard_events_bounds()": testDashboardEventsBounds,
 }
 
 // TestFunctions runs each function's test on a database of its own.

@@ -119,6 +119,108 @@ BEGIN
     RETURN res;
 END $_$;
 
+CREATE FUNCTION app.dashboard_events_bounds(OUT first_id bigint, OUT last_id bigint) RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    SELECT min(e.id), max(e.id) INTO first_id, last_id FROM public.dashboard_events e;
+    IF first_id IS NULL THEN
+        SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END INTO first_id
+          FROM public.dashboard_events_id_seq s;
+        last_id := first_id - 1;
+    END IF;
+END $$;
+
+CREATE FUNCTION app.dashboard_events_prune() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    DELETE FROM public.dashboard_events e
+     WHERE e.id IN (SELECT o.id FROM public.dashboard_events o
+                     WHERE o.created_at < now() - interval '24 hours'
+                     ORDER BY o.id LIMIT 10000 FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION app.dashboard_events_record() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    prev  text;
+    dist  uuid;
+    d     record;
+    data  jsonb;
+    last  jsonb;
+    id    bigint;
+BEGIN
+    -- Ids in commit order (see the migration's header): held to the end.
+    PERFORM pg_advisory_xact_lock(7428024);
+    IF TG_TABLE_NAME IN ('gateway_instances', 'gateway_commands') AND TG_OP = 'UPDATE' THEN
+        prev := OLD.status;
+    END IF;
+    IF TG_TABLE_NAME = 'gateway_instances' THEN
+        INSERT INTO public.dashboard_events (organization_id, kind, subject, data)
+        VALUES (NEW.organization_id, 'gateway.status', NEW.id::text,
+                jsonb_build_object('gateway_id', NEW.id, 'status', NEW.status, 'previous', prev))
+        RETURNING dashboard_events.id INTO id;
+        PERFORM pg_notify('dashboard_events', id::text);
+        RETURN NULL;
+    ELSIF TG_TABLE_NAME = 'gateway_commands' THEN
+        INSERT INTO public.dashboard_events (organization_id, kind, subject, data)
+        VALUES (NEW.organization_id, 'command.status', NEW.id::text,
+                jsonb_build_object('command_id', NEW.id, 'gateway_id', NEW.gateway_id, 'type', NEW.type,
+                                   'status', NEW.status, 'previous', prev))
+        RETURNING dashboard_events.id INTO id;
+        PERFORM pg_notify('dashboard_events', id::text);
+        IF TG_OP = 'INSERT' THEN
+            RETURN NULL; -- a new command joins a distribution through its target
+        END IF;
+        SELECT t.distribution_id INTO dist FROM public.policy_distribution_targets t
+         WHERE t.command_id = NEW.id LIMIT 1;
+    ELSIF TG_TABLE_NAME = 'policy_distributions' THEN
+        dist := NEW.id;
+    ELSIF TG_TABLE_NAME = 'policy_distribution_targets' THEN
+        dist := NEW.distribution_id;
+    ELSE
+        RAISE EXCEPTION 'dashboard_events_record: no events for table %', TG_TABLE_NAME;
+    END IF;
+    IF dist IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT pd.organization_id, pd.policy_id, pd.stage INTO d FROM public.policy_distributions pd WHERE pd.id = dist;
+    IF NOT FOUND THEN
+        RETURN NULL; -- deleted before the commit
+    END IF;
+    -- policy.Progress's counts (target.status in internal/cloud/policy).
+    SELECT jsonb_build_object('distribution_id', dist, 'policy_id', d.policy_id, 'stage', d.stage,
+               'total', count(*),
+               'waiting', count(*) FILTER (WHERE t.command_id IS NULL),
+               'pending', count(*) FILTER (WHERE c.status = 'pending'),
+               'delivered', count(*) FILTER (WHERE c.status = 'delivered'),
+               'applied', count(*) FILTER (WHERE c.status = 'completed'),
+               'failed', count(*) FILTER (WHERE t.command_id IS NOT NULL
+                                         AND (c.status IS NULL OR c.status NOT IN ('pending', 'delivered', 'completed'))))
+      INTO data
+      FROM public.policy_distribution_targets t LEFT JOIN public.gateway_commands c ON c.id = t.command_id
+     WHERE t.distribution_id = dist;
+    SELECT e.data INTO last FROM public.dashboard_events e
+     WHERE e.subject = dist::text AND e.kind = 'policy_distribution.progress' ORDER BY e.id DESC LIMIT 1;
+    IF last IS NOT DISTINCT FROM data THEN
+        RETURN NULL; -- no change (or already recorded by this transaction)
+    END IF;
+    INSERT INTO public.dashboard_events (organization_id, kind, subject, data)
+    VALUES (d.organization_id, 'policy_distribution.progress', dist::text, data)
+    RETURNING dashboard_events.id INTO id;
+    PERFORM pg_notify('dashboard_events', id::text);
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION app.login_lookup(p_email text) RETURNS TABLE(user_id bigint, organization_id bigint, role text, department_id bigint, employee_id bigint, email text, password_hash text, is_active boolean, retry_after_ms bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
@@ -1782,6 +1884,28 @@ CREATE TABLE public.auth_sessions (
 
 ALTER TABLE ONLY public.auth_sessions FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE public.dashboard_events (
+    id bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    kind text NOT NULL,
+    subject text NOT NULL,
+    data jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT dashboard_events_kind_check CHECK ((kind = ANY (ARRAY['gateway.status'::text, 'command.status'::text, 'policy_distribution.progress'::text]))),
+    CONSTRAINT dashboard_events_subject_check CHECK ((length(subject) <= 64))
+);
+
+ALTER TABLE ONLY public.dashboard_events FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.dashboard_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.dashboard_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.departments (
     id bigint NOT NULL,
     organization_id bigint NOT NULL,
@@ -2328,6 +2452,9 @@ ALTER TABLE ONLY public.auth_refresh_tokens
 ALTER TABLE ONLY public.auth_sessions
     ADD CONSTRAINT auth_sessions_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.dashboard_events
+    ADD CONSTRAINT dashboard_events_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.departments
     ADD CONSTRAINT departments_organization_id_id_key UNIQUE (organization_id, id);
 
@@ -2476,6 +2603,10 @@ CREATE INDEX auth_refresh_tokens_session ON public.auth_refresh_tokens USING btr
 
 CREATE INDEX auth_sessions_user ON public.auth_sessions USING btree (user_id);
 
+CREATE INDEX dashboard_events_created_at ON public.dashboard_events USING btree (created_at);
+
+CREATE INDEX dashboard_events_subject ON public.dashboard_events USING btree (subject, id);
+
 CREATE INDEX employees_created_at_id_idx ON public.employees USING btree (created_at, id);
 
 CREATE INDEX employees_employee_number_id_idx ON public.employees USING btree (employee_number, id);
@@ -2492,9 +2623,27 @@ CREATE INDEX gateway_status_snapshots_gateway_time ON public.gateway_status_snap
 
 CREATE INDEX ingest_batches_created ON public.ingest_batches USING btree (created_at);
 
+CREATE INDEX policy_distribution_targets_command_id ON public.policy_distribution_targets USING btree (command_id) WHERE (command_id IS NOT NULL);
+
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION public.audit_log_append_only();
 
 CREATE TRIGGER audit_log_no_update BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.gateway_commands DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.gateway_instances DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.policy_distribution_targets DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.policy_distributions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF status ON public.gateway_commands DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION app.dashboard_events_record();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF status ON public.gateway_instances DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION app.dashboard_events_record();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF command_id ON public.policy_distribution_targets DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.command_id IS DISTINCT FROM new.command_id)) EXECUTE FUNCTION app.dashboard_events_record();
+
+CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF stage ON public.policy_distributions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.stage IS DISTINCT FROM new.stage)) EXECUTE FUNCTION app.dashboard_events_record();
 
 CREATE TRIGGER departments_bump_version BEFORE UPDATE ON public.departments FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
@@ -2700,6 +2849,8 @@ ALTER TABLE public.auth_refresh_tokens ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.auth_sessions ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.dashboard_events ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.departments ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.device_commands ENABLE ROW LEVEL SECURITY;
@@ -2743,6 +2894,8 @@ ALTER TABLE public.provisioning_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.retention_policies ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY tenant_append ON public.audit_log FOR INSERT WITH CHECK ((CURRENT_USER = 'staff_owner'::name));
+
+CREATE POLICY tenant_events ON public.dashboard_events USING ((((organization_id = ( SELECT app.org_id() AS org_id)) AND (( SELECT app.app_role() AS app_role) = ANY (ARRAY['ORG_ADMIN'::text, 'HR'::text, 'ADMIN'::text]))) OR ( SELECT app.all_organizations() AS all_organizations)));
 
 CREATE POLICY tenant_isolation ON public.agent_instances USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
 
