@@ -19,6 +19,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard/dashboarddb"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
@@ -41,6 +42,7 @@ type api struct {
 	// before the token expires). Nil: tokens live until they expire.
 	sessionActive  func(ctx context.Context, sessionID string) (bool, error)
 	signin         *signin.Service
+	hub            *liveevents.Hub
 	trustedProxies []netip.Prefix
 	logger         *slog.Logger
 	decoder        *jsondecode.Decoder

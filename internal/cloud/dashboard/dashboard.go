@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
@@ -48,6 +49,9 @@ type Deps struct {
 	Registry       *prometheus.Registry
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
+	// Events configures the live updates (zero fields: liveevents'
+	// defaults).
+	Events liveevents.Config
 }
 
 // Route is one entry of the API's routes table.
@@ -65,7 +69,12 @@ type Route struct {
 type API struct {
 	handler http.Handler
 	routes  []Route
+	hub     *liveevents.Hub
 }
+
+// Events is the live updates' hub: a lifecycle.Service to start after the
+// listener (so that Stop ends the streams before the listener drains).
+func (a *API) Events() *liveevents.Hub { return a.hub }
 
 // NewAPI returns the Dashboard API: its routes table behind the
 // request-id, security-header and CORS middleware.
@@ -100,12 +109,15 @@ func NewAPI(d Deps) (*API, error) {
 	if d.SignIn != nil {
 		a.sessionActive = d.SignIn.SessionActive
 	}
+	// Every refusal of a stream names a query parameter or header.
+	writeStreamError := func(w http.ResponseWriter, r *http.Request, err error) { a.writeError(w, r, inParams(err)) }
+	a.hub = liveevents.New(d.Events, liveevents.Deps{DB: d.DB, Logger: d.Logger, WriteError: writeStreamError, Registerer: d.Registry})
 	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
 	a.routesTable()
 	// Every answer carries a request id (the error shape's request_id)
 	// and the API's security headers.
 	h := service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(a.mux)))
-	out := &API{handler: h}
+	out := &API{handler: h, hub: a.hub}
 	for _, r := range a.routes {
 		rt := Route{Method: r.Method, Path: r.Path, Public: r.Public}
 		for _, role := range r.Roles {
@@ -130,4 +142,5 @@ func (a *api) routesTable() {
 	a.handle("GET", "/api/v2/organizations/{id}", everyone, a.getOrganization)
 	a.authRoutes()
 	a.directoryRoutes()
+	a.eventRoutes()
 }

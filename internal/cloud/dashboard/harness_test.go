@@ -140,8 +140,14 @@ func newAPIEnv(t *testing.T, opts ...envOption) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := e.api.Events().Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	e.srv = httptest.NewServer(e.api)
-	t.Cleanup(e.srv.Close)
+	t.Cleanup(func() {
+		_ = e.api.Events().Stop(context.Background())
+		e.srv.Close()
+	})
 	return e
 }
 

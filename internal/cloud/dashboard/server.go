@@ -162,7 +162,8 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 	s.handler = api
 	s.http = service.NewListener(service.ListenerConfig{Name: "dashboard api", Addr: cfg.Addr, AddrKey: "DASHBOARD_ADDR",
 		Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
-	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http})
+	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http},
+		lifecycle.Member{Name: "live events", Service: api.Events()})
 	return s, nil
 }
 
