@@ -143,4 +143,5 @@ func (a *api) routesTable() {
 	a.authRoutes()
 	a.directoryRoutes()
 	a.eventRoutes()
+	a.v1Routes()
 }
