@@ -247,6 +247,44 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User
 	return u, err
 }
 
+// ResetPassword sets the password of the user with email, as an
+// administrator does for someone who lost theirs, and ends every session of
+// that user (their tokens were minted under the old password). A user the
+// actor cannot see is ErrNotFound; an actor who may not end the user's
+// sessions (not their organisation's administrator, nor the platform
+// ADMIN) changes nothing and gets apperr Forbidden.
+func (s *Service) ResetPassword(ctx context.Context, actor Actor, email, password string) (User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return User{}, &apperr.FieldError{Field: "password", Message: err.Error()}
+	}
+	var u User
+	err = postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
+		q := accountsdb.New(tx)
+		r, err := q.SetPassword(ctx, accountsdb.SetPasswordParams{PasswordHash: hash, Email: email})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("set password: %w", err)
+		}
+		u = User{ID: r.ID, Email: r.Email, Role: postgres.AppRole(r.Role)}
+		if r.OrganizationID != nil {
+			u.OrganizationID = *r.OrganizationID
+		}
+		n, err := q.EndUserSessions(ctx, r.ID)
+		if err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		if n < 0 {
+			return apperr.New(apperr.Forbidden, "", "only the user's organisation administrator or a platform ADMIN may reset a password")
+		}
+		return audit(ctx, tx, u.OrganizationID, "reset_password", "user", fmt.Sprint(u.ID), map[string]any{"sessions_ended": n})
+	})
+	return u, err
+}
+
 // Registration is a gateway registered and waiting for its first start.
 type Registration struct {
 	GatewayID         uuid.UUID

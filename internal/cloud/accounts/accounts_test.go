@@ -146,3 +146,62 @@ func TestCreateUserAndRegisterGateway(t *testing.T) {
 		t.Fatalf("update of audit_log: err = %v, want append-only refusal", err)
 	}
 }
+
+// TestResetPassword: the platform ADMIN and the user's organisation
+// administrator may reset a password (the new one verifies, the audit
+// row is written); another organisation's administrator finds no such
+// user and HR is refused, changing nothing.
+func TestResetPassword(t *testing.T) {
+	t.Parallel()
+	svc, adminURL := newService(t)
+	ctx := context.Background()
+	a, err := svc.CreateOrganization(ctx, admin, "Alpha", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.CreateOrganization(ctx, admin, "Beta", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, admin, accounts.NewUser{OrganizationID: a.ID, Email: "hr@alpha.test", Role: "HR", Password: "long enough pw"}); err != nil {
+		t.Fatal(err)
+	}
+	hashOf := func() string {
+		conn, err := pgx.Connect(ctx, adminURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var h string
+		if err := conn.QueryRow(ctx, `SELECT password_hash FROM users WHERE email = 'hr@alpha.test'`).Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if _, err := svc.ResetPassword(ctx, admin, "HR@alpha.test", "a new long password"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := auth.VerifyPassword(hashOf(), "a new long password"); !ok {
+		t.Fatal("the new password does not verify")
+	}
+	orgAdmin := func(org int64) accounts.Actor {
+		return accounts.Actor{Name: "oa", Tenant: postgres.Tenant{OrganizationID: org, Role: postgres.AppOrgAdmin}}
+	}
+	// Row-level security: Beta's administrator sees no such user.
+	if _, err := svc.ResetPassword(ctx, orgAdmin(b.ID), "hr@alpha.test", "another long password"); !errors.Is(err, accounts.ErrNotFound) {
+		t.Fatalf("another organisation's admin: %v", err)
+	}
+	hr := accounts.Actor{Name: "hr", Tenant: postgres.Tenant{OrganizationID: a.ID, Role: postgres.AppHR}}
+	if _, err := svc.ResetPassword(ctx, hr, "hr@alpha.test", "another long password"); apperr.CodeOf(err) != apperr.Forbidden {
+		t.Fatalf("HR: %v", err)
+	}
+	if _, err := svc.ResetPassword(ctx, orgAdmin(a.ID), "hr@alpha.test", "the org admin's choice"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := auth.VerifyPassword(hashOf(), "the org admin's choice"); !ok {
+		t.Fatal("the org admin's password does not verify")
+	}
+	if _, err := svc.ResetPassword(ctx, admin, "hr@alpha.test", "short"); apperr.CodeOf(err) != apperr.Invalid {
+		t.Fatalf("short password: %v", err)
+	}
+}

@@ -348,6 +348,9 @@ var runtimePrivileges = []string{
 	"staff_dashboard function app.session_logout(bytea,inet) EXECUTE",
 	"staff_dashboard function app.session_refresh(bytea,bytea,interval,inet) EXECUTE",
 	"staff_dashboard function app.sessions_revoke_user(bigint,uuid,inet) EXECUTE",
+	// 00025: an administrator's password reset ends the user's sessions
+	"staff_admin function app.user_sessions_end(bigint) EXECUTE",
+	"staff_dashboard function app.user_sessions_end(bigint) EXECUTE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every

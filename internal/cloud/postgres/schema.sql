@@ -517,6 +517,43 @@ CREATE FUNCTION app.user_id() RETURNS bigint
     SET search_path TO 'pg_catalog'
     AS $$ SELECT (app.context()).user_id $$;
 
+CREATE FUNCTION app.user_sessions_end(p_user_id bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    c   app.tenant_context := app.context();
+    org bigint;
+    n   integer;
+BEGIN
+    IF c IS NULL OR c.app_role IS NULL OR c.app_role NOT IN ('ADMIN', 'ORG_ADMIN') THEN
+        RETURN -1;
+    END IF;
+    SELECT organization_id INTO org FROM public.users WHERE id = p_user_id;
+    IF NOT FOUND THEN
+        RETURN -1;
+    END IF;
+    IF NOT coalesce((c.app_role = 'ADMIN' AND session_user = 'staff_admin')
+                    OR (c.app_role = 'ORG_ADMIN' AND org = c.organization_id), false) THEN
+        RETURN -1;
+    END IF;
+    UPDATE public.auth_sessions SET revoked_at = now(), revoked_reason = 'password_reset'
+     WHERE user_id = p_user_id AND revoked_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION app.users_end_sessions() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    UPDATE public.auth_sessions
+       SET revoked_at = now(), revoked_reason = CASE WHEN NEW.is_active THEN 'user_changed' ELSE 'disabled' END
+     WHERE user_id = NEW.id AND revoked_at IS NULL;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION monitoring.apply_compression(p_table text) RETURNS SETOF text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog'
@@ -1878,7 +1915,7 @@ CREATE TABLE public.auth_sessions (
     client_address inet,
     user_agent text,
     CONSTRAINT auth_sessions_check CHECK (((revoked_at IS NULL) = (revoked_reason IS NULL))),
-    CONSTRAINT auth_sessions_revoked_reason_check CHECK ((revoked_reason = ANY (ARRAY['logout'::text, 'logout_everywhere'::text, 'password_change'::text, 'reuse'::text, 'disabled'::text]))),
+    CONSTRAINT auth_sessions_revoked_reason_check CHECK ((revoked_reason = ANY (ARRAY['logout'::text, 'logout_everywhere'::text, 'password_change'::text, 'reuse'::text, 'disabled'::text, 'user_changed'::text, 'password_reset'::text]))),
     CONSTRAINT auth_sessions_user_agent_check CHECK ((length(user_agent) <= 512))
 );
 
@@ -2666,6 +2703,8 @@ CREATE TRIGGER policies_bump_version BEFORE UPDATE ON public.policies FOR EACH R
 CREATE TRIGGER retention_policies_bump_version BEFORE UPDATE ON public.retention_policies FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
 CREATE TRIGGER users_bump_version BEFORE UPDATE OF organization_id, email, password_hash, role, department_id, employee_id, is_active ON public.users FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER users_end_sessions AFTER UPDATE OF role, organization_id, department_id, employee_id, is_active ON public.users FOR EACH ROW WHEN (((old.role IS DISTINCT FROM new.role) OR (old.organization_id IS DISTINCT FROM new.organization_id) OR (old.department_id IS DISTINCT FROM new.department_id) OR (old.employee_id IS DISTINCT FROM new.employee_id) OR (old.is_active AND (NOT new.is_active)))) EXECUTE FUNCTION app.users_end_sessions();
 
 ALTER TABLE ONLY monitoring.maintainer_policy_runs
     ADD CONSTRAINT maintainer_policy_runs_table_name_fkey FOREIGN KEY (table_name) REFERENCES monitoring.retention(table_name) ON DELETE CASCADE;

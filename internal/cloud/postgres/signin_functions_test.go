@@ -139,10 +139,11 @@ func testSessionRefresh(t *testing.T, f *fnDB) {
 	if got := f.one(`SELECT count(*)::text FROM audit_log WHERE action = 'auth.refresh_reuse' AND resource_id = $1`, sid); got != "1" {
 		t.Errorf("reuse audit rows: %s, want 1", got)
 	}
-	// A disabled user's family ends at its next refresh.
+	// A disabled user's family ends when they are disabled (00025's
+	// trigger), so its next refresh finds it revoked.
 	sid2 := f.signIn(user, f.emailOf(user), "s1")
 	f.exec(`UPDATE users SET is_active = false WHERE id = $1`, user)
-	equal(t, "disabled", f.rows(f.dashboard, none, call, "s1", "s2"), []string{"disabled|"})
+	equal(t, "disabled", f.rows(f.dashboard, none, call, "s1", "s2"), []string{"revoked|"})
 	if got := f.one(`SELECT revoked_reason FROM auth_sessions WHERE id = $1`, sid2); got != "disabled" {
 		t.Errorf("revoked_reason = %s, want disabled", got)
 	}

@@ -132,6 +132,18 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (int64, 
 	return id, err
 }
 
+const endUserSessions = `-- name: EndUserSessions :one
+SELECT app.user_sessions_end($1)::int
+`
+
+// Every session of the user ends (00025): -1 when the actor may not.
+func (q *Queries) EndUserSessions(ctx context.Context, userID int64) (int32, error) {
+	row := q.db.QueryRow(ctx, endUserSessions, userID)
+	var column_1 int32
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const gatewayInOrganization = `-- name: GatewayInOrganization :one
 SELECT EXISTS (SELECT 1 FROM gateway_instances WHERE id = $1 AND organization_id = $2)
 `
@@ -241,4 +253,35 @@ func (q *Queries) OrganizationExists(ctx context.Context, id int64) (bool, error
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
+}
+
+const setPassword = `-- name: SetPassword :one
+UPDATE users SET password_hash = $1, updated_at = now() WHERE email = $2
+RETURNING id, organization_id, email, role
+`
+
+type SetPasswordParams struct {
+	PasswordHash string
+	Email        string
+}
+
+type SetPasswordRow struct {
+	ID             int64
+	OrganizationID *int64
+	Email          string
+	Role           string
+}
+
+// An administrator sets a user's password (row-level security: a user the
+// actor can see).
+func (q *Queries) SetPassword(ctx context.Context, arg SetPasswordParams) (SetPasswordRow, error) {
+	row := q.db.QueryRow(ctx, setPassword, arg.PasswordHash, arg.Email)
+	var i SetPasswordRow
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.Email,
+		&i.Role,
+	)
+	return i, err
 }

@@ -34,3 +34,13 @@ SELECT EXISTS (SELECT 1 FROM gateway_instances WHERE id = $1 AND organization_id
 -- An audit row through app.audit(), which stamps organisation, user and
 -- actor from the verified tenant context.
 SELECT app.audit(sqlc.narg(organization_id)::bigint, @action::text, @resource::text, @resource_id::text, 'allowed', @details::jsonb);
+
+-- name: SetPassword :one
+-- An administrator sets a user's password (row-level security: a user the
+-- actor can see).
+UPDATE users SET password_hash = @password_hash, updated_at = now() WHERE email = @email
+RETURNING id, organization_id, email, role;
+
+-- name: EndUserSessions :one
+-- Every session of the user ends (00025): -1 when the actor may not.
+SELECT app.user_sessions_end(@user_id)::int;
