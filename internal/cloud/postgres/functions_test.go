@@ -93,7 +93,7 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"app.dashboard_events_prune()":  testDashboardEventsPrune,
 	"app.dashboard_events_bounds()": testDashboardEventsBounds,
 	// A user's changes end their sessions (00025; user_sessions_test.go).
-	"app.users_end_sessions()":       testUsersEndSessions,
+	"app.users_end_sessions()":      testUsersEndSessions,
 	"app.user_sessions_end(bigint)": testUserSessionsEnd,
 }
 
