@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/logscrub"
+	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -17,8 +22,21 @@ Runs the Dashboard API. Configuration (environment):
   DASHBOARD_ADDR        listen address (default :3000)
   DATABASE_URL          PostgreSQL URL as the dashboard role (required)
   MIGRATE_DATABASE_URL  administrator URL; when set, migrate at start
+  TENANT_CONTEXT_KEY    "<key id>:<base64url secret>" signing tenant contexts (required)
+  DASHBOARD_TOKEN_KEYS  access-token signing keys, "id:base64-seed[,id:seed…]" (required;
+                        the first signs, all verify; staffctl token-key prints one)
+  DASHBOARD_TOKEN_ISSUER  the tokens' issuer and audience (default staffcontrol-dashboard)
+  DASHBOARD_ACCESS_TTL  access-token lifetime, 1m to 15m (default 10m)
+  DASHBOARD_ADMIN_DATABASE_URL  PostgreSQL URL as the platform-admin role (staff_admin),
+                        for platform ADMIN users (default none: they are refused)
   DASHBOARD_CORS_ORIGINS  browser origins allowed to call the API, comma-separated
                         (e.g. https://console.example.com; default none)
+  TRUSTED_PROXIES       peers whose X-Forwarded-For names the client (default none)
+  SIGNIN_MAX_FAILURES   failed sign-ins before an account locks (default 5)
+  SIGNIN_LOCK_BASE      first lock of an account (default 1m; doubles per lockout)
+  SIGNIN_LOCK_MAX       longest lock (default 1h)
+  SIGNIN_REFRESH_IDLE   a refresh token's life (default 336h)
+  SIGNIN_REFRESH_MAX    a session's life from sign-in (default 720h)
 `+service.HTTPTimeoutsUsage+`  LOG_LEVEL             debug, info, warn or error (default info)
 `, args, stderr); help || err != nil {
 		return err
@@ -27,12 +45,50 @@ Runs the Dashboard API. Configuration (environment):
 	if err != nil {
 		return err
 	}
-	// The Dashboard API handles people's data: its logs are scrubbed of
-	// passwords, tokens, keys, card numbers and e-mail addresses.
-	logger := slog.New(logscrub.New(service.NewLogger(stderr, cfg.LogLevel, "dashboard-api").Handler()))
-	origins, err := service.ParseOrigins("DASHBOARD_CORS_ORIGINS", getenv("DASHBOARD_CORS_ORIGINS"))
+	dcfg, err := dashboardConfig(cfg, getenv)
 	if err != nil {
 		return err
 	}
-	return dashboard.Run(ctx, dashboard.Config{Config: cfg, CORSOrigins: origins}, logger, nil)
+	// The Dashboard API handles people's data: its logs are scrubbed of
+	// passwords, tokens, keys, card numbers and e-mail addresses.
+	logger := slog.New(logscrub.New(service.NewLogger(stderr, cfg.LogLevel, "dashboard-api").Handler()))
+	return dashboard.Run(ctx, dcfg, logger, nil)
+}
+
+// dashboardConfig reads the Dashboard API's own keys; errors name the key.
+func dashboardConfig(cfg service.Config, getenv func(string) string) (dashboard.Config, error) {
+	d := dashboard.Config{Config: cfg, TokenIssuer: getenv("DASHBOARD_TOKEN_ISSUER"), AdminDatabaseURL: getenv("DASHBOARD_ADMIN_DATABASE_URL")}
+	var err error
+	if d.CORSOrigins, err = service.ParseOrigins("DASHBOARD_CORS_ORIGINS", getenv("DASHBOARD_CORS_ORIGINS")); err != nil {
+		return d, err
+	}
+	keys := getenv("DASHBOARD_TOKEN_KEYS")
+	if keys == "" {
+		return d, fmt.Errorf("DASHBOARD_TOKEN_KEYS is required: the access-token signing keys, \"id:base64-seed\" (staffctl token-key prints a new one)")
+	}
+	if d.TokenKeys, err = accesstoken.ParseKeys(keys); err != nil {
+		return d, fmt.Errorf("DASHBOARD_TOKEN_KEYS: %w", err)
+	}
+	if d.TrustedProxies, err = throttle.ParseTrustedProxies(getenv(service.KeyTrustedProxies)); err != nil {
+		return d, fmt.Errorf("%s: %w", service.KeyTrustedProxies, err)
+	}
+	for _, k := range []struct {
+		key string
+		dst *time.Duration
+	}{{"DASHBOARD_ACCESS_TTL", &d.AccessTTL}, {"SIGNIN_LOCK_BASE", &d.SignIn.LockBase}, {"SIGNIN_LOCK_MAX", &d.SignIn.LockMax},
+		{"SIGNIN_REFRESH_IDLE", &d.SignIn.RefreshIdle}, {"SIGNIN_REFRESH_MAX", &d.SignIn.RefreshMax}} {
+		v := getenv(k.key)
+		if v == "" {
+			continue
+		}
+		if *k.dst, err = time.ParseDuration(v); err != nil || *k.dst <= 0 {
+			return d, fmt.Errorf("%s=%q: want a positive duration such as 10m", k.key, v)
+		}
+	}
+	if v := getenv("SIGNIN_MAX_FAILURES"); v != "" {
+		if d.SignIn.MaxFailures, err = strconv.Atoi(v); err != nil || d.SignIn.MaxFailures <= 0 {
+			return d, fmt.Errorf("SIGNIN_MAX_FAILURES=%q: want a positive whole number such as 5", v)
+		}
+	}
+	return d, nil
 }

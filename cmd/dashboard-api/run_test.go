@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
@@ -29,7 +30,8 @@ func TestServerTimeoutsComeFromTheEnvironment(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	env := map[string]string{"DASHBOARD_ADDR": addr, "DATABASE_URL": db.DashboardURL, "TENANT_CONTEXT_KEY": pg.ContextKey().String(),
-		"HTTP_BODY_MIN_RATE": "1000", "HTTP_BODY_GRACE": "500ms", "HTTP_IDLE_TIMEOUT": "500ms"}
+		"DASHBOARD_TOKEN_KEYS": testTokenKey(t),
+		"HTTP_BODY_MIN_RATE":   "1000", "HTTP_BODY_GRACE": "500ms", "HTTP_IDLE_TIMEOUT": "500ms"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -100,10 +102,48 @@ func TestBadCORSOriginFailsAtStartNamingTheKey(t *testing.T) {
 		"DATABASE_URL":           "postgres://staff_app@127.0.0.1:1/none",
 		"TENANT_CONTEXT_KEY":     pg.ContextKey().String(),
 		"DASHBOARD_CORS_ORIGINS": "https://console.example.com, console.example.com/app",
+		"DASHBOARD_TOKEN_KEYS":   testTokenKey(t),
 	}
 	var stderr strings.Builder
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "DASHBOARD_CORS_ORIGINS") {
 		t.Fatalf("run: %v, want an error naming DASHBOARD_CORS_ORIGINS", err)
+	}
+}
+
+func testTokenKey(t *testing.T) string {
+	t.Helper()
+	k, err := accesstoken.GenerateKey("t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return accesstoken.FormatKey(k)
+}
+
+// TestBadConfigFailsAtStartNamingTheKey: each of the Dashboard API's own
+// keys, missing or malformed, stops the start naming the key.
+func TestBadConfigFailsAtStartNamingTheKey(t *testing.T) {
+	base := map[string]string{
+		"DATABASE_URL":         "postgres://staff_app@127.0.0.1:1/none",
+		"TENANT_CONTEXT_KEY":   pg.ContextKey().String(),
+		"DASHBOARD_TOKEN_KEYS": testTokenKey(t),
+	}
+	for _, tc := range []struct{ key, value string }{
+		{"DASHBOARD_TOKEN_KEYS", ""},
+		{"DASHBOARD_TOKEN_KEYS", "k1:not-base64!"},
+		{"DASHBOARD_ACCESS_TTL", "forever"},
+		{"SIGNIN_LOCK_BASE", "-1m"},
+		{"SIGNIN_MAX_FAILURES", "zero"},
+		{"TRUSTED_PROXIES", "10.0.0.0/33"},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		env[tc.key] = tc.value
+		err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s=%q: %v, want an error naming %s", tc.key, tc.value, err, tc.key)
+		}
 	}
 }

@@ -30,6 +30,7 @@ func commands() []command {
 	return []command{
 		{name: "migrate", summary: "apply or roll back database migrations (up, down, status)", run: runMigrate},
 		{name: "tenant-key", summary: "generate, install or retire the key that signs tenant contexts", run: runTenantKey},
+		{name: "token-key", summary: "generate a signing key for the Dashboard API's access tokens", run: runTokenKey},
 		{name: "org", summary: "manage organisations (create, list, enrolment-secret)", run: runOrg},
 		{name: "agent", summary: "manage desktop agents (revoke)", run: runAgent},
 		{name: "user", summary: "manage dashboard users (create)", run: runUser},

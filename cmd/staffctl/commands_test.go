@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -141,6 +143,30 @@ func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `Demo organisation 1 (slug "demo")`) || !strings.Contains(out.String(), "provisioning token scpt_") {
 		t.Errorf("demo organisation not reported:\n%s", out.String())
+	}
+	// The printed admin login works against the Dashboard API.
+	login := regexp.MustCompile(`Demo admin\s+(\S+) / (\S+)`).FindStringSubmatch(out.String())
+	if login == nil {
+		t.Fatalf("no demo admin login printed:\n%s", out.String())
+	}
+	dash := "http://" + urls[1]
+	if strings.HasPrefix(re.FindAllStringSubmatch(out.String(), -1)[0][1], "Dashboard") {
+		dash = "http://" + urls[0]
+	}
+	body, code := httpPostJSON(t, dash+"/api/auth/login", fmt.Sprintf(`{"email": %q, "password": %q}`, login[1], login[2]))
+	token := regexp.MustCompile(`"access_token":"([^"]+)"`).FindStringSubmatch(body)
+	if code != 200 || token == nil {
+		t.Fatalf("login with the printed credentials: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("GET", dash+"/api/v2/employees", nil)
+	req.Header.Set("Authorization", "Bearer "+token[1])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /api/v2/employees as the demo admin: %d", resp.StatusCode)
 	}
 	// The gateway is up, and the simulated agents' events reach PostgreSQL
 	// through it and the Agent API.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"strings"
 	"testing"
 
@@ -74,4 +75,20 @@ func checkKey(ctx context.Context, url string, k postgres.ContextKey) (bool, err
 		return tx.QueryRow(ctx, `SELECT app.app_role() IS NOT NULL`).Scan(&ok)
 	})
 	return ok, err
+}
+
+// TestTokenKeyGenerate: staffctl token-key generate prints a key that
+// DASHBOARD_TOKEN_KEYS reads back; a bad id is a usage error naming --id.
+func TestTokenKeyGenerate(t *testing.T) {
+	out, errOut, err := staffctl(t, nil, "token-key", "generate", "--id", "k2026")
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	keys, err := accesstoken.ParseKeys(strings.TrimSpace(out))
+	if err != nil || len(keys) != 1 || keys[0].ID != "k2026" {
+		t.Fatalf("parsed %v, %v from %q", keys, err, out)
+	}
+	if _, _, err := staffctl(t, nil, "token-key", "generate", "--id", "no spaces"); err == nil || !strings.Contains(err.Error(), "--id") {
+		t.Fatalf("bad id: %v", err)
+	}
 }

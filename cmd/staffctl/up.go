@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
@@ -189,8 +190,18 @@ func runUp(ctx context.Context, e env, args []string) error {
 	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
 		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files, TimescaleURL: store.ingestURL}, l, ready)
 	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, ContextKey: contextKey, LogLevel: level})
+	// The Dashboard API signs access tokens with a key made for this run
+	// and serves platform administrators through the admin role.
+	tokenKey, err := accesstoken.GenerateKey("up")
+	if err != nil {
+		return err
+	}
+	platformURL, err := postgres.WithUser(admin, postgres.RoleAdmin, "")
+	if err != nil {
+		return err
+	}
 	start("dashboard-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
-		return dashboard.Run(ctx, dashboard.Config{Config: c}, l, ready)
+		return dashboard.Run(ctx, dashboard.Config{Config: c, TokenKeys: []accesstoken.Key{tokenKey}, AdminDatabaseURL: platformURL}, l, ready)
 	}, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
 
 	addrs := map[string]string{}
@@ -232,7 +243,7 @@ Staff Control is up.
   PostgreSQL      %s%s
   Time series     %s
   Agent API       http://%s   (GET /health, /health/ready, /metrics)
-  Dashboard API   http://%s   (GET /health, /health/ready, /metrics)
+  Dashboard API   http://%s   (POST /api/auth/login, /api/v2/…, GET /api/openapi.json, /health, /metrics)
 %s  Demo organisation %d (slug %q)
 %s
 Press Ctrl-C to stop.
@@ -288,7 +299,17 @@ func ensureDemo(ctx context.Context, admin string) (demoState, error) {
 		} else if err != nil {
 			return err
 		} else {
-			st.notes = "  (demo organisation existed already; its credentials were shown when it was created)\n"
+			// The demo existed: its administrator gets a new password, so
+			// that every run prints a login that works.
+			pw, err := auth.NewPassword()
+			if err != nil {
+				return err
+			}
+			u, err := svc.ResetPassword(ctx, adminActor(), "admin@demo.local", pw)
+			if err != nil {
+				return fmt.Errorf("reset the demo admin's password: %w", err)
+			}
+			st.notes = fmt.Sprintf("  Demo admin        %s / %s (new for this run; the demo organisation existed already)\n", u.Email, pw)
 		}
 		st.orgID = o.ID
 		// A fresh gateway for this run's in-process gateway.
