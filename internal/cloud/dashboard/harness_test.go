@@ -33,7 +33,7 @@ import (
 
 // apiEnv is one test's running API.
 type apiEnv struct {
-	t      *testing.T
+	t      testing.TB
 	db     *pgtest.Database
 	srv    *httptest.Server
 	api    *dashboard.API
@@ -97,7 +97,7 @@ func withSignIn(cfg signin.Config) envOption {
 
 // newAPIEnv starts the API over a fresh database seeded with two
 // organisations ("acme" and "globex").
-func newAPIEnv(t *testing.T, opts ...envOption) *apiEnv {
+func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
@@ -380,3 +380,5 @@ func signWithTestKey(t testing.TB, e *apiEnv, tok *jwt.Token) string {
 	}
 	return s
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
