@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 )
@@ -43,6 +44,9 @@ type Deps struct {
 	Registry      *prometheus.Registry
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
+	// Queue is the command queue policy distributions enqueue through;
+	// nil: one over DB, its metrics registered in Registry.
+	Queue *commandqueue.Queue
 }
 
 // Route is one entry of the API's routes table.
@@ -92,6 +96,9 @@ func NewAPI(d Deps) (*API, error) {
 		return nil, err
 	}
 	service.HealthRoutes(a.mux, d.Registry, service.PingCheck("postgres", d.DB))
+	if a.pol, err = newPolicyServices(d); err != nil {
+		return nil, err
+	}
 	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
 	a.routesTable()
 	// Every answer carries a request id (the error shape's request_id)
@@ -120,4 +127,7 @@ func (a *api) routesTable() {
 	a.handle("GET", "/api/v2/organizations", everyone, a.listOrganizations)
 	a.handle("POST", "/api/v2/organizations", platformOnly, a.createOrganization)
 	a.handle("GET", "/api/v2/organizations/{id}", everyone, a.getOrganization)
+	a.policyRoutes()
+	a.userRoutes()
+	a.auditLogRoutes()
 }
