@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,43 @@ func TestAuditLog(t *testing.T) {
 	if p := get("outcome=denied&resource_type=api"); len(p.Items) != 1 {
 		t.Fatalf("HR's refusal: %+v", p)
 	}
+}
+
+// TestGroupRoutesRefuseLesserRoles: every policy, retention, audit-log and
+// users route refuses a DEPARTMENT_LEAD and an EMPLOYEE with 403 before
+// reading anything (the body included), each refusal audited.
+func TestGroupRoutesRefuseLesserRoles(t *testing.T) {
+	e := newAPIEnv(t)
+	tokens := []string{
+		e.token(accesstoken.Claims{UserID: e.orgA.UserID, OrganizationID: e.orgA.OrganizationID, Role: "DEPARTMENT_LEAD", DepartmentID: e.orgA.DepartmentID}),
+		e.token(accesstoken.Claims{UserID: e.orgA.UserID, OrganizationID: e.orgA.OrganizationID, Role: "EMPLOYEE", EmployeeID: e.orgA.EmployeeID}),
+	}
+	ids := strings.NewReplacer("{id}", fmt.Sprint(e.orgA.PolicyID), "{version}", "1.0.0",
+		"{distribution_id}", "00000000-0000-0000-0000-000000000001")
+	n := 0
+	for _, r := range e.api.Routes() {
+		if !strings.HasPrefix(r.Path, "/api/v2/policies") && !strings.HasPrefix(r.Path, "/api/v2/retention-policies") &&
+			!strings.HasPrefix(r.Path, "/api/v2/audit-log") && !strings.HasPrefix(r.Path, "/api/v2/users") {
+			continue
+		}
+		path := ids.Replace(r.Path)
+		if strings.HasPrefix(r.Path, "/api/v2/retention-policies/") {
+			path = "/api/v2/retention-policies/00000000-0000-0000-0000-000000000001"
+		}
+		for _, tok := range tokens {
+			var body any
+			if r.Method != "GET" {
+				body = map[string]any{}
+			}
+			a := e.call(r.Method, path, tok, body, "If-Match", `"1"`)
+			if code, _ := a.errorCode(t); a.Status != http.StatusForbidden || code != "forbidden" {
+				t.Errorf("%s %s: %d %s", r.Method, path, a.Status, a.Body)
+			}
+			n++
+		}
+	}
+	if n < 40 {
+		t.Fatalf("only %d calls: are the routes registered?", n)
+	}
+	e.assertDenials(n)
 }

@@ -221,6 +221,22 @@ func TestPoliciesLifecycle(t *testing.T) {
 	if len(ids) != 2 || ids[0] != e.orgA.PolicyID || ids[1] != p.ID {
 		t.Fatalf("acme's policies %v", ids)
 	}
+	// A platform ADMIN reads and releases any organisation's policy
+	// (through the admin role's pool) and lists both organisations'.
+	admin := e.token(accesstoken.Claims{UserID: 1, Role: "ADMIN"})
+	wantStatus(t, "ADMIN reads", e.call("GET", base, admin, nil), http.StatusOK)
+	wantStatus(t, "ADMIN's versions", e.call("GET", base+"/versions", admin, nil), http.StatusOK)
+	wantStatus(t, "ADMIN's progress", e.call("GET", base+"/distributions/"+d.ID, admin, nil), http.StatusOK)
+	a = e.call("GET", "/api/v2/policies", admin, nil)
+	a.JSON(t, &list)
+	if len(list.Items) != 3 {
+		t.Fatalf("ADMIN's list: %s", a.Body)
+	}
+	tag = e.call("GET", base, admin, nil).Header.Get("ETag")
+	a = e.call("PUT", base, admin, map[string]any{"content": map[string]any{"blocked_processes": []string{"x.exe"}}}, "If-Match", tag)
+	wantStatus(t, "ADMIN updates", a, http.StatusOK)
+	wantStatus(t, "ADMIN releases", e.call("POST", base+"/release", admin, map[string]any{}), http.StatusCreated)
+
 	// The role refusals, audited: HR's create, update, release, rollback
 	// and distribute; the lead's get and list.
 	e.assertDenials(7)
@@ -295,6 +311,8 @@ func TestRetentionPolicies(t *testing.T) {
 
 	ptag := e.call("GET", "/api/v2/retention-policies/"+platform, tokA, nil).Header.Get("ETag")
 	wantStatus(t, "update a platform default", e.call("PATCH", "/api/v2/retention-policies/"+platform, tokA, change, "If-Match", ptag), http.StatusForbidden)
+	admin := e.token(accesstoken.Claims{UserID: 1, Role: "ADMIN"})
+	wantStatus(t, "ADMIN updates a platform default", e.call("PATCH", "/api/v2/retention-policies/"+platform, admin, change, "If-Match", ptag), http.StatusOK)
 
 	tokB := e.orgAdmin(e.orgB)
 	wantStatus(t, "globex reads acme's", e.call("GET", path, tokB, nil), http.StatusNotFound)

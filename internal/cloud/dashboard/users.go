@@ -265,12 +265,9 @@ func (a *api) setUserActive(w http.ResponseWriter, r *http.Request, c *caller, a
 	if err != nil {
 		return a.userWriteError(r, c, err)
 	}
-	if !active {
-		// signin: revoke sessions here — end every session (refresh
-		// family) of user u.ID so that their access tokens stop working
-		// before they expire (Deps.SessionActive then answers false).
-		_ = u
-	}
+	// signin: revoke sessions here — when !active, end every session
+	// (refresh family) of user u.ID, so that their access tokens stop
+	// working before they expire (Deps.SessionActive then answers false).
 	writeVersioned(w, http.StatusOK, u.Version(), userOutOf(u))
 	return nil
 }
