@@ -188,7 +188,21 @@ type User struct {
 	OrganizationID int64 // 0 for a platform ADMIN
 	Email          string
 	Role           postgres.AppRole
+	// DepartmentID is a DEPARTMENT_LEAD's department (0: none).
+	DepartmentID int64
+	// EmployeeID is an EMPLOYEE's own employee record (0: none).
+	EmployeeID  int64
+	Active      bool
+	LastLoginAt *time.Time
+	CreatedAt   time.Time
+	// UpdatedAt is when the user last changed; its microseconds are the
+	// user's version (Version).
+	UpdatedAt time.Time
 }
+
+// Version is the user's version for optimistic concurrency (the
+// microseconds of UpdatedAt until users carry a version column).
+func (u User) Version() int64 { return u.UpdatedAt.UnixMicro() }
 
 // NewUser is the input of CreateUser.
 type NewUser struct {
@@ -196,6 +210,12 @@ type NewUser struct {
 	Email          string
 	Role           string
 	Password       string
+	// DepartmentID is the department a DEPARTMENT_LEAD leads (required
+	// for that role, 0 otherwise allowed).
+	DepartmentID int64
+	// EmployeeID links an EMPLOYEE to their employee record (required for
+	// that role).
+	EmployeeID int64
 }
 
 // CreateUser creates a dashboard user. A platform ADMIN has no
@@ -218,11 +238,14 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User
 	case role != postgres.AppAdmin && in.OrganizationID == 0:
 		return User{}, &apperr.FieldError{Field: "organization", Message: "is required for role " + string(role)}
 	}
+	if err := roleLinks(role, in.DepartmentID, in.EmployeeID); err != nil {
+		return User{}, err
+	}
 	hash, err := auth.HashPassword(in.Password)
 	if err != nil {
 		return User{}, &apperr.FieldError{Field: "password", Message: err.Error()}
 	}
-	u := User{OrganizationID: in.OrganizationID, Email: email, Role: role}
+	u := User{OrganizationID: in.OrganizationID, Email: email, Role: role, DepartmentID: in.DepartmentID, EmployeeID: in.EmployeeID}
 	err = postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
 		if in.OrganizationID != 0 {
 			if err := orgVisible(ctx, tx, in.OrganizationID); err != nil {
@@ -234,15 +257,220 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (User
 			org = &in.OrganizationID
 		}
 		var err error
-		u.ID, err = accountsdb.New(tx).CreateUser(ctx, accountsdb.CreateUserParams{OrganizationID: org, Email: email, PasswordHash: hash,
-			Role: string(role)})
+		q := accountsdb.New(tx)
+		u.ID, err = q.CreateUser(ctx, accountsdb.CreateUserParams{OrganizationID: org, Email: email, PasswordHash: hash,
+			Role: string(role), DepartmentID: optID(in.DepartmentID), EmployeeID: optID(in.EmployeeID)})
 		if isUniqueViolation(err) {
 			return &apperr.FieldError{Field: "email", Message: fmt.Sprintf("a user with e-mail %q exists already", email)}
+		}
+		if err := linkViolation(err); err != nil {
+			return err
 		}
 		if err != nil {
 			return fmt.Errorf("insert user: %w", err)
 		}
-		return audit(ctx, tx, in.OrganizationID, "create", "user", fmt.Sprint(u.ID), map[string]any{"email": email, "role": role})
+		r, err := q.GetUser(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("read the new user: %w", err)
+		}
+		u = userOf(accountsdb.LockUserRow(r))
+		return audit(ctx, tx, in.OrganizationID, "create", "user", fmt.Sprint(u.ID), map[string]any{"email": email, "role": role,
+			"department_id": optID(in.DepartmentID), "employee_id": optID(in.EmployeeID)})
+	})
+	return u, err
+}
+
+// ErrStale means the row changed since the version the caller read.
+var ErrStale = errors.New("accounts: changed since read")
+
+// roleLinks checks that a role has the link its scope needs: a
+// DEPARTMENT_LEAD their department, an EMPLOYEE their employee record.
+func roleLinks(role postgres.AppRole, departmentID, employeeID int64) error {
+	switch {
+	case role == postgres.AppDepartmentLead && departmentID <= 0:
+		return &apperr.FieldError{Field: "department_id", Message: "is required for a DEPARTMENT_LEAD (the department they lead)"}
+	case role == postgres.AppEmployee && employeeID <= 0:
+		return &apperr.FieldError{Field: "employee_id", Message: "is required for an EMPLOYEE (their employee record)"}
+	case departmentID < 0:
+		return &apperr.FieldError{Field: "department_id", Message: "must be a positive id"}
+	case employeeID < 0:
+		return &apperr.FieldError{Field: "employee_id", Message: "must be a positive id"}
+	}
+	return nil
+}
+
+// linkViolation names the field of a foreign-key violation on a user's
+// department or employee (one of another organisation is as unknown as a
+// missing one); nil for any other error.
+func linkViolation(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+		return nil
+	}
+	switch {
+	case strings.Contains(pgErr.ConstraintName, "department"):
+		return &apperr.FieldError{Field: "department_id", Message: "no such department in the user's organisation"}
+	case strings.Contains(pgErr.ConstraintName, "employee"):
+		return &apperr.FieldError{Field: "employee_id", Message: "no such employee in the user's organisation"}
+	}
+	return nil
+}
+
+func optID(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func userOf(r accountsdb.LockUserRow) User {
+	return User{ID: r.ID, OrganizationID: deref(r.OrganizationID), Email: r.Email, Role: postgres.AppRole(r.Role),
+		DepartmentID: deref(r.DepartmentID), EmployeeID: deref(r.EmployeeID), Active: r.IsActive, LastLoginAt: r.LastLoginAt,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// UserByID reads a user visible to the actor (ErrNotFound otherwise).
+func (s *Service) UserByID(ctx context.Context, actor Actor, id int64) (User, error) {
+	var u User
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
+		r, err := accountsdb.New(tx).GetUser(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		u = userOf(accountsdb.LockUserRow(r))
+		return err
+	})
+	return u, err
+}
+
+// UserFilter selects a page of users: after AfterID by id, at most Limit,
+// of Role and Active when set.
+type UserFilter struct {
+	AfterID int64
+	Limit   int
+	Role    postgres.AppRole
+	Active  *bool
+}
+
+// ListUsers lists one page of the users visible to the actor, by id.
+func (s *Service) ListUsers(ctx context.Context, actor Actor, f UserFilter) ([]User, error) {
+	var role *string
+	if f.Role != "" {
+		r := string(f.Role)
+		role = &r
+	}
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	var out []User
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
+		rows, err := accountsdb.New(tx).ListUsers(ctx, accountsdb.ListUsersParams{AfterID: f.AfterID, Role: role, IsActive: f.Active,
+			MaxRows: int32(f.Limit)})
+		if err != nil {
+			return err
+		}
+		out = make([]User, 0, len(rows))
+		for _, r := range rows {
+			out = append(out, userOf(accountsdb.LockUserRow(r)))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// UserChange is a change to a user; nil members are left as they are.
+// DepartmentID and EmployeeID set to 0 clear the link.
+type UserChange struct {
+	Role         *string
+	DepartmentID *int64
+	EmployeeID   *int64
+	Active       *bool
+}
+
+// UpdateUser applies a change to a user visible to the actor if the user
+// is still at version (0: whatever its version). A role change must keep
+// the link its scope needs; nobody changes their own role or disables
+// themself (apperr.Forbidden naming the field); a platform ADMIN's role
+// is not changed here, nor is anyone made ADMIN. ErrNotFound, ErrStale.
+func (s *Service) UpdateUser(ctx context.Context, actor Actor, id int64, ch UserChange, version int64) (User, error) {
+	self := actor.UserID != 0 && actor.UserID == id || actor.Tenant.UserID != 0 && actor.Tenant.UserID == id
+	var u User
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
+		q := accountsdb.New(tx)
+		r, err := q.LockUser(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		old := userOf(r)
+		if version != 0 && old.Version() != version {
+			return ErrStale
+		}
+		next := old
+		details := map[string]any{}
+		if ch.Role != nil {
+			role, err := postgres.ParseAppRole(*ch.Role)
+			if err != nil {
+				return &apperr.FieldError{Field: "role", Message: err.Error()}
+			}
+			if role != old.Role {
+				switch {
+				case self:
+					return apperr.New(apperr.Forbidden, "role", "you cannot change your own role")
+				case role == postgres.AppAdmin || old.Role == postgres.AppAdmin:
+					return &apperr.FieldError{Field: "role", Message: "platform ADMIN is neither granted nor taken away here (staffctl user)"}
+				}
+				next.Role = role
+				details["role"] = map[string]any{"old": old.Role, "new": role}
+			}
+		}
+		if ch.DepartmentID != nil && *ch.DepartmentID != old.DepartmentID {
+			next.DepartmentID = *ch.DepartmentID
+			details["department_id"] = map[string]any{"old": optID(old.DepartmentID), "new": optID(next.DepartmentID)}
+		}
+		if ch.EmployeeID != nil && *ch.EmployeeID != old.EmployeeID {
+			next.EmployeeID = *ch.EmployeeID
+			details["employee_id"] = map[string]any{"old": optID(old.EmployeeID), "new": optID(next.EmployeeID)}
+		}
+		if ch.Active != nil && *ch.Active != old.Active {
+			if self && !*ch.Active {
+				return apperr.New(apperr.Forbidden, "active", "you cannot disable yourself")
+			}
+			next.Active = *ch.Active
+			details["active"] = map[string]any{"old": old.Active, "new": next.Active}
+		}
+		if len(details) == 0 {
+			u = old
+			return nil
+		}
+		if details["role"] != nil || details["department_id"] != nil || details["employee_id"] != nil {
+			if err := roleLinks(next.Role, next.DepartmentID, next.EmployeeID); err != nil {
+				return err
+			}
+		}
+		next.UpdatedAt, err = q.UpdateUser(ctx, accountsdb.UpdateUserParams{ID: id, Role: string(next.Role), DepartmentID: optID(next.DepartmentID),
+			EmployeeID: optID(next.EmployeeID), IsActive: next.Active})
+		if err := linkViolation(err); err != nil {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		u = next
+		action := "update"
+		if len(details) == 1 && ch.Active != nil && details["active"] != nil {
+			action = map[bool]string{true: "enable", false: "disable"}[next.Active]
+		}
+		return audit(ctx, tx, old.OrganizationID, action, "user", fmt.Sprint(id), details)
 	})
 	return u, err
 }

@@ -205,3 +205,78 @@ func TestResetPassword(t *testing.T) {
 		t.Fatalf("short password: %v", err)
 	}
 }
+
+// TestUpdateUser: role changes keep the link a scope needs; a stale
+// version is refused; nobody changes their own role or disables
+// themself; reads and lists see the actor's organisation only.
+func TestUpdateUser(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	ctx := context.Background()
+	o, err := svc.CreateOrganization(ctx, admin, "Initech", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := svc.CreateOrganization(ctx, admin, "Globex", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	boss, err := svc.CreateUser(ctx, admin, accounts.NewUser{OrganizationID: o.ID, Email: "boss@initech.test", Role: "ORG_ADMIN", Password: "a long enough password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, admin, accounts.NewUser{OrganizationID: other.ID, Email: "x@globex.test", Role: "HR", Password: "a long enough password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, admin, accounts.NewUser{OrganizationID: o.ID, Email: "lead@initech.test", Role: "DEPARTMENT_LEAD", Password: "a long enough password"}); !isField(err, "department_id") {
+		t.Fatalf("lead without department: %v", err)
+	}
+	u, err := svc.CreateUser(ctx, admin, accounts.NewUser{OrganizationID: o.ID, Email: "hr@initech.test", Role: "HR", Password: "a long enough password"})
+	if err != nil || !u.Active || u.UpdatedAt.IsZero() {
+		t.Fatalf("created %+v %v", u, err)
+	}
+	bossActor := accounts.Actor{Name: "boss", UserID: boss.ID, Tenant: postgres.Tenant{OrganizationID: o.ID, Role: postgres.AppOrgAdmin, UserID: boss.ID}}
+	role := "EMPLOYEE"
+	if _, err := svc.UpdateUser(ctx, bossActor, u.ID, accounts.UserChange{Role: &role}, u.Version()); !isField(err, "employee_id") {
+		t.Fatalf("employee without a record: %v", err)
+	}
+	role = "ORG_ADMIN"
+	u2, err := svc.UpdateUser(ctx, bossActor, u.ID, accounts.UserChange{Role: &role}, u.Version())
+	if err != nil || u2.Role != postgres.AppOrgAdmin || u2.Version() == u.Version() {
+		t.Fatalf("promote: %+v %v", u2, err)
+	}
+	if _, err := svc.UpdateUser(ctx, bossActor, u.ID, accounts.UserChange{Role: &role}, u.Version()); !errors.Is(err, accounts.ErrStale) {
+		t.Fatalf("stale: %v", err)
+	}
+	role = "HR"
+	if _, err := svc.UpdateUser(ctx, bossActor, boss.ID, accounts.UserChange{Role: &role}, 0); apperr.As(err) == nil || apperr.As(err).Code != apperr.Forbidden {
+		t.Fatalf("own role: %v", err)
+	}
+	off := false
+	if _, err := svc.UpdateUser(ctx, bossActor, boss.ID, accounts.UserChange{Active: &off}, 0); apperr.As(err) == nil || apperr.As(err).Code != apperr.Forbidden {
+		t.Fatalf("disable oneself: %v", err)
+	}
+	if u2, err = svc.UpdateUser(ctx, bossActor, u.ID, accounts.UserChange{Active: &off}, 0); err != nil || u2.Active {
+		t.Fatalf("disable: %+v %v", u2, err)
+	}
+	list, err := svc.ListUsers(ctx, bossActor, accounts.UserFilter{Limit: 10})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("initech's users: %+v %v", list, err)
+	}
+	list, err = svc.ListUsers(ctx, bossActor, accounts.UserFilter{Limit: 10, Active: &off})
+	if err != nil || len(list) != 1 || list[0].ID != u.ID {
+		t.Fatalf("disabled users: %+v %v", list, err)
+	}
+	otherActor := accounts.Actor{Name: "x", Tenant: postgres.Tenant{OrganizationID: other.ID, Role: postgres.AppOrgAdmin}}
+	if _, err := svc.UserByID(ctx, otherActor, u.ID); !errors.Is(err, accounts.ErrNotFound) {
+		t.Fatalf("globex reads initech's user: %v", err)
+	}
+	if _, err := svc.UpdateUser(ctx, otherActor, u.ID, accounts.UserChange{Active: &off}, 0); !errors.Is(err, accounts.ErrNotFound) {
+		t.Fatalf("globex disables initech's user: %v", err)
+	}
+}
+
+func isField(err error, field string) bool {
+	var fe *apperr.FieldError
+	return errors.As(err, &fe) && fe.Field == field
+}

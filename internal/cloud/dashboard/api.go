@@ -49,6 +49,8 @@ type api struct {
 	mux            *http.ServeMux
 	routes         []route
 	violations     *prometheus.CounterVec
+	// pol are the policy services over each pool (policies.go).
+	pol *policyServices
 }
 
 // route is one entry of the routes table: what the OpenAPI conformance

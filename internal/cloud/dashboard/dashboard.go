@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
@@ -52,6 +53,9 @@ type Deps struct {
 	// Events configures the live updates (zero fields: liveevents'
 	// defaults).
 	Events liveevents.Config
+	// Queue is the command queue policy distributions enqueue through;
+	// nil: one over DB, its metrics registered in Registry.
+	Queue *commandqueue.Queue
 }
 
 // Route is one entry of the API's routes table.
@@ -112,6 +116,9 @@ func NewAPI(d Deps) (*API, error) {
 	// Every refusal of a stream names a query parameter or header.
 	writeStreamError := func(w http.ResponseWriter, r *http.Request, err error) { a.writeError(w, r, inParams(err)) }
 	a.hub = liveevents.New(d.Events, liveevents.Deps{DB: d.DB, Logger: d.Logger, WriteError: writeStreamError, Registerer: d.Registry})
+	if a.pol, err = newPolicyServices(d); err != nil {
+		return nil, err
+	}
 	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
 	a.routesTable()
 	// Every answer carries a request id (the error shape's request_id)
@@ -144,4 +151,7 @@ func (a *api) routesTable() {
 	a.directoryRoutes()
 	a.eventRoutes()
 	a.v1Routes()
+	a.policyRoutes()
+	a.userRoutes()
+	a.auditLogRoutes()
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"sort"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -117,16 +118,19 @@ func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID
 
 // Progress is where a distribution stands.
 type Progress struct {
-	ID        uuid.UUID
-	Version   string
-	Stage     string
-	Total     int
-	Waiting   int // not sent yet (non-canary targets during the canary stage)
-	Pending   int // command queued, not yet delivered
-	Delivered int // delivered, not yet acknowledged as applied
-	Applied   int
-	Failed    int // failed or expired
-	Gateways  []GatewayProgress
+	ID            uuid.UUID
+	PolicyID      int64
+	Version       string
+	CanaryPercent int
+	CreatedAt     time.Time
+	Stage         string
+	Total         int
+	Waiting       int // not sent yet (non-canary targets during the canary stage)
+	Pending       int // command queued, not yet delivered
+	Delivered     int // delivered, not yet acknowledged as applied
+	Applied       int
+	Failed        int // failed or expired
+	Gateways      []GatewayProgress
 }
 
 // GatewayProgress is one target's state.
@@ -182,7 +186,7 @@ func (d *Distributor) Progress(ctx context.Context, t postgres.Tenant, distID uu
 	p := Progress{ID: distID}
 	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
 		r, err := policydb.New(tx).DistributionStage(ctx, distID)
-		p.Stage, p.Version = r.Stage, r.Version
+		p.Stage, p.Version, p.PolicyID, p.CanaryPercent, p.CreatedAt = r.Stage, r.Version, r.PolicyID, int(r.CanaryPercent), r.CreatedAt
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -34,6 +35,9 @@ var schemaJSON []byte
 
 // ErrNotFound means no such policy or version for the actor.
 var ErrNotFound = errors.New("policy: not found")
+
+// ErrStale means the policy changed since the version the caller read.
+var ErrStale = errors.New("policy: changed since read")
 
 // Service manages policies.
 type Service struct {
@@ -91,7 +95,15 @@ type Policy struct {
 	Name           string
 	Content        json.RawMessage
 	CurrentVersion string
+	CreatedAt      time.Time
+	// UpdatedAt is when the draft or the current version last changed;
+	// its microseconds are the policy's version (Version).
+	UpdatedAt time.Time
 }
+
+// Version is the policy's version for optimistic concurrency (the
+// microseconds of UpdatedAt until policies carry a version column).
+func (p Policy) Version() int64 { return p.UpdatedAt.UnixMicro() }
 
 // Version is a released version of a policy.
 type Version struct {
@@ -151,17 +163,81 @@ func (s *Service) Get(ctx context.Context, a accounts.Actor, id int64) (Policy, 
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
-		p.ID, p.OrganizationID, p.Name, p.Content = r.ID, r.OrganizationID, r.Name, r.Content
-		if cur := r.CurrentVersion; cur != nil {
-			p.CurrentVersion = *cur
-		}
+		p = policyOf(r)
 		return err
 	})
 	return p, err
 }
 
+func policyOf(r policydb.GetPolicyRow) Policy {
+	p := Policy{ID: r.ID, OrganizationID: r.OrganizationID, Name: r.Name, Content: r.Content, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if cur := r.CurrentVersion; cur != nil {
+		p.CurrentVersion = *cur
+	}
+	return p
+}
+
+// List lists one page of the policies visible to the actor: at most limit
+// after afterID, by id.
+func (s *Service) List(ctx context.Context, a accounts.Actor, afterID int64, limit int) ([]Policy, error) {
+	var out []Policy
+	err := postgres.InTenant(ctx, s.db, a.Tenant, func(tx pgx.Tx) error {
+		rows, err := policydb.New(tx).ListPolicies(ctx, policydb.ListPoliciesParams{AfterID: afterID, MaxRows: int32(limit)})
+		if err != nil {
+			return fmt.Errorf("policy: list: %w", err)
+		}
+		out = make([]Policy, 0, len(rows))
+		for _, r := range rows {
+			out = append(out, policyOf(policydb.GetPolicyRow(r)))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// VersionCursor is where a page of versions starts: after the version
+// released at ReleasedAt with ID (zero: from the newest).
+type VersionCursor struct {
+	ReleasedAt time.Time
+	ID         uuid.UUID
+}
+
+// Versions lists one page of a policy's released versions, newest first:
+// at most limit after cursor. A policy the actor cannot see is ErrNotFound.
+func (s *Service) Versions(ctx context.Context, a accounts.Actor, id int64, after VersionCursor, limit int) ([]Version, error) {
+	var out []Version
+	err := postgres.InTenant(ctx, s.db, a.Tenant, func(tx pgx.Tx) error {
+		q := policydb.New(tx)
+		if _, err := q.GetPolicy(ctx, id); errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		p := policydb.ListVersionsParams{PolicyID: id, MaxRows: int32(limit)}
+		if !after.ReleasedAt.IsZero() {
+			p.AfterReleasedAt, p.AfterID = pgtype.Timestamptz{Time: after.ReleasedAt, Valid: true}, &after.ID
+		}
+		rows, err := q.ListVersions(ctx, p)
+		if err != nil {
+			return fmt.Errorf("policy: versions: %w", err)
+		}
+		out = make([]Version, 0, len(rows))
+		for _, r := range rows {
+			out = append(out, Version(r))
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Update replaces a policy's draft content, auditing the diff.
 func (s *Service) Update(ctx context.Context, a accounts.Actor, id int64, content []byte) (Policy, error) {
+	return s.UpdateVersion(ctx, a, id, content, 0)
+}
+
+// UpdateVersion is Update if the policy is still at version (as
+// Policy.Version reported it; 0: whatever its version), ErrStale if not.
+func (s *Service) UpdateVersion(ctx context.Context, a accounts.Actor, id int64, content []byte, version int64) (Policy, error) {
 	if err := s.Validate(content); err != nil {
 		return Policy{}, err
 	}
@@ -176,7 +252,10 @@ func (s *Service) Update(ctx context.Context, a accounts.Actor, id int64, conten
 		if err != nil {
 			return err
 		}
-		changes, err := Diff(old, canon)
+		if version != 0 && old.UpdatedAt.UnixMicro() != version {
+			return ErrStale
+		}
+		changes, err := Diff(old.Content, canon)
 		if err != nil {
 			return err
 		}

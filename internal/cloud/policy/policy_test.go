@@ -131,3 +131,55 @@ func TestContentIsValidatedNamingTheField(t *testing.T) {
 		t.Error("a nameless policy was created")
 	}
 }
+
+// TestUpdateVersionListAndVersions: an update at a stale version is
+// refused (ErrStale) and one at the current version moves the version;
+// lists and version pages hold the actor's organisation's rows only.
+func TestUpdateVersionListAndVersions(t *testing.T) {
+	svc, _, alpha, beta := setup(t)
+	ctx := context.Background()
+	p, err := svc.Create(ctx, alpha, "Versioned", []byte(`{"screenshots": {"enabled": true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = svc.Get(ctx, alpha, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := svc.UpdateVersion(ctx, alpha, p.ID, []byte(`{"screenshots": {"enabled": false}}`), p.Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Version() == p.Version() {
+		t.Fatal("the version did not move")
+	}
+	if _, err := svc.UpdateVersion(ctx, alpha, p.ID, []byte(`{}`), p.Version()); !errors.Is(err, policy.ErrStale) {
+		t.Fatalf("stale update: %v", err)
+	}
+	if _, err := svc.UpdateVersion(ctx, beta, p.ID, []byte(`{}`), up.Version()); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("beta updates alpha's: %v", err)
+	}
+	list, err := svc.List(ctx, alpha, 0, 10)
+	if err != nil || len(list) != 2 || list[1].ID != p.ID {
+		t.Fatalf("alpha's list: %+v %v", list, err)
+	}
+	if list, err = svc.List(ctx, alpha, p.ID, 10); err != nil || len(list) != 0 {
+		t.Fatalf("after the last: %+v %v", list, err)
+	}
+	for _, restart := range []bool{false, true} {
+		if _, err := svc.Release(ctx, alpha, p.ID, restart); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs, err := svc.Versions(ctx, alpha, p.ID, policy.VersionCursor{}, 1)
+	if err != nil || len(vs) != 1 || vs[0].Version != "2.0.0" {
+		t.Fatalf("first page: %+v %v", vs, err)
+	}
+	vs, err = svc.Versions(ctx, alpha, p.ID, policy.VersionCursor{ReleasedAt: vs[0].ReleasedAt, ID: vs[0].ID}, 5)
+	if err != nil || len(vs) != 1 || vs[0].Version != "1.0.0" {
+		t.Fatalf("second page: %+v %v", vs, err)
+	}
+	if _, err := svc.Versions(ctx, beta, p.ID, policy.VersionCursor{}, 5); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("beta lists alpha's versions: %v", err)
+	}
+}

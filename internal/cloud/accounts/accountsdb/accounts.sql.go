@@ -110,7 +110,8 @@ func (q *Queries) CreateProvisioningToken(ctx context.Context, arg CreateProvisi
 }
 
 const createUser = `-- name: CreateUser :one
-INSERT INTO users (organization_id, email, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING id
+INSERT INTO users (organization_id, email, password_hash, role, department_id, employee_id)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
 `
 
 type CreateUserParams struct {
@@ -118,6 +119,8 @@ type CreateUserParams struct {
 	Email          string
 	PasswordHash   string
 	Role           string
+	DepartmentID   *int64
+	EmployeeID     *int64
 }
 
 func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (int64, error) {
@@ -126,6 +129,8 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (int64, 
 		arg.Email,
 		arg.PasswordHash,
 		arg.Role,
+		arg.DepartmentID,
+		arg.EmployeeID,
 	)
 	var id int64
 	err := row.Scan(&id)
@@ -162,6 +167,42 @@ func (q *Queries) GatewayInOrganization(ctx context.Context, arg GatewayInOrgani
 	return exists, err
 }
 
+const getUser = `-- name: GetUser :one
+SELECT id, organization_id, email, role, department_id, employee_id, is_active, last_login_at, created_at, updated_at
+  FROM users WHERE id = $1
+`
+
+type GetUserRow struct {
+	ID             int64
+	OrganizationID *int64
+	Email          string
+	Role           string
+	DepartmentID   *int64
+	EmployeeID     *int64
+	IsActive       bool
+	LastLoginAt    *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+func (q *Queries) GetUser(ctx context.Context, id int64) (GetUserRow, error) {
+	row := q.db.QueryRow(ctx, getUser, id)
+	var i GetUserRow
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.Email,
+		&i.Role,
+		&i.DepartmentID,
+		&i.EmployeeID,
+		&i.IsActive,
+		&i.LastLoginAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const listOrganizations = `-- name: ListOrganizations :many
 SELECT id, name, slug, created_at FROM organizations ORDER BY id
 `
@@ -196,6 +237,109 @@ func (q *Queries) ListOrganizations(ctx context.Context) ([]ListOrganizationsRow
 		return nil, err
 	}
 	return items, nil
+}
+
+const listUsers = `-- name: ListUsers :many
+SELECT id, organization_id, email, role, department_id, employee_id, is_active, last_login_at, created_at, updated_at
+  FROM users
+ WHERE id > $1
+   AND ($2::text IS NULL OR role = $2::text)
+   AND ($3::boolean IS NULL OR is_active = $3::boolean)
+ ORDER BY id LIMIT $4
+`
+
+type ListUsersParams struct {
+	AfterID  int64
+	Role     *string
+	IsActive *bool
+	MaxRows  int32
+}
+
+type ListUsersRow struct {
+	ID             int64
+	OrganizationID *int64
+	Email          string
+	Role           string
+	DepartmentID   *int64
+	EmployeeID     *int64
+	IsActive       bool
+	LastLoginAt    *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// One page of the users the actor sees, by id, optionally of one role
+// and active or not.
+func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]ListUsersRow, error) {
+	rows, err := q.db.Query(ctx, listUsers,
+		arg.AfterID,
+		arg.Role,
+		arg.IsActive,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListUsersRow
+	for rows.Next() {
+		var i ListUsersRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.Email,
+			&i.Role,
+			&i.DepartmentID,
+			&i.EmployeeID,
+			&i.IsActive,
+			&i.LastLoginAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockUser = `-- name: LockUser :one
+SELECT id, organization_id, email, role, department_id, employee_id, is_active, last_login_at, created_at, updated_at
+  FROM users WHERE id = $1 FOR UPDATE
+`
+
+type LockUserRow struct {
+	ID             int64
+	OrganizationID *int64
+	Email          string
+	Role           string
+	DepartmentID   *int64
+	EmployeeID     *int64
+	IsActive       bool
+	LastLoginAt    *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+func (q *Queries) LockUser(ctx context.Context, id int64) (LockUserRow, error) {
+	row := q.db.QueryRow(ctx, lockUser, id)
+	var i LockUserRow
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.Email,
+		&i.Role,
+		&i.DepartmentID,
+		&i.EmployeeID,
+		&i.IsActive,
+		&i.LastLoginAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const organizationByID = `-- name: OrganizationByID :one
@@ -284,4 +428,31 @@ func (q *Queries) SetPassword(ctx context.Context, arg SetPasswordParams) (SetPa
 		&i.Role,
 	)
 	return i, err
+}
+
+const updateUser = `-- name: UpdateUser :one
+UPDATE users SET role = $1, department_id = $2, employee_id = $3,
+       is_active = $4, updated_at = clock_timestamp()
+ WHERE id = $5 RETURNING updated_at
+`
+
+type UpdateUserParams struct {
+	Role         string
+	DepartmentID *int64
+	EmployeeID   *int64
+	IsActive     bool
+	ID           int64
+}
+
+func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (time.Time, error) {
+	row := q.db.QueryRow(ctx, updateUser,
+		arg.Role,
+		arg.DepartmentID,
+		arg.EmployeeID,
+		arg.IsActive,
+		arg.ID,
+	)
+	var updated_at time.Time
+	err := row.Scan(&updated_at)
+	return updated_at, err
 }

@@ -13,7 +13,8 @@ SELECT id, name, slug, created_at FROM organizations WHERE id = $1;
 SELECT id, name, slug, created_at FROM organizations ORDER BY id;
 
 -- name: CreateUser :one
-INSERT INTO users (organization_id, email, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING id;
+INSERT INTO users (organization_id, email, password_hash, role, department_id, employee_id)
+VALUES (sqlc.narg(organization_id), @email, @password_hash, @role, sqlc.narg(department_id), sqlc.narg(employee_id)) RETURNING id;
 
 -- name: CreateGateway :one
 INSERT INTO gateway_instances (organization_id, serial, name) VALUES ($1, $2, $3) RETURNING id;
@@ -44,3 +45,26 @@ RETURNING id, organization_id, email, role;
 -- name: EndUserSessions :one
 -- Every session of the user ends (00025): -1 when the actor may not.
 SELECT app.user_sessions_end(@user_id)::int;
+
+-- name: GetUser :one
+SELECT id, organization_id, email, role, department_id, employee_id, is_active, last_login_at, created_at, updated_at
+  FROM users WHERE id = $1;
+
+-- name: LockUser :one
+SELECT id, organization_id, email, role, department_id, employee_id, is_active, last_login_at, created_at, updated_at
+  FROM users WHERE id = $1 FOR UPDATE;
+
+-- name: ListUsers :many
+-- One page of the users the actor sees, by id, optionally of one role
+-- and active or not.
+SELECT id, organization_id, email, role, department_id, employee_id, is_active, last_login_at, created_at, updated_at
+  FROM users
+ WHERE id > @after_id
+   AND (sqlc.narg(role)::text IS NULL OR role = sqlc.narg(role)::text)
+   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active)::boolean)
+ ORDER BY id LIMIT @max_rows;
+
+-- name: UpdateUser :one
+UPDATE users SET role = @role, department_id = sqlc.narg(department_id), employee_id = sqlc.narg(employee_id),
+       is_active = @is_active, updated_at = clock_timestamp()
+ WHERE id = @id RETURNING updated_at;

@@ -3,3 +3,35 @@
 //   sqlc v1.31.1
 
 package dashboarddb
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+type AuditLog struct {
+	ID             int64
+	OrganizationID *int64
+	ActorUserID    *int64
+	Actor          string
+	Action         string
+	ResourceType   string
+	ResourceID     *string
+	Outcome        string
+	Details        json.RawMessage
+	CreatedAt      time.Time
+}
+
+type RetentionPolicy struct {
+	ID             uuid.UUID
+	OrganizationID *int64
+	ResourceType   string
+	RetentionDays  int32
+	Action         string
+	IsActive       bool
+	CreatedAt      time.Time
+	RowVersion     int64
+	UpdatedAt      time.Time
+}

@@ -7,6 +7,7 @@ package policydb
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -70,18 +71,27 @@ func (q *Queries) ActiveGateways(ctx context.Context, organizationID int64) ([]u
 }
 
 const distributionStage = `-- name: DistributionStage :one
-SELECT d.stage, v.version FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1
+SELECT d.stage, v.version, d.policy_id, d.canary_percent, d.created_at FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1
 `
 
 type DistributionStageRow struct {
-	Stage   string
-	Version string
+	Stage         string
+	Version       string
+	PolicyID      int64
+	CanaryPercent int32
+	CreatedAt     time.Time
 }
 
 func (q *Queries) DistributionStage(ctx context.Context, id uuid.UUID) (DistributionStageRow, error) {
 	row := q.db.QueryRow(ctx, distributionStage, id)
 	var i DistributionStageRow
-	err := row.Scan(&i.Stage, &i.Version)
+	err := row.Scan(
+		&i.Stage,
+		&i.Version,
+		&i.PolicyID,
+		&i.CanaryPercent,
+		&i.CreatedAt,
+	)
 	return i, err
 }
 

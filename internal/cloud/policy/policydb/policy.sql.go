@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const createPolicy = `-- name: CreatePolicy :one
@@ -39,7 +40,7 @@ func (q *Queries) CreatePolicy(ctx context.Context, arg CreatePolicyParams) (int
 }
 
 const getPolicy = `-- name: GetPolicy :one
-SELECT id, organization_id, name, content, current_version FROM policies WHERE id = $1
+SELECT id, organization_id, name, content, current_version, created_at, updated_at FROM policies WHERE id = $1
 `
 
 type GetPolicyRow struct {
@@ -48,6 +49,8 @@ type GetPolicyRow struct {
 	Name           string
 	Content        json.RawMessage
 	CurrentVersion *string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 func (q *Queries) GetPolicy(ctx context.Context, id int64) (GetPolicyRow, error) {
@@ -59,6 +62,8 @@ func (q *Queries) GetPolicy(ctx context.Context, id int64) (GetPolicyRow, error)
 		&i.Name,
 		&i.Content,
 		&i.CurrentVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
 	)
 	return i, err
 }
@@ -161,16 +166,134 @@ func (q *Queries) InsertVersion(ctx context.Context, arg InsertVersionParams) (I
 	return i, err
 }
 
-const lockPolicyContent = `-- name: LockPolicyContent :one
-SELECT content FROM policies WHERE id = $1 FOR UPDATE
+const listPolicies = `-- name: ListPolicies :many
+SELECT id, organization_id, name, content, current_version, created_at, updated_at
+  FROM policies WHERE id > $1 ORDER BY id LIMIT $2
 `
 
-// The draft content, locked for an update.
-func (q *Queries) LockPolicyContent(ctx context.Context, id int64) (json.RawMessage, error) {
+type ListPoliciesParams struct {
+	AfterID int64
+	MaxRows int32
+}
+
+type ListPoliciesRow struct {
+	ID             int64
+	OrganizationID int64
+	Name           string
+	Content        json.RawMessage
+	CurrentVersion *string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// One page of the policies the actor sees, by id.
+func (q *Queries) ListPolicies(ctx context.Context, arg ListPoliciesParams) ([]ListPoliciesRow, error) {
+	rows, err := q.db.Query(ctx, listPolicies, arg.AfterID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListPoliciesRow
+	for rows.Next() {
+		var i ListPoliciesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.Name,
+			&i.Content,
+			&i.CurrentVersion,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listVersions = `-- name: ListVersions :many
+SELECT id, policy_id, version, content, checksum, requires_restart, released_at, released_by
+  FROM policy_versions
+ WHERE policy_id = $1
+   AND ($2::timestamptz IS NULL
+        OR (released_at, id) < ($2::timestamptz, $3::uuid))
+ ORDER BY released_at DESC, id DESC LIMIT $4
+`
+
+type ListVersionsParams struct {
+	PolicyID        int64
+	AfterReleasedAt pgtype.Timestamptz
+	AfterID         *uuid.UUID
+	MaxRows         int32
+}
+
+type ListVersionsRow struct {
+	ID              uuid.UUID
+	PolicyID        int64
+	Version         string
+	Content         json.RawMessage
+	Checksum        string
+	RequiresRestart bool
+	ReleasedAt      time.Time
+	ReleasedBy      *int64
+}
+
+// One page of a policy's released versions, newest first, after the
+// (released_at, id) of the previous page's last.
+func (q *Queries) ListVersions(ctx context.Context, arg ListVersionsParams) ([]ListVersionsRow, error) {
+	rows, err := q.db.Query(ctx, listVersions,
+		arg.PolicyID,
+		arg.AfterReleasedAt,
+		arg.AfterID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListVersionsRow
+	for rows.Next() {
+		var i ListVersionsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.PolicyID,
+			&i.Version,
+			&i.Content,
+			&i.Checksum,
+			&i.RequiresRestart,
+			&i.ReleasedAt,
+			&i.ReleasedBy,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockPolicyContent = `-- name: LockPolicyContent :one
+SELECT content, updated_at FROM policies WHERE id = $1 FOR UPDATE
+`
+
+type LockPolicyContentRow struct {
+	Content   json.RawMessage
+	UpdatedAt time.Time
+}
+
+// The draft content and when it last changed (the policy's version),
+// locked for an update.
+func (q *Queries) LockPolicyContent(ctx context.Context, id int64) (LockPolicyContentRow, error) {
 	row := q.db.QueryRow(ctx, lockPolicyContent, id)
-	var content json.RawMessage
-	err := row.Scan(&content)
-	return content, err
+	var i LockPolicyContentRow
+	err := row.Scan(&i.Content, &i.UpdatedAt)
+	return i, err
 }
 
 const lockPolicyForRelease = `-- name: LockPolicyForRelease :one
@@ -224,7 +347,7 @@ func (q *Queries) ReleasedDocument(ctx context.Context, arg ReleasedDocumentPara
 }
 
 const setCurrentVersion = `-- name: SetCurrentVersion :exec
-UPDATE policies SET current_version = $1, content = $2, updated_at = now() WHERE id = $3
+UPDATE policies SET current_version = $1, content = $2, updated_at = clock_timestamp() WHERE id = $3
 `
 
 type SetCurrentVersionParams struct {
@@ -239,7 +362,7 @@ func (q *Queries) SetCurrentVersion(ctx context.Context, arg SetCurrentVersionPa
 }
 
 const updatePolicyContent = `-- name: UpdatePolicyContent :exec
-UPDATE policies SET content = $1, updated_at = now() WHERE id = $2
+UPDATE policies SET content = $1, updated_at = clock_timestamp() WHERE id = $2
 `
 
 type UpdatePolicyContentParams struct {

@@ -22,7 +22,7 @@ SELECT t.gateway_id, t.canary, t.command_id, t.restart_command_id, c.status, c.e
  WHERE t.distribution_id = $1 ORDER BY t.gateway_id;
 
 -- name: DistributionStage :one
-SELECT d.stage, v.version FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1;
+SELECT d.stage, v.version, d.policy_id, d.canary_percent, d.created_at FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1;
 
 -- name: LockDistribution :one
 SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart
