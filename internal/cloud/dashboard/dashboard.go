@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
@@ -105,6 +106,11 @@ func NewAPI(d Deps) (*API, error) {
 	if err := d.Registry.Register(a.violations); err != nil {
 		return nil, err
 	}
+	// The command queue's statements run in the caller's transaction
+	// (…Tx), so one queue serves both pools.
+	if a.queue, err = commandqueue.New(d.DB, commandqueue.Options{Logger: d.Logger}, d.Registry); err != nil {
+		return nil, err
+	}
 	service.HealthRoutes(a.mux, d.Registry, service.PingCheck("postgres", d.DB))
 	if d.SignIn != nil {
 		a.sessionActive = d.SignIn.SessionActive
@@ -144,4 +150,5 @@ func (a *api) routesTable() {
 	a.directoryRoutes()
 	a.eventRoutes()
 	a.v1Routes()
+	a.fleetRoutes()
 }
