@@ -1,8 +1,10 @@
 package dashboard
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -143,8 +145,14 @@ func (a *api) rotateGatewayKey(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
+	// The body is optional: none (or an empty one) takes the defaults.
 	var in rotateKey
-	if r.ContentLength != 0 {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(raw))
 		if err := a.decode(r, &in); err != nil {
 			return err
 		}

@@ -95,6 +95,11 @@ func TestFleetGateways(t *testing.T) {
 	want(t, "ADMIN registers in globex", e.call("POST", "/api/v2/gateways", tok.platform,
 		map[string]any{"serial": "GW-3", "organization_id": e.orgB.OrganizationID}), http.StatusCreated)
 	want(t, "register as HR", e.call("POST", "/api/v2/gateways", tok.hr, map[string]any{"serial": "GW-4"}), http.StatusForbidden)
+	var everyGateway listJSON[gatewayJSON]
+	want(t, "list as ADMIN", e.call("GET", "/api/v2/gateways", tok.platform, nil), http.StatusOK).JSON(t, &everyGateway)
+	if len(everyGateway.Items) != 4 {
+		t.Fatalf("ADMIN sees %d gateways, want 4 (two per organisation)", len(everyGateway.Items))
+	}
 
 	// Pages of one: two gateways in acme, then the end.
 	var seen []string
