@@ -618,3 +618,49 @@ func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
+
+// ErrRevoked means the gateway is revoked already.
+var ErrRevoked = errors.New("gateway revoked already")
+
+// Revocation is what RevokeGateway did.
+type Revocation struct {
+	GatewayID      uuid.UUID
+	OrganizationID int64
+	Serial         string
+	// CancelledCommands is how many unfinished commands were cancelled.
+	CancelledCommands int64
+}
+
+// RevokeGateway revokes a gateway for good, in one transaction: its API
+// key (and a pending rotation's key, and its provisioning token) stop
+// working at once, its unfinished commands are cancelled, its control
+// socket is closed (the gateway_instances_revoked_notify trigger), and an
+// audit row records it. ErrNotFound: no such gateway the actor may see;
+// ErrRevoked: revoked already.
+func (s *Service) RevokeGateway(ctx context.Context, actor Actor, id uuid.UUID) (Revocation, error) {
+	r := Revocation{GatewayID: id}
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
+		q := accountsdb.New(tx)
+		row, err := q.RevokeGateway(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			_, err := q.GatewayRevokedAt(ctx, id)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("look up gateway: %w", err)
+			}
+			return ErrRevoked
+		}
+		if err != nil {
+			return fmt.Errorf("revoke gateway: %w", err)
+		}
+		r.OrganizationID, r.Serial = row.OrganizationID, row.Serial
+		if r.CancelledCommands, err = q.CancelGatewayCommands(ctx, id); err != nil {
+			return fmt.Errorf("cancel the gateway's commands: %w", err)
+		}
+		return audit(ctx, tx, r.OrganizationID, "revoke", "gateway", id.String(),
+			map[string]any{"serial": r.Serial, "cancelled_commands": r.CancelledCommands})
+	})
+	return r, err
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -385,4 +386,96 @@ func checkRotatePayload(payload json.RawMessage) error {
 		}
 	}
 	return nil
+}
+
+// PageFilter selects one page of a gateway's commands for ListPageTx.
+type PageFilter struct {
+	GatewayID uuid.UUID
+	// Status keeps only commands in this status ("": any).
+	Status string
+	// Before is the keyset cursor: commands created before BeforeAt, or
+	// at BeforeAt with an id below BeforeID (zero BeforeAt: the newest).
+	BeforeAt time.Time
+	BeforeID uuid.UUID
+	Limit    int
+}
+
+// ListPageTx returns one page of a gateway's commands, newest first (ties
+// by id), inside the caller's tenant transaction: the Dashboard API's
+// cursor pages. A gateway of another organisation has none.
+func (d *Queue) ListPageTx(ctx context.Context, tx pgx.Tx, f PageFilter) ([]Command, error) {
+	p := commandqueuedb.ListPageParams{GatewayID: f.GatewayID, MaxRows: int32(f.Limit)}
+	if f.Status != "" {
+		p.Status = &f.Status
+	}
+	if !f.BeforeAt.IsZero() {
+		p.BeforeAt = pgtype.Timestamptz{Time: f.BeforeAt, Valid: true}
+		p.BeforeID = &f.BeforeID
+	}
+	rows, err := commandqueuedb.New(tx).ListPage(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("commandqueue: list: %w", err)
+	}
+	out := make([]Command, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, command(commandqueuedb.ListRow(r)))
+	}
+	return out, nil
+}
+
+// GetTx is Get inside the caller's tenant transaction.
+func (d *Queue) GetTx(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Command, error) {
+	r, err := commandqueuedb.New(tx).Get(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Command{}, ErrNotFound
+	}
+	if err != nil {
+		return Command{}, fmt.Errorf("commandqueue: get: %w", err)
+	}
+	return command(commandqueuedb.ListRow(r)), nil
+}
+
+// ErrFinished means a command cannot be cancelled: it is completed,
+// failed, expired or cancelled already.
+var ErrFinished = errors.New("commandqueue: command is finished")
+
+// CancelTx cancels a command not yet finished inside the caller's tenant
+// transaction and returns it as it is now: ErrNotFound when the tenant
+// cannot see it, ErrFinished (with the command) when it is finished.
+func (d *Queue) CancelTx(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Command, error) {
+	_, err := commandqueuedb.New(tx).Cancel(ctx, id)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return Command{}, fmt.Errorf("commandqueue: cancel: %w", err)
+	}
+	c, gerr := d.GetTx(ctx, tx, id)
+	if gerr != nil {
+		return Command{}, gerr
+	}
+	if err != nil {
+		return c, ErrFinished
+	}
+	return c, nil
+}
+
+// RotateKey is the rotate_api_key command for a gateway, as staffctl
+// gateway rotate-key and the Dashboard API queue it: no key in the
+// payload (the gateway fetches its new key itself), only the overlap
+// during which the old key stays valid if the new one is never used
+// (whole seconds, protocol.MinKeyOverlapSeconds…MaxKeyOverlapSeconds; 0:
+// the default), at a high priority. A bad overlap names the field
+// "overlap_seconds".
+func RotateKey(gateway uuid.UUID, overlap, ttl time.Duration, createdBy string) (NewCommand, error) {
+	if overlap == 0 {
+		overlap = time.Duration(protocol.DefaultKeyOverlapSeconds) * time.Second
+	}
+	lo, hi := time.Duration(protocol.MinKeyOverlapSeconds)*time.Second, time.Duration(protocol.MaxKeyOverlapSeconds)*time.Second
+	if overlap < lo || overlap > hi || overlap%time.Second != 0 {
+		return NewCommand{}, &apperr.FieldError{Field: "overlap_seconds",
+			Message: fmt.Sprintf("must be whole seconds from %d to %d", protocol.MinKeyOverlapSeconds, protocol.MaxKeyOverlapSeconds)}
+	}
+	payload, err := json.Marshal(protocol.RotateAPIKeyPayload{OverlapSeconds: int(overlap / time.Second)})
+	if err != nil {
+		return NewCommand{}, err
+	}
+	return NewCommand{GatewayID: gateway, Type: protocol.CommandRotateAPIKey, Payload: payload, Priority: 10, TTL: ttl, CreatedBy: createdBy}, nil
 }

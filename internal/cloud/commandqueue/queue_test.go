@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
@@ -29,6 +30,8 @@ type fixture struct {
 	q      *commandqueue.Queue // as the ingest role (the Agent API)
 	a, b   pgtest.Seeded
 	ta, tb postgres.Tenant
+	// dash is the dashboard role's pool (the …Tx methods' transactions).
+	dash *pgxpool.Pool
 }
 
 func newFixture(t *testing.T, opts commandqueue.Options) *fixture {
@@ -62,6 +65,9 @@ func newFixture(t *testing.T, opts commandqueue.Options) *fixture {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
+		if r.url == db.DashboardURL {
+			f.dash = pool
+		}
 		if *r.dst, err = commandqueue.New(pool, opts, prometheus.NewRegistry()); err != nil {
 			t.Fatal(err)
 		}

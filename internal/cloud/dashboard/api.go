@@ -18,6 +18,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard/dashboarddb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -51,6 +52,8 @@ type api struct {
 	violations     *prometheus.CounterVec
 	// pol are the policy services over each pool (policies.go).
 	pol *policyServices
+	// queue is the gateway command queue (commands.go).
+	queue *commandqueue.Queue
 }
 
 // route is one entry of the routes table: what the OpenAPI conformance

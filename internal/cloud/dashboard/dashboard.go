@@ -12,6 +12,7 @@ package dashboard
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -109,6 +110,13 @@ func NewAPI(d Deps) (*API, error) {
 	if err := d.Registry.Register(a.violations); err != nil {
 		return nil, err
 	}
+	// The command queue's statements run in the caller's transaction
+	// (…Tx), so one queue serves both pools.
+	if a.queue = d.Queue; a.queue == nil {
+		if a.queue, err = commandqueue.New(d.DB, commandqueue.Options{Logger: d.Logger}, d.Registry); err != nil {
+			return nil, fmt.Errorf("dashboard: command queue: %w", err)
+		}
+	}
 	service.HealthRoutes(a.mux, d.Registry, service.PingCheck("postgres", d.DB))
 	if d.SignIn != nil {
 		a.sessionActive = d.SignIn.SessionActive
@@ -116,7 +124,7 @@ func NewAPI(d Deps) (*API, error) {
 	// Every refusal of a stream names a query parameter or header.
 	writeStreamError := func(w http.ResponseWriter, r *http.Request, err error) { a.writeError(w, r, inParams(err)) }
 	a.hub = liveevents.New(d.Events, liveevents.Deps{DB: d.DB, Logger: d.Logger, WriteError: writeStreamError, Registerer: d.Registry})
-	if a.pol, err = newPolicyServices(d); err != nil {
+	if a.pol, err = newPolicyServices(d, a.queue); err != nil {
 		return nil, err
 	}
 	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
@@ -154,4 +162,5 @@ func (a *api) routesTable() {
 	a.policyRoutes()
 	a.userRoutes()
 	a.auditLogRoutes()
+	a.fleetRoutes()
 }

@@ -382,3 +382,18 @@ func signWithTestKey(t testing.TB, e *apiEnv, tok *jwt.Token) string {
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// scan runs a one-row, one-column query as the test server's
+// administrator into dst (fixtures and checks only).
+func (e *apiEnv) scan(dst any, sql string, args ...any) {
+	e.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.db.AdminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, sql, args...).Scan(dst); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+}

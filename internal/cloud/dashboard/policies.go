@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,16 +28,9 @@ type policyServices struct {
 }
 
 // newPolicyServices builds the policy services over d's pools. The
-// command queue only enqueues inside the caller's transaction, so one
-// queue (d.Queue, or one over d.DB registered in d.Registry) serves both.
-func newPolicyServices(d Deps) (*policyServices, error) {
-	q := d.Queue
-	if q == nil {
-		var err error
-		if q, err = commandqueue.New(d.DB, commandqueue.Options{}, d.Registry); err != nil {
-			return nil, fmt.Errorf("dashboard: command queue: %w", err)
-		}
-	}
+// command queue q only enqueues inside the caller's transaction, so it
+// serves both.
+func newPolicyServices(d Deps, q *commandqueue.Queue) (*policyServices, error) {
 	p := &policyServices{}
 	var err error
 	if p.svc, err = policy.New(d.DB); err != nil {
@@ -89,28 +81,6 @@ func (a *api) policyRoutes() {
 	a.handle("GET", "/api/v2/retention-policies", orgManagers, a.listRetentionPolicies)
 	a.handle("GET", "/api/v2/retention-policies/{id}", orgManagers, a.getRetentionPolicy)
 	a.handle("PATCH", "/api/v2/retention-policies/{id}", orgManagers, a.updateRetentionPolicy)
-}
-
-// encodeCursor is the opaque cursor of a page's last sort key.
-func encodeCursor(v any) string {
-	b, _ := json.Marshal(v)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// decodeCursor reads a cursor encodeCursor made into v; an empty one
-// leaves v as it is.
-func decodeCursor(s string, v any) error {
-	if s == "" {
-		return nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, v)
-	}
-	if err != nil {
-		return inParams(apperr.New(apperr.Invalid, "cursor", "the cursor is not one this API issued"))
-	}
-	return nil
 }
 
 // policyNotFound maps the policy service's not-found to a 404.

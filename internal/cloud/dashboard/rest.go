@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"mime"
 	"net/http"
 	"strconv"
@@ -128,3 +130,26 @@ func writeVersioned(w http.ResponseWriter, status int, version int64, v any) {
 func writeJSON(w http.ResponseWriter, status int, v any) { service.WriteJSON(w, status, v) }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// encodeCursor makes an opaque cursor of a page's last sort key (the
+// client hands it back as it is; row-level security filters whatever it
+// says, so it need not be signed).
+func encodeCursor(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor reads a cursor made by encodeCursor into v ("" leaves v).
+func decodeCursor(s string, v any) error {
+	if s == "" {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || json.Unmarshal(b, v) != nil {
+		return badCursor()
+	}
+	return nil
+}

@@ -24,6 +24,33 @@ type AuditLog struct {
 	CreatedAt      time.Time
 }
 
+type Device struct {
+	ID             int64
+	OrganizationID int64
+	GatewayID      *uuid.UUID
+	Name           string
+	AdapterType    string
+	Host           *string
+	Port           *int32
+	Serial         *string
+	Config         json.RawMessage
+	Status         string
+	LastSeenAt     *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	RowVersion     int64
+}
+
+type DeviceAdapter struct {
+	ID           uuid.UUID
+	Type         string
+	Vendor       string
+	Version      string
+	ConfigSchema json.RawMessage
+	IsActive     bool
+	CreatedAt    time.Time
+}
+
 type RetentionPolicy struct {
 	ID             uuid.UUID
 	OrganizationID *int64
