@@ -606,10 +606,12 @@ func (a *api) updateRetentionPolicy(w http.ResponseWriter, r *http.Request, c *c
 		if in.Active != nil {
 			p.IsActive = *in.Active
 		}
-		if err := q.UpdateRetentionPolicy(r.Context(), dashboarddb.UpdateRetentionPolicyParams{ID: id, RetentionDays: p.RetentionDays,
-			Action: p.Action, IsActive: p.IsActive}); err != nil {
+		updated, err := q.UpdateRetentionPolicy(r.Context(), dashboarddb.UpdateRetentionPolicyParams{ID: id, RetentionDays: p.RetentionDays,
+			Action: p.Action, IsActive: p.IsActive})
+		if err != nil {
 			return err
 		}
+		p = updated
 		details, err := json.Marshal(map[string]any{
 			"old": map[string]any{"retention_days": old.RetentionDays, "action": old.Action, "active": old.IsActive},
 			"new": map[string]any{"retention_days": p.RetentionDays, "action": p.Action, "active": p.IsActive},

@@ -122,8 +122,9 @@ func (q *Queries) LockRetentionPolicy(ctx context.Context, id uuid.UUID) (Retent
 	return i, err
 }
 
-const updateRetentionPolicy = `-- name: UpdateRetentionPolicy :exec
+const updateRetentionPolicy = `-- name: UpdateRetentionPolicy :one
 UPDATE retention_policies SET retention_days = $1, action = $2, is_active = $3 WHERE id = $4
+RETURNING id, organization_id, resource_type, retention_days, action, is_active, created_at, row_version, updated_at
 `
 
 type UpdateRetentionPolicyParams struct {
@@ -133,12 +134,25 @@ type UpdateRetentionPolicyParams struct {
 	ID            uuid.UUID
 }
 
-func (q *Queries) UpdateRetentionPolicy(ctx context.Context, arg UpdateRetentionPolicyParams) error {
-	_, err := q.db.Exec(ctx, updateRetentionPolicy,
+// The rule as updated, with the version the database moved on (00023).
+func (q *Queries) UpdateRetentionPolicy(ctx context.Context, arg UpdateRetentionPolicyParams) (RetentionPolicy, error) {
+	row := q.db.QueryRow(ctx, updateRetentionPolicy,
 		arg.RetentionDays,
 		arg.Action,
 		arg.IsActive,
 		arg.ID,
 	)
-	return err
+	var i RetentionPolicy
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.ResourceType,
+		&i.RetentionDays,
+		&i.Action,
+		&i.IsActive,
+		&i.CreatedAt,
+		&i.RowVersion,
+		&i.UpdatedAt,
+	)
+	return i, err
 }

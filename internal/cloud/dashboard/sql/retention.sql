@@ -19,8 +19,10 @@ SELECT id, organization_id, resource_type, retention_days, action, is_active, cr
 SELECT id, organization_id, resource_type, retention_days, action, is_active, created_at, row_version, updated_at
   FROM retention_policies WHERE id = $1 FOR UPDATE;
 
--- name: UpdateRetentionPolicy :exec
-UPDATE retention_policies SET retention_days = @retention_days, action = @action, is_active = @is_active WHERE id = @id;
+-- name: UpdateRetentionPolicy :one
+-- The rule as updated, with the version the database moved on (00023).
+UPDATE retention_policies SET retention_days = @retention_days, action = @action, is_active = @is_active WHERE id = @id
+RETURNING id, organization_id, resource_type, retention_days, action, is_active, created_at, row_version, updated_at;
 
 -- name: AuditRetentionChange :exec
 -- The audit row of a changed rule: app.audit() stamps organisation, user
