@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"sort"
 	"testing"
@@ -217,4 +218,40 @@ func TestSessions(t *testing.T) {
 		t.Fatalf("old password: %d", a.Status)
 	}
 	e.login("admin2@acme.test", "a much longer passphrase")
+}
+
+// TestUserChangesEndSessions: when an administrator disables a user or
+// changes their role, the user's live access token stops working at once
+// (its claims are no longer true), and their refresh token too.
+func TestUserChangesEndSessions(t *testing.T) {
+	e := newAPIEnv(t, withSignIn(signInPolicy))
+	e.addUser(e.orgA.OrganizationID, "boss@acme.test", "ORG_ADMIN", "correct horse battery", 0, 0)
+	hrID := e.addUser(e.orgA.OrganizationID, "hr2@acme.test", "HR", "correct horse battery", 0, 0)
+	boss := e.login("boss@acme.test", "correct horse battery")
+	hr := e.login("hr2@acme.test", "correct horse battery")
+	path := fmt.Sprintf("/api/v2/users/%d", hrID)
+	a := e.call("GET", path, boss.AccessToken, nil)
+	if a.Status != http.StatusOK {
+		t.Fatalf("get user: %d %s", a.Status, a.Body)
+	}
+	a = e.call("PATCH", path, boss.AccessToken, map[string]any{"role": "ORG_ADMIN"}, "If-Match", a.Header.Get("ETag"))
+	if a.Status != http.StatusOK {
+		t.Fatalf("role change: %d %s", a.Status, a.Body)
+	}
+	if a := e.call("GET", "/api/v2/me", hr.AccessToken, nil); a.Status != http.StatusUnauthorized {
+		t.Fatalf("the old HR token after a role change: %d", a.Status)
+	}
+	if a := e.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": hr.RefreshToken}); a.Status != http.StatusUnauthorized {
+		t.Fatalf("the old refresh token after a role change: %d", a.Status)
+	}
+	again := e.login("hr2@acme.test", "correct horse battery")
+	if a := e.call("POST", path+"/disable", boss.AccessToken, nil); a.Status != http.StatusOK {
+		t.Fatalf("disable: %d %s", a.Status, a.Body)
+	}
+	if a := e.call("GET", "/api/v2/me", again.AccessToken, nil); a.Status != http.StatusUnauthorized {
+		t.Fatalf("a disabled user's token: %d", a.Status)
+	}
+	if a := e.call("GET", "/api/v2/me", boss.AccessToken, nil); a.Status != http.StatusOK {
+		t.Fatalf("the administrator's own session: %d", a.Status)
+	}
 }
