@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -68,9 +67,12 @@ func runGatewayRotateKey(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	payload, _ := json.Marshal(protocol.RotateAPIKeyPayload{OverlapSeconds: int(*overlap / time.Second)})
-	c, err := q.Enqueue(ctx, tenant, commandqueue.NewCommand{GatewayID: id, Type: protocol.CommandRotateAPIKey, Payload: payload,
-		Priority: 10, TTL: *ttl, CreatedBy: "staffctl"})
+	// The same command the Dashboard API's rotate-key route queues.
+	cmd, err := commandqueue.RotateKey(id, *overlap, *ttl, "staffctl")
+	if err != nil {
+		return usagef("gateway rotate-key: --overlap: %v", err)
+	}
+	c, err := q.Enqueue(ctx, tenant, cmd)
 	if errors.Is(err, commandqueue.ErrNotFound) {
 		return &apperr.FieldError{Field: "gateway", Message: fmt.Sprintf("no gateway %s (or it is revoked)", id)}
 	}

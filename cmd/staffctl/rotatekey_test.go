@@ -61,3 +61,37 @@ func TestGatewayRotateKey(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayRevoke: staffctl gateway revoke revokes through
+// accounts.RevokeGateway (the Dashboard API's implementation): the row is
+// revoked, its pending command cancelled; a second revoke and an unknown
+// gateway name the flag.
+func TestGatewayRevoke(t *testing.T) {
+	t.Parallel()
+	db := pg.NewDatabase(t)
+	env := map[string]string{"DATABASE_URL": db.AdminURL}
+	must := mustStaffctl(t, env)
+	must("org", "create", "--name", "Acme")
+	out := must("gateway", "register", "--org", "acme", "--serial", "GW-9")
+	gw := regexp.MustCompile(`gateway ([0-9a-f-]{36}) registered`).FindStringSubmatch(out)[1]
+	must("gateway", "rotate-key", "--gateway", gw)
+	out = must("gateway", "revoke", "--gateway", gw)
+	if !strings.Contains(out, "revoked; 1 unfinished commands cancelled") {
+		t.Fatalf("revoke printed %q", out)
+	}
+	conn, err := pgx.Connect(context.Background(), db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var status string
+	if err := conn.QueryRow(context.Background(), `SELECT status FROM gateway_instances WHERE id = $1`, gw).Scan(&status); err != nil || status != "revoked" {
+		t.Fatalf("status %q, %v", status, err)
+	}
+	if _, _, err := staffctl(t, env, "gateway", "revoke", "--gateway", gw); err == nil || !strings.Contains(err.Error(), "revoked already") {
+		t.Fatalf("second revoke: %v", err)
+	}
+	if _, _, err := staffctl(t, env, "gateway", "revoke", "--gateway", "00000000-0000-0000-0000-000000000009"); err == nil || !strings.Contains(err.Error(), "no gateway") {
+		t.Fatalf("unknown gateway: %v", err)
+	}
+}
