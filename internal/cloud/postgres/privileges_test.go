@@ -324,6 +324,20 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.insert_user_sessions(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],timestamp with time zone[]) EXECUTE",
 	"staff_ingest function monitoring.insert_visited_sites(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],text[],timestamp with time zone[],integer[]) EXECUTE",
 	"staff_ingest function monitoring.resync_insert(text,jsonb) EXECUTE",
+	// 00022: the role and scope helpers of the dashboard's row-level
+	// security, for the two login roles that serve people
+	"staff_admin function app.scope_departments() EXECUTE",
+	"staff_admin function app.scope_employees() EXECUTE",
+	"staff_admin function app.scope_identities(text) EXECUTE",
+	"staff_admin function app.sees_whole_organization() EXECUTE",
+	"staff_admin function app.writes_organization() EXECUTE",
+	"staff_admin function app.writes_people() EXECUTE",
+	"staff_dashboard function app.scope_departments() EXECUTE",
+	"staff_dashboard function app.scope_employees() EXECUTE",
+	"staff_dashboard function app.scope_identities(text) EXECUTE",
+	"staff_dashboard function app.sees_whole_organization() EXECUTE",
+	"staff_dashboard function app.writes_organization() EXECUTE",
+	"staff_dashboard function app.writes_people() EXECUTE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every
