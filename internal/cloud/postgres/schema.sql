@@ -123,7 +123,7 @@ CREATE FUNCTION app.scope_departments() RETURNS bigint[]
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
     AS $$
-    WITH RECURSIVE ctx AS (
+    WITH RECURSIVE ctx AS MATERIALIZED (
         SELECT c.organization_id AS org, c.app_role AS role,
                split_part(c.scope, ':', 1) AS kind, NULLIF(split_part(c.scope, ':', 2), '')::bigint AS id
         FROM app.context() c
@@ -148,7 +148,7 @@ CREATE FUNCTION app.scope_employees() RETURNS bigint[]
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
     AS $$
-    WITH ctx AS (
+    WITH ctx AS MATERIALIZED (
         SELECT c.organization_id AS org, c.app_role AS role,
                split_part(c.scope, ':', 1) AS kind, NULLIF(split_part(c.scope, ':', 2), '')::bigint AS id,
                CASE WHEN c.app_role = 'DEPARTMENT_LEAD' THEN app.scope_departments() END AS depts
@@ -165,7 +165,7 @@ CREATE FUNCTION app.scope_identities(p_kind text) RETURNS text[]
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
     AS $$
-    WITH ctx AS (
+    WITH ctx AS MATERIALIZED (
         SELECT app.org_id() AS org, app.scope_employees() AS ids
     )
     SELECT coalesce(array_agg(DISTINCT v ORDER BY v), '{}') FROM (
@@ -1329,7 +1329,7 @@ CREATE VIEW monitoring_read.active_windows WITH (security_barrier='true') AS
     active_windows.datetime,
     active_windows.duration_seconds
    FROM monitoring.active_windows
-  WHERE (((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (active_windows.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))))
+  WHERE (((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (active_windows.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1343,7 +1343,7 @@ UNION ALL
     f.datetime,
     f.duration_seconds
    FROM monitoring_fallback.active_windows f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.active_windows m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1355,7 +1355,7 @@ CREATE VIEW monitoring_read.activity_hourly WITH (security_barrier='true') AS
     count(*) AS window_events,
     COALESCE(sum(active_windows.duration_seconds), (0)::bigint) AS active_seconds
    FROM monitoring_read.active_windows
-  WHERE (((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (active_windows.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))))
+  WHERE (((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (active_windows.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
   GROUP BY (date_trunc('hour'::text, active_windows.datetime, 'UTC'::text)), active_windows.organization_id, active_windows.user_sid, active_windows.computer_uid;
 
 CREATE VIEW monitoring_read.device_events WITH (security_barrier='true') AS
@@ -1373,7 +1373,7 @@ CREATE VIEW monitoring_read.device_events WITH (security_barrier='true') AS
     device_events.verify_mode,
     device_events.direction
    FROM monitoring.device_events
-  WHERE (((device_events.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (device_events.employee_number = ANY (( SELECT app.scope_identities('employee_number'::text) AS scope_identities)::text[])) OR (device_events.card_number = ANY (( SELECT app.scope_identities('card_number'::text) AS scope_identities)::text[]))))
+  WHERE (((device_events.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (device_events.employee_number IN ( SELECT unnest(( SELECT app.scope_identities('employee_number'::text) AS scope_identities)) AS unnest)) OR (device_events.card_number IN ( SELECT unnest(( SELECT app.scope_identities('card_number'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1389,7 +1389,7 @@ UNION ALL
     f.verify_mode,
     f.direction
    FROM monitoring_fallback.device_events f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.employee_number = ANY (( SELECT app.scope_identities('employee_number'::text) AS scope_identities)::text[])) OR (f.card_number = ANY (( SELECT app.scope_identities('card_number'::text) AS scope_identities)::text[]))) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.employee_number IN ( SELECT unnest(( SELECT app.scope_identities('employee_number'::text) AS scope_identities)) AS unnest)) OR (f.card_number IN ( SELECT unnest(( SELECT app.scope_identities('card_number'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.device_events m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1405,7 +1405,7 @@ CREATE VIEW monitoring_read.screenshots WITH (security_barrier='true') AS
     screenshots.sha256,
     screenshots.datetime
    FROM monitoring.screenshots
-  WHERE (((screenshots.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (screenshots.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))))
+  WHERE (((screenshots.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (screenshots.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1418,7 +1418,7 @@ UNION ALL
     f.sha256,
     f.datetime
    FROM monitoring_fallback.screenshots f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.screenshots m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1432,7 +1432,7 @@ CREATE VIEW monitoring_read.user_sessions WITH (security_barrier='true') AS
     user_sessions.session_type,
     user_sessions.datetime
    FROM monitoring.user_sessions
-  WHERE (((user_sessions.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (user_sessions.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))))
+  WHERE (((user_sessions.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (user_sessions.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1443,7 +1443,7 @@ UNION ALL
     f.session_type,
     f.datetime
    FROM monitoring_fallback.user_sessions f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.user_sessions m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1459,7 +1459,7 @@ CREATE VIEW monitoring_read.visited_sites WITH (security_barrier='true') AS
     visited_sites.datetime,
     visited_sites.duration_seconds
    FROM monitoring.visited_sites
-  WHERE (((visited_sites.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (visited_sites.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))))
+  WHERE (((visited_sites.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (visited_sites.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1472,7 +1472,7 @@ UNION ALL
     f.datetime,
     f.duration_seconds
    FROM monitoring_fallback.visited_sites f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid = ANY (( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)::text[]))) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.visited_sites m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -2427,8 +2427,6 @@ ALTER TABLE public.retention_policies ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY role_delete ON public.agent_instances AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
 
-CREATE POLICY role_delete ON public.audit_log AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
-
 CREATE POLICY role_delete ON public.departments AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_people() AS writes_people));
 
 CREATE POLICY role_delete ON public.device_commands AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
@@ -2474,8 +2472,6 @@ CREATE POLICY role_delete ON public.retention_policies AS RESTRICTIVE FOR DELETE
 CREATE POLICY role_delete ON public.users AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
 
 CREATE POLICY role_insert ON public.agent_instances AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
-
-CREATE POLICY role_insert ON public.audit_log AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
 
 CREATE POLICY role_insert ON public.departments AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_people() AS writes_people));
 
@@ -2525,15 +2521,15 @@ CREATE POLICY role_read ON public.agent_instances AS RESTRICTIVE FOR SELECT TO s
 
 CREATE POLICY role_read ON public.audit_log AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
 
-CREATE POLICY role_read ON public.departments AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (id = ANY (( SELECT app.scope_departments() AS scope_departments)::bigint[]))));
+CREATE POLICY role_read ON public.departments AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (id IN ( SELECT unnest(( SELECT app.scope_departments() AS scope_departments)) AS unnest))));
 
 CREATE POLICY role_read ON public.device_commands AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
 
 CREATE POLICY role_read ON public.devices AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
 
-CREATE POLICY role_read ON public.employee_identities AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (employee_id = ANY (( SELECT app.scope_employees() AS scope_employees)::bigint[]))));
+CREATE POLICY role_read ON public.employee_identities AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (employee_id IN ( SELECT unnest(( SELECT app.scope_employees() AS scope_employees)) AS unnest))));
 
-CREATE POLICY role_read ON public.employees AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (id = ANY (( SELECT app.scope_employees() AS scope_employees)::bigint[]))));
+CREATE POLICY role_read ON public.employees AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (id IN ( SELECT unnest(( SELECT app.scope_employees() AS scope_employees)) AS unnest))));
 
 CREATE POLICY role_read ON public.gateway_commands AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
 
@@ -2567,11 +2563,9 @@ CREATE POLICY role_read ON public.provisioning_tokens AS RESTRICTIVE FOR SELECT 
 
 CREATE POLICY role_read ON public.retention_policies AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (( SELECT app.app_role() AS app_role) = 'DEPARTMENT_LEAD'::text)));
 
-CREATE POLICY role_read ON public.users AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (employee_id = ANY (( SELECT app.scope_employees() AS scope_employees)::bigint[])) OR (id = ( SELECT app.user_id() AS user_id))));
+CREATE POLICY role_read ON public.users AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (employee_id IN ( SELECT unnest(( SELECT app.scope_employees() AS scope_employees)) AS unnest)) OR (id = ( SELECT app.user_id() AS user_id))));
 
 CREATE POLICY role_update ON public.agent_instances AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
-
-CREATE POLICY role_update ON public.audit_log AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
 
 CREATE POLICY role_update ON public.departments AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_people() AS writes_people));
 

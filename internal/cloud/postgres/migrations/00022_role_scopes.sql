@@ -45,16 +45,21 @@
 --   removes zero rows.
 -- * The scope is resolved once per statement, not per row: the helpers are
 --   STABLE and called as scalar subqueries, (SELECT app.scope_employees()),
---   which the planner runs once as InitPlans (as for app.org_id()). Written
---   x = ANY ((SELECT app.scope_employees())::bigint[]): without the cast,
---   ANY ((SELECT ...)) parses as ANY over a subquery's rows, not over the
---   array. The
---   scope functions are SECURITY DEFINER so that they read the department
---   tree and the employees as the owner: the lead's own visibility would
---   otherwise depend on itself (employees visible through employees).
---   They read only the verified context's organisation and return ids or
---   identity values of the verified scope, nothing a caller chooses but the
---   identity kind.
+--   which the planner runs once as InitPlans (as for app.org_id()). Rows
+--   are matched with x IN (SELECT unnest((SELECT app.scope_employees()))):
+--   a hashed SubPlan built once per statement, one hash probe per row,
+--   where x = ANY (array) compares each row with every element (a lead of
+--   1,000 employees over a million events is a billion comparisons). The
+--   inner scalar subquery keeps the scope computed once even where the
+--   planner would not hash. The scope functions are SECURITY DEFINER so
+--   that they read the department tree and the employees as the owner: the
+--   lead's own visibility would otherwise depend on itself (employees
+--   visible through employees). They read only the verified context's
+--   organisation and return ids or identity values of the verified scope,
+--   nothing a caller chooses but the identity kind. Inside them the context
+--   CTE is MATERIALIZED: inlined, its expressions (the department subtree)
+--   would be evaluated once per employee row (seconds for 10,000
+--   employees).
 -- * monitoring_read's views (TimescaleDB cannot take row-level security on
 --   hypertables) get the same narrowing: agent series by the windows_sid
 --   identities of the visible employees (user_sid), access-control events
@@ -90,7 +95,7 @@ $$;
 -- a scope that names nothing of the organisation.
 CREATE FUNCTION app.scope_departments() RETURNS bigint[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    WITH RECURSIVE ctx AS (
+    WITH RECURSIVE ctx AS MATERIALIZED (
         SELECT c.organization_id AS org, c.app_role AS role,
                split_part(c.scope, ':', 1) AS kind, NULLIF(split_part(c.scope, ':', 2), '')::bigint AS id
         FROM app.context() c
@@ -115,7 +120,7 @@ $$;
 -- an employee themself; '{}' otherwise.
 CREATE FUNCTION app.scope_employees() RETURNS bigint[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    WITH ctx AS (
+    WITH ctx AS MATERIALIZED (
         SELECT c.organization_id AS org, c.app_role AS role,
                split_part(c.scope, ':', 1) AS kind, NULLIF(split_part(c.scope, ':', 2), '')::bigint AS id,
                CASE WHEN c.app_role = 'DEPARTMENT_LEAD' THEN app.scope_departments() END AS depts
@@ -134,7 +139,7 @@ $$;
 -- employees' own employee_number too. '{}' otherwise.
 CREATE FUNCTION app.scope_identities(p_kind text) RETURNS text[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    WITH ctx AS (
+    WITH ctx AS MATERIALIZED (
         SELECT app.org_id() AS org, app.scope_employees() AS ids
     )
     SELECT coalesce(array_agg(DISTINCT v ORDER BY v), '{}') FROM (
@@ -167,11 +172,11 @@ DECLARE
 BEGIN
     FOR r IN SELECT * FROM (VALUES
         -- People: narrowed by scope; written by HR and up.
-        ('departments', $r$id = ANY ((SELECT app.scope_departments())::bigint[])$r$, 'people'),
-        ('employees', $r$id = ANY ((SELECT app.scope_employees())::bigint[])$r$, 'people'),
-        ('employee_identities', $r$employee_id = ANY ((SELECT app.scope_employees())::bigint[])$r$, 'people'),
+        ('departments', $r$id IN (SELECT unnest((SELECT app.scope_departments())))$r$, 'people'),
+        ('employees', $r$id IN (SELECT unnest((SELECT app.scope_employees())))$r$, 'people'),
+        ('employee_identities', $r$employee_id IN (SELECT unnest((SELECT app.scope_employees())))$r$, 'people'),
         -- Accounts: those of the visible employees, and one's own.
-        ('users', $r$employee_id = ANY ((SELECT app.scope_employees())::bigint[]) OR id = (SELECT app.user_id())$r$, 'organization'),
+        ('users', $r$employee_id IN (SELECT unnest((SELECT app.scope_employees()))) OR id = (SELECT app.user_id())$r$, 'organization'),
         -- Every role reads its organisation's row.
         ('organizations', 'true', 'organization'),
         -- A lead may read the retention the reports it sees are kept for.
@@ -219,15 +224,15 @@ DECLARE
 BEGIN
     FOR r IN SELECT * FROM (VALUES
         ('active_windows', 'id, organization_id, gateway_id, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds',
-         $s$user_sid = ANY ((SELECT app.scope_identities('windows_sid'))::text[])$s$),
+         $s$user_sid IN (SELECT unnest((SELECT app.scope_identities('windows_sid'))))$s$),
         ('visited_sites', 'id, organization_id, gateway_id, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds',
-         $s$user_sid = ANY ((SELECT app.scope_identities('windows_sid'))::text[])$s$),
+         $s$user_sid IN (SELECT unnest((SELECT app.scope_identities('windows_sid'))))$s$),
         ('screenshots', 'id, organization_id, gateway_id, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime',
-         $s$user_sid = ANY ((SELECT app.scope_identities('windows_sid'))::text[])$s$),
+         $s$user_sid IN (SELECT unnest((SELECT app.scope_identities('windows_sid'))))$s$),
         ('user_sessions', 'id, organization_id, gateway_id, agent_uid, computer_uid, user_sid, session_type, datetime',
-         $s$user_sid = ANY ((SELECT app.scope_identities('windows_sid'))::text[])$s$),
+         $s$user_sid IN (SELECT unnest((SELECT app.scope_identities('windows_sid'))))$s$),
         ('device_events', 'id, organization_id, gateway_id, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction',
-         $s$employee_number = ANY ((SELECT app.scope_identities('employee_number'))::text[]) OR card_number = ANY ((SELECT app.scope_identities('card_number'))::text[])$s$)
+         $s$employee_number IN (SELECT unnest((SELECT app.scope_identities('employee_number')))) OR card_number IN (SELECT unnest((SELECT app.scope_identities('card_number'))))$s$)
     ) AS v(t, cols, narrowed) LOOP
         EXECUTE format($v$CREATE OR REPLACE VIEW monitoring_read.%1$I WITH (security_barrier) AS
             SELECT %2$s
@@ -252,13 +257,13 @@ BEGIN
                 SELECT a.bucket, a.organization_id, a.user_sid, a.computer_uid, a.window_events, a.active_seconds
                 FROM monitoring.activity_hourly a
                 WHERE (a.organization_id = (SELECT app.org_id()) OR (SELECT app.all_organizations()))
-                  AND ((SELECT app.sees_whole_organization()) OR a.user_sid = ANY ((SELECT app.scope_identities('windows_sid'))::text[]))
+                  AND ((SELECT app.sees_whole_organization()) OR a.user_sid IN (SELECT unnest((SELECT app.scope_identities('windows_sid')))))
                 UNION ALL
                 SELECT date_trunc('hour', f.datetime, 'UTC'), f.organization_id, f.user_sid, f.computer_uid,
                        count(*), coalesce(sum(f.duration_seconds), 0)
                 FROM monitoring_fallback.active_windows f
                 WHERE (f.organization_id = (SELECT app.org_id()) OR (SELECT app.all_organizations()))
-                  AND ((SELECT app.sees_whole_organization()) OR f.user_sid = ANY ((SELECT app.scope_identities('windows_sid'))::text[]))
+                  AND ((SELECT app.sees_whole_organization()) OR f.user_sid IN (SELECT unnest((SELECT app.scope_identities('windows_sid')))))
                   AND NOT EXISTS (SELECT 1 FROM monitoring.active_windows m
                                   WHERE m.organization_id = f.organization_id AND m.id = f.id AND m.datetime = f.datetime)
                 GROUP BY 1, 2, 3, 4
@@ -272,7 +277,7 @@ BEGIN
                    count(*) AS window_events, coalesce(sum(duration_seconds), 0)::bigint AS active_seconds
             FROM monitoring_read.active_windows
             WHERE (organization_id = (SELECT app.org_id()) OR (SELECT app.all_organizations()))
-              AND ((SELECT app.sees_whole_organization()) OR user_sid = ANY ((SELECT app.scope_identities('windows_sid'))::text[]))
+              AND ((SELECT app.sees_whole_organization()) OR user_sid IN (SELECT unnest((SELECT app.scope_identities('windows_sid')))))
             GROUP BY 1, 2, 3, 4;
     END IF;
 END $do$;
