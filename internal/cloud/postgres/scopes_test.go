@@ -41,9 +41,6 @@ type scopeTree struct {
 	series                            map[string]map[int64][]string // view → employee → row ids
 }
 
-// seriesViews are the monitoring_read views with an id column.
-var seriesViews = []string{"active_windows", "visited_sites", "screenshots", "user_sessions", "device_events"}
-
 func seedScopeTree(ctx context.Context, t testing.TB, admin *pgx.Conn, s pgtest.Seeded) *scopeTree {
 	t.Helper()
 	tr := &scopeTree{org: s.OrganizationID, gateway: s.GatewayID, root: s.DepartmentID, ann: s.EmployeeID, admin: s.UserID,
