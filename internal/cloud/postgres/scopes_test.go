@@ -580,9 +580,16 @@ func TestRoleScopesFailClosed(t *testing.T) {
 	}
 }
 
-// TestRolePoliciesCatalog: every tenant table carries the restrictive
-// role policies, for the two login roles that serve people only, and a
-// lead's statement resolves its scope once (an InitPlan), not per row.
+// ownRoleAwarePolicy are tenant tables created after 00022 whose own
+// policy already names the roles that may read them (00024's live events:
+// ORG_ADMIN, HR, ADMIN), so they carry no role_* policies.
+var ownRoleAwarePolicy = []string{"dashboard_events"}
+
+// TestRolePoliciesCatalog: every tenant table the two login roles that
+// serve people may touch carries the restrictive role policies, for those
+// two roles only (tables only definer functions reach, such as the
+// sign-in's, need none), and a lead's statement resolves its scope once (an
+// InitPlan), not per row.
 func TestRolePoliciesCatalog(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -593,7 +600,9 @@ func TestRolePoliciesCatalog(t *testing.T) {
 			  FILTER (WHERE p.polname LIKE 'role\_%'), '')
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_policy p ON p.polrelid = c.oid
 		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname::text <> ALL ($1::text[])
-		GROUP BY c.relname ORDER BY 1`, nonTenantTables)
+		  AND (has_table_privilege('staff_dashboard', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+		       OR has_table_privilege('staff_admin', c.oid, 'SELECT, INSERT, UPDATE, DELETE'))
+		GROUP BY c.relname ORDER BY 1`, append(slices.Clone(nonTenantTables), ownRoleAwarePolicy...))
 	if err != nil {
 		t.Fatal(err)
 	}
