@@ -483,6 +483,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, id int64, ch User
 // ADMIN) changes nothing and gets apperr Forbidden.
 func (s *Service) ResetPassword(ctx context.Context, actor Actor, email, password string) (User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
+	if r := actor.tenant().Role; r != postgres.AppAdmin && r != postgres.AppOrgAdmin {
+		return User{}, apperr.New(apperr.Forbidden, "", "only the user's organisation administrator or a platform ADMIN may reset a password")
+	}
 	hash, err := auth.HashPassword(password)
 	if err != nil {
 		return User{}, &apperr.FieldError{Field: "password", Message: err.Error()}

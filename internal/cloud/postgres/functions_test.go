@@ -37,6 +37,13 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"app.actor()":             testContextField("actor", func(*fnDB) string { return "alice" }),
 	"app.all_organizations()": testAppAllOrganizations,
 	"app.audit(bigint,text,text,text,text,jsonb)": testAppAudit,
+	// Roles and scopes (00022; scopes_test.go).
+	"app.sees_whole_organization()": testSeesWholeOrganization,
+	"app.writes_people()":           testWritesPeople,
+	"app.writes_organization()":     testWritesOrganization,
+	"app.scope_departments()":       testScopeDepartments,
+	"app.scope_employees()":         testScopeEmployees,
+	"app.scope_identities(text)":    testScopeIdentities,
 	// Triggers.
 	"audit_log_append_only()":            testAuditLogAppendOnly,
 	"gateway_commands_notify()":          testGatewayCommandsNotify,

@@ -351,6 +351,20 @@ var runtimePrivileges = []string{
 	// 00025: an administrator's password reset ends the user's sessions
 	"staff_admin function app.user_sessions_end(bigint) EXECUTE",
 	"staff_dashboard function app.user_sessions_end(bigint) EXECUTE",
+	// 00022: the role and scope helpers of the dashboard's row-level
+	// security, for the two login roles that serve people
+	"staff_admin function app.scope_departments() EXECUTE",
+	"staff_admin function app.scope_employees() EXECUTE",
+	"staff_admin function app.scope_identities(text) EXECUTE",
+	"staff_admin function app.sees_whole_organization() EXECUTE",
+	"staff_admin function app.writes_organization() EXECUTE",
+	"staff_admin function app.writes_people() EXECUTE",
+	"staff_dashboard function app.scope_departments() EXECUTE",
+	"staff_dashboard function app.scope_employees() EXECUTE",
+	"staff_dashboard function app.scope_identities(text) EXECUTE",
+	"staff_dashboard function app.sees_whole_organization() EXECUTE",
+	"staff_dashboard function app.writes_organization() EXECUTE",
+	"staff_dashboard function app.writes_people() EXECUTE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every

@@ -392,6 +392,71 @@ CREATE FUNCTION app.scope() RETURNS text
     SET search_path TO 'pg_catalog'
     AS $$ SELECT (app.context()).scope $$;
 
+CREATE FUNCTION app.scope_departments() RETURNS bigint[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    WITH RECURSIVE ctx AS MATERIALIZED (
+        SELECT c.organization_id AS org, c.app_role AS role,
+               split_part(c.scope, ':', 1) AS kind, NULLIF(split_part(c.scope, ':', 2), '')::bigint AS id
+        FROM app.context() c
+    ), tree AS (
+        SELECT d.id FROM public.departments d, ctx
+        WHERE ctx.role = 'DEPARTMENT_LEAD' AND ctx.kind = 'department'
+          AND d.organization_id = ctx.org AND d.id = ctx.id
+        UNION
+        SELECT d.id FROM tree JOIN public.departments d ON d.parent_id = tree.id, ctx
+        WHERE d.organization_id = ctx.org
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM (
+        SELECT id FROM tree
+        UNION
+        SELECT e.department_id FROM public.employees e, ctx
+        WHERE ctx.role = 'EMPLOYEE' AND ctx.kind = 'employee'
+          AND e.organization_id = ctx.org AND e.id = ctx.id AND e.department_id IS NOT NULL
+    ) s
+$$;
+
+CREATE FUNCTION app.scope_employees() RETURNS bigint[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    WITH ctx AS MATERIALIZED (
+        SELECT c.organization_id AS org, c.app_role AS role,
+               split_part(c.scope, ':', 1) AS kind, NULLIF(split_part(c.scope, ':', 2), '')::bigint AS id,
+               CASE WHEN c.app_role = 'DEPARTMENT_LEAD' THEN app.scope_departments() END AS depts
+        FROM app.context() c
+    )
+    SELECT coalesce(array_agg(e.id ORDER BY e.id), '{}')
+    FROM public.employees e, ctx
+    WHERE e.organization_id = ctx.org
+      AND ((ctx.role = 'DEPARTMENT_LEAD' AND e.department_id = ANY (ctx.depts))
+        OR (ctx.role = 'EMPLOYEE' AND ctx.kind = 'employee' AND e.id = ctx.id))
+$$;
+
+CREATE FUNCTION app.scope_identities(p_kind text) RETURNS text[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    WITH ctx AS MATERIALIZED (
+        SELECT app.org_id() AS org, app.scope_employees() AS ids
+    )
+    SELECT coalesce(array_agg(DISTINCT v ORDER BY v), '{}') FROM (
+        SELECT i.value AS v FROM public.employee_identities i, ctx
+        WHERE i.organization_id = ctx.org AND i.kind = p_kind AND i.employee_id = ANY (ctx.ids)
+        UNION ALL
+        SELECT e.employee_number FROM public.employees e, ctx
+        WHERE p_kind = 'employee_number' AND e.organization_id = ctx.org AND e.id = ANY (ctx.ids)
+    ) s
+$$;
+
+CREATE FUNCTION app.sees_whole_organization() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT r IS NULL OR r IN ('ADMIN', 'ORG_ADMIN', 'HR') FROM (SELECT app.app_role() AS r) c
+$$;
+
 CREATE FUNCTION app.session_active(p_session_id uuid) RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
@@ -553,6 +618,20 @@ BEGIN
      WHERE user_id = NEW.id AND revoked_at IS NULL;
     RETURN NULL;
 END $$;
+
+CREATE FUNCTION app.writes_organization() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT r IS NULL OR r IN ('ADMIN', 'ORG_ADMIN') FROM (SELECT app.app_role() AS r) c
+$$;
+
+CREATE FUNCTION app.writes_people() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT r IS NULL OR r IN ('ADMIN', 'ORG_ADMIN', 'HR') FROM (SELECT app.app_role() AS r) c
+$$;
 
 CREATE FUNCTION monitoring.apply_compression(p_table text) RETURNS SETOF text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1680,7 +1759,7 @@ CREATE VIEW monitoring_read.active_windows WITH (security_barrier='true') AS
     active_windows.datetime,
     active_windows.duration_seconds
    FROM monitoring.active_windows
-  WHERE ((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+  WHERE (((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (active_windows.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1694,7 +1773,7 @@ UNION ALL
     f.datetime,
     f.duration_seconds
    FROM monitoring_fallback.active_windows f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.active_windows m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1706,7 +1785,7 @@ CREATE VIEW monitoring_read.activity_hourly WITH (security_barrier='true') AS
     count(*) AS window_events,
     COALESCE(sum(active_windows.duration_seconds), (0)::bigint) AS active_seconds
    FROM monitoring_read.active_windows
-  WHERE ((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+  WHERE (((active_windows.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (active_windows.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
   GROUP BY (date_trunc('hour'::text, active_windows.datetime, 'UTC'::text)), active_windows.organization_id, active_windows.user_sid, active_windows.computer_uid;
 
 CREATE VIEW monitoring_read.device_events WITH (security_barrier='true') AS
@@ -1724,7 +1803,7 @@ CREATE VIEW monitoring_read.device_events WITH (security_barrier='true') AS
     device_events.verify_mode,
     device_events.direction
    FROM monitoring.device_events
-  WHERE ((device_events.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+  WHERE (((device_events.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (device_events.employee_number IN ( SELECT unnest(( SELECT app.scope_identities('employee_number'::text) AS scope_identities)) AS unnest)) OR (device_events.card_number IN ( SELECT unnest(( SELECT app.scope_identities('card_number'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1740,7 +1819,7 @@ UNION ALL
     f.verify_mode,
     f.direction
    FROM monitoring_fallback.device_events f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.employee_number IN ( SELECT unnest(( SELECT app.scope_identities('employee_number'::text) AS scope_identities)) AS unnest)) OR (f.card_number IN ( SELECT unnest(( SELECT app.scope_identities('card_number'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.device_events m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1756,7 +1835,7 @@ CREATE VIEW monitoring_read.screenshots WITH (security_barrier='true') AS
     screenshots.sha256,
     screenshots.datetime
    FROM monitoring.screenshots
-  WHERE ((screenshots.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+  WHERE (((screenshots.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (screenshots.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1769,7 +1848,7 @@ UNION ALL
     f.sha256,
     f.datetime
    FROM monitoring_fallback.screenshots f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.screenshots m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1783,7 +1862,7 @@ CREATE VIEW monitoring_read.user_sessions WITH (security_barrier='true') AS
     user_sessions.session_type,
     user_sessions.datetime
    FROM monitoring.user_sessions
-  WHERE ((user_sessions.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+  WHERE (((user_sessions.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (user_sessions.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1794,7 +1873,7 @@ UNION ALL
     f.session_type,
     f.datetime
    FROM monitoring_fallback.user_sessions f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.user_sessions m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -1810,7 +1889,7 @@ CREATE VIEW monitoring_read.visited_sites WITH (security_barrier='true') AS
     visited_sites.datetime,
     visited_sites.duration_seconds
    FROM monitoring.visited_sites
-  WHERE ((visited_sites.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations))
+  WHERE (((visited_sites.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (visited_sites.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))))
 UNION ALL
  SELECT f.id,
     f.organization_id,
@@ -1823,7 +1902,7 @@ UNION ALL
     f.datetime,
     f.duration_seconds
    FROM monitoring_fallback.visited_sites f
-  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (NOT (EXISTS ( SELECT 1
+  WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.visited_sites m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
 
@@ -2644,11 +2723,17 @@ CREATE INDEX dashboard_events_created_at ON public.dashboard_events USING btree 
 
 CREATE INDEX dashboard_events_subject ON public.dashboard_events USING btree (subject, id);
 
+CREATE INDEX departments_organization_id_parent_id_idx ON public.departments USING btree (organization_id, parent_id);
+
+CREATE INDEX employee_identities_organization_id_employee_id_idx ON public.employee_identities USING btree (organization_id, employee_id);
+
 CREATE INDEX employees_created_at_id_idx ON public.employees USING btree (created_at, id);
 
 CREATE INDEX employees_employee_number_id_idx ON public.employees USING btree (employee_number, id);
 
 CREATE INDEX employees_last_name_id_idx ON public.employees USING btree (last_name, id);
+
+CREATE INDEX employees_organization_id_department_id_idx ON public.employees USING btree (organization_id, department_id);
 
 CREATE INDEX gateway_commands_claim ON public.gateway_commands USING btree (gateway_id, priority DESC, created_at) WHERE (status = 'pending'::text);
 
@@ -2931,6 +3016,192 @@ ALTER TABLE public.policy_versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.provisioning_tokens ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.retention_policies ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY role_delete ON public.agent_instances AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.departments AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_delete ON public.device_commands AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.devices AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.employee_identities AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_delete ON public.employees AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_delete ON public.gateway_commands AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.gateway_drop_reports AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.gateway_ingest_stats AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.gateway_instances AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.gateway_resent_seqs AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.gateway_status_snapshots AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.ingest_batches AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.ingest_store_accounting AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.organizations AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.policies AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.policy_changes AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.policy_distribution_targets AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.policy_distributions AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.policy_versions AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.provisioning_tokens AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.retention_policies AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_delete ON public.users AS RESTRICTIVE FOR DELETE TO staff_dashboard, staff_admin USING (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.agent_instances AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.departments AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_insert ON public.device_commands AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.devices AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.employee_identities AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_insert ON public.employees AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_insert ON public.gateway_commands AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.gateway_drop_reports AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.gateway_ingest_stats AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.gateway_instances AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.gateway_resent_seqs AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.gateway_status_snapshots AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.ingest_batches AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.ingest_store_accounting AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.organizations AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.policies AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.policy_changes AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.policy_distribution_targets AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.policy_distributions AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.policy_versions AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.provisioning_tokens AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.retention_policies AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_insert ON public.users AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_read ON public.agent_instances AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.audit_log AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.departments AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (id IN ( SELECT unnest(( SELECT app.scope_departments() AS scope_departments)) AS unnest))));
+
+CREATE POLICY role_read ON public.device_commands AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.devices AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.employee_identities AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (employee_id IN ( SELECT unnest(( SELECT app.scope_employees() AS scope_employees)) AS unnest))));
+
+CREATE POLICY role_read ON public.employees AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (id IN ( SELECT unnest(( SELECT app.scope_employees() AS scope_employees)) AS unnest))));
+
+CREATE POLICY role_read ON public.gateway_commands AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.gateway_drop_reports AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.gateway_ingest_stats AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.gateway_instances AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.gateway_resent_seqs AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.gateway_status_snapshots AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.ingest_batches AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.ingest_store_accounting AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.organizations AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR true));
+
+CREATE POLICY role_read ON public.policies AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.policy_changes AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.policy_distribution_targets AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.policy_distributions AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.policy_versions AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.provisioning_tokens AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR false));
+
+CREATE POLICY role_read ON public.retention_policies AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (( SELECT app.app_role() AS app_role) = 'DEPARTMENT_LEAD'::text)));
+
+CREATE POLICY role_read ON public.users AS RESTRICTIVE FOR SELECT TO staff_dashboard, staff_admin USING ((( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (employee_id IN ( SELECT unnest(( SELECT app.scope_employees() AS scope_employees)) AS unnest)) OR (id = ( SELECT app.user_id() AS user_id))));
+
+CREATE POLICY role_update ON public.agent_instances AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.departments AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_update ON public.device_commands AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.devices AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.employee_identities AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_update ON public.employees AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_people() AS writes_people));
+
+CREATE POLICY role_update ON public.gateway_commands AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.gateway_drop_reports AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.gateway_ingest_stats AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.gateway_instances AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.gateway_resent_seqs AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.gateway_status_snapshots AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.ingest_batches AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.ingest_store_accounting AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.organizations AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.policies AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.policy_changes AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.policy_distribution_targets AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.policy_distributions AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.policy_versions AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.provisioning_tokens AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.retention_policies AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+
+CREATE POLICY role_update ON public.users AS RESTRICTIVE FOR UPDATE TO staff_dashboard, staff_admin USING (true) WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
 
 CREATE POLICY tenant_append ON public.audit_log FOR INSERT WITH CHECK ((CURRENT_USER = 'staff_owner'::name));
 
