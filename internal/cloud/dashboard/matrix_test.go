@@ -203,3 +203,79 @@ func TestRoleEndpointMatrix(t *testing.T) {
 }
 
 func mapsEqual(a, b map[string]string) bool { return maps.Equal(a, b) }
+
+// TestScopesOverHTTP: a department lead sees their department's subtree
+// and its employees only, an employee themself only (the database's
+// role scopes, through the API); another department's employee is 404 to
+// both, and gateways are refused to both.
+func TestScopesOverHTTP(t *testing.T) {
+	e := newAPIEnv(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	a := e.orgA
+	var child, sibling, childEmp, siblingEmp int64
+	q := func(dst *int64, sql string, args ...any) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, sql, args...).Scan(dst); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	q(&child, `INSERT INTO departments (organization_id, parent_id, name) VALUES ($1, $2, 'Backend') RETURNING id`, a.OrganizationID, a.DepartmentID)
+	q(&sibling, `INSERT INTO departments (organization_id, name) VALUES ($1, 'Sales') RETURNING id`, a.OrganizationID)
+	q(&childEmp, `INSERT INTO employees (organization_id, department_id, employee_number, first_name, last_name) VALUES ($1, $2, 'E-2', 'Bo', 'Child') RETURNING id`, a.OrganizationID, child)
+	q(&siblingEmp, `INSERT INTO employees (organization_id, department_id, employee_number, first_name, last_name) VALUES ($1, $2, 'E-3', 'Cy', 'Sibling') RETURNING id`, a.OrganizationID, sibling)
+	ids := func(tok, path string) []int64 {
+		t.Helper()
+		ans := e.call("GET", path, tok, nil)
+		if ans.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, ans.Status, ans.Body)
+		}
+		var page struct{ Items []struct{ ID int64 } }
+		ans.JSON(t, &page)
+		var out []int64
+		for _, it := range page.Items {
+			out = append(out, it.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(v ...int64) []int64 { slices.Sort(v); return v }
+	lead := e.token(accesstoken.Claims{UserID: a.UserID, OrganizationID: a.OrganizationID, Role: "DEPARTMENT_LEAD", DepartmentID: a.DepartmentID})
+	emp := e.token(accesstoken.Claims{UserID: a.UserID, OrganizationID: a.OrganizationID, Role: "EMPLOYEE", EmployeeID: a.EmployeeID})
+	hr := e.token(accesstoken.Claims{UserID: a.UserID, OrganizationID: a.OrganizationID, Role: "HR"})
+	for _, tc := range []struct {
+		who, tok         string
+		employees, depts []int64
+	}{
+		{"HR", hr, sorted(a.EmployeeID, childEmp, siblingEmp), sorted(a.DepartmentID, child, sibling)},
+		{"lead", lead, sorted(a.EmployeeID, childEmp), sorted(a.DepartmentID, child)},
+		{"employee", emp, []int64{a.EmployeeID}, []int64{a.DepartmentID}},
+	} {
+		if got := ids(tc.tok, "/api/v2/employees"); !slices.Equal(got, tc.employees) {
+			t.Errorf("%s sees employees %v, want %v", tc.who, got, tc.employees)
+		}
+		if got := ids(tc.tok, "/api/v2/departments"); !slices.Equal(got, tc.depts) {
+			t.Errorf("%s sees departments %v, want %v", tc.who, got, tc.depts)
+		}
+	}
+	for who, tok := range map[string]string{"lead": lead, "employee": emp} {
+		if ans := e.call("GET", fmt.Sprintf("/api/v2/employees/%d", siblingEmp), tok, nil); ans.Status != http.StatusNotFound {
+			t.Errorf("%s GET another department's employee: %d", who, ans.Status)
+		}
+		if ans := e.call("GET", "/api/v2/gateways", tok, nil); ans.Status != http.StatusForbidden {
+			t.Errorf("%s GET gateways: %d", who, ans.Status)
+		}
+	}
+	if ans := e.call("GET", fmt.Sprintf("/api/v2/employees/%d", childEmp), emp, nil); ans.Status != http.StatusNotFound {
+		t.Errorf("employee GET a colleague: %d", ans.Status)
+	}
+	// A lead token whose department is not signed sees nothing scoped.
+	unscoped := e.token(accesstoken.Claims{UserID: a.UserID, OrganizationID: a.OrganizationID, Role: "DEPARTMENT_LEAD"})
+	if got := ids(unscoped, "/api/v2/employees"); len(got) != 0 {
+		t.Errorf("a lead without a department sees %v", got)
+	}
+}
