@@ -600,6 +600,11 @@ func TestMaxClientsAndStop(t *testing.T) {
 	if got := e.metric("dashboard_live_clients"); got != 2 {
 		t.Errorf("clients gauge %v, want 2", got)
 	}
+	// The counter moves once the write has returned, which may be just
+	// after the client has read the event.
+	for deadline := time.Now().Add(5 * time.Second); e.metric("dashboard_live_events_sent_total") != 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := e.metric("dashboard_live_events_sent_total"); got != 1 {
 		t.Errorf("events sent %v, want 1", got)
 	}
