@@ -62,12 +62,14 @@ func New(db *pgxpool.Pool, now func() time.Time) *Service {
 	return &Service{db: db, now: now}
 }
 
-// Organization is a customer organisation.
+// Organization is a customer organisation. RowVersion is the row's
+// version (the ETag), moved on by every update.
 type Organization struct {
-	ID        int64
-	Name      string
-	Slug      string
-	CreatedAt time.Time
+	ID         int64
+	Name       string
+	Slug       string
+	CreatedAt  time.Time
+	RowVersion int64
 }
 
 // validSlug checks the shape of an organisation slug (also checked in SQL):
@@ -161,6 +163,49 @@ func (s *Service) OrganizationByID(ctx context.Context, actor Actor, id int64) (
 		}
 		o = Organization(r)
 		return err
+	})
+	return o, err
+}
+
+// RenameOrganization renames organisation id when it is still at
+// version (the ETag the caller read): ErrNotFound when the actor cannot
+// see it, ErrStale when it changed since, Forbidden when the actor's role
+// may not (row-level security). An audit row records it.
+func (s *Service) RenameOrganization(ctx context.Context, actor Actor, id int64, name string, version int64) (Organization, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return Organization{}, &apperr.FieldError{Field: "name", Message: "is required"}
+	case utf8.RuneCountInString(name) > 255:
+		return Organization{}, &apperr.FieldError{Field: "name", Message: "must be at most 255 characters"}
+	}
+	var o Organization
+	err := postgres.InTenant(ctx, s.db, actor.tenant(), func(tx pgx.Tx) error {
+		q := accountsdb.New(tx)
+		old, err := q.OrganizationByID(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read organisation: %w", err)
+		}
+		if old.RowVersion != version {
+			return ErrStale
+		}
+		r, err := q.RenameOrganization(ctx, accountsdb.RenameOrganizationParams{Name: name, ID: id, RowVersion: version})
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Visible at this version, yet not updated: changed in between,
+			// or row-level security refuses this role the write.
+			if r := actor.tenant().Role; r != postgres.AppAdmin && r != postgres.AppOrgAdmin {
+				return apperr.New(apperr.Forbidden, "", "only the organisation's administrator may rename it")
+			}
+			return ErrStale
+		}
+		if err != nil {
+			return fmt.Errorf("rename organisation: %w", err)
+		}
+		o = Organization(r)
+		return audit(ctx, tx, id, "rename", "organization", fmt.Sprint(id), map[string]any{"old": old.Name, "new": name})
 	})
 	return o, err
 }

@@ -155,6 +155,7 @@ func (a *api) routesTable() {
 	a.handle("GET", "/api/v2/organizations", everyone, a.listOrganizations)
 	a.handle("POST", "/api/v2/organizations", platformOnly, a.createOrganization)
 	a.handle("GET", "/api/v2/organizations/{id}", everyone, a.getOrganization)
+	a.handle("PATCH", "/api/v2/organizations/{id}", orgManagers, a.renameOrganization)
 	a.authRoutes()
 	a.directoryRoutes()
 	a.eventRoutes()

@@ -39,11 +39,12 @@ type organization struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"name"`
 	Slug      string    `json:"slug"`
+	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
 func organizationOf(o accounts.Organization) organization {
-	return organization{ID: o.ID, Name: o.Name, Slug: o.Slug, CreatedAt: o.CreatedAt}
+	return organization{ID: o.ID, Name: o.Name, Slug: o.Slug, Version: o.RowVersion, CreatedAt: o.CreatedAt}
 }
 
 // actor is the caller as the accounts service's actor.
@@ -79,7 +80,40 @@ func (a *api) getOrganization(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, organizationOf(o))
+	writeVersioned(w, http.StatusOK, o.RowVersion, organizationOf(o))
+	return nil
+}
+
+// organizationChange is the body of PATCH /api/v2/organizations/{id}.
+type organizationChange struct {
+	Name string `json:"name"`
+}
+
+// renameOrganization renames an organisation (its slug, which gateways
+// and scripts name it by, stays).
+func (a *api) renameOrganization(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	version, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var in organizationChange
+	if err := a.decode(r, &in); err != nil {
+		return err
+	}
+	o, err := a.accounts(c).RenameOrganization(r.Context(), c.actor(), id, in.Name, version)
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		return apperr.New(apperr.NotFound, "", "no such organisation")
+	case errors.Is(err, accounts.ErrStale):
+		return stale("organisation")
+	case err != nil:
+		return err
+	}
+	writeVersioned(w, http.StatusOK, o.RowVersion, organizationOf(o))
 	return nil
 }
 
@@ -99,6 +133,6 @@ func (a *api) createOrganization(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	w.Header().Set("Location", "/api/v2/organizations/"+itoa(o.ID))
-	writeJSON(w, http.StatusCreated, organizationOf(o))
+	writeVersioned(w, http.StatusCreated, o.RowVersion, organizationOf(o))
 	return nil
 }

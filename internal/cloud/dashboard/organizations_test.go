@@ -59,5 +59,25 @@ func TestOrganizationsTwoTenants(t *testing.T) {
 	if len(page.Items) != 3 {
 		t.Fatalf("ADMIN sees %d organisations: %s", len(page.Items), a.Body)
 	}
-	e.assertDenials(1)
+	// Renaming: acme's administrator renames acme (If-Match), not globex
+	// (404); HR may not (403); a stale ETag is 412.
+	acme := fmt.Sprintf("/api/v2/organizations/%d", e.orgA.OrganizationID)
+	a = e.call("GET", acme, tokA, nil)
+	tag := a.Header.Get("ETag")
+	a = e.call("PATCH", acme, tokA, map[string]string{"name": "Acme Ltd"}, "If-Match", tag)
+	if a.Status != http.StatusOK || a.Header.Get("ETag") == tag {
+		t.Fatalf("rename: %d %s", a.Status, a.Body)
+	}
+	if a := e.call("PATCH", acme, tokA, map[string]string{"name": "Acme plc"}, "If-Match", tag); a.Status != http.StatusPreconditionFailed {
+		t.Fatalf("stale rename: %d %s", a.Status, a.Body)
+	}
+	globex := fmt.Sprintf("/api/v2/organizations/%d", e.orgB.OrganizationID)
+	if a := e.call("PATCH", globex, tokA, map[string]string{"name": "Mine"}, "If-Match", `"1"`); a.Status != http.StatusNotFound {
+		t.Fatalf("rename globex as acme's admin: %d %s", a.Status, a.Body)
+	}
+	hr := e.token(accesstoken.Claims{UserID: e.orgA.UserID, OrganizationID: e.orgA.OrganizationID, Role: "HR"})
+	if a := e.call("PATCH", acme, hr, map[string]string{"name": "HR's"}, "If-Match", `"2"`); a.Status != http.StatusForbidden {
+		t.Fatalf("rename as HR: %d %s", a.Status, a.Body)
+	}
+	e.assertDenials(2)
 }

@@ -57,7 +57,7 @@ func (q *Queries) CreateGateway(ctx context.Context, arg CreateGatewayParams) (u
 
 const createOrganization = `-- name: CreateOrganization :one
 
-INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at
+INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at, row_version
 `
 
 type CreateOrganizationParams struct {
@@ -66,10 +66,11 @@ type CreateOrganizationParams struct {
 }
 
 type CreateOrganizationRow struct {
-	ID        int64
-	Name      string
-	Slug      string
-	CreatedAt time.Time
+	ID         int64
+	Name       string
+	Slug       string
+	CreatedAt  time.Time
+	RowVersion int64
 }
 
 // Organisations, users, gateway registration and the audit (accounts.go).
@@ -81,6 +82,7 @@ func (q *Queries) CreateOrganization(ctx context.Context, arg CreateOrganization
 		&i.Name,
 		&i.Slug,
 		&i.CreatedAt,
+		&i.RowVersion,
 	)
 	return i, err
 }
@@ -204,14 +206,15 @@ func (q *Queries) GetUser(ctx context.Context, id int64) (GetUserRow, error) {
 }
 
 const listOrganizations = `-- name: ListOrganizations :many
-SELECT id, name, slug, created_at FROM organizations ORDER BY id
+SELECT id, name, slug, created_at, row_version FROM organizations ORDER BY id
 `
 
 type ListOrganizationsRow struct {
-	ID        int64
-	Name      string
-	Slug      string
-	CreatedAt time.Time
+	ID         int64
+	Name       string
+	Slug       string
+	CreatedAt  time.Time
+	RowVersion int64
 }
 
 func (q *Queries) ListOrganizations(ctx context.Context) ([]ListOrganizationsRow, error) {
@@ -228,6 +231,7 @@ func (q *Queries) ListOrganizations(ctx context.Context) ([]ListOrganizationsRow
 			&i.Name,
 			&i.Slug,
 			&i.CreatedAt,
+			&i.RowVersion,
 		); err != nil {
 			return nil, err
 		}
@@ -343,14 +347,15 @@ func (q *Queries) LockUser(ctx context.Context, id int64) (LockUserRow, error) {
 }
 
 const organizationByID = `-- name: OrganizationByID :one
-SELECT id, name, slug, created_at FROM organizations WHERE id = $1
+SELECT id, name, slug, created_at, row_version FROM organizations WHERE id = $1
 `
 
 type OrganizationByIDRow struct {
-	ID        int64
-	Name      string
-	Slug      string
-	CreatedAt time.Time
+	ID         int64
+	Name       string
+	Slug       string
+	CreatedAt  time.Time
+	RowVersion int64
 }
 
 func (q *Queries) OrganizationByID(ctx context.Context, id int64) (OrganizationByIDRow, error) {
@@ -361,19 +366,21 @@ func (q *Queries) OrganizationByID(ctx context.Context, id int64) (OrganizationB
 		&i.Name,
 		&i.Slug,
 		&i.CreatedAt,
+		&i.RowVersion,
 	)
 	return i, err
 }
 
 const organizationBySlug = `-- name: OrganizationBySlug :one
-SELECT id, name, slug, created_at FROM organizations WHERE slug = $1
+SELECT id, name, slug, created_at, row_version FROM organizations WHERE slug = $1
 `
 
 type OrganizationBySlugRow struct {
-	ID        int64
-	Name      string
-	Slug      string
-	CreatedAt time.Time
+	ID         int64
+	Name       string
+	Slug       string
+	CreatedAt  time.Time
+	RowVersion int64
 }
 
 func (q *Queries) OrganizationBySlug(ctx context.Context, slug string) (OrganizationBySlugRow, error) {
@@ -384,6 +391,7 @@ func (q *Queries) OrganizationBySlug(ctx context.Context, slug string) (Organiza
 		&i.Name,
 		&i.Slug,
 		&i.CreatedAt,
+		&i.RowVersion,
 	)
 	return i, err
 }
@@ -397,6 +405,40 @@ func (q *Queries) OrganizationExists(ctx context.Context, id int64) (bool, error
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
+}
+
+const renameOrganization = `-- name: RenameOrganization :one
+UPDATE organizations SET name = $1 WHERE id = $2 AND row_version = $3
+RETURNING id, name, slug, created_at, row_version
+`
+
+type RenameOrganizationParams struct {
+	Name       string
+	ID         int64
+	RowVersion int64
+}
+
+type RenameOrganizationRow struct {
+	ID         int64
+	Name       string
+	Slug       string
+	CreatedAt  time.Time
+	RowVersion int64
+}
+
+// The organisation renamed when it is still at the version the caller
+// read (no row: not visible, or another version; the caller tells which).
+func (q *Queries) RenameOrganization(ctx context.Context, arg RenameOrganizationParams) (RenameOrganizationRow, error) {
+	row := q.db.QueryRow(ctx, renameOrganization, arg.Name, arg.ID, arg.RowVersion)
+	var i RenameOrganizationRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Slug,
+		&i.CreatedAt,
+		&i.RowVersion,
+	)
+	return i, err
 }
 
 const setPassword = `-- name: SetPassword :one

@@ -1,16 +1,16 @@
 -- Organisations, users, gateway registration and the audit (accounts.go).
 
 -- name: CreateOrganization :one
-INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at;
+INSERT INTO organizations (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at, row_version;
 
 -- name: OrganizationBySlug :one
-SELECT id, name, slug, created_at FROM organizations WHERE slug = $1;
+SELECT id, name, slug, created_at, row_version FROM organizations WHERE slug = $1;
 
 -- name: OrganizationByID :one
-SELECT id, name, slug, created_at FROM organizations WHERE id = $1;
+SELECT id, name, slug, created_at, row_version FROM organizations WHERE id = $1;
 
 -- name: ListOrganizations :many
-SELECT id, name, slug, created_at FROM organizations ORDER BY id;
+SELECT id, name, slug, created_at, row_version FROM organizations ORDER BY id;
 
 -- name: CreateUser :one
 INSERT INTO users (organization_id, email, password_hash, role, department_id, employee_id)
@@ -68,3 +68,9 @@ SELECT id, organization_id, email, role, department_id, employee_id, is_active, 
 UPDATE users SET role = @role, department_id = sqlc.narg(department_id), employee_id = sqlc.narg(employee_id),
        is_active = @is_active, updated_at = clock_timestamp()
  WHERE id = @id RETURNING updated_at;
+
+-- name: RenameOrganization :one
+-- The organisation renamed when it is still at the version the caller
+-- read (no row: not visible, or another version; the caller tells which).
+UPDATE organizations SET name = @name WHERE id = @id AND row_version = @row_version
+RETURNING id, name, slug, created_at, row_version;
