@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +44,7 @@ type api struct {
 	// before the token expires). Nil: tokens live until they expire.
 	sessionActive  func(ctx context.Context, sessionID string) (bool, error)
 	signin         *signin.Service
+	sessionRecheck time.Duration
 	hub            *liveevents.Hub
 	trustedProxies []netip.Prefix
 	logger         *slog.Logger

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,9 @@ type Deps struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
 	// (TRUSTED_PROXIES), for the per-address sign-in limit.
 	TrustedProxies []netip.Prefix
+	// SessionRecheck is how often an open live-event stream checks its
+	// session (0: DefaultSessionRecheck).
+	SessionRecheck time.Duration
 	Logger         *slog.Logger
 	Registry       *prometheus.Registry
 	// CORSOrigins are the browser origins allowed to call the API.
@@ -120,6 +124,9 @@ func NewAPI(d Deps) (*API, error) {
 	service.HealthRoutes(a.mux, d.Registry, service.PingCheck("postgres", d.DB))
 	if d.SignIn != nil {
 		a.sessionActive = d.SignIn.SessionActive
+	}
+	if a.sessionRecheck = d.SessionRecheck; a.sessionRecheck <= 0 {
+		a.sessionRecheck = DefaultSessionRecheck
 	}
 	// Every refusal of a stream names a query parameter or header.
 	writeStreamError := func(w http.ResponseWriter, r *http.Request, err error) { a.writeError(w, r, inParams(err)) }

@@ -124,3 +124,30 @@ func TestLiveEventsOverHTTP(t *testing.T) {
 		t.Fatalf("bad Last-Event-ID: %d %s", a.Status, a.Body)
 	}
 }
+
+// TestLiveStreamEndsWithItsSession: a stream opened with a session's
+// token ends soon after that session ends (here a logout), without
+// waiting for the token to expire.
+func TestLiveStreamEndsWithItsSession(t *testing.T) {
+	e := newAPIEnv(t, withSignIn(signInPolicy))
+	e.addUser(e.orgA.OrganizationID, "watch@acme.test", "ORG_ADMIN", "correct horse battery", 0, 0)
+	s := e.login("watch@acme.test", "correct horse battery")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := e.stream(ctx, s.AccessToken, "")
+	if a := e.call("POST", "/api/auth/logout", "", map[string]string{"refresh_token": s.RefreshToken}); a.Status != http.StatusNoContent {
+		t.Fatalf("logout: %d", a.Status)
+	}
+	select {
+	case _, open := <-events:
+		if open {
+			for range events {
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its session by 10 s")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream ended only with the test's deadline")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
@@ -135,6 +136,7 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 		if deps.SignIn, err = signin.New(*cfg.signIn, signin.Deps{DB: deps.DB, Tokens: e.tokens, Logger: deps.Logger}); err != nil {
 			t.Fatal(err)
 		}
+		deps.SessionRecheck = 200 * time.Millisecond
 	}
 	e.api, err = dashboard.NewAPI(deps)
 	if err != nil {
