@@ -111,10 +111,11 @@ func TestOneShapeRules(t *testing.T) {
 	// Per-connection or per-agent timers: their interval is state of one
 	// connection, not a service of the process.
 	tickerAllowed := map[string]string{
-		"internal/lifecycle":     "the one helper (Every, EveryOrWake)",
-		"internal/edge/control":  "heartbeats inside one WebSocket session, at the interval that session's welcome set",
-		"internal/cloud/control": "pings on one gateway's socket, per connection",
-		"internal/sim/agentsim":  "one simulated agent's policy and heartbeat timers",
+		"internal/lifecycle":       "the one helper (Every, EveryOrWake)",
+		"internal/edge/control":    "heartbeats inside one WebSocket session, at the interval that session's welcome set",
+		"internal/cloud/control":   "pings on one gateway's socket, per connection",
+		"internal/sim/agentsim":    "one simulated agent's policy and heartbeat timers",
+		"internal/cloud/dashboard": "the session check of one live-event stream, per connection",
 	}
 	cmdTypes := commandTypes(t)
 	cloudStorage := []string{"internal/cloud/postgres", "internal/cloud/commandqueue", "internal/cloud/accounts",
