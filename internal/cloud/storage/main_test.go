@@ -20,7 +20,7 @@ import (
 // The S3 tests run against SeaweedFS's all-in-one server (weed mini), one
 // per test binary, started on first use and stopped by TestMain.
 const (
-	weedInstall  = "go install-like build of SeaweedFS: see .ci/run (SEAWEEDFS_VERSION)"
+	weedInstall  = "built from source at the pinned version by .ci/run, SEAWEEDFS_VERSION"
 	s3AccessKey  = "storagetestaccess"
 	s3SecretKey  = "storagetest-0123456789abcdefghij"
 	weedStartMax = 60 * time.Second

@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -19,8 +21,9 @@ import (
 // self-hosted stores want it); otherwise the client picks virtual-host
 // style where the endpoint supports it. CreateBucket makes New create the
 // bucket when it is missing. PartSize (default and minimum 5 MiB) is the
-// size of one multipart-upload part: an upload of unknown length holds
-// one part in memory at a time.
+// size of one multipart-upload part: an upload holds one part in memory at
+// a time (buffers are reused across uploads); a file that fits one part is
+// one PUT.
 type S3Config struct {
 	Endpoint     string
 	Region       string
@@ -39,16 +42,18 @@ const minPartSize = 5 << 20
 
 // S3 stores files as objects in one bucket of an S3-compatible store.
 //
-// Create is write-once through a conditional PUT (If-None-Match: *): the
-// store itself refuses a second object, so two racing Creates cannot both
-// succeed. A store that ignores the condition would silently replace;
-// NewS3 does not probe for it, the shared test suite (storagetest) checks
-// it against the store used in CI (SeaweedFS).
+// Create is write-once through a conditional write (If-None-Match: * on
+// the PUT, or on the CompleteMultipartUpload of a file larger than a
+// part): the store itself refuses a second object, so two racing Creates
+// cannot both succeed. A store that ignores the condition would silently
+// replace; NewS3 does not probe for it, the shared test suite
+// (storagetest) checks it against the store used in CI (SeaweedFS 4.53);
+// AWS S3 and MinIO support it.
 type S3 struct {
-	client   *minio.Client
-	bucket   string
-	prefix   string
-	partSize uint64
+	client *minio.Client
+	bucket string
+	prefix string
+	parts  *sync.Pool // of *[]byte, one part each
 }
 
 // NewS3 validates cfg (an error names the field), connects and checks that
@@ -106,7 +111,9 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 			}
 		}
 	}
-	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, partSize: cfg.PartSize}, nil
+	partSize := cfg.PartSize
+	parts := &sync.Pool{New: func() any { b := make([]byte, partSize); return &b }}
+	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, parts: parts}, nil
 }
 
 func (s *S3) object(key string) (string, error) {
@@ -135,11 +142,25 @@ func (s *S3) put(ctx context.Context, key string, r io.Reader, once bool) error 
 	if err != nil {
 		return err
 	}
-	opts := minio.PutObjectOptions{PartSize: s.partSize}
+	opts := minio.PutObjectOptions{}
 	if once {
-		opts.SetMatchETagExcept("*")
+		opts.SetMatchETagExcept("*") // If-None-Match: *
 	}
-	if _, err := s.client.PutObject(ctx, s.bucket, name, ctxReader{ctx, r}, -1, opts); err != nil {
+	bufp := s.parts.Get().(*[]byte)
+	defer s.parts.Put(bufp)
+	buf := *bufp
+	r = ctxReader{ctx, r}
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// Fits one part: one PUT, which carries the condition itself.
+		_, err = s.client.PutObject(ctx, s.bucket, name, bytes.NewReader(buf[:n]), int64(n), opts)
+	case err != nil:
+		return fmt.Errorf("storage: put %s: read: %w", key, err)
+	default:
+		err = s.multipart(ctx, name, buf, r, opts)
+	}
+	if err != nil {
 		if once && isPreconditionFailed(err) {
 			return ErrExists
 		}
@@ -149,6 +170,43 @@ func (s *S3) put(ctx context.Context, key string, r io.Reader, once bool) error 
 		return fmt.Errorf("storage: put %s: %w", key, err)
 	}
 	return nil
+}
+
+// multipart uploads a full first part in buf and the rest of r, one part at
+// a time through buf, and completes the upload with opts (so that a
+// Create's If-None-Match is checked when the object would appear;
+// minio-go's own multipart path drops it). A failed upload is aborted.
+func (s *S3) multipart(ctx context.Context, name string, buf []byte, r io.Reader, opts minio.PutObjectOptions) (err error) {
+	core := minio.Core{Client: s.client}
+	id, err := core.NewMultipartUpload(ctx, s.bucket, name, minio.PutObjectOptions{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_ = core.AbortMultipartUpload(actx, s.bucket, name, id)
+		}
+	}()
+	var parts []minio.CompletePart
+	n := len(buf)
+	for num := 1; n > 0; num++ {
+		p, err := core.PutObjectPart(ctx, s.bucket, name, id, num, bytes.NewReader(buf[:n]), int64(n), minio.PutObjectPartOptions{})
+		if err != nil {
+			return err
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: num, ETag: p.ETag})
+		if n < len(buf) {
+			break
+		}
+		n, err = io.ReadFull(r, buf)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return err
+		}
+	}
+	_, err = core.CompleteMultipartUpload(ctx, s.bucket, name, id, parts, opts)
+	return err
 }
 
 func isPreconditionFailed(err error) bool {

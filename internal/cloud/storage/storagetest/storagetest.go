@@ -116,6 +116,20 @@ func createOnce(t *testing.T, s storage.Store) {
 	if got := read(t, s, "c/first.png"); string(got) != "original" {
 		t.Fatalf("stored %q after a refused Create, want the original", got)
 	}
+	// Larger than an S3 driver's part: a multipart upload, whose
+	// completion must carry the condition too.
+	if err := s.Create(ctx, "c/first.png", &genReader{n: 6 << 20, state: 3}); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("second Create of 6 MiB: %v, want ErrExists", err)
+	}
+	if got := read(t, s, "c/first.png"); string(got) != "original" {
+		t.Fatalf("stored %d bytes after a refused large Create, want the original", len(got))
+	}
+	if err := s.Create(ctx, "c/large", &genReader{n: 6 << 20, state: 3}); err != nil {
+		t.Fatalf("Create of 6 MiB: %v", err)
+	}
+	if got := read(t, s, "c/large"); len(got) != 6<<20 {
+		t.Fatalf("Create of 6 MiB stored %d bytes", len(got))
+	}
 	put(t, s, "c/put", "by put")
 	if err := s.Create(ctx, "c/put", strings.NewReader("by create")); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("Create over a Put file: %v, want ErrExists", err)
