@@ -19,7 +19,7 @@ import (
 // prepended to every key, so that several stores can share a bucket.
 // PathStyle forces path-style requests (MinIO, SeaweedFS and most
 // self-hosted stores want it); otherwise the client picks virtual-host
-// style where the endpoint supports it. CreateBucket makes New create the
+// style where the endpoint supports it. CreateBucket makes NewS3 create the
 // bucket when it is missing. PartSize (default and minimum 5 MiB) is the
 // size of one multipart-upload part: an upload holds one part in memory at
 // a time (buffers are reused across uploads); a file that fits one part is
