@@ -28,6 +28,7 @@ var external = map[string][]string{
 	"protobuf":                {"google.golang.org/protobuf"},
 	"yaml":                    {"go.yaml.in/yaml/v3"},
 	"sqlite":                  {"modernc.org/sqlite"},
+	"minio-go":                {"github.com/minio/minio-go/v7"},
 	"go-fuse":                 {"github.com/hanwen/go-fuse/v2"},
 	"go-json-experiment/json": {"github.com/go-json-experiment/json"},
 	"jsonschema":              {"github.com/santhosh-tekuri/jsonschema/v6"},

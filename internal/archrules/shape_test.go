@@ -182,7 +182,8 @@ func TestOneShapeRules(t *testing.T) {
 		}
 		// No HTTP in the cloud's storage packages.
 		for _, p := range cloudStorage {
-			if s.dir == p || strings.HasPrefix(s.dir, p+"/") {
+			// storagetest fetches signed URLs as a client; it chooses no status.
+			if (s.dir == p || strings.HasPrefix(s.dir, p+"/")) && s.dir != "internal/cloud/storage/storagetest" {
 				if importName(s.file, "net/http") != "" {
 					t.Errorf("%s imports net/http: storage code returns apperr codes; each server maps them to a status once", s.rel)
 				}

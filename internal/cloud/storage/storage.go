@@ -1,7 +1,9 @@
 // Package storage keeps files (screenshots, later exports and photos)
 // behind one interface, so that the services do not care whether they live
 // on a local disk or in S3-compatible object storage. Local is the driver
-// for one machine and for tests.
+// for one machine and for tests; S3 the driver for AWS S3, MinIO, SeaweedFS
+// and other S3-compatible stores. Both hand out download URLs that expire
+// (Signer).
 package storage
 
 import (
@@ -14,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrNotFound means no file exists at the key.
@@ -42,9 +45,42 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// MaxKeyLen bounds a key's length in bytes (S3's own limit is 1024).
+const MaxKeyLen = 1024
+
+// MaxKeySegmentLen bounds one slash-separated segment of a key in bytes (a
+// file name's limit on common file systems).
+const MaxKeySegmentLen = 255
+
+// CheckKey reports whether key is a valid store key: a non-empty relative
+// slash-separated path of at most MaxKeyLen bytes of UTF-8 without control
+// characters, backslashes, or empty, "." or ".." segments, or segments
+// longer than MaxKeySegmentLen. Every driver
+// refuses other keys with an error wrapping ErrBadKey.
+func CheckKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen || !utf8.ValidString(key) {
+		return fmt.Errorf("%w %q", ErrBadKey, key)
+	}
+	for _, c := range key {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return fmt.Errorf("%w %q", ErrBadKey, key)
+		}
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." || len(seg) > MaxKeySegmentLen {
+			return fmt.Errorf("%w %q", ErrBadKey, key)
+		}
+	}
+	return nil
+}
+
+// ErrBadKey means a key is not a valid store key (see CheckKey).
+var ErrBadKey = errors.New("storage: bad key")
+
 // Local stores files under a directory.
 type Local struct {
 	root string
+	urls *localURLs
 }
 
 // NewLocal returns a Local store rooted at dir, creating it if needed.
@@ -59,14 +95,10 @@ func NewLocal(dir string) (*Local, error) {
 }
 
 func (l *Local) path(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
-		return "", fmt.Errorf("storage: bad key %q", key)
+	if err := CheckKey(key); err != nil {
+		return "", err
 	}
-	clean := filepath.Clean(filepath.FromSlash(key))
-	if clean == "." || strings.HasPrefix(clean, "..") {
-		return "", fmt.Errorf("storage: bad key %q", key)
-	}
-	return filepath.Join(l.root, clean), nil
+	return filepath.Join(l.root, filepath.FromSlash(key)), nil
 }
 
 // Put writes to a temporary file, syncs it and renames it into place.
@@ -109,7 +141,7 @@ func (l *Local) write(ctx context.Context, key string, r io.Reader, place func(t
 		return fmt.Errorf("storage: %w", err)
 	}
 	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, r); err != nil {
+	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
 		f.Close()
 		return fmt.Errorf("storage: write %s: %w", key, err)
 	}
@@ -209,4 +241,17 @@ func (l *Local) Delete(_ context.Context, key string) error {
 		return fmt.Errorf("storage: delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// ctxReader stops a copy once its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -1,0 +1,165 @@
+package storage_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage/storagetest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storagehttp"
+)
+
+func TestLocalSuite(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		secret := make([]byte, storage.MinURLSecret)
+		rand.Read(secret)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := storage.NewLocalSigned(t.TempDir(), storage.LocalURLConfig{BaseURL: "http://" + ln.Addr().String() + "/files", Secret: secret})
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: storagehttp.Handler(l, slog.New(slog.DiscardHandler))}}
+		srv.Start()
+		t.Cleanup(srv.Close)
+		return l
+	})
+}
+
+var bucketSeq atomic.Int64
+
+// s3Config returns a config for the test gateway and a fresh bucket name.
+func s3Config(t *testing.T) storage.S3Config {
+	return storage.S3Config{
+		Endpoint:     s3Endpoint(t),
+		Region:       "us-east-1",
+		Bucket:       fmt.Sprintf("storagetest-%d-%d", time.Now().UnixNano()%1e9, bucketSeq.Add(1)),
+		AccessKey:    s3AccessKey,
+		SecretKey:    s3SecretKey,
+		PathStyle:    true,
+		CreateBucket: true,
+	}
+}
+
+var nonKey = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+func TestS3Suite(t *testing.T) {
+	cfg := s3Config(t) // one bucket for the suite, a prefix per subtest
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		c := cfg
+		c.Prefix = nonKey.ReplaceAllString(t.Name(), "_")
+		s, err := storage.NewS3(t.Context(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestS3ConfigErrorsNameTheField(t *testing.T) {
+	t.Parallel()
+	good := storage.S3Config{Endpoint: "127.0.0.1:1", Bucket: "b", AccessKey: "a", SecretKey: "s"}
+	for _, c := range []struct {
+		field string
+		edit  func(*storage.S3Config)
+	}{
+		{"Endpoint", func(c *storage.S3Config) { c.Endpoint = "" }},
+		{"Endpoint", func(c *storage.S3Config) { c.Endpoint = "http://127.0.0.1:1" }},
+		{"Bucket", func(c *storage.S3Config) { c.Bucket = "" }},
+		{"AccessKey", func(c *storage.S3Config) { c.AccessKey = "" }},
+		{"SecretKey", func(c *storage.S3Config) { c.SecretKey = "" }},
+		{"Prefix", func(c *storage.S3Config) { c.Prefix = "/abs" }},
+		{"Prefix", func(c *storage.S3Config) { c.Prefix = "a/../b" }},
+		{"PartSize", func(c *storage.S3Config) { c.PartSize = 1 << 20 }},
+	} {
+		cfg := good
+		c.edit(&cfg)
+		_, err := storage.NewS3(t.Context(), cfg)
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%+v: %v, want an error naming %s", cfg, err, c.field)
+		}
+	}
+}
+
+func TestS3MissingBucket(t *testing.T) {
+	cfg := s3Config(t)
+	cfg.CreateBucket = false
+	if _, err := storage.NewS3(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "Bucket") {
+		t.Fatalf("NewS3 with a missing bucket and no CreateBucket: %v, want an error naming Bucket", err)
+	}
+	cfg.CreateBucket = true
+	for range 2 { // creating is idempotent
+		if _, err := storage.NewS3(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLocalURLConfig(t *testing.T) {
+	t.Parallel()
+	secret := make([]byte, storage.MinURLSecret)
+	for _, c := range []struct {
+		cfg   storage.LocalURLConfig
+		field string
+	}{
+		{storage.LocalURLConfig{BaseURL: "/files", Secret: secret}, "BaseURL"},
+		{storage.LocalURLConfig{BaseURL: "ftp://h/files", Secret: secret}, "BaseURL"},
+		{storage.LocalURLConfig{BaseURL: "http://h/files?x=1", Secret: secret}, "BaseURL"},
+		{storage.LocalURLConfig{BaseURL: "http://h/files", Secret: secret[:31]}, "Secret"},
+	} {
+		if _, err := storage.NewLocalSigned(t.TempDir(), c.cfg); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%+v: %v, want an error naming %s", c.cfg, err, c.field)
+		}
+	}
+	l, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.URL(t.Context(), "a", time.Minute); err == nil {
+		t.Error("an unsigned Local store handed out a URL")
+	}
+}
+
+// waitS3 waits until the gateway stores and deletes an object.
+func waitS3(ctx context.Context, endpoint string) error {
+	var last error
+	for {
+		last = func() error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			s, err := storage.NewS3(ctx, storage.S3Config{Endpoint: endpoint, Region: "us-east-1", Bucket: "ready",
+				AccessKey: s3AccessKey, SecretKey: s3SecretKey, PathStyle: true, CreateBucket: true})
+			if err != nil {
+				return err
+			}
+			if err := s.Put(ctx, "probe", strings.NewReader("ok")); err != nil {
+				return err
+			}
+			return s.Delete(ctx, "probe")
+		}()
+		if last == nil {
+			return nil
+		}
+		if weed.cmd.ProcessState != nil {
+			return fmt.Errorf("exited: %w", last)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
