@@ -49,16 +49,10 @@ type sessionUser struct {
 }
 
 func sessionOf(t signin.Tokens, now time.Time) session {
-	opt := func(v int64) *int64 {
-		if v == 0 {
-			return nil
-		}
-		return &v
-	}
 	return session{TokenType: "Bearer", AccessToken: t.AccessToken, ExpiresIn: int64(t.AccessExpiresAt.Sub(now).Round(time.Second).Seconds()),
 		ExpiresAt: t.AccessExpiresAt, RefreshToken: t.RefreshToken, RefreshExpiresAt: t.RefreshExpiresAt,
-		User: sessionUser{ID: t.User.ID, Email: t.User.Email, Role: t.User.Role, OrganizationID: opt(t.User.OrganizationID),
-			DepartmentID: opt(t.User.DepartmentID), EmployeeID: opt(t.User.EmployeeID)},
+		User: sessionUser{ID: t.User.ID, Email: t.User.Email, Role: t.User.Role, OrganizationID: nonZero(t.User.OrganizationID),
+			DepartmentID: nonZero(t.User.DepartmentID), EmployeeID: nonZero(t.User.EmployeeID)},
 		V1AccessToken: t.AccessToken, V1RefreshToken: t.RefreshToken}
 }
 

@@ -89,40 +89,18 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // jsonPointer turns the field names the services use ("email",
 // "identities[2].value", "identities/2/value", "events.3.user_sid") into
-// a JSON Pointer ("/identities/2/value"), escaping "~" and "/" inside a
-// member name as RFC 6901 says. A name already starting with "/" is kept.
+// a JSON Pointer ("/identities/2/value"), escaping "~" in a member name as
+// RFC 6901 says ("/" always separates). A name already starting with "/" is
+// kept.
 func jsonPointer(field string) string {
 	if strings.HasPrefix(field, "/") {
 		return field
 	}
+	segs := strings.FieldsFunc(field, func(r rune) bool { return r == '.' || r == '/' || r == '[' || r == ']' })
 	var b strings.Builder
-	tok := strings.Builder{}
-	flush := func() {
+	for _, seg := range segs {
 		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(tok.String()))
-		tok.Reset()
+		b.WriteString(strings.ReplaceAll(seg, "~", "~0"))
 	}
-	inIndex := false
-	for _, r := range field {
-		switch {
-		case r == '.' && !inIndex, r == '/' && !inIndex:
-			flush()
-		case r == '[':
-			if tok.Len() > 0 {
-				flush()
-			}
-			inIndex = true
-		case r == ']' && inIndex:
-			flush()
-			inIndex = false
-		default:
-			tok.WriteRune(r)
-		}
-	}
-	if tok.Len() > 0 || b.Len() == 0 {
-		flush()
-	}
-	// "a[0].b" flushed "a", "0", then an empty token before ".b": drop the
-	// empty segments a bracket then a dot leave.
-	return strings.ReplaceAll(b.String(), "//", "/")
+	return b.String()
 }

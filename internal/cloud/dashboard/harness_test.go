@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi/datamodel"
@@ -36,6 +37,7 @@ import (
 type apiEnv struct {
 	t      testing.TB
 	db     *pgtest.Database
+	admin  *pgxpool.Pool // the test server's administrator: fixtures and checks only
 	srv    *httptest.Server
 	api    *dashboard.API
 	tokens *accesstoken.Issuer
@@ -102,7 +104,7 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := pg.NewDatabase(t)
-	e := &apiEnv{t: t, db: db}
+	e := &apiEnv{t: t, db: db, admin: pg.Pool(t, db.AdminURL, 2)}
 	conn, err := pgx.Connect(ctx, db.AdminURL)
 	if err != nil {
 		t.Fatal(err)
@@ -157,11 +159,7 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 func (e *apiEnv) exec(sql string, args ...any) {
 	e.t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.db.AdminURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.admin
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}
@@ -291,11 +289,7 @@ func describe[E interface{ Error() string }](errs []E) string {
 func (e *apiEnv) assertDenials(n int) {
 	e.t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.db.AdminURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.admin
 	var got int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE outcome = 'denied'`).Scan(&got); err != nil {
 		e.t.Fatal(err)
@@ -314,11 +308,7 @@ func (e *apiEnv) addUser(org int64, email, role, password string, department, em
 		e.t.Fatal(err)
 	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.db.AdminURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.admin
 	nullable := func(v int64) *int64 {
 		if v == 0 {
 			return nil
@@ -356,11 +346,7 @@ func (e *apiEnv) login(email, password string) signedIn {
 func (e *apiEnv) assertAudit(action string, n int) {
 	e.t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.db.AdminURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.admin
 	var got int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = $1`, action).Scan(&got); err != nil {
 		e.t.Fatal(err)
@@ -390,11 +376,7 @@ func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 func (e *apiEnv) scan(dst any, sql string, args ...any) {
 	e.t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.db.AdminURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.admin
 	if err := conn.QueryRow(ctx, sql, args...).Scan(dst); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}

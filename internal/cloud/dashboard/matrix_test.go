@@ -196,13 +196,11 @@ func TestRoleEndpointMatrix(t *testing.T) {
 			}
 		}
 	}
-	if after := fingerprint(t, conn, e.orgB.OrganizationID); !mapsEqual(before, after) {
+	if after := fingerprint(t, conn, e.orgB.OrganizationID); !maps.Equal(before, after) {
 		t.Errorf("globex's rows changed:\nbefore %v\nafter  %v", before, after)
 	}
 	t.Logf("%d calls over %d routes", tried, len(e.api.Routes()))
 }
-
-func mapsEqual(a, b map[string]string) bool { return maps.Equal(a, b) }
 
 // TestScopesOverHTTP: a department lead sees their department's subtree
 // and its employees only, an employee themself only (the database's

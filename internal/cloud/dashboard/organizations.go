@@ -23,14 +23,8 @@ type me struct {
 }
 
 func (a *api) getMe(w http.ResponseWriter, r *http.Request, c *caller) error {
-	opt := func(v int64) *int64 {
-		if v == 0 {
-			return nil
-		}
-		return &v
-	}
-	writeJSON(w, http.StatusOK, me{UserID: c.claims.UserID, OrganizationID: opt(c.claims.OrganizationID), Role: c.claims.Role,
-		DepartmentID: opt(c.claims.DepartmentID), EmployeeID: opt(c.claims.EmployeeID), ExpiresAt: c.claims.ExpiresAt})
+	writeJSON(w, http.StatusOK, me{UserID: c.claims.UserID, OrganizationID: nonZero(c.claims.OrganizationID), Role: c.claims.Role,
+		DepartmentID: nonZero(c.claims.DepartmentID), EmployeeID: nonZero(c.claims.EmployeeID), ExpiresAt: c.claims.ExpiresAt})
 	return nil
 }
 
@@ -55,14 +49,23 @@ func (c *caller) actor() accounts.Actor {
 // accounts is the accounts service over the caller's pool.
 func (a *api) accounts(c *caller) *accounts.Service { return accounts.New(c.db, time.Now) }
 
-func (a *api) listOrganizations(w http.ResponseWriter, r *http.Request, c *caller) error {
+// organizations lists the organisations the caller sees (v1 and v2).
+func (a *api) organizations(r *http.Request, c *caller) ([]organization, error) {
 	orgs, err := a.accounts(c).ListOrganizations(r.Context(), c.actor())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out := make([]organization, 0, len(orgs))
 	for _, o := range orgs {
 		out = append(out, organizationOf(o))
+	}
+	return out, nil
+}
+
+func (a *api) listOrganizations(w http.ResponseWriter, r *http.Request, c *caller) error {
+	out, err := a.organizations(r, c)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, newList(out, ""))
 	return nil

@@ -153,3 +153,11 @@ func decodeCursor(s string, v any) error {
 	}
 	return nil
 }
+
+// nonZero is v, or nil (JSON null) for zero: an optional id on the wire.
+func nonZero(v int64) *int64 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}

@@ -35,13 +35,9 @@ func (a *api) v1Health(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) v1Organizations(w http.ResponseWriter, r *http.Request, c *caller) error {
-	orgs, err := a.accounts(c).ListOrganizations(r.Context(), c.actor())
+	out, err := a.organizations(r, c)
 	if err != nil {
 		return err
-	}
-	out := make([]organization, 0, len(orgs))
-	for _, o := range orgs {
-		out = append(out, organizationOf(o))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
