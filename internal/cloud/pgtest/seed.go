@@ -69,7 +69,7 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 	one(&s.DeviceID, `INSERT INTO devices (organization_id, gateway_id, name, adapter_type) VALUES ($1, $2, 'Door 1', 'hikvision') RETURNING id`, org, s.GatewayID)
 	one(nil, `INSERT INTO device_commands (organization_id, device_id, gateway_id, adapter_type, command_type, payload)
 		VALUES ($1, $2, $3, 'hikvision', 'open_door', '{}')`, org, s.DeviceID, s.GatewayID)
-	one(nil, `INSERT INTO retention_policies (organization_id, resource_type, retention_days) VALUES ($1, 'screenshot', 30)`, org)
+	one(nil, `INSERT INTO retention_policies (organization_id, resource_type, retention_days) VALUES ($1, 'screenshots', 30)`, org)
 	one(nil, `INSERT INTO audit_log (organization_id, actor, action, resource_type) VALUES ($1, 'seed', 'create', 'organization')`, org)
 	one(nil, `INSERT INTO ingest_batches (organization_id, gateway_id, idempotency_key, endpoint, request_hash, status, locked_until, response_status, response_body)
 		VALUES ($1, $2, $3, 'logs', sha256('x'), 'done', now(), 200, '{}')`, org, s.GatewayID, uuid.Must(uuid.NewV7()))

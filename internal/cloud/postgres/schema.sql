@@ -1314,6 +1314,219 @@ BEGIN
     RETURN inserted;
 END $_$;
 
+CREATE FUNCTION monitoring.retention_delete(p_table text, p_org bigint, p_limit integer) RETURNS TABLE(schema_name text, id uuid, datetime timestamp with time zone, file_path text, file_size bigint, row_json json)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    lim integer := least(greatest(coalesce(p_limit, 1), 1), 10000);
+    h timestamptz;
+    s text;
+    n integer;
+    shot boolean := p_table = 'screenshots';
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM monitoring.retention r WHERE r.table_name = p_table) THEN
+        RAISE EXCEPTION 'retention_delete: % is not a time-series table', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
+                    AND l.classid = 1380270926 AND l.objid = 27 AND l.objsubid = 2 AND l.granted) THEN
+        RAISE EXCEPTION 'retention_delete: this session does not hold the retention lock'
+            USING ERRCODE = 'lock_not_available';
+    END IF;
+    SELECT x.horizon INTO h FROM monitoring.retention_horizons() x
+     WHERE x.organization_id = p_org AND x.table_name = p_table;
+    IF h IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH s IN ARRAY ARRAY['monitoring', 'monitoring_fallback'] LOOP
+        EXIT WHEN lim <= 0;
+        RETURN QUERY EXECUTE format(
+            'WITH d AS (DELETE FROM %1$I.%2$I t WHERE (t.id, t.datetime) IN (
+                    SELECT k.id, k.datetime FROM %1$I.%2$I k
+                     WHERE k.organization_id = $1 AND k.datetime < $2 ORDER BY k.datetime, k.id LIMIT $3)
+                 RETURNING t.*)
+             SELECT %1$L::text, d.id, d.datetime, %3$s, %4$s, row_to_json(d) FROM d ORDER BY d.datetime, d.id',
+            s, p_table,
+            CASE WHEN shot THEN 'd.file_path' ELSE 'NULL::text' END,
+            CASE WHEN shot THEN 'd.file_size' ELSE 'NULL::bigint' END)
+            USING p_org, h, lim;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        lim := lim - n;
+    END LOOP;
+END $_$;
+
+CREATE FUNCTION monitoring.retention_expired_partitions() RETURNS TABLE(partition_name text, table_name text, rows bigint, rows_unlisted bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    r record;
+    cnt bigint;
+    unlisted bigint;
+BEGIN
+    FOR r IN
+        SELECT format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS shown,
+               ret.table_name
+        FROM monitoring.retention ret
+        CROSS JOIN unnest(ARRAY['monitoring', 'monitoring_fallback']) AS s(schema_name)
+        JOIN pg_inherits i ON i.inhparent = to_regclass(format('%I.%I', s.schema_name, ret.table_name))
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relname ~ '_p[0-9]{8}$'
+          AND (s.schema_name = 'monitoring_fallback' OR monitoring.storage_kind() = 'partitions')
+          AND ((to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC')
+              <= now() - make_interval(days => ret.days)
+        ORDER BY to_date(right(c.relname, 8), 'YYYYMMDD'), n.nspname, c.relname
+        LIMIT 1000
+    LOOP
+        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM monitoring.retention_horizons() h
+                         WHERE h.organization_id = p.organization_id AND h.table_name = %L)) FROM %s p', r.table_name, r.qualified)
+           INTO cnt, unlisted;
+        RETURN QUERY SELECT r.shown, r.table_name, cnt, unlisted;
+    END LOOP;
+    IF monitoring.storage_kind() = 'timescaledb' THEN
+        FOR r IN EXECUTE
+            'SELECT format(''%I.%I'', ch.chunk_schema, ch.chunk_name) AS qualified, ret.table_name
+               FROM timescaledb_information.chunks ch
+               JOIN monitoring.retention ret ON ret.table_name = ch.hypertable_name
+              WHERE ch.hypertable_schema = ''monitoring'' AND ch.range_end <= now() - make_interval(days => ret.days)
+              ORDER BY ch.range_end, 1 LIMIT 1000'
+        LOOP
+            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM monitoring.retention_horizons() h
+                             WHERE h.organization_id = p.organization_id AND h.table_name = %L)) FROM %s p', r.table_name, r.qualified)
+               INTO cnt, unlisted;
+            RETURN QUERY SELECT r.qualified, r.table_name, cnt, unlisted;
+        END LOOP;
+    END IF;
+END $_$;
+
+CREATE FUNCTION monitoring.retention_horizons() RETURNS TABLE(organization_id bigint, table_name text, days integer, action text, horizon timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    WITH chosen AS (
+        SELECT o.id AS organization_id, r.table_name, r.days AS global_days,
+               coalesce(own.retention_days, def.retention_days, r.days) AS days,
+               coalesce(own.action, def.action, 'delete') AS action
+        FROM public.organizations o
+        CROSS JOIN monitoring.retention r
+        LEFT JOIN LATERAL (
+            SELECT p.retention_days, p.action FROM public.retention_policies p
+             WHERE p.organization_id = o.id AND p.resource_type = r.table_name AND p.is_active
+             ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) own ON true
+        LEFT JOIN LATERAL (
+            SELECT p.retention_days, p.action FROM public.retention_policies p
+             WHERE p.organization_id IS NULL AND p.resource_type = r.table_name AND p.is_active
+             ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) def ON true
+    )
+    SELECT c.organization_id, c.table_name, least(c.days, c.global_days), c.action,
+           now() - make_interval(days => least(c.days, c.global_days))
+    FROM chosen c
+    WHERE c.days < c.global_days OR c.action = 'archive'
+    ORDER BY 1, 2
+$$;
+
+CREATE FUNCTION monitoring.retention_preview() RETURNS TABLE(organization_id bigint, table_name text, rows bigint, files bigint, bytes bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $_$
+DECLARE
+    h record;
+BEGIN
+    FOR h IN SELECT * FROM monitoring.retention_horizons() LOOP
+        RETURN QUERY EXECUTE format(
+            'SELECT $1::bigint, $2::text, count(*)::bigint, %3$s, %4$s FROM (
+                SELECT * FROM monitoring.%1$I WHERE organization_id = $1 AND datetime < $3
+                UNION ALL
+                SELECT * FROM monitoring_fallback.%1$I WHERE organization_id = $1 AND datetime < $3) %2$s',
+            h.table_name, 'u',
+            CASE WHEN h.table_name = 'screenshots' THEN 'count(DISTINCT u.file_path)::bigint' ELSE '0::bigint' END,
+            CASE WHEN h.table_name = 'screenshots'
+                 THEN 'coalesce((SELECT sum(f.file_size) FROM (SELECT DISTINCT ON (x.file_path) x.file_path, x.file_size FROM (SELECT * FROM monitoring.screenshots WHERE organization_id = $1 AND datetime < $3 UNION ALL SELECT * FROM monitoring_fallback.screenshots WHERE organization_id = $1 AND datetime < $3) x) f), 0)::bigint'
+                 ELSE '0::bigint' END)
+            USING h.organization_id, h.table_name, h.horizon;
+    END LOOP;
+END $_$;
+
+CREATE FUNCTION monitoring.retention_run_begin(p_dry_run boolean) RETURNS TABLE(run_id bigint, acquired boolean, interrupted integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer := 0;
+    id bigint;
+BEGIN
+    IF p_dry_run IS NULL THEN
+        RAISE EXCEPTION 'retention_run_begin: dry_run is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_try_advisory_lock(1380270926, 27) THEN
+        INSERT INTO monitoring.retention_runs (dry_run, status, finished_at, error)
+        VALUES (p_dry_run, 'skipped', clock_timestamp(), 'another replica holds the retention lock')
+        RETURNING retention_runs.id INTO id;
+        RETURN QUERY SELECT id, false, 0;
+        RETURN;
+    END IF;
+    -- The lock is ours, so no run is in progress: a 'running' row is a
+    -- killed process's.
+    UPDATE monitoring.retention_runs r
+       SET status = 'failed', finished_at = clock_timestamp(),
+           error = 'interrupted: the process running it stopped before it finished'
+     WHERE r.status = 'running';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO monitoring.retention_runs (dry_run, status) VALUES (p_dry_run, 'running')
+    RETURNING retention_runs.id INTO id;
+    RETURN QUERY SELECT id, true, n;
+END $$;
+
+CREATE FUNCTION monitoring.retention_run_finish(p_run bigint, p_error text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    st text := CASE WHEN coalesce(p_error, '') = '' THEN 'succeeded' ELSE 'failed' END;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
+                    AND l.classid = 1380270926 AND l.objid = 27 AND l.objsubid = 2 AND l.granted) THEN
+        RAISE EXCEPTION 'retention_run_finish: this session does not hold the retention lock'
+            USING ERRCODE = 'lock_not_available';
+    END IF;
+    UPDATE monitoring.retention_runs r
+       SET status = st, finished_at = clock_timestamp(), error = left(NULLIF(p_error, ''), 2000)
+     WHERE r.id = p_run AND r.status = 'running';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'retention_run_finish: run % is not running', p_run USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_advisory_unlock(1380270926, 27);
+    RETURN st;
+END $$;
+
+CREATE FUNCTION monitoring.retention_run_progress(p_run bigint, p_table text, p_rows bigint, p_files bigint, p_bytes bigint, p_archived integer) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
+                    AND l.classid = 1380270926 AND l.objid = 27 AND l.objsubid = 2 AND l.granted) THEN
+        RAISE EXCEPTION 'retention_run_progress: this session does not hold the retention lock'
+            USING ERRCODE = 'lock_not_available';
+    END IF;
+    IF coalesce(p_table, '') <> '' AND NOT EXISTS (SELECT 1 FROM monitoring.retention r WHERE r.table_name = p_table) THEN
+        RAISE EXCEPTION 'retention_run_progress: % is not a time-series table', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF least(p_rows, p_files, p_bytes, p_archived) < 0 THEN
+        RAISE EXCEPTION 'retention_run_progress: negative count' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE monitoring.retention_runs r
+       SET rows = CASE WHEN coalesce(p_table, '') = '' THEN r.rows
+                       ELSE jsonb_set(r.rows, ARRAY[p_table], to_jsonb(coalesce((r.rows ->> p_table)::bigint, 0) + coalesce(p_rows, 0))) END,
+           files = r.files + coalesce(p_files, 0), bytes = r.bytes + coalesce(p_bytes, 0),
+           archived = r.archived + coalesce(p_archived, 0)
+     WHERE r.id = p_run AND r.status = 'running';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'retention_run_progress: run % is not running', p_run USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+
 CREATE FUNCTION monitoring.screenshot_files_referenced(p_org bigint, p_day date, p_paths text[]) RETURNS SETOF text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
@@ -1616,6 +1829,31 @@ CREATE TABLE monitoring.retention (
     table_name text NOT NULL,
     days integer NOT NULL,
     CONSTRAINT retention_days_check CHECK ((days > 0))
+);
+
+CREATE TABLE monitoring.retention_runs (
+    id bigint NOT NULL,
+    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    finished_at timestamp with time zone,
+    dry_run boolean NOT NULL,
+    status text NOT NULL,
+    rows jsonb DEFAULT '{}'::jsonb NOT NULL,
+    files bigint DEFAULT 0 NOT NULL,
+    bytes bigint DEFAULT 0 NOT NULL,
+    archived integer DEFAULT 0 NOT NULL,
+    error text,
+    CONSTRAINT retention_runs_check CHECK (((status = 'running'::text) = (finished_at IS NULL))),
+    CONSTRAINT retention_runs_error_check CHECK ((length(error) <= 2000)),
+    CONSTRAINT retention_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text])))
+);
+
+ALTER TABLE monitoring.retention_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME monitoring.retention_runs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 CREATE TABLE monitoring.screenshots (
@@ -2526,6 +2764,9 @@ ALTER TABLE ONLY monitoring.maintainer_policy_runs
 ALTER TABLE ONLY monitoring.retention
     ADD CONSTRAINT retention_pkey PRIMARY KEY (table_name);
 
+ALTER TABLE ONLY monitoring.retention_runs
+    ADD CONSTRAINT retention_runs_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY monitoring.screenshots
     ADD CONSTRAINT screenshots_pkey PRIMARY KEY (organization_id, id, datetime);
 
@@ -2707,6 +2948,10 @@ CREATE INDEX active_windows_organization_id_datetime_idx ON ONLY monitoring.acti
 
 CREATE INDEX device_events_organization_id_datetime_idx ON ONLY monitoring.device_events USING btree (organization_id, datetime DESC);
 
+CREATE INDEX retention_runs_recent ON monitoring.retention_runs USING btree (started_at DESC);
+
+CREATE INDEX retention_runs_running ON monitoring.retention_runs USING btree (id) WHERE (status = 'running'::text);
+
 CREATE INDEX screenshots_organization_id_datetime_idx ON ONLY monitoring.screenshots USING btree (organization_id, datetime DESC);
 
 CREATE INDEX user_sessions_organization_id_datetime_idx ON ONLY monitoring.user_sessions USING btree (organization_id, datetime DESC);
@@ -2746,6 +2991,8 @@ CREATE INDEX gateway_status_snapshots_gateway_time ON public.gateway_status_snap
 CREATE INDEX ingest_batches_created ON public.ingest_batches USING btree (created_at);
 
 CREATE INDEX policy_distribution_targets_command_id ON public.policy_distribution_targets USING btree (command_id) WHERE (command_id IS NOT NULL);
+
+CREATE INDEX retention_policies_lookup ON public.retention_policies USING btree (resource_type, organization_id) WHERE is_active;
 
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION public.audit_log_append_only();
 
@@ -2913,6 +3160,9 @@ ALTER TABLE ONLY public.provisioning_tokens
 
 ALTER TABLE ONLY public.retention_policies
     ADD CONSTRAINT retention_policies_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.retention_policies
+    ADD CONSTRAINT retention_policies_resource_type_fkey FOREIGN KEY (resource_type) REFERENCES monitoring.retention(table_name);
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_organization_id_department_id_fkey FOREIGN KEY (organization_id, department_id) REFERENCES public.departments(organization_id, id);

@@ -416,7 +416,7 @@ func TestRoleScopesWrites(t *testing.T) {
 		"public.devices":             {`INSERT INTO devices (organization_id, name, adapter_type) VALUES ($1, 'Door 9', 'hikvision')`, []any{tr.org}},
 		"public.policies":            {`INSERT INTO policies (organization_id, name) VALUES ($1, 'New policy')`, []any{tr.org}},
 		"public.gateway_commands":    {`INSERT INTO gateway_commands (organization_id, gateway_id, type, payload) VALUES ($1, $2, 'restart_agent', '{}')`, []any{tr.org, tr.gateway}},
-		"public.retention_policies":  {`INSERT INTO retention_policies (organization_id, resource_type, retention_days) VALUES ($1, 'visited_site', 10)`, []any{tr.org}},
+		"public.retention_policies":  {`INSERT INTO retention_policies (organization_id, resource_type, retention_days) VALUES ($1, 'visited_sites', 10)`, []any{tr.org}},
 	}
 	checked := 0
 	for _, rc := range roleCases {
