@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
@@ -30,6 +31,8 @@ Runs the Agent API. Configuration (environment):
   THROTTLE_MAX_ENTRIES  sources and prefixes remembered, and verified keys (default 100000 each)
   THROTTLE_VERIFIED_TTL how long an accepted key passes every lock (default 24h)
   TRUSTED_PROXIES       addresses/CIDRs whose X-Forwarded-For names the client (default none)
+  RETENTION_INTERVAL    how often retention runs (default 1h; one replica at a time)
+  RETENTION_DRY_RUN     true: retention only counts and records what it would delete (default false)
   LOG_LEVEL             debug, info, warn or error (default info)
 `, args, stderr); help || err != nil {
 		return err
@@ -45,6 +48,18 @@ Runs the Agent API. Configuration (environment):
 			return fmt.Errorf("TIMESCALE_PROBE_INTERVAL=%q: want a positive duration such as 60s", v)
 		}
 	}
+	retentionEvery := agentapi.DefaultRetentionInterval
+	if v := getenv("RETENTION_INTERVAL"); v != "" {
+		if retentionEvery, err = time.ParseDuration(v); err != nil || retentionEvery < time.Minute {
+			return fmt.Errorf("RETENTION_INTERVAL=%q: want a duration of at least 1m such as 1h", v)
+		}
+	}
+	retentionDry := false
+	if v := getenv("RETENTION_DRY_RUN"); v != "" {
+		if retentionDry, err = strconv.ParseBool(v); err != nil {
+			return fmt.Errorf("RETENTION_DRY_RUN=%q: want true or false", v)
+		}
+	}
 	tlsCfg, err := service.TLSFromEnv(getenv)
 	if err != nil {
 		return err
@@ -54,5 +69,6 @@ Runs the Agent API. Configuration (environment):
 		return err
 	}
 	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
-		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg, Throttle: thr}, logger, nil)
+		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg, Throttle: thr,
+		RetentionInterval: retentionEvery, RetentionDryRun: retentionDry}, logger, nil)
 }

@@ -36,6 +36,7 @@ func commands() []command {
 		{name: "user", summary: "manage dashboard users (create)", run: runUser},
 		{name: "gateway", summary: "register gateways, issue provisioning tokens, rotate API keys (register, rotate-key)", run: runGateway},
 		{name: "policy", summary: "manage policies (create, update, release, rollback, compare, distribute, status)", run: runPolicy},
+		{name: "retention", summary: "run time-series retention, list its runs, set policies (run, runs, policy)", run: runRetention},
 		{name: "command", summary: "send and list gateway commands (send, list)", run: runCommand},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
 		{name: "simulate", summary: "load simulators (agents, gateways)", run: runSimulate},

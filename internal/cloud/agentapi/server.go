@@ -19,6 +19,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/retention"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
@@ -65,6 +66,15 @@ type Config struct {
 	// to go (default 1 h: far past any upload in flight, which writes its
 	// files just before its rows).
 	ScreenshotSweepInterval, ScreenshotSweepAge time.Duration
+	// RetentionInterval is how often retention runs (RETENTION_INTERVAL,
+	// default 1 h); one replica at a time, the others' runs are skipped.
+	RetentionInterval time.Duration
+	// RetentionDryRun makes every run only count what it would delete
+	// (RETENTION_DRY_RUN); the partition maintainer then keeps dropping
+	// the expired partitions itself, as before retention existed.
+	RetentionDryRun bool
+	// Retention is the retention runs' tuning (zero: its defaults).
+	Retention retention.Config
 }
 
 // Defaults of Config's timings and sizes.
@@ -75,6 +85,7 @@ const (
 	DefaultAdvanceInterval         = 2 * time.Second
 	DefaultScreenshotSweepInterval = time.Hour
 	DefaultScreenshotSweepAge      = time.Hour
+	DefaultRetentionInterval       = time.Hour
 )
 
 // withDefaults returns cfg with every zero timing and size set to its
@@ -97,6 +108,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.ScreenshotSweepAge <= 0 {
 		cfg.ScreenshotSweepAge = DefaultScreenshotSweepAge
+	}
+	if cfg.RetentionInterval <= 0 {
+		cfg.RetentionInterval = DefaultRetentionInterval
 	}
 	return cfg
 }
@@ -138,6 +152,7 @@ type Server struct {
 	sweeper  *control.Sweeper
 	dist     *policy.Distributor
 	throttle *throttle.Limiter
+	retain   *retention.Runner
 	handler  http.Handler
 
 	group *lifecycle.Group
@@ -193,6 +208,14 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		s.registry = service.NewRegistry()
 	}
 	s.maint = timeseries.NewMaintainer(s.db, logger, s.registry, cfg.PartitionsBehind, cfg.PartitionsAhead)
+	if !cfg.RetentionDryRun {
+		// Retention drops the main database's expired partitions, counting
+		// their rows, after the per-organisation deletes.
+		s.maint.LeaveDropsToRetention()
+	}
+	if s.retain, err = retention.New(ctx, retention.Deps{DB: s.db, Files: files, Logger: logger, Registry: s.registry}, cfg.Retention); err != nil {
+		return nil, err
+	}
 	if s.tsDB == nil && cfg.TimescaleURL != "" {
 		// Not pinged: the Agent API starts while the store is down, and
 		// writes fall back after three failures.
@@ -262,6 +285,14 @@ func (s *Server) members() []lifecycle.Member {
 			return lifecycle.Every(ctx, cfg.ScreenshotSweepInterval, false, func(ctx context.Context) {
 				if _, err := s.ingest.SweepScreenshots(ctx, time.Now(), cfg.ScreenshotSweepAge); err != nil && ctx.Err() == nil {
 					s.logger.ErrorContext(ctx, "screenshot sweep failed", "err", err)
+				}
+			})
+		}),
+		// Retention: one replica at a time (the others' runs are skipped).
+		loop("retention", func(ctx context.Context) error {
+			return lifecycle.Every(ctx, cfg.RetentionInterval, false, func(ctx context.Context) {
+				if _, err := s.retain.Run(ctx, cfg.RetentionDryRun); err != nil && ctx.Err() == nil {
+					s.logger.ErrorContext(ctx, "retention run failed", "err", err)
 				}
 			})
 		}),

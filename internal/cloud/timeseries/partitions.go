@@ -35,7 +35,17 @@ type Maintainer struct {
 	// store is a separate time-series database (TIMESCALE_URL), whose
 	// partitions RunOnce maintains too; nil when the series live in db.
 	store *pgxpool.Pool
+	// keepExpired: db's expired partitions are retention's to drop
+	// (LeaveDropsToRetention).
+	keepExpired bool
 }
+
+// LeaveDropsToRetention stops the Maintainer dropping the main database's
+// expired partitions: the retention runs (package retention) drop them,
+// counting their rows, after the per-organisation deletes that may have
+// to archive rows first. A separate store's partitions (UseStore) are
+// still dropped here. Call it before the first run.
+func (m *Maintainer) LeaveDropsToRetention() { m.keepExpired = true }
 
 // NewMaintainer returns a Maintainer using db (the ingest role). It covers
 // behind days before today (the gateway buffers 7 days) and ahead days
@@ -76,7 +86,7 @@ func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
 	}
 	var storeErr error
 	if m.store != nil {
-		sr, err := m.partitionsIn(ctx, m.store)
+		sr, err := m.partitionsIn(ctx, m.store, true)
 		res.Created += sr.Created
 		res.Dropped = append(res.Dropped, sr.Dropped...)
 		if err != nil {
@@ -91,15 +101,16 @@ func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
 }
 
 // RunPartitions ensures the partitions around the database server's today
-// exist and drops expired ones. The database clamps both (at most 3 days
+// exist and drops expired ones (unless LeaveDropsToRetention). The database clamps both (at most 3 days
 // ahead, never before retention, a bounded number per call) and measures
 // retention from its own clock: the ingest role chooses no time.
 func (m *Maintainer) RunPartitions(ctx context.Context) (Result, error) {
-	return m.partitionsIn(ctx, m.db)
+	return m.partitionsIn(ctx, m.db, !m.keepExpired)
 }
 
-// partitionsIn does RunPartitions' work in db.
-func (m *Maintainer) partitionsIn(ctx context.Context, db *pgxpool.Pool) (Result, error) {
+// partitionsIn does RunPartitions' work in db (without the drops unless
+// drop).
+func (m *Maintainer) partitionsIn(ctx context.Context, db *pgxpool.Pool, drop bool) (Result, error) {
 	var res Result
 	q := timeseriesdb.New(db)
 	created, err := q.EnsureRecentPartitions(ctx, timeseriesdb.EnsureRecentPartitionsParams{Behind: int32(m.behind), Ahead: int32(m.ahead)})
@@ -108,7 +119,9 @@ func (m *Maintainer) partitionsIn(ctx context.Context, db *pgxpool.Pool) (Result
 		m.errors.Inc()
 		return res, fmt.Errorf("timeseries: ensure partitions (%d days behind, %d ahead): %w", m.behind, m.ahead, err)
 	}
-	res.Dropped, err = q.DropExpiredPartitions(ctx)
+	if drop {
+		res.Dropped, err = q.DropExpiredPartitions(ctx)
+	}
 	if err != nil {
 		m.errors.Inc()
 		return res, fmt.Errorf("timeseries: drop expired partitions: %w", err)
