@@ -68,6 +68,14 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"monitoring.apply_retention(text)":   testApplyRetention,
 	"monitoring.apply_compression(text)": testApplyCompression,
 	"monitoring.job_health()":            testJobHealth,
+	// Retention (00027; retention_functions_test.go).
+	"monitoring.retention_horizons()":                                             testRetentionHorizons,
+	"monitoring.retention_run_begin(boolean)":                                     testRetentionRunBegin,
+	"monitoring.retention_run_progress(bigint,text,bigint,bigint,bigint,integer)": testRetentionRunProgress,
+	"monitoring.retention_run_finish(bigint,text)":                                testRetentionRunFinish,
+	"monitoring.retention_delete(text,bigint,integer)":                            testRetentionDelete,
+	"monitoring.retention_preview()":                                              testRetentionPreview,
+	"monitoring.retention_expired_partitions()":                                   testRetentionExpiredPartitions,
 	// Ingest's questions (00010, 00017).
 	"monitoring.stored_event_seqs(text,text,uuid[],timestamp with time zone[])": testStoredEventSeqs,
 	"monitoring.stored_screenshots(text,uuid[],timestamp with time zone[])":     testStoredScreenshots,

@@ -330,6 +330,17 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.insert_user_sessions(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],timestamp with time zone[]) EXECUTE",
 	"staff_ingest function monitoring.insert_visited_sites(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],text[],timestamp with time zone[],integer[]) EXECUTE",
 	"staff_ingest function monitoring.resync_insert(text,jsonb) EXECUTE",
+	// 00027: retention, only through definer functions that compute the
+	// horizons themselves, bound a batch and require the retention lock;
+	// the run history readable
+	"staff_ingest function monitoring.retention_delete(text,bigint,integer) EXECUTE",
+	"staff_ingest function monitoring.retention_expired_partitions() EXECUTE",
+	"staff_ingest function monitoring.retention_horizons() EXECUTE",
+	"staff_ingest function monitoring.retention_preview() EXECUTE",
+	"staff_ingest function monitoring.retention_run_begin(boolean) EXECUTE",
+	"staff_ingest function monitoring.retention_run_finish(bigint,text) EXECUTE",
+	"staff_ingest function monitoring.retention_run_progress(bigint,text,bigint,bigint,bigint,integer) EXECUTE",
+	"staff_ingest table monitoring.retention_runs SELECT",
 	// 00021: dashboard sign-in, only through definer functions (no
 	// privilege on the auth_* tables)
 	"staff_admin function app.login_lookup(text) EXECUTE",

@@ -1434,17 +1434,28 @@ DECLARE
     h record;
 BEGIN
     FOR h IN SELECT * FROM monitoring.retention_horizons() LOOP
-        RETURN QUERY EXECUTE format(
-            'SELECT $1::bigint, $2::text, count(*)::bigint, %3$s, %4$s FROM (
-                SELECT * FROM monitoring.%1$I WHERE organization_id = $1 AND datetime < $3
+        IF h.table_name = 'screenshots' THEN
+            RETURN QUERY
+            WITH u AS (
+                SELECT s.file_path, s.file_size FROM monitoring.screenshots s
+                 WHERE s.organization_id = h.organization_id AND s.datetime < h.horizon
                 UNION ALL
-                SELECT * FROM monitoring_fallback.%1$I WHERE organization_id = $1 AND datetime < $3) %2$s',
-            h.table_name, 'u',
-            CASE WHEN h.table_name = 'screenshots' THEN 'count(DISTINCT u.file_path)::bigint' ELSE '0::bigint' END,
-            CASE WHEN h.table_name = 'screenshots'
-                 THEN 'coalesce((SELECT sum(f.file_size) FROM (SELECT DISTINCT ON (x.file_path) x.file_path, x.file_size FROM (SELECT * FROM monitoring.screenshots WHERE organization_id = $1 AND datetime < $3 UNION ALL SELECT * FROM monitoring_fallback.screenshots WHERE organization_id = $1 AND datetime < $3) x) f), 0)::bigint'
-                 ELSE '0::bigint' END)
-            USING h.organization_id, h.table_name, h.horizon;
+                SELECT f.file_path, f.file_size FROM monitoring_fallback.screenshots f
+                 WHERE f.organization_id = h.organization_id AND f.datetime < h.horizon
+            ), k AS (
+                SELECT DISTINCT ON (u.file_path) u.file_path, u.file_size FROM u
+                 WHERE u.file_path LIKE 'screenshots/' || h.organization_id || '/%' ORDER BY u.file_path
+            )
+            SELECT h.organization_id, h.table_name, (SELECT count(*) FROM u)::bigint, (SELECT count(*) FROM k)::bigint,
+                   (SELECT coalesce(sum(k.file_size), 0) FROM k)::bigint;
+        ELSE
+            RETURN QUERY EXECUTE format(
+                'SELECT $1::bigint, $2::text,
+                        (SELECT count(*) FROM monitoring.%1$I WHERE organization_id = $1 AND datetime < $3)
+                      + (SELECT count(*) FROM monitoring_fallback.%1$I WHERE organization_id = $1 AND datetime < $3),
+                        0::bigint, 0::bigint', h.table_name)
+                USING h.organization_id, h.table_name, h.horizon;
+        END IF;
     END LOOP;
 END $_$;
 
