@@ -1333,8 +1333,8 @@ BEGIN
         RAISE EXCEPTION 'retention_delete: this session does not hold the retention lock'
             USING ERRCODE = 'lock_not_available';
     END IF;
-    SELECT x.horizon INTO h FROM monitoring.retention_horizons() x
-     WHERE x.organization_id = p_org AND x.table_name = p_table;
+    SELECT now() - make_interval(days => e.days) INTO h FROM monitoring.retention_effective e
+     WHERE e.organization_id = p_org AND e.table_name = p_table AND e.row_by_row;
     IF h IS NULL THEN
         RETURN;
     END IF;
@@ -1363,6 +1363,7 @@ DECLARE
     r record;
     cnt bigint;
     unlisted bigint;
+    listed bigint[];
 BEGIN
     FOR r IN
         SELECT format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS shown,
@@ -1379,9 +1380,10 @@ BEGIN
         ORDER BY to_date(right(c.relname, 8), 'YYYYMMDD'), n.nspname, c.relname
         LIMIT 1000
     LOOP
-        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM monitoring.retention_horizons() h
-                         WHERE h.organization_id = p.organization_id AND h.table_name = %L)) FROM %s p', r.table_name, r.qualified)
-           INTO cnt, unlisted;
+        SELECT coalesce(array_agg(e.organization_id), '{}') INTO listed FROM monitoring.retention_effective e
+         WHERE e.table_name = r.table_name AND e.row_by_row;
+        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE p.organization_id <> ALL ($1)) FROM %s p', r.qualified)
+           INTO cnt, unlisted USING listed;
         RETURN QUERY SELECT r.shown, r.table_name, cnt, unlisted;
     END LOOP;
     IF monitoring.storage_kind() = 'timescaledb' THEN
@@ -1392,9 +1394,10 @@ BEGIN
               WHERE ch.hypertable_schema = ''monitoring'' AND ch.range_end <= now() - make_interval(days => ret.days)
               ORDER BY ch.range_end, 1 LIMIT 1000'
         LOOP
-            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM monitoring.retention_horizons() h
-                             WHERE h.organization_id = p.organization_id AND h.table_name = %L)) FROM %s p', r.table_name, r.qualified)
-               INTO cnt, unlisted;
+            SELECT coalesce(array_agg(e.organization_id), '{}') INTO listed FROM monitoring.retention_effective e
+             WHERE e.table_name = r.table_name AND e.row_by_row;
+            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE p.organization_id <> ALL ($1)) FROM %s p', r.qualified)
+               INTO cnt, unlisted USING listed;
             RETURN QUERY SELECT r.qualified, r.table_name, cnt, unlisted;
         END LOOP;
     END IF;
@@ -1404,25 +1407,9 @@ CREATE FUNCTION monitoring.retention_horizons() RETURNS TABLE(organization_id bi
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
     AS $$
-    WITH chosen AS (
-        SELECT o.id AS organization_id, r.table_name, r.days AS global_days,
-               coalesce(own.retention_days, def.retention_days, r.days) AS days,
-               coalesce(own.action, def.action, 'delete') AS action
-        FROM public.organizations o
-        CROSS JOIN monitoring.retention r
-        LEFT JOIN LATERAL (
-            SELECT p.retention_days, p.action FROM public.retention_policies p
-             WHERE p.organization_id = o.id AND p.resource_type = r.table_name AND p.is_active
-             ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) own ON true
-        LEFT JOIN LATERAL (
-            SELECT p.retention_days, p.action FROM public.retention_policies p
-             WHERE p.organization_id IS NULL AND p.resource_type = r.table_name AND p.is_active
-             ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) def ON true
-    )
-    SELECT c.organization_id, c.table_name, least(c.days, c.global_days), c.action,
-           now() - make_interval(days => least(c.days, c.global_days))
-    FROM chosen c
-    WHERE c.days < c.global_days OR c.action = 'archive'
+    SELECT e.organization_id, e.table_name, e.days, e.action, now() - make_interval(days => e.days)
+    FROM monitoring.retention_effective e
+    WHERE e.row_by_row
     ORDER BY 1, 2
 $$;
 
@@ -1841,6 +1828,61 @@ CREATE TABLE monitoring.retention (
     days integer NOT NULL,
     CONSTRAINT retention_days_check CHECK ((days > 0))
 );
+
+CREATE TABLE public.organizations (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    slug text NOT NULL,
+    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    enrolment_secret_hash bytea,
+    enrolment_secret_rotated_at timestamp with time zone,
+    row_version bigint DEFAULT 1 NOT NULL,
+    CONSTRAINT organizations_enrolment_secret_hash_check CHECK ((length(enrolment_secret_hash) = 32)),
+    CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255))),
+    CONSTRAINT organizations_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'::text))
+);
+
+ALTER TABLE ONLY public.organizations FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.retention_policies (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    organization_id bigint,
+    resource_type text NOT NULL,
+    retention_days integer NOT NULL,
+    action text DEFAULT 'delete'::text NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    row_version bigint DEFAULT 1 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT retention_policies_action_check CHECK ((action = ANY (ARRAY['delete'::text, 'archive'::text]))),
+    CONSTRAINT retention_policies_resource_type_check CHECK (((length(resource_type) >= 1) AND (length(resource_type) <= 100))),
+    CONSTRAINT retention_policies_retention_days_check CHECK ((retention_days > 0))
+);
+
+ALTER TABLE ONLY public.retention_policies FORCE ROW LEVEL SECURITY;
+
+CREATE VIEW monitoring.retention_effective AS
+ SELECT o.id AS organization_id,
+    r.table_name,
+    LEAST(COALESCE(own.retention_days, def.retention_days, r.days), r.days) AS days,
+    COALESCE(own.action, def.action, 'delete'::text) AS action,
+    ((COALESCE(own.retention_days, def.retention_days, r.days) < r.days) OR (COALESCE(own.action, def.action, 'delete'::text) = 'archive'::text)) AS row_by_row
+   FROM (((public.organizations o
+     CROSS JOIN monitoring.retention r)
+     LEFT JOIN LATERAL ( SELECT p.retention_days,
+            p.action
+           FROM public.retention_policies p
+          WHERE ((p.organization_id = o.id) AND (p.resource_type = r.table_name) AND p.is_active)
+          ORDER BY p.retention_days, (p.action = 'archive'::text) DESC, p.created_at, p.id
+         LIMIT 1) own ON (true))
+     LEFT JOIN LATERAL ( SELECT p.retention_days,
+            p.action
+           FROM public.retention_policies p
+          WHERE ((p.organization_id IS NULL) AND (p.resource_type = r.table_name) AND p.is_active)
+          ORDER BY p.retention_days, (p.action = 'archive'::text) DESC, p.created_at, p.id
+         LIMIT 1) def ON (true));
 
 CREATE TABLE monitoring.retention_runs (
     id bigint NOT NULL,
@@ -2572,23 +2614,6 @@ CREATE TABLE public.ingest_store_accounting (
 
 ALTER TABLE ONLY public.ingest_store_accounting FORCE ROW LEVEL SECURITY;
 
-CREATE TABLE public.organizations (
-    id bigint NOT NULL,
-    name text NOT NULL,
-    slug text NOT NULL,
-    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    enrolment_secret_hash bytea,
-    enrolment_secret_rotated_at timestamp with time zone,
-    row_version bigint DEFAULT 1 NOT NULL,
-    CONSTRAINT organizations_enrolment_secret_hash_check CHECK ((length(enrolment_secret_hash) = 32)),
-    CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255))),
-    CONSTRAINT organizations_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'::text))
-);
-
-ALTER TABLE ONLY public.organizations FORCE ROW LEVEL SECURITY;
-
 ALTER TABLE public.organizations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.organizations_id_seq
     START WITH 1
@@ -2697,23 +2722,6 @@ CREATE TABLE public.provisioning_tokens (
 );
 
 ALTER TABLE ONLY public.provisioning_tokens FORCE ROW LEVEL SECURITY;
-
-CREATE TABLE public.retention_policies (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    organization_id bigint,
-    resource_type text NOT NULL,
-    retention_days integer NOT NULL,
-    action text DEFAULT 'delete'::text NOT NULL,
-    is_active boolean DEFAULT true NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    row_version bigint DEFAULT 1 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT retention_policies_action_check CHECK ((action = ANY (ARRAY['delete'::text, 'archive'::text]))),
-    CONSTRAINT retention_policies_resource_type_check CHECK (((length(resource_type) >= 1) AND (length(resource_type) <= 100))),
-    CONSTRAINT retention_policies_retention_days_check CHECK ((retention_days > 0))
-);
-
-ALTER TABLE ONLY public.retention_policies FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.schema_migrations (
     id integer NOT NULL,

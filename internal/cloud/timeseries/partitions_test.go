@@ -284,3 +284,35 @@ func TestMaintainerKeepsASeparateStoresPartitions(t *testing.T) {
 		t.Fatalf("RunOnce with the store down: %v, want an error naming the time-series store", err)
 	}
 }
+
+// TestMaintainerLeavesDropsToRetention: with LeaveDropsToRetention the
+// maintainer still creates partitions but drops none (package retention
+// drops them, counting their rows).
+func TestMaintainerLeavesDropsToRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pg.NewDatabase(t)
+	pool, err := postgres.Connect(ctx, db.IngestURL, 2, pg.ContextKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	admin, err := pgx.Connect(ctx, db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `SELECT monitoring.ensure_partitions(current_date - 100, current_date - 100)`); err != nil {
+		t.Fatal(err)
+	}
+	old := "screenshots_p" + time.Now().UTC().AddDate(0, 0, -100).Format("20060102")
+	m := timeseries.NewMaintainer(pool, logtest.New(t), prometheus.NewRegistry(), 8, 3)
+	m.LeaveDropsToRetention()
+	res, err := m.RunPartitions(ctx)
+	if err != nil || len(res.Dropped) != 0 {
+		t.Fatalf("run: %+v, %v; want no drops", res, err)
+	}
+	if got := partitions(ctx, t, admin, "monitoring_fallback", "screenshots"); got[0] != old {
+		t.Errorf("fallback screenshots partitions %v: %s dropped", got, old)
+	}
+}

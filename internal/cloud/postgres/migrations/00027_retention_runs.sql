@@ -10,6 +10,8 @@
 --   a tie), else the platform default's (organization_id NULL), else the
 --   global monitoring.retention days; a policy longer than the global days
 --   is capped by them (the global drop removes whole days past them anyway).
+-- * monitoring.retention_effective (a view no runtime role reads) resolves
+--   them for every (organisation, series);
 -- * monitoring.retention_horizons() lists the (organisation, series) pairs
 --   handled row by row: a horizon shorter than the global one, or the
 --   archive action (archiving needs the rows before they are deleted, so
@@ -73,30 +75,36 @@ CREATE INDEX retention_runs_recent ON monitoring.retention_runs (started_at DESC
 CREATE INDEX retention_runs_running ON monitoring.retention_runs (id) WHERE status = 'running';
 REVOKE ALL ON monitoring.retention_runs FROM PUBLIC;
 
+-- Every (organisation, series) with its effective days (capped by the
+-- global days), action, and whether it is deleted row by row (see the
+-- header). A view, so that a filter on one pair (retention_delete) reaches
+-- the indexes; no runtime role may read it.
+CREATE VIEW monitoring.retention_effective AS
+    SELECT o.id AS organization_id, r.table_name,
+           least(coalesce(own.retention_days, def.retention_days, r.days), r.days) AS days,
+           coalesce(own.action, def.action, 'delete') AS action,
+           (coalesce(own.retention_days, def.retention_days, r.days) < r.days
+            OR coalesce(own.action, def.action, 'delete') = 'archive') AS row_by_row
+    FROM public.organizations o
+    CROSS JOIN monitoring.retention r
+    LEFT JOIN LATERAL (
+        SELECT p.retention_days, p.action FROM public.retention_policies p
+         WHERE p.organization_id = o.id AND p.resource_type = r.table_name AND p.is_active
+         ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) own ON true
+    LEFT JOIN LATERAL (
+        SELECT p.retention_days, p.action FROM public.retention_policies p
+         WHERE p.organization_id IS NULL AND p.resource_type = r.table_name AND p.is_active
+         ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) def ON true;
+REVOKE ALL ON monitoring.retention_effective FROM PUBLIC;
+
 -- The (organisation, series) pairs deleted row by row, with their days, the
--- action and the horizon (now() - days): see the header.
+-- action and the horizon (now() - days).
 CREATE FUNCTION monitoring.retention_horizons()
 RETURNS TABLE (organization_id bigint, table_name text, days integer, action text, horizon timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    WITH chosen AS (
-        SELECT o.id AS organization_id, r.table_name, r.days AS global_days,
-               coalesce(own.retention_days, def.retention_days, r.days) AS days,
-               coalesce(own.action, def.action, 'delete') AS action
-        FROM public.organizations o
-        CROSS JOIN monitoring.retention r
-        LEFT JOIN LATERAL (
-            SELECT p.retention_days, p.action FROM public.retention_policies p
-             WHERE p.organization_id = o.id AND p.resource_type = r.table_name AND p.is_active
-             ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) own ON true
-        LEFT JOIN LATERAL (
-            SELECT p.retention_days, p.action FROM public.retention_policies p
-             WHERE p.organization_id IS NULL AND p.resource_type = r.table_name AND p.is_active
-             ORDER BY p.retention_days, p.action = 'archive' DESC, p.created_at, p.id LIMIT 1) def ON true
-    )
-    SELECT c.organization_id, c.table_name, least(c.days, c.global_days), c.action,
-           now() - make_interval(days => least(c.days, c.global_days))
-    FROM chosen c
-    WHERE c.days < c.global_days OR c.action = 'archive'
+    SELECT e.organization_id, e.table_name, e.days, e.action, now() - make_interval(days => e.days)
+    FROM monitoring.retention_effective e
+    WHERE e.row_by_row
     ORDER BY 1, 2
 $$;
 
@@ -208,8 +216,8 @@ BEGIN
         RAISE EXCEPTION 'retention_delete: this session does not hold the retention lock'
             USING ERRCODE = 'lock_not_available';
     END IF;
-    SELECT x.horizon INTO h FROM monitoring.retention_horizons() x
-     WHERE x.organization_id = p_org AND x.table_name = p_table;
+    SELECT now() - make_interval(days => e.days) INTO h FROM monitoring.retention_effective e
+     WHERE e.organization_id = p_org AND e.table_name = p_table AND e.row_by_row;
     IF h IS NULL THEN
         RETURN;
     END IF;
@@ -279,6 +287,7 @@ DECLARE
     r record;
     cnt bigint;
     unlisted bigint;
+    listed bigint[];
 BEGIN
     FOR r IN
         SELECT format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS shown,
@@ -295,9 +304,10 @@ BEGIN
         ORDER BY to_date(right(c.relname, 8), 'YYYYMMDD'), n.nspname, c.relname
         LIMIT 1000
     LOOP
-        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM monitoring.retention_horizons() h
-                         WHERE h.organization_id = p.organization_id AND h.table_name = %L)) FROM %s p', r.table_name, r.qualified)
-           INTO cnt, unlisted;
+        SELECT coalesce(array_agg(e.organization_id), '{}') INTO listed FROM monitoring.retention_effective e
+         WHERE e.table_name = r.table_name AND e.row_by_row;
+        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE p.organization_id <> ALL ($1)) FROM %s p', r.qualified)
+           INTO cnt, unlisted USING listed;
         RETURN QUERY SELECT r.shown, r.table_name, cnt, unlisted;
     END LOOP;
     IF monitoring.storage_kind() = 'timescaledb' THEN
@@ -308,9 +318,10 @@ BEGIN
               WHERE ch.hypertable_schema = ''monitoring'' AND ch.range_end <= now() - make_interval(days => ret.days)
               ORDER BY ch.range_end, 1 LIMIT 1000'
         LOOP
-            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM monitoring.retention_horizons() h
-                             WHERE h.organization_id = p.organization_id AND h.table_name = %L)) FROM %s p', r.table_name, r.qualified)
-               INTO cnt, unlisted;
+            SELECT coalesce(array_agg(e.organization_id), '{}') INTO listed FROM monitoring.retention_effective e
+             WHERE e.table_name = r.table_name AND e.row_by_row;
+            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE p.organization_id <> ALL ($1)) FROM %s p', r.qualified)
+               INTO cnt, unlisted USING listed;
             RETURN QUERY SELECT r.qualified, r.table_name, cnt, unlisted;
         END LOOP;
     END IF;
@@ -338,6 +349,7 @@ DROP FUNCTION monitoring.retention_run_finish(bigint, text);
 DROP FUNCTION monitoring.retention_run_progress(bigint, text, bigint, bigint, bigint, integer);
 DROP FUNCTION monitoring.retention_run_begin(boolean);
 DROP FUNCTION monitoring.retention_horizons();
+DROP VIEW monitoring.retention_effective;
 DROP TABLE monitoring.retention_runs;
 DROP INDEX public.retention_policies_lookup;
 ALTER TABLE public.retention_policies DROP CONSTRAINT retention_policies_resource_type_fkey;
