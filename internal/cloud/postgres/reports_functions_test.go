@@ -62,10 +62,13 @@ func TestActivityDirtyMarks(t *testing.T) {
 	t.Parallel()
 	f := newFnDB(t)
 	a := f.a
-	at := time.Date(2026, 3, 2, 10, 50, 0, 0, time.UTC)
-	f.exec(`SELECT monitoring.ensure_day_partitions(s, ARRAY['active_windows','visited_sites','user_sessions'], ARRAY['2026-03-02'::date, '2026-03-03'::date]) FROM unnest(ARRAY['monitoring','monitoring_fallback']) s`)
+	day := time.Now().UTC().AddDate(0, 0, -2).Truncate(24 * time.Hour)
+	at := day.Add(10*time.Hour + 50*time.Minute)
+	f.exec(`SELECT monitoring.ensure_day_partitions(s, ARRAY['active_windows','visited_sites','user_sessions'], ARRAY[$1::date, $1::date + 1]) FROM unnest(ARRAY['monitoring','monitoring_fallback']) s`, day)
+	f.exec(`DELETE FROM monitoring.activity_dirty`)
+	h := func(hour int) string { return day.Add(time.Duration(hour) * time.Hour).Format("01-02 15") }
 	id := f.markWindow("monitoring", a.OrganizationID, a.GatewayID, "S-A", at, 80*60)
-	equal(t, "10:50 + 80 min", f.dirty(a.OrganizationID), []string{"S-A@03-02 10", "S-A@03-02 11", "S-A@03-02 12"})
+	equal(t, "10:50 + 80 min", f.dirty(a.OrganizationID), []string{"S-A@" + h(10), "S-A@" + h(11), "S-A@" + h(12)})
 	f.exec(`DELETE FROM monitoring.activity_dirty`)
 	// A duplicate: nothing inserted, nothing marked.
 	f.rows(f.ingest, org(a.OrganizationID), `SELECT monitoring.insert_active_windows('monitoring', $1, $2, ARRAY[$3::uuid], ARRAY[1::bigint], ARRAY['a'], ARRAY['PC'],
@@ -73,20 +76,20 @@ func TestActivityDirtyMarks(t *testing.T) {
 	equal(t, "duplicate", f.dirty(a.OrganizationID), nil)
 	// The fallback marks too; an interval ending on the hour marks it (harmless).
 	f.markWindow("monitoring_fallback", a.OrganizationID, a.GatewayID, "S-B", at.Add(13*time.Hour), 0)
-	equal(t, "fallback", f.dirty(a.OrganizationID), []string{"S-B@03-02 23"})
+	equal(t, "fallback", f.dirty(a.OrganizationID), []string{"S-B@" + h(23)})
 	f.exec(`DELETE FROM monitoring.activity_dirty`)
 	// Sites mark; sessions do not.
 	f.rows(f.ingest, org(a.OrganizationID), `SELECT monitoring.insert_visited_sites('monitoring', $1, $2, ARRAY[$3::uuid], ARRAY[1::bigint], ARRAY['a'], ARRAY['PC'],
 		ARRAY['S-C'], ARRAY['https://x.test/'], ARRAY['t'], ARRAY[$4::timestamptz], ARRAY[10])`, a.OrganizationID, a.GatewayID, uuid.Must(uuid.NewV7()), at)
 	f.rows(f.ingest, org(a.OrganizationID), `SELECT monitoring.insert_user_sessions('monitoring', $1, $2, ARRAY[$3::uuid], ARRAY[1::bigint], ARRAY['a'], ARRAY['PC'],
 		ARRAY['S-D'], ARRAY['login'], ARRAY[$4::timestamptz])`, a.OrganizationID, a.GatewayID, uuid.Must(uuid.NewV7()), at)
-	equal(t, "site, session", f.dirty(a.OrganizationID), []string{"S-C@03-02 10"})
+	equal(t, "site, session", f.dirty(a.OrganizationID), []string{"S-C@" + h(10)})
 	f.exec(`DELETE FROM monitoring.activity_dirty`)
 	// The re-sync's copy marks what it inserted.
 	rows := f.one(`SELECT jsonb_agg(to_jsonb(w))::text FROM monitoring_fallback.active_windows w WHERE user_sid = 'S-B'`)
 	equal(t, "resync", f.rows(f.ingest, org(a.OrganizationID), `SELECT monitoring.resync_insert('active_windows', $1::jsonb)`, rows), []string{"1"})
-	equal(t, "resync marks", f.dirty(a.OrganizationID), []string{"S-B@03-02 23"})
-	equal(t, "B untouched", f.dirty(f.b.OrganizationID), nil)
+	equal(t, "resync marks", f.dirty(a.OrganizationID), []string{"S-B@" + h(23)})
+	equal(t, "B untouched", f.dirty(f.b.OrganizationID), nil) // (the seed's mark deleted above)
 }
 
 // testActivityClaim: the dirty hours of at most n sids no other
@@ -94,6 +97,7 @@ func TestActivityDirtyMarks(t *testing.T) {
 // claimer skips them.
 func testActivityClaim(t *testing.T, f *fnDB) {
 	a := f.a
+	f.exec(`DELETE FROM monitoring.activity_dirty`) // the seed's
 	at := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
 	f.markWindow("monitoring", a.OrganizationID, a.GatewayID, "S-1", at, 3600)
 	f.markWindow("monitoring", a.OrganizationID, a.GatewayID, "S-2", at, 60)
@@ -212,6 +216,8 @@ func testActivityStore(t *testing.T, f *fnDB) {
 // organisation's rolled-up days (in the old zone) dirty.
 func testOrganizationsTimeZoneChanged(t *testing.T, f *fnDB) {
 	a := f.a
+	f.exec(`DELETE FROM monitoring.activity_dirty`)
+	f.exec(`DELETE FROM monitoring.activity_days`) // the seed's
 	f.exec(`INSERT INTO monitoring.activity_days (organization_id, user_sid, day, time_zone, active_minutes) VALUES ($1, 'S-7', '2026-03-02', 'UTC', $2)`,
 		a.OrganizationID, make([]byte, 180))
 	f.exec(`UPDATE organizations SET name = 'renamed' WHERE id = $1`, a.OrganizationID)

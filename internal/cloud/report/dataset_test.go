@@ -166,6 +166,7 @@ func newDataset(t testing.TB) *dataset {
 	exec(`SELECT monitoring.ensure_day_partitions(s, ARRAY['active_windows', 'visited_sites', 'user_sessions', 'device_events'],
 		ARRAY(SELECT DISTINCT generate_series(d::date - 8, d::date + 2, '1 day')::date FROM unnest($1::text[]) d))
 		FROM unnest(ARRAY['monitoring', 'monitoring_fallback']) s`, genDays)
+	exec(`DELETE FROM monitoring.activity_dirty`) // the seed's: this hour's
 	ds.generate()
 	ds.insert(t)
 	return ds
