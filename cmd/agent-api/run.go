@@ -21,6 +21,7 @@ Runs the Agent API. Configuration (environment):
   STORAGE_BASE_PATH     directory for screenshot files (required)
   TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
   TIMESCALE_PROBE_INTERVAL  recovery probe period in fallback (default 60s)
+  ROLLUP_INTERVAL       how often the reports' activity rollups are updated (default 1m)
   TLS_CERT_FILE, TLS_KEY_FILE  serve HTTPS with this certificate
   TLS_CLIENT_CA_FILE    verify gateways' client certificates (mTLS) against this CA
   TLS_CLIENT_AUTH       optional (default) or require a client certificate
@@ -60,6 +61,12 @@ Runs the Agent API. Configuration (environment):
 			return fmt.Errorf("RETENTION_DRY_RUN=%q: want true or false", v)
 		}
 	}
+	rollup := agentapi.DefaultRollupInterval
+	if v := getenv("ROLLUP_INTERVAL"); v != "" {
+		if rollup, err = time.ParseDuration(v); err != nil || rollup <= 0 {
+			return fmt.Errorf("ROLLUP_INTERVAL=%q: want a positive duration such as 1m", v)
+		}
+	}
 	tlsCfg, err := service.TLSFromEnv(getenv)
 	if err != nil {
 		return err
@@ -69,6 +76,6 @@ Runs the Agent API. Configuration (environment):
 		return err
 	}
 	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
-		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg, Throttle: thr,
+		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, RollupInterval: rollup, TLS: tlsCfg, Throttle: thr,
 		RetentionInterval: retentionEvery, RetentionDryRun: retentionDry}, logger, nil)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/retention"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
@@ -75,6 +76,9 @@ type Config struct {
 	RetentionDryRun bool
 	// Retention is the retention runs' tuning (zero: its defaults).
 	Retention retention.Config
+	// RollupInterval is how often the reports' activity rollups are brought
+	// up to date from the dirty hours (ROLLUP_INTERVAL, default 1 min).
+	RollupInterval time.Duration
 }
 
 // Defaults of Config's timings and sizes.
@@ -86,6 +90,7 @@ const (
 	DefaultScreenshotSweepInterval = time.Hour
 	DefaultScreenshotSweepAge      = time.Hour
 	DefaultRetentionInterval       = time.Hour
+	DefaultRollupInterval          = report.DefaultRollupInterval
 )
 
 // withDefaults returns cfg with every zero timing and size set to its
@@ -111,6 +116,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.RetentionInterval <= 0 {
 		cfg.RetentionInterval = DefaultRetentionInterval
+	}
+	if cfg.RollupInterval <= 0 {
+		cfg.RollupInterval = DefaultRollupInterval
 	}
 	return cfg
 }
@@ -145,6 +153,7 @@ type Server struct {
 	registry *prometheus.Registry
 	store    *timeseries.Store
 	maint    *timeseries.Maintainer
+	rollups  []*report.Maintainer
 	ingest   *ingest.Service
 	queue    *commandqueue.Queue
 	gateways *auth.Gateways
@@ -230,6 +239,14 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		// The store's partitions and TimescaleDB jobs are maintained too.
 		s.maint.UseStore(s.tsDB)
 	}
+	// The reports' rollups, in the database of the rows: the store's (the
+	// main database's zones), and the main one's own for its fallback rows
+	// when the store is separate.
+	rollupCfg := report.MaintainerConfig{Interval: cfg.RollupInterval, Logger: logger}
+	s.rollups = []*report.Maintainer{report.NewMaintainer(tsPool, s.db, rollupCfg)}
+	if tsPool != s.db {
+		s.rollups = append(s.rollups, report.NewMaintainer(s.db, nil, rollupCfg))
+	}
 	s.store = timeseries.NewStore(timeseries.StoreConfig{Main: s.db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: s.registry})
 	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry}); err != nil {
 		return nil, err
@@ -279,6 +296,7 @@ func (s *Server) members() []lifecycle.Member {
 				}
 			})
 		}),
+		{Name: "rollup maintainer", Service: s.rollupGroup()},
 		// Orphan screenshot files (an upload whose outcome was unknown,
 		// rows that retention deleted) are removed once old enough.
 		loop("screenshot sweep", func(ctx context.Context) error {
@@ -307,6 +325,15 @@ func (s *Server) members() []lifecycle.Member {
 		}),
 		{Name: "http", Service: s.http},
 	}
+}
+
+// rollupGroup runs the rollup maintainers as one member.
+func (s *Server) rollupGroup() *lifecycle.Group {
+	members := make([]lifecycle.Member, len(s.rollups))
+	for i, m := range s.rollups {
+		members[i] = lifecycle.Member{Name: fmt.Sprintf("rollups %d", i), Service: m}
+	}
+	return lifecycle.NewGroup(s.logger, members...)
 }
 
 // Start runs the start-up step — the partitions, before serving (the
