@@ -344,6 +344,20 @@ CREATE FUNCTION app.org_id() RETURNS bigint
     SET search_path TO 'pg_catalog'
     AS $$ SELECT (app.context()).organization_id $$;
 
+CREATE FUNCTION app.organizations_check_time_zone() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF NEW.time_zone IS DISTINCT FROM 'UTC'
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = NEW.time_zone) THEN
+        RAISE EXCEPTION 'time_zone: unknown IANA time zone %', NEW.time_zone
+            USING ERRCODE = 'check_violation', COLUMN = 'time_zone', TABLE = 'organizations',
+                  CONSTRAINT = 'organizations_time_zone_check';
+    END IF;
+    RETURN NEW;
+END $$;
+
 CREATE FUNCTION app.password_change(p_user_id bigint, p_session_id uuid, p_new_hash text, p_refresh_hash bytea, p_refresh_idle interval, p_refresh_max interval, p_client inet, p_user_agent text) RETURNS TABLE(outcome text, session_id uuid, refresh_expires_at timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog'
@@ -631,6 +645,97 @@ CREATE FUNCTION app.writes_people() RETURNS boolean
     SET search_path TO 'pg_catalog'
     AS $$
     SELECT r IS NULL OR r IN ('ADMIN', 'ORG_ADMIN', 'HR') FROM (SELECT app.app_role() AS r) c
+$$;
+
+CREATE FUNCTION monitoring.activity_claim(p_sids integer) RETURNS TABLE(organization_id bigint, user_sid text, hour timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    r record;
+    taken integer := 0;
+BEGIN
+    IF p_sids IS NULL OR p_sids < 1 OR p_sids > 10000 THEN
+        RAISE EXCEPTION 'activity_claim: % sids at once, between 1 and 10000', p_sids USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR r IN SELECT DISTINCT d.organization_id AS org, d.user_sid AS sid FROM monitoring.activity_dirty d ORDER BY 1, 2 LOOP
+        CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtextextended('monitoring.activity:' || r.org || ':' || r.sid, 0));
+        RETURN QUERY
+            DELETE FROM monitoring.activity_dirty d WHERE d.organization_id = r.org AND d.user_sid = r.sid
+            RETURNING d.organization_id, d.user_sid, d.hour;
+        taken := taken + 1;
+        EXIT WHEN taken >= p_sids;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION monitoring.activity_source(p_org bigint, p_sid text, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(kind text, process_name text, url text, datetime timestamp with time zone, duration_seconds integer)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF p_from IS NULL OR p_to IS NULL OR p_to < p_from OR p_to - p_from > interval '31 days' THEN
+        RAISE EXCEPTION 'activity_source: bad range [%, %)', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+        SELECT 'window'::text, a.process_name, a.url, a.datetime, a.duration_seconds
+        FROM monitoring.active_windows a
+        WHERE a.organization_id = p_org AND a.user_sid = p_sid
+          AND a.datetime >= p_from - interval '7 days' AND a.datetime < p_to
+        UNION ALL
+        SELECT 'window'::text, f.process_name, f.url, f.datetime, f.duration_seconds
+        FROM monitoring_fallback.active_windows f
+        WHERE f.organization_id = p_org AND f.user_sid = p_sid
+          AND f.datetime >= p_from - interval '7 days' AND f.datetime < p_to
+          AND NOT EXISTS (SELECT 1 FROM monitoring.active_windows m
+                          WHERE m.organization_id = f.organization_id AND m.id = f.id AND m.datetime = f.datetime)
+        UNION ALL
+        SELECT 'site'::text, NULL::text, v.url, v.datetime, v.duration_seconds
+        FROM monitoring.visited_sites v
+        WHERE v.organization_id = p_org AND v.user_sid = p_sid
+          AND v.datetime >= p_from - interval '7 days' AND v.datetime < p_to
+        UNION ALL
+        SELECT 'site'::text, NULL::text, f.url, f.datetime, f.duration_seconds
+        FROM monitoring_fallback.visited_sites f
+        WHERE f.organization_id = p_org AND f.user_sid = p_sid
+          AND f.datetime >= p_from - interval '7 days' AND f.datetime < p_to
+          AND NOT EXISTS (SELECT 1 FROM monitoring.visited_sites m
+                          WHERE m.organization_id = f.organization_id AND m.id = f.id AND m.datetime = f.datetime);
+END $$;
+
+CREATE FUNCTION monitoring.activity_store(p_org bigint, p_sid text, p_day date, p_time_zone text, p_active_minutes bytea, p_first_at timestamp with time zone, p_last_at timestamp with time zone, p_kinds text[], p_process_names text[], p_hosts text[], p_seconds bigint[], p_events bigint[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_kinds), 0);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted AND l.objsubid = 1
+                     AND ((l.classid::bigint << 32) | l.objid::bigint)
+                         = hashtextextended('monitoring.activity:' || p_org || ':' || p_sid, 0)) THEN
+        RAISE EXCEPTION 'activity_store: (%, %) is not claimed in this transaction', p_org, p_sid
+            USING ERRCODE = 'lock_not_available';
+    END IF;
+    IF n > 100000 OR coalesce(cardinality(p_process_names), 0) <> n OR coalesce(cardinality(p_hosts), 0) <> n
+       OR coalesce(cardinality(p_seconds), 0) <> n OR coalesce(cardinality(p_events), 0) <> n THEN
+        RAISE EXCEPTION 'activity_store: usage arrays of unequal length or too long' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    DELETE FROM monitoring.activity_day_usage WHERE organization_id = p_org AND user_sid = p_sid AND day = p_day;
+    INSERT INTO monitoring.activity_days AS d (organization_id, user_sid, day, time_zone, active_minutes, first_at, last_at, computed_at)
+    VALUES (p_org, p_sid, p_day, p_time_zone, p_active_minutes, p_first_at, p_last_at, now())
+    ON CONFLICT (organization_id, user_sid, day) DO UPDATE
+        SET time_zone = EXCLUDED.time_zone, active_minutes = EXCLUDED.active_minutes, first_at = EXCLUDED.first_at,
+            last_at = EXCLUDED.last_at, computed_at = EXCLUDED.computed_at;
+    INSERT INTO monitoring.activity_day_usage (organization_id, user_sid, day, kind, process_name, host, seconds, events)
+    SELECT p_org, p_sid, p_day, t.kind, t.process_name, t.host, t.seconds, t.events
+    FROM unnest(p_kinds, p_process_names, p_hosts, p_seconds, p_events) AS t(kind, process_name, host, seconds, events);
+END $$;
+
+CREATE FUNCTION monitoring.activity_time_zone(p_org bigint) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT coalesce((SELECT o.time_zone FROM public.organizations o WHERE o.id = p_org), 'UTC')
 $$;
 
 CREATE FUNCTION monitoring.apply_compression(p_table text) RETURNS SETOF text
@@ -1030,21 +1135,44 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_schema = 'monitoring' THEN
-        INSERT INTO monitoring.active_windows
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-        ON CONFLICT DO NOTHING;
+        WITH ins AS (
+            INSERT INTO monitoring.active_windows
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
+            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
+                AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+            ON CONFLICT DO NOTHING
+            RETURNING user_sid, datetime, duration_seconds
+        ), mark AS (
+            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+            SELECT DISTINCT p_org, i.user_sid, h
+            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                        interval '1 hour') h
+            ORDER BY 1, 2, 3
+            ON CONFLICT DO NOTHING
+        )
+        SELECT count(*) INTO inserted FROM ins;
     ELSE
-        INSERT INTO monitoring_fallback.active_windows
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-        ON CONFLICT DO NOTHING;
+        WITH ins AS (
+            INSERT INTO monitoring_fallback.active_windows
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
+            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
+                AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+            ON CONFLICT DO NOTHING
+            RETURNING user_sid, datetime, duration_seconds
+        ), mark AS (
+            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+            SELECT DISTINCT p_org, i.user_sid, h
+            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                        interval '1 hour') h
+            ORDER BY 1, 2, 3
+            ON CONFLICT DO NOTHING
+        )
+        SELECT count(*) INTO inserted FROM ins;
     END IF;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END $$;
 
@@ -1209,21 +1337,44 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_schema = 'monitoring' THEN
-        INSERT INTO monitoring.visited_sites
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-        ON CONFLICT DO NOTHING;
+        WITH ins AS (
+            INSERT INTO monitoring.visited_sites
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
+            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
+                AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+            ON CONFLICT DO NOTHING
+            RETURNING user_sid, datetime, duration_seconds
+        ), mark AS (
+            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+            SELECT DISTINCT p_org, i.user_sid, h
+            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                        interval '1 hour') h
+            ORDER BY 1, 2, 3
+            ON CONFLICT DO NOTHING
+        )
+        SELECT count(*) INTO inserted FROM ins;
     ELSE
-        INSERT INTO monitoring_fallback.visited_sites
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-        ON CONFLICT DO NOTHING;
+        WITH ins AS (
+            INSERT INTO monitoring_fallback.visited_sites
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
+            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
+                AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+            ON CONFLICT DO NOTHING
+            RETURNING user_sid, datetime, duration_seconds
+        ), mark AS (
+            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+            SELECT DISTINCT p_org, i.user_sid, h
+            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                        interval '1 hour') h
+            ORDER BY 1, 2, 3
+            ON CONFLICT DO NOTHING
+        )
+        SELECT count(*) INTO inserted FROM ins;
     END IF;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END $$;
 
@@ -1297,8 +1448,6 @@ BEGIN
     IF n > 5000 THEN
         RAISE EXCEPTION 'resync_insert: % rows at once, at most 5000', n USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- The rows as they will be inserted (the same conversion), each of the
-    -- verified organisation.
     IF org IS NOT NULL THEN
         EXECUTE format('SELECT count(*) FILTER (WHERE r.organization_id IS DISTINCT FROM $2)
             FROM jsonb_populate_recordset(NULL::monitoring.%I, $1) r', p_table)
@@ -1308,9 +1457,26 @@ BEGIN
         RAISE EXCEPTION 'new row violates row-level security policy for table "%"', p_table
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    EXECUTE format('INSERT INTO monitoring.%1$I SELECT * FROM jsonb_populate_recordset(NULL::monitoring.%1$I, $1)
-        ON CONFLICT DO NOTHING', p_table) USING p_rows;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF p_table IN ('active_windows', 'visited_sites') THEN
+        EXECUTE format('WITH ins AS (
+                INSERT INTO monitoring.%1$I SELECT * FROM jsonb_populate_recordset(NULL::monitoring.%1$I, $1)
+                ON CONFLICT DO NOTHING
+                RETURNING organization_id, user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT i.organization_id, i.user_sid, h
+                FROM ins i, generate_series(date_trunc(''hour'', i.datetime, ''UTC''),
+                    date_trunc(''hour'', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), ''UTC''),
+                    interval ''1 hour'') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) FROM ins', p_table) INTO inserted USING p_rows;
+    ELSE
+        EXECUTE format('INSERT INTO monitoring.%1$I SELECT * FROM jsonb_populate_recordset(NULL::monitoring.%1$I, $1)
+            ON CONFLICT DO NOTHING', p_table) USING p_rows;
+        GET DIAGNOSTICS inserted = ROW_COUNT;
+    END IF;
     RETURN inserted;
 END $_$;
 
@@ -1584,6 +1750,38 @@ CREATE TABLE monitoring.active_windows (
 )
 PARTITION BY RANGE (datetime);
 
+CREATE TABLE monitoring.activity_day_usage (
+    organization_id bigint NOT NULL,
+    user_sid text NOT NULL,
+    day date NOT NULL,
+    kind text NOT NULL,
+    process_name text DEFAULT ''::text NOT NULL,
+    host text DEFAULT ''::text NOT NULL,
+    seconds bigint NOT NULL,
+    events bigint NOT NULL,
+    CONSTRAINT activity_day_usage_events_check CHECK ((events >= 0)),
+    CONSTRAINT activity_day_usage_kind_check CHECK ((kind = ANY (ARRAY['window'::text, 'site'::text]))),
+    CONSTRAINT activity_day_usage_seconds_check CHECK ((seconds >= 0))
+);
+
+CREATE TABLE monitoring.activity_days (
+    organization_id bigint NOT NULL,
+    user_sid text NOT NULL,
+    day date NOT NULL,
+    time_zone text NOT NULL,
+    active_minutes bytea NOT NULL,
+    first_at timestamp with time zone,
+    last_at timestamp with time zone,
+    computed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT activity_days_active_minutes_check CHECK (((length(active_minutes) >= 1) AND (length(active_minutes) <= 200)))
+);
+
+CREATE TABLE monitoring.activity_dirty (
+    organization_id bigint NOT NULL,
+    user_sid text NOT NULL,
+    hour timestamp with time zone NOT NULL
+);
+
 CREATE TABLE monitoring.device_events (
     id uuid NOT NULL,
     organization_id bigint NOT NULL,
@@ -1776,6 +1974,37 @@ UNION ALL
   WHERE (((f.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (f.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))) AND (NOT (EXISTS ( SELECT 1
            FROM monitoring.active_windows m
           WHERE ((m.organization_id = f.organization_id) AND (m.id = f.id) AND (m.datetime = f.datetime))))));
+
+CREATE VIEW monitoring_read.activity_day_usage WITH (security_barrier='true') AS
+ SELECT activity_day_usage.organization_id,
+    activity_day_usage.user_sid,
+    activity_day_usage.day,
+    activity_day_usage.kind,
+    activity_day_usage.process_name,
+    activity_day_usage.host,
+    activity_day_usage.seconds,
+    activity_day_usage.events
+   FROM monitoring.activity_day_usage
+  WHERE (((activity_day_usage.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (activity_day_usage.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))));
+
+CREATE VIEW monitoring_read.activity_days WITH (security_barrier='true') AS
+ SELECT activity_days.organization_id,
+    activity_days.user_sid,
+    activity_days.day,
+    activity_days.time_zone,
+    activity_days.active_minutes,
+    activity_days.first_at,
+    activity_days.last_at,
+    activity_days.computed_at
+   FROM monitoring.activity_days
+  WHERE (((activity_days.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (activity_days.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))));
+
+CREATE VIEW monitoring_read.activity_dirty WITH (security_barrier='true') AS
+ SELECT activity_dirty.organization_id,
+    activity_dirty.user_sid,
+    activity_dirty.hour
+   FROM monitoring.activity_dirty
+  WHERE (((activity_dirty.organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)) AND (( SELECT app.sees_whole_organization() AS sees_whole_organization) OR (activity_dirty.user_sid IN ( SELECT unnest(( SELECT app.scope_identities('windows_sid'::text) AS scope_identities)) AS unnest))));
 
 CREATE VIEW monitoring_read.activity_hourly WITH (security_barrier='true') AS
  SELECT date_trunc('hour'::text, active_windows.datetime, 'UTC'::text) AS bucket,
@@ -2333,6 +2562,8 @@ CREATE TABLE public.organizations (
     enrolment_secret_hash bytea,
     enrolment_secret_rotated_at timestamp with time zone,
     row_version bigint DEFAULT 1 NOT NULL,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    report_policy_id bigint,
     CONSTRAINT organizations_enrolment_secret_hash_check CHECK ((length(enrolment_secret_hash) = 32)),
     CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 255))),
     CONSTRAINT organizations_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'::text))
@@ -2516,6 +2747,15 @@ ALTER TABLE ONLY app.context_keys
 
 ALTER TABLE ONLY monitoring.active_windows
     ADD CONSTRAINT active_windows_pkey PRIMARY KEY (organization_id, id, datetime);
+
+ALTER TABLE ONLY monitoring.activity_day_usage
+    ADD CONSTRAINT activity_day_usage_pkey PRIMARY KEY (organization_id, user_sid, day, kind, process_name, host);
+
+ALTER TABLE ONLY monitoring.activity_days
+    ADD CONSTRAINT activity_days_pkey PRIMARY KEY (organization_id, user_sid, day);
+
+ALTER TABLE ONLY monitoring.activity_dirty
+    ADD CONSTRAINT activity_dirty_pkey PRIMARY KEY (organization_id, user_sid, hour);
 
 ALTER TABLE ONLY monitoring.device_events
     ADD CONSTRAINT device_events_pkey PRIMARY KEY (organization_id, id, datetime);
@@ -2705,13 +2945,25 @@ ALTER TABLE ONLY public.users
 
 CREATE INDEX active_windows_organization_id_datetime_idx ON ONLY monitoring.active_windows USING btree (organization_id, datetime DESC);
 
+CREATE INDEX active_windows_organization_id_user_sid_datetime_idx ON ONLY monitoring.active_windows USING btree (organization_id, user_sid, datetime);
+
 CREATE INDEX device_events_organization_id_datetime_idx ON ONLY monitoring.device_events USING btree (organization_id, datetime DESC);
 
 CREATE INDEX screenshots_organization_id_datetime_idx ON ONLY monitoring.screenshots USING btree (organization_id, datetime DESC);
 
 CREATE INDEX user_sessions_organization_id_datetime_idx ON ONLY monitoring.user_sessions USING btree (organization_id, datetime DESC);
 
+CREATE INDEX user_sessions_organization_id_user_sid_datetime_idx ON ONLY monitoring.user_sessions USING btree (organization_id, user_sid, datetime);
+
 CREATE INDEX visited_sites_organization_id_datetime_idx ON ONLY monitoring.visited_sites USING btree (organization_id, datetime DESC);
+
+CREATE INDEX visited_sites_organization_id_user_sid_datetime_idx ON ONLY monitoring.visited_sites USING btree (organization_id, user_sid, datetime);
+
+CREATE INDEX active_windows_organization_id_user_sid_datetime_idx ON ONLY monitoring_fallback.active_windows USING btree (organization_id, user_sid, datetime);
+
+CREATE INDEX user_sessions_organization_id_user_sid_datetime_idx ON ONLY monitoring_fallback.user_sessions USING btree (organization_id, user_sid, datetime);
+
+CREATE INDEX visited_sites_organization_id_user_sid_datetime_idx ON ONLY monitoring_fallback.visited_sites USING btree (organization_id, user_sid, datetime);
 
 CREATE INDEX audit_log_org_time ON public.audit_log USING btree (organization_id, created_at DESC);
 
@@ -2782,6 +3034,8 @@ CREATE TRIGGER gateway_instances_revoked_notify AFTER UPDATE OF revoked_at, api_
 CREATE TRIGGER gateway_instances_void_pending BEFORE UPDATE OF api_key_hash ON public.gateway_instances FOR EACH ROW WHEN (((new.api_key_hash IS DISTINCT FROM old.api_key_hash) AND (old.pending_key_hash IS NOT NULL) AND (NOT (new.pending_key_hash IS DISTINCT FROM old.pending_key_hash)))) EXECUTE FUNCTION public.gateway_instances_void_pending();
 
 CREATE TRIGGER organizations_bump_version BEFORE UPDATE ON public.organizations FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER organizations_check_time_zone BEFORE INSERT OR UPDATE OF time_zone ON public.organizations FOR EACH ROW EXECUTE FUNCTION app.organizations_check_time_zone();
 
 CREATE TRIGGER policies_bump_version BEFORE UPDATE ON public.policies FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
@@ -2868,6 +3122,9 @@ ALTER TABLE ONLY public.gateway_status_snapshots
 
 ALTER TABLE ONLY public.ingest_batches
     ADD CONSTRAINT ingest_batches_organization_id_gateway_id_fkey FOREIGN KEY (organization_id, gateway_id) REFERENCES public.gateway_instances(organization_id, id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.organizations
+    ADD CONSTRAINT organizations_report_policy_fkey FOREIGN KEY (id, report_policy_id) REFERENCES public.policies(organization_id, id) ON DELETE SET NULL (report_policy_id);
 
 ALTER TABLE ONLY public.policies
     ADD CONSTRAINT policies_organization_id_created_by_fkey FOREIGN KEY (organization_id, created_by) REFERENCES public.users(organization_id, id);
