@@ -180,15 +180,15 @@ var profiles = []profile{
 			siteAmazon, 4, siteX, 4),
 	},
 	profFinance: {
-		apps: newWeighted(appExcel, 40, app1C, 20, appOutlook, 12, appChrome, 18, appWord, 4, appTeams, 4, appExplorer, 2),
+		apps:  newWeighted(appExcel, 40, app1C, 20, appOutlook, 12, appChrome, 18, appWord, 4, appTeams, 4, appExplorer, 2),
 		sites: newWeighted(siteDocs, 30, siteMail, 25, siteWikipedia, 15, siteYouTube, 10, siteNetflix, 5, siteAmazon, 10, siteFacebook, 5),
 	},
 	profSupport: {
-		apps: newWeighted(appChrome, 50, appTeams, 15, appOutlook, 15, appTelegram, 8, appSpotify, 4, appExcel, 4, appExplorer, 4),
+		apps:  newWeighted(appChrome, 50, appTeams, 15, appOutlook, 15, appTelegram, 8, appSpotify, 4, appExcel, 4, appExplorer, 4),
 		sites: newWeighted(siteHelpdesk, 55, siteAtlassian, 15, siteMail, 10, siteYouTube, 8, siteReddit, 6, siteInstagram, 6),
 	},
 	profOffice: {
-		apps: newWeighted(appWord, 25, appOutlook, 25, appExcel, 15, appChrome, 20, app1C, 8, appTeams, 7),
+		apps:  newWeighted(appWord, 25, appOutlook, 25, appExcel, 15, appChrome, 20, app1C, 8, appTeams, 7),
 		sites: newWeighted(siteDocs, 30, siteMail, 30, siteFacebook, 10, siteBooking, 10, siteYouTube, 10, siteAmazon, 10),
 	},
 }

@@ -24,12 +24,16 @@
 package dataset
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -282,6 +286,12 @@ func Generate(ctx context.Context, deps Deps, cfg Config) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("dataset: %w", err)
 	}
+	// The report rollups of everything written are stale: one COPY of the
+	// (SID, hour) keys, which the rollup maintainer then works off.
+	if _, err := deps.Owner.CopyFrom(ctx, pgx.Identifier{"monitoring", "activity_dirty"}, []string{"organization_id", "user_sid", "hour"},
+		dirtyRows(g.org, cr.keys)); err != nil {
+		return res, fmt.Errorf("dataset: activity_dirty: %w", err)
+	}
 	deps.Logger.InfoContext(ctx, "dataset: series written", "rows", res.Total(), "seconds", res.Series.Seconds(),
 		"rows_per_second", int64(res.RowsPerSecond()))
 	return res, nil
@@ -310,4 +320,18 @@ func tinyPNG() []byte {
 	b, _ := hex.DecodeString("89504e470d0a1a0a0000000d4948445200000001000000010800000000" +
 		"3a7e9b550000000a49444154789c636800000082008177cd72b60000000049454e44ae426082")
 	return b
+}
+
+// dirtyRows is the activity_dirty rows of keys, in key order (the primary
+// key's).
+func dirtyRows(org int64, keys map[hourKey]struct{}) pgx.CopyFromSource {
+	sorted := slices.SortedFunc(maps.Keys(keys), func(a, b hourKey) int {
+		if c := strings.Compare(a.sid, b.sid); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.hour, b.hour)
+	})
+	return pgx.CopyFromSlice(len(sorted), func(i int) ([]any, error) {
+		return []any{org, sorted[i].sid, time.Unix(sorted[i].hour, 0).UTC()}, nil
+	})
 }

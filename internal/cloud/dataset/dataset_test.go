@@ -163,6 +163,26 @@ func TestGenerateSmall(t *testing.T) {
 			t.Errorf("org %d: report policy %d not released", org, r.PolicyID)
 		}
 
+		// The report settings, and the rollups' dirty keys: exactly the
+		// (SID, UTC hour) pairs the insert functions would have marked for
+		// these windows and sites.
+		if n := db.one(t, "SELECT count(*) FROM organizations WHERE id = $1 AND time_zone = 'Europe/Berlin' AND report_policy_id = $2", org, r.PolicyID); n != 1 {
+			t.Errorf("org %d: time zone or report policy not set", org)
+		}
+		const marked = `SELECT DISTINCT user_sid, h FROM (SELECT user_sid, datetime, duration_seconds FROM monitoring.active_windows WHERE organization_id = $1
+			UNION ALL SELECT user_sid, datetime, duration_seconds FROM monitoring.visited_sites WHERE organization_id = $1) i,
+			generate_series(date_trunc('hour', i.datetime, 'UTC'), date_trunc('hour', i.datetime + make_interval(secs => i.duration_seconds), 'UTC'), interval '1 hour') h`
+		const dirty = `SELECT user_sid, hour FROM monitoring.activity_dirty WHERE organization_id = $1`
+		if n := db.one(t, "SELECT count(*) FROM ("+marked+" EXCEPT "+dirty+") x", org); n != 0 {
+			t.Errorf("org %d: %d hours of activity not marked dirty", org, n)
+		}
+		if n := db.one(t, "SELECT count(*) FROM ("+dirty+" EXCEPT "+marked+") x", org); n != 0 {
+			t.Errorf("org %d: %d dirty hours without activity", org, n)
+		}
+		if n := db.one(t, "SELECT count(*) FROM monitoring.activity_dirty WHERE organization_id = $1", org); n != int64(r.DirtyHours) || n == 0 {
+			t.Errorf("org %d: %d dirty hours, Generate says %d", org, n, r.DirtyHours)
+		}
+
 		// Identities resolve: every SID is a windows_sid of the organisation
 		// whose employee also has the row's computer.
 		for _, table := range []string{"active_windows", "visited_sites", "screenshots", "user_sessions"} {
@@ -227,54 +247,59 @@ func TestGenerateSmall(t *testing.T) {
 	}
 }
 
-// TestGenerateShape: the rows of a day follow the plan — the rates the
-// package documents, weekends mostly off, late arrivals, midnight crossings —
-// on a run large enough to show them (200 employees × 7 days).
+// TestGenerateShape: the rows of a week follow the plan — the rate the
+// package documents, weekends mostly off, ~3 % absences, ~7 % late
+// arrivals, some sessions past midnight — on a run large enough to show
+// them (100 employees × 7 days, Sunday 2026-10-25 being the end of summer
+// time in Berlin).
 func TestGenerateShape(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a 200 × 7 run")
+		t.Skip("a 100 × 7 run")
 	}
 	db := newTestDB(t, 4)
-	res := db.generate(t, Config{Employees: 200, Days: 7, EndDate: "2026-10-28", Seed: 42, OrgSlug: "shape", Password: "correct horse battery", Writers: 2})
+	res := db.generate(t, Config{Employees: 100, Days: 7, EndDate: "2026-10-28", Seed: 42, OrgSlug: "shape", Password: "correct horse battery", Writers: 2})
 	org := res.OrganizationID
-	perDay := float64(res.Total()) / (200 * 7)
+	perDay := float64(res.Total()) / (100 * 7)
 	t.Logf("%d rows, %.0f per employee-day: %v", res.Total(), perDay, res.Rows)
 	if perDay < 1400 || perDay > 1900 {
 		t.Errorf("%.0f rows per employee and calendar day, want about 1,650", perDay)
 	}
-	loc, _ := time.LoadLocation("Europe/Berlin")
-	// First logins per employee-day, in Berlin.
-	rows, err := db.admin.Query(context.Background(), `SELECT (datetime AT TIME ZONE 'Europe/Berlin')::date, count(*),
-		count(*) FILTER (WHERE (datetime AT TIME ZONE 'Europe/Berlin')::time > '09:10')
-		FROM (SELECT user_sid, min(datetime) AS datetime FROM monitoring.user_sessions WHERE organization_id = $1 AND session_type = 'login'
-		      GROUP BY user_sid, (datetime AT TIME ZONE 'Europe/Berlin')::date) f GROUP BY 1 ORDER BY 1`, org)
+	// Per local day: employees at work (a login), and of them late (first
+	// login after 09:10).
+	rows, err := db.admin.Query(context.Background(), `SELECT day, extract(isodow FROM day)::int, count(*), count(*) FILTER (WHERE first::time > '09:10')
+		FROM (SELECT i.employee_id, (s.datetime AT TIME ZONE 'Europe/Berlin')::date AS day, min(s.datetime AT TIME ZONE 'Europe/Berlin') AS first
+		      FROM monitoring.user_sessions s JOIN employee_identities i ON i.organization_id = s.organization_id AND i.kind = 'windows_sid' AND i.value = s.user_sid
+		      WHERE s.organization_id = $1 AND s.session_type = 'login' GROUP BY 1, 2) f
+		GROUP BY day ORDER BY day`, org)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	var late, weekdays int64
 	for rows.Next() {
 		var day time.Time
-		var n, late int64
-		if err := rows.Scan(&day, &n, &late); err != nil {
+		var dow int
+		var n, l int64
+		if err := rows.Scan(&day, &dow, &n, &l); err != nil {
 			t.Fatal(err)
 		}
-		wd := time.Date(day.Year(), day.Month(), day.Day(), 12, 0, 0, 0, loc).Weekday()
-		switch {
-		case wd == time.Saturday || wd == time.Sunday:
-			if n > 20 {
-				t.Errorf("%s (%s): %d at work, want a few", day.Format(time.DateOnly), wd, n)
+		if dow >= 6 {
+			if n > 10 {
+				t.Errorf("%s (weekend): %d at work, want a few", day.Format(time.DateOnly), n)
 			}
-		default:
-			if n < 180 || n > 205 {
-				t.Errorf("%s: %d at work of 200, want ~97 %%", day.Format(time.DateOnly), n)
-			}
-			if late < 3 || late > 40 {
-				t.Errorf("%s: %d late of %d, want ~7 %%", day.Format(time.DateOnly), late, n)
-			}
+			continue
 		}
+		if n < 90 {
+			t.Errorf("%s: %d of 100 at work, want ~97", day.Format(time.DateOnly), n)
+		}
+		late += l
+		weekdays += n
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if weekdays < 450 || late < weekdays/40 || late > weekdays/6 {
+		t.Errorf("%d late of %d employee-weekdays, want ~7 %%", late, weekdays)
 	}
 	if n := db.one(t, `SELECT count(*) FROM monitoring.user_sessions WHERE organization_id = $1 AND session_type = 'logout'
 		AND (datetime AT TIME ZONE 'Europe/Berlin')::time < '03:00'`, org); n == 0 {

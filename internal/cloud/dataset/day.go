@@ -211,8 +211,9 @@ const (
 	minorNoCard     = 9 // Hikvision minor: card not found
 )
 
-// emitter appends one series' rows of an employee-day to vals (one []any
-// per row) and reports the UTC hours they touch.
+// emitter draws one series' rows of an employee-day into rows (one []any
+// per row) and reports the UTC hours the activity series (windows, sites:
+// what the report rollups are built from) touch.
 type emitter struct {
 	g      *generator
 	series int
@@ -258,7 +259,6 @@ func (m *emitter) employeeDay(e *employee, n int) {
 			v[0], v[1], v[2], v[3] = ids.uuid7(s.at), g.org, g.gateway, next()
 			v[4], v[5], v[6] = e.agents[s.who], e.computers[s.who], e.sids[s.who]
 			v[7], v[8] = s.kind, s.at
-			m.hours(e.sids[s.who], s.at, s.at)
 		}
 	case seriesBadges:
 		for _, b := range m.plan.badges {

@@ -7,8 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/dataset/datasetdb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/directory"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -113,6 +116,13 @@ func (g *generator) setup(ctx context.Context, deps Deps, cfg Config, res *Resul
 		return fmt.Errorf("dataset: release the report policy: %w", err)
 	}
 	res.PolicyID = p.ID
+	err = postgres.InTenant(ctx, deps.Platform, inOrg.Tenant, func(tx pgx.Tx) error {
+		_, err := datasetdb.New(tx).SetReportSettings(ctx, datasetdb.SetReportSettingsParams{ID: org.ID, TimeZone: cfg.TimeZone, ReportPolicyID: &p.ID})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dataset: the organisation's time zone and report policy: %w", err)
+	}
 
 	gw, err := acc.RegisterGateway(ctx, admin, org.ID, "GEN-GW-1", "Head office", 24*time.Hour)
 	if err != nil {

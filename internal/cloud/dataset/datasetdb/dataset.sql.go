@@ -32,6 +32,26 @@ func (q *Queries) EnsurePartitions(ctx context.Context, arg EnsurePartitionsPara
 	return created, err
 }
 
+const setReportSettings = `-- name: SetReportSettings :execrows
+UPDATE organizations SET time_zone = $1, report_policy_id = $2 WHERE id = $3
+`
+
+type SetReportSettingsParams struct {
+	TimeZone       string
+	ReportPolicyID *int64
+	ID             int64
+}
+
+// The organisation's time zone and report policy (migration 00026), in
+// the platform administrator's tenant transaction.
+func (q *Queries) SetReportSettings(ctx context.Context, arg SetReportSettingsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setReportSettings, arg.TimeZone, arg.ReportPolicyID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const storageKind = `-- name: StorageKind :one
 SELECT monitoring.storage_kind()::text AS kind
 `

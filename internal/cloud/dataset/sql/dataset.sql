@@ -10,3 +10,8 @@ SELECT monitoring.ensure_partitions(@from_day::date, @to_day::date)::integer AS 
 -- name: StorageKind :one
 -- 'timescaledb' (hypertables) or 'partitions' (native daily partitions).
 SELECT monitoring.storage_kind()::text AS kind;
+
+-- name: SetReportSettings :execrows
+-- The organisation's time zone and report policy (migration 00026), in
+-- the platform administrator's tenant transaction.
+UPDATE organizations SET time_zone = @time_zone, report_policy_id = @report_policy_id WHERE id = @id;
