@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,8 +103,8 @@ func (s *source) Values() ([]any, error) { return s.m.rows[s.cur], nil }
 // Err is the error that ended the stream early.
 func (s *source) Err() error { return s.err }
 
-// jobs lists every (series, day), the largest first within a day so that
-// the writers finish together.
+// jobs lists every (series, day), day by day (the writers work on one or
+// two days' partitions at a time), the largest series first within a day.
 func (g *generator) jobs() []job {
 	var out []job
 	for d := range g.days {
@@ -156,7 +155,6 @@ func runJobs(ctx context.Context, pool *pgxpool.Pool, writers int, jobs []job, n
 			}
 		}()
 	}
-	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].day < jobs[b].day })
 feed:
 	for _, j := range jobs {
 		select {
