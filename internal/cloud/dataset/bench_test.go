@@ -116,3 +116,32 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 	b.ReportMetric(float64(rows)/took.Seconds(), "rows/s")
 	b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
 }
+
+// BenchmarkDraw: drawing alone, no database — every series of 50
+// employee-days per op, the values as the COPY receives them; rows/s is
+// what one core draws.
+func BenchmarkDraw(b *testing.B) {
+	cfg := benchSize(b)
+	cfg.OrgSlug = "draw"
+	loc, end, err := cfg.normalize(time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &generator{seed: 1, loc: loc, org: 1, gateway: uuid.New(), days: []time.Time{end}}
+	g.catalogue()
+	g.people(50)
+	var rows int64
+	ms := make([]emitter, seriesCount)
+	for s := range ms {
+		ms[s] = emitter{g: g, series: s, hours: func(string, time.Time, time.Time) {}}
+	}
+	for b.Loop() {
+		for e := range g.emps {
+			for s := range ms {
+				ms[s].employeeDay(&g.emps[e], 0)
+				rows += int64(ms[s].n)
+			}
+		}
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
