@@ -20,6 +20,7 @@ Runs the Agent API. Configuration (environment):
   STORAGE_BASE_PATH     directory for screenshot files (required)
   TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
   TIMESCALE_PROBE_INTERVAL  recovery probe period in fallback (default 60s)
+  ROLLUP_INTERVAL       how often the reports' activity rollups are updated (default 1m)
   TLS_CERT_FILE, TLS_KEY_FILE  serve HTTPS with this certificate
   TLS_CLIENT_CA_FILE    verify gateways' client certificates (mTLS) against this CA
   TLS_CLIENT_AUTH       optional (default) or require a client certificate
@@ -45,6 +46,12 @@ Runs the Agent API. Configuration (environment):
 			return fmt.Errorf("TIMESCALE_PROBE_INTERVAL=%q: want a positive duration such as 60s", v)
 		}
 	}
+	rollup := agentapi.DefaultRollupInterval
+	if v := getenv("ROLLUP_INTERVAL"); v != "" {
+		if rollup, err = time.ParseDuration(v); err != nil || rollup <= 0 {
+			return fmt.Errorf("ROLLUP_INTERVAL=%q: want a positive duration such as 1m", v)
+		}
+	}
 	tlsCfg, err := service.TLSFromEnv(getenv)
 	if err != nil {
 		return err
@@ -54,5 +61,5 @@ Runs the Agent API. Configuration (environment):
 		return err
 	}
 	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
-		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg, Throttle: thr}, logger, nil)
+		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, RollupInterval: rollup, TLS: tlsCfg, Throttle: thr}, logger, nil)
 }

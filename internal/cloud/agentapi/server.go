@@ -19,6 +19,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
@@ -65,6 +66,9 @@ type Config struct {
 	// to go (default 1 h: far past any upload in flight, which writes its
 	// files just before its rows).
 	ScreenshotSweepInterval, ScreenshotSweepAge time.Duration
+	// RollupInterval is how often the reports' activity rollups are brought
+	// up to date from the dirty hours (ROLLUP_INTERVAL, default 1 min).
+	RollupInterval time.Duration
 }
 
 // Defaults of Config's timings and sizes.
@@ -75,6 +79,7 @@ const (
 	DefaultAdvanceInterval         = 2 * time.Second
 	DefaultScreenshotSweepInterval = time.Hour
 	DefaultScreenshotSweepAge      = time.Hour
+	DefaultRollupInterval          = report.DefaultRollupInterval
 )
 
 // withDefaults returns cfg with every zero timing and size set to its
@@ -97,6 +102,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.ScreenshotSweepAge <= 0 {
 		cfg.ScreenshotSweepAge = DefaultScreenshotSweepAge
+	}
+	if cfg.RollupInterval <= 0 {
+		cfg.RollupInterval = DefaultRollupInterval
 	}
 	return cfg
 }
@@ -131,6 +139,7 @@ type Server struct {
 	registry *prometheus.Registry
 	store    *timeseries.Store
 	maint    *timeseries.Maintainer
+	rollups  []*report.Maintainer
 	ingest   *ingest.Service
 	queue    *commandqueue.Queue
 	gateways *auth.Gateways
@@ -207,6 +216,14 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		// The store's partitions and TimescaleDB jobs are maintained too.
 		s.maint.UseStore(s.tsDB)
 	}
+	// The reports' rollups, in the database of the rows: the store's (the
+	// main database's zones), and the main one's own for its fallback rows
+	// when the store is separate.
+	rollupCfg := report.MaintainerConfig{Interval: cfg.RollupInterval, Logger: logger}
+	s.rollups = []*report.Maintainer{report.NewMaintainer(tsPool, s.db, rollupCfg)}
+	if tsPool != s.db {
+		s.rollups = append(s.rollups, report.NewMaintainer(s.db, nil, rollupCfg))
+	}
 	s.store = timeseries.NewStore(timeseries.StoreConfig{Main: s.db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: s.registry})
 	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry}); err != nil {
 		return nil, err
@@ -256,6 +273,7 @@ func (s *Server) members() []lifecycle.Member {
 				}
 			})
 		}),
+		{Name: "rollup maintainer", Service: s.rollupGroup()},
 		// Orphan screenshot files (an upload whose outcome was unknown,
 		// rows that retention deleted) are removed once old enough.
 		loop("screenshot sweep", func(ctx context.Context) error {
@@ -276,6 +294,15 @@ func (s *Server) members() []lifecycle.Member {
 		}),
 		{Name: "http", Service: s.http},
 	}
+}
+
+// rollupGroup runs the rollup maintainers as one member.
+func (s *Server) rollupGroup() *lifecycle.Group {
+	members := make([]lifecycle.Member, len(s.rollups))
+	for i, m := range s.rollups {
+		members[i] = lifecycle.Member{Name: fmt.Sprintf("rollups %d", i), Service: m}
+	}
+	return lifecycle.NewGroup(s.logger, members...)
 }
 
 // Start runs the start-up step — the partitions, before serving (the

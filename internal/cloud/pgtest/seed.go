@@ -91,6 +91,12 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 		VALUES ($7, $1, $2, 4, $3, $4, $5, 'login', $6)`, append(common, uuid.Must(uuid.NewV7()))...)
 	one(nil, `INSERT INTO monitoring.device_events (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code)
 		VALUES ($4, $1, $2, 5, $5, 'DS-1', $3, 'E-1', '123456', 1, 5, 75)`, org, s.GatewayID, now, uuid.Must(uuid.NewV7()), s.DeviceID)
+	// The reports' rollups and dirty hours (migration 00026).
+	one(nil, `INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour) VALUES ($1, 'S-1-5-21-1', date_trunc('hour', $2::timestamptz))`, org, now)
+	one(nil, `INSERT INTO monitoring.activity_days (organization_id, user_sid, day, time_zone, active_minutes) VALUES ($1, 'S-1-5-21-1', $2::date, 'UTC', $3)`,
+		org, now, make([]byte, 180))
+	one(nil, `INSERT INTO monitoring.activity_day_usage (organization_id, user_sid, day, kind, process_name, host, seconds, events)
+		VALUES ($1, 'S-1-5-21-1', $2::date, 'window', 'code.exe', '', 30, 1)`, org, now)
 	if err != nil {
 		return s, err
 	}

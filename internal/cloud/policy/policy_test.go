@@ -118,6 +118,9 @@ func TestContentIsValidatedNamingTheField(t *testing.T) {
 		{`{"screenshots": {"enabled": "yes"}}`, "content.screenshots.enabled"},
 		{`{"working_hours": {"start": "25:00", "end": "18:00"}}`, "content.working_hours.start"},
 		{`{"unknown_setting": 1}`, "content"},
+		{`{"working_hours": {"start": "09:00", "end": "18:00", "grace_minutes": -1}}`, "content.working_hours.grace_minutes"},
+		{`{"productivity": {"neutral": {}}}`, "content.productivity"},
+		{`{"productivity": {"productive": {"apps": []}}}`, "content.productivity.productive"},
 		{`not json`, "content"},
 	}
 	for _, tt := range tests {
@@ -126,6 +129,12 @@ func TestContentIsValidatedNamingTheField(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != tt.field {
 			t.Errorf("%s: %v, want a field error on %s", tt.content, err, tt.field)
 		}
+	}
+	// The reports' part of a policy (issue 15).
+	if _, err := svc.Create(ctx, a, "Reports", []byte(`{"activity": {"idle_seconds": 300},
+		"working_hours": {"start": "09:00", "end": "18:00", "days": [1, 2, 3, 4, 5], "grace_minutes": 10},
+		"productivity": {"productive": {"processes": ["code.exe"], "sites": ["github.com"]}, "unproductive": {"sites": ["youtube.com"]}}}`)); err != nil {
+		t.Errorf("a report policy was refused: %v", err)
 	}
 	if _, err := svc.Create(ctx, a, "", []byte(`{}`)); err == nil {
 		t.Error("a nameless policy was created")

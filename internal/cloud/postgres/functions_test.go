@@ -102,6 +102,14 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	// A user's changes end their sessions (00025; user_sessions_test.go).
 	"app.users_end_sessions()":      testUsersEndSessions,
 	"app.user_sessions_end(bigint)": testUserSessionsEnd,
+	// Reports (00026; reports_functions_test.go).
+	"app.organizations_check_time_zone()":                                                       testOrganizationsCheckTimeZone,
+	"app.organizations_time_zone_changed()":                                                     testOrganizationsTimeZoneChanged,
+	"app.report_settings()":                                                                     testReportSettings,
+	"monitoring.activity_claim(integer,timestamp with time zone)":                               testActivityClaim,
+	"monitoring.activity_time_zone(bigint)":                                                     testActivityTimeZone,
+	"monitoring.activity_source(bigint,text,timestamp with time zone,timestamp with time zone)": testActivitySource,
+	"monitoring.activity_store(bigint,text,date,text,bytea,timestamp with time zone,timestamp with time zone,text[],text[],text[],bigint[],bigint[])": testActivityStore,
 }
 
 // TestFunctions runs each function's test on a database of its own.

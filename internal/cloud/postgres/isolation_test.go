@@ -237,11 +237,13 @@ func TestCatalogAudit(t *testing.T) {
 		// 00021 adds the sign-in's, which act before any context exists
 		// (signin_functions_test.go tests each); 00022 the role scopes'
 		// three; 00024 the live events' two numbers and their prune; 00025
-		// an administrator's ending of a user's sessions.
+		// an administrator's ending of a user's sessions; 00026 the report
+		// settings (zone and report policy), readable by every role.
 		if want := []string{"app.audit(bigint,text,text,text,text,jsonb)", "app.context()",
 			"app.dashboard_events_bounds()", "app.dashboard_events_prune()", "app.login_lookup(text)",
 			"app.login_result(text,bigint,text,text,text,bytea,interval,interval,integer,interval,interval,inet,text)",
 			"app.password_change(bigint,uuid,text,bytea,interval,interval,inet,text)",
+			"app.report_settings()",
 			"app.scope_departments()", "app.scope_employees()", "app.scope_identities(text)", "app.session_active(uuid)",
 			"app.session_email(bigint,uuid)", "app.session_logout(bytea,inet)", "app.session_refresh(bytea,bytea,interval,inet)",
 			"app.sessions_revoke_user(bigint,uuid,inet)", "app.user_sessions_end(bigint)"}; !slices.Equal(definers, want) {

@@ -148,6 +148,9 @@ var runtimePrivileges = []string{
 	"staff_admin table public.users SELECT",
 	"staff_admin table public.users UPDATE",
 	"staff_admin view monitoring_read.active_windows SELECT",
+	"staff_admin view monitoring_read.activity_day_usage SELECT",
+	"staff_admin view monitoring_read.activity_days SELECT",
+	"staff_admin view monitoring_read.activity_dirty SELECT",
 	"staff_admin view monitoring_read.activity_hourly SELECT",
 	"staff_admin view monitoring_read.device_events SELECT",
 	"staff_admin view monitoring_read.screenshots SELECT",
@@ -244,6 +247,9 @@ var runtimePrivileges = []string{
 	"staff_dashboard table public.users SELECT",
 	"staff_dashboard table public.users UPDATE",
 	"staff_dashboard view monitoring_read.active_windows SELECT",
+	"staff_dashboard view monitoring_read.activity_day_usage SELECT",
+	"staff_dashboard view monitoring_read.activity_days SELECT",
+	"staff_dashboard view monitoring_read.activity_dirty SELECT",
 	"staff_dashboard view monitoring_read.activity_hourly SELECT",
 	"staff_dashboard view monitoring_read.device_events SELECT",
 	"staff_dashboard view monitoring_read.screenshots SELECT",
@@ -330,6 +336,11 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.insert_user_sessions(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],timestamp with time zone[]) EXECUTE",
 	"staff_ingest function monitoring.insert_visited_sites(text,bigint,uuid,uuid[],bigint[],text[],text[],text[],text[],text[],timestamp with time zone[],integer[]) EXECUTE",
 	"staff_ingest function monitoring.resync_insert(text,jsonb) EXECUTE",
+	// 00026: the rollups' maintainer, only through definer functions
+	"staff_ingest function monitoring.activity_claim(integer,timestamp with time zone) EXECUTE",
+	"staff_ingest function monitoring.activity_source(bigint,text,timestamp with time zone,timestamp with time zone) EXECUTE",
+	"staff_ingest function monitoring.activity_store(bigint,text,date,text,bytea,timestamp with time zone,timestamp with time zone,text[],text[],text[],bigint[],bigint[]) EXECUTE",
+	"staff_ingest function monitoring.activity_time_zone(bigint) EXECUTE",
 	// 00021: dashboard sign-in, only through definer functions (no
 	// privilege on the auth_* tables)
 	"staff_admin function app.login_lookup(text) EXECUTE",
@@ -365,6 +376,9 @@ var runtimePrivileges = []string{
 	"staff_dashboard function app.sees_whole_organization() EXECUTE",
 	"staff_dashboard function app.writes_organization() EXECUTE",
 	"staff_dashboard function app.writes_people() EXECUTE",
+	// 00026: what a report applies, for every role
+	"staff_admin function app.report_settings() EXECUTE",
+	"staff_dashboard function app.report_settings() EXECUTE",
 }
 
 // TestRuntimeRolePrivilegesAreExactlyTheDocumentedList computes every

@@ -358,6 +358,22 @@ BEGIN
     RETURN NEW;
 END $$;
 
+CREATE FUNCTION app.organizations_time_zone_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+    SELECT DISTINCT d.organization_id, d.user_sid, h
+    FROM monitoring.activity_days d,
+         generate_series(date_trunc('hour', d.day::timestamp AT TIME ZONE OLD.time_zone, 'UTC'),
+                         (d.day + 1)::timestamp AT TIME ZONE OLD.time_zone - interval '1 microsecond', interval '1 hour') h
+    WHERE d.organization_id = NEW.id
+    ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION app.password_change(p_user_id bigint, p_session_id uuid, p_new_hash text, p_refresh_hash bytea, p_refresh_idle interval, p_refresh_max interval, p_client inet, p_user_agent text) RETURNS TABLE(outcome text, session_id uuid, refresh_expires_at timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog'
@@ -400,6 +416,16 @@ BEGIN
             jsonb_build_object('client', host(p_client), 'sessions_revoked', n));
     RETURN QUERY SELECT 'ok'::text, sid, exp;
 END $_$;
+
+CREATE FUNCTION app.report_settings() RETURNS TABLE(time_zone text, policy jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT o.time_zone, p.content
+    FROM public.organizations o
+    LEFT JOIN public.policies p ON p.organization_id = o.id AND p.id = o.report_policy_id
+    WHERE o.id = app.org_id()
+$$;
 
 CREATE FUNCTION app.scope() RETURNS text
     LANGUAGE sql STABLE
@@ -647,7 +673,7 @@ CREATE FUNCTION app.writes_people() RETURNS boolean
     SELECT r IS NULL OR r IN ('ADMIN', 'ORG_ADMIN', 'HR') FROM (SELECT app.app_role() AS r) c
 $$;
 
-CREATE FUNCTION monitoring.activity_claim(p_sids integer) RETURNS TABLE(organization_id bigint, user_sid text, hour timestamp with time zone)
+CREATE FUNCTION monitoring.activity_claim(p_sids integer, p_before timestamp with time zone) RETURNS TABLE(organization_id bigint, user_sid text, hour timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog'
     AS $$
@@ -658,10 +684,11 @@ BEGIN
     IF p_sids IS NULL OR p_sids < 1 OR p_sids > 10000 THEN
         RAISE EXCEPTION 'activity_claim: % sids at once, between 1 and 10000', p_sids USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    FOR r IN SELECT DISTINCT d.organization_id AS org, d.user_sid AS sid FROM monitoring.activity_dirty d ORDER BY 1, 2 LOOP
+    FOR r IN SELECT DISTINCT d.organization_id AS org, d.user_sid AS sid FROM monitoring.activity_dirty d
+             WHERE d.hour < p_before ORDER BY 1, 2 LOOP
         CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtextextended('monitoring.activity:' || r.org || ':' || r.sid, 0));
         RETURN QUERY
-            DELETE FROM monitoring.activity_dirty d WHERE d.organization_id = r.org AND d.user_sid = r.sid
+            DELETE FROM monitoring.activity_dirty d WHERE d.organization_id = r.org AND d.user_sid = r.sid AND d.hour < p_before
             RETURNING d.organization_id, d.user_sid, d.hour;
         taken := taken + 1;
         EXIT WHEN taken >= p_sids;
@@ -3036,6 +3063,8 @@ CREATE TRIGGER gateway_instances_void_pending BEFORE UPDATE OF api_key_hash ON p
 CREATE TRIGGER organizations_bump_version BEFORE UPDATE ON public.organizations FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
 CREATE TRIGGER organizations_check_time_zone BEFORE INSERT OR UPDATE OF time_zone ON public.organizations FOR EACH ROW EXECUTE FUNCTION app.organizations_check_time_zone();
+
+CREATE TRIGGER organizations_time_zone_changed AFTER UPDATE OF time_zone ON public.organizations FOR EACH ROW WHEN ((old.time_zone IS DISTINCT FROM new.time_zone)) EXECUTE FUNCTION app.organizations_time_zone_changed();
 
 CREATE TRIGGER policies_bump_version BEFORE UPDATE ON public.policies FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 

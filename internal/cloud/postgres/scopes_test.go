@@ -109,6 +109,14 @@ func seedScopeTree(ctx context.Context, t testing.TB, admin *pgx.Conn, s pgtest.
 		add("user_sessions", p.e, `INSERT INTO monitoring.user_sessions (id, organization_id, gateway_id, seq, datetime, agent_uid, computer_uid, user_sid, session_type)
 			VALUES ($1, $2, $3, $4, $5, 'agent-1', 'PC-1', $6, 'login')`, p.sid)
 	}
+	// The reports' rollups and dirty hours (00026), one row each per sid.
+	for _, sid := range []string{"S-1-5-21-2", "S-1-5-21-3", "S-1-5-21-4"} {
+		exec(`INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour) VALUES ($1, $2, date_trunc('hour', now()))`, tr.org, sid)
+		exec(`INSERT INTO monitoring.activity_days (organization_id, user_sid, day, time_zone, active_minutes) VALUES ($1, $2, current_date, 'UTC', $3)`,
+			tr.org, sid, make([]byte, 180))
+		exec(`INSERT INTO monitoring.activity_day_usage (organization_id, user_sid, day, kind, process_name, host, seconds, events)
+			VALUES ($1, $2, current_date, 'window', 'code.exe', '', 30, 1)`, tr.org, sid)
+	}
 	// Fallback-only rows: the views' second branch.
 	for _, p := range []struct {
 		e   int64
@@ -227,7 +235,13 @@ func texts(ctx context.Context, t *testing.T, q interface {
 	return out
 }
 
-// expectedIDs is the exact set of ids (activity_hourly: user_sids) the role
+// bySid: the views checked by their user sids (they have no id).
+func bySid(rel string) bool {
+	return slices.Contains([]string{"monitoring_read.activity_hourly", "monitoring_read.activity_days",
+		"monitoring_read.activity_day_usage", "monitoring_read.activity_dirty"}, rel)
+}
+
+// expectedIDs is the exact set of ids (the activity views: user_sids) the role
 // described by v must see of relation rel in tr's organisation, and
 // whether rel is checked by id; other relations are checked by count.
 func (fx *scopeFixture) expectedIDs(ctx context.Context, t *testing.T, tr *scopeTree, v visibility, rel string) ([]string, bool) {
@@ -266,10 +280,13 @@ func (fx *scopeFixture) expectedIDs(ctx context.Context, t *testing.T, tr *scope
 			return whole(`SELECT id::text FROM retention_policies WHERE organization_id = $1 OR organization_id IS NULL`), true
 		}
 		return []string{}, true
-	case "monitoring_read.activity_hourly":
-		if v.whole {
+	case "monitoring_read.activity_hourly", "monitoring_read.activity_days", "monitoring_read.activity_day_usage", "monitoring_read.activity_dirty":
+		if v.whole && rel == "monitoring_read.activity_hourly" {
 			return whole(`SELECT DISTINCT user_sid FROM (SELECT user_sid, organization_id FROM monitoring.active_windows
 				UNION ALL SELECT user_sid, organization_id FROM monitoring_fallback.active_windows) x WHERE organization_id = $1`), true
+		}
+		if v.whole {
+			return whole(`SELECT DISTINCT user_sid FROM monitoring.` + strings.TrimPrefix(rel, "monitoring_read.") + ` WHERE organization_id = $1`), true
 		}
 		var out []string
 		for _, e := range v.employees {
@@ -329,7 +346,7 @@ func TestRoleScopes(t *testing.T) {
 						}
 						if byID {
 							col := "id::text"
-							if rel.name == "monitoring_read.activity_hourly" {
+							if bySid(rel.name) {
 								col = "DISTINCT user_sid"
 							}
 							got := texts(ctx, t, tx, fmt.Sprintf(`SELECT %s FROM %s`, col, rel.name))

@@ -307,11 +307,12 @@ BEGIN
     RETURN inserted;
 END $$;
 
--- Claims the dirty hours of at most p_sids (organisation, sid) pairs that
--- no other transaction is maintaining: each pair's advisory lock is held
--- to the end of the caller's transaction, and its dirty rows are deleted
--- (returned) in it. Pairs in key order.
-CREATE FUNCTION monitoring.activity_claim(p_sids integer)
+-- Claims the dirty hours before p_before of at most p_sids (organisation,
+-- sid) pairs that no other transaction is maintaining: each pair's
+-- advisory lock is held to the end of the caller's transaction, and its
+-- dirty rows are deleted (returned) in it. Pairs in key order. (The
+-- maintainer leaves the current hour, still being written, to a later run.)
+CREATE FUNCTION monitoring.activity_claim(p_sids integer, p_before timestamptz)
 RETURNS TABLE (organization_id bigint, user_sid text, hour timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
@@ -321,10 +322,11 @@ BEGIN
     IF p_sids IS NULL OR p_sids < 1 OR p_sids > 10000 THEN
         RAISE EXCEPTION 'activity_claim: % sids at once, between 1 and 10000', p_sids USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    FOR r IN SELECT DISTINCT d.organization_id AS org, d.user_sid AS sid FROM monitoring.activity_dirty d ORDER BY 1, 2 LOOP
+    FOR r IN SELECT DISTINCT d.organization_id AS org, d.user_sid AS sid FROM monitoring.activity_dirty d
+             WHERE d.hour < p_before ORDER BY 1, 2 LOOP
         CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtextextended('monitoring.activity:' || r.org || ':' || r.sid, 0));
         RETURN QUERY
-            DELETE FROM monitoring.activity_dirty d WHERE d.organization_id = r.org AND d.user_sid = r.sid
+            DELETE FROM monitoring.activity_dirty d WHERE d.organization_id = r.org AND d.user_sid = r.sid AND d.hour < p_before
             RETURNING d.organization_id, d.user_sid, d.hour;
         taken := taken + 1;
         EXIT WHEN taken >= p_sids;
@@ -409,14 +411,64 @@ BEGIN
     FROM unnest(p_kinds, p_process_names, p_hosts, p_seconds, p_events) AS t(kind, process_name, host, seconds, events);
 END $$;
 
-REVOKE ALL ON FUNCTION monitoring.activity_claim(integer), monitoring.activity_time_zone(bigint),
+REVOKE ALL ON FUNCTION monitoring.activity_claim(integer, timestamptz), monitoring.activity_time_zone(bigint),
     monitoring.activity_source(bigint, text, timestamptz, timestamptz),
     monitoring.activity_store(bigint, text, date, text, bytea, timestamptz, timestamptz, text[], text[], text[], bigint[], bigint[])
 FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION monitoring.activity_claim(integer), monitoring.activity_time_zone(bigint),
+GRANT EXECUTE ON FUNCTION monitoring.activity_claim(integer, timestamptz), monitoring.activity_time_zone(bigint),
     monitoring.activity_source(bigint, text, timestamptz, timestamptz),
     monitoring.activity_store(bigint, text, date, text, bytea, timestamptz, timestamptz, text[], text[], text[], bigint[], bigint[])
 TO staff_ingest;
+
+-- A change of an organisation's zone marks every hour of the days it has
+-- rollups for (in the old zone): the maintainer recomputes them in the new
+-- one, and until then the reports read those hours raw.
+CREATE FUNCTION app.organizations_time_zone_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+    SELECT DISTINCT d.organization_id, d.user_sid, h
+    FROM monitoring.activity_days d,
+         generate_series(date_trunc('hour', d.day::timestamp AT TIME ZONE OLD.time_zone, 'UTC'),
+                         (d.day + 1)::timestamp AT TIME ZONE OLD.time_zone - interval '1 microsecond', interval '1 hour') h
+    WHERE d.organization_id = NEW.id
+    ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION app.organizations_time_zone_changed() FROM PUBLIC;
+
+CREATE TRIGGER organizations_time_zone_changed
+AFTER UPDATE OF time_zone ON public.organizations
+FOR EACH ROW WHEN (OLD.time_zone IS DISTINCT FROM NEW.time_zone)
+EXECUTE FUNCTION app.organizations_time_zone_changed();
+
+-- What a report of the caller's organisation applies, for every role (a
+-- department lead or an employee cannot read policies): the organisation's
+-- time zone and its report policy's content (NULL: the defaults).
+CREATE FUNCTION app.report_settings() RETURNS TABLE (time_zone text, policy jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT o.time_zone, p.content
+    FROM public.organizations o
+    LEFT JOIN public.policies p ON p.organization_id = o.id AND p.id = o.report_policy_id
+    WHERE o.id = app.org_id()
+$$;
+REVOKE ALL ON FUNCTION app.report_settings() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.report_settings() TO staff_dashboard, staff_admin;
+
+-- The rows stored before this migration: every hour they touch is dirty,
+-- so that the maintainer rolls them up (the reports read them raw until
+-- then).
+INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+SELECT DISTINCT r.organization_id, r.user_sid, h
+FROM (SELECT organization_id, user_sid, datetime, duration_seconds FROM monitoring.active_windows
+      UNION ALL SELECT organization_id, user_sid, datetime, duration_seconds FROM monitoring.visited_sites
+      UNION ALL SELECT organization_id, user_sid, datetime, duration_seconds FROM monitoring_fallback.active_windows
+      UNION ALL SELECT organization_id, user_sid, datetime, duration_seconds FROM monitoring_fallback.visited_sites) r,
+     generate_series(date_trunc('hour', r.datetime, 'UTC'),
+                     date_trunc('hour', r.datetime + make_interval(secs => greatest(coalesce(r.duration_seconds, 0), 0)), 'UTC'),
+                     interval '1 hour') h
+ON CONFLICT DO NOTHING;
 
 -- The tenants' read paths, narrowed as 00022's series views.
 CREATE VIEW monitoring_read.activity_days WITH (security_barrier) AS
@@ -444,12 +496,15 @@ GRANT SELECT ON monitoring_read.activity_days, monitoring_read.activity_day_usag
 -- +goose Down
 -- +goose StatementBegin
 DROP VIEW monitoring_read.activity_dirty;
+DROP FUNCTION app.report_settings();
+DROP TRIGGER organizations_time_zone_changed ON public.organizations;
+DROP FUNCTION app.organizations_time_zone_changed();
 DROP VIEW monitoring_read.activity_day_usage;
 DROP VIEW monitoring_read.activity_days;
 DROP FUNCTION monitoring.activity_store(bigint, text, date, text, bytea, timestamptz, timestamptz, text[], text[], text[], bigint[], bigint[]);
 DROP FUNCTION monitoring.activity_source(bigint, text, timestamptz, timestamptz);
 DROP FUNCTION monitoring.activity_time_zone(bigint);
-DROP FUNCTION monitoring.activity_claim(integer);
+DROP FUNCTION monitoring.activity_claim(integer, timestamptz);
 
 -- The insert functions and the re-sync as 00020 left them.
 CREATE OR REPLACE FUNCTION monitoring.insert_active_windows(

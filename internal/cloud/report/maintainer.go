@@ -1,0 +1,318 @@
+package report
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/report/reportdb"
+	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
+)
+
+// MaintainerConfig tunes a Maintainer.
+type MaintainerConfig struct {
+	// Interval between runs (DefaultRollupInterval when zero).
+	Interval time.Duration
+	// SidsPerClaim is how many (organisation, sid) pairs one transaction
+	// claims and recomputes (DefaultSidsPerClaim when zero).
+	SidsPerClaim int
+	// MaxClaims bounds the transactions of one run (DefaultMaxClaims when
+	// zero); the rest waits for the next run.
+	MaxClaims int
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Logger (discarding when nil).
+	Logger *slog.Logger
+}
+
+// Defaults of MaintainerConfig.
+const (
+	DefaultRollupInterval = time.Minute
+	DefaultSidsPerClaim   = 20
+	DefaultMaxClaims      = 1000
+)
+
+// maxSourceSpan is the longest range one activity_source call reads.
+const maxSourceSpan = 30 * 24 * time.Hour
+
+// Maintainer keeps the activity rollups current: it claims the dirty hours
+// of a few (organisation, sid) pairs at a time (monitoring.activity_claim:
+// concurrent maintainers skip each other's pairs), recomputes every local
+// day those hours touch from the raw rows and replaces the days' rollups,
+// in one transaction per claim. The hour being written (the current one)
+// is left to a later run. A lifecycle.Service: Start runs RunOnce every
+// Interval.
+type Maintainer struct {
+	pool, main *pgxpool.Pool
+	cfg        MaintainerConfig
+	sql        rawSQL
+	loop       *lifecycle.Loop
+}
+
+// Result counts one run's work.
+type Result struct {
+	// Claims is the number of claim transactions that found work.
+	Claims int `json:"claims"`
+	// Sids, Hours and Days: the pairs claimed, their dirty hours and the
+	// local days recomputed.
+	Sids  int `json:"sids"`
+	Hours int `json:"hours"`
+	Days  int `json:"days"`
+}
+
+// NewMaintainer returns a Maintainer of the rollups of the database pool
+// connects to, as the ingest role. main, when the time series live in a
+// separate database, is the main one's (as the ingest role), which knows
+// the organisations' time zones (nil or pool otherwise).
+func NewMaintainer(pool, main *pgxpool.Pool, cfg MaintainerConfig) *Maintainer {
+	if main == pool {
+		main = nil
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultRollupInterval
+	}
+	if cfg.SidsPerClaim <= 0 {
+		cfg.SidsPerClaim = DefaultSidsPerClaim
+	}
+	if cfg.MaxClaims <= 0 {
+		cfg.MaxClaims = DefaultMaxClaims
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r, err := loadRaw()
+	if err != nil {
+		panic(err) // embedded and tested: a bug
+	}
+	m := &Maintainer{pool: pool, main: main, cfg: cfg, sql: r}
+	m.loop = lifecycle.NewLoop("rollup maintainer", cfg.Logger, func(ctx context.Context) error {
+		return lifecycle.Every(ctx, cfg.Interval, true, func(ctx context.Context) {
+			res, err := m.RunOnce(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				cfg.Logger.ErrorContext(ctx, "rollup maintenance failed", "err", err)
+			case res.Sids > 0:
+				cfg.Logger.InfoContext(ctx, "rollups maintained", "sids", res.Sids, "hours", res.Hours, "days", res.Days)
+			}
+		})
+	})
+	return m
+}
+
+// Start starts the periodic runs.
+func (m *Maintainer) Start(ctx context.Context) error { return m.loop.Start(ctx) }
+
+// Stop ends them.
+func (m *Maintainer) Stop(ctx context.Context) error { return m.loop.Stop(ctx) }
+
+// RunOnce claims and recomputes until nothing claimable is left (or
+// MaxClaims transactions).
+func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
+	var res Result
+	zones := map[int64]*time.Location{}
+	before := m.cfg.Now().Truncate(time.Hour)
+	for range m.cfg.MaxClaims {
+		n, err := m.claimOnce(ctx, before, zones, &res)
+		if err != nil {
+			return res, err
+		}
+		if n == 0 {
+			break
+		}
+		res.Claims++
+	}
+	return res, nil
+}
+
+type sidKey struct {
+	org int64
+	sid string
+}
+
+// claimOnce runs one claim transaction; it returns the pairs claimed.
+func (m *Maintainer) claimOnce(ctx context.Context, before time.Time, zones map[int64]*time.Location, res *Result) (int, error) {
+	tx, err := m.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("report: maintainer: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, m.sql.Claim, m.cfg.SidsPerClaim, before)
+	if err != nil {
+		return 0, fmt.Errorf("report: maintainer: claim: %w", err)
+	}
+	hours := map[sidKey][]time.Time{}
+	var order []sidKey
+	var org int64
+	var sid string
+	var hour time.Time
+	_, err = pgx.ForEachRow(rows, []any{&org, &sid, &hour}, func() error {
+		k := sidKey{org, sid}
+		if _, seen := hours[k]; !seen {
+			order = append(order, k)
+		}
+		hours[k] = append(hours[k], hour)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("report: maintainer: claim: %w", err)
+	}
+	if len(order) == 0 {
+		return 0, nil
+	}
+	q := reportdb.New(tx)
+	for _, k := range order {
+		loc, err := m.zone(ctx, q, k.org, zones)
+		if err != nil {
+			return 0, err
+		}
+		days := touchedDays(hours[k], loc)
+		if err := m.recompute(ctx, tx, q, k, loc, days); err != nil {
+			return 0, err
+		}
+		res.Sids++
+		res.Hours += len(hours[k])
+		res.Days += len(days)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("report: maintainer: commit: %w", err)
+	}
+	return len(order), nil
+}
+
+// zone is the organisation's location (from the main database when
+// separate), cached for the run.
+func (m *Maintainer) zone(ctx context.Context, q *reportdb.Queries, org int64, zones map[int64]*time.Location) (*time.Location, error) {
+	if loc := zones[org]; loc != nil {
+		return loc, nil
+	}
+	if m.main != nil {
+		q = reportdb.New(m.main)
+	}
+	name, err := q.TimeZone(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("report: maintainer: time zone of %d: %w", org, err)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("report: maintainer: time zone %q of %d: %w", name, org, err)
+	}
+	zones[org] = loc
+	return loc, nil
+}
+
+// touchedDays lists, in order, the local days the UTC hours overlap.
+func touchedDays(hours []time.Time, loc *time.Location) []dayOf {
+	seen := map[string]bool{}
+	var out []dayOf
+	for _, h := range hours {
+		for _, at := range []time.Time{h, h.Add(time.Hour - time.Nanosecond)} {
+			d := localDay(at.In(loc), loc)
+			if !seen[d.Date] {
+				seen[d.Date] = true
+				out = append(out, d)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b dayOf) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+// recompute replaces the rollups of days (sorted) of one pair from its raw
+// rows, one source read per span of at most 30 days.
+func (m *Maintainer) recompute(ctx context.Context, tx pgx.Tx, q *reportdb.Queries, k sidKey, loc *time.Location, days []dayOf) error {
+	for i := 0; i < len(days); {
+		j := i
+		for j+1 < len(days) && days[j+1].End.Sub(days[i].Start) <= maxSourceSpan {
+			j++
+		}
+		rows, err := m.source(ctx, tx, k, days[i].Start, days[j].End)
+		if err != nil {
+			return err
+		}
+		for _, d := range days[i : j+1] {
+			if err := store(ctx, q, k, loc, d, computeSidDay(d, rows)); err != nil {
+				return err
+			}
+		}
+		i = j + 1
+	}
+	return nil
+}
+
+func (m *Maintainer) source(ctx context.Context, tx pgx.Tx, k sidKey, from, to time.Time) ([]interval, error) {
+	rows, err := tx.Query(ctx, m.sql.Source, k.org, k.sid, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("report: maintainer: read rows: %w", err)
+	}
+	var out []interval
+	var kind string
+	var process, url *string
+	var at time.Time
+	var dur *int32
+	_, err = pgx.ForEachRow(rows, []any{&kind, &process, &url, &at, &dur}, func() error {
+		iv := interval{Kind: kind, Host: hostOf(deref(url)), At: at, Seconds: seconds(dur)}
+		if kind == "window" {
+			iv.Process = deref(process)
+		}
+		out = append(out, iv)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("report: maintainer: read rows: %w", err)
+	}
+	return out, nil
+}
+
+// store writes one day's rollup.
+func store(ctx context.Context, q *reportdb.Queries, k sidKey, loc *time.Location, d dayOf, sd sidDay) error {
+	p := reportdb.StoreParams{OrganizationID: k.org, UserSid: k.sid, TimeZone: loc.String(), ActiveMinutes: sd.Mask,
+		Kinds: []string{}, ProcessNames: []string{}, Hosts: []string{}, Seconds: []int64{}, Events: []int64{}}
+	day, err := time.Parse(time.DateOnly, d.Date)
+	if err != nil {
+		return err
+	}
+	p.Day = day
+	if first, last := firstLast(sd.Mask, d.minutes()); first >= 0 {
+		f := d.Start.Add(time.Duration(first) * time.Minute)
+		l := d.Start.Add(time.Duration(last+1) * time.Minute)
+		if l.After(d.End) {
+			l = d.End
+		}
+		p.FirstAt, p.LastAt = pgtype.Timestamptz{Time: f, Valid: true}, pgtype.Timestamptz{Time: l, Valid: true}
+	}
+	keys := make([]usageKey, 0, len(sd.Usage))
+	for uk := range sd.Usage {
+		keys = append(keys, uk)
+	}
+	slices.SortFunc(keys, func(a, b usageKey) int {
+		if a.Kind != b.Kind {
+			return cmp.Compare(a.Kind, b.Kind)
+		}
+		if a.Process != b.Process {
+			return cmp.Compare(a.Process, b.Process)
+		}
+		return cmp.Compare(a.Host, b.Host)
+	})
+	for _, uk := range keys {
+		v := sd.Usage[uk]
+		p.Kinds = append(p.Kinds, uk.Kind)
+		p.ProcessNames = append(p.ProcessNames, uk.Process)
+		p.Hosts = append(p.Hosts, uk.Host)
+		p.Seconds = append(p.Seconds, v.Seconds)
+		p.Events = append(p.Events, v.Events)
+	}
+	if err := q.Store(ctx, p); err != nil {
+		return fmt.Errorf("report: maintainer: store %s/%s %s: %w", fmt.Sprint(k.org), k.sid, d.Date, err)
+	}
+	return nil
+}
