@@ -199,16 +199,12 @@ const PolicyName = "Reports policy (generated)"
 // policyContent is the report policy: idle threshold, working hours
 // (09:00–18:00 Monday to Friday, 10 minutes' grace) and the productivity
 // categories of ten applications and fifteen sites.
-func policyContent(withReportFields bool) []byte {
-	wh := map[string]any{"start": "09:00", "end": "18:00", "days": []int{1, 2, 3, 4, 5}}
+func policyContent() []byte {
 	doc := map[string]any{
 		"activity":      map[string]any{"track_windows": true, "track_sites": true, "idle_seconds": 300},
 		"screenshots":   map[string]any{"enabled": true, "interval_seconds": 300, "quality": 60},
-		"working_hours": wh,
-	}
-	if withReportFields {
-		wh["grace_minutes"] = 10
-		doc["productivity"] = map[string]any{
+		"working_hours": map[string]any{"start": "09:00", "end": "18:00", "days": []int{1, 2, 3, 4, 5}, "grace_minutes": 10},
+		"productivity": map[string]any{
 			"productive": map[string]any{
 				"processes": []string{"code.exe", "devenv.exe", "WindowsTerminal.exe", "excel.exe", "winword.exe", "outlook.exe", "teams.exe", "1cv8.exe"},
 				"sites": []string{"github.com", "stackoverflow.com", "atlassian.net", "salesforce.com", "docs.google.com", "mail.google.com",
@@ -218,7 +214,7 @@ func policyContent(withReportFields bool) []byte {
 				"processes": []string{"spotify.exe", "steam.exe"},
 				"sites":     []string{"youtube.com", "facebook.com", "instagram.com", "reddit.com", "netflix.com", "x.com", "booking.com"},
 			},
-		}
+		},
 	}
 	b, _ := json.Marshal(doc) // maps of strings, numbers and slices: cannot fail
 	return b

@@ -159,7 +159,11 @@ func TestGenerateSmall(t *testing.T) {
 			GROUP BY employee_id HAVING count(*) = 2) x`, org); n < 1 {
 			t.Errorf("org %d: no employee with two SIDs", org)
 		}
-		if n := db.one(t, "SELECT count(*) FROM policies WHERE organization_id = $1 AND id = $2 AND current_version IS NOT NULL", org, r.PolicyID); n != 1 {
+		if n := db.one(t, `SELECT count(*) FROM policies WHERE organization_id = $1 AND id = $2 AND current_version IS NOT NULL
+			AND content->'working_hours'->>'grace_minutes' = '10' AND content->'activity'->>'idle_seconds' = '300'
+			AND jsonb_array_length(content->'productivity'->'productive'->'processes') + jsonb_array_length(content->'productivity'->'unproductive'->'processes') = 10
+			AND jsonb_array_length(content->'productivity'->'productive'->'sites') + jsonb_array_length(content->'productivity'->'unproductive'->'sites') = 15`,
+			org, r.PolicyID); n != 1 {
 			t.Errorf("org %d: report policy %d not released", org, r.PolicyID)
 		}
 

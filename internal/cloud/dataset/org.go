@@ -104,11 +104,7 @@ func (g *generator) setup(ctx context.Context, deps Deps, cfg Config, res *Resul
 	if err != nil {
 		return fmt.Errorf("dataset: policy service: %w", err)
 	}
-	content := policyContent(true)
-	if pol.Validate(content) != nil {
-		content = policyContent(false) // a schema without the report fields
-	}
-	p, err := pol.Create(ctx, inOrg, PolicyName, content)
+	p, err := pol.Create(ctx, inOrg, PolicyName, policyContent())
 	if err != nil {
 		return fmt.Errorf("dataset: report policy: %w", err)
 	}
