@@ -39,6 +39,7 @@ func commands() []command {
 		{name: "retention", summary: "run time-series retention, list its runs, set policies (run, runs, policy)", run: runRetention},
 		{name: "command", summary: "send and list gateway commands (send, list)", run: runCommand},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
+		{name: "generate", summary: "generate a realistic organisation and its monitoring data (benchmarks, demos)", run: runGenerate},
 		{name: "simulate", summary: "load simulators (agents, gateways)", run: runSimulate},
 	}
 }
