@@ -8,6 +8,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -17,8 +18,7 @@ Runs the Agent API. Configuration (environment):
   AGENT_API_ADDR        listen address (default :3001)
   DATABASE_URL          PostgreSQL URL as the ingest role (required)
   MIGRATE_DATABASE_URL  administrator URL; when set, migrate at start
-  STORAGE_BASE_PATH     directory for screenshot files (required)
-  TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
+`+storage.Usage+`  TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
   TIMESCALE_PROBE_INTERVAL  recovery probe period in fallback (default 60s)
   TLS_CERT_FILE, TLS_KEY_FILE  serve HTTPS with this certificate
   TLS_CLIENT_CA_FILE    verify gateways' client certificates (mTLS) against this CA
@@ -53,6 +53,10 @@ Runs the Agent API. Configuration (environment):
 	if err != nil {
 		return err
 	}
-	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
+	files, err := storage.ConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	return agentapi.Run(ctx, agentapi.Config{Config: cfg, Storage: files,
 		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, TLS: tlsCfg, Throttle: thr}, logger, nil)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
@@ -188,7 +189,7 @@ func runUp(ctx context.Context, e env, args []string) error {
 		files = dir
 	}
 	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
-		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files, TimescaleURL: store.ingestURL}, l, ready)
+		return agentapi.Run(ctx, agentapi.Config{Config: c, Storage: storage.Config{BasePath: files}, TimescaleURL: store.ingestURL}, l, ready)
 	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, ContextKey: contextKey, LogLevel: level})
 	// The Dashboard API signs access tokens with a key made for this run
 	// and serves platform administrators through the admin role.
