@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"flag"
@@ -201,8 +202,15 @@ func runUp(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// It hands out download URLs of the Agent API's files, signed with a
+	// key made for this run and served by itself at /files.
+	urlKey := make([]byte, storage.MinURLSecret)
+	if _, err := rand.Read(urlKey); err != nil {
+		return err
+	}
+	dashFiles := storage.Config{BasePath: files, URLKey: urlKey, PublicURL: "http://" + hostPort(*dashAddr) + "/files", URLTTL: storage.DefaultURLTTL}
 	start("dashboard-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
-		return dashboard.Run(ctx, dashboard.Config{Config: c, TokenKeys: []accesstoken.Key{tokenKey}, AdminDatabaseURL: platformURL}, l, ready)
+		return dashboard.Run(ctx, dashboard.Config{Config: c, TokenKeys: []accesstoken.Key{tokenKey}, AdminDatabaseURL: platformURL, Storage: dashFiles}, l, ready)
 	}, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
 
 	addrs := map[string]string{}

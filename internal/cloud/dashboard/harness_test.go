@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
@@ -44,6 +47,10 @@ type apiEnv struct {
 	key    accesstoken.Key
 	orgA   pgtest.Seeded
 	orgB   pgtest.Seeded
+	// files is the API's local file store, its signed URLs served by the
+	// API at /files; its clock runs skew ahead of the real one.
+	files *storage.Local
+	skew  atomic.Int64
 }
 
 var (
@@ -140,6 +147,16 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 		}
 		deps.SessionRecheck = 200 * time.Millisecond
 	}
+	// The file store's URLs point at the API's own listener.
+	e.srv = httptest.NewUnstartedServer(nil)
+	secret := make([]byte, storage.MinURLSecret)
+	_, _ = rand.Read(secret)
+	e.files, err = storage.NewLocalSigned(t.TempDir(), storage.LocalURLConfig{BaseURL: "http://" + e.srv.Listener.Addr().String() + "/files",
+		Secret: secret, Now: func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Files, deps.FilesMount = e.files, "/files"
 	e.api, err = dashboard.NewAPI(deps)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +164,8 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 	if err := e.api.Events().Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(e.api)
+	e.srv.Config.Handler = e.api
+	e.srv.Start()
 	t.Cleanup(func() {
 		_ = e.api.Events().Stop(context.Background())
 		e.srv.Close()
