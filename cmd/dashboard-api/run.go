@@ -66,15 +66,6 @@ func dashboardConfig(cfg service.Config, getenv func(string) string) (dashboard.
 	d := dashboard.Config{Config: cfg, TokenIssuer: getenv("DASHBOARD_TOKEN_ISSUER"), AdminDatabaseURL: getenv("DASHBOARD_ADMIN_DATABASE_URL"),
 		TimescaleURL: getenv("TIMESCALE_URL"), AdminTimescaleURL: getenv("DASHBOARD_ADMIN_TIMESCALE_URL")}
 	var err error
-	if d.Storage, err = storage.ConfigFromEnv(getenv); err != nil {
-		return d, err
-	}
-	if err := d.Storage.CheckURLs(); err != nil {
-		return d, err
-	}
-	if d.TimescaleURL != "" && d.AdminDatabaseURL != "" && d.AdminTimescaleURL == "" {
-		return d, errors.New("DASHBOARD_ADMIN_TIMESCALE_URL is required with TIMESCALE_URL and DASHBOARD_ADMIN_DATABASE_URL: the time-series database as the platform-admin role")
-	}
 	if d.CORSOrigins, err = service.ParseOrigins("DASHBOARD_CORS_ORIGINS", getenv("DASHBOARD_CORS_ORIGINS")); err != nil {
 		return d, err
 	}
@@ -105,6 +96,15 @@ func dashboardConfig(cfg service.Config, getenv func(string) string) (dashboard.
 		if d.SignIn.MaxFailures, err = strconv.Atoi(v); err != nil || d.SignIn.MaxFailures <= 0 {
 			return d, fmt.Errorf("SIGNIN_MAX_FAILURES=%q: want a positive whole number such as 5", v)
 		}
+	}
+	if d.Storage, err = storage.ConfigFromEnv(getenv); err != nil {
+		return d, err
+	}
+	if err := d.Storage.CheckURLs(); err != nil {
+		return d, err
+	}
+	if d.TimescaleURL != "" && d.AdminDatabaseURL != "" && d.AdminTimescaleURL == "" {
+		return d, errors.New("DASHBOARD_ADMIN_TIMESCALE_URL is required with TIMESCALE_URL and DASHBOARD_ADMIN_DATABASE_URL: the time-series database as the platform-admin role")
 	}
 	return d, nil
 }
