@@ -96,6 +96,15 @@ type envOption func(*envConfig)
 
 type envConfig struct {
 	signIn *signin.Config
+	// ts, when set, is a separate time-series store (another migrated
+	// database) the API reads beside the main one.
+	ts *pgtest.Database
+}
+
+// withTimeseries gives the API a separate time-series store: ts, read as
+// the dashboard and platform-admin roles.
+func withTimeseries(ts *pgtest.Database) envOption {
+	return func(c *envConfig) { c.ts = ts }
 }
 
 // withSignIn gives the API its sign-in service with cfg: tokens then need
@@ -140,6 +149,9 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 		AdminDB: pg.Pool(t, db.PlatformAdminURL, 2),
 		Tokens:  e.tokens,
 		Logger:  logtest.New(t),
+	}
+	if cfg.ts != nil {
+		deps.TimeseriesDB, deps.AdminTimeseriesDB = pg.Pool(t, cfg.ts.DashboardURL, 2), pg.Pool(t, cfg.ts.PlatformAdminURL, 2)
 	}
 	if cfg.signIn != nil {
 		if deps.SignIn, err = signin.New(*cfg.signIn, signin.Deps{DB: deps.DB, Tokens: e.tokens, Logger: deps.Logger}); err != nil {
