@@ -99,6 +99,15 @@ type envConfig struct {
 	// ts, when set, is a separate time-series store (another migrated
 	// database) the API reads beside the main one.
 	ts *pgtest.Database
+	// files, when set, replaces the local store the API hands out URLs
+	// of (and serves at /files).
+	files storage.Signer
+}
+
+// withFiles makes the API hand out download URLs of files instead of the
+// harness's local store.
+func withFiles(files storage.Signer) envOption {
+	return func(c *envConfig) { c.files = files }
 }
 
 // withTimeseries gives the API a separate time-series store: ts, read as
@@ -169,6 +178,9 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 		t.Fatal(err)
 	}
 	deps.Files, deps.FilesMount = e.files, "/files"
+	if cfg.files != nil {
+		deps.Files, deps.FilesMount = cfg.files, ""
+	}
 	e.api, err = dashboard.NewAPI(deps)
 	if err != nil {
 		t.Fatal(err)
