@@ -9,6 +9,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -18,8 +19,7 @@ Runs the Agent API. Configuration (environment):
   AGENT_API_ADDR        listen address (default :3001)
   DATABASE_URL          PostgreSQL URL as the ingest role (required)
   MIGRATE_DATABASE_URL  administrator URL; when set, migrate at start
-  STORAGE_BASE_PATH     directory for screenshot files (required)
-  TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
+`+storage.Usage+`  TIMESCALE_URL         separate time-series database (ingest role); empty: the main one
   TIMESCALE_PROBE_INTERVAL  recovery probe period in fallback (default 60s)
   ROLLUP_INTERVAL       how often the reports' activity rollups are updated (default 1m)
   TLS_CERT_FILE, TLS_KEY_FILE  serve HTTPS with this certificate
@@ -75,7 +75,11 @@ Runs the Agent API. Configuration (environment):
 	if err != nil {
 		return err
 	}
-	return agentapi.Run(ctx, agentapi.Config{Config: cfg, StoragePath: getenv("STORAGE_BASE_PATH"),
+	files, err := storage.ConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	return agentapi.Run(ctx, agentapi.Config{Config: cfg, Storage: files,
 		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, RollupInterval: rollup, TLS: tlsCfg, Throttle: thr,
 		RetentionInterval: retentionEvery, RetentionDryRun: retentionDry}, logger, nil)
 }

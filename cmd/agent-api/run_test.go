@@ -95,8 +95,9 @@ func TestABadTimeoutKeyIsNamed(t *testing.T) {
 	}
 }
 
-func TestABadThrottleKeyIsNamed(t *testing.T) {
-	for key, v := range map[string]string{"THROTTLE_MAX_LOCKOUT": "forever", "TRUSTED_PROXIES": "10.0.0.0/33"} {
+func TestABadThrottleOrStorageKeyIsNamed(t *testing.T) {
+	for key, v := range map[string]string{"THROTTLE_MAX_LOCKOUT": "forever", "TRUSTED_PROXIES": "10.0.0.0/33",
+		"STORAGE_DRIVER": "ftp", "STORAGE_URL_TTL": "8d", "STORAGE_URL_KEY": "short", "STORAGE_BASE_PATH": ""} {
 		env := map[string]string{"DATABASE_URL": "postgres://staff_ingest@127.0.0.1/x", "TENANT_CONTEXT_KEY": pg.ContextKey().String(), "STORAGE_BASE_PATH": t.TempDir(), key: v}
 		err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), key) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
@@ -37,7 +39,11 @@ Runs the Dashboard API. Configuration (environment):
   SIGNIN_LOCK_MAX       longest lock (default 1h)
   SIGNIN_REFRESH_IDLE   a refresh token's life (default 336h)
   SIGNIN_REFRESH_MAX    a session's life from sign-in (default 720h)
-`+service.HTTPTimeoutsUsage+`  LOG_LEVEL             debug, info, warn or error (default info)
+  TIMESCALE_URL         separate time-series database (dashboard role); empty: the main one
+  DASHBOARD_ADMIN_TIMESCALE_URL  the same as the platform-admin role (required with
+                        TIMESCALE_URL and DASHBOARD_ADMIN_DATABASE_URL)
+Files (screenshots' download URLs; the local driver's are served at STORAGE_PUBLIC_URL's path):
+`+storage.Usage+service.HTTPTimeoutsUsage+`  LOG_LEVEL             debug, info, warn or error (default info)
 `, args, stderr); help || err != nil {
 		return err
 	}
@@ -57,7 +63,8 @@ Runs the Dashboard API. Configuration (environment):
 
 // dashboardConfig reads the Dashboard API's own keys; errors name the key.
 func dashboardConfig(cfg service.Config, getenv func(string) string) (dashboard.Config, error) {
-	d := dashboard.Config{Config: cfg, TokenIssuer: getenv("DASHBOARD_TOKEN_ISSUER"), AdminDatabaseURL: getenv("DASHBOARD_ADMIN_DATABASE_URL")}
+	d := dashboard.Config{Config: cfg, TokenIssuer: getenv("DASHBOARD_TOKEN_ISSUER"), AdminDatabaseURL: getenv("DASHBOARD_ADMIN_DATABASE_URL"),
+		TimescaleURL: getenv("TIMESCALE_URL"), AdminTimescaleURL: getenv("DASHBOARD_ADMIN_TIMESCALE_URL")}
 	var err error
 	if d.CORSOrigins, err = service.ParseOrigins("DASHBOARD_CORS_ORIGINS", getenv("DASHBOARD_CORS_ORIGINS")); err != nil {
 		return d, err
@@ -89,6 +96,15 @@ func dashboardConfig(cfg service.Config, getenv func(string) string) (dashboard.
 		if d.SignIn.MaxFailures, err = strconv.Atoi(v); err != nil || d.SignIn.MaxFailures <= 0 {
 			return d, fmt.Errorf("SIGNIN_MAX_FAILURES=%q: want a positive whole number such as 5", v)
 		}
+	}
+	if d.Storage, err = storage.ConfigFromEnv(getenv); err != nil {
+		return d, err
+	}
+	if err := d.Storage.CheckURLs(); err != nil {
+		return d, err
+	}
+	if d.TimescaleURL != "" && d.AdminDatabaseURL != "" && d.AdminTimescaleURL == "" {
+		return d, errors.New("DASHBOARD_ADMIN_TIMESCALE_URL is required with TIMESCALE_URL and DASHBOARD_ADMIN_DATABASE_URL: the time-series database as the platform-admin role")
 	}
 	return d, nil
 }

@@ -31,7 +31,8 @@ func TestServerTimeoutsComeFromTheEnvironment(t *testing.T) {
 	l.Close()
 	env := map[string]string{"DASHBOARD_ADDR": addr, "DATABASE_URL": db.DashboardURL, "TENANT_CONTEXT_KEY": pg.ContextKey().String(),
 		"DASHBOARD_TOKEN_KEYS": testTokenKey(t),
-		"HTTP_BODY_MIN_RATE":   "1000", "HTTP_BODY_GRACE": "500ms", "HTTP_IDLE_TIMEOUT": "500ms"}
+		"STORAGE_BASE_PATH":    t.TempDir(), "STORAGE_URL_KEY": strings.Repeat("ab", 32), "STORAGE_PUBLIC_URL": "http://" + addr + "/files",
+		"HTTP_BODY_MIN_RATE": "1000", "HTTP_BODY_GRACE": "500ms", "HTTP_IDLE_TIMEOUT": "500ms"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -127,6 +128,9 @@ func TestBadConfigFailsAtStartNamingTheKey(t *testing.T) {
 		"DATABASE_URL":         "postgres://staff_app@127.0.0.1:1/none",
 		"TENANT_CONTEXT_KEY":   pg.ContextKey().String(),
 		"DASHBOARD_TOKEN_KEYS": testTokenKey(t),
+		"STORAGE_BASE_PATH":    t.TempDir(),
+		"STORAGE_URL_KEY":      strings.Repeat("ab", 32),
+		"STORAGE_PUBLIC_URL":   "https://dash.example.com/files",
 	}
 	for _, tc := range []struct{ key, value string }{
 		{"DASHBOARD_TOKEN_KEYS", ""},
@@ -135,12 +139,24 @@ func TestBadConfigFailsAtStartNamingTheKey(t *testing.T) {
 		{"SIGNIN_LOCK_BASE", "-1m"},
 		{"SIGNIN_MAX_FAILURES", "zero"},
 		{"TRUSTED_PROXIES", "10.0.0.0/33"},
+		{"STORAGE_DRIVER", "ftp"},
+		{"STORAGE_BASE_PATH", ""},
+		{"STORAGE_URL_KEY", ""},
+		{"STORAGE_URL_KEY", "abcd"},
+		{"STORAGE_PUBLIC_URL", ""},
+		{"STORAGE_PUBLIC_URL", "/files"},
+		{"STORAGE_URL_TTL", "30d"},
+		{"TIMESCALE_URL", "postgres://staff_app@127.0.0.1:1/ts"}, // with an admin URL below, the admin one is missing
 	} {
 		env := map[string]string{}
 		for k, v := range base {
 			env[k] = v
 		}
 		env[tc.key] = tc.value
+		if tc.key == "TIMESCALE_URL" {
+			env["DASHBOARD_ADMIN_DATABASE_URL"] = "postgres://staff_admin@127.0.0.1:1/none"
+			tc.key = "DASHBOARD_ADMIN_TIMESCALE_URL"
+		}
 		err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s=%q: %v, want an error naming %s", tc.key, tc.value, err, tc.key)

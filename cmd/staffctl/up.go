@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"flag"
@@ -26,6 +27,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgcluster"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
@@ -188,7 +190,7 @@ func runUp(ctx context.Context, e env, args []string) error {
 		files = dir
 	}
 	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
-		return agentapi.Run(ctx, agentapi.Config{Config: c, StoragePath: files, TimescaleURL: store.ingestURL}, l, ready)
+		return agentapi.Run(ctx, agentapi.Config{Config: c, Storage: storage.Config{BasePath: files}, TimescaleURL: store.ingestURL}, l, ready)
 	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, ContextKey: contextKey, LogLevel: level})
 	// The Dashboard API signs access tokens with a key made for this run
 	// and serves platform administrators through the admin role.
@@ -200,8 +202,15 @@ func runUp(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// It hands out download URLs of the Agent API's files, signed with a
+	// key made for this run and served by itself at /files.
+	urlKey := make([]byte, storage.MinURLSecret)
+	if _, err := rand.Read(urlKey); err != nil {
+		return err
+	}
+	dashFiles := storage.Config{BasePath: files, URLKey: urlKey, PublicURL: "http://" + hostPort(*dashAddr) + "/files", URLTTL: storage.DefaultURLTTL}
 	start("dashboard-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
-		return dashboard.Run(ctx, dashboard.Config{Config: c, TokenKeys: []accesstoken.Key{tokenKey}, AdminDatabaseURL: platformURL}, l, ready)
+		return dashboard.Run(ctx, dashboard.Config{Config: c, TokenKeys: []accesstoken.Key{tokenKey}, AdminDatabaseURL: platformURL, Storage: dashFiles}, l, ready)
 	}, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
 
 	addrs := map[string]string{}

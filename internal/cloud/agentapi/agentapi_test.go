@@ -14,6 +14,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
@@ -26,7 +27,7 @@ func discard(t testing.TB) *slog.Logger { return logtest.New(t) }
 func TestRunRefusesARoleThatBypassesRLS(t *testing.T) {
 	t.Parallel()
 	db := pg.NewDatabase(t)
-	err := agentapi.Run(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.AdminURL, ContextKey: pg.ContextKey()}, StoragePath: t.TempDir()}, discard(t), nil)
+	err := agentapi.Run(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.AdminURL, ContextKey: pg.ContextKey()}, Storage: storage.Config{BasePath: t.TempDir()}}, discard(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") || !strings.Contains(err.Error(), "superuser or BYPASSRLS") {
 		t.Fatalf("err = %v, want a refusal naming DATABASE_URL", err)
 	}
@@ -39,7 +40,7 @@ func TestRunServesHealthAndStops(t *testing.T) {
 	addrs := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- agentapi.Run(ctx, agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL, ContextKey: pg.ContextKey()}, StoragePath: t.TempDir()}, discard(t), func(a net.Addr) { addrs <- a })
+		done <- agentapi.Run(ctx, agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL, ContextKey: pg.ContextKey()}, Storage: storage.Config{BasePath: t.TempDir()}}, discard(t), func(a net.Addr) { addrs <- a })
 	}()
 	var addr net.Addr
 	select {
@@ -81,7 +82,7 @@ func TestRunRefusesAContextKeyTheDatabaseDoesNotHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = agentapi.Run(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL, ContextKey: other}, StoragePath: t.TempDir()}, discard(t), nil)
+	err = agentapi.Run(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL, ContextKey: other}, Storage: storage.Config{BasePath: t.TempDir()}}, discard(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "TENANT_CONTEXT_KEY") || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("err = %v, want a refusal naming TENANT_CONTEXT_KEY", err)
 	}

@@ -3,7 +3,6 @@ package agentapi
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,9 +31,9 @@ import (
 // defaults of withDefaults, the one place they are set.
 type Config struct {
 	service.Config
-	// StoragePath is the directory of the local file store
-	// (STORAGE_BASE_PATH).
-	StoragePath string
+	// Storage is the file store screenshots are written to (STORAGE_*:
+	// the local driver under STORAGE_BASE_PATH by default, or S3).
+	Storage storage.Config
 	// TimescaleURL, when set, is a separate time-series database (as the
 	// ingest role) with fallback to the main database (TIMESCALE_URL).
 	TimescaleURL string
@@ -194,12 +193,12 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.StoragePath == "" {
-		return nil, errors.New("STORAGE_BASE_PATH is required: the directory where screenshots are stored")
+	if cfg.Storage.Driver != storage.DriverS3 && cfg.Storage.BasePath == "" {
+		return nil, fmt.Errorf("%s is required: the directory where screenshots are stored", storage.KeyBasePath)
 	}
-	files, err := storage.NewLocal(cfg.StoragePath)
+	files, err := cfg.Storage.Open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("STORAGE_BASE_PATH: %w", err)
+		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, db: deps.DB, tsDB: deps.TimeseriesDB, registry: deps.Registry}
 	defer func() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle/lifecycletest"
 )
@@ -18,7 +19,7 @@ func TestServerConformance(t *testing.T) {
 	lifecycletest.Conformance(t, func(t *testing.T) lifecycle.Service {
 		db := pg.NewDatabase(t)
 		s, err := agentapi.New(context.Background(), agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL,
-			ContextKey: pg.ContextKey()}, StoragePath: t.TempDir()}, agentapi.ServerDeps{Logger: discard(t)})
+			ContextKey: pg.ContextKey()}, Storage: storage.Config{BasePath: t.TempDir()}}, agentapi.ServerDeps{Logger: discard(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +35,7 @@ func TestServerStartServesStopCloses(t *testing.T) {
 	db := pg.NewDatabase(t)
 	ctx := context.Background()
 	s, err := agentapi.New(ctx, agentapi.Config{Config: service.Config{Addr: "127.0.0.1:0", DatabaseURL: db.IngestURL,
-		ContextKey: pg.ContextKey()}, StoragePath: t.TempDir()}, agentapi.ServerDeps{Logger: discard(t)})
+		ContextKey: pg.ContextKey()}, Storage: storage.Config{BasePath: t.TempDir()}}, agentapi.ServerDeps{Logger: discard(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

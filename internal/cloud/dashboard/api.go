@@ -24,6 +24,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 )
 
@@ -56,6 +57,14 @@ type api struct {
 	pol *policyServices
 	// queue is the gateway command queue (commands.go).
 	queue *commandqueue.Queue
+	// tsDB and adminTSDB are the separate time-series store as the
+	// dashboard and platform-admin roles (nil: the time series live in
+	// the main database); screenshots.go.
+	tsDB, adminTSDB *pgxpool.Pool
+	// files signs download URLs valid for fileURLTTL (nil: not
+	// configured, the download routes answer 503).
+	files      storage.Signer
+	fileURLTTL time.Duration
 }
 
 // route is one entry of the routes table: what the OpenAPI conformance

@@ -27,6 +27,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storagehttp"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 )
 
@@ -61,6 +63,20 @@ type Deps struct {
 	// Queue is the command queue policy distributions enqueue through;
 	// nil: one over DB, its metrics registered in Registry.
 	Queue *commandqueue.Queue
+	// TimeseriesDB is a separate time-series store as the dashboard role
+	// (nil: the time series live in DB); AdminTimeseriesDB the same store
+	// as the platform-admin role, required when both it and AdminDB are
+	// set. Screenshots are read from both it and DB (fallback rows).
+	TimeseriesDB, AdminTimeseriesDB *pgxpool.Pool
+	// Files signs the screenshots' download URLs (nil: the routes that
+	// hand them out answer 503); FileURLTTL is their lifetime (0:
+	// storage.DefaultURLTTL).
+	Files      storage.Signer
+	FileURLTTL time.Duration
+	// FilesMount, when set, is the path at which the API serves Files'
+	// signed URLs itself (storagehttp.Handler): Files must then be a
+	// *storage.Local whose BaseURL ends in this path.
+	FilesMount string
 }
 
 // Route is one entry of the API's routes table.
@@ -134,6 +150,24 @@ func NewAPI(d Deps) (*API, error) {
 	if a.pol, err = newPolicyServices(d, a.queue); err != nil {
 		return nil, err
 	}
+	if d.TimeseriesDB != nil && d.AdminDB != nil && d.AdminTimeseriesDB == nil {
+		return nil, errors.New("dashboard: a separate time-series store needs its platform-admin pool too (AdminTimeseriesDB)")
+	}
+	a.tsDB, a.adminTSDB, a.files, a.fileURLTTL = d.TimeseriesDB, d.AdminTimeseriesDB, d.Files, d.FileURLTTL
+	if a.fileURLTTL <= 0 {
+		a.fileURLTTL = storage.DefaultURLTTL
+	}
+	if a.fileURLTTL > storage.MaxURLExpiry {
+		return nil, fmt.Errorf("dashboard: FileURLTTL %v: at most %v", a.fileURLTTL, storage.MaxURLExpiry)
+	}
+	if d.FilesMount != "" {
+		local, ok := d.Files.(*storage.Local)
+		if !ok {
+			return nil, errors.New("dashboard: FilesMount needs Files to be a local store (storage.Local)")
+		}
+		// Public: the URL's signature is the credential.
+		a.mux.Handle("GET "+d.FilesMount, storagehttp.Handler(local, d.Logger))
+	}
 	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
 	a.routesTable()
 	// Every answer carries a request id (the error shape's request_id)
@@ -171,4 +205,5 @@ func (a *api) routesTable() {
 	a.userRoutes()
 	a.auditLogRoutes()
 	a.fleetRoutes()
+	a.screenshotRoutes()
 }

@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
@@ -44,6 +47,10 @@ type apiEnv struct {
 	key    accesstoken.Key
 	orgA   pgtest.Seeded
 	orgB   pgtest.Seeded
+	// files is the API's local file store, its signed URLs served by the
+	// API at /files; its clock runs skew ahead of the real one.
+	files *storage.Local
+	skew  atomic.Int64
 }
 
 var (
@@ -89,6 +96,24 @@ type envOption func(*envConfig)
 
 type envConfig struct {
 	signIn *signin.Config
+	// ts, when set, is a separate time-series store (another migrated
+	// database) the API reads beside the main one.
+	ts *pgtest.Database
+	// files, when set, replaces the local store the API hands out URLs
+	// of (and serves at /files).
+	files storage.Signer
+}
+
+// withFiles makes the API hand out download URLs of files instead of the
+// harness's local store.
+func withFiles(files storage.Signer) envOption {
+	return func(c *envConfig) { c.files = files }
+}
+
+// withTimeseries gives the API a separate time-series store: ts, read as
+// the dashboard and platform-admin roles.
+func withTimeseries(ts *pgtest.Database) envOption {
+	return func(c *envConfig) { c.ts = ts }
 }
 
 // withSignIn gives the API its sign-in service with cfg: tokens then need
@@ -134,11 +159,27 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 		Tokens:  e.tokens,
 		Logger:  logtest.New(t),
 	}
+	if cfg.ts != nil {
+		deps.TimeseriesDB, deps.AdminTimeseriesDB = pg.Pool(t, cfg.ts.DashboardURL, 2), pg.Pool(t, cfg.ts.PlatformAdminURL, 2)
+	}
 	if cfg.signIn != nil {
 		if deps.SignIn, err = signin.New(*cfg.signIn, signin.Deps{DB: deps.DB, Tokens: e.tokens, Logger: deps.Logger}); err != nil {
 			t.Fatal(err)
 		}
 		deps.SessionRecheck = 200 * time.Millisecond
+	}
+	// The file store's URLs point at the API's own listener.
+	e.srv = httptest.NewUnstartedServer(nil)
+	secret := make([]byte, storage.MinURLSecret)
+	_, _ = rand.Read(secret)
+	e.files, err = storage.NewLocalSigned(t.TempDir(), storage.LocalURLConfig{BaseURL: "http://" + e.srv.Listener.Addr().String() + "/files",
+		Secret: secret, Now: func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Files, deps.FilesMount = e.files, "/files"
+	if cfg.files != nil {
+		deps.Files, deps.FilesMount = cfg.files, ""
 	}
 	e.api, err = dashboard.NewAPI(deps)
 	if err != nil {
@@ -147,7 +188,8 @@ func newAPIEnv(t testing.TB, opts ...envOption) *apiEnv {
 	if err := e.api.Events().Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(e.api)
+	e.srv.Config.Handler = e.api
+	e.srv.Start()
 	t.Cleanup(func() {
 		_ = e.api.Events().Stop(context.Background())
 		e.srv.Close()

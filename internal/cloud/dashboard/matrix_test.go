@@ -39,6 +39,7 @@ var paramTable = map[string]string{
 	"agents":             `SELECT id::text FROM agent_instances WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 	"distribution_id":    `SELECT id::text FROM policy_distributions WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 	"version":            `SELECT version FROM policy_versions WHERE organization_id = $1 ORDER BY released_at LIMIT 1`,
+	"screenshots":        `SELECT id::text FROM monitoring.screenshots WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 }
 
 // tenantTables are fingerprinted before and after the matrix.

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 )
 
@@ -49,6 +51,16 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
 	// (TRUSTED_PROXIES).
 	TrustedProxies []netip.Prefix
+	// Storage is the file store whose download URLs the API hands out
+	// (STORAGE_*); with the local driver the API serves them itself at
+	// the path of Storage.PublicURL. A zero Storage (no driver, no
+	// directory): the download routes answer 503.
+	Storage storage.Config
+	// TimescaleURL, when set, is a separate time-series database as the
+	// dashboard role (TIMESCALE_URL), and AdminTimescaleURL the same as
+	// the platform-admin role (DASHBOARD_ADMIN_TIMESCALE_URL, required
+	// with TimescaleURL and AdminDatabaseURL).
+	TimescaleURL, AdminTimescaleURL string
 }
 
 // DefaultTokenIssuer is Config.TokenIssuer's default.
@@ -152,8 +164,13 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 		s.owned.Close()
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
-	api, err := NewAPI(Deps{DB: s.db, AdminDB: adminDB, Tokens: tokens, SignIn: sessions, TrustedProxies: cfg.TrustedProxies,
-		Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins})
+	apiDeps := Deps{DB: s.db, AdminDB: adminDB, Tokens: tokens, SignIn: sessions, TrustedProxies: cfg.TrustedProxies,
+		Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins, FileURLTTL: cfg.Storage.URLTTL}
+	if err := s.openStores(ctx, cfg, &apiDeps); err != nil {
+		s.owned.Close()
+		return nil, err
+	}
+	api, err := NewAPI(apiDeps)
 	if err != nil {
 		s.owned.Close()
 		return nil, err
@@ -165,6 +182,43 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 	s.group = lifecycle.NewGroup(logger, lifecycle.Member{Name: "http", Service: s.http},
 		lifecycle.Member{Name: "live events", Service: api.Events()})
 	return s, nil
+}
+
+// openStores opens what d reads besides the main database: the file
+// store (its download URLs checked configured) and the separate
+// time-series store's pools. Errors name the key at fault.
+func (s *Server) openStores(ctx context.Context, cfg Config, d *Deps) error {
+	if cfg.Storage.Driver != "" || cfg.Storage.BasePath != "" {
+		if err := cfg.Storage.CheckURLs(); err != nil {
+			return err
+		}
+		files, err := cfg.Storage.Open(ctx)
+		if err != nil {
+			return err
+		}
+		d.Files, d.FilesMount = files, cfg.Storage.MountPath()
+	}
+	if cfg.TimescaleURL == "" {
+		return nil
+	}
+	if d.AdminDB != nil && cfg.AdminTimescaleURL == "" {
+		return errors.New("DASHBOARD_ADMIN_TIMESCALE_URL is required with TIMESCALE_URL and DASHBOARD_ADMIN_DATABASE_URL: the time-series database as the platform-admin role")
+	}
+	// Not pinged: the API starts while the store is down (its reads
+	// then fail until it is back).
+	ts, err := postgres.ConnectLazy(ctx, cfg.TimescaleURL, 0, cfg.ContextKey)
+	if err != nil {
+		return fmt.Errorf("TIMESCALE_URL: %w", err)
+	}
+	s.owned.Own(ts)
+	d.TimeseriesDB = ts
+	if d.AdminDB != nil {
+		if d.AdminTimeseriesDB, err = postgres.ConnectLazy(ctx, cfg.AdminTimescaleURL, 0, cfg.ContextKey); err != nil {
+			return fmt.Errorf("DASHBOARD_ADMIN_TIMESCALE_URL: %w", err)
+		}
+		s.owned.Own(d.AdminTimeseriesDB)
+	}
+	return nil
 }
 
 // Start starts the parts in order; it returns once the listener accepts.

@@ -1,16 +1,13 @@
 package storage_test
 
 import (
-	"context"
 	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,21 +34,6 @@ func TestLocalSuite(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return l
 	})
-}
-
-var bucketSeq atomic.Int64
-
-// s3Config returns a config for the test gateway and a fresh bucket name.
-func s3Config(t *testing.T) storage.S3Config {
-	return storage.S3Config{
-		Endpoint:     s3Endpoint(t),
-		Region:       "us-east-1",
-		Bucket:       fmt.Sprintf("storagetest-%d-%d", time.Now().UnixNano()%1e9, bucketSeq.Add(1)),
-		AccessKey:    s3AccessKey,
-		SecretKey:    s3SecretKey,
-		PathStyle:    true,
-		CreateBucket: true,
-	}
 }
 
 var nonKey = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
@@ -130,36 +112,5 @@ func TestLocalURLConfig(t *testing.T) {
 	}
 	if _, err := l.URL(t.Context(), "a", time.Minute); err == nil {
 		t.Error("an unsigned Local store handed out a URL")
-	}
-}
-
-// waitS3 waits until the gateway stores and deletes an object.
-func waitS3(ctx context.Context, endpoint string) error {
-	var last error
-	for {
-		last = func() error {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			s, err := storage.NewS3(ctx, storage.S3Config{Endpoint: endpoint, Region: "us-east-1", Bucket: "ready",
-				AccessKey: s3AccessKey, SecretKey: s3SecretKey, PathStyle: true, CreateBucket: true})
-			if err != nil {
-				return err
-			}
-			if err := s.Put(ctx, "probe", strings.NewReader("ok")); err != nil {
-				return err
-			}
-			return s.Delete(ctx, "probe")
-		}()
-		if last == nil {
-			return nil
-		}
-		if weed.cmd.ProcessState != nil {
-			return fmt.Errorf("exited: %w", last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(250 * time.Millisecond):
-		}
 	}
 }

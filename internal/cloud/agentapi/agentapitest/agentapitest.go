@@ -14,13 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 )
 
 // Options adjust the started Agent API. Zero fields take the defaults.
 type Options struct {
 	// Config is the server's configuration; an empty Addr is a free
-	// loopback port and an empty StoragePath a directory of the test's.
+	// loopback port, and a local file store (Storage) without a BasePath
+	// is a directory of the test's.
 	// Timings such as Config.Control and Config.Queue shorten the control
 	// channel's for tests.
 	Config agentapi.Config
@@ -54,8 +56,8 @@ func Start(t testing.TB, db *pgxpool.Pool, opts Options) *API {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	if cfg.StoragePath == "" {
-		cfg.StoragePath = t.TempDir()
+	if cfg.Storage.Driver != storage.DriverS3 && cfg.Storage.BasePath == "" {
+		cfg.Storage.BasePath = t.TempDir()
 	}
 	logger := opts.Logger
 	if logger == nil {
