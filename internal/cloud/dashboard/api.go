@@ -23,6 +23,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard/dashboarddb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
@@ -57,6 +58,10 @@ type api struct {
 	pol *policyServices
 	// queue is the gateway command queue (commands.go).
 	queue *commandqueue.Queue
+	// orgReports and adminReports compute the reports over the dashboard
+	// role's pools and the platform administrator's (nil without
+	// AdminDB); reports.go.
+	orgReports, adminReports *report.Engine
 	// tsDB and adminTSDB are the separate time-series store as the
 	// dashboard and platform-admin roles (nil: the time series live in
 	// the main database); screenshots.go.

@@ -11,6 +11,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
@@ -63,6 +65,11 @@ type Deps struct {
 	// Queue is the command queue policy distributions enqueue through;
 	// nil: one over DB, its metrics registered in Registry.
 	Queue *commandqueue.Queue
+	// Reports tunes the report engines (Logger defaults to Logger; the
+	// rollups are used unless DisableReportRollups).
+	Reports report.Options
+	// DisableReportRollups computes every report day from the raw rows.
+	DisableReportRollups bool
 	// TimeseriesDB is a separate time-series store as the dashboard role
 	// (nil: the time series live in DB); AdminTimeseriesDB the same store
 	// as the platform-admin role, required when both it and AdminDB are
@@ -154,6 +161,15 @@ func NewAPI(d Deps) (*API, error) {
 		return nil, errors.New("dashboard: a separate time-series store needs its platform-admin pool too (AdminTimeseriesDB)")
 	}
 	a.tsDB, a.adminTSDB, a.files, a.fileURLTTL = d.TimeseriesDB, d.AdminTimeseriesDB, d.Files, d.FileURLTTL
+	ropts := d.Reports
+	ropts.UseRollups = !d.DisableReportRollups
+	if ropts.Logger == nil {
+		ropts.Logger = d.Logger
+	}
+	a.orgReports = report.New(cmp.Or(a.tsDB, a.db), a.db, ropts)
+	if a.adminDB != nil {
+		a.adminReports = report.New(cmp.Or(a.adminTSDB, a.adminDB), a.adminDB, ropts)
+	}
 	if a.fileURLTTL <= 0 {
 		a.fileURLTTL = storage.DefaultURLTTL
 	}
@@ -204,6 +220,7 @@ func (a *api) routesTable() {
 	a.policyRoutes()
 	a.userRoutes()
 	a.auditLogRoutes()
+	a.reportRoutes()
 	a.fleetRoutes()
 	a.screenshotRoutes()
 }
