@@ -118,6 +118,8 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"monitoring.activity_time_zone(bigint)":                                                     testActivityTimeZone,
 	"monitoring.activity_source(bigint,text,timestamp with time zone,timestamp with time zone)": testActivitySource,
 	"monitoring.activity_store(bigint,text,date,text,bytea,timestamp with time zone,timestamp with time zone,text[],text[],text[],bigint[],bigint[])": testActivityStore,
+	// Retention reaches the rollups (00028; retention_rollups_test.go).
+	"monitoring.retention_rollups(integer)": testRetentionRollups,
 }
 
 // TestFunctions runs each function's test on a database of its own.

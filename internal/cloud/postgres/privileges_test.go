@@ -343,6 +343,7 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.retention_expired_partitions() EXECUTE",
 	"staff_ingest function monitoring.retention_horizons() EXECUTE",
 	"staff_ingest function monitoring.retention_preview() EXECUTE",
+	"staff_ingest function monitoring.retention_rollups(integer) EXECUTE",
 	"staff_ingest function monitoring.retention_run_begin(boolean) EXECUTE",
 	"staff_ingest function monitoring.retention_run_finish(bigint,text) EXECUTE",
 	"staff_ingest function monitoring.retention_run_progress(bigint,text,bigint,bigint,bigint,integer) EXECUTE",

@@ -181,6 +181,9 @@ type Result struct {
 	Files, Bytes int64
 	// Archived is the archive objects written.
 	Archived int
+	// RollupRows is the report rollup rows (monitoring.activity_days and
+	// activity_day_usage) of days past the horizons deleted.
+	RollupRows int64
 	// Duration is how long the run took.
 	Duration time.Duration
 }

@@ -45,7 +45,27 @@ func (w *work) apply(ctx context.Context) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	return w.drop(ctx)
+	if err := w.drop(ctx); err != nil {
+		return err
+	}
+	return w.rollups(ctx)
+}
+
+// rollups deletes the reports' rollups of the days past the horizons
+// (monitoring.retention_rollups, bounded per call) and marks the horizon's
+// day for recomputation, so that no report shows what retention deleted.
+func (w *work) rollups(ctx context.Context) error {
+	for {
+		n, err := w.q.DeleteRollups(ctx, int32(w.r.cfg.BatchSize))
+		if err != nil {
+			return fmt.Errorf("retention: report rollups: %w", err)
+		}
+		w.res.RollupRows += n
+		w.r.rows.WithLabelValues("activity_rollups").Add(float64(n))
+		if n == 0 {
+			return nil
+		}
+	}
 }
 
 // deleteRows deletes the organisation's rows of the series past its

@@ -109,6 +109,19 @@ func (q *Queries) DeleteBatch(ctx context.Context, arg DeleteBatchParams) ([]Del
 	return items, nil
 }
 
+const deleteRollups = `-- name: DeleteRollups :one
+SELECT monitoring.retention_rollups($1::integer)::bigint AS rows
+`
+
+// The report rollups of days past the horizons, at most max_rows per table
+// per call (00028).
+func (q *Queries) DeleteRollups(ctx context.Context, maxRows int32) (int64, error) {
+	row := q.db.QueryRow(ctx, deleteRollups, maxRows)
+	var rows int64
+	err := row.Scan(&rows)
+	return rows, err
+}
+
 const dropExpiredPartitions = `-- name: DropExpiredPartitions :many
 SELECT monitoring.drop_expired_partitions()::text AS dropped
 `

@@ -73,3 +73,8 @@ UPDATE retention_policies SET is_active = false
 INSERT INTO retention_policies (organization_id, resource_type, retention_days, action)
 VALUES (sqlc.narg(organization_id)::bigint, @resource_type, @retention_days, @action)
 RETURNING id;
+
+-- name: DeleteRollups :one
+-- The report rollups of days past the horizons, at most max_rows per table
+-- per call (00028).
+SELECT monitoring.retention_rollups(@max_rows::integer)::bigint AS rows;
