@@ -9,7 +9,11 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 )
 
@@ -21,6 +25,8 @@ KIND is one of
   attendance              first in, last out, time on site, late, early departure, absence
   attendance-vs-activity  badge-in without computer activity, activity without badge-in
   unknown-badges          door events of no known employee
+  rollups                 bring the rollups up to date now (what the Agent API's maintainer does every ROLLUP_INTERVAL),
+                          e.g. after staffctl generate; no --org, --from, --to
 
 The same engine as the Dashboard API's /api/v2/reports/..., run for the organisation as the platform administrator.
 `
@@ -42,9 +48,12 @@ func (l *intList) Set(v string) error {
 }
 
 func runReport(ctx context.Context, e env, args []string) error {
-	kind, rest, err := subcommand(e, args, reportUsage, "employee-days", "summary", "attendance", "attendance-vs-activity", "unknown-badges")
+	kind, rest, err := subcommand(e, args, reportUsage, "employee-days", "summary", "attendance", "attendance-vs-activity", "unknown-badges", "rollups")
 	if err != nil {
 		return err
+	}
+	if kind == "rollups" {
+		return runRollups(ctx, e, rest)
 	}
 	fs, dbURL := newFlags(e, "report "+kind, "report "+kind+" --org ORG --from DATE --to DATE [--employee ID]... [--department ID] [--format json|csv]")
 	org := fs.String("org", "", "organisation id or slug (required)")
@@ -127,6 +136,67 @@ func writeReport[T any](w io.Writer, format string, rows iter.Seq2[T, error], wr
 		}
 		if err := enc.Encode(v); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// runRollups runs the rollup maintainer until no claimable dirty hour is
+// left, as the ingest role (the maintainer's role in the Agent API),
+// printing its progress.
+func runRollups(ctx context.Context, e env, args []string) error {
+	fs, dbURL := newFlags(e, "report rollups", "report rollups [--database-url URL] [--timescale-url URL]")
+	tsURL := fs.String("timescale-url", "", "administrator's URL of a separate time-series database (default: $TIMESCALE_ADMIN_URL)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	dsn, err := databaseURL(e, *dbURL)
+	if err != nil {
+		return err
+	}
+	connect := func(u string) (*pgxpool.Pool, error) {
+		key, err := postgres.CurrentContextKey(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		ingestURL, err := postgres.WithUser(u, postgres.RoleIngest, "")
+		if err != nil {
+			return nil, err
+		}
+		return postgres.Connect(ctx, ingestURL, 2, key)
+	}
+	main, err := connect(dsn)
+	if err != nil {
+		return err
+	}
+	defer main.Close()
+	ts := main
+	if u := cmp.Or(*tsURL, e.getenv("TIMESCALE_ADMIN_URL")); u != "" {
+		if ts, err = connect(u); err != nil {
+			return fmt.Errorf("--timescale-url: %w", err)
+		}
+		defer ts.Close()
+	}
+	ms := []*report.Maintainer{report.NewMaintainer(ts, main, report.MaintainerConfig{})}
+	if ts != main {
+		ms = append(ms, report.NewMaintainer(main, nil, report.MaintainerConfig{}))
+	}
+	start := time.Now()
+	var total report.Result
+	for _, m := range ms {
+		for {
+			res, err := m.RunOnce(ctx)
+			if err != nil {
+				return err
+			}
+			total.Sids += res.Sids
+			total.Hours += res.Hours
+			total.Days += res.Days
+			fmt.Fprintf(e.stdout, "rollups: %d SIDs, %d dirty hours, %d local days recomputed (%s)\n",
+				total.Sids, total.Hours, total.Days, time.Since(start).Round(time.Second))
+			if res.Sids == 0 {
+				break
+			}
 		}
 	}
 	return nil
