@@ -247,7 +247,7 @@ func TestPoliciesLifecycle(t *testing.T) {
 // platform default (403) nor another organisation's (404); HR may not.
 func TestRetentionPolicies(t *testing.T) {
 	e := newAPIEnv(t)
-	e.exec(`INSERT INTO retention_policies (organization_id, resource_type, retention_days) VALUES (NULL, 'log', 90)`)
+	e.exec(`INSERT INTO retention_policies (organization_id, resource_type, retention_days) VALUES (NULL, 'active_windows', 90)`)
 	tokA := e.orgAdmin(e.orgA)
 	hr := e.token(accesstoken.Claims{UserID: e.orgA.UserID, OrganizationID: e.orgA.OrganizationID, Role: "HR"})
 	var list struct {

@@ -157,7 +157,7 @@ func testRetentionRunFinish(t *testing.T, f *fnDB) {
 	equal(t, "finish", f.connRows(c, call, id2, ""), []string{"succeeded"})
 	equal(t, "records", f.rows(f.ingest, none, `SELECT format('%s|%s', status, coalesce(error, '-')) FROM monitoring.retention_runs ORDER BY id`),
 		[]string{"failed|disk full", "succeeded|-"})
-	if got := f.one(`SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory'
+	if got := f.one(`SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380270926 AND objid = 27
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); got != "0" {
 		t.Errorf("%s advisory locks held after finish", got)
 	}
