@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -113,4 +114,47 @@ func TestLocalURLConfig(t *testing.T) {
 	if _, err := l.URL(t.Context(), "a", time.Minute); err == nil {
 		t.Error("an unsigned Local store handed out a URL")
 	}
+}
+
+// A Local signature has one spelling: every other value of any character,
+// the last one included (whose two low bits a lenient base64 decoder
+// would ignore), is refused.
+func TestLocalSignatureHasOneSpelling(t *testing.T) {
+	t.Parallel()
+	l, err := storage.NewLocalSigned(t.TempDir(), storage.LocalURLConfig{BaseURL: "http://h/files", Secret: make([]byte, storage.MinURLSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Put(t.Context(), "k", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := l.URL(t.Context(), "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	sig := q.Get("signature")
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for _, pos := range []int{0, len(sig) / 2, len(sig) - 1} {
+		for _, c := range alphabet {
+			if byte(c) == sig[pos] {
+				continue
+			}
+			q.Set("signature", sig[:pos]+string(c)+sig[pos+1:])
+			if r, _, err := l.OpenSigned(t.Context(), q); err == nil {
+				r.Close()
+				t.Errorf("signature with character %d changed to %q accepted", pos, c)
+			}
+		}
+	}
+	q.Set("signature", sig)
+	r, _, err := l.OpenSigned(t.Context(), q)
+	if err != nil {
+		t.Fatalf("the genuine signature: %v", err)
+	}
+	r.Close()
 }

@@ -123,7 +123,10 @@ func (l *Local) OpenSigned(ctx context.Context, query url.Values) (io.ReadCloser
 		return nil, time.Time{}, ErrBadSignature
 	}
 	key, exp, sig := query.Get(urlKey), query.Get(urlExpires), query.Get(urlSignature)
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: the last character of 43 carries two padding bits, which a
+	// lenient decoder ignores — four spellings of one signature would
+	// all pass, so a URL differing in that character would too.
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil {
 		return nil, time.Time{}, ErrBadSignature
 	}
