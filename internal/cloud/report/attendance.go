@@ -154,12 +154,8 @@ func lastOut(day []Badge) time.Time {
 func (e *Engine) Reconcile(ctx context.Context, t postgres.Tenant, q EmployeeDaysQuery) iter.Seq2[Mismatch, error] {
 	return func(yield func(Mismatch, error) bool) {
 		err := e.run(ctx, t, q.Period, q, func(s *session) error {
-			for _, emp := range s.sc.employees {
+			return s.eachEmployeeDays(ctx, false, func(emp employee, act []EmployeeDay) error {
 				att, err := s.attendance(ctx, emp)
-				if err != nil {
-					return err
-				}
-				act, err := s.employeeDays(ctx, emp, false)
 				if err != nil {
 					return err
 				}
@@ -178,8 +174,8 @@ func (e *Engine) Reconcile(ctx context.Context, t postgres.Tenant, q EmployeeDay
 						return errStop
 					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if err != nil {
 			yield(Mismatch{}, err)

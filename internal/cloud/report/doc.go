@@ -61,5 +61,7 @@
 // Every read runs in the caller's tenant transaction (postgres.InTenant)
 // through the monitoring_read views and the row-level security of the
 // people tables, so a department lead or an employee gets exactly the rows
-// of their scope. Reports stream employee by employee.
+// of their scope. Reports stream employee by employee; the rows are read
+// for chunks of 25 employees at a time (a few queries per chunk, memory
+// bounded by the chunk).
 package report

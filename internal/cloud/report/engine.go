@@ -337,18 +337,14 @@ func subtree(deps []department, root int64) []int64 {
 func (e *Engine) EmployeeDays(ctx context.Context, t postgres.Tenant, q EmployeeDaysQuery) iter.Seq2[EmployeeDay, error] {
 	return func(yield func(EmployeeDay, error) bool) {
 		err := e.run(ctx, t, q.Period, q, func(s *session) error {
-			for _, emp := range s.sc.employees {
-				days, err := s.employeeDays(ctx, emp, true)
-				if err != nil {
-					return err
-				}
+			return s.eachEmployeeDays(ctx, true, func(_ employee, days []EmployeeDay) error {
 				for _, d := range days {
 					if !yield(d, nil) {
 						return errStop
 					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if err != nil {
 			yield(EmployeeDay{}, err)
@@ -356,29 +352,50 @@ func (e *Engine) EmployeeDays(ctx context.Context, t postgres.Tenant, q Employee
 	}
 }
 
-// employeeDays computes one employee's days of the period.
-func (s *session) employeeDays(ctx context.Context, emp employee, sessions bool) ([]EmployeeDay, error) {
+// chunkSize is how many employees' rows are read together: a few queries
+// per chunk instead of per employee, memory bounded by the chunk.
+const chunkSize = 25
+
+// eachEmployeeDays computes the days of the scope's employees, a chunk at
+// a time, and hands each employee's to fn in order.
+func (s *session) eachEmployeeDays(ctx context.Context, sessions bool, fn func(employee, []EmployeeDay) error) error {
+	emps := s.sc.employees
+	for i := 0; i < len(emps); i += chunkSize {
+		chunk := emps[i:min(i+chunkSize, len(emps))]
+		acts, err := s.activity(ctx, chunk)
+		if err != nil {
+			return err
+		}
+		for k, emp := range chunk {
+			days, err := s.employeeDays(ctx, emp, acts[k], sessions)
+			if err != nil {
+				return err
+			}
+			if err := fn(emp, days); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// employeeDays builds one employee's days of the period from its activity.
+func (s *session) employeeDays(ctx context.Context, emp employee, acts []dayActivity, sessions bool) ([]EmployeeDay, error) {
 	sc := s.sc
 	out := make([]EmployeeDay, len(sc.days))
 	for i, d := range sc.days {
 		out[i] = EmployeeDay{EmployeeID: emp.ID, EmployeeNumber: emp.Number, Name: emp.Name, DepartmentID: emp.DepartmentID,
 			Date: d.Date, DayStart: d.Start, DayEnd: d.End, TopApplications: []Usage{}, TopSites: []Usage{}, Sessions: []SessionEvent{}}
 	}
-	if len(sc.days) == 0 {
+	if len(sc.days) == 0 || len(emp.Sids) == 0 {
 		return out, nil
 	}
-	if len(emp.Sids) > 0 {
-		acts, err := s.activity(ctx, emp.Sids)
-		if err != nil {
+	for i := range out {
+		s.fill(&out[i], sc.days[i], acts[i])
+	}
+	if sessions {
+		if err := s.sessions(ctx, emp.Sids, out); err != nil {
 			return nil, err
-		}
-		for i := range out {
-			s.fill(&out[i], sc.days[i], acts[i])
-		}
-		if sessions {
-			if err := s.sessions(ctx, emp.Sids, out); err != nil {
-				return nil, err
-			}
 		}
 	}
 	return out, nil
@@ -404,54 +421,84 @@ func (a *dayActivity) merge(d sidDay) {
 	}
 }
 
-// activity reads the activity of sids over the scope's days: from the
-// rollups where they are valid, else from the raw rows.
-func (s *session) activity(ctx context.Context, sids []string) ([]dayActivity, error) {
+// activity reads the activity of a chunk of employees over the scope's
+// days: from the rollups where they are valid, else from the raw rows.
+// acts[k][i] is employee k's day i.
+func (s *session) activity(ctx context.Context, emps []employee) ([][]dayActivity, error) {
 	days := s.sc.days
-	acts := make([]dayActivity, len(days))
-	raw := make([]bool, len(days))
-	for i := range raw {
-		raw[i] = true
+	acts := make([][]dayActivity, len(emps))
+	raw := make([][]bool, len(emps))
+	var sids []string
+	for k, emp := range emps {
+		acts[k] = make([]dayActivity, len(days))
+		raw[k] = make([]bool, len(days))
+		for i := range raw[k] {
+			raw[k][i] = len(emp.Sids) > 0
+		}
+		sids = append(sids, emp.Sids...)
+	}
+	if len(sids) == 0 || len(days) == 0 {
+		return acts, nil
 	}
 	first, last := days[0], days[len(days)-1]
 	// With a separate store, the main database's fallback rows: few, read
 	// whole; a day they touch is computed raw.
-	var mainRows []windowRow
+	mainRows := map[string][]windowRow{}
 	if s.split {
-		var err error
-		mainRows, err = readRows(ctx, s.main, sids, first.Start, last.End)
+		rows, err := readRows(ctx, s.main, sids, first.Start, last.End)
 		if err != nil {
 			return nil, err
 		}
+		for _, r := range rows {
+			mainRows[r.sid] = append(mainRows[r.sid], r)
+		}
 	}
 	if s.e.opts.UseRollups {
-		if err := s.rollups(ctx, sids, acts, raw, mainRows); err != nil {
+		if err := s.rollups(ctx, emps, sids, acts, raw, mainRows); err != nil {
 			return nil, err
 		}
 	}
-	// Raw: one read per run of consecutive raw days.
+	// Raw: one read per run of consecutive days some employee of the chunk
+	// needs raw.
+	needed := func(i int) bool {
+		for k := range emps {
+			if raw[k][i] {
+				return true
+			}
+		}
+		return false
+	}
 	for i := 0; i < len(days); {
-		if !raw[i] {
+		if !needed(i) {
 			i++
 			continue
 		}
 		j := i
-		for j+1 < len(days) && raw[j+1] {
+		for j+1 < len(days) && needed(j+1) {
 			j++
 		}
 		rows, err := readRows(ctx, s.ts, sids, days[i].Start, days[j].End)
 		if err != nil {
 			return nil, err
 		}
-		rows = dedupe(rows, mainRows, days[i].Start, days[j].End)
+		var fromMain []windowRow
+		for _, sid := range sids {
+			fromMain = append(fromMain, mainRows[sid]...)
+		}
+		rows = dedupe(rows, fromMain, days[i].Start, days[j].End)
 		bySid := map[string][]interval{}
 		for _, r := range rows {
 			bySid[r.sid] = append(bySid[r.sid], r.iv)
 		}
-		for k := i; k <= j; k++ {
-			acts[k] = dayActivity{}
-			for _, sid := range sids {
-				acts[k].merge(computeSidDay(days[k], bySid[sid]))
+		for k, emp := range emps {
+			for d := i; d <= j; d++ {
+				if !raw[k][d] {
+					continue
+				}
+				acts[k][d] = dayActivity{}
+				for _, sid := range emp.Sids {
+					acts[k][d].merge(computeSidDay(days[d], bySid[sid]))
+				}
 			}
 		}
 		i = j + 1
@@ -459,9 +506,9 @@ func (s *session) activity(ctx context.Context, sids []string) ([]dayActivity, e
 	return acts, nil
 }
 
-// rollups fills acts from the rollups for the days they serve and clears
-// raw for those.
-func (s *session) rollups(ctx context.Context, sids []string, acts []dayActivity, raw []bool, mainRows []windowRow) error {
+// rollups fills acts from the rollups for the employee-days they serve
+// and clears raw for those.
+func (s *session) rollups(ctx context.Context, emps []employee, sids []string, acts [][]dayActivity, raw [][]bool, mainRows map[string][]windowRow) error {
 	days := s.sc.days
 	now := s.e.opts.Now()
 	zone := s.sc.settings.TimeZone
@@ -491,60 +538,79 @@ func (s *session) rollups(ctx context.Context, sids []string, acts []dayActivity
 			stale[key{r.UserSid, r.Day.AddDate(0, 0, dd).Format(time.DateOnly)}] = true
 		}
 	}
-	dirty, err := s.ts.DirtyHours(ctx, reportdb.DirtyHoursParams{Sids: sids, FromTime: first.Start.Add(-time.Hour), ToTime: last.End})
+	dirtyRows, err := s.ts.DirtyHours(ctx, reportdb.DirtyHoursParams{Sids: sids, FromTime: first.Start.Add(-time.Hour), ToTime: last.End})
 	if err != nil {
 		return fmt.Errorf("report: read dirty hours: %w", err)
 	}
-	use := make([]bool, len(days))
-	for i, d := range days {
-		if d.End.After(now.Add(-s.e.opts.SafetyLag)) {
-			continue
+	dirty := map[string][]time.Time{}
+	for _, h := range dirtyRows {
+		dirty[h.UserSid] = append(dirty[h.UserSid], h.Hour)
+	}
+	// clean: sid's day i may come from the rollups.
+	clean := func(sid string, i int) bool {
+		d := days[i]
+		k := key{sid, d.Date}
+		if _, has := current[k]; !has && stale[k] {
+			return false
 		}
-		ok := true
-		for _, sid := range sids {
-			k := key{sid, d.Date}
-			if _, has := current[k]; !has && stale[k] {
-				ok = false
+		for _, h := range dirty[sid] {
+			if h.Before(d.End) && h.Add(time.Hour).After(d.Start) {
+				return false
 			}
 		}
-		for _, h := range dirty {
-			if h.Hour.Before(d.End) && h.Hour.Add(time.Hour).After(d.Start) {
-				ok = false
-			}
-		}
-		for _, r := range mainRows {
+		for _, r := range mainRows[sid] {
 			if r.iv.overlaps(d) {
-				ok = false
+				return false
 			}
 		}
-		use[i] = ok
+		return true
 	}
 	usage, err := s.ts.RollupUsage(ctx, reportdb.RollupUsageParams{Sids: sids, FromDay: fromDay, ToDay: toDay})
 	if err != nil {
 		return fmt.Errorf("report: read rollup usage: %w", err)
 	}
-	for i := range days {
-		if !use[i] {
-			continue
-		}
-		raw[i] = false
-		acts[i] = dayActivity{Usage: map[usageKey]usageValue{}}
-		for _, sid := range sids {
-			if m, has := current[key{sid, days[i].Date}]; has {
-				acts[i].Mask = orMask(acts[i].Mask, m)
-			}
+	type sidDayKey struct {
+		sid string
+		day int
+	}
+	usageOf := map[sidDayKey][]reportdb.RollupUsageRow{}
+	for _, u := range usage {
+		if i, ok := dayIndex[u.Day.Format(time.DateOnly)]; ok {
+			usageOf[sidDayKey{u.UserSid, i}] = append(usageOf[sidDayKey{u.UserSid, i}], u)
 		}
 	}
-	for _, u := range usage {
-		i, ok := dayIndex[u.Day.Format(time.DateOnly)]
-		if !ok || !use[i] {
-			continue
+	cut := now.Add(-s.e.opts.SafetyLag)
+	for k, emp := range emps {
+		for i, d := range days {
+			if d.End.After(cut) || len(emp.Sids) == 0 {
+				continue
+			}
+			ok := true
+			for _, sid := range emp.Sids {
+				if !clean(sid, i) {
+					ok = false
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+			raw[k][i] = false
+			a := dayActivity{Usage: map[usageKey]usageValue{}}
+			for _, sid := range emp.Sids {
+				if m, has := current[key{sid, d.Date}]; has {
+					a.Mask = orMask(a.Mask, m)
+				}
+				for _, u := range usageOf[sidDayKey{sid, i}] {
+					uk := usageKey{Kind: u.Kind, Process: u.ProcessName, Host: u.Host}
+					v := a.Usage[uk]
+					v.Seconds += u.Seconds
+					v.Events += u.Events
+					a.Usage[uk] = v
+				}
+			}
+			acts[k][i] = a
 		}
-		k := usageKey{Kind: u.Kind, Process: u.ProcessName, Host: u.Host}
-		v := acts[i].Usage[k]
-		v.Seconds += u.Seconds
-		v.Events += u.Events
-		acts[i].Usage[k] = v
 	}
 	return nil
 }

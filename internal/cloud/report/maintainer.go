@@ -204,7 +204,10 @@ func (m *Maintainer) zone(ctx context.Context, q *reportdb.Queries, org int64, z
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, fmt.Errorf("report: maintainer: time zone %q of %d: %w", name, org, err)
+		// Rolled up in UTC: rows the engine ignores (another zone), so the
+		// organisation's reports read raw; the other organisations go on.
+		m.cfg.Logger.WarnContext(ctx, "rollups: unknown time zone, rolling up in UTC", "organization_id", org, "time_zone", name, "err", err)
+		loc = time.UTC
 	}
 	zones[org] = loc
 	return loc, nil

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	// The IANA zones in the binary: the database accepts any zone it knows
+	// (organizations_check_time_zone), the host may have no zoneinfo.
+	_ "time/tzdata"
 )
 
 // The defaults of an organisation without a report policy.

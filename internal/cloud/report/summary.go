@@ -25,11 +25,7 @@ func (e *Engine) Summary(ctx context.Context, t postgres.Tenant, q SummaryQuery)
 		sc := s.sc
 		out.TimeZone = sc.settings.TimeZone
 		byDept := map[int64][]int{} // department → indexes into out.Employees
-		for _, emp := range sc.employees {
-			days, err := s.employeeDays(ctx, emp, false)
-			if err != nil {
-				return err
-			}
+		err := s.eachEmployeeDays(ctx, false, func(emp employee, days []EmployeeDay) error {
 			line := EmployeeTotals{EmployeeID: emp.ID, EmployeeNumber: emp.Number, Name: emp.Name, DepartmentID: emp.DepartmentID}
 			for _, d := range days {
 				line.addDay(d)
@@ -39,6 +35,10 @@ func (e *Engine) Summary(ctx context.Context, t postgres.Tenant, q SummaryQuery)
 				byDept[*emp.DepartmentID] = append(byDept[*emp.DepartmentID], len(out.Employees))
 			}
 			out.Employees = append(out.Employees, line)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		// Departments: those of the scope (the subtree, or all visible),
 		// each with its subtree's sums.
