@@ -48,7 +48,8 @@ const maxSourceSpan = 30 * 24 * time.Hour
 // day those hours touch from the raw rows and replaces the days' rollups,
 // in one transaction per claim. The hour being written (the current one)
 // is left to a later run. A lifecycle.Service: Start runs RunOnce every
-// Interval.
+// Interval, the first one Interval after the start (not during the
+// Agent API's start-up).
 type Maintainer struct {
 	pool, main *pgxpool.Pool
 	cfg        MaintainerConfig
@@ -96,7 +97,7 @@ func NewMaintainer(pool, main *pgxpool.Pool, cfg MaintainerConfig) *Maintainer {
 	}
 	m := &Maintainer{pool: pool, main: main, cfg: cfg, sql: r}
 	m.loop = lifecycle.NewLoop("rollup maintainer", cfg.Logger, func(ctx context.Context) error {
-		return lifecycle.Every(ctx, cfg.Interval, true, func(ctx context.Context) {
+		return lifecycle.Every(ctx, cfg.Interval, false, func(ctx context.Context) {
 			res, err := m.RunOnce(ctx)
 			switch {
 			case err != nil && ctx.Err() == nil:
