@@ -60,8 +60,14 @@ func BenchmarkGeneratedOrg(b *testing.B) {
 	if err := admin.QueryRow(ctx, `SELECT min(day), max(day) FROM monitoring.activity_days WHERE organization_id = $1`, org).Scan(&first, &last); err != nil {
 		b.Fatalf("rollups of %q (run staffctl report rollups first): %v", slug, err)
 	}
-	period := report.Period{From: first.Format(time.DateOnly), To: last.Format(time.DateOnly)}
-	oneDay := report.Period{From: last.AddDate(0, 0, -1).Format(time.DateOnly), To: last.AddDate(0, 0, -1).Format(time.DateOnly)}
+	// The last 30 closed days: the newest rollup day may be today's
+	// (a session or window past the generated end), read raw.
+	end := last.AddDate(0, 0, -1)
+	if end.Before(first.AddDate(0, 0, 29)) {
+		b.Fatalf("rollups of %q cover %s to %s: fewer than 30 closed days", slug, first.Format(time.DateOnly), last.Format(time.DateOnly))
+	}
+	period := report.Period{From: end.AddDate(0, 0, -29).Format(time.DateOnly), To: end.Format(time.DateOnly)}
+	oneDay := report.Period{From: end.AddDate(0, 0, -1).Format(time.DateOnly), To: end.AddDate(0, 0, -1).Format(time.DateOnly)}
 	hr := postgres.Tenant{OrganizationID: org, Role: postgres.AppHR, Actor: "bench"}
 	for _, mode := range []struct {
 		name    string
