@@ -27,15 +27,22 @@ func adminActor() accounts.Actor {
 // database's current tenant context key, which the administrator's URL can
 // read as the owner role.
 func connectAdmin(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
+	return connectAs(ctx, dsn, postgres.RoleAdmin, maxConns)
+}
+
+// connectAs connects as the runtime role role: dsn (an administrator's
+// URL) with its user replaced, signing with the database's current tenant
+// context key, which the administrator's URL can read as the owner role.
+func connectAs(ctx context.Context, dsn, role string, maxConns int32) (*pgxpool.Pool, error) {
 	key, err := postgres.CurrentContextKey(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	adminURL, err := postgres.WithUser(dsn, postgres.RoleAdmin, "")
+	u, err := postgres.WithUser(dsn, role, "")
 	if err != nil {
 		return nil, err
 	}
-	return postgres.Connect(ctx, adminURL, maxConns, key)
+	return postgres.Connect(ctx, u, maxConns, key)
 }
 
 // newFlags returns a flag set for a subcommand, with --database-url.

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 )
 
@@ -154,25 +151,14 @@ func runRollups(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	connect := func(u string) (*pgxpool.Pool, error) {
-		key, err := postgres.CurrentContextKey(ctx, u)
-		if err != nil {
-			return nil, err
-		}
-		ingestURL, err := postgres.WithUser(u, postgres.RoleIngest, "")
-		if err != nil {
-			return nil, err
-		}
-		return postgres.Connect(ctx, ingestURL, 2, key)
-	}
-	main, err := connect(dsn)
+	main, err := connectIngest(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer main.Close()
 	ts := main
 	if u := cmp.Or(*tsURL, e.getenv("TIMESCALE_ADMIN_URL")); u != "" {
-		if ts, err = connect(u); err != nil {
+		if ts, err = connectIngest(ctx, u); err != nil {
 			return fmt.Errorf("--timescale-url: %w", err)
 		}
 		defer ts.Close()

@@ -107,15 +107,7 @@ func runRetention(ctx context.Context, e env, args []string) error {
 // with its user replaced (the password from ~/.pgpass or PGPASSFILE, or
 // local trust).
 func connectIngest(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
-	key, err := postgres.CurrentContextKey(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	ingestURL, err := postgres.WithUser(dsn, postgres.RoleIngest, "")
-	if err != nil {
-		return nil, err
-	}
-	return postgres.Connect(ctx, ingestURL, 2, key)
+	return connectAs(ctx, dsn, postgres.RoleIngest, 2)
 }
 
 func printRetentionRuns(ctx context.Context, e env, pool *pgxpool.Pool, limit int) error {
