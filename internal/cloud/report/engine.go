@@ -362,7 +362,7 @@ func (s *session) eachEmployeeDays(ctx context.Context, sessions bool, fn func(e
 	emps := s.sc.employees
 	for i := 0; i < len(emps); i += chunkSize {
 		chunk := emps[i:min(i+chunkSize, len(emps))]
-		acts, err := s.activity(ctx, chunk)
+		acts, _, err := s.activity(ctx, chunk, false)
 		if err != nil {
 			return err
 		}
@@ -423,10 +423,14 @@ func (a *dayActivity) merge(d sidDay) {
 
 // activity reads the activity of a chunk of employees over the scope's
 // days: from the rollups where they are valid, else from the raw rows.
-// acts[k][i] is employee k's day i.
-func (s *session) activity(ctx context.Context, emps []employee) ([][]dayActivity, error) {
+// acts[k][i] is employee k's day i. With aggregate (summaries, which need
+// no day's usage on its own), the usage of the days served by the rollups
+// is summed over the period in the database instead: acts[k][i].Usage is
+// then nil for those days and totals[k] holds their sum (totals is nil
+// when the days' usage is in acts).
+func (s *session) activity(ctx context.Context, emps []employee, aggregate bool) (acts [][]dayActivity, totals []map[usageKey]usageValue, err error) {
 	days := s.sc.days
-	acts := make([][]dayActivity, len(emps))
+	acts = make([][]dayActivity, len(emps))
 	raw := make([][]bool, len(emps))
 	var sids []string
 	for k, emp := range emps {
@@ -438,7 +442,7 @@ func (s *session) activity(ctx context.Context, emps []employee) ([][]dayActivit
 		sids = append(sids, emp.Sids...)
 	}
 	if len(sids) == 0 || len(days) == 0 {
-		return acts, nil
+		return acts, nil, nil
 	}
 	first, last := days[0], days[len(days)-1]
 	// With a separate store, the main database's fallback rows: few, read
@@ -447,15 +451,21 @@ func (s *session) activity(ctx context.Context, emps []employee) ([][]dayActivit
 	if s.split {
 		rows, err := readRows(ctx, s.main, sids, first.Start, last.End)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range rows {
 			mainRows[r.sid] = append(mainRows[r.sid], r)
 		}
 	}
 	if s.e.opts.UseRollups {
-		if err := s.rollups(ctx, emps, sids, acts, raw, mainRows); err != nil {
-			return nil, err
+		if aggregate && sharedSid(emps) {
+			// A sid of two employees may be served by the rollups for one
+			// and not the other on the same day: sum day by day.
+			aggregate = false
+		}
+		totals, err = s.rollups(ctx, emps, sids, acts, raw, mainRows, aggregate)
+		if err != nil {
+			return nil, nil, err
 		}
 	}
 	// Raw: one read per run of consecutive days some employee of the chunk
@@ -479,7 +489,7 @@ func (s *session) activity(ctx context.Context, emps []employee) ([][]dayActivit
 		}
 		rows, err := readRows(ctx, s.ts, sids, days[i].Start, days[j].End)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var fromMain []windowRow
 		for _, sid := range sids {
@@ -503,12 +513,27 @@ func (s *session) activity(ctx context.Context, emps []employee) ([][]dayActivit
 		}
 		i = j + 1
 	}
-	return acts, nil
+	return acts, totals, nil
+}
+
+// sharedSid reports whether a sid is an identity of more than one of emps.
+func sharedSid(emps []employee) bool {
+	seen := map[string]bool{}
+	for _, e := range emps {
+		for _, sid := range e.Sids {
+			if seen[sid] {
+				return true
+			}
+			seen[sid] = true
+		}
+	}
+	return false
 }
 
 // rollups fills acts from the rollups for the employee-days they serve
-// and clears raw for those.
-func (s *session) rollups(ctx context.Context, emps []employee, sids []string, acts [][]dayActivity, raw [][]bool, mainRows map[string][]windowRow) error {
+// and clears raw for those. With aggregate, the usage of those days is not
+// put in acts but summed per employee over the period (see activity).
+func (s *session) rollups(ctx context.Context, emps []employee, sids []string, acts [][]dayActivity, raw [][]bool, mainRows map[string][]windowRow, aggregate bool) ([]map[usageKey]usageValue, error) {
 	days := s.sc.days
 	now := s.e.opts.Now()
 	zone := s.sc.settings.TimeZone
@@ -521,7 +546,7 @@ func (s *session) rollups(ctx context.Context, emps []employee, sids []string, a
 	toDay, _ := time.Parse(time.DateOnly, last.Date)
 	rows, err := s.ts.RollupDays(ctx, reportdb.RollupDaysParams{Sids: sids, FromDay: fromDay.AddDate(0, 0, -1), ToDay: toDay.AddDate(0, 0, 1)})
 	if err != nil {
-		return fmt.Errorf("report: read rollups: %w", err)
+		return nil, fmt.Errorf("report: read rollups: %w", err)
 	}
 	type key struct {
 		sid, date string
@@ -540,7 +565,7 @@ func (s *session) rollups(ctx context.Context, emps []employee, sids []string, a
 	}
 	dirtyRows, err := s.ts.DirtyHours(ctx, reportdb.DirtyHoursParams{Sids: sids, FromTime: first.Start.Add(-time.Hour), ToTime: last.End})
 	if err != nil {
-		return fmt.Errorf("report: read dirty hours: %w", err)
+		return nil, fmt.Errorf("report: read dirty hours: %w", err)
 	}
 	dirty := map[string][]time.Time{}
 	for _, h := range dirtyRows {
@@ -565,20 +590,7 @@ func (s *session) rollups(ctx context.Context, emps []employee, sids []string, a
 		}
 		return true
 	}
-	usage, err := s.ts.RollupUsage(ctx, reportdb.RollupUsageParams{Sids: sids, FromDay: fromDay, ToDay: toDay})
-	if err != nil {
-		return fmt.Errorf("report: read rollup usage: %w", err)
-	}
-	type sidDayKey struct {
-		sid string
-		day int
-	}
-	usageOf := map[sidDayKey][]reportdb.RollupUsageRow{}
-	for _, u := range usage {
-		if i, ok := dayIndex[u.Day.Format(time.DateOnly)]; ok {
-			usageOf[sidDayKey{u.UserSid, i}] = append(usageOf[sidDayKey{u.UserSid, i}], u)
-		}
-	}
+	// Which employee-days the rollups serve: closed, and every sid clean.
 	cut := now.Add(-s.e.opts.SafetyLag)
 	for k, emp := range emps {
 		for i, d := range days {
@@ -596,11 +608,40 @@ func (s *session) rollups(ctx context.Context, emps []employee, sids []string, a
 				continue
 			}
 			raw[k][i] = false
-			a := dayActivity{Usage: map[usageKey]usageValue{}}
+			a := dayActivity{}
 			for _, sid := range emp.Sids {
 				if m, has := current[key{sid, d.Date}]; has {
 					a.Mask = orMask(a.Mask, m)
 				}
+			}
+			acts[k][i] = a
+		}
+	}
+	if aggregate {
+		return s.rollupTotals(ctx, emps, sids, raw, fromDay, toDay)
+	}
+	usage, err := s.ts.RollupUsage(ctx, reportdb.RollupUsageParams{Sids: sids, FromDay: fromDay, ToDay: toDay})
+	if err != nil {
+		return nil, fmt.Errorf("report: read rollup usage: %w", err)
+	}
+	type sidDayKey struct {
+		sid string
+		day int
+	}
+	usageOf := map[sidDayKey][]reportdb.RollupUsageRow{}
+	for _, u := range usage {
+		if i, ok := dayIndex[u.Day.Format(time.DateOnly)]; ok {
+			usageOf[sidDayKey{u.UserSid, i}] = append(usageOf[sidDayKey{u.UserSid, i}], u)
+		}
+	}
+	for k, emp := range emps {
+		for i := range days {
+			if raw[k][i] || len(emp.Sids) == 0 {
+				continue
+			}
+			a := &acts[k][i]
+			a.Usage = map[usageKey]usageValue{}
+			for _, sid := range emp.Sids {
 				for _, u := range usageOf[sidDayKey{sid, i}] {
 					uk := usageKey{Kind: u.Kind, Process: u.ProcessName, Host: u.Host}
 					v := a.Usage[uk]
@@ -609,10 +650,53 @@ func (s *session) rollups(ctx context.Context, emps []employee, sids []string, a
 					a.Usage[uk] = v
 				}
 			}
-			acts[k][i] = a
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// rollupTotals sums, per employee, the rollups' usage of the days they
+// serve (raw[k][i] false): one statement that groups over the period and
+// leaves out every (sid, day) read raw. No sid is shared by two of emps.
+func (s *session) rollupTotals(ctx context.Context, emps []employee, sids []string, raw [][]bool, fromDay, toDay time.Time) ([]map[usageKey]usageValue, error) {
+	days := s.sc.days
+	owner := map[string]int{}
+	skip := reportdb.RollupUsageTotalsParams{Sids: sids, FromDay: fromDay, ToDay: toDay, SkipSids: []string{}, SkipDays: []time.Time{}}
+	for k, emp := range emps {
+		for _, sid := range emp.Sids {
+			owner[sid] = k
+		}
+		for i, d := range days {
+			if !raw[k][i] {
+				continue
+			}
+			day, _ := time.Parse(time.DateOnly, d.Date)
+			for _, sid := range emp.Sids {
+				skip.SkipSids = append(skip.SkipSids, sid)
+				skip.SkipDays = append(skip.SkipDays, day)
+			}
+		}
+	}
+	rows, err := s.ts.RollupUsageTotals(ctx, skip)
+	if err != nil {
+		return nil, fmt.Errorf("report: read rollup usage totals: %w", err)
+	}
+	totals := make([]map[usageKey]usageValue, len(emps))
+	for _, r := range rows {
+		k, ok := owner[r.UserSid]
+		if !ok {
+			continue
+		}
+		if totals[k] == nil {
+			totals[k] = map[usageKey]usageValue{}
+		}
+		uk := usageKey{Kind: r.Kind, Process: r.ProcessName, Host: r.Host}
+		v := totals[k][uk]
+		v.Seconds += r.Seconds
+		v.Events += r.Events
+		totals[k][uk] = v
+	}
+	return totals, nil
 }
 
 // windowRow is one activity row read raw.

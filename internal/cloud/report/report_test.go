@@ -198,6 +198,24 @@ func TestReportsMatchBruteForce(t *testing.T) {
 	}
 	t.Logf("maintenance: %+v", res)
 	t.Run("rollups", func(t *testing.T) { check(t, rolled) })
+	// Late rows on rolled-up days: those employee-days are dirty and read
+	// raw, the others still from the rollups (a summary must leave the
+	// dirty days' rollups out of its sums, not add both).
+	late := []row{
+		ds.mk("window", "S-E2", "code.exe", "", time.Date(2026, 3, 28, 10, 0, 0, 0, time.UTC), 1800, 0),
+		ds.mk("window", "S-E1b", "game.exe", "", time.Date(2026, 3, 29, 23, 30, 0, 0, time.UTC), 3600, 0),
+		ds.mk("site", "S-E3", "", "https://news.example/late", time.Date(2026, 10, 25, 12, 0, 0, 0, time.UTC), 600, 0),
+	}
+	for i := range late {
+		late[i].schema, late[i].both = "monitoring", false
+	}
+	ds.rows = append(ds.rows, late...)
+	if err := postgres.InTenant(ctx, ds.ingest, postgres.Tenant{OrganizationID: org}, func(tx pgx.Tx) error {
+		return insertRows(ctx, tx, "monitoring", "", org, ds.a.GatewayID, late)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("rollups with late rows", func(t *testing.T) { check(t, rolled) })
 	// The rollups are what the engine read: spoil one and see it.
 	if _, err := ds.admin.Exec(ctx, `UPDATE monitoring.activity_days SET active_minutes = '\x00'::bytea || substring(active_minutes from 2)
 		WHERE organization_id = $1 AND user_sid = 'S-E2' AND day = '2026-03-30'`, org); err != nil {

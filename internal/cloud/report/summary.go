@@ -25,11 +25,8 @@ func (e *Engine) Summary(ctx context.Context, t postgres.Tenant, q SummaryQuery)
 		sc := s.sc
 		out.TimeZone = sc.settings.TimeZone
 		byDept := map[int64][]int{} // department → indexes into out.Employees
-		err := s.eachEmployeeDays(ctx, false, func(emp employee, days []EmployeeDay) error {
-			line := EmployeeTotals{EmployeeID: emp.ID, EmployeeNumber: emp.Number, Name: emp.Name, DepartmentID: emp.DepartmentID}
-			for _, d := range days {
-				line.addDay(d)
-			}
+		err := s.eachEmployeeTotals(ctx, func(emp employee, t Totals) error {
+			line := EmployeeTotals{EmployeeID: emp.ID, EmployeeNumber: emp.Number, Name: emp.Name, DepartmentID: emp.DepartmentID, Totals: t}
 			out.Totals.add(line.Totals)
 			if emp.DepartmentID != nil {
 				byDept[*emp.DepartmentID] = append(byDept[*emp.DepartmentID], len(out.Employees))
@@ -91,6 +88,75 @@ func (e *Engine) Summary(ctx context.Context, t postgres.Tenant, q SummaryQuery)
 		return nil
 	})
 	return out, err
+}
+
+// summaryChunk is how many employees a summary reads together: its reads
+// return sums and masks, not rows, so chunks are larger than a daily
+// report's and the statements (each re-verifying the tenant context) few.
+const summaryChunk = 500
+
+// eachEmployeeTotals computes the period's totals of the scope's employees,
+// a chunk at a time, and hands each employee's to fn in order. The same
+// sums as adding up the employees' days of EmployeeDays, without
+// building the days: the rollups' usage comes summed over the period, and
+// each (process, host) is classified once.
+func (s *session) eachEmployeeTotals(ctx context.Context, fn func(employee, Totals) error) error {
+	sc := s.sc
+	st := sc.settings
+	class := map[usageKey]string{}
+	classify := func(k usageKey) string {
+		c, ok := class[k]
+		if !ok {
+			c = st.classify(k.Process, k.Host)
+			class[k] = c
+		}
+		return c
+	}
+	addUsage := func(t *Totals, u map[usageKey]usageValue) {
+		for k, v := range u {
+			if k.Kind != "window" {
+				continue
+			}
+			switch classify(usageKey{Process: k.Process, Host: k.Host}) {
+			case Productive:
+				t.ProductiveSeconds += v.Seconds
+			case Unproductive:
+				t.UnproductiveSeconds += v.Seconds
+			default:
+				t.NeutralSeconds += v.Seconds
+			}
+		}
+	}
+	emps := sc.employees
+	for i := 0; i < len(emps); i += summaryChunk {
+		chunk := emps[i:min(i+summaryChunk, len(emps))]
+		acts, totals, err := s.activity(ctx, chunk, true)
+		if err != nil {
+			return err
+		}
+		for k, emp := range chunk {
+			var t Totals
+			if len(emp.Sids) > 0 {
+				for i, d := range sc.days {
+					m := measure(acts[k][i].Mask, d.minutes(), st.idleMinutes())
+					t.OccupiedSeconds += 60 * int64(m.Occupied)
+					t.ActiveSeconds += 60 * int64(m.Occupied+m.ShortPause)
+					t.IdleSeconds += 60 * int64(m.Idle)
+					if m.Occupied > 0 {
+						t.DaysActive++
+					}
+					addUsage(&t, acts[k][i].Usage)
+				}
+				if totals != nil {
+					addUsage(&t, totals[k])
+				}
+			}
+			if err := fn(emp, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // unattributed lists the sids with activity in the period that no visible

@@ -97,14 +97,6 @@ func (t *Totals) add(o Totals) {
 	t.DaysActive += o.DaysActive
 }
 
-func (t *Totals) addDay(d EmployeeDay) {
-	t.add(Totals{ActiveSeconds: d.ActiveSeconds, IdleSeconds: d.IdleSeconds, OccupiedSeconds: d.OccupiedSeconds,
-		ProductiveSeconds: d.ProductiveSeconds, NeutralSeconds: d.NeutralSeconds, UnproductiveSeconds: d.UnproductiveSeconds})
-	if d.OccupiedSeconds > 0 {
-		t.DaysActive++
-	}
-}
-
 // EmployeeTotals is one employee's line of a summary.
 type EmployeeTotals struct {
 	Rank           int    `json:"rank"`

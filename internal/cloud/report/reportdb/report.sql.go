@@ -483,6 +483,68 @@ func (q *Queries) RollupUsage(ctx context.Context, arg RollupUsageParams) ([]Rol
 	return items, nil
 }
 
+const rollupUsageTotals = `-- name: RollupUsageTotals :many
+SELECT u.user_sid, u.kind, u.process_name, u.host,
+       sum(u.seconds)::bigint AS seconds, sum(u.events)::bigint AS events
+FROM monitoring_read.activity_day_usage u
+WHERE u.user_sid = ANY ($1::text[]) AND u.day >= $2 AND u.day <= $3
+  AND NOT EXISTS (SELECT 1 FROM (SELECT unnest($4::text[]) AS sid, unnest($5::date[]) AS day) x
+                  WHERE x.sid = u.user_sid AND x.day = u.day)
+GROUP BY u.user_sid, u.kind, u.process_name, u.host
+`
+
+type RollupUsageTotalsParams struct {
+	Sids     []string
+	FromDay  time.Time
+	ToDay    time.Time
+	SkipSids []string
+	SkipDays []time.Time
+}
+
+type RollupUsageTotalsRow struct {
+	UserSid     string
+	Kind        string
+	ProcessName string
+	Host        string
+	Seconds     int64
+	Events      int64
+}
+
+// A summary's usage of the days the rollups serve: summed over the period
+// per sid and key, leaving out the (sid, day) pairs read raw.
+func (q *Queries) RollupUsageTotals(ctx context.Context, arg RollupUsageTotalsParams) ([]RollupUsageTotalsRow, error) {
+	rows, err := q.db.Query(ctx, rollupUsageTotals,
+		arg.Sids,
+		arg.FromDay,
+		arg.ToDay,
+		arg.SkipSids,
+		arg.SkipDays,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RollupUsageTotalsRow
+	for rows.Next() {
+		var i RollupUsageTotalsRow
+		if err := rows.Scan(
+			&i.UserSid,
+			&i.Kind,
+			&i.ProcessName,
+			&i.Host,
+			&i.Seconds,
+			&i.Events,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const sessionBefore = `-- name: SessionBefore :many
 SELECT id, computer_uid, session_type, datetime
 FROM monitoring_read.user_sessions

@@ -91,3 +91,14 @@ SELECT DISTINCT user_sid FROM monitoring_read.activity_days WHERE day >= @from_d
 
 -- name: AnyDirty :one
 SELECT EXISTS (SELECT 1 FROM monitoring_read.activity_dirty WHERE hour >= @from_time AND hour < @to_time);
+
+-- name: RollupUsageTotals :many
+-- A summary's usage of the days the rollups serve: summed over the period
+-- per sid and key, leaving out the (sid, day) pairs read raw.
+SELECT u.user_sid, u.kind, u.process_name, u.host,
+       sum(u.seconds)::bigint AS seconds, sum(u.events)::bigint AS events
+FROM monitoring_read.activity_day_usage u
+WHERE u.user_sid = ANY (@sids::text[]) AND u.day >= @from_day AND u.day <= @to_day
+  AND NOT EXISTS (SELECT 1 FROM (SELECT unnest(@skip_sids::text[]) AS sid, unnest(@skip_days::date[]) AS day) x
+                  WHERE x.sid = u.user_sid AND x.day = u.day)
+GROUP BY u.user_sid, u.kind, u.process_name, u.host;
