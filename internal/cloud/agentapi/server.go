@@ -241,10 +241,13 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	// The reports' rollups, in the database of the rows: the store's (the
 	// main database's zones), and the main one's own for its fallback rows
 	// when the store is separate.
-	rollupCfg := report.MaintainerConfig{Interval: cfg.RollupInterval, Logger: logger}
-	s.rollups = []*report.Maintainer{report.NewMaintainer(tsPool, s.db, rollupCfg)}
+	rollupCfg := report.MaintainerConfig{Interval: cfg.RollupInterval, Logger: logger, Metrics: report.NewMaintainerMetrics(s.registry), Store: "main"}
 	if tsPool != s.db {
-		s.rollups = append(s.rollups, report.NewMaintainer(s.db, nil, rollupCfg))
+		tsCfg := rollupCfg
+		tsCfg.Store = "timeseries"
+		s.rollups = []*report.Maintainer{report.NewMaintainer(tsPool, s.db, tsCfg), report.NewMaintainer(s.db, nil, rollupCfg)}
+	} else {
+		s.rollups = []*report.Maintainer{report.NewMaintainer(tsPool, s.db, rollupCfg)}
 	}
 	s.store = timeseries.NewStore(timeseries.StoreConfig{Main: s.db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: s.registry})
 	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry}); err != nil {

@@ -115,6 +115,7 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"app.organizations_time_zone_changed()":                                                     testOrganizationsTimeZoneChanged,
 	"app.report_settings()":                                                                     testReportSettings,
 	"monitoring.activity_claim(integer,timestamp with time zone)":                               testActivityClaim,
+	"monitoring.activity_backlog(timestamp with time zone)":                                     testActivityBacklog,
 	"monitoring.activity_time_zone(bigint)":                                                     testActivityTimeZone,
 	"monitoring.activity_source(bigint,text,timestamp with time zone,timestamp with time zone)": testActivitySource,
 	"monitoring.activity_store(bigint,text,date,text,bytea,timestamp with time zone,timestamp with time zone,text[],text[],text[],bigint[],bigint[])": testActivityStore,

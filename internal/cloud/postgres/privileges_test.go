@@ -350,6 +350,7 @@ var runtimePrivileges = []string{
 	"staff_ingest table monitoring.retention_runs SELECT",
 	// 00026: the rollups' maintainer, only through definer functions
 	"staff_ingest function monitoring.activity_claim(integer,timestamp with time zone) EXECUTE",
+	"staff_ingest function monitoring.activity_backlog(timestamp with time zone) EXECUTE",
 	"staff_ingest function monitoring.activity_source(bigint,text,timestamp with time zone,timestamp with time zone) EXECUTE",
 	"staff_ingest function monitoring.activity_store(bigint,text,date,text,bytea,timestamp with time zone,timestamp with time zone,text[],text[],text[],bigint[],bigint[]) EXECUTE",
 	"staff_ingest function monitoring.activity_time_zone(bigint) EXECUTE",

@@ -139,6 +139,24 @@ func testActivityClaim(t *testing.T, f *fnDB) {
 }
 
 // testActivityTimeZone: the organisation's zone, UTC for an unknown one.
+// testActivityBacklog: the dirty hours before the bound, of every
+// organisation, their pairs and the oldest; for the ingest role only.
+func testActivityBacklog(t *testing.T, f *fnDB) {
+	f.exec(`DELETE FROM monitoring.activity_dirty`) // the seed's
+	const call = `SELECT hours || ' ' || sids || ' ' || coalesce(round(extract(epoch from $2::timestamptz - oldest) / 3600)::text, '-') FROM monitoring.activity_backlog($1)`
+	now := time.Now().UTC().Truncate(time.Hour)
+	equal(t, "empty", f.rows(f.ingest, none, call, now, now), []string{"0 0 -"})
+	for _, d := range []int{0, 1} {
+		f.exec(`SELECT monitoring.ensure_day_partitions('monitoring', ARRAY['active_windows'], ARRAY[($1::timestamptz AT TIME ZONE 'UTC')::date])`, now.AddDate(0, 0, -d))
+	}
+	f.markWindow("monitoring", f.a.OrganizationID, f.a.GatewayID, "S-1", now.Add(-5*time.Hour), 7200) // hours -5, -4, -3
+	f.markWindow("monitoring", f.b.OrganizationID, f.b.GatewayID, "S-1", now.Add(-2*time.Hour), 60)
+	f.markWindow("monitoring", f.a.OrganizationID, f.a.GatewayID, "S-2", now, 60) // the current hour
+	equal(t, "before now", f.rows(f.ingest, none, call, now, now), []string{"4 2 5"})
+	equal(t, "before an hour later", f.rows(f.ingest, none, call, now.Add(time.Hour), now), []string{"5 3 5"})
+	f.refused(f.dashboard, org(f.a.OrganizationID), noPrivilege, "permission denied", `SELECT count(*) FROM monitoring.activity_backlog(now())`)
+}
+
 func testActivityTimeZone(t *testing.T, f *fnDB) {
 	f.exec(`UPDATE organizations SET time_zone = 'Asia/Tashkent' WHERE id = $1`, f.a.OrganizationID)
 	equal(t, "A", f.rows(f.ingest, none, `SELECT monitoring.activity_time_zone($1)`, f.a.OrganizationID), []string{"Asia/Tashkent"})

@@ -673,6 +673,15 @@ CREATE FUNCTION app.writes_people() RETURNS boolean
     SELECT r IS NULL OR r IN ('ADMIN', 'ORG_ADMIN', 'HR') FROM (SELECT app.app_role() AS r) c
 $$;
 
+CREATE FUNCTION monitoring.activity_backlog(p_before timestamp with time zone) RETURNS TABLE(hours bigint, sids bigint, oldest timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT count(*), count(DISTINCT (d.organization_id, d.user_sid)), min(d.hour)
+    FROM monitoring.activity_dirty d
+    WHERE d.hour < p_before
+$$;
+
 CREATE FUNCTION monitoring.activity_claim(p_sids integer, p_before timestamp with time zone) RETURNS TABLE(organization_id bigint, user_sid text, hour timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog'

@@ -61,7 +61,7 @@ type Engine struct {
 
 // rawSQL holds the hand-written statements (sql/raw/functions.sql).
 type rawSQL struct {
-	Settings, Claim, Source string
+	Settings, Claim, Source, Backlog string
 }
 
 //go:embed sql/raw/functions.sql
@@ -69,7 +69,7 @@ var rawFS embed.FS
 
 func loadRaw() (rawSQL, error) {
 	var r rawSQL
-	err := sqlfile.Load(rawFS, "sql/raw/functions.sql", map[string]*string{"Settings": &r.Settings, "Claim": &r.Claim, "Source": &r.Source})
+	err := sqlfile.Load(rawFS, "sql/raw/functions.sql", map[string]*string{"Settings": &r.Settings, "Claim": &r.Claim, "Source": &r.Source, "Backlog": &r.Backlog})
 	if err != nil {
 		return r, fmt.Errorf("report: %w", err)
 	}

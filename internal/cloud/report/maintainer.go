@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/report/reportdb"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
@@ -30,6 +31,49 @@ type MaintainerConfig struct {
 	Now func() time.Time
 	// Logger (discarding when nil).
 	Logger *slog.Logger
+	// Metrics receives the runs' figures and the backlog after each run
+	// (none when nil); Store labels them ("main", "timeseries").
+	Metrics *MaintainerMetrics
+	Store   string
+}
+
+// MaintainerMetrics are the rollup maintainers' metrics, shared by the
+// maintainers of one process (one per database) and labelled by store.
+type MaintainerMetrics struct {
+	runs                     *prometheus.CounterVec
+	days                     *prometheus.CounterVec
+	backlogHours, backlogSid *prometheus.GaugeVec
+	oldest, lastSuccess      *prometheus.GaugeVec
+}
+
+// NewMaintainerMetrics registers the maintainers' metrics on reg.
+func NewMaintainerMetrics(reg prometheus.Registerer) *MaintainerMetrics {
+	store := []string{"store"}
+	m := &MaintainerMetrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "report_rollup_runs_total",
+			Help: "Rollup maintenance runs, by store and result (ok, error)."}, []string{"store", "result"}),
+		days: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "report_rollup_days_total",
+			Help: "Local (sid, day) rollups recomputed from the raw rows."}, store),
+		backlogHours: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "report_rollup_backlog_hours",
+			Help: "Dirty (sid, UTC hour) keys before the current hour still waiting for the maintainer, after its last run."}, store),
+		backlogSid: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "report_rollup_backlog_sids",
+			Help: "(organisation, sid) pairs with dirty hours waiting, after the last run."}, store),
+		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "report_rollup_backlog_oldest_seconds",
+			Help: "Age of the oldest waiting dirty hour's end, after the last run (0: none waiting)."}, store),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "report_rollup_last_success_timestamp_seconds",
+			Help: "When the last maintenance run completed without error (Unix time)."}, store),
+	}
+	reg.MustRegister(m.runs, m.days, m.backlogHours, m.backlogSid, m.oldest, m.lastSuccess)
+	return m
+}
+
+// Backlog is what waits for the maintainer.
+type Backlog struct {
+	// Hours and Sids count the dirty (sid, hour) keys before the current
+	// hour and their (organisation, sid) pairs; Oldest is the oldest hour
+	// (zero when none).
+	Hours, Sids int64
+	Oldest      time.Time
 }
 
 // Defaults of MaintainerConfig.
@@ -99,6 +143,7 @@ func NewMaintainer(pool, main *pgxpool.Pool, cfg MaintainerConfig) *Maintainer {
 	m.loop = lifecycle.NewLoop("rollup maintainer", cfg.Logger, func(ctx context.Context) error {
 		return lifecycle.Every(ctx, cfg.Interval, false, func(ctx context.Context) {
 			res, err := m.RunOnce(ctx)
+			m.record(ctx, res, err)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				cfg.Logger.ErrorContext(ctx, "rollup maintenance failed", "err", err)
@@ -133,6 +178,48 @@ func (m *Maintainer) RunOnce(ctx context.Context) (Result, error) {
 		res.Claims++
 	}
 	return res, nil
+}
+
+// Backlog reads what waits for a maintainer now, over every organisation.
+func (m *Maintainer) Backlog(ctx context.Context) (Backlog, error) {
+	var b Backlog
+	var oldest pgtype.Timestamptz
+	if err := m.pool.QueryRow(ctx, m.sql.Backlog, m.cfg.Now().Truncate(time.Hour)).Scan(&b.Hours, &b.Sids, &oldest); err != nil {
+		return b, fmt.Errorf("report: maintainer: read the backlog: %w", err)
+	}
+	if oldest.Valid {
+		b.Oldest = oldest.Time
+	}
+	return b, nil
+}
+
+// record exports a run's figures and the backlog after it.
+func (m *Maintainer) record(ctx context.Context, res Result, err error) {
+	mm := m.cfg.Metrics
+	if mm == nil || ctx.Err() != nil {
+		return
+	}
+	store := m.cfg.Store
+	mm.days.WithLabelValues(store).Add(float64(res.Days))
+	if err != nil {
+		mm.runs.WithLabelValues(store, "error").Inc()
+		return
+	}
+	mm.runs.WithLabelValues(store, "ok").Inc()
+	now := m.cfg.Now()
+	mm.lastSuccess.WithLabelValues(store).Set(float64(now.UnixNano()) / 1e9)
+	b, err := m.Backlog(ctx)
+	if err != nil {
+		m.cfg.Logger.WarnContext(ctx, "rollup backlog not read", "err", err)
+		return
+	}
+	mm.backlogHours.WithLabelValues(store).Set(float64(b.Hours))
+	mm.backlogSid.WithLabelValues(store).Set(float64(b.Sids))
+	age := 0.0
+	if !b.Oldest.IsZero() {
+		age = max(0, now.Sub(b.Oldest.Add(time.Hour)).Seconds())
+	}
+	mm.oldest.WithLabelValues(store).Set(age)
 }
 
 type sidKey struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -407,6 +408,9 @@ func TestMaintainerIncremental(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if b, err := m.Backlog(ctx); err != nil || b.Hours != 1 || b.Sids != 1 || !b.Oldest.Equal(time.Date(2026, 3, 30, 1, 0, 0, 0, time.UTC)) {
+		t.Errorf("backlog of the late row: %+v %v, want 1 hour of 1 sid, 01:00 UTC", b, err)
+	}
 	want := ds.expectDays(p, ds.people[1])
 	compareDays(t, "dirty day read raw", collect(t, e.EmployeeDays(ctx, hr(org), report.EmployeeDaysQuery{Period: report.Period{From: p[0], To: p[1]}, EmployeeIDs: []int64{ds.people[1].id}})), want)
 	r, err := m.RunOnce(ctx)
@@ -417,6 +421,68 @@ func TestMaintainerIncremental(t *testing.T) {
 		t.Errorf("late row: recomputed %+v, want 1 sid, 1 hour, 1 day", r)
 	}
 	compareDays(t, "recomputed", collect(t, e.EmployeeDays(ctx, hr(org), report.EmployeeDaysQuery{Period: report.Period{From: p[0], To: p[1]}, EmployeeIDs: []int64{ds.people[1].id}})), want)
+	if b, err := m.Backlog(ctx); err != nil || b.Hours != 0 || b.Sids != 0 || !b.Oldest.IsZero() {
+		t.Errorf("backlog after the run: %+v %v, want none", b, err)
+	}
+}
+
+// TestMaintainerMetrics: the running maintainer exports the days it
+// recomputed and, after each run, the backlog it left (none).
+func TestMaintainerMetrics(t *testing.T) {
+	t.Parallel()
+	ds := newDataset(t)
+	reg := prometheus.NewRegistry()
+	m := report.NewMaintainer(ds.ingest, nil, report.MaintainerConfig{Interval: 50 * time.Millisecond,
+		Metrics: report.NewMaintainerMetrics(reg), Store: "main"})
+	if b, err := m.Backlog(context.Background()); err != nil || b.Hours == 0 {
+		t.Fatalf("backlog before any run: %+v %v, want the dataset's hours", b, err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	value := func(name string) (float64, bool) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, mm := range mf.GetMetric() {
+				for _, l := range mm.GetLabel() {
+					if l.GetName() == "store" && l.GetValue() == "main" {
+						if c := mm.GetCounter(); c != nil {
+							return c.GetValue(), true
+						}
+						return mm.GetGauge().GetValue(), true
+					}
+				}
+			}
+		}
+		return 0, false
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		days, _ := value("report_rollup_days_total")
+		hours, seen := value("report_rollup_backlog_hours")
+		last, _ := value("report_rollup_last_success_timestamp_seconds")
+		if days > 0 && seen && hours == 0 && last > 0 {
+			if age, ok := value("report_rollup_backlog_oldest_seconds"); !ok || age != 0 {
+				t.Errorf("oldest backlog age %v (%v), want 0", age, ok)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics after 30 s: days %v, backlog hours %v (%v), last success %v", days, hours, seen, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestBadInput: periods refused naming the field.

@@ -12,3 +12,6 @@ SELECT organization_id, user_sid, hour FROM monitoring.activity_claim($1, $2);
 -- name: Source
 SELECT kind, process_name, url, datetime, duration_seconds
 FROM monitoring.activity_source($1, $2, $3, $4);
+
+-- name: Backlog
+SELECT hours, sids, oldest FROM monitoring.activity_backlog($1);
