@@ -124,6 +124,32 @@ func CmdName(c uint16) string {
 		return "CMD_EXIT"
 	case CmdAuth:
 		return "CMD_AUTH"
+	case CmdGetVersion:
+		return "CMD_GET_VERSION"
+	case CmdOptionsRRQ:
+		return "CMD_OPTIONS_RRQ"
+	case CmdGetFreeSizes:
+		return "CMD_GET_FREE_SIZES"
+	case CmdGetTime:
+		return "CMD_GET_TIME"
+	case CmdSetTime:
+		return "CMD_SET_TIME"
+	case CmdUnlock:
+		return "CMD_UNLOCK"
+	case CmdRestart:
+		return "CMD_RESTART"
+	case CmdRefreshData:
+		return "CMD_REFRESHDATA"
+	case CmdUserTempRRQ:
+		return "CMD_USERTEMP_RRQ"
+	case CmdAttLogRRQ:
+		return "CMD_ATTLOG_RRQ"
+	case CmdDataWRRQ:
+		return "CMD_DATA_WRRQ"
+	case CmdDataRdy:
+		return "CMD_DATA_RDY"
+	case CmdFreeData:
+		return "CMD_FREE_DATA"
 	case CmdAckOK:
 		return "CMD_ACK_OK"
 	case CmdAckError:
