@@ -436,7 +436,7 @@ func (s *Sim) newSessionID() uint16 {
 // session is one client session on TCP or UDP.
 type session struct {
 	id     uint16
-	authed bool  // under Sim.mu
+	authed bool   // under Sim.mu
 	events uint32 // under Sim.mu
 	buf    []byte // prepared 1503 buffer (handler goroutine only)
 	write  func(b []byte) error
