@@ -25,6 +25,7 @@ func runSimulateZKTeco(ctx context.Context, e env, args []string) error {
 	zone := fs.String("time-zone", "UTC", "IANA zone of the device clock")
 	serial := fs.String("serial", "", "serial number (default from the port)")
 	reboot := fs.Duration("reboot-window", 5*time.Second, "how long a restart refuses connections")
+	gap := fs.Duration("packet-gap", 0, "pause between the packets of a chunked answer (a few ms for node-zklib)")
 	duration := fs.Duration("duration", 0, "how long to run (0: until interrupted)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,7 +38,7 @@ func runSimulateZKTeco(ctx context.Context, e env, args []string) error {
 		return usagef("--time-zone: %v", err)
 	}
 	opts := zksim.Options{Addr: *listen, UDP: *udp, CommKey: uint32(*commKey), Users: *users, Records: *records,
-		BadgeRate: *rate, Location: loc, Serial: *serial, RebootWindow: *reboot, Seed: uint64(time.Now().UnixNano()),
+		BadgeRate: *rate, Location: loc, Serial: *serial, RebootWindow: *reboot, PacketGap: *gap, Seed: uint64(time.Now().UnixNano()),
 		Logger: slog.New(slog.NewTextHandler(e.stderr, nil))}
 	if *users == 0 {
 		opts.Users = -1

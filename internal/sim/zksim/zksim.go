@@ -86,6 +86,12 @@ type Options struct {
 	// Fragment is the largest CMD_DATA of a chunk (default 1008, as a
 	// captured device).
 	Fragment int
+	// PacketGap pauses between the packets of a multi-packet answer (a
+	// chunk's PREPARE_DATA, fragments and ACK_OK). Zero sends them back to
+	// back, as a device does; node-zklib parses one packet per socket read
+	// and stalls when loopback coalesces them, so its peer test sets a few
+	// milliseconds.
+	PacketGap time.Duration
 	// RebootWindow is how long the device refuses connections after a
 	// restart (default 2 s).
 	RebootWindow time.Duration
@@ -330,6 +336,20 @@ func (s *Sim) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// Listeners counts the authenticated sessions registered for EF_ATTLOG
+// events (the ones Badge pushes to).
+func (s *Sim) Listeners() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for ss := range s.sessions {
+		if ss.authed && ss.events&zkproto.EFAttLog != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Now is the device's clock (wall time in its zone, moved by SET_TIME).
@@ -776,9 +796,15 @@ func (s *Sim) handle(ss *session, p zkproto.Packet) bool {
 // a counter, as a captured device) and ACK_OK, all with the request's
 // reply number.
 func (s *Sim) sendChunk(ss *session, p zkproto.Packet, chunk []byte, fault Fault) bool {
+	gap := func() {
+		if s.opts.PacketGap > 0 {
+			time.Sleep(s.opts.PacketGap)
+		}
+	}
 	if ss.send(ack(ss, p, zkproto.CmdPrepareData, zkproto.PrepareData(uint32(len(chunk)), uint32(s.opts.Fragment)))) != nil {
 		return false
 	}
+	gap()
 	for i, off := 0, 0; off < len(chunk); i++ {
 		if fault == FaultDropMidTransfer && off >= len(chunk)/2 {
 			s.log.Info("zksim: dropping the session mid-transfer", "session", ss.id)
@@ -789,6 +815,7 @@ func (s *Sim) sendChunk(ss *session, p zkproto.Packet, chunk []byte, fault Fault
 			return false
 		}
 		off += n
+		gap()
 	}
 	return ss.send(ack(ss, p, zkproto.CmdAckOK, nil)) == nil
 }

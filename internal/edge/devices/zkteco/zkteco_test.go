@@ -275,7 +275,7 @@ func TestSubscribe(t *testing.T) {
 	events := make(chan devices.Event, 10)
 	done := make(chan error, 1)
 	go func() { done <- a.Subscribe(ctx, func(e devices.Event) { events <- e }) }()
-	waitFor(t, func() bool { return sim.Requests(zkproto.CmdRegEvent) > 0 })
+	waitFor(t, func() bool { return sim.Listeners() > 0 })
 	var want []zkproto.Attendance
 	for _, u := range sim.Users()[1:4] {
 		r, err := sim.Badge(u.UserID)
