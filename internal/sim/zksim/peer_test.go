@@ -79,7 +79,7 @@ type peerResult struct {
 // realtime events, checked against the seeded data.
 func TestNodeZKLibPeer(t *testing.T) {
 	modules := nodeZKLib(t)
-	sim := New(Options{Users: 12, Records: 300, Seed: 1, PacketGap: 3 * time.Millisecond})
+	sim := New(Options{Users: 12, Records: 300, Seed: 1, PacketGap: 5 * time.Millisecond})
 	if err := sim.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +116,14 @@ func TestNodeZKLibPeer(t *testing.T) {
 			for deadline := time.Now().Add(10 * time.Second); sim.Listeners() == 0 && time.Now().Before(deadline); {
 				time.Sleep(10 * time.Millisecond)
 			}
+			time.Sleep(200 * time.Millisecond) // the REG_EVENT ACK must not share a socket read with an event
 			for _, u := range sim.Users()[:events] {
 				r, err := sim.Badge(u.UserID)
 				if err != nil {
 					t.Fatal(err)
 				}
 				badges = append(badges, r)
-				time.Sleep(50 * time.Millisecond) // node-zklib parses one event per socket read
+				time.Sleep(150 * time.Millisecond) // node-zklib parses one event per socket read
 			}
 		case strings.HasPrefix(line, "EVENT "):
 			var ev struct {
