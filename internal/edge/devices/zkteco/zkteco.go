@@ -150,6 +150,9 @@ type Adapter struct {
 	log     *slog.Logger
 	sess    *session
 	badSums atomic.Int64
+	// users is the user list of the last Fetch (by user id), so live events
+	// carry card numbers too; Subscribe reads it from its own goroutine.
+	users atomic.Pointer[map[string]zkproto.User]
 }
 
 // New builds an adapter (no I/O).
@@ -428,6 +431,7 @@ func (a *Adapter) Fetch(ctx context.Context, since devices.Cursor, page func([]d
 		byUID[u.UID] = u
 		byID[u.UserID] = u
 	}
+	a.users.Store(&byID)
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time < recs[j].Time })
 	seen := map[string]bool{}
 	for _, k := range cur.Keys {
@@ -603,7 +607,11 @@ func (a *Adapter) Subscribe(ctx context.Context, out func(devices.Event)) error 
 			return
 		}
 		t := e.Time.Time()
-		out(a.event(key(e.UserID, t, e.Status, e.Punch), e.UserID, t, e.Status, e.Punch, nil))
+		var users map[string]zkproto.User
+		if m := a.users.Load(); m != nil {
+			users = *m
+		}
+		out(a.event(key(e.UserID, t, e.Status, e.Punch), e.UserID, t, e.Status, e.Punch, users))
 		// pyzk acknowledges each event; devices that do not expect it ignore it.
 		ack := zkproto.Packet{Cmd: zkproto.CmdAckOK, Session: s.id, Reply: 0}
 		b := ack.MarshalTCP()

@@ -167,9 +167,8 @@ func TestFetchCursor(t *testing.T) {
 			}
 			for i, r := range recs {
 				e := evs[i]
-				wantT := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
 				y, mo, d, h, mi, s := r.Time.Fields()
-				wantT = time.Date(y, mo, d, h, mi, s, 0, zone).UTC()
+				wantT := time.Date(y, mo, d, h, mi, s, 0, zone).UTC()
 				if e.EmployeeNumber != r.UserID || !e.Time.Equal(wantT) || e.Time.Location() != time.UTC ||
 					e.Key != fmt.Sprintf("%s|%s|%d|%d", r.UserID, r.Time, r.Status, r.Punch) ||
 					e.CardNumber != strconv.Itoa(int(users[r.UserID].Card)) || e.MajorCode != 5 || e.MinorCode != int(r.Punch) {
@@ -270,6 +269,7 @@ func TestSubscribe(t *testing.T) {
 	if err := a.Connect(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	fetchAll(t, a, "") // learns the users: live events carry card numbers
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	events := make(chan devices.Event, 10)
@@ -300,7 +300,8 @@ func TestSubscribe(t *testing.T) {
 	evs, _, _ := fetchAll(t, a, "")
 	for _, e := range evs[len(evs)-3:] {
 		l, ok := live[e.Key]
-		if !ok || !l.Time.Equal(e.Time) || l.EmployeeNumber != e.EmployeeNumber || l.Direction != e.Direction {
+		if !ok || !l.Time.Equal(e.Time) || l.EmployeeNumber != e.EmployeeNumber || l.Direction != e.Direction ||
+			l.CardNumber == "" || l.CardNumber != e.CardNumber || l.VerifyMode != "card" {
 			t.Errorf("fetched %+v, live %+v", e, l)
 		}
 	}
