@@ -79,7 +79,10 @@ type peerResult struct {
 // realtime events, checked against the seeded data.
 func TestNodeZKLibPeer(t *testing.T) {
 	modules := nodeZKLib(t)
-	sim := New(Options{Users: 12, Records: 300, Seed: 1, PacketGap: 5 * time.Millisecond})
+	// One CMD_DATA per chunk (as the captured device whose fragment size
+	// was 0x10000) and a pause between packets: node-zklib handles one
+	// packet per socket read and stalls when two reads' worth coalesce.
+	sim := New(Options{Users: 12, Records: 300, Seed: 1, Fragment: zkproto.ChunkTCP, PacketGap: 20 * time.Millisecond})
 	if err := sim.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
