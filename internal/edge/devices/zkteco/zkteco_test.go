@@ -264,8 +264,14 @@ func TestFetchSameSecondAcrossPages(t *testing.T) {
 }
 
 func TestSubscribe(t *testing.T) {
-	sim := startSim(t, zksim.Options{CommKey: 7, Users: 5, Records: 3})
-	a := newAdapter(t, sim, map[string]any{"comm_key": 7, "idle_timeout_ms": 200, "timeout_ms": 1000})
+	for _, transport := range []string{"tcp", "udp"} {
+		t.Run(transport, func(t *testing.T) { testSubscribe(t, transport) })
+	}
+}
+
+func testSubscribe(t *testing.T, transport string) {
+	sim := startSim(t, zksim.Options{UDP: true, CommKey: 7, Users: 5, Records: 3})
+	a := newAdapter(t, sim, map[string]any{"comm_key": 7, "idle_timeout_ms": 200, "timeout_ms": 1000, "transport": transport})
 	if err := a.Connect(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
