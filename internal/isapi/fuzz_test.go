@@ -34,6 +34,7 @@ func FuzzDecodeDocuments(f *testing.F) {
 		_, _ = DecodeDeviceInfo(b)
 		_, _ = DecodeRemoteControlDoor(b)
 		_, _ = DecodeUserCheck(b)
+		_, _ = DecodeTime(b)
 		if e, err := DecodeAcsEvent(b, 30); err == nil {
 			for _, ev := range e.InfoList {
 				_, _ = ParseTime(ev.Time, nil)
