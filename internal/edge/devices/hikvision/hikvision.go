@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
@@ -59,9 +58,6 @@ type Adapter struct {
 	hc     *http.Client // ordinary calls, bounded by timeout_ms
 	stream *http.Client // the alertStream: no overall timeout, idle watchdog instead
 	idle   time.Duration
-
-	mu     sync.Mutex
-	closed bool
 }
 
 var _ devices.Adapter = (*Adapter)(nil)
@@ -107,18 +103,12 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 // Connect verifies the device answers deviceInfo with these credentials.
 func (a *Adapter) Connect(ctx context.Context) error {
-	a.mu.Lock()
-	a.closed = false
-	a.mu.Unlock()
 	_, err := a.Info(ctx)
 	return err
 }
 
 // Close drops idle connections; safe to call more than once.
 func (a *Adapter) Close() error {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
 	a.hc.CloseIdleConnections()
 	a.stream.CloseIdleConnections()
 	return nil

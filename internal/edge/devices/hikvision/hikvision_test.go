@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -497,14 +498,26 @@ func TestSubscribeFaults(t *testing.T) {
 }
 
 func TestHangAndDropAreBounded(t *testing.T) {
-	for _, f := range []hiksim.Fault{hiksim.FaultHang, hiksim.FaultDrop} {
-		t.Run(string(f), func(t *testing.T) {
+	for _, tc := range []struct {
+		fault hiksim.Fault
+		is    func(error) bool
+	}{
+		// A hung device is a timeout (retried), not an auth or protocol failure.
+		{hiksim.FaultHang, func(err error) bool {
+			var ne net.Error
+			return errors.As(err, &ne) && ne.Timeout()
+		}},
+		// An answer cut mid-body is a network failure (retried).
+		{hiksim.FaultDrop, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+	} {
+		t.Run(string(tc.fault), func(t *testing.T) {
 			sim, a := start(t, hiksim.Options{}, map[string]any{"timeout_ms": 500, "stream_idle_seconds": 1})
-			sim.SetFault(f, true)
+			sim.SetFault(tc.fault, true)
 			began := time.Now()
 			_, err := a.Info(ctxT(t, 30*time.Second))
 			var ae *devices.AuthError
-			if err == nil || errors.As(err, &ae) {
+			var pe *devices.ProtocolError
+			if err == nil || errors.As(err, &ae) || errors.As(err, &pe) || !tc.is(err) {
 				t.Fatalf("%v", err)
 			}
 			_, _, done := subscribe(t, a)
@@ -548,6 +561,16 @@ func TestFactoryAndSettings(t *testing.T) {
 	}
 	if _, err := f.New(devices.Config{Name: "d", Settings: json.RawMessage(`{"username":"a","password":"b"}`)}); err == nil {
 		t.Error("no host accepted")
+	}
+	a, err := f.New(devices.Config{Name: "d", Host: "127.0.0.1", Port: 1, Settings: json.RawMessage(`{"username":"a","password":"b"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Connect(ctxT(t, 20*time.Second)); err == nil {
+		t.Fatal("connected to port 1")
+	}
+	if a.Close() != nil || a.Close() != nil {
+		t.Fatal("Close after a failed Connect, twice")
 	}
 }
 
