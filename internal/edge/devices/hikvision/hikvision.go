@@ -444,6 +444,11 @@ func (a *Adapter) Subscribe(ctx context.Context, out func(devices.Event)) error 
 			if al.Heartbeat() || al.EventType != isapi.EventAccessController || al.Access == nil {
 				continue
 			}
+			if al.Access.SerialNo <= 0 {
+				// Without a serialNo it has no stable key; the catch-up
+				// search delivers it with one.
+				continue
+			}
 			ev, err := a.eventOf(isapi.AcsEventInfo{
 				Major: al.Access.MajorEventType, Minor: al.Access.SubEventType, Time: al.DateTime, CardNo: al.Access.CardNo,
 				DoorNo: al.Access.DoorNo, EmployeeNoString: al.Access.EmployeeNoString, SerialNo: al.Access.SerialNo,
@@ -452,7 +457,10 @@ func (a *Adapter) Subscribe(ctx context.Context, out func(devices.Event)) error 
 			if err != nil {
 				return a.fail(op, err)
 			}
+			// A blocked consumer is not a dead stream: the watchdog pauses.
+			watchdog.Stop()
 			out(ev)
+			watchdog.Reset(a.idle)
 		}
 	}
 }

@@ -582,3 +582,34 @@ func FuzzParseSettings(f *testing.F) {
 		}
 	})
 }
+
+func TestSlowConsumerIsNotADeadStream(t *testing.T) {
+	sim, a := start(t, hiksim.Options{HeartbeatInterval: 100 * time.Millisecond}, map[string]any{"stream_idle_seconds": 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	evs := make(chan devices.Event, 100)
+	done := make(chan error, 1)
+	blocked := false
+	go func() {
+		done <- a.Subscribe(ctx, func(e devices.Event) {
+			if !blocked {
+				blocked = true
+				time.Sleep(1500 * time.Millisecond) // longer than the idle timeout
+			}
+			evs <- e
+		})
+	}()
+	var first devices.Event
+	for first.Key == "" {
+		sim.Badge("1001", "")
+		select {
+		case first = <-evs:
+		case err := <-done:
+			t.Fatalf("Subscribe ended: %v", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	want := sim.Badge("1002", "")
+	for e := waitEvent(t, evs, done); e.Key != strconv.FormatInt(want.SerialNo, 10); e = waitEvent(t, evs, done) {
+	}
+}
