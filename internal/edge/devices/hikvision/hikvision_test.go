@@ -569,8 +569,10 @@ func TestFactoryAndSettings(t *testing.T) {
 	if err := a.Connect(ctxT(t, 20*time.Second)); err == nil {
 		t.Fatal("connected to port 1")
 	}
-	if a.Close() != nil || a.Close() != nil {
-		t.Fatal("Close after a failed Connect, twice")
+	for i := 0; i < 2; i++ {
+		if err := a.Close(); err != nil {
+			t.Fatalf("Close %d after a failed Connect: %v", i+1, err)
+		}
 	}
 }
 
