@@ -43,11 +43,15 @@ const maxErrorBody = 64 << 10
 
 // Client is a Digest-authenticating ISAPI client. It caches the last
 // challenge and counts nc under it, so an established session sends one
-// request per call. On a 401 it retries once with the fresh challenge when
-// the refused request carried no credentials, and once more only when the
-// device says stale="TRUE" (the credentials were right; the nonce
-// expired); any other 401 after credentials is an *AuthFailure at once —
-// it never loops. Safe for concurrent use.
+// request per call. On a 401 it takes the fresh challenge and retries, at
+// most once for each reason: the refused request carried no credentials
+// (the probe); the device said stale="TRUE" (the credentials were right,
+// the nonce expired); or the refused credentials were computed on a cached
+// nonce, which a device that does not flag stale nonces (after a reboot,
+// say) refuses like a bad password. A 401 to credentials computed on the
+// challenge just received is an *AuthFailure at once. So a wrong password
+// costs one failed login on a new session and two on an established one,
+// and the client never loops. Safe for concurrent use.
 type Client struct {
 	// BaseURL is scheme://host:port.
 	BaseURL string
@@ -94,14 +98,15 @@ func (c *Client) setChallenge(ch Challenge) {
 // of the credentials is an *AuthFailure; a 401 with an unusable challenge
 // wraps ErrBadChallenge.
 func (c *Client) Do(ctx context.Context, hc *http.Client, method, uri string, body []byte, contentType string) (*http.Response, error) {
-	probed, staleRetried := false, false
+	probed, staleRetried, rechallenged := false, false, false
+	fresh := false // the cached challenge came from a 401 of this call
 	for {
 		req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+uri, bytes.NewReader(body))
 		if err != nil {
 			return nil, fmt.Errorf("isapi: %s %s: %w", method, uri, err)
 		}
 		if body == nil {
-			req.Body, req.ContentLength = http.NoBody, 0
+			req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
 		} else if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
@@ -130,14 +135,16 @@ func (c *Client) Do(ctx context.Context, hc *http.Client, method, uri string, bo
 				return nil, failure
 			}
 			// An ordinary 403 (ResponseStatus): hand it back to the caller.
-			resp.Body = io.NopCloser(bytes.NewReader(raw))
 			if rerr != nil {
 				return nil, fmt.Errorf("isapi: %s %s: read 403: %w", method, uri, rerr)
 			}
+			resp.Body = io.NopCloser(bytes.NewReader(raw))
 			return resp, nil
 		}
 		ch, perr := firstChallenge(resp.Header.Values("WWW-Authenticate"))
 		switch {
+		case failure.HasCheck && failure.Check.Locked():
+			return nil, failure
 		case perr != nil && authz != "":
 			return nil, failure
 		case perr != nil:
@@ -146,15 +153,15 @@ func (c *Client) Do(ctx context.Context, hc *http.Client, method, uri string, bo
 			probed = true
 		case authz != "" && ch.Stale && !staleRetried:
 			staleRetried = true
-		case authz != "" && ch.Stale:
-			return nil, fmt.Errorf("isapi: %s %s: nonce refused as stale twice", method, uri)
+		case authz != "" && !fresh && !rechallenged:
+			rechallenged = true
+		case authz == "":
+			return nil, fmt.Errorf("isapi: %s %s: challenged twice without credentials", method, uri)
 		default:
 			return nil, failure
 		}
-		if failure.HasCheck && failure.Check.Locked() {
-			return nil, failure
-		}
 		c.setChallenge(ch)
+		fresh = true
 	}
 }
 

@@ -110,6 +110,10 @@ type Options struct {
 	Location *time.Location
 	// XMLAlerts sends alertStream parts as XML instead of JSON.
 	XMLAlerts bool
+	// NoStale answers an expired or unknown nonce with a plain 401 (no
+	// stale="TRUE"), as some firmwares may; it is not counted as a failed
+	// login.
+	NoStale bool
 	// Logger (default discards).
 	Logger *slog.Logger
 }
@@ -592,7 +596,7 @@ func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) bool {
 		return refuse()
 	}
 	if exp, ok := s.nonces[a.Nonce]; !ok || now.After(exp) {
-		ch.Stale = true
+		ch.Stale = !s.opts.NoStale
 		return refuse()
 	}
 	s.failures = 0

@@ -92,11 +92,12 @@ func TestSearchPagingRules(t *testing.T) {
 
 func TestLockoutCountdownBody(t *testing.T) {
 	s := startSim(t, Options{MaxLoginFailures: 3, LockDuration: 10 * time.Second})
-	bad := &isapi.Client{BaseURL: s.URL(), Username: "admin", Password: "nope"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var left []int
 	for i := 0; i < 3; i++ {
+		// A new session each time: one failed login each.
+		bad := &isapi.Client{BaseURL: s.URL(), Username: "admin", Password: "nope"}
 		_, err := bad.Do(ctx, http.DefaultClient, http.MethodGet, "/ISAPI/System/deviceInfo", nil, "")
 		var af *isapi.AuthFailure
 		if !errors.As(err, &af) || !af.HasCheck || af.Check.RetryLoginTime == nil {

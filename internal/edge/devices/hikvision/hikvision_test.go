@@ -140,7 +140,10 @@ func TestStaleNonceIsNotAFailure(t *testing.T) {
 	}
 }
 
-func TestUnauthorizedAfterSessionIsOneAttempt(t *testing.T) {
+// On an established session a refusal may be the device's way of saying
+// the cached nonce expired, so the client re-challenges once: a password
+// changed on the device costs two failed logins, never more.
+func TestUnauthorizedAfterSessionIsTwoAttempts(t *testing.T) {
 	sim, a := start(t, hiksim.Options{}, nil)
 	ctx := ctxT(t, 20*time.Second)
 	if err := a.Connect(ctx); err != nil {
@@ -148,11 +151,31 @@ func TestUnauthorizedAfterSessionIsOneAttempt(t *testing.T) {
 	}
 	sim.SetFault(hiksim.FaultUnauthorized, true)
 	var ae *devices.AuthError
-	if _, err := a.Execute(ctx, devices.Command{Type: devices.CmdOpenDoor}); !errors.As(err, &ae) {
-		t.Fatalf("want AuthError, got %v", err)
+	if _, err := a.Execute(ctx, devices.Command{Type: devices.CmdOpenDoor}); !errors.As(err, &ae) || ae.AttemptsLeft != 3 {
+		t.Fatalf("want AuthError with 3 attempts left, got %v", err)
 	}
-	if n := sim.FailedLogins(); n != 1 {
-		t.Fatalf("%d failed logins, want 1", n)
+	if n := sim.FailedLogins(); n != 2 {
+		t.Fatalf("%d failed logins, want 2", n)
+	}
+	if sim.Door(1) != hiksim.DoorClosed {
+		t.Fatal("the door moved")
+	}
+}
+
+// A device that does not flag expired nonces as stale still keeps the
+// session: the refused cached nonce is re-challenged, not reported.
+func TestExpiredNonceWithoutStaleFlag(t *testing.T) {
+	sim, a := start(t, hiksim.Options{NoStale: true}, nil)
+	ctx := ctxT(t, 20*time.Second)
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sim.ExpireNonces()
+	if _, err := a.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.FailedLogins(); n != 0 {
+		t.Fatalf("%d failed logins", n)
 	}
 }
 
