@@ -72,6 +72,9 @@ func New(cfg devices.Config) (*Adapter, error) {
 		return nil, fmt.Errorf("hikvision %s: host is required", cfg.Name)
 	}
 	port := cfg.Port
+	if port < 0 || port > 65535 {
+		return nil, fmt.Errorf("hikvision %s: port %d out of 0..65535", cfg.Name, port)
+	}
 	if port == 0 {
 		port = 80
 		if set.Scheme == "https" {
