@@ -114,6 +114,9 @@ type Options struct {
 	// stale="TRUE"), as some firmwares may; it is not counted as a failed
 	// login.
 	NoStale bool
+	// NoSerialFilter refuses beginSerialNo and endSerialNo in a search
+	// (400, statusCode 6 badParameters), as firmwares without them do.
+	NoSerialFilter bool
 	// Logger (default discards).
 	Logger *slog.Logger
 }
@@ -139,6 +142,7 @@ type Sim struct {
 	nextSerial  int64
 	searches    map[string][]isapi.AcsEventInfo
 	searchOrder []string
+	searchReqs  int
 	subs        map[chan isapi.EventNotificationAlert]struct{}
 	faults      map[Fault]bool
 	rebooting   bool
@@ -370,6 +374,13 @@ func (s *Sim) SetClockSkew(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clockSkew = d
+}
+
+// SearchRequests is the number of AcsEvent search requests answered.
+func (s *Sim) SearchRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.searchReqs
 }
 
 // Events is a copy of the event log, oldest first.
@@ -735,6 +746,13 @@ func (s *Sim) search(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.status(w, r, http.StatusBadRequest, isapi.StatusInvalidContent, "Invalid Content", "badJsonFormat")
+		return
+	}
+	s.mu.Lock()
+	s.searchReqs++
+	s.mu.Unlock()
+	if s.opts.NoSerialFilter && (cond.BeginSerialNo != 0 || cond.EndSerialNo != 0) {
+		s.status(w, r, http.StatusBadRequest, isapi.StatusInvalidContent, "Invalid Content", isapi.SubStatusBadParameter)
 		return
 	}
 	if err := cond.Validate(); err != nil {

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
@@ -58,6 +59,9 @@ type Adapter struct {
 	hc     *http.Client // ordinary calls, bounded by timeout_ms
 	stream *http.Client // the alertStream: no overall timeout, idle watchdog instead
 	idle   time.Duration
+
+	// noSerialFilter is set once the device refused beginSerialNo.
+	noSerialFilter atomic.Bool
 }
 
 var _ devices.Adapter = (*Adapter)(nil)
@@ -283,56 +287,48 @@ func parseCursor(c devices.Cursor) (int64, error) {
 const maxPosition = 300000
 
 // Fetch pages the AcsEvent search for the events after since (a serialNo):
-// one searchID per Fetch, beginSerialNo = since+1, maxResults page_size,
+// one searchID per search, beginSerialNo = since+1, maxResults page_size,
 // the next page at position + numOfMatches while the device says MORE.
 // Each page is sorted by serialNo (devices do not promise the order) and
 // filtered against since and the events already delivered; its cursor is
 // the highest serialNo delivered so far.
+//
+// A firmware that refuses beginSerialNo (statusCode 4 or 6 to the first
+// page) is remembered, and its catch-ups search newest first instead
+// (timeReverseOrder) until a whole page is at or below the cursor, then
+// deliver what they found oldest first.
 func (a *Adapter) Fetch(ctx context.Context, since devices.Cursor, page func([]devices.Event, devices.Cursor) error) error {
-	const op = "AcsEvent search"
 	from, err := parseCursor(since)
 	if err != nil {
 		return err
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	cond := isapi.AcsEventCond{
-		SearchID: hex.EncodeToString(id[:]), MaxResults: a.set.PageSize,
-		StartTime: time.Date(2000, 1, 1, 0, 0, 0, 0, a.loc).Format(isapi.TimeLayout),
-		EndTime:   time.Date(2037, 12, 31, 23, 59, 59, 0, a.loc).Format(isapi.TimeLayout),
-		PicEnable: new(false),
+	if from > 0 && a.noSerialFilter.Load() {
+		return a.fetchReverse(ctx, from, page)
 	}
+	cond := a.newSearch()
 	if from > 0 {
 		cond.BeginSerialNo = from + 1
 	}
 	cursor, seen := from, map[int64]bool{}
 	for {
-		code, body, err := a.call(ctx, op, http.MethodPost, "/ISAPI/AccessControl/AcsEvent?format=json", cond.Encode(), "application/json")
+		ans, err := a.searchPage(ctx, cond)
+		var re *isapi.ResponseError
+		if errors.As(err, &re) && cond.BeginSerialNo != 0 && cond.SearchResultPosition == 0 &&
+			(re.Status.StatusCode == isapi.StatusInvalidOp || re.Status.StatusCode == isapi.StatusInvalidContent) {
+			a.noSerialFilter.Store(true)
+			return a.fetchReverse(ctx, from, page)
+		}
 		if err != nil {
 			return err
 		}
-		if code != http.StatusOK {
-			return a.refused(op, code, body)
-		}
-		ans, err := isapi.DecodeAcsEvent(body, cond.MaxResults)
-		if err != nil {
-			return a.fail(op, err)
-		}
-		if ans.ResponseStatusStrg == isapi.SearchNoMatch || ans.NumOfMatches == 0 {
-			if ans.ResponseStatusStrg == isapi.SearchMore {
-				return a.fail(op, fmt.Errorf("%w: MORE with no events at position %d", isapi.ErrMalformed, cond.SearchResultPosition))
-			}
-			return nil
-		}
 		evs := make([]devices.Event, 0, len(ans.InfoList))
-		sort.SliceStable(ans.InfoList, func(i, j int) bool { return ans.InfoList[i].SerialNo < ans.InfoList[j].SerialNo })
 		for _, info := range ans.InfoList {
 			if info.SerialNo <= from || seen[info.SerialNo] {
 				continue
 			}
 			ev, err := a.eventOf(info)
 			if err != nil {
-				return a.fail(op, err)
+				return a.fail(searchOp, err)
 			}
 			seen[info.SerialNo] = true
 			cursor = max(cursor, info.SerialNo)
@@ -343,7 +339,7 @@ func (a *Adapter) Fetch(ctx context.Context, since devices.Cursor, page func([]d
 				return err
 			}
 		}
-		if ans.ResponseStatusStrg == isapi.SearchOK {
+		if ans.ResponseStatusStrg != isapi.SearchMore {
 			return nil
 		}
 		cond.SearchResultPosition += ans.NumOfMatches
@@ -352,6 +348,97 @@ func (a *Adapter) Fetch(ctx context.Context, since devices.Cursor, page func([]d
 			return nil
 		}
 	}
+}
+
+const searchOp = "AcsEvent search"
+
+// newSearch is a search condition with a new searchID over every time.
+func (a *Adapter) newSearch() isapi.AcsEventCond {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return isapi.AcsEventCond{
+		SearchID: hex.EncodeToString(id[:]), MaxResults: a.set.PageSize,
+		StartTime: time.Date(2000, 1, 1, 0, 0, 0, 0, a.loc).Format(isapi.TimeLayout),
+		EndTime:   time.Date(2037, 12, 31, 23, 59, 59, 0, a.loc).Format(isapi.TimeLayout),
+		PicEnable: new(false),
+	}
+}
+
+// searchPage asks for one page and checks the answer; the events come
+// back sorted by serialNo. NO MATCH, or no events, is an answer with an
+// empty list and status OK; MORE with no events is a protocol error (it
+// could loop).
+func (a *Adapter) searchPage(ctx context.Context, cond isapi.AcsEventCond) (isapi.AcsEvent, error) {
+	code, body, err := a.call(ctx, searchOp, http.MethodPost, "/ISAPI/AccessControl/AcsEvent?format=json", cond.Encode(), "application/json")
+	if err != nil {
+		return isapi.AcsEvent{}, err
+	}
+	if code != http.StatusOK {
+		return isapi.AcsEvent{}, a.refused(searchOp, code, body)
+	}
+	ans, err := isapi.DecodeAcsEvent(body, cond.MaxResults)
+	if err != nil {
+		return isapi.AcsEvent{}, a.fail(searchOp, err)
+	}
+	if ans.NumOfMatches == 0 {
+		if ans.ResponseStatusStrg == isapi.SearchMore {
+			return isapi.AcsEvent{}, a.fail(searchOp, fmt.Errorf("%w: MORE with no events at position %d", isapi.ErrMalformed, cond.SearchResultPosition))
+		}
+		ans.ResponseStatusStrg = isapi.SearchOK
+	}
+	sort.SliceStable(ans.InfoList, func(i, j int) bool { return ans.InfoList[i].SerialNo < ans.InfoList[j].SerialNo })
+	return ans, nil
+}
+
+// fetchReverse is the catch-up for firmwares without beginSerialNo: pages
+// newest first until one lies wholly at or below from (a margin for
+// devices that do not order strictly), then the events above from, oldest
+// first, in pages of page_size.
+func (a *Adapter) fetchReverse(ctx context.Context, from int64, page func([]devices.Event, devices.Cursor) error) error {
+	cond := a.newSearch()
+	cond.TimeReverseOrder = true
+	var found []devices.Event
+	seen := map[int64]bool{}
+	for {
+		ans, err := a.searchPage(ctx, cond)
+		if err != nil {
+			return err
+		}
+		newer := 0
+		for _, info := range ans.InfoList {
+			if info.SerialNo <= from || seen[info.SerialNo] {
+				continue
+			}
+			ev, err := a.eventOf(info)
+			if err != nil {
+				return a.fail(searchOp, err)
+			}
+			seen[info.SerialNo] = true
+			found = append(found, ev)
+			newer++
+		}
+		if ans.ResponseStatusStrg != isapi.SearchMore || (newer == 0 && ans.NumOfMatches > 0) {
+			break
+		}
+		cond.SearchResultPosition += ans.NumOfMatches
+		if cond.SearchResultPosition > maxPosition {
+			break
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return serialOf(found[i]) < serialOf(found[j]) })
+	for len(found) > 0 {
+		n := min(len(found), a.set.PageSize)
+		if err := page(found[:n], devices.Cursor(found[n-1].Key)); err != nil {
+			return err
+		}
+		found = found[n:]
+	}
+	return nil
+}
+
+func serialOf(e devices.Event) int64 {
+	n, _ := strconv.ParseInt(e.Key, 10, 64)
+	return n
 }
 
 // directions maps attendanceStatus to Event.Direction.

@@ -638,3 +638,38 @@ func TestSlowConsumerIsNotADeadStream(t *testing.T) {
 	for e := waitEvent(t, evs, done); e.Key != strconv.FormatInt(want.SerialNo, 10); e = waitEvent(t, evs, done) {
 	}
 }
+
+// A firmware without beginSerialNo: the first catch-up from a cursor is
+// refused, remembered, and searched newest first, stopping early.
+func TestFetchWithoutSerialFilter(t *testing.T) {
+	sim, a := start(t, hiksim.Options{PastEvents: 200, NoSerialFilter: true}, nil)
+	got, cursor, _ := fetchAll(t, a, "", nil) // from the beginning: no beginSerialNo needed
+	if len(got) != 200 || cursor != "200" {
+		t.Fatalf("%d events, cursor %s", len(got), cursor)
+	}
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 35; i++ {
+			sim.Badge("1001", "")
+		}
+		before := sim.SearchRequests()
+		more, next, pages := fetchAll(t, a, cursor, nil)
+		if len(more) != 35 || pages != 2 || next != devices.Cursor(strconv.Itoa(200+35*(round+1))) {
+			t.Fatalf("round %d: %d events in %d pages, cursor %s", round, len(more), pages, next)
+		}
+		for i, e := range more {
+			if e.Key != strconv.Itoa(201+35*round+i) {
+				t.Fatalf("round %d: event %d has key %s", round, i, e.Key)
+			}
+		}
+		// Newest first: two pages hold the 35 new ones, the third is all
+		// old; the refusal of beginSerialNo costs one request, once.
+		want := 3
+		if round == 0 {
+			want = 4
+		}
+		if n := sim.SearchRequests() - before; n != want {
+			t.Fatalf("round %d: %d search requests, want %d", round, n, want)
+		}
+		cursor = next
+	}
+}
