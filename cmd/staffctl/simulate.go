@@ -22,8 +22,11 @@ func runSimulate(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "zkteco" {
 		return runSimulateZKTeco(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "hikvision" {
+		return runSimulateHikvision(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "agents" {
-		return usagef("usage: staffctl simulate agents --count N --rate R --gateway URL [flags]\n       staffctl simulate gateways --count N --server URL --keys FILE [flags]\n       staffctl simulate zkteco --listen 127.0.0.1:4370 --users N --comm-key K --badge-rate R [flags]")
+		return usagef("usage: staffctl simulate agents --count N --rate R --gateway URL [flags]\n       staffctl simulate gateways --count N --server URL --keys FILE [flags]\n       staffctl simulate zkteco --listen 127.0.0.1:4370 --users N --comm-key K --badge-rate R [flags]\n       staffctl simulate hikvision --listen 127.0.0.1:8080 --user admin --password P [--badge-rate R] [flags]")
 	}
 	fs := flag.NewFlagSet("simulate agents", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
