@@ -41,7 +41,7 @@ func commands() []command {
 		{name: "report", summary: "reports: employee-days, summary, attendance, attendance-vs-activity, unknown-badges (CSV or JSON)", run: runReport},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
 		{name: "generate", summary: "generate a realistic organisation and its monitoring data (benchmarks, demos)", run: runGenerate},
-		{name: "simulate", summary: "load simulators (agents, gateways)", run: runSimulate},
+		{name: "simulate", summary: "load simulators (agents, gateways, zkteco, hikvision)", run: runSimulate},
 	}
 }
 
