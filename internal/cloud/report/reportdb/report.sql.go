@@ -487,7 +487,7 @@ const rollupUsageTotals = `-- name: RollupUsageTotals :many
 SELECT u.user_sid, u.kind, u.process_name, u.host,
        sum(u.seconds)::bigint AS seconds, sum(u.events)::bigint AS events
 FROM monitoring_read.activity_day_usage u
-WHERE u.user_sid = ANY ($1::text[]) AND u.day >= $2 AND u.day <= $3
+WHERE u.user_sid = ANY ($1::text[]) AND u.day >= $2 AND u.day <= $3 AND u.kind = 'window'
   AND NOT EXISTS (SELECT 1 FROM (SELECT unnest($4::text[]) AS sid, unnest($5::date[]) AS day) x
                   WHERE x.sid = u.user_sid AND x.day = u.day)
 GROUP BY u.user_sid, u.kind, u.process_name, u.host
@@ -510,8 +510,9 @@ type RollupUsageTotalsRow struct {
 	Events      int64
 }
 
-// A summary's usage of the days the rollups serve: summed over the period
-// per sid and key, leaving out the (sid, day) pairs read raw.
+// A summary's application usage (kind window: the only kind its
+// productivity counts) of the days the rollups serve: summed over the
+// period per sid and key, leaving out the (sid, day) pairs read raw.
 func (q *Queries) RollupUsageTotals(ctx context.Context, arg RollupUsageTotalsParams) ([]RollupUsageTotalsRow, error) {
 	rows, err := q.db.Query(ctx, rollupUsageTotals,
 		arg.Sids,
@@ -686,6 +687,21 @@ func (q *Queries) Sites(ctx context.Context, arg SitesParams) ([]SitesRow, error
 		return nil, err
 	}
 	return items, nil
+}
+
+const summarySettings = `-- name: SummarySettings :exec
+SELECT set_config('work_mem', '64MB', true), set_config('plan_cache_mode', 'force_custom_plan', true)
+`
+
+// For this transaction only: a summary's aggregate hashes one key per
+// (sid, application, host) of the period, so enough memory to do it
+// without spilling to disk (the default 4 MB sorts a 1,000-employee month
+// on disk); and custom plans always: after five runs of a prepared
+// statement PostgreSQL may switch to a generic plan, which for these
+// array parameters was ten times slower (4 s instead of 0.4 s).
+func (q *Queries) SummarySettings(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, summarySettings)
+	return err
 }
 
 const unknownBadges = `-- name: UnknownBadges :many
