@@ -101,13 +101,13 @@ type Command struct {
 	CommandType      string          `json:"command"`
 	Payload          json.RawMessage `json:"payload"`
 	Status           string          `json:"status"`
-	Response         json.RawMessage `json:"response,omitempty"`
-	Error            *string         `json:"error,omitempty"`
-	CreatedBy        *string         `json:"created_by,omitempty"`
+	Response         json.RawMessage `json:"response"`
+	Error            *string         `json:"error"`
+	CreatedBy        *string         `json:"created_by"`
 	CreatedAt        time.Time       `json:"created_at"`
-	DeliveredAt      *time.Time      `json:"delivered_at,omitempty"`
-	CompletedAt      *time.Time      `json:"completed_at,omitempty"`
-	ExpiresAt        *time.Time      `json:"expires_at,omitempty"`
+	DeliveredAt      *time.Time      `json:"delivered_at"`
+	CompletedAt      *time.Time      `json:"completed_at"`
+	ExpiresAt        *time.Time      `json:"expires_at"`
 }
 
 // Final reports whether the command has reached a final state.

@@ -97,7 +97,9 @@ func (f *fixture) claim(t *testing.T) []commandqueue.Command {
 	return cs
 }
 
-func gatewayTenant(o pgtest.Seeded) postgres.Tenant { return postgres.Tenant{OrganizationID: o.OrganizationID} }
+func gatewayTenant(o pgtest.Seeded) postgres.Tenant {
+	return postgres.Tenant{OrganizationID: o.OrganizationID}
+}
 
 // TestDeviceCommandFollowsItsGatewayCommand: the device_commands row moves
 // with its gateway command in the database, whatever moves the command:
