@@ -47,8 +47,8 @@ func TestDeviceCommands(t *testing.T) {
 
 	var c struct {
 		ID, Status, Command string
-		Error              *string
-		Response           json.RawMessage
+		Error               *string
+		Response            json.RawMessage
 	}
 	if err := json.Unmarshal([]byte(must("device", "open-door", "--org", "acme", "--device", dev, "--door", "2")), &c); err != nil ||
 		c.Status != "pending" || c.Command != "open_door" {
