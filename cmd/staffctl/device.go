@@ -136,13 +136,11 @@ func runDeviceCommand(ctx context.Context, e env, sub string, args []string) err
 func waitForDeviceCommand(ctx context.Context, svc *devicecmd.Service, actor accounts.Actor, c devicecmd.Command, wait time.Duration) (devicecmd.Command, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
 	for !c.Final() {
 		select {
 		case <-ctx.Done():
 			return c, nil
-		case <-tick.C:
+		case <-time.After(200 * time.Millisecond):
 		}
 		now, err := svc.Get(ctx, actor.Tenant, c.ID)
 		if ctx.Err() != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/devicecmd"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // Device commands (open a door, reboot, read the device's info, …) through
@@ -59,7 +60,7 @@ func (a *api) sendDeviceCommand(w http.ResponseWriter, r *http.Request, c *calle
 		if err != nil {
 			return err
 		}
-		return auditTx(r, tx, out.OrganizationID, "send", "device_command", out.ID.String(),
+		return auditTx(r, tx, out.OrganizationID, "send", protocol.CommandDeviceCommand, out.ID.String(),
 			map[string]any{"device_id": id, "command": out.CommandType, "gateway_id": out.GatewayID})
 	})
 	if err != nil {
