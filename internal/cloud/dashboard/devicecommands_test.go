@@ -152,7 +152,7 @@ func TestDeviceChangesSendTheGatewayList(t *testing.T) {
 		t.Fatalf("after create: %q (%d lists)", names, n)
 	}
 	body["name"] = "Back door"
-	a = want(t, "create another", e.call("POST", "/api/v2/devices", tok.admin, body), http.StatusCreated)
+	want(t, "create another", e.call("POST", "/api/v2/devices", tok.admin, body), http.StatusCreated)
 	if names, n := lists(gw1); names != "Front door,Back door" || n != 1 {
 		t.Fatalf("after the second create: %q (%d lists)", names, n)
 	}
