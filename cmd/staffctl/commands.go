@@ -38,6 +38,7 @@ func commands() []command {
 		{name: "policy", summary: "manage policies (create, update, release, rollback, compare, distribute, status)", run: runPolicy},
 		{name: "retention", summary: "run time-series retention, list its runs, set policies (run, runs, policy)", run: runRetention},
 		{name: "command", summary: "send and list gateway commands (send, list)", run: runCommand},
+		{name: "device", summary: "send device commands, resend a gateway's device list (open-door, close-door, reboot, info, sync, …)", run: runDevice},
 		{name: "report", summary: "reports: employee-days, summary, attendance, attendance-vs-activity, unknown-badges (CSV or JSON)", run: runReport},
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
 		{name: "generate", summary: "generate a realistic organisation and its monitoring data (benchmarks, demos)", run: runGenerate},

@@ -132,9 +132,9 @@ func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (C
 // command can be created atomically with what it belongs to.
 func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command, error) {
 	switch c.Type {
-	case protocol.CommandPolicyUpdate, protocol.CommandRestartAgent, protocol.CommandDeviceCommand, protocol.CommandRotateAPIKey, protocol.CommandReplayDeadLetters, protocol.CommandRevokeAgent:
+	case protocol.CommandPolicyUpdate, protocol.CommandRestartAgent, protocol.CommandDeviceCommand, protocol.CommandRotateAPIKey, protocol.CommandReplayDeadLetters, protocol.CommandRevokeAgent, protocol.CommandDevicesUpdate:
 	default:
-		return Command{}, &apperr.FieldError{Field: "type", Message: fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent)", c.Type)}
+		return Command{}, &apperr.FieldError{Field: "type", Message: fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent, devices_update)", c.Type)}
 	}
 	if len(c.Payload) == 0 {
 		c.Payload = json.RawMessage(`{}`)
@@ -478,4 +478,16 @@ func RotateKey(gateway uuid.UUID, overlap, ttl time.Duration, createdBy string) 
 		return NewCommand{}, err
 	}
 	return NewCommand{GatewayID: gateway, Type: protocol.CommandRotateAPIKey, Payload: payload, Priority: 10, TTL: ttl, CreatedBy: createdBy}, nil
+}
+
+// CancelPendingTx cancels a gateway's still-pending commands of one type
+// inside the caller's tenant transaction, with reason as their error, and
+// returns how many: a newer devices_update supersedes the older ones
+// before any is delivered.
+func (d *Queue) CancelPendingTx(ctx context.Context, tx pgx.Tx, gateway uuid.UUID, typ, reason string) (int64, error) {
+	n, err := commandqueuedb.New(tx).CancelPending(ctx, commandqueuedb.CancelPendingParams{GatewayID: gateway, Type: typ, Reason: &reason})
+	if err != nil {
+		return 0, fmt.Errorf("commandqueue: cancel pending %s: %w", typ, err)
+	}
+	return n, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard/dashboarddb"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/devicecmd"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
@@ -58,6 +59,9 @@ type api struct {
 	pol *policyServices
 	// queue is the gateway command queue (commands.go).
 	queue *commandqueue.Queue
+	// devices sends device commands and device lists through the queue
+	// (devicecommands.go).
+	devices *devicecmd.Service
 	// orgReports and adminReports compute the reports over the dashboard
 	// role's pools and the platform administrator's (nil without
 	// AdminDB); reports.go.

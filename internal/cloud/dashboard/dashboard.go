@@ -25,6 +25,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/devicecmd"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -144,6 +145,8 @@ func NewAPI(d Deps) (*API, error) {
 			return nil, fmt.Errorf("dashboard: command queue: %w", err)
 		}
 	}
+	// Device commands and lists run in the caller's transaction too.
+	a.devices = devicecmd.New(d.DB, a.queue)
 	service.HealthRoutes(a.mux, d.Registry, service.PingCheck("postgres", d.DB))
 	if d.SignIn != nil {
 		a.sessionActive = d.SignIn.SessionActive

@@ -298,6 +298,9 @@ func (a *api) createDevice(w http.ResponseWriter, r *http.Request, c *caller) er
 		if err != nil {
 			return err
 		}
+		if err := a.syncGatewaysTx(r, tx, c, d.GatewayID); err != nil {
+			return err
+		}
 		return auditTx(r, tx, d.OrganizationID, "create", "device", strconv.FormatInt(d.ID, 10),
 			map[string]any{"name": d.Name, "adapter_type": d.AdapterType, "gateway_id": d.GatewayID})
 	})
@@ -349,6 +352,9 @@ func (a *api) updateDevice(w http.ResponseWriter, r *http.Request, c *caller) er
 		if err != nil {
 			return err
 		}
+		if err := a.syncGatewaysTx(r, tx, c, old.GatewayID, d.GatewayID); err != nil {
+			return err
+		}
 		return auditTx(r, tx, d.OrganizationID, "update", "device", strconv.FormatInt(d.ID, 10),
 			map[string]any{"name": d.Name, "adapter_type": d.AdapterType, "gateway_id": d.GatewayID})
 	})
@@ -381,6 +387,9 @@ func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request, c *caller) er
 			return stale("device")
 		}
 		if err != nil {
+			return err
+		}
+		if err := a.syncGatewaysTx(r, tx, c, old.GatewayID); err != nil {
 			return err
 		}
 		return auditTx(r, tx, org, "delete", "device", strconv.FormatInt(id, 10), map[string]any{"name": old.Name})

@@ -41,6 +41,9 @@ func (a *api) fleetRoutes() {
 	a.handle("GET", "/api/v2/devices/{id}", peopleAdmins, a.getDevice)
 	a.handle("PUT", "/api/v2/devices/{id}", orgManagers, a.updateDevice)
 	a.handle("DELETE", "/api/v2/devices/{id}", orgManagers, a.deleteDevice)
+	a.handle("POST", "/api/v2/devices/{id}/commands", peopleAdmins, a.sendDeviceCommand)
+	a.handle("GET", "/api/v2/devices/{id}/commands", peopleAdmins, a.listDeviceCommands)
+	a.handle("GET", "/api/v2/device-commands/{id}", peopleAdmins, a.getDeviceCommand)
 	a.handle("GET", "/api/v2/device-adapters", peopleAdmins, a.listDeviceAdapters)
 }
 

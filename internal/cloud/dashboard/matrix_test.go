@@ -36,6 +36,7 @@ var paramTable = map[string]string{
 	"devices":            `SELECT id::text FROM devices WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 	"retention-policies": `SELECT id::text FROM retention_policies WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 	"commands":           `SELECT id::text FROM gateway_commands WHERE organization_id = $1 ORDER BY id LIMIT 1`,
+	"device-commands":    `SELECT id::text FROM device_commands WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 	"agents":             `SELECT id::text FROM agent_instances WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 	"distribution_id":    `SELECT id::text FROM policy_distributions WHERE organization_id = $1 ORDER BY id LIMIT 1`,
 	"version":            `SELECT version FROM policy_versions WHERE organization_id = $1 ORDER BY released_at LIMIT 1`,

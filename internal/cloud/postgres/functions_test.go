@@ -50,6 +50,7 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"gateway_instances_revoked_notify()": testGatewayInstancesRevokedNotify,
 	"gateway_instances_void_pending()":   testGatewayInstancesVoidPending,
 	"app.bump_version()":                 testBumpVersion,
+	"device_commands_follow()":           testDeviceCommandsFollow,
 	// Gateways and their command queue (staff_ingest).
 	"gateway_by_api_key_hash(bytea)":                       testGatewayByAPIKeyHash,
 	"gateway_provision(bigint,text,bytea,bytea,text)":      testGatewayProvision,
@@ -627,6 +628,78 @@ func testGatewayInstancesVoidPending(t *testing.T, f *fnDB) {
 	if got := f.one(pending, f.b.GatewayID); got != "f||f" {
 		t.Errorf("the other gateway: pending %s, want none", got)
 	}
+}
+
+// testDeviceCommandsFollow: a device_commands row follows the status of its
+// device_command gateway command, whoever moves it (the ingest role in the
+// gateway's context, the sweep without one, the dashboard role): delivered,
+// completed → completed or failed per the result's status, failed, expired
+// and cancelled with the reason; a final row stays; another row, or an
+// unlinked one, never moves; nobody calls the function itself.
+func testDeviceCommandsFollow(t *testing.T, f *fnDB) {
+	link := func(o pgtest.Seeded) (cmd, row uuid.UUID) {
+		t.Helper()
+		if err := f.admin.QueryRow(f.ctx, `INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, expires_at)
+			VALUES ($1, $2, 'device_command', '{}', now() + interval '1 hour') RETURNING id`, o.OrganizationID, o.GatewayID).Scan(&cmd); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.admin.QueryRow(f.ctx, `INSERT INTO device_commands (organization_id, device_id, gateway_id, adapter_type, command_type, payload,
+			gateway_command_id) VALUES ($1, $2, $3, 'hikvision', 'open_door', '{}', $4) RETURNING id`, o.OrganizationID, o.DeviceID, o.GatewayID, cmd).Scan(&row); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, row
+	}
+	state := func(row uuid.UUID) string {
+		return f.one(`SELECT format('%s|%s|%s|%s|%s', status, coalesce(response::text, '-'), coalesce(error, '-'),
+			delivered_at IS NOT NULL, completed_at IS NOT NULL) FROM device_commands WHERE id = $1`, row)
+	}
+	a := org(f.a.OrganizationID)
+	move := func(db *pgxpool.Pool, ten postgres.Tenant, sql string, args ...any) {
+		t.Helper()
+		f.rows(db, ten, sql+` RETURNING id::text`, args...)
+	}
+	bCmd, bRow := link(f.b)
+	var unlinked uuid.UUID
+	if err := f.admin.QueryRow(f.ctx, `INSERT INTO device_commands (organization_id, device_id, gateway_id, adapter_type, command_type, payload)
+		VALUES ($1, $2, $3, 'hikvision', 'reboot', '{}') RETURNING id`, f.a.OrganizationID, f.a.DeviceID, f.a.GatewayID).Scan(&unlinked); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd, row := link(f.a)
+	move(f.ingest, a, `UPDATE gateway_commands SET status = 'delivered', delivered_at = now(), attempts = 1 WHERE id = $1`, cmd)
+	equal(t, "delivered", []string{state(row)}, []string{"delivered|-|-|t|f"})
+	move(f.ingest, a, `UPDATE gateway_commands SET status = 'completed', result = '{"status":"ok","message":"opened"}', completed_at = now() WHERE id = $1`, cmd)
+	equal(t, "completed ok", []string{state(row)}, []string{`completed|{"status": "ok", "message": "opened"}|-|t|t`})
+	move(f.ingest, a, `UPDATE gateway_commands SET status = 'failed', error = 'late' WHERE id = $1`, cmd)
+	equal(t, "a final row stays", []string{state(row)}, []string{`completed|{"status": "ok", "message": "opened"}|-|t|t`})
+
+	cmd, row = link(f.a)
+	move(f.ingest, a, `UPDATE gateway_commands SET status = 'completed', result = '{"status":"failed","message":"jammed"}' WHERE id = $1`, cmd)
+	equal(t, "completed, the device failed", []string{state(row)}, []string{`failed|{"status": "failed", "message": "jammed"}|jammed|f|t`})
+
+	cmd, row = link(f.a)
+	move(f.ingest, a, `UPDATE gateway_commands SET status = 'completed' WHERE id = $1`, cmd)
+	equal(t, "completed without a result", []string{state(row)}, []string{`failed|-|the device command failed|f|t`})
+
+	cmd, row = link(f.a)
+	move(f.ingest, a, `UPDATE gateway_commands SET status = 'failed', error = 'no such device' WHERE id = $1`, cmd)
+	equal(t, "failed", []string{state(row)}, []string{`failed|-|no such device|f|t`})
+
+	cmd, row = link(f.a)
+	f.exec(`UPDATE gateway_commands SET expires_at = now() - interval '1 second' WHERE id = $1`, cmd)
+	f.rows(f.ingest, none, `SELECT id::text FROM gateway_commands_sweep('1 second')`)
+	equal(t, "expired by the sweep", []string{state(row)}, []string{`expired|-|expired before delivery|f|t`})
+
+	cmd, row = link(f.a)
+	move(f.dashboard, postgres.Tenant{OrganizationID: f.a.OrganizationID, Role: postgres.AppOrgAdmin},
+		`UPDATE gateway_commands SET status = 'cancelled' WHERE id = $1`, cmd)
+	equal(t, "cancelled", []string{state(row)}, []string{`cancelled|-|cancelled|f|t`})
+
+	equal(t, "B's row", []string{state(bRow)}, []string{"pending|-|-|f|f"})
+	equal(t, "an unlinked row", []string{state(unlinked)}, []string{"pending|-|-|f|f"})
+	move(f.ingest, org(f.b.OrganizationID), `UPDATE gateway_commands SET status = 'delivered' WHERE id = $1`, bCmd)
+	equal(t, "B's row, its command delivered", []string{state(bRow)}, []string{"delivered|-|-|t|f"})
+	f.refused(f.dashboard, a, noPrivilege, "permission denied", `SELECT device_commands_follow()`)
 }
 
 // --- gateways and the command queue -------------------------------------------

@@ -59,6 +59,7 @@ ORDER BY 1`
 var runtimePrivileges = []string{
 	// staff_admin
 	"staff_admin database CONNECT",
+	"staff_admin sequence public.devices_update_version USAGE",
 	"staff_admin function app.actor() EXECUTE",
 	"staff_admin function app.all_organizations() EXECUTE",
 	"staff_admin function app.app_role() EXECUTE",
@@ -158,6 +159,7 @@ var runtimePrivileges = []string{
 	"staff_admin view monitoring_read.visited_sites SELECT",
 	// staff_dashboard
 	"staff_dashboard database CONNECT",
+	"staff_dashboard sequence public.devices_update_version USAGE",
 	"staff_dashboard function app.actor() EXECUTE",
 	"staff_dashboard function app.all_organizations() EXECUTE",
 	"staff_dashboard function app.app_role() EXECUTE",

@@ -1862,6 +1862,30 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END $$;
 
+CREATE FUNCTION public.device_commands_follow() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    ok boolean := coalesce(NEW.result->>'status' = 'ok', false);
+BEGIN
+    UPDATE public.device_commands d
+       SET status = CASE WHEN NEW.status <> 'completed' THEN NEW.status
+                         WHEN ok THEN 'completed' ELSE 'failed' END,
+           response = CASE WHEN NEW.status IN ('completed', 'failed') THEN NEW.result ELSE d.response END,
+           error = CASE WHEN NEW.status IN ('pending', 'delivered') THEN NULL
+                        WHEN NEW.status = 'completed' AND ok THEN NULL
+                        WHEN NEW.status = 'completed'
+                            THEN left(coalesce(nullif(NEW.result->>'message', ''), 'the device command failed'), 2000)
+                        ELSE left(coalesce(nullif(NEW.error, ''), NEW.status), 2000) END,
+           delivered_at = CASE WHEN NEW.status = 'delivered' THEN coalesce(NEW.delivered_at, now()) ELSE d.delivered_at END,
+           completed_at = CASE WHEN NEW.status IN ('pending', 'delivered') THEN NULL
+                               ELSE coalesce(NEW.completed_at, now()) END
+     WHERE d.gateway_command_id = NEW.id
+       AND d.status IN ('pending', 'delivered');
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.gateway_by_api_key_hash(p_hash bytea) RETURNS TABLE(gateway_id uuid, organization_id bigint, status text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
@@ -2691,8 +2715,15 @@ CREATE TABLE public.device_commands (
     response jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     completed_at timestamp with time zone,
+    gateway_command_id uuid,
+    error text,
+    created_by text,
+    delivered_at timestamp with time zone,
+    expires_at timestamp with time zone,
     CONSTRAINT device_commands_adapter_type_check CHECK (((length(adapter_type) >= 1) AND (length(adapter_type) <= 100))),
     CONSTRAINT device_commands_command_type_check CHECK (((length(command_type) >= 1) AND (length(command_type) <= 100))),
+    CONSTRAINT device_commands_created_by_check CHECK ((length(created_by) <= 255)),
+    CONSTRAINT device_commands_error_check CHECK ((length(error) <= 2000)),
     CONSTRAINT device_commands_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'completed'::text, 'failed'::text, 'expired'::text, 'cancelled'::text])))
 );
 
@@ -2731,6 +2762,13 @@ ALTER TABLE public.devices ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+CREATE SEQUENCE public.devices_update_version
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
 
 CREATE TABLE public.employee_identities (
     id bigint NOT NULL,
@@ -2811,7 +2849,7 @@ CREATE TABLE public.gateway_commands (
     CONSTRAINT gateway_commands_created_by_check CHECK ((length(created_by) <= 255)),
     CONSTRAINT gateway_commands_max_attempts_check CHECK ((max_attempts > 0)),
     CONSTRAINT gateway_commands_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'completed'::text, 'failed'::text, 'expired'::text, 'cancelled'::text]))),
-    CONSTRAINT gateway_commands_type_check CHECK ((type = ANY (ARRAY['policy_update'::text, 'restart_agent'::text, 'device_command'::text, 'rotate_api_key'::text, 'replay_dead_letters'::text, 'revoke_agent'::text])))
+    CONSTRAINT gateway_commands_type_check CHECK ((type = ANY (ARRAY['policy_update'::text, 'restart_agent'::text, 'device_command'::text, 'rotate_api_key'::text, 'replay_dead_letters'::text, 'revoke_agent'::text, 'devices_update'::text])))
 );
 
 ALTER TABLE ONLY public.gateway_commands FORCE ROW LEVEL SECURITY;
@@ -3341,6 +3379,10 @@ CREATE INDEX dashboard_events_subject ON public.dashboard_events USING btree (su
 
 CREATE INDEX departments_organization_id_parent_id_idx ON public.departments USING btree (organization_id, parent_id);
 
+CREATE INDEX device_commands_device_created ON public.device_commands USING btree (device_id, created_at DESC, id DESC);
+
+CREATE UNIQUE INDEX device_commands_gateway_command ON public.device_commands USING btree (gateway_command_id);
+
 CREATE INDEX employee_identities_organization_id_employee_id_idx ON public.employee_identities USING btree (organization_id, employee_id);
 
 CREATE INDEX employees_created_at_id_idx ON public.employees USING btree (created_at, id);
@@ -3356,6 +3398,10 @@ CREATE INDEX gateway_commands_claim ON public.gateway_commands USING btree (gate
 CREATE INDEX gateway_commands_deadline ON public.gateway_commands USING btree (ack_deadline) WHERE (status = 'delivered'::text);
 
 CREATE INDEX gateway_commands_expiry ON public.gateway_commands USING btree (expires_at) WHERE (status = 'pending'::text);
+
+CREATE UNIQUE INDEX gateway_commands_organization_gateway_id ON public.gateway_commands USING btree (organization_id, gateway_id, id);
+
+CREATE INDEX gateway_commands_pending_type ON public.gateway_commands USING btree (gateway_id, type) WHERE (status = 'pending'::text);
 
 CREATE INDEX gateway_status_snapshots_gateway_time ON public.gateway_status_snapshots USING btree (gateway_id, "timestamp" DESC);
 
@@ -3386,6 +3432,8 @@ CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF command_id ON 
 CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF stage ON public.policy_distributions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.stage IS DISTINCT FROM new.stage)) EXECUTE FUNCTION app.dashboard_events_record();
 
 CREATE TRIGGER departments_bump_version BEFORE UPDATE ON public.departments FOR EACH ROW EXECUTE FUNCTION app.bump_version();
+
+CREATE TRIGGER device_commands_follow AFTER UPDATE OF status ON public.gateway_commands FOR EACH ROW WHEN (((new.type = 'device_command'::text) AND (old.status IS DISTINCT FROM new.status))) EXECUTE FUNCTION public.device_commands_follow();
 
 CREATE TRIGGER devices_bump_version BEFORE UPDATE OF gateway_id, name, adapter_type, host, port, serial, config ON public.devices FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
@@ -3445,6 +3493,9 @@ ALTER TABLE ONLY public.departments
 
 ALTER TABLE ONLY public.departments
     ADD CONSTRAINT departments_organization_id_parent_id_fkey FOREIGN KEY (organization_id, parent_id) REFERENCES public.departments(organization_id, id);
+
+ALTER TABLE ONLY public.device_commands
+    ADD CONSTRAINT device_commands_gateway_command_fkey FOREIGN KEY (organization_id, gateway_id, gateway_command_id) REFERENCES public.gateway_commands(organization_id, gateway_id, id) ON DELETE SET NULL (gateway_command_id);
 
 ALTER TABLE ONLY public.device_commands
     ADD CONSTRAINT device_commands_organization_id_device_id_fkey FOREIGN KEY (organization_id, device_id) REFERENCES public.devices(organization_id, id) ON DELETE CASCADE;
@@ -3695,7 +3746,7 @@ CREATE POLICY role_insert ON public.agent_instances AS RESTRICTIVE FOR INSERT TO
 
 CREATE POLICY role_insert ON public.departments AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_people() AS writes_people));
 
-CREATE POLICY role_insert ON public.device_commands AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+CREATE POLICY role_insert ON public.device_commands AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.sees_whole_organization() AS sees_whole_organization));
 
 CREATE POLICY role_insert ON public.devices AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
 
@@ -3703,7 +3754,7 @@ CREATE POLICY role_insert ON public.employee_identities AS RESTRICTIVE FOR INSER
 
 CREATE POLICY role_insert ON public.employees AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_people() AS writes_people));
 
-CREATE POLICY role_insert ON public.gateway_commands AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
+CREATE POLICY role_insert ON public.gateway_commands AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK ((( SELECT app.writes_organization() AS writes_organization) OR ((type = 'device_command'::text) AND ( SELECT app.sees_whole_organization() AS sees_whole_organization))));
 
 CREATE POLICY role_insert ON public.gateway_drop_reports AS RESTRICTIVE FOR INSERT TO staff_dashboard, staff_admin WITH CHECK (( SELECT app.writes_organization() AS writes_organization));
 

@@ -1,0 +1,2 @@
+-- name: NextVersion :one
+SELECT nextval('devices_update_version')::bigint AS version;
