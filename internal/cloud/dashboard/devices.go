@@ -218,7 +218,11 @@ func (a *api) listDevices(w http.ResponseWriter, r *http.Request, c *caller) err
 		after = k.ID
 	}
 	var rows []dashboarddb.Device
+	var secrets deviceSecrets
 	err = c.inTenant(r.Context(), func(tx pgx.Tx) error {
+		if secrets, err = secretsTx(r.Context(), tx); err != nil {
+			return err
+		}
 		rows, err = dashboarddb.New(tx).ListDevices(r.Context(), dashboarddb.ListDevicesParams{GatewayID: gw, AfterID: after,
 			MaxRows: int32(p.Limit + 1)})
 		return err
@@ -235,7 +239,7 @@ func (a *api) listDevices(w http.ResponseWriter, r *http.Request, c *caller) err
 	}
 	out := make([]device, 0, len(rows))
 	for _, d := range rows {
-		out = append(out, deviceOf(d))
+		out = append(out, secrets.device(d))
 	}
 	writeJSON(w, http.StatusOK, newList(out, next))
 	return nil
@@ -256,14 +260,18 @@ func (a *api) getDevice(w http.ResponseWriter, r *http.Request, c *caller) error
 		return apperr.New(apperr.NotFound, "", "no such device")
 	}
 	var d dashboarddb.Device
+	var secrets deviceSecrets
 	err = c.inTenant(r.Context(), func(tx pgx.Tx) error {
+		if secrets, err = secretsTx(r.Context(), tx); err != nil {
+			return err
+		}
 		d, err = deviceTx(r, tx, id)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	writeVersioned(w, http.StatusOK, deviceVersion(d), deviceOf(d))
+	writeVersioned(w, http.StatusOK, deviceVersion(d), secrets.device(d))
 	return nil
 }
 
@@ -285,7 +293,11 @@ func (a *api) createDevice(w http.ResponseWriter, r *http.Request, c *caller) er
 		}
 	}
 	var d dashboarddb.Device
+	var secrets deviceSecrets
 	err = c.inTenant(r.Context(), func(tx pgx.Tx) error {
+		if secrets, err = secretsTx(r.Context(), tx); err != nil {
+			return err
+		}
 		org, err := s.checkTx(r, tx, org)
 		if err != nil {
 			return err
@@ -308,7 +320,7 @@ func (a *api) createDevice(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	w.Header().Set("Location", "/api/v2/devices/"+itoa(d.ID))
-	writeVersioned(w, http.StatusCreated, deviceVersion(d), deviceOf(d))
+	writeVersioned(w, http.StatusCreated, deviceVersion(d), secrets.device(d))
 	return nil
 }
 
@@ -333,13 +345,22 @@ func (a *api) updateDevice(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	var d dashboarddb.Device
+	var secrets deviceSecrets
 	err = c.inTenant(r.Context(), func(tx pgx.Tx) error {
+		if secrets, err = secretsTx(r.Context(), tx); err != nil {
+			return err
+		}
 		old, err := deviceTx(r, tx, id)
 		if err != nil {
 			return err
 		}
 		if deviceVersion(old) != version {
 			return stale("device")
+		}
+		if old.AdapterType == s.adapterType {
+			// Write-only settings are never answered back: one left out is
+			// kept, not erased.
+			s.config = secrets.keep(s.adapterType, s.config, old.Config)
 		}
 		if _, err := s.checkTx(r, tx, old.OrganizationID); err != nil {
 			return err
@@ -361,7 +382,7 @@ func (a *api) updateDevice(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	writeVersioned(w, http.StatusOK, deviceVersion(d), deviceOf(d))
+	writeVersioned(w, http.StatusOK, deviceVersion(d), secrets.device(d))
 	return nil
 }
 

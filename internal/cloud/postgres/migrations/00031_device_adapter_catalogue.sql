@@ -5,6 +5,8 @@
 -- (internal/edge/devices/hikvision.Schema, zkteco.Schema): a test in
 -- cmd/staffctl fails when they drift apart. A new version of an adapter's
 -- settings is a new row (type, version), added by a later migration.
+-- Settings marked "writeOnly" (the password, the comm key) are kept for the
+-- gateway but never answered back by the Dashboard API.
 
 -- +goose Up
 INSERT INTO device_adapters (type, vendor, version, config_schema) VALUES
@@ -16,7 +18,7 @@ INSERT INTO device_adapters (type, vendor, version, config_schema) VALUES
   "additionalProperties": false,
   "properties": {
     "username": {"type": "string", "minLength": 1, "maxLength": 32},
-    "password": {"type": "string", "minLength": 1, "maxLength": 64},
+    "password": {"type": "string", "minLength": 1, "maxLength": 64, "writeOnly": true},
     "scheme": {"enum": ["http", "https"], "default": "http"},
     "insecure_skip_verify": {"type": "boolean", "default": false},
     "doors": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 64}, "maxItems": 64, "uniqueItems": true},
@@ -32,7 +34,7 @@ INSERT INTO device_adapters (type, vendor, version, config_schema) VALUES
   "type": "object",
   "additionalProperties": false,
   "properties": {
-    "comm_key": {"type": "integer", "minimum": 0, "maximum": 999999, "default": 0, "description": "the device''s communication password (0: none)"},
+    "comm_key": {"type": "integer", "minimum": 0, "maximum": 999999, "default": 0, "writeOnly": true, "description": "the device''s communication password (0: none)"},
     "transport": {"enum": ["tcp", "udp"], "default": "tcp"},
     "time_zone": {"type": "string", "minLength": 1, "default": "UTC", "description": "IANA zone of the device clock"},
     "timeout_ms": {"type": "integer", "minimum": 100, "maximum": 120000, "default": 5000, "description": "per-request timeout"},

@@ -41,7 +41,7 @@ const Schema = `{
   "additionalProperties": false,
   "properties": {
     "username": {"type": "string", "minLength": 1, "maxLength": 32},
-    "password": {"type": "string", "minLength": 1, "maxLength": 64},
+    "password": {"type": "string", "minLength": 1, "maxLength": 64, "writeOnly": true},
     "scheme": {"enum": ["http", "https"], "default": "http"},
     "insecure_skip_verify": {"type": "boolean", "default": false},
     "doors": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 64}, "maxItems": 64, "uniqueItems": true},

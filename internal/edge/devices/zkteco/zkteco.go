@@ -71,7 +71,7 @@ const Schema = `{
   "type": "object",
   "additionalProperties": false,
   "properties": {
-    "comm_key": {"type": "integer", "minimum": 0, "maximum": 999999, "default": 0, "description": "the device's communication password (0: none)"},
+    "comm_key": {"type": "integer", "minimum": 0, "maximum": 999999, "default": 0, "writeOnly": true, "description": "the device's communication password (0: none)"},
     "transport": {"enum": ["tcp", "udp"], "default": "tcp"},
     "time_zone": {"type": "string", "minLength": 1, "default": "UTC", "description": "IANA zone of the device clock"},
     "timeout_ms": {"type": "integer", "minimum": 100, "maximum": 120000, "default": 5000, "description": "per-request timeout"},
