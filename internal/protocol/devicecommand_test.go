@@ -1,0 +1,42 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
+)
+
+func TestValidateDeviceCommandPayload(t *testing.T) {
+	for _, tc := range []struct {
+		body  string
+		field string
+	}{
+		{`{"device_id": 12, "command": "open_door", "door": 1}`, ""},
+		{`{"device_serial": "DS-K1T", "command": "reboot"}`, ""},
+		{`{"device_id": 3, "command": "open_door", "params": {"duration": 5}}`, ""},
+		{`{"command": "open_door"}`, "device_id"},
+		{`{"device_id": -1, "command": "open_door"}`, "device_id"},
+		{`{"device_serial": "a\u0000b", "command": "open_door"}`, "device_serial"},
+		{`{"device_id": 1}`, "command"},
+		{`{"device_id": 1, "command": "Open Door"}`, "command"},
+		{`{"device_id": 1, "command": "` + strings.Repeat("a", 65) + `"}`, "command"},
+		{`{"device_id": 1, "command": "open_door", "door": 256}`, "door"},
+		{`{"device_id": 1, "command": "open_door", "params": [1]}`, "params"},
+	} {
+		var p DeviceCommandPayload
+		if err := json.Unmarshal([]byte(tc.body), &p); err != nil {
+			t.Fatal(err)
+		}
+		err := ValidateDeviceCommandPayload(&p)
+		var fe *apperr.FieldError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v", tc.body, err)
+		case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
+			t.Errorf("%s: got %v, want an error naming %s", tc.body, err, tc.field)
+		}
+	}
+}
