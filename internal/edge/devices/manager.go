@@ -74,7 +74,7 @@ func (m *Manager) Validate(cfgs []Config) error {
 			return err
 		}
 		if j, dup := names[c.Name]; dup {
-			return &FieldError{path + ".name", fmt.Sprintf("%q is also the name of devices[%d]; names must be unique", c.Name, j)}
+			return fieldErr(path+".name", fmt.Sprintf("%q is also the name of devices[%d]; names must be unique", c.Name, j))
 		}
 		names[c.Name] = i
 	}

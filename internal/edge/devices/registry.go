@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 )
 
 // Registry knows the adapter types a gateway can drive: it is built from an
@@ -82,20 +84,13 @@ const (
 	MaxSettingsBytes = 64 << 10
 )
 
-// FieldError is a device configuration error naming the field, e.g.
-// devices[2].config.comm_key.
-type FieldError struct {
-	// Field is the path of the offending field.
-	Field string
-	// Msg says what is wrong.
-	Msg string
+// fieldErr is a device configuration error naming the field.
+func fieldErr(field, msg string) *apperr.FieldError {
+	return &apperr.FieldError{Field: field, Message: msg}
 }
 
-// Error names the field and the fault.
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
-
 // Validate checks cfg's common fields and its settings against the adapter
-// type's JSON Schema. An error is a *FieldError naming the field
+// type's JSON Schema. An error is an *apperr.FieldError naming the field
 // ("config.comm_key"); Manager.Apply prefixes the list index
 // ("devices[2].config.comm_key").
 func (r *Registry) Validate(cfg Config) error { return r.validateAt(cfg, "") }
@@ -110,32 +105,32 @@ func (r *Registry) validateAt(cfg Config, path string) error {
 	}
 	switch {
 	case strings.TrimSpace(cfg.Name) == "":
-		return &FieldError{p("name"), "is required"}
+		return fieldErr(p("name"), "is required")
 	case len(cfg.Name) > MaxNameLen:
-		return &FieldError{p("name"), fmt.Sprintf("must be at most %d characters", MaxNameLen)}
+		return fieldErr(p("name"), fmt.Sprintf("must be at most %d characters", MaxNameLen))
 	case cfg.Type == "":
-		return &FieldError{p("adapter_type"), "is required"}
+		return fieldErr(p("adapter_type"), "is required")
 	}
 	if _, ok := r.factories[cfg.Type]; !ok {
 		known := strings.Join(r.Types(), ", ")
 		if known == "" {
 			known = "none registered"
 		}
-		return &FieldError{p("adapter_type"), fmt.Sprintf("unknown adapter type %q (known: %s)", cfg.Type, known)}
+		return fieldErr(p("adapter_type"), fmt.Sprintf("unknown adapter type %q (known: %s)", cfg.Type, known))
 	}
 	switch {
 	case strings.TrimSpace(cfg.Host) == "":
-		return &FieldError{p("host"), "is required"}
+		return fieldErr(p("host"), "is required")
 	case len(cfg.Host) > MaxHostLen || strings.ContainsAny(cfg.Host, " /\x00"):
-		return &FieldError{p("host"), fmt.Sprintf("must be a host name or address, not %q", cfg.Host)}
+		return fieldErr(p("host"), fmt.Sprintf("must be a host name or address, not %q", cfg.Host))
 	case cfg.Port < 0 || cfg.Port > 65535:
-		return &FieldError{p("port"), fmt.Sprintf("must be between 1 and 65535, not %d", cfg.Port)}
+		return fieldErr(p("port"), fmt.Sprintf("must be 1 to 65535 (0: the adapter's default), not %d", cfg.Port))
 	case len(cfg.Serial) > MaxSerialLen:
-		return &FieldError{p("serial"), fmt.Sprintf("must be at most %d characters", MaxSerialLen)}
+		return fieldErr(p("serial"), fmt.Sprintf("must be at most %d characters", MaxSerialLen))
 	case cfg.ID < 0:
-		return &FieldError{p("id"), "must not be negative"}
+		return fieldErr(p("id"), "must not be negative")
 	case len(cfg.Settings) > MaxSettingsBytes:
-		return &FieldError{p("config"), fmt.Sprintf("must be at most %d bytes of JSON", MaxSettingsBytes)}
+		return fieldErr(p("config"), fmt.Sprintf("must be at most %d bytes of JSON", MaxSettingsBytes))
 	}
 	sch := r.schemas[cfg.Type]
 	if sch == nil {
@@ -147,7 +142,7 @@ func (r *Registry) validateAt(cfg Config, path string) error {
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(settings))
 	if err != nil {
-		return &FieldError{p("config"), "is not valid JSON"}
+		return fieldErr(p("config"), "is not valid JSON")
 	}
 	err = sch.Validate(inst)
 	var ve *jsonschema.ValidationError
@@ -164,10 +159,10 @@ func (r *Registry) validateAt(cfg Config, path string) error {
 		if i := strings.LastIndex(msg, ": "); i >= 0 {
 			msg = msg[i+2:]
 		}
-		return &FieldError{field, msg}
+		return fieldErr(field, msg)
 	}
 	if err != nil {
-		return &FieldError{p("config"), err.Error()}
+		return fieldErr(p("config"), err.Error())
 	}
 	return nil
 }
@@ -176,7 +171,7 @@ func (r *Registry) validateAt(cfg Config, path string) error {
 func (r *Registry) build(cfg Config) (Adapter, error) {
 	f, ok := r.factories[cfg.Type]
 	if !ok {
-		return nil, &FieldError{"adapter_type", fmt.Sprintf("unknown adapter type %q", cfg.Type)}
+		return nil, fieldErr("adapter_type", fmt.Sprintf("unknown adapter type %q", cfg.Type))
 	}
 	a, err := f.New(cfg)
 	if err != nil {

@@ -508,7 +508,9 @@ func (s *Supervisor) session(ctx context.Context) (time.Duration, error) {
 		}
 	}()
 
-	tick := time.NewTicker(s.cfg.CatchupInterval)
+	// The next catch-up is due an interval after the previous one ended
+	// (a timer, not a ticker: a slow catch-up never queues another).
+	tick := time.NewTimer(s.cfg.CatchupInterval)
 	defer tick.Stop()
 	batch := make([]Event, 0, s.cfg.BatchMax)
 	for {
@@ -540,6 +542,7 @@ func (s *Supervisor) session(ctx context.Context) (time.Duration, error) {
 			if err := s.catchup(sctx, a, serial); err != nil {
 				return time.Since(since), fmt.Errorf("catch-up: %w", err)
 			}
+			tick.Reset(s.cfg.CatchupInterval)
 		case req := <-s.cmds:
 			if err := s.runCommand(sctx, a, req); err != nil {
 				return time.Since(since), err

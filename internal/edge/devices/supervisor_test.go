@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle/lifecycletest"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
@@ -54,7 +55,7 @@ func TestRegistry(t *testing.T) {
 			c := ok
 			tc.mod(&c)
 			err := reg.Validate(c)
-			var fe *FieldError
+			var fe *apperr.FieldError
 			switch {
 			case tc.field == "" && err != nil:
 				t.Fatalf("unexpected error %v", err)
