@@ -40,3 +40,20 @@ func TestValidateDeviceCommandPayload(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDeviceCommandPayload: decoding and validating any payload never
+// panics, and a payload that passes names a device and a command.
+func FuzzDeviceCommandPayload(f *testing.F) {
+	f.Add([]byte(`{"device_id": 12, "command": "open_door", "door": 1}`))
+	f.Add([]byte(`{"device_serial": "x", "command": "reboot", "params": {"a": [1]}}`))
+	f.Add([]byte(`{"device_id": -1, "command": ""}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var p DeviceCommandPayload
+		if json.Unmarshal(body, &p) != nil {
+			return
+		}
+		if ValidateDeviceCommandPayload(&p) == nil && ((p.DeviceID <= 0 && p.DeviceSerial == "") || p.Command == "") {
+			t.Fatalf("accepted %+v", p)
+		}
+	})
+}
