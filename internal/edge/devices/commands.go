@@ -40,12 +40,11 @@ func (s *Supervisor) Execute(ctx context.Context, cmd Command) (Result, error) {
 		return Result{}, fmt.Errorf("device %s: %s: %w: credentials refused (%s)", s.dev.Name, cmd.Type, ErrOffline, st.LastError)
 	}
 	req := &cmdReq{ctx: ctx, cmd: cmd, res: make(chan cmdRes, 1)}
-	select {
-	case s.cmds <- req:
-	default:
+	if !s.enqueue(req) {
 		s.countCommand("queue_full")
-		return Result{}, fmt.Errorf("device %s: %s: %w (%d waiting)", s.dev.Name, cmd.Type, ErrQueueFull, cap(s.cmds))
+		return Result{}, fmt.Errorf("device %s: %s: %w (%d waiting)", s.dev.Name, cmd.Type, ErrQueueFull, s.cfg.CommandQueue)
 	}
+	defer s.withdraw(req)
 	select {
 	case r := <-req.res:
 		if r.err != nil {
@@ -78,6 +77,71 @@ func (s *Supervisor) Execute(ctx context.Context, cmd Command) (Result, error) {
 	case <-s.done:
 		s.countCommand("stopped")
 		return Result{}, fmt.Errorf("device %s: %s: %w", s.dev.Name, cmd.Type, ErrStopped)
+	}
+}
+
+// enqueue adds req to the queue unless it is full (requests whose callers
+// gave up are dropped first) and wakes the session.
+func (s *Supervisor) enqueue(req *cmdReq) bool {
+	s.qmu.Lock()
+	live := s.queue[:0]
+	for _, r := range s.queue {
+		if r.ctx.Err() == nil {
+			live = append(live, r)
+		}
+	}
+	clear(s.queue[len(live):])
+	s.queue = live
+	if len(s.queue) >= s.cfg.CommandQueue {
+		s.qmu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, req)
+	s.qmu.Unlock()
+	s.signal()
+	return true
+}
+
+// withdraw removes req from the queue if it is still waiting there.
+func (s *Supervisor) withdraw(req *cmdReq) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	for i, r := range s.queue {
+		if r == req {
+			copy(s.queue[i:], s.queue[i+1:])
+			s.queue[len(s.queue)-1] = nil
+			s.queue = s.queue[:len(s.queue)-1]
+			return
+		}
+	}
+}
+
+// dequeue takes the oldest waiting command (nil when none) and reports
+// whether more wait.
+func (s *Supervisor) dequeue() (*cmdReq, bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.queue) == 0 {
+		return nil, false
+	}
+	req := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	return req, len(s.queue) > 0
+}
+
+// waiting is how many commands wait for the device.
+func (s *Supervisor) waiting() int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue)
+}
+
+// signal wakes the session to run a queued command.
+func (s *Supervisor) signal() {
+	select {
+	case s.qsig <- struct{}{}:
+	default:
 	}
 }
 

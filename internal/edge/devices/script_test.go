@@ -95,12 +95,19 @@ func (d *device) set(f func(d *device)) {
 	f(d)
 }
 
+// dropStream ends the running Subscribe (waiting, within reason, for one
+// to run: a session is online a moment before its stream starts).
 func (d *device) dropStream() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.drop != nil {
-		close(d.drop)
-		d.drop = nil
+	for range 1000 {
+		d.mu.Lock()
+		if d.drop != nil {
+			close(d.drop)
+			d.drop = nil
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

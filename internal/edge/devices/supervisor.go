@@ -194,7 +194,12 @@ type Supervisor struct {
 	store Store
 	m     *Metrics
 	log   *slog.Logger
-	cmds  chan *cmdReq
+	// queue holds the commands waiting for the device (under qmu, at most
+	// CommandQueue; a caller that gives up removes its own); qsig wakes the
+	// session when one is added.
+	qmu   sync.Mutex
+	queue []*cmdReq
+	qsig  chan struct{}
 
 	mu          sync.Mutex
 	st          Status
@@ -233,7 +238,7 @@ func NewSupervisor(dev Config, o SupervisorOptions) (*Supervisor, error) {
 	s := &Supervisor{
 		dev: dev, cfg: cfg, reg: o.Registry, store: o.Store, m: m,
 		log:         log.With("device", dev.Name, "adapter_type", dev.Type),
-		cmds:        make(chan *cmdReq, cfg.CommandQueue),
+		qsig:        make(chan struct{}, 1),
 		recent:      newRecentKeys(cfg.RecentKeys),
 		invalidSeen: map[string]bool{},
 		done:        make(chan struct{}),
@@ -499,6 +504,9 @@ func (s *Supervisor) session(ctx context.Context) (time.Duration, error) {
 	}()
 	defer func() {
 		subCancel()
+		if ctx.Err() != nil {
+			return // stopping: the stream's context is cancelled; Close follows
+		}
 		t := time.NewTimer(s.cfg.Grace)
 		defer t.Stop()
 		select {
@@ -543,7 +551,15 @@ func (s *Supervisor) session(ctx context.Context) (time.Duration, error) {
 				return time.Since(since), fmt.Errorf("catch-up: %w", err)
 			}
 			tick.Reset(s.cfg.CatchupInterval)
-		case req := <-s.cmds:
+		case <-s.qsig:
+			// One command per wake-up, so events and catch-ups interleave.
+			req, more := s.dequeue()
+			if more {
+				s.signal()
+			}
+			if req == nil {
+				continue
+			}
 			if err := s.runCommand(sctx, a, req); err != nil {
 				return time.Since(since), err
 			}
