@@ -305,12 +305,15 @@ type recStore struct {
 	*buffer.Buffer
 	mu  sync.Mutex
 	ids map[string]time.Time
+	// records counts every record given to Append (duplicates included).
+	records int
 }
 
 func (r *recStore) Append(ctx context.Context, recs []buffer.Record) ([]buffer.Appended, error) {
 	out, err := r.Buffer.Append(ctx, recs)
 	if err == nil {
 		r.mu.Lock()
+		r.records += len(recs)
 		for i, o := range out {
 			if _, ok := r.ids[recs[i].EventID]; !ok && !o.Duplicate {
 				r.ids[recs[i].EventID] = time.Now()

@@ -376,6 +376,14 @@ func TestCatchupAfterReconnect(t *testing.T) {
 			t.Fatalf("bad row %+v (count %d)", e, counts[e.EventID])
 		}
 	}
+	// The recent keys spare the buffer the re-reads: each event was given
+	// to Append once.
+	b.mu.Lock()
+	records := b.records
+	b.mu.Unlock()
+	if records != total {
+		t.Errorf("%d records appended for %d events", records, total)
+	}
 	s, _ := m.Supervisor("door")
 	st := s.Status()
 	if st.Counts.LiveEvents == 0 || st.Counts.CatchupEvents < 40 || st.Counts.Reconnects != 1 {
