@@ -41,6 +41,8 @@ const (
 	MaxDeviceConfigBytes = 16 << 10
 	// MaxDoor is the highest door number a command may name.
 	MaxDoor = 64
+	// MaxDeviceCommandParams bounds DeviceCommandPayload.Params.
+	MaxDeviceCommandParams = 16 << 10
 )
 
 // DeviceCommandPayload is the payload of a device_command gateway command:
@@ -72,8 +74,8 @@ func (p *DeviceCommandPayload) Validate() error {
 	if p.DeviceID == 0 && p.DeviceSerial == "" {
 		return fieldErr("device_id", "is required (or device_serial)")
 	}
-	if len(p.DeviceSerial) > MaxShortField {
-		return fieldErr("device_serial", "must be at most %d bytes", MaxShortField)
+	if err := checkText("device_serial", p.DeviceSerial, false, MaxShortField); err != nil {
+		return err
 	}
 	if !slices.Contains(DeviceOperations(), p.Command) {
 		return fieldErr("command", "must be one of %v", DeviceOperations())
@@ -81,7 +83,10 @@ func (p *DeviceCommandPayload) Validate() error {
 	if p.Door < 0 || p.Door > MaxDoor {
 		return fieldErr("door", "must be between 0 and %d", MaxDoor)
 	}
-	if len(p.Params) > 0 && !isJSONObject(p.Params) {
+	if len(p.Params) > MaxDeviceCommandParams {
+		return fieldErr("params", "must be at most %d bytes", MaxDeviceCommandParams)
+	}
+	if len(p.Params) > 0 && string(p.Params) != "null" && !isJSONObject(p.Params) {
 		return fieldErr("params", "must be a JSON object")
 	}
 	return nil

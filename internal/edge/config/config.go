@@ -1,6 +1,6 @@
 // Package config loads the gateway's configuration: the YAML file written by
 // the install script (server, organization, buffer, adapters, logging, plus
-// gateway, uplink, collector and health sections), then environment
+// gateway, uplink, collector, health, device and devices sections), then environment
 // overrides (STAFF_GATEWAY_<KEY> with dots as underscores, e.g.
 // STAFF_GATEWAY_BUFFER_MAX_SIZE). One table of keys drives the file, the
 // environment, the defaults and the documentation, so every error names the
@@ -8,8 +8,10 @@
 package config
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,6 +27,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/control"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 )
@@ -42,7 +45,16 @@ type Config struct {
 	Logging      Logging
 	// Adapters holds adapters.<name>.* settings; device adapters read them.
 	Adapters map[string]Adapter
+	// Device is the device supervisors' tunables (device.*).
+	Device Device
+	// Devices are the door terminals of the devices list (the adapter
+	// settings are checked against the adapter's schema when the gateway
+	// builds its device manager).
+	Devices []devices.Config
 }
+
+// Device is the device supervisors' tunables: the supervisor's own Config.
+type Device = devices.SupervisorConfig
 
 // Server is the cloud Agent API.
 type Server struct {
@@ -288,6 +300,23 @@ func Keys() []Key {
 		{"health.max_unsent_age", "5m", "/health/ready fails when the oldest unsent event is older.", duration(func(c *Config) *time.Duration { return &c.Health.MaxUnsentAge })},
 		{"health.listen", "", "Address of /health, /health/ready, /health/details and /metrics (e.g. 127.0.0.1:9100); empty serves them on gateway.listen.", str(func(c *Config) *string { return &c.Health.Listen })},
 		{"health.operator_token", "", "Bearer token an operator presents to see agent ids and computer names in /health/details (at least 16 characters); without it they are omitted.", str(func(c *Config) *string { return &c.Health.OperatorToken })},
+		{"device.call_timeout", "10s", "Timeout of one call to a door terminal (connect, info, command, close); a call ignoring it is abandoned and the device reconnected.", duration(func(c *Config) *time.Duration { return &c.Device.CallTimeout })},
+		{"device.fetch_timeout", "2m", "Timeout of one catch-up read of a terminal's stored events (all pages).", duration(func(c *Config) *time.Duration { return &c.Device.FetchTimeout })},
+		{"device.catchup_interval", "1m", "Period of the catch-up read while a terminal is online; it also probes the session.", duration(func(c *Config) *time.Duration { return &c.Device.CatchupInterval })},
+		{"device.backoff_initial", "1s", "Cap of the first reconnect delay to a terminal; doubles per failure (full jitter).", duration(func(c *Config) *time.Duration { return &c.Device.BackoffInitial })},
+		{"device.backoff_max", "1m", "Reconnect delay cap.", duration(func(c *Config) *time.Duration { return &c.Device.BackoffMax })},
+		{"device.healthy_after", "1m", "A session lasting this long resets the failure count (and the backoff).", duration(func(c *Config) *time.Duration { return &c.Device.HealthyAfter })},
+		{"device.isolate_after_failures", "5", "Consecutive failures after which a terminal is isolated (circuit open) for device.isolate_for.", integer(func(c *Config) *int { return &c.Device.IsolateAfter }, 1)},
+		{"device.isolate_for", "5m", "How long an isolated terminal is left alone before one more attempt.", duration(func(c *Config) *time.Duration { return &c.Device.IsolateFor })},
+		{"device.command_timeout", "30s", "How long a device command waits for its terminal to be online (when the command sets no deadline).", duration(func(c *Config) *time.Duration { return &c.Device.CommandTimeout })},
+		{"devices", "", "The door terminals: a YAML list of {name, adapter_type, host, port, serial, id, config: {…}} (see docs/operations.md); in the environment, the same list as JSON.", func(c *Config, v string) error {
+			list, err := devicesFromJSON(v)
+			if err != nil {
+				return err
+			}
+			c.Devices = list
+			return nil
+		}},
 		{"logging.level", "info", "debug, info, warn or error.", func(c *Config, v string) error {
 			v = strings.ToLower(strings.TrimSpace(v))
 			switch v {
@@ -402,6 +431,17 @@ func walk(c *Config, keys map[string]Key, n *yaml.Node, prefix, file string) err
 			}
 			continue
 		}
+		if name == "devices" {
+			if vn.Kind == yaml.ScalarNode && vn.Tag == "!!null" {
+				continue
+			}
+			list, err := devicesFromYAML(vn, file)
+			if err != nil {
+				return err
+			}
+			c.Devices = list
+			continue
+		}
 		if name == "adapters" {
 			if vn.Kind == yaml.ScalarNode && (vn.Value == "" || vn.Tag == "!!null") {
 				continue
@@ -464,6 +504,119 @@ func adapter(c *Config, _ string, name string, vn *yaml.Node, src, prefix string
 		a.Settings[k.Value] = v.Value
 	}
 	c.Adapters[adapterName] = a
+	return nil
+}
+
+// deviceFields are the keys of one entry of the devices list.
+const deviceFields = "name, adapter_type, host, port, serial, id, config"
+
+// devicesFromYAML reads the devices list; errors name devices[i].<field>.
+func devicesFromYAML(vn *yaml.Node, file string) ([]devices.Config, error) {
+	src := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", file, n.Line) }
+	if vn.Kind != yaml.SequenceNode {
+		return nil, &Error{Key: "devices", Source: src(vn), Msg: "must be a list of devices (- name: …)"}
+	}
+	list := make([]devices.Config, 0, len(vn.Content))
+	for i, item := range vn.Content {
+		at := fmt.Sprintf("devices[%d]", i)
+		if item.Kind != yaml.MappingNode {
+			return nil, &Error{Key: at, Source: src(item), Msg: "must be a mapping (" + deviceFields + ")"}
+		}
+		var d devices.Config
+		seen := map[string]bool{}
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			kn, v := item.Content[j], item.Content[j+1]
+			key := at + "." + kn.Value
+			fail := func(msg string) error { return &Error{Key: key, Source: src(kn), Msg: msg} }
+			if seen[kn.Value] {
+				return nil, fail("is given twice")
+			}
+			seen[kn.Value] = true
+			if kn.Value == "config" {
+				if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+					continue
+				}
+				if v.Kind != yaml.MappingNode {
+					return nil, fail("must be a mapping of the adapter's settings")
+				}
+				var m map[string]any
+				if err := v.Decode(&m); err != nil {
+					return nil, fail(err.Error())
+				}
+				raw, err := json.Marshal(m)
+				if err != nil {
+					return nil, fail("cannot be expressed as JSON: " + err.Error())
+				}
+				d.Settings = raw
+				continue
+			}
+			if v.Kind != yaml.ScalarNode {
+				return nil, fail("must be a single value")
+			}
+			switch kn.Value {
+			case "name":
+				d.Name = strings.TrimSpace(v.Value)
+			case "adapter_type":
+				d.Type = strings.TrimSpace(v.Value)
+			case "host":
+				d.Host = strings.TrimSpace(v.Value)
+			case "serial":
+				d.Serial = strings.TrimSpace(v.Value)
+			case "port":
+				n, err := strconv.Atoi(strings.TrimSpace(v.Value))
+				if err != nil {
+					return nil, fail(fmt.Sprintf("must be an integer, not %q", v.Value))
+				}
+				d.Port = n
+			case "id":
+				n, err := strconv.ParseInt(strings.TrimSpace(v.Value), 10, 64)
+				if err != nil {
+					return nil, fail(fmt.Sprintf("must be an integer, not %q", v.Value))
+				}
+				d.ID = n
+			default:
+				return nil, fail("unknown key (known: " + deviceFields + ")")
+			}
+		}
+		list = append(list, d)
+	}
+	return list, nil
+}
+
+// devicesFromJSON reads the devices list given as JSON (the environment).
+func devicesFromJSON(v string) ([]devices.Config, error) {
+	dec := json.NewDecoder(bytes.NewReader([]byte(v)))
+	dec.DisallowUnknownFields()
+	var list []devices.Config
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("must be a JSON list of devices ({%s}): %v", deviceFields, err)
+	}
+	return list, nil
+}
+
+// validateDevices checks the devices' common fields (the adapter settings
+// are checked against the adapter's schema by the gateway).
+func validateDevices(list []devices.Config) error {
+	names := map[string]int{}
+	for i, d := range list {
+		at := fmt.Sprintf("devices[%d]", i)
+		switch {
+		case d.Name == "":
+			return &Error{Key: at + ".name", Msg: "is required"}
+		case d.Type == "":
+			return &Error{Key: at + ".adapter_type", Msg: "is required"}
+		case d.Host == "":
+			return &Error{Key: at + ".host", Msg: "is required"}
+		case d.Port < 0 || d.Port > 65535:
+			return &Error{Key: at + ".port", Msg: fmt.Sprintf("must be between 1 and 65535 (0: the adapter's default), not %d", d.Port)}
+		case d.ID < 0:
+			return &Error{Key: at + ".id", Msg: "must be positive"}
+		}
+		if j, dup := names[d.Name]; dup {
+			return &Error{Key: at + ".name", Msg: fmt.Sprintf("%q is also the name of devices[%d]; names must be unique", d.Name, j)}
+		}
+		names[d.Name] = i
+	}
 	return nil
 }
 
@@ -559,6 +712,12 @@ func (c *Config) validate() error {
 	}
 	if c.Control.BackoffMax < c.Control.BackoffInitial {
 		return &Error{Key: "control.backoff_max", Msg: "must not be below control.backoff_initial"}
+	}
+	if c.Device.BackoffMax < c.Device.BackoffInitial {
+		return &Error{Key: "device.backoff_max", Msg: "must not be below device.backoff_initial"}
+	}
+	if err := validateDevices(c.Devices); err != nil {
+		return err
 	}
 	if c.Organization.ProvisioningToken != "" && c.Organization.ID == 0 {
 		return &Error{Key: "organization.id", Msg: "is required with organization.provisioning_token"}

@@ -182,3 +182,83 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+func TestDevices(t *testing.T) {
+	body := seedFile + `
+device:
+  call_timeout: 5s
+  isolate_after_failures: 3
+devices:
+  - name: front-door
+    adapter_type: hikvision
+    host: 192.168.1.64
+    port: 80
+    serial: DS-K1T671
+    config:
+      username: admin
+      password: secret
+      doors: [1, 2]
+  - name: canteen
+    adapter_type: zkteco
+    host: 192.168.1.201
+    id: 7
+`
+	c, err := Load(writeFile(t, body), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Devices) != 2 {
+		t.Fatalf("devices %+v", c.Devices)
+	}
+	d := c.Devices[0]
+	if d.Name != "front-door" || d.Type != "hikvision" || d.Host != "192.168.1.64" || d.Port != 80 || d.Serial != "DS-K1T671" ||
+		string(d.Settings) != `{"doors":[1,2],"password":"secret","username":"admin"}` {
+		t.Fatalf("device 0 %+v (%s)", d, d.Settings)
+	}
+	if c.Devices[1].ID != 7 || c.Devices[1].Port != 0 || c.Devices[1].Settings != nil {
+		t.Fatalf("device 1 %+v", c.Devices[1])
+	}
+	if c.Device.CallTimeout != 5*time.Second || c.Device.IsolateAfter != 3 || c.Device.CatchupInterval != time.Minute || c.Device.BackoffMax != time.Minute {
+		t.Fatalf("device tunables %+v", c.Device)
+	}
+	c, err = Load(writeFile(t, seedFile), env(map[string]string{
+		"STAFF_GATEWAY_DEVICES": `[{"name":"x","adapter_type":"zkteco","host":"10.0.0.2","port":4370,"config":{"comm_key":0}}]`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Devices) != 1 || c.Devices[0].Port != 4370 || string(c.Devices[0].Settings) != `{"comm_key":0}` {
+		t.Fatalf("devices from the environment %+v", c.Devices)
+	}
+}
+
+func TestDeviceErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, key string
+	}{
+		{"devices: {name: x}", "devices"},
+		{"devices:\n  - just-a-string", "devices[0]"},
+		{"devices:\n  - name: a\n    adapter_type: zkteco\n    host: h\n  - name: b\n    adapter_type: zkteco\n    host: h\n    port: eighty", "devices[1].port"},
+		{"devices:\n  - name: a\n    adapter_type: zkteco\n    host: h\n    port: 70000", "devices[0].port"},
+		{"devices:\n  - name: a\n    adapter_type: zkteco\n    host: h\n    colour: red", "devices[0].colour"},
+		{"devices:\n  - name: a\n    adapter_type: zkteco\n    host: h\n    config: 12", "devices[0].config"},
+		{"devices:\n  - name: a\n    adapter_type: zkteco\n    host: [h]", "devices[0].host"},
+		{"devices:\n  - adapter_type: zkteco\n    host: h", "devices[0].name"},
+		{"devices:\n  - name: a\n    host: h", "devices[0].adapter_type"},
+		{"devices:\n  - name: a\n    adapter_type: zkteco", "devices[0].host"},
+		{"devices:\n  - name: a\n    adapter_type: zkteco\n    host: h\n  - name: a\n    adapter_type: zkteco\n    host: h2", "devices[1].name"},
+		{"devices:\n  - name: a\n    name: b\n    adapter_type: zkteco\n    host: h", "devices[0].name"},
+		{"device:\n  call_timeout: soon", "device.call_timeout"},
+		{"device:\n  backoff_initial: 2m\n  backoff_max: 1m", "device.backoff_max"},
+	} {
+		_, err := Load(writeFile(t, seedFile+tc.yaml+"\n"), env(nil))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("%q: got %v, want an error naming %s", tc.yaml, err, tc.key)
+		}
+	}
+	_, err := Load(writeFile(t, seedFile), env(map[string]string{"STAFF_GATEWAY_DEVICES": `[{"nam":"x"}]`}))
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "devices" || ce.Source != "STAFF_GATEWAY_DEVICES" {
+		t.Errorf("bad JSON list: %v", err)
+	}
+}

@@ -26,6 +26,9 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("\x00\xff: \x00\n"), "AGENT_API_URL", "http://\x00")
 	f.Add([]byte("- just\n- a list\n"), "", "")
 	f.Add([]byte("logging:\n  level: loud\n"), "STAFF_GATEWAY_GATEWAY_LISTEN", ":0")
+	f.Add([]byte(seedFile+"devices:\n  - name: a\n    adapter_type: zkteco\n    host: h\n    config: {comm_key: 1, doors: [1, 2]}\n"), "", "")
+	f.Add([]byte(seedFile+"devices:\n  - name: a\n    config: &c {x: *c}\n"), "", "")
+	f.Add([]byte(seedFile), "STAFF_GATEWAY_DEVICES", `[{"name":"a","adapter_type":"zkteco","host":"h","config":{"k":1}}]`)
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, yml []byte, envKey, envVal string) {
 		if len(yml) > 64<<10 {

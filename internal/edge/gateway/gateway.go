@@ -32,6 +32,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
@@ -50,6 +51,10 @@ type Deps struct {
 	ExtraHandlers HandlerFactory
 	// Timeouts are the servers' timeouts; nil means DefaultServerTimeouts.
 	Timeouts *ServerTimeouts
+	// DeviceFactories are the door-terminal adapters the gateway can drive
+	// (cmd/gateway passes the Hikvision and ZKTeco ones); a device of
+	// another type in the devices list is a configuration error.
+	DeviceFactories []devices.Factory
 }
 
 // Gateway is one gateway process's data path.
@@ -74,8 +79,10 @@ type Gateway struct {
 	cloud  *cloudclient.Client
 	enrol  *enrolment
 	intake *intake
-	host   hostSampler
-	group  *lifecycle.Group
+	// devices supervises the door terminals of the devices list.
+	devices *devices.Manager
+	host    hostSampler
+	group   *lifecycle.Group
 
 	mu               sync.Mutex
 	started, stopped bool
@@ -143,6 +150,18 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		Logger:     log.With("component", "collector"),
 		Registerer: g.reg,
 	})
+	reg, err := devices.NewRegistry(deps.DeviceFactories...)
+	if err != nil {
+		return fail(fmt.Errorf("gateway: %w", err))
+	}
+	g.devices, err = devices.NewManager(devices.ManagerOptions{Config: cfg.Device, Registry: reg, Store: g.buf,
+		Metrics: devices.NewMetrics(g.reg), Logger: log.With("component", "devices")})
+	if err != nil {
+		return fail(fmt.Errorf("gateway: %w", err))
+	}
+	if err := g.devices.Apply(ctx, cfg.Devices); err != nil {
+		return fail(fmt.Errorf("config: %w", err))
+	}
 	g.enrol.registerControlMetrics(g.reg, policyInfo{g})
 	mux := http.NewServeMux()
 	g.col.Routes(mux)
@@ -158,12 +177,15 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		Uplink:   g.uplink,
 		Identity: g.enrol.identity,
 		Control:  g.controlStatus,
+		Devices:  g.devices.Statuses,
 		Version:  g.version,
 		Started:  time.Now(),
 	})
 	g.intake = newIntake(cfg.Gateway, cfg.Health.Listen, tlsConf, to, g.col, mux, healthMux, log)
 	g.group = lifecycle.NewGroup(log,
 		lifecycle.Member{Name: "buffer", Service: g.buf},
+		// Device events and cursors go to the buffer.
+		lifecycle.Member{Name: "devices", Service: g.devices},
 		// The configured verifier is stored in the buffer, so it needs the
 		// buffer's writer; agents enrol against it from the first request.
 		lifecycle.Member{Name: "enrolment verifier (collector.enrolment_verifier)", Service: startStep(func(ctx context.Context) error {

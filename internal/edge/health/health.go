@@ -21,6 +21,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 )
 
@@ -50,6 +51,8 @@ type Options struct {
 	// Control returns the control plane's state, or nil before the gateway
 	// has its credentials.
 	Control func() *ControlStatus
+	// Devices returns the door terminals' states; nil lists none.
+	Devices func() []devices.Status
 	Version string
 	Started time.Time
 }
@@ -147,7 +150,9 @@ type Details struct {
 	DeadLetters buffer.DeadLetterStats `json:"dead_letters"`
 	Uplink      *uplink.Status         `json:"uplink"`
 	Control     *ControlStatus         `json:"control"`
-	Agents      struct {
+	// Devices are the door terminals and their supervisors' states.
+	Devices []devices.Status `json:"devices"`
+	Agents  struct {
 		Connected int `json:"connected"`
 		// Recent lists agent identities; omitted (Redacted) unless the
 		// request presents health.operator_token.
@@ -188,6 +193,10 @@ func (o Options) Details(ctx context.Context) (*Details, error) {
 	}
 	if o.Control != nil {
 		d.Control = o.Control()
+	}
+	d.Devices = []devices.Status{}
+	if o.Devices != nil {
+		d.Devices = o.Devices()
 	}
 	d.Agents.Connected = o.Agents.Connected()
 	d.Agents.Recent = o.Agents.List(50)

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
+	"github.com/staffcontrol/staffcontrol/internal/edge/health"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+)
+
+// terminal is a minimal door terminal for the wiring tests (the
+// supervisor's own tests drive failures with a scripted adapter): one
+// stored event, a quiet live stream, commands answered at once.
+type terminal struct{}
+
+func (terminal) Connect(context.Context) error { return nil }
+func (terminal) Close() error                  { return nil }
+func (terminal) Info(context.Context) (devices.Info, error) {
+	return devices.Info{Serial: "TERM-1", Model: "test"}, nil
+}
+func (terminal) Execute(_ context.Context, cmd devices.Command) (devices.Result, error) {
+	if cmd.Type == devices.CmdReboot {
+		return devices.Result{}, devices.ErrUnsupported
+	}
+	return devices.Result{Message: "done " + cmd.Type, Data: json.RawMessage(`{"door":1}`)}, nil
+}
+func (terminal) Fetch(_ context.Context, since devices.Cursor, page func([]devices.Event, devices.Cursor) error) error {
+	if since != "" {
+		return nil
+	}
+	return page([]devices.Event{{Key: "1", Time: time.Now(), EmployeeNumber: "7"}}, "1")
+}
+func (terminal) Subscribe(ctx context.Context, _ func(devices.Event)) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func terminalFactory() devices.Factory {
+	return devices.Factory{Type: "terminal", Vendor: "test", Version: "1",
+		Schema: json.RawMessage(`{"type":"object","properties":{"pin":{"type":"integer"}},"additionalProperties":false}`),
+		New:    func(devices.Config) (devices.Adapter, error) { return terminal{}, nil }}
+}
+
+func TestDevicesWiring(t *testing.T) {
+	cloud := newCloud(t)
+	list := `[{"name":"front","adapter_type":"terminal","host":"127.0.0.1","port":1,"id":12,"config":{"pin":1}}]`
+	cfg := testConfig(t, t.TempDir(), cloud.URL, map[string]string{"STAFF_GATEWAY_DEVICES": list})
+
+	// Without the factory, the device's type is a configuration error.
+	if _, err := New(context.Background(), cfg, Deps{Logger: logtest.New(t)}); err == nil || !strings.Contains(err.Error(), "devices[0].adapter_type") {
+		t.Fatalf("unknown adapter type: %v", err)
+	}
+	bad := testConfig(t, t.TempDir(), cloud.URL, map[string]string{"STAFF_GATEWAY_DEVICES": strings.Replace(list, `"pin":1`, `"pin":"x"`, 1)})
+	if _, err := New(context.Background(), bad, Deps{Logger: logtest.New(t), DeviceFactories: []devices.Factory{terminalFactory()}}); err == nil ||
+		!strings.Contains(err.Error(), "devices[0].config.pin") {
+		t.Fatalf("bad settings: %v", err)
+	}
+
+	g := startWith(t, cfg, Deps{Version: "test", DeviceFactories: []devices.Factory{terminalFactory()}})
+	defer stop(t, g)
+	base := "http://" + g.HealthAddr()
+	var d health.Details
+	waitFor(t, "device online in /health/details", func() bool {
+		d = health.Details{}
+		getJSON(t, base+"/health/details", &d)
+		return len(d.Devices) == 1 && d.Devices[0].State == devices.StateOnline
+	})
+	if st := d.Devices[0]; st.Name != "front" || st.Serial != "TERM-1" || st.Counts.CatchupEvents != 1 {
+		t.Fatalf("device status %+v", st)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`gateway_device_connected{adapter_type="terminal",device="front"} 1`,
+		`gateway_device_events_total{adapter_type="terminal",device="front",source="catchup"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	h := deviceCommandHandler(g.devices)
+	// run sends payload as the cloud does, with its device_commands row's id.
+	run := func(payload string) (protocol.DeviceCommandResult, error) {
+		payload = `{"device_command_id":"0190a5c4-7c1d-7a3e-9f1e-1c2d3e4f5a6b",` + payload[1:]
+		var r protocol.DeviceCommandResult
+		raw, err := h(context.Background(), protocol.Command{ID: "c1", Type: protocol.CommandDeviceCommand, Payload: json.RawMessage(payload)})
+		if err == nil {
+			err = json.Unmarshal(raw, &r)
+		}
+		return r, err
+	}
+	for _, p := range []string{`{"device_id":12,"command":"open_door","door":1}`, `{"device_serial":"TERM-1","command":"open_door"}`,
+		`{"device_id":99,"device_serial":"TERM-1","command":"open_door"}`} {
+		r, err := run(p)
+		if err != nil || r.Status != "ok" || r.Message != "done open_door" || r.DeviceSerial != "TERM-1" || string(r.Data) != `{"door":1}` {
+			t.Fatalf("%s: %+v %v", p, r, err)
+		}
+	}
+	if _, err := run(`{"device_id":12,"command":"reboot"}`); !errors.Is(err, devices.ErrUnsupported) {
+		t.Fatalf("unsupported: %v", err)
+	}
+	if _, err := run(`{"device_id":13,"command":"open_door"}`); !errors.Is(err, devices.ErrUnknownDevice) {
+		t.Fatalf("unknown device: %v", err)
+	}
+	if _, err := run(`{"command":"open_door"}`); err == nil || !strings.Contains(err.Error(), "device_id") {
+		t.Fatalf("no device: %v", err)
+	}
+	if _, err := run(`{"device_id":12,"command":"open_door","dor":1}`); err == nil || !strings.Contains(err.Error(), "dor") {
+		t.Fatalf("unknown field: %v", err)
+	}
+}
