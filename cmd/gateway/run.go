@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 )
 
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeLog()
-	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: version()})
+	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: version(), DeviceFactories: vendors.Factories(logger.With("component", "devices"))})
 	if err != nil {
 		return err
 	}

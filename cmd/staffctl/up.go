@@ -29,6 +29,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
 
@@ -371,7 +372,7 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, d
 		os.RemoveAll(dir)
 		return nil, "", err
 	}
-	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger.With("service", "gateway"), Version: "dev"})
+	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger.With("service", "gateway"), Version: "dev", DeviceFactories: vendors.Factories(logger.With("service", "gateway", "component", "devices"))})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", err

@@ -92,6 +92,7 @@ func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*on
 	handlers[protocol.CommandReplayDeadLetters] = replayDeadLettersHandler(g.buf)
 	handlers[protocol.CommandRevokeAgent] = executor.RevokeAgentHandler(g.auth.Revoke)
 	handlers[protocol.CommandDeviceCommand] = deviceCommandHandler(g.devices)
+	handlers[protocol.CommandDevicesUpdate] = devicesUpdateHandler(g.deviceLists)
 	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: cfg.Server.URL, APIKey: k.APIKey, Client: g.client,
 		Handlers: handlers})
 	if err != nil {

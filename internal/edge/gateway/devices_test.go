@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +120,82 @@ func TestDevicesWiring(t *testing.T) {
 	if _, err := run(`{"device_id":12,"command":"open_door","dor":1}`); err == nil || !strings.Contains(err.Error(), "dor") {
 		t.Fatalf("unknown field: %v", err)
 	}
+}
+
+// TestDevicesUpdate: the cloud's device list joins gateway.yml's (a name of
+// gateway.yml and an invalid device are left out and named, the others
+// run), an older list is ignored, and the list is stored: a gateway
+// started again on the same buffer runs it before any command arrives.
+func TestDevicesUpdate(t *testing.T) {
+	cloud := newCloud(t)
+	dir := t.TempDir()
+	local := `[{"name":"front","adapter_type":"terminal","host":"127.0.0.1","port":1,"config":{"pin":1}}]`
+	cfg := testConfig(t, dir, cloud.URL, map[string]string{"STAFF_GATEWAY_DEVICES": local})
+	deps := Deps{Version: "test", DeviceFactories: []devices.Factory{terminalFactory()}}
+	g := startWith(t, cfg, deps)
+	names := func(g *Gateway) string {
+		var out []string
+		for _, st := range g.devices.Statuses() {
+			out = append(out, st.Name)
+		}
+		slices.Sort(out)
+		return strings.Join(out, ",")
+	}
+	res := devicesUpdateHandlerResult(t, g, `{"version": 2, "devices": [
+		{"id": 5, "name": "back", "adapter_type": "terminal", "host": "127.0.0.1", "port": 2, "config": {"pin": 2}},
+		{"id": 6, "name": "front", "adapter_type": "terminal", "host": "127.0.0.1", "port": 3},
+		{"id": 7, "name": "broken", "adapter_type": "terminal", "host": "127.0.0.1", "port": 4, "config": {"pin": "x"}},
+		{"id": 8, "name": "alien", "adapter_type": "nonesuch", "host": "127.0.0.1", "port": 5}]}`)
+	if res["applied_version"] != 2.0 || res["devices"] != 1.0 {
+		t.Fatalf("applied: %v", res)
+	}
+	refused, _ := json.Marshal(res["refused"])
+	for _, want := range []string{`"front"`, `"broken"`, "config.pin", `"alien"`, "adapter_type"} {
+		if !strings.Contains(string(refused), want) {
+			t.Errorf("refused %s lacks %s", refused, want)
+		}
+	}
+	if got := names(g); got != "back,front" {
+		t.Fatalf("running %s, want back,front", got)
+	}
+	if res := devicesUpdateHandlerResult(t, g, `{"version": 1, "devices": []}`); res["ignored"] != true || res["applied_version"] != 2.0 {
+		t.Fatalf("older list: %v", res)
+	}
+	if got := names(g); got != "back,front" {
+		t.Fatalf("after an older list: running %s", got)
+	}
+	if _, err := devicesUpdateHandler(g.deviceLists)(context.Background(), protocol.Command{ID: "d", Type: protocol.CommandDevicesUpdate,
+		Payload: json.RawMessage(`{"version": 3, "devices": [{"name": "x", "adapter_type": "terminal", "host": "h", "port": 0}]}`)}); err == nil ||
+		!strings.Contains(err.Error(), "devices/0/port") {
+		t.Fatalf("bad payload: %v", err)
+	}
+	stop(t, g)
+
+	g2 := startWith(t, testConfig(t, dir, cloud.URL, map[string]string{"STAFF_GATEWAY_DEVICES": local}), deps)
+	defer stop(t, g2)
+	if got := names(g2); got != "back,front" {
+		t.Fatalf("after a restart: running %s, want back,front", got)
+	}
+	// An empty list from the cloud leaves gateway.yml's.
+	if res := devicesUpdateHandlerResult(t, g2, `{"version": 4, "devices": []}`); res["devices"] != 0.0 {
+		t.Fatalf("empty list: %v", res)
+	}
+	if got := names(g2); got != "front" {
+		t.Fatalf("after an empty list: running %s, want front", got)
+	}
+}
+
+// devicesUpdateHandlerResult runs a devices_update on g and decodes its
+// result.
+func devicesUpdateHandlerResult(t *testing.T, g *Gateway, payload string) map[string]any {
+	t.Helper()
+	raw, err := devicesUpdateHandler(g.deviceLists)(context.Background(), protocol.Command{ID: "e", Type: protocol.CommandDevicesUpdate, Payload: json.RawMessage(payload)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -81,8 +81,10 @@ type Gateway struct {
 	intake *intake
 	// devices supervises the door terminals of the devices list.
 	devices *devices.Manager
-	host    hostSampler
-	group   *lifecycle.Group
+	// deviceLists are gateway.yml's devices and the cloud's last list.
+	deviceLists *deviceLists
+	host        hostSampler
+	group       *lifecycle.Group
 
 	mu               sync.Mutex
 	started, stopped bool
@@ -161,6 +163,12 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	if err := g.devices.Apply(ctx, cfg.Devices); err != nil {
 		return fail(fmt.Errorf("config: %w", err))
+	}
+	// With the cloud's last device list (devices_update), checked device
+	// by device: a device the cloud got wrong does not stop the gateway.
+	g.deviceLists = &deviceLists{m: g.devices, local: cfg.Devices, store: g.buf, log: log.With("component", "devices")}
+	if err := g.deviceLists.restore(ctx); err != nil {
+		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.enrol.registerControlMetrics(g.reg, policyInfo{g})
 	mux := http.NewServeMux()
