@@ -17,6 +17,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // orgScope connects, resolves --org and returns the pool and an actor that
@@ -363,6 +364,12 @@ func runCommand(ctx context.Context, e env, args []string) error {
 	if sub == "send" {
 		if gwID == uuid.Nil {
 			return usagef("--gateway is required")
+		}
+		switch *typ {
+		case protocol.CommandDeviceCommand:
+			return usagef("--type device_command: use staffctl device open-door|close-door|… (its result lands in a device_commands row)")
+		case protocol.CommandDevicesUpdate:
+			return usagef("--type devices_update: use staffctl device sync --gateway ID (the list is the devices rows')")
 		}
 		c, err := q.Enqueue(ctx, actor.Tenant, commandqueue.NewCommand{GatewayID: gwID, Type: *typ, Payload: json.RawMessage(*payload),
 			Priority: *prio, TTL: *ttl, MaxAttempts: *attempts, CreatedBy: "staffctl"})

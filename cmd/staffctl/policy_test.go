@@ -35,6 +35,12 @@ func TestPolicyAndCommandCommands(t *testing.T) {
 	if out := must("command", "send", "--org", "acme", "--gateway", gw, "--type", "restart_agent", "--payload", `{"agent":"all"}`); !strings.Contains(out, "queued for gateway "+gw) {
 		t.Fatalf("send: %s", out)
 	}
+	// Device commands and device lists belong to the device commands.
+	for typ, hint := range map[string]string{"device_command": "staffctl device open-door", "devices_update": "staffctl device sync"} {
+		if _, errOut, err := staffctl(t, env, "command", "send", "--org", "acme", "--gateway", gw, "--type", typ, "--payload", `{}`); err == nil || !strings.Contains(errOut+err.Error(), hint) {
+			t.Errorf("send %s: %v %s, want a refusal naming %q", typ, err, errOut, hint)
+		}
+	}
 	if out := must("command", "list", "--org", "acme"); strings.Count(out, gw) != 2 || !strings.Contains(out, "policy_update") {
 		t.Fatalf("list: %s", out)
 	}

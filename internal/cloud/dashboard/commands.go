@@ -13,6 +13,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
 // Gateway commands through the command queue staffctl uses too: send,
@@ -116,6 +117,15 @@ func (a *api) sendCommand(w http.ResponseWriter, r *http.Request, c *caller) err
 	}
 	if in.Type == "" {
 		return apperr.New(apperr.Invalid, "type", "is required")
+	}
+	switch in.Type {
+	case protocol.CommandDeviceCommand:
+		// Its result belongs in a device_commands row, which only the
+		// device routes create with it.
+		return apperr.New(apperr.Invalid, "type", "a device command is sent with POST /api/v2/devices/{id}/commands")
+	case protocol.CommandDevicesUpdate:
+		// The list is the devices rows'; a hand-made one would replace it.
+		return apperr.New(apperr.Invalid, "type", "the device list is sent by the device routes whenever a device changes")
 	}
 	if in.Priority < -maxCommandPriority || in.Priority > maxCommandPriority {
 		return apperr.New(apperr.Invalid, "priority", "must be from %d to %d", -maxCommandPriority, maxCommandPriority)

@@ -206,6 +206,9 @@ func TestFleetCommands(t *testing.T) {
 		{map[string]any{"type": "restart_agent", "max_attempts": 1000}, "/max_attempts"},
 		{map[string]any{"type": "restart_agent", "priority": 5000}, "/priority"},
 		{map[string]any{"type": "restart_agent", "colour": "red"}, "/colour"},
+		// The device routes own these (their rows, the list).
+		{map[string]any{"type": "device_command", "payload": map[string]any{"device_id": 1, "command": "open_door"}}, "/type"},
+		{map[string]any{"type": "devices_update", "payload": map[string]any{"version": 99, "devices": []any{}}}, "/type"},
 	} {
 		wantField(t, fmt.Sprint(tc.body), e.call("POST", "/api/v2/gateways/"+gwA+"/commands", tok.admin, tc.body), http.StatusUnprocessableEntity, tc.field)
 	}
