@@ -64,6 +64,10 @@ func TestControlPlaneWiring(t *testing.T) {
 	if k.APIKey() != apiKey {
 		t.Fatalf("keyring key %q, want the provisioned one", k.APIKey())
 	}
+	// The enrolment verifier first: fetched with the provisioned key, which
+	// the fake cloud accepts (the rotated one below it does not); replacing
+	// the key before that first fetch left the gateway without a verifier.
+	waitFor(t, "the enrolment verifier", g.auth.HasVerifier)
 	// The keyring persists to the key file the gateway provisioned into.
 	if err := k.Replace("rotated-key-0123456789"); err != nil {
 		t.Fatal(err)
