@@ -58,6 +58,36 @@ type Heartbeat struct {
 	QueueDepth      int               `json:"queue_depth"`
 	ConnectedAgents int               `json:"connected_agents"`
 	Versions        map[string]string `json:"versions,omitempty"` // gateway, policy, ...
+	// Devices are the door terminals the gateway drives that the cloud
+	// knows (a devices row id), with their state (issue 16).
+	Devices []DeviceState `json:"devices,omitempty"`
+}
+
+// DeviceState is one door terminal's state in a heartbeat.
+type DeviceState struct {
+	// ID is the cloud's devices.id.
+	ID int64 `json:"id"`
+	// Status is one of DeviceStatuses(): online, offline (connecting or
+	// stopped), error (backing off or isolated after failures),
+	// auth_failed (the device refused the credentials).
+	Status string `json:"status"`
+	// Serial is what the device reported (empty before it first answered).
+	Serial string `json:"serial,omitempty"`
+	// LastEventAt is when the gateway last buffered one of its events.
+	LastEventAt *time.Time `json:"last_event_at,omitempty"`
+}
+
+// Device statuses, as the cloud's devices.status stores them.
+const (
+	DeviceOnline     = "online"
+	DeviceOffline    = "offline"
+	DeviceError      = "error"
+	DeviceAuthFailed = "auth_failed"
+)
+
+// DeviceStatuses lists the statuses a heartbeat may report.
+func DeviceStatuses() []string {
+	return []string{DeviceOnline, DeviceOffline, DeviceError, DeviceAuthFailed}
 }
 
 // Command is one command sent to a gateway.

@@ -555,3 +555,74 @@ func TestDueCommandsReachTheirSocketsWithoutANotification(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatDeviceStates: the device states of a heartbeat land in the
+// devices rows of that gateway only (a row of another gateway or
+// organisation named by id is left alone), the serial only where the row
+// has none; a heartbeat with an unknown status is refused naming it.
+func TestHeartbeatDeviceStates(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	device := func(g gw, name, serial string) int64 {
+		t.Helper()
+		var id int64
+		if err := w.admin.QueryRow(ctx, `INSERT INTO devices (organization_id, gateway_id, name, adapter_type, host, port, serial)
+			VALUES ($1, $2, $3, 'zkteco', '10.0.0.1', 4370, nullif($4, '')) RETURNING id`, g.org, g.id, name, serial).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a1, a2, b1 := device(w.a, "front", ""), device(w.a, "back", "KEEP-1"), device(w.b, "theirs", "")
+	var version int64
+	if err := w.admin.QueryRow(ctx, `SELECT row_version FROM devices WHERE id = $1`, a2).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	r := w.replica(control.Options{}, commandqueue.Options{})
+	c, _, err := r.dial(t, w.a.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	c.send(protocol.MsgHeartbeat, protocol.Heartbeat{Devices: []protocol.DeviceState{
+		{ID: a1, Status: protocol.DeviceOnline, Serial: "ZK-123"},
+		{ID: a2, Status: protocol.DeviceAuthFailed, Serial: "OTHER", LastEventAt: &last},
+		{ID: b1, Status: protocol.DeviceOnline, Serial: "STOLEN"},
+	}})
+	type row struct {
+		status, serial string
+		seen           *time.Time
+		version        int64
+	}
+	read := func(id int64) row {
+		var r row
+		if err := w.admin.QueryRow(ctx, `SELECT status, coalesce(serial, ''), last_seen_at, row_version FROM devices WHERE id = $1`, id).Scan(&r.status, &r.serial, &r.seen, &r.version); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for read(a1).status != "online" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := read(a1); got.status != "online" || got.serial != "ZK-123" || got.seen == nil {
+		t.Errorf("front: %+v", got)
+	}
+	// A state alone does not move the row's version (its ETag): the
+	// settings did not change.
+	if got := read(a2); got.status != "auth_failed" || got.serial != "KEEP-1" || got.seen == nil || !got.seen.Equal(last) || got.version != version {
+		t.Errorf("back: %+v, want auth_failed, its own serial, seen at the last event %s, row version %d", got, last, version)
+	}
+	if got := read(b1); got.status != "unknown" || got.serial != "" || got.seen != nil {
+		t.Errorf("another organisation's device was written: %+v", got)
+	}
+	c.send(protocol.MsgHeartbeat, protocol.Heartbeat{Devices: []protocol.DeviceState{{ID: a1, Status: "exploded"}}})
+	env, ok := c.next(protocol.MsgError, 10*time.Second)
+	if !ok {
+		t.Fatal("no error frame for an unknown device status")
+	}
+	var ce protocol.ControlError
+	if err := json.Unmarshal(env.Data, &ce); err != nil || ce.Field != "data.devices[0].status" {
+		t.Fatalf("error frame %s (%v), want one naming data.devices[0].status", env.Data, err)
+	}
+}

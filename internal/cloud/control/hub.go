@@ -287,6 +287,31 @@ func (h *Hub) touch(ctx context.Context, gw auth.Gateway, hb *protocol.Heartbeat
 		if hb == nil {
 			return nil
 		}
+		if len(hb.Devices) > 0 {
+			p := controldb.DeviceStatusParams{GatewayID: &gw.ID}
+			sp := controldb.DeviceSerialParams{GatewayID: &gw.ID}
+			for _, d := range hb.Devices {
+				p.Ids = append(p.Ids, d.ID)
+				p.Statuses = append(p.Statuses, d.Status)
+				at := time.Unix(0, 0) // none (see the query)
+				if d.LastEventAt != nil {
+					at = *d.LastEventAt
+				}
+				p.LastEventAts = append(p.LastEventAts, at)
+				if d.Serial != "" {
+					sp.Ids = append(sp.Ids, d.ID)
+					sp.Serials = append(sp.Serials, d.Serial)
+				}
+			}
+			if _, err := q.DeviceStatus(ctx, p); err != nil {
+				return err
+			}
+			if len(sp.Ids) > 0 {
+				if _, err := q.DeviceSerial(ctx, sp); err != nil {
+					return err
+				}
+			}
+		}
 		versions, _ := json.Marshal(hb.Versions)
 		return q.InsertSnapshot(ctx, controldb.InsertSnapshotParams{OrganizationID: gw.OrganizationID, GatewayID: gw.ID,
 			CpuUsage: clampPct(hb.CPUPercent), MemoryUsage: clampPct(hb.MemoryPercent), DiskUsage: clampPct(hb.DiskPercent),

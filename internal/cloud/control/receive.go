@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -169,6 +170,21 @@ func validateHeartbeat(hb *protocol.Heartbeat) (field, msg string) {
 		}
 		if why := cleanText(v, maxVersionValue); why != "" {
 			return "data.versions." + k, why
+		}
+	}
+	if len(hb.Devices) > protocol.MaxDevicesPerGateway {
+		return "data.devices", fmt.Sprintf("has more than %d entries", protocol.MaxDevicesPerGateway)
+	}
+	for i, d := range hb.Devices {
+		path := fmt.Sprintf("data.devices[%d].", i)
+		switch {
+		case d.ID <= 0:
+			return path + "id", "must be a device id (positive)"
+		case !slices.Contains(protocol.DeviceStatuses(), d.Status):
+			return path + "status", fmt.Sprintf("must be one of %v", protocol.DeviceStatuses())
+		}
+		if why := cleanText(d.Serial, protocol.MaxShortField); why != "" {
+			return path + "serial", why
 		}
 	}
 	return "", ""

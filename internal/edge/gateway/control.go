@@ -15,6 +15,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/control"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
@@ -216,7 +217,30 @@ func (g *Gateway) heartbeat() protocol.Heartbeat {
 	if p := g.agentPolicy(); p != nil {
 		hb.Versions["policy"] = p.Version
 	}
+	hb.Devices = deviceStates(g.devices.Statuses())
 	return hb
+}
+
+// deviceStates are the heartbeat's states of the devices the cloud knows
+// (those with a devices row id), at most protocol.MaxDevicesPerGateway.
+func deviceStates(sts []devices.Status) []protocol.DeviceState {
+	var out []protocol.DeviceState
+	for _, st := range sts {
+		if st.ID <= 0 || len(out) == protocol.MaxDevicesPerGateway {
+			continue
+		}
+		status := protocol.DeviceOffline // connecting, stopped
+		switch st.State {
+		case devices.StateOnline:
+			status = protocol.DeviceOnline
+		case devices.StateBackoff, devices.StateIsolated:
+			status = protocol.DeviceError
+		case devices.StateAuthFailed:
+			status = protocol.DeviceAuthFailed
+		}
+		out = append(out, protocol.DeviceState{ID: st.ID, Status: status, Serial: st.Serial, LastEventAt: st.LastEventAt})
+	}
+	return out
 }
 
 // policyInfo is gateway_policy_info{version,checksum} 1 for the current

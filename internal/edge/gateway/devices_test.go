@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -198,4 +199,29 @@ func devicesUpdateHandlerResult(t *testing.T, g *Gateway, payload string) map[st
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestDeviceStatesInHeartbeat: the heartbeat reports the devices the cloud
+// knows (a devices row id) with the cloud's status vocabulary.
+func TestDeviceStatesInHeartbeat(t *testing.T) {
+	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	got := deviceStates([]devices.Status{
+		{ID: 1, State: devices.StateOnline, Serial: "A", LastEventAt: &at},
+		{ID: 2, State: devices.StateConnecting},
+		{ID: 3, State: devices.StateBackoff},
+		{ID: 4, State: devices.StateIsolated},
+		{ID: 5, State: devices.StateAuthFailed},
+		{ID: 6, State: devices.StateStopped},
+		{Name: "local only", State: devices.StateOnline},
+	})
+	want := []protocol.DeviceState{{ID: 1, Status: "online", Serial: "A", LastEventAt: &at}, {ID: 2, Status: "offline"}, {ID: 3, Status: "error"},
+		{ID: 4, Status: "error"}, {ID: 5, Status: "auth_failed"}, {ID: 6, Status: "offline"}}
+	if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); len(got) != len(want) || g != w {
+		t.Fatalf("states %s, want %s", g, w)
+	}
+	for _, d := range got {
+		if !slices.Contains(protocol.DeviceStatuses(), d.Status) {
+			t.Errorf("status %q is not one the cloud stores", d.Status)
+		}
+	}
 }

@@ -8,9 +8,66 @@ package controldb
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 )
+
+const deviceSerial = `-- name: DeviceSerial :execrows
+UPDATE devices d SET serial = s.serial
+FROM (SELECT unnest($2::bigint[]) AS id, unnest($3::text[]) AS serial) s
+WHERE d.id = s.id AND d.gateway_id = $1 AND nullif(d.serial, '') IS NULL AND s.serial <> ''
+`
+
+type DeviceSerialParams struct {
+	GatewayID *uuid.UUID
+	Ids       []int64
+	Serials   []string
+}
+
+// The serials devices reported, into this gateway's rows that have none
+// (a new serial moves the row's version: the ETag of what the dashboard
+// shows changes).
+func (q *Queries) DeviceSerial(ctx context.Context, arg DeviceSerialParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deviceSerial, arg.GatewayID, arg.Ids, arg.Serials)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const deviceStatus = `-- name: DeviceStatus :execrows
+UPDATE devices d SET status = s.status,
+    last_seen_at = CASE WHEN s.status = 'online' THEN now() ELSE coalesce(s.last_event_at, d.last_seen_at) END
+FROM (SELECT unnest($2::bigint[]) AS id, unnest($3::text[]) AS status,
+             nullif(unnest($4::timestamptz[]), 'epoch') AS last_event_at) s
+WHERE d.id = s.id AND d.gateway_id = $1
+`
+
+type DeviceStatusParams struct {
+	GatewayID    *uuid.UUID
+	Ids          []int64
+	Statuses     []string
+	LastEventAts []time.Time
+}
+
+// A heartbeat's device states, into the devices rows of this gateway only
+// (a device id of another gateway or organisation matches nothing). A last
+// event at the epoch means none. Status and last_seen_at only: the
+// row_version trigger fires on the settings columns (serial among them)
+// named in a SET, so the serial is DeviceSerial's, apart.
+func (q *Queries) DeviceStatus(ctx context.Context, arg DeviceStatusParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deviceStatus,
+		arg.GatewayID,
+		arg.Ids,
+		arg.Statuses,
+		arg.LastEventAts,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
 
 const insertSnapshot = `-- name: InsertSnapshot :exec
 INSERT INTO gateway_status_snapshots (organization_id, gateway_id, "timestamp", cpu_usage, memory_usage,
