@@ -1,0 +1,523 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/devicecmd"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
+	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices/hikvision"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices/zkteco"
+	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/sim/hiksim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/zksim"
+	"github.com/staffcontrol/staffcontrol/internal/zkproto"
+)
+
+// devWorld is the real Agent API over a fresh database with two
+// organisations (Alpha, with a provisioned gateway and two employees, and
+// Beta), and the cloud's device command service as the Dashboard runs it.
+type devWorld struct {
+	api     *httptest.Server
+	admin   *pgx.Conn
+	dash    *pgxpool.Pool
+	svc     *devicecmd.Service
+	tenant  postgres.Tenant
+	orgID   int64
+	otherID int64
+	gateway uuid.UUID
+	key     string
+}
+
+func newDevWorld(t *testing.T) *devWorld {
+	t.Helper()
+	ctx := context.Background()
+	db := pg.NewDatabase(t)
+	ing, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ing.Close)
+	// Short acknowledgement and execution deadlines and a fast sweep, so a
+	// command that cannot run ends within seconds.
+	stack := startAgentAPI(t, ing, service.NewRegistry(), agentapi.Config{
+		Queue:   commandqueue.Options{AckTimeout: 5 * time.Second, ExecTimeout: 30 * time.Second, Backoff: 200 * time.Millisecond},
+		Control: control.Options{SweepInterval: 100 * time.Millisecond}, AdvanceInterval: 200 * time.Millisecond})
+	w := &devWorld{api: httptest.NewServer(stack.routes)}
+	t.Cleanup(func() { stack.stop(); w.api.CloseClientConnections(); w.api.Close() })
+	w.dash, err = postgres.Connect(ctx, db.DashboardURL, 4, pg.ContextKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.dash.Close)
+	adminDB := pg.Pool(t, db.PlatformAdminURL, 2)
+	acc := accounts.New(adminDB, time.Now)
+	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
+	o, err := acc.CreateOrganization(ctx, admin, "Alpha", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := acc.CreateOrganization(ctx, admin, "Beta", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := acc.RegisterGateway(ctx, admin, o.ID, "GW-DEV", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, key, err := stack.gws.Provision(ctx, o.ID, "GW-DEV", r.ProvisioningToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.orgID, w.otherID, w.gateway, w.key = o.ID, other.ID, gw.ID, key
+	w.tenant = postgres.Tenant{OrganizationID: o.ID, Role: postgres.AppOrgAdmin, Actor: "e2e"}
+	if w.admin, err = pgx.Connect(ctx, db.AdminURL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.admin.Close(context.Background()) })
+	q, err := commandqueue.New(w.dash, commandqueue.Options{}, service.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.svc = devicecmd.New(w.dash, q)
+	// Employees of Alpha with the numbers the simulators' first users carry
+	// (1001, 1002); the others (1003…) are people the cloud does not know.
+	for _, n := range []string{"1001", "1002"} {
+		if _, err := w.admin.Exec(ctx, `INSERT INTO employees (organization_id, employee_number, first_name, last_name) VALUES ($1, $2, 'E', $2)`,
+			o.ID, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+// addDevice creates a devices row of Alpha assigned to the gateway and
+// returns its id (the list is sent by sync).
+func (w *devWorld) addDevice(t *testing.T, name, typ, addr string, settings any) int64 {
+	t.Helper()
+	host, port := splitHostPort(t, addr)
+	raw, err := json.Marshal(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := w.admin.QueryRow(context.Background(), `INSERT INTO devices (organization_id, gateway_id, name, adapter_type, host, port, config)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, w.orgID, w.gateway, name, typ, host, port, raw).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// sync sends the gateway its device list (devices_update).
+func (w *devWorld) sync(t *testing.T) {
+	t.Helper()
+	if _, err := w.svc.SyncGateway(context.Background(), w.tenant, w.gateway, "e2e"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// send sends a device command through the cloud.
+func (w *devWorld) send(t *testing.T, r devicecmd.Request) devicecmd.Command {
+	t.Helper()
+	r.CreatedBy = "e2e"
+	c, err := w.svc.Send(context.Background(), w.tenant, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// get reads a device command.
+func (w *devWorld) get(t *testing.T, id uuid.UUID) devicecmd.Command {
+	t.Helper()
+	c, err := w.svc.Get(context.Background(), w.tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitCommand waits for a device command to reach a final state.
+func (w *devWorld) waitCommand(t *testing.T, id uuid.UUID, within time.Duration) devicecmd.Command {
+	t.Helper()
+	var c devicecmd.Command
+	waitUntil(t, "device command "+id.String()+" final", within, func() bool { c = w.get(t, id); return c.Final() })
+	return c
+}
+
+// devRow is one stored device event.
+type devRow struct {
+	org    int64
+	serial string
+	emp    string
+	n      int
+}
+
+// stored reads every device event the cloud holds (both the partitioned
+// table and the fallback), per event id.
+func (w *devWorld) stored(t *testing.T) map[string]*devRow {
+	t.Helper()
+	rows, err := w.admin.Query(context.Background(), `SELECT id::text, organization_id, device_serial, coalesce(employee_number, '') FROM monitoring.device_events
+		UNION ALL SELECT id::text, organization_id, device_serial, coalesce(employee_number, '') FROM monitoring_fallback.device_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]*devRow{}
+	for rows.Next() {
+		var id string
+		var r devRow
+		if err := rows.Scan(&id, &r.org, &r.serial, &r.emp); err != nil {
+			t.Fatal(err)
+		}
+		if p := out[id]; p != nil {
+			p.n++
+			continue
+		}
+		r.n = 1
+		out[id] = &r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// hasAll reports whether every id of want is stored.
+func (w *devWorld) hasAll(t *testing.T, want map[string]string) bool {
+	got := w.stored(t)
+	for id := range want {
+		if got[id] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// checkExactlyOnce fails the test unless the cloud holds exactly the
+// events of want (id → device serial), each once, in Alpha.
+func (w *devWorld) checkExactlyOnce(t *testing.T, want map[string]string) {
+	t.Helper()
+	got := w.stored(t)
+	missing, dup, foreign := 0, 0, 0
+	for id, serial := range want {
+		r := got[id]
+		switch {
+		case r == nil:
+			missing++
+			if missing <= 5 {
+				t.Errorf("event %s of %s never reached the cloud", id, serial)
+			}
+		case r.n != 1:
+			dup++
+			t.Errorf("event %s of %s stored %d times", id, serial, r.n)
+		case r.org != w.orgID || r.serial != serial:
+			foreign++
+			t.Errorf("event %s stored for organisation %d device %q, want %d %q", id, r.org, r.serial, w.orgID, serial)
+		}
+	}
+	for id, r := range got {
+		if _, ok := want[id]; !ok {
+			t.Errorf("the cloud holds event %s (device %q) that no simulator recorded", id, r.serial)
+		}
+	}
+	var n int
+	if err := w.admin.QueryRow(context.Background(), `SELECT count(*) FROM monitoring.device_events WHERE organization_id = $1`, w.otherID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("organisation Beta holds %d device events, want none", n)
+	}
+	if missing > 0 || dup > 0 || foreign > 0 {
+		t.Fatalf("%d of %d events missing, %d duplicated, %d misplaced", missing, len(want), dup, foreign)
+	}
+}
+
+// hikIDs are the event ids of every event a Hikvision simulator recorded.
+func hikIDs(s *hiksim.Sim, serial string, into map[string]string) {
+	for _, e := range s.Events() {
+		into[devices.EventID(hikvision.Type, serial, strconv.FormatInt(e.SerialNo, 10))] = serial
+	}
+}
+
+// zkIDs are the event ids of every record a ZKTeco simulator holds (the
+// adapter's key: user id, device time, status, punch).
+func zkIDs(s *zksim.Sim, into map[string]string) {
+	serial := s.Serial()
+	for _, r := range s.Records() {
+		into[devices.EventID(zkteco.Type, serial, zkKey(r))] = serial
+	}
+}
+
+// zkKey mirrors the ZKTeco adapter's event key.
+func zkKey(r zkproto.Attendance) string {
+	return fmt.Sprintf("%s|%s|%d|%d", r.UserID, r.Time, r.Status, r.Punch)
+}
+
+func splitHostPort(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, n
+}
+
+// hikSettings are a Hikvision device's adapter settings for a simulator
+// (the simulator's zone is UTC+03:00).
+func hikSettings(password string) map[string]any {
+	return map[string]any{"username": "admin", "password": password, "timeout_ms": 3000, "stream_idle_seconds": 5, "doors": []int{1, 2}}
+}
+
+// zkSettings are a ZKTeco device's adapter settings for a simulator.
+func zkSettings() map[string]any {
+	return map[string]any{"timeout_ms": 3000, "idle_timeout_ms": 2000}
+}
+
+// localDevice is a device of gateway.yml (STAFF_GATEWAY_DEVICES).
+func localDevice(t *testing.T, name, typ, addr string, settings any) devices.Config {
+	t.Helper()
+	host, port := splitHostPort(t, addr)
+	raw, err := json.Marshal(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return devices.Config{Name: name, Type: typ, Host: host, Port: port, Settings: raw}
+}
+
+// startDevGateway runs an in-process gateway with the shipped adapters,
+// gateway.yml's devices given as STAFF_GATEWAY_DEVICES, and short device
+// timings. It returns the gateway's base URL.
+func startDevGateway(t *testing.T, w *devWorld, local []devices.Config, extra map[string]string) string {
+	t.Helper()
+	env := map[string]string{
+		"STAFF_GATEWAY_SERVER_URL":              w.api.URL,
+		"STAFF_GATEWAY_ORGANIZATION_ID":         strconv.FormatInt(w.orgID, 10),
+		"STAFF_GATEWAY_ORGANIZATION_API_KEY":    w.key,
+		"STAFF_GATEWAY_GATEWAY_LISTEN":          "127.0.0.1:0",
+		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":     "off",
+		"STAFF_GATEWAY_GATEWAY_SERIAL":          "GW-DEV",
+		"STAFF_GATEWAY_BUFFER_PATH":             filepath.Join(t.TempDir(), "buffer.sqlite"),
+		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":   "100ms",
+		"STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL":  "20ms",
+		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":      "200ms",
+		"STAFF_GATEWAY_CONTROL_BACKOFF_INITIAL": "100ms",
+		"STAFF_GATEWAY_CONTROL_BACKOFF_MAX":     "1s",
+		"STAFF_GATEWAY_HEALTH_OPERATOR_TOKEN":   e2eOperatorToken,
+		"STAFF_GATEWAY_DEVICE_CALL_TIMEOUT":     "3s",
+		"STAFF_GATEWAY_DEVICE_CATCHUP_INTERVAL": "2s",
+		"STAFF_GATEWAY_DEVICE_BACKOFF_INITIAL":  "100ms",
+		"STAFF_GATEWAY_DEVICE_BACKOFF_MAX":      "1s",
+		"STAFF_GATEWAY_DEVICE_COMMAND_TIMEOUT":  "5s",
+	}
+	if len(local) > 0 {
+		raw, err := json.Marshal(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env["STAFF_GATEWAY_DEVICES"] = string(raw)
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	cfg, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logtest.New(t)
+	g, err := gateway.New(context.Background(), cfg, gateway.Deps{Logger: log, Version: "e2e", DeviceFactories: vendors.Factories(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := g.Stop(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	base := "http://" + g.Addr()
+	waitUntil(t, "control channel up", 60*time.Second, func() bool {
+		d, err := gcDetails(base)
+		return err == nil && d.Control != nil && d.Control.Mode == "websocket"
+	})
+	return base
+}
+
+// deviceStates reads the devices' supervisor states from /health/details.
+func deviceStates(base string) map[string]devices.Status {
+	d, err := gcDetails(base)
+	if err != nil {
+		return nil
+	}
+	out := map[string]devices.Status{}
+	for _, s := range d.Devices {
+		out[s.Name] = s
+	}
+	return out
+}
+
+// waitOnline waits until every named device is online on the gateway.
+func waitOnline(t *testing.T, base string, within time.Duration, names ...string) {
+	t.Helper()
+	waitUntil(t, "devices "+strings.Join(names, ", ")+" online", within, func() bool {
+		st := deviceStates(base)
+		for _, n := range names {
+			if st[n].State != devices.StateOnline {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// badger badges on simulators every period until stopped.
+type badger struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	n    int
+}
+
+func startBadger(t *testing.T, period time.Duration, badge func(i int)) *badger {
+	b := &badger{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-b.stop:
+				return
+			case <-tk.C:
+			}
+			badge(i)
+			b.mu.Lock()
+			b.n++
+			b.mu.Unlock()
+		}
+	}()
+	t.Cleanup(b.halt)
+	return b
+}
+
+func (b *badger) halt() {
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	<-b.done
+}
+
+func (b *badger) count() int { b.mu.Lock(); defer b.mu.Unlock(); return b.n }
+
+// startHik starts a Hikvision simulator.
+func startHik(t *testing.T, opts hiksim.Options) *hiksim.Sim {
+	t.Helper()
+	if opts.HeartbeatInterval == 0 {
+		opts.HeartbeatInterval = time.Second
+	}
+	s := hiksim.New(opts)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// startZK starts a ZKTeco simulator.
+func startZK(t *testing.T, opts zksim.Options) *zksim.Sim {
+	t.Helper()
+	s := zksim.New(opts)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestDeviceEventsReachTheCloudOncePerEvent: a Hikvision terminal
+// configured from the cloud (devices row, devices_update) and a ZKTeco
+// terminal of gateway.yml, both with a backlog of past events (people the
+// organisation employs, people it does not, unknown cards), then live
+// badges. The cloud ends with exactly the simulators' events — per event
+// id computed from the simulators' own logs, each once — in Alpha only.
+func TestDeviceEventsReachTheCloudOncePerEvent(t *testing.T) {
+	t.Parallel()
+	w := newDevWorld(t)
+	const hikSerial = "DS-K1T671M-E2E-0001"
+	hik := startHik(t, hiksim.Options{Serial: hikSerial, PastEvents: 45})
+	hik.Badge("", "4000000001") // an unknown card, before the gateway
+	zk := startZK(t, zksim.Options{Records: 60})
+	zk.AddRecords(zkproto.Attendance{UID: 99, UserID: "9999", Time: zkproto.TimeOf(zk.Now().Add(-time.Hour)), Status: 2})
+
+	hikID := w.addDevice(t, "hik-entrance", hikvision.Type, hik.Addr(), hikSettings("Admin12345"))
+	base := startDevGateway(t, w, []devices.Config{localDevice(t, "zk-back", zkteco.Type, zk.Addr(), zkSettings())}, nil)
+	w.sync(t)
+	waitOnline(t, base, 60*time.Second, "hik-entrance", "zk-back")
+	if st := deviceStates(base)["hik-entrance"]; st.ID != hikID || st.Serial != hikSerial {
+		t.Fatalf("the cloud's device runs as %+v, want id %d serial %s", st, hikID, hikSerial)
+	}
+
+	// Live badges while the backlog may still be going up.
+	b := startBadger(t, 60*time.Millisecond, func(i int) {
+		switch i % 4 {
+		case 0:
+			hik.Badge("1001", "3308812528")
+		case 1:
+			hik.Badge("", strconv.Itoa(5000000000+i)) // unknown card
+		case 2:
+			_, _ = zk.Badge("1002")
+		case 3:
+			_, _ = zk.Badge("100" + strconv.Itoa(3+i%5)) // not employees of Alpha
+		}
+	})
+	time.Sleep(3 * time.Second)
+	b.halt()
+
+	want := map[string]string{}
+	hikIDs(hik, hikSerial, want)
+	zkIDs(zk, want)
+	waitUntil(t, "every simulator event in the cloud", 60*time.Second, func() bool { return w.hasAll(t, want) })
+	time.Sleep(500 * time.Millisecond) // a duplicate would be in the same batches
+	w.checkExactlyOnce(t, want)
+	got := w.stored(t)
+	emps := map[string]int{}
+	for _, r := range got {
+		emps[r.emp]++
+	}
+	if emps["1001"] == 0 || emps["1002"] == 0 || emps["9999"] != 1 || emps[""] == 0 {
+		t.Errorf("employee numbers stored: %v, want 1001, 1002, 9999 once and card-only events", emps)
+	}
+	t.Logf("%d events (%d live badges) stored once each; employee numbers %v", len(want), b.count(), emps)
+}
