@@ -31,6 +31,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices/zkteco"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/sim/hiksim"
 	"github.com/staffcontrol/staffcontrol/internal/sim/zksim"
 	"github.com/staffcontrol/staffcontrol/internal/zkproto"
@@ -574,4 +575,89 @@ func TestDeviceReconnectCatchesUpWithoutGapOrDuplicate(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	w.checkExactlyOnce(t, want)
 	t.Logf("%d events (%d badges across the reboots) stored once each", len(want), b.count())
+}
+
+// TestDeviceOpenDoorRoundTrip: open_door sent from the cloud travels the
+// command queue and the control channel to the gateway and its terminal
+// (the Hikvision door opens, the ZKTeco terminal gets one CMD_UNLOCK), and
+// the device_commands row completes with the device's answer. A command to
+// a terminal that is switched off ends failed (or expired) with a clear
+// error, within its short expiry.
+func TestDeviceOpenDoorRoundTrip(t *testing.T) {
+	t.Parallel()
+	w := newDevWorld(t)
+	const hikSerial = "DS-K1T671M-E2E-0003"
+	hik := startHik(t, hiksim.Options{Serial: hikSerial})
+	zk := startZK(t, zksim.Options{Records: 5})
+	hikID := w.addDevice(t, "hik", hikvision.Type, hik.Addr(), hikSettings("Admin12345"))
+	zkID := w.addDevice(t, "zk", zkteco.Type, zk.Addr(), zkSettings())
+	// A long device.command_timeout: the command's own expiry must end it.
+	base := startDevGateway(t, w, nil, map[string]string{"STAFF_GATEWAY_DEVICE_COMMAND_TIMEOUT": "25s",
+		"STAFF_GATEWAY_DEVICE_ISOLATE_AFTER_FAILURES": "100"})
+	w.sync(t)
+	waitOnline(t, base, 60*time.Second, "hik", "zk")
+
+	if d := hik.Door(2); d != hiksim.DoorClosed {
+		t.Fatalf("door 2 is %q before the command", d)
+	}
+	c := w.send(t, devicecmd.Request{DeviceID: hikID, Command: devices.CmdOpenDoor, Door: 2})
+	c = w.waitCommand(t, c.ID, 60*time.Second)
+	var res protocol.DeviceCommandResult
+	if c.Status != devicecmd.StatusCompleted || json.Unmarshal(c.Response, &res) != nil || res.Status != protocol.DeviceCommandOK || res.DeviceSerial != hikSerial {
+		t.Fatalf("open_door on the Hikvision terminal: %s, response %s, error %v", c.Status, c.Response, c.Error)
+	}
+	if d := hik.Door(2); d != hiksim.DoorOpen {
+		t.Errorf("door 2 is %q after open_door, want %q", d, hiksim.DoorOpen)
+	}
+	if d := hik.Door(1); d != hiksim.DoorClosed {
+		t.Errorf("door 1 is %q, want it untouched", d)
+	}
+	if c.CompletedAt == nil || c.DeliveredAt == nil {
+		t.Errorf("completed command without delivered_at/completed_at: %+v", c)
+	}
+
+	before := len(zk.Unlocks())
+	c = w.send(t, devicecmd.Request{DeviceID: zkID, Command: devices.CmdOpenDoor})
+	c = w.waitCommand(t, c.ID, 60*time.Second)
+	res = protocol.DeviceCommandResult{}
+	if c.Status != devicecmd.StatusCompleted || json.Unmarshal(c.Response, &res) != nil || res.Status != protocol.DeviceCommandOK || res.DeviceSerial != zk.Serial() {
+		t.Fatalf("open_door on the ZKTeco terminal: %s, response %s, error %v", c.Status, c.Response, c.Error)
+	}
+	if u := zk.Unlocks(); len(u) != before+1 || u[len(u)-1].Value != 30 {
+		t.Errorf("unlocks after open_door: %+v (before %d), want one of 3 s (30 tenths)", u, before)
+	}
+
+	// The ZKTeco terminal is switched off: a command with a short expiry
+	// cannot run and ends with a clear error, not pending forever; and when
+	// the terminal comes back after that expiry (but well within
+	// device.command_timeout) the door stays shut: a door opened late is
+	// worse than not at all.
+	addr := zk.Addr()
+	_ = zk.Close()
+	waitUntil(t, "the gateway sees the terminal gone", 30*time.Second, func() bool { return deviceStates(base)["zk"].State != devices.StateOnline })
+	sent := time.Now()
+	c = w.send(t, devicecmd.Request{DeviceID: zkID, Command: devices.CmdOpenDoor, TTL: 3 * time.Second})
+	for time.Since(sent) < 4*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	zk2 := startZK(t, zksim.Options{Addr: addr, Records: -1})
+	c = w.waitCommand(t, c.ID, 60*time.Second)
+	if c.Status != devicecmd.StatusFailed && c.Status != devicecmd.StatusExpired {
+		t.Fatalf("open_door on a switched-off terminal: %s (response %s), want failed or expired", c.Status, c.Response)
+	}
+	if c.Error == nil || *c.Error == "" {
+		t.Fatalf("open_door on a switched-off terminal ended %s without an error", c.Status)
+	}
+	if !strings.Contains(*c.Error, "offline") && !strings.Contains(*c.Error, "expire") {
+		t.Errorf("error %q names neither the offline device nor the expiry", *c.Error)
+	}
+	if took := time.Since(sent); took > 15*time.Second {
+		t.Errorf("the offline command took %v to end, past its 3 s expiry", took)
+	}
+	waitOnline(t, base, 30*time.Second, "zk")
+	time.Sleep(time.Second) // a late unlock would come as soon as the session is up
+	if u := zk2.Unlocks(); len(u) != 0 {
+		t.Errorf("the terminal back after the command's expiry was unlocked: %+v", u)
+	}
+	t.Logf("offline command: %s, %q after %v", c.Status, *c.Error, time.Since(sent).Round(100*time.Millisecond))
 }

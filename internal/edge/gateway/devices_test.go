@@ -90,7 +90,7 @@ func TestDevicesWiring(t *testing.T) {
 		}
 	}
 
-	h := deviceCommandHandler(g.devices)
+	h := deviceCommandHandler(g.devices, 0)
 	// run sends payload as the cloud does, with its device_commands row's id.
 	run := func(payload string) (protocol.DeviceCommandResult, error) {
 		payload = `{"device_command_id":"0190a5c4-7c1d-7a3e-9f1e-1c2d3e4f5a6b",` + payload[1:]
