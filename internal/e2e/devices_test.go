@@ -661,3 +661,78 @@ func TestDeviceOpenDoorRoundTrip(t *testing.T) {
 	}
 	t.Logf("offline command: %s, %q after %v", c.Status, *c.Error, time.Since(sent).Round(100*time.Millisecond))
 }
+
+// TestDeviceFailureIsolation: five terminals on one gateway, two of them
+// bad — a Hikvision terminal that accepts connections and never answers,
+// and one whose password the gateway has wrong. The three good ones (both
+// vendors) keep delivering: every live badge reaches the cloud, once,
+// within a generous bound. The refused password is tried exactly once
+// (one failed login on the device, no retry loop that would lock the
+// account), and that device is reported auth_failed.
+func TestDeviceFailureIsolation(t *testing.T) {
+	t.Parallel()
+	w := newDevWorld(t)
+	hang := startHik(t, hiksim.Options{Serial: "HIK-HANG"})
+	hang.SetFault(hiksim.FaultHang, true)
+	locked := startHik(t, hiksim.Options{Serial: "HIK-LOCKED", Password: "Right-Pass-1"})
+	const goodSerial = "HIK-GOOD"
+	good := startHik(t, hiksim.Options{Serial: goodSerial, PastEvents: 5})
+	zkA := startZK(t, zksim.Options{Records: 5})
+	zkB := startZK(t, zksim.Options{Records: 5, CommKey: 4242})
+	zkBSettings := zkSettings()
+	zkBSettings["comm_key"] = 4242
+	local := []devices.Config{
+		localDevice(t, "hang", hikvision.Type, hang.Addr(), hikSettings("Admin12345")),
+		localDevice(t, "locked", hikvision.Type, locked.Addr(), hikSettings("Wrong-Pass-9")),
+		localDevice(t, "good", hikvision.Type, good.Addr(), hikSettings("Admin12345")),
+		localDevice(t, "zk-a", zkteco.Type, zkA.Addr(), zkSettings()),
+		localDevice(t, "zk-b", zkteco.Type, zkB.Addr(), zkBSettings),
+	}
+	base := startDevGateway(t, w, local, nil)
+	waitOnline(t, base, 60*time.Second, "good", "zk-a", "zk-b")
+	waitUntil(t, "the wrong password reported", 30*time.Second, func() bool {
+		return deviceStates(base)["locked"].State == devices.StateAuthFailed
+	})
+
+	b := startBadger(t, 50*time.Millisecond, func(i int) {
+		switch i % 3 {
+		case 0:
+			good.Badge("100"+strconv.Itoa(1+i%3), "")
+		case 1:
+			_, _ = zkA.Badge("100" + strconv.Itoa(1+i%9))
+		case 2:
+			_, _ = zkB.Badge("100" + strconv.Itoa(1+i%9))
+		}
+	})
+	time.Sleep(4 * time.Second)
+	b.halt()
+	stopped := time.Now()
+	want := map[string]string{}
+	hikIDs(good, goodSerial, want)
+	zkIDs(zkA, want)
+	zkIDs(zkB, want)
+	// Generous: on a loaded machine the uplink flushes every 100 ms; the
+	// hanging terminal must not hold anything up.
+	waitUntil(t, "the good terminals' events in the cloud", 30*time.Second, func() bool { return w.hasAll(t, want) })
+	lag := time.Since(stopped)
+	time.Sleep(500 * time.Millisecond)
+	w.checkExactlyOnce(t, want)
+
+	st := deviceStates(base)
+	if s := st["locked"]; s.State != devices.StateAuthFailed || s.LastErrorClass != "auth" {
+		t.Errorf("the device with the wrong password: %+v, want auth_failed", s)
+	}
+	if n := locked.FailedLogins(); n != 1 || locked.Locked() {
+		t.Errorf("the device with the wrong password saw %d failed logins (locked %v), want exactly 1: no retry loop", n, locked.Locked())
+	}
+	if s := st["hang"]; s.State == devices.StateOnline || s.ConsecutiveFailures == 0 {
+		t.Errorf("the hanging device: %+v, want it failing and not online", s)
+	}
+	for _, n := range []string{"good", "zk-a", "zk-b"} {
+		if s := st[n]; s.State != devices.StateOnline || s.Counts.Reconnects != 0 {
+			t.Errorf("good device %s: %+v, want online all along", n, s)
+		}
+	}
+	t.Logf("%d events of the good terminals stored once, %v after the last badge; hanging: %s (%d failures); locked: %d failed login",
+		len(want), lag.Round(10*time.Millisecond), st["hang"].State, st["hang"].ConsecutiveFailures, locked.FailedLogins())
+}
