@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -264,13 +265,27 @@ func hikIDs(s *hiksim.Sim, serial string, into map[string]string) {
 }
 
 // zkIDs are the event ids of every record a ZKTeco simulator holds (the
-// adapter's key: user id, device time, status, punch).
-func zkIDs(s *zksim.Sim, into map[string]string) {
+// adapter's key: user id, device time, status, punch). Two records with
+// one key are one event to anybody (the device numbers nothing), so the
+// tests badge each user at most twice a second (the punch alternates);
+// records sharing a key would make the check weaker, and fail the test.
+func zkIDs(t *testing.T, s *zksim.Sim, into map[string]string) {
+	t.Helper()
 	serial := s.Serial()
-	for _, r := range s.Records() {
+	recs := s.Records()
+	n := len(into)
+	for _, r := range recs {
 		into[devices.EventID(zkteco.Type, serial, zkKey(r))] = serial
 	}
+	if len(into)-n != len(recs) {
+		t.Fatalf("%d of the %d records of %s share a key: the test badges too fast", len(recs)-(len(into)-n), len(recs), serial)
+	}
 }
+
+// zkUser is the n-th of the ZKTeco simulator's ten seeded users (1001…),
+// round robin: a badge every 60 ms or slower is at most two per user and
+// second, keys apart by their alternating punch.
+func zkUser(n int) string { return strconv.Itoa(1001 + n%10) }
 
 // zkKey mirrors the ZKTeco adapter's event key.
 func zkKey(r zkproto.Attendance) string {
@@ -498,9 +513,9 @@ func TestDeviceEventsReachTheCloudOncePerEvent(t *testing.T) {
 		case 1:
 			hik.Badge("", strconv.Itoa(5000000000+i)) // unknown card
 		case 2:
-			_, _ = zk.Badge("1002")
+			_, _ = zk.Badge(zkUser(i / 2)) // 1001 and 1002 are employees of Alpha, the others not
 		case 3:
-			_, _ = zk.Badge("100" + strconv.Itoa(3+i%5)) // not employees of Alpha
+			_, _ = zk.Badge(zkUser(i / 2))
 		}
 	})
 	time.Sleep(3 * time.Second)
@@ -508,7 +523,7 @@ func TestDeviceEventsReachTheCloudOncePerEvent(t *testing.T) {
 
 	want := map[string]string{}
 	hikIDs(hik, hikSerial, want)
-	zkIDs(zk, want)
+	zkIDs(t, zk, want)
 	waitUntil(t, "every simulator event in the cloud", 60*time.Second, func() bool { return w.hasAll(t, want) })
 	time.Sleep(500 * time.Millisecond) // a duplicate would be in the same batches
 	w.checkExactlyOnce(t, want)
@@ -548,7 +563,7 @@ func TestDeviceReconnectCatchesUpWithoutGapOrDuplicate(t *testing.T) {
 		if i%2 == 0 {
 			hik.Badge("100"+strconv.Itoa(1+i%3), "")
 		} else {
-			_, _ = zk.Badge("100" + strconv.Itoa(1+i%9))
+			_, _ = zk.Badge(zkUser(i / 2))
 		}
 	})
 	time.Sleep(time.Second)
@@ -570,7 +585,7 @@ func TestDeviceReconnectCatchesUpWithoutGapOrDuplicate(t *testing.T) {
 
 	want := map[string]string{}
 	hikIDs(hik, hikSerial, want)
-	zkIDs(zk, want)
+	zkIDs(t, zk, want)
 	waitUntil(t, "every simulator event in the cloud", 60*time.Second, func() bool { return w.hasAll(t, want) })
 	time.Sleep(500 * time.Millisecond)
 	w.checkExactlyOnce(t, want)
@@ -699,9 +714,9 @@ func TestDeviceFailureIsolation(t *testing.T) {
 		case 0:
 			good.Badge("100"+strconv.Itoa(1+i%3), "")
 		case 1:
-			_, _ = zkA.Badge("100" + strconv.Itoa(1+i%9))
+			_, _ = zkA.Badge(zkUser(i / 3))
 		case 2:
-			_, _ = zkB.Badge("100" + strconv.Itoa(1+i%9))
+			_, _ = zkB.Badge(zkUser(i / 3))
 		}
 	})
 	time.Sleep(4 * time.Second)
@@ -709,8 +724,8 @@ func TestDeviceFailureIsolation(t *testing.T) {
 	stopped := time.Now()
 	want := map[string]string{}
 	hikIDs(good, goodSerial, want)
-	zkIDs(zkA, want)
-	zkIDs(zkB, want)
+	zkIDs(t, zkA, want)
+	zkIDs(t, zkB, want)
 	// Generous: on a loaded machine the uplink flushes every 100 ms; the
 	// hanging terminal must not hold anything up.
 	waitUntil(t, "the good terminals' events in the cloud", 30*time.Second, func() bool { return w.hasAll(t, want) })
@@ -735,4 +750,85 @@ func TestDeviceFailureIsolation(t *testing.T) {
 	}
 	t.Logf("%d events of the good terminals stored once, %v after the last badge; hanging: %s (%d failures); locked: %d failed login",
 		len(want), lag.Round(10*time.Millisecond), st["hang"].State, st["hang"].ConsecutiveFailures, locked.FailedLogins())
+}
+
+// TestGatewayProcessKilledWhileDeviceEventsFlow: a real gateway process
+// (cmd/gateway) drives a ZKTeco terminal of its gateway.yml while badges
+// flow; it is SIGKILLed mid-stream (events buffered but not uploaded,
+// cursors possibly behind what was buffered), badges go on while it is
+// down, and it is started again on the same buffer. Every event the
+// terminal recorded reaches the cloud exactly once.
+func TestGatewayProcessKilledWhileDeviceEventsFlow(t *testing.T) {
+	t.Parallel()
+	bin := gcGatewayBinary(t)
+	w := newDevWorld(t)
+	zk := startZK(t, zksim.Options{Records: 30})
+	host, port := splitHostPort(t, zk.Addr())
+	dir := t.TempDir()
+	gwPort := gcFreePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", gwPort)
+	cfgPath := filepath.Join(dir, "gateway.yml")
+	cfg := fmt.Sprintf(`server:
+  url: %s
+  timeout: 10s
+organization:
+  id: %d
+  api_key: %s
+gateway:
+  serial: GW-DEV
+  listen: 127.0.0.1:%d
+  grpc_listen: "off"
+buffer:
+  path: %s
+uplink:
+  flush_interval: 100ms
+  backoff_initial: 50ms
+  backoff_max: 500ms
+control:
+  backoff_initial: 100ms
+  backoff_max: 1s
+health:
+  operator_token: %s
+device:
+  call_timeout: 3s
+  catchup_interval: 1s
+  backoff_initial: 100ms
+  backoff_max: 1s
+logging:
+  level: info
+devices:
+  - name: zk-gate
+    adapter_type: zkteco
+    host: %s
+    port: %d
+    config:
+      timeout_ms: 3000
+      idle_timeout_ms: 2000
+`, w.api.URL, w.orgID, w.key, gwPort, filepath.Join(dir, "buffer.sqlite"), e2eOperatorToken, host, port)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startGCProcess(t, bin, cfgPath, base)
+	defer func() {
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", p.log())
+		}
+	}()
+	waitOnline(t, base, 60*time.Second, "zk-gate")
+	b := startBadger(t, 60*time.Millisecond, func(i int) { _, _ = zk.Badge(zkUser(i)) })
+	time.Sleep(1500 * time.Millisecond)
+	p.kill(t)
+	killedAt := b.count()
+	time.Sleep(time.Second) // badges while the gateway is down
+	p = startGCProcess(t, bin, cfgPath, base)
+	waitOnline(t, base, 60*time.Second, "zk-gate")
+	time.Sleep(1500 * time.Millisecond)
+	b.halt()
+
+	want := map[string]string{}
+	zkIDs(t, zk, want)
+	waitUntil(t, "every terminal event in the cloud after the restart", 60*time.Second, func() bool { return w.hasAll(t, want) })
+	time.Sleep(500 * time.Millisecond)
+	w.checkExactlyOnce(t, want)
+	t.Logf("%d events (%d badges, %d before the SIGKILL) stored once each", len(want), b.count(), killedAt)
 }
