@@ -567,6 +567,7 @@ func TestDeviceReconnectCatchesUpWithoutGapOrDuplicate(t *testing.T) {
 		}
 	})
 	time.Sleep(time.Second)
+	before := deviceStates(base)
 	hik.Reboot()
 	c := w.send(t, devicecmd.Request{DeviceID: zkID, Command: devices.CmdReboot})
 	if c = w.waitCommand(t, c.ID, 60*time.Second); c.Status != devicecmd.StatusCompleted {
@@ -582,6 +583,14 @@ func TestDeviceReconnectCatchesUpWithoutGapOrDuplicate(t *testing.T) {
 	})
 	time.Sleep(time.Second) // live badges after the reconnect
 	b.halt()
+	// The badges of the reboot windows came by the catch-up after the
+	// reconnect (the gap path), not only live.
+	after := deviceStates(base)
+	for _, n := range []string{"hik", "zk"} {
+		if after[n].Counts.CatchupEvents <= before[n].Counts.CatchupEvents {
+			t.Errorf("%s: no catch-up events after the reconnect (%d before, %d after)", n, before[n].Counts.CatchupEvents, after[n].Counts.CatchupEvents)
+		}
+	}
 
 	want := map[string]string{}
 	hikIDs(hik, hikSerial, want)
