@@ -92,7 +92,7 @@ func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*on
 		Agents: g.col.Agents(), Commands: g.col.AgentCommands(), Timeout: cfg.Control.RestartTimeout})
 	handlers[protocol.CommandReplayDeadLetters] = replayDeadLettersHandler(g.buf)
 	handlers[protocol.CommandRevokeAgent] = executor.RevokeAgentHandler(g.auth.Revoke)
-	handlers[protocol.CommandDeviceCommand] = deviceCommandHandler(g.devices)
+	handlers[protocol.CommandDeviceCommand] = deviceCommandHandler(g.devices, cfg.Device.CommandTimeout)
 	handlers[protocol.CommandDevicesUpdate] = devicesUpdateHandler(g.deviceLists)
 	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: cfg.Server.URL, APIKey: k.APIKey, Client: g.client,
 		Handlers: handlers})

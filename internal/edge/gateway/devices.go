@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor"
@@ -16,8 +17,10 @@ import (
 // payload names (device_id first, then device_serial) and returns the
 // device's answer as a protocol.DeviceCommandResult. A device offline past
 // the command's deadline, an unsupported command or a device error fails
-// the command with that error.
-func deviceCommandHandler(m *devices.Manager) executor.Handler {
+// the command with that error. The wait for an offline device ends at the
+// command's expires_at, or after maxWait when that is sooner (0: the
+// supervisor's command timeout alone).
+func deviceCommandHandler(m *devices.Manager, maxWait time.Duration) executor.Handler {
 	return func(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
 		var p protocol.DeviceCommandPayload
 		dec := json.NewDecoder(bytes.NewReader(cmd.Payload))
@@ -38,6 +41,21 @@ func deviceCommandHandler(m *devices.Manager) executor.Handler {
 		}
 		if !ok {
 			return nil, fmt.Errorf("device_command: device_id %d / device_serial %q: %w on this gateway", p.DeviceID, p.DeviceSerial, devices.ErrUnknownDevice)
+		}
+		// The command's expiry bounds the wait for an offline device (and
+		// maxWait, device.command_timeout, still caps it): a door must not
+		// open after the moment the cloud gave up on the command.
+		if !cmd.ExpiresAt.IsZero() {
+			if !time.Now().Before(cmd.ExpiresAt) {
+				return nil, fmt.Errorf("device_command: expired at %s before it could run", cmd.ExpiresAt.UTC().Format(time.RFC3339))
+			}
+			dl := cmd.ExpiresAt
+			if maxWait > 0 && time.Until(dl) > maxWait {
+				dl = time.Now().Add(maxWait)
+			}
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl)
+			defer cancel()
 		}
 		res, err := sup.Execute(ctx, devices.Command{Type: p.Command, Door: p.Door, Params: p.Params})
 		if err != nil {

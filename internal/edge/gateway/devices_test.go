@@ -91,7 +91,7 @@ func TestDevicesWiring(t *testing.T) {
 		}
 	}
 
-	h := deviceCommandHandler(g.devices)
+	h := deviceCommandHandler(g.devices, 0)
 	// run sends payload as the cloud does, with its device_commands row's id.
 	run := func(payload string) (protocol.DeviceCommandResult, error) {
 		payload = `{"device_command_id":"0190a5c4-7c1d-7a3e-9f1e-1c2d3e4f5a6b",` + payload[1:]
@@ -108,6 +108,17 @@ func TestDevicesWiring(t *testing.T) {
 		if err != nil || r.Status != "ok" || r.Message != "done open_door" || r.DeviceSerial != "TERM-1" || string(r.Data) != `{"door":1}` {
 			t.Fatalf("%s: %+v %v", p, r, err)
 		}
+	}
+	// The command's expires_at bounds it: one past it does not run, one
+	// before it does.
+	open := json.RawMessage(`{"device_command_id":"0190a5c4-7c1d-7a3e-9f1e-1c2d3e4f5a6b","device_id":12,"command":"open_door"}`)
+	if _, err := h(context.Background(), protocol.Command{ID: "c2", Type: protocol.CommandDeviceCommand, Payload: open,
+		ExpiresAt: time.Now().Add(-time.Second)}); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired command: %v", err)
+	}
+	if _, err := h(context.Background(), protocol.Command{ID: "c3", Type: protocol.CommandDeviceCommand, Payload: open,
+		ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
+		t.Fatalf("command before its expiry: %v", err)
 	}
 	if _, err := run(`{"device_id":12,"command":"reboot"}`); !errors.Is(err, devices.ErrUnsupported) {
 		t.Fatalf("unsupported: %v", err)
