@@ -308,6 +308,7 @@ func Keys() []Key {
 		{"device.healthy_after", "1m", "A session lasting this long resets the failure count (and the backoff).", duration(func(c *Config) *time.Duration { return &c.Device.HealthyAfter })},
 		{"device.isolate_after_failures", "5", "Consecutive failures after which a terminal is isolated (circuit open) for device.isolate_for.", integer(func(c *Config) *int { return &c.Device.IsolateAfter }, 1)},
 		{"device.isolate_for", "5m", "How long an isolated terminal is left alone before one more attempt.", duration(func(c *Config) *time.Duration { return &c.Device.IsolateFor })},
+		{"device.reboot_grace", "3m", "After a reboot the terminal answered, how long its reconnect failures are expected: they never isolate it and reconnects stay a few seconds apart.", duration(func(c *Config) *time.Duration { return &c.Device.RebootGrace })},
 		{"device.command_timeout", "30s", "How long a device command waits for its terminal to be online (when the command sets no deadline).", duration(func(c *Config) *time.Duration { return &c.Device.CommandTimeout })},
 		{"devices", "", "The door terminals: a YAML list of {name, adapter_type, host, port, serial, id, config: {…}} (see docs/operations.md); in the environment, the same list as JSON.", func(c *Config, v string) error {
 			list, err := devicesFromJSON(v)

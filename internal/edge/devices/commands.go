@@ -174,6 +174,11 @@ func (s *Supervisor) runCommand(sctx context.Context, a Adapter, req *cmdReq) er
 	res, err := call(cctx, "execute "+req.cmd.Type, timeout, s.cfg.Grace, func(c context.Context) (Result, error) {
 		return a.Execute(c, req.cmd)
 	})
+	if err == nil && req.cmd.Type == CmdReboot {
+		s.mu.Lock()
+		s.rebootUntil = time.Now().Add(s.cfg.RebootGrace)
+		s.mu.Unlock()
+	}
 	req.res <- cmdRes{res, err}
 	if err == nil || errors.Is(err, ErrUnsupported) {
 		return nil

@@ -79,6 +79,10 @@ type SupervisorConfig struct {
 	// IsolateFor (5, 5 min).
 	IsolateAfter int
 	IsolateFor   time.Duration
+	// RebootGrace is how long after a reboot the device answered that its
+	// failures to reconnect are expected: they never isolate it and the
+	// reconnect delay stays short (3 min).
+	RebootGrace time.Duration
 	// CommandTimeout is a command's deadline when its context has none
 	// (30 s).
 	CommandTimeout time.Duration
@@ -113,6 +117,7 @@ func (c SupervisorConfig) withDefaults() SupervisorConfig {
 	d(&c.HealthyAfter, time.Minute)
 	n(&c.IsolateAfter, 5)
 	d(&c.IsolateFor, 5*time.Minute)
+	d(&c.RebootGrace, 3*time.Minute)
 	d(&c.CommandTimeout, 30*time.Second)
 	n(&c.CommandQueue, 16)
 	n(&c.EventQueue, 1024)
@@ -203,6 +208,7 @@ type Supervisor struct {
 
 	mu          sync.Mutex
 	st          Status
+	rebootUntil time.Time // the grace of a reboot the device answered (see RebootGrace)
 	recent      *recentKeys
 	invalidSeen map[string]bool
 
@@ -355,6 +361,11 @@ func (s *Supervisor) run(ctx context.Context) {
 			}
 			continue
 		}
+		rebooting := time.Now().Before(s.rebootGraceEnd())
+		if rebooting && fails >= s.cfg.IsolateAfter {
+			// A reboot it was asked for: expected down time, not a fault.
+			fails = s.cfg.IsolateAfter - 1
+		}
 		if fails >= s.cfg.IsolateAfter {
 			at := time.Now().Add(s.cfg.IsolateFor)
 			s.setState(StateIsolated, &at)
@@ -368,6 +379,9 @@ func (s *Supervisor) run(ctx context.Context) {
 			continue
 		}
 		attempt := min(fails-1, 30)
+		if rebooting {
+			attempt = min(attempt, 2) // back within a few seconds of the device
+		}
 		d := pol.Delay(attempt)
 		at := time.Now().Add(d)
 		s.setState(StateBackoff, &at)
@@ -376,6 +390,14 @@ func (s *Supervisor) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// rebootGraceEnd is when the grace of the last reboot the device answered
+// ends (zero: none).
+func (s *Supervisor) rebootGraceEnd() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rebootUntil
 }
 
 func (s *Supervisor) hook(kind string, d time.Duration) {

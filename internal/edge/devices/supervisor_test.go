@@ -656,3 +656,32 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestRebootGrace: after a reboot the device answered, its reconnect
+// failures are expected — the circuit breaker never opens for them (the
+// same failures without a reboot isolate it: TestCircuitOpens) — and it is
+// back online as soon as it answers.
+func TestRebootGrace(t *testing.T) {
+	f := &fleet{}
+	d := f.add(t, "door")
+	cfg := fastConfig()
+	cfg.BackoffInitial, cfg.BackoffMax, cfg.IsolateAfter, cfg.IsolateFor = time.Millisecond, 2*time.Millisecond, 3, time.Minute
+	s, waits := supervisorFor(t, f, "door", cfg, tempBuffer(t))
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "online", func() bool { return s.Status().State == StateOnline })
+	if _, err := s.Execute(context.Background(), Command{Type: CmdReboot}); err != nil {
+		t.Fatal(err)
+	}
+	d.set(func(d *device) { d.connectErr = errors.New("connection refused (rebooting)") })
+	d.dropStream()
+	eventually(t, 10*time.Second, "ten failed reconnects", func() bool { return d.connects.Load() >= 11 })
+	for _, w := range waits() {
+		if strings.HasPrefix(w, "isolate") {
+			t.Fatalf("isolated during the reboot's grace: %v", waits())
+		}
+	}
+	d.set(func(d *device) { d.connectErr = nil })
+	eventually(t, 5*time.Second, "back online", func() bool { return s.Status().State == StateOnline })
+}
