@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -249,7 +250,8 @@ func cpuPercent(a, b syscall.Rusage, el time.Duration) float64 {
 // 30 s idle window. The difference between the two runs is the cost of
 // 50 idle devices, both ends of each connection included (the simulators'
 // side of a connection is in the same process: an upper bound for the
-// gateway alone). Run with -benchtime 1x.
+// gateway alone). Run with -benchtime 1x; DEVICE_BENCH_HEAP_PROFILE names a
+// file for the heap profile at the measurement point.
 func BenchmarkIdleDevices(b *testing.B) {
 	for _, n := range []int{0, 50} {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) { benchIdleDevices(b, n) })
@@ -278,6 +280,18 @@ func benchIdleDevices(b *testing.B, n int) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	// DEVICE_BENCH_HEAP_PROFILE=file writes the live heap here (sampled
+	// at -test.memprofilerate), to see whose it is.
+	if fn := os.Getenv("DEVICE_BENCH_HEAP_PROFILE"); fn != "" {
+		fh, err := os.Create(fn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(fh); err != nil {
+			b.Fatal(err)
+		}
+		fh.Close()
+	}
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
 	b.ReportMetric(rssMiB(), "rss-MiB")
