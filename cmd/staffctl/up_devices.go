@@ -87,13 +87,15 @@ func startDemoDevices(ctx context.Context, logger *slog.Logger, admin string, de
 		zkUsers[i] = zkproto.User{UID: uint16(i + 1), Name: p.first + " " + p.last, Card: p.card, UserID: p.number, Group: "1"}
 	}
 	hik := hiksim.New(hiksim.Options{Addr: "127.0.0.1:0", Password: password, Users: hikUsers, PastEvents: 10, BadgeRate: rate,
-		Location: time.UTC, Serial: "DS-K1T671M-DEMO" + demo.serial[len(demo.serial)-6:], Logger: logger.With("service", "hiksim")})
+		Location: time.UTC, Serial: "DS-K1T671M-DEMO" + demo.serial[len(demo.serial)-6:], Logger: logger.With("component", "hiksim")})
 	if err := hik.Start(); err != nil {
 		return demoDevices{}, fmt.Errorf("hikvision simulator: %w", err)
 	}
 	zk := zksim.New(zksim.Options{Addr: "127.0.0.1:0", CommKey: commKey, SeedUsers: zkUsers, Records: 10, BadgeRate: rate,
-		Location: time.UTC, Seed: uint64(time.Now().UnixNano()), Logger: logger.With("service", "zksim")})
-	if err := zk.Start(ctx); err != nil {
+		Location: time.UTC, Seed: uint64(time.Now().UnixNano()), Logger: logger.With("component", "zksim")})
+	// Not ctx: the simulator stays up until closed, after the gateway
+	// stopped (a session cut at Ctrl-C would be logged as a failure).
+	if err := zk.Start(context.WithoutCancel(ctx)); err != nil {
 		hik.Close()
 		return demoDevices{}, fmt.Errorf("zkteco simulator: %w", err)
 	}
