@@ -105,8 +105,9 @@ func TestAdminCommands(t *testing.T) {
 }
 
 // TestUpRunsTheSystemAndStopsCleanly runs the README's main command with no
-// environment: a throwaway cluster, both APIs, the demo organisation; then
-// it cancels, as Ctrl-C does.
+// environment: a throwaway cluster, both APIs, the demo organisation, the
+// gateway with its agents and door terminals; then it cancels, as Ctrl-C
+// does.
 func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,7 +116,7 @@ func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	var errOut lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"up", "--agent-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--agents", "2", "--agent-rate", "50"},
+		done <- run(ctx, []string{"up", "--agent-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--agents", "2", "--agent-rate", "50", "--badge-rate", "5"},
 			func(string) string { return "" }, out, &errOut)
 	}()
 	re := regexp.MustCompile(`(Agent|Dashboard) API\s+http://(\S+)`)
@@ -205,6 +206,7 @@ func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	if enrolled != 2 {
 		t.Errorf("%d enrolled agents recorded, want the 2 simulated ones", enrolled)
 	}
+	checkUpDevices(t, ctx, conn, out.String())
 	cancel()
 	select {
 	case err := <-done:
@@ -216,5 +218,44 @@ func TestUpRunsTheSystemAndStopsCleanly(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "stopped cleanly") {
 		t.Errorf("no clean stop reported:\n%s", out.String())
+	}
+}
+
+// checkUpDevices: up printed both simulated door terminals; their events
+// (catch-up and live badges of the demo staff) land in
+// monitoring.device_events under their devices ids, the staff are
+// employees with their card and employee numbers, and the printed
+// open-door command opens the door through the gateway.
+func checkUpDevices(t *testing.T, ctx context.Context, conn *pgx.Conn, out string) {
+	t.Helper()
+	terms := regexp.MustCompile(`Door terminal\s+device (\d+), [^:]*\((Hikvision|ZKTeco) simulator\)`).FindAllStringSubmatch(out, -1)
+	if len(terms) != 2 {
+		t.Fatalf("up printed %d door terminals, want 2:\n%s", len(terms), out)
+	}
+	cmd := regexp.MustCompile(`Open a door\s+DATABASE_URL='(\S+)' staffctl (device open-door .*)`).FindStringSubmatch(out)
+	if cmd == nil {
+		t.Fatalf("no open-door command printed:\n%s", out)
+	}
+	var devices, rows, known int
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		// 10 past events each, then live badges at 5/s each.
+		_ = conn.QueryRow(ctx, `SELECT count(DISTINCT device_id)::int, count(*)::int, count(*) FILTER (WHERE employee_number LIKE 'D-10%')::int
+			FROM monitoring.device_events WHERE device_id IN ($1::bigint, $2::bigint)`, terms[0][1], terms[1][1]).Scan(&devices, &rows, &known)
+		if devices == 2 && rows >= 30 {
+			break
+		}
+	}
+	if devices != 2 || rows < 30 || known < 30 {
+		t.Fatalf("device events of the door terminals %s and %s: from %d devices, %d rows (%d naming demo staff), want both and ≥ 30",
+			terms[0][1], terms[1][1], devices, rows, known)
+	}
+	var staff int
+	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT e.id)::int FROM employees e JOIN employee_identities i ON i.employee_id = e.id
+		WHERE e.employee_number LIKE 'D-10%' AND i.kind = 'card_number'`).Scan(&staff); err != nil || staff != 4 {
+		t.Errorf("%d demo employees with a card, want 4 (%v)", staff, err)
+	}
+	stdout, stderr, err := staffctl(t, map[string]string{"DATABASE_URL": cmd[1]}, strings.Fields(cmd[2])...)
+	if err != nil || !strings.Contains(stdout, `"status": "completed"`) {
+		t.Fatalf("the printed %q: %v\n%s\n%s", cmd[2], err, stdout, stderr)
 	}
 }

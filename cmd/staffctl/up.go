@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
@@ -42,7 +43,8 @@ const demoSlug = "demo"
 // runUp brings the whole system up on this machine: PostgreSQL (a
 // throwaway cluster unless DATABASE_URL is set), the migrations, the Agent
 // API and the Dashboard API, a demo organisation, an Agent Gateway
-// provisioned into it and simulated agents feeding the gateway; it prints
+// provisioned into it, simulated agents feeding the gateway and a simulated
+// door terminal of each vendor as its devices (--devices); it prints
 // where everything listens and stops cleanly when ctx ends (Ctrl-C). With
 // --timescale-url the time series go to that separate database (migrated
 // here, checked and said to be TimescaleDB or native partitions), and the
@@ -60,16 +62,22 @@ func runUp(ctx context.Context, e env, args []string) error {
 	gwAddr := fs.String("gateway-addr", ":3003", "Agent Gateway listen address for agents (empty: no gateway)")
 	agents := fs.Int("agents", 3, "simulated desktop agents sending to the gateway (0: none)")
 	agentRate := fs.Float64("agent-rate", 2, "events per second per simulated agent")
+	withDevices := fs.Bool("devices", true, "run a simulated door terminal of each vendor (Hikvision, ZKTeco) as devices of the gateway")
+	badgeRate := fs.Float64("badge-rate", 0.2, "badges per second on each simulated door terminal")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: staffctl up [flags]\n\nRuns PostgreSQL (a throwaway cluster unless --database-url/DATABASE_URL is given),\n"+
 			"applies the migrations (to the separate time-series database too, with --timescale-url),\n"+
 			"starts the Agent API and the Dashboard API, creates a demo organisation,\n"+
-			"runs an Agent Gateway provisioned into it with simulated agents feeding it, prints where\n"+
+			"runs an Agent Gateway provisioned into it with simulated agents feeding it and a simulated\n"+
+			"door terminal of each vendor (Hikvision, ZKTeco) as its devices, prints where\n"+
 			"everything listens and runs until Ctrl-C.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *badgeRate < 0 || *badgeRate > 1000 {
+		return usagef("--badge-rate must be from 0 to 1000")
 	}
 	level, err := service.ParseLevel(*logLevel)
 	if err != nil {
@@ -235,6 +243,17 @@ func runUp(ctx context.Context, e env, args []string) error {
 
 	gwLine := ""
 	if *gwAddr != "" {
+		// The simulated door terminals first: the gateway finds its
+		// device list waiting in its command queue once provisioned.
+		var devs demoDevices
+		if *withDevices {
+			if devs, err = startDemoDevices(ctx, logger, admin, demo, *badgeRate); err != nil {
+				cancel()
+				wg.Wait()
+				return fmt.Errorf("door terminals: %w", err)
+			}
+			defer devs.stop()
+		}
 		stopGateway, gwURL, err := startDemoGateway(ctx, logger, "http://"+hostPort(addrs["agent-api"]), demo, *gwAddr, *agents, *agentRate)
 		if err != nil {
 			cancel()
@@ -246,6 +265,7 @@ func runUp(ctx context.Context, e env, args []string) error {
 		if *agents > 0 {
 			gwLine += fmt.Sprintf("  Agents          %d simulated agents sending %.1f events/s each\n", *agents, *agentRate)
 		}
+		gwLine += devs.notes(admin, *badgeRate)
 	}
 
 	fmt.Fprintf(e.stdout, `
@@ -272,11 +292,12 @@ Press Ctrl-C to stop.
 }
 
 type demoState struct {
-	orgID  int64
-	notes  string
-	serial string // a gateway registered for this run
-	token  string // its one-time provisioning token
-	secret string // the organisation's agent enrolment secret, new for this run
+	orgID     int64
+	notes     string
+	serial    string    // a gateway registered for this run
+	gatewayID uuid.UUID // its id
+	token     string    // its one-time provisioning token
+	secret    string    // the organisation's agent enrolment secret, new for this run
 }
 
 // ensureDemo creates the demo organisation, its administrator and a
@@ -329,6 +350,7 @@ func ensureDemo(ctx context.Context, admin string) (demoState, error) {
 			return err
 		}
 		st.token = r.ProvisioningToken
+		st.gatewayID = r.GatewayID
 		return nil
 	})
 	if err != nil {
