@@ -123,24 +123,31 @@ func call[T any](ctx context.Context, op string, timeout, grace time.Duration, f
 // it again. Not safe for concurrent use (the supervisor holds its lock).
 type recentKeys struct {
 	set  map[string]struct{}
-	ring []string
+	ring []string // insertion order, up to max; then overwritten from next
 	next int
+	max  int
 }
 
+// newRecentKeys remembers up to n keys. Its memory grows with the keys
+// added, not with n: an idle device costs next to nothing (at the full
+// 4,096 keys a set is ≈ 300 KiB).
 func newRecentKeys(n int) *recentKeys {
-	return &recentKeys{set: make(map[string]struct{}, n), ring: make([]string, n)}
+	return &recentKeys{set: map[string]struct{}{}, max: n}
 }
 
 func (r *recentKeys) has(k string) bool { _, ok := r.set[k]; return ok }
 
 func (r *recentKeys) add(k string) {
-	if r.has(k) || len(r.ring) == 0 {
+	if r.has(k) || r.max <= 0 {
 		return
 	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.set, old)
+	if len(r.ring) < r.max {
+		r.ring = append(r.ring, k)
+		r.set[k] = struct{}{}
+		return
 	}
+	delete(r.set, r.ring[r.next])
 	r.ring[r.next] = k
 	r.set[k] = struct{}{}
-	r.next = (r.next + 1) % len(r.ring)
+	r.next = (r.next + 1) % r.max
 }

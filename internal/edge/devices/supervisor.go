@@ -88,7 +88,8 @@ type SupervisorConfig struct {
 	CommandTimeout time.Duration
 	// CommandQueue bounds the commands waiting per device (16).
 	CommandQueue int
-	// EventQueue bounds the live events waiting to be buffered (1024).
+	// EventQueue bounds the live events waiting to be buffered (256: a
+	// terminal badges a few times a second; 32 KiB of channel per device).
 	EventQueue int
 	// BatchMax bounds the events of one Append (256).
 	BatchMax int
@@ -120,7 +121,7 @@ func (c SupervisorConfig) withDefaults() SupervisorConfig {
 	d(&c.RebootGrace, 3*time.Minute)
 	d(&c.CommandTimeout, 30*time.Second)
 	n(&c.CommandQueue, 16)
-	n(&c.EventQueue, 1024)
+	n(&c.EventQueue, 256)
 	n(&c.BatchMax, 256)
 	n(&c.RecentKeys, 4096)
 	c.BackoffMax = max(c.BackoffMax, c.BackoffInitial)
