@@ -211,12 +211,7 @@ func (a *api) listCommands(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	next := ""
-	if len(cmds) > p.Limit {
-		cmds = cmds[:p.Limit]
-		last := cmds[len(cmds)-1]
-		next = encodeCursor(keyCursor{At: last.CreatedAt, ID: last.ID.String()})
-	}
+	cmds, next := trimPage(cmds, p.Limit, func(last commandqueue.Command) any { return keyCursor{At: last.CreatedAt, ID: last.ID.String()} })
 	out := make([]command, 0, len(cmds))
 	for _, cmd := range cmds {
 		out = append(out, commandOf(cmd))

@@ -97,12 +97,7 @@ func (a *api) listDeviceCommands(w http.ResponseWriter, r *http.Request, c *call
 	if err != nil {
 		return err
 	}
-	next := ""
-	if len(cmds) > p.Limit {
-		cmds = cmds[:p.Limit]
-		last := cmds[len(cmds)-1]
-		next = encodeCursor(keyCursor{At: last.CreatedAt, ID: last.ID.String()})
-	}
+	cmds, next := trimPage(cmds, p.Limit, func(last devicecmd.Command) any { return keyCursor{At: last.CreatedAt, ID: last.ID.String()} })
 	writeJSON(w, http.StatusOK, newList(cmds, next))
 	return nil
 }

@@ -230,13 +230,11 @@ func (a *api) listDevices(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	next := ""
-	if len(rows) > p.Limit {
-		rows = rows[:p.Limit]
-		next = encodeCursor(struct {
+	rows, next := trimPage(rows, p.Limit, func(last dashboarddb.Device) any {
+		return struct {
 			ID int64 `json:"id"`
-		}{rows[len(rows)-1].ID})
-	}
+		}{last.ID}
+	})
 	out := make([]device, 0, len(rows))
 	for _, d := range rows {
 		out = append(out, secrets.device(d))

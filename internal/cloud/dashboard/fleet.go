@@ -244,12 +244,7 @@ func (a *api) listGateways(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	next := ""
-	if len(rows) > p.Limit {
-		rows = rows[:p.Limit]
-		last := rows[len(rows)-1]
-		next = encodeCursor(keyCursor{At: last.CreatedAt, ID: last.ID.String()})
-	}
+	rows, next := trimPage(rows, p.Limit, func(last dashboarddb.ListGatewaysRow) any { return keyCursor{At: last.CreatedAt, ID: last.ID.String()} })
 	out := make([]gateway, 0, len(rows))
 	for _, g := range rows {
 		out = append(out, gatewayOf(dashboarddb.GetGatewayRow(g)))
@@ -425,12 +420,7 @@ func (a *api) listAgents(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err != nil {
 		return err
 	}
-	next := ""
-	if len(rows) > p.Limit {
-		rows = rows[:p.Limit]
-		last := rows[len(rows)-1]
-		next = encodeCursor(keyCursor{At: last.CreatedAt, ID: last.ID.String()})
-	}
+	rows, next := trimPage(rows, p.Limit, func(last dashboarddb.ListAgentsRow) any { return keyCursor{At: last.CreatedAt, ID: last.ID.String()} })
 	out := make([]agent, 0, len(rows))
 	for _, ag := range rows {
 		out = append(out, agentOf(dashboarddb.GetAgentRow(ag)))

@@ -131,6 +131,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) { service.WriteJSON(w, 
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
+// trimPage cuts a page read with one row more than limit (the keyset
+// pages' way to know whether more follow) and returns the cursor of the
+// next page, the key of the page's last row ("" on the last page).
+func trimPage[T any](rows []T, limit int, key func(last T) any) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, encodeCursor(key(rows[len(rows)-1]))
+}
+
 // encodeCursor makes an opaque cursor of a page's last sort key (the
 // client hands it back as it is; row-level security filters whatever it
 // says, so it need not be signed).

@@ -157,12 +157,9 @@ func (a *api) listScreenshots(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	next := ""
-	if len(rows) > p.Limit {
-		rows = rows[:p.Limit]
-		last := rows[len(rows)-1]
-		next = encodeCursor(screenshotCursor{Datetime: last.Datetime, ID: last.ID})
-	}
+	rows, next := trimPage(rows, p.Limit, func(last dashboarddb.ListScreenshotsRow) any {
+		return screenshotCursor{Datetime: last.Datetime, ID: last.ID}
+	})
 	out := make([]screenshot, 0, len(rows))
 	for _, s := range rows {
 		out = append(out, screenshot{ID: s.ID, OrganizationID: s.OrganizationID, Datetime: s.Datetime, EmployeeID: nonZero(employees[sidKey{s.OrganizationID, s.UserSid}]),
