@@ -39,7 +39,8 @@ type Config struct {
 	FallbackAfter int
 	FallbackFor   time.Duration
 	// MaxConcurrentCommands is how many commands run at once, each in its
-	// lane (8; see lanes.go: commands of one lane run in arrival order).
+	// lane (8, at most 64; see lanes.go: commands of one lane run one at a
+	// time in arrival order, different lanes concurrently).
 	MaxConcurrentCommands int
 }
 

@@ -31,7 +31,8 @@ import (
 // named once by id and once by serial is two lanes (the cloud names a
 // device it knows by its id).
 //
-// Bounds: at most MaxConcurrentCommands commands run at once, at most
+// Bounds: at most MaxConcurrentCommands commands run at once (8, at
+// most 64), at most
 // maxLaneQueue wait per lane and maxPending in all; a command beyond them is
 // not queued (it was acknowledged received, not completed, so the cloud
 // redelivers it): the back-pressure of the single queue before lanes.
@@ -104,8 +105,10 @@ func laneOf(cmd protocol.Command) lane {
 
 // Lane bounds (MaxConcurrentCommands is in Config).
 const (
-	// defaultMaxConcurrent is MaxConcurrentCommands' default.
+	// defaultMaxConcurrent is MaxConcurrentCommands' default, and
+	// maxConcurrent its cap.
 	defaultMaxConcurrent = 8
+	maxConcurrent        = 64
 	// maxLaneQueue is how many commands wait in one lane.
 	maxLaneQueue = 32
 	// maxPending is how many commands wait in all (the single queue's
@@ -135,11 +138,13 @@ type dispatcher struct {
 }
 
 // newDispatcher returns a dispatcher that runs commands with run, at most
-// maxBusy at once (defaultMaxConcurrent when not positive).
+// maxBusy at once (defaultMaxConcurrent when not positive, at most
+// maxConcurrent).
 func newDispatcher(ctx context.Context, maxBusy int, run func(context.Context, protocol.Command)) *dispatcher {
 	if maxBusy <= 0 {
 		maxBusy = defaultMaxConcurrent
 	}
+	maxBusy = min(maxBusy, maxConcurrent)
 	return &dispatcher{ctx: ctx, run: run, maxBusy: maxBusy, running: map[string]lane{}}
 }
 
