@@ -427,3 +427,102 @@ func TestStoppingLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("%d commands running after stop", n)
 	}
 }
+
+// TestRESTFallbackRunsInLanes: over the REST long-poll too, a hanging
+// restart does not hold a device command, and the restart listed again
+// by later polls while it runs is not run again.
+func TestRESTFallbackRunsInLanes(t *testing.T) {
+	t.Parallel()
+	restart := cmdOf(1, protocol.CommandRestartAgent, `{"agent":"all"}`)
+	door := cmdOf(2, protocol.CommandDeviceCommand, `{"device_id":7,"command":"open_door"}`)
+	var mu sync.Mutex
+	completed := map[string]bool{}
+	acks := make(chan protocol.CommandAck, 1000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == protocol.PathGatewayCommands:
+			// Every poll lists what is not completed: the restart again
+			// and again while it runs. Paced, as a long-poll would be.
+			time.Sleep(20 * time.Millisecond)
+			var list protocol.CommandList
+			mu.Lock()
+			for _, c := range []protocol.Command{restart, door} {
+				if !completed[c.ID] {
+					list.Commands = append(list.Commands, c)
+				}
+			}
+			mu.Unlock()
+			_ = json.NewEncoder(w).Encode(list)
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v2/gateway/commands/"):
+			var a protocol.CommandAck
+			_ = json.NewDecoder(r.Body).Decode(&a)
+			if a.Phase != protocol.AckReceived {
+				mu.Lock()
+				completed[a.CommandID] = true
+				mu.Unlock()
+			}
+			acks <- a
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r) // the WebSocket: refused, so the client polls
+		}
+	}))
+	defer srv.Close()
+	g := newGates(id(1))
+	c := New(Options{SocketURL: "ws" + strings.TrimPrefix(srv.URL, "http") + protocol.PathGatewaySocket, BaseURL: srv.URL,
+		APIKey: func() string { return "k" }, Config: Config{BackoffInitial: 10 * time.Millisecond, FallbackAfter: 1},
+		Heartbeat: func() protocol.Heartbeat { return protocol.Heartbeat{} }, Execute: g.execute, Logger: logtest.New(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.After(10 * time.Second)
+	polls := 0
+	for {
+		select {
+		case a := <-acks:
+			if a.CommandID == id(1) && a.Phase == protocol.AckReceived {
+				polls++
+			}
+			if a.CommandID != id(2) || a.Phase != protocol.AckCompleted {
+				continue
+			}
+		case <-deadline:
+			t.Fatalf("the door command did not complete over REST; log %v", g.snapshot())
+		}
+		break
+	}
+	// Let the restart be listed a few more times while it runs.
+	for polls < 3 {
+		select {
+		case a := <-acks:
+			if a.CommandID == id(1) && a.Phase == protocol.AckReceived {
+				polls++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the restart was not listed again")
+		}
+	}
+	g.open(id(1))
+	for {
+		select {
+		case a := <-acks:
+			if a.CommandID != id(1) || a.Phase != protocol.AckCompleted {
+				continue
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the restart did not complete once released")
+		}
+		break
+	}
+	// Copies queued behind the first run would start within microseconds
+	// of its end; 300 ms shows them on any machine (under load this can
+	// only pass wrongly, never fail wrongly).
+	time.Sleep(300 * time.Millisecond)
+	g.mu.Lock()
+	runs := g.runs[id(1)]
+	g.mu.Unlock()
+	if runs != 1 {
+		t.Fatalf("the restart ran %d times, listed %d times while it ran", runs, polls)
+	}
+}
