@@ -296,6 +296,7 @@ func Keys() []Key {
 		{"control.backoff_max", "1m", "Control-channel reconnect delay cap.", duration(func(c *Config) *time.Duration { return &c.Control.BackoffMax })},
 		{"control.fallback_after", "5", "WebSocket failures in a row before polling commands over REST.", integer(func(c *Config) *int { return &c.Control.FallbackAfter }, 1)},
 		{"control.fallback_for", "5m", "How long to poll over REST before trying the WebSocket again.", duration(func(c *Config) *time.Duration { return &c.Control.FallbackFor })},
+		{"control.max_concurrent_commands", "8", "How many cloud commands run at once (at most 64); commands of one lane (one device, one agent, ...) run one at a time in arrival order.", integer(func(c *Config) *int { return &c.Control.MaxConcurrentCommands }, 1)},
 		{"control.restart_timeout", "2m", "How long restart_agent waits for agents to confirm (the payload's timeout_seconds overrides).", duration(func(c *Config) *time.Duration { return &c.Control.RestartTimeout })},
 		{"health.max_unsent_age", "5m", "/health/ready fails when the oldest unsent event is older.", duration(func(c *Config) *time.Duration { return &c.Health.MaxUnsentAge })},
 		{"health.listen", "", "Address of /health, /health/ready, /health/details and /metrics (e.g. 127.0.0.1:9100); empty serves them on gateway.listen.", str(func(c *Config) *string { return &c.Health.Listen })},

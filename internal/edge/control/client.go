@@ -38,6 +38,10 @@ type Config struct {
 	// REST long-poll for FallbackFor (5, 5 min).
 	FallbackAfter int
 	FallbackFor   time.Duration
+	// MaxConcurrentCommands is how many commands run at once, each in its
+	// lane (8, at most 64; see lanes.go: commands of one lane run one at a
+	// time in arrival order, different lanes concurrently).
+	MaxConcurrentCommands int
 }
 
 // Options configure a Client: its Config and what it is given.
@@ -228,18 +232,13 @@ func (c *Client) session(ctx context.Context) error {
 			}
 		}
 	}()
-	// Commands run one at a time, in the order received.
-	work := make(chan protocol.Command, 256)
-	go func() {
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case cmd := <-work:
-				c.handle(sctx, cmd, func(a protocol.CommandAck) { send(protocol.MsgCommandAck, a) })
-			}
-		}
-	}()
+	// Commands run in lanes (lanes.go): in the order received within a
+	// lane, concurrently across lanes. The session ends after its
+	// commands: they are cancelled with it and waited for.
+	lanes := newDispatcher(sctx, c.opts.MaxConcurrentCommands, func(ctx context.Context, cmd protocol.Command) {
+		c.handle(ctx, cmd, func(a protocol.CommandAck) { send(protocol.MsgCommandAck, a) })
+	})
+	defer func() { cancel(); lanes.wait() }()
 	send(protocol.MsgHeartbeat, c.opts.Heartbeat())
 	go func() { <-sctx.Done(); ws.Close() }()
 	for {
@@ -264,10 +263,9 @@ func (c *Client) session(ctx context.Context) error {
 				continue
 			}
 			send(protocol.MsgCommandAck, protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckReceived})
-			select {
-			case work <- cmd:
-			default:
+			if !lanes.submit(cmd) {
 				// Full: the command stays unacknowledged-complete and is redelivered.
+				c.opts.Logger.WarnContext(ctx, "control: command queue full; the cloud will redeliver", "command_id", cmd.ID, "type", cmd.Type)
 			}
 		case protocol.MsgError:
 			c.logRefusal(ctx, env.Data)
@@ -325,6 +323,11 @@ func (c *Client) pollREST(ctx context.Context, d time.Duration) {
 		_, _ = c.rest.Do(ctx, cloudclient.Request{Method: http.MethodPost,
 			Path: strings.Replace(protocol.PathGatewayCommandAck, "{id}", a.CommandID, 1), JSON: a})
 	}
+	// Commands run in lanes, as over the WebSocket; the period ends after
+	// its running commands (not cancelled: a command listed again while it
+	// runs is not run twice, and one that runs long is not cut short).
+	lanes := newDispatcher(ctx, c.opts.MaxConcurrentCommands, func(ctx context.Context, cmd protocol.Command) { c.handle(ctx, cmd, post) })
+	defer lanes.wait()
 	failures := 0
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		var list protocol.CommandList
@@ -341,7 +344,7 @@ func (c *Client) pollREST(ctx context.Context, d time.Duration) {
 		failures = 0
 		for _, cmd := range list.Commands {
 			post(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckReceived})
-			c.handle(ctx, cmd, post)
+			lanes.submit(cmd) // not taken: not completed, so listed again
 		}
 	}
 }

@@ -51,6 +51,12 @@ type Executor struct {
 	mu     sync.Mutex
 	policy *Policy
 
+	// flights are the commands running now, by id: a copy of one that
+	// arrives meanwhile (a redelivery, on another session or lane) waits
+	// for its outcome instead of running it again.
+	flightMu sync.Mutex
+	flights  map[string]*flight
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -93,7 +99,7 @@ func Open(opts Options) (*Executor, error) {
 		opts.Client = cloudclient.HTTPClient(nil, 30*time.Second)
 	}
 	cloud := cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: opts.Client})
-	e := &Executor{db: db, q: ledger.New(db), dir: opts.Dir, cloud: cloud, handlers: map[string]Handler{}}
+	e := &Executor{db: db, q: ledger.New(db), dir: opts.Dir, cloud: cloud, handlers: map[string]Handler{}, flights: map[string]*flight{}}
 	for t, h := range opts.Handlers {
 		e.handlers[t] = h
 	}
@@ -139,23 +145,68 @@ func (e *Executor) CurrentPolicy() *Policy {
 	return e.policy
 }
 
+// flight is one running execution of a command id; done closes when its
+// outcome is set.
+type flight struct {
+	done chan struct{}
+	res  json.RawMessage
+	err  error
+	// unrecorded: the execution was cut short (or the ledger could not be
+	// read), so a waiting copy runs the command itself.
+	unrecorded bool
+}
+
 // Execute runs cmd unless the ledger says it ran; either way it returns the
-// outcome to acknowledge: a result, or an error for a failed command.
+// outcome to acknowledge: a result, or an error for a failed command. Safe
+// for concurrent use: a copy of a command that is running now (the same
+// id) waits for the running one's outcome and returns it; when that one
+// was cut short, the copy runs the command. So a command runs once per
+// id, also when redelivered while it runs.
 func (e *Executor) Execute(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
+	for {
+		e.flightMu.Lock()
+		if f, ok := e.flights[cmd.ID]; ok {
+			e.flightMu.Unlock()
+			select {
+			case <-f.done:
+				if f.unrecorded {
+					continue
+				}
+				return f.res, f.err
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		f := &flight{done: make(chan struct{})}
+		e.flights[cmd.ID] = f
+		e.flightMu.Unlock()
+		f.res, f.unrecorded, f.err = e.executeOnce(ctx, cmd)
+		e.flightMu.Lock()
+		delete(e.flights, cmd.ID)
+		e.flightMu.Unlock()
+		close(f.done)
+		return f.res, f.err
+	}
+}
+
+// executeOnce is Execute for the one caller of an id at a time; unrecorded
+// reports an outcome the ledger does not hold (cut short, or the ledger
+// unreadable).
+func (e *Executor) executeOnce(ctx context.Context, cmd protocol.Command) (_ json.RawMessage, unrecorded bool, _ error) {
 	done, err := e.q.Outcome(ctx, cmd.ID)
 	if err == nil {
 		if done.Ok == 0 {
-			return nil, errors.New(done.Error.String)
+			return nil, false, errors.New(done.Error.String)
 		}
-		return json.RawMessage(done.Result.String), nil
+		return json.RawMessage(done.Result.String), false, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("executor: ledger: %w", err)
+		return nil, true, fmt.Errorf("executor: ledger: %w", err)
 	}
 	res, runErr := e.run(ctx, cmd)
 	if ctx.Err() != nil {
 		// Interrupted (shutdown): not recorded, so a redelivery runs it.
-		return nil, ctx.Err()
+		return nil, true, ctx.Err()
 	}
 	rec := sql.NullString{}
 	if runErr != nil {
@@ -167,9 +218,9 @@ func (e *Executor) Execute(ctx context.Context, cmd protocol.Command) (json.RawM
 	}
 	if err := e.q.Record(ctx, ledger.RecordParams{ID: cmd.ID, Type: cmd.Type, Ok: ok, Result: nullable(res), Error: rec,
 		ExecutedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
-		return nil, fmt.Errorf("executor: record command: %w", err)
+		return nil, false, fmt.Errorf("executor: record command: %w", err)
 	}
-	return res, runErr
+	return res, false, runErr
 }
 
 func nullable(b []byte) sql.NullString {
