@@ -157,6 +157,7 @@ DECLARE
     d     record;
     data  jsonb;
     last  jsonb;
+    mine  boolean;
     id    bigint;
 BEGIN
     -- Ids in commit order (see the migration's header): held to the end.
@@ -197,6 +198,15 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL; -- deleted before the commit
     END IF;
+    -- The distribution's last progress row. When this transaction wrote it,
+    -- an earlier trigger of the same commit has recorded the state at
+    -- commit already (deferred triggers all see the database as the
+    -- transaction leaves it): skip counting the targets again.
+    SELECT e.data, age(e.xmin) = 0 INTO last, mine FROM public.dashboard_events e
+     WHERE e.subject = dist::text AND e.kind = 'policy_distribution.progress' ORDER BY e.id DESC LIMIT 1;
+    IF mine THEN
+        RETURN NULL;
+    END IF;
     -- policy.Progress's counts (target.status in internal/cloud/policy).
     SELECT jsonb_build_object('distribution_id', dist, 'policy_id', d.policy_id, 'stage', d.stage,
                'total', count(*),
@@ -209,8 +219,6 @@ BEGIN
       INTO data
       FROM public.policy_distribution_targets t LEFT JOIN public.gateway_commands c ON c.id = t.command_id
      WHERE t.distribution_id = dist;
-    SELECT e.data INTO last FROM public.dashboard_events e
-     WHERE e.subject = dist::text AND e.kind = 'policy_distribution.progress' ORDER BY e.id DESC LIMIT 1;
     IF last IS NOT DISTINCT FROM data THEN
         RETURN NULL; -- no change (or already recorded by this transaction)
     END IF;
