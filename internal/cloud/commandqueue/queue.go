@@ -128,36 +128,45 @@ func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (C
 	return out, err
 }
 
-// EnqueueTx is Enqueue inside the caller's tenant transaction, so that a
-// command can be created atomically with what it belongs to.
-func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command, error) {
+// validate checks a new command and fills in its defaults.
+func validate(c NewCommand) (NewCommand, error) {
 	switch c.Type {
 	case protocol.CommandPolicyUpdate, protocol.CommandRestartAgent, protocol.CommandDeviceCommand, protocol.CommandRotateAPIKey, protocol.CommandReplayDeadLetters, protocol.CommandRevokeAgent, protocol.CommandDevicesUpdate:
 	default:
-		return Command{}, &apperr.FieldError{Field: "type", Message: fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent, devices_update)", c.Type)}
+		return NewCommand{}, &apperr.FieldError{Field: "type", Message: fmt.Sprintf("%q is not a command type (policy_update, restart_agent, device_command, rotate_api_key, replay_dead_letters, revoke_agent, devices_update)", c.Type)}
 	}
 	if len(c.Payload) == 0 {
 		c.Payload = json.RawMessage(`{}`)
 	}
 	if !json.Valid(c.Payload) || c.Payload[0] != '{' {
-		return Command{}, &apperr.FieldError{Field: "payload", Message: "must be a JSON object"}
+		return NewCommand{}, &apperr.FieldError{Field: "payload", Message: "must be a JSON object"}
 	}
 	if c.Type == protocol.CommandRotateAPIKey {
 		if err := checkRotatePayload(c.Payload); err != nil {
-			return Command{}, err
+			return NewCommand{}, err
 		}
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
-		return Command{}, &apperr.FieldError{Field: "max_attempts", Message: "must be between 1 and 100"}
+		return NewCommand{}, &apperr.FieldError{Field: "max_attempts", Message: "must be between 1 and 100"}
 	}
 	if c.TTL == 0 {
 		c.TTL = 24 * time.Hour
 	}
 	if c.TTL < time.Second || c.TTL > 30*24*time.Hour {
-		return Command{}, &apperr.FieldError{Field: "ttl", Message: "must be between 1s and 720h"}
+		return NewCommand{}, &apperr.FieldError{Field: "ttl", Message: "must be between 1s and 720h"}
+	}
+	return c, nil
+}
+
+// EnqueueTx is Enqueue inside the caller's tenant transaction, so that a
+// command can be created atomically with what it belongs to.
+func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command, error) {
+	c, err := validate(c)
+	if err != nil {
+		return Command{}, err
 	}
 	out := Command{GatewayID: c.GatewayID, Type: c.Type, Payload: c.Payload, Priority: c.Priority, Status: StatusPending, MaxAttempts: c.MaxAttempts}
 	q := commandqueuedb.New(tx)
@@ -175,6 +184,46 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 	}
 	out.ID, out.CreatedAt, out.ExpiresAt = row.ID, row.CreatedAt, row.ExpiresAt
 	d.enqueued.WithLabelValues(c.Type).Inc()
+	return out, nil
+}
+
+// EnqueueManyTx is EnqueueTx of the same command (c.GatewayID is ignored)
+// for each of gateways in one statement, inside the caller's tenant
+// transaction: the same validation, and the same NOTIFY per gateway (the
+// insert trigger fires per row). The commands are returned in the order of
+// gateways. A gateway listed twice, revoked or invisible to the tenant
+// answers ErrNotFound and nothing is enqueued (the caller's transaction
+// should then be rolled back).
+func (d *Queue) EnqueueManyTx(ctx context.Context, tx pgx.Tx, c NewCommand, gateways []uuid.UUID) ([]Command, error) {
+	c, err := validate(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(gateways) == 0 {
+		return nil, nil
+	}
+	rows, err := commandqueuedb.New(tx).EnqueueMany(ctx, commandqueuedb.EnqueueManyParams{Type: c.Type, Payload: c.Payload,
+		Priority: int32(c.Priority), MaxAttempts: int32(c.MaxAttempts), Ttl: interval(c.TTL), CreatedBy: &c.CreatedBy, GatewayIds: gateways})
+	if err != nil {
+		return nil, fmt.Errorf("commandqueue: enqueue many: %w", err)
+	}
+	byGateway := make(map[uuid.UUID]commandqueuedb.EnqueueManyRow, len(rows))
+	for _, r := range rows {
+		byGateway[r.GatewayID] = r
+	}
+	if len(rows) != len(gateways) || len(byGateway) != len(gateways) {
+		return nil, ErrNotFound
+	}
+	out := make([]Command, len(gateways))
+	for i, gw := range gateways {
+		r, ok := byGateway[gw]
+		if !ok {
+			return nil, ErrNotFound
+		}
+		out[i] = Command{ID: r.ID, GatewayID: gw, Type: c.Type, Payload: c.Payload, Priority: c.Priority, Status: StatusPending,
+			MaxAttempts: c.MaxAttempts, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt}
+	}
+	d.enqueued.WithLabelValues(c.Type).Add(float64(len(out)))
 	return out, nil
 }
 

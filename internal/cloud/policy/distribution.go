@@ -104,11 +104,13 @@ func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID
 			VersionID: versionID, CanaryPercent: int32(canaryPercent), Stage: stage, CreatedBy: a.Name}); err != nil {
 			return fmt.Errorf("policy: insert distribution: %w", err)
 		}
-		for i, gw := range targets {
-			if err := q.InsertTarget(ctx, policydb.InsertTargetParams{DistributionID: distID, OrganizationID: org, GatewayID: gw,
-				Canary: stage == StageCanary && i < canaries}); err != nil {
-				return fmt.Errorf("policy: insert target: %w", err)
-			}
+		canary := make([]bool, len(targets))
+		for i := range canary {
+			canary[i] = stage == StageCanary && i < canaries
+		}
+		if err := q.InsertTargets(ctx, policydb.InsertTargetsParams{DistributionID: distID, OrganizationID: org, GatewayIds: targets,
+			Canaries: canary}); err != nil {
+			return fmt.Errorf("policy: insert targets: %w", err)
 		}
 		_, err = d.advanceTx(ctx, tx, distID)
 		return err
@@ -258,13 +260,10 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 		return "", err
 	}
 	payload, _ := json.Marshal(pl)
-	send := func(tg target) error {
-		c, err := d.queue.EnqueueTx(ctx, tx, commandqueue.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandPolicyUpdate, Payload: payload, Priority: 10, CreatedBy: "distribution " + distID.String()})
-		if err != nil {
-			return fmt.Errorf("policy: enqueue update for %s: %w", tg.gateway, err)
-		}
-		return q.SetTargetCommand(ctx, policydb.SetTargetCommandParams{DistributionID: distID, GatewayID: tg.gateway, CommandID: &c.ID})
-	}
+	// The targets that get their update command in this advance, and those
+	// that get their restart command: each set in one enqueue statement and
+	// one update of the target rows.
+	var send, restart []uuid.UUID
 	if stage == StageCanary {
 		allApplied, anyFailed := true, false
 		for _, tg := range ts {
@@ -272,9 +271,7 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 				continue
 			}
 			if tg.command == nil {
-				if err := send(tg); err != nil {
-					return "", err
-				}
+				send = append(send, tg.gateway)
 				allApplied = false
 				continue
 			}
@@ -298,21 +295,11 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 		for _, tg := range ts {
 			switch {
 			case tg.command == nil:
-				if err := send(tg); err != nil {
-					return "", err
-				}
+				send = append(send, tg.gateway)
 				done = false
 			case tg.status() == "applied":
 				if pl.RequiresRestart && tg.restart == nil {
-					rp, _ := json.Marshal(map[string]any{"agent": "all", "mode": "graceful", "reason": "policy " + pl.Version + " requires a restart"})
-					c, err := d.queue.EnqueueTx(ctx, tx, commandqueue.NewCommand{GatewayID: tg.gateway, Type: protocol.CommandRestartAgent, Payload: rp, Priority: 5, CreatedBy: "distribution " + distID.String()})
-					if err != nil {
-						return "", err
-					}
-					if err := q.SetTargetRestartCommand(ctx, policydb.SetTargetRestartCommandParams{DistributionID: distID, GatewayID: tg.gateway,
-						CommandID: &c.ID}); err != nil {
-						return "", err
-					}
+					restart = append(restart, tg.gateway)
 				}
 			case tg.status() == "failed":
 			default:
@@ -323,10 +310,39 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 			stage = StageDone
 		}
 	}
+	createdBy := "distribution " + distID.String()
+	if len(send) > 0 {
+		cs, err := d.queue.EnqueueManyTx(ctx, tx, commandqueue.NewCommand{Type: protocol.CommandPolicyUpdate, Payload: payload, Priority: 10, CreatedBy: createdBy}, send)
+		if err != nil {
+			return "", fmt.Errorf("policy: enqueue updates: %w", err)
+		}
+		if err := q.SetTargetCommands(ctx, policydb.SetTargetCommandsParams{DistributionID: distID, GatewayIds: send, CommandIds: commandIDs(cs)}); err != nil {
+			return "", fmt.Errorf("policy: set target commands: %w", err)
+		}
+	}
+	if len(restart) > 0 {
+		rp, _ := json.Marshal(map[string]any{"agent": "all", "mode": "graceful", "reason": "policy " + pl.Version + " requires a restart"})
+		cs, err := d.queue.EnqueueManyTx(ctx, tx, commandqueue.NewCommand{Type: protocol.CommandRestartAgent, Payload: rp, Priority: 5, CreatedBy: createdBy}, restart)
+		if err != nil {
+			return "", fmt.Errorf("policy: enqueue restarts: %w", err)
+		}
+		if err := q.SetTargetRestartCommands(ctx, policydb.SetTargetRestartCommandsParams{DistributionID: distID, GatewayIds: restart, CommandIds: commandIDs(cs)}); err != nil {
+			return "", fmt.Errorf("policy: set target restart commands: %w", err)
+		}
+	}
 	if err := q.SetStage(ctx, policydb.SetStageParams{ID: distID, Stage: stage}); err != nil {
 		return "", err
 	}
 	return stage, nil
+}
+
+// commandIDs are the ids of cs, in order.
+func commandIDs(cs []commandqueue.Command) []uuid.UUID {
+	ids := make([]uuid.UUID, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	return ids
 }
 
 // AdvanceAll advances every active distribution of every organisation.

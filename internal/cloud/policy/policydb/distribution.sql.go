@@ -123,23 +123,26 @@ func (q *Queries) InsertDistribution(ctx context.Context, arg InsertDistribution
 	return id, err
 }
 
-const insertTarget = `-- name: InsertTarget :exec
-INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id, canary) VALUES ($1, $2, $3, $4)
+const insertTargets = `-- name: InsertTargets :exec
+INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id, canary)
+SELECT $1::uuid, $2::bigint, unnest($3::uuid[]), unnest($4::boolean[])
 `
 
-type InsertTargetParams struct {
+type InsertTargetsParams struct {
 	DistributionID uuid.UUID
 	OrganizationID int64
-	GatewayID      uuid.UUID
-	Canary         bool
+	GatewayIds     []uuid.UUID
+	Canaries       []bool
 }
 
-func (q *Queries) InsertTarget(ctx context.Context, arg InsertTargetParams) error {
-	_, err := q.db.Exec(ctx, insertTarget,
+// A distribution's target rows in one statement (gateway_ids and canaries
+// are parallel arrays).
+func (q *Queries) InsertTargets(ctx context.Context, arg InsertTargetsParams) error {
+	_, err := q.db.Exec(ctx, insertTargets,
 		arg.DistributionID,
 		arg.OrganizationID,
-		arg.GatewayID,
-		arg.Canary,
+		arg.GatewayIds,
+		arg.Canaries,
 	)
 	return err
 }
@@ -184,33 +187,40 @@ func (q *Queries) SetStage(ctx context.Context, arg SetStageParams) error {
 	return err
 }
 
-const setTargetCommand = `-- name: SetTargetCommand :exec
-UPDATE policy_distribution_targets SET command_id = $1 WHERE distribution_id = $2 AND gateway_id = $3
+const setTargetCommands = `-- name: SetTargetCommands :exec
+UPDATE policy_distribution_targets t SET command_id = c.command_id
+  FROM (SELECT unnest($2::uuid[]) AS gateway_id, unnest($3::uuid[]) AS command_id) AS c
+ WHERE t.distribution_id = $1 AND t.gateway_id = c.gateway_id
 `
 
-type SetTargetCommandParams struct {
-	CommandID      *uuid.UUID
+type SetTargetCommandsParams struct {
 	DistributionID uuid.UUID
-	GatewayID      uuid.UUID
+	GatewayIds     []uuid.UUID
+	CommandIds     []uuid.UUID
 }
 
-func (q *Queries) SetTargetCommand(ctx context.Context, arg SetTargetCommandParams) error {
-	_, err := q.db.Exec(ctx, setTargetCommand, arg.CommandID, arg.DistributionID, arg.GatewayID)
+// The update commands of a stage's targets in one statement (gateway_ids
+// and command_ids are parallel arrays).
+func (q *Queries) SetTargetCommands(ctx context.Context, arg SetTargetCommandsParams) error {
+	_, err := q.db.Exec(ctx, setTargetCommands, arg.DistributionID, arg.GatewayIds, arg.CommandIds)
 	return err
 }
 
-const setTargetRestartCommand = `-- name: SetTargetRestartCommand :exec
-UPDATE policy_distribution_targets SET restart_command_id = $1 WHERE distribution_id = $2 AND gateway_id = $3
+const setTargetRestartCommands = `-- name: SetTargetRestartCommands :exec
+UPDATE policy_distribution_targets t SET restart_command_id = c.command_id
+  FROM (SELECT unnest($2::uuid[]) AS gateway_id, unnest($3::uuid[]) AS command_id) AS c
+ WHERE t.distribution_id = $1 AND t.gateway_id = c.gateway_id
 `
 
-type SetTargetRestartCommandParams struct {
-	CommandID      *uuid.UUID
+type SetTargetRestartCommandsParams struct {
 	DistributionID uuid.UUID
-	GatewayID      uuid.UUID
+	GatewayIds     []uuid.UUID
+	CommandIds     []uuid.UUID
 }
 
-func (q *Queries) SetTargetRestartCommand(ctx context.Context, arg SetTargetRestartCommandParams) error {
-	_, err := q.db.Exec(ctx, setTargetRestartCommand, arg.CommandID, arg.DistributionID, arg.GatewayID)
+// The restart commands of targets in one statement (parallel arrays).
+func (q *Queries) SetTargetRestartCommands(ctx context.Context, arg SetTargetRestartCommandsParams) error {
+	_, err := q.db.Exec(ctx, setTargetRestartCommands, arg.DistributionID, arg.GatewayIds, arg.CommandIds)
 	return err
 }
 

@@ -12,8 +12,11 @@ SELECT id FROM gateway_instances WHERE organization_id = $1 AND revoked_at IS NU
 INSERT INTO policy_distributions (organization_id, policy_id, version_id, canary_percent, stage, created_by)
 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id;
 
--- name: InsertTarget :exec
-INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id, canary) VALUES ($1, $2, $3, $4);
+-- name: InsertTargets :exec
+-- A distribution's target rows in one statement (gateway_ids and canaries
+-- are parallel arrays).
+INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id, canary)
+SELECT @distribution_id::uuid, @organization_id::bigint, unnest(@gateway_ids::uuid[]), unnest(@canaries::boolean[]);
 
 -- name: Targets :many
 -- A distribution's targets with their update command's state.
@@ -28,11 +31,18 @@ SELECT d.stage, v.version, d.policy_id, d.canary_percent, d.created_at FROM poli
 SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart
   FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1 FOR UPDATE OF d;
 
--- name: SetTargetCommand :exec
-UPDATE policy_distribution_targets SET command_id = @command_id WHERE distribution_id = @distribution_id AND gateway_id = @gateway_id;
+-- name: SetTargetCommands :exec
+-- The update commands of a stage's targets in one statement (gateway_ids
+-- and command_ids are parallel arrays).
+UPDATE policy_distribution_targets t SET command_id = c.command_id
+  FROM (SELECT unnest(@gateway_ids::uuid[]) AS gateway_id, unnest(@command_ids::uuid[]) AS command_id) AS c
+ WHERE t.distribution_id = @distribution_id AND t.gateway_id = c.gateway_id;
 
--- name: SetTargetRestartCommand :exec
-UPDATE policy_distribution_targets SET restart_command_id = @command_id WHERE distribution_id = @distribution_id AND gateway_id = @gateway_id;
+-- name: SetTargetRestartCommands :exec
+-- The restart commands of targets in one statement (parallel arrays).
+UPDATE policy_distribution_targets t SET restart_command_id = c.command_id
+  FROM (SELECT unnest(@gateway_ids::uuid[]) AS gateway_id, unnest(@command_ids::uuid[]) AS command_id) AS c
+ WHERE t.distribution_id = @distribution_id AND t.gateway_id = c.gateway_id;
 
 -- name: SetStage :exec
 UPDATE policy_distributions SET stage = @stage, updated_at = now() WHERE id = @id;
