@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,8 +65,11 @@ func TestSignIn(t *testing.T) {
 			t.Fatalf("answers differ:\n%s\n%s", bodies[0], b)
 		}
 	}
-	if r := float64(median(wrong)) / float64(median(unknown)); r > 3 || r < 1.0/3 {
-		t.Errorf("wrong password %v vs unknown e-mail %v (ratio %.2f)", median(wrong), median(unknown), r)
+	// The fastest of each: load on a shared machine only adds time, so the
+	// fastest is the best measure of the work done (the median of two was
+	// the slower one, and one stall of the machine failed the test).
+	if r := float64(slices.Min(wrong)) / float64(slices.Min(unknown)); r > 3 || r < 1.0/3 {
+		t.Errorf("wrong password %v vs unknown e-mail %v (ratio %.2f)", wrong, unknown, r)
 	}
 	// The right password still works (two failures, under the limit of 3).
 	e.login("hr@acme.test", "correct horse battery")
@@ -91,12 +94,6 @@ func withoutRequestID(t *testing.T, a answer) []byte {
 	delete(m, "request_id")
 	b, _ := jsonMarshal(m)
 	return b
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
 }
 
 // TestSignInLockout: the account locks after three failures (429 with
