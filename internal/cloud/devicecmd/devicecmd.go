@@ -30,15 +30,16 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-// Statuses of a device command (those of its gateway command, except that
-// a command the device answered with a failure is failed).
+// Statuses of a device command: those of its gateway command (the row
+// follows it), except that a command the device answered with a failure is
+// failed.
 const (
-	StatusPending   = "pending"
-	StatusDelivered = "delivered"
-	StatusCompleted = "completed"
-	StatusFailed    = "failed"
-	StatusExpired   = "expired"
-	StatusCancelled = "cancelled"
+	StatusPending   = commandqueue.StatusPending
+	StatusDelivered = commandqueue.StatusDelivered
+	StatusCompleted = commandqueue.StatusCompleted
+	StatusFailed    = commandqueue.StatusFailed
+	StatusExpired   = commandqueue.StatusExpired
+	StatusCancelled = commandqueue.StatusCancelled
 )
 
 // Bounds and defaults of a device command.
