@@ -45,14 +45,14 @@ func (c Challenge) String() string {
 	var b strings.Builder
 	b.WriteString("Digest ")
 	if len(c.QOP) > 0 {
-		fmt.Fprintf(&b, "qop=%q, ", strings.Join(c.QOP, ","))
+		fmt.Fprintf(&b, "qop=%s, ", quoted(strings.Join(c.QOP, ",")))
 	}
-	fmt.Fprintf(&b, "realm=%q, nonce=%q", c.Realm, c.Nonce)
+	fmt.Fprintf(&b, "realm=%s, nonce=%s", quoted(c.Realm), quoted(c.Nonce))
 	if c.Opaque != "" {
-		fmt.Fprintf(&b, ", opaque=%q", c.Opaque)
+		fmt.Fprintf(&b, ", opaque=%s", quoted(c.Opaque))
 	}
 	if c.Algorithm != "" {
-		fmt.Fprintf(&b, ", algorithm=%q", c.Algorithm)
+		fmt.Fprintf(&b, ", algorithm=%s", quoted(c.Algorithm))
 	}
 	if c.Stale {
 		b.WriteString(`, stale="TRUE"`)
@@ -182,17 +182,17 @@ func hasher(alg string) func(string) string {
 // String renders a as an Authorization header value.
 func (a Authorization) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Digest username=%q, realm=%q, nonce=%q, uri=%q", a.Username, a.Realm, a.Nonce, a.URI)
+	fmt.Fprintf(&b, "Digest username=%s, realm=%s, nonce=%s, uri=%s", quoted(a.Username), quoted(a.Realm), quoted(a.Nonce), quoted(a.URI))
 	if a.Algorithm != "" {
 		fmt.Fprintf(&b, ", algorithm=%s", a.Algorithm)
 	}
 	if a.QOP != "" {
-		fmt.Fprintf(&b, ", qop=%s, nc=%s, cnonce=%q", a.QOP, a.NC, a.CNonce)
+		fmt.Fprintf(&b, ", qop=%s, nc=%s, cnonce=%s", a.QOP, a.NC, quoted(a.CNonce))
 	}
 	if a.Opaque != "" {
-		fmt.Fprintf(&b, ", opaque=%q", a.Opaque)
+		fmt.Fprintf(&b, ", opaque=%s", quoted(a.Opaque))
 	}
-	fmt.Fprintf(&b, ", response=%q", a.Response)
+	fmt.Fprintf(&b, ", response=%s", quoted(a.Response))
 	return b.String()
 }
 
@@ -275,4 +275,12 @@ func parseDigestParams(h string) (map[string]string, error) {
 		params[key] = val
 	}
 	return params, nil
+}
+
+// quoted renders v as an HTTP quoted-string (RFC 9110 §5.6.4): a backslash
+// before '"' and '\', every other byte as is — what the parser reads back.
+// (Go's %q escapes differently: \x.. and \u.. are not HTTP's, and a
+// device would read a realm or nonce other than the one it sent.)
+func quoted(v string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }
