@@ -50,6 +50,15 @@ type Options struct {
 	Agent agentapi.Config
 	// Logger receives the services' logs (nil: discarded).
 	Logger *slog.Logger
+	// Addr is the balancer's listen address (default 127.0.0.1:0, a free
+	// loopback port).
+	Addr string
+	// FilesDir is the replicas' local file store (default: a temporary
+	// directory removed by Close).
+	FilesDir string
+	// ContextKey signs tenant contexts; the zero key means a fresh one.
+	// Either way it is installed in the database.
+	ContextKey postgres.ContextKey
 }
 
 // Replica is one started Agent API.
@@ -112,9 +121,11 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if _, err = postgres.MigrateUp(ctx, s.AdminURL, s.log); err != nil {
 		return nil, fmt.Errorf("stack: migrate: %w", err)
 	}
-	key, err := postgres.GenerateContextKey("bench")
-	if err != nil {
-		return nil, err
+	key := opts.ContextKey
+	if key == (postgres.ContextKey{}) {
+		if key, err = postgres.GenerateContextKey("bench"); err != nil {
+			return nil, err
+		}
 	}
 	if err = postgres.InstallContextKey(ctx, s.AdminURL, key); err != nil {
 		return nil, fmt.Errorf("stack: context key: %w", err)
@@ -129,7 +140,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.IngestURL, err = postgres.WithUser(s.AdminURL, postgres.RoleIngest, ""); err != nil {
 		return nil, err
 	}
-	files := filepath.Join(s.dir, "files")
+	files := opts.FilesDir
+	if files == "" {
+		files = filepath.Join(s.dir, "files")
+	}
 	for i := range opts.Replicas {
 		pool, err := postgres.Connect(ctx, s.IngestURL, opts.PoolSize, key)
 		if err != nil {
@@ -152,11 +166,15 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		r := &Replica{URL: "http://" + srv.Addr().String(), Registry: reg, Server: srv, pool: pool}
 		s.Replicas = append(s.Replicas, r)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("stack: balancer: %w", err)
 	}
-	s.URL = "http://" + ln.Addr().String()
+	s.URL = "http://" + loopback(ln.Addr())
 	handler, err := roundRobin(s.Replicas)
 	if err != nil {
 		return nil, err
@@ -302,4 +320,16 @@ func StartGateway(ctx context.Context, env map[string]string, deps gateway.Deps)
 		return nil, errors.Join(fmt.Errorf("stack: gateway start: %w", err), g.Stop(context.WithoutCancel(ctx)))
 	}
 	return g, nil
+}
+
+// loopback turns a wildcard listen address into one a client can dial.
+func loopback(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
