@@ -11,14 +11,15 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/bench/stack"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
@@ -29,7 +30,6 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
@@ -52,7 +52,8 @@ const demoSlug = "demo"
 func runUp(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("staffctl up", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	agentAddr := fs.String("agent-addr", ":3001", "Agent API listen address")
+	agentAddr := fs.String("agent-addr", ":3001", "Agent API listen address (the balancer in front of the replicas)")
+	replicas := fs.Int("replicas", 2, "Agent API replicas behind the balancer (1 to 16)")
 	dashAddr := fs.String("dashboard-addr", ":3000", "Dashboard API listen address")
 	dbURL := fs.String("database-url", "", "administrator's PostgreSQL URL (default: $DATABASE_URL; empty: a throwaway cluster)")
 	tsURL := fs.String("timescale-url", "", "administrator's URL of a separate time-series database (TimescaleDB): migrated, given the tenant\n"+
@@ -60,17 +61,24 @@ func runUp(ctx context.Context, e env, args []string) error {
 		"the main database keeps the fallback. Empty: the time series live in the main database")
 	logLevel := fs.String("log-level", "warn", "log level of the services: debug, info, warn or error")
 	gwAddr := fs.String("gateway-addr", ":3003", "Agent Gateway listen address for agents (empty: no gateway)")
-	agents := fs.Int("agents", 3, "simulated desktop agents sending to the gateway (0: none)")
+	agents := fs.Int("agents", 20, "simulated desktop agents sending to the gateway, each with an employee (0: none; at most 1000)")
 	agentRate := fs.Float64("agent-rate", 2, "events per second per simulated agent")
 	withDevices := fs.Bool("devices", true, "run a simulated door terminal of each vendor (Hikvision, ZKTeco) as devices of the gateway")
 	badgeRate := fs.Float64("badge-rate", 0.2, "badges per second on each simulated door terminal")
+	quiet := fs.Bool("quiet", false, "print the endpoints and wait, without the live summary")
+	statusEvery := fs.Duration("status-every", 5*time.Second, "when stdout is not a terminal: how often the status line is printed (at least 1s)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: staffctl up [flags]\n\nRuns PostgreSQL (a throwaway cluster unless --database-url/DATABASE_URL is given),\n"+
 			"applies the migrations (to the separate time-series database too, with --timescale-url),\n"+
-			"starts the Agent API and the Dashboard API, creates a demo organisation,\n"+
-			"runs an Agent Gateway provisioned into it with simulated agents feeding it and a simulated\n"+
-			"door terminal of each vendor (Hikvision, ZKTeco) as its devices, prints where\n"+
-			"everything listens and runs until Ctrl-C.\n\nflags:\n")
+			"starts the Agent API (--replicas replicas behind a round-robin balancer on --agent-addr)\n"+
+			"and the Dashboard API, creates a demo organisation with departments, one employee per\n"+
+			"simulated agent (identified by the agent's Windows SID) and a policy released and\n"+
+			"distributed to the gateway, runs an Agent Gateway provisioned into it with simulated\n"+
+			"agents feeding it and a simulated door terminal of each vendor (Hikvision, ZKTeco) as\n"+
+			"its devices, prints where everything listens and then a live summary (events/s in,\n"+
+			"buffer depth, gateways online, policy applied, last command, last door event: redrawn\n"+
+			"every second on a terminal, a status line every --status-every otherwise; none with\n"+
+			"--quiet) until Ctrl-C.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -78,6 +86,15 @@ func runUp(ctx context.Context, e env, args []string) error {
 	}
 	if *badgeRate < 0 || *badgeRate > 1000 {
 		return usagef("--badge-rate must be from 0 to 1000")
+	}
+	if *replicas < 1 || *replicas > 16 {
+		return usagef("--replicas must be from 1 to 16")
+	}
+	if *agents < 0 || *agents > 1000 {
+		return usagef("--agents must be from 0 to 1000")
+	}
+	if *statusEvery < time.Second {
+		return usagef("--status-every must be at least 1s")
 	}
 	level, err := service.ParseLevel(*logLevel)
 	if err != nil {
@@ -150,11 +167,6 @@ func runUp(ctx context.Context, e env, args []string) error {
 	}
 
 	ingestURL, dashURL := e.getenv("AGENT_API_DATABASE_URL"), e.getenv("DASHBOARD_DATABASE_URL")
-	if ingestURL == "" {
-		if ingestURL, err = postgres.WithUser(admin, postgres.RoleIngest, ""); err != nil {
-			return err
-		}
-	}
 	if dashURL == "" {
 		if dashURL, err = postgres.WithUser(admin, postgres.RoleDashboard, ""); err != nil {
 			return err
@@ -198,9 +210,31 @@ func runUp(ctx context.Context, e env, args []string) error {
 		defer os.RemoveAll(dir)
 		files = dir
 	}
-	start("agent-api", func(ctx context.Context, c service.Config, l *slog.Logger, ready func(net.Addr)) error {
-		return agentapi.Run(ctx, agentapi.Config{Config: c, Storage: storage.Config{BasePath: files}, TimescaleURL: store.ingestURL}, l, ready)
-	}, service.Config{Addr: *agentAddr, DatabaseURL: ingestURL, ContextKey: contextKey, LogLevel: level})
+	// The Agent API: --replicas replicas in this process, each with its
+	// own pool, behind a round-robin balancer on --agent-addr.
+	cloud, err := stack.Start(ctx, stack.Options{DatabaseURL: admin, IngestURL: ingestURL, Replicas: *replicas, Logger: logger,
+		Addr: *agentAddr, FilesDir: files, ContextKey: contextKey,
+		Agent: agentapi.Config{Config: service.Config{LogLevel: level}, TimescaleURL: store.ingestURL}})
+	if err != nil {
+		return fmt.Errorf("agent-api: %w", err)
+	}
+	defer cloud.Close(context.WithoutCancel(ctx))
+	for i, r := range cloud.Replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+			case <-r.Server.Failed():
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("agent-api replica %d stopped serving", i)
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
 	// The Dashboard API signs access tokens with a key made for this run
 	// and serves platform administrators through the admin role.
 	tokenKey, err := accesstoken.GenerateKey("up")
@@ -222,7 +256,7 @@ func runUp(ctx context.Context, e env, args []string) error {
 		return dashboard.Run(ctx, dashboard.Config{Config: c, TokenKeys: []accesstoken.Key{tokenKey}, AdminDatabaseURL: platformURL, Storage: dashFiles}, l, ready)
 	}, service.Config{Addr: *dashAddr, DatabaseURL: dashURL, ContextKey: contextKey, LogLevel: level})
 
-	addrs := map[string]string{}
+	addrs := map[string]string{"agent-api": strings.TrimPrefix(cloud.URL, "http://")}
 	for len(addrs) < 2 {
 		select {
 		case r := <-ready:
@@ -241,7 +275,34 @@ func runUp(ctx context.Context, e env, args []string) error {
 		}
 	}
 
+	// The demo's people and policy: departments, an employee per
+	// simulated agent, the demo policy released and distributed to this
+	// run's gateway. The pool stays open for the live summary's reads.
+	pool, err := connectAdmin(ctx, admin, 4)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	defer pool.Close()
+	tenant := postgres.Tenant{OrganizationID: demo.orgID, Role: postgres.AppAdmin, Actor: "staffctl up"}
+	people, err := ensureDemoDirectory(ctx, pool, tenant, *agents)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	var release demoRelease
+	if *gwAddr != "" {
+		if release, err = releaseDemoPolicy(ctx, pool, tenant, demo.gatewayID); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+	}
+
 	gwLine := ""
+	var gwReg prometheus.Gatherer
 	if *gwAddr != "" {
 		// The simulated door terminals first: the gateway finds its
 		// device list waiting in its command queue once provisioned.
@@ -254,31 +315,53 @@ func runUp(ctx context.Context, e env, args []string) error {
 			}
 			defer devs.stop()
 		}
-		stopGateway, gwURL, err := startDemoGateway(ctx, logger, "http://"+hostPort(addrs["agent-api"]), demo, *gwAddr, *agents, *agentRate)
+		g, stopGateway, err := startDemoGateway(ctx, logger, cloud, demo, *gwAddr, *agents, *agentRate)
 		if err != nil {
 			cancel()
 			wg.Wait()
 			return fmt.Errorf("gateway: %w", err)
 		}
 		defer stopGateway()
+		gwReg = g.Registry()
+		gwURL := "http://" + hostPort(g.Addr())
 		gwLine = fmt.Sprintf("  Agent Gateway   %s   (agents: POST /v1/events; GET /health/details, /metrics)\n", gwURL)
 		if *agents > 0 {
-			gwLine += fmt.Sprintf("  Agents          %d simulated agents sending %.1f events/s each\n", *agents, *agentRate)
+			gwLine += fmt.Sprintf("  Agents          %d simulated agents sending %.1f events/s each, as employees %s to %s\n",
+				*agents, *agentRate, demoAgentNumber(0), demoAgentNumber(*agents-1))
 		}
+		gwLine += fmt.Sprintf("  Policy          %q (policy %d) version %s distributed to the gateway (distribution %s)\n",
+			demoPolicyName, release.policyID, release.version, release.distribution)
 		gwLine += devs.notes(admin, *badgeRate)
 	}
 
-	fmt.Fprintf(e.stdout, `
+	replicaURLs := make([]string, len(cloud.Replicas))
+	for i, r := range cloud.Replicas {
+		replicaURLs[i] = r.URL
+	}
+	banner := fmt.Sprintf(`
 Staff Control is up.
   PostgreSQL      %s%s
   Time series     %s
   Agent API       http://%s   (GET /health, /health/ready, /metrics)
+  Replicas        %d behind that round-robin balancer: %s
   Dashboard API   http://%s   (POST /api/auth/login, /api/v2/…, GET /api/openapi.json, /health, /metrics)
 %s  Demo organisation %d (slug %q)
-%s
-Press Ctrl-C to stop.
-`, redacted(admin), pgNote, tsLine, hostPort(addrs["agent-api"]), hostPort(addrs["dashboard-api"]), gwLine, demo.orgID, demoSlug, demo.notes)
+  Demo directory    %d departments; %d employees created for the agents, %d reused
+%s`, redacted(admin), pgNote, tsLine, hostPort(addrs["agent-api"]), len(cloud.Replicas), strings.Join(replicaURLs, ", "),
+		hostPort(addrs["dashboard-api"]), gwLine, demo.orgID, demoSlug, people.departments, people.created, people.reused, demo.notes)
+	fmt.Fprint(e.stdout, banner+"\nPress Ctrl-C to stop.\n")
 
+	if !*quiet {
+		src, err := newUpSources(pool, tenant, demo.gatewayID, release.distribution, cloud.Replicas, gwReg)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		// The admin login is shown once, in the banner above: the screen
+		// redrawn on a terminal keeps it, the status lines do not repeat it.
+		showSummary(ctx, e.stdout, isTerminal(e.stdout), &upReader{src: src}, banner, *statusEvery)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(e.stdout, "stopping…")
 	wg.Wait()
@@ -371,37 +454,22 @@ func ensureDemo(ctx context.Context, admin string) (demoState, error) {
 	return st, nil
 }
 
-// startDemoGateway runs an Agent Gateway in this process, provisioned with
-// the demo token, its buffer in a temporary directory, and simulated agents
-// sending to it. The returned function stops them.
-func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, demo demoState, addr string, agents int, rate float64) (func(), string, error) {
+// startDemoGateway runs an Agent Gateway in this process, provisioned
+// through the stack's balancer with the demo token, its buffer in a
+// temporary directory, and simulated agents sending to it. The returned
+// function stops them.
+func startDemoGateway(ctx context.Context, logger *slog.Logger, cloud *stack.Stack, demo demoState, addr string, agents int, rate float64) (*gateway.Gateway, func(), error) {
 	dir, err := os.MkdirTemp("", "staffcontrol-gateway-")
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	env := map[string]string{
-		"STAFF_GATEWAY_SERVER_URL":                      apiURL,
-		"STAFF_GATEWAY_ORGANIZATION_ID":                 fmt.Sprint(demo.orgID),
-		"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": demo.token,
-		"STAFF_GATEWAY_GATEWAY_SERIAL":                  demo.serial,
-		"STAFF_GATEWAY_GATEWAY_LISTEN":                  addr,
-		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":             "off",
-		"STAFF_GATEWAY_BUFFER_PATH":                     filepath.Join(dir, "buffer.sqlite"),
-		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":           "2s",
-	}
-	cfg, err := config.Load("", func(k string) string { return env[k] })
+	env := cloud.GatewayEnv(stack.Registration{OrganizationID: demo.orgID, Serial: demo.serial, ID: demo.gatewayID.String(), Token: demo.token}, dir, addr)
+	env["STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL"] = "2s"
+	g, err := stack.StartGateway(ctx, env, gateway.Deps{Logger: logger.With("service", "gateway"), Version: "dev",
+		DeviceFactories: vendors.Factories(logger.With("service", "gateway", "component", "devices"))})
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", err
-	}
-	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger.With("service", "gateway"), Version: "dev", DeviceFactories: vendors.Factories(logger.With("service", "gateway", "component", "devices"))})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, "", err
-	}
-	if err := g.Start(ctx); err != nil {
-		os.RemoveAll(dir)
-		return nil, "", err
+		return nil, nil, err
 	}
 	url := "http://" + hostPort(g.Addr())
 	simCtx, stopSim := context.WithCancel(ctx)
@@ -414,19 +482,19 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, apiURL string, d
 		_, _ = agentsim.Run(simCtx, agentsim.Options{GatewayURL: url, EnrolmentSecret: demo.secret, Agents: agents, Rate: rate, BatchSize: 10,
 			ScreenshotEvery: 30, ScreenshotBytes: 32 << 10, Control: true, PolicyInterval: 30 * time.Second, Logger: logger.With("service", "agents")})
 	}()
-	return func() {
+	return g, func() {
 		stopSim()
 		<-simDone
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_ = g.Stop(sctx)
 		os.RemoveAll(dir)
-	}, url, nil
+	}, nil
 }
 
 // CREATE DATABASE, hand-written (sql/raw/create_database.sql says why).
 //
-//go:embed sql/raw/create_database.sql
+//go:embed sql/raw/*.sql
 var rawSQL embed.FS
 
 func createDatabase(ctx context.Context, adminURL, name string) error {

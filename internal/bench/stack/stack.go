@@ -59,6 +59,9 @@ type Options struct {
 	// ContextKey signs tenant contexts; the zero key means a fresh one.
 	// Either way it is installed in the database.
 	ContextKey postgres.ContextKey
+	// IngestURL is the URL the replicas connect with (default: the
+	// administrator's URL with the ingest role as its user).
+	IngestURL string
 }
 
 // Replica is one started Agent API.
@@ -137,8 +140,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.admin, err = postgres.Connect(ctx, adminRole, 4, key); err != nil {
 		return nil, fmt.Errorf("stack: connect as %s: %w", postgres.RoleAdmin, err)
 	}
-	if s.IngestURL, err = postgres.WithUser(s.AdminURL, postgres.RoleIngest, ""); err != nil {
-		return nil, err
+	if s.IngestURL = opts.IngestURL; s.IngestURL == "" {
+		if s.IngestURL, err = postgres.WithUser(s.AdminURL, postgres.RoleIngest, ""); err != nil {
+			return nil, err
+		}
 	}
 	files := opts.FilesDir
 	if files == "" {
