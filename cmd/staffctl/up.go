@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/bench/stack"
@@ -352,7 +353,16 @@ Staff Control is up.
 	fmt.Fprint(e.stdout, banner+"\nPress Ctrl-C to stop.\n")
 
 	if !*quiet {
-		src, err := newUpSources(pool, tenant, demo.gatewayID, release.distribution, cloud.Replicas, gwReg)
+		var tsPool *pgxpool.Pool
+		if store.adminURL != "" {
+			if tsPool, err = connectAdmin(ctx, store.adminURL, 2); err != nil {
+				cancel()
+				wg.Wait()
+				return fmt.Errorf("the separate time-series store: %w", err)
+			}
+			defer tsPool.Close()
+		}
+		src, err := newUpSources(pool, tsPool, tenant, demo.gatewayID, release.distribution, cloud.Replicas, gwReg)
 		if err != nil {
 			cancel()
 			wg.Wait()

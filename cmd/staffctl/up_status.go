@@ -55,6 +55,7 @@ type upStatus struct {
 // doorEvent is the newest door-terminal event stored.
 type doorEvent struct {
 	At                                   time.Time
+	DeviceID                             int64
 	Device                               string
 	Door                                 int32
 	EmployeeNumber, CardNumber, Employee string
@@ -66,6 +67,7 @@ type doorEvent struct {
 // and request counts, and the gateway's metrics.
 type upSources struct {
 	pool         *pgxpool.Pool
+	tsPool       *pgxpool.Pool // the separate time-series store, as staff_admin (nil: none)
 	tenant       postgres.Tenant
 	gateway      uuid.UUID           // the run's gateway
 	distribution uuid.UUID           // the demo policy's distribution (Nil: none)
@@ -78,14 +80,14 @@ type upSources struct {
 
 // upSQL are the hand-written status reads (sql/raw/up_status.sql).
 type upSQL struct {
-	gateways, directory, lastDoor string
+	gateways, directory, lastDoor, doorNames string
 }
 
 // newUpSources loads the status statements and builds the readers.
-func newUpSources(pool *pgxpool.Pool, tenant postgres.Tenant, gateway, distribution uuid.UUID, replicas []*stack.Replica, gatewayReg prometheus.Gatherer) (*upSources, error) {
-	s := &upSources{pool: pool, tenant: tenant, gateway: gateway, distribution: distribution, replicas: replicas, gatewayReg: gatewayReg}
+func newUpSources(pool, tsPool *pgxpool.Pool, tenant postgres.Tenant, gateway, distribution uuid.UUID, replicas []*stack.Replica, gatewayReg prometheus.Gatherer) (*upSources, error) {
+	s := &upSources{pool: pool, tsPool: tsPool, tenant: tenant, gateway: gateway, distribution: distribution, replicas: replicas, gatewayReg: gatewayReg}
 	if err := sqlfile.Load(rawSQL, "sql/raw/up_status.sql", map[string]*string{
-		"UpGateways": &s.sql.gateways, "UpDirectory": &s.sql.directory, "UpLastDoorEvent": &s.sql.lastDoor,
+		"UpGateways": &s.sql.gateways, "UpDirectory": &s.sql.directory, "UpLastDoorEvent": &s.sql.lastDoor, "UpDoorNames": &s.sql.doorNames,
 	}); err != nil {
 		return nil, err
 	}
@@ -163,23 +165,34 @@ func (r *upReader) read(ctx context.Context) (upStatus, error) {
 		if err := tx.QueryRow(ctx, s.sql.directory, org).Scan(&st.Departments, &st.Employees, &st.EmployeesWithSID); err != nil {
 			return fmt.Errorf("directory: %w", err)
 		}
-		rows, err := tx.Query(ctx, s.sql.lastDoor, org)
-		if err != nil {
-			return fmt.Errorf("door events: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d doorEvent
-			if err := rows.Scan(&d.At, &d.Device, &d.Door, &d.EmployeeNumber, &d.CardNumber, &d.Employee, &d.Direction); err != nil {
-				return fmt.Errorf("door events: %w", err)
-			}
-			st.Door = &d
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("door events: %w", err)
-		}
-		return nil
+		st.Door, err = lastDoorEvent(ctx, tx, s.sql.lastDoor, org)
+		return err
 	}))
+	if s.tsPool != nil {
+		// With a separate store the door events live there (the main
+		// database keeps the fallback's): the newer of both.
+		fail("timeseries", postgres.InTenant(ctx, s.tsPool, s.tenant, func(tx pgx.Tx) error {
+			d, err := lastDoorEvent(ctx, tx, s.sql.lastDoor, s.tenant.OrganizationID)
+			if d != nil && (st.Door == nil || d.At.After(st.Door.At)) {
+				st.Door = d
+			}
+			return err
+		}))
+		if d := st.Door; d != nil && d.Employee == "" && st.Errs["timeseries"] == nil {
+			// Its names are the main database's.
+			fail("database", postgres.InTenant(ctx, s.pool, s.tenant, func(tx pgx.Tx) error {
+				var device, employee string
+				if err := tx.QueryRow(ctx, s.sql.doorNames, s.tenant.OrganizationID, d.DeviceID, d.EmployeeNumber).Scan(&device, &employee); err != nil {
+					return fmt.Errorf("door event names: %w", err)
+				}
+				if device != "" {
+					d.Device = device
+				}
+				d.Employee = employee
+				return nil
+			}))
+		}
+	}
 	if s.distribution != uuid.Nil {
 		st.Policy, err = s.dist.Progress(ctx, s.tenant, s.distribution)
 		fail("policy", err)
@@ -193,6 +206,28 @@ func (r *upReader) read(ctx context.Context) (upStatus, error) {
 		return st, ctx.Err()
 	}
 	return st, nil
+}
+
+// lastDoorEvent runs the UpLastDoorEvent statement: the newest door event
+// of org (nil: none).
+func lastDoorEvent(ctx context.Context, tx pgx.Tx, stmt string, org int64) (*doorEvent, error) {
+	rows, err := tx.Query(ctx, stmt, org)
+	if err != nil {
+		return nil, fmt.Errorf("door events: %w", err)
+	}
+	defer rows.Close()
+	var out *doorEvent
+	for rows.Next() {
+		var d doorEvent
+		if err := rows.Scan(&d.At, &d.DeviceID, &d.Device, &d.Door, &d.EmployeeNumber, &d.CardNumber, &d.Employee, &d.Direction); err != nil {
+			return nil, fmt.Errorf("door events: %w", err)
+		}
+		out = &d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("door events: %w", err)
+	}
+	return out, nil
 }
 
 // gatherers are the replicas' metric registries.
@@ -343,7 +378,7 @@ func ago(now, t time.Time) time.Duration {
 // errorsText lists the parts that could not be read ("" when none).
 func (st upStatus) errorsText() string {
 	var parts []string
-	for _, part := range []string{"events", "buffer", "database", "policy", "commands"} {
+	for _, part := range []string{"events", "buffer", "database", "timeseries", "policy", "commands"} {
 		if err := st.Errs[part]; err != nil {
 			parts = append(parts, part+": "+err.Error())
 		}

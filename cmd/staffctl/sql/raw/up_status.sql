@@ -21,7 +21,7 @@ SELECT (SELECT count(*) FROM departments WHERE organization_id = $1)::int AS dep
 -- name: UpLastDoorEvent :many
 -- The newest door-terminal event stored (main store and fallback), with its
 -- device's and employee's names when known: zero or one row.
-SELECT d.datetime, coalesce(dev.name, d.device_serial) AS device, coalesce(d.door, 0) AS door,
+SELECT d.datetime, coalesce(d.device_id, 0) AS device_id, coalesce(dev.name, d.device_serial) AS device, coalesce(d.door, 0) AS door,
        coalesce(d.employee_number, '') AS employee_number, coalesce(d.card_number, '') AS card_number,
        coalesce(e.first_name || ' ' || e.last_name, '') AS employee, coalesce(d.direction, '') AS direction
 FROM monitoring_read.device_events d
@@ -29,3 +29,9 @@ LEFT JOIN devices dev ON dev.id = d.device_id AND dev.organization_id = d.organi
 LEFT JOIN employees e ON e.organization_id = d.organization_id AND e.employee_number = d.employee_number
 WHERE d.organization_id = $1
 ORDER BY d.datetime DESC LIMIT 1;
+
+-- name: UpDoorNames :one
+-- The names of a door event's device and employee, read in the main
+-- database for an event of the separate time-series store ('' when unknown).
+SELECT coalesce((SELECT name FROM devices WHERE organization_id = $1 AND id = $2), '') AS device,
+       coalesce((SELECT first_name || ' ' || last_name FROM employees WHERE organization_id = $1 AND employee_number = $3), '') AS employee;
