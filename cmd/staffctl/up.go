@@ -303,7 +303,7 @@ func runUp(ctx context.Context, e env, args []string) error {
 	}
 
 	gwLine := ""
-	var gwReg prometheus.Gatherer
+	var gw *runningGateway
 	if *gwAddr != "" {
 		// The simulated door terminals first: the gateway finds its
 		// device list waiting in its command queue once provisioned.
@@ -323,9 +323,9 @@ func runUp(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("gateway: %w", err)
 		}
 		defer stopGateway()
-		gwReg = g.Registry()
-		gwURL := "http://" + hostPort(g.Addr())
-		gwLine = fmt.Sprintf("  Agent Gateway   %s   (agents: POST /v1/events; GET /health/details, /metrics)\n", gwURL)
+		gw = g
+		gwURL := g.url
+		gwLine = fmt.Sprintf("  Agent Gateway   %s   (agents: POST /v1/events; GET /health/details, /metrics; operator token %s)\n", gwURL, g.token)
 		if *agents > 0 {
 			gwLine += fmt.Sprintf("  Agents          %d simulated agents sending %.1f events/s each, as employees %s to %s\n",
 				*agents, *agentRate, demoAgentNumber(0), demoAgentNumber(*agents-1))
@@ -362,7 +362,7 @@ Staff Control is up.
 			}
 			defer tsPool.Close()
 		}
-		src, err := newUpSources(pool, tsPool, tenant, demo.gatewayID, release.distribution, cloud.Replicas, gwReg)
+		src, err := newUpSources(pool, tsPool, tenant, demo.gatewayID, release.distribution, cloud.Replicas, gw)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -464,17 +464,30 @@ func ensureDemo(ctx context.Context, admin string) (demoState, error) {
 	return st, nil
 }
 
+// runningGateway is the in-process gateway of a run, as the live summary
+// reads it.
+type runningGateway struct {
+	url      string               // base URL (agents, health)
+	token    string               // its health.operator_token, new for the run
+	registry *prometheus.Registry // its metrics
+}
+
 // startDemoGateway runs an Agent Gateway in this process, provisioned
 // through the stack's balancer with the demo token, its buffer in a
-// temporary directory, and simulated agents sending to it. The returned
-// function stops them.
-func startDemoGateway(ctx context.Context, logger *slog.Logger, cloud *stack.Stack, demo demoState, addr string, agents int, rate float64) (*gateway.Gateway, func(), error) {
+// temporary directory, and simulated agents sending to it (fetching the
+// policy every 10 s). The returned function stops them.
+func startDemoGateway(ctx context.Context, logger *slog.Logger, cloud *stack.Stack, demo demoState, addr string, agents int, rate float64) (*runningGateway, func(), error) {
+	token, err := randomHex(16)
+	if err != nil {
+		return nil, nil, err
+	}
 	dir, err := os.MkdirTemp("", "staffcontrol-gateway-")
 	if err != nil {
 		return nil, nil, err
 	}
 	env := cloud.GatewayEnv(stack.Registration{OrganizationID: demo.orgID, Serial: demo.serial, ID: demo.gatewayID.String(), Token: demo.token}, dir, addr)
 	env["STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL"] = "2s"
+	env["STAFF_GATEWAY_HEALTH_OPERATOR_TOKEN"] = token
 	g, err := stack.StartGateway(ctx, env, gateway.Deps{Logger: logger.With("service", "gateway"), Version: "dev",
 		DeviceFactories: vendors.Factories(logger.With("service", "gateway", "component", "devices"))})
 	if err != nil {
@@ -490,9 +503,9 @@ func startDemoGateway(ctx context.Context, logger *slog.Logger, cloud *stack.Sta
 			return
 		}
 		_, _ = agentsim.Run(simCtx, agentsim.Options{GatewayURL: url, EnrolmentSecret: demo.secret, Agents: agents, Rate: rate, BatchSize: 10,
-			ScreenshotEvery: 30, ScreenshotBytes: 32 << 10, Control: true, PolicyInterval: 30 * time.Second, Logger: logger.With("service", "agents")})
+			ScreenshotEvery: 30, ScreenshotBytes: 32 << 10, Control: true, PolicyInterval: 10 * time.Second, Logger: logger.With("service", "agents")})
 	}()
-	return g, func() {
+	return &runningGateway{url: url, token: token, registry: g.Registry()}, func() {
 		stopSim()
 		<-simDone
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -42,6 +43,12 @@ type upStatus struct {
 	GatewaysOnline, GatewaysProvisioned int
 	// Policy is the demo distribution's progress.
 	Policy policy.Progress
+	// GatewayPolicy is the policy version the gateway applied, and
+	// AgentsOnPolicy of AgentsListed the agents it lists (at most its 50
+	// most recent) that report running it (HasAgents: read).
+	GatewayPolicy                string
+	AgentsOnPolicy, AgentsListed int
+	HasAgents                    bool
 	// LastCommand is the newest command of the run's gateway (nil: none).
 	LastCommand *commandqueue.Command
 	// Door is the newest door-terminal event (nil: none yet).
@@ -73,6 +80,9 @@ type upSources struct {
 	distribution uuid.UUID           // the demo policy's distribution (Nil: none)
 	replicas     []*stack.Replica    // the Agent API replicas
 	gatewayReg   prometheus.Gatherer // the in-process gateway's metrics (nil: no gateway)
+	gatewayURL   string              // its base URL, for /health/details
+	gatewayToken string              // its health.operator_token
+	client       *http.Client
 	queue        *commandqueue.Queue
 	dist         *policy.Distributor
 	sql          upSQL
@@ -84,8 +94,11 @@ type upSQL struct {
 }
 
 // newUpSources loads the status statements and builds the readers.
-func newUpSources(pool, tsPool *pgxpool.Pool, tenant postgres.Tenant, gateway, distribution uuid.UUID, replicas []*stack.Replica, gatewayReg prometheus.Gatherer) (*upSources, error) {
-	s := &upSources{pool: pool, tsPool: tsPool, tenant: tenant, gateway: gateway, distribution: distribution, replicas: replicas, gatewayReg: gatewayReg}
+func newUpSources(pool, tsPool *pgxpool.Pool, tenant postgres.Tenant, gateway, distribution uuid.UUID, replicas []*stack.Replica, gw *runningGateway) (*upSources, error) {
+	s := &upSources{pool: pool, tsPool: tsPool, tenant: tenant, gateway: gateway, distribution: distribution, replicas: replicas, client: &http.Client{}}
+	if gw != nil {
+		s.gatewayReg, s.gatewayURL, s.gatewayToken = gw.registry, gw.url, gw.token
+	}
 	if err := sqlfile.Load(rawSQL, "sql/raw/up_status.sql", map[string]*string{
 		"UpGateways": &s.sql.gateways, "UpDirectory": &s.sql.directory, "UpLastDoorEvent": &s.sql.lastDoor, "UpDoorNames": &s.sql.doorNames,
 	}); err != nil {
@@ -191,6 +204,14 @@ func (r *upReader) read(ctx context.Context) (upStatus, error) {
 				d.Employee = employee
 				return nil
 			}))
+		}
+	}
+	if s.gatewayURL != "" {
+		d, err := fetchGatewayDetails(ctx, s.client, s.gatewayURL, s.gatewayToken)
+		fail("agents", err)
+		if err == nil {
+			st.HasAgents = true
+			st.GatewayPolicy, st.AgentsOnPolicy, st.AgentsListed = d.agentsOnPolicy()
 		}
 	}
 	if s.distribution != uuid.Nil {
@@ -304,7 +325,11 @@ func (st upStatus) policyText() string {
 	if st.Policy.ID == uuid.Nil {
 		return "none distributed"
 	}
-	return fmt.Sprintf("%d of %d (version %s, %s)", st.Policy.Applied, st.Policy.Total, st.Policy.Version, st.Policy.Stage)
+	s := fmt.Sprintf("%d of %d (version %s, %s)", st.Policy.Applied, st.Policy.Total, st.Policy.Version, st.Policy.Stage)
+	if st.HasAgents && st.GatewayPolicy != "" {
+		s += fmt.Sprintf("; agents on it %d of %d", st.AgentsOnPolicy, st.AgentsListed)
+	}
+	return s
 }
 
 func (st upStatus) replicasText() string {
@@ -378,7 +403,7 @@ func ago(now, t time.Time) time.Duration {
 // errorsText lists the parts that could not be read ("" when none).
 func (st upStatus) errorsText() string {
 	var parts []string
-	for _, part := range []string{"events", "buffer", "database", "timeseries", "policy", "commands"} {
+	for _, part := range []string{"events", "buffer", "database", "timeseries", "policy", "agents", "commands"} {
 		if err := st.Errs[part]; err != nil {
 			parts = append(parts, part+": "+err.Error())
 		}

@@ -18,13 +18,15 @@ import (
 
 // statusLineRE parses up's non-terminal status line.
 var statusLineRE = regexp.MustCompile(`^status \S+: events/s ([0-9.]+) \((\d+) stored\) \| buffer (\d+) rows, oldest unsent \S+ \| ` +
-	`gateways online (\d+) of (\d+) \| policy applied (\d+) of (\d+) \(version (\S+), (\w+)\) \| replicas (\d+) \(requests (\d+)/(\d+)\) \| ` +
-	`last command (.+?) \| last door event (.+?) \| directory (\d+) departments, (\d+) employees \((\d+) with a Windows SID\)$`)
+	`gateways online (\d+) of (\d+) \| policy applied (\d+) of (\d+) \(version (\S+), (\w+)\)(?:; agents on it (\d+) of (\d+))? \| ` +
+	`replicas (\d+) \(requests (\d+)/(\d+)\) \| last command (.+?) \| last door event (.+?) \| ` +
+	`directory (\d+) departments, (\d+) employees \((\d+) with a Windows SID\)$`)
 
 // TestUpShowsTheSystemAlive runs `staffctl up` with stdout not a terminal
 // on a fresh database and waits (bounded) for a status line showing the
 // system alive: events stored at a rate above 0, the gateway online, the
-// demo policy applied 1 of 1, both Agent API replicas serving, a door event,
+// demo policy applied 1 of 1 and every agent running it, both Agent API
+// replicas serving, a door event,
 // the departments and one employee per agent with its Windows SID. The
 // database then says the same, and the agents' events name those
 // employees' SIDs. A second run on the same database with --quiet reuses
@@ -46,10 +48,12 @@ func TestUpShowsTheSystemAlive(t *testing.T) {
 	var m []string
 	alive := func(m []string) bool {
 		rate, _ := strconv.ParseFloat(m[1], 64)
-		return rate > 0 && m[4] == "1" && m[5] == "1" && m[6] == "1" && m[7] == "1" && m[9] == "done" && m[10] == "2" &&
-			m[11] != "0" && m[12] != "0" && m[14] != "none yet" && m[15] == "4" && m[16] == strconv.Itoa(agents+len(demoStaff)) && m[17] == strconv.Itoa(agents)
+		n := strconv.Itoa(agents)
+		return rate > 0 && m[4] == "1" && m[5] == "1" && m[6] == "1" && m[7] == "1" && m[9] == "done" && m[10] == n && m[11] == n &&
+			m[12] == "2" && m[13] != "0" && m[14] != "0" && m[16] != "none yet" &&
+			m[17] == "4" && m[18] == strconv.Itoa(agents+len(demoStaff)) && m[19] == n
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // agents fetch the policy every 10 s
 	for m == nil || !alive(m) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no status line showing the system alive within 60 s; last parsed %q; output:\n%s", m, tail(out.String(), 4000))
@@ -140,7 +144,8 @@ func TestUpStatusRendering(t *testing.T) {
 		Policy:      policy.Progress{ID: uuid.New(), Version: "1.0.0", Stage: policy.StageDone, Total: 1, Applied: 1},
 		LastCommand: &commandqueue.Command{Type: "policy_update", Status: "completed", CreatedAt: at.Add(-time.Minute), CompletedAt: &done},
 		Door:        &doorEvent{At: at.Add(-time.Second), Device: "Front door", Door: 1, EmployeeNumber: "D-1001", Employee: "Ana Ruiz", Direction: "in"},
-		Departments: 4, Employees: 25, EmployeesWithSID: 20, Errs: map[string]error{}}
+		Departments: 4, Employees: 25, EmployeesWithSID: 20, Errs: map[string]error{},
+		HasAgents: true, GatewayPolicy: "1.0.0", AgentsOnPolicy: 19, AgentsListed: 20}
 	tests := []struct {
 		name      string
 		st        upStatus
@@ -149,7 +154,7 @@ func TestUpStatusRendering(t *testing.T) {
 		parseable bool
 	}{
 		{"alive", alive, []string{"events/s 41.2 (1200 stored)", "buffer 12 rows, oldest unsent 2s", "gateways online 1 of 2",
-			"policy applied 1 of 1 (version 1.0.0, done)", "replicas 2 (requests 7/8)", "last command policy_update completed 3s ago",
+			"policy applied 1 of 1 (version 1.0.0, done); agents on it 19 of 20", "replicas 2 (requests 7/8)", "last command policy_update completed 3s ago",
 			"last door event " + at.Add(-time.Second).Local().Format("15:04:05") + " Front door door 1, Ana Ruiz (D-1001), in",
 			"directory 4 departments, 25 employees (20 with a Windows SID)"}, []string{"unreadable"}, true},
 		{"starting", upStatus{At: at, EventsTotal: 3, Requests: []int64{0, 0}, Errs: map[string]error{}},
@@ -221,4 +226,49 @@ func TestUpEventsRate(t *testing.T) {
 	if len(r.samples) > int(rateWindow/time.Second)+2 {
 		t.Errorf("%d samples kept, want those of the window only", len(r.samples))
 	}
+}
+
+// TestGatewayDetailsAgentsOnPolicy: the agents counted on the policy are
+// those listed reporting the gateway's applied version; none before the
+// gateway applied one.
+func TestGatewayDetailsAgentsOnPolicy(t *testing.T) {
+	tests := []struct {
+		body       string
+		version    string
+		on, listed int
+		wantErr    bool
+	}{
+		{`{"control": {"policy_version": "1.0.0"}, "agents": {"connected": 3, "recent": [{"policy_version": "1.0.0"}, {"policy_version": "0.9.0"}, {}]}}`, "1.0.0", 1, 3, false},
+		{`{"control": {"policy_version": ""}, "agents": {"recent": [{}, {}]}}`, "", 0, 2, false},
+		{`{"control": null, "agents": {"redacted": true}}`, "", 0, 0, false},
+		{`{"agents": {"recent": "x"}}`, "", 0, 0, true},
+		{`not json`, "", 0, 0, true},
+	}
+	for _, tc := range tests {
+		d, err := parseGatewayDetails([]byte(tc.body))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err = %v, want error %v", tc.body, err, tc.wantErr)
+			continue
+		}
+		v, on, listed := d.agentsOnPolicy()
+		if v != tc.version || on != tc.on || listed != tc.listed {
+			t.Errorf("%s: %q %d of %d, want %q %d of %d", tc.body, v, on, listed, tc.version, tc.on, tc.listed)
+		}
+	}
+}
+
+// FuzzParseGatewayDetails: any body decodes or fails cleanly, and the
+// count on the policy never exceeds the agents listed.
+func FuzzParseGatewayDetails(f *testing.F) {
+	f.Add([]byte(`{"control": {"policy_version": "1.0.0"}, "agents": {"connected": 1, "recent": [{"policy_version": "1.0.0"}]}}`))
+	f.Add([]byte(`{"agents": {"recent": null}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parseGatewayDetails(b)
+		if err != nil {
+			return
+		}
+		if _, on, listed := d.agentsOnPolicy(); on > listed || on < 0 {
+			t.Fatalf("%d on the policy of %d listed", on, listed)
+		}
+	})
 }
