@@ -287,7 +287,11 @@ func runUp(ctx context.Context, e env, args []string) error {
 	}
 	defer pool.Close()
 	tenant := postgres.Tenant{OrganizationID: demo.orgID, Role: postgres.AppAdmin, Actor: "staffctl up"}
-	people, err := ensureDemoDirectory(ctx, pool, tenant, *agents)
+	simAgents := *agents
+	if *gwAddr == "" {
+		simAgents = 0 // no gateway, no agents
+	}
+	people, err := ensureDemoDirectory(ctx, pool, tenant, simAgents)
 	if err != nil {
 		cancel()
 		wg.Wait()
