@@ -209,6 +209,9 @@ type Summary struct {
 	Agents agentsim.Result `json:"agents"`
 	// Elapsed is the rising-rate part's length.
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// Drain is how long the backlog took to empty after the agents
+	// stopped.
+	Drain time.Duration `json:"drain_ns"`
 	// Options records the run's shape.
 	Options SummaryOptions `json:"options"`
 }
@@ -335,9 +338,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	sum.Agents = agentRes
 	r.note("agents stopped; draining the gateway's backlog")
+	drainStart := time.Now()
 	if err := r.drain(ctx); err != nil {
 		return sum, err
 	}
+	sum.Drain = time.Since(drainStart)
 
 	conn, err := pgx.Connect(ctx, st.AdminURL)
 	if err != nil {
@@ -347,7 +352,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if sum.Check, err = r.ledger.Verify(ctx, conn, org.ID); err != nil {
 		return sum, err
 	}
-	r.note(fmt.Sprintf("checked %d stored ids; raw CopyFrom of as many rows", sum.Check.Stored))
+	r.note(fmt.Sprintf("drained in %s; checked %d stored ids; raw CopyFrom of as many rows", sum.Drain.Round(time.Millisecond), sum.Check.Stored))
 	if sum.Copy, err = rawCopy(ctx, st.AdminURL, copyOrg.ID, copyGW, sum.Check.Stored, opts.UplinkBatch, opts.CopyWorkers); err != nil {
 		return sum, err
 	}
@@ -430,26 +435,33 @@ type sample struct {
 }
 
 // growing reports whether the backlog grew over the whole window: the
-// samples span it, and their least-squares trend adds more than one uplink
-// batch over it (a backlog that only oscillates by a batch in flight is
-// not growing).
+// samples span it and, split in thirds by time, each third's mean backlog
+// exceeds the one before by more than half an uplink batch. A backlog that
+// oscillates by the batches in flight, or that stepped up once to a new
+// level when the rate rose, is not growing; one that falls behind by more
+// than about 0.15 batches a second is.
 func growing(samples []sample, window time.Duration, batch int) bool {
-	if len(samples) < 3 || samples[len(samples)-1].at.Sub(samples[0].at) < window-window/20 {
+	if len(samples) < 6 {
 		return false
 	}
-	t0 := samples[0].at
-	var sx, sy, sxx, sxy float64
+	t0, span := samples[0].at, samples[len(samples)-1].at.Sub(samples[0].at)
+	if span < window-window/20 {
+		return false
+	}
+	var sum [3]float64
+	var n [3]int
 	for _, s := range samples {
-		x, y := s.at.Sub(t0).Seconds(), float64(s.backlog)
-		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+		k := min(2, int(3*s.at.Sub(t0)/(span+1)))
+		sum[k] += float64(s.backlog)
+		n[k]++
 	}
-	n := float64(len(samples))
-	den := n*sxx - sx*sx
-	if den == 0 {
-		return false
+	for k := range n {
+		if n[k] == 0 {
+			return false
+		}
+		sum[k] /= float64(n[k])
 	}
-	slope := (n*sxy - sx*sy) / den
-	return slope*window.Seconds() > float64(batch)
+	return sum[1]-sum[0] > float64(batch)/2 && sum[2]-sum[1] > float64(batch)/2
 }
 
 // ramp runs the steps until a rule ends them; it returns the gateway

@@ -172,6 +172,7 @@ func TestGrowing(t *testing.T) {
 		{"flat", series(func(int) int64 { return 3000 }), false},
 		{"sawtooth", series(func(i int) int64 { return int64(1000 * (i % 2)) }), false},
 		{"slow creep under a batch", series(func(i int) int64 { return int64(50 * i) }), false},
+		{"one step up to a new level", series(func(i int) int64 { return map[bool]int64{true: 100, false: 1600}[i < 2] }), false},
 		{"decline", series(func(i int) int64 { return int64(10000 - 800*i) }), false},
 		{"short window", series(func(i int) int64 { return int64(500 * i) })[:5], false},
 	}
