@@ -169,16 +169,18 @@ func printBenchE2E(w io.Writer, s pipeline.Summary) {
 	o := s.Options
 	fmt.Fprintf(w, "bench e2e: %d agents (%d events/request) → gateway → %d Agent API replicas → PostgreSQL; steps of %s from %.0f events/s by %.0f\n",
 		o.Agents, o.AgentBatch, o.Replicas, o.StepDuration, o.StartRate, o.Step)
-	fmt.Fprintf(w, "%5s %10s %10s %10s %9s %9s %9s  %s\n", "step", "offered/s", "acked/s", "stored/s", "p50", "p99", "backlog", "verdict")
+	fmt.Fprintf(w, "%5s %10s %10s %10s %9s %9s %9s %9s %9s %9s  %s\n", "step", "offered/s", "acked/s", "stored/s", "p50", "p99", "backlog", "uploads/s", "upload", "commit", "verdict")
 	for i, st := range s.Steps {
 		verdict := "kept up"
 		if !st.KeptUp {
 			verdict = st.Reason
 		}
-		fmt.Fprintf(w, "%5d %10.0f %10.0f %10.0f %9s %9s %9d  %s\n", i+1, st.Target, st.Acked, st.Stored,
-			st.P50.Round(100*time.Microsecond), st.P99.Round(100*time.Microsecond), st.BacklogEnd, verdict)
+		fmt.Fprintf(w, "%5d %10.0f %10.0f %10.0f %9s %9s %9d %9.1f %9s %9s  %s\n", i+1, st.Target, st.Acked, st.Stored,
+			st.P50.Round(100*time.Microsecond), st.P99.Round(100*time.Microsecond), st.BacklogEnd,
+			st.Uploads, st.UploadAvg.Round(100*time.Microsecond), st.CommitAvg.Round(10*time.Microsecond), verdict)
 	}
-	fmt.Fprintf(w, "stopped: %s\n", s.StopReason)
+	fmt.Fprintf(w, "(upload: mean latency of the gateway's upload requests; commit: mean buffer group commit, SQLite with its fsync)\n")
+	fmt.Fprintf(w, "stopped: %s; the backlog drained in %s\n", s.StopReason, s.Drain.Round(time.Millisecond))
 	fmt.Fprintf(w, "sustained: %.0f events/s stored (step offering %.0f/s)\n", s.Sustained, s.SustainedTarget)
 	fmt.Fprintf(w, "raw CopyFrom: %.0f rows/s (%d rows, %d connections, batches of %d)\n", s.Copy.Rate, s.Copy.Rows, o.CopyWorkers, o.UplinkBatch)
 	fmt.Fprintf(w, "ratio: %.3f\n", s.Ratio)

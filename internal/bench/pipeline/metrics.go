@@ -19,12 +19,24 @@ const (
 	metricBacklog = "gateway_buffer_rows"
 	// metricUploaded counts the events the cloud acknowledged (stored).
 	metricUploaded = "gateway_uplink_events_total"
+	// metricUpload* are the uplink's request latencies (where the cloud's
+	// time shows), metricCommit* the buffer's group commits (where the
+	// gateway's disk time shows).
+	metricUploadSum   = "gateway_uplink_latency_seconds_sum"
+	metricUploadCount = "gateway_uplink_latency_seconds_count"
+	metricCommitSum   = "gateway_buffer_commit_seconds_sum"
+	metricCommitCount = "gateway_buffer_commit_seconds_count"
 )
 
 // gatewayMetrics is one reading of the gateway's /metrics.
 type gatewayMetrics struct {
 	backlog  int64 // sum of gateway_buffer_rows over classes
 	uploaded int64 // sum of gateway_uplink_events_total over streams
+	// uploadSeconds and uploads sum the uplink's request latencies and
+	// count the requests; commitSeconds and commits the same for the
+	// buffer's group commits.
+	uploadSeconds, commitSeconds float64
+	uploads, commits             int64
 }
 
 // scrape reads the gateway's /metrics at base.
@@ -45,11 +57,13 @@ func scrape(ctx context.Context, client *http.Client, base string) (gatewayMetri
 	if err != nil {
 		return gatewayMetrics{}, fmt.Errorf("pipeline: gateway metrics: %w", err)
 	}
-	sums, err := sumSamples(raw, metricBacklog, metricUploaded)
+	sums, err := sumSamples(raw, metricBacklog, metricUploaded, metricUploadSum, metricUploadCount, metricCommitSum, metricCommitCount)
 	if err != nil {
 		return gatewayMetrics{}, err
 	}
-	return gatewayMetrics{backlog: int64(sums[metricBacklog]), uploaded: int64(sums[metricUploaded])}, nil
+	return gatewayMetrics{backlog: int64(sums[metricBacklog]), uploaded: int64(sums[metricUploaded]),
+		uploadSeconds: sums[metricUploadSum], uploads: int64(sums[metricUploadCount]),
+		commitSeconds: sums[metricCommitSum], commits: int64(sums[metricCommitCount])}, nil
 }
 
 // sumSamples parses the Prometheus text exposition format in raw and sums

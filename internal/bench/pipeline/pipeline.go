@@ -176,6 +176,15 @@ type StepResult struct {
 	// P50 and P99 are the agents' acknowledgement latencies.
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
+	// Uploads is the gateway's upload requests per second and UploadAvg
+	// their mean latency (the balancer, an Agent API replica, PostgreSQL).
+	Uploads   float64       `json:"uploads_per_s"`
+	UploadAvg time.Duration `json:"upload_avg_ns"`
+	// Commits is the buffer's group commits per second and CommitAvg their
+	// mean latency (SQLite and its fsync: what an acknowledgement waits
+	// for).
+	Commits   float64       `json:"commits_per_s"`
+	CommitAvg time.Duration `json:"commit_avg_ns"`
 	// BacklogEnd is the gateway's backlog at the end of the step.
 	BacklogEnd int64 `json:"backlog_end"`
 	// KeptUp says the step met every rule; Reason says which it broke.
@@ -287,7 +296,9 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	env := st.GatewayEnv(reg, dir, listen)
 	env["STAFF_GATEWAY_UPLINK_BATCH_MAX_EVENTS"] = fmt.Sprint(opts.UplinkBatch)
-	env["STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL"] = "200ms"
+	// Batches fill to UplinkBatch (the CopyFrom's batch) at rates of
+	// 1,000 events/s and more; a backlog drains continuously anyway.
+	env["STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL"] = "1s"
 	env["STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL"] = "50ms"
 	env["STAFF_GATEWAY_UPLINK_BACKOFF_MAX"] = "1s"
 	env["STAFF_GATEWAY_COLLECTOR_RETRY_AFTER"] = "1s"
@@ -471,6 +482,7 @@ func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[str
 	defer func() { sum.Elapsed = time.Since(start) }()
 	var window []sample
 	var uploaded, lastUploaded int64 // stored events, resets of the counter folded in
+	var cur gatewayMetrics           // the last reading (its counters restart with a gateway)
 	lastAcked := r.acked.Load()
 	lastAt := start
 	var uploadedAtLast int64
@@ -485,6 +497,7 @@ func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[str
 		}
 		uploaded += m.uploaded - lastUploaded
 		lastUploaded = m.uploaded
+		cur = m
 		return m, true
 	}
 	reading()
@@ -495,7 +508,7 @@ func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[str
 		}
 		r.rate.Store(math.Float64bits(target / float64(r.opts.Agents)))
 		r.stepLatencies(true)
-		stepStart, stepAcked, stepUploaded := time.Now(), r.acked.Load(), uploaded
+		stepStart, stepAcked, stepUploaded, stepMetrics := time.Now(), r.acked.Load(), uploaded, cur
 		res := StepResult{Target: target, KeptUp: true}
 		for time.Since(stepStart) < r.opts.StepDuration && res.KeptUp {
 			select {
@@ -554,6 +567,14 @@ func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[str
 		res.Acked = float64(r.acked.Load()-stepAcked) / res.Duration.Seconds()
 		res.Stored = float64(uploaded-stepUploaded) / res.Duration.Seconds()
 		res.P50, res.P99 = r.stepLatencies(false)
+		if n := cur.uploads - stepMetrics.uploads; n > 0 && cur.uploads >= stepMetrics.uploads {
+			res.Uploads = float64(n) / res.Duration.Seconds()
+			res.UploadAvg = time.Duration((cur.uploadSeconds - stepMetrics.uploadSeconds) / float64(n) * float64(time.Second))
+		}
+		if n := cur.commits - stepMetrics.commits; n > 0 && cur.commits >= stepMetrics.commits {
+			res.Commits = float64(n) / res.Duration.Seconds()
+			res.CommitAvg = time.Duration((cur.commitSeconds - stepMetrics.commitSeconds) / float64(n) * float64(time.Second))
+		}
 		res.BacklogEnd = r.last.Backlog
 		if res.KeptUp && res.P99 > r.opts.P99Limit {
 			res.KeptUp, res.Reason = false, fmt.Sprintf("p99 acknowledgement %s > %s", res.P99.Round(time.Millisecond), r.opts.P99Limit)
