@@ -68,13 +68,16 @@ func (r *eventRows) Err() error { return nil }
 func (r *eventRows) Values() ([]any, error) {
 	e, k := r.events[r.i-1], r.i-1
 	seq := r.seq + int64(k)
+	// [16]byte, not uuid.UUID: pgx encodes the array natively, while
+	// uuid.UUID goes through driver.Valuer and a text round trip.
+	id, gw := [16]byte(r.ids[k]), [16]byte(r.gw)
 	switch r.table {
 	case 0:
-		r.row = append(r.row[:0], r.ids[k], r.org, r.gw, seq, e.AgentUID, e.ComputerName, e.UserSID, e.WindowTitle, e.ProcessName, nil, e.Datetime, int32(*e.DurationSeconds))
+		r.row = append(r.row[:0], id, r.org, gw, seq, e.AgentUID, e.ComputerName, e.UserSID, e.WindowTitle, e.ProcessName, nil, e.Datetime, int32(*e.DurationSeconds))
 	case 1:
-		r.row = append(r.row[:0], r.ids[k], r.org, r.gw, seq, e.AgentUID, e.ComputerName, e.UserSID, e.URL, e.Title, e.Datetime, int32(*e.DurationSeconds))
+		r.row = append(r.row[:0], id, r.org, gw, seq, e.AgentUID, e.ComputerName, e.UserSID, e.URL, e.Title, e.Datetime, int32(*e.DurationSeconds))
 	default:
-		r.row = append(r.row[:0], r.ids[k], r.org, r.gw, seq, e.AgentUID, e.ComputerName, e.UserSID, e.SessionType, e.Datetime)
+		r.row = append(r.row[:0], id, r.org, gw, seq, e.AgentUID, e.ComputerName, e.UserSID, e.SessionType, e.Datetime)
 	}
 	return r.row, nil
 }

@@ -478,6 +478,15 @@ func growing(samples []sample, window time.Duration, batch int) bool {
 // ramp runs the steps until a rule ends them; it returns the gateway
 // running at the end (a kill replaces it).
 func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[string]string) (Gateway, error) {
+	// Warm-up: the agents enrol and register before the first step's
+	// clock starts (its first acknowledgement).
+	for warm := time.Now(); r.acked.Load() == 0 && time.Since(warm) < time.Minute; {
+		select {
+		case <-ctx.Done():
+			return gw, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	start := time.Now()
 	defer func() { sum.Elapsed = time.Since(start) }()
 	var window []sample
