@@ -180,6 +180,11 @@ func printBenchE2E(w io.Writer, s pipeline.Summary) {
 			st.Uploads, st.UploadAvg.Round(100*time.Microsecond), st.CommitAvg.Round(10*time.Microsecond), verdict)
 	}
 	fmt.Fprintf(w, "(upload: mean latency of the gateway's upload requests; commit: mean buffer group commit, SQLite with its fsync)\n")
+	fmt.Fprintf(w, "CPU per stored event, µs (bench process: agents, balancer, Agent API replicas | gateway | PostgreSQL | total):\n")
+	for i, st := range s.Steps {
+		fmt.Fprintf(w, "  step %d: %.0f | %.0f | %.0f | %.0f\n", i+1, st.CPU.Bench, st.CPU.Gateway, st.CPU.Postgres, st.CPU.Total)
+	}
+	fmt.Fprintf(w, "  raw CopyFrom, per row: %.0f (client) | - | %.0f | %.0f\n", s.CopyCPU.Bench, s.CopyCPU.Postgres, s.CopyCPU.Total)
 	fmt.Fprintf(w, "stopped: %s; the backlog drained in %s\n", s.StopReason, s.Drain.Round(time.Millisecond))
 	fmt.Fprintf(w, "sustained: %.0f events/s stored (step offering %.0f/s)\n", s.Sustained, s.SustainedTarget)
 	fmt.Fprintf(w, "raw CopyFrom: %.0f rows/s (%d rows, %d connections, batches of %d)\n", s.Copy.Rate, s.Copy.Rows, o.CopyWorkers, o.UplinkBatch)

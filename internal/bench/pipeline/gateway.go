@@ -105,6 +105,9 @@ func (p *process) wait() error {
 	return p.err
 }
 
+// PID is the gateway process's id (for its CPU time).
+func (p *process) PID() int { return p.cmd.Process.Pid }
+
 func (p *process) Kill() error {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("pipeline: kill gateway: %w", err)

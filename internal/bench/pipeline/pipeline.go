@@ -185,6 +185,8 @@ type StepResult struct {
 	// for).
 	Commits   float64       `json:"commits_per_s"`
 	CommitAvg time.Duration `json:"commit_avg_ns"`
+	// CPU is the CPU time per stored event over the step, by process.
+	CPU CPU `json:"cpu_per_event"`
 	// BacklogEnd is the gateway's backlog at the end of the step.
 	BacklogEnd int64 `json:"backlog_end"`
 	// KeptUp says the step met every rule; Reason says which it broke.
@@ -202,6 +204,9 @@ type Summary struct {
 	// and Probe the opening one.
 	Copy  CopyResult `json:"copyfrom"`
 	Probe CopyResult `json:"copyfrom_probe"`
+	// CopyCPU is the closing CopyFrom's CPU time per row (client and
+	// PostgreSQL), to compare with the steps' CPU per event.
+	CopyCPU CPU `json:"copyfrom_cpu_per_row"`
 	// Ratio is Sustained / Copy.Rate.
 	Ratio float64 `json:"ratio"`
 	// StopReason says why the rising rates ended.
@@ -279,6 +284,13 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("pipeline: gateway id: %w", err)
 	}
+	conn, err := pgx.Connect(ctx, st.AdminURL)
+	if err != nil {
+		return sum, fmt.Errorf("pipeline: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var gwPID atomic.Int64
+	meter := newCPUMeter(ctx, conn, func() int { return int(gwPID.Load()) })
 	if opts.ProbeRows > 0 {
 		if sum.Probe, err = rawCopy(ctx, st.AdminURL, copyOrg.ID, copyGW, opts.ProbeRows, opts.UplinkBatch, opts.CopyWorkers); err != nil {
 			return sum, err
@@ -309,6 +321,12 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	setPID := func(g Gateway) {
+		if p, ok := g.(interface{ PID() int }); ok {
+			gwPID.Store(int64(p.PID()))
+		}
+	}
+	setPID(gw)
 	defer func() {
 		if gw != nil {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -317,7 +335,8 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		}
 	}()
 
-	r := &runner{opts: opts, ledger: NewLedger(), base: "http://" + listen, client: &http.Client{Timeout: 5 * time.Second}, probe: sum.Probe.Rate}
+	r := &runner{opts: opts, ledger: NewLedger(), base: "http://" + listen, client: &http.Client{Timeout: 5 * time.Second}, probe: sum.Probe.Rate,
+		meter: meter, started: setPID}
 	r.rate.Store(math.Float64bits(opts.StartRate / float64(opts.Agents)))
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	defer stopAgents()
@@ -355,18 +374,15 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	sum.Drain = time.Since(drainStart)
 
-	conn, err := pgx.Connect(ctx, st.AdminURL)
-	if err != nil {
-		return sum, fmt.Errorf("pipeline: connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
 	if sum.Check, err = r.ledger.Verify(ctx, conn, org.ID); err != nil {
 		return sum, err
 	}
 	r.note(fmt.Sprintf("drained in %s; checked %d stored ids; raw CopyFrom of as many rows", sum.Drain.Round(time.Millisecond), sum.Check.Stored))
+	before := meter.read()
 	if sum.Copy, err = rawCopy(ctx, st.AdminURL, copyOrg.ID, copyGW, sum.Check.Stored, opts.UplinkBatch, opts.CopyWorkers); err != nil {
 		return sum, err
 	}
+	sum.CopyCPU = meter.read().sub(before).per(sum.Copy.Rows)
 	if sum.Copy.Rate > 0 {
 		sum.Ratio = sum.Sustained / sum.Copy.Rate
 	}
@@ -400,6 +416,8 @@ type runner struct {
 
 	last      Progress
 	sustained float64
+	meter     *cpuMeter
+	started   func(Gateway) // told of every gateway started
 }
 
 func (r *runner) observe(ids []string, o agentsim.Outcome) {
@@ -517,7 +535,8 @@ func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[str
 		}
 		r.rate.Store(math.Float64bits(target / float64(r.opts.Agents)))
 		r.stepLatencies(true)
-		stepStart, stepAcked, stepUploaded, stepMetrics := time.Now(), r.acked.Load(), uploaded, cur
+		stepStart, stepAcked, stepUploaded, stepMetrics, stepCPU := time.Now(), r.acked.Load(), uploaded, cur, r.meter.read()
+		stepKills := sum.GatewayKills
 		res := StepResult{Target: target, KeptUp: true}
 		for time.Since(stepStart) < r.opts.StepDuration && res.KeptUp {
 			select {
@@ -541,6 +560,7 @@ func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[str
 				if gw, err = r.opts.StartGateway(ctx, env); err != nil {
 					return nil, fmt.Errorf("pipeline: restart after kill: %w", err)
 				}
+				r.started(gw)
 				note = fmt.Sprintf("gateway killed after %d acked events and restarted", sum.AckedBeforeKill)
 			}
 			m, ok := reading()
@@ -573,6 +593,11 @@ func (r *runner) ramp(ctx context.Context, sum *Summary, gw Gateway, env map[str
 			}
 		}
 		res.Duration = time.Since(stepStart)
+		if kills := sum.GatewayKills; kills == stepKills {
+			// (A step with a kill has no CPU figure: the killed
+			// gateway's time went with it.)
+			res.CPU = r.meter.read().sub(stepCPU).per(uploaded - stepUploaded)
+		}
 		res.Acked = float64(r.acked.Load()-stepAcked) / res.Duration.Seconds()
 		res.Stored = float64(uploaded-stepUploaded) / res.Duration.Seconds()
 		res.P50, res.P99 = r.stepLatencies(false)
