@@ -95,6 +95,9 @@ type Options struct {
 	Agents int
 	// Rate is events per second per agent; 0 sends as fast as acks come.
 	Rate float64
+	// RateFunc, when set, overrides Rate: it is read before every batch,
+	// so a caller can change the rate during a run (rising steps).
+	RateFunc func() float64
 	// BatchSize is events per request (default 100).
 	BatchSize int
 	// ScreenshotEvery uploads a screenshot after every Nth batch (0: none;
@@ -109,6 +112,9 @@ type Options struct {
 	// Observe, when set, is called once per request with its event ids and
 	// outcome (from many goroutines).
 	Observe func(ids []string, o Outcome)
+	// ObserveLatency, when set, is called with the acknowledgement latency
+	// of every acknowledged event request (from many goroutines).
+	ObserveLatency func(time.Duration)
 	// Client is the HTTP client (default: 10 s timeout).
 	Client *http.Client
 	// MaxRetryAfter caps the wait after a 503 (default 5 s).
@@ -316,6 +322,9 @@ func (r *run) record(ids []string, o Outcome, latency time.Duration, dups int, s
 		if screenshot {
 			r.res.Screenshots++
 		} else {
+			if r.opts.ObserveLatency != nil {
+				r.opts.ObserveLatency(latency)
+			}
 			r.latSeen++
 			if len(r.lat) < maxLatencySamples {
 				r.lat = append(r.lat, latency)
@@ -389,10 +398,7 @@ func (r *run) reserve(n int) int {
 
 func (a *agent) loop(ctx context.Context) {
 	a.register(ctx)
-	var interval time.Duration
-	if a.r.opts.Rate > 0 {
-		interval = time.Duration(float64(a.r.opts.BatchSize) / a.r.opts.Rate * float64(time.Second))
-	}
+	interval := a.r.interval()
 	next := time.Now()
 	if interval > 0 {
 		// Agents are not synchronised: start each at a random phase.
@@ -414,6 +420,11 @@ func (a *agent) loop(ctx context.Context) {
 		if a.r.opts.ScreenshotEvery > 0 && a.batches%a.r.opts.ScreenshotEvery == 0 && a.r.opts.Transport == "http" && ctx.Err() == nil {
 			a.screenshot(ctx)
 		}
+		if a.r.opts.RateFunc != nil {
+			if interval = a.r.interval(); interval == 0 {
+				next = time.Now()
+			}
+		}
 		if interval > 0 {
 			next = next.Add(interval)
 			if d := time.Until(next); d > 0 {
@@ -426,6 +437,28 @@ func (a *agent) loop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// interval is the pause between an agent's batches at the current rate
+// (0: as fast as acks come).
+func (r *run) interval() time.Duration {
+	rate := r.opts.Rate
+	if r.opts.RateFunc != nil {
+		rate = r.opts.RateFunc()
+	}
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(r.opts.BatchSize) / rate * float64(time.Second))
+}
+
+// SampleEvents returns n events made as a simulated agent makes them (the
+// same vocabulary, mix and field sizes), seeded, for benchmarks that write
+// identical rows another way.
+func SampleEvents(seed uint64, n int) []protocol.Event {
+	a := newAgent(0, &run{id: fmt.Sprintf("%08x", uint32(seed))}, nil)
+	a.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	return a.events(n)
 }
 
 // vocabulary is what simulated events are made of.
