@@ -406,7 +406,7 @@ func fleetRunProcesses(b *testing.B, bin string, n int) fleetResult {
 		b.Fatal(err)
 	}
 	if prog.Stage != policy.StageDone || prog.Applied != n || prog.Total != n {
-		b.Fatalf("progress %+v, want done with %d applied\n%s", summary(prog), n, sims[0].logTail())
+		b.Fatalf("progress %+v, want done with %d applied; the failed targets' errors: %v\n%s", summary(prog), n, targetErrors(prog), sims[0].logTail())
 	}
 	b.Logf("%d gateways: %s", n, w.phases(b, ctx, distID))
 	// Every gateway reported the released version; the receipt latency is
@@ -502,4 +502,16 @@ func mustDashQueue(b *testing.B, pool *pgxpool.Pool) *commandqueue.Queue {
 		b.Fatal(err)
 	}
 	return q
+}
+
+// targetErrors counts a distribution's failed targets by their error, for
+// the message of a failed run.
+func targetErrors(p policy.Progress) map[string]int {
+	out := map[string]int{}
+	for _, g := range p.Gateways {
+		if g.Error != "" {
+			out[g.Error]++
+		}
+	}
+	return out
 }
