@@ -28,9 +28,15 @@ import (
 // acknowledgement is confirmed only once it is durable. Whatever arrives
 // during a flush forms the next batch, so a lone message waits for no
 // timer and a burst is written in a few transactions. Each connection has
-// at most one message in a group at a time (its read loop waits for the
+// at most one message in the groups at a time (its read loop waits for the
 // answer), so one gateway's messages are written in the order it sent
-// them. When a batch's transaction fails, its messages are written one at a
+// them. A commit that changes a command's status runs the dashboard's
+// event triggers under one lock shared by every such commit of every
+// replica (00024), held through the WAL flush: those commits are serial
+// whatever the pool, so what changes statuses (claims, completed and failed
+// acknowledgements) is written by one flush at a time per group, and a
+// batch is everything that queued meanwhile; received acknowledgements and
+// heartbeats, which change no status, by up to groupFlushes at once. When a batch's transaction fails, its messages are written one at a
 // time, each in its own transaction, as before batching: one message the
 // database refuses gets its own error frame and the others commit.
 
@@ -129,8 +135,9 @@ func (h *Hub) record(ctx context.Context, gw auth.Gateway, hb *protocol.Heartbea
 	return in.err
 }
 
-// recordAck applies an acknowledgement through the inbound group; the
-// answer is ack's.
+// recordAck applies an acknowledgement — received through the inbound
+// group, completed and failed through the finish group — and answers as
+// ack does.
 func (h *Hub) recordAck(ctx context.Context, gw auth.Gateway, a protocol.CommandAck) error {
 	id, err := uuid.Parse(a.CommandID)
 	if err != nil {
@@ -142,15 +149,26 @@ func (h *Hub) recordAck(ctx context.Context, gw auth.Gateway, a protocol.Command
 		return fmt.Errorf("phase: want received, completed or failed")
 	}
 	in := &inbound{gw: gw, ack: &a, cmd: id, done: make(chan struct{})}
-	h.inbound.do(ctx, in)
+	if a.Phase == protocol.AckReceived {
+		h.inbound.do(ctx, in)
+	} else {
+		h.finishes.do(ctx, in)
+	}
 	return in.err
 }
 
-// flushInbound writes a batch of inbound messages: per organisation, the
-// first message of each gateway in one transaction; a gateway's later
-// messages of the batch (a replaced connection's, say) one at a time after
-// it, in order.
-func (h *Hub) flushInbound(ctx context.Context, batch []*inbound) {
+// flushInbound returns the flush of a group of inbound messages, which
+// writes a batch: per organisation, the first message of each gateway in
+// one transaction; a gateway's later messages of the batch (a replaced
+// connection's, say) one at a time after it, in order.
+func (h *Hub) flushInbound(name string) func(context.Context, []*inbound) {
+	return func(ctx context.Context, batch []*inbound) {
+		h.writeInbound(ctx, batch)
+		h.batches.WithLabelValues(name).Observe(float64(len(batch)))
+	}
+}
+
+func (h *Hub) writeInbound(ctx context.Context, batch []*inbound) {
 	byOrg := map[int64][]*inbound{}
 	var orgs []int64
 	for _, in := range batch {
@@ -175,7 +193,6 @@ func (h *Hub) flushInbound(ctx context.Context, batch []*inbound) {
 			h.one(ctx, in)
 		}
 	}
-	h.batches.WithLabelValues("inbound").Observe(float64(len(batch)))
 }
 
 // one writes a message in a transaction of its own (the path before

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func newBatchWorld(t *testing.T, n int) *batchWorld {
 // batches returns how many batches the hub wrote and how many messages
 // they held (control_batch_size), and how many fell back to one message at
 // a time.
-func (bw *batchWorld) batches(group string) (count, messages, fallbacks float64) {
+func (bw *batchWorld) batches(groups ...string) (count, messages, fallbacks float64) {
 	mfs, err := bw.reg.Gather()
 	if err != nil {
 		bw.t.Fatal(err)
@@ -75,8 +76,9 @@ func (bw *batchWorld) batches(group string) (count, messages, fallbacks float64)
 			switch mf.GetName() {
 			case "control_batch_size":
 				for _, l := range m.GetLabel() {
-					if l.GetName() == "group" && l.GetValue() == group {
-						count, messages = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+					if l.GetName() == "group" && slices.Contains(groups, l.GetValue()) {
+						count += float64(m.GetHistogram().GetSampleCount())
+						messages += m.GetHistogram().GetSampleSum()
 					}
 				}
 			case "control_batch_fallbacks_total":
@@ -145,7 +147,7 @@ func TestBatchedAckIsDurableBeforeItIsConfirmed(t *testing.T) {
 			}
 		}
 	}
-	count, messages, fallbacks := bw.batches("inbound")
+	count, messages, fallbacks := bw.batches("inbound", "finish")
 	if messages != 2*n || count >= messages || fallbacks != 0 {
 		t.Fatalf("%v messages in %v batches (%v fallbacks): want %d in fewer batches than messages, none falling back", messages, count, fallbacks, 2*n)
 	}
@@ -194,7 +196,7 @@ func TestBatchedAckPoisonIsolated(t *testing.T) {
 					t.Fatalf("command %d: status %s, want %s", i, s, want)
 				}
 			}
-			if _, _, fallbacks := bw.batches("inbound"); fallbacks < 1 {
+			if _, _, fallbacks := bw.batches("finish"); fallbacks < 1 {
 				t.Fatal("the poisoned ack's batch did not fall back to one message at a time: it was never batched with others")
 			}
 		}

@@ -93,12 +93,14 @@ type Hub struct {
 	// their transaction failed.
 	batchFallbacks prometheus.Counter
 
-	inbound group[*inbound]  // heartbeats, connects, acknowledgements
-	claims  group[*claimReq] // claims for woken gateways
+	inbound  group[*inbound]  // heartbeats, connects, received acknowledgements
+	finishes group[*inbound]  // completed and failed acknowledgements
+	claims   group[*claimReq] // claims for woken gateways
 }
 
-// Group commit bounds (batch.go): transactions at once per group, and
-// messages per transaction.
+// Group commit bounds (batch.go): transactions at once in the inbound
+// group (the others, which change command statuses, run one at a time),
+// and messages per transaction.
 const (
 	groupFlushes = 4
 	groupBatch   = 500
@@ -129,12 +131,13 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *commandqueue.Queue, logger
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
 	}
 	h.batches = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "control_batch_size",
-		Help:    "Messages written per group-commit batch, by group (inbound: heartbeats and acknowledgements; claim).",
+		Help:    "Messages written per group-commit batch, by group (inbound: heartbeats and received acknowledgements; finish: completed and failed ones; claim).",
 		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500}}, []string{"group"})
 	h.batchFallbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "control_batch_fallbacks_total",
 		Help: "Batches whose transaction failed and whose messages were then written one at a time."})
-	h.inbound = group[*inbound]{maxActive: groupFlushes, maxBatch: groupBatch, flush: h.flushInbound}
-	h.claims = group[*claimReq]{maxActive: groupFlushes, maxBatch: groupBatch, flush: h.flushClaims}
+	h.inbound = group[*inbound]{maxActive: groupFlushes, maxBatch: groupBatch, flush: h.flushInbound("inbound")}
+	h.finishes = group[*inbound]{maxActive: 1, maxBatch: groupBatch, flush: h.flushInbound("finish")}
+	h.claims = group[*claimReq]{maxActive: 1, maxBatch: groupBatch, flush: h.flushClaims}
 	reg.MustRegister(h.connected, h.delivered, h.heartbeat, h.refused, h.replaced, h.revoked, h.latency, h.batches, h.batchFallbacks)
 	return h
 }
