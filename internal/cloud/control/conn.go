@@ -166,7 +166,7 @@ func (c *conn) close(code int, reason string) {
 		if c.ping != nil {
 			c.ping.Stop()
 		}
-		c.mu.Unlock()
+		c.mu.Unlock() // before the write: poke must not wait for it
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 		_ = c.ws.Close()
 	})
