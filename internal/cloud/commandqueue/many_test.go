@@ -3,6 +3,7 @@ package commandqueue_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
@@ -112,5 +114,100 @@ func TestEnqueueManyTx(t *testing.T) {
 				t.Fatalf("%d restart_agent commands queued after a refused batch, want 0", n)
 			}
 		})
+	}
+}
+
+// TestClaimManyAndAckManyTx: one claim for several gateways returns each
+// gateway's due commands up to the limit, highest priority first, never
+// another organisation's (the tenant's RLS) and never a command twice; the
+// acknowledgements of several gateways in one transaction record what
+// Received and Finish would and report the rest (a wrong gateway, a
+// finished command) as not recorded.
+func TestClaimManyAndAckManyTx(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, commandqueue.Options{})
+	var other uuid.UUID
+	if err := f.admin.QueryRow(ctx, `INSERT INTO gateway_instances (organization_id, serial, api_key_hash, status)
+		VALUES ($1, 'claim-many', sha256(convert_to('claim-many', 'UTF8')), 'online') RETURNING id`, f.a.OrganizationID).Scan(&other); err != nil {
+		t.Fatal(err)
+	}
+	enq := func(tenant postgres.Tenant, gw uuid.UUID, prio int) uuid.UUID {
+		c, err := f.enq.Enqueue(ctx, tenant, commandqueue.NewCommand{GatewayID: gw, Type: protocol.CommandRestartAgent, Priority: prio})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ID
+	}
+	low, high, third := enq(f.ta, f.a.GatewayID, 1), enq(f.ta, f.a.GatewayID, 9), enq(f.ta, f.a.GatewayID, 5)
+	mine := enq(f.ta, other, 0)
+	foreign := enq(f.tb, f.b.GatewayID, 0)
+
+	got, err := f.q.ClaimMany(ctx, f.ta, []uuid.UUID{f.a.GatewayID, other, f.b.GatewayID, other}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(cs []commandqueue.Command) []uuid.UUID {
+		var out []uuid.UUID
+		for _, c := range cs {
+			if c.Status != commandqueue.StatusDelivered || c.Attempts != 1 {
+				t.Fatalf("claimed %+v", c)
+			}
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		gw   uuid.UUID
+		want []uuid.UUID
+	}{{f.a.GatewayID, []uuid.UUID{high, third}}, {other, []uuid.UUID{mine}}, {f.b.GatewayID, nil}} {
+		if g := ids(got[tc.gw]); !slices.Equal(g, tc.want) {
+			t.Fatalf("gateway %s: claimed %v, want %v", tc.gw, g, tc.want)
+		}
+	}
+	if again, err := f.q.ClaimMany(ctx, f.ta, []uuid.UUID{f.a.GatewayID, other}, 10); err != nil || !slices.Equal(ids(again[f.a.GatewayID]), []uuid.UUID{low}) || len(again[other]) != 0 {
+		t.Fatalf("second claim: %v %v", again, err)
+	}
+	if c, _ := f.enq.Get(ctx, f.tb, foreign); c.Status != commandqueue.StatusPending {
+		t.Fatalf("another organisation's command: %s", c.Status)
+	}
+
+	var recorded []bool
+	err = postgresInTenant(ctx, f, f.ta, func(tx pgx.Tx) (err error) {
+		recorded, err = f.q.AckManyTx(ctx, tx, []commandqueue.Ack{
+			{GatewayID: f.a.GatewayID, ID: high, Phase: protocol.AckReceived},
+			{GatewayID: f.a.GatewayID, ID: third, Phase: protocol.AckCompleted, Result: []byte(`{"ok":true}`)},
+			{GatewayID: other, ID: mine, Phase: protocol.AckFailed, Error: "broke"},
+			{GatewayID: other, ID: low, Phase: protocol.AckCompleted}, // not its command
+		})
+		return err
+	})
+	if err != nil || !slices.Equal(recorded, []bool{true, true, true, false}) {
+		t.Fatalf("ack many: %v %v", recorded, err)
+	}
+	for _, tc := range []struct {
+		id       uuid.UUID
+		status   string
+		received bool
+	}{{high, commandqueue.StatusDelivered, true}, {third, commandqueue.StatusCompleted, true}, {mine, commandqueue.StatusFailed, true},
+		{low, commandqueue.StatusDelivered, false}} {
+		c, err := f.enq.Get(ctx, f.ta, tc.id)
+		if err != nil || c.Status != tc.status || (c.ReceivedAt != nil) != tc.received {
+			t.Fatalf("command %s: %+v %v, want %s received=%v", tc.id, c, err, tc.status, tc.received)
+		}
+	}
+	if c, _ := f.enq.Get(ctx, f.ta, mine); c.Error == nil || *c.Error != "broke" || c.Result != nil {
+		t.Fatalf("failed ack's error and result: %+v", c)
+	}
+	if c, _ := f.enq.Get(ctx, f.ta, third); string(c.Result) != `{"ok": true}` || c.Error != nil {
+		t.Fatalf("completed ack's result and error: %s %v", c.Result, c.Error)
+	}
+	// A finished command's ack is not recorded again.
+	err = postgresInTenant(ctx, f, f.ta, func(tx pgx.Tx) (err error) {
+		recorded, err = f.q.AckManyTx(ctx, tx, []commandqueue.Ack{{GatewayID: f.a.GatewayID, ID: third, Phase: protocol.AckFailed}})
+		return err
+	})
+	if err != nil || !slices.Equal(recorded, []bool{false}) {
+		t.Fatalf("ack of a finished command: %v %v", recorded, err)
 	}
 }

@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +42,11 @@ import (
 // comma-separated list (default "10000"; e.g. "1000,10000" for a
 // side-by-side in one sitting).
 const envFleetSizes = "STAFF_BENCH_FLEET"
+
+// envHeapProfile names a file for a heap profile of the benchmark's
+// process once the fleet is connected and idle (what holds the memory per
+// connection: go tool pprof -sample_index=inuse_space).
+const envHeapProfile = "STAFF_BENCH_HEAPPROFILE"
 
 // fleetProcesses is how many simulator processes share the fleet, one per
 // Agent API replica.
@@ -82,6 +89,8 @@ func BenchmarkFleetRelease10k(b *testing.B) {
 				b.ReportMetric(r.connect.Seconds(), "s-connect")
 				b.ReportMetric(r.heapPerConn/1024, "heap-KiB/conn")
 				b.ReportMetric(r.rssPerConn/1024, "rss-KiB/conn")
+				b.ReportMetric(r.stackPerConn/1024, "stack-KiB/conn")
+				b.ReportMetric(r.goroutinesPerConn, "goroutines/conn")
 				b.ReportMetric(r.to50.Seconds(), "s-to-50%")
 				b.ReportMetric(r.to95.Seconds(), "s-to-95%")
 				b.ReportMetric(r.to100.Seconds(), "s-to-100%")
@@ -111,10 +120,12 @@ func buildStaffctl(b *testing.B) string {
 type fleetResult struct {
 	connect                 time.Duration
 	heapPerConn, rssPerConn float64
-	to50, to95, to100       time.Duration
-	idleP50, idleP99        time.Duration // one command at a time to an idle fleet
-	receiptP50, receiptP99  time.Duration // the release's commands
-	reconnects              int64
+	// stackPerConn is the part of heapPerConn in goroutine stacks.
+	stackPerConn, goroutinesPerConn float64
+	to50, to95, to100               time.Duration
+	idleP50, idleP99                time.Duration // one command at a time to an idle fleet
+	receiptP50, receiptP99          time.Duration // the release's commands
+	reconnects                      int64
 }
 
 // fleetReplica is one Agent API replica with its own pool and registry.
@@ -281,6 +292,7 @@ func fleetRunProcesses(b *testing.B, bin string, n int) fleetResult {
 	}
 	time.Sleep(200 * time.Millisecond) // LISTEN in place
 	heapBefore, rssBefore := memInUse(), rss()
+	stackBefore, goroutinesBefore := stackInUse(), runtime.NumGoroutine()
 
 	// Connect: one child per replica, the gateways dealt alternately.
 	dir := b.TempDir()
@@ -327,6 +339,11 @@ func fleetRunProcesses(b *testing.B, bin string, n int) fleetResult {
 	time.Sleep(2 * time.Second) // let the connect burst's garbage go
 	res.heapPerConn = (memInUse() - heapBefore) / float64(n)
 	res.rssPerConn = (rss() - rssBefore) / float64(n)
+	res.stackPerConn = (stackInUse() - stackBefore) / float64(n)
+	res.goroutinesPerConn = float64(runtime.NumGoroutine()-goroutinesBefore) / float64(n)
+	if path := os.Getenv(envHeapProfile); path != "" {
+		writeHeapProfile(b, path)
+	}
 	res.idleP50, res.idleP99 = w.idleReceipt(b, ctx, gws, 200)
 
 	// Release and distribute. The distribution is advanced every 100 ms
@@ -406,7 +423,7 @@ func fleetRunProcesses(b *testing.B, bin string, n int) fleetResult {
 		b.Fatal(err)
 	}
 	if prog.Stage != policy.StageDone || prog.Applied != n || prog.Total != n {
-		b.Fatalf("progress %+v, want done with %d applied\n%s", summary(prog), n, sims[0].logTail())
+		b.Fatalf("progress %+v, want done with %d applied; the failed targets' errors: %v\n%s", summary(prog), n, targetErrors(prog), sims[0].logTail())
 	}
 	b.Logf("%d gateways: %s", n, w.phases(b, ctx, distID))
 	// Every gateway reported the released version; the receipt latency is
@@ -502,4 +519,37 @@ func mustDashQueue(b *testing.B, pool *pgxpool.Pool) *commandqueue.Queue {
 		b.Fatal(err)
 	}
 	return q
+}
+
+// targetErrors counts a distribution's failed targets by their error, for
+// the message of a failed run.
+func targetErrors(p policy.Progress) map[string]int {
+	out := map[string]int{}
+	for _, g := range p.Gateways {
+		if g.Error != "" {
+			out[g.Error]++
+		}
+	}
+	return out
+}
+
+// stackInUse is the memory in goroutine stacks after a collection.
+func stackInUse() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.StackInuse)
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }

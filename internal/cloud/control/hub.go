@@ -88,13 +88,30 @@ type Hub struct {
 	replaced  prometheus.Counter
 	revoked   prometheus.Counter
 	latency   prometheus.Histogram
+	batches   *prometheus.HistogramVec
+	// batchFallbacks counts batches written one message at a time after
+	// their transaction failed.
+	batchFallbacks prometheus.Counter
+
+	inbound  group[*inbound]  // heartbeats, connects, received acknowledgements
+	finishes group[*inbound]  // completed and failed acknowledgements
+	claims   group[*claimReq] // claims for woken gateways
 }
+
+// Group commit bounds (batch.go): transactions at once in the inbound
+// group (the others, which change command statuses, run one at a time),
+// and messages per transaction.
+const (
+	groupFlushes = 4
+	groupBatch   = 500
+)
 
 // New returns a Hub and registers its metrics.
 func New(db *pgxpool.Pool, gws *auth.Gateways, queue *commandqueue.Queue, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 	opts = opts.withDefaults()
 	h := &Hub{db: db, gws: gws, queue: queue, logger: logger, opts: opts,
-		up:      websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
+		up: websocket.Upgrader{ReadBufferSize: readBuffer, WriteBufferSize: writeBuffer,
+			WriteBufferPool: &sync.Pool{}},
 		json:    jsondecode.New(jsondecode.IgnoreUnknownFields(), jsondecode.CaseInsensitiveNames(), jsondecode.Lenient()),
 		conns:   map[uuid.UUID]*conn{},
 		waiters: map[uuid.UUID][]chan struct{}{}, waiterOrg: map[uuid.UUID]int64{},
@@ -113,7 +130,15 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *commandqueue.Queue, logger
 			Help:    "Time from a command's enqueue to its send on a socket.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
 	}
-	reg.MustRegister(h.connected, h.delivered, h.heartbeat, h.refused, h.replaced, h.revoked, h.latency)
+	h.batches = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "control_batch_size",
+		Help:    "Messages written per group-commit batch, by group (inbound: heartbeats and received acknowledgements; finish: completed and failed ones; claim).",
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500}}, []string{"group"})
+	h.batchFallbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "control_batch_fallbacks_total",
+		Help: "Batches whose transaction failed and whose messages were then written one at a time."})
+	h.inbound = group[*inbound]{maxActive: groupFlushes, maxBatch: groupBatch, flush: h.flushInbound("inbound")}
+	h.finishes = group[*inbound]{maxActive: 1, maxBatch: groupBatch, flush: h.flushInbound("finish")}
+	h.claims = group[*claimReq]{maxActive: 1, maxBatch: groupBatch, flush: h.flushClaims}
+	reg.MustRegister(h.connected, h.delivered, h.heartbeat, h.refused, h.replaced, h.revoked, h.latency, h.batches, h.batchFallbacks)
 	return h
 }
 
@@ -245,8 +270,8 @@ func (h *Hub) ServeSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade has answered.
 	}
-	c := &conn{hub: h, gw: gw, apiKey: r.Header.Get(protocol.HeaderAPIKey), ws: ws,
-		send: make(chan []byte, 64), wakeCh: make(chan struct{}, 1), done: make(chan struct{})}
+	ctx := context.WithoutCancel(r.Context())
+	c := &conn{hub: h, gw: gw, apiKey: r.Header.Get(protocol.HeaderAPIKey), ws: ws, ctx: ctx, done: make(chan struct{})}
 	h.mu.Lock()
 	if old := h.conns[gw.ID]; old != nil {
 		h.replaced.Inc()
@@ -256,21 +281,25 @@ func (h *Hub) ServeSocket(w http.ResponseWriter, r *http.Request) {
 	h.connected.Set(float64(len(h.conns)))
 	h.mu.Unlock()
 
-	ctx := context.WithoutCancel(r.Context())
-	if err := h.touch(ctx, gw, nil); err != nil {
+	if err := h.record(ctx, gw, nil); err != nil {
 		h.logger.ErrorContext(ctx, "mark gateway online", "gateway", gw.ID, "err", err)
 	}
-	c.enqueue(protocol.MsgWelcome, protocol.Welcome{GatewayID: gw.ID.String(), HeartbeatIntervalSeconds: int(h.opts.HeartbeatInterval / time.Second)})
+	c.send(protocol.MsgWelcome, protocol.Welcome{GatewayID: gw.ID.String(), HeartbeatIntervalSeconds: int(h.opts.HeartbeatInterval / time.Second)})
+	c.schedulePing()
 	c.poke() // everything pending, at once
-	go c.writeLoop(ctx)
-	c.readLoop(ctx)
-	c.close(websocket.CloseNormalClosure, "")
-	h.mu.Lock()
-	if h.conns[gw.ID] == c {
-		delete(h.conns, gw.ID)
-	}
-	h.connected.Set(float64(len(h.conns)))
-	h.mu.Unlock()
+	// The reader runs on a goroutine of its own and the handler returns:
+	// the HTTP server's connection state, buffers and its goroutine's
+	// stack are freed while the socket lives on.
+	go func() {
+		c.readLoop(ctx)
+		c.close(websocket.CloseNormalClosure, "")
+		h.mu.Lock()
+		if h.conns[gw.ID] == c {
+			delete(h.conns, gw.ID)
+		}
+		h.connected.Set(float64(len(h.conns)))
+		h.mu.Unlock()
+	}()
 }
 
 // touch records that a gateway was heard from, with its heartbeat if any.
@@ -287,30 +316,8 @@ func (h *Hub) touch(ctx context.Context, gw auth.Gateway, hb *protocol.Heartbeat
 		if hb == nil {
 			return nil
 		}
-		if len(hb.Devices) > 0 {
-			p := controldb.DeviceStatusParams{GatewayID: &gw.ID}
-			sp := controldb.DeviceSerialParams{GatewayID: &gw.ID}
-			for _, d := range hb.Devices {
-				p.Ids = append(p.Ids, d.ID)
-				p.Statuses = append(p.Statuses, d.Status)
-				at := time.Unix(0, 0) // none (see the query)
-				if d.LastEventAt != nil {
-					at = *d.LastEventAt
-				}
-				p.LastEventAts = append(p.LastEventAts, at)
-				if d.Serial != "" {
-					sp.Ids = append(sp.Ids, d.ID)
-					sp.Serials = append(sp.Serials, d.Serial)
-				}
-			}
-			if _, err := q.DeviceStatus(ctx, p); err != nil {
-				return err
-			}
-			if len(sp.Ids) > 0 {
-				if _, err := q.DeviceSerial(ctx, sp); err != nil {
-					return err
-				}
-			}
+		if err := deviceStatus(ctx, q, gw, hb); err != nil {
+			return err
 		}
 		versions, _ := json.Marshal(hb.Versions)
 		return q.InsertSnapshot(ctx, controldb.InsertSnapshotParams{OrganizationID: gw.OrganizationID, GatewayID: gw.ID,
@@ -318,6 +325,36 @@ func (h *Hub) touch(ctx context.Context, gw auth.Gateway, hb *protocol.Heartbeat
 			BufferUsage: clampPct(hb.BufferUsage * 100), QueueDepth: int64(hb.QueueDepth), ConnectedAgents: int64(hb.ConnectedAgents),
 			Versions: versions})
 	})
+}
+
+// deviceStatus writes a heartbeat's device states and serials.
+func deviceStatus(ctx context.Context, q *controldb.Queries, gw auth.Gateway, hb *protocol.Heartbeat) error {
+	if len(hb.Devices) > 0 {
+		p := controldb.DeviceStatusParams{GatewayID: &gw.ID}
+		sp := controldb.DeviceSerialParams{GatewayID: &gw.ID}
+		for _, d := range hb.Devices {
+			p.Ids = append(p.Ids, d.ID)
+			p.Statuses = append(p.Statuses, d.Status)
+			at := time.Unix(0, 0) // none (see the query)
+			if d.LastEventAt != nil {
+				at = *d.LastEventAt
+			}
+			p.LastEventAts = append(p.LastEventAts, at)
+			if d.Serial != "" {
+				sp.Ids = append(sp.Ids, d.ID)
+				sp.Serials = append(sp.Serials, d.Serial)
+			}
+		}
+		if _, err := q.DeviceStatus(ctx, p); err != nil {
+			return fmt.Errorf("device status: %w", err)
+		}
+		if len(sp.Ids) > 0 {
+			if _, err := q.DeviceSerial(ctx, sp); err != nil {
+				return fmt.Errorf("device status: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 func clampPct(v float64) float64 {
@@ -354,18 +391,4 @@ func (h *Hub) ack(ctx context.Context, gw auth.Gateway, a protocol.CommandAck) e
 		return h.queue.Finish(ctx, t, gw.ID, id, a.Phase == protocol.AckCompleted, a.Result, a.Error)
 	}
 	return fmt.Errorf("phase: want received, completed or failed")
-}
-
-// claim claims due commands for a gateway and converts them for the wire.
-func (h *Hub) claim(ctx context.Context, gw auth.Gateway) ([]protocol.Command, error) {
-	cmds, err := h.queue.Claim(ctx, postgres.Tenant{OrganizationID: gw.OrganizationID}, gw.ID, h.opts.ClaimBatch)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]protocol.Command, len(cmds))
-	for i, c := range cmds {
-		out[i] = protocol.Command{ID: c.ID.String(), Type: c.Type, Payload: c.Payload, Priority: c.Priority, Attempt: c.Attempts, ExpiresAt: c.ExpiresAt}
-		h.latency.Observe(time.Since(c.CreatedAt).Seconds())
-	}
-	return out, nil
 }

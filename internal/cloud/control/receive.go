@@ -56,7 +56,7 @@ func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protoc
 			return refuse(field, msg)
 		}
 		h.heartbeat.Inc()
-		if err := h.touch(ctx, gw, &hb); err != nil {
+		if err := h.record(ctx, gw, &hb); err != nil {
 			return h.dbRefusal(ctx, gw, env.Type, "", "record heartbeat", err)
 		}
 		return nil
@@ -70,7 +70,7 @@ func (h *Hub) receive(ctx context.Context, gw auth.Gateway, data []byte) *protoc
 			ce.CommandID = a.CommandID
 			return ce
 		}
-		if err := h.ack(ctx, gw, a); err != nil {
+		if err := h.recordAck(ctx, gw, a); err != nil {
 			if errors.Is(err, commandqueue.ErrNotFound) {
 				return errorFrame(env.Type, a.CommandID, apperr.New(apperr.NotFound, "data.command_id", "no such command for this gateway"))
 			}

@@ -2019,7 +2019,11 @@ DECLARE
     backoff interval := least(greatest(coalesce(p_backoff, interval '0'), interval '0'), interval '5 minutes');
 BEGIN
     RETURN QUERY
-    WITH late AS (
+    WITH late_rows AS (
+        SELECT c.id FROM public.gateway_commands c
+         WHERE c.status = 'delivered' AND c.ack_deadline < now()
+           FOR UPDATE SKIP LOCKED
+    ), late AS (
         UPDATE public.gateway_commands c
            SET status = CASE WHEN c.attempts >= c.max_attempts THEN 'failed' ELSE 'pending' END,
                error = CASE WHEN c.attempts >= c.max_attempts
@@ -2027,12 +2031,18 @@ BEGIN
                completed_at = CASE WHEN c.attempts >= c.max_attempts THEN now() ELSE NULL END,
                next_attempt_at = now() + least(backoff * power(2, greatest(c.attempts - 1, 0)), interval '5 minutes'),
                ack_deadline = NULL
-         WHERE c.status = 'delivered' AND c.ack_deadline < now()
+          FROM late_rows l
+         WHERE c.id = l.id
         RETURNING c.id, c.gateway_id, c.status
+    ), old_rows AS (
+        SELECT c.id FROM public.gateway_commands c
+         WHERE c.status = 'pending' AND c.expires_at <= now()
+           FOR UPDATE SKIP LOCKED
     ), old AS (
         UPDATE public.gateway_commands c
            SET status = 'expired', completed_at = now(), error = 'expired before delivery'
-         WHERE c.status = 'pending' AND c.expires_at <= now()
+          FROM old_rows o
+         WHERE c.id = o.id
         RETURNING c.id, c.gateway_id, c.status
     )
     SELECT * FROM late UNION ALL SELECT * FROM old;

@@ -76,10 +76,15 @@ type Options struct {
 	// so that a fleet starting or coming back does not overflow the
 	// server's accept queue.
 	DialConcurrency int
-	// FetchConnections bounds the HTTP connections for policy fetches
-	// (default 64): the server's sockets stay bounded while thousands of
-	// gateways fetch at once.
+	// FetchConnections bounds the policy fetches in flight, and so the
+	// HTTP connections they use (default 64): the server's sockets stay
+	// bounded while thousands of gateways fetch at once. A gateway waits
+	// for its turn before its request starts; FetchTimeout bounds the
+	// request itself, as a real gateway's own HTTP client does (the wait
+	// for a turn is this simulator's, not the cloud's).
 	FetchConnections int
+	// FetchTimeout bounds one policy fetch once it is sent (default 30 s).
+	FetchTimeout time.Duration
 	// BackoffInitial and BackoffMax bound reconnect delays (1 s, 30 s); each
 	// delay is random up to the capped exponential backoff (full jitter).
 	BackoffInitial, BackoffMax time.Duration
@@ -112,7 +117,9 @@ type Fleet struct {
 	dialer *websocket.Dialer
 	http   *http.Client
 	dials  chan struct{}
-	gws    []*gateway
+	// fetches holds a token per policy fetch in flight.
+	fetches chan struct{}
+	gws     []*gateway
 
 	connected, welcomed, sessions, dialFailures atomic.Int64
 	commands, duplicates, applied, failed       atomic.Int64
@@ -136,6 +143,9 @@ func New(opts Options) (*Fleet, error) {
 	}
 	if opts.FetchConnections <= 0 {
 		opts.FetchConnections = 64
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = 30 * time.Second
 	}
 	if opts.BackoffInitial <= 0 {
 		opts.BackoffInitial = time.Second
@@ -163,9 +173,10 @@ func New(opts Options) (*Fleet, error) {
 	f := &Fleet{opts: opts, socket: socket + protocol.PathGatewaySocket,
 		dialer: &websocket.Dialer{HandshakeTimeout: 15 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024,
 			WriteBufferPool: &sync.Pool{}},
-		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		http: &http.Client{Transport: &http.Transport{
 			MaxConnsPerHost: opts.FetchConnections, MaxIdleConnsPerHost: opts.FetchConnections, IdleConnTimeout: 30 * time.Second}},
-		dials: make(chan struct{}, opts.DialConcurrency),
+		dials:   make(chan struct{}, opts.DialConcurrency),
+		fetches: make(chan struct{}, opts.FetchConnections),
 	}
 	for _, g := range opts.Gateways {
 		gw := &gateway{Gateway: g, ledger: map[string]protocol.CommandAck{}}
@@ -422,6 +433,14 @@ func (f *Fleet) applyPolicy(ctx context.Context, g *gateway, payload json.RawMes
 }
 
 func (f *Fleet) fetch(ctx context.Context, g *gateway, pl updatePayload) (doc protocol.PolicyDocument, retry bool, err error) {
+	select {
+	case f.fetches <- struct{}{}:
+		defer func() { <-f.fetches }()
+	case <-ctx.Done():
+		return doc, false, ctx.Err()
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.opts.FetchTimeout)
+	defer cancel()
 	url := fmt.Sprintf("%s/v2/gateway/policies/%d?version=%s", f.opts.BaseURL, pl.PolicyID, pl.Version)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
