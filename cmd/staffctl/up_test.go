@@ -56,7 +56,7 @@ func TestUpShowsTheSystemAlive(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second) // agents fetch the policy every 10 s
 	for m == nil || !alive(m) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no status line showing the system alive within 60 s; last parsed %q; output:\n%s", m, tail(out.String(), 4000))
+			t.Fatalf("no status line showing the system alive within 60 s; last parsed %q; output:\n%s", m, lastBytes(out.String(), 4000))
 		}
 		time.Sleep(250 * time.Millisecond)
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -105,7 +105,7 @@ func TestUpShowsTheSystemAlive(t *testing.T) {
 		t.Fatalf("up returned %v", err)
 	}
 	if !strings.Contains(out.String(), "stopped cleanly") {
-		t.Errorf("no clean stop reported:\n%s", tail(out.String(), 2000))
+		t.Errorf("no clean stop reported:\n%s", lastBytes(out.String(), 2000))
 	}
 
 	// Again, quietly: the people and the policy are reused, a new
@@ -125,8 +125,8 @@ func TestUpShowsTheSystemAlive(t *testing.T) {
 	}
 }
 
-// tail is the end of s, at most n bytes.
-func tail(s string, n int) string {
+// lastBytes is the end of s, at most n bytes.
+func lastBytes(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
