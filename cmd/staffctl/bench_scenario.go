@@ -104,8 +104,8 @@ func printSecond(w io.Writer, s scenario.Second) {
 // limit and verdict.
 func printThresholds(w io.Writer, r *scenario.Result) {
 	t := r.Totals
-	fmt.Fprintf(w, "\n%d requests (%.1f/s), %d failed, %d dropped iterations, %d events (%.0f/s), %d batch writes; latency p50 %.1f ms p95 %.1f ms p99 %.1f ms; load average %s → %s\n\n",
-		t.Requests, t.RPS, t.Failures, t.Dropped, t.Events, t.EPS, t.Writes, t.P50, t.P95, t.P99, r.LoadBefore, r.LoadAfter)
+	fmt.Fprintf(w, "\n%d requests (%.1f/s), %d failed, %d dropped and %d interrupted iterations, %d events (%.0f/s), %d batch writes; latency p50 %.1f ms p95 %.1f ms p99 %.1f ms; load average %s → %s\n\n",
+		t.Requests, t.RPS, t.Failures, t.Dropped, t.Interrupted, t.Events, t.EPS, t.Writes, t.P50, t.P95, t.P99, r.LoadBefore, r.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "threshold\tvalue\tlimit\tsamples\tresult")
 	for _, th := range r.Thresholds {

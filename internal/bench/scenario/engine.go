@@ -17,6 +17,10 @@ type Outcome struct {
 	Failed bool
 	// Events is the events the iteration carried (stored or not).
 	Events int
+	// Interrupted is an iteration cut by the end of the run (its context
+	// cancelled after gracefulStop): counted apart, neither a request nor
+	// a failure (k6's interrupted iterations).
+	Interrupted bool
 }
 
 // Iteration is one unit of work run by virtual user vu (0-based; a user
@@ -26,6 +30,7 @@ type Iteration func(ctx context.Context, vu int) Outcome
 // bucket is one second of a recorder.
 type bucket struct {
 	requests, failures, events, dropped int
+	interrupted                         int
 	vus                                 int
 	latencies                           []float64 // milliseconds
 }
@@ -54,6 +59,10 @@ func (r *Recorder) Record(o Outcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := r.at(time.Now())
+	if o.Interrupted {
+		b.interrupted++
+		return
+	}
 	b.requests++
 	if o.Failed {
 		b.failures++
@@ -78,6 +87,15 @@ func (r *Recorder) busy(d int64) {
 	defer r.mu.Unlock()
 	b := r.at(time.Now())
 	b.vus = max(b.vus, int(n))
+}
+
+// users records the virtual users a ramping-vus executor has started and
+// not stopped (busy or thinking): k6's vus for that executor.
+func (r *Recorder) users(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.at(time.Now())
+	b.vus = max(b.vus, n)
 }
 
 // second returns a copy of second i (empty past the end).
@@ -197,6 +215,7 @@ func RunRampingVUs(ctx context.Context, rec *Recorder, start int, stages []Stage
 			close(users[len(users)-1].stop)
 			users = users[:len(users)-1]
 		}
+		rec.users(len(users))
 		if el >= total || ctx.Err() != nil {
 			break
 		}

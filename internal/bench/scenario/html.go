@@ -125,8 +125,8 @@ func (r *Result) HTML() string {
 	fmt.Fprintf(&b, "<p>Executor %s, scale %g (%s), %d Agent API replicas, started %s, %.1f s; load average before %s, after %s.</p>",
 		html.EscapeString(string(r.Scenario.Executor)), r.Scale, r.Scenario.Duration().Round(time.Second), r.Replicas, r.Started.UTC().Format(time.RFC3339), r.Elapsed,
 		html.EscapeString(r.LoadBefore), html.EscapeString(r.LoadAfter))
-	fmt.Fprintf(&b, "<p>%d requests (%.1f/s), %d failed, %d dropped iterations, %d events (%.0f/s), latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, at most %d virtual users busy.</p>",
-		r.Totals.Requests, r.Totals.RPS, r.Totals.Failures, r.Totals.Dropped, r.Totals.Events, r.Totals.EPS, r.Totals.P50, r.Totals.P95, r.Totals.P99, r.Totals.MaxVUs)
+	fmt.Fprintf(&b, "<p>%d requests (%.1f/s), %d failed, %d dropped and %d interrupted iterations, %d events (%.0f/s), latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, at most %d virtual users busy.</p>",
+		r.Totals.Requests, r.Totals.RPS, r.Totals.Failures, r.Totals.Dropped, r.Totals.Interrupted, r.Totals.Events, r.Totals.EPS, r.Totals.P50, r.Totals.P95, r.Totals.P99, r.Totals.MaxVUs)
 	b.WriteString("<table><tr><th>threshold</th><th>value</th><th>limit</th><th>samples</th><th>result</th><th>source</th></tr>")
 	for _, t := range r.Thresholds {
 		res := `<span class="pass">pass</span>`

@@ -37,15 +37,19 @@ func SeedLimits() Limits {
 // Second is one second of a run. Latencies are milliseconds; a
 // percentile of a second without samples is null.
 type Second struct {
-	T        int      `json:"t"`
-	VUs      int      `json:"vus"`
-	Requests int      `json:"requests"`
-	Failures int      `json:"failures"`
-	Dropped  int      `json:"dropped"`
-	Events   int      `json:"events"`
-	P50      *float64 `json:"p50_ms"`
-	P95      *float64 `json:"p95_ms"`
-	P99      *float64 `json:"p99_ms"`
+	T int `json:"t"`
+	// VUs is the most virtual users this second: started and not
+	// stopped (ramping-vus) or running an iteration (arrival rates).
+	VUs      int `json:"vus"`
+	Requests int `json:"requests"`
+	Failures int `json:"failures"`
+	Dropped  int `json:"dropped"`
+	// Interrupted is iterations cut by the end of the run.
+	Interrupted int      `json:"interrupted"`
+	Events      int      `json:"events"`
+	P50         *float64 `json:"p50_ms"`
+	P95         *float64 `json:"p95_ms"`
+	P99         *float64 `json:"p99_ms"`
 	// WriteP95 is the replicas' ingest write p95 over this second's
 	// writes (null: none).
 	WriteP95 *float64 `json:"write_p95_ms"`
@@ -78,17 +82,18 @@ type Threshold struct {
 
 // Totals sums a run.
 type Totals struct {
-	Requests int64   `json:"requests"`
-	Failures int64   `json:"failures"`
-	Dropped  int64   `json:"dropped_iterations"`
-	Events   int64   `json:"events"`
-	Writes   uint64  `json:"writes"`
-	RPS      float64 `json:"requests_per_second"`
-	EPS      float64 `json:"events_per_second"`
-	P50      float64 `json:"p50_ms"`
-	P95      float64 `json:"p95_ms"`
-	P99      float64 `json:"p99_ms"`
-	MaxVUs   int     `json:"max_vus"`
+	Requests    int64   `json:"requests"`
+	Failures    int64   `json:"failures"`
+	Dropped     int64   `json:"dropped_iterations"`
+	Interrupted int64   `json:"interrupted_iterations"`
+	Events      int64   `json:"events"`
+	Writes      uint64  `json:"writes"`
+	RPS         float64 `json:"requests_per_second"`
+	EPS         float64 `json:"events_per_second"`
+	P50         float64 `json:"p50_ms"`
+	P95         float64 `json:"p95_ms"`
+	P99         float64 `json:"p99_ms"`
+	MaxVUs      int     `json:"max_vus"`
 }
 
 // Result is a run's outcome, written as JSON.
@@ -189,7 +194,8 @@ func (r *Result) summarise(rec *Recorder, n int) {
 		sort.Float64s(b.latencies)
 		all = append(all, b.latencies...)
 		s := &r.Seconds[i]
-		s.T, s.VUs, s.Requests, s.Failures, s.Dropped, s.Events = i, b.vus, b.requests, b.failures, b.dropped, b.events
+		s.T, s.VUs, s.Requests, s.Failures, s.Dropped, s.Interrupted, s.Events = i, b.vus, b.requests, b.failures, b.dropped, b.interrupted, b.events
+		r.Totals.Interrupted += int64(b.interrupted)
 		s.P50, s.P95, s.P99 = ptr(percentile(b.latencies, 50)), ptr(percentile(b.latencies, 95)), ptr(percentile(b.latencies, 99))
 		r.Totals.Requests += int64(b.requests)
 		r.Totals.Failures += int64(b.failures)

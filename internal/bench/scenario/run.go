@@ -373,7 +373,7 @@ func ingestIteration(base string, gws []fleetsim.Gateway, events, vus int) Itera
 		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
-			return Outcome{Latency: time.Since(start), Failed: true, Events: events}
+			return Outcome{Latency: time.Since(start), Failed: true, Events: events, Interrupted: ctx.Err() != nil}
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -432,7 +432,7 @@ func enqueueIteration(q *commandqueue.Queue, org int64, gws []fleetsim.Gateway) 
 		start := time.Now()
 		_, err := q.Enqueue(ctx, tenant, commandqueue.NewCommand{GatewayID: id, Type: protocol.CommandRestartAgent,
 			Payload: json.RawMessage(`{"agent_uid":"bench"}`), CreatedBy: "bench"})
-		return Outcome{Latency: time.Since(start), Failed: err != nil}
+		return Outcome{Latency: time.Since(start), Failed: err != nil, Interrupted: err != nil && ctx.Err() != nil}
 	}
 }
 
