@@ -163,7 +163,9 @@ func (r *Result) HTML() string {
 	b.WriteString(chart("Command queue depth (database)", "commands", []line{
 		{"queue depth", "#8c564b", col(func(s Second) float64 { return float64(s.QueueDepth) })}}, lim(3)))
 	b.WriteString(chart("Real gateway's buffer usage", "ratio", []line{
-		{"buffer usage", "#e377c2", col(func(s Second) float64 { return s.BufferUsage })}}, lim(4)))
+		{"buffer usage", "#e377c2", col(func(s Second) float64 { return s.BufferUsage })},
+		{"of it: data ÷ max size", "#2ca02c", col(func(s Second) float64 { return val(s.BufferData) })},
+		{"of it: filesystem fullness", "#7f7f7f", col(func(s Second) float64 { return val(s.BufferFilesystem) })}}, lim(4)))
 	if len(r.Notes) > 0 {
 		b.WriteString("<h2>Notes</h2><ul>")
 		for _, n := range r.Notes {

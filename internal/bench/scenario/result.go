@@ -59,6 +59,11 @@ type Second struct {
 	QueueDepth int64 `json:"queue_depth"`
 	// BufferUsage is the real gateway's buffer usage ratio (0..1).
 	BufferUsage float64 `json:"buffer_usage"`
+	// BufferData and BufferFilesystem are its two parts, from the
+	// gateway's /health/details: bytes ÷ buffer.max_size, and the
+	// fullness of the filesystem holding the buffer (null: not read).
+	BufferData       *float64 `json:"buffer_data_ratio"`
+	BufferFilesystem *float64 `json:"buffer_filesystem_usage"`
 }
 
 // Threshold is one checked threshold.

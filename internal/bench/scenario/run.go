@@ -193,7 +193,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.Started = time.Now()
 	rec := NewRecorder(res.Started)
-	smp := &sampler{rec: rec, regs: regs, prev: first, db: super, gw: gw.Registry(), log: log, progress: opts.Progress}
+	smp := &sampler{rec: rec, regs: regs, prev: first, db: super, gw: gw.Registry(), details: "http://" + gw.HealthAddr() + "/health/details",
+		client: &http.Client{Timeout: 2 * time.Second}, log: log, progress: opts.Progress}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() {
@@ -258,6 +259,8 @@ type sampler struct {
 	prev     histogram
 	db       *pgxpool.Pool
 	gw       prometheus.Gatherer
+	details  string // the gateway's /health/details
+	client   *http.Client
 	log      *slog.Logger
 	progress func(Second)
 
@@ -295,6 +298,11 @@ func (s *sampler) sample(ctx context.Context) {
 		sec.BufferUsage = v
 		s.bufferSamples++
 	}
+	if data, fs, err := s.bufferDetails(ctx); err != nil {
+		s.log.WarnContext(ctx, "scenario: sample", "err", err)
+	} else {
+		sec.BufferData, sec.BufferFilesystem = &data, &fs
+	}
 	b := s.rec.second(sec.T)
 	sec.VUs, sec.Requests, sec.Failures, sec.Dropped, sec.Events = b.vus, b.requests, b.failures, b.dropped, b.events
 	s.seconds = append(s.seconds, sec)
@@ -303,6 +311,35 @@ func (s *sampler) sample(ctx context.Context) {
 		sec.P50, sec.P95, sec.P99 = ptr(percentile(b.latencies, 50)), ptr(percentile(b.latencies, 95)), ptr(percentile(b.latencies, 99))
 		s.progress(sec)
 	}
+}
+
+// bufferDetails reads the gateway's /health/details: its buffer's bytes ÷
+// buffer.max_size and the fullness of the filesystem holding it, the two
+// parts whose larger is gateway_buffer_usage_ratio.
+func (s *sampler) bufferDetails(ctx context.Context) (data, fs float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.details, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("scenario: gateway details: %w", err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("scenario: gateway details: %w", err)
+	}
+	defer resp.Body.Close()
+	var d struct {
+		Buffer struct {
+			Bytes    int64   `json:"bytes"`
+			MaxBytes int64   `json:"max_bytes"`
+			FSUsage  float64 `json:"filesystem_usage"`
+		} `json:"buffer"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d); err != nil {
+		return 0, 0, fmt.Errorf("scenario: gateway details (%s): %w", resp.Status, err)
+	}
+	if d.Buffer.MaxBytes <= 0 {
+		return 0, 0, fmt.Errorf("scenario: gateway details: no buffer max_bytes (%s)", resp.Status)
+	}
+	return float64(d.Buffer.Bytes) / float64(d.Buffer.MaxBytes), d.Buffer.FSUsage, nil
 }
 
 // provision creates n gateways of org with COPY, each with a fresh API key

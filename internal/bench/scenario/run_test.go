@@ -79,6 +79,15 @@ func TestScenariosAtTinyScale(t *testing.T) {
 			if byName["http_req_duration"].Value <= 0 {
 				t.Error("request p95 is zero")
 			}
+			details := 0
+			for _, s := range res.Seconds {
+				if s.BufferData != nil && s.BufferFilesystem != nil && *s.BufferFilesystem > 0 {
+					details++
+				}
+			}
+			if details == 0 {
+				t.Error("the gateway's /health/details was never read")
+			}
 			conn, err := pgx.Connect(ctx, db.AdminURL)
 			if err != nil {
 				t.Fatal(err)
