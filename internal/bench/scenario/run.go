@@ -326,6 +326,16 @@ func (s *sampler) bufferDetails(ctx context.Context) (data, fs float64, err erro
 		return 0, 0, fmt.Errorf("scenario: gateway details: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("scenario: gateway details: %s", resp.Status)
+	}
+	return parseDetails(io.LimitReader(resp.Body, 1<<20))
+}
+
+// parseDetails decodes the buffer part of a gateway's /health/details:
+// bytes ÷ max_bytes and the filesystem's fullness, each checked to be a
+// ratio.
+func parseDetails(r io.Reader) (data, fs float64, err error) {
 	var d struct {
 		Buffer struct {
 			Bytes    int64   `json:"bytes"`
@@ -333,13 +343,17 @@ func (s *sampler) bufferDetails(ctx context.Context) (data, fs float64, err erro
 			FSUsage  float64 `json:"filesystem_usage"`
 		} `json:"buffer"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d); err != nil {
-		return 0, 0, fmt.Errorf("scenario: gateway details (%s): %w", resp.Status, err)
+	if err := json.NewDecoder(r).Decode(&d); err != nil {
+		return 0, 0, fmt.Errorf("scenario: gateway details: %w", err)
 	}
-	if d.Buffer.MaxBytes <= 0 {
-		return 0, 0, fmt.Errorf("scenario: gateway details: no buffer max_bytes (%s)", resp.Status)
+	b := d.Buffer
+	if b.MaxBytes <= 0 || b.Bytes < 0 {
+		return 0, 0, fmt.Errorf("scenario: gateway details: buffer bytes %d of max_bytes %d", b.Bytes, b.MaxBytes)
 	}
-	return float64(d.Buffer.Bytes) / float64(d.Buffer.MaxBytes), d.Buffer.FSUsage, nil
+	if !(b.FSUsage >= 0 && b.FSUsage <= 1) {
+		return 0, 0, fmt.Errorf("scenario: gateway details: filesystem_usage %g is not a ratio", b.FSUsage)
+	}
+	return float64(b.Bytes) / float64(b.MaxBytes), b.FSUsage, nil
 }
 
 // provision creates n gateways of org with COPY, each with a fresh API key
