@@ -169,8 +169,9 @@ func RunRampingVUs(ctx context.Context, rec *Recorder, start int, stages []Stage
 	iterCtx, cancelIters := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelIters()
 	var wg sync.WaitGroup
-	type user struct{ stop chan struct{} }
-	var users []*user // index = vu
+	type user struct{ stop, done chan struct{} }
+	var users []*user          // index = vu
+	retired := map[int]*user{} // stopped, perhaps still in an iteration
 	total := time.Duration(0)
 	for _, st := range stages {
 		total += st.Duration
@@ -183,12 +184,25 @@ func RunRampingVUs(ctx context.Context, rec *Recorder, start int, stages []Stage
 			target = 0
 		}
 		for len(users) < target {
-			u := &user{stop: make(chan struct{})}
 			vu := len(users)
+			if old, ok := retired[vu]; ok {
+				select {
+				case <-old.done:
+					delete(retired, vu)
+				default:
+					// Its iteration still runs: one user per index
+					// at a time (per-user state); start it next tick.
+				}
+				if _, still := retired[vu]; still {
+					break
+				}
+			}
+			u := &user{stop: make(chan struct{}), done: make(chan struct{})}
 			users = append(users, u)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer close(u.done)
 				for {
 					select {
 					case <-u.stop:
@@ -212,7 +226,9 @@ func RunRampingVUs(ctx context.Context, rec *Recorder, start int, stages []Stage
 			}()
 		}
 		for len(users) > target {
-			close(users[len(users)-1].stop)
+			u := users[len(users)-1]
+			close(u.stop)
+			retired[len(users)-1] = u
 			users = users[:len(users)-1]
 		}
 		rec.users(len(users))

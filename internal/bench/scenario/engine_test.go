@@ -260,3 +260,28 @@ func TestScaled(t *testing.T) {
 		t.Error("an unknown name was found")
 	}
 }
+
+// TestRampingVUsOneUserPerIndex: ramped down and up again, a user index is
+// never run by two goroutines at once (iterations keep per-user state).
+func TestRampingVUsOneUserPerIndex(t *testing.T) {
+	var busy [8]atomic.Bool
+	var overlaps, runs atomic.Int64
+	iter := func(ctx context.Context, vu int) Outcome {
+		if !busy[vu].CompareAndSwap(false, true) {
+			overlaps.Add(1)
+			return Outcome{Failed: true}
+		}
+		defer busy[vu].Store(false)
+		runs.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		return Outcome{Latency: 300 * time.Millisecond}
+	}
+	stages := []Stage{{100 * time.Millisecond, 8}, {100 * time.Millisecond, 0}, {100 * time.Millisecond, 8}, {300 * time.Millisecond, 8}, {100 * time.Millisecond, 0}}
+	RunRampingVUs(context.Background(), NewRecorder(time.Now()), 0, stages, 0, iter)
+	if overlaps.Load() != 0 {
+		t.Errorf("%d iterations overlapped another of the same user", overlaps.Load())
+	}
+	if runs.Load() == 0 {
+		t.Error("no iteration ran")
+	}
+}
