@@ -93,6 +93,10 @@ type Deps struct {
 	// Client names who is calling (address and user agent) for the
 	// sign-in's limits and audit.
 	Client func(r *http.Request) signin.Client
+	// OverTLS reports whether the browser reached r over TLS (directly or
+	// through a trusted proxy), so that the cookies are marked Secure
+	// (nil: when r.TLS is set).
+	OverTLS func(r *http.Request) bool
 	// Directory lists and reads employees and departments.
 	Directory *directory.Service
 	// Logger logs failures (nil discards).
@@ -120,6 +124,9 @@ func New(d Deps) (*Console, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.OverTLS == nil {
+		d.OverTLS = func(r *http.Request) bool { return r.TLS != nil }
 	}
 	if d.Client == nil {
 		d.Client = func(*http.Request) signin.Client { return signin.Client{} }
@@ -251,23 +258,23 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) (Principal, bo
 
 // cookie is a console cookie: HttpOnly, SameSite=Strict, Secure over
 // TLS, scoped to the console's path.
-func cookie(r *http.Request, name, value string, expires time.Time) *http.Cookie {
+func (c *Console) cookie(r *http.Request, name, value string, expires time.Time) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: Prefix, Expires: expires, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+		Secure: c.d.OverTLS(r), SameSite: http.SameSiteStrictMode}
 }
 
 // setSession stores a sign-in's or refresh's tokens in the cookies.
 func (c *Console) setSession(w http.ResponseWriter, r *http.Request, t signin.Tokens) {
 	// The access cookie outlives its token so that an expired token is
 	// refreshed rather than the visitor sent to sign in.
-	http.SetCookie(w, cookie(r, accessCookie, t.AccessToken, t.RefreshExpiresAt))
-	http.SetCookie(w, cookie(r, refreshCookie, t.RefreshToken, t.RefreshExpiresAt))
+	http.SetCookie(w, c.cookie(r, accessCookie, t.AccessToken, t.RefreshExpiresAt))
+	http.SetCookie(w, c.cookie(r, refreshCookie, t.RefreshToken, t.RefreshExpiresAt))
 }
 
 // clearSession removes the session cookies.
 func (c *Console) clearSession(w http.ResponseWriter, r *http.Request) {
 	for _, name := range []string{accessCookie, refreshCookie} {
-		ck := cookie(r, name, "", time.Unix(1, 0))
+		ck := c.cookie(r, name, "", time.Unix(1, 0))
 		ck.MaxAge = -1
 		http.SetCookie(w, ck)
 	}
@@ -284,7 +291,7 @@ func (c *Console) csrfSecret(w http.ResponseWriter, r *http.Request) []byte {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	if w != nil {
-		http.SetCookie(w, cookie(r, csrfCookie, base64.RawURLEncoding.EncodeToString(b), time.Time{}))
+		http.SetCookie(w, c.cookie(r, csrfCookie, base64.RawURLEncoding.EncodeToString(b), time.Time{}))
 	}
 	return b
 }

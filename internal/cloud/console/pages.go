@@ -248,7 +248,7 @@ func (c *Console) setLanguage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "lang: must be one of en, ru, uz", http.StatusBadRequest)
 		return
 	}
-	ck := cookie(r, langCookie, string(l), c.d.Now().AddDate(1, 0, 0))
+	ck := c.cookie(r, langCookie, string(l), c.d.Now().AddDate(1, 0, 0))
 	ck.HttpOnly = true
 	http.SetCookie(w, ck)
 	back := r.PostFormValue("back")

@@ -481,3 +481,34 @@ func TestConsolePageSizeAndPaging(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleForwardedProtoUntrusted: a client claiming HTTPS in
+// X-Forwarded-Proto is not a trusted proxy, so the cookies are not
+// marked Secure on its word (the harness trusts no proxy).
+func TestConsoleForwardedProtoUntrusted(t *testing.T) {
+	e := newConsoleEnv(t)
+	e.addUser(e.orgA.OrganizationID, "hr@acme.test", "HR", consolePassword, 0, 0)
+	b := newBrowser(t, e)
+	form := b.ok("/console/signin")
+	req, err := http.NewRequest("POST", e.srv.URL+"/console/signin", strings.NewReader(url.Values{
+		"csrf_token": {b.csrf(form)}, "email": {"hr@acme.test"}, "password": {consolePassword}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	p := b.do(req)
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", p.Status)
+	}
+	n := 0
+	for _, c := range (&http.Response{Header: p.Header}).Cookies() {
+		n++
+		if c.Secure {
+			t.Errorf("cookie %s marked Secure on an untrusted peer's X-Forwarded-Proto", c.Name)
+		}
+	}
+	if n < 2 {
+		t.Errorf("%d cookies set, want the session's two", n)
+	}
+}

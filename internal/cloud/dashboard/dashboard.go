@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -194,7 +195,7 @@ func NewAPI(d Deps) (*API, error) {
 	a.routesTable()
 	// The web console: pages on the same sign-in and tenant context,
 	// outside the API's routes table (not part of the OpenAPI document).
-	con, err := console.New(console.Deps{SignIn: d.SignIn, Authenticate: a.consolePrincipal, Client: a.client,
+	con, err := console.New(console.Deps{SignIn: d.SignIn, Authenticate: a.consolePrincipal, Client: a.client, OverTLS: a.overTLS,
 		Directory: directory.New(), Logger: d.Logger})
 	if err != nil {
 		return nil, err
@@ -247,4 +248,26 @@ func (a *api) consolePrincipal(ctx context.Context, token string) (console.Princ
 		return console.Principal{}, err
 	}
 	return console.Principal{Tenant: c.tenant, DB: c.db, SessionID: c.claims.SessionID}, nil
+}
+
+// overTLS reports whether the browser reached r over TLS: this listener's
+// own, or a trusted proxy's (TRUSTED_PROXIES) saying so in
+// X-Forwarded-Proto.
+func (a *api) overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return false
+	}
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range a.trustedProxies {
+		if p.Contains(peer.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
 }
