@@ -23,7 +23,7 @@ import (
 
 // browser is a console visitor: a client with its own cookie jar.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	e    *apiEnv
 	c    *http.Client
 	lang string // Accept-Language, when set
@@ -36,7 +36,7 @@ type page struct {
 	Body   string
 }
 
-func newBrowser(t *testing.T, e *apiEnv) *browser {
+func newBrowser(t testing.TB, e *apiEnv) *browser {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -128,7 +128,7 @@ func (b *browser) ok(path string) page {
 
 const consolePassword = "correct horse battery staple"
 
-func newConsoleEnv(t *testing.T) *apiEnv {
+func newConsoleEnv(t testing.TB) *apiEnv {
 	return newAPIEnv(t, withSignIn(signin.Config{MaxFailures: 3, LockBase: time.Minute}))
 }
 
