@@ -197,7 +197,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		status, msg := http.StatusUnauthorized, l.T("signin.failed")
 		switch ae := apperr.As(err); {
 		case ae != nil && ae.Code == apperr.Throttled:
-			wait := max(1, int((ae.RetryAfter + time.Second - 1) / time.Second))
+			wait := max(1, int((ae.RetryAfter+time.Second-1)/time.Second))
 			status, msg = http.StatusTooManyRequests, l.F("signin.locked", wait)
 			w.Header().Set("Retry-After", strconv.Itoa(wait))
 		case ae != nil && ae.Code == apperr.Unauthenticated, ae != nil && ae.Code == apperr.Invalid:
