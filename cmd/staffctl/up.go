@@ -350,10 +350,11 @@ Staff Control is up.
   Agent API       http://%s   (GET /health, /health/ready, /metrics)
   Replicas        %d behind that round-robin balancer: %s
   Dashboard API   http://%s   (POST /api/auth/login, /api/v2/…, GET /api/openapi.json, /health, /metrics)
+  Web console     http://%s/console/
 %s  Demo organisation %d (slug %q)
   Demo directory    %d departments; %d employees created for the agents, %d reused
 %s`, redacted(admin), pgNote, tsLine, hostPort(addrs["agent-api"]), len(cloud.Replicas), strings.Join(replicaURLs, ", "),
-		hostPort(addrs["dashboard-api"]), gwLine, demo.orgID, demoSlug, people.departments, people.created, people.reused, demo.notes)
+		hostPort(addrs["dashboard-api"]), hostPort(addrs["dashboard-api"]), gwLine, demo.orgID, demoSlug, people.departments, people.created, people.reused, demo.notes)
 	fmt.Fprint(e.stdout, banner+"\nPress Ctrl-C to stop.\n")
 
 	if !*quiet {

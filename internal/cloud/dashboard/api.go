@@ -156,12 +156,19 @@ func (a *api) authenticate(r *http.Request) (*caller, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, apperr.New(apperr.Unauthenticated, "", "the Authorization header must be Bearer <access token>")
 	}
+	return a.authenticateToken(r.Context(), token)
+}
+
+// authenticateToken verifies an access token, checks its session is
+// live and maps its claims to the caller: the API's bearer tokens and the
+// web console's session cookie alike.
+func (a *api) authenticateToken(ctx context.Context, token string) (*caller, error) {
 	claims, err := a.tokens.Verify(token)
 	if err != nil {
 		return nil, err
 	}
 	if a.sessionActive != nil {
-		live, err := a.sessionActive(r.Context(), claims.SessionID)
+		live, err := a.sessionActive(ctx, claims.SessionID)
 		if err != nil {
 			return nil, fmt.Errorf("check session: %w", err)
 		}

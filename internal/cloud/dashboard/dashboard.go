@@ -12,12 +12,14 @@ package dashboard
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,7 +27,9 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/console"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/devicecmd"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/directory"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/liveevents"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/report"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -189,6 +193,14 @@ func NewAPI(d Deps) (*API, error) {
 	}
 	a.handlePublic("GET", "/api/openapi.json", serveOpenAPI(doc))
 	a.routesTable()
+	// The web console: pages on the same sign-in and tenant context,
+	// outside the API's routes table (not part of the OpenAPI document).
+	con, err := console.New(console.Deps{SignIn: d.SignIn, Authenticate: a.consolePrincipal, Client: a.client, OverTLS: a.overTLS,
+		Directory: directory.New(), Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	a.mux.Handle(console.Prefix, con)
 	// Every answer carries a request id (the error shape's request_id)
 	// and the API's security headers.
 	h := service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(a.mux)))
@@ -226,4 +238,36 @@ func (a *api) routesTable() {
 	a.reportRoutes()
 	a.fleetRoutes()
 	a.screenshotRoutes()
+}
+
+// consolePrincipal is the web console's check of its session cookie: the
+// API's own token check and tenant mapping.
+func (a *api) consolePrincipal(ctx context.Context, token string) (console.Principal, error) {
+	c, err := a.authenticateToken(ctx, token)
+	if err != nil {
+		return console.Principal{}, err
+	}
+	return console.Principal{Tenant: c.tenant, DB: c.db, SessionID: c.claims.SessionID}, nil
+}
+
+// overTLS reports whether the browser reached r over TLS: this listener's
+// own, or a trusted proxy's (TRUSTED_PROXIES) saying so in
+// X-Forwarded-Proto.
+func (a *api) overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return false
+	}
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range a.trustedProxies {
+		if p.Contains(peer.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
 }
