@@ -180,18 +180,20 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("stack: balancer: %w", err)
 	}
 	s.URL = "http://" + loopback(ln.Addr())
-	handler, err := roundRobin(s.Replicas)
+	handler, err := roundRobin(s.Replicas, s.log)
 	if err != nil {
 		return nil, err
 	}
-	s.balancer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	s.balancer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.With("component", "balancer").Handler(), slog.LevelDebug)}
 	go func() { _ = s.balancer.Serve(ln) }()
 	return s, nil
 }
 
 // roundRobin is the balancer: each request (a WebSocket's upgrade too)
-// goes to the next replica.
-func roundRobin(replicas []*Replica) (http.Handler, error) {
+// goes to the next replica. Its errors (mostly clients that went away
+// mid-request, at the end of every run) are logged at debug level.
+func roundRobin(replicas []*Replica, log *slog.Logger) (http.Handler, error) {
 	targets := make([]*url.URL, len(replicas))
 	for i, r := range replicas {
 		u, err := url.Parse(r.URL)
@@ -205,6 +207,7 @@ func roundRobin(replicas []*Replica) (http.Handler, error) {
 	tr.MaxIdleConnsPerHost = 256
 	return &httputil.ReverseProxy{
 		Transport: tr,
+		ErrorLog:  slog.NewLogLogger(log.With("component", "balancer").Handler(), slog.LevelDebug),
 		Rewrite: func(r *httputil.ProxyRequest) {
 			i := (next.Add(1) - 1) % uint64(len(targets))
 			replicas[i].Requests.Add(1)
