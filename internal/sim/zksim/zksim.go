@@ -740,11 +740,15 @@ func (s *Sim) handle(ss *session, p zkproto.Packet) bool {
 		s.mu.Unlock()
 		return reply(zkproto.CmdAckOK, nil)
 	case zkproto.CmdRestart:
-		reply(zkproto.CmdAckOK, nil)
+		// The reboot is under way before the ACK leaves: a client that
+		// reconnects the moment it reads the ACK finds the device down
+		// (recorded after the reply, a fast client raced it: CI saw
+		// "restarts 0" and a connect inside the window).
 		s.mu.Lock()
 		s.restarts++
 		s.rebootUntil = time.Now().Add(s.opts.RebootWindow)
 		s.mu.Unlock()
+		reply(zkproto.CmdAckOK, nil)
 		s.log.Info("zksim: restarting", "window", s.opts.RebootWindow)
 		go s.dropSessions()
 		return false
