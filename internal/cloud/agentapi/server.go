@@ -58,9 +58,11 @@ type Config struct {
 	// PartitionsBehind and PartitionsAhead are the days of partitions kept
 	// created before and after today (defaults 8 and 3).
 	PartitionsBehind, PartitionsAhead int
-	// AdvanceInterval is how often active policy distributions are moved
-	// on (default 2 s).
-	AdvanceInterval time.Duration
+	// AdvanceInterval is how often the distributions an advance would move
+	// now (policy_distributions_ready) are moved on (default 250 ms), and
+	// AdvanceAllInterval how often every active one is, whatever that says
+	// (default 30 s).
+	AdvanceInterval, AdvanceAllInterval time.Duration
 	// ScreenshotSweepInterval is how often orphan screenshot files are
 	// looked for (default 1 h), and ScreenshotSweepAge how old one must be
 	// to go (default 1 h: far past any upload in flight, which writes its
@@ -85,7 +87,8 @@ const (
 	DefaultMaintenanceInterval     = time.Hour
 	DefaultPartitionsBehind        = 8
 	DefaultPartitionsAhead         = 3
-	DefaultAdvanceInterval         = 2 * time.Second
+	DefaultAdvanceInterval         = 250 * time.Millisecond
+	DefaultAdvanceAllInterval      = 30 * time.Second
 	DefaultScreenshotSweepInterval = time.Hour
 	DefaultScreenshotSweepAge      = time.Hour
 	DefaultRetentionInterval       = time.Hour
@@ -106,6 +109,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.AdvanceInterval <= 0 {
 		cfg.AdvanceInterval = DefaultAdvanceInterval
+	}
+	if cfg.AdvanceAllInterval <= 0 {
+		cfg.AdvanceAllInterval = DefaultAdvanceAllInterval
 	}
 	if cfg.ScreenshotSweepInterval <= 0 {
 		cfg.ScreenshotSweepInterval = DefaultScreenshotSweepInterval
@@ -320,6 +326,13 @@ func (s *Server) members() []lifecycle.Member {
 		{Name: "command sweeper", Service: s.sweeper},
 		loop("distribution advancer", func(ctx context.Context) error {
 			return lifecycle.Every(ctx, cfg.AdvanceInterval, false, func(ctx context.Context) {
+				if err := s.dist.AdvanceReady(ctx); err != nil && ctx.Err() == nil {
+					s.logger.ErrorContext(ctx, "advance policy distributions", "err", err)
+				}
+			})
+		}),
+		loop("distribution advancer (all)", func(ctx context.Context) error {
+			return lifecycle.Every(ctx, cfg.AdvanceAllInterval, false, func(ctx context.Context) {
 				if err := s.dist.AdvanceAll(ctx); err != nil && ctx.Err() == nil {
 					s.logger.ErrorContext(ctx, "advance policy distributions", "err", err)
 				}
