@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/staffcontrol/staffcontrol/internal/buildinfo"
 )
 
 // env carries what every subcommand may use: the process environment and
@@ -71,6 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(args) == 0 {
 			return usagef("a command is required")
 		}
+		return nil
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, buildinfo.Line("staffctl"))
 		return nil
 	}
 	for _, c := range cmds {
