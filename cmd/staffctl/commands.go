@@ -45,6 +45,7 @@ func commands() []command {
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
 		{name: "generate", summary: "generate a realistic organisation and its monitoring data (benchmarks, demos)", run: runGenerate},
 		{name: "bench", summary: "whole-pipeline benchmarks: e2e (agents → gateway → Agent API → PostgreSQL vs raw COPY), scenario NAME (the seed's load tests)", run: runBench},
+		{name: "release", summary: "reproducible signed release builds: build, keygen, verify", run: runRelease},
 		{name: "simulate", summary: "load simulators (agents, gateways, zkteco, hikvision)", run: runSimulate},
 	}
 }
