@@ -227,6 +227,9 @@ func copySource(t *testing.T, dst string) {
 			case !d.Type().IsRegular():
 				return nil
 			}
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
 			data, err := os.ReadFile(path)
 			if err != nil {
 				return err
