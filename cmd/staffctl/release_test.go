@@ -559,3 +559,10 @@ func TestGatewayUnit(t *testing.T) {
 		t.Fatalf("exposure %s, want %s (update the hardening or docs/operations.md and this constant)\n%s", m[1], gatewayExposure, out)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	out, _, err := staffctl(t, nil, "--version")
+	if err != nil || !strings.HasPrefix(out, "staffctl ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("--version: %v %q", err, out)
+	}
+}
