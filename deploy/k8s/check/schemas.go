@@ -7,8 +7,12 @@
 // from a local -schema-location, as yannh/kubernetes-json-schema's
 // openapi2jsonschema does.
 //
-// It is its own Go module so that kubeconform and the Kubernetes spec never
-// become dependencies of the services.
+// Its tests also load deploy/compose/compose.yml with compose-go, the
+// loader docker compose itself uses, as `docker compose config -q` would
+// (schema, interpolation, consistency), where no docker engine is needed.
+//
+// It is its own Go module so that kubeconform, compose-go and the
+// Kubernetes spec never become dependencies of the services.
 package check
 
 import (
