@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,11 +15,6 @@ import (
 
 	"github.com/yannh/kubeconform/pkg/validator"
 )
-
-// KubernetesVersion is the Kubernetes release whose API schemas the
-// manifests are validated against (the k8s.io/kubernetes module version
-// whose api/openapi-spec/swagger.json is converted).
-const KubernetesVersion = "v1.37.2"
 
 // manifestDir holds the manifests under test.
 const manifestDir = ".."
@@ -44,7 +38,9 @@ func schemas(t *testing.T) string {
 	schemasOnce.Do(func() {
 		path := os.Getenv("K8S_OPENAPI_SPEC")
 		if path == "" {
-			path, schemasErr = downloadSpec()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			path, schemasErr = DownloadSpec(ctx)
 			if schemasErr != nil {
 				return
 			}
@@ -79,28 +75,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(schemasDir)
 	}
 	os.Exit(code)
-}
-
-func downloadSpec() (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
-	cmd.Dir = os.TempDir() // outside any module: only the download
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var info struct{ Dir, Error string }
-	if jerr := json.Unmarshal(out, &info); jerr == nil && info.Error != "" {
-		return "", fmt.Errorf("go mod download: %s", info.Error)
-	}
-	if err != nil {
-		return "", fmt.Errorf("go mod download k8s.io/kubernetes@%s: %v: %s", KubernetesVersion, err, stderr.Bytes())
-	}
-	if info.Dir == "" {
-		return "", fmt.Errorf("go mod download: no directory in %q", out)
-	}
-	return filepath.Join(info.Dir, "api", "openapi-spec", "swagger.json"), nil
 }
 
 func newValidator(t *testing.T) validator.Validator {

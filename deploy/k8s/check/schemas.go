@@ -16,13 +16,45 @@
 package check
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 )
+
+// KubernetesVersion is the Kubernetes release whose API schemas the
+// manifests are validated against (the k8s.io/kubernetes module version
+// whose api/openapi-spec/swagger.json is converted).
+const KubernetesVersion = "v1.37.2"
+
+// DownloadSpec returns the path of KubernetesVersion's OpenAPI document,
+// downloading the k8s.io/kubernetes module through the Go module proxy
+// when the module cache lacks it (`go mod download`: checked against the
+// checksum database like any module; a 21 MB zip).
+func DownloadSpec(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
+	cmd.Dir = os.TempDir() // outside any module: only the download
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var info struct{ Dir, Error string }
+	if jerr := json.Unmarshal(out, &info); jerr == nil && info.Error != "" {
+		return "", fmt.Errorf("go mod download: %s", info.Error)
+	}
+	if err != nil {
+		return "", fmt.Errorf("go mod download k8s.io/kubernetes@%s: %v: %s", KubernetesVersion, err, stderr.Bytes())
+	}
+	if info.Dir == "" {
+		return "", fmt.Errorf("go mod download: no directory in %q", out)
+	}
+	return filepath.Join(info.Dir, "api", "openapi-spec", "swagger.json"), nil
+}
 
 // SchemaLocation is kubeconform's -schema-location template for the files
 // Generate writes into dir.
