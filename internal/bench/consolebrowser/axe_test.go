@@ -61,9 +61,9 @@ type axeNode struct {
 // axeRun runs axe on the document and returns its violations, compactly.
 const axeRun = `(async () => {
 	const r = await axe.run(document, {resultTypes: ["violations"]});
-	return r.violations.map(v => ({id: v.id, impact: v.impact || "", help: v.help,
+	return {passes: r.passes.length, violations: r.violations.map(v => ({id: v.id, impact: v.impact || "", help: v.help,
 		nodes: v.nodes.map(n => ({target: n.target.map(String).join(" "), html: n.html.slice(0, 200),
-			summary: n.failureSummary || ""}))}));
+			summary: n.failureSummary || ""}))}))};
 })()`
 
 // axe runs axe-core on the browser's page (named page in messages) and
@@ -92,7 +92,16 @@ func (b *browser) axeViolations() []axeViolation {
 	if !eval[bool](b, `typeof window.axe === "object"`) {
 		eval[bool](b, axeSource(b.t)+"\n;true")
 	}
-	return eval[[]axeViolation](b, axeRun)
+	r := eval[struct {
+		Passes     int            `json:"passes"`
+		Violations []axeViolation `json:"violations"`
+	}](b, axeRun)
+	// A run that checked nothing (an empty document, rules switched off)
+	// would pass anything.
+	if r.Passes < 10 {
+		b.t.Fatalf("axe passed only %d rules on %s: it did not check the page", r.Passes, b.path())
+	}
+	return r.Violations
 }
 
 // TestAxeFindsViolations: the harness's axe run, under a CSP as strict as

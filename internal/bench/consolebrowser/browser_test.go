@@ -129,7 +129,8 @@ func stopChromium() {
 type browser struct {
 	t   *testing.T
 	s   *stack
-	ctx context.Context // the tab's context, under the test's deadline
+	tab context.Context // the tab's context
+	ctx context.Context // tab under the deadline of the test using it
 
 	mu       sync.Mutex
 	problems []string // script exceptions and dialogs the pages caused
@@ -141,10 +142,8 @@ type browser struct {
 func newBrowser(t *testing.T, s *stack) *browser {
 	t.Helper()
 	tab, closeTab := chromedp.NewContext(startChromium(t), chromedp.WithNewBrowserContext())
-	ctx, cancel := context.WithTimeout(tab, testTimeout)
-	b := &browser{t: t, s: s, ctx: ctx}
+	b := &browser{t: t, s: s, tab: tab}
 	t.Cleanup(func() {
-		cancel()
 		closeTab()
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -152,9 +151,23 @@ func newBrowser(t *testing.T, s *stack) *browser {
 			t.Error(p)
 		}
 	})
+	b.use(t)
 	b.do("open a tab", chromedp.EmulateViewport(laptop.Width, laptop.Height))
-	b.watch(ctx)
+	b.watch(tab)
 	return b
+}
+
+// use hands the browser to t (a subtest of the test that opened it) with
+// a deadline of testTimeout from now; the browser goes back to its
+// previous test and deadline when t ends.
+func (b *browser) use(t *testing.T) {
+	prevT, prevCtx := b.t, b.ctx
+	ctx, cancel := context.WithTimeout(b.tab, testTimeout)
+	b.t, b.ctx = t, ctx
+	t.Cleanup(func() {
+		cancel()
+		b.t, b.ctx = prevT, prevCtx
+	})
 }
 
 // watch records the pages' script exceptions and dismisses and records
@@ -337,7 +350,7 @@ func (b *browser) checkPage(name string) {
 		if err != nil {
 			b.t.Fatalf("screenshot %s: %v", name, err)
 		}
-		file := filepath.Join(dir, unsafeName.ReplaceAllString(b.t.Name()+"-"+name+"-"+vp.Name, "_")+".png")
+		file := filepath.Join(dir, unsafeName.ReplaceAllString(strings.Split(b.t.Name(), "/")[0]+"-"+name+"-"+vp.Name, "_")+".png")
 		if err := os.WriteFile(file, png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}

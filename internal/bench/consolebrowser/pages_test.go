@@ -54,9 +54,7 @@ func TestEveryPage(t *testing.T) {
 	for _, p := range everyPage {
 		t.Run(p.Name, func(t *testing.T) {
 			b := browsers[p.User]
-			parent := b.t
-			b.t = t
-			defer func() { b.t = parent }()
+			b.use(t)
 			b.open(p.Path(s))
 			ready := p.Ready
 			if ready == "" {
