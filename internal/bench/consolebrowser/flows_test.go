@@ -221,3 +221,64 @@ func TestMarkupInjection(t *testing.T) {
 	}
 	b.checkPage("employee-markup")
 }
+
+// focusRing describes the focused element's focus indicator: its outline
+// and the contrast of the outline's colour with the background it is
+// drawn on (the nearest ancestor's opaque background: the outline sits
+// outside the element, outline-offset away).
+const focusRing = `(() => {
+	const e = document.activeElement;
+	const rgb = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+		const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+	const lum = c => { const f = v => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+		return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+	let bg = {r: 255, g: 255, b: 255, a: 1};
+	for (let n = e.parentElement; n; n = n.parentElement) {
+		const c = rgb(getComputedStyle(n).backgroundColor);
+		if (c && c.a > 0) { bg = c; break; }
+	}
+	const cs = getComputedStyle(e), oc = rgb(cs.outlineColor) || bg;
+	const [hi, lo] = [lum(oc), lum(bg)].sort((a, b) => b - a);
+	const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + " " + JSON.stringify((e.innerText || e.value || e.getAttribute("href") || "").slice(0, 30));
+	return {name, style: cs.outlineStyle, width: parseFloat(cs.outlineWidth) || 0, ratio: (hi + 0.05) / (lo + 0.05)};
+})()`
+
+// TestFocusVisible: on each page, Tab reaches every control in turn and
+// each shows a focus indicator — an outline at least 2 px wide whose
+// colour stands out 3:1 from the background behind it (WCAG 2.2 2.4.7
+// and 1.4.11).
+func TestFocusVisible(t *testing.T) {
+	s := startStack(t)
+	b := newBrowser(t, s)
+	check := func(page string) {
+		t.Helper()
+		first := ""
+		for i := range 40 {
+			b.do("press Tab", chromedp.KeyEvent(kb.Tab))
+			f := eval[struct {
+				Name, Style  string
+				Width, Ratio float64
+			}](b, focusRing)
+			if f.Name == first || strings.HasPrefix(f.Name, "body") {
+				if i < 3 {
+					t.Errorf("%s: Tab went round after %d controls", page, i)
+				}
+				return
+			}
+			if first == "" {
+				first = f.Name
+			}
+			if f.Style == "none" || f.Width < 2 || f.Ratio < 3 {
+				t.Errorf("%s: focused %s shows outline %s %.1f px at contrast %.2f:1, want a 2 px outline at 3:1", page, f.Name, f.Style, f.Width, f.Ratio)
+			}
+		}
+		t.Errorf("%s: 40 presses of Tab did not go round", page)
+	}
+	b.open("/console/signin")
+	check("signin")
+	b.signIn(hrEmail)
+	for _, p := range []string{"/console/", "/console/employees", fmt.Sprintf("/console/employees/%d", s.ann)} {
+		b.open(p)
+		check(p)
+	}
+}
