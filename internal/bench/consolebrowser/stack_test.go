@@ -54,9 +54,12 @@ type stack struct {
 	acmeTenant, gxtTenant postgres.Tenant
 }
 
-// startStack starts the API over a fresh database and seeds it.
+// startStack starts the API over a fresh database and seeds it. Every
+// stack is for a browser, so a test without Chromium skips (or fails, see
+// EnvRequire) here, before the work.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := pg.NewDatabase(t)
