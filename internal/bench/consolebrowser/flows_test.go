@@ -91,7 +91,7 @@ func TestKeyboardFindEmployee(t *testing.T) {
 	// Ann's page lists her applications, the longest first.
 	b.open(fmt.Sprintf("/console/employees/%d", s.ann))
 	apps := b.rows("section[aria-labelledby='apps-h']")
-	if len(apps) != 2 || !strings.HasPrefix(apps[0], "excel.exe") || !strings.Contains(apps[0], "Quarterly report.xlsx - Excel") {
+	if len(apps) != 3 || !strings.HasPrefix(apps[0], "excel.exe") || !strings.Contains(apps[0], "Quarterly report.xlsx - Excel") {
 		t.Errorf("Ann's applications: %q", apps)
 	}
 

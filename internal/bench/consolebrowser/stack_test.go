@@ -3,6 +3,7 @@ package consolebrowser
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,6 +147,9 @@ func (s *stack) seed(ctx context.Context, platform *pgxpool.Pool) {
 	// Some activity of Ann's, so that her page lists applications.
 	s.addWindow(s.acme, s.annSID, "Quarterly report.xlsx - Excel", "excel.exe", 40*time.Minute)
 	s.addWindow(s.acme, s.annSID, "Inbox - Outlook", "outlook.exe", 15*time.Minute)
+	// A long title without a space (a path), which must wrap rather than
+	// widen the page on a tablet.
+	s.addWindow(s.acme, s.annSID, `C:\Users\ann.lee\AppData\Local\Temp\`+strings.Repeat("quarterly_forecast_", 8)+`final.docx`, "winword.exe", 5*time.Minute)
 }
 
 // addEmployee creates an employee of tn's organisation in department
