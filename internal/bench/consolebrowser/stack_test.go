@@ -126,7 +126,13 @@ func (s *stack) seed(ctx context.Context, platform *pgxpool.Pool) {
 
 	s.annSID = "S-1-5-21-1001"
 	s.ann = s.addEmployee(s.acmeTenant, s.engineering, "E-1", "Ann", "Lee", s.annSID)
-	s.ben = s.addEmployee(s.acmeTenant, s.engineering, "E-2", "Ben", "Okafor", "S-1-5-21-1002")
+	// Ben's e-mail and position are long, as real ones can be: they must
+	// wrap on a tablet.
+	email := "benjamin.chukwuemeka.okafor-international-partnerships@engineering.acme-holdings.example"
+	position := "Senior Principal Engineer, Infrastructure Reliability and Developer Productivity"
+	s.ben = s.addEmployeeWith(s.acmeTenant, directory.EmployeeInput{DepartmentID: &s.engineering, EmployeeNumber: "E-2",
+		FirstName: "Ben", LastName: "Okafor", Email: &email, Position: &position,
+		Identities: []directory.IdentityInput{{Kind: directory.KindWindowsSID, Value: "S-1-5-21-1002"}}})
 	s.sara = s.addEmployee(s.acmeTenant, s.sales, "S-1", "Sara", "Salesonly", "S-1-5-21-1003")
 	s.gil = s.addEmployee(s.gxtTenant, gxEng, "G-1", "Gil", "Globexonly", "S-1-5-21-2001")
 
@@ -156,9 +162,17 @@ func (s *stack) seed(ctx context.Context, platform *pgxpool.Pool) {
 // through the directory, with a Windows SID identity, and returns its id.
 func (s *stack) addEmployee(tn postgres.Tenant, department int64, number, first, last, sid string) int64 {
 	s.t.Helper()
-	e, err := s.dir.CreateEmployee(context.Background(), s.db, tn, directory.EmployeeInput{DepartmentID: &department,
-		EmployeeNumber: number, FirstName: first, LastName: last, Status: "active",
-		Identities: []directory.IdentityInput{{Kind: directory.KindWindowsSID, Value: sid}}})
+	return s.addEmployeeWith(tn, directory.EmployeeInput{DepartmentID: &department, EmployeeNumber: number,
+		FirstName: first, LastName: last, Identities: []directory.IdentityInput{{Kind: directory.KindWindowsSID, Value: sid}}})
+}
+
+// addEmployeeWith creates the employee in (active) through the directory
+// and returns its id.
+func (s *stack) addEmployeeWith(tn postgres.Tenant, in directory.EmployeeInput) int64 {
+	s.t.Helper()
+	in.Status = "active"
+	number := in.EmployeeNumber
+	e, err := s.dir.CreateEmployee(context.Background(), s.db, tn, in)
 	if err != nil {
 		s.t.Fatalf("create employee %s: %v", number, err)
 	}
