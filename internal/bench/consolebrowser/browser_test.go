@@ -3,6 +3,8 @@ package consolebrowser
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -357,4 +359,34 @@ func (b *browser) checkPage(name string) {
 		b.t.Logf("screenshot %s", file)
 	}
 	b.do("resize back", chromedp.EmulateViewport(laptop.Width, laptop.Height))
+}
+
+// TestHarnessSeesProblems: a page's dialog and uncaught exception are
+// caught (the markup-injection test relies on it), and the dialog does not
+// hang the page.
+func TestHarnessSeesProblems(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html lang="en"><title>x</title><main><h1>x</h1></main>
+<script>alert("injected"); throw new Error("boom");</script></html>`)
+	}))
+	defer srv.Close()
+	b := newBrowser(t, &stack{t: t, URL: srv.URL})
+	b.open("/")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		got := strings.Join(b.problems, "\n")
+		n := len(b.problems)
+		if n >= 2 || time.Now().After(deadline) {
+			b.problems = nil // seen: not a failure of this test
+			b.mu.Unlock()
+			if !strings.Contains(got, `alert dialog: "injected"`) || !strings.Contains(got, "boom") {
+				t.Errorf("the harness recorded %q, want the alert and the exception", got)
+			}
+			return
+		}
+		b.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
 }
