@@ -27,7 +27,7 @@ func (b *browser) rows(selector string) []string {
 // TestKeyboardFindEmployee: an HR manager signs in, finds an employee by
 // search and opens their page with the keyboard alone.
 func TestKeyboardFindEmployee(t *testing.T) {
-	s := startStack(t)
+	s := sharedStack(t)
 	b := newBrowser(t, s)
 
 	// The first Tab of a page reaches the skip link, which shows itself.
@@ -145,7 +145,7 @@ func TestSignInErrors(t *testing.T) {
 // TestDepartmentLead: a department lead sees only their department's
 // employees, cannot open another's, and sees no fleet.
 func TestDepartmentLead(t *testing.T) {
-	s := startStack(t)
+	s := sharedStack(t)
 	b := newBrowser(t, s)
 	b.signIn(leadEmail)
 	if txt := b.mainText(); !strings.Contains(txt, "0 / 0") {
@@ -251,7 +251,7 @@ const focusRing = `(() => {
 // colour stands out 3:1 from the background behind it (WCAG 2.2 2.4.7
 // and 1.4.11).
 func TestFocusVisible(t *testing.T) {
-	s := startStack(t)
+	s := sharedStack(t)
 	b := newBrowser(t, s)
 	check := func(page string) {
 		t.Helper()

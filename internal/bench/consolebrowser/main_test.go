@@ -15,7 +15,8 @@ import (
 var pg *pgtest.Server
 
 // TestMain runs the tests with the PostgreSQL server and stops the shared
-// Chromium (see startChromium) after them.
+// Chromium (see startChromium) and removes the shared stack (see
+// sharedStack) after them.
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	s, err := pgtest.Start(ctx)
@@ -27,6 +28,7 @@ func TestMain(m *testing.M) {
 	pg = s
 	code := m.Run()
 	stopChromium()
+	stopSharedStack()
 	s.Close()
 	os.Exit(code)
 }

@@ -40,7 +40,7 @@ var everyPage = []consolePage{
 // TestEveryPage opens every page of everyPage as its user (one browser
 // per user, signed in through the form) and runs the every-page check.
 func TestEveryPage(t *testing.T) {
-	s := startStack(t)
+	s := sharedStack(t)
 	browsers := map[string]*browser{}
 	for _, p := range everyPage {
 		if browsers[p.User] == nil {

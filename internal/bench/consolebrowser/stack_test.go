@@ -2,8 +2,12 @@ package consolebrowser
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,12 +59,116 @@ type stack struct {
 	acmeTenant, gxtTenant postgres.Tenant
 }
 
-// startStack starts the API over a fresh database and seeds it. Every
-// stack is for a browser, so a test without Chromium skips (or fails, see
-// EnvRequire) here, before the work.
+// startStack starts the API over a fresh database for t and seeds it.
+// Every stack is for a browser, so a test without Chromium skips (or
+// fails, see EnvRequire) here, before the work.
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	chromium(t)
+	return newStack(t, logtest.New(t))
+}
+
+// shared is the stack of the tests that only read (see sharedStack).
+var shared struct {
+	once sync.Once
+	tb   *binaryTB
+	s    *stack
+	err  error
+}
+
+// sharedStack returns the test binary's shared stack, started by the
+// first test asking for it and removed by TestMain. Tests that change
+// nothing seeded (they sign in, browse and search) share it, which saves
+// a database and a seeding each; a test that changes data or locks an
+// account starts its own (startStack).
+func sharedStack(t *testing.T) *stack {
+	t.Helper()
+	chromium(t)
+	shared.once.Do(func() {
+		shared.tb = &binaryTB{}
+		defer func() {
+			if r := recover(); r != nil {
+				f, ok := r.(binaryFatal)
+				if !ok {
+					panic(r)
+				}
+				shared.err = f
+			}
+		}()
+		log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		shared.s = newStack(shared.tb, log)
+	})
+	if shared.err != nil {
+		t.Fatalf("the shared stack: %v", shared.err)
+	}
+	return shared.s
+}
+
+// stopSharedStack removes the shared stack, if one was started.
+func stopSharedStack() {
+	if shared.tb != nil {
+		shared.tb.cleanup()
+	}
+}
+
+// binaryTB is the testing.TB of what outlives one test (the shared
+// stack): its cleanups run when TestMain calls cleanup, its fatal errors
+// are panics of type binaryFatal (recovered by sharedStack), its logs go
+// to stderr. Methods it does not define are not used by the stack.
+type binaryTB struct {
+	testing.TB
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+// binaryFatal is a fatal error of a binaryTB.
+type binaryFatal struct{ msg string }
+
+func (f binaryFatal) Error() string { return f.msg }
+
+// Helper, Name, Cleanup, Fatalf, Fatal, Errorf and Logf are the
+// testing.TB methods the stack, pgtest and the services call.
+func (b *binaryTB) Helper()      {}
+func (b *binaryTB) Name() string { return "shared" }
+func (b *binaryTB) Cleanup(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cleanups = append(b.cleanups, f)
+}
+func (b *binaryTB) Fatalf(format string, args ...any) {
+	panic(binaryFatal{fmt.Sprintf(format, args...)})
+}
+func (b *binaryTB) Fatal(args ...any) { panic(binaryFatal{fmt.Sprint(args...)}) }
+func (b *binaryTB) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "consolebrowser: shared stack: "+format+"\n", args...)
+}
+func (b *binaryTB) Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "consolebrowser: shared stack: "+format+"\n", args...)
+}
+
+// cleanup runs the cleanups, the last registered first, each on its own
+// (a failing one does not stop the others).
+func (b *binaryTB) cleanup() {
+	b.mu.Lock()
+	fs := b.cleanups
+	b.cleanups = nil
+	b.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					fmt.Fprintf(os.Stderr, "consolebrowser: shared stack cleanup: %v\n", r)
+				}
+			}()
+			fs[i]()
+		}()
+	}
+}
+
+// newStack starts the API over a fresh database for t (logging to log)
+// and seeds it.
+func newStack(t testing.TB, log *slog.Logger) *stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := pg.NewDatabase(t)
@@ -74,7 +182,6 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := logtest.New(t)
 	in, err := signin.New(signin.Config{MaxFailures: 3, LockBase: time.Minute}, signin.Deps{DB: s.db, Tokens: tokens, Logger: log})
 	if err != nil {
 		t.Fatal(err)
