@@ -253,7 +253,7 @@ func TestAlertRulesShape(t *testing.T) {
 		t.Fatal(`docs/operations.md has no "## Alerts" section`)
 	}
 	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| ([A-Z][A-Za-z0-9]+) \\|").FindAllStringSubmatch(section, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\| ([A-Z][A-Za-z0-9]+) \|`).FindAllStringSubmatch(section, -1) {
 		if m[1] != "Alert" {
 			documented[m[1]] = true
 		}

@@ -41,7 +41,7 @@ func TestRulesAndDashboardsNameExportedMetrics(t *testing.T) {
 	}
 	live := liveNames(t)
 	for _, want := range []string{"http_requests_total", "http_request_duration_seconds", "dependency_up", "grpc_server_handled_total",
-		"gateway_buffer_usage_ratio", "control_connected_gateways", "rls_violations_total"} {
+		"gateway_buffer_usage_ratio", "control_connected_gateways", "ingest_events_total", "gateway_uplink_batches_total"} {
 		if !live[want] {
 			t.Errorf("%s is not exported by the running services", want)
 		}
@@ -93,6 +93,13 @@ func liveNames(t *testing.T) map[string]bool {
 	if _, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + g.Addr(), EnrolmentSecret: org.EnrolmentSecret,
 		Agents: 1, BatchSize: 20, MaxEvents: 40}); err != nil {
 		t.Fatal(err)
+	}
+	// The gateway uploads what the agents sent (the ingest's series appear
+	// with the first stored batch).
+	for deadline := time.Now().Add(time.Minute); !scrape(t, s.Replicas[0].URL+"/metrics")["ingest_events_total"]; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway's upload did not reach the Agent API within a minute")
+		}
 	}
 	key, err := accesstoken.GenerateKey("deploycheck")
 	if err != nil {
