@@ -3,6 +3,7 @@ package agentapi
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -268,7 +269,9 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	}
 	s.gateways = auth.NewGateways(s.db)
 	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, cfg.Control)
-	s.sweeper = control.NewSweeper(s.db, s.queue, logger, cfg.Control)
+	if s.sweeper, err = control.NewSweeper(s.db, s.queue, logger, s.registry, cfg.Control); err != nil {
+		return nil, err
+	}
 	s.dist = policy.NewDistributor(s.db, s.queue)
 	if s.throttle, err = throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: s.registry}); err != nil {
 		return nil, err
@@ -280,11 +283,36 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		}
 	}
 	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: s.registry, Gateways: s.gateways, Ingest: s.ingest, Control: s.hub,
-		Throttle: s.throttle, TrustedProxies: cfg.Throttle.TrustedProxies})
+		Throttle: s.throttle, TrustedProxies: cfg.Throttle.TrustedProxies, Checks: dependencyChecks(s.tsDB, files)})
 	s.http = service.NewListener(service.ListenerConfig{Name: "agent api", Addr: cfg.Addr, AddrKey: "AGENT_API_ADDR",
 		TLS: tlsConfig, Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, s.members()...)
 	return s, nil
+}
+
+// dependencyChecks are the Agent API's dependencies beside the main
+// database, all optional for readiness: the time-series store when it is
+// separate (timescaledb; writes fall back to the main database while it is
+// down) and the file store (storage; a miss is an answer, any other error
+// is not).
+func dependencyChecks(tsDB *pgxpool.Pool, files storage.Store) []service.Check {
+	var checks []service.Check
+	if tsDB != nil {
+		checks = append(checks, service.Check{Name: "timescaledb", Run: tsDB.Ping, Optional: true})
+	}
+	if files != nil {
+		checks = append(checks, service.Check{Name: "storage", Optional: true, Run: func(ctx context.Context) error {
+			rc, err := files.Get(ctx, "health/probe")
+			if err == nil {
+				return rc.Close()
+			}
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			return err
+		}})
+	}
+	return checks
 }
 
 // members are the parts in dependency order: the store before the ingest
