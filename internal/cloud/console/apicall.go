@@ -62,6 +62,10 @@ func (c *capture) Write(b []byte) (int, error) {
 	return c.body.Write(b)
 }
 
+// Flush does nothing: the answer is read whole (the API's streamed
+// reports flush as they go).
+func (c *capture) Flush() {}
+
 // apiRequest builds the in-process request of method path (query q, body
 // a JSON value when not nil) for the page's request r.
 func apiRequest(ctx context.Context, r *http.Request, method, path string, q url.Values, body any) (*http.Request, error) {
@@ -102,7 +106,9 @@ func (c *Console) callAPI(r *http.Request, p Principal, method, path string, q u
 		return err
 	}
 	w := newCapture()
-	c.d.API(w, req, p)
+	if err := serveCaptured(c.d.API, w, req, p); err != nil {
+		return err
+	}
 	if w.over {
 		return fmt.Errorf("console: %s %s: answer over %d bytes", method, path, maxAPIAnswer)
 	}
@@ -118,6 +124,22 @@ func (c *Console) callAPI(r *http.Request, p Principal, method, path string, q u
 	if err := json.Unmarshal(w.body.Bytes(), out); err != nil {
 		return fmt.Errorf("console: decode %s %s: %w", method, path, err)
 	}
+	return nil
+}
+
+// serveCaptured serves req into w; a route that aborts its answer
+// (http.ErrAbortHandler: a streamed report failing after its first row)
+// is an error here, since nothing has reached the browser yet.
+func serveCaptured(api func(http.ResponseWriter, *http.Request, Principal), w *capture, req *http.Request, p Principal) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			err = fmt.Errorf("console: %s %s: the API aborted its answer", req.Method, req.URL.Path)
+		}
+	}()
+	api(w, req, p)
 	return nil
 }
 

@@ -141,7 +141,7 @@ func New(d Deps) (*Console, error) {
 	}
 	c := &Console{d: d, mux: http.NewServeMux(), pages: map[string]*template.Template{}}
 	for _, name := range append([]string{"signin", "overview", "employees", "employee", "error"}, pageTemplates...) {
-		t, err := template.New("layout.html").Funcs(funcs).Funcs(pageFuncs).ParseFS(templateFS, "templates/layout.html", "templates/pager.html", "templates/"+name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).Funcs(pageFuncs).ParseFS(templateFS, "templates/layout.html", "templates/pager.html", "templates/reportform.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
 		}

@@ -8,7 +8,7 @@ import (
 
 // pageTemplates are the templates of the pages beyond the first slice
 // (each parsed with the layout, as the others).
-var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users"}
+var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users", "reports", "attendance"}
 
 // pageFuncs are the template helpers of those pages.
 var pageFuncs = template.FuncMap{
@@ -41,6 +41,9 @@ func (c *Console) pageRoutes() {
 	c.mux.HandleFunc("POST "+Prefix+"users", c.page(c.createUser))
 	c.mux.HandleFunc("POST "+Prefix+"users/{id}/disable", c.page(c.setUserActive))
 	c.mux.HandleFunc("POST "+Prefix+"users/{id}/enable", c.page(c.setUserActive))
+	c.mux.HandleFunc("GET "+Prefix+"reports", c.page(c.reports))
+	c.mux.HandleFunc("GET "+Prefix+"reports/export", c.page(c.exportReport))
+	c.mux.HandleFunc("GET "+Prefix+"attendance", c.page(c.attendance))
 }
 
 // renderFragment writes the template block name of page (no layout): the

@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 )
 
 // The tests of the console's pages beyond the first slice (departments,
@@ -335,5 +338,97 @@ func TestConsoleCommandsAuditUsers(t *testing.T) {
 	// HR may not manage users: the API refuses.
 	if p := hr.post(fmt.Sprintf("/console/users/%d/enable", created), url.Values{"csrf_token": {hr.csrf(hr.ok("/console/"))}}); p.Status != http.StatusForbidden {
 		t.Errorf("HR enabling a user: %d, want 403", p.Status)
+	}
+}
+
+func TestConsoleReports(t *testing.T) {
+	e := newConsoleEnv(t)
+	a, b := e.orgA, e.orgB
+	var sales, emp2 int64
+	e.scan(&sales, `INSERT INTO departments (organization_id, name) VALUES ($1, 'Sales') RETURNING id`, a.OrganizationID)
+	e.scan(&emp2, `INSERT INTO employees (organization_id, department_id, employee_number, first_name, last_name)
+		VALUES ($1, $2, 'E-2', '<em>Bo</em>', 'Ray') RETURNING id`, a.OrganizationID, sales)
+	e.exec(`INSERT INTO employee_identities (organization_id, employee_id, kind, value) VALUES ($1, $2, 'windows_sid', 'S-2')`, a.OrganizationID, emp2)
+	e.exec(`UPDATE employees SET first_name = 'Globexonly' WHERE id = $1`, b.EmployeeID)
+	day := time.Now().UTC().Add(-48 * time.Hour).Truncate(24 * time.Hour)
+	for _, org := range []struct {
+		id  int64
+		gw  uuid.UUID
+		sid string
+		n   int
+	}{{a.OrganizationID, a.GatewayID, "S-1-5-21-1", 3}, {a.OrganizationID, a.GatewayID, "S-2", 2}, {b.OrganizationID, b.GatewayID, "S-1-5-21-1", 3}} {
+		for i := range org.n {
+			e.exec(`INSERT INTO monitoring.active_windows (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, process_name, datetime, duration_seconds)
+				VALUES ($1, $2, $3, 100, 'agent', 'PC', $4, 'code.exe', $5, 600)`,
+				uuid.Must(uuid.NewV7()), org.id, org.gw, org.sid, day.Add(9*time.Hour+time.Duration(i)*10*time.Minute))
+		}
+		e.exec(`INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, org.id, org.sid, day.Add(9*time.Hour))
+	}
+	period := "from=" + day.Format(time.DateOnly) + "&to=" + day.Format(time.DateOnly)
+	e.addUser(a.OrganizationID, "hr@acme.test", "HR", consolePassword, 0, 0)
+	hr := newBrowser(t, e)
+	hr.mustSignIn("hr@acme.test", consolePassword)
+	lead := signedInAs(t, e, a.OrganizationID, "lead@acme.test", "DEPARTMENT_LEAD", sales)
+
+	p := hr.okPage(t, "/console/reports?"+period)
+	for _, want := range []string{"E-1", "E-2", "&lt;em&gt;Bo&lt;/em&gt; Ray", `<svg class="chart"`, `<rect class="bar"`, `id="report-zone">Days are in UTC`,
+		`href="/console/reports/export?department_id=&amp;from=`} {
+		if want == `href="/console/reports/export?department_id=&amp;from=` {
+			want = `href="/console/reports/export?from=`
+		}
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("HR's report lacks %s: %.5000s", want, p.Body)
+		}
+	}
+	if strings.Contains(p.Body, "Globexonly") || strings.Contains(p.Body, "<em>Bo") {
+		t.Error("HR's report shows B's employee or unescaped markup")
+	}
+	// The default period is the last seven days, ending today.
+	if p := hr.okPage(t, "/console/reports"); !strings.Contains(p.Body, `name="to" type="date" required value="`+time.Now().UTC().Format(time.DateOnly)+`"`) {
+		t.Errorf("the default period does not end today: %.3000s", p.Body)
+	}
+	// A bad period is the API's refusal, shown on the form.
+	if p := hr.get("/console/reports?from=2026-02-30&to=2026-03-01"); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `class="error"`) {
+		t.Errorf("a bad period: %d %.2000s", p.Status, p.Body)
+	}
+
+	// The lead's report is their department's.
+	p = lead.okPage(t, "/console/reports?"+period)
+	if !strings.Contains(p.Body, "E-2") || strings.Contains(p.Body, "<td>E-1</td>") {
+		t.Errorf("the lead's report: %.4000s", p.Body)
+	}
+
+	// Each CSV export is byte for byte what the API answers for the same
+	// caller.
+	hrToken := e.login("hr@acme.test", consolePassword).AccessToken
+	for _, kind := range []string{"summary", "employee-days", "attendance", "attendance-vs-activity"} {
+		got := hr.get("/console/reports/export?report=" + kind + "&" + period)
+		want := e.call("GET", "/api/v2/reports/"+kind+"?format=csv&"+period, hrToken, nil)
+		if got.Status != http.StatusOK || got.Body != string(want.Body) || got.Body == "" {
+			t.Errorf("%s export: %d %q, the API's %d %q", kind, got.Status, got.Body, want.Status, want.Body)
+		}
+		if ct := got.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") || !strings.Contains(got.Header.Get("Content-Disposition"), kind+".csv") {
+			t.Errorf("%s export: Content-Type %q, Content-Disposition %q", kind, ct, got.Header.Get("Content-Disposition"))
+		}
+	}
+	if got := hr.get("/console/reports/export?report=employee-days&" + period); strings.Count(got.Body, "\n") != 3 {
+		t.Errorf("employee-days CSV: %q, want a header and two rows", got.Body)
+	}
+	if got := hr.get("/console/reports/export?report=bogus&" + period); got.Status != http.StatusBadRequest {
+		t.Errorf("an unknown report: %d, want 400", got.Status)
+	}
+	if got := hr.get("/console/reports/export?report=summary&from=x&to=y"); got.Status != http.StatusBadRequest && got.Status != http.StatusUnprocessableEntity ||
+		strings.HasPrefix(got.Header.Get("Content-Type"), "text/csv") {
+		t.Errorf("a refused export: %d %s", got.Status, got.Header.Get("Content-Type"))
+	}
+	leadCSV := lead.get("/console/reports/export?report=employee-days&" + period)
+	if !strings.Contains(leadCSV.Body, "E-2") || strings.Contains(leadCSV.Body, "E-1") {
+		t.Errorf("the lead's export: %q", leadCSV.Body)
+	}
+
+	// Attendance: the page answers, in the organisation's zone.
+	e.exec(`UPDATE organizations SET time_zone = 'Asia/Tashkent' WHERE id = $1`, a.OrganizationID)
+	if p := hr.okPage(t, "/console/attendance?"+period); !strings.Contains(p.Body, `id="report-zone">Days are in Asia/Tashkent`) {
+		t.Errorf("the attendance page's zone: %.3000s", p.Body)
 	}
 }
