@@ -98,33 +98,43 @@ func apiRequest(ctx context.Context, r *http.Request, method, path string, q url
 // answer into out (nil: the answer is dropped); an error answer is
 // returned as an apperr error.
 func (c *Console) callAPI(r *http.Request, p Principal, method, path string, q url.Values, body, out any) error {
+	_, err := c.callAPIHeader(r, p, method, path, q, body, out, nil)
+	return err
+}
+
+// callAPIHeader is callAPI with the request's extra headers (If-Match)
+// and the answer's headers (ETag).
+func (c *Console) callAPIHeader(r *http.Request, p Principal, method, path string, q url.Values, body, out any, header http.Header) (http.Header, error) {
 	if c.d.API == nil {
-		return apperr.New(apperr.Unavailable, "", "this console has no API to call")
+		return nil, apperr.New(apperr.Unavailable, "", "this console has no API to call")
 	}
 	req, err := apiRequest(r.Context(), r, method, path, q, body)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	w := newCapture()
 	if err := serveCaptured(c.d.API, w, req, p); err != nil {
-		return err
+		return nil, err
 	}
 	if w.over {
-		return fmt.Errorf("console: %s %s: answer over %d bytes", method, path, maxAPIAnswer)
+		return nil, fmt.Errorf("console: %s %s: answer over %d bytes", method, path, maxAPIAnswer)
 	}
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
 	if w.status >= 300 {
-		return errorOf(w.status, w.body.Bytes())
+		return w.header, errorOf(w.status, w.body.Bytes())
 	}
 	if out == nil || w.status == http.StatusNoContent {
-		return nil
+		return w.header, nil
 	}
 	if err := json.Unmarshal(w.body.Bytes(), out); err != nil {
-		return fmt.Errorf("console: decode %s %s: %w", method, path, err)
+		return w.header, fmt.Errorf("console: decode %s %s: %w", method, path, err)
 	}
-	return nil
+	return w.header, nil
 }
 
 // serveCaptured serves req into w; a route that aborts its answer

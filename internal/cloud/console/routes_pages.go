@@ -8,7 +8,7 @@ import (
 
 // pageTemplates are the templates of the pages beyond the first slice
 // (each parsed with the layout, as the others).
-var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users", "reports", "attendance"}
+var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users", "reports", "attendance", "policies", "policy", "policyversion", "policydiff", "distribution"}
 
 // pageFuncs are the template helpers of those pages.
 var pageFuncs = template.FuncMap{
@@ -44,6 +44,15 @@ func (c *Console) pageRoutes() {
 	c.mux.HandleFunc("GET "+Prefix+"reports", c.page(c.reports))
 	c.mux.HandleFunc("GET "+Prefix+"reports/export", c.page(c.exportReport))
 	c.mux.HandleFunc("GET "+Prefix+"attendance", c.page(c.attendance))
+	c.mux.HandleFunc("GET "+Prefix+"policies", c.page(c.policies))
+	c.mux.HandleFunc("GET "+Prefix+"policies/{id}", c.page(c.policy))
+	c.mux.HandleFunc("POST "+Prefix+"policies/{id}", c.page(c.savePolicy))
+	c.mux.HandleFunc("POST "+Prefix+"policies/{id}/release", c.page(c.releasePolicy))
+	c.mux.HandleFunc("GET "+Prefix+"policies/{id}/versions/{version}", c.page(c.policyVersion))
+	c.mux.HandleFunc("GET "+Prefix+"policies/{id}/compare", c.page(c.comparePolicy))
+	c.mux.HandleFunc("POST "+Prefix+"policies/{id}/distributions", c.page(c.distributePolicy))
+	c.mux.HandleFunc("GET "+Prefix+"policies/{id}/distributions/{did}", c.page(c.distribution))
+	c.mux.HandleFunc("GET "+Prefix+"policies/{id}/distributions/{did}/progress", c.page(c.distribution))
 }
 
 // renderFragment writes the template block name of page (no layout): the

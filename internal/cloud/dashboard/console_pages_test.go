@@ -432,3 +432,123 @@ func TestConsoleReports(t *testing.T) {
 		t.Errorf("the attendance page's zone: %.3000s", p.Body)
 	}
 }
+
+func TestConsolePolicies(t *testing.T) {
+	e := newConsoleEnv(t)
+	e.exec(`UPDATE policies SET name = 'Globexpolicy' WHERE id = $1`, e.orgB.PolicyID)
+	admin := signedInAs(t, e, e.orgA.OrganizationID, "boss@acme.test", "ORG_ADMIN", 0)
+	hr := signedInAs(t, e, e.orgA.OrganizationID, "hr@acme.test", "HR", 0)
+	lead := signedInAs(t, e, e.orgA.OrganizationID, "lead@acme.test", "DEPARTMENT_LEAD", e.orgA.DepartmentID)
+	// A policy of A's own (the seeded one's version rows are not the
+	// policy service's numbering).
+	created := e.call("POST", "/api/v2/policies", e.login("boss@acme.test", consolePassword).AccessToken, map[string]any{"name": "<b>Office</b>",
+		"content": map[string]any{"screenshots": map[string]any{"enabled": true}}})
+	if created.Status != http.StatusCreated {
+		t.Fatalf("create a policy: %d %s", created.Status, created.Body)
+	}
+	var pol struct {
+		ID int64 `json:"id"`
+	}
+	created.JSON(t, &pol)
+	base := fmt.Sprintf("/console/policies/%d", pol.ID)
+
+	list := hr.okPage(t, "/console/policies")
+	if !strings.Contains(list.Body, `href="`+base+`"`) || !strings.Contains(list.Body, "&lt;b&gt;Office&lt;/b&gt;") || strings.Contains(list.Body, "Globexpolicy") {
+		t.Errorf("HR's policy list: %.3000s", list.Body)
+	}
+	if p := lead.get("/console/policies"); p.Status != http.StatusForbidden {
+		t.Errorf("the lead's policies: %d, want 403", p.Status)
+	}
+	if p := admin.get(fmt.Sprintf("/console/policies/%d", e.orgB.PolicyID)); p.Status != http.StatusNotFound {
+		t.Errorf("A's admin opening B's policy: %d, want 404", p.Status)
+	}
+	// HR reads: no editor.
+	if p := hr.okPage(t, base); strings.Contains(p.Body, `id="policy-editor"`) || !strings.Contains(p.Body, `<pre id="content">`) {
+		t.Errorf("HR's policy page offers the editor: %.3000s", p.Body)
+	}
+
+	// A schema error is shown at the field the policy package names.
+	page := admin.okPage(t, base)
+	etag := regexp.MustCompile(`name="etag" value="([^"]*)"`).FindStringSubmatch(page.Body)
+	if etag == nil {
+		t.Fatalf("no ETag in the editor: %.3000s", page.Body)
+	}
+	form := func(content string) url.Values {
+		return url.Values{"csrf_token": {admin.csrf(page)}, "etag": {strings.ReplaceAll(etag[1], "&#34;", `"`)}, "content": {content}}
+	}
+	p := admin.post(base, form(`{"screenshots":{"interval_seconds":1}}`))
+	if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `id="content-error" role="alert">At /screenshots/interval_seconds:`) ||
+		!strings.Contains(p.Body, `aria-invalid="true" aria-describedby="content-error">{&#34;screenshots&#34;:{&#34;interval_seconds&#34;:1}}</textarea>`) {
+		t.Errorf("a schema error: %d %.5000s", p.Status, p.Body)
+	}
+	if p := admin.post(base, form(`{not json`)); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "not JSON") {
+		t.Errorf("not JSON: %d %.3000s", p.Status, p.Body)
+	}
+	// Save, release, change, release again; compare the two.
+	p = admin.post(base, form(`{"screenshots":{"enabled":true,"interval_seconds":60}}`))
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("save: %d %.3000s", p.Status, p.Body)
+	}
+	if p := admin.post(base, form(`{"screenshots":{"enabled":true,"interval_seconds":90}}`)); p.Status != http.StatusConflict && p.Status != http.StatusUnprocessableEntity {
+		t.Errorf("a save with a stale ETag: %d, want a refusal", p.Status)
+	}
+	release := func() string {
+		t.Helper()
+		page := admin.okPage(t, base)
+		p := admin.post(base+"/release", url.Values{"csrf_token": {admin.csrf(page)}})
+		if p.Status != http.StatusSeeOther || !strings.Contains(p.Header.Get("Location"), "?released=") {
+			t.Fatalf("release: %d %q %.2000s", p.Status, p.Header.Get("Location"), p.Body)
+		}
+		v, _ := url.QueryUnescape(p.Header.Get("Location")[strings.Index(p.Header.Get("Location"), "released=")+9:])
+		return v
+	}
+	v1 := release()
+	page = admin.okPage(t, base)
+	etag = regexp.MustCompile(`name="etag" value="([^"]*)"`).FindStringSubmatch(page.Body)
+	if p := admin.post(base, form(`{"screenshots":{"enabled":false,"interval_seconds":60}}`)); p.Status != http.StatusSeeOther {
+		t.Fatalf("second save: %d %.3000s", p.Status, p.Body)
+	}
+	v2 := release()
+	diff := hr.okPage(t, base+"/compare?from="+url.QueryEscape(v1)+"&to="+url.QueryEscape(v2))
+	if !strings.Contains(diff.Body, "<td>replace</td><td><code>/screenshots/enabled</code></td><td><code>true</code></td><td><code>false</code></td>") {
+		t.Errorf("the comparison: %.4000s", diff.Body)
+	}
+	if p := hr.okPage(t, base+"/versions/"+url.PathEscape(v1)); !strings.Contains(p.Body, "&#34;interval_seconds&#34;: 60") {
+		t.Errorf("version %s: %.3000s", v1, p.Body)
+	}
+
+	// Distribute v2: the progress is polled until every gateway answered.
+	page = admin.okPage(t, base)
+	p = admin.post(base+"/distributions", url.Values{"csrf_token": {admin.csrf(page)}, "version": {v2}, "canary_percent": {"0"}})
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), base+"/distributions/") {
+		t.Fatalf("distribute: %d %q %.2000s", p.Status, p.Header.Get("Location"), p.Body)
+	}
+	dist := p.Header.Get("Location")
+	did := strings.TrimPrefix(dist, base+"/distributions/")
+	prog := hr.okPage(t, dist)
+	if !strings.Contains(prog.Body, `hx-trigger="every 1s"`) || !strings.Contains(prog.Body, `<strong id="percent">0 %</strong>`) ||
+		!strings.Contains(prog.Body, e.orgA.GatewayID.String()) || strings.Contains(prog.Body, e.orgB.GatewayID.String()) {
+		t.Errorf("the progress before any answer: %.4000s", prog.Body)
+	}
+	e.exec(`UPDATE gateway_commands SET status = 'completed', completed_at = now() WHERE id IN (SELECT command_id FROM policy_distribution_targets WHERE distribution_id = $1)`, did)
+	frag := hr.ok(dist + "/progress")
+	if strings.Contains(frag.Body, "<html") || !strings.Contains(frag.Body, `<strong id="percent">100 %</strong>`) || strings.Contains(frag.Body, "hx-trigger") {
+		t.Errorf("the progress once applied: %s", frag.Body)
+	}
+
+	// Roll back to v1: a new version with v1's content.
+	page = admin.okPage(t, base)
+	p = admin.post(base+"/release", url.Values{"csrf_token": {admin.csrf(page)}, "rollback_to": {v1}})
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("rollback: %d %.2000s", p.Status, p.Body)
+	}
+	var enabled bool
+	e.scan(&enabled, `SELECT (content->'screenshots'->>'enabled')::boolean FROM policies WHERE id = $1`, pol.ID)
+	if !enabled {
+		t.Error("after the rollback the policy's content is not v1's")
+	}
+	// HR may not release.
+	if p := hr.post(base+"/release", url.Values{"csrf_token": {hr.csrf(hr.ok(base))}}); p.Status != http.StatusForbidden {
+		t.Errorf("HR's release: %d, want 403", p.Status)
+	}
+}
