@@ -13,7 +13,7 @@ import (
 
 // maxTreeNodes bounds the departments the tree shows (the page stays
 // under 100 KB); the rest are a note and the employee list's filter.
-const maxTreeNodes = 500
+const maxTreeNodes = 400
 
 // Role groups, as the Dashboard API's routes table has them.
 var (

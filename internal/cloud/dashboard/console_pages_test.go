@@ -106,6 +106,14 @@ func TestConsoleDepartments(t *testing.T) {
 	if p := hrB.okPage(t, "/console/departments"); !strings.Contains(p.Body, "Globexdept") || strings.Contains(p.Body, "Backend") {
 		t.Errorf("B's HR tree: %.2000s", p.Body)
 	}
+	// Many departments with long names: the page stays under 100 KB and
+	// says the tree is cut.
+	e.exec(`INSERT INTO departments (organization_id, parent_id, name)
+		SELECT $1, $2, 'A department with a rather long name, number ' || lpad(i::text, 4, '0') || repeat(' x', 40) FROM generate_series(1, 600) i`,
+		e.orgA.OrganizationID, sales)
+	if p := hr.okPage(t, "/console/departments"); !strings.Contains(p.Body, `id="departments-truncated"`) {
+		t.Errorf("600 departments: no note that the tree is cut")
+	}
 	if p := newBrowser(t, e).get("/console/departments"); p.Status != http.StatusSeeOther {
 		t.Errorf("signed out: %d, want 303", p.Status)
 	}
