@@ -518,7 +518,7 @@ func TestConsolePolicies(t *testing.T) {
 	}
 	v2 := release()
 	diff := hr.okPage(t, base+"/compare?from="+url.QueryEscape(v1)+"&to="+url.QueryEscape(v2))
-	if !strings.Contains(diff.Body, "<td>replace</td><td><code>/screenshots/enabled</code></td><td><code>true</code></td><td><code>false</code></td>") {
+	if !strings.Contains(diff.Body, "<td>replace</td><td><code>/screenshots/enabled</code></td><td class=\"long\"><code>true</code></td><td class=\"long\"><code>false</code></td>") {
 		t.Errorf("the comparison: %.4000s", diff.Body)
 	}
 	if p := hr.okPage(t, base+"/versions/"+url.PathEscape(v1)); !strings.Contains(p.Body, "&#34;interval_seconds&#34;: 60") {
