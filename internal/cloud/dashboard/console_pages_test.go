@@ -163,6 +163,22 @@ func TestConsoleGateways(t *testing.T) {
 	if p := admin.get("/console/gateways/" + e.orgB.GatewayID.String()); p.Status != http.StatusNotFound || strings.Contains(p.Body, "Globexgw") {
 		t.Errorf("A's admin opening B's gateway: %d", p.Status)
 	}
+	// Dates are in the organisation's zone.
+	e.exec(`UPDATE organizations SET time_zone = 'Asia/Tashkent' WHERE id = $1`, e.orgA.OrganizationID)
+	e.exec(`UPDATE gateway_instances SET last_seen_at = '2026-03-01T20:30:00Z' WHERE id = $1`, e.orgA.GatewayID)
+	if p := hr.okPage(t, gwPath); !strings.Contains(p.Body, "2026-03-02 01:30") || !strings.Contains(p.Body, "Asia/Tashkent") {
+		t.Errorf("the gateway's last heartbeat is not in Tashkent time: %.3000s", p.Body)
+	}
+	// The page speaks the visitor's language.
+	hr.lang = "ru"
+	if p := hr.okPage(t, gwPath); !strings.Contains(p.Body, `<html lang="ru">`) || !strings.Contains(p.Body, "Последний сигнал") {
+		t.Errorf("the gateway's page in Russian: %.2000s", p.Body)
+	}
+	hr.lang = "uz"
+	if p := hr.okPage(t, "/console/departments"); !strings.Contains(p.Body, "Boʻlimlar") {
+		t.Errorf("the departments page in Uzbek: %.2000s", p.Body)
+	}
+	hr.lang = ""
 	// A lead sees no fleet at all: the API refuses their role.
 	if p := lead.get("/console/gateways"); p.Status != http.StatusForbidden {
 		t.Errorf("the lead's gateway list: %d, want 403", p.Status)
