@@ -88,3 +88,47 @@ func FuzzErrorOf(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDepartmentTree: whatever parents the rows name (cycles, themselves,
+// rows absent), every row is in the tree exactly once and the totals add
+// up.
+func FuzzDepartmentTree(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3})
+	f.Add([]byte{2, 3, 1, 1, 5, 5})
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 1})
+	f.Fuzz(func(t *testing.T, parents []byte) {
+		if len(parents) > 64 {
+			parents = parents[:64]
+		}
+		var rows []consoledb.DepartmentsWithCountsRow
+		var want int64
+		for i, b := range parents {
+			r := consoledb.DepartmentsWithCountsRow{ID: int64(i + 1), Name: "d", Employees: int64(b % 7)}
+			if b%3 != 0 {
+				parent := int64(b%16) + 1
+				r.ParentID = &parent
+			}
+			want += r.Employees
+			rows = append(rows, r)
+		}
+		seen := map[int64]bool{}
+		var walk func(n *deptNode, depth int)
+		walk = func(n *deptNode, depth int) {
+			if seen[n.ID] || depth > len(rows) {
+				t.Fatalf("department %d placed twice or the tree loops", n.ID)
+			}
+			seen[n.ID] = true
+			for _, ch := range n.Children {
+				walk(ch, depth+1)
+			}
+		}
+		var total int64
+		for _, r := range departmentTree(rows) {
+			walk(r, 0)
+			total += r.Total
+		}
+		if len(seen) != len(rows) || total != want {
+			t.Fatalf("%d of %d rows placed, total %d, want %d", len(seen), len(rows), total, want)
+		}
+	})
+}
