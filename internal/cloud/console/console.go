@@ -79,6 +79,9 @@ type Principal struct {
 	Tenant    postgres.Tenant
 	DB        *pgxpool.Pool
 	SessionID string
+	// Caller is the API's own record of the caller, handed back to
+	// Deps.API for the pages' in-process calls of the API's routes.
+	Caller any
 }
 
 // Deps are what the console is given.
@@ -99,6 +102,11 @@ type Deps struct {
 	OverTLS func(r *http.Request) bool
 	// Directory lists and reads employees and departments.
 	Directory *directory.Service
+	// API serves r, a request for one of the Dashboard API's routes, as
+	// p's caller, in process: the pages that act (and most that read) call
+	// the API's routes this way, so the role checks, validation, queries
+	// and audit are the API's own (nil: those pages answer 503).
+	API func(w http.ResponseWriter, r *http.Request, p Principal)
 	// Logger logs failures (nil discards).
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
@@ -132,8 +140,8 @@ func New(d Deps) (*Console, error) {
 		d.Client = func(*http.Request) signin.Client { return signin.Client{} }
 	}
 	c := &Console{d: d, mux: http.NewServeMux(), pages: map[string]*template.Template{}}
-	for _, name := range []string{"signin", "overview", "employees", "employee", "error"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	for _, name := range append([]string{"signin", "overview", "employees", "employee", "error"}, pageTemplates...) {
+		t, err := template.New("layout.html").Funcs(funcs).Funcs(pageFuncs).ParseFS(templateFS, "templates/layout.html", "templates/pager.html", "templates/reportform.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
 		}
@@ -158,6 +166,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("POST "+Prefix+"language", c.setLanguage)
 	c.mux.HandleFunc("GET "+Prefix+"employees", c.page(c.employees))
 	c.mux.HandleFunc("GET "+Prefix+"employees/{id}", c.page(c.employee))
+	c.pageRoutes()
 	c.mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusNotFound, "error", c.newView(w, r, nil, "error.title"), apperr.New(apperr.NotFound, "", "not found"))
 	})
@@ -214,6 +223,10 @@ func (c *Console) page(fn pageFunc) http.HandlerFunc {
 				status = http.StatusForbidden
 			case apperr.Invalid, apperr.Malformed:
 				status = http.StatusBadRequest
+			case apperr.Conflict:
+				status = http.StatusConflict
+			case apperr.Unavailable:
+				status = http.StatusServiceUnavailable
 			default:
 				c.d.Logger.Error("console: page failed", "path", r.URL.Path, "err", err)
 			}

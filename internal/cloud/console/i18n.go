@@ -232,7 +232,13 @@ func (l Lang) T(key string) string {
 	if m, ok := catalogues[l][key]; ok {
 		return m
 	}
+	if m, ok := pageCatalogues[l][key]; ok {
+		return m
+	}
 	if m, ok := catalogues[English][key]; ok {
+		return m
+	}
+	if m, ok := pageCatalogues[English][key]; ok {
 		return m
 	}
 	return key

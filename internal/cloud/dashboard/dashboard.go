@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/console"
@@ -196,7 +197,7 @@ func NewAPI(d Deps) (*API, error) {
 	// The web console: pages on the same sign-in and tenant context,
 	// outside the API's routes table (not part of the OpenAPI document).
 	con, err := console.New(console.Deps{SignIn: d.SignIn, Authenticate: a.consolePrincipal, Client: a.client, OverTLS: a.overTLS,
-		Directory: directory.New(), Logger: d.Logger})
+		Directory: directory.New(), API: a.consoleAPI, Logger: d.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +258,23 @@ func (a *api) consolePrincipal(ctx context.Context, token string) (console.Princ
 	if err != nil {
 		return console.Principal{}, err
 	}
-	return console.Principal{Tenant: c.tenant, DB: c.db, SessionID: c.claims.SessionID}, nil
+	return console.Principal{Tenant: c.tenant, DB: c.db, SessionID: c.claims.SessionID, Caller: c}, nil
+}
+
+// consoleCallerKey is the request-context key of the caller of a console
+// page's in-process API call.
+type consoleCallerKey struct{}
+
+// consoleAPI serves a console page's in-process call of an API route as
+// the page's signed-in caller (resolved by consolePrincipal): the route's
+// own role check, validation, queries and audit.
+func (a *api) consoleAPI(w http.ResponseWriter, r *http.Request, p console.Principal) {
+	c, ok := p.Caller.(*caller)
+	if !ok || c == nil {
+		a.writeError(w, r, apperr.New(apperr.Unauthenticated, "", "sign in first"))
+		return
+	}
+	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), consoleCallerKey{}, c)))
 }
 
 // overTLS reports whether the browser reached r over TLS: this listener's

@@ -12,6 +12,50 @@ import (
 	"github.com/google/uuid"
 )
 
+const departmentsWithCounts = `-- name: DepartmentsWithCounts :many
+SELECT d.id, d.parent_id, d.name, count(e.id)::bigint AS employees
+FROM departments d
+LEFT JOIN employees e ON e.department_id = d.id
+GROUP BY d.id
+ORDER BY d.name, d.id
+LIMIT $1
+`
+
+type DepartmentsWithCountsRow struct {
+	ID        int64
+	ParentID  *int64
+	Name      string
+	Employees int64
+}
+
+// The departments the caller sees (a department lead: their subtree),
+// each with its parent and the employees in it (not in its
+// subdepartments), for the departments tree in one round trip.
+func (q *Queries) DepartmentsWithCounts(ctx context.Context, maxRows int32) ([]DepartmentsWithCountsRow, error) {
+	rows, err := q.db.Query(ctx, departmentsWithCounts, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DepartmentsWithCountsRow
+	for rows.Next() {
+		var i DepartmentsWithCountsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ParentID,
+			&i.Name,
+			&i.Employees,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const gatewayBuffers = `-- name: GatewayBuffers :many
 SELECT g.id, g.name, g.status, g.last_seen_at,
        s.buffer_usage, s.queue_depth, s.connected_agents

@@ -47,3 +47,14 @@ WHERE w.user_sid = ANY(@sids::text[]) AND w.datetime >= @since::timestamptz
 GROUP BY w.process_name
 ORDER BY seconds DESC, w.process_name
 LIMIT @max_rows;
+
+-- name: DepartmentsWithCounts :many
+-- The departments the caller sees (a department lead: their subtree),
+-- each with its parent and the employees in it (not in its
+-- subdepartments), for the departments tree in one round trip.
+SELECT d.id, d.parent_id, d.name, count(e.id)::bigint AS employees
+FROM departments d
+LEFT JOIN employees e ON e.department_id = d.id
+GROUP BY d.id
+ORDER BY d.name, d.id
+LIMIT @max_rows;
