@@ -35,6 +35,16 @@ var everyPage = []consolePage{
 	{Name: "not-found", User: hrEmail, Path: at("/console/no-such-page")},
 	{Name: "overview-lead", User: leadEmail, Path: at("/console/")},
 	{Name: "employees-lead", User: leadEmail, Path: at("/console/employees")},
+	{Name: "departments", User: hrEmail, Path: at("/console/departments")},
+	{Name: "departments-lead", User: leadEmail, Path: at("/console/departments")},
+	{Name: "gateways", User: hrEmail, Path: at("/console/gateways")},
+	{Name: "devices", User: hrEmail, Path: at("/console/devices")},
+	{Name: "commands", User: hrEmail, Path: at("/console/commands")},
+	{Name: "audit-log", User: hrEmail, Path: at("/console/audit-log")},
+	{Name: "users", User: hrEmail, Path: at("/console/users")},
+	{Name: "reports", User: hrEmail, Path: at("/console/reports")},
+	{Name: "attendance", User: hrEmail, Path: at("/console/attendance")},
+	{Name: "policies", User: hrEmail, Path: at("/console/policies")},
 }
 
 // TestEveryPage opens every page of everyPage as its user (one browser
