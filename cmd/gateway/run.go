@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
+	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 	"io"
 	"log/slog"
 	"os"
@@ -100,7 +102,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// shows in the p99 acknowledgement latency. GOGC overrides.
 		debug.SetGCPercent(gcPercent)
 	}
-	logger, closeLog, err := newLogger(cfg.Logging, stderr)
+	titles := new(logscrub.TitleSwitch)
+	logger, closeLog, err := newLogger(cfg.Logging, stderr, titles)
 	if err != nil {
 		return err
 	}
@@ -119,8 +122,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return g.Stop(sctx)
 }
 
-// newLogger builds the JSON logger: to logging.file when set, else stderr.
-func newLogger(c config.Logging, stderr io.Writer) (*slog.Logger, func(), error) {
+// newLogger builds the JSON logger (logging.New: scrubbed, trace ids, window
+// titles masked while titles is on): to logging.file when set, else stderr.
+func newLogger(c config.Logging, stderr io.Writer, titles *logscrub.TitleSwitch) (*slog.Logger, func(), error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, nil, fmt.Errorf("config: logging.level: %w", err)
@@ -133,5 +137,5 @@ func newLogger(c config.Logging, stderr io.Writer) (*slog.Logger, func(), error)
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+	return logging.New(w, logging.Options{Level: level, Service: "gateway", Titles: titles}), closeFn, nil
 }

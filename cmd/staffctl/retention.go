@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -69,7 +69,7 @@ func runRetention(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	logger := logging.New(e.stderr, logging.Options{Service: "staffctl"})
 	r, err := retention.New(ctx, retention.Deps{DB: pool, Files: files, Logger: logger}, retention.Config{BatchSize: *batch})
 	if err != nil {
 		return err
