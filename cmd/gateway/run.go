@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/staffcontrol/staffcontrol/internal/logging"
-	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +14,9 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
+	"github.com/staffcontrol/staffcontrol/internal/logscrub"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // gcPercent is the gateway's GOGC unless the environment sets one.
@@ -108,7 +109,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeLog()
-	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: version(), DeviceFactories: vendors.Factories(logger.With("component", "devices"))})
+	tp, err := tracing.FromEnv(ctx, getenv, "gateway")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			logger.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+	}()
+	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: version(), DeviceFactories: vendors.Factories(logger.With("component", "devices")),
+		TracerProvider: tp, LogTitles: titles})
 	if err != nil {
 		return err
 	}

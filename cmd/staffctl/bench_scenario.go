@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"io"
 	"log/slog"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/staffcontrol/staffcontrol/internal/bench/scenario"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 )
 
 // errThresholds is the exit error of a run whose thresholds failed.

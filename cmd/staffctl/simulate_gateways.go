@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"github.com/staffcontrol/staffcontrol/internal/sim/fleetsim"
 )
 

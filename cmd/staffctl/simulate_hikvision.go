@@ -4,10 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/isapi"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"github.com/staffcontrol/staffcontrol/internal/sim/hiksim"
 )
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
@@ -137,6 +138,9 @@ type ServerDeps struct {
 	// Listening is called with the bound address once the listener
 	// accepts (optional).
 	Listening func(net.Addr)
+	// TracerProvider traces ingest and the control channel's commands
+	// (issue 19); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is an assembled Agent API: New builds every part without starting
@@ -250,7 +254,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		s.rollups = []*report.Maintainer{report.NewMaintainer(tsPool, s.db, rollupCfg)}
 	}
 	s.store = timeseries.NewStore(timeseries.StoreConfig{Main: s.db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: s.registry})
-	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry}); err != nil {
+	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry, TracerProvider: deps.TracerProvider}); err != nil {
 		return nil, err
 	}
 	qopts := cfg.Queue
@@ -377,7 +381,12 @@ func (s *Server) Parts() Parts {
 // security), keeps the time-series partitions ahead of time, and calls
 // listening with the bound address once it accepts.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(net.Addr)) error {
-	s, err := New(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+	return RunWith(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+}
+
+// RunWith is Run with deps (a tracer provider, a logger, …).
+func RunWith(ctx context.Context, cfg Config, deps ServerDeps) error {
+	s, err := New(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,11 @@ package service
 
 import (
 	"context"
-	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"net/http"
 
 	"github.com/google/uuid"
+
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 )
 
 // HeaderRequestID carries a request's id: taken from the caller when it is
