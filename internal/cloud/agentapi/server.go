@@ -265,7 +265,9 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		return nil, err
 	}
 	s.gateways = auth.NewGateways(s.db)
-	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, cfg.Control)
+	copts := cfg.Control
+	copts.TracerProvider = deps.TracerProvider
+	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, copts)
 	s.sweeper = control.NewSweeper(s.db, s.queue, logger, cfg.Control)
 	s.dist = policy.NewDistributor(s.db, s.queue)
 	if s.throttle, err = throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: s.registry}); err != nil {
