@@ -8,14 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
 	"github.com/staffcontrol/staffcontrol/internal/tracing"
 	"github.com/staffcontrol/staffcontrol/internal/tracing/otlpreceiver"
@@ -32,6 +36,7 @@ type traceWorld struct {
 	g        *gateway.Gateway
 	secret   string
 	orgID    int64
+	gwID     uuid.UUID
 	adminURL string
 }
 
@@ -82,6 +87,7 @@ func newTraceWorld(t *testing.T) *traceWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.gwID = regn.GatewayID
 	dir := t.TempDir()
 	env := map[string]string{
 		"STAFF_GATEWAY_SERVER_URL":                      w.api.URL,
@@ -239,4 +245,56 @@ func TestOneEventIsOneTraceAcrossGatewayAndCloud(t *testing.T) {
 		}
 	}
 	t.Logf("trace %s: %d spans, private values checked: %q", col.TraceID, len(w.rcv.Spans()), private)
+}
+
+// A command is one trace from its enqueue to its recorded result: the
+// enqueuer's span (here a stand-in for the Dashboard API's request) →
+// the gateway's control.command → executor.execute, and the Agent API's
+// control.record_result under the gateway's span, whose acknowledgement
+// carried it (issue 19).
+func TestCommandIsOneTraceFromEnqueueToResult(t *testing.T) {
+	t.Parallel()
+	w := newTraceWorld(t)
+	ctx, enqueue := w.apiTP.Tracer("e2e").Start(context.Background(), "dashboard.enqueue", trace.WithSpanKind(trace.SpanKindServer))
+	tenant := postgres.Tenant{OrganizationID: w.orgID}
+	cmd, err := w.api.Queue.Enqueue(ctx, tenant, commandqueue.NewCommand{GatewayID: w.gwID, Type: protocol.CommandReplayDeadLetters,
+		Payload: []byte(`{}`), CreatedBy: "e2e"})
+	enqueue.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := w.api.Queue.Get(context.Background(), tenant, cmd.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status == commandqueue.StatusCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("command still %s", c.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	by := w.spans(t, "dashboard.enqueue", "control.command", "executor.execute", "control.record_result")
+	enq, ctl, exe, rec := by["dashboard.enqueue"], by["control.command"], by["executor.execute"], by["control.record_result"]
+	for _, c := range []struct {
+		span    otlpreceiver.Span
+		service string
+		parent  string
+	}{
+		{ctl, "gateway", enq.SpanID},
+		{exe, "gateway", ctl.SpanID},
+		{rec, "agent-api", ctl.SpanID},
+	} {
+		if c.span.TraceID != enq.TraceID || c.span.ParentSpanID != c.parent || c.span.Service != c.service {
+			t.Errorf("%s: trace %s parent %s service %s, want trace %s parent %s service %s", c.span.Name,
+				c.span.TraceID, c.span.ParentSpanID, c.span.Service, enq.TraceID, c.parent, c.service)
+		}
+	}
+	if ctl.Attributes[tracing.AttrCommand] != cmd.ID.String() || rec.Attributes[tracing.AttrCommand] != cmd.ID.String() ||
+		rec.Attributes[tracing.AttrOrganization] != strconv.FormatInt(w.orgID, 10) {
+		t.Errorf("command attributes: gateway %v, cloud %v", ctl.Attributes, rec.Attributes)
+	}
 }
