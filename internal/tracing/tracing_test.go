@@ -145,3 +145,35 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSpan is the per-span cost on the hot paths (one span per agent
+// batch, per upload, per ingest request): off (the no-op provider) and on
+// (the SDK batching to a real OTLP/HTTP receiver), with the traceparent
+// formatted as the buffer and the uplink do.
+func BenchmarkSpan(b *testing.B) {
+	rcv, err := otlpreceiver.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rcv.Close()
+	for _, endpoint := range []string{"", rcv.BaseURL()} {
+		name := "tracing=off"
+		if endpoint != "" {
+			name = "tracing=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			p, err := tracing.FromEnv(context.Background(), env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}), "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Shutdown(context.Background()) //nolint:errcheck // a benchmark
+			tr := p.Tracer("bench")
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, span := tr.Start(context.Background(), "batch")
+				_ = tracing.Traceparent(ctx)
+				span.End()
+			}
+		})
+	}
+}
