@@ -195,8 +195,11 @@ func (c *Collector) checkLevel(screenshot bool, events int) error {
 // *apperr.Error for refusals (403 for events of another agent).
 func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
 	ctx, span := c.tracer.Start(ctx, "collector.accept_events", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String(tracing.AttrGateway, c.opts.GatewayID), attribute.Int(tracing.AttrEvents, len(batch.Events))))
+		trace.WithAttributes(attribute.Int(tracing.AttrEvents, len(batch.Events))))
 	defer span.End()
+	if c.opts.GatewayID != "" && span.IsRecording() {
+		span.SetAttributes(attribute.String(tracing.AttrGateway, c.opts.GatewayID))
+	}
 	resp, err := c.acceptEvents(ctx, uid, batch)
 	if err != nil {
 		span.SetStatus(codes.Error, "refused")
