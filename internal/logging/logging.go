@@ -50,7 +50,9 @@ func Wrap(next slog.Handler, o Options, service string) slog.Handler {
 }
 
 // ContextHandler adds trace_id and span_id when the record's context holds
-// a valid span context, and request_id when it holds a request id.
+// a valid span context, and request_id when it holds a request id. Under a
+// logger's WithGroup they land inside the group, as any record attribute
+// does (nothing in this module logs through a group).
 type ContextHandler struct{ next slog.Handler }
 
 // NewContextHandler returns a ContextHandler in front of next.
