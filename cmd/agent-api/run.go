@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/buildinfo"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
@@ -14,6 +15,10 @@ import (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, buildinfo.Line("agent-api"))
+		return nil
+	}
 	if help, err := service.ParseArgs("agent-api", `usage: agent-api
 
 Runs the Agent API. Configuration (environment):

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/buildinfo"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -17,6 +18,10 @@ import (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, buildinfo.Line("dashboard-api"))
+		return nil
+	}
 	if help, err := service.ParseArgs("dashboard-api", `usage: dashboard-api
 
 Runs the Dashboard API. Configuration (environment):

@@ -8,14 +8,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/buildinfo"
+	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
+	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"github.com/staffcontrol/staffcontrol/internal/logscrub"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
@@ -39,12 +44,7 @@ func exitCode(err error) int {
 	return 1
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+func version() string { return buildinfo.Read().Version }
 
 // run is the whole program: flags, configuration, logging, then either the
 // connection test or the gateway until ctx ends.
@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default "+defaultConfigPath+" when it exists; STAFF_GATEWAY_CONFIG also works)")
 	testConn := fs.Bool("test-connection", false, "check the connection to the cloud, print a verdict and exit")
+	provision := fs.Bool("provision", false, "exchange organization.provisioning_token for an API key now (the key file beside the buffer), print the gateway id and exit; a no-op when already provisioned")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	showKeys := fs.Bool("print-config-keys", false, "print every configuration key with its default and environment variable, and exit")
 	if err := fs.Parse(args); err != nil {
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "staff-control gateway", version())
+		fmt.Fprintln(stdout, buildinfo.Line("staff-control gateway"))
 		return nil
 	}
 	if *showKeys {
@@ -86,6 +87,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, err := config.Load(path, getenv)
 	if err != nil {
 		return err
+	}
+	if *provision {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return provisionNow(ctx, cfg, stdout)
 	}
 	if *testConn {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -133,6 +139,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return g.Stop(sctx)
+}
+
+// provisionNow is --provision: the install script's enrolment step, the
+// exchange the gateway otherwise makes at its first start, done once (no
+// retries) so that a bad token fails the installation.
+func provisionNow(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
+	path := gateway.KeyFilePath(cfg)
+	if c, err := enroll.Load(path); err != nil {
+		return err
+	} else if c != nil {
+		fmt.Fprintf(stdout, "already provisioned as gateway %s (organisation %d); key file %s\n", c.GatewayID, c.OrganizationID, path)
+		return nil
+	}
+	if cfg.Organization.ProvisioningToken == "" {
+		return errors.New("provision: organization.provisioning_token is empty")
+	}
+	client, err := cloudclient.NewHTTPClient(cloudclient.TLSFiles{CAFile: cfg.Server.CAFile, CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile}, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	host, _ := os.Hostname()
+	c, err := enroll.Provision(ctx, client, cfg.Server.URL, protocol.ProvisionRequest{OrganizationID: cfg.Organization.ID,
+		ProvisioningToken: cfg.Organization.ProvisioningToken, Serial: cfg.Gateway.Serial, Hostname: host, Version: version()})
+	if err != nil {
+		return fmt.Errorf("provision with %s: %w", cfg.Server.URL, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if err := enroll.Save(path, c); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "provisioned as gateway %s (organisation %d); key file %s\n", c.GatewayID, c.OrganizationID, path)
+	return nil
 }
 
 // newLogger builds the JSON logger (logging.New: scrubbed, trace ids, window

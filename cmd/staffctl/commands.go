@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/staffcontrol/staffcontrol/internal/buildinfo"
 )
 
 // env carries what every subcommand may use: the process environment and
@@ -43,6 +45,7 @@ func commands() []command {
 		{name: "up", summary: "run the whole system on this machine (PostgreSQL, Agent API, Dashboard API)", run: runUp},
 		{name: "generate", summary: "generate a realistic organisation and its monitoring data (benchmarks, demos)", run: runGenerate},
 		{name: "bench", summary: "whole-pipeline benchmarks: e2e (agents → gateway → Agent API → PostgreSQL vs raw COPY), scenario NAME (the seed's load tests)", run: runBench},
+		{name: "release", summary: "reproducible signed release builds: build, keygen, verify", run: runRelease},
 		{name: "simulate", summary: "load simulators (agents, gateways, zkteco, hikvision)", run: runSimulate},
 	}
 }
@@ -71,6 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(args) == 0 {
 			return usagef("a command is required")
 		}
+		return nil
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, buildinfo.Line("staffctl"))
 		return nil
 	}
 	for _, c := range cmds {

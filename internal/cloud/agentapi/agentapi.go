@@ -44,6 +44,10 @@ type Deps struct {
 	Throttle *throttle.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
+	// Checks are dependencies beside DB (checked as "postgres") reported
+	// by dependency_up and /health/ready: the time-series store, the file
+	// store.
+	Checks []service.Check
 }
 
 // NewServer returns the Agent API's HTTP handler: its routes table.
@@ -52,27 +56,41 @@ func NewServer(d Deps) http.Handler {
 		d.Throttle, _ = throttle.New(throttle.Config{}, throttle.Deps{Logger: d.Logger})
 	}
 	mux := http.NewServeMux()
-	service.HealthRoutes(mux, d.Registry, service.PingCheck("postgres", d.DB))
+	service.HealthRoutes(mux, d.Registry, append([]service.Check{service.PingCheck("postgres", d.DB)}, d.Checks...)...)
 	gw := func(h http.HandlerFunc) http.Handler {
 		return auth.RequireGateway(d.Gateways, d.Throttle, d.TrustedProxies, d.Logger, h)
 	}
-	mux.Handle("POST "+protocol.PathGatewayProvision, provisionHandler(d))
-	mux.Handle("GET "+protocol.PathGatewayPing, gw(ping))
-	mux.Handle("POST "+protocol.PathGatewayKeyRotate, gw(rotateKeyHandler(d.Gateways, d.Logger)))
-	mux.Handle("POST "+protocol.PathGatewayKeyConfirm, gw(confirmKeyHandler(d.Gateways, d.Logger)))
-	mux.Handle("POST "+protocol.PathIngestLogs, gw(d.Ingest.HandleLogs))
-	mux.Handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
-	mux.Handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
-	mux.Handle("GET "+protocol.PathGatewayPolicy, gw(policyHandler(d.DB)))
+	// Every pattern, for the RED metrics' series before the first request.
+	patterns := service.HealthPatterns()
+	handle := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, h)
+		patterns = append(patterns, pattern)
+	}
+	handle("POST "+protocol.PathGatewayProvision, provisionHandler(d))
+	handle("GET "+protocol.PathGatewayPing, gw(ping))
+	handle("POST "+protocol.PathGatewayKeyRotate, gw(rotateKeyHandler(d.Gateways, d.Logger)))
+	handle("POST "+protocol.PathGatewayKeyConfirm, gw(confirmKeyHandler(d.Gateways, d.Logger)))
+	handle("POST "+protocol.PathIngestLogs, gw(d.Ingest.HandleLogs))
+	handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
+	handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
+	handle("GET "+protocol.PathGatewayPolicy, gw(policyHandler(d.DB)))
 	if d.Enrolment == nil {
 		d.Enrolment = enrolment.New(d.DB)
 	}
-	mux.Handle("GET "+protocol.PathGatewayEnrolment, gw(enrolmentHandler(d.Enrolment, d.Logger)))
-	mux.Handle("POST "+protocol.PathGatewayAgents, gw(agentEnrolledHandler(d.Enrolment, d.Logger)))
-	mux.Handle("GET "+protocol.PathGatewaySocket, gw(d.Control.ServeSocket))
-	mux.Handle("GET "+protocol.PathGatewayCommands, gw(d.Control.ServeCommands))
-	mux.Handle("POST "+protocol.PathGatewayCommandAck, gw(d.Control.ServeAck))
-	return mux
+	handle("GET "+protocol.PathGatewayEnrolment, gw(enrolmentHandler(d.Enrolment, d.Logger)))
+	handle("POST "+protocol.PathGatewayAgents, gw(agentEnrolledHandler(d.Enrolment, d.Logger)))
+	handle("GET "+protocol.PathGatewaySocket, gw(d.Control.ServeSocket))
+	handle("GET "+protocol.PathGatewayCommands, gw(d.Control.ServeCommands))
+	handle("POST "+protocol.PathGatewayCommandAck, gw(d.Control.ServeAck))
+	h, err := service.Instrument(mux, d.Registry, patterns...)
+	if err != nil {
+		// A second server on one registry: its first server counts.
+		if d.Logger != nil {
+			d.Logger.Warn("agent api: routes served without RED metrics", "err", err)
+		}
+		return mux
+	}
+	return h
 }
 
 // provisionHandler exchanges a one-time provisioning token for an API key.

@@ -3,6 +3,7 @@ package agentapi
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -59,9 +60,11 @@ type Config struct {
 	// PartitionsBehind and PartitionsAhead are the days of partitions kept
 	// created before and after today (defaults 8 and 3).
 	PartitionsBehind, PartitionsAhead int
-	// AdvanceInterval is how often active policy distributions are moved
-	// on (default 2 s).
-	AdvanceInterval time.Duration
+	// AdvanceInterval is how often the distributions an advance would move
+	// now (policy_distributions_ready) are moved on (default 250 ms), and
+	// AdvanceAllInterval how often every active one is, whatever that says
+	// (default 30 s).
+	AdvanceInterval, AdvanceAllInterval time.Duration
 	// ScreenshotSweepInterval is how often orphan screenshot files are
 	// looked for (default 1 h), and ScreenshotSweepAge how old one must be
 	// to go (default 1 h: far past any upload in flight, which writes its
@@ -86,7 +89,8 @@ const (
 	DefaultMaintenanceInterval     = time.Hour
 	DefaultPartitionsBehind        = 8
 	DefaultPartitionsAhead         = 3
-	DefaultAdvanceInterval         = 2 * time.Second
+	DefaultAdvanceInterval         = 250 * time.Millisecond
+	DefaultAdvanceAllInterval      = 30 * time.Second
 	DefaultScreenshotSweepInterval = time.Hour
 	DefaultScreenshotSweepAge      = time.Hour
 	DefaultRetentionInterval       = time.Hour
@@ -107,6 +111,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.AdvanceInterval <= 0 {
 		cfg.AdvanceInterval = DefaultAdvanceInterval
+	}
+	if cfg.AdvanceAllInterval <= 0 {
+		cfg.AdvanceAllInterval = DefaultAdvanceAllInterval
 	}
 	if cfg.ScreenshotSweepInterval <= 0 {
 		cfg.ScreenshotSweepInterval = DefaultScreenshotSweepInterval
@@ -268,7 +275,9 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	copts := cfg.Control
 	copts.TracerProvider = deps.TracerProvider
 	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, copts)
-	s.sweeper = control.NewSweeper(s.db, s.queue, logger, cfg.Control)
+	if s.sweeper, err = control.NewSweeper(s.db, s.queue, logger, s.registry, cfg.Control); err != nil {
+		return nil, err
+	}
 	s.dist = policy.NewDistributor(s.db, s.queue)
 	if s.throttle, err = throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: s.registry}); err != nil {
 		return nil, err
@@ -280,11 +289,36 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		}
 	}
 	s.handler = NewServer(Deps{DB: s.db, Logger: logger, Registry: s.registry, Gateways: s.gateways, Ingest: s.ingest, Control: s.hub,
-		Throttle: s.throttle, TrustedProxies: cfg.Throttle.TrustedProxies})
+		Throttle: s.throttle, TrustedProxies: cfg.Throttle.TrustedProxies, Checks: dependencyChecks(s.tsDB, files)})
 	s.http = service.NewListener(service.ListenerConfig{Name: "agent api", Addr: cfg.Addr, AddrKey: "AGENT_API_ADDR",
 		TLS: tlsConfig, Handler: s.handler, Logger: logger, Timeouts: cfg.HTTP, Listening: deps.Listening})
 	s.group = lifecycle.NewGroup(logger, s.members()...)
 	return s, nil
+}
+
+// dependencyChecks are the Agent API's dependencies beside the main
+// database, all optional for readiness: the time-series store when it is
+// separate (timescaledb; writes fall back to the main database while it is
+// down) and the file store (storage; a miss is an answer, any other error
+// is not).
+func dependencyChecks(tsDB *pgxpool.Pool, files storage.Store) []service.Check {
+	var checks []service.Check
+	if tsDB != nil {
+		checks = append(checks, service.Check{Name: "timescaledb", Run: tsDB.Ping, Optional: true})
+	}
+	if files != nil {
+		checks = append(checks, service.Check{Name: "storage", Optional: true, Run: func(ctx context.Context) error {
+			rc, err := files.Get(ctx, "health/probe")
+			if err == nil {
+				return rc.Close()
+			}
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			return err
+		}})
+	}
+	return checks
 }
 
 // members are the parts in dependency order: the store before the ingest
@@ -326,6 +360,13 @@ func (s *Server) members() []lifecycle.Member {
 		{Name: "command sweeper", Service: s.sweeper},
 		loop("distribution advancer", func(ctx context.Context) error {
 			return lifecycle.Every(ctx, cfg.AdvanceInterval, false, func(ctx context.Context) {
+				if err := s.dist.AdvanceReady(ctx); err != nil && ctx.Err() == nil {
+					s.logger.ErrorContext(ctx, "advance policy distributions", "err", err)
+				}
+			})
+		}),
+		loop("distribution advancer (all)", func(ctx context.Context) error {
+			return lifecycle.Every(ctx, cfg.AdvanceAllInterval, false, func(ctx context.Context) {
 				if err := s.dist.AdvanceAll(ctx); err != nil && ctx.Err() == nil {
 					s.logger.ErrorContext(ctx, "advance policy distributions", "err", err)
 				}

@@ -376,22 +376,22 @@ func fleetRunProcesses(b *testing.B, bin string, n int) fleetResult {
 		b.Fatal(err)
 	}
 	advancer := policy.NewDistributor(w.ingest, mustQueue(b, w))
-	stage, lastAdvance := policy.StageCanary, time.Time{}
+	// Advanced as the Agent API does: the ready distributions every 250 ms
+	// (agentapi.DefaultAdvanceInterval).
+	var stage string
+	lastAdvance := time.Time{}
 	deadline = time.Now().Add(10 * time.Minute)
 	for {
-		every := 2 * time.Second
-		if stage == policy.StageCanary {
-			every = 100 * time.Millisecond
-		}
-		if time.Since(lastAdvance) >= every {
-			if stage, err = advancer.Advance(ctx, postgres.Tenant{OrganizationID: w.a.org}, distID); err != nil {
+		if time.Since(lastAdvance) >= 250*time.Millisecond {
+			if err := advancer.AdvanceReady(ctx); err != nil {
 				b.Fatal(err)
 			}
 			lastAdvance = time.Now()
 		}
 		var applied, failed int
-		if err := w.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE c.status = 'completed'), count(*) FILTER (WHERE c.status IN ('failed', 'expired', 'cancelled'))
-			FROM policy_distribution_targets t JOIN gateway_commands c ON c.id = t.command_id WHERE t.distribution_id = $1`, distID).Scan(&applied, &failed); err != nil {
+		if err := w.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE c.status = 'completed'), count(*) FILTER (WHERE c.status IN ('failed', 'expired', 'cancelled')),
+			(SELECT stage FROM policy_distributions WHERE id = $1)
+			FROM policy_distribution_targets t JOIN gateway_commands c ON c.id = t.command_id WHERE t.distribution_id = $1`, distID).Scan(&applied, &failed, &stage); err != nil {
 			b.Fatal(err)
 		}
 		el := time.Since(start)

@@ -166,7 +166,7 @@ func (w *world) releaseToAll(t testing.TB, ctx context.Context) (policy.Progress
 	var prog policy.Progress
 	deadline := time.Now().Add(120 * time.Second)
 	for time.Now().Before(deadline) {
-		if err := ingestDist.AdvanceAll(ctx); err != nil {
+		if err := ingestDist.AdvanceReady(ctx); err != nil { // as the Agent API does
 			t.Fatal(err)
 		}
 		if prog, err = dist.Progress(ctx, w.a.tenant, id); err != nil {

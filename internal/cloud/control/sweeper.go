@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control/controldb"
@@ -25,20 +26,31 @@ type Sweeper struct {
 	queue  *commandqueue.Queue
 	logger *slog.Logger
 	opts   Options
+	// offline counts the gateways the offline check marked offline.
+	offline prometheus.Counter
 	*lifecycle.Loop
 }
 
 // NewSweeper returns the Sweeper of queue over db, with the hub's timings
-// (zero fields take the hub's defaults). A nil logger discards.
-func NewSweeper(db *pgxpool.Pool, queue *commandqueue.Queue, logger *slog.Logger, opts Options) *Sweeper {
+// (zero fields take the hub's defaults). A nil logger discards; its
+// metric (control_gateways_marked_offline_total) is registered with reg
+// unless reg is nil.
+func NewSweeper(db *pgxpool.Pool, queue *commandqueue.Queue, logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Sweeper, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sweeper{db: db, queue: queue, logger: logger, opts: opts.withDefaults()}
+	s := &Sweeper{db: db, queue: queue, logger: logger, opts: opts.withDefaults(),
+		offline: prometheus.NewCounter(prometheus.CounterOpts{Name: "control_gateways_marked_offline_total",
+			Help: "Gateways the offline check marked offline (silent for 3 heartbeat intervals)."})}
+	if reg != nil {
+		if err := reg.Register(s.offline); err != nil {
+			return nil, fmt.Errorf("control: sweeper metrics: %w", err)
+		}
+	}
 	s.Loop = lifecycle.NewLoop("command sweeper", logger, func(ctx context.Context) error {
 		return lifecycle.Every(ctx, s.opts.SweepInterval, false, func(ctx context.Context) { s.Sweep(ctx) })
 	})
-	return s
+	return s, nil
 }
 
 // Sweep runs the command sweep and the offline check once, logging
@@ -48,7 +60,9 @@ func (s *Sweeper) Sweep(ctx context.Context) {
 		s.logger.ErrorContext(ctx, "command sweep failed", "err", err)
 	}
 	silence := fmt.Sprintf("%d milliseconds", (3 * s.opts.HeartbeatInterval).Milliseconds())
-	if err := controldb.New(s.db).MarkOffline(ctx, silence); err != nil && ctx.Err() == nil {
+	ids, err := controldb.New(s.db).MarkOffline(ctx, silence)
+	if err != nil && ctx.Err() == nil {
 		s.logger.ErrorContext(ctx, "offline sweep failed", "err", err)
 	}
+	s.offline.Add(float64(len(ids)))
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
@@ -22,7 +24,11 @@ func TestSweeperConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return control.NewSweeper(w.ingest, q, logtest.New(t), control.Options{SweepInterval: 50 * time.Millisecond})
+		s, err := control.NewSweeper(w.ingest, q, logtest.New(t), nil, control.Options{SweepInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	})
 }
 
@@ -44,7 +50,11 @@ func TestSweeperAloneMarksOfflineAndRedelivers(t *testing.T) {
 	if _, err := w.admin.Exec(ctx, `UPDATE gateway_commands SET status = 'delivered', attempts = 1, delivered_at = now(), ack_deadline = now() - interval '1 second' WHERE id = $1`, cmd.ID); err != nil {
 		t.Fatal(err)
 	}
-	s := control.NewSweeper(w.ingest, q, logtest.New(t), control.Options{HeartbeatInterval: 100 * time.Millisecond, SweepInterval: 50 * time.Millisecond})
+	reg := prometheus.NewRegistry()
+	s, err := control.NewSweeper(w.ingest, q, logtest.New(t), reg, control.Options{HeartbeatInterval: 100 * time.Millisecond, SweepInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -59,5 +69,21 @@ func TestSweeperAloneMarksOfflineAndRedelivers(t *testing.T) {
 	}
 	if gwStatus != "offline" || cmdStatus != "pending" {
 		t.Fatalf("gateway %s, command %s; want offline and pending", gwStatus, cmdStatus)
+	}
+	// The one gateway marked offline is counted once, however many sweeps
+	// ran after it.
+	time.Sleep(150 * time.Millisecond)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marked float64 = -1
+	for _, mf := range mfs {
+		if mf.GetName() == "control_gateways_marked_offline_total" {
+			marked = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if marked != 1 {
+		t.Fatalf("control_gateways_marked_offline_total = %v, want 1", marked)
 	}
 }

@@ -207,7 +207,17 @@ func NewAPI(d Deps) (*API, error) {
 	a.mux.Handle(console.Prefix, con)
 	// Every answer carries a request id (the error shape's request_id)
 	// and the API's security headers.
-	h := service.Traced(d.TracerProvider, "dashboard-api")(service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(a.mux))))
+	// The RED metrics wrap the mux itself (the route is the pattern it
+	// matched), the routes table's series created up front.
+	patterns := service.HealthPatterns()
+	for _, r := range a.routes {
+		patterns = append(patterns, r.Method+" "+r.Path)
+	}
+	instrumented, err := service.Instrument(a.mux, d.Registry, patterns...)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	h := service.Traced(d.TracerProvider, "dashboard-api")(service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(instrumented))))
 	out := &API{handler: h, hub: a.hub}
 	for _, r := range a.routes {
 		rt := Route{Method: r.Method, Path: r.Path, Public: r.Public}

@@ -2,11 +2,15 @@
 // Server-Sent Events (GET /api/v2/events): gateway status changes, command
 // status changes and policy-distribution progress.
 //
-// The events are rows of public.dashboard_events, appended by triggers on
-// their sources in commit order and announced with NOTIFY dashboard_events
-// (migration 00024), so a change any process makes reaches every API
-// instance. A Hub holds one LISTEN connection per process and wakes every
-// connected client on each notification; each client then reads the rows
+// The events are rows of public.dashboard_events. Triggers on their sources
+// stage each change in the changing transaction (migration 00035, no lock);
+// a Hub's publisher moves the staged rows into the log every
+// PublishInterval (app.dashboard_events_publish: one publisher at a time
+// across replicas, ids handed out so that none becomes visible after a
+// higher one) and announces them with NOTIFY dashboard_events, so a change
+// any process makes reaches every API instance. A Hub holds one LISTEN
+// connection per process and wakes every connected client on each
+// notification; each client then reads the rows
 // after the last id it sent under its own tenant context, so what a client
 // sees is decided by row-level security alone, never by Go code. Clients
 // resume with Last-Event-ID; a resume that cannot be served exactly (more
@@ -92,6 +96,16 @@ type Config struct {
 	// RetryAfter is the Retry-After of a refusal for too many streams.
 	// Default 5 s.
 	RetryAfter time.Duration
+	// PublishInterval is how often the hub publishes the staged changes
+	// (app.dashboard_events_publish, up to PublishBatch rows a call, again at
+	// once while a call moves that many): how late an event can appear after
+	// its commit. Every replica publishes; the database runs one publish at a
+	// time, and a call with nothing staged takes no lock. Default 100 ms;
+	// negative: never (another process publishes).
+	PublishInterval time.Duration
+	// PublishBatch is how many staged rows one publish moves at most.
+	// Default 10,000.
+	PublishBatch int
 }
 
 func (c Config) withDefaults() Config {
@@ -105,6 +119,10 @@ func (c Config) withDefaults() Config {
 	def(&c.ReadTimeout, 5*time.Second)
 	def(&c.PruneInterval, 10*time.Minute)
 	def(&c.RetryAfter, 5*time.Second)
+	def(&c.PublishInterval, 100*time.Millisecond)
+	if c.PublishBatch <= 0 {
+		c.PublishBatch = 10000
+	}
 	if c.MaxBacklog <= 0 {
 		c.MaxBacklog = 1000
 	}
@@ -133,10 +151,11 @@ type Deps struct {
 }
 
 // Hub fans the database's notifications out to the connected streams. It is
-// a lifecycle.Service: Start starts the LISTEN loop (and the prune), Stop
-// ends every stream and then the loops. Serve works without Start, but then
-// a stream reads only at its heartbeats (events arrive up to a Heartbeat
-// late); in a lifecycle.Group
+// a lifecycle.Service: Start starts the LISTEN loop, the publisher and the
+// prune, Stop ends every stream and then the loops. Serve works without
+// Start, but then a stream reads only at its heartbeats (events arrive up to
+// a Heartbeat late) and only what another process publishes; in a
+// lifecycle.Group
 // put the Hub after the HTTP listener, so that its Stop, which runs first,
 // ends the streams the listener's graceful shutdown would otherwise wait
 // for.
@@ -147,6 +166,8 @@ type Hub struct {
 
 	clientsGauge prometheus.Gauge
 	sent         *prometheus.CounterVec
+	published    prometheus.Counter
+	publishFails prometheus.Counter
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -168,15 +189,25 @@ func New(cfg Config, d Deps) *Hub {
 		clientsGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dashboard_live_clients", Help: "Live-event streams connected now."}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dashboard_live_events_sent_total",
 			Help: "Live events written to streams, by kind (reset included)."}, []string{"kind"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "dashboard_live_events_published_total",
+			Help: "Staged changes this process moved into the live-events log."}),
+		publishFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "dashboard_live_events_publish_errors_total",
+			Help: "Publishes of the staged changes that failed (the next one retries)."}),
 	}
 	if d.Registerer != nil {
-		for _, c := range []prometheus.Collector{h.clientsGauge, h.sent} {
+		for _, c := range []prometheus.Collector{h.clientsGauge, h.sent, h.published, h.publishFails} {
 			if err := d.Registerer.Register(c); err != nil {
 				h.log.Warn("liveevents: metric not registered", "err", err)
 			}
 		}
 	}
 	members := []lifecycle.Member{{Name: "live events listen", Service: lifecycle.NewLoop("live events listen", h.log, h.listen)}}
+	if h.cfg.PublishInterval > 0 {
+		members = append(members, lifecycle.Member{Name: "live events publish", Service: lifecycle.NewLoop("live events publish", h.log,
+			func(ctx context.Context) error {
+				return lifecycle.Every(ctx, h.cfg.PublishInterval, true, h.publishAll)
+			})})
+	}
 	if h.cfg.PruneInterval > 0 {
 		members = append(members, lifecycle.Member{Name: "live events prune", Service: lifecycle.NewLoop("live events prune", h.log,
 			func(ctx context.Context) error { return lifecycle.Every(ctx, h.cfg.PruneInterval, true, h.pruneAll) })})
@@ -185,7 +216,7 @@ func New(cfg Config, d Deps) *Hub {
 	return h
 }
 
-// Start starts the LISTEN loop and the periodic prune.
+// Start starts the LISTEN loop, the periodic publish and the periodic prune.
 func (h *Hub) Start(ctx context.Context) error {
 	if h.d.DB == nil {
 		return errors.New("liveevents: no database pool")
@@ -241,6 +272,34 @@ func (h *Hub) listen(ctx context.Context) error {
 		}
 	})
 	return ctx.Err()
+}
+
+// Publish moves up to PublishBatch staged changes into the log (and the
+// progress of the distributions they touch) and returns how many it moved.
+// The hub calls it every PublishInterval.
+func (h *Hub) Publish(ctx context.Context) (int, error) {
+	n, err := liveeventsdb.New(h.d.DB).Publish(ctx, int32(h.cfg.PublishBatch))
+	if err != nil {
+		return 0, fmt.Errorf("liveevents: publish: %w", err)
+	}
+	h.published.Add(float64(n))
+	return int(n), nil
+}
+
+func (h *Hub) publishAll(ctx context.Context) {
+	for {
+		n, err := h.Publish(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.publishFails.Inc()
+				h.log.WarnContext(ctx, "live events: publish failed", "err", err)
+			}
+			return
+		}
+		if n < h.cfg.PublishBatch {
+			return
+		}
+	}
 }
 
 // Prune deletes events older than 24 hours, at most 10,000, and returns

@@ -138,6 +138,11 @@ func (e *env) exec(sql string, args ...any) {
 	if _, err := e.admin.Exec(e.ctx, sql, args...); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}
+	// What it staged, published at once (the hub's own publisher would
+	// within PublishInterval), so the log holds it when exec returns.
+	if _, err := e.hub.Publish(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // setGateway sets a gateway's status (an event when it changes).

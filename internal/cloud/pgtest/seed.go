@@ -100,5 +100,11 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 	if err != nil {
 		return s, err
 	}
-	return s, tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return s, err
+	}
+	// The live events its rows staged (00035), published as the Dashboard
+	// API would, so the log holds its rows too.
+	_, err = conn.Exec(ctx, `SELECT app.dashboard_events_publish()`)
+	return s, err
 }

@@ -7,15 +7,32 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 )
 
-// events lists dashboard_events after id as "kind|subject|status" (the
-// data's status, or its stage and counts for a distribution's progress),
-// in id order, as the administrator.
+// publish runs the publisher as the Dashboard API does (00035), until the
+// staging table is empty.
+func (f *fnDB) publish() {
+	f.t.Helper()
+	for {
+		var n int
+		if err := f.dashboard.QueryRow(f.ctx, `SELECT app.dashboard_events_publish(1000)`).Scan(&n); err != nil {
+			f.t.Fatal(err)
+		}
+		if n < 1000 {
+			return
+		}
+	}
+}
+
+// events publishes what is staged, then lists dashboard_events after id as
+// "kind|subject|status" (the data's status, or its stage and counts for a
+// distribution's progress), in id order, as the administrator.
 func (f *fnDB) events(after int64) []string {
 	f.t.Helper()
+	f.publish()
 	rows, err := f.admin.Query(f.ctx, `SELECT kind || '|' || subject || '|' || CASE kind
 		WHEN 'policy_distribution.progress' THEN format('%s t%s w%s p%s d%s a%s f%s', data->>'stage', data->>'total',
 			data->>'waiting', data->>'pending', data->>'delivered', data->>'applied', data->>'failed')
@@ -41,12 +58,15 @@ func (f *fnDB) lastEvent() int64 {
 	return id
 }
 
-// testDashboardEventsRecord: status changes of gateways and commands and a
-// distribution's progress append one event each (none for an update that
-// leaves the status), notify dashboard_events with the id, get ids in
-// commit order, and are visible only to ORG_ADMIN, HR and ADMIN of their
-// organisation (a platform ADMIN through staff_admin: all).
-func testDashboardEventsRecord(t *testing.T, f *fnDB) {
+// testDashboardEventsPublish: status changes of gateways and commands are
+// staged by their transactions and published one event each (none for an
+// update that leaves the status), a distribution's progress once per publish
+// that touches it, with one notification of the last id per publish; an id
+// never becomes visible after a higher one (a transaction still open when
+// the publisher runs gets the higher id); events are visible only to
+// ORG_ADMIN, HR and ADMIN of their organisation (a platform ADMIN through
+// staff_admin: all); the staging table to no role.
+func testDashboardEventsPublish(t *testing.T, f *fnDB) {
 	gwA, gwB := f.a.GatewayID.String(), f.b.GatewayID.String()
 	l := f.listen("dashboard_events")
 	start := f.lastEvent()
@@ -66,15 +86,19 @@ func testDashboardEventsRecord(t *testing.T, f *fnDB) {
 		VALUES ($1, $2, 'policy_update', '{}') RETURNING id`, f.b.OrganizationID, f.b.GatewayID).Scan(&cmd); err != nil {
 		t.Fatal(err)
 	}
+	f.publish()
 	f.exec(`UPDATE gateway_commands SET priority = 3 WHERE id = $1`, cmd)
+	f.publish()
 	if err := f.admin.QueryRow(f.ctx, `SELECT distribution_id FROM policy_distribution_targets WHERE organization_id = $1`,
 		f.b.OrganizationID).Scan(&dist); err != nil {
 		t.Fatal(err)
 	}
 	f.exec(`UPDATE policy_distribution_targets SET command_id = $1 WHERE distribution_id = $2`, cmd, dist)
+	f.publish()
 	f.exec(`UPDATE gateway_commands SET status = 'delivered' WHERE id = $1`, cmd)
+	f.publish()
 	// One transaction: two changes of the command, and the stage: one
-	// progress event, the state at commit.
+	// progress event, the state at the publish.
 	tx, err := f.admin.Begin(f.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -97,12 +121,14 @@ func testDashboardEventsRecord(t *testing.T, f *fnDB) {
 		"command.status|" + c + "|delivered>completed",
 		"policy_distribution.progress|" + d + "|done t1 w0 p0 d0 a1 f0",
 	})
-	if got := len(notifications(f.ctx, l, 5*time.Second)); got != 6 {
-		t.Errorf("%d notifications, want 6", got)
+	// One per publish that moved something: the command's insert, the
+	// target, the delivery, the transaction.
+	if got := len(notifications(f.ctx, l, 5*time.Second)); got != 4 {
+		t.Errorf("%d notifications, want 4", got)
 	}
 
-	// Commit order: the transaction that changed first but commits last
-	// gets the higher id.
+	// Never visible after a higher id: the transaction that changed first
+	// but is still open when the publisher runs gets the higher id.
 	start = f.lastEvent()
 	first, err := f.owner().Begin(f.ctx)
 	if err != nil {
@@ -113,10 +139,11 @@ func testDashboardEventsRecord(t *testing.T, f *fnDB) {
 		t.Fatal(err)
 	}
 	f.exec(`UPDATE gateway_instances SET status = 'offline' WHERE id = $1`, f.b.GatewayID)
+	equal(t, "while the first is open", f.events(start), []string{"gateway.status|" + gwB + "|online>offline"})
 	if err := first.Commit(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	equal(t, "commit order", f.events(start), []string{"gateway.status|" + gwB + "|online>offline", "gateway.status|" + gwA + "|offline>online"})
+	equal(t, "after it commits", f.events(start), []string{"gateway.status|" + gwB + "|online>offline", "gateway.status|" + gwA + "|offline>online"})
 
 	// Who sees what.
 	const count = `SELECT count(*) FROM dashboard_events`
@@ -137,6 +164,31 @@ func testDashboardEventsRecord(t *testing.T, f *fnDB) {
 	f.refused(f.ingest, ten(f.a.OrganizationID, postgres.AppOrgAdmin), noPrivilege, "permission denied", count)
 	f.refused(f.dashboard, ten(f.a.OrganizationID, postgres.AppOrgAdmin), noPrivilege, "permission denied",
 		`INSERT INTO dashboard_events (organization_id, kind, subject) VALUES ($1, 'gateway.status', 'x')`, f.a.OrganizationID)
+	// The staging table: no role reads or writes it.
+	for _, p := range []*pgxpool.Pool{f.dashboard, f.ingest, f.platform} {
+		f.refused(p, ten(f.a.OrganizationID, postgres.AppOrgAdmin), noPrivilege, "permission denied", `SELECT count(*) FROM dashboard_events_staged`)
+	}
+}
+
+// testDashboardEventsPublishArguments: max_rows bounds what one call moves
+// (the rest waits for the next call, in order); out of range it is refused
+// naming the argument; the ingest role may not publish.
+func testDashboardEventsPublishArguments(t *testing.T, f *fnDB) {
+	f.publish()
+	start := f.lastEvent()
+	for _, s := range []string{"offline", "online", "offline"} {
+		f.exec(`UPDATE gateway_instances SET status = $1 WHERE id = $2`, s, f.a.GatewayID)
+	}
+	gw := f.a.GatewayID.String()
+	equal(t, "first call", f.rows(f.dashboard, none, `SELECT app.dashboard_events_publish(2)`), []string{"2"})
+	moved := f.one(`SELECT string_agg(subject || '|' || (data->>'status'), ',' ORDER BY id) FROM dashboard_events WHERE id > $1`, start)
+	equal(t, "two moved", []string{moved}, []string{gw + "|offline," + gw + "|online"})
+	equal(t, "second call", f.rows(f.platform, none, `SELECT app.dashboard_events_publish(2)`), []string{"1"})
+	equal(t, "nothing left", f.rows(f.dashboard, none, `SELECT app.dashboard_events_publish()`), []string{"0"})
+	for _, n := range []string{"0", "-1", "100001", "NULL"} {
+		f.refused(f.dashboard, none, "22023", "max_rows", `SELECT app.dashboard_events_publish(`+n+`)`)
+	}
+	f.refused(f.ingest, none, noPrivilege, "permission denied", `SELECT app.dashboard_events_publish()`)
 }
 
 // testDashboardEventsPrune: deletes events older than 24 hours, oldest

@@ -58,6 +58,7 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"gateway_commands_sweep(interval)":                     testGatewayCommandsSweep,
 	"gateways_mark_offline_after(interval)":                testGatewaysMarkOfflineAfter,
 	"policy_distributions_active()":                        testPolicyDistributionsActive,
+	"policy_distributions_ready()":                         testPolicyDistributionsReady,
 	"monitoring.storage_kind()":                            testStorageKind,
 	"monitoring.ensure_recent_partitions(integer,integer)": testEnsureRecentPartitions,
 	"monitoring.ensure_day_partitions(text,text[],date[])": testEnsureDayPartitions,
@@ -104,10 +105,16 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"app.session_email(bigint,uuid)":                                                                           testSessionEmail,
 	"app.password_change(bigint,uuid,text,bytea,interval,interval,inet,text)":                                  testPasswordChange,
 	"app.session_active(uuid)":                                                                                 testSessionActive,
-	// The Dashboard API's live events (00024; dashboard_events_test.go).
-	"app.dashboard_events_record()": testDashboardEventsRecord,
-	"app.dashboard_events_prune()":  testDashboardEventsPrune,
-	"app.dashboard_events_bounds()": testDashboardEventsBounds,
+	// The Dashboard API's live events (00024, 00035; dashboard_events_test.go):
+	// the staging triggers are exercised through what the publisher makes of
+	// their rows.
+	"app.dashboard_events_stage_gateway()":      testDashboardEventsPublish,
+	"app.dashboard_events_stage_commands()":     testDashboardEventsPublish,
+	"app.dashboard_events_stage_targets()":      testDashboardEventsPublish,
+	"app.dashboard_events_stage_distribution()": testDashboardEventsPublish,
+	"app.dashboard_events_publish(integer)":     testDashboardEventsPublishArguments,
+	"app.dashboard_events_prune()":              testDashboardEventsPrune,
+	"app.dashboard_events_bounds()":             testDashboardEventsBounds,
 	// A user's changes end their sessions (00025; user_sessions_test.go).
 	"app.users_end_sessions()":      testUsersEndSessions,
 	"app.user_sessions_end(bigint)": testUserSessionsEnd,
@@ -914,6 +921,90 @@ func testPolicyDistributionsActive(t *testing.T, f *fnDB) {
 	equal(t, "A full, B done", f.rows(f.ingest, none, call), sortedIDs(f.a.OrganizationID))
 	f.exec(`UPDATE policy_distributions SET stage = 'halted' WHERE organization_id = $1`, f.a.OrganizationID)
 	equal(t, "A halted, B done", f.rows(f.ingest, none, call), nil)
+	f.refused(f.dashboard, none, noPrivilege, "permission denied", call)
+}
+
+// testPolicyDistributionsReady (00036): an active distribution is listed
+// exactly when an advance would move it — a target of its stage without a
+// command, no command of its stage still pending or delivered, a failed
+// canary, an applied target of a restart-requiring version without its
+// restart command; never a finished one; across organisations, for the
+// ingest role only.
+func testPolicyDistributionsReady(t *testing.T, f *fnDB) {
+	const call = `SELECT format('%s', organization_id) FROM policy_distributions_ready()`
+	got := f.rows(f.ingest, none, call)
+	sort.Strings(got)
+	equal(t, "seeded: targets without commands", got, sortedIDs(f.a.OrganizationID, f.b.OrganizationID))
+	org := f.a.OrganizationID
+	var dist uuid.UUID
+	if err := f.admin.QueryRow(f.ctx, `SELECT id FROM policy_distributions WHERE organization_id = $1`, org).Scan(&dist); err != nil {
+		t.Fatal(err)
+	}
+	// A second gateway and target; both targets canaries with a command.
+	f.exec(`INSERT INTO gateway_instances (organization_id, serial, api_key_hash, status)
+		VALUES ($1, 'R-2', sha256(convert_to('R-2', 'UTF8')), 'online')`, org)
+	f.exec(`INSERT INTO policy_distribution_targets (distribution_id, organization_id, gateway_id)
+		SELECT $1, $2, id FROM gateway_instances WHERE serial = 'R-2'`, dist, org)
+	f.exec(`WITH c AS (INSERT INTO gateway_commands (organization_id, gateway_id, type, payload)
+		   SELECT t.organization_id, t.gateway_id, 'policy_update', '{}' FROM policy_distribution_targets t
+		    WHERE t.distribution_id = $1 RETURNING id, gateway_id)
+		 UPDATE policy_distribution_targets t SET command_id = c.id, canary = true FROM c
+		  WHERE t.distribution_id = $1 AND t.gateway_id = c.gateway_id`, dist)
+	f.exec(`UPDATE policy_distributions SET stage = 'done' WHERE organization_id = $1`, f.b.OrganizationID)
+	ready := func() bool {
+		t.Helper()
+		return len(f.rows(f.ingest, none, call)) == 1
+	}
+	setAll := func(status string) {
+		f.exec(`UPDATE gateway_commands SET status = $2 WHERE id IN (SELECT command_id FROM policy_distribution_targets WHERE distribution_id = $1)`, dist, status)
+	}
+	setOne := func(serial, status string) {
+		f.exec(`UPDATE gateway_commands SET status = $2 WHERE id = (SELECT t.command_id FROM policy_distribution_targets t
+			JOIN gateway_instances g ON g.id = t.gateway_id WHERE t.distribution_id = $1 AND g.serial = $3)`, dist, status, serial)
+	}
+	serialA := f.one(`SELECT serial FROM gateway_instances WHERE id = $1`, f.a.GatewayID)
+	steps := []struct {
+		name string
+		do   func()
+		want bool
+	}{
+		{"canaries pending", func() { setAll("pending") }, false},
+		{"one delivered, one completed", func() { setOne(serialA, "delivered"); setOne("R-2", "completed") }, false},
+		{"both completed: canary over", func() { setOne(serialA, "completed") }, true},
+		{"one failed, one pending: halt", func() { setOne(serialA, "failed"); setOne("R-2", "pending") }, true},
+		{"one expired counts as failed", func() { setOne(serialA, "expired") }, true},
+		{"canary, both pending again", func() { setAll("pending") }, false},
+		{"full stage, only canaries, pending", func() {
+			f.exec(`UPDATE policy_distributions SET stage = 'full' WHERE id = $1`, dist)
+		}, false},
+		{"full: a non-canary target without a command", func() {
+			f.exec(`UPDATE policy_distribution_targets SET canary = false WHERE distribution_id = $1
+				AND gateway_id = (SELECT id FROM gateway_instances WHERE serial = 'R-2')`, dist)
+			f.exec(`UPDATE policy_distribution_targets SET command_id = NULL WHERE distribution_id = $1 AND canary = false`, dist)
+		}, true},
+		{"full: it gets its command", func() {
+			f.exec(`WITH c AS (INSERT INTO gateway_commands (organization_id, gateway_id, type, payload)
+				SELECT organization_id, gateway_id, 'policy_update', '{}' FROM policy_distribution_targets
+				 WHERE distribution_id = $1 AND command_id IS NULL RETURNING id, gateway_id)
+				UPDATE policy_distribution_targets t SET command_id = c.id FROM c WHERE t.distribution_id = $1 AND t.gateway_id = c.gateway_id`, dist)
+		}, false},
+		{"full: one completed, one delivered", func() { setOne(serialA, "completed"); setOne("R-2", "delivered") }, false},
+		{"full, restart required: the completed one needs its restart", func() {
+			f.exec(`UPDATE policy_versions SET requires_restart = true WHERE id = (SELECT version_id FROM policy_distributions WHERE id = $1)`, dist)
+		}, true},
+		{"it has its restart command", func() {
+			f.exec(`UPDATE policy_distribution_targets SET restart_command_id = command_id WHERE distribution_id = $1 AND command_id IS NOT NULL
+				AND gateway_id = $2`, dist, f.a.GatewayID)
+		}, false},
+		{"full: all completed", func() { setAll("completed") }, true},
+		{"done", func() { f.exec(`UPDATE policy_distributions SET stage = 'done' WHERE id = $1`, dist) }, false},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := ready(); got != s.want {
+			t.Errorf("%s: ready %v, want %v", s.name, got, s.want)
+		}
+	}
 	f.refused(f.dashboard, none, noPrivilege, "permission denied", call)
 }
 

@@ -240,7 +240,7 @@ func TestCatalogAudit(t *testing.T) {
 		// an administrator's ending of a user's sessions; 00026 the report
 		// settings (zone and report policy), readable by every role.
 		if want := []string{"app.audit(bigint,text,text,text,text,jsonb)", "app.context()",
-			"app.dashboard_events_bounds()", "app.dashboard_events_prune()", "app.login_lookup(text)",
+			"app.dashboard_events_bounds()", "app.dashboard_events_prune()", "app.dashboard_events_publish(integer)", "app.login_lookup(text)",
 			"app.login_result(text,bigint,text,text,text,bytea,interval,interval,integer,interval,interval,inet,text)",
 			"app.password_change(bigint,uuid,text,bytea,interval,interval,inet,text)",
 			"app.report_settings()",

@@ -6,12 +6,12 @@ import (
 	"github.com/google/uuid"
 )
 
-// TestDashboardProgressDerivedEqualsCount (00033): whatever a commit changes
-// in a distribution — one command's status (the row derived from the last
-// one), several commands in one statement, a command and a target together,
-// new targets in bulk — it appends at most one progress row, and the
+// TestDashboardProgressEqualsCount (00035): whatever a commit changes in a
+// distribution — one command's status, several commands in one statement,
+// a command and a target together, new targets in bulk, a change and its
+// undoing — the publish after it appends at most one progress row, and the
 // distribution's last progress row equals a count of its targets.
-func TestDashboardProgressDerivedEqualsCount(t *testing.T) {
+func TestDashboardProgressEqualsCount(t *testing.T) {
 	t.Parallel()
 	f := newFnDB(t)
 	org := f.a.OrganizationID
@@ -45,12 +45,13 @@ func TestDashboardProgressDerivedEqualsCount(t *testing.T) {
 		if err := tx.Commit(f.ctx); err != nil {
 			t.Fatal(err)
 		}
+		f.publish()
 		var rows int
 		if err := f.admin.QueryRow(f.ctx, `SELECT count(*) FROM dashboard_events WHERE id > $1 AND kind = 'policy_distribution.progress'`, start).Scan(&rows); err != nil {
 			t.Fatal(err)
 		}
 		if rows > 1 {
-			t.Errorf("%s: %d progress rows in one commit, want at most 1", step, rows)
+			t.Errorf("%s: %d progress rows in one publish, want at most 1", step, rows)
 		}
 		last := f.one(`SELECT data::text FROM dashboard_events WHERE subject = $1::text AND kind = 'policy_distribution.progress' ORDER BY id DESC LIMIT 1`, dist)
 		if want := count(); last != want {

@@ -147,124 +147,144 @@ BEGIN
     RETURN n;
 END $$;
 
-CREATE FUNCTION app.dashboard_events_record() RETURNS trigger
+CREATE FUNCTION app.dashboard_events_publish(max_rows integer DEFAULT 10000) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog'
     AS $$
 DECLARE
-    prev    text;
-    dist    uuid;
-    d       record;
-    data    jsonb;
-    last    jsonb;
-    last_id bigint;
-    mine    boolean;
-    partial text;
-    seen    text;
-    fresh   jsonb;
-    id      bigint;
+    cutoff bigint;
+    moved  integer;
+    dists  uuid[];
+    last   bigint;
 BEGIN
-    -- Ids in commit order (see the migration's header): held to the end.
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 100000 THEN
+        RAISE EXCEPTION 'dashboard_events_publish: max_rows must be 1 … 100000, not %', max_rows
+            USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM public.dashboard_events_staged) THEN
+        RETURN 0;
+    END IF;
+    -- One publisher at a time: ids are handed out in this transaction only.
     PERFORM pg_advisory_xact_lock(7428024);
-    IF TG_TABLE_NAME IN ('gateway_instances', 'gateway_commands') AND TG_OP = 'UPDATE' THEN
+    SELECT max(s.seq) INTO cutoff
+      FROM (SELECT st.seq FROM public.dashboard_events_staged st ORDER BY st.seq LIMIT max_rows) s;
+    IF cutoff IS NULL THEN
+        RETURN 0; -- another publisher took them
+    END IF;
+    -- Move them in staging order, and collect the distributions they touch
+    -- (a command's through its target), in one statement: one snapshot.
+    WITH gone AS (
+        DELETE FROM public.dashboard_events_staged st WHERE st.seq <= cutoff RETURNING st.*
+    ), ins AS (
+        INSERT INTO public.dashboard_events (organization_id, kind, subject, data, created_at)
+        SELECT g.organization_id, g.kind, g.subject, g.data, g.created_at FROM gone g
+         WHERE g.kind IS NOT NULL ORDER BY g.seq
+        RETURNING dashboard_events.id
+    )
+    SELECT (SELECT count(*) FROM gone),
+           (SELECT array_agg(DISTINCT u.d) FROM (
+                SELECT g.distribution_id AS d FROM gone g WHERE g.distribution_id IS NOT NULL
+                UNION
+                SELECT t.distribution_id FROM gone g JOIN public.policy_distribution_targets t ON t.command_id = g.command_id
+                 WHERE g.command_id IS NOT NULL) u)
+      INTO moved, dists;
+    -- Each touched distribution's progress once (policy.Progress's counts:
+    -- target.status in internal/cloud/policy), when it differs from its last
+    -- row.
+    IF dists IS NOT NULL THEN
+        INSERT INTO public.dashboard_events (organization_id, kind, subject, data)
+        SELECT c.organization_id, 'policy_distribution.progress', c.id::text, c.data
+          FROM (SELECT pd.id, pd.organization_id,
+                       jsonb_build_object('distribution_id', pd.id, 'policy_id', pd.policy_id, 'stage', pd.stage,
+                           'total', count(t.gateway_id),
+                           'waiting', count(*) FILTER (WHERE t.gateway_id IS NOT NULL AND t.command_id IS NULL),
+                           'pending', count(*) FILTER (WHERE c.status = 'pending'),
+                           'delivered', count(*) FILTER (WHERE c.status = 'delivered'),
+                           'applied', count(*) FILTER (WHERE c.status = 'completed'),
+                           'failed', count(*) FILTER (WHERE t.command_id IS NOT NULL
+                                   AND (c.status IS NULL OR c.status NOT IN ('pending', 'delivered', 'completed')))) AS data
+                  FROM public.policy_distributions pd
+                  LEFT JOIN public.policy_distribution_targets t ON t.distribution_id = pd.id
+                  LEFT JOIN public.gateway_commands c ON c.id = t.command_id
+                 WHERE pd.id = ANY (dists)
+                 GROUP BY pd.id) c
+          LEFT JOIN LATERAL (SELECT e.data FROM public.dashboard_events e
+                              WHERE e.subject = c.id::text AND e.kind = 'policy_distribution.progress'
+                              ORDER BY e.id DESC LIMIT 1) l ON true
+         WHERE l.data IS DISTINCT FROM c.data
+         ORDER BY c.id;
+    END IF;
+    SELECT max(e.id) INTO last FROM public.dashboard_events e;
+    IF last IS NOT NULL THEN
+        PERFORM pg_notify('dashboard_events', last::text);
+    END IF;
+    RETURN moved;
+END $$;
+
+CREATE FUNCTION app.dashboard_events_stage_commands() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- A new command joins a distribution through its target, which
+        -- stages the distribution itself.
+        INSERT INTO public.dashboard_events_staged (organization_id, kind, subject, data)
+        SELECT n.organization_id, 'command.status', n.id::text,
+               jsonb_build_object('command_id', n.id, 'gateway_id', n.gateway_id, 'type', n.type,
+                                  'status', n.status, 'previous', NULL)
+          FROM new_rows n;
+    ELSE
+        INSERT INTO public.dashboard_events_staged (organization_id, kind, subject, data, command_id)
+        SELECT n.organization_id, 'command.status', n.id::text,
+               jsonb_build_object('command_id', n.id, 'gateway_id', n.gateway_id, 'type', n.type,
+                                  'status', n.status, 'previous', o.status), n.id
+          FROM new_rows n JOIN old_rows o ON o.id = n.id
+         WHERE o.status IS DISTINCT FROM n.status;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION app.dashboard_events_stage_distribution() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    INSERT INTO public.dashboard_events_staged (organization_id, subject, distribution_id)
+    VALUES (NEW.organization_id, NEW.id::text, NEW.id);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION app.dashboard_events_stage_gateway() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    prev text;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
         prev := OLD.status;
     END IF;
-    IF TG_TABLE_NAME = 'gateway_instances' THEN
-        INSERT INTO public.dashboard_events (organization_id, kind, subject, data)
-        VALUES (NEW.organization_id, 'gateway.status', NEW.id::text,
-                jsonb_build_object('gateway_id', NEW.id, 'status', NEW.status, 'previous', prev))
-        RETURNING dashboard_events.id INTO id;
-        PERFORM pg_notify('dashboard_events', id::text);
-        RETURN NULL;
-    ELSIF TG_TABLE_NAME = 'gateway_commands' THEN
-        INSERT INTO public.dashboard_events (organization_id, kind, subject, data)
-        VALUES (NEW.organization_id, 'command.status', NEW.id::text,
-                jsonb_build_object('command_id', NEW.id, 'gateway_id', NEW.gateway_id, 'type', NEW.type,
-                                   'status', NEW.status, 'previous', prev))
-        RETURNING dashboard_events.id INTO id;
-        PERFORM pg_notify('dashboard_events', id::text);
-        IF TG_OP = 'INSERT' THEN
-            RETURN NULL; -- a new command joins a distribution through its target
-        END IF;
-        SELECT t.distribution_id INTO dist FROM public.policy_distribution_targets t
-         WHERE t.command_id = NEW.id LIMIT 1;
-    ELSIF TG_TABLE_NAME = 'policy_distributions' THEN
-        dist := NEW.id;
-    ELSIF TG_TABLE_NAME = 'policy_distribution_targets' THEN
-        dist := NEW.distribution_id;
+    INSERT INTO public.dashboard_events_staged (organization_id, kind, subject, data)
+    VALUES (NEW.organization_id, 'gateway.status', NEW.id::text,
+            jsonb_build_object('gateway_id', NEW.id, 'status', NEW.status, 'previous', prev));
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION app.dashboard_events_stage_targets() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO public.dashboard_events_staged (organization_id, subject, distribution_id)
+        SELECT DISTINCT n.organization_id, n.distribution_id::text, n.distribution_id FROM new_rows n;
     ELSE
-        RAISE EXCEPTION 'dashboard_events_record: no events for table %', TG_TABLE_NAME;
+        INSERT INTO public.dashboard_events_staged (organization_id, subject, distribution_id)
+        SELECT DISTINCT n.organization_id, n.distribution_id::text, n.distribution_id
+          FROM new_rows n JOIN old_rows o ON o.distribution_id = n.distribution_id AND o.gateway_id = n.gateway_id
+         WHERE o.command_id IS DISTINCT FROM n.command_id;
     END IF;
-    IF dist IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT pd.organization_id, pd.policy_id, pd.stage INTO d FROM public.policy_distributions pd WHERE pd.id = dist;
-    IF NOT FOUND THEN
-        RETURN NULL; -- deleted before the commit
-    END IF;
-    -- The distribution's last progress row, and whether this transaction
-    -- wrote it (an earlier trigger of this commit).
-    SELECT e.id, e.data, age(e.xmin) = 0 INTO last_id, last, mine FROM public.dashboard_events e
-     WHERE e.subject = dist::text AND e.kind = 'policy_distribution.progress' ORDER BY e.id DESC LIMIT 1;
-    -- Distributions whose row this commit derived from the previous one
-    -- rather than counted (see the migration's header).
-    -- and those this commit has seen at all. (A client that sets either
-    -- only makes its commit count more.)
-    partial := coalesce(current_setting('app.dashboard_progress_partial', true), '');
-    seen := coalesce(current_setting('app.dashboard_progress_seen', true), '');
-    IF mine AND strpos(partial, dist::text) = 0 THEN
-        RETURN NULL; -- counted at commit already
-    END IF;
-    IF strpos(seen, dist::text) = 0 THEN
-        PERFORM set_config('app.dashboard_progress_seen', seen || dist::text || ',', true);
-    END IF;
-    IF NOT coalesce(mine, false) AND strpos(seen, dist::text) = 0 AND last IS NOT NULL AND TG_TABLE_NAME = 'gateway_commands' THEN
-        -- One command moved: move one target from its old count to its new.
-        prev := CASE WHEN OLD.status IN ('pending', 'delivered') THEN OLD.status
-                     WHEN OLD.status = 'completed' THEN 'applied' ELSE 'failed' END;
-        data := jsonb_set(last, ARRAY[prev], to_jsonb((last->>prev)::bigint - 1));
-        prev := CASE WHEN NEW.status IN ('pending', 'delivered') THEN NEW.status
-                     WHEN NEW.status = 'completed' THEN 'applied' ELSE 'failed' END;
-        data := jsonb_set(data, ARRAY[prev], to_jsonb((data->>prev)::bigint + 1));
-        data := jsonb_set(data, '{stage}', to_jsonb(d.stage));
-        PERFORM set_config('app.dashboard_progress_partial', partial || dist::text || ',', true);
-    ELSE
-        -- policy.Progress's counts (target.status in internal/cloud/policy).
-        SELECT jsonb_build_object('distribution_id', dist, 'policy_id', d.policy_id, 'stage', d.stage,
-                   'total', count(*),
-                   'waiting', count(*) FILTER (WHERE t.command_id IS NULL),
-                   'pending', count(*) FILTER (WHERE c.status = 'pending'),
-                   'delivered', count(*) FILTER (WHERE c.status = 'delivered'),
-                   'applied', count(*) FILTER (WHERE c.status = 'completed'),
-                   'failed', count(*) FILTER (WHERE t.command_id IS NOT NULL
-                                             AND (c.status IS NULL OR c.status NOT IN ('pending', 'delivered', 'completed'))))
-          INTO data
-          FROM public.policy_distribution_targets t LEFT JOIN public.gateway_commands c ON c.id = t.command_id
-         WHERE t.distribution_id = dist;
-    END IF;
-    IF mine THEN
-        -- A derived row of this commit, and a second change: replace it by
-        -- the count (or drop it when the count equals the row before it),
-        -- so that the commit still appends one row with its state.
-        PERFORM set_config('app.dashboard_progress_partial', replace(partial, dist::text || ',', ''), true);
-        SELECT e.data INTO last FROM public.dashboard_events e
-         WHERE e.subject = dist::text AND e.kind = 'policy_distribution.progress' AND e.id < last_id
-         ORDER BY e.id DESC LIMIT 1;
-        IF last IS NOT DISTINCT FROM data THEN
-            DELETE FROM public.dashboard_events e WHERE e.id = last_id;
-        ELSE
-            fresh := data;
-            UPDATE public.dashboard_events e SET data = fresh WHERE e.id = last_id;
-        END IF;
-        RETURN NULL;
-    END IF;
-    IF last IS NOT DISTINCT FROM data THEN
-        RETURN NULL; -- no change
-    END IF;
-    INSERT INTO public.dashboard_events (organization_id, kind, subject, data)
-    VALUES (d.organization_id, 'policy_distribution.progress', dist::text, data)
-    RETURNING dashboard_events.id INTO id;
-    PERFORM pg_notify('dashboard_events', id::text);
     RETURN NULL;
 END $$;
 
@@ -2115,6 +2135,30 @@ CREATE FUNCTION public.policy_distributions_active() RETURNS TABLE(id uuid, orga
     SELECT d.id, d.organization_id FROM public.policy_distributions d WHERE d.stage IN ('canary', 'full')
 $$;
 
+CREATE FUNCTION public.policy_distributions_ready() RETURNS TABLE(id uuid, organization_id bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT d.id, d.organization_id
+      FROM public.policy_distributions d JOIN public.policy_versions v ON v.id = d.version_id
+     WHERE d.stage IN ('canary', 'full')
+       AND (EXISTS (SELECT 1 FROM public.policy_distribution_targets t
+                     WHERE t.distribution_id = d.id AND (d.stage = 'full' OR t.canary) AND t.command_id IS NULL)
+            OR NOT EXISTS (SELECT 1 FROM public.policy_distribution_targets t
+                             JOIN public.gateway_commands c ON c.id = t.command_id
+                            WHERE t.distribution_id = d.id AND (d.stage = 'full' OR t.canary)
+                              AND c.status IN ('pending', 'delivered'))
+            OR (d.stage = 'canary' AND EXISTS (
+                    SELECT 1 FROM public.policy_distribution_targets t
+                      LEFT JOIN public.gateway_commands c ON c.id = t.command_id
+                     WHERE t.distribution_id = d.id AND t.canary AND t.command_id IS NOT NULL
+                       AND (c.id IS NULL OR c.status NOT IN ('pending', 'delivered', 'completed'))))
+            OR (d.stage = 'full' AND v.requires_restart AND EXISTS (
+                    SELECT 1 FROM public.policy_distribution_targets t
+                      JOIN public.gateway_commands c ON c.id = t.command_id
+                     WHERE t.distribution_id = d.id AND c.status = 'completed' AND t.restart_command_id IS NULL)))
+$$;
+
 CREATE TABLE app.context_keys (
     id text NOT NULL,
     inner_pad bytea NOT NULL,
@@ -2725,6 +2769,29 @@ ALTER TABLE public.dashboard_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDEN
     CACHE 1
 );
 
+CREATE TABLE public.dashboard_events_staged (
+    seq bigint NOT NULL,
+    organization_id bigint NOT NULL,
+    kind text,
+    subject text NOT NULL,
+    data jsonb DEFAULT '{}'::jsonb NOT NULL,
+    command_id uuid,
+    distribution_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT dashboard_events_staged_kind_check CHECK ((kind = ANY (ARRAY['gateway.status'::text, 'command.status'::text])))
+);
+
+ALTER TABLE ONLY public.dashboard_events_staged FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.dashboard_events_staged ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.dashboard_events_staged_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.departments (
     id bigint NOT NULL,
     organization_id bigint NOT NULL,
@@ -3268,6 +3335,9 @@ ALTER TABLE ONLY public.auth_sessions
 ALTER TABLE ONLY public.dashboard_events
     ADD CONSTRAINT dashboard_events_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.dashboard_events_staged
+    ADD CONSTRAINT dashboard_events_staged_pkey PRIMARY KEY (seq);
+
 ALTER TABLE ONLY public.departments
     ADD CONSTRAINT departments_organization_id_id_key UNIQUE (organization_id, id);
 
@@ -3474,21 +3544,21 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EAC
 
 CREATE TRIGGER audit_log_no_update BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.gateway_commands DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_insert AFTER INSERT ON public.gateway_commands REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.dashboard_events_stage_commands();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.gateway_instances DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_insert AFTER INSERT ON public.gateway_instances FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_stage_gateway();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.policy_distribution_targets DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_insert AFTER INSERT ON public.policy_distribution_targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.dashboard_events_stage_targets();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_insert AFTER INSERT ON public.policy_distributions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_insert AFTER INSERT ON public.policy_distributions FOR EACH ROW EXECUTE FUNCTION app.dashboard_events_stage_distribution();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF status ON public.gateway_commands DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_update AFTER UPDATE ON public.gateway_commands REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.dashboard_events_stage_commands();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF status ON public.gateway_instances DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_update AFTER UPDATE OF status ON public.gateway_instances FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION app.dashboard_events_stage_gateway();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF command_id ON public.policy_distribution_targets DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.command_id IS DISTINCT FROM new.command_id)) EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_update AFTER UPDATE ON public.policy_distribution_targets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.dashboard_events_stage_targets();
 
-CREATE CONSTRAINT TRIGGER dashboard_events_update AFTER UPDATE OF stage ON public.policy_distributions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.stage IS DISTINCT FROM new.stage)) EXECUTE FUNCTION app.dashboard_events_record();
+CREATE TRIGGER dashboard_events_update AFTER UPDATE OF stage ON public.policy_distributions FOR EACH ROW WHEN ((old.stage IS DISTINCT FROM new.stage)) EXECUTE FUNCTION app.dashboard_events_stage_distribution();
 
 CREATE TRIGGER departments_bump_version BEFORE UPDATE ON public.departments FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
@@ -3712,6 +3782,8 @@ ALTER TABLE public.auth_refresh_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.auth_sessions ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.dashboard_events ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.dashboard_events_staged ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.departments ENABLE ROW LEVEL SECURITY;
 
@@ -3952,6 +4024,8 @@ CREATE POLICY tenant_isolation ON public.auth_lockouts USING (((organization_id 
 CREATE POLICY tenant_isolation ON public.auth_refresh_tokens USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
 
 CREATE POLICY tenant_isolation ON public.auth_sessions USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
+
+CREATE POLICY tenant_isolation ON public.dashboard_events_staged USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
 
 CREATE POLICY tenant_isolation ON public.departments USING (((organization_id = ( SELECT app.org_id() AS org_id)) OR ( SELECT app.all_organizations() AS all_organizations)));
 

@@ -24,15 +24,29 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/slowbody"
 )
 
-// Check is one readiness dependency.
+// Check is one dependency of a service, probed by GET /health/ready and at
+// every scrape of /metrics (dependency_up{dependency=Name}).
 type Check struct {
 	Name string
 	Run  func(ctx context.Context) error
+	// Optional: a failure is reported (dependency_up 0, listed in the
+	// readiness answer) but does not make the service unready — the
+	// service keeps serving without it (e.g. the time-series store, whose
+	// writes fall back to the main database).
+	Optional bool
 }
+
+// checkTimeout bounds one round of checks (readiness or a scrape).
+const checkTimeout = 2 * time.Second
 
 // PingCheck is a readiness check that the database answers.
 func PingCheck(name string, db *pgxpool.Pool) Check {
-	return Check{Name: name, Run: db.Ping}
+	return Check{Name: name, Run: func(ctx context.Context) error {
+		if db == nil {
+			return errors.New("no database configured")
+		}
+		return db.Ping(ctx)
+	}}
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process
@@ -43,24 +57,42 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// HealthPatterns are the mux patterns HealthRoutes adds.
+func HealthPatterns() []string {
+	return []string{"GET /health", "GET /health/ready", "GET /metrics"}
+}
+
 // HealthRoutes adds GET /health (the process is alive), GET /health/ready
-// (every check passes within 2 s; 503 with the failures otherwise) and
-// GET /metrics to mux.
+// (every required check passes within 2 s; 503 with the failures
+// otherwise) and GET /metrics to mux, and registers dependency_up, which
+// runs the checks at each scrape.
 func HealthRoutes(mux *http.ServeMux, reg *prometheus.Registry, checks ...Check) {
+	// The collector's descriptors are fixed: the one possible error is a
+	// second HealthRoutes on the same registry, whose first collector
+	// already reports the same checks.
+	_ = reg.Register(&dependencyCollector{checks: checks})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
 		defer cancel()
-		failures := map[string]string{}
+		failures, degraded := map[string]string{}, map[string]string{}
 		for _, c := range checks {
 			if err := c.Run(ctx); err != nil {
-				failures[c.Name] = err.Error()
+				if c.Optional {
+					degraded[c.Name] = err.Error()
+				} else {
+					failures[c.Name] = err.Error()
+				}
 			}
 		}
 		if len(failures) > 0 {
 			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failures": failures})
+			return
+		}
+		if len(degraded) > 0 {
+			WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "degraded": degraded})
 			return
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -203,7 +203,11 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		Version:  g.version,
 		Started:  time.Now(),
 	})
-	g.intake = newIntake(cfg.Gateway, cfg.Health.Listen, tlsConf, to, g.col, mux, healthMux, log)
+	red, err := newRED(g.reg)
+	if err != nil {
+		return fail(fmt.Errorf("gateway: metrics: %w", err))
+	}
+	g.intake = newIntake(cfg.Gateway, cfg.Health.Listen, tlsConf, to, g.col, mux, healthMux, red, log)
 	g.group = lifecycle.NewGroup(log,
 		lifecycle.Member{Name: "buffer", Service: g.buf},
 		// Device events and cursors go to the buffer.

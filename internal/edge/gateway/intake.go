@@ -11,12 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/collector"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/redmetrics"
 	"github.com/staffcontrol/staffcontrol/internal/slowbody"
 )
 
@@ -87,7 +89,7 @@ type intake struct {
 // newIntake builds the servers over the collector's routes (mux) and the
 // health routes (healthMux: mux itself when healthListen is "").
 func newIntake(cfg config.Gateway, healthListen string, tlsConf *tls.Config, to ServerTimeouts, col *collector.Collector,
-	mux, healthMux *http.ServeMux, log *slog.Logger) *intake {
+	mux, healthMux *http.ServeMux, red red, log *slog.Logger) *intake {
 	in := &intake{cfg: cfg, tls: tlsConf, log: log, col: col, healthListen: healthListen}
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	body := slowbody.Options{MinRate: to.BodyMinRate, Grace: to.BodyGrace, WriteTimeout: to.Write,
@@ -95,7 +97,7 @@ func newIntake(cfg config.Gateway, healthListen string, tlsConf *tls.Config, to 
 			log.Warn("request body too slow; cut off", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "received_bytes", received)
 		}}
 	in.http = &http.Server{
-		Handler:           slowbody.Handler(mux, body),
+		Handler:           slowbody.Handler(red.http.Handler(mux), body),
 		ReadHeaderTimeout: to.ReadHeader,
 		WriteTimeout:      to.Write,
 		IdleTimeout:       to.Idle,
@@ -103,7 +105,7 @@ func newIntake(cfg config.Gateway, healthListen string, tlsConf *tls.Config, to 
 		ErrorLog:          errLog,
 	}
 	if healthListen != "" {
-		in.health = &http.Server{Handler: healthMux, ReadHeaderTimeout: to.ReadHeader, WriteTimeout: to.HealthWrite, IdleTimeout: to.Idle,
+		in.health = &http.Server{Handler: red.http.Handler(healthMux), ReadHeaderTimeout: to.ReadHeader, WriteTimeout: to.HealthWrite, IdleTimeout: to.Idle,
 			MaxHeaderBytes: to.MaxHeaderBytes, ErrorLog: errLog}
 	}
 	if grpcEnabled(cfg) {
@@ -111,14 +113,36 @@ func newIntake(cfg config.Gateway, healthListen string, tlsConf *tls.Config, to 
 		if tlsConf != nil {
 			creds = append(creds, grpc.Creds(grpccreds.NewTLS(tlsConf.Clone())))
 		}
+		creds = append(creds, red.grpc.ServerOptions()...)
 		in.grpc = col.GRPCServer(append(creds,
 			grpc.ConnectionTimeout(to.GRPCHandshake),
 			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: to.GRPCIdle, Time: to.GRPCPing, Timeout: to.GRPCPingTimeout,
 				MaxConnectionAge: to.GRPCMaxAge, MaxConnectionAgeGrace: to.GRPCMaxAgeGrace}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: to.GRPCMinPing, PermitWithoutStream: true}),
 		)...)
+		red.grpc.Init(in.grpc)
 	}
 	return in
+}
+
+// red is the RED metrics of the gateway's HTTP and gRPC servers
+// (internal/redmetrics, the names the cloud services use too).
+type red struct {
+	http *redmetrics.HTTP
+	grpc *redmetrics.GRPC
+}
+
+// newRED registers them with reg.
+func newRED(reg prometheus.Registerer) (red, error) {
+	h, err := redmetrics.NewHTTP(reg)
+	if err != nil {
+		return red{}, err
+	}
+	g, err := redmetrics.NewGRPC(reg)
+	if err != nil {
+		return red{}, err
+	}
+	return red{http: h, grpc: g}, nil
 }
 
 // grpcEnabled: gateway.grpc_listen is set and not "off".

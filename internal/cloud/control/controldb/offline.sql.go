@@ -7,15 +7,32 @@ package controldb
 
 import (
 	"context"
+
+	"github.com/google/uuid"
 )
 
-const markOffline = `-- name: MarkOffline :exec
-SELECT gateways_mark_offline_after($1::interval)
+const markOffline = `-- name: MarkOffline :many
+SELECT gateways_mark_offline_after($1::interval)::uuid AS id
 `
 
 // Gateways silent for longer than the interval go offline
-// (gateways_mark_offline_after, across organisations).
-func (q *Queries) MarkOffline(ctx context.Context, silence string) error {
-	_, err := q.db.Exec(ctx, markOffline, silence)
-	return err
+// (gateways_mark_offline_after, across organisations); their ids.
+func (q *Queries) MarkOffline(ctx context.Context, silence string) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, markOffline, silence)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

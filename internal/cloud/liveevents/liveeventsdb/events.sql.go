@@ -91,3 +91,17 @@ func (q *Queries) Prune(ctx context.Context) (int32, error) {
 	err := row.Scan(&deleted)
 	return deleted, err
 }
+
+const publish = `-- name: Publish :one
+SELECT app.dashboard_events_publish($1::integer)::integer AS moved
+`
+
+// Moves up to max_rows staged changes into the log and appends the progress
+// of the distributions they touch (app.dashboard_events_publish, SECURITY
+// DEFINER, migration 00035); returns how many staged rows it moved.
+func (q *Queries) Publish(ctx context.Context, maxRows int32) (int32, error) {
+	row := q.db.QueryRow(ctx, publish, maxRows)
+	var moved int32
+	err := row.Scan(&moved)
+	return moved, err
+}

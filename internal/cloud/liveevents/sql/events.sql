@@ -19,3 +19,9 @@ SELECT b.first_id::bigint AS first_id, b.last_id::bigint AS last_id
 -- name: Prune :one
 -- Deletes events older than 24 hours, at most 10,000 (app.dashboard_events_prune).
 SELECT app.dashboard_events_prune()::integer AS deleted;
+
+-- name: Publish :one
+-- Moves up to max_rows staged changes into the log and appends the progress
+-- of the distributions they touch (app.dashboard_events_publish, SECURITY
+-- DEFINER, migration 00035); returns how many staged rows it moved.
+SELECT app.dashboard_events_publish(@max_rows::integer)::integer AS moved;

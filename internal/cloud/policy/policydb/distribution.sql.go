@@ -173,6 +173,38 @@ func (q *Queries) LockDistribution(ctx context.Context, id uuid.UUID) (LockDistr
 	return i, err
 }
 
+const readyDistributions = `-- name: ReadyDistributions :many
+SELECT r.id::uuid AS id, r.organization_id::bigint AS organization_id
+  FROM policy_distributions_ready() AS r(id, organization_id)
+`
+
+type ReadyDistributionsRow struct {
+	ID             uuid.UUID
+	OrganizationID int64
+}
+
+// Every organisation's distributions an advance would move now
+// (policy_distributions_ready, SECURITY DEFINER, migration 00036).
+func (q *Queries) ReadyDistributions(ctx context.Context) ([]ReadyDistributionsRow, error) {
+	rows, err := q.db.Query(ctx, readyDistributions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReadyDistributionsRow
+	for rows.Next() {
+		var i ReadyDistributionsRow
+		if err := rows.Scan(&i.ID, &i.OrganizationID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setStage = `-- name: SetStage :exec
 UPDATE policy_distributions SET stage = $1, updated_at = now() WHERE id = $2
 `

@@ -52,3 +52,9 @@ UPDATE policy_distributions SET stage = @stage, updated_at = now() WHERE id = @i
 -- SECURITY DEFINER).
 SELECT a.id::uuid AS id, a.organization_id::bigint AS organization_id
   FROM policy_distributions_active() AS a(id, organization_id);
+
+-- name: ReadyDistributions :many
+-- Every organisation's distributions an advance would move now
+-- (policy_distributions_ready, SECURITY DEFINER, migration 00036).
+SELECT r.id::uuid AS id, r.organization_id::bigint AS organization_id
+  FROM policy_distributions_ready() AS r(id, organization_id);
