@@ -11,6 +11,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -40,6 +41,7 @@ Runs the Agent API. Configuration (environment):
   RETENTION_INTERVAL    how often retention runs (default 1h; one replica at a time)
   RETENTION_DRY_RUN     true: retention only counts and records what it would delete (default false)
   LOG_LEVEL             debug, info, warn or error (default info)
+  OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector (e.g. http://tempo:4318); tracing is off without it (also OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER)
 `, args, stderr); help || err != nil {
 		return err
 	}
@@ -84,7 +86,18 @@ Runs the Agent API. Configuration (environment):
 	if err != nil {
 		return err
 	}
-	return agentapi.Run(ctx, agentapi.Config{Config: cfg, Storage: files,
+	tp, err := tracing.FromEnv(ctx, getenv, "agent-api")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			logger.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+	}()
+	return agentapi.RunWith(ctx, agentapi.Config{Config: cfg, Storage: files,
 		TimescaleURL: getenv("TIMESCALE_URL"), ProbeInterval: probe, RollupInterval: rollup, TLS: tlsCfg, Throttle: thr,
-		RetentionInterval: retentionEvery, RetentionDryRun: retentionDry}, logger, nil)
+		RetentionInterval: retentionEvery, RetentionDryRun: retentionDry}, agentapi.ServerDeps{Logger: logger, TracerProvider: tp})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -14,8 +13,8 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
-	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -49,6 +48,7 @@ Runs the Dashboard API. Configuration (environment):
                         TIMESCALE_URL and DASHBOARD_ADMIN_DATABASE_URL)
 Files (screenshots' download URLs; the local driver's are served at STORAGE_PUBLIC_URL's path):
 `+storage.Usage+service.HTTPTimeoutsUsage+`  LOG_LEVEL             debug, info, warn or error (default info)
+  OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector (e.g. http://tempo:4318); tracing is off without it (also OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER)
 `, args, stderr); help || err != nil {
 		return err
 	}
@@ -62,8 +62,25 @@ Files (screenshots' download URLs; the local driver's are served at STORAGE_PUBL
 	}
 	// The Dashboard API handles people's data: its logs are scrubbed of
 	// passwords, tokens, keys, card numbers and e-mail addresses.
-	logger := slog.New(logscrub.New(service.NewLogger(stderr, cfg.LogLevel, "dashboard-api").Handler()))
-	return dashboard.Run(ctx, dcfg, logger, nil)
+	logger := service.NewLogger(stderr, cfg.LogLevel, "dashboard-api")
+	tp, err := tracing.FromEnv(ctx, getenv, "dashboard-api")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			logger.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+	}()
+	// Tracing off: no provider, so the middleware adds nothing.
+	var deps dashboard.ServerDeps
+	deps.Logger = logger
+	if tp.Enabled() {
+		deps.TracerProvider = tp
+	}
+	return dashboard.RunWith(ctx, dcfg, deps)
 }
 
 // dashboardConfig reads the Dashboard API's own keys; errors name the key.

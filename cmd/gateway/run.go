@@ -18,7 +18,10 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
 	"github.com/staffcontrol/staffcontrol/internal/edge/enroll"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
+	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // gcPercent is the gateway's GOGC unless the environment sets one.
@@ -106,12 +109,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// shows in the p99 acknowledgement latency. GOGC overrides.
 		debug.SetGCPercent(gcPercent)
 	}
-	logger, closeLog, err := newLogger(cfg.Logging, stderr)
+	titles := new(logscrub.TitleSwitch)
+	logger, closeLog, err := newLogger(cfg.Logging, stderr, titles)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: version(), DeviceFactories: vendors.Factories(logger.With("component", "devices"))})
+	tp, err := tracing.FromEnv(ctx, getenv, "gateway")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			logger.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+	}()
+	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: version(), DeviceFactories: vendors.Factories(logger.With("component", "devices")),
+		TracerProvider: tp, LogTitles: titles})
 	if err != nil {
 		return err
 	}
@@ -159,8 +175,9 @@ func provisionNow(ctx context.Context, cfg *config.Config, stdout io.Writer) err
 	return nil
 }
 
-// newLogger builds the JSON logger: to logging.file when set, else stderr.
-func newLogger(c config.Logging, stderr io.Writer) (*slog.Logger, func(), error) {
+// newLogger builds the JSON logger (logging.New: scrubbed, trace ids, window
+// titles masked while titles is on): to logging.file when set, else stderr.
+func newLogger(c config.Logging, stderr io.Writer, titles *logscrub.TitleSwitch) (*slog.Logger, func(), error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, nil, fmt.Errorf("config: logging.level: %w", err)
@@ -173,5 +190,5 @@ func newLogger(c config.Logging, stderr io.Writer) (*slog.Logger, func(), error)
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+	return logging.New(w, logging.Options{Level: level, Service: "gateway", Titles: titles}), closeFn, nil
 }

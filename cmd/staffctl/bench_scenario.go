@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/staffcontrol/staffcontrol/internal/bench/scenario"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 )
 
 // errThresholds is the exit error of a run whose thresholds failed.
@@ -62,7 +63,7 @@ func runBenchScenario(ctx context.Context, e env, args []string) error {
 	}
 	var logger *slog.Logger
 	if *verbose {
-		logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		logger = logging.New(e.stderr, logging.Options{Level: slog.LevelWarn, Service: "staffctl"})
 	}
 	scaled := sc.Scaled(*scale)
 	fmt.Fprintf(e.stdout, "scenario %s (%s), scale %g: %s\n", sc.Name, sc.Executor, *scale, scaled.Duration())

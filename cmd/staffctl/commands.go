@@ -82,7 +82,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	for _, c := range cmds {
 		if c.name == args[0] {
-			err := c.run(ctx, e, args[1:])
+			ctx, end, err := traceCommand(ctx, getenv, c.name)
+			if err != nil {
+				return err
+			}
+			err = c.run(ctx, e, args[1:])
+			end()
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}

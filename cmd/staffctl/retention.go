@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/retention"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 )
 
 const retentionUsage = `usage:
@@ -69,7 +69,7 @@ func runRetention(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	logger := logging.New(e.stderr, logging.Options{Service: "staffctl"})
 	r, err := retention.New(ctx, retention.Deps{DB: pool, Files: files, Logger: logger}, retention.Config{BatchSize: *batch})
 	if err != nil {
 		return err

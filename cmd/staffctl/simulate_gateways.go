@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"github.com/staffcontrol/staffcontrol/internal/sim/fleetsim"
 )
 
@@ -66,7 +66,7 @@ func runSimulateGateways(ctx context.Context, e env, args []string) error {
 	if *stdin {
 		go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	logger := logging.New(e.stderr, logging.Options{Service: "staffctl"})
 	var f *fleetsim.Fleet
 	f, err = fleetsim.New(fleetsim.Options{BaseURL: *server, Gateways: gws, DialConcurrency: *dials, FetchConnections: *fetches, Logger: logger,
 		OnReady: func() {

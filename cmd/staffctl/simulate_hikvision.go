@@ -4,10 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/staffcontrol/staffcontrol/internal/isapi"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"github.com/staffcontrol/staffcontrol/internal/sim/hiksim"
 )
 
@@ -50,7 +50,7 @@ func runSimulateHikvision(ctx context.Context, e env, args []string) error {
 	}
 	sim := hiksim.New(hiksim.Options{Addr: *listen, User: *user, Password: *password, Algorithm: *alg, BadgeRate: *rate,
 		PastEvents: *past, Doors: *doors, Model: *model, Serial: *serial, HeartbeatInterval: *heartbeat, XMLAlerts: *xmlAlerts,
-		MaxLoginFailures: *lockFailures, LockDuration: *lockFor, Logger: slog.New(slog.NewTextHandler(e.stderr, nil))})
+		MaxLoginFailures: *lockFailures, LockDuration: *lockFor, Logger: logging.New(e.stderr, logging.Options{Service: "staffctl"})})
 	if err := sim.Start(); err != nil {
 		return err
 	}

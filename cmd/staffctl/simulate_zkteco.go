@@ -4,9 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"time"
 
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 	"github.com/staffcontrol/staffcontrol/internal/sim/zksim"
 )
 
@@ -39,7 +39,7 @@ func runSimulateZKTeco(ctx context.Context, e env, args []string) error {
 	}
 	opts := zksim.Options{Addr: *listen, UDP: *udp, CommKey: uint32(*commKey), Users: *users, Records: *records,
 		BadgeRate: *rate, Location: loc, Serial: *serial, RebootWindow: *reboot, PacketGap: *gap, Seed: uint64(time.Now().UnixNano()),
-		Logger: slog.New(slog.NewTextHandler(e.stderr, nil))}
+		Logger: logging.New(e.stderr, logging.Options{Service: "staffctl"})}
 	if *users == 0 {
 		opts.Users = -1
 	}

@@ -98,6 +98,10 @@ type Command struct {
 	Priority  int             `json:"priority"`
 	Attempt   int             `json:"attempt"`
 	ExpiresAt time.Time       `json:"expires_at"`
+	// TraceParent is the W3C traceparent of the enqueuer's span (issue 19),
+	// absent when the command was enqueued untraced; the gateway's work on
+	// the command continues that trace. Optional: older peers ignore it.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Ack phases.
@@ -113,6 +117,10 @@ type CommandAck struct {
 	Phase     string          `json:"phase"`
 	Result    json.RawMessage `json:"result,omitempty"`
 	Error     string          `json:"error,omitempty"`
+	// TraceParent is the W3C traceparent of the gateway's span for the
+	// command (issue 19), so the cloud's recording of the outcome joins the
+	// command's trace. Optional.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // CommandList answers the REST long-poll.

@@ -17,6 +17,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/bench/stack"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 )
 
 // Gateway is a running Agent Gateway under the benchmark's control.
@@ -171,7 +172,7 @@ func ServeGateway(ctx context.Context, getenv func(string) string, stderr io.Wri
 		// garbage (JSON); GOGC in the environment overrides.
 		debug.SetGCPercent(400)
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := logging.New(stderr, logging.Options{Level: slog.LevelWarn, Service: "gateway"})
 	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: "bench"})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
@@ -144,6 +145,9 @@ type ServerDeps struct {
 	// Listening is called with the bound address once the listener
 	// accepts (optional).
 	Listening func(net.Addr)
+	// TracerProvider traces ingest and the control channel's commands
+	// (issue 19); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is an assembled Agent API: New builds every part without starting
@@ -257,7 +261,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		s.rollups = []*report.Maintainer{report.NewMaintainer(tsPool, s.db, rollupCfg)}
 	}
 	s.store = timeseries.NewStore(timeseries.StoreConfig{Main: s.db, TS: tsPool, ProbeInterval: cfg.ProbeInterval, Logger: logger, Registry: s.registry})
-	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry}); err != nil {
+	if s.ingest, err = ingest.New(ingest.Deps{Store: s.store, Files: files, Logger: logger, Registry: s.registry, TracerProvider: deps.TracerProvider}); err != nil {
 		return nil, err
 	}
 	qopts := cfg.Queue
@@ -268,7 +272,9 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 		return nil, err
 	}
 	s.gateways = auth.NewGateways(s.db)
-	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, cfg.Control)
+	copts := cfg.Control
+	copts.TracerProvider = deps.TracerProvider
+	s.hub = control.New(s.db, s.gateways, s.queue, logger, s.registry, copts)
 	if s.sweeper, err = control.NewSweeper(s.db, s.queue, logger, s.registry, cfg.Control); err != nil {
 		return nil, err
 	}
@@ -418,7 +424,12 @@ func (s *Server) Parts() Parts {
 // security), keeps the time-series partitions ahead of time, and calls
 // listening with the bound address once it accepts.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(net.Addr)) error {
-	s, err := New(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+	return RunWith(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+}
+
+// RunWith is Run with deps (a tracer provider, a logger, …).
+func RunWith(ctx context.Context, cfg Config, deps ServerDeps) error {
+	s, err := New(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func (d *Queue) ClaimMany(ctx context.Context, t postgres.Tenant, gateways []uui
 		for _, r := range rows {
 			out[r.GatewayID] = append(out[r.GatewayID], Command{ID: r.ID, GatewayID: r.GatewayID, Type: r.Type, Payload: r.Payload,
 				Priority: int(r.Priority), Status: StatusDelivered, Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
-				ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt})
+				ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt, TraceParent: deref(r.TraceParent)})
 		}
 		return err
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue/commandqueuedb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Statuses of a command.
@@ -112,6 +113,26 @@ type Command struct {
 	CompletedAt *time.Time      `json:"completed_at,omitempty"`
 	Result      json.RawMessage `json:"result,omitempty"`
 	Error       *string         `json:"error,omitempty"`
+	// TraceParent is the enqueuer's trace context (W3C traceparent; "" when
+	// untraced), sent to the gateway with the command (issue 19). Set by
+	// the claims; not part of the API's JSON.
+	TraceParent string `json:"-"`
+}
+
+// traceParentOf is the traceparent of ctx's span for the column (nil when
+// ctx holds none, as with tracing off).
+func traceParentOf(ctx context.Context) *string {
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		return &tp
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
@@ -178,7 +199,8 @@ func (d *Queue) EnqueueTx(ctx context.Context, tx pgx.Tx, c NewCommand) (Command
 		return Command{}, fmt.Errorf("commandqueue: look up gateway: %w", err)
 	}
 	row, err := q.Enqueue(ctx, commandqueuedb.EnqueueParams{OrganizationID: org, GatewayID: c.GatewayID, Type: c.Type, Payload: c.Payload,
-		Priority: int32(c.Priority), MaxAttempts: int32(c.MaxAttempts), Ttl: interval(c.TTL), CreatedBy: &c.CreatedBy})
+		Priority: int32(c.Priority), MaxAttempts: int32(c.MaxAttempts), Ttl: interval(c.TTL), CreatedBy: &c.CreatedBy,
+		TraceParent: traceParentOf(ctx)})
 	if err != nil {
 		return Command{}, fmt.Errorf("commandqueue: enqueue: %w", err)
 	}
@@ -203,7 +225,8 @@ func (d *Queue) EnqueueManyTx(ctx context.Context, tx pgx.Tx, c NewCommand, gate
 		return nil, nil
 	}
 	rows, err := commandqueuedb.New(tx).EnqueueMany(ctx, commandqueuedb.EnqueueManyParams{Type: c.Type, Payload: c.Payload,
-		Priority: int32(c.Priority), MaxAttempts: int32(c.MaxAttempts), Ttl: interval(c.TTL), CreatedBy: &c.CreatedBy, GatewayIds: gateways})
+		Priority: int32(c.Priority), MaxAttempts: int32(c.MaxAttempts), Ttl: interval(c.TTL), CreatedBy: &c.CreatedBy, GatewayIds: gateways,
+		TraceParent: traceParentOf(ctx)})
 	if err != nil {
 		return nil, fmt.Errorf("commandqueue: enqueue many: %w", err)
 	}
@@ -237,7 +260,8 @@ func (d *Queue) Claim(ctx context.Context, t postgres.Tenant, gateway uuid.UUID,
 			AckTimeout: interval(d.opts.AckTimeout)})
 		for _, r := range rows {
 			out = append(out, Command{ID: r.ID, GatewayID: gateway, Type: r.Type, Payload: r.Payload, Priority: int(r.Priority),
-				Status: StatusDelivered, Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt})
+				Status: StatusDelivered, Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt,
+				TraceParent: deref(r.TraceParent)})
 		}
 		return err
 	})

@@ -148,6 +148,8 @@ func (h *Hub) recordAck(ctx context.Context, gw auth.Gateway, a protocol.Command
 	default:
 		return fmt.Errorf("phase: want received, completed or failed")
 	}
+	ctx, end := h.traceResult(ctx, gw, a)
+	defer end()
 	in := &inbound{gw: gw, ack: &a, cmd: id, done: make(chan struct{})}
 	if a.Phase == protocol.AckReceived {
 		h.inbound.do(ctx, in)
@@ -331,7 +333,8 @@ func (h *Hub) claim(ctx context.Context, gw auth.Gateway) ([]protocol.Command, e
 	}
 	out := make([]protocol.Command, len(req.cmds))
 	for i, c := range req.cmds {
-		out[i] = protocol.Command{ID: c.ID.String(), Type: c.Type, Payload: c.Payload, Priority: c.Priority, Attempt: c.Attempts, ExpiresAt: c.ExpiresAt}
+		out[i] = protocol.Command{ID: c.ID.String(), Type: c.Type, Payload: c.Payload, Priority: c.Priority, Attempt: c.Attempts, ExpiresAt: c.ExpiresAt,
+			TraceParent: c.TraceParent}
 		h.latency.Observe(time.Since(c.CreatedAt).Seconds())
 	}
 	return out, nil

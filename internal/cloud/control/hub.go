@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
@@ -30,6 +31,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Options are the hub's timings.
@@ -45,6 +47,9 @@ type Options struct {
 	SweepInterval time.Duration
 	// ClaimBatch bounds the commands claimed per wake (default 32).
 	ClaimBatch int
+	// TracerProvider traces the recording of command outcomes that carry a
+	// trace (issue 19); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -63,6 +68,7 @@ func (o Options) withDefaults() Options {
 
 // Hub holds this replica's gateway sockets.
 type Hub struct {
+	tracer trace.Tracer
 	db     *pgxpool.Pool // as the ingest role
 	gws    *auth.Gateways
 	queue  *commandqueue.Queue
@@ -110,6 +116,7 @@ const (
 func New(db *pgxpool.Pool, gws *auth.Gateways, queue *commandqueue.Queue, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 	opts = opts.withDefaults()
 	h := &Hub{db: db, gws: gws, queue: queue, logger: logger, opts: opts,
+		tracer: tracing.OrNoop(opts.TracerProvider).Tracer("github.com/staffcontrol/staffcontrol/internal/cloud/control"),
 		up: websocket.Upgrader{ReadBufferSize: readBuffer, WriteBufferSize: writeBuffer,
 			WriteBufferPool: &sync.Pool{}},
 		json:    jsondecode.New(jsondecode.IgnoreUnknownFields(), jsondecode.CaseInsensitiveNames(), jsondecode.Lenient()),

@@ -121,7 +121,9 @@ func (h *Hub) ServeAck(w http.ResponseWriter, r *http.Request) {
 		service.WriteError(w, apperr.Field(strings.TrimPrefix(field, "data."), "%s", msg))
 		return
 	}
-	if err := h.ack(r.Context(), gw, a); err != nil {
+	ctx, end := h.traceResult(r.Context(), gw, a)
+	defer end()
+	if err := h.ack(ctx, gw, a); err != nil {
 		if errors.Is(err, commandqueue.ErrNotFound) {
 			service.WriteError(w, apperr.New(apperr.NotFound, "id", "no such command for this gateway"))
 			return

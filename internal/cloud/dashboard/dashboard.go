@@ -24,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
@@ -42,6 +43,9 @@ import (
 
 // Deps are the dependencies of the Dashboard API's routes.
 type Deps struct {
+	// TracerProvider gives every request a span (service.Traced), so the
+	// commands a request enqueues carry its trace (issue 19); nil: none.
+	TracerProvider trace.TracerProvider
 	// DB is the database as the dashboard role: every organisation user's
 	// requests.
 	DB *pgxpool.Pool
@@ -214,7 +218,7 @@ func NewAPI(d Deps) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	h := service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(instrumented)))
+	h := service.Traced(d.TracerProvider, "dashboard-api")(service.RequestID(service.SecurityHeaders(service.CORS(d.CORSOrigins)(instrumented))))
 	out := &API{handler: h, hub: a.hub}
 	for _, r := range a.routes {
 		rt := Route{Method: r.Method, Path: r.Path, Public: r.Public}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accesstoken"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
@@ -95,6 +96,8 @@ type ServerDeps struct {
 	// Listening is called with the bound address once the listener
 	// accepts (optional).
 	Listening func(net.Addr)
+	// TracerProvider traces requests (issue 19); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is an assembled Dashboard API: New builds it without starting
@@ -165,7 +168,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (*Server, error) {
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
 	apiDeps := Deps{DB: s.db, AdminDB: adminDB, Tokens: tokens, SignIn: sessions, TrustedProxies: cfg.TrustedProxies,
-		Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins, FileURLTTL: cfg.Storage.URLTTL}
+		Logger: logger, Registry: registry, CORSOrigins: cfg.CORSOrigins, FileURLTTL: cfg.Storage.URLTTL, TracerProvider: deps.TracerProvider}
 	if err := s.openStores(ctx, cfg, &apiDeps); err != nil {
 		s.owned.Close()
 		return nil, err
@@ -254,7 +257,12 @@ func (s *Server) Failed() <-chan struct{} { return s.http.Failed() }
 // bypasses row-level security) and calls listening with the bound address
 // once it accepts.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(net.Addr)) error {
-	s, err := New(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+	return RunWith(ctx, cfg, ServerDeps{Logger: logger, Listening: listening})
+}
+
+// RunWith is Run with deps (a tracer provider, a logger, …).
+func RunWith(ctx context.Context, cfg Config, deps ServerDeps) error {
+	s, err := New(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}

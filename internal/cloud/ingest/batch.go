@@ -11,6 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
@@ -19,6 +22,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // prepared is a decoded, validated batch ready to be written.
@@ -49,8 +53,15 @@ type prepared struct {
 // serve runs one batch request through the idempotency protocol:
 // claim the key, write the events and the answer in one transaction, reply.
 func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string, prepare func(*http.Request, auth.Gateway) (*prepared, error)) {
-	ctx := r.Context()
+	// The batch's span continues the gateway's upload (its traceparent).
+	ctx, span := s.tracer.Start(tracing.Extract(r.Context(), r.Header.Get(tracing.Header)), "ingest.batch",
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("http.route", endpoint)))
+	defer span.End()
 	gw, ok := auth.GatewayFrom(ctx)
+	if ok && span.IsRecording() { // no id formatting with tracing off
+		span.SetAttributes(attribute.String(tracing.AttrGateway, gw.ID.String()), attribute.Int64(tracing.AttrOrganization, gw.OrganizationID),
+			attribute.String(tracing.AttrBatch, r.Header.Get(protocol.HeaderIdempotencyKey)))
+	}
 	if !ok {
 		s.fail(w, endpoint, apperr.New(apperr.Unauthenticated, protocol.HeaderAPIKey, "not authenticated"))
 		return
@@ -122,8 +133,9 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 		return
 	}
 
-	resp, err := s.store(ctx, gw, key, endpoint, p)
+	resp, err := s.tracedStore(ctx, gw, key, endpoint, p)
 	if err != nil {
+		span.SetStatus(codes.Error, "not stored")
 		// Give the key back so that the gateway's retry is processed anew.
 		if relErr := postgres.InTenant(context.WithoutCancel(ctx), s.db, tenant, func(tx pgx.Tx) error {
 			return ingestdb.New(tx).ReleaseBatch(ctx, ingestdb.ReleaseBatchParams{GatewayID: gw.ID, IdempotencyKey: key})
@@ -138,6 +150,21 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint string,
 	}
 	s.metrics.batches.WithLabelValues(endpoint, "stored").Inc()
 	writeAnswer(w, http.StatusOK, resp)
+}
+
+// tracedStore is store inside the insert's span (ids only as attributes).
+func (s *Service) tracedStore(ctx context.Context, gw auth.Gateway, key uuid.UUID, endpoint string, p *prepared) (protocol.IngestResponse, error) {
+	ctx, span := s.tracer.Start(ctx, "ingest.insert")
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String(tracing.AttrGateway, gw.ID.String()), attribute.Int64(tracing.AttrOrganization, gw.OrganizationID),
+			attribute.String(tracing.AttrBatch, key.String()), attribute.Int(tracing.AttrEvents, len(p.rows)))
+	}
+	resp, err := s.store(ctx, gw, key, endpoint, p)
+	if err != nil {
+		span.SetStatus(codes.Error, string(apperr.CodeOf(err)))
+	}
+	return resp, err
 }
 
 type storedAnswer struct {

@@ -14,11 +14,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/sqlfile"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/timeseries"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // The time series' inserts, hand-written (sql/raw/inserts.sql says why).
@@ -99,6 +101,7 @@ func loadQueries() (queries, error) {
 
 // Service ingests batches into PostgreSQL.
 type Service struct {
+	tracer  trace.Tracer
 	db      *pgxpool.Pool // the main database, as the ingest role
 	ts      *timeseries.Store
 	files   storage.Store
@@ -124,6 +127,9 @@ type Deps struct {
 	Registry prometheus.Registerer
 	Limits   Limits
 	Now      func() time.Time
+	// TracerProvider traces each batch (a span continuing the upload's
+	// traceparent, a child span for the write); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // New returns a Service.
@@ -144,7 +150,8 @@ func New(d Deps) (*Service, error) {
 	d.Limits.MaxDays = min(d.Limits.MaxDays, timeseries.MaxDaysPerEnsure)
 	return &Service{db: d.Store.Main(), ts: d.Store, files: d.Files, logger: d.Logger, limits: d.Limits, now: d.Now, q: q,
 		metrics: newMetrics(d.Registry), json: newDecoder(), days: timeseries.NewDays(10*time.Minute, d.Now),
-		retention: timeseries.NewRetention(d.Store.Main(), time.Minute, d.Now)}, nil
+		retention: timeseries.NewRetention(d.Store.Main(), time.Minute, d.Now),
+		tracer:    tracing.OrNoop(d.TracerProvider).Tracer("github.com/staffcontrol/staffcontrol/internal/cloud/ingest")}, nil
 }
 
 // orgLabel is the organisation as a metric label.

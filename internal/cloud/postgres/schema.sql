@@ -2969,10 +2969,12 @@ CREATE TABLE public.gateway_commands (
     created_by text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     received_at timestamp with time zone,
+    trace_parent text,
     CONSTRAINT gateway_commands_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT gateway_commands_created_by_check CHECK ((length(created_by) <= 255)),
     CONSTRAINT gateway_commands_max_attempts_check CHECK ((max_attempts > 0)),
     CONSTRAINT gateway_commands_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'completed'::text, 'failed'::text, 'expired'::text, 'cancelled'::text]))),
+    CONSTRAINT gateway_commands_trace_parent_length CHECK ((length(trace_parent) <= 128)),
     CONSTRAINT gateway_commands_type_check CHECK ((type = ANY (ARRAY['policy_update'::text, 'restart_agent'::text, 'device_command'::text, 'rotate_api_key'::text, 'replay_dead_letters'::text, 'revoke_agent'::text, 'devices_update'::text])))
 );
 

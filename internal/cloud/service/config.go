@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 )
 
 // Config is what a cloud service reads from its environment.
@@ -196,9 +197,10 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("unknown level %q (want debug, info, warn or error)", s)
 }
 
-// NewLogger returns a JSON logger writing to w.
+// NewLogger returns the JSON logger of every binary (logging.New): scrubbed,
+// with the service's name and the context's trace and request ids.
 func NewLogger(w io.Writer, level slog.Level, service string) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", service)
+	return logging.New(w, logging.Options{Level: level, Service: service})
 }
 
 // ParseArgs parses a service binary's command line, which takes no

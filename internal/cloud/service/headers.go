@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/google/uuid"
+
+	"github.com/staffcontrol/staffcontrol/internal/logging"
 )
 
 // HeaderRequestID carries a request's id: taken from the caller when it is
@@ -12,13 +14,10 @@ import (
 // here, and always echoed in the answer.
 const HeaderRequestID = "X-Request-ID"
 
-type requestIDKey struct{}
-
 // RequestIDFrom returns the request id RequestID put in ctx ("" if none).
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+// It lives in logging's context key, so every record logged with the
+// request's context carries it as request_id.
+func RequestIDFrom(ctx context.Context) string { return logging.RequestIDFrom(ctx) }
 
 // validRequestID accepts 1–64 characters of [A-Za-z0-9._-]: enough for
 // UUIDs and proxies' ids, nothing that could forge a log line or a header.
@@ -49,7 +48,7 @@ func RequestID(next http.Handler) http.Handler {
 			id = v.String()
 		}
 		w.Header().Set(HeaderRequestID, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(logging.WithRequestID(r.Context(), id)))
 	})
 }
 

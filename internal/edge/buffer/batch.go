@@ -288,6 +288,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 		}
 	}
 	b.forget(bt, true)
+	b.forgetTraces(ctx, bt)
 	return nil
 }
 

@@ -170,6 +170,11 @@ type Record struct {
 	// DeviceSerial and AdapterType are set for device events.
 	DeviceSerial string
 	AdapterType  string
+	// TraceParent is the W3C traceparent of the traced request that brought
+	// the record ("" untraced). An append stores the first record's for the
+	// sequence range of its new records (trace_contexts), so one append is
+	// one row whatever its size.
+	TraceParent string
 }
 
 // Appended is the outcome of one Record.
@@ -230,6 +235,10 @@ type Buffer struct {
 	// onTx (statements.go), which runs them in a transaction.
 	qs       *bufferdb.Queries
 	prepared map[string]*sql.Stmt
+	// traced is set while trace_contexts may hold rows (set at open when it
+	// does, and by a traced append), so that acks of untraced events do not
+	// touch the table.
+	traced atomic.Bool
 	// streamQ holds the per-stream statements (sql/raw/streams.sql), by
 	// "<name>:<stream>".
 	streamQ map[string]string

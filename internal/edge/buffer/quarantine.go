@@ -50,6 +50,9 @@ func (b *Buffer) load(ctx context.Context) error {
 		err = b.recover(ctx)
 	}
 	if err == nil {
+		err = b.loadTraced(ctx)
+	}
+	if err == nil {
 		// Until Close marks it clean again, the next Open checks the file.
 		err = b.qs.SetState(ctx, bufferdb.SetStateParams{Key: "clean_shutdown", Value: "0"})
 	}

@@ -125,3 +125,17 @@ CREATE TABLE IF NOT EXISTS agent_credentials (
     enrolled_at     INTEGER NOT NULL, -- Unix milliseconds
     reported_at     INTEGER NULL
 ) WITHOUT ROWID;
+
+-- Trace contexts (issue 19): the W3C traceparent of the traced agent batch
+-- that brought a run of events, by the run's sequence range (one row per
+-- traced append; none while tracing is off, so the hot path is unchanged).
+-- The uplink's span continues the first context of a batch and links the
+-- others; the rows go once their events' batch is acknowledged, or after a
+-- day (events dead-lettered or dropped).
+CREATE TABLE IF NOT EXISTS trace_contexts (
+    first_seq    INTEGER PRIMARY KEY,
+    last_seq     INTEGER NOT NULL,
+    class        TEXT    NOT NULL, -- the events' class: log, screenshot, device
+    trace_parent TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL  -- Unix milliseconds
+);

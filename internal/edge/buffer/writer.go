@@ -135,6 +135,7 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 				continue
 			}
 			out := make([]Appended, len(req.recs))
+			firstSeq := seq
 			for j := range req.recs {
 				r := &req.recs[j]
 				size := recSize(r)
@@ -159,6 +160,13 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 				delta.add(r.Class, size)
 			}
 			outs[i] = out
+			if tp := req.recs[0].TraceParent; tp != "" && seq > firstSeq {
+				if err := q.InsertTraceContext(ctx, bufferdb.InsertTraceContextParams{FirstSeq: firstSeq, LastSeq: seq - 1,
+					Class: req.recs[0].Class, TraceParent: tp, CreatedAt: nowMS}); err != nil {
+					return fmt.Errorf("store trace context: %w", err)
+				}
+				b.traced.Store(true)
+			}
 		}
 		if seq != b.nextSeq {
 			if err := q.SetNextSeq(ctx, strconv.FormatInt(seq, 10)); err != nil {

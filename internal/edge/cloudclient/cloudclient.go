@@ -27,6 +27,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // DefaultTimeout bounds one request of a Client built without an HTTP
@@ -237,6 +238,10 @@ func (c *Client) Do(ctx context.Context, r Request) (*Answer, error) {
 	}
 	if r.IdempotencyKey != "" {
 		req.Header.Set(protocol.HeaderIdempotencyKey, r.IdempotencyKey)
+	}
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		// The caller's span continues in the cloud (docs/protocol.md).
+		req.Header.Set(tracing.Header, tp)
 	}
 	c.authenticate(req.Header, r.Key)
 	resp, err := c.hc.Do(req)

@@ -16,6 +16,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
@@ -23,6 +26,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Config is the collector's tunables: the collector.* keys of the
@@ -64,6 +68,9 @@ type Options struct {
 	Throttle   *throttle.Limiter
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// TracerProvider traces each accepted agent batch (a span per batch,
+	// whose context the buffer keeps with the events); nil: no tracing.
+	TracerProvider trace.TracerProvider
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -90,6 +97,7 @@ type Collector struct {
 	json   *jsondecode.Decoder
 
 	throttle *throttle.Limiter
+	tracer   trace.Tracer
 }
 
 // New returns a Collector writing to buf.
@@ -112,7 +120,8 @@ func New(buf *buffer.Buffer, opts Options) *Collector {
 	if opts.MaxAgents <= 0 {
 		opts.MaxAgents = DefaultMaxAgents
 	}
-	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now, throttle: opts.Throttle}
+	c := &Collector{buf: buf, opts: opts, log: opts.Logger, now: opts.Now, throttle: opts.Throttle,
+		tracer: tracing.OrNoop(opts.TracerProvider).Tracer("github.com/staffcontrol/staffcontrol/internal/edge/collector")}
 	if c.throttle == nil {
 		c.throttle, _ = throttle.New(throttle.Config{}, throttle.Deps{Logger: opts.Logger}) // defaults never fail
 	}
@@ -185,6 +194,23 @@ func (c *Collector) checkLevel(screenshot bool, events int) error {
 // whole, commits it and returns the acknowledgement. It returns
 // *apperr.Error for refusals (403 for events of another agent).
 func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
+	ctx, span := c.tracer.Start(ctx, "collector.accept_events", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.Int(tracing.AttrEvents, len(batch.Events))))
+	defer span.End()
+	if c.opts.GatewayID != "" && span.IsRecording() {
+		span.SetAttributes(attribute.String(tracing.AttrGateway, c.opts.GatewayID))
+	}
+	resp, err := c.acceptEvents(ctx, uid, batch)
+	if err != nil {
+		span.SetStatus(codes.Error, "refused")
+		span.SetAttributes(attribute.String(tracing.AttrStatus, string(apperr.CodeOf(err))))
+	}
+	return resp, err
+}
+
+// acceptEvents is AcceptEvents inside its span; the span's context goes to
+// the buffer with the records (Record.TraceParent).
+func (c *Collector) acceptEvents(ctx context.Context, uid string, batch *protocol.EventBatch) (*protocol.EventBatchResponse, error) {
 	n := len(batch.Events)
 	if batch.AgentUID == "" {
 		batch.AgentUID = uid // and so every event without one (ValidateEventBatch)
@@ -208,6 +234,7 @@ func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protoco
 	if err := c.checkLevel(false, n); err != nil {
 		return nil, err
 	}
+	tp := tracing.Traceparent(ctx)
 	for i := range batch.Events {
 		e := &batch.Events[i]
 		if e.EventID == "" {
@@ -218,7 +245,7 @@ func (c *Collector) AcceptEvents(ctx context.Context, uid string, batch *protoco
 		if err != nil {
 			return nil, fmt.Errorf("collector: encode event: %w", err)
 		}
-		recs[i] = buffer.Record{Class: protocol.ClassLog, Type: e.Type, EventID: e.EventID, Payload: p}
+		recs[i] = buffer.Record{Class: protocol.ClassLog, Type: e.Type, EventID: e.EventID, Payload: p, TraceParent: tp}
 	}
 	out, err := c.buf.Append(ctx, recs)
 	if err != nil {

@@ -20,11 +20,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Config is the client's tunables: the control.* keys of the gateway's
@@ -47,6 +51,9 @@ type Config struct {
 // Options configure a Client: its Config and what it is given.
 type Options struct {
 	Config
+	// TracerProvider traces each command (a span continuing the command's
+	// trace around its execution and acknowledgement); nil: no tracing.
+	TracerProvider trace.TracerProvider
 	// SocketURL is the control channel (wss://host/v2/gateway/socket).
 	SocketURL string
 	// BaseURL is the Agent API for the REST fallback (https://host).
@@ -68,8 +75,9 @@ type Options struct {
 // keeps the channel up in the background, Stop ends it); Run is the same
 // work as a blocking call.
 type Client struct {
-	loop *lifecycle.Loop
-	opts Options
+	loop   *lifecycle.Loop
+	opts   Options
+	tracer trace.Tracer
 	// pace spaces reconnects and REST polls after failures.
 	pace backoff.Policy
 	// rest is the cloud client of the REST fallback (long-polls: a longer
@@ -99,7 +107,8 @@ func New(opts Options) *Client {
 		opts.HeartbeatInterval = 30 * time.Second
 	}
 	c := &Client{opts: opts, pace: backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax},
-		rest: cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: cloudclient.HTTPClient(opts.TLS, restTimeout)})}
+		tracer: tracing.OrNoop(opts.TracerProvider).Tracer("github.com/staffcontrol/staffcontrol/internal/edge/control"),
+		rest:   cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: cloudclient.HTTPClient(opts.TLS, restTimeout)})}
 	c.mode.Store("disconnected")
 	c.loop = lifecycle.NewLoop("control client", opts.Logger, func(ctx context.Context) error {
 		c.Run(ctx)
@@ -300,18 +309,25 @@ func (c *Client) logRefusal(ctx context.Context, data json.RawMessage) {
 	c.opts.Logger.ErrorContext(ctx, "control: the cloud refused a message", args...)
 }
 
-// handle executes a command and acknowledges its outcome.
+// handle executes a command and acknowledges its outcome, inside a span
+// continuing the command's trace (Command.TraceParent); the acknowledgement
+// carries the span's context back.
 func (c *Client) handle(ctx context.Context, cmd protocol.Command, ack func(protocol.CommandAck)) {
+	ctx, span := c.tracer.Start(tracing.Extract(ctx, cmd.TraceParent), "control.command", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String(tracing.AttrCommand, cmd.ID), attribute.String(tracing.AttrCommandType, cmd.Type)))
+	defer span.End()
 	res, err := c.opts.Execute(ctx, cmd)
 	if ctx.Err() != nil {
 		return
 	}
 	c.commands.Add(1)
+	tp := tracing.Traceparent(ctx)
 	if err != nil {
-		ack(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckFailed, Error: err.Error()})
+		span.SetStatus(codes.Error, "command failed")
+		ack(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckFailed, Error: err.Error(), TraceParent: tp})
 		return
 	}
-	ack(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckCompleted, Result: res})
+	ack(protocol.CommandAck{CommandID: cmd.ID, Phase: protocol.AckCompleted, Result: res, TraceParent: tp})
 }
 
 // pollREST long-polls for commands for a while. A poll that fails (no

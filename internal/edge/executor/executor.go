@@ -24,11 +24,15 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver (database/sql name "sqlite")
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/edge/executor/ledger"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Policy is the gateway's current policy.
@@ -50,6 +54,9 @@ type Executor struct {
 
 	mu     sync.Mutex
 	policy *Policy
+	// onPolicy is Options.OnPolicy.
+	onPolicy func(json.RawMessage)
+	tracer   trace.Tracer
 
 	// flights are the commands running now, by id: a copy of one that
 	// arrives meanwhile (a redelivery, on another session or lane) waits
@@ -79,6 +86,13 @@ type Options struct {
 	// Handlers add command types (restart_agent, rotate_api_key, ...)
 	// beside the built-in policy_update.
 	Handlers map[string]Handler
+	// TracerProvider traces each execution (a child of the caller's span,
+	// the control client's); nil: no tracing.
+	TracerProvider trace.TracerProvider
+	// OnPolicy, when set, is given the current policy's content at Open
+	// and each applied policy's after (the gateway sets its log
+	// scrubber's window-title switch from it).
+	OnPolicy func(content json.RawMessage)
 }
 
 // Open opens (creating) the ledger and loads the current policy.
@@ -99,7 +113,8 @@ func Open(opts Options) (*Executor, error) {
 		opts.Client = cloudclient.HTTPClient(nil, 30*time.Second)
 	}
 	cloud := cloudclient.New(cloudclient.Options{BaseURL: opts.BaseURL, APIKey: opts.APIKey, HTTP: opts.Client})
-	e := &Executor{db: db, q: ledger.New(db), dir: opts.Dir, cloud: cloud, handlers: map[string]Handler{}, flights: map[string]*flight{}}
+	e := &Executor{db: db, q: ledger.New(db), dir: opts.Dir, cloud: cloud, handlers: map[string]Handler{}, flights: map[string]*flight{},
+		onPolicy: opts.OnPolicy, tracer: tracing.OrNoop(opts.TracerProvider).Tracer("github.com/staffcontrol/staffcontrol/internal/edge/executor")}
 	for t, h := range opts.Handlers {
 		e.handlers[t] = h
 	}
@@ -107,6 +122,9 @@ func Open(opts Options) (*Executor, error) {
 		var p Policy
 		if json.Unmarshal(b, &p) == nil {
 			e.policy = &p
+			if e.onPolicy != nil {
+				e.onPolicy(p.Content)
+			}
 		}
 	}
 	return e, nil
@@ -163,6 +181,18 @@ type flight struct {
 // was cut short, the copy runs the command. So a command runs once per
 // id, also when redelivered while it runs.
 func (e *Executor) Execute(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
+	ctx, span := e.tracer.Start(ctx, "executor.execute", trace.WithAttributes(attribute.String(tracing.AttrCommand, cmd.ID),
+		attribute.String(tracing.AttrCommandType, cmd.Type)))
+	defer span.End()
+	res, err := e.execute(ctx, cmd)
+	if err != nil {
+		span.SetStatus(codes.Error, "command failed")
+	}
+	return res, err
+}
+
+// execute is Execute inside its span.
+func (e *Executor) execute(ctx context.Context, cmd protocol.Command) (json.RawMessage, error) {
 	for {
 		e.flightMu.Lock()
 		if f, ok := e.flights[cmd.ID]; ok {
@@ -281,6 +311,9 @@ func (e *Executor) policyUpdate(ctx context.Context, payload json.RawMessage) (j
 	e.mu.Lock()
 	e.policy = &p
 	e.mu.Unlock()
+	if e.onPolicy != nil {
+		e.onPolicy(p.Content)
+	}
 	return json.Marshal(map[string]string{"applied_version": p.Version})
 }
 

@@ -69,3 +69,42 @@ func TestPolicyUpdateFetchesWithTheCurrentKey(t *testing.T) {
 		t.Fatalf("keys sent %v, want %v", keys, want)
 	}
 }
+
+// OnPolicy sees each applied policy's content, and the stored one at Open
+// (the gateway sets its log scrubber's title switch from it).
+func TestOnPolicySeesAppliedAndStoredPolicies(t *testing.T) {
+	t.Parallel()
+	content := json.RawMessage(`{"privacy":{"mask_window_titles":true}}`)
+	sum, err := protocol.PolicyChecksum(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(protocol.PolicyDocument{PolicyID: 3, Version: "1.0.0", Checksum: sum, Content: content})
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	var seen []string
+	opts := Options{Dir: dir, BaseURL: srv.URL, APIKey: func() string { return "k" },
+		OnPolicy: func(c json.RawMessage) { seen = append(seen, string(c)) }}
+	ex, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 0 {
+		t.Fatalf("OnPolicy called without a stored policy: %q", seen)
+	}
+	if _, err := ex.Execute(context.Background(), protocol.Command{ID: "p1", Type: protocol.CommandPolicyUpdate,
+		Payload: json.RawMessage(fmt.Sprintf(`{"policy_id":3,"version":"1.0.0","checksum":%q}`, sum))}); err != nil {
+		t.Fatal(err)
+	}
+	ex.Close()
+	ex, err = Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	if len(seen) != 2 || seen[0] != string(content) || seen[1] != string(content) {
+		t.Fatalf("OnPolicy saw %q, want the content after the update and at the reopen", seen)
+	}
+}

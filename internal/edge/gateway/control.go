@@ -95,7 +95,7 @@ func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*on
 	handlers[protocol.CommandDeviceCommand] = deviceCommandHandler(g.devices, cfg.Device.CommandTimeout)
 	handlers[protocol.CommandDevicesUpdate] = devicesUpdateHandler(g.deviceLists)
 	ex, err := executor.Open(executor.Options{Dir: ControlDir(cfg), BaseURL: cfg.Server.URL, APIKey: k.APIKey, Client: g.client,
-		Handlers: handlers})
+		Handlers: handlers, TracerProvider: g.tp, OnPolicy: g.applyLogPolicy})
 	if err != nil {
 		g.log.Error("ALERT: control plane not started; commands and policies will not arrive", "err", err)
 	} else {
@@ -109,6 +109,8 @@ func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*on
 			Heartbeat: g.heartbeat,
 			Execute:   ex.Execute,
 			Logger:    g.log.With("component", "control"),
+			// Each command's span continues its enqueuer's trace.
+			TracerProvider: g.tp,
 		})
 	}
 	on.up, err = uplink.New(g.buf, uplink.Options{
@@ -119,6 +121,8 @@ func (g *Gateway) onlineParts(k *enroll.Keyring, creds *enroll.Credentials) (*on
 		Client:     g.client,
 		Logger:     g.log.With("component", "uplink"),
 		Registerer: g.reg,
+		// Uploads continue the agent batches' traces.
+		TracerProvider: g.tp,
 	})
 	if err != nil {
 		if ex != nil {
@@ -174,6 +178,26 @@ func (g *Gateway) agentPolicy() *collector.AgentPolicy {
 		return nil
 	}
 	return &collector.AgentPolicy{PolicyID: p.PolicyID, Version: p.Version, Checksum: p.Checksum, Content: p.Content}
+}
+
+// applyLogPolicy sets the log scrubber's title switch from a policy's
+// privacy.mask_window_titles (the executor calls it at open and after
+// each applied policy).
+func (g *Gateway) applyLogPolicy(content json.RawMessage) {
+	if g.titles == nil {
+		return
+	}
+	var p struct {
+		Privacy struct {
+			MaskWindowTitles bool `json:"mask_window_titles"`
+		} `json:"privacy"`
+	}
+	if err := json.Unmarshal(content, &p); err != nil {
+		g.log.Warn("policy content unreadable; window titles masked in logs", "err", err)
+		g.titles.Set(true)
+		return
+	}
+	g.titles.Set(p.Privacy.MaskWindowTitles)
 }
 
 // controlStatus is the control plane's part of /health/details.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/edge/agentauth"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
@@ -37,6 +38,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/edge/health"
 	"github.com/staffcontrol/staffcontrol/internal/edge/uplink"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
+	"github.com/staffcontrol/staffcontrol/internal/logscrub"
 	"github.com/staffcontrol/staffcontrol/internal/throttle"
 )
 
@@ -55,6 +57,12 @@ type Deps struct {
 	// (cmd/gateway passes the Hikvision and ZKTeco ones); a device of
 	// another type in the devices list is a configuration error.
 	DeviceFactories []devices.Factory
+	// TracerProvider traces agent batches, uploads and commands (issue 19;
+	// cmd/gateway builds it from OTEL_*); nil: no tracing.
+	TracerProvider trace.TracerProvider
+	// LogTitles is the log scrubber's window-title switch, set from the
+	// policy's privacy.mask_window_titles; nil: none.
+	LogTitles *logscrub.TitleSwitch
 }
 
 // Gateway is one gateway process's data path.
@@ -64,6 +72,8 @@ type Gateway struct {
 	version string
 	reg     *prometheus.Registry
 	extra   HandlerFactory
+	tp      trace.TracerProvider
+	titles  *logscrub.TitleSwitch
 
 	buf  *buffer.Buffer
 	auth *agentauth.Authority
@@ -103,7 +113,8 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 	if deps.Timeouts != nil {
 		to = *deps.Timeouts
 	}
-	g := &Gateway{cfg: cfg, log: log, version: deps.Version, reg: prometheus.NewRegistry(), extra: deps.ExtraHandlers}
+	g := &Gateway{cfg: cfg, log: log, version: deps.Version, reg: prometheus.NewRegistry(), extra: deps.ExtraHandlers,
+		tp: deps.TracerProvider, titles: deps.LogTitles}
 	if _, err := credentials(cfg); err != nil {
 		return nil, err
 	}
@@ -151,6 +162,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		Policy:     g.agentPolicy,
 		Logger:     log.With("component", "collector"),
 		Registerer: g.reg,
+		// The gateway's id is known after enrolment; spans carry it from
+		// the upload on.
+		TracerProvider: deps.TracerProvider,
 	})
 	reg, err := devices.NewRegistry(deps.DeviceFactories...)
 	if err != nil {

@@ -37,12 +37,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/edge/cloudclient"
 	"github.com/staffcontrol/staffcontrol/internal/lifecycle"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Config is the uplink's tunables: the uplink.* keys of the gateway's
@@ -99,6 +103,10 @@ type Options struct {
 	// Logger and Registerer may be nil.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// TracerProvider traces each upload attempt (a span continuing the
+	// first traced agent batch among the batch's events, linking the
+	// others; its traceparent goes on the request); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults for zero Options fields.
@@ -148,7 +156,8 @@ type Uplink struct {
 	log   *slog.Logger
 	m     *metrics
 
-	gz sync.Pool
+	gz     sync.Pool
+	tracer trace.Tracer
 
 	mu        sync.Mutex
 	samples   []ackSample
@@ -216,7 +225,8 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 	u := &Uplink{buf: buf, opts: opts, log: opts.Logger, backoff: map[string]float64{},
 		cloud: cloudclient.New(cloudclient.Options{BaseURL: opts.ServerURL, APIKey: opts.KeyFunc, GatewayID: opts.GatewayID, HTTP: opts.Client}),
 		pace:  backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax},
-		fails: map[string]*failTrack{}, suspects: map[string]time.Time{}}
+		fails: map[string]*failTrack{}, suspects: map[string]time.Time{},
+		tracer: tracing.OrNoop(opts.TracerProvider).Tracer("github.com/staffcontrol/staffcontrol/internal/edge/uplink")}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
@@ -649,8 +659,41 @@ func (u *Uplink) Status() Status {
 // maxAnswer bounds how much of an answer of the cloud is read.
 const maxAnswer = 64 << 10
 
-// send uploads one batch and classifies the answer.
+// maxLinks bounds the agent batches an upload span links to.
+const maxLinks = 64
+
+// send uploads one batch inside its span (see Options.TracerProvider).
 func (u *Uplink) send(ctx context.Context, bt *buffer.Batch) (outcome, time.Duration, error) {
+	var links []trace.Link
+	if tps, err := u.buf.TraceParents(ctx, bt, maxLinks); err != nil {
+		u.log.Warn("trace contexts unreadable; the upload starts its own trace", "err", err, "batch", bt.Token)
+	} else {
+		for i, tp := range tps {
+			if i == 0 {
+				ctx = tracing.Extract(ctx, tp)
+				continue
+			}
+			if sc := tracing.SpanContext(tp); sc.IsValid() {
+				links = append(links, trace.Link{SpanContext: sc})
+			}
+		}
+	}
+	ctx, span := u.tracer.Start(ctx, "uplink.upload", trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String(tracing.AttrGateway, u.opts.GatewayID), attribute.String(tracing.AttrBatch, bt.Token),
+			attribute.String(tracing.AttrStream, string(bt.Stream)), attribute.Int(tracing.AttrEvents, len(bt.Events))))
+	defer span.End()
+	out, d, err := u.sendBatch(ctx, bt)
+	if err != nil {
+		span.SetStatus(codes.Error, "upload failed")
+		if se := cloudclient.Status(err); se != nil {
+			span.SetAttributes(attribute.Int("http.response.status_code", se.Status))
+		}
+	}
+	return out, d, err
+}
+
+// sendBatch uploads one batch and classifies the answer.
+func (u *Uplink) sendBatch(ctx context.Context, bt *buffer.Batch) (outcome, time.Duration, error) {
 	req := cloudclient.Request{Method: http.MethodPost, IdempotencyKey: bt.Token, MaxAnswer: maxAnswer}
 	var err error
 	switch bt.Stream {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/storage"
@@ -30,6 +31,8 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Logger is the server's (nil: a checked test logger, logtest.New).
 	Logger *slog.Logger
+	// TracerProvider traces the server (nil: no tracing).
+	TracerProvider trace.TracerProvider
 }
 
 // API is a started Agent API.
@@ -64,7 +67,7 @@ func Start(t testing.TB, db *pgxpool.Pool, opts Options) *API {
 		logger = logtest.New(t)
 	}
 	ctx := context.Background()
-	s, err := agentapi.New(ctx, cfg, agentapi.ServerDeps{Logger: logger, DB: db, Registry: opts.Registry})
+	s, err := agentapi.New(ctx, cfg, agentapi.ServerDeps{Logger: logger, DB: db, Registry: opts.Registry, TracerProvider: opts.TracerProvider})
 	if err != nil {
 		t.Fatalf("agentapitest: new: %v", err)
 	}

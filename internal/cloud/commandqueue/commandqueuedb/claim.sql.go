@@ -26,7 +26,7 @@ UPDATE gateway_commands c
        ack_deadline = now() + $1::interval
   FROM due
  WHERE c.id = due.id
-RETURNING c.id, c.type, c.payload, c.priority, c.attempts, c.max_attempts, c.expires_at, c.created_at
+RETURNING c.id, c.type, c.payload, c.priority, c.attempts, c.max_attempts, c.expires_at, c.created_at, c.trace_parent
 `
 
 type ClaimParams struct {
@@ -44,6 +44,7 @@ type ClaimRow struct {
 	MaxAttempts int32
 	ExpiresAt   time.Time
 	CreatedAt   time.Time
+	TraceParent *string
 }
 
 // Claim the gateway's due commands, highest priority first, skipping rows
@@ -66,6 +67,7 @@ func (q *Queries) Claim(ctx context.Context, arg ClaimParams) ([]ClaimRow, error
 			&i.MaxAttempts,
 			&i.ExpiresAt,
 			&i.CreatedAt,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}

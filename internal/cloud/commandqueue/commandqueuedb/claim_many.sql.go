@@ -29,7 +29,7 @@ UPDATE gateway_commands c
        ack_deadline = now() + $1::interval
   FROM due
  WHERE c.id = due.id
-RETURNING c.id, c.gateway_id, c.type, c.payload, c.priority, c.attempts, c.max_attempts, c.expires_at, c.created_at
+RETURNING c.id, c.gateway_id, c.type, c.payload, c.priority, c.attempts, c.max_attempts, c.expires_at, c.created_at, c.trace_parent
 `
 
 type ClaimManyParams struct {
@@ -48,6 +48,7 @@ type ClaimManyRow struct {
 	MaxAttempts int32
 	ExpiresAt   time.Time
 	CreatedAt   time.Time
+	TraceParent *string
 }
 
 // Claim the due commands of several gateways in one statement (the control
@@ -73,6 +74,7 @@ func (q *Queries) ClaimMany(ctx context.Context, arg ClaimManyParams) ([]ClaimMa
 			&i.MaxAttempts,
 			&i.ExpiresAt,
 			&i.CreatedAt,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}

@@ -14,8 +14,8 @@ import (
 )
 
 const enqueue = `-- name: Enqueue :one
-INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, priority, max_attempts, expires_at, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, $8)
+INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, priority, max_attempts, expires_at, created_by, trace_parent)
+VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, $8, $9::text)
 RETURNING id, created_at, expires_at
 `
 
@@ -28,6 +28,7 @@ type EnqueueParams struct {
 	MaxAttempts    int32
 	Ttl            string
 	CreatedBy      *string
+	TraceParent    *string
 }
 
 type EnqueueRow struct {
@@ -46,6 +47,7 @@ func (q *Queries) Enqueue(ctx context.Context, arg EnqueueParams) (EnqueueRow, e
 		arg.MaxAttempts,
 		arg.Ttl,
 		arg.CreatedBy,
+		arg.TraceParent,
 	)
 	var i EnqueueRow
 	err := row.Scan(&i.ID, &i.CreatedAt, &i.ExpiresAt)

@@ -14,11 +14,11 @@ import (
 )
 
 const enqueueMany = `-- name: EnqueueMany :many
-INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, priority, max_attempts, expires_at, created_by)
+INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, priority, max_attempts, expires_at, created_by, trace_parent)
 SELECT g.organization_id, g.id, $1::text, $2::jsonb, $3::integer, $4::integer,
-       now() + $5::interval, $6::text
+       now() + $5::interval, $6::text, $7::text
   FROM gateway_instances g
- WHERE g.id = ANY($7::uuid[]) AND g.revoked_at IS NULL
+ WHERE g.id = ANY($8::uuid[]) AND g.revoked_at IS NULL
 RETURNING id, gateway_id, created_at, expires_at
 `
 
@@ -29,6 +29,7 @@ type EnqueueManyParams struct {
 	MaxAttempts int32
 	Ttl         string
 	CreatedBy   *string
+	TraceParent *string
 	GatewayIds  []uuid.UUID
 }
 
@@ -50,6 +51,7 @@ func (q *Queries) EnqueueMany(ctx context.Context, arg EnqueueManyParams) ([]Enq
 		arg.MaxAttempts,
 		arg.Ttl,
 		arg.CreatedBy,
+		arg.TraceParent,
 		arg.GatewayIds,
 	)
 	if err != nil {

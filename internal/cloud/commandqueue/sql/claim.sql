@@ -13,4 +13,4 @@ UPDATE gateway_commands c
        ack_deadline = now() + @ack_timeout::interval
   FROM due
  WHERE c.id = due.id
-RETURNING c.id, c.type, c.payload, c.priority, c.attempts, c.max_attempts, c.expires_at, c.created_at;
+RETURNING c.id, c.type, c.payload, c.priority, c.attempts, c.max_attempts, c.expires_at, c.created_at, c.trace_parent;

@@ -27,6 +27,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.addDropsStmt, err = db.PrepareContext(ctx, addDrops); err != nil {
 		return nil, fmt.Errorf("error preparing query AddDrops: %w", err)
 	}
+	if q.anyTraceContextsStmt, err = db.PrepareContext(ctx, anyTraceContexts); err != nil {
+		return nil, fmt.Errorf("error preparing query AnyTraceContexts: %w", err)
+	}
 	if q.batchFailedStmt, err = db.PrepareContext(ctx, batchFailed); err != nil {
 		return nil, fmt.Errorf("error preparing query BatchFailed: %w", err)
 	}
@@ -84,6 +87,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.deleteBatchStmt, err = db.PrepareContext(ctx, deleteBatch); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteBatch: %w", err)
 	}
+	if q.deleteTraceContextsStmt, err = db.PrepareContext(ctx, deleteTraceContexts); err != nil {
+		return nil, fmt.Errorf("error preparing query DeleteTraceContexts: %w", err)
+	}
 	if q.eventExistsStmt, err = db.PrepareContext(ctx, eventExists); err != nil {
 		return nil, fmt.Errorf("error preparing query EventExists: %w", err)
 	}
@@ -101,6 +107,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.insertDeviceStmt, err = db.PrepareContext(ctx, insertDevice); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertDevice: %w", err)
+	}
+	if q.insertTraceContextStmt, err = db.PrepareContext(ctx, insertTraceContext); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertTraceContext: %w", err)
 	}
 	if q.maxSeqStmt, err = db.PrepareContext(ctx, maxSeq); err != nil {
 		return nil, fmt.Errorf("error preparing query MaxSeq: %w", err)
@@ -129,6 +138,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.selectPendingDropsStmt, err = db.PrepareContext(ctx, selectPendingDrops); err != nil {
 		return nil, fmt.Errorf("error preparing query SelectPendingDrops: %w", err)
 	}
+	if q.selectTraceContextsStmt, err = db.PrepareContext(ctx, selectTraceContexts); err != nil {
+		return nil, fmt.Errorf("error preparing query SelectTraceContexts: %w", err)
+	}
 	if q.setBatchRangeStmt, err = db.PrepareContext(ctx, setBatchRange); err != nil {
 		return nil, fmt.Errorf("error preparing query SetBatchRange: %w", err)
 	}
@@ -146,6 +158,11 @@ func (q *Queries) Close() error {
 	if q.addDropsStmt != nil {
 		if cerr := q.addDropsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing addDropsStmt: %w", cerr)
+		}
+	}
+	if q.anyTraceContextsStmt != nil {
+		if cerr := q.anyTraceContextsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing anyTraceContextsStmt: %w", cerr)
 		}
 	}
 	if q.batchFailedStmt != nil {
@@ -243,6 +260,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing deleteBatchStmt: %w", cerr)
 		}
 	}
+	if q.deleteTraceContextsStmt != nil {
+		if cerr := q.deleteTraceContextsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing deleteTraceContextsStmt: %w", cerr)
+		}
+	}
 	if q.eventExistsStmt != nil {
 		if cerr := q.eventExistsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing eventExistsStmt: %w", cerr)
@@ -271,6 +293,11 @@ func (q *Queries) Close() error {
 	if q.insertDeviceStmt != nil {
 		if cerr := q.insertDeviceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertDeviceStmt: %w", cerr)
+		}
+	}
+	if q.insertTraceContextStmt != nil {
+		if cerr := q.insertTraceContextStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertTraceContextStmt: %w", cerr)
 		}
 	}
 	if q.maxSeqStmt != nil {
@@ -316,6 +343,11 @@ func (q *Queries) Close() error {
 	if q.selectPendingDropsStmt != nil {
 		if cerr := q.selectPendingDropsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing selectPendingDropsStmt: %w", cerr)
+		}
+	}
+	if q.selectTraceContextsStmt != nil {
+		if cerr := q.selectTraceContextsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing selectTraceContextsStmt: %w", cerr)
 		}
 	}
 	if q.setBatchRangeStmt != nil {
@@ -373,6 +405,7 @@ type Queries struct {
 	db                          DBTX
 	tx                          *sql.Tx
 	addDropsStmt                *sql.Stmt
+	anyTraceContextsStmt        *sql.Stmt
 	batchFailedStmt             *sql.Stmt
 	clearPendingDropsStmt       *sql.Stmt
 	countPendingDropsStmt       *sql.Stmt
@@ -392,12 +425,14 @@ type Queries struct {
 	deadLetterSizesStmt         *sql.Stmt
 	deadLetterTotalsStmt        *sql.Stmt
 	deleteBatchStmt             *sql.Stmt
+	deleteTraceContextsStmt     *sql.Stmt
 	eventExistsStmt             *sql.Stmt
 	getNextSeqStmt              *sql.Stmt
 	getStateStmt                *sql.Stmt
 	insertAgentStmt             *sql.Stmt
 	insertBatchStmt             *sql.Stmt
 	insertDeviceStmt            *sql.Stmt
+	insertTraceContextStmt      *sql.Stmt
 	maxSeqStmt                  *sql.Stmt
 	oldestAgentStmt             *sql.Stmt
 	oldestDeviceStmt            *sql.Stmt
@@ -407,6 +442,7 @@ type Queries struct {
 	selectDropTotalsStmt        *sql.Stmt
 	selectPendingBatchesStmt    *sql.Stmt
 	selectPendingDropsStmt      *sql.Stmt
+	selectTraceContextsStmt     *sql.Stmt
 	setBatchRangeStmt           *sql.Stmt
 	setNextSeqStmt              *sql.Stmt
 	setStateStmt                *sql.Stmt
@@ -417,6 +453,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		db:                          tx,
 		tx:                          tx,
 		addDropsStmt:                q.addDropsStmt,
+		anyTraceContextsStmt:        q.anyTraceContextsStmt,
 		batchFailedStmt:             q.batchFailedStmt,
 		clearPendingDropsStmt:       q.clearPendingDropsStmt,
 		countPendingDropsStmt:       q.countPendingDropsStmt,
@@ -436,12 +473,14 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		deadLetterSizesStmt:         q.deadLetterSizesStmt,
 		deadLetterTotalsStmt:        q.deadLetterTotalsStmt,
 		deleteBatchStmt:             q.deleteBatchStmt,
+		deleteTraceContextsStmt:     q.deleteTraceContextsStmt,
 		eventExistsStmt:             q.eventExistsStmt,
 		getNextSeqStmt:              q.getNextSeqStmt,
 		getStateStmt:                q.getStateStmt,
 		insertAgentStmt:             q.insertAgentStmt,
 		insertBatchStmt:             q.insertBatchStmt,
 		insertDeviceStmt:            q.insertDeviceStmt,
+		insertTraceContextStmt:      q.insertTraceContextStmt,
 		maxSeqStmt:                  q.maxSeqStmt,
 		oldestAgentStmt:             q.oldestAgentStmt,
 		oldestDeviceStmt:            q.oldestDeviceStmt,
@@ -451,6 +490,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		selectDropTotalsStmt:        q.selectDropTotalsStmt,
 		selectPendingBatchesStmt:    q.selectPendingBatchesStmt,
 		selectPendingDropsStmt:      q.selectPendingDropsStmt,
+		selectTraceContextsStmt:     q.selectTraceContextsStmt,
 		setBatchRangeStmt:           q.setBatchRangeStmt,
 		setNextSeqStmt:              q.setNextSeqStmt,
 		setStateStmt:                q.setStateStmt,

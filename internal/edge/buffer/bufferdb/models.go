@@ -75,6 +75,14 @@ type GatewayState struct {
 	Value string
 }
 
+type TraceContext struct {
+	FirstSeq    int64
+	LastSeq     int64
+	Class       string
+	TraceParent string
+	CreatedAt   int64
+}
+
 type UploadBatch struct {
 	Token      string
 	Stream     string

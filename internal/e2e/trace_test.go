@@ -1,0 +1,300 @@
+package e2e_test
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
+	"github.com/staffcontrol/staffcontrol/internal/logtest"
+	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
+	"github.com/staffcontrol/staffcontrol/internal/tracing/otlpreceiver"
+)
+
+// traceWorld is a gateway and an Agent API, each with its own tracer
+// provider exporting over OTLP/HTTP to one in-process receiver, as two
+// services exporting to Tempo would.
+type traceWorld struct {
+	rcv      *otlpreceiver.Receiver
+	gwTP     *tracing.Provider
+	apiTP    *tracing.Provider
+	api      *agentapitest.API
+	g        *gateway.Gateway
+	secret   string
+	orgID    int64
+	gwID     uuid.UUID
+	adminURL string
+}
+
+func newTraceWorld(t *testing.T) *traceWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := &traceWorld{}
+	var err error
+	if w.rcv, err = otlpreceiver.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.rcv.Close() })
+	newTP := func(service string) *tracing.Provider {
+		p, err := tracing.FromEnv(ctx, func(k string) string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": w.rcv.BaseURL(), "OTEL_SERVICE_NAME": service}[k]
+		}, "unused")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+		return p
+	}
+	w.gwTP, w.apiTP = newTP("gateway"), newTP("agent-api")
+
+	db := pg.NewDatabase(t)
+	w.adminURL = db.AdminURL
+	logger := logtest.New(t)
+	ingPool, err := postgres.Connect(ctx, db.IngestURL, 10, pg.ContextKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ingPool.Close)
+	w.api = agentapitest.Start(t, ingPool, agentapitest.Options{Logger: logger, TracerProvider: w.apiTP})
+	dash, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dash.Close)
+	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
+	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
+	org, err := acc.CreateOrganization(ctx, admin, "Traced", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.orgID = org.ID
+	w.secret = newEnrolmentSecret(t, dash, org.ID)
+	regn, err := acc.RegisterGateway(ctx, admin, org.ID, "GW-TRACE", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.gwID = regn.GatewayID
+	dir := t.TempDir()
+	env := map[string]string{
+		"STAFF_GATEWAY_SERVER_URL":                      w.api.URL,
+		"STAFF_GATEWAY_ORGANIZATION_ID":                 strconv.FormatInt(org.ID, 10),
+		"STAFF_GATEWAY_ORGANIZATION_PROVISIONING_TOKEN": regn.ProvisioningToken,
+		"STAFF_GATEWAY_GATEWAY_SERIAL":                  "GW-TRACE",
+		"STAFF_GATEWAY_GATEWAY_LISTEN":                  "127.0.0.1:0",
+		"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN":             "off",
+		"STAFF_GATEWAY_BUFFER_PATH":                     filepath.Join(dir, "buffer.sqlite"),
+		"STAFF_GATEWAY_UPLINK_FLUSH_INTERVAL":           "100ms",
+		"STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL":          "20ms",
+		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":              "200ms",
+	}
+	cfg, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.g, err = gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: "e2e", TracerProvider: w.gwTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.g.Stop(sctx)
+	})
+	return w
+}
+
+// spans flushes both providers and waits until the receiver holds a span of
+// each name, returning the spans by name (the last of a name wins).
+func (w *traceWorld) spans(t *testing.T, names ...string) map[string]otlpreceiver.Span {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_ = w.gwTP.ForceFlush(context.Background())
+		_ = w.apiTP.ForceFlush(context.Background())
+		by := map[string]otlpreceiver.Span{}
+		for _, s := range w.rcv.Spans() {
+			by[s.Name] = s
+		}
+		missing := ""
+		for _, n := range names {
+			if _, ok := by[n]; !ok {
+				missing = n
+			}
+		}
+		if missing == "" {
+			if errs := w.rcv.Errors(); len(errs) > 0 {
+				t.Fatalf("the receiver refused exports: %v", errs)
+			}
+			return by
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s span among %d received: %+v", missing, len(w.rcv.Spans()), w.rcv.Spans())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// One agent event's spans form a single trace across the gateway and the
+// cloud: collector → upload (gateway) → ingest → insert (Agent API), each
+// the parent of the next, exported over OTLP to a real receiver; the spans
+// carry ids, never the event's window title or URL (issue 19).
+func TestOneEventIsOneTraceAcrossGatewayAndCloud(t *testing.T) {
+	t.Parallel()
+	w := newTraceWorld(t)
+	ctx := context.Background()
+	var acked []string
+	if _, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + w.g.Addr(), EnrolmentSecret: w.secret, Agents: 1, BatchSize: 1, MaxEvents: 1,
+		Logger: logtest.New(t), Observe: func(ids []string, o agentsim.Outcome) {
+			if o == agentsim.Acked {
+				acked = append(acked, ids...)
+			}
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(acked) != 1 {
+		t.Fatalf("acknowledged %d events, want 1", len(acked))
+	}
+	conn, err := pgx.Connect(ctx, w.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The stored row's personal data, which no span may carry.
+	var private []string
+	deadline := time.Now().Add(30 * time.Second)
+	for len(private) == 0 {
+		rows, err := conn.Query(ctx, `SELECT coalesce(window_title, ''), coalesce(url, ''), coalesce(process_name, '') FROM monitoring.active_windows WHERE id = $1
+			UNION ALL SELECT coalesce(title, ''), coalesce(url, ''), '' FROM monitoring.visited_sites WHERE id = $1
+			UNION ALL SELECT coalesce(user_sid, ''), coalesce(session_type, ''), '' FROM monitoring.user_sessions WHERE id = $1`, acked[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var a, b, c string
+			if err := rows.Scan(&a, &b, &c); err != nil {
+				t.Fatal(err)
+			}
+			private = append(private, "stored")
+			for _, v := range []string{a, b, c} {
+				if v != "" {
+					private = append(private, v)
+				}
+			}
+		}
+		rows.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("event %s not stored", acked[0])
+		}
+		if len(private) == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	private = private[1:]
+
+	by := w.spans(t, "collector.accept_events", "uplink.upload", "ingest.batch", "ingest.insert")
+	col, up, batch, ins := by["collector.accept_events"], by["uplink.upload"], by["ingest.batch"], by["ingest.insert"]
+	for _, c := range []struct {
+		span          otlpreceiver.Span
+		service       string
+		parent        string
+		parentService string
+	}{
+		{col, "gateway", "", ""},
+		{up, "gateway", col.SpanID, "collector.accept_events"},
+		{batch, "agent-api", up.SpanID, "uplink.upload"},
+		{ins, "agent-api", batch.SpanID, "ingest.batch"},
+	} {
+		if c.span.TraceID != col.TraceID {
+			t.Errorf("%s is in trace %s, want %s (the agent batch's)", c.span.Name, c.span.TraceID, col.TraceID)
+		}
+		if c.span.Service != c.service {
+			t.Errorf("%s exported by %q, want %q", c.span.Name, c.span.Service, c.service)
+		}
+		if c.span.ParentSpanID != c.parent {
+			t.Errorf("%s's parent is %s, want %s (%s)", c.span.Name, c.span.ParentSpanID, c.parent, c.parentService)
+		}
+	}
+	if ins.Attributes[tracing.AttrOrganization] != strconv.FormatInt(w.orgID, 10) || ins.Attributes[tracing.AttrGateway] == "" ||
+		ins.Attributes[tracing.AttrBatch] == "" || ins.Attributes[tracing.AttrBatch] != up.Attributes[tracing.AttrBatch] {
+		t.Errorf("insert span attributes %v, upload's %v: want the organisation, gateway and the same batch id", ins.Attributes, up.Attributes)
+	}
+	for _, s := range w.rcv.Spans() {
+		for k, v := range s.Attributes {
+			for _, p := range private {
+				if len(p) >= 4 && strings.Contains(v, p) {
+					t.Errorf("span %s attribute %s carries the event's %q", s.Name, k, p)
+				}
+			}
+		}
+	}
+	t.Logf("trace %s: %d spans, private values checked: %q", col.TraceID, len(w.rcv.Spans()), private)
+}
+
+// A command is one trace from its enqueue to its recorded result: the
+// enqueuer's span (here a stand-in for the Dashboard API's request) →
+// the gateway's control.command → executor.execute, and the Agent API's
+// control.record_result under the gateway's span, whose acknowledgement
+// carried it (issue 19).
+func TestCommandIsOneTraceFromEnqueueToResult(t *testing.T) {
+	t.Parallel()
+	w := newTraceWorld(t)
+	ctx, enqueue := w.apiTP.Tracer("e2e").Start(context.Background(), "dashboard.enqueue", trace.WithSpanKind(trace.SpanKindServer))
+	tenant := postgres.Tenant{OrganizationID: w.orgID}
+	cmd, err := w.api.Queue.Enqueue(ctx, tenant, commandqueue.NewCommand{GatewayID: w.gwID, Type: protocol.CommandReplayDeadLetters,
+		Payload: []byte(`{}`), CreatedBy: "e2e"})
+	enqueue.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := w.api.Queue.Get(context.Background(), tenant, cmd.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status == commandqueue.StatusCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("command still %s", c.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	by := w.spans(t, "dashboard.enqueue", "control.command", "executor.execute", "control.record_result")
+	enq, ctl, exe, rec := by["dashboard.enqueue"], by["control.command"], by["executor.execute"], by["control.record_result"]
+	for _, c := range []struct {
+		span    otlpreceiver.Span
+		service string
+		parent  string
+	}{
+		{ctl, "gateway", enq.SpanID},
+		{exe, "gateway", ctl.SpanID},
+		{rec, "agent-api", ctl.SpanID},
+	} {
+		if c.span.TraceID != enq.TraceID || c.span.ParentSpanID != c.parent || c.span.Service != c.service {
+			t.Errorf("%s: trace %s parent %s service %s, want trace %s parent %s service %s", c.span.Name,
+				c.span.TraceID, c.span.ParentSpanID, c.span.Service, enq.TraceID, c.parent, c.service)
+		}
+	}
+	if ctl.Attributes[tracing.AttrCommand] != cmd.ID.String() || rec.Attributes[tracing.AttrCommand] != cmd.ID.String() ||
+		rec.Attributes[tracing.AttrOrganization] != strconv.FormatInt(w.orgID, 10) {
+		t.Errorf("command attributes: gateway %v, cloud %v", ctl.Attributes, rec.Attributes)
+	}
+}
