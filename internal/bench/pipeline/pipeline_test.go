@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/signal"
@@ -84,6 +85,16 @@ func TestSIGKILLedGatewayLosesAndDuplicatesNothing(t *testing.T) {
 	}
 	if len(progress) == 0 {
 		t.Fatal("no progress reported")
+	}
+	// The gateway's /metrics was read (stack.Scrape): its uplink and
+	// commit histograms show in some step.
+	var uploads, commits bool
+	for _, st := range sum.Steps {
+		uploads = uploads || (st.Uploads > 0 && st.UploadAvg > 0)
+		commits = commits || (st.Commits > 0 && st.CommitAvg > 0)
+	}
+	if !uploads || !commits {
+		t.Fatalf("no step read the gateway's upload (%v) or commit (%v) latencies: %+v", uploads, commits, sum.Steps)
 	}
 }
 
@@ -245,7 +256,9 @@ func TestScrape(t *testing.T) {
 	rows.WithLabelValues("screenshot").Set(2)
 	lat.Observe(0.05)
 	lat.Observe(0.25)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	got, err := scrape(t.Context(), srv.Client(), srv.URL)
 	if err != nil {
