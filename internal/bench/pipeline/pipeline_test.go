@@ -201,10 +201,10 @@ func TestGrowing(t *testing.T) {
 	}
 }
 
-// TestReadGateway reads the gateway's metrics from an exposition: sums
+// TestGatewayMetricsRead reads the gateway's metrics from an exposition: sums
 // over label sets, histograms' sums and counts, and errors for malformed
 // input and values that are not finite.
-func TestReadGateway(t *testing.T) {
+func TestGatewayMetricsRead(t *testing.T) {
 	raw := `# HELP gateway_buffer_rows Buffered rows by class.
 # TYPE gateway_buffer_rows gauge
 gateway_buffer_rows{class="log"} 1200
@@ -246,8 +246,8 @@ gateway_uplink_latency_seconds_count 4
 	}
 }
 
-// TestScrape reads a real gateway registry's exposition over HTTP.
-func TestScrape(t *testing.T) {
+// TestGatewayMetricsScrape reads a real gateway registry's exposition over HTTP.
+func TestGatewayMetricsScrape(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rows := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricBacklog, Help: "h"}, []string{"class"})
 	lat := prometheus.NewHistogram(prometheus.HistogramOpts{Name: metricCommit, Help: "h", Buckets: []float64{0.01, 0.1}})

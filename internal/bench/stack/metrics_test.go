@@ -9,9 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestFamilies sums counters, gauges and histograms over label sets and
+// TestMetricFamiliesSum sums counters, gauges and histograms over label sets and
 // over registries, as Stack.Gather merges the replicas'.
-func TestFamilies(t *testing.T) {
+func TestMetricFamiliesSum(t *testing.T) {
 	regs := make([]prometheus.Gatherer, 2)
 	for i := range regs {
 		reg := prometheus.NewRegistry()
@@ -64,8 +64,8 @@ func TestFamilies(t *testing.T) {
 	}
 }
 
-// TestParseText reads the text exposition, the +Inf bucket counted once.
-func TestParseText(t *testing.T) {
+// TestMetricsParseText reads the text exposition, the +Inf bucket counted once.
+func TestMetricsParseText(t *testing.T) {
 	fams, err := ParseText(strings.NewReader(`# TYPE lat histogram
 lat_bucket{le="0.5",a="x"} 1
 lat_bucket{le="+Inf",a="x"} 3
@@ -116,9 +116,9 @@ func FuzzParseText(f *testing.F) {
 	})
 }
 
-// TestHistogramQuantile: the quantile of a summed, differenced histogram
+// TestMetricHistogramQuantile: the quantile of a summed, differenced histogram
 // interpolates as histogram_quantile does.
-func TestHistogramQuantile(t *testing.T) {
+func TestMetricHistogramQuantile(t *testing.T) {
 	inf := math.Inf(1)
 	prev := Histogram{Bounds: []float64{0.1, 0.2, inf}, Counts: []uint64{10, 10, 10}, Sum: 1}
 	now := Histogram{Bounds: []float64{0.1, 0.2, inf}, Counts: []uint64{60, 110, 110}, Sum: 15}
