@@ -367,7 +367,7 @@ Staff Control is up.
 			}
 			defer tsPool.Close()
 		}
-		src, err := newUpSources(pool, tsPool, tenant, demo.gatewayID, release.distribution, cloud.Replicas, gw)
+		src, err := newUpSources(pool, tsPool, tenant, demo.gatewayID, release.distribution, cloud, gw)
 		if err != nil {
 			cancel()
 			wg.Wait()

@@ -78,7 +78,7 @@ type upSources struct {
 	tenant       postgres.Tenant
 	gateway      uuid.UUID           // the run's gateway
 	distribution uuid.UUID           // the demo policy's distribution (Nil: none)
-	replicas     []*stack.Replica    // the Agent API replicas
+	cloud        *stack.Stack        // the Agent API replicas
 	gatewayReg   prometheus.Gatherer // the in-process gateway's metrics (nil: no gateway)
 	gatewayURL   string              // its base URL, for /health/details
 	gatewayToken string              // its health.operator_token
@@ -94,8 +94,8 @@ type upSQL struct {
 }
 
 // newUpSources loads the status statements and builds the readers.
-func newUpSources(pool, tsPool *pgxpool.Pool, tenant postgres.Tenant, gateway, distribution uuid.UUID, replicas []*stack.Replica, gw *runningGateway) (*upSources, error) {
-	s := &upSources{pool: pool, tsPool: tsPool, tenant: tenant, gateway: gateway, distribution: distribution, replicas: replicas, client: &http.Client{}}
+func newUpSources(pool, tsPool *pgxpool.Pool, tenant postgres.Tenant, gateway, distribution uuid.UUID, cloud *stack.Stack, gw *runningGateway) (*upSources, error) {
+	s := &upSources{pool: pool, tsPool: tsPool, tenant: tenant, gateway: gateway, distribution: distribution, cloud: cloud, client: &http.Client{}}
 	if gw != nil {
 		s.gatewayReg, s.gatewayURL, s.gatewayToken = gw.registry, gw.url, gw.token
 	}
@@ -153,22 +153,21 @@ func (r *upReader) read(ctx context.Context) (upStatus, error) {
 		}
 	}
 	s := r.src
-	total, err := sumMetric(gatherers(s.replicas), "ingest_events_total")
+	replicas, err := s.cloud.Gather()
 	fail("events", err)
-	st.EventsTotal = total
 	if err == nil {
-		st.EventsPerSec, st.Rated = r.rate(st.At, total)
+		st.EventsTotal = replicas.Sum("ingest_events_total")
+		st.EventsPerSec, st.Rated = r.rate(st.At, st.EventsTotal)
 	}
-	for _, rep := range s.replicas {
+	for _, rep := range s.cloud.Replicas {
 		st.Requests = append(st.Requests, rep.Requests.Load())
 	}
 	if s.gatewayReg != nil {
 		st.HasGateway = true
-		st.BufferRows, err = sumMetric([]prometheus.Gatherer{s.gatewayReg}, "gateway_buffer_rows")
+		gw, err := stack.Gather(s.gatewayReg)
 		fail("buffer", err)
-		age, err := sumMetric([]prometheus.Gatherer{s.gatewayReg}, "gateway_buffer_oldest_unsent_age_seconds")
-		fail("buffer", err)
-		st.OldestUnsent = time.Duration(age * float64(time.Second))
+		st.BufferRows = gw.Sum("gateway_buffer_rows")
+		st.OldestUnsent = time.Duration(gw.Sum("gateway_buffer_oldest_unsent_age_seconds") * float64(time.Second))
 	}
 	fail("database", postgres.InTenant(ctx, s.pool, s.tenant, func(tx pgx.Tx) error {
 		org := s.tenant.OrganizationID
@@ -249,43 +248,6 @@ func lastDoorEvent(ctx context.Context, tx pgx.Tx, stmt string, org int64) (*doo
 		return nil, fmt.Errorf("door events: %w", err)
 	}
 	return out, nil
-}
-
-// gatherers are the replicas' metric registries.
-func gatherers(rs []*stack.Replica) []prometheus.Gatherer {
-	out := make([]prometheus.Gatherer, len(rs))
-	for i, r := range rs {
-		out[i] = r.Registry
-	}
-	return out
-}
-
-// sumMetric sums every series of the counter or gauge name over gs (0
-// when none has it).
-func sumMetric(gs []prometheus.Gatherer, name string) (float64, error) {
-	var sum float64
-	for _, g := range gs {
-		mfs, err := g.Gather()
-		if err != nil {
-			return 0, fmt.Errorf("metrics: %w", err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				switch {
-				case m.Counter != nil:
-					sum += m.GetCounter().GetValue()
-				case m.Gauge != nil:
-					sum += m.GetGauge().GetValue()
-				case m.Untyped != nil:
-					sum += m.GetUntyped().GetValue()
-				}
-			}
-		}
-	}
-	return sum, nil
 }
 
 // The parts of the summary, each rendered the same way on the screen and

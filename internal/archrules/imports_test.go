@@ -22,6 +22,7 @@ var external = map[string][]string{
 	"goose":                   {"github.com/pressly/goose/v3"},
 	"x/crypto":                {"golang.org/x/crypto"},
 	"prometheus":              {"github.com/prometheus/client_golang"},
+	"expfmt":                  {"github.com/prometheus/common/expfmt", "github.com/prometheus/common/model", "github.com/prometheus/client_model/go"},
 	"websocket":               {"github.com/gorilla/websocket"},
 	"uuid":                    {"github.com/google/uuid"},
 	"grpc":                    {"google.golang.org/grpc", "google.golang.org/genproto/googleapis/rpc"},

@@ -3,14 +3,20 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/staffcontrol/staffcontrol/internal/bench/stack"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
@@ -79,6 +85,16 @@ func TestSIGKILLedGatewayLosesAndDuplicatesNothing(t *testing.T) {
 	}
 	if len(progress) == 0 {
 		t.Fatal("no progress reported")
+	}
+	// The gateway's /metrics was read (stack.Scrape): its uplink and
+	// commit histograms show in some step.
+	var uploads, commits bool
+	for _, st := range sum.Steps {
+		uploads = uploads || (st.Uploads > 0 && st.UploadAvg > 0)
+		commits = commits || (st.Commits > 0 && st.CommitAvg > 0)
+	}
+	if !uploads || !commits {
+		t.Fatalf("no step read the gateway's upload (%v) or commit (%v) latencies: %+v", uploads, commits, sum.Steps)
 	}
 }
 
@@ -185,42 +201,73 @@ func TestGrowing(t *testing.T) {
 	}
 }
 
-// TestSumSamples reads the two gateway metrics from an exposition.
-func TestSumSamples(t *testing.T) {
-	raw := []byte(`# HELP gateway_buffer_rows Buffered rows by class.
+// TestGatewayMetricsRead reads the gateway's metrics from an exposition: sums
+// over label sets, histograms' sums and counts, and errors for malformed
+// input and values that are not finite.
+func TestGatewayMetricsRead(t *testing.T) {
+	raw := `# HELP gateway_buffer_rows Buffered rows by class.
 # TYPE gateway_buffer_rows gauge
 gateway_buffer_rows{class="log"} 1200
 gateway_buffer_rows{class="screenshot"} 3
 gateway_buffer_rows_other 99
 gateway_uplink_events_total{stream="logs",weird="a}\"b"} 5e3
 gateway_uplink_events_total{stream="device_events"} 7 1700000000000
-`)
-	got, err := sumSamples(raw, metricBacklog, metricUploaded)
+# TYPE gateway_uplink_latency_seconds histogram
+gateway_uplink_latency_seconds_bucket{le="0.1"} 3
+gateway_uplink_latency_seconds_bucket{le="+Inf"} 4
+gateway_uplink_latency_seconds_sum 0.75
+gateway_uplink_latency_seconds_count 4
+`
+	fams, err := stack.ParseText(strings.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[metricBacklog] != 1203 || got[metricUploaded] != 5007 {
-		t.Fatalf("sums = %v", got)
+	got, err := readGateway(fams)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []string{"gateway_buffer_rows{class=\"log\" 1", "gateway_buffer_rows x", "gateway_buffer_rows NaN", "gateway_buffer_rows"} {
-		if _, err := sumSamples([]byte(bad), metricBacklog); err == nil {
+	want := gatewayMetrics{backlog: 1203, uploaded: 5007, uploadSeconds: 0.75, uploads: 4}
+	if got != want {
+		t.Fatalf("reading = %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"gateway_buffer_rows{class=\"log\" 1", "gateway_buffer_rows x", "gateway_buffer_rows"} {
+		if _, err := stack.ParseText(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	for _, bad := range []string{"gateway_buffer_rows NaN\n", "gateway_uplink_events_total +Inf\n"} {
+		fams, err := stack.ParseText(strings.NewReader(bad))
+		if err != nil {
+			t.Fatalf("%q: %v", bad, err)
+		}
+		if _, err := readGateway(fams); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
 }
 
-// FuzzSumSamples: any input gives sums of the asked metrics only, or an
-// error; never a panic.
-func FuzzSumSamples(f *testing.F) {
-	f.Add([]byte("gateway_buffer_rows{class=\"log\"} 12\n# c\ngateway_uplink_events_total 3\n"))
-	f.Add([]byte("gateway_buffer_rows{a=\"\\\"}\"} 1e308\ngateway_buffer_rows 1e308\n"))
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		got, err := sumSamples(raw, metricBacklog, metricUploaded)
-		if err != nil {
-			return
-		}
-		if len(got) > 2 {
-			t.Fatalf("sums of metrics not asked for: %v", got)
-		}
-	})
+// TestGatewayMetricsScrape reads a real gateway registry's exposition over HTTP.
+func TestGatewayMetricsScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rows := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricBacklog, Help: "h"}, []string{"class"})
+	lat := prometheus.NewHistogram(prometheus.HistogramOpts{Name: metricCommit, Help: "h", Buckets: []float64{0.01, 0.1}})
+	reg.MustRegister(rows, lat)
+	rows.WithLabelValues("log").Set(40)
+	rows.WithLabelValues("screenshot").Set(2)
+	lat.Observe(0.05)
+	lat.Observe(0.25)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	got, err := scrape(t.Context(), srv.Client(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.backlog != 42 || got.commits != 2 || math.Abs(got.commitSeconds-0.3) > 1e-9 {
+		t.Fatalf("reading = %+v", got)
+	}
+	if _, err := scrape(t.Context(), srv.Client(), srv.URL+"/nothing"); err == nil {
+		t.Fatal("404: no error")
+	}
 }

@@ -194,26 +194,6 @@ func TestRamp(t *testing.T) {
 	}
 }
 
-// TestHistogramQuantile: the quantile of a summed, differenced histogram
-// interpolates as histogram_quantile does.
-func TestHistogramQuantile(t *testing.T) {
-	inf := math.Inf(1)
-	prev := histogram{bounds: []float64{0.1, 0.2, inf}, counts: []uint64{10, 10, 10}}
-	now := histogram{bounds: []float64{0.1, 0.2, inf}, counts: []uint64{60, 110, 110}}
-	d := now.minus(prev)
-	if d.total() != 100 {
-		t.Fatalf("total %d, want 100", d.total())
-	}
-	for _, tc := range []struct{ q, want float64 }{{0.5, 0.1}, {0.95, 0.19}, {0.25, 0.05}} {
-		if got := d.quantile(tc.q); math.Abs(got-tc.want) > 1e-9 {
-			t.Errorf("q%g = %g, want %g", tc.q, got, tc.want)
-		}
-	}
-	if !math.IsNaN((histogram{}).quantile(0.95)) {
-		t.Error("an empty histogram has a quantile")
-	}
-}
-
 // TestThresholdsDetectViolations: each threshold fails past its limit and
 // without samples.
 func TestThresholdsDetectViolations(t *testing.T) {

@@ -182,18 +182,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}()
 
-	regs := make([]prometheus.Gatherer, len(st.Replicas))
-	for i, r := range st.Replicas {
-		regs[i] = r.Registry
-	}
 	res := &Result{Scenario: sc, Scale: opts.Scale, Replicas: opts.Replicas, LoadBefore: loadavg()}
-	first, err := gatherHistogram(regs, writeHistogram)
+	first, err := gatherWrites(st)
 	if err != nil {
 		return nil, err
 	}
 	res.Started = time.Now()
 	rec := NewRecorder(res.Started)
-	smp := &sampler{rec: rec, regs: regs, prev: first, db: super, gw: gw.Registry(), details: "http://" + gw.HealthAddr() + "/health/details",
+	smp := &sampler{rec: rec, st: st, prev: first, db: super, gw: gw.Registry(), details: "http://" + gw.HealthAddr() + "/health/details",
 		client: &http.Client{Timeout: 2 * time.Second}, log: log, progress: opts.Progress}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
@@ -215,20 +211,20 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	stopSampling()
 	<-sampled
 	smp.sample(context.WithoutCancel(ctx)) // the last, partial second
-	last, err := gatherHistogram(regs, writeHistogram)
+	last, err := gatherWrites(st)
 	if err != nil {
 		return nil, err
 	}
 	res.LoadAfter = loadavg()
-	whole := last.minus(first)
+	whole := last.Minus(first)
 
 	n := max(len(smp.seconds), int(math.Ceil(res.Elapsed)))
 	res.Seconds = make([]Second, n)
 	copy(res.Seconds, smp.seconds)
 	res.depthSamples, res.bufferSamples = smp.depthSamples, smp.bufferSamples
 	res.summarise(rec, n)
-	res.Totals.Writes = whole.total()
-	res.check(opts.Limits, whole.quantile(0.95), whole.total())
+	res.Totals.Writes = whole.Count()
+	res.check(opts.Limits, whole.Quantile(0.95), whole.Count())
 	res.Notes = notes(sc, opts)
 	if fleet != nil {
 		fs := fleet.Stats()
@@ -255,8 +251,8 @@ func notes(sc Scenario, opts Options) []string {
 // sampler reads the per-second sources.
 type sampler struct {
 	rec      *Recorder
-	regs     []prometheus.Gatherer
-	prev     histogram
+	st       *stack.Stack
+	prev     stack.Histogram
 	db       *pgxpool.Pool
 	gw       prometheus.Gatherer
 	details  string // the gateway's /health/details
@@ -272,13 +268,13 @@ type sampler struct {
 // the queue depth and the buffer usage now.
 func (s *sampler) sample(ctx context.Context) {
 	sec := Second{T: len(s.seconds)}
-	if h, err := gatherHistogram(s.regs, writeHistogram); err != nil {
+	if h, err := gatherWrites(s.st); err != nil {
 		s.log.WarnContext(ctx, "scenario: sample", "err", err)
 	} else {
-		d := h.minus(s.prev)
+		d := h.Minus(s.prev)
 		s.prev = h
-		sec.Writes = d.total()
-		if q := d.quantile(0.95); !math.IsNaN(q) {
+		sec.Writes = d.Count()
+		if q := d.Quantile(0.95); !math.IsNaN(q) {
 			v := q * 1000
 			sec.WriteP95 = &v
 		}
