@@ -21,6 +21,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/control"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/enrolment"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/ingest"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/service"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -73,7 +74,9 @@ func NewServer(d Deps) http.Handler {
 	handle("POST "+protocol.PathIngestLogs, gw(d.Ingest.HandleLogs))
 	handle("POST "+protocol.PathIngestScreenshots, gw(d.Ingest.HandleScreenshots))
 	handle("POST "+protocol.PathIngestDeviceEvents, gw(d.Ingest.HandleDeviceEvents))
-	handle("GET "+protocol.PathGatewayPolicy, gw(policyHandler(d.DB)))
+	// A released version never changes: one read per replica per minute
+	// serves a whole fleet's fetches during a release.
+	handle("GET "+protocol.PathGatewayPolicy, gw(policyHandler(policy.NewReleasedCache(d.DB, time.Minute, 1024))))
 	if d.Enrolment == nil {
 		d.Enrolment = enrolment.New(d.DB)
 	}

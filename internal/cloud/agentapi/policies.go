@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/auth"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
@@ -18,7 +16,7 @@ import (
 // policyHandler serves GET /v2/gateway/policies/{id}[?version=X]: a
 // released version of a policy of the gateway's organisation (the latest
 // when no version is named), with its checksum as ETag.
-func policyHandler(db *pgxpool.Pool) http.HandlerFunc {
+func policyHandler(docs *policy.ReleasedCache) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		gw, _ := auth.GatewayFrom(r.Context())
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
@@ -27,7 +25,7 @@ func policyHandler(db *pgxpool.Pool) http.HandlerFunc {
 			return
 		}
 		version := r.URL.Query().Get("version")
-		doc, err := policy.Released(r.Context(), db, postgres.Tenant{OrganizationID: gw.OrganizationID}, id, version)
+		doc, err := docs.Released(r.Context(), postgres.Tenant{OrganizationID: gw.OrganizationID}, id, version)
 		if errors.Is(err, policy.ErrNotFound) {
 			// Another organisation's policy is as absent as a missing one.
 			service.WriteError(w, apperr.New(apperr.NotFound, "id", "no such policy version"))

@@ -30,13 +30,11 @@ import (
 // timer and a burst is written in a few transactions. Each connection has
 // at most one message in the groups at a time (its read loop waits for the
 // answer), so one gateway's messages are written in the order it sent
-// them. A commit that changes a command's status runs the dashboard's
-// event triggers under one lock shared by every such commit of every
-// replica (00024), held through the WAL flush: those commits are serial
-// whatever the pool, so what changes statuses (claims, completed and failed
-// acknowledgements) is written by one flush at a time per group, and a
-// batch is everything that queued meanwhile; received acknowledgements and
-// heartbeats, which change no status, by up to groupFlushes at once. When a batch's transaction fails, its messages are written one at a
+// them. Up to groupFlushes flushes of each group run at once (a commit
+// that changes a command's status no longer waits for the dashboard
+// events' lock, 00035, so status-changing commits of different batches
+// flush their WAL together; claims take FOR UPDATE SKIP LOCKED, and a
+// connection claims one batch at a time). When a batch's transaction fails, its messages are written one at a
 // time, each in its own transaction, as before batching: one message the
 // database refuses gets its own error frame and the others commit.
 

@@ -104,9 +104,8 @@ type Hub struct {
 	claims   group[*claimReq] // claims for woken gateways
 }
 
-// Group commit bounds (batch.go): transactions at once in the inbound
-// group (the others, which change command statuses, run one at a time),
-// and messages per transaction.
+// Group commit bounds (batch.go): transactions at once in each group, and
+// messages per transaction.
 const (
 	groupFlushes = 4
 	groupBatch   = 500
@@ -143,8 +142,8 @@ func New(db *pgxpool.Pool, gws *auth.Gateways, queue *commandqueue.Queue, logger
 	h.batchFallbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "control_batch_fallbacks_total",
 		Help: "Batches whose transaction failed and whose messages were then written one at a time."})
 	h.inbound = group[*inbound]{maxActive: groupFlushes, maxBatch: groupBatch, flush: h.flushInbound("inbound")}
-	h.finishes = group[*inbound]{maxActive: 1, maxBatch: groupBatch, flush: h.flushInbound("finish")}
-	h.claims = group[*claimReq]{maxActive: 1, maxBatch: groupBatch, flush: h.flushClaims}
+	h.finishes = group[*inbound]{maxActive: groupFlushes, maxBatch: groupBatch, flush: h.flushInbound("finish")}
+	h.claims = group[*claimReq]{maxActive: groupFlushes, maxBatch: groupBatch, flush: h.flushClaims}
 	reg.MustRegister(h.connected, h.delivered, h.heartbeat, h.refused, h.replaced, h.revoked, h.latency, h.batches, h.batchFallbacks)
 	return h
 }
