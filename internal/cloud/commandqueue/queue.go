@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,13 @@ type Options struct {
 	Backoff time.Duration
 	// Logger reports lost LISTEN connections.
 	Logger *slog.Logger
+	// GroupMax is the most commands one group-committed enqueue
+	// transaction holds (default 128).
+	GroupMax int
+	// GroupInFlight is how many group-committed enqueue transactions of
+	// one tenant may run at once (default 2): while they commit, the
+	// tenant's next calls gather into the next batch.
+	GroupInFlight int
 }
 
 // Queue is the command queue.
@@ -62,6 +70,10 @@ type Queue struct {
 	enqueued *prometheus.CounterVec
 	swept    *prometheus.CounterVec
 	acks     *prometheus.CounterVec
+
+	group        grouper
+	batchSize    prometheus.Histogram
+	batchRetries prometheus.Counter
 }
 
 // New returns a Queue over db (any runtime role) and registers its metrics.
@@ -75,13 +87,23 @@ func New(db *pgxpool.Pool, opts Options, reg prometheus.Registerer) (*Queue, err
 	if opts.Backoff <= 0 {
 		opts.Backoff = 5 * time.Second
 	}
-	d := &Queue{db: db, opts: opts,
+	if opts.GroupMax <= 0 {
+		opts.GroupMax = defaultGroupMax
+	}
+	if opts.GroupInFlight <= 0 {
+		opts.GroupInFlight = defaultGroupInFlight
+	}
+	d := &Queue{db: db, opts: opts, group: grouper{tenants: map[postgres.Tenant]*tenantQueue{}},
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "commands_enqueue_batch_size",
+			Help: "Commands per group-committed enqueue transaction (Enqueue).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
+		batchRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "commands_enqueue_batch_retries_total",
+			Help: "Group-committed enqueue batches that failed as a whole and were retried one command at a time."}),
 		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_enqueued_total", Help: "Commands enqueued, by type."}, []string{"type"}),
 		swept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_swept_total",
 			Help: "Commands changed by the sweep: pending (redelivery after a missed acknowledgement), failed (attempts exhausted), expired."}, []string{"status"}),
 		acks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commands_acks_total", Help: "Acknowledgements by phase (received, completed, failed)."}, []string{"phase"}),
 	}
-	reg.MustRegister(d.enqueued, d.swept, d.acks)
+	reg.MustRegister(d.enqueued, d.swept, d.acks, d.batchSize, d.batchRetries)
 	return d, nil
 }
 
@@ -137,18 +159,6 @@ func deref(s *string) string {
 
 func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
 
-// Enqueue adds a command for one gateway of the tenant's organisation. A
-// gateway of another organisation is invisible, and answers ErrNotFound.
-func (d *Queue) Enqueue(ctx context.Context, t postgres.Tenant, c NewCommand) (Command, error) {
-	var out Command
-	err := postgres.InTenant(ctx, d.db, t, func(tx pgx.Tx) error {
-		var err error
-		out, err = d.EnqueueTx(ctx, tx, c)
-		return err
-	})
-	return out, err
-}
-
 // validate checks a new command and fills in its defaults.
 func validate(c NewCommand) (NewCommand, error) {
 	switch c.Type {
@@ -166,6 +176,9 @@ func validate(c NewCommand) (NewCommand, error) {
 		if err := checkRotatePayload(c.Payload); err != nil {
 			return NewCommand{}, err
 		}
+	}
+	if utf8.RuneCountInString(c.CreatedBy) > 255 {
+		return NewCommand{}, &apperr.FieldError{Field: "created_by", Message: "must be at most 255 characters"}
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3

@@ -2031,6 +2031,16 @@ BEGIN
     RETURN NULL;
 END $$;
 
+CREATE FUNCTION public.gateway_commands_notify_inserted() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    PERFORM pg_notify('gateway_commands', g.gateway_id::text)
+       FROM (SELECT DISTINCT n.gateway_id FROM new_rows n WHERE n.status = 'pending') g;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.gateway_commands_sweep(p_backoff interval) RETURNS TABLE(id uuid, gateway_id uuid, status text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
@@ -3568,7 +3578,9 @@ CREATE TRIGGER devices_bump_version BEFORE UPDATE OF gateway_id, name, adapter_t
 
 CREATE TRIGGER employees_bump_version BEFORE UPDATE ON public.employees FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
-CREATE TRIGGER gateway_commands_notify AFTER INSERT OR UPDATE OF status ON public.gateway_commands FOR EACH ROW WHEN ((new.status = 'pending'::text)) EXECUTE FUNCTION public.gateway_commands_notify();
+CREATE TRIGGER gateway_commands_notify_insert AFTER INSERT ON public.gateway_commands REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.gateway_commands_notify_inserted();
+
+CREATE TRIGGER gateway_commands_notify_update AFTER UPDATE OF status ON public.gateway_commands FOR EACH ROW WHEN ((new.status = 'pending'::text)) EXECUTE FUNCTION public.gateway_commands_notify();
 
 CREATE TRIGGER gateway_instances_bump_version BEFORE UPDATE OF name, config ON public.gateway_instances FOR EACH ROW EXECUTE FUNCTION app.bump_version();
 
