@@ -243,7 +243,7 @@ func notes(sc Scenario, opts Options) []string {
 		"the load generator, the Agent API replicas, the balancer, the gateway and PostgreSQL share this machine's cores",
 	}
 	if sc.Work == EnqueueCommand {
-		out = append(out, "a request here is one Enqueue (a tenant transaction on a pool of 20 connections as the platform administrator; the Dashboard API is not in the stack), timed by the client; write p95 comes from the real gateway's uploads only")
+		out = append(out, "a request here is one Enqueue (group-committed: the concurrent calls share tenant transactions, at most 2 at once, on a pool of 20 connections as the platform administrator; the Dashboard API is not in the stack), timed by the client; write p95 comes from the real gateway's uploads only")
 	}
 	return out
 }

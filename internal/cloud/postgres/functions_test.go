@@ -47,6 +47,7 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	// Triggers.
 	"audit_log_append_only()":            testAuditLogAppendOnly,
 	"gateway_commands_notify()":          testGatewayCommandsNotify,
+	"gateway_commands_notify_inserted()": testGatewayCommandsNotifyInserted,
 	"gateway_instances_revoked_notify()": testGatewayInstancesRevokedNotify,
 	"gateway_instances_void_pending()":   testGatewayInstancesVoidPending,
 	"app.bump_version()":                 testBumpVersion,
@@ -594,6 +595,25 @@ func testGatewayCommandsNotify(t *testing.T, f *fnDB) {
 	equal(t, "delivered, other column, inserted completed", notifications(f.ctx, l, 500*time.Millisecond), nil)
 	f.exec(`UPDATE gateway_commands SET status = 'pending' WHERE id = $1`, id)
 	equal(t, "back to pending", notifications(f.ctx, l, 5*time.Second), []string{f.a.GatewayID.String()})
+}
+
+// testGatewayCommandsNotifyInserted: an INSERT statement of many commands
+// (the group commit's) notifies gateway_commands once per gateway with a
+// pending command among them (00044; their order is not promised, so
+// compared sorted); commands inserted finished notify nothing.
+func testGatewayCommandsNotifyInserted(t *testing.T, f *fnDB) {
+	l := f.listen("gateway_commands")
+	f.exec(`INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, status)
+		SELECT o, g, 'restart_agent', '{}', s FROM (VALUES ($1::bigint, $2::uuid, 'pending'), ($1, $2, 'pending'), ($3, $4, 'pending'),
+		($1, $2, 'pending'), ($3, $4, 'completed')) AS v(o, g, s)`, f.a.OrganizationID, f.a.GatewayID, f.b.OrganizationID, f.b.GatewayID)
+	got := notifications(f.ctx, l, 5*time.Second)
+	slices.Sort(got)
+	want := []string{f.a.GatewayID.String(), f.b.GatewayID.String()}
+	slices.Sort(want)
+	equal(t, "one statement, two gateways", got, want)
+	f.exec(`INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, status)
+		SELECT $1, $2, 'restart_agent', '{}', 'cancelled' FROM generate_series(1, 3)`, f.b.OrganizationID, f.b.GatewayID)
+	equal(t, "inserted cancelled", notifications(f.ctx, l, 500*time.Millisecond), nil)
 }
 
 // testGatewayInstancesRevokedNotify: revoking a gateway or replacing its
