@@ -353,3 +353,43 @@ func TestEnqueueNotifiesOncePerGatewayPerStatement(t *testing.T) {
 		t.Fatalf("redelivery notifications: %v", seen)
 	}
 }
+
+// TestEnqueueOfAGoneCallerIsNotStored: a call whose context has ended
+// before its batch is taken answers the context's error and stores nothing,
+// while the calls beside it are stored.
+func TestEnqueueOfAGoneCallerIsNotStored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, commandqueue.Options{})
+	q, _ := groupQueue(t, f, commandqueue.Options{})
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ctx
+			if i%2 == 1 {
+				c = gone
+			}
+			_, errs[i] = q.Enqueue(c, f.ta, commandqueue.NewCommand{GatewayID: f.a.GatewayID, Type: protocol.CommandRestartAgent,
+				Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%2 == 1) != errors.Is(err, context.Canceled) || (i%2 == 0 && err != nil) {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	rows, err := f.admin.Query(ctx, `SELECT (payload->>'i')::int FROM gateway_commands ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil || !slices.Equal(stored, []int{0, 2, 4, 6, 8}) {
+		t.Fatalf("stored %v (%v), want the live callers' 0 2 4 6 8", stored, err)
+	}
+}
