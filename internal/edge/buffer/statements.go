@@ -44,12 +44,19 @@ func (p *preparer) QueryRowContext(ctx context.Context, query string, args ...an
 }
 
 // prepare prepares every typed statement on the connection, once (the
-// writer's inserts among them).
+// writer's inserts among them), and the group commit's multi-row inserts
+// (groupinsert.go). They are closed with the connection.
 func (b *Buffer) prepare(ctx context.Context) error {
 	p := &preparer{db: b.db, prepared: map[string]*sql.Stmt{}}
 	qs, err := bufferdb.Prepare(ctx, p)
 	if err != nil {
 		return fmt.Errorf("buffer: prepare: %w", err)
+	}
+	for _, n := range groupInsertSizes() {
+		if _, err := p.PrepareContext(ctx, b.groupInsert[n]); err != nil {
+			_ = qs.Close()
+			return fmt.Errorf("buffer: prepare the %d-row insert: %w", n, err)
+		}
 	}
 	b.qs, b.prepared = qs, p.prepared
 	return nil
@@ -64,8 +71,11 @@ type txStmts struct {
 }
 
 // onTx returns the typed statements on tx (see txStmts).
-func (b *Buffer) onTx(tx *sql.Tx) *bufferdb.Queries {
-	return bufferdb.New(&txStmts{tx: tx, prepared: b.prepared, bound: map[string]*sql.Stmt{}})
+func (b *Buffer) onTx(tx *sql.Tx) *bufferdb.Queries { return bufferdb.New(b.txStmts(tx)) }
+
+// txStmts returns the statements prepared at open, bound to tx on first use.
+func (b *Buffer) txStmts(tx *sql.Tx) *txStmts {
+	return &txStmts{tx: tx, prepared: b.prepared, bound: map[string]*sql.Stmt{}}
 }
 
 // stmt returns query bound to the transaction, or nil for a statement not
