@@ -52,6 +52,14 @@ func (b *Buffer) prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("buffer: prepare: %w", err)
 	}
+	for _, name := range hotStreamQueries() {
+		for _, st := range Streams() {
+			if _, err := p.PrepareContext(ctx, b.sq(name, st)); err != nil {
+				_ = qs.Close()
+				return fmt.Errorf("buffer: prepare %s:%s: %w", name, st, err)
+			}
+		}
+	}
 	for _, n := range groupInsertSizes() {
 		if _, err := p.PrepareContext(ctx, b.groupInsert[n]); err != nil {
 			_ = qs.Close()
@@ -61,6 +69,17 @@ func (b *Buffer) prepare(ctx context.Context) error {
 	b.qs, b.prepared = qs, p.prepared
 	return nil
 }
+
+// hotStreamQueries names the per-stream statements (sql/raw/streams.sql)
+// run for every batch or every poll, prepared once at open like bufferdb's
+// rather than compiled again at each run: the claim's reads, the
+// acknowledgement's deletes, the uplink's age check.
+func hotStreamQueries() []string {
+	return []string{"unclaimed_rows", "batch_rows", "delete_rows_chunk", "oldest_unclaimed"}
+}
+
+// stmt returns query as prepared at open on the connection, or nil.
+func (b *Buffer) stmt(query string) *sql.Stmt { return b.prepared[query] }
 
 // txStmts runs bufferdb's statements on a transaction through the
 // statements prepared at open, each bound to the transaction once.
