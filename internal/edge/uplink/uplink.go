@@ -160,7 +160,7 @@ type Uplink struct {
 	// JSON is built in: channels, not sync.Pools, because a collection
 	// empties a sync.Pool, and with the gateway's small heap collections
 	// come several times a second, so each batch allocated a new
-	// compressor (some 800 KB) and buffer, which made collections more
+	// compressor (some 0.7 MB) and buffer, which made collections more
 	// frequent still (issue 17).
 	gz     chan *gzip.Writer
 	raw    chan *bytes.Buffer
