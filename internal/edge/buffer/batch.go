@@ -92,7 +92,7 @@ func (b *Buffer) PendingBatch(ctx context.Context, s Stream, skip map[string]boo
 	if err := json.Unmarshal([]byte(drops), &bt.Drops); err != nil {
 		return nil, fmt.Errorf("buffer: decode drops of batch %s: %w", bt.Token, err)
 	}
-	evRows, err := b.db.QueryContext(ctx, b.sq("batch_rows", s), bt.FirstID, bt.LastID)
+	evRows, err := b.stmt(b.sq("batch_rows", s)).QueryContext(ctx, bt.FirstID, bt.LastID)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: read rows of batch %s: %w", bt.Token, err)
 	}
@@ -129,7 +129,7 @@ func (b *Buffer) Claim(ctx context.Context, s Stream, maxEvents int, maxBytes in
 		var chunkBytes int64
 		err := b.withTx(ctx, func(tx *sql.Tx) error {
 			chunk, chunkBytes, full = nil, 0, false
-			rows, err := tx.QueryContext(ctx, b.sq("unclaimed_rows", s), after, limit)
+			rows, err := b.txStmts(tx).QueryContext(ctx, b.sq("unclaimed_rows", s), after, limit)
 			if err != nil {
 				return fmt.Errorf("select rows: %w", err)
 			}
@@ -256,7 +256,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 		if found, err = deleteBatch(ctx, b.onTx(tx), bt.Token); err != nil || !found {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
+		res, err := b.txStmts(tx).ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
 		if err != nil {
 			return fmt.Errorf("delete rows: %w", err)
 		}
@@ -272,7 +272,7 @@ func (b *Buffer) Ack(ctx context.Context, bt *Batch) error {
 	}
 	for deleted == chunk {
 		err := b.withLazyTx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
+			res, err := b.txStmts(tx).ExecContext(ctx, del, bt.FirstID, bt.LastID, chunk)
 			if err != nil {
 				return fmt.Errorf("delete rows: %w", err)
 			}
@@ -475,7 +475,7 @@ func (b *Buffer) HasPendingDrops(ctx context.Context) (bool, error) {
 // yet in a batch.
 func (b *Buffer) OldestUnclaimed(ctx context.Context, s Stream) (time.Time, bool, error) {
 	var ms int64
-	err := b.db.QueryRowContext(ctx, b.sq("oldest_unclaimed", s), b.cursor[s].Load()).Scan(&ms)
+	err := b.stmt(b.sq("oldest_unclaimed", s)).QueryRowContext(ctx, b.cursor[s].Load()).Scan(&ms)
 	if err == sql.ErrNoRows {
 		return time.Time{}, false, nil
 	}

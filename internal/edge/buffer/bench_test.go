@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +18,19 @@ import (
 // benchDrivers lists the drivers linked into this build; the cgo driver
 // joins with -tags sqlite_cgo (see bench_cgo_test.go).
 func benchDrivers() []string { return append([]string{"sqlite"}, cgoDrivers...) }
+
+// cpuTime is the process's CPU time so far (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time since start per event (b.N
+// events): less noisy than rates on a shared machine.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/1e3/float64(b.N), "cpu-µs/event")
+}
 
 // payload320 is a realistic ~320-byte stored event.
 func payload320(id string) []byte {
@@ -50,6 +64,7 @@ func benchAppend(b *testing.B, driver, syncMode string, writers, batch int) {
 	var maxLat atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
+	cpu0 := cpuTime()
 	for range writers {
 		wg.Add(1)
 		go func() {
@@ -77,6 +92,7 @@ func benchAppend(b *testing.B, driver, syncMode string, writers, batch int) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 	b.ReportMetric(float64(maxLat.Load())/1e6, "max-ms")
 }
@@ -104,6 +120,7 @@ func BenchmarkClaimAck(b *testing.B) {
 			}
 			b.ResetTimer()
 			start := time.Now()
+			cpu0 := cpuTime()
 			for {
 				bt, err := buf.Claim(ctx, StreamLogs, 1000, 1<<30, true)
 				if err != nil {
@@ -116,6 +133,7 @@ func BenchmarkClaimAck(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu0)
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 		})
 	}

@@ -42,7 +42,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 )
 
-//go:embed schema.sql sql/raw/streams.sql
+//go:embed schema.sql sql/raw/streams.sql sql/raw/groupinsert.sql
 var sqlFiles embed.FS
 
 // Errors returned by Append.
@@ -242,6 +242,11 @@ type Buffer struct {
 	// streamQ holds the per-stream statements (sql/raw/streams.sql), by
 	// "<name>:<stream>".
 	streamQ map[string]string
+	// groupInsert is insert_agent_rows (sql/raw/groupinsert.sql) by row
+	// count, each prepared at open; insertArgs is the writer goroutine's
+	// scratch space for their parameters.
+	groupInsert map[int]string
+	insertArgs  []any
 
 	appendCh chan *appendReq
 	jobCh    chan *writeJob
@@ -369,6 +374,9 @@ func New(ctx context.Context, opts Options) (*Buffer, error) {
 		return nil, err
 	}
 	b.streamQ = q
+	if b.groupInsert, err = parseGroupInsert(); err != nil {
+		return nil, err
+	}
 	if err := b.openOrQuarantine(ctx); err != nil {
 		return nil, err
 	}

@@ -44,16 +44,42 @@ func (p *preparer) QueryRowContext(ctx context.Context, query string, args ...an
 }
 
 // prepare prepares every typed statement on the connection, once (the
-// writer's inserts among them).
+// writer's inserts among them), and the group commit's multi-row inserts
+// (groupinsert.go). They are closed with the connection.
 func (b *Buffer) prepare(ctx context.Context) error {
 	p := &preparer{db: b.db, prepared: map[string]*sql.Stmt{}}
 	qs, err := bufferdb.Prepare(ctx, p)
 	if err != nil {
 		return fmt.Errorf("buffer: prepare: %w", err)
 	}
+	for _, name := range hotStreamQueries() {
+		for _, st := range Streams() {
+			if _, err := p.PrepareContext(ctx, b.sq(name, st)); err != nil {
+				_ = qs.Close()
+				return fmt.Errorf("buffer: prepare %s:%s: %w", name, st, err)
+			}
+		}
+	}
+	for _, n := range groupInsertSizes() {
+		if _, err := p.PrepareContext(ctx, b.groupInsert[n]); err != nil {
+			_ = qs.Close()
+			return fmt.Errorf("buffer: prepare the %d-row insert: %w", n, err)
+		}
+	}
 	b.qs, b.prepared = qs, p.prepared
 	return nil
 }
+
+// hotStreamQueries names the per-stream statements (sql/raw/streams.sql)
+// run for every batch or every poll, prepared once at open like bufferdb's
+// rather than compiled again at each run: the claim's reads, the
+// acknowledgement's deletes, the uplink's age check.
+func hotStreamQueries() []string {
+	return []string{"unclaimed_rows", "batch_rows", "delete_rows_chunk", "oldest_unclaimed"}
+}
+
+// stmt returns query as prepared at open on the connection, or nil.
+func (b *Buffer) stmt(query string) *sql.Stmt { return b.prepared[query] }
 
 // txStmts runs bufferdb's statements on a transaction through the
 // statements prepared at open, each bound to the transaction once.
@@ -64,8 +90,11 @@ type txStmts struct {
 }
 
 // onTx returns the typed statements on tx (see txStmts).
-func (b *Buffer) onTx(tx *sql.Tx) *bufferdb.Queries {
-	return bufferdb.New(&txStmts{tx: tx, prepared: b.prepared, bound: map[string]*sql.Stmt{}})
+func (b *Buffer) onTx(tx *sql.Tx) *bufferdb.Queries { return bufferdb.New(b.txStmts(tx)) }
+
+// txStmts returns the statements prepared at open, bound to tx on first use.
+func (b *Buffer) txStmts(tx *sql.Tx) *txStmts {
+	return &txStmts{tx: tx, prepared: b.prepared, bound: map[string]*sql.Stmt{}}
 }
 
 // stmt returns query bound to the transaction, or nil for a statement not

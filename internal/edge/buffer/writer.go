@@ -7,6 +7,7 @@ package buffer
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -122,59 +123,11 @@ func (b *Buffer) gather(reqs []*appendReq) []*appendReq {
 func (b *Buffer) commitGroup(reqs []*appendReq) {
 	start := time.Now()
 	ok := b.admit(reqs)
-	outs := make([][]Appended, len(reqs))
-	delta := classDelta{}
-	seq := b.nextSeq
-	nowMS := b.now().UnixMilli()
-	ctx := context.Background()
-	err := b.runTx(ctx, func(tx *sql.Tx) error {
-		// The statements prepared at open, bound to this transaction once.
-		q := b.onTx(tx)
-		for i, req := range reqs {
-			if !ok[i] {
-				continue
-			}
-			out := make([]Appended, len(req.recs))
-			firstSeq := seq
-			for j := range req.recs {
-				r := &req.recs[j]
-				size := recSize(r)
-				var n int64
-				var err error
-				if r.Class == protocol.ClassDevice {
-					n, err = q.InsertDevice(ctx, bufferdb.InsertDeviceParams{EventID: r.EventID, Seq: seq,
-						DeviceID: r.DeviceSerial, AdapterType: r.AdapterType, Payload: r.Payload, Size: size, CreatedAt: nowMS})
-				} else {
-					n, err = q.InsertAgent(ctx, bufferdb.InsertAgentParams{EventID: r.EventID, Seq: seq, Type: r.Type,
-						Class: r.Class, Payload: r.Payload, Size: size, FileSize: r.FileSize, CreatedAt: nowMS})
-				}
-				if err != nil {
-					return fmt.Errorf("insert event %s: %w", r.EventID, err)
-				}
-				if n == 0 {
-					out[j] = Appended{Duplicate: true}
-					continue
-				}
-				out[j] = Appended{Seq: seq}
-				seq++
-				delta.add(r.Class, size)
-			}
-			outs[i] = out
-			if tp := req.recs[0].TraceParent; tp != "" && seq > firstSeq {
-				if err := q.InsertTraceContext(ctx, bufferdb.InsertTraceContextParams{FirstSeq: firstSeq, LastSeq: seq - 1,
-					Class: req.recs[0].Class, TraceParent: tp, CreatedAt: nowMS}); err != nil {
-					return fmt.Errorf("store trace context: %w", err)
-				}
-				b.traced.Store(true)
-			}
-		}
-		if seq != b.nextSeq {
-			if err := q.SetNextSeq(ctx, strconv.FormatInt(seq, 10)); err != nil {
-				return fmt.Errorf("store next sequence: %w", err)
-			}
-		}
-		return nil
-	})
+	g, err := b.writeGroup(reqs, ok, true)
+	if errors.Is(err, errGroupDuplicate) {
+		// Rolled back: write it again row by row (groupinsert.go).
+		g, err = b.writeGroup(reqs, ok, false)
+	}
 	if err != nil {
 		err = fmt.Errorf("buffer: commit: %w", err)
 		b.log.Error("group commit failed", "err", err, "requests", len(reqs))
@@ -185,16 +138,104 @@ func (b *Buffer) commitGroup(reqs []*appendReq) {
 		}
 		return
 	}
-	b.nextSeq = seq
-	b.applyDelta(delta)
+	b.nextSeq = g.seq
+	b.applyDelta(g.delta)
 	b.m.commitSeconds.Observe(time.Since(start).Seconds())
 	for i, req := range reqs {
 		if ok[i] {
-			req.res <- appendRes{out: outs[i]}
+			req.res <- appendRes{out: g.outs[i]}
 		}
 	}
-	for class := range delta {
+	for class := range g.delta {
 		b.signal(StreamForClass(class))
 	}
 	b.evaluate()
+}
+
+// group is what a committed group wrote: each request's outcomes, the rows
+// added per class, and the next sequence number.
+type group struct {
+	outs  [][]Appended
+	delta classDelta
+	seq   int64
+}
+
+// writeGroup writes the admitted requests of a group in one transaction.
+// With fast, the agent rows go in multi-row inserts (groupinsert.go) and
+// errGroupDuplicate reports, after a rollback, that an event id was
+// buffered already; without, every row is inserted on its own and a
+// duplicate is told apart (no seq).
+func (b *Buffer) writeGroup(reqs []*appendReq, ok []bool, fast bool) (group, error) {
+	var g group
+	nowMS := b.now().UnixMilli()
+	ctx := context.Background()
+	err := b.runTx(ctx, func(tx *sql.Tx) error {
+		g = group{outs: make([][]Appended, len(reqs)), delta: classDelta{}, seq: b.nextSeq}
+		// The statements prepared at open, bound to this transaction once.
+		ts := b.txStmts(tx)
+		q := bufferdb.New(ts)
+		var rows []agentRow
+		for i, req := range reqs {
+			if !ok[i] {
+				continue
+			}
+			out := make([]Appended, len(req.recs))
+			firstSeq := g.seq
+			for j := range req.recs {
+				r := &req.recs[j]
+				size := recSize(r)
+				if fast && r.Class != protocol.ClassDevice {
+					rows = append(rows, agentRow{rec: r, seq: g.seq, size: size})
+					out[j] = Appended{Seq: g.seq}
+					g.seq++
+					g.delta.add(r.Class, size)
+					continue
+				}
+				var n int64
+				var err error
+				if r.Class == protocol.ClassDevice {
+					n, err = q.InsertDevice(ctx, bufferdb.InsertDeviceParams{EventID: r.EventID, Seq: g.seq,
+						DeviceID: r.DeviceSerial, AdapterType: r.AdapterType, Payload: r.Payload, Size: size, CreatedAt: nowMS})
+				} else {
+					n, err = q.InsertAgent(ctx, bufferdb.InsertAgentParams{EventID: r.EventID, Seq: g.seq, Type: r.Type,
+						Class: r.Class, Payload: r.Payload, Size: size, FileSize: r.FileSize, CreatedAt: nowMS})
+				}
+				if err != nil {
+					return fmt.Errorf("insert event %s: %w", r.EventID, err)
+				}
+				if n == 0 {
+					if fast {
+						return errGroupDuplicate
+					}
+					out[j] = Appended{Duplicate: true}
+					continue
+				}
+				out[j] = Appended{Seq: g.seq}
+				g.seq++
+				g.delta.add(r.Class, size)
+			}
+			g.outs[i] = out
+			if tp := req.recs[0].TraceParent; tp != "" && g.seq > firstSeq {
+				if err := q.InsertTraceContext(ctx, bufferdb.InsertTraceContextParams{FirstSeq: firstSeq, LastSeq: g.seq - 1,
+					Class: req.recs[0].Class, TraceParent: tp, CreatedAt: nowMS}); err != nil {
+					return fmt.Errorf("store trace context: %w", err)
+				}
+				b.traced.Store(true)
+			}
+		}
+		var err error
+		if b.insertArgs, err = b.insertAgentRows(ctx, ts, rows, nowMS, b.insertArgs); err != nil {
+			return err
+		}
+		if g.seq != b.nextSeq {
+			if err := q.SetNextSeq(ctx, strconv.FormatInt(g.seq, 10)); err != nil {
+				return fmt.Errorf("store next sequence: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return group{}, err
+	}
+	return g, nil
 }

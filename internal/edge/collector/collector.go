@@ -7,6 +7,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -235,17 +236,34 @@ func (c *Collector) acceptEvents(ctx context.Context, uid string, batch *protoco
 		return nil, err
 	}
 	tp := tracing.Traceparent(ctx)
+	// The payloads are encoded one after the other into one buffer (the
+	// bytes json.Marshal gives, without an allocation per event) and
+	// sliced out of it once all are written.
+	var enc bytes.Buffer
+	enc.Grow(n * 512)
+	je := json.NewEncoder(&enc)
+	ends := make([]int, n)
 	for i := range batch.Events {
 		e := &batch.Events[i]
 		if e.EventID == "" {
 			e.EventID = uuid.Must(uuid.NewV7()).String()
 		}
 		e.ReceivedAt = &received
-		p, err := json.Marshal(e)
-		if err != nil {
+		if err := je.Encode(e); err != nil {
 			return nil, fmt.Errorf("collector: encode event: %w", err)
 		}
-		recs[i] = buffer.Record{Class: protocol.ClassLog, Type: e.Type, EventID: e.EventID, Payload: p, TraceParent: tp}
+		enc.Truncate(enc.Len() - 1) // Encode's newline
+		ends[i] = enc.Len()
+	}
+	all := enc.Bytes()
+	for i := range batch.Events {
+		e := &batch.Events[i]
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		recs[i] = buffer.Record{Class: protocol.ClassLog, Type: e.Type, EventID: e.EventID,
+			Payload: all[start:ends[i]:ends[i]], TraceParent: tp}
 	}
 	out, err := c.buf.Append(ctx, recs)
 	if err != nil {

@@ -156,7 +156,14 @@ type Uplink struct {
 	log   *slog.Logger
 	m     *metrics
 
-	gz     sync.Pool
+	// gz keeps gzip writers between batches and raw the buffers their
+	// JSON is built in: channels, not sync.Pools, because a collection
+	// empties a sync.Pool, and with the gateway's small heap collections
+	// come several times a second, so each batch allocated a new
+	// compressor (some 0.7 MB) and buffer, which made collections more
+	// frequent still (issue 17).
+	gz     chan *gzip.Writer
+	raw    chan *bytes.Buffer
 	tracer trace.Tracer
 
 	mu        sync.Mutex
@@ -230,10 +237,9 @@ func New(buf *buffer.Buffer, opts Options) (*Uplink, error) {
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
-	u.gz.New = func() any {
-		w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
-		return w
-	}
+	// One writer and buffer per batch in flight (Parallel per stream).
+	u.gz = make(chan *gzip.Writer, opts.Parallel*len(buffer.Streams()))
+	u.raw = make(chan *bytes.Buffer, opts.Parallel*len(buffer.Streams()))
 	u.m = newMetrics(opts.Registerer, u)
 	u.loop = lifecycle.NewLoop("uplink", u.log, u.Run)
 	return u, nil
@@ -785,12 +791,18 @@ func writeEvents(w *bytes.Buffer, bt *buffer.Batch) {
 
 func (u *Uplink) batchJSON(bt *buffer.Batch) []byte {
 	var w bytes.Buffer
+	u.writeBatchJSON(&w, bt)
+	return w.Bytes()
+}
+
+// writeBatchJSON writes the batch's JSON to w.
+func (u *Uplink) writeBatchJSON(w *bytes.Buffer, bt *buffer.Batch) {
 	w.Grow(int(bt.Bytes) + 256)
 	w.WriteString(`{"gateway_id":`)
 	gid, _ := json.Marshal(u.opts.GatewayID)
 	w.Write(gid)
 	w.WriteString(`,"events":`)
-	writeEvents(&w, bt)
+	writeEvents(w, bt)
 	w.WriteString(`,"drops":`)
 	drops := bt.Drops
 	if drops == nil {
@@ -799,17 +811,48 @@ func (u *Uplink) batchJSON(bt *buffer.Batch) []byte {
 	d, _ := json.Marshal(drops)
 	w.Write(d)
 	w.WriteByte('}')
-	return w.Bytes()
 }
 
+// maxKeptBuffer bounds the capacity of a JSON buffer kept for the next
+// batch (a batch of large events is not kept).
+const maxKeptBuffer = 8 << 20
+
 func (u *Uplink) gzipJSON(bt *buffer.Batch) ([]byte, error) {
-	raw := u.batchJSON(bt)
+	var raw *bytes.Buffer
+	select {
+	case raw = <-u.raw:
+		raw.Reset()
+	default:
+		raw = &bytes.Buffer{}
+	}
+	defer func() {
+		if raw.Cap() <= maxKeptBuffer {
+			select {
+			case u.raw <- raw:
+			default:
+			}
+		}
+	}()
+	u.writeBatchJSON(raw, bt)
+	var zw *gzip.Writer
+	select {
+	case zw = <-u.gz:
+	default:
+		zw, _ = gzip.NewWriterLevel(io.Discard, gzip.BestSpeed) // a valid level: no error
+	}
+	defer func() {
+		zw.Reset(io.Discard) // drop the reference to this batch's body
+		select {
+		case u.gz <- zw:
+		default:
+		}
+	}()
+	// The compressed body goes to the request (and may be held by the
+	// HTTP client after the answer), so it is not reused.
 	var out bytes.Buffer
-	out.Grow(len(raw) / 4)
-	zw := u.gz.Get().(*gzip.Writer)
-	defer u.gz.Put(zw)
+	out.Grow(raw.Len() / 4)
 	zw.Reset(&out)
-	if _, err := zw.Write(raw); err != nil {
+	if _, err := zw.Write(raw.Bytes()); err != nil {
 		return nil, fmt.Errorf("gzip batch: %w", err)
 	}
 	if err := zw.Close(); err != nil {
