@@ -2008,6 +2008,17 @@ BEGIN
     END IF;
 END $$;
 
+CREATE FUNCTION public.gateway_commands_depth() RETURNS TABLE(status text, type text, commands bigint, oldest timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT c.status, c.type, count(*), min(c.created_at)
+    FROM public.gateway_commands c
+    WHERE c.status IN ('pending', 'delivered')
+    GROUP BY c.status, c.type
+    ORDER BY c.status, c.type
+$$;
+
 CREATE FUNCTION public.gateway_commands_due(p_gateways uuid[]) RETURNS SETOF uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'

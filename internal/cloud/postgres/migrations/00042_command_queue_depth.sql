@@ -1,0 +1,33 @@
+-- The command queue's depth, for the Agent API's metrics (issue 19).
+--
+-- gateway_commands_depth() counts the commands still in the queue — pending
+-- (waiting for a claim or a redelivery) and delivered (sent, not yet
+-- completed or failed) — by status and type over every organisation, with
+-- the oldest one's creation time per group. A backlog that grows, or a
+-- pending command that keeps ageing, means gateways are offline or the
+-- control plane is not delivering. Platform figures only: no organisation,
+-- gateway or payload leaves the function. The terminal statuses are left
+-- out (history, not a queue; counting them would read every row); both live
+-- statuses have a partial index (gateway_commands_expiry,
+-- gateway_commands_deadline), so the count reads only the queue.
+--
+-- Owned by the owner (a definer function sees every organisation's rows)
+-- and executable only by the ingest role, the Agent API's, which samples it.
+
+-- +goose Up
+-- +goose StatementBegin
+CREATE FUNCTION gateway_commands_depth()
+RETURNS TABLE (status text, type text, commands bigint, oldest timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT c.status, c.type, count(*), min(c.created_at)
+    FROM public.gateway_commands c
+    WHERE c.status IN ('pending', 'delivered')
+    GROUP BY c.status, c.type
+    ORDER BY c.status, c.type
+$$;
+-- +goose StatementEnd
+REVOKE ALL ON FUNCTION gateway_commands_depth() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gateway_commands_depth() TO staff_ingest;
+
+-- +goose Down
+DROP FUNCTION gateway_commands_depth();
