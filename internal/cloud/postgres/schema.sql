@@ -3191,9 +3191,11 @@ CREATE TABLE public.policy_distributions (
     created_by text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    trace_parent text,
     CONSTRAINT policy_distributions_canary_percent_check CHECK (((canary_percent >= 0) AND (canary_percent <= 100))),
     CONSTRAINT policy_distributions_created_by_check CHECK ((length(created_by) <= 255)),
-    CONSTRAINT policy_distributions_stage_check CHECK ((stage = ANY (ARRAY['canary'::text, 'full'::text, 'done'::text, 'halted'::text])))
+    CONSTRAINT policy_distributions_stage_check CHECK ((stage = ANY (ARRAY['canary'::text, 'full'::text, 'done'::text, 'halted'::text]))),
+    CONSTRAINT policy_distributions_trace_parent_length CHECK ((length(trace_parent) <= 128))
 );
 
 ALTER TABLE ONLY public.policy_distributions FORCE ROW LEVEL SECURITY;

@@ -1,4 +1,7 @@
--- The command queue's depth, for the Agent API's metrics (issue 19).
+-- Issue 19: the command queue's depth for the Agent API's metrics, and a
+-- policy distribution's trace.
+--
+-- 1. The command queue's depth.
 --
 -- gateway_commands_depth() counts the commands still in the queue — pending
 -- (waiting for a claim or a redelivery) and delivered (sent, not yet
@@ -13,6 +16,13 @@
 --
 -- Owned by the owner (a definer function sees every organisation's rows)
 -- and executable only by the ingest role, the Agent API's, which samples it.
+--
+-- 2. A distribution keeps the traceparent of the request that started it
+-- (policy.Distributor.Distribute), NULL when untraced: the Agent API's
+-- advancer, which enqueues the later stages' commands (the rest after the
+-- canaries, the restarts), continues it, so every command of a release
+-- joins the release's trace. An id, never personal data; bounded like the
+-- header (gateway_commands.trace_parent, 00040).
 
 -- +goose Up
 -- +goose StatementBegin
@@ -29,5 +39,9 @@ $$;
 REVOKE ALL ON FUNCTION gateway_commands_depth() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION gateway_commands_depth() TO staff_ingest;
 
+ALTER TABLE policy_distributions ADD COLUMN trace_parent text NULL
+    CONSTRAINT policy_distributions_trace_parent_length CHECK (length(trace_parent) <= 128);
+
 -- +goose Down
+ALTER TABLE policy_distributions DROP COLUMN trace_parent;
 DROP FUNCTION gateway_commands_depth();
