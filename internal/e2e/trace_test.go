@@ -507,3 +507,25 @@ func TestPolicyReleaseIsOneTraceToEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// An agent's batch over gRPC continues the agent's trace too: its
+// traceparent travels in the StreamEvents call's metadata.
+func TestGRPCAgentBatchContinuesTheAgentsTrace(t *testing.T) {
+	t.Parallel()
+	w := newTraceWorldWith(t, traceWorldOptions{env: map[string]string{"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN": "127.0.0.1:0"}})
+	res, err := agentsim.Run(context.Background(), agentsim.Options{GatewayURL: "http://" + w.g.Addr(), GRPCAddr: w.g.GRPCAddr(), Transport: "grpc",
+		EnrolmentSecret: w.secret, Agents: 1, BatchSize: 1, MaxEvents: 1, Logger: logtest.New(t), TracerProvider: w.agentTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 1 {
+		t.Fatalf("%d events acknowledged over gRPC, want 1", res.Acked)
+	}
+	agent := w.find(t, "agent.send_batch", nil)
+	col := w.childOf(t, agent, "collector.accept_events")
+	up := w.childOf(t, col, "uplink.upload")
+	w.childOf(t, up, "ingest.batch")
+	if agent.Service != "agent" || col.Service != "gateway" {
+		t.Errorf("services %q, %q", agent.Service, col.Service)
+	}
+}
