@@ -2012,11 +2012,14 @@ CREATE FUNCTION public.gateway_commands_depth() RETURNS TABLE(status text, type 
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog'
     AS $$
-    SELECT c.status, c.type, count(*), min(c.created_at)
-    FROM public.gateway_commands c
-    WHERE c.status IN ('pending', 'delivered')
-    GROUP BY c.status, c.type
-    ORDER BY c.status, c.type
+    -- One branch per status, each matching a partial index's predicate
+    -- exactly (status IN (...) would match neither and read the history).
+    SELECT 'delivered'::text, c.type, count(*), min(c.created_at)
+    FROM public.gateway_commands c WHERE c.status = 'delivered' GROUP BY c.type
+    UNION ALL
+    SELECT 'pending'::text, c.type, count(*), min(c.created_at)
+    FROM public.gateway_commands c WHERE c.status = 'pending' GROUP BY c.type
+    ORDER BY 1, 2
 $$;
 
 CREATE FUNCTION public.gateway_commands_due(p_gateways uuid[]) RETURNS SETOF uuid
