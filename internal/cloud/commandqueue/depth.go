@@ -23,8 +23,10 @@ type Depth struct {
 }
 
 // commandTypes are the command types gateway_commands allows (its CHECK).
-var commandTypes = []string{protocol.CommandPolicyUpdate, protocol.CommandRestartAgent, protocol.CommandDeviceCommand,
-	protocol.CommandRotateAPIKey, protocol.CommandReplayDeadLetters, protocol.CommandRevokeAgent, protocol.CommandDevicesUpdate}
+func commandTypes() []string {
+	return []string{protocol.CommandPolicyUpdate, protocol.CommandRestartAgent, protocol.CommandDeviceCommand,
+		protocol.CommandRotateAPIKey, protocol.CommandReplayDeadLetters, protocol.CommandRevokeAgent, protocol.CommandDevicesUpdate}
+}
 
 // DepthSampler reads the queue's depth (gateway_commands_depth, 00042:
 // counts only, every organisation's) into the gauges
@@ -58,7 +60,7 @@ func NewDepthSampler(db *pgxpool.Pool, reg prometheus.Registerer, now func() tim
 	// it is first sampled.
 	for _, st := range []string{StatusPending, StatusDelivered} {
 		s.oldest.WithLabelValues(st).Set(0)
-		for _, typ := range commandTypes {
+		for _, typ := range commandTypes() {
 			s.depth.WithLabelValues(st, typ).Set(0)
 			s.seen[[2]string{st, typ}] = true
 		}
