@@ -47,6 +47,9 @@ type composeFile struct {
 	Volumes map[string]any `yaml:"volumes"`
 }
 
+// dockerSocket is the host's Docker API socket (the log shipper's source).
+const dockerSocket = "/var/run/docker.sock"
+
 // ourImage is the repository prefix of the images deploy/docker/Dockerfile builds.
 const ourImage = "staffcontrol/"
 
@@ -110,6 +113,14 @@ func check(f composeFile, env checkEnv) []string {
 			if !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "/") {
 				if _, ok := f.Volumes[src]; !ok {
 					bad("%s: volume %q is not declared under volumes", name, src)
+				}
+				continue
+			}
+			if src == dockerSocket {
+				// The host's, not the repository's: the log shipper reads
+				// the containers' logs through it, read-only.
+				if !strings.HasSuffix(v, ":ro") {
+					bad("%s: %s must be mounted read-only (:ro)", name, dockerSocket)
 				}
 				continue
 			}
@@ -328,7 +339,7 @@ func realEnv(t *testing.T) checkEnv {
 // TestComposeRules: compose.yml follows every rule.
 func TestComposeRules(t *testing.T) {
 	f, _ := loadCompose(t)
-	for _, want := range []string{"postgres", "migrate", "agent-api", "dashboard-api", "gateway", "prometheus", "grafana", "loki", "tempo"} {
+	for _, want := range []string{"postgres", "migrate", "agent-api", "dashboard-api", "gateway", "prometheus", "grafana", "loki", "alloy", "tempo"} {
 		if _, ok := f.Services[want]; !ok {
 			t.Errorf("compose.yml: no service %s", want)
 		}
@@ -377,6 +388,13 @@ func TestComposeRulesCatchViolations(t *testing.T) {
 		{"missing mount", func(f *composeFile) {
 			set(f, "loki", func(s *service) { s.Volumes = append(s.Volumes, "./nope.yml:/etc/nope.yml:ro") })
 		}, "does not exist"},
+		{"writable docker socket", func(f *composeFile) {
+			set(f, "alloy", func(s *service) {
+				for i, v := range s.Volumes {
+					s.Volumes[i] = strings.TrimSuffix(v, ":ro")
+				}
+			})
+		}, "read-only"},
 		{"duplicate port", func(f *composeFile) {
 			set(f, "gateway", func(s *service) { s.Ports = append(s.Ports, "3001:3001") })
 		}, "already published"},

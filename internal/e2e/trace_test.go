@@ -2,7 +2,9 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,17 +12,24 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/agentapi/agentapitest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/policy"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/edge/config"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices/vendors"
+	"github.com/staffcontrol/staffcontrol/internal/edge/devices/zkteco"
 	"github.com/staffcontrol/staffcontrol/internal/edge/gateway"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+	"github.com/staffcontrol/staffcontrol/internal/sim/zksim"
 	"github.com/staffcontrol/staffcontrol/internal/tracing"
 	"github.com/staffcontrol/staffcontrol/internal/tracing/otlpreceiver"
 )
@@ -32,6 +41,8 @@ type traceWorld struct {
 	rcv      *otlpreceiver.Receiver
 	gwTP     *tracing.Provider
 	apiTP    *tracing.Provider
+	agentTP  *tracing.Provider // the simulated agents'
+	dashPool *pgxpool.Pool
 	api      *agentapitest.API
 	g        *gateway.Gateway
 	secret   string
@@ -40,7 +51,19 @@ type traceWorld struct {
 	adminURL string
 }
 
+// traceWorldOptions adds to a trace world's gateway: its environment
+// (gateway.yml's devices) and the shipped device adapters.
+type traceWorldOptions struct {
+	env     map[string]string
+	devices bool
+}
+
 func newTraceWorld(t *testing.T) *traceWorld {
+	t.Helper()
+	return newTraceWorldWith(t, traceWorldOptions{})
+}
+
+func newTraceWorldWith(t *testing.T, o traceWorldOptions) *traceWorld {
 	t.Helper()
 	ctx := context.Background()
 	w := &traceWorld{}
@@ -59,7 +82,7 @@ func newTraceWorld(t *testing.T) *traceWorld {
 		t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 		return p
 	}
-	w.gwTP, w.apiTP = newTP("gateway"), newTP("agent-api")
+	w.gwTP, w.apiTP, w.agentTP = newTP("gateway"), newTP("agent-api"), newTP("agent")
 
 	db := pg.NewDatabase(t)
 	w.adminURL = db.AdminURL
@@ -75,6 +98,7 @@ func newTraceWorld(t *testing.T) *traceWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(dash.Close)
+	w.dashPool = dash
 	acc := accounts.New(pg.Pool(t, db.PlatformAdminURL, 2), time.Now)
 	admin := accounts.Actor{Name: "e2e", Tenant: postgres.Tenant{Role: postgres.AppAdmin}}
 	org, err := acc.CreateOrganization(ctx, admin, "Traced", "")
@@ -101,11 +125,18 @@ func newTraceWorld(t *testing.T) *traceWorld {
 		"STAFF_GATEWAY_UPLINK_BACKOFF_INITIAL":          "20ms",
 		"STAFF_GATEWAY_UPLINK_BACKOFF_MAX":              "200ms",
 	}
+	for k, v := range o.env {
+		env[k] = v
+	}
 	cfg, err := config.Load("", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.g, err = gateway.New(ctx, cfg, gateway.Deps{Logger: logger, Version: "e2e", TracerProvider: w.gwTP})
+	deps := gateway.Deps{Logger: logger, Version: "e2e", TracerProvider: w.gwTP}
+	if o.devices {
+		deps.DeviceFactories = vendors.Factories(logger)
+	}
+	w.g, err = gateway.New(ctx, cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +159,7 @@ func (w *traceWorld) spans(t *testing.T, names ...string) map[string]otlpreceive
 	for {
 		_ = w.gwTP.ForceFlush(context.Background())
 		_ = w.apiTP.ForceFlush(context.Background())
+		_ = w.agentTP.ForceFlush(context.Background())
 		by := map[string]otlpreceiver.Span{}
 		for _, s := range w.rcv.Spans() {
 			by[s.Name] = s
@@ -151,8 +183,9 @@ func (w *traceWorld) spans(t *testing.T, names ...string) map[string]otlpreceive
 	}
 }
 
-// One agent event's spans form a single trace across the gateway and the
-// cloud: collector → upload (gateway) → ingest → insert (Agent API), each
+// One agent event's spans form a single trace across the agent, the
+// gateway and the cloud: the agent's batch (its W3C traceparent on the
+// request) → collector → upload (gateway) → ingest → insert (Agent API), each
 // the parent of the next, exported over OTLP to a real receiver; the spans
 // carry ids, never the event's window title or URL (issue 19).
 func TestOneEventIsOneTraceAcrossGatewayAndCloud(t *testing.T) {
@@ -161,7 +194,7 @@ func TestOneEventIsOneTraceAcrossGatewayAndCloud(t *testing.T) {
 	ctx := context.Background()
 	var acked []string
 	if _, err := agentsim.Run(ctx, agentsim.Options{GatewayURL: "http://" + w.g.Addr(), EnrolmentSecret: w.secret, Agents: 1, BatchSize: 1, MaxEvents: 1,
-		Logger: logtest.New(t), Observe: func(ids []string, o agentsim.Outcome) {
+		Logger: logtest.New(t), TracerProvider: w.agentTP, Observe: func(ids []string, o agentsim.Outcome) {
 			if o == agentsim.Acked {
 				acked = append(acked, ids...)
 			}
@@ -208,15 +241,17 @@ func TestOneEventIsOneTraceAcrossGatewayAndCloud(t *testing.T) {
 	}
 	private = private[1:]
 
-	by := w.spans(t, "collector.accept_events", "uplink.upload", "ingest.batch", "ingest.insert")
-	col, up, batch, ins := by["collector.accept_events"], by["uplink.upload"], by["ingest.batch"], by["ingest.insert"]
+	by := w.spans(t, "agent.send_batch", "collector.accept_events", "uplink.upload", "ingest.batch", "ingest.insert")
+	agent, col, up, batch, ins := by["agent.send_batch"], by["collector.accept_events"], by["uplink.upload"], by["ingest.batch"], by["ingest.insert"]
 	for _, c := range []struct {
 		span          otlpreceiver.Span
 		service       string
 		parent        string
 		parentService string
 	}{
-		{col, "gateway", "", ""},
+		// The agent's traceparent: the collector continues its trace.
+		{agent, "agent", "", ""},
+		{col, "gateway", agent.SpanID, "agent.send_batch"},
 		{up, "gateway", col.SpanID, "collector.accept_events"},
 		{batch, "agent-api", up.SpanID, "uplink.upload"},
 		{ins, "agent-api", batch.SpanID, "ingest.batch"},
@@ -296,5 +331,201 @@ func TestCommandIsOneTraceFromEnqueueToResult(t *testing.T) {
 	if ctl.Attributes[tracing.AttrCommand] != cmd.ID.String() || rec.Attributes[tracing.AttrCommand] != cmd.ID.String() ||
 		rec.Attributes[tracing.AttrOrganization] != strconv.FormatInt(w.orgID, 10) {
 		t.Errorf("command attributes: gateway %v, cloud %v", ctl.Attributes, rec.Attributes)
+	}
+}
+
+// flush exports what every provider of the world holds.
+func (w *traceWorld) flush() {
+	_ = w.gwTP.ForceFlush(context.Background())
+	_ = w.apiTP.ForceFlush(context.Background())
+	_ = w.agentTP.ForceFlush(context.Background())
+}
+
+// find waits until the receiver holds a span named name that match accepts
+// (any when nil) and returns it.
+func (w *traceWorld) find(t *testing.T, name string, match func(otlpreceiver.Span) bool) otlpreceiver.Span {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		w.flush()
+		for _, s := range w.rcv.Spans() {
+			if s.Name == name && (match == nil || match(s)) {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no matching %s span among %d received: %+v", name, len(w.rcv.Spans()), w.rcv.Spans())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// childOf waits for a span named name that is parent's child in its trace.
+func (w *traceWorld) childOf(t *testing.T, parent otlpreceiver.Span, name string) otlpreceiver.Span {
+	t.Helper()
+	return w.find(t, name, func(s otlpreceiver.Span) bool { return s.TraceID == parent.TraceID && s.ParentSpanID == parent.SpanID })
+}
+
+// checkNoValues fails when a span attribute's value is one of values (the
+// personal data the traced path carried).
+func (w *traceWorld) checkNoValues(t *testing.T, values []string) {
+	t.Helper()
+	for _, s := range w.rcv.Spans() {
+		for k, v := range s.Attributes {
+			if slices.Contains(values, v) {
+				t.Errorf("span %s attribute %s carries %q", s.Name, k, v)
+			}
+		}
+	}
+}
+
+// A screenshot is one trace from the agent to the stored row: the agent's
+// upload (its traceparent on the request) → collector.accept_screenshot →
+// the gateway's upload of the screenshot stream (the buffer kept the
+// collector's context with the row) → ingest.batch → ingest.insert.
+func TestScreenshotIsOneTraceFromAgentToRow(t *testing.T) {
+	t.Parallel()
+	w := newTraceWorld(t)
+	res, err := agentsim.Run(context.Background(), agentsim.Options{GatewayURL: "http://" + w.g.Addr(), EnrolmentSecret: w.secret, Agents: 1,
+		BatchSize: 1, MaxEvents: 2, ScreenshotEvery: 1, ScreenshotBytes: 8 << 10, Logger: logtest.New(t), TracerProvider: w.agentTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Screenshots != 1 {
+		t.Fatalf("%d screenshots acknowledged, want 1", res.Screenshots)
+	}
+	shot := w.find(t, "agent.send_screenshot", nil)
+	col := w.childOf(t, shot, "collector.accept_screenshot")
+	up := w.childOf(t, col, "uplink.upload")
+	batch := w.childOf(t, up, "ingest.batch")
+	ins := w.childOf(t, batch, "ingest.insert")
+	if up.Attributes[tracing.AttrStream] != "screenshots" || col.Service != "gateway" || batch.Service != "agent-api" {
+		t.Errorf("upload stream %q, collector service %q, ingest service %q", up.Attributes[tracing.AttrStream], col.Service, batch.Service)
+	}
+	if ins.Attributes[tracing.AttrOrganization] != strconv.FormatInt(w.orgID, 10) || ins.Attributes[tracing.AttrBatch] != up.Attributes[tracing.AttrBatch] {
+		t.Errorf("insert attributes %v, upload's %v", ins.Attributes, up.Attributes)
+	}
+	t.Logf("trace %s: agent → collector → upload → ingest → insert", shot.TraceID)
+}
+
+// A door terminal's events are one trace from the gateway's append to the
+// stored rows: devices.append_events (a ZKTeco simulator's log, read by
+// the catch-up) → uplink.upload of the device stream → ingest.batch →
+// ingest.insert; no card or employee number in any attribute.
+func TestDeviceEventsAreOneTraceFromAppendToRow(t *testing.T) {
+	t.Parallel()
+	zk := startZK(t, zksim.Options{Records: 3})
+	raw, err := json.Marshal([]devices.Config{localDevice(t, "zk-trace", zkteco.Type, zk.Addr(), zkSettings())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newTraceWorldWith(t, traceWorldOptions{devices: true, env: map[string]string{
+		"STAFF_GATEWAY_DEVICES":                 string(raw),
+		"STAFF_GATEWAY_DEVICE_CALL_TIMEOUT":     "3s",
+		"STAFF_GATEWAY_DEVICE_CATCHUP_INTERVAL": "2s",
+		"STAFF_GATEWAY_DEVICE_BACKOFF_INITIAL":  "100ms",
+		"STAFF_GATEWAY_DEVICE_BACKOFF_MAX":      "1s",
+	}})
+	app := w.find(t, "devices.append_events", nil)
+	up := w.childOf(t, app, "uplink.upload")
+	batch := w.childOf(t, up, "ingest.batch")
+	ins := w.childOf(t, batch, "ingest.insert")
+	if app.Service != "gateway" || app.Attributes[tracing.AttrAdapterType] != zkteco.Type || app.Attributes[tracing.AttrEvents] == "" {
+		t.Errorf("append span %s attributes %v", app.Service, app.Attributes)
+	}
+	if up.Attributes[tracing.AttrStream] != "device-events" || ins.Attributes[tracing.AttrOrganization] != strconv.FormatInt(w.orgID, 10) {
+		t.Errorf("upload attributes %v, insert's %v", up.Attributes, ins.Attributes)
+	}
+	var private []string
+	for _, r := range zk.Records() {
+		private = append(private, r.UserID)
+	}
+	w.checkNoValues(t, private)
+	t.Logf("trace %s: append → upload → ingest → insert; user ids checked: %v", app.TraceID, private)
+}
+
+// A policy release is one trace to every command it causes: the release
+// request's span (a stand-in for the Dashboard API's) → Distribute
+// enqueues policy_update, and the Agent API's advancer, in its own loop,
+// enqueues restart_agent once the gateway applied the version (the
+// distribution kept the request's traceparent, 00042); the gateway's
+// control.command spans of both are the release span's children.
+func TestPolicyReleaseIsOneTraceToEveryCommand(t *testing.T) {
+	t.Parallel()
+	w := newTraceWorld(t)
+	ctx := context.Background()
+	pol, err := policy.New(w.dashPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := accounts.Actor{Name: "hr", Tenant: postgres.Tenant{OrganizationID: w.orgID, Role: postgres.AppOrgAdmin}}
+	p, err := pol.Create(ctx, actor, "Traced", []byte(`{"screenshots":{"enabled":true,"interval_seconds":300}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := pol.Release(ctx, actor, p.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := commandqueue.New(w.dashPool, commandqueue.Options{}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, release := w.apiTP.Tracer("e2e").Start(ctx, "dashboard.release", trace.WithSpanKind(trace.SpanKindServer))
+	if _, err := policy.NewDistributor(w.dashPool, q).Distribute(rctx, actor, p.ID, v.Version, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	release.End()
+	rel := w.spans(t, "dashboard.release")["dashboard.release"]
+	conn, err := pgx.Connect(ctx, w.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	ids := map[string]string{}
+	waitUntil(t, "the advancer's restart_agent", 60*time.Second, func() bool {
+		rows, err := conn.Query(ctx, `SELECT type, id::text FROM gateway_commands WHERE organization_id = $1`, w.orgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var typ, id string
+			if err := rows.Scan(&typ, &id); err != nil {
+				t.Fatal(err)
+			}
+			ids[typ] = id
+		}
+		return ids[protocol.CommandRestartAgent] != ""
+	})
+	for _, typ := range []string{protocol.CommandPolicyUpdate, protocol.CommandRestartAgent} {
+		id := ids[typ]
+		ctl := w.find(t, "control.command", func(s otlpreceiver.Span) bool { return s.Attributes[tracing.AttrCommand] == id })
+		if ctl.TraceID != rel.TraceID || ctl.ParentSpanID != rel.SpanID || ctl.Service != "gateway" {
+			t.Errorf("%s %s: control.command in trace %s under %s (%s), want trace %s under the release span %s",
+				typ, id, ctl.TraceID, ctl.ParentSpanID, ctl.Service, rel.TraceID, rel.SpanID)
+		}
+	}
+}
+
+// An agent's batch over gRPC continues the agent's trace too: its
+// traceparent travels in the StreamEvents call's metadata.
+func TestGRPCAgentBatchContinuesTheAgentsTrace(t *testing.T) {
+	t.Parallel()
+	w := newTraceWorldWith(t, traceWorldOptions{env: map[string]string{"STAFF_GATEWAY_GATEWAY_GRPC_LISTEN": "127.0.0.1:0"}})
+	res, err := agentsim.Run(context.Background(), agentsim.Options{GatewayURL: "http://" + w.g.Addr(), GRPCAddr: w.g.GRPCAddr(), Transport: "grpc",
+		EnrolmentSecret: w.secret, Agents: 1, BatchSize: 1, MaxEvents: 1, Logger: logtest.New(t), TracerProvider: w.agentTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 1 {
+		t.Fatalf("%d events acknowledged over gRPC, want 1", res.Acked)
+	}
+	agent := w.find(t, "agent.send_batch", nil)
+	col := w.childOf(t, agent, "collector.accept_events")
+	up := w.childOf(t, col, "uplink.upload")
+	w.childOf(t, up, "ingest.batch")
+	if agent.Service != "agent" || col.Service != "gateway" {
+		t.Errorf("services %q, %q", agent.Service, col.Service)
 	}
 }

@@ -44,6 +44,13 @@ const (
 	AttrCommand      = "staffcontrol.command_id"
 	AttrCommandType  = "staffcontrol.command_type"
 	AttrStatus       = "staffcontrol.status"
+	// AttrAdapterType and AttrSource: a door terminal's adapter (zkteco,
+	// hikvision) and how its events came (live, catchup); never the
+	// events' card or employee numbers.
+	AttrAdapterType = "staffcontrol.adapter_type"
+	AttrSource      = "staffcontrol.source"
+	// AttrDistribution is a policy distribution's id.
+	AttrDistribution = "staffcontrol.distribution_id"
 )
 
 // Config is the tracing configuration.

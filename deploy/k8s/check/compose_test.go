@@ -59,7 +59,7 @@ func TestComposeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compose.yml: %v", err)
 	}
-	for _, name := range []string{"postgres", "migrate", "staffctl", "agent-api", "dashboard-api", "gateway", "prometheus", "grafana", "loki", "tempo"} {
+	for _, name := range []string{"postgres", "migrate", "staffctl", "agent-api", "dashboard-api", "gateway", "prometheus", "grafana", "loki", "alloy", "tempo"} {
 		s, ok := p.Services[name]
 		if !ok {
 			t.Errorf("no service %s", name)

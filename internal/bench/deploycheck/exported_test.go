@@ -41,7 +41,8 @@ func TestRulesAndDashboardsNameExportedMetrics(t *testing.T) {
 	}
 	live := liveNames(t)
 	for _, want := range []string{"http_requests_total", "http_request_duration_seconds", "dependency_up", "grpc_server_handled_total",
-		"gateway_buffer_usage_ratio", "control_connected_gateways", "ingest_events_total", "gateway_uplink_batches_total"} {
+		"gateway_buffer_usage_ratio", "control_connected_gateways", "ingest_events_total", "gateway_uplink_batches_total",
+		"command_queue_depth", "command_queue_oldest_seconds"} {
 		if !live[want] {
 			t.Errorf("%s is not exported by the running services", want)
 		}

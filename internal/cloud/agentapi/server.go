@@ -82,6 +82,10 @@ type Config struct {
 	// RollupInterval is how often the reports' activity rollups are brought
 	// up to date from the dirty hours (ROLLUP_INTERVAL, default 1 min).
 	RollupInterval time.Duration
+	// QueueDepthInterval is how often the command queue's depth is sampled
+	// into command_queue_depth and command_queue_oldest_seconds (default
+	// 15 s, a Prometheus scrape interval).
+	QueueDepthInterval time.Duration
 }
 
 // Defaults of Config's timings and sizes.
@@ -95,6 +99,7 @@ const (
 	DefaultScreenshotSweepAge      = time.Hour
 	DefaultRetentionInterval       = time.Hour
 	DefaultRollupInterval          = report.DefaultRollupInterval
+	DefaultQueueDepthInterval      = 15 * time.Second
 )
 
 // withDefaults returns cfg with every zero timing and size set to its
@@ -114,6 +119,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.AdvanceAllInterval <= 0 {
 		cfg.AdvanceAllInterval = DefaultAdvanceAllInterval
+	}
+	if cfg.QueueDepthInterval <= 0 {
+		cfg.QueueDepthInterval = DefaultQueueDepthInterval
 	}
 	if cfg.ScreenshotSweepInterval <= 0 {
 		cfg.ScreenshotSweepInterval = DefaultScreenshotSweepInterval
@@ -169,6 +177,7 @@ type Server struct {
 	gateways *auth.Gateways
 	hub      *control.Hub
 	sweeper  *control.Sweeper
+	depth    *commandqueue.DepthSampler
 	dist     *policy.Distributor
 	throttle *throttle.Limiter
 	retain   *retention.Runner
@@ -278,6 +287,7 @@ func New(ctx context.Context, cfg Config, deps ServerDeps) (_ *Server, err error
 	if s.sweeper, err = control.NewSweeper(s.db, s.queue, logger, s.registry, cfg.Control); err != nil {
 		return nil, err
 	}
+	s.depth = commandqueue.NewDepthSampler(s.db, s.registry, nil)
 	s.dist = policy.NewDistributor(s.db, s.queue)
 	if s.throttle, err = throttle.New(cfg.Throttle.Limits, throttle.Deps{Logger: logger, Registerer: s.registry}); err != nil {
 		return nil, err
@@ -358,6 +368,14 @@ func (s *Server) members() []lifecycle.Member {
 		}),
 		loop("control hub", func(ctx context.Context) error { s.hub.Run(ctx); return nil }),
 		{Name: "command sweeper", Service: s.sweeper},
+		// The queue's depth over every organisation, for the backlog alert.
+		loop("queue depth", func(ctx context.Context) error {
+			return lifecycle.Every(ctx, cfg.QueueDepthInterval, true, func(ctx context.Context) {
+				if _, err := s.depth.Sample(ctx); err != nil && ctx.Err() == nil {
+					s.logger.ErrorContext(ctx, "sample the command queue depth", "err", err)
+				}
+			})
+		}),
 		loop("distribution advancer", func(ctx context.Context) error {
 			return lifecycle.Every(ctx, cfg.AdvanceInterval, false, func(ctx context.Context) {
 				if err := s.dist.AdvanceReady(ctx); err != nil && ctx.Err() == nil {

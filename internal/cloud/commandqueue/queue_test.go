@@ -32,6 +32,8 @@ type fixture struct {
 	ta, tb postgres.Tenant
 	// dash is the dashboard role's pool (the …Tx methods' transactions).
 	dash *pgxpool.Pool
+	// ingest is the ingest role's pool (the Agent API's).
+	ingest *pgxpool.Pool
 }
 
 func newFixture(t *testing.T, opts commandqueue.Options) *fixture {
@@ -67,6 +69,8 @@ func newFixture(t *testing.T, opts commandqueue.Options) *fixture {
 		t.Cleanup(pool.Close)
 		if r.url == db.DashboardURL {
 			f.dash = pool
+		} else {
+			f.ingest = pool
 		}
 		if *r.dst, err = commandqueue.New(pool, opts, prometheus.NewRegistry()); err != nil {
 			t.Fatal(err)

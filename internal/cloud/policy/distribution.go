@@ -18,6 +18,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/commandqueue"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/policy/policydb"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Distribution stages.
@@ -52,7 +53,9 @@ func NewDistributor(db *pgxpool.Pool, queue *commandqueue.Queue) *Distributor {
 // Distribute sends version of a policy to the given gateways of the actor's
 // organisation (all of them when gateways is empty). With canaryPercent > 0,
 // that share of the targets (at least one) gets the command first, and the
-// rest once every canary has applied it (see Advance).
+// rest once every canary has applied it (see Advance). The distribution
+// keeps ctx's trace context (the release request's span): the commands it
+// enqueues now and those later advances enqueue carry it.
 func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID int64, version string, gateways []uuid.UUID, canaryPercent int) (uuid.UUID, error) {
 	if canaryPercent < 0 || canaryPercent > 100 {
 		return uuid.Nil, &apperr.FieldError{Field: "canary_percent", Message: "must be between 0 and 100"}
@@ -101,7 +104,8 @@ func (d *Distributor) Distribute(ctx context.Context, a accounts.Actor, policyID
 			stage = StageCanary
 		}
 		if distID, err = q.InsertDistribution(ctx, policydb.InsertDistributionParams{OrganizationID: org, PolicyID: policyID,
-			VersionID: versionID, CanaryPercent: int32(canaryPercent), Stage: stage, CreatedBy: a.Name}); err != nil {
+			VersionID: versionID, CanaryPercent: int32(canaryPercent), Stage: stage, CreatedBy: a.Name,
+			TraceParent: traceParentOf(ctx)}); err != nil {
 			return fmt.Errorf("policy: insert distribution: %w", err)
 		}
 		canary := make([]bool, len(targets))
@@ -255,6 +259,11 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 	if stage == StageDone || stage == StageHalted {
 		return stage, nil
 	}
+	if r.TraceParent != nil && tracing.Traceparent(ctx) == "" {
+		// An advance of its own (the Agent API's advancer): the commands
+		// it enqueues join the distribution's trace.
+		ctx = tracing.Extract(ctx, *r.TraceParent)
+	}
 	ts, err := loadTargets(ctx, tx, distID)
 	if err != nil {
 		return "", err
@@ -334,6 +343,14 @@ func (d *Distributor) advanceTx(ctx context.Context, tx pgx.Tx, distID uuid.UUID
 		return "", err
 	}
 	return stage, nil
+}
+
+// traceParentOf is ctx's traceparent for the column (nil untraced).
+func traceParentOf(ctx context.Context) *string {
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		return &tp
+	}
+	return nil
 }
 
 // commandIDs are the ids of cs, in order.

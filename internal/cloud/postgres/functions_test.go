@@ -59,6 +59,7 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	"gateway_commands_sweep(interval)":                     testGatewayCommandsSweep,
 	"gateways_mark_offline_after(interval)":                testGatewaysMarkOfflineAfter,
 	"policy_distributions_active()":                        testPolicyDistributionsActive,
+	"gateway_commands_depth()":                             testGatewayCommandsDepth,
 	"policy_distributions_ready()":                         testPolicyDistributionsReady,
 	"monitoring.storage_kind()":                            testStorageKind,
 	"monitoring.ensure_recent_partitions(integer,integer)": testEnsureRecentPartitions,
@@ -845,6 +846,49 @@ func testGatewayCommandsDue(t *testing.T, f *fnDB) {
 		f.exec(`UPDATE gateway_commands SET status = 'pending', next_attempt_at = now(), expires_at = now() + interval '1 hour' WHERE organization_id = $1`, a.OrganizationID)
 	}
 	equal(t, "due again", f.rows(f.ingest, org(a.OrganizationID), call, both), []string{a.GatewayID.String()})
+}
+
+// testGatewayCommandsDepth: the queue's pending and delivered commands
+// counted by status and type over both organisations, with the oldest's
+// age; terminal ones left out; figures only (no organisation, gateway or
+// payload column), whatever the caller's context; for the ingest role only.
+func testGatewayCommandsDepth(t *testing.T, f *fnDB) {
+	a, b := f.a, f.b
+	f.exec(`DELETE FROM gateway_commands`)
+	const call = `SELECT status || ' ' || type || ' ' || commands || ' ' || round(extract(epoch from now() - oldest) / 60) FROM gateway_commands_depth()`
+	equal(t, "empty", f.rows(f.ingest, none, call), nil)
+	for _, c := range []struct {
+		o           pgtest.Seeded
+		typ, status string
+		minutesAgo  int
+	}{
+		{a, "policy_update", "pending", 0},
+		{a, "policy_update", "pending", 90},
+		{b, "policy_update", "pending", 30},
+		{a, "restart_agent", "delivered", 5},
+		{b, "restart_agent", "completed", 600},
+		{b, "policy_update", "failed", 600},
+		{a, "policy_update", "expired", 600},
+		{b, "devices_update", "cancelled", 600},
+	} {
+		f.exec(`INSERT INTO gateway_commands (organization_id, gateway_id, type, payload, status, created_at)
+			VALUES ($1, $2, $3, '{"secret":"x"}', $4, now() - make_interval(mins => $5))`, c.o.OrganizationID, c.o.GatewayID, c.typ, c.status, c.minutesAgo)
+	}
+	want := []string{"delivered restart_agent 1 5", "pending policy_update 3 90"}
+	equal(t, "no context", f.rows(f.ingest, none, call), want)
+	// A context changes nothing: platform figures, not one organisation's.
+	equal(t, "A's context", f.rows(f.ingest, org(a.OrganizationID), call), want)
+	equal(t, "B's context", f.rows(f.ingest, org(b.OrganizationID), call), want)
+	// Counts only: the result has no column that could carry a row.
+	equal(t, "result columns", f.rows(f.ingest, none, `SELECT a FROM unnest((SELECT proargnames FROM pg_proc WHERE oid = 'gateway_commands_depth()'::regprocedure)) a`),
+		[]string{"status", "type", "commands", "oldest"})
+	// The tenant roles cannot call it, whatever their context.
+	const count = `SELECT count(*) FROM gateway_commands_depth()`
+	for _, ten := range []postgres.Tenant{none, org(a.OrganizationID)} {
+		f.refused(f.dashboard, ten, noPrivilege, "permission denied", count)
+		f.refused(f.platform, ten, noPrivilege, "permission denied", count)
+	}
+	f.refused(f.platform, postgres.Tenant{Role: postgres.AppAdmin}, noPrivilege, "permission denied", count)
 }
 
 // testGatewayCommandsSweep: at the server's clock, a delivery past its ack

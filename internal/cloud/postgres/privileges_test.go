@@ -289,6 +289,7 @@ var runtimePrivileges = []string{
 	"staff_ingest function monitoring.stored_screenshots(text,uuid[],timestamp with time zone[]) EXECUTE",
 	"staff_ingest function policy_distributions_active() EXECUTE",
 	"staff_ingest function policy_distributions_ready() EXECUTE",
+	"staff_ingest function gateway_commands_depth() EXECUTE", // 00042: the queue's depth, counts only
 	"staff_ingest schema app USAGE",
 	"staff_ingest schema monitoring USAGE",
 	"staff_ingest schema monitoring_fallback USAGE",

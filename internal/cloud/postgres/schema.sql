@@ -2008,6 +2008,20 @@ BEGIN
     END IF;
 END $$;
 
+CREATE FUNCTION public.gateway_commands_depth() RETURNS TABLE(status text, type text, commands bigint, oldest timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+    -- One branch per status, each matching a partial index's predicate
+    -- exactly (status IN (...) would match neither and read the history).
+    SELECT 'delivered'::text, c.type, count(*), min(c.created_at)
+    FROM public.gateway_commands c WHERE c.status = 'delivered' GROUP BY c.type
+    UNION ALL
+    SELECT 'pending'::text, c.type, count(*), min(c.created_at)
+    FROM public.gateway_commands c WHERE c.status = 'pending' GROUP BY c.type
+    ORDER BY 1, 2
+$$;
+
 CREATE FUNCTION public.gateway_commands_due(p_gateways uuid[]) RETURNS SETOF uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
@@ -3190,9 +3204,11 @@ CREATE TABLE public.policy_distributions (
     created_by text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    trace_parent text,
     CONSTRAINT policy_distributions_canary_percent_check CHECK (((canary_percent >= 0) AND (canary_percent <= 100))),
     CONSTRAINT policy_distributions_created_by_check CHECK ((length(created_by) <= 255)),
-    CONSTRAINT policy_distributions_stage_check CHECK ((stage = ANY (ARRAY['canary'::text, 'full'::text, 'done'::text, 'halted'::text])))
+    CONSTRAINT policy_distributions_stage_check CHECK ((stage = ANY (ARRAY['canary'::text, 'full'::text, 'done'::text, 'halted'::text]))),
+    CONSTRAINT policy_distributions_trace_parent_length CHECK ((length(trace_parent) <= 128))
 );
 
 ALTER TABLE ONLY public.policy_distributions FORCE ROW LEVEL SECURITY;

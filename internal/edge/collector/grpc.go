@@ -19,6 +19,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // grpcService implements agentpb.CollectorServer on top of the Collector.
@@ -154,7 +155,7 @@ func (s *grpcService) StreamEvents(stream grpc.ClientStreamingServer[agentpb.Eve
 		for i, e := range msg.GetEvents() {
 			batch.Events[i] = EventFromProto(e)
 		}
-		ack, err := s.c.AcceptEvents(stream.Context(), uid, &batch)
+		ack, err := s.c.AcceptEvents(tracing.Extract(stream.Context(), incomingTraceparent(stream.Context())), uid, &batch)
 		if err != nil {
 			code = "error"
 			if re := apperr.As(err); re != nil {
@@ -193,4 +194,14 @@ func (s *grpcService) Register(ctx context.Context, r *agentpb.AgentRegistration
 // Heartbeat records an agent heartbeat.
 func (s *grpcService) Heartbeat(ctx context.Context, r *agentpb.AgentRegistration) (*agentpb.AgentRegistrationResponse, error) {
 	return s.register(ctx, r, false)
+}
+
+// incomingTraceparent is the W3C traceparent a traced agent sent in the
+// call's metadata ("" when none).
+func incomingTraceparent(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(tracing.Header); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

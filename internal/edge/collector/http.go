@@ -19,11 +19,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/jsondecode"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Routes registers the agent-facing endpoints on mux.
@@ -166,7 +170,8 @@ func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := c.decodeJSON(body, &batch, 0); err != nil {
 		return err
 	}
-	resp, err := c.AcceptEvents(r.Context(), uid, &batch)
+	// A traced agent's batch: the collector's span continues its trace.
+	resp, err := c.AcceptEvents(tracing.Extract(r.Context(), r.Header.Get(tracing.Header)), uid, &batch)
 	if err != nil {
 		return err
 	}
@@ -203,8 +208,27 @@ func (c *Collector) handleRegister(full bool) func(http.ResponseWriter, *http.Re
 // handleScreenshot accepts multipart/form-data with a "metadata" part (one
 // screenshot Event as JSON) followed by an "image" part. The image is
 // streamed to a file beside the buffer while its SHA-256 is computed; the
-// row is committed only when the hash and size match.
+// row is committed only when the hash and size match. The request is a
+// span (collector.accept_screenshot) continuing the agent's traceparent
+// when it sends one; the buffer keeps the span's context with the row, so
+// the upload and the cloud's ingest join the same trace.
 func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) error {
+	ctx, span := c.tracer.Start(tracing.Extract(r.Context(), r.Header.Get(tracing.Header)), "collector.accept_screenshot",
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.Int(tracing.AttrEvents, 1)))
+	defer span.End()
+	if c.opts.GatewayID != "" && span.IsRecording() {
+		span.SetAttributes(attribute.String(tracing.AttrGateway, c.opts.GatewayID))
+	}
+	err := c.acceptScreenshot(w, r.WithContext(ctx))
+	if err != nil {
+		span.SetStatus(codes.Error, "refused")
+		span.SetAttributes(attribute.String(tracing.AttrStatus, string(apperr.CodeOf(err))))
+	}
+	return err
+}
+
+// acceptScreenshot is handleScreenshot inside its span.
+func (c *Collector) acceptScreenshot(w http.ResponseWriter, r *http.Request) error {
 	uid, err := c.authHTTP(r)
 	if err != nil {
 		return err
@@ -318,7 +342,7 @@ func (c *Collector) handleScreenshot(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	out, err := c.buf.Append(r.Context(), []buffer.Record{{Class: protocol.ClassScreenshot, Type: ev.Type,
-		EventID: ev.EventID, Payload: payload, FileSize: n}})
+		EventID: ev.EventID, Payload: payload, FileSize: n, TraceParent: tracing.Traceparent(r.Context())}})
 	if err != nil {
 		if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrShedding) {
 			os.Remove(c.buf.ScreenshotPath(ev.EventID))

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrUnknownDevice is returned by Manager.Execute for a reference that
@@ -27,6 +29,9 @@ type ManagerOptions struct {
 	Metrics *Metrics
 	// Logger receives JSON logs; nil discards.
 	Logger *slog.Logger
+	// TracerProvider is every supervisor's (SupervisorOptions); nil: no
+	// tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Manager holds one supervisor per configured device. Apply replaces the
@@ -136,7 +141,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			continue
 		}
 		s, e := NewSupervisor(c, SupervisorOptions{Config: m.o.Config, Registry: m.o.Registry, Store: m.o.Store,
-			Metrics: m.o.Metrics, Logger: m.log})
+			Metrics: m.o.Metrics, Logger: m.log, TracerProvider: m.o.TracerProvider})
 		if e == nil {
 			e = s.Start(m.runCtx)
 		}

@@ -10,10 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/staffcontrol/staffcontrol/internal/apperr"
 	"github.com/staffcontrol/staffcontrol/internal/backoff"
 	"github.com/staffcontrol/staffcontrol/internal/edge/buffer"
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // State is what a supervisor is doing.
@@ -145,6 +150,10 @@ type SupervisorOptions struct {
 	Metrics *Metrics
 	// Logger receives JSON logs; nil discards.
 	Logger *slog.Logger
+	// TracerProvider makes each append of a device's events a span
+	// (devices.append_events) whose context the buffer keeps with them, so
+	// the upload and the cloud's ingest join its trace; nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Counts are a supervisor's counters since it started.
@@ -200,6 +209,8 @@ type Supervisor struct {
 	store Store
 	m     *Metrics
 	log   *slog.Logger
+	// tracer makes the appends spans (a no-op without a provider).
+	tracer trace.Tracer
 	// queue holds the commands waiting for the device (under qmu, at most
 	// CommandQueue; a caller that gives up removes its own); qsig wakes the
 	// session when one is added.
@@ -244,6 +255,7 @@ func NewSupervisor(dev Config, o SupervisorOptions) (*Supervisor, error) {
 	cfg := o.Config.withDefaults()
 	s := &Supervisor{
 		dev: dev, cfg: cfg, reg: o.Registry, store: o.Store, m: m,
+		tracer:      tracing.OrNoop(o.TracerProvider).Tracer("github.com/staffcontrol/staffcontrol/internal/edge/devices"),
 		log:         log.With("device", dev.Name, "adapter_type", dev.Type),
 		qsig:        make(chan struct{}, 1),
 		recent:      newRecentKeys(cfg.RecentKeys),
@@ -675,10 +687,24 @@ func (s *Supervisor) appendEvents(ctx context.Context, serial string, evs []Even
 		keys = append(keys, ev.Key)
 	}
 	s.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	// The append is a span; its context rides with the rows to the upload.
+	ctx, span := s.tracer.Start(ctx, "devices.append_events", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String(tracing.AttrAdapterType, s.dev.Type), attribute.String(tracing.AttrSource, source),
+			attribute.Int(tracing.AttrEvents, len(recs))))
+	defer span.End()
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		for i := range recs {
+			recs[i].TraceParent = tp
+		}
+	}
 	for len(recs) > 0 {
 		n := min(len(recs), s.cfg.BatchMax)
 		out, err := s.store.Append(ctx, recs[:n])
 		if err != nil {
+			span.SetStatus(codes.Error, "append failed")
 			return &storeError{err}
 		}
 		fresh := 0

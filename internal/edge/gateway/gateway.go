@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (*Gateway, error) {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.devices, err = devices.NewManager(devices.ManagerOptions{Config: cfg.Device, Registry: reg, Store: g.buf,
-		Metrics: devices.NewMetrics(g.reg), Logger: log.With("component", "devices")})
+		Metrics: devices.NewMetrics(g.reg), Logger: log.With("component", "devices"), TracerProvider: deps.TracerProvider})
 	if err != nil {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}

@@ -46,6 +46,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -57,6 +59,7 @@ import (
 
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
 	"github.com/staffcontrol/staffcontrol/internal/protocol/agentpb"
+	"github.com/staffcontrol/staffcontrol/internal/tracing"
 )
 
 // Outcome is what became of the events of one request.
@@ -120,6 +123,12 @@ type Options struct {
 	// MaxRetryAfter caps the wait after a 503 (default 5 s).
 	MaxRetryAfter time.Duration
 	Logger        *slog.Logger
+	// TracerProvider, when set, makes each event batch and screenshot a
+	// client span (agent.send_batch, agent.send_screenshot) whose W3C
+	// traceparent goes on the request (HTTP header, gRPC metadata), as a
+	// traced agent would send it: the gateway's collector continues it.
+	// nil: no tracing and no header.
+	TracerProvider trace.TracerProvider
 
 	// Control turns on the agents' control side (control.go; HTTP, so
 	// GatewayURL is required). MaxEvents then ends only the events: agents
@@ -184,6 +193,9 @@ type run struct {
 	enrolled  atomic.Int64
 }
 
+// tracerName names the simulator's spans' instrumentation scope.
+const tracerName = "github.com/staffcontrol/staffcontrol/internal/sim/agentsim"
+
 // Run simulates the agents until Duration, MaxEvents or ctx ends.
 func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Agents <= 0 {
@@ -198,6 +210,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.MaxRetryAfter <= 0 {
 		opts.MaxRetryAfter = 5 * time.Second
 	}
+	opts.TracerProvider = tracing.OrNoop(opts.TracerProvider)
 	if opts.EnrolmentSecret == "" {
 		return Result{}, errors.New("agentsim: the enrolment secret is required (agents enrol before sending)")
 	}
@@ -641,6 +654,9 @@ func (a *agent) end() {
 // deliver sends one batch until it is acknowledged, rejected, or its outcome
 // becomes unknown; refusals and unreachable gateways are retried.
 func (a *agent) deliver(ctx context.Context, events []protocol.Event) {
+	ctx, span := a.r.opts.TracerProvider.Tracer(tracerName).Start(ctx, "agent.send_batch", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.Int(tracing.AttrEvents, len(events))))
+	defer span.End()
 	list := ids(events)
 	var body []byte
 	if a.grpc == nil {
@@ -691,6 +707,9 @@ func (a *agent) sendHTTP(ctx context.Context, path, ctype string, body []byte) (
 		return Rejected, 0, 0
 	}
 	req.Header.Set("Content-Type", ctype)
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		req.Header.Set(tracing.Header, tp)
+	}
 	a.authorize(req)
 	resp, err := a.r.opts.Client.Do(req)
 	if err != nil {
@@ -730,6 +749,9 @@ func (a *agent) sendGRPC(ctx context.Context, events []protocol.Event) (Outcome,
 			Datetime: timestamppb.New(e.Datetime), DurationSeconds: e.DurationSeconds, WindowTitle: e.WindowTitle,
 			ProcessName: e.ProcessName, Url: e.URL, Title: e.Title, SessionType: e.SessionType}
 		msg.Events[i] = p
+	}
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, tracing.Header, tp)
 	}
 	stream, err := a.grpc.StreamEvents(a.grpcContext(ctx))
 	if err != nil {
@@ -780,6 +802,8 @@ func (a *agent) screenshot(ctx context.Context) {
 	fw, _ := mw.CreateFormFile(protocol.CollectorImagePart, id+".png")
 	fw.Write(img)
 	mw.Close()
+	ctx, span := a.r.opts.TracerProvider.Tracer(tracerName).Start(ctx, "agent.send_screenshot", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
 	for ctx.Err() == nil {
 		start := time.Now()
 		reqCtx, ok := a.begin(ctx)

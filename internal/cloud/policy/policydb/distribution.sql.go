@@ -96,8 +96,8 @@ func (q *Queries) DistributionStage(ctx context.Context, id uuid.UUID) (Distribu
 }
 
 const insertDistribution = `-- name: InsertDistribution :one
-INSERT INTO policy_distributions (organization_id, policy_id, version_id, canary_percent, stage, created_by)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+INSERT INTO policy_distributions (organization_id, policy_id, version_id, canary_percent, stage, created_by, trace_parent)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
 `
 
 type InsertDistributionParams struct {
@@ -107,8 +107,10 @@ type InsertDistributionParams struct {
 	CanaryPercent  int32
 	Stage          string
 	CreatedBy      string
+	TraceParent    *string
 }
 
+// trace_parent: the distributing request's traceparent (NULL untraced).
 func (q *Queries) InsertDistribution(ctx context.Context, arg InsertDistributionParams) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, insertDistribution,
 		arg.OrganizationID,
@@ -117,6 +119,7 @@ func (q *Queries) InsertDistribution(ctx context.Context, arg InsertDistribution
 		arg.CanaryPercent,
 		arg.Stage,
 		arg.CreatedBy,
+		arg.TraceParent,
 	)
 	var id uuid.UUID
 	err := row.Scan(&id)
@@ -148,7 +151,7 @@ func (q *Queries) InsertTargets(ctx context.Context, arg InsertTargetsParams) er
 }
 
 const lockDistribution = `-- name: LockDistribution :one
-SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart
+SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart, d.trace_parent
   FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1 FOR UPDATE OF d
 `
 
@@ -158,6 +161,7 @@ type LockDistributionRow struct {
 	Version         string
 	Checksum        string
 	RequiresRestart bool
+	TraceParent     *string
 }
 
 func (q *Queries) LockDistribution(ctx context.Context, id uuid.UUID) (LockDistributionRow, error) {
@@ -169,6 +173,7 @@ func (q *Queries) LockDistribution(ctx context.Context, id uuid.UUID) (LockDistr
 		&i.Version,
 		&i.Checksum,
 		&i.RequiresRestart,
+		&i.TraceParent,
 	)
 	return i, err
 }

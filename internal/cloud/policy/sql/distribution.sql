@@ -9,8 +9,9 @@ SELECT v.organization_id, v.id FROM policy_versions v WHERE v.policy_id = $1 AND
 SELECT id FROM gateway_instances WHERE organization_id = $1 AND revoked_at IS NULL ORDER BY id;
 
 -- name: InsertDistribution :one
-INSERT INTO policy_distributions (organization_id, policy_id, version_id, canary_percent, stage, created_by)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id;
+-- trace_parent: the distributing request's traceparent (NULL untraced).
+INSERT INTO policy_distributions (organization_id, policy_id, version_id, canary_percent, stage, created_by, trace_parent)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id;
 
 -- name: InsertTargets :exec
 -- A distribution's target rows in one statement (gateway_ids and canaries
@@ -28,7 +29,7 @@ SELECT t.gateway_id, t.canary, t.command_id, t.restart_command_id, c.status, c.e
 SELECT d.stage, v.version, d.policy_id, d.canary_percent, d.created_at FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1;
 
 -- name: LockDistribution :one
-SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart
+SELECT d.stage, v.policy_id, v.version, v.checksum, v.requires_restart, d.trace_parent
   FROM policy_distributions d JOIN policy_versions v ON v.id = d.version_id WHERE d.id = $1 FOR UPDATE OF d;
 
 -- name: SetTargetCommands :exec
