@@ -3,6 +3,7 @@ package ingest
 import (
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/staffcontrol/staffcontrol/internal/protocol"
@@ -14,6 +15,24 @@ import (
 
 func nullable(s string) pgtype.Text {
 	return pgtype.Text{String: s, Valid: s != ""}
+}
+
+// binaryIDs returns event ids as [16]byte values, which pgx sends as a
+// binary uuid[]. A []string has no binary encoding to uuid[]: pgx first
+// fails it (formatting the whole array into the error) and then sends it
+// as text, which the server parses id by id. Should an id not parse
+// (validation refuses those before), the strings go as before and the
+// server refuses them as before.
+func binaryIDs(ids []string) any {
+	out := make([][16]byte, len(ids))
+	for i, s := range ids {
+		u, err := uuid.Parse(s)
+		if err != nil {
+			return ids
+		}
+		out[i] = u
+	}
+	return out
 }
 
 func duration(d *int64) pgtype.Int4 {
@@ -34,7 +53,7 @@ func activeWindowColumns(es []*protocol.Event) []any {
 		titles[i], procs[i], urls[i] = nullable(e.WindowTitle), nullable(e.ProcessName), nullable(e.URL)
 		times[i], durs[i] = e.Datetime, duration(e.DurationSeconds)
 	}
-	return []any{ids, seqs, agents, computers, sids, titles, procs, urls, times, durs}
+	return []any{binaryIDs(ids), seqs, agents, computers, sids, titles, procs, urls, times, durs}
 }
 
 func visitedSiteColumns(es []*protocol.Event) []any {
@@ -48,7 +67,7 @@ func visitedSiteColumns(es []*protocol.Event) []any {
 		urls[i], titles[i] = e.URL, nullable(e.Title)
 		times[i], durs[i] = e.Datetime, duration(e.DurationSeconds)
 	}
-	return []any{ids, seqs, agents, computers, sids, urls, titles, times, durs}
+	return []any{binaryIDs(ids), seqs, agents, computers, sids, urls, titles, times, durs}
 }
 
 func userSessionColumns(es []*protocol.Event) []any {
@@ -60,7 +79,7 @@ func userSessionColumns(es []*protocol.Event) []any {
 		ids[i], seqs[i], agents[i], computers[i], sids[i] = e.EventID, e.Seq, e.AgentUID, e.ComputerName, e.UserSID
 		kinds[i], times[i] = e.SessionType, e.Datetime
 	}
-	return []any{ids, seqs, agents, computers, sids, kinds, times}
+	return []any{binaryIDs(ids), seqs, agents, computers, sids, kinds, times}
 }
 
 func screenshotColumns(es []*protocol.Event, paths []string) []any {
@@ -72,7 +91,7 @@ func screenshotColumns(es []*protocol.Event, paths []string) []any {
 		ids[i], seqs[i], agents[i], computers[i], sids[i] = e.EventID, e.Seq, e.AgentUID, e.ComputerName, e.UserSID
 		sizes[i], sums[i], times[i] = e.Screenshot.Size, e.Screenshot.SHA256, e.Datetime
 	}
-	return []any{ids, seqs, agents, computers, sids, paths, sizes, sums, times}
+	return []any{binaryIDs(ids), seqs, agents, computers, sids, paths, sizes, sums, times}
 }
 
 func deviceEventColumns(es []*protocol.DeviceEvent) []any {
@@ -94,5 +113,5 @@ func deviceEventColumns(es []*protocol.DeviceEvent) []any {
 		majors[i], minors[i] = int32(e.MajorCode), int32(e.MinorCode)
 		modes[i], dirs[i] = nullable(e.VerifyMode), nullable(e.Direction)
 	}
-	return []any{ids, seqs, devs, serials, times, emps, cards, doors, majors, minors, modes, dirs}
+	return []any{binaryIDs(ids), seqs, devs, serials, times, emps, cards, doors, majors, minors, modes, dirs}
 }

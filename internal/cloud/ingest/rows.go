@@ -203,7 +203,7 @@ func insertSeries[E any](ctx context.Context, s *Service, tx pgx.Tx, schema stri
 			continue
 		}
 		columns, files := g.columns(es, rs)
-		if err := s.insertRows(ctx, tx, schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, columns...), rs, &w, files); err != nil {
+		if err := s.insertRows(ctx, tx, schema, g.sql, append([]any{gw.OrganizationID, [16]byte(gw.ID)}, columns...), rs, &w, files); err != nil {
 			return w, err
 		}
 	}
