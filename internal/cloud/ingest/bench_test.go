@@ -23,9 +23,11 @@ import (
 const benchWorkers = 4
 
 // runConcurrently runs b.N batches over benchWorkers goroutines and reports
-// events/s and the p50/p99 latency of one batch.
-func runConcurrently(b *testing.B, perBatch int, send func(i int) error) {
+// events/s, the p50/p99 latency of one batch and, with a meter, the CPU
+// time per event of this process (client and server) and of PostgreSQL.
+func runConcurrently(b *testing.B, perBatch int, meter *cpuMeter, send func(i int) error) {
 	b.Helper()
+	self0, pg0 := meter.read()
 	var next atomic.Int64
 	lat := make([][]time.Duration, benchWorkers)
 	var wg sync.WaitGroup
@@ -52,6 +54,12 @@ func runConcurrently(b *testing.B, perBatch int, send func(i int) error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	self1, pg1 := meter.read()
+	if meter != nil {
+		events := float64(b.N * perBatch)
+		b.ReportMetric((self1-self0)*1e6/events, "proc-cpu-us/event")
+		b.ReportMetric((pg1-pg0)*1e6/events, "pg-cpu-us/event")
+	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
@@ -71,6 +79,7 @@ func runConcurrently(b *testing.B, perBatch int, send func(i int) error) {
 func BenchmarkIngestVsCopyFrom(b *testing.B) {
 	const perBatch = 1000
 	e := newEnv(b, ingest.DefaultLimits())
+	meter := newCPUMeter(b, e.admin)
 	// Pre-build bodies outside the timed region: a gateway has its batch
 	// serialised before it sends.
 	prepare := func(n int) [][]byte {
@@ -84,7 +93,7 @@ func BenchmarkIngestVsCopyFrom(b *testing.B) {
 	b.Run("api", func(b *testing.B) {
 		bodies := prepare(b.N)
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchWorkers}}
-		runConcurrently(b, perBatch, func(i int) error {
+		runConcurrently(b, perBatch, meter, func(i int) error {
 			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+protocol.PathIngestLogs, bytesReader(bodies[i]))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Content-Encoding", "gzip")
@@ -119,7 +128,7 @@ func BenchmarkIngestVsCopyFrom(b *testing.B) {
 			defer c.Close(context.Background())
 			conns <- c
 		}
-		runConcurrently(b, perBatch, func(i int) error {
+		runConcurrently(b, perBatch, meter, func(i int) error {
 			c := <-conns
 			defer func() { conns <- c }()
 			return copyBatch(context.Background(), c, e.a.org, e.a.id, batches[i])

@@ -41,9 +41,10 @@ type written struct {
 	// accepted and duplicates count the events newly stored and those
 	// already stored, by type.
 	accepted, duplicates map[string]int
-	// inserted holds the ids of the events newly stored (exact for
-	// screenshots; for the other series, when the insert skipped rows, the
-	// ids stored under this request's sequence numbers).
+	// inserted holds the ids of the screenshot events newly stored: what
+	// decides which of the request's files are kept. The other series have
+	// no files and are not listed (a map entry per event was measurable
+	// work on the hot path, read by nothing).
 	inserted map[string]bool
 	// resent are the sequence numbers of duplicates whose stored copy has
 	// another sequence number: a re-send the gateway numbered anew.
@@ -102,8 +103,10 @@ func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string,
 	w.accepted[typ] += n
 	w.duplicates[typ] += len(rs) - n
 	if n == len(rs) {
-		for _, r := range rs {
-			w.inserted[r.id] = true
+		if files != nil {
+			for _, r := range rs {
+				w.inserted[r.id] = true
+			}
 		}
 		return nil
 	}
@@ -149,9 +152,8 @@ func (s *Service) insertRows(ctx context.Context, tx pgx.Tx, schema, sql string,
 			// A duplicate stored before under this sequence number (a retry).
 		default:
 			// Stored under this very sequence number: this request's row, or
-			// a retry's (the log and device series cannot tell; only
-			// screenshot files depend on inserted, and they can).
-			w.inserted[r.id] = true
+			// a retry's (the log and device series cannot tell, and need not:
+			// only screenshot files depend on inserted).
 		}
 	}
 	return nil
@@ -203,7 +205,7 @@ func insertSeries[E any](ctx context.Context, s *Service, tx pgx.Tx, schema stri
 			continue
 		}
 		columns, files := g.columns(es, rs)
-		if err := s.insertRows(ctx, tx, schema, g.sql, append([]any{gw.OrganizationID, gw.ID}, columns...), rs, &w, files); err != nil {
+		if err := s.insertRows(ctx, tx, schema, g.sql, append([]any{gw.OrganizationID, [16]byte(gw.ID)}, columns...), rs, &w, files); err != nil {
 			return w, err
 		}
 	}

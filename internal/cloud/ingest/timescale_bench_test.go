@@ -84,7 +84,7 @@ func BenchmarkInsertCheck(b *testing.B) {
 				batches[i] = append([]any{e.a.org, gw}, activeWindowArrays(perBatch, int64(i)*perBatch)...)
 			}
 			var inserted atomic.Int64
-			runConcurrently(b, perBatch, func(i int) error {
+			runConcurrently(b, perBatch, nil, func(i int) error {
 				if path == "owner" {
 					tag, err := ownerPool.Exec(ctx, owner, batches[i]...)
 					inserted.Add(tag.RowsAffected())

@@ -1238,43 +1238,83 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_schema = 'monitoring' THEN
-        WITH ins AS (
-            INSERT INTO monitoring.active_windows
-                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
-            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
-                AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-            ON CONFLICT DO NOTHING
-            RETURNING user_sid, datetime, duration_seconds
-        ), mark AS (
-            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
-            SELECT DISTINCT p_org, i.user_sid, h
-            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
-                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
-                                        interval '1 hour') h
-            ORDER BY 1, 2, 3
-            ON CONFLICT DO NOTHING
-        )
-        SELECT count(*) INTO inserted FROM ins;
+        BEGIN
+            WITH ins AS (
+                INSERT INTO monitoring.active_windows
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_window_titles), unnest(p_process_names), unnest(p_urls),
+                       unnest(p_datetimes), unnest(p_durations)
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        EXCEPTION WHEN unique_violation THEN
+            WITH ins AS (
+                INSERT INTO monitoring.active_windows
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_window_titles), unnest(p_process_names), unnest(p_urls),
+                       unnest(p_datetimes), unnest(p_durations)
+                ON CONFLICT DO NOTHING
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        END;
     ELSE
-        WITH ins AS (
-            INSERT INTO monitoring_fallback.active_windows
-                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.window_title, t.process_name, t.url, t.datetime, t.duration_seconds
-            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_window_titles, p_process_names, p_urls, p_datetimes, p_durations)
-                AS t(id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
-            ON CONFLICT DO NOTHING
-            RETURNING user_sid, datetime, duration_seconds
-        ), mark AS (
-            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
-            SELECT DISTINCT p_org, i.user_sid, h
-            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
-                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
-                                        interval '1 hour') h
-            ORDER BY 1, 2, 3
-            ON CONFLICT DO NOTHING
-        )
-        SELECT count(*) INTO inserted FROM ins;
+        BEGIN
+            WITH ins AS (
+                INSERT INTO monitoring_fallback.active_windows
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_window_titles), unnest(p_process_names), unnest(p_urls),
+                       unnest(p_datetimes), unnest(p_durations)
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        EXCEPTION WHEN unique_violation THEN
+            WITH ins AS (
+                INSERT INTO monitoring_fallback.active_windows
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, window_title, process_name, url, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_window_titles), unnest(p_process_names), unnest(p_urls),
+                       unnest(p_datetimes), unnest(p_durations)
+                ON CONFLICT DO NOTHING
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        END;
     END IF;
     RETURN inserted;
 END $$;
@@ -1306,27 +1346,40 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_schema = 'monitoring' THEN
-        INSERT INTO monitoring.device_events
-            (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door,
-             major_code, minor_code, verify_mode, direction)
-        SELECT t.id, p_org, p_gateway, t.seq, t.device_id, t.device_serial, t.datetime, t.employee_number, t.card_number, t.door,
-               t.major_code, t.minor_code, t.verify_mode, t.direction
-        FROM unnest(p_ids, p_seqs, p_device_ids, p_device_serials, p_datetimes, p_employee_numbers, p_card_numbers, p_doors,
-                    p_major_codes, p_minor_codes, p_verify_modes, p_directions)
-            AS t(id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
-        ON CONFLICT DO NOTHING;
+        BEGIN
+            INSERT INTO monitoring.device_events
+                (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_device_ids), unnest(p_device_serials),
+                   unnest(p_datetimes), unnest(p_employee_numbers), unnest(p_card_numbers), unnest(p_doors),
+                   unnest(p_major_codes), unnest(p_minor_codes), unnest(p_verify_modes), unnest(p_directions);
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        EXCEPTION WHEN unique_violation THEN
+            INSERT INTO monitoring.device_events
+                (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_device_ids), unnest(p_device_serials),
+                   unnest(p_datetimes), unnest(p_employee_numbers), unnest(p_card_numbers), unnest(p_doors),
+                   unnest(p_major_codes), unnest(p_minor_codes), unnest(p_verify_modes), unnest(p_directions)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        END;
     ELSE
-        INSERT INTO monitoring_fallback.device_events
-            (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door,
-             major_code, minor_code, verify_mode, direction)
-        SELECT t.id, p_org, p_gateway, t.seq, t.device_id, t.device_serial, t.datetime, t.employee_number, t.card_number, t.door,
-               t.major_code, t.minor_code, t.verify_mode, t.direction
-        FROM unnest(p_ids, p_seqs, p_device_ids, p_device_serials, p_datetimes, p_employee_numbers, p_card_numbers, p_doors,
-                    p_major_codes, p_minor_codes, p_verify_modes, p_directions)
-            AS t(id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
-        ON CONFLICT DO NOTHING;
+        BEGIN
+            INSERT INTO monitoring_fallback.device_events
+                (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_device_ids), unnest(p_device_serials),
+                   unnest(p_datetimes), unnest(p_employee_numbers), unnest(p_card_numbers), unnest(p_doors),
+                   unnest(p_major_codes), unnest(p_minor_codes), unnest(p_verify_modes), unnest(p_directions);
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        EXCEPTION WHEN unique_violation THEN
+            INSERT INTO monitoring_fallback.device_events
+                (id, organization_id, gateway_id, seq, device_id, device_serial, datetime, employee_number, card_number, door, major_code, minor_code, verify_mode, direction)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_device_ids), unnest(p_device_serials),
+                   unnest(p_datetimes), unnest(p_employee_numbers), unnest(p_card_numbers), unnest(p_doors),
+                   unnest(p_major_codes), unnest(p_minor_codes), unnest(p_verify_modes), unnest(p_directions)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        END;
     END IF;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END $$;
 
@@ -1355,21 +1408,40 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_schema = 'monitoring' THEN
-        INSERT INTO monitoring.screenshots
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.file_path, t.file_size, t.sha256, t.datetime
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_file_paths, p_file_sizes, p_sha256s, p_datetimes)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
-        ON CONFLICT DO NOTHING;
+        BEGIN
+            INSERT INTO monitoring.screenshots
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_file_paths), unnest(p_file_sizes), unnest(p_sha256s),
+                   unnest(p_datetimes);
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        EXCEPTION WHEN unique_violation THEN
+            INSERT INTO monitoring.screenshots
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_file_paths), unnest(p_file_sizes), unnest(p_sha256s),
+                   unnest(p_datetimes)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        END;
     ELSE
-        INSERT INTO monitoring_fallback.screenshots
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.file_path, t.file_size, t.sha256, t.datetime
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_file_paths, p_file_sizes, p_sha256s, p_datetimes)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
-        ON CONFLICT DO NOTHING;
+        BEGIN
+            INSERT INTO monitoring_fallback.screenshots
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_file_paths), unnest(p_file_sizes), unnest(p_sha256s),
+                   unnest(p_datetimes);
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        EXCEPTION WHEN unique_violation THEN
+            INSERT INTO monitoring_fallback.screenshots
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, file_path, file_size, sha256, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_file_paths), unnest(p_file_sizes), unnest(p_sha256s),
+                   unnest(p_datetimes)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        END;
     END IF;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END $$;
 
@@ -1397,21 +1469,36 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_schema = 'monitoring' THEN
-        INSERT INTO monitoring.user_sessions
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.session_type, t.datetime
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_session_types, p_datetimes)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-        ON CONFLICT DO NOTHING;
+        BEGIN
+            INSERT INTO monitoring.user_sessions
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_session_types), unnest(p_datetimes);
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        EXCEPTION WHEN unique_violation THEN
+            INSERT INTO monitoring.user_sessions
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_session_types), unnest(p_datetimes)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        END;
     ELSE
-        INSERT INTO monitoring_fallback.user_sessions
-            (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-        SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.session_type, t.datetime
-        FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_session_types, p_datetimes)
-            AS t(id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
-        ON CONFLICT DO NOTHING;
+        BEGIN
+            INSERT INTO monitoring_fallback.user_sessions
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_session_types), unnest(p_datetimes);
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        EXCEPTION WHEN unique_violation THEN
+            INSERT INTO monitoring_fallback.user_sessions
+                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, session_type, datetime)
+            SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                   unnest(p_user_sids), unnest(p_session_types), unnest(p_datetimes)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+        END;
     END IF;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END $$;
 
@@ -1440,43 +1527,79 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_schema = 'monitoring' THEN
-        WITH ins AS (
-            INSERT INTO monitoring.visited_sites
-                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
-            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
-                AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-            ON CONFLICT DO NOTHING
-            RETURNING user_sid, datetime, duration_seconds
-        ), mark AS (
-            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
-            SELECT DISTINCT p_org, i.user_sid, h
-            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
-                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
-                                        interval '1 hour') h
-            ORDER BY 1, 2, 3
-            ON CONFLICT DO NOTHING
-        )
-        SELECT count(*) INTO inserted FROM ins;
+        BEGIN
+            WITH ins AS (
+                INSERT INTO monitoring.visited_sites
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_urls), unnest(p_titles), unnest(p_datetimes), unnest(p_durations)
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        EXCEPTION WHEN unique_violation THEN
+            WITH ins AS (
+                INSERT INTO monitoring.visited_sites
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_urls), unnest(p_titles), unnest(p_datetimes), unnest(p_durations)
+                ON CONFLICT DO NOTHING
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        END;
     ELSE
-        WITH ins AS (
-            INSERT INTO monitoring_fallback.visited_sites
-                (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-            SELECT t.id, p_org, p_gateway, t.seq, t.agent_uid, t.computer_uid, t.user_sid, t.url, t.title, t.datetime, t.duration_seconds
-            FROM unnest(p_ids, p_seqs, p_agent_uids, p_computer_uids, p_user_sids, p_urls, p_titles, p_datetimes, p_durations)
-                AS t(id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
-            ON CONFLICT DO NOTHING
-            RETURNING user_sid, datetime, duration_seconds
-        ), mark AS (
-            INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
-            SELECT DISTINCT p_org, i.user_sid, h
-            FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
-                                        date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
-                                        interval '1 hour') h
-            ORDER BY 1, 2, 3
-            ON CONFLICT DO NOTHING
-        )
-        SELECT count(*) INTO inserted FROM ins;
+        BEGIN
+            WITH ins AS (
+                INSERT INTO monitoring_fallback.visited_sites
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_urls), unnest(p_titles), unnest(p_datetimes), unnest(p_durations)
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        EXCEPTION WHEN unique_violation THEN
+            WITH ins AS (
+                INSERT INTO monitoring_fallback.visited_sites
+                    (id, organization_id, gateway_id, seq, agent_uid, computer_uid, user_sid, url, title, datetime, duration_seconds)
+                SELECT unnest(p_ids), p_org, p_gateway, unnest(p_seqs), unnest(p_agent_uids), unnest(p_computer_uids),
+                       unnest(p_user_sids), unnest(p_urls), unnest(p_titles), unnest(p_datetimes), unnest(p_durations)
+                ON CONFLICT DO NOTHING
+                RETURNING user_sid, datetime, duration_seconds
+            ), mark AS (
+                INSERT INTO monitoring.activity_dirty (organization_id, user_sid, hour)
+                SELECT DISTINCT p_org, i.user_sid, h
+                FROM ins i, generate_series(date_trunc('hour', i.datetime, 'UTC'),
+                                            date_trunc('hour', i.datetime + make_interval(secs => greatest(coalesce(i.duration_seconds, 0), 0)), 'UTC'),
+                                            interval '1 hour') h
+                ORDER BY 1, 2, 3
+                ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO inserted FROM ins;
+        END;
     END IF;
     RETURN inserted;
 END $$;
