@@ -34,6 +34,7 @@ func (c *Console) pageRoutes() {
 	c.mux.HandleFunc("GET "+Prefix+"devices", c.page(c.devices))
 	c.mux.HandleFunc("GET "+Prefix+"devices/{id}", c.page(c.device))
 	c.mux.HandleFunc("POST "+Prefix+"devices/{id}/open-door", c.page(c.openDoor))
+	c.mux.HandleFunc("GET "+Prefix+"devices/{id}/events", c.page(c.deviceEvents))
 	c.mux.HandleFunc("GET "+Prefix+"device-commands/{id}/status", c.page(c.deviceCommandStatus))
 	c.mux.HandleFunc("GET "+Prefix+"commands", c.page(c.commands))
 	c.mux.HandleFunc("GET "+Prefix+"audit-log", c.page(c.auditLog))

@@ -56,6 +56,60 @@ func (q *Queries) DepartmentsWithCounts(ctx context.Context, maxRows int32) ([]D
 	return items, nil
 }
 
+const deviceEvents = `-- name: DeviceEvents :many
+SELECT e.id, e.datetime, e.door, e.major_code, e.minor_code, e.employee_number, e.card_number
+FROM monitoring_read.device_events e
+WHERE e.device_id = $1::bigint
+   OR e.device_serial = (SELECT d.serial FROM devices d WHERE d.id = $1::bigint)
+ORDER BY e.datetime DESC, e.id DESC
+LIMIT $2
+`
+
+type DeviceEventsParams struct {
+	DeviceID int64
+	MaxRows  int32
+}
+
+type DeviceEventsRow struct {
+	ID             uuid.UUID
+	Datetime       time.Time
+	Door           *int32
+	MajorCode      int32
+	MinorCode      int32
+	EmployeeNumber *string
+	CardNumber     *string
+}
+
+// A device's latest events (its own, by id or by the serial it reports),
+// newest first: the device page's live list of badges and door events.
+func (q *Queries) DeviceEvents(ctx context.Context, arg DeviceEventsParams) ([]DeviceEventsRow, error) {
+	rows, err := q.db.Query(ctx, deviceEvents, arg.DeviceID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DeviceEventsRow
+	for rows.Next() {
+		var i DeviceEventsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Datetime,
+			&i.Door,
+			&i.MajorCode,
+			&i.MinorCode,
+			&i.EmployeeNumber,
+			&i.CardNumber,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const gatewayBuffers = `-- name: GatewayBuffers :many
 SELECT g.id, g.name, g.status, g.last_seen_at,
        s.buffer_usage, s.queue_depth, s.connected_agents
