@@ -8,7 +8,7 @@ import (
 
 // pageTemplates are the templates of the pages beyond the first slice
 // (each parsed with the layout, as the others).
-var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users", "reports", "attendance", "policies", "policy", "policyversion", "policydiff", "distribution"}
+var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users", "reports", "attendance", "policies", "policy", "policyversion", "policydiff", "distribution", "day"}
 
 // pageFuncs are the template helpers of those pages.
 var pageFuncs = template.FuncMap{
@@ -27,6 +27,7 @@ type deptItem struct {
 
 // pageRoutes adds the pages beyond the first slice.
 func (c *Console) pageRoutes() {
+	c.mux.HandleFunc("GET "+Prefix+"employees/{id}/day", c.page(c.employeeDay))
 	c.mux.HandleFunc("GET "+Prefix+"departments", c.page(c.departments))
 	c.mux.HandleFunc("GET "+Prefix+"gateways", c.page(c.gateways))
 	c.mux.HandleFunc("GET "+Prefix+"gateways/{id}", c.page(c.gateway))

@@ -12,6 +12,61 @@ import (
 	"github.com/google/uuid"
 )
 
+const dayWindows = `-- name: DayWindows :many
+SELECT w.datetime, w.duration_seconds, w.process_name, w.window_title
+FROM monitoring_read.active_windows w
+WHERE w.user_sid = ANY($1::text[]) AND w.datetime >= $2::timestamptz AND w.datetime < $3::timestamptz
+ORDER BY w.datetime, w.id
+LIMIT $4
+`
+
+type DayWindowsParams struct {
+	Sids     []string
+	DayStart time.Time
+	DayEnd   time.Time
+	MaxRows  int32
+}
+
+type DayWindowsRow struct {
+	Datetime        time.Time
+	DurationSeconds *int32
+	ProcessName     *string
+	WindowTitle     *string
+}
+
+// An employee's application windows of one day ([@day_start, @day_end)),
+// in order: the day view's timeline; sids are the employee's windows_sid
+// identities.
+func (q *Queries) DayWindows(ctx context.Context, arg DayWindowsParams) ([]DayWindowsRow, error) {
+	rows, err := q.db.Query(ctx, dayWindows,
+		arg.Sids,
+		arg.DayStart,
+		arg.DayEnd,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DayWindowsRow
+	for rows.Next() {
+		var i DayWindowsRow
+		if err := rows.Scan(
+			&i.Datetime,
+			&i.DurationSeconds,
+			&i.ProcessName,
+			&i.WindowTitle,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const departmentsWithCounts = `-- name: DepartmentsWithCounts :many
 SELECT d.id, d.parent_id, d.name, count(e.id)::bigint AS employees
 FROM departments d

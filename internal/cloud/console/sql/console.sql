@@ -68,3 +68,13 @@ WHERE e.device_id = @device_id::bigint
    OR e.device_serial = (SELECT d.serial FROM devices d WHERE d.id = @device_id::bigint)
 ORDER BY e.datetime DESC, e.id DESC
 LIMIT @max_rows;
+
+-- name: DayWindows :many
+-- An employee's application windows of one day ([@day_start, @day_end)),
+-- in order: the day view's timeline; sids are the employee's windows_sid
+-- identities.
+SELECT w.datetime, w.duration_seconds, w.process_name, w.window_title
+FROM monitoring_read.active_windows w
+WHERE w.user_sid = ANY(@sids::text[]) AND w.datetime >= @day_start::timestamptz AND w.datetime < @day_end::timestamptz
+ORDER BY w.datetime, w.id
+LIMIT @max_rows;
