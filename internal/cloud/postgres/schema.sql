@@ -684,6 +684,20 @@ BEGIN
     RETURN n;
 END $$;
 
+CREATE FUNCTION app.set_user_language(p_language text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    uid bigint := app.user_id();
+BEGIN
+    IF uid IS NULL THEN
+        RETURN false;
+    END IF;
+    UPDATE public.users SET language = p_language, updated_at = now() WHERE id = uid;
+    RETURN FOUND;
+END $$;
+
 CREATE FUNCTION app.user_id() RETURNS bigint
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog'
@@ -3247,8 +3261,10 @@ CREATE TABLE public.users (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     row_version bigint DEFAULT 1 NOT NULL,
+    language text,
     CONSTRAINT users_check CHECK (((role = 'ADMIN'::text) = (organization_id IS NULL))),
     CONSTRAINT users_email_check CHECK ((((length(email) >= 3) AND (length(email) <= 255)) AND (email = lower(email)))),
+    CONSTRAINT users_language_check CHECK ((language = ANY (ARRAY['en'::text, 'ru'::text, 'uz'::text]))),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['ADMIN'::text, 'ORG_ADMIN'::text, 'HR'::text, 'DEPARTMENT_LEAD'::text, 'EMPLOYEE'::text])))
 );
 

@@ -270,6 +270,19 @@ func (q *Queries) OverviewCounts(ctx context.Context, organizationID int64) (Ove
 	return i, err
 }
 
+const setUserLanguage = `-- name: SetUserLanguage :one
+SELECT app.set_user_language($1::text)::boolean AS ok
+`
+
+// Sets the signed-in user's own language (migration 00041's function:
+// their row's language only); false when the context has no user.
+func (q *Queries) SetUserLanguage(ctx context.Context, language *string) (bool, error) {
+	row := q.db.QueryRow(ctx, setUserLanguage, language)
+	var ok bool
+	err := row.Scan(&ok)
+	return ok, err
+}
+
 const topApplications = `-- name: TopApplications :many
 SELECT w.process_name,
        sum(w.duration_seconds)::bigint AS seconds,
@@ -315,4 +328,16 @@ func (q *Queries) TopApplications(ctx context.Context, arg TopApplicationsParams
 		return nil, err
 	}
 	return items, nil
+}
+
+const userLanguage = `-- name: UserLanguage :one
+SELECT language FROM users WHERE id = app.user_id()
+`
+
+// The signed-in user's own language (NULL: the browser's choice).
+func (q *Queries) UserLanguage(ctx context.Context) (*string, error) {
+	row := q.db.QueryRow(ctx, userLanguage)
+	var language *string
+	err := row.Scan(&language)
+	return language, err
 }

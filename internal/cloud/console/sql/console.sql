@@ -78,3 +78,12 @@ FROM monitoring_read.active_windows w
 WHERE w.user_sid = ANY(@sids::text[]) AND w.datetime >= @day_start::timestamptz AND w.datetime < @day_end::timestamptz
 ORDER BY w.datetime, w.id
 LIMIT @max_rows;
+
+-- name: UserLanguage :one
+-- The signed-in user's own language (NULL: the browser's choice).
+SELECT language FROM users WHERE id = app.user_id();
+
+-- name: SetUserLanguage :one
+-- Sets the signed-in user's own language (migration 00041's function:
+-- their row's language only); false when the context has no user.
+SELECT app.set_user_language(sqlc.narg(language)::text)::boolean AS ok;
