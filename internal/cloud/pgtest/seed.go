@@ -64,6 +64,10 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 	var versionID uuid.UUID
 	one(&versionID, `INSERT INTO policy_versions (organization_id, policy_id, version, content, checksum, released_by)
 		VALUES ($1, $2, '1.0.0', '{}', repeat('a', 64), $3) RETURNING id`, org, s.PolicyID, s.UserID)
+	// Released as the policy service releases: the version is the
+	// policy's current one (a release of the seeded policy then follows
+	// it, 1.1.0, instead of colliding with 1.0.0).
+	one(nil, `UPDATE policies SET current_version = '1.0.0' WHERE id = $1`, s.PolicyID)
 	one(nil, `INSERT INTO policy_changes (organization_id, policy_id, version_id, changed_by, changeset, change_type)
 		VALUES ($1, $2, $3, $4, '{}', 'release')`, org, s.PolicyID, versionID, s.UserID)
 	one(&s.DeviceID, `INSERT INTO devices (organization_id, gateway_id, name, adapter_type) VALUES ($1, $2, 'Door 1', 'hikvision') RETURNING id`, org, s.GatewayID)
