@@ -689,12 +689,14 @@ CREATE FUNCTION app.set_user_language(p_language text) RETURNS boolean
     SET search_path TO 'pg_catalog'
     AS $$
 DECLARE
-    uid bigint := app.user_id();
+    c app.tenant_context := app.context();
 BEGIN
-    IF uid IS NULL THEN
+    IF c IS NULL OR c.user_id IS NULL OR c.app_role IS NULL THEN
         RETURN false;
     END IF;
-    UPDATE public.users SET language = p_language, updated_at = now() WHERE id = uid;
+    UPDATE public.users SET language = p_language, updated_at = now()
+     WHERE id = c.user_id
+       AND (organization_id = c.organization_id OR (organization_id IS NULL AND c.app_role = 'ADMIN'));
     RETURN FOUND;
 END $$;
 

@@ -10,17 +10,22 @@ ALTER TABLE public.users ADD COLUMN language text NULL
     CONSTRAINT users_language_check CHECK (language IN ('en', 'ru', 'uz'));
 
 -- app.set_user_language sets the caller's own language (the signed tenant
--- context's user; NULL resets it to the browser's choice) and reports
--- whether the caller is a user of the context (false: nothing changed).
+-- context's user, in the context's organisation, or a platform ADMIN
+-- without one; NULL resets it to the browser's choice) and reports whether
+-- such a user was found (false: nothing changed). It runs as the owner,
+-- which row-level security does not hold, so it matches the organisation
+-- itself.
 CREATE FUNCTION app.set_user_language(p_language text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
-    uid bigint := app.user_id();
+    c app.tenant_context := app.context();
 BEGIN
-    IF uid IS NULL THEN
+    IF c IS NULL OR c.user_id IS NULL OR c.app_role IS NULL THEN
         RETURN false;
     END IF;
-    UPDATE public.users SET language = p_language, updated_at = now() WHERE id = uid;
+    UPDATE public.users SET language = p_language, updated_at = now()
+     WHERE id = c.user_id
+       AND (organization_id = c.organization_id OR (organization_id IS NULL AND c.app_role = 'ADMIN'));
     RETURN FOUND;
 END $$;
 REVOKE ALL ON FUNCTION app.set_user_language(text) FROM PUBLIC;
