@@ -17,6 +17,7 @@ import (
 	"github.com/staffcontrol/staffcontrol/internal/cloud/accounts"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/dashboard"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/directory"
+	"github.com/staffcontrol/staffcontrol/internal/cloud/pgtest"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/postgres"
 	"github.com/staffcontrol/staffcontrol/internal/cloud/signin"
 	"github.com/staffcontrol/staffcontrol/internal/logtest"
@@ -49,6 +50,12 @@ type stack struct {
 	// db is the Dashboard API's own pool (the dashboard role).
 	db  *pgxpool.Pool
 	dir *directory.Service
+	// database is the stack's database (its URLs start the live parts,
+	// see startLiveStack).
+	database *pgtest.Database
+	// gw1 is the seeded gateway ACME-GW-1's registration (its one-time
+	// provisioning token: a live stack provisions it).
+	gw1 accounts.Registration
 
 	// Acme: Engineering (Ann Lee, Ben Okafor) and Sales (Sara Salesonly,
 	// led by lead@acme.test); Globex: Gil Globexonly.
@@ -172,7 +179,7 @@ func newStack(t testing.TB, log *slog.Logger) *stack {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := pg.NewDatabase(t)
-	s := &stack{t: t, admin: pg.Pool(t, db.AdminURL, 2), db: pg.Pool(t, db.DashboardURL, 4), dir: directory.New()}
+	s := &stack{t: t, admin: pg.Pool(t, db.AdminURL, 2), db: pg.Pool(t, db.DashboardURL, 4), dir: directory.New(), database: db}
 
 	key, err := accesstoken.GenerateKey("consolebrowser")
 	if err != nil {
@@ -254,9 +261,11 @@ func (s *stack) seed(ctx context.Context, platform *pgxpool.Pool) {
 	user(s.globex, globexEmail, "HR", 0)
 
 	// A registered gateway, so that the overview's fleet table has a row.
-	if _, err := acc.RegisterGateway(ctx, op, s.acme, "ACME-GW-1", "Head office", time.Hour); err != nil {
+	reg, err := acc.RegisterGateway(ctx, op, s.acme, "ACME-GW-1", "Head office", time.Hour)
+	if err != nil {
 		t.Fatalf("register a gateway: %v", err)
 	}
+	s.gw1 = reg
 	// Some activity of Ann's, so that her page lists applications.
 	s.addWindow(s.acme, s.annSID, "Quarterly report.xlsx - Excel", "excel.exe", 40*time.Minute)
 	s.addWindow(s.acme, s.annSID, "Inbox - Outlook", "outlook.exe", 15*time.Minute)

@@ -294,6 +294,8 @@ type deviceData struct {
 	Commands []deviceCommandRow
 	// Sent is the command just sent, its status polled (nil: none).
 	Sent *deviceCommandRow
+	// Events are the device's latest events.
+	Events []deviceEvent
 }
 
 // deviceCommandsShown is how many of a device's latest commands its page
@@ -318,6 +320,9 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, p Principal) er
 		return err
 	}
 	d.Commands = cmds.Items
+	if d.Events, err = c.loadDeviceEvents(r, p, id); err != nil {
+		return err
+	}
 	if sent, err := uuid.Parse(r.URL.Query().Get("sent")); err == nil {
 		var cmd deviceCommandRow
 		if err := c.callAPI(r, p, http.MethodGet, "/api/v2/device-commands/"+sent.String(), nil, nil, &cmd); err == nil && cmd.DeviceID == id {

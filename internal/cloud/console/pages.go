@@ -209,6 +209,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.setSession(w, r, t)
+	c.applyUserLanguage(w, r, t.AccessToken)
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
 
@@ -247,9 +248,13 @@ func (c *Console) setLanguage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "lang: must be one of en, ru, uz", http.StatusBadRequest)
 		return
 	}
-	ck := c.cookie(r, langCookie, string(l), c.d.Now().AddDate(1, 0, 0))
-	ck.HttpOnly = true
-	http.SetCookie(w, ck)
+	// Signed in, the choice is the user's from now on (in any browser).
+	if p, ok := r.Context().Value(principalKey{}).(Principal); ok {
+		if err := c.storeLanguage(r.Context(), p, l); err != nil {
+			c.d.Logger.Warn("console: store the user's language", "err", err)
+		}
+	}
+	c.setLangCookie(w, r, l)
 	back := r.PostFormValue("back")
 	if u, err := url.Parse(back); err != nil || u.IsAbs() || u.Host != "" || len(back) < len(Prefix) || back[:len(Prefix)] != Prefix {
 		back = Prefix

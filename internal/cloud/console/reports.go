@@ -235,5 +235,9 @@ func (c *Console) exportReport(w http.ResponseWriter, r *http.Request, p Princip
 			q.Set(name, v)
 		}
 	}
+	// An employee's day exports their rows only (the API checks the ids).
+	if ids := r.URL.Query()["employee_id"]; len(ids) > 0 {
+		q["employee_id"] = ids
+	}
 	return c.streamAPI(w, r, p, "/api/v2/reports/"+kind, q)
 }

@@ -8,7 +8,7 @@ import (
 
 // pageTemplates are the templates of the pages beyond the first slice
 // (each parsed with the layout, as the others).
-var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users", "reports", "attendance", "policies", "policy", "policyversion", "policydiff", "distribution"}
+var pageTemplates = []string{"departments", "gateways", "gateway", "devices", "device", "commands", "audit", "users", "reports", "attendance", "policies", "policy", "policyversion", "policydiff", "distribution", "day", "profile"}
 
 // pageFuncs are the template helpers of those pages.
 var pageFuncs = template.FuncMap{
@@ -27,6 +27,9 @@ type deptItem struct {
 
 // pageRoutes adds the pages beyond the first slice.
 func (c *Console) pageRoutes() {
+	c.mux.HandleFunc("GET "+Prefix+"employees/{id}/day", c.page(c.employeeDay))
+	c.mux.HandleFunc("GET "+Prefix+"profile", c.page(c.profile))
+	c.mux.HandleFunc("POST "+Prefix+"profile", c.page(c.saveProfile))
 	c.mux.HandleFunc("GET "+Prefix+"departments", c.page(c.departments))
 	c.mux.HandleFunc("GET "+Prefix+"gateways", c.page(c.gateways))
 	c.mux.HandleFunc("GET "+Prefix+"gateways/{id}", c.page(c.gateway))
@@ -34,6 +37,7 @@ func (c *Console) pageRoutes() {
 	c.mux.HandleFunc("GET "+Prefix+"devices", c.page(c.devices))
 	c.mux.HandleFunc("GET "+Prefix+"devices/{id}", c.page(c.device))
 	c.mux.HandleFunc("POST "+Prefix+"devices/{id}/open-door", c.page(c.openDoor))
+	c.mux.HandleFunc("GET "+Prefix+"devices/{id}/events", c.page(c.deviceEvents))
 	c.mux.HandleFunc("GET "+Prefix+"device-commands/{id}/status", c.page(c.deviceCommandStatus))
 	c.mux.HandleFunc("GET "+Prefix+"commands", c.page(c.commands))
 	c.mux.HandleFunc("GET "+Prefix+"audit-log", c.page(c.auditLog))

@@ -575,4 +575,13 @@ func TestConsolePolicies(t *testing.T) {
 	if p := hr.post(base+"/release", url.Values{"csrf_token": {hr.csrf(hr.ok(base))}}); p.Status != http.StatusForbidden {
 		t.Errorf("HR's release: %d, want 403", p.Status)
 	}
+
+	// The seeded policy (released 1.0.0, its draft changed since) releases
+	// from its page as 1.1.0; it used to collide with the seeded 1.0.0
+	// (a 500).
+	seeded := fmt.Sprintf("/console/policies/%d", e.orgA.PolicyID)
+	p = admin.post(seeded+"/release", url.Values{"csrf_token": {admin.csrf(admin.okPage(t, seeded))}})
+	if p.Status != http.StatusSeeOther || !strings.HasSuffix(p.Header.Get("Location"), "?released=1.1.0") {
+		t.Errorf("releasing the seeded policy: %d %q %.2000s", p.Status, p.Header.Get("Location"), p.Body)
+	}
 }

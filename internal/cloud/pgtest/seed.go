@@ -53,7 +53,10 @@ func SeedOrganization(ctx context.Context, conn *pgx.Conn, slug string) (Seeded,
 	one(nil, `INSERT INTO employee_identities (organization_id, employee_id, kind, value) VALUES ($1, $2, 'windows_sid', 'S-1-5-21-1')`, org, s.EmployeeID)
 	one(&s.UserID, `INSERT INTO users (organization_id, email, password_hash, role, department_id)
 		VALUES ($1, $2, 'x', 'ORG_ADMIN', $3) RETURNING id`, org, "admin@"+slug+".test", s.DepartmentID)
-	one(&s.PolicyID, `INSERT INTO policies (organization_id, name, content, created_by) VALUES ($1, 'Default', '{"screenshots":true}', $2) RETURNING id`, org, s.UserID)
+	// Released as the policy service releases: its version 1.0.0 (below)
+	// is its current one, so a release of the seeded policy follows it
+	// (1.1.0) instead of colliding with it.
+	one(&s.PolicyID, `INSERT INTO policies (organization_id, name, content, current_version, created_by) VALUES ($1, 'Default', '{"screenshots":true}', '1.0.0', $2) RETURNING id`, org, s.UserID)
 	one(&s.GatewayID, `INSERT INTO gateway_instances (organization_id, serial, api_key_hash, status)
 		VALUES ($1, 'GW-1', sha256(convert_to($2, 'UTF8')), 'online') RETURNING id`, org, "key-"+slug)
 	one(nil, `INSERT INTO provisioning_tokens (organization_id, gateway_id, token_hash, expires_at, created_by)

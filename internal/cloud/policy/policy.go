@@ -323,6 +323,13 @@ func (s *Service) release(ctx context.Context, a accounts.Actor, id int64, conte
 		v = Version{PolicyID: id, Version: next, Content: canon, Checksum: sum, RequiresRestart: requiresRestart, ReleasedBy: userRef(a)}
 		ins, err := q.InsertVersion(ctx, policydb.InsertVersionParams{OrganizationID: org, PolicyID: id, Version: next, Content: canon,
 			Checksum: sum, RequiresRestart: requiresRestart, ReleasedBy: userRef(a)})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			// The policy's current version is not its latest (versions
+			// written around the service): a conflict to resolve, not a
+			// server error.
+			return apperr.New(apperr.Conflict, "version", "version %s of this policy exists already, but the policy's current version is %q", next, prev)
+		}
 		if err != nil {
 			return fmt.Errorf("policy: insert version: %w", err)
 		}

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -190,5 +191,52 @@ func TestUpdateVersionListAndVersions(t *testing.T) {
 	}
 	if _, err := svc.Versions(ctx, beta, p.ID, policy.VersionCursor{}, 5); !errors.Is(err, policy.ErrNotFound) {
 		t.Fatalf("beta lists alpha's versions: %v", err)
+	}
+}
+
+// TestReleaseSeededPolicy: the seeded policy (pgtest: released 1.0.0 as
+// its current version, a draft with more in it) releases as 1.1.0; a
+// policy whose current version lags its latest (versions written around
+// the service) is a conflict naming the version, not a server error.
+func TestReleaseSeededPolicy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pg.NewDatabase(t)
+	admin, err := pgx.Connect(ctx, db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	seeded, err := pgtest.SeedOrganization(ctx, admin, "seeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Connect(ctx, db.DashboardURL, 2, pg.ContextKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	svc, err := policy.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := accounts.Actor{Name: "seeded-admin", UserID: seeded.UserID,
+		Tenant: postgres.Tenant{OrganizationID: seeded.OrganizationID, Role: postgres.AppOrgAdmin}}
+
+	v, err := svc.Release(ctx, a, seeded.PolicyID, false)
+	if err != nil || v.Version != "1.1.0" {
+		t.Fatalf("releasing the seeded policy: %+v %v, want 1.1.0", v, err)
+	}
+	p, err := svc.Get(ctx, a, seeded.PolicyID)
+	if err != nil || p.CurrentVersion != "1.1.0" {
+		t.Fatalf("the seeded policy after its release: %+v %v", p, err)
+	}
+
+	if _, err := admin.Exec(ctx, `UPDATE policies SET current_version = NULL WHERE id = $1`, seeded.PolicyID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Release(ctx, a, seeded.PolicyID, false)
+	if e := apperr.As(err); e == nil || e.Code != apperr.Conflict || e.Field != "version" || !strings.Contains(e.Message, "1.0.0") {
+		t.Fatalf("releasing over an existing version: %v, want a conflict naming version 1.0.0", err)
 	}
 }

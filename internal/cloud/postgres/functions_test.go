@@ -120,6 +120,8 @@ var functionTests = map[string]func(t *testing.T, f *fnDB){
 	// A user's changes end their sessions (00025; user_sessions_test.go).
 	"app.users_end_sessions()":      testUsersEndSessions,
 	"app.user_sessions_end(bigint)": testUserSessionsEnd,
+	// Each user's own language (00041; user_language_test.go).
+	"app.set_user_language(text)": testSetUserLanguage,
 	// Reports (00026; reports_functions_test.go).
 	"app.organizations_check_time_zone()":                                                       testOrganizationsCheckTimeZone,
 	"app.organizations_time_zone_changed()":                                                     testOrganizationsTimeZoneChanged,

@@ -246,7 +246,7 @@ func TestCatalogAudit(t *testing.T) {
 			"app.report_settings()",
 			"app.scope_departments()", "app.scope_employees()", "app.scope_identities(text)", "app.session_active(uuid)",
 			"app.session_email(bigint,uuid)", "app.session_logout(bytea,inet)", "app.session_refresh(bytea,bytea,interval,inet)",
-			"app.sessions_revoke_user(bigint,uuid,inet)", "app.user_sessions_end(bigint)"}; !slices.Equal(definers, want) {
+			"app.sessions_revoke_user(bigint,uuid,inet)", "app.set_user_language(text)", "app.user_sessions_end(bigint)"}; !slices.Equal(definers, want) {
 			t.Errorf("dashboard role may execute SECURITY DEFINER functions %v, want exactly %v", definers, want)
 		}
 	}

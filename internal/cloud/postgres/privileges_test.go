@@ -384,6 +384,9 @@ var runtimePrivileges = []string{
 	// 00025: an administrator's password reset ends the user's sessions
 	"staff_admin function app.user_sessions_end(bigint) EXECUTE",
 	"staff_dashboard function app.user_sessions_end(bigint) EXECUTE",
+	// 00041: a user sets their own console language
+	"staff_admin function app.set_user_language(text) EXECUTE",
+	"staff_dashboard function app.set_user_language(text) EXECUTE",
 	// 00022: the role and scope helpers of the dashboard's row-level
 	// security, for the two login roles that serve people
 	"staff_admin function app.scope_departments() EXECUTE",

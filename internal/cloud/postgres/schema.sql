@@ -684,6 +684,22 @@ BEGIN
     RETURN n;
 END $$;
 
+CREATE FUNCTION app.set_user_language(p_language text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+DECLARE
+    c app.tenant_context := app.context();
+BEGIN
+    IF c IS NULL OR c.user_id IS NULL OR c.app_role IS NULL THEN
+        RETURN false;
+    END IF;
+    UPDATE public.users SET language = p_language, updated_at = now()
+     WHERE id = c.user_id
+       AND (organization_id = c.organization_id OR (organization_id IS NULL AND c.app_role = 'ADMIN'));
+    RETURN FOUND;
+END $$;
+
 CREATE FUNCTION app.user_id() RETURNS bigint
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog'
@@ -3396,8 +3412,10 @@ CREATE TABLE public.users (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     row_version bigint DEFAULT 1 NOT NULL,
+    language text,
     CONSTRAINT users_check CHECK (((role = 'ADMIN'::text) = (organization_id IS NULL))),
     CONSTRAINT users_email_check CHECK ((((length(email) >= 3) AND (length(email) <= 255)) AND (email = lower(email)))),
+    CONSTRAINT users_language_check CHECK ((language = ANY (ARRAY['en'::text, 'ru'::text, 'uz'::text]))),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['ADMIN'::text, 'ORG_ADMIN'::text, 'HR'::text, 'DEPARTMENT_LEAD'::text, 'EMPLOYEE'::text])))
 );
 

@@ -12,6 +12,61 @@ import (
 	"github.com/google/uuid"
 )
 
+const dayWindows = `-- name: DayWindows :many
+SELECT w.datetime, w.duration_seconds, w.process_name, w.window_title
+FROM monitoring_read.active_windows w
+WHERE w.user_sid = ANY($1::text[]) AND w.datetime >= $2::timestamptz AND w.datetime < $3::timestamptz
+ORDER BY w.datetime, w.id
+LIMIT $4
+`
+
+type DayWindowsParams struct {
+	Sids     []string
+	DayStart time.Time
+	DayEnd   time.Time
+	MaxRows  int32
+}
+
+type DayWindowsRow struct {
+	Datetime        time.Time
+	DurationSeconds *int32
+	ProcessName     *string
+	WindowTitle     *string
+}
+
+// An employee's application windows of one day ([@day_start, @day_end)),
+// in order: the day view's timeline; sids are the employee's windows_sid
+// identities.
+func (q *Queries) DayWindows(ctx context.Context, arg DayWindowsParams) ([]DayWindowsRow, error) {
+	rows, err := q.db.Query(ctx, dayWindows,
+		arg.Sids,
+		arg.DayStart,
+		arg.DayEnd,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DayWindowsRow
+	for rows.Next() {
+		var i DayWindowsRow
+		if err := rows.Scan(
+			&i.Datetime,
+			&i.DurationSeconds,
+			&i.ProcessName,
+			&i.WindowTitle,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const departmentsWithCounts = `-- name: DepartmentsWithCounts :many
 SELECT d.id, d.parent_id, d.name, count(e.id)::bigint AS employees
 FROM departments d
@@ -45,6 +100,64 @@ func (q *Queries) DepartmentsWithCounts(ctx context.Context, maxRows int32) ([]D
 			&i.ParentID,
 			&i.Name,
 			&i.Employees,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const deviceEvents = `-- name: DeviceEvents :many
+SELECT e.id, e.datetime, e.door, e.major_code, e.minor_code, e.employee_number, e.card_number
+FROM monitoring_read.device_events e
+WHERE e.datetime >= now() - interval '7 days'
+  AND (e.device_id = $1::bigint
+       OR e.device_serial = (SELECT d.serial FROM devices d WHERE d.id = $1::bigint))
+ORDER BY e.datetime DESC, e.id DESC
+LIMIT $2
+`
+
+type DeviceEventsParams struct {
+	DeviceID int64
+	MaxRows  int32
+}
+
+type DeviceEventsRow struct {
+	ID             uuid.UUID
+	Datetime       time.Time
+	Door           *int32
+	MajorCode      int32
+	MinorCode      int32
+	EmployeeNumber *string
+	CardNumber     *string
+}
+
+// A device's latest events of the last seven days (its own, by id or by
+// the serial it reports), newest first: the device page's live list of
+// badges and door events. The bound keeps the walk down the
+// organisation's (organization_id, datetime) index short for a device
+// that is seldom used.
+func (q *Queries) DeviceEvents(ctx context.Context, arg DeviceEventsParams) ([]DeviceEventsRow, error) {
+	rows, err := q.db.Query(ctx, deviceEvents, arg.DeviceID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DeviceEventsRow
+	for rows.Next() {
+		var i DeviceEventsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Datetime,
+			&i.Door,
+			&i.MajorCode,
+			&i.MinorCode,
+			&i.EmployeeNumber,
+			&i.CardNumber,
 		); err != nil {
 			return nil, err
 		}
@@ -161,6 +274,19 @@ func (q *Queries) OverviewCounts(ctx context.Context, organizationID int64) (Ove
 	return i, err
 }
 
+const setUserLanguage = `-- name: SetUserLanguage :one
+SELECT app.set_user_language($1::text)::boolean AS ok
+`
+
+// Sets the signed-in user's own language (migration 00041's function:
+// their row's language only); false when the context has no user.
+func (q *Queries) SetUserLanguage(ctx context.Context, language *string) (bool, error) {
+	row := q.db.QueryRow(ctx, setUserLanguage, language)
+	var ok bool
+	err := row.Scan(&ok)
+	return ok, err
+}
+
 const topApplications = `-- name: TopApplications :many
 SELECT w.process_name,
        sum(w.duration_seconds)::bigint AS seconds,
@@ -206,4 +332,16 @@ func (q *Queries) TopApplications(ctx context.Context, arg TopApplicationsParams
 		return nil, err
 	}
 	return items, nil
+}
+
+const userLanguage = `-- name: UserLanguage :one
+SELECT language FROM users WHERE id = app.user_id()
+`
+
+// The signed-in user's own language (NULL: the browser's choice).
+func (q *Queries) UserLanguage(ctx context.Context) (*string, error) {
+	row := q.db.QueryRow(ctx, userLanguage)
+	var language *string
+	err := row.Scan(&language)
+	return language, err
 }

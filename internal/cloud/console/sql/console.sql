@@ -58,3 +58,36 @@ LEFT JOIN employees e ON e.department_id = d.id
 GROUP BY d.id
 ORDER BY d.name, d.id
 LIMIT @max_rows;
+
+-- name: DeviceEvents :many
+-- A device's latest events of the last seven days (its own, by id or by
+-- the serial it reports), newest first: the device page's live list of
+-- badges and door events. The bound keeps the walk down the
+-- organisation's (organization_id, datetime) index short for a device
+-- that is seldom used.
+SELECT e.id, e.datetime, e.door, e.major_code, e.minor_code, e.employee_number, e.card_number
+FROM monitoring_read.device_events e
+WHERE e.datetime >= now() - interval '7 days'
+  AND (e.device_id = @device_id::bigint
+       OR e.device_serial = (SELECT d.serial FROM devices d WHERE d.id = @device_id::bigint))
+ORDER BY e.datetime DESC, e.id DESC
+LIMIT @max_rows;
+
+-- name: DayWindows :many
+-- An employee's application windows of one day ([@day_start, @day_end)),
+-- in order: the day view's timeline; sids are the employee's windows_sid
+-- identities.
+SELECT w.datetime, w.duration_seconds, w.process_name, w.window_title
+FROM monitoring_read.active_windows w
+WHERE w.user_sid = ANY(@sids::text[]) AND w.datetime >= @day_start::timestamptz AND w.datetime < @day_end::timestamptz
+ORDER BY w.datetime, w.id
+LIMIT @max_rows;
+
+-- name: UserLanguage :one
+-- The signed-in user's own language (NULL: the browser's choice).
+SELECT language FROM users WHERE id = app.user_id();
+
+-- name: SetUserLanguage :one
+-- Sets the signed-in user's own language (migration 00041's function:
+-- their row's language only); false when the context has no user.
+SELECT app.set_user_language(sqlc.narg(language)::text)::boolean AS ok;
