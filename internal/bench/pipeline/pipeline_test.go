@@ -169,7 +169,9 @@ func TestCheckCountsLossDuplicationAndStrangers(t *testing.T) {
 }
 
 // TestGrowing: the backlog rule fires on a steady climb over the window,
-// not on a short window, a sawtooth of batches in flight or a decline.
+// not on a short window, a sawtooth or wander of batches in flight, a
+// climb slower than its floor (half a batch or 1 % of the offered rate per
+// third) or a decline.
 func TestGrowing(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	series := func(f func(i int) int64) []sample {
@@ -179,22 +181,31 @@ func TestGrowing(t *testing.T) {
 		}
 		return s
 	}
+	// The backlogs of run 1 at 14,000 events/s (2026-12-05 08:15, before
+	// the rate floor): the pipeline stored what was offered and the
+	// backlog drained in 0.4 s, yet each third rose by over half a batch.
+	wander := []int64{200, 400, 300, 300, 900, 1000, 800, 1300, 1400, 1500, 1500}
 	tests := []struct {
 		name    string
+		rate    float64
 		samples []sample
 		want    bool
 	}{
-		{"climb", series(func(i int) int64 { return int64(500 * i) }), true},
-		{"flat", series(func(int) int64 { return 3000 }), false},
-		{"sawtooth", series(func(i int) int64 { return int64(1000 * (i % 2)) }), false},
-		{"slow creep under a batch", series(func(i int) int64 { return int64(50 * i) }), false},
-		{"one step up to a new level", series(func(i int) int64 { return map[bool]int64{true: 100, false: 1600}[i < 2] }), false},
-		{"decline", series(func(i int) int64 { return int64(10000 - 800*i) }), false},
-		{"short window", series(func(i int) int64 { return int64(500 * i) })[:5], false},
+		{"climb", 2000, series(func(i int) int64 { return int64(500 * i) }), true},
+		{"flat", 2000, series(func(int) int64 { return 3000 }), false},
+		{"sawtooth", 2000, series(func(i int) int64 { return int64(1000 * (i % 2)) }), false},
+		{"slow creep under a batch", 2000, series(func(i int) int64 { return int64(50 * i) }), false},
+		{"one step up to a new level", 2000, series(func(i int) int64 { return map[bool]int64{true: 100, false: 1600}[i < 2] }), false},
+		{"decline", 2000, series(func(i int) int64 { return int64(10000 - 800*i) }), false},
+		{"short window", 2000, series(func(i int) int64 { return int64(500 * i) })[:5], false},
+		{"wander of the batches in flight at 14,000/s", 14000, series(func(i int) int64 { return wander[i] }), false},
+		{"the same wander at 2,000/s counts", 2000, series(func(i int) int64 { return wander[i] }), true},
+		{"5 % behind at 14,000/s", 14000, series(func(i int) int64 { return int64(700 * i) }), true},
+		{"2 % behind at 14,000/s", 14000, series(func(i int) int64 { return int64(280 * i) }), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := growing(tc.samples, 10*time.Second, 1000); got != tc.want {
+			if got := growing(tc.samples, 10*time.Second, 1000, tc.rate); got != tc.want {
 				t.Fatalf("growing = %v, want %v", got, tc.want)
 			}
 		})
