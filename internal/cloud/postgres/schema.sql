@@ -2299,28 +2299,31 @@ CREATE FUNCTION public.policy_distributions_active() RETURNS TABLE(id uuid, orga
 $$;
 
 CREATE FUNCTION public.policy_distributions_ready() RETURNS TABLE(id uuid, organization_id bigint)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
-    SELECT d.id, d.organization_id
-      FROM public.policy_distributions d JOIN public.policy_versions v ON v.id = d.version_id
-     WHERE d.stage IN ('canary', 'full')
-       AND (EXISTS (SELECT 1 FROM public.policy_distribution_targets t
-                     WHERE t.distribution_id = d.id AND (d.stage = 'full' OR t.canary) AND t.command_id IS NULL)
-            OR NOT EXISTS (SELECT 1 FROM public.policy_distribution_targets t
-                             JOIN public.gateway_commands c ON c.id = t.command_id
-                            WHERE t.distribution_id = d.id AND (d.stage = 'full' OR t.canary)
-                              AND c.status IN ('pending', 'delivered'))
-            OR (d.stage = 'canary' AND EXISTS (
-                    SELECT 1 FROM public.policy_distribution_targets t
-                      LEFT JOIN public.gateway_commands c ON c.id = t.command_id
-                     WHERE t.distribution_id = d.id AND t.canary AND t.command_id IS NOT NULL
-                       AND (c.id IS NULL OR c.status NOT IN ('pending', 'delivered', 'completed'))))
-            OR (d.stage = 'full' AND v.requires_restart AND EXISTS (
-                    SELECT 1 FROM public.policy_distribution_targets t
-                      JOIN public.gateway_commands c ON c.id = t.command_id
-                     WHERE t.distribution_id = d.id AND c.status = 'completed' AND t.restart_command_id IS NULL)))
-$$;
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+        SELECT d.id, d.organization_id
+          FROM public.policy_distributions d JOIN public.policy_versions v ON v.id = d.version_id
+         WHERE d.stage IN ('canary', 'full')
+           AND (EXISTS (SELECT 1 FROM public.policy_distribution_targets t
+                         WHERE t.distribution_id = d.id AND (d.stage = 'full' OR t.canary) AND t.command_id IS NULL)
+                OR NOT EXISTS (SELECT 1 FROM public.policy_distribution_targets t
+                                 JOIN public.gateway_commands c ON c.id = t.command_id
+                                WHERE t.distribution_id = d.id AND (d.stage = 'full' OR t.canary)
+                                  AND c.status IN ('pending', 'delivered'))
+                OR (d.stage = 'canary' AND EXISTS (
+                        SELECT 1 FROM public.policy_distribution_targets t
+                          LEFT JOIN public.gateway_commands c ON c.id = t.command_id
+                         WHERE t.distribution_id = d.id AND t.canary AND t.command_id IS NOT NULL
+                           AND (c.id IS NULL OR c.status NOT IN ('pending', 'delivered', 'completed'))))
+                OR (d.stage = 'full' AND v.requires_restart AND EXISTS (
+                        SELECT 1 FROM public.policy_distribution_targets t
+                          JOIN public.gateway_commands c ON c.id = t.command_id
+                         WHERE t.distribution_id = d.id AND c.status = 'completed' AND t.restart_command_id IS NULL)));
+END $$;
 
 CREATE TABLE app.context_keys (
     id text NOT NULL,
