@@ -88,6 +88,8 @@ func parseBenchE2E(e env, args []string) (benchE2EConfig, error) {
 		return c, usagef("bench e2e: --p99-limit must be positive")
 	case o.BacklogWindow < 2*time.Second:
 		return c, usagef("bench e2e: --backlog-window must be at least 2s")
+	case o.Step > 0 && o.StepDuration < o.BacklogWindow:
+		return c, usagef("bench e2e: --step-duration (%s) must be at least --backlog-window (%s) when the rate rises: the backlog rule judges each rate on its own samples", o.StepDuration, o.BacklogWindow)
 	case o.UplinkBatch < 1:
 		return c, usagef("bench e2e: --uplink-batch must be at least 1")
 	case o.CopyWorkers < 1:

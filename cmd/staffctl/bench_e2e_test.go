@@ -26,6 +26,7 @@ func TestBenchE2EFlags(t *testing.T) {
 		{[]string{"--step-duration", "30s", "--max-duration", "10s"}, "--max-duration"},
 		{[]string{"--p99-limit", "0s"}, "--p99-limit"},
 		{[]string{"--backlog-window", "1s"}, "--backlog-window"},
+		{[]string{"--step-duration", "5s"}, "must be at least --backlog-window"},
 		{[]string{"--uplink-batch", "0"}, "--uplink-batch"},
 		{[]string{"--copy-workers", "0"}, "--copy-workers"},
 		{[]string{"--gateway", "docker"}, "--gateway"},
